@@ -1,0 +1,1 @@
+"""Streamlit-side helpers: the cached platform handle, navigation, shared widgets and charts."""

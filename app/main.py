@@ -1,0 +1,21 @@
+"""Streamlit entry: ``python -m streamlit run app/main.py`` from the repository root."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from app.navigation import pages  # noqa: E402
+from app.service import backend_caption  # noqa: E402
+
+st.set_page_config(page_title="Churn control plane", page_icon="📉", layout="wide")
+navigation = st.navigation(list(pages().values()))
+with st.sidebar:
+    st.caption(backend_caption())
+navigation.run()

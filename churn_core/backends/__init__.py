@@ -1,0 +1,14 @@
+"""Backends: one protocol (``base.Backend``), two implementations (``local`` and ``sagemaker``)."""
+
+from __future__ import annotations
+
+
+def make_backend(settings, catalog):
+    """The backend the settings name; AWS code is imported only when it is chosen."""
+    if settings.backend == "sagemaker":
+        from .sagemaker import SageMakerBackend
+
+        return SageMakerBackend(settings, catalog)
+    from .local import LocalBackend
+
+    return LocalBackend(settings, catalog)

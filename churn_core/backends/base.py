@@ -1,0 +1,39 @@
+"""The one protocol both backends implement. The platform owns the catalog records; a backend
+acts on the world (processes or AWS) and reports back the fields that changed."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ..records import Dataset
+from ..storage import ObjectStore
+
+# A check the Settings page shows: (what was checked, passed?, detail with what to do).
+Check = tuple[str, bool, str]
+
+
+class Backend(Protocol):
+    name: str
+    store: ObjectStore
+
+    def reconcile(self) -> None:
+        """At start-up: make records match reality (dead processes, finished AWS jobs)."""
+
+    # Training: ``job`` is the catalog row (dict). Each call returns the columns to update.
+    def start_training(self, job: dict, dataset: Dataset) -> dict: ...
+    def refresh_training(self, job: dict) -> dict: ...
+    def stop_training(self, job: dict) -> dict: ...
+    def training_log(self, job: dict, lines: int = 200) -> str: ...
+
+    # Endpoints: the endpoint row plus its config and deployed-model rows, as on SageMaker.
+    def create_endpoint(self, endpoint: dict, config: dict, deployed_model: dict) -> dict: ...
+    def refresh_endpoint(self, endpoint: dict) -> dict: ...
+    def endpoint_stats(self, endpoint: dict) -> dict: ...
+    def endpoint_log(self, endpoint: dict, lines: int = 200) -> str: ...
+    def invoke(self, endpoint: dict, body: bytes, content_type: str, accept: str) -> tuple[int, bytes, str]:
+        """Returns (HTTP status, body, content type); client errors come back as 4xx, not exceptions."""
+    def delete_endpoint(self, endpoint: dict, config: dict | None, deployed_model: dict | None) -> None: ...
+    def owned_endpoint_names(self) -> list[str]:
+        """Every endpoint this app created that still exists (on AWS: found by tag, not by the cache)."""
+
+    def check_connection(self) -> list[Check]: ...

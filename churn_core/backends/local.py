@@ -1,0 +1,203 @@
+"""The local backend: folders for S3, child processes for training jobs, local HTTP servers for endpoints."""
+
+from __future__ import annotations
+
+import shutil
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from ..db import Catalog
+from ..errors import BackendError
+from ..processes import describe_exit, is_alive, kill_group, reap, spawn_detached, tail
+from ..records import Dataset
+from ..storage import LocalObjectStore
+
+
+def reconcile_jobs(catalog: Catalog) -> list[str]:
+    """A local job whose driver is gone without a result becomes Failed (never stuck InProgress)."""
+    changed = []
+    for job in catalog.query(
+        "SELECT name, pid, status FROM jobs WHERE backend = 'local' AND status IN ('InProgress', 'Stopping')"
+    ):
+        if job["pid"] is None or is_alive(job["pid"], job["name"]):
+            continue
+        _, code = reap(job["pid"])
+        fresh = catalog.one("SELECT status FROM jobs WHERE name = ?", (job["name"],))
+        if fresh is None or fresh["status"] not in ("InProgress", "Stopping"):
+            continue  # it finished on its own between the two reads
+        kill_group(job["pid"], grace=0.5)  # the training script may outlive its driver
+        with catalog.tx() as conn:
+            if job["status"] == "Stopping":
+                conn.execute(
+                    "UPDATE jobs SET status='Stopped', secondary_status='Stopped', ended_at=? WHERE name=? "
+                    "AND status='Stopping'",
+                    (time.time(), job["name"]),
+                )
+                catalog.event("job", job["name"], "Stopped", conn)
+            else:
+                reason = f"The training process exited unexpectedly ({describe_exit(code)}). Start the job again."
+                conn.execute(
+                    "UPDATE jobs SET status='Failed', secondary_status='Failed', failure_reason=?, ended_at=?, "
+                    "exit_code=? WHERE name=? AND status='InProgress'",
+                    (reason, time.time(), code, job["name"]),
+                )
+                catalog.event("job", job["name"], f"Failed: {reason}", conn)
+        changed.append(job["name"])
+    return changed
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(self, settings, catalog: Catalog):
+        self.settings = settings
+        self.catalog = catalog
+        self.home = Path(settings.home)
+        self.store = LocalObjectStore(self.home, settings.bucket)
+
+    # ---- start-up -------------------------------------------------------------------------
+    def reconcile(self) -> None:
+        reconcile_jobs(self.catalog)
+        for row in self.catalog.query("SELECT * FROM endpoints WHERE backend = 'local'"):
+            self.refresh_endpoint(row)
+
+    # ---- training -------------------------------------------------------------------------
+    def job_folder(self, name: str) -> Path:
+        return self.home / "jobs" / name
+
+    def start_training(self, job: dict, dataset: Dataset) -> dict:
+        folder = self.job_folder(job["name"])
+        try:
+            pid = spawn_detached(
+                [
+                    "-m", "churn_core.job_driver",
+                    "--home", str(self.home),
+                    "--bucket", self.settings.bucket,
+                    "--job", job["name"],
+                    "--max-concurrent", str(self.settings.max_concurrent_jobs),
+                ],
+                folder / "train.log",
+            )
+        except OSError as exc:
+            raise BackendError(f"Could not start the training process: {exc}. Check free disk space in {self.home}.")
+        return {"pid": pid}
+
+    def refresh_training(self, job: dict) -> dict:
+        if job["status"] in ("InProgress", "Stopping") and job["pid"] and not is_alive(job["pid"], job["name"]):
+            reconcile_jobs(self.catalog)
+        return {}
+
+    def stop_training(self, job: dict) -> dict:
+        kill_group(job["pid"], grace=5.0)
+        reconcile_jobs(self.catalog)
+        return {}
+
+    def training_log(self, job: dict, lines: int = 200) -> str:
+        return tail(self.job_folder(job["name"]) / "train.log", lines)
+
+    # ---- endpoints ------------------------------------------------------------------------
+    def endpoint_folder(self, name: str) -> Path:
+        return self.home / "endpoints" / name
+
+    def _spawn_supervisor(self, name: str) -> int:
+        return spawn_detached(
+            [
+                "-m", "churn_core.endpoint_supervisor",
+                "--home", str(self.home),
+                "--bucket", self.settings.bucket,
+                "--endpoint", name,
+                "--host", self.settings.bind_host,
+            ],
+            self.endpoint_folder(name) / "supervisor.log",
+        )
+
+    def create_endpoint(self, endpoint: dict, config: dict, deployed_model: dict) -> dict:
+        folder = self.endpoint_folder(endpoint["name"])
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        if not self.store.exists(deployed_model["artifact_key"]):
+            raise BackendError(
+                f"The model artifact {deployed_model['artifact_key']} is missing from {self.store.root}. "
+                "Retrain the model, then deploy again."
+            )
+        return {"pid": self._spawn_supervisor(endpoint["name"]), "workdir": str(folder)}
+
+    def refresh_endpoint(self, endpoint: dict) -> dict:
+        """A supervisor that vanished (killed, machine restarted) is replaced; its server is restarted."""
+        if endpoint["status"] not in ("Creating", "InService") or is_alive(endpoint["pid"], endpoint["name"]):
+            return {}
+        kill_group(endpoint["server_pid"], grace=1.0)
+        self.catalog.event("endpoint", endpoint["name"], "supervisor process was gone; restarted it")
+        return {"pid": self._spawn_supervisor(endpoint["name"]), "restarts": endpoint["restarts"] + 1}
+
+    def endpoint_stats(self, endpoint: dict) -> dict:
+        from ..serving import read_stats
+
+        return read_stats(self.endpoint_folder(endpoint["name"]))
+
+    def endpoint_log(self, endpoint: dict, lines: int = 200) -> str:
+        folder = self.endpoint_folder(endpoint["name"])
+        parts = [tail(folder / "supervisor.log", lines), tail(folder / "server.log", lines)]
+        return "\n".join(p for p in parts if p)
+
+    def invoke(self, endpoint: dict, body: bytes, content_type: str, accept: str) -> tuple[int, bytes, str]:
+        if endpoint["status"] != "InService" or not endpoint["url"]:
+            raise BackendError(f"Endpoint {endpoint['name']} is {endpoint['status']}, not InService. Wait or redeploy.")
+        request = urllib.request.Request(
+            f"{endpoint['url']}/invocations",
+            data=body,
+            method="POST",
+            headers={"Content-Type": content_type, "Accept": accept},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=65) as resp:
+                return resp.status, resp.read(), resp.headers.get("Content-Type", "")
+        except urllib.error.HTTPError as err:
+            return err.code, err.read(), err.headers.get("Content-Type", "")
+        except (urllib.error.URLError, OSError) as exc:
+            raise BackendError(
+                f"Endpoint {endpoint['name']} did not answer at {endpoint['url']} ({exc}). "
+                "It may be restarting; try again in a few seconds or check its log on the Endpoints page."
+            ) from None
+
+    def delete_endpoint(self, endpoint: dict, config: dict | None, deployed_model: dict | None) -> None:
+        kill_group(endpoint["pid"], grace=5.0)
+        kill_group(endpoint["server_pid"], grace=2.0)
+        shutil.rmtree(self.endpoint_folder(endpoint["name"]), ignore_errors=True)
+
+    def owned_endpoint_names(self) -> list[str]:
+        return [r["name"] for r in self.catalog.query("SELECT name FROM endpoints WHERE backend = 'local'")]
+
+    def check_connection(self) -> list[tuple[str, bool, str]]:
+        probe = self.home / ".write-probe"
+        try:
+            probe.write_text("ok")
+            probe.unlink()
+            writable = (True, f"{self.home} is writable")
+        except OSError as exc:
+            writable = (False, f"{self.home} is not writable ({exc}); set CHURN_HOME to a writable folder")
+        free = shutil.disk_usage(self.home).free / 1e9
+        return [
+            ("State directory", *writable),
+            ("Free disk", free > 0.5, f"{free:.1f} GB free" + ("" if free > 0.5 else "; free some space")),
+            ("Local store", True, str(self.store.root)),
+        ]
+
+
+def ping(url: str, timeout: float = 0.5) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/ping", timeout=timeout) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def server_failure(folder: Path, code: int | None) -> str:
+    lines = [line for line in tail(folder / "server.log", 80).splitlines() if line.strip()]
+    errors = [line for line in lines if "ERROR:" in line]
+    message = errors[-1].split("ERROR:", 1)[1].strip() if errors else (lines[-1] if lines else "")
+    return f"{message} (model server {describe_exit(code)})" if message else f"model server {describe_exit(code)}"
+
+

@@ -1,0 +1,81 @@
+"""Settings come from the environment only, so switching backend is configuration, never code."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ValidationError
+
+BACKENDS = ("local", "sagemaker")
+
+
+def _int_env(env: dict, key: str, default: int) -> int:
+    raw = env.get(key)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValidationError(f"{key}={raw!r} is not a whole number. Set it to an integer or unset it.") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    backend: str = "local"
+    home: Path = field(default_factory=lambda: Path(".churn").resolve())
+    bucket: str = "churn-local"
+    prefix: str = "churn"
+    region: str = "us-east-1"
+    role_arn: str = ""
+    training_instance_type: str = "ml.m5.large"
+    endpoint_instance_type: str = "ml.m5.large"
+    sklearn_version: str = "1.2-1"
+    image_uri: str = ""
+    aws_endpoint_url: str = ""
+    max_upload_mb: int = 200
+    max_concurrent_jobs: int = max(1, os.cpu_count() or 1)
+    bind_host: str = "127.0.0.1"
+
+    @classmethod
+    def from_env(cls, env: dict | None = None) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        backend = (env.get("CHURN_BACKEND") or "local").strip().lower()
+        if backend not in BACKENDS:
+            raise ValidationError(
+                f"CHURN_BACKEND={backend!r} is not a known backend. Use 'local' (default) or 'sagemaker'."
+            )
+        default_bucket = "churn-local" if backend == "local" else ""
+        return cls(
+            backend=backend,
+            home=Path(env.get("CHURN_HOME") or ".churn").expanduser().resolve(),
+            bucket=env.get("CHURN_S3_BUCKET") or default_bucket,
+            prefix=(env.get("CHURN_S3_PREFIX") or "churn").strip("/"),
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            role_arn=env.get("CHURN_SAGEMAKER_ROLE_ARN", ""),
+            training_instance_type=env.get("CHURN_TRAINING_INSTANCE_TYPE") or "ml.m5.large",
+            endpoint_instance_type=env.get("CHURN_ENDPOINT_INSTANCE_TYPE") or "ml.m5.large",
+            sklearn_version=env.get("CHURN_SKLEARN_VERSION") or "1.2-1",
+            image_uri=env.get("CHURN_SKLEARN_IMAGE_URI", ""),
+            aws_endpoint_url=env.get("AWS_ENDPOINT_URL", ""),
+            max_upload_mb=_int_env(env, "CHURN_MAX_UPLOAD_MB", 200),
+            max_concurrent_jobs=max(1, _int_env(env, "CHURN_MAX_CONCURRENT_JOBS", os.cpu_count() or 1)),
+            bind_host=env.get("CHURN_BIND_HOST") or "127.0.0.1",
+        )
+
+    def public_view(self) -> dict:
+        """What the Settings page shows (no secrets live here; credentials stay with boto3)."""
+        return {
+            "Backend": self.backend,
+            "State directory": str(self.home),
+            "Bucket": self.bucket or "(not set)",
+            "Prefix": self.prefix,
+            "Region": self.region,
+            "Execution role": self.role_arn or "(not set)",
+            "Training instance type": self.training_instance_type,
+            "Endpoint instance type": self.endpoint_instance_type,
+            "SKLearn framework version": self.sklearn_version,
+            "AWS endpoint URL": self.aws_endpoint_url or "(AWS default)",
+            "Max concurrent local jobs": self.max_concurrent_jobs,
+        }

@@ -1,0 +1,134 @@
+"""Datasets: validate in memory, split, store raw/train/test, record — all or nothing."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import pandas as pd
+
+from .artifacts import sha256_bytes
+from .db import Catalog, dumps
+from .errors import ConflictError, NotFoundError, ValidationError
+from .names import check_name
+from .records import Dataset
+from .storage import ObjectStore
+from .validation import ValidatedTable, validate_csv
+
+
+def dataset_prefix(name: str) -> str:
+    return f"datasets/{name}/"
+
+
+def _split(table: ValidatedTable, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from sklearn.model_selection import train_test_split
+
+    frame = table.training_frame()
+    try:
+        return train_test_split(frame, test_size=test_size, random_state=seed, stratify=frame[table.target])
+    except ValueError as exc:
+        raise ValidationError(
+            f"Could not make a stratified split with test fraction {test_size}: {exc}. "
+            "Use a test fraction that leaves each class at least a few rows on both sides."
+        ) from None
+
+
+class DatasetService:
+    def __init__(self, catalog: Catalog, store: ObjectStore, max_upload_bytes: int):
+        self.catalog = catalog
+        self.store = store
+        self.max_upload_bytes = max_upload_bytes
+
+    def validate(self, data: bytes, target: str = "Churn") -> ValidatedTable:
+        """Check a file without storing anything (the Data page previews this)."""
+        return validate_csv(data, target=target, max_bytes=self.max_upload_bytes)
+
+    def upload(
+        self,
+        name: str,
+        data: bytes,
+        target: str = "Churn",
+        test_size: float = 0.3,
+        seed: int = 42,
+        source: str = "upload",
+    ) -> Dataset:
+        check_name(name, "dataset name")
+        if not 0.05 <= float(test_size) <= 0.5:
+            raise ValidationError(f"Test fraction {test_size} is out of range. Pick a value between 0.05 and 0.5.")
+        if self.catalog.one("SELECT name FROM datasets WHERE name = ?", (name,)):
+            raise ConflictError(f"A dataset named {name!r} already exists. Pick another name or delete the old one.")
+        table = self.validate(data, target)
+        train, test = _split(table, float(test_size), int(seed))
+        prefix = dataset_prefix(name)
+        keys = {
+            "raw_key": f"{prefix}raw/{name}.csv",
+            "train_key": f"{prefix}train/train.csv",
+            "test_key": f"{prefix}test/test.csv",
+        }
+        row = {
+            "name": name,
+            "created_at": time.time(),
+            "source": source,
+            "rows": table.rows,
+            "n_train": len(train),
+            "n_test": len(test),
+            "churn_rate": float(table.churn_rate),
+            "target": table.target,
+            "positive_label": table.positive_label,
+            "columns_json": dumps([table.target, *[f.name for f in table.features]]),
+            "schema_json": dumps(table.schema()),
+            "warnings_json": dumps(table.warnings),
+            "sha256": sha256_bytes(data),
+            "size_bytes": len(data),
+            "test_size": float(test_size),
+            "seed": int(seed),
+            **keys,
+        }
+        # The write lock is held while the files land, so a racing upload of the same name waits,
+        # then fails on the primary key; on any failure the half-written prefix is removed.
+        try:
+            with self.catalog.tx() as conn:
+                if conn.execute("SELECT 1 FROM datasets WHERE name = ?", (name,)).fetchone():
+                    raise ConflictError(f"A dataset named {name!r} already exists. Pick another name.")
+                self.store.put_bytes(keys["raw_key"], data)
+                self.store.put_bytes(keys["train_key"], train.to_csv(index=False).encode())
+                self.store.put_bytes(keys["test_key"], test.to_csv(index=False).encode())
+                cols = ", ".join(row)
+                conn.execute(f"INSERT INTO datasets ({cols}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
+                self.catalog.event("dataset", name, f"uploaded: {table.rows} rows, churn rate {table.churn_rate:.1%}", conn)
+        except ConflictError:
+            raise
+        except sqlite3.IntegrityError:
+            raise ConflictError(f"A dataset named {name!r} already exists. Pick another name.") from None
+        except BaseException:
+            self.store.delete_prefix(prefix)
+            raise
+        return self.get(name)
+
+    def get(self, name: str) -> Dataset:
+        row = self.catalog.one("SELECT * FROM datasets WHERE name = ?", (name,))
+        if row is None:
+            raise NotFoundError(f"No dataset named {name!r}. Upload it on the Data page first.")
+        return Dataset.from_row(row)
+
+    def list(self) -> list[Dataset]:
+        return [Dataset.from_row(r) for r in self.catalog.query("SELECT * FROM datasets ORDER BY created_at DESC")]
+
+    def read(self, name: str, part: str = "raw") -> pd.DataFrame:
+        import io
+
+        ds = self.get(name)
+        key = {"raw": ds.raw_key, "train": ds.train_key, "test": ds.test_key}[part]
+        return pd.read_csv(io.BytesIO(self.store.get_bytes(key)), encoding_errors="replace")
+
+    def delete(self, name: str) -> None:
+        ds = self.get(name)
+        busy = self.catalog.one(
+            "SELECT name FROM jobs WHERE dataset = ? AND status IN ('InProgress', 'Stopping') LIMIT 1", (name,)
+        )
+        if busy:
+            raise ConflictError(f"Training job {busy['name']} is still using {name!r}. Stop it or wait, then delete.")
+        with self.catalog.tx() as conn:
+            conn.execute("DELETE FROM datasets WHERE name = ?", (name,))
+            self.catalog.event("dataset", name, "deleted", conn)
+        self.store.delete_prefix(dataset_prefix(ds.name))

@@ -1,0 +1,211 @@
+"""The SQLite catalog: every record the dashboard lists, changed only inside transactions.
+
+WAL mode lets the Streamlit server, job drivers and endpoint supervisors (separate
+processes) read while one of them writes. ``BEGIN IMMEDIATE`` takes the write lock up
+front, so two sessions racing for one name get one success and one ``IntegrityError``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS datasets (
+    name TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    source TEXT NOT NULL,
+    rows INTEGER NOT NULL,
+    n_train INTEGER NOT NULL,
+    n_test INTEGER NOT NULL,
+    churn_rate REAL NOT NULL,
+    target TEXT NOT NULL,
+    positive_label TEXT NOT NULL,
+    columns_json TEXT NOT NULL,
+    schema_json TEXT NOT NULL,
+    warnings_json TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    test_size REAL NOT NULL,
+    seed INTEGER NOT NULL,
+    raw_key TEXT NOT NULL,
+    train_key TEXT NOT NULL,
+    test_key TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    name TEXT PRIMARY KEY,
+    backend TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    dataset_sha256 TEXT NOT NULL,
+    algorithm TEXT NOT NULL,
+    hyperparameters_json TEXT NOT NULL,
+    status TEXT NOT NULL,
+    secondary_status TEXT NOT NULL DEFAULT '',
+    failure_reason TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    started_at REAL,
+    ended_at REAL,
+    pid INTEGER,
+    exit_code INTEGER,
+    metrics_json TEXT NOT NULL DEFAULT '{}',
+    model_key TEXT NOT NULL DEFAULT '',
+    model_sha256 TEXT NOT NULL DEFAULT '',
+    output_key TEXT NOT NULL DEFAULT '',
+    output_sha256 TEXT NOT NULL DEFAULT '',
+    code_sha256 TEXT NOT NULL DEFAULT '',
+    instance_type TEXT NOT NULL DEFAULT 'local',
+    instance_count INTEGER NOT NULL DEFAULT 1,
+    arn TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at);
+CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status);
+CREATE TABLE IF NOT EXISTS models (
+    name TEXT PRIMARY KEY,
+    job TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    dataset_sha256 TEXT NOT NULL,
+    algorithm TEXT NOT NULL,
+    hyperparameters_json TEXT NOT NULL,
+    code_sha256 TEXT NOT NULL,
+    artifact_key TEXT NOT NULL,
+    artifact_sha256 TEXT NOT NULL,
+    metrics_json TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deployed_models (
+    name TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    artifact_key TEXT NOT NULL,
+    artifact_sha256 TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS endpoint_configs (
+    name TEXT PRIMARY KEY,
+    deployed_model TEXT NOT NULL,
+    instance_type TEXT NOT NULL,
+    instance_count INTEGER NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS endpoints (
+    name TEXT PRIMARY KEY,
+    backend TEXT NOT NULL,
+    config TEXT NOT NULL,
+    model TEXT NOT NULL,
+    status TEXT NOT NULL,
+    failure_reason TEXT NOT NULL DEFAULT '',
+    url TEXT NOT NULL DEFAULT '',
+    port INTEGER,
+    pid INTEGER,
+    server_pid INTEGER,
+    workdir TEXT NOT NULL DEFAULT '',
+    instance_type TEXT NOT NULL,
+    instance_count INTEGER NOT NULL,
+    restarts INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    in_service_at REAL,
+    arn TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_name ON events (kind, name);
+"""
+
+
+def _dict_row(cursor: sqlite3.Cursor, row: tuple) -> dict:
+    return {col[0]: value for col, value in zip(cursor.description, row)}
+
+
+class Catalog:
+    """Thin wrapper over one SQLite file; a fresh connection per transaction keeps threads and processes apart."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.tx() as conn:
+            conn.executescript(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        conn.row_factory = _dict_row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: all of it lands or none of it does."""
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.close()
+
+    def query(self, sql: str, args: tuple | list = ()) -> list[dict]:
+        conn = self._connect()
+        try:
+            return conn.execute(sql, args).fetchall()
+        finally:
+            conn.close()
+
+    def one(self, sql: str, args: tuple | list = ()) -> dict | None:
+        rows = self.query(sql, args)
+        return rows[0] if rows else None
+
+    def scalar(self, sql: str, args: tuple | list = ()) -> Any:
+        row = self.one(sql, args)
+        return next(iter(row.values())) if row else None
+
+    def update(self, table: str, name: str, **fields: Any) -> None:
+        """Set columns of one named record (a single short transaction)."""
+        if not fields:
+            return
+        cols = ", ".join(f"{key} = ?" for key in fields)
+        with self.tx() as conn:
+            conn.execute(f"UPDATE {table} SET {cols} WHERE name = ?", [*fields.values(), name])
+
+    def event(self, kind: str, name: str, message: str, conn: sqlite3.Connection | None = None) -> None:
+        sql = "INSERT INTO events (at, kind, name, message) VALUES (?, ?, ?, ?)"
+        args = (time.time(), kind, name, message)
+        if conn is not None:
+            conn.execute(sql, args)
+        else:
+            with self.tx() as own:
+                own.execute(sql, args)
+
+    def events(self, kind: str | None = None, name: str | None = None, limit: int = 200) -> list[dict]:
+        where, args = [], []
+        if kind:
+            where.append("kind = ?")
+            args.append(kind)
+        if name:
+            where.append("name = ?")
+            args.append(name)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        return self.query(f"SELECT * FROM events {clause} ORDER BY id DESC LIMIT ?", [*args, limit])
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def loads(text: str | None, default: Any = None) -> Any:
+    if not text:
+        return default
+    return json.loads(text)

@@ -1,0 +1,127 @@
+"""The training form's single source of truth: algorithms, their hyperparameters, defaults, bounds, help.
+
+The Train page builds its widgets from ``ALGORITHMS``; ``clean`` checks a user's values before a job
+starts, so a typo fails in the form, not minutes later in a container. ``entry/train.py`` checks again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ValidationError
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: str  # "int" | "float" | "choice" | "optional_int"
+    default: Any
+    help: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple = ()
+
+
+_SEED = Param("random_state", "int", 42, "Seed for reproducible results (the seed tutorial used 42).", 0, 2**31 - 1)
+_CLASS_WEIGHT = Param(
+    "class_weight", "choice", "none", "'balanced' up-weights the rarer churners; helps recall.", choices=("none", "balanced")
+)
+
+ALGORITHMS: dict[str, dict] = {
+    "random_forest": {
+        "label": "Random forest",
+        "short": "rf",
+        "help": "Many decision trees voting; strong default, little tuning (the seed's model).",
+        "params": [
+            Param("n_estimators", "int", 100, "Number of trees. More is steadier but slower.", 1, 2000),
+            Param("max_depth", "optional_int", None, "Deepest a tree may grow; empty = unlimited.", 1, 100),
+            Param("min_samples_leaf", "int", 1, "Fewest customers in a leaf; higher smooths the model.", 1, 500),
+            _CLASS_WEIGHT,
+            _SEED,
+        ],
+    },
+    "gradient_boosting": {
+        "label": "Gradient boosting",
+        "short": "gb",
+        "help": "Trees added one after another, each fixing the last; often the most accurate.",
+        "params": [
+            Param("n_estimators", "int", 100, "Boosting rounds.", 1, 2000),
+            Param("learning_rate", "float", 0.1, "How much each tree corrects; lower needs more rounds.", 0.001, 1.0),
+            Param("max_depth", "optional_int", 3, "Depth of each tree (small trees work best).", 1, 20),
+            Param("min_samples_leaf", "int", 1, "Fewest customers in a leaf.", 1, 500),
+            _SEED,
+        ],
+    },
+    "logistic_regression": {
+        "label": "Logistic regression",
+        "short": "lr",
+        "help": "A linear model with readable coefficients; fast, a good baseline.",
+        "params": [
+            Param("C", "float", 1.0, "Inverse regularisation strength; smaller = simpler model.", 0.0001, 1000.0),
+            Param("max_iter", "int", 1000, "Solver iterations before giving up.", 10, 100000),
+            _CLASS_WEIGHT,
+            _SEED,
+        ],
+    },
+}
+
+
+def defaults(algorithm: str) -> dict:
+    return {p.name: p.default for p in params_for(algorithm)}
+
+
+def params_for(algorithm: str) -> list[Param]:
+    if algorithm not in ALGORITHMS:
+        raise ValidationError(
+            f"Unknown algorithm {algorithm!r}. Choose one of: {', '.join(ALGORITHMS)}."
+        )
+    return ALGORITHMS[algorithm]["params"]
+
+
+def _coerce(param: Param, value: Any) -> Any:
+    if param.kind == "choice":
+        text = str(value).strip().lower()
+        if text not in param.choices:
+            raise ValidationError(f"{param.name} must be one of {', '.join(param.choices)} (got {value!r}).")
+        return text
+    if param.kind == "optional_int" and (value is None or str(value).strip().lower() in ("", "none", "0")):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValidationError(f"{param.name} must be a number (got {value!r}).") from None
+    if param.kind in ("int", "optional_int"):
+        if number != int(number):
+            raise ValidationError(f"{param.name} must be a whole number (got {value!r}).")
+        number = int(number)
+    if (param.low is not None and number < param.low) or (param.high is not None and number > param.high):
+        raise ValidationError(f"{param.name} must be between {param.low:g} and {param.high:g} (got {value!r}).")
+    return number
+
+
+def clean(hyperparameters: dict) -> dict:
+    """Return the full, typed hyperparameters for the chosen algorithm, or raise what is wrong."""
+    given = dict(hyperparameters or {})
+    if "estimator" in given and "n_estimators" not in given:  # the seed's option name
+        given["n_estimators"] = given.pop("estimator")
+    algorithm = str(given.pop("algorithm", "random_forest"))
+    params = params_for(algorithm)
+    known = {p.name for p in params}
+    unknown = sorted(set(given) - known - {"target"})
+    if unknown:
+        raise ValidationError(
+            f"Hyperparameter(s) {', '.join(unknown)} do not apply to {algorithm}. Known: {', '.join(sorted(known))}."
+        )
+    result: dict[str, Any] = {"algorithm": algorithm}
+    for param in params:
+        result[param.name] = _coerce(param, given.get(param.name, param.default))
+    return result
+
+
+def as_cli(hyperparameters: dict) -> list[str]:
+    """``--name value`` pairs, the way SageMaker passes hyperparameters to a script."""
+    args: list[str] = []
+    for key, value in hyperparameters.items():
+        args += [f"--{key}", "None" if value is None else str(value)]
+    return args

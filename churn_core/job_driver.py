@@ -1,0 +1,230 @@
+"""The local training job: one detached process per job, the way SageMaker runs a training container.
+
+``python -m churn_core.job_driver --home H --bucket B --job NAME --max-concurrent N``
+
+It waits for a free slot (jobs start in submit order), lays out the SageMaker folders, runs
+``entry/train.py`` with the SM_* environment and the hyperparameters as options, packs
+``model.tar.gz`` and ``output.tar.gz``, and records the result. Everything it knows goes to the
+catalog, so the dashboard can restart at any time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .artifacts import make_tarball, sha256_file
+from .db import Catalog, dumps, loads
+from .processes import ROOT, describe_exit, tail
+from .storage import LocalObjectStore
+
+ENTRY = ROOT / "entry" / "train.py"
+SLOT_POLL_SECONDS = 0.05
+
+
+def job_dir(home: Path, name: str) -> Path:
+    return Path(home) / "jobs" / name
+
+
+def failure_reason(folder: Path, code: int | None) -> str:
+    """The script's own ``ERROR:`` line (or its last traceback line), plus how the process ended."""
+    failure_file = folder / "output" / "failure"
+    message = failure_file.read_text(errors="replace").strip() if failure_file.exists() else ""
+    if not message:
+        lines = [line.strip() for line in tail(folder / "train.log", 60).splitlines() if line.strip()]
+        errors = [line for line in lines if line.startswith("ERROR:")]
+        message = errors[-1] if errors else (lines[-1] if lines else "")
+    message = message.removeprefix("ERROR:").strip()
+    ended = f"training script {describe_exit(code)}"
+    return f"{message} ({ended})" if message else ended
+
+
+class Driver:
+    def __init__(self, home: Path, bucket: str, name: str, max_concurrent: int):
+        self.home = Path(home)
+        self.catalog = Catalog(self.home / "churn.db")
+        self.store = LocalObjectStore(self.home, bucket)
+        self.name = name
+        self.max_concurrent = max_concurrent
+        self.folder = job_dir(self.home, name)
+        self.child: subprocess.Popen | None = None
+        self.stopping = False
+
+    def log(self, message: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+    def on_sigterm(self, *_: object) -> None:
+        self.stopping = True
+        if self.child and self.child.poll() is None:
+            self.child.terminate()
+
+    def job(self) -> dict:
+        return self.catalog.one("SELECT * FROM jobs WHERE name = ?", (self.name,)) or {}
+
+    def wait_for_slot(self) -> bool:
+        """Block until this job is first in line and a slot is free; False if it was stopped meanwhile."""
+        from .backends.local import reconcile_jobs
+
+        last_reconcile = 0.0
+        while not self.stopping:
+            if time.monotonic() - last_reconcile > 1.0:
+                reconcile_jobs(self.catalog)
+                last_reconcile = time.monotonic()
+            with self.catalog.tx() as conn:
+                status = conn.execute("SELECT status FROM jobs WHERE name = ?", (self.name,)).fetchone()
+                if not status or status["status"] != "InProgress":
+                    return False
+                running = conn.execute(
+                    "SELECT COUNT(*) AS n FROM jobs WHERE backend = 'local' AND status IN ('InProgress', 'Stopping') "
+                    "AND secondary_status IN ('Training', 'Uploading')"
+                ).fetchone()["n"]
+                first = conn.execute(
+                    "SELECT name FROM jobs WHERE backend = 'local' AND status = 'InProgress' "
+                    "AND secondary_status = 'Starting' ORDER BY created_at, rowid LIMIT 1"
+                ).fetchone()
+                if running < self.max_concurrent and first and first["name"] == self.name:
+                    conn.execute(
+                        "UPDATE jobs SET secondary_status = 'Training', started_at = ? WHERE name = ?",
+                        (time.time(), self.name),
+                    )
+                    return True
+            time.sleep(SLOT_POLL_SECONDS)
+        return False
+
+    def prepare(self, job: dict) -> dict:
+        """Lay out /opt/ml the SageMaker way under the job folder and copy the channels in."""
+        dataset = self.catalog.one("SELECT * FROM datasets WHERE name = ?", (job["dataset"],))
+        if dataset is None:
+            raise RuntimeError(f"dataset {job['dataset']!r} was deleted before the job started")
+        paths = {
+            "train": self.folder / "input" / "data" / "train",
+            "test": self.folder / "input" / "data" / "test",
+            "model": self.folder / "model",
+            "output": self.folder / "output" / "data",
+        }
+        for path in paths.values():
+            shutil.rmtree(path, ignore_errors=True)
+            path.mkdir(parents=True)
+        self.store.download(dataset["train_key"], paths["train"] / "train.csv")
+        self.store.download(dataset["test_key"], paths["test"] / "test.csv")
+        hps = loads(job["hyperparameters_json"], {})
+        hps["target"] = dataset["target"]
+        env = dict(os.environ)
+        env.update(
+            SM_MODEL_DIR=str(paths["model"]),
+            SM_OUTPUT_DATA_DIR=str(paths["output"]),
+            SM_OUTPUT_FAILURE=str(self.folder / "output" / "failure"),
+            SM_CHANNEL_TRAIN=str(paths["train"]),
+            SM_CHANNEL_TEST=str(paths["test"]),
+            SM_CHANNELS=json.dumps(["test", "train"]),
+            SM_HPS=json.dumps(hps),
+            SM_CURRENT_HOST="algo-1",
+            SM_HOSTS=json.dumps(["algo-1"]),
+            SM_NUM_CPUS=str(os.cpu_count() or 1),
+            SM_TRAINING_ENV=json.dumps({"job_name": self.name, "hyperparameters": hps}),
+            PYTHONUNBUFFERED="1",
+        )
+        return {"paths": paths, "env": env, "hps": hps}
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self.on_sigterm)
+        (self.folder / "output" / "failure").unlink(missing_ok=True)
+        if not self.wait_for_slot():
+            self.finish_stopped()
+            return 0
+        job = self.job()
+        try:
+            plan = self.prepare(job)
+        except Exception as exc:  # the dataset vanished or the disk is full: a clear failure, not a hang
+            self.fail(f"could not prepare the job's input: {exc}", None)
+            return 1
+        from .hyperparameters import as_cli
+
+        args = [sys.executable, str(ENTRY), *as_cli(plan["hps"])]
+        self.log(f"Starting training: {' '.join(args[2:])}")
+        self.child = subprocess.Popen(args, env=plan["env"], cwd=str(self.folder), stdin=subprocess.DEVNULL)
+        self.catalog.update("jobs", self.name, exit_code=None)
+        code = self.child.wait()
+        if self.stopping or self.job().get("status") == "Stopping":
+            self.finish_stopped()
+            return 0
+        if code != 0:
+            self.fail(failure_reason(self.folder, code), code)
+            return 1
+        try:
+            self.upload(job, plan["paths"])
+        except Exception as exc:
+            self.fail(f"packaging the model failed: {exc}. Free disk space in {self.home} and retrain.", code)
+            return 1
+        return 0
+
+    def upload(self, job: dict, paths: dict) -> None:
+        self.catalog.update("jobs", self.name, secondary_status="Uploading")
+        self.log("Uploading model artifacts")
+        out = self.folder / "output"
+        make_tarball(paths["model"], out / "model.tar.gz")
+        make_tarball(paths["output"], out / "output.tar.gz")
+        model_key = f"jobs/{self.name}/output/model.tar.gz"
+        output_key = f"jobs/{self.name}/output/output.tar.gz"
+        self.store.put_file(model_key, out / "model.tar.gz")
+        self.store.put_file(output_key, out / "output.tar.gz")
+        model_sha = sha256_file(out / "model.tar.gz")
+        output_sha = sha256_file(out / "output.tar.gz")
+        metrics = json.loads((paths["model"] / "metrics.json").read_text())
+        now = time.time()
+        with self.catalog.tx() as conn:
+            conn.execute(
+                "UPDATE jobs SET status = 'Completed', secondary_status = 'Completed', ended_at = ?, exit_code = 0, "
+                "metrics_json = ?, model_key = ?, model_sha256 = ?, output_key = ?, output_sha256 = ? WHERE name = ?",
+                (now, dumps(metrics), model_key, model_sha, output_key, output_sha, self.name),
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO models (name, job, dataset, dataset_sha256, algorithm, hyperparameters_json, "
+                "code_sha256, artifact_key, artifact_sha256, metrics_json, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (self.name, self.name, job["dataset"], job["dataset_sha256"], job["algorithm"],
+                 job["hyperparameters_json"], job["code_sha256"], model_key, model_sha, dumps(metrics), now),
+            )
+            self.catalog.event("job", self.name, f"Completed; model.tar.gz sha256 {model_sha[:12]}…", conn)
+        shutil.rmtree(self.folder / "input", ignore_errors=True)
+        self.log(f"Completed in {now - job['created_at']:.2f}s")
+
+    def fail(self, reason: str, code: int | None) -> None:
+        self.log(f"FAILED: {reason}")
+        with self.catalog.tx() as conn:
+            conn.execute(
+                "UPDATE jobs SET status = 'Failed', secondary_status = 'Failed', failure_reason = ?, ended_at = ?, "
+                "exit_code = ? WHERE name = ? AND status IN ('InProgress', 'Stopping')",
+                (reason, time.time(), code, self.name),
+            )
+            self.catalog.event("job", self.name, f"Failed: {reason}", conn)
+
+    def finish_stopped(self) -> None:
+        self.log("Stopped by request")
+        with self.catalog.tx() as conn:
+            conn.execute(
+                "UPDATE jobs SET status = 'Stopped', secondary_status = 'Stopped', ended_at = ? "
+                "WHERE name = ? AND status IN ('InProgress', 'Stopping')",
+                (time.time(), self.name),
+            )
+            self.catalog.event("job", self.name, "Stopped", conn)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--home", required=True)
+    parser.add_argument("--bucket", required=True)
+    parser.add_argument("--job", required=True)
+    parser.add_argument("--max-concurrent", type=int, default=os.cpu_count() or 1)
+    opts = parser.parse_args(argv)
+    return Driver(Path(opts.home), opts.bucket, opts.job, opts.max_concurrent).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""SageMaker's naming rule, applied to every dataset, job, model and endpoint name.
+
+Because names also become folder names and S3 keys, the rule doubles as the guard
+that keeps a name from escaping the state directory (no ``/``, ``..`` or Unicode).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+from .errors import ValidationError
+
+NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+ALGORITHM_SHORT = {"random_forest": "rf", "gradient_boosting": "gb", "logistic_regression": "lr"}
+
+
+def check_name(name: str, what: str = "name") -> str:
+    """Return the name if it follows SageMaker's rule, else raise a message that says the rule."""
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        shown = name if isinstance(name, str) and len(name) <= 80 else f"{str(name)[:80]}…"
+        raise ValidationError(
+            f"The {what} {shown!r} is not allowed. Use 1–63 characters: letters, digits and hyphens, "
+            "starting and ending with a letter or digit (SageMaker's naming rule), e.g. 'telecom-2026'."
+        )
+    return name
+
+
+def timestamp(now: datetime | None = None) -> str:
+    return (now or datetime.now(timezone.utc)).strftime("%Y-%m-%d-%H-%M-%S")
+
+
+def default_job_name(algorithm: str, now: datetime | None = None) -> str:
+    """``churn-rf-2026-11-25-10-00-00``, the seed's style."""
+    return f"churn-{ALGORITHM_SHORT.get(algorithm, 'model')}-{timestamp(now)}"
+
+
+def default_endpoint_name(job_name: str) -> str:
+    base = job_name[: 63 - len("-endpoint")]
+    return check_name(base.rstrip("-") + "-endpoint", "endpoint name")
+
+
+def slugify(text: str, fallback: str = "dataset") -> str:
+    """Turn a file name into a valid default dataset name."""
+    stem = re.sub(r"\.[A-Za-z0-9]+$", "", text or "")
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", stem).strip("-")[:63].strip("-")
+    return slug or fallback

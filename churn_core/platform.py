@@ -1,0 +1,371 @@
+"""The platform: the one object pages and notebooks use (``churn_core.connect()``).
+
+It owns the catalog records and the rules (names, states, transactions); the backend acts on
+the world. Every read of an active job or endpoint reconciles it with reality first.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+from . import hyperparameters as hp
+from .artifacts import read_json_member, sha256_file, verify_sha256
+from .backends import make_backend
+from .config import Settings
+from .datasets import DatasetService
+from .db import Catalog, dumps
+from .errors import BackendError, ChurnError, ConflictError, NotFoundError, ValidationError
+from .names import check_name, default_job_name
+from .records import ENDPOINT_ACTIVE, TRAINING_ACTIVE, Dataset, Endpoint, TrainingJob
+from .scoring import BatchResult, encode_payload, score_frame
+
+ENTRY_SCRIPT = Path(__file__).resolve().parents[1] / "entry" / "train.py"
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """SHA-256 of entry/train.py: the code version each model records."""
+    return sha256_file(ENTRY_SCRIPT)
+
+
+def _suffixed(name: str, suffix: str) -> str:
+    return name[: 63 - len(suffix)].rstrip("-") + suffix
+
+
+class Platform:
+    def __init__(self, settings: Settings | None = None):
+        self.settings = settings or Settings.from_env()
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        self.catalog = Catalog(self.settings.home / "churn.db")
+        self.backend = make_backend(self.settings, self.catalog)
+        self.store = self.backend.store
+        self.datasets = DatasetService(self.catalog, self.store, self.settings.max_upload_mb * 1024 * 1024)
+        self._evaluations: dict[str, dict] = {}
+        self.backend.reconcile()
+
+    # ---- datasets ------------------------------------------------------------------------
+    def validate_dataset(self, data: bytes, target: str = "Churn"):
+        return self.datasets.validate(data, target)
+
+    def upload_dataset(self, name: str, data: bytes, target: str = "Churn", test_size: float = 0.3,
+                       seed: int = 42, source: str = "upload") -> Dataset:
+        return self.datasets.upload(name, data, target=target, test_size=test_size, seed=seed, source=source)
+
+    def load_sample(self, name: str = "sample-telecom", rows: int = 2000, seed: int = 7) -> Dataset:
+        from .sample import make_sample
+
+        return self.upload_dataset(name, make_sample(rows=rows, seed=seed), source="synthetic sample")
+
+    def list_datasets(self) -> list[Dataset]:
+        return self.datasets.list()
+
+    def get_dataset(self, name: str) -> Dataset:
+        return self.datasets.get(name)
+
+    def read_dataset(self, name: str, part: str = "raw"):
+        return self.datasets.read(name, part)
+
+    def delete_dataset(self, name: str) -> None:
+        self.datasets.delete(name)
+
+    # ---- training ------------------------------------------------------------------------
+    def start_training(self, dataset: str, hyperparameters: dict | None = None, name: str | None = None,
+                       instance_type: str | None = None, instance_count: int = 1) -> TrainingJob:
+        ds = self.datasets.get(dataset)
+        clean = hp.clean(hyperparameters or {})
+        algorithm = clean.pop("algorithm")
+        name = check_name(name or default_job_name(algorithm), "job name")
+        if not 1 <= int(instance_count) <= 20:
+            raise ValidationError("Instance count must be between 1 and 20.")
+        row = {
+            "name": name,
+            "backend": self.backend.name,
+            "dataset": ds.name,
+            "dataset_sha256": ds.sha256,
+            "algorithm": algorithm,
+            "hyperparameters_json": dumps({"algorithm": algorithm, **clean}),
+            "status": "InProgress",
+            "secondary_status": "Starting",
+            "created_at": time.time(),
+            "code_sha256": code_version(),
+            "instance_type": instance_type or ("local" if self.backend.name == "local"
+                                               else self.settings.training_instance_type),
+            "instance_count": int(instance_count),
+        }
+        try:
+            with self.catalog.tx() as conn:
+                conn.execute(f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                             list(row.values()))
+                self.catalog.event("job", name, f"submitted: {algorithm} on {ds.name}", conn)
+        except sqlite3.IntegrityError:
+            raise ConflictError(f"A training job named {name!r} already exists. Job names are unique; pick another.") from None
+        try:
+            fields = self.backend.start_training(self._job_row(name), ds)
+        except ChurnError as exc:
+            self._fail_job(name, str(exc))
+            raise
+        except Exception as exc:
+            self._fail_job(name, f"could not start: {exc}")
+            raise BackendError(f"Could not start training job {name}: {exc}") from exc
+        if fields:
+            self.catalog.update("jobs", name, **fields)
+        return self.describe_training(name)
+
+    def _fail_job(self, name: str, reason: str) -> None:
+        self.catalog.update("jobs", name, status="Failed", secondary_status="Failed", failure_reason=reason,
+                            ended_at=time.time())
+        self.catalog.event("job", name, f"Failed: {reason}")
+
+    def _job_row(self, name: str) -> dict:
+        row = self.catalog.one("SELECT * FROM jobs WHERE name = ?", (name,))
+        if row is None:
+            raise NotFoundError(f"No training job named {name!r}. See the Jobs page for the list.")
+        return row
+
+    def _refresh_job(self, row: dict) -> dict:
+        if row["status"] in TRAINING_ACTIVE:
+            fields = self.backend.refresh_training(row)
+            if fields:
+                self.catalog.update("jobs", row["name"], **fields)
+            row = self._job_row(row["name"])
+            if row["status"] == "Completed":
+                self._register_model(row)
+        return row
+
+    def _register_model(self, row: dict) -> None:
+        with self.catalog.tx() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO models (name, job, dataset, dataset_sha256, algorithm, hyperparameters_json, "
+                "code_sha256, artifact_key, artifact_sha256, metrics_json, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (row["name"], row["name"], row["dataset"], row["dataset_sha256"], row["algorithm"],
+                 row["hyperparameters_json"], row["code_sha256"], row["model_key"], row["model_sha256"],
+                 row["metrics_json"], row["ended_at"] or time.time()),
+            )
+
+    def describe_training(self, name: str) -> TrainingJob:
+        return TrainingJob.from_row(self._refresh_job(self._job_row(name)))
+
+    def list_training_jobs(self, limit: int = 100, offset: int = 0, status: str | None = None) -> list[TrainingJob]:
+        where, args = ("WHERE status = ?", [status]) if status else ("", [])
+        rows = self.catalog.query(
+            f"SELECT * FROM jobs {where} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?", [*args, limit, offset]
+        )
+        return [TrainingJob.from_row(self._refresh_job(r) if r["status"] in TRAINING_ACTIVE else r) for r in rows]
+
+    def job_names(self, limit: int = 100, offset: int = 0, status: str | None = None) -> list[str]:
+        """Names only, newest first: cheap enough for pickers over thousands of jobs."""
+        where, args = ("WHERE status = ?", [status]) if status else ("", [])
+        rows = self.catalog.query(
+            f"SELECT name FROM jobs {where} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?", [*args, limit, offset]
+        )
+        return [r["name"] for r in rows]
+
+    def count_training_jobs(self, status: str | None = None) -> int:
+        if status:
+            return self.catalog.scalar("SELECT COUNT(*) FROM jobs WHERE status = ?", (status,))
+        return self.catalog.scalar("SELECT COUNT(*) FROM jobs")
+
+    def stop_training(self, name: str) -> TrainingJob:
+        row = self._refresh_job(self._job_row(name))
+        if row["status"] not in TRAINING_ACTIVE:
+            raise ConflictError(f"Job {name} is {row['status']}; only a running job can be stopped.")
+        self.catalog.update("jobs", name, status="Stopping", secondary_status="Stopping")
+        self.catalog.event("job", name, "stop requested")
+        fields = self.backend.stop_training(self._job_row(name))
+        if fields:
+            self.catalog.update("jobs", name, **fields)
+        return self.describe_training(name)
+
+    def training_log(self, name: str, lines: int = 200) -> str:
+        return self.backend.training_log(self._job_row(name), lines)
+
+    def evaluation(self, name: str) -> dict:
+        """ROC/PR points, confusion matrix, feature importance and metrics of a completed job."""
+        job = self.describe_training(name)
+        if job.status != "Completed":
+            raise ConflictError(f"Job {name} is {job.status}; evaluation data exists once it is Completed.")
+        if job.output_sha256 not in self._evaluations:
+            data = self.store.get_bytes(job.output_key)
+            verify_sha256(data, job.output_sha256, "evaluation archive")
+            self._evaluations[job.output_sha256] = read_json_member(data, "evaluation.json")
+        return self._evaluations[job.output_sha256]
+
+    def model_schema(self, name: str) -> dict:
+        """The feature schema the model was trained with (forms and validation come from it)."""
+        key = f"schema:{name}"
+        if key not in self._evaluations:
+            model = self.get_model(name)
+            data = self.store.get_bytes(model["artifact_key"])
+            verify_sha256(data, model["artifact_sha256"])
+            self._evaluations[key] = read_json_member(data, "schema.json")
+        return self._evaluations[key]
+
+    def get_model(self, name: str) -> dict:
+        row = self.catalog.one("SELECT * FROM models WHERE name = ?", (name,))
+        if row is None:
+            self.describe_training(name)  # may complete and register it now
+            row = self.catalog.one("SELECT * FROM models WHERE name = ?", (name,))
+        if row is None:
+            raise NotFoundError(f"No trained model named {name!r}. Deploy a model from a Completed training job.")
+        return row
+
+    def list_models(self) -> list[dict]:
+        return self.catalog.query("SELECT * FROM models ORDER BY created_at DESC")
+
+    def compare(self, names: list[str]) -> list[dict]:
+        """One row per completed job: its algorithm, hyperparameters and every metric."""
+        rows = []
+        for name in names:
+            job = self.describe_training(name)
+            if job.status == "Completed":
+                rows.append({"job": job.name, "algorithm": job.algorithm, "dataset": job.dataset,
+                             **{k: v for k, v in job.metrics.items()}})
+        return rows
+
+    # ---- endpoints -----------------------------------------------------------------------
+    def deploy(self, model: str, endpoint_name: str, instance_type: str | None = None, instance_count: int = 1,
+               wait: bool = True, timeout: float = 120.0) -> Endpoint:
+        """Model → endpoint config → endpoint, as on SageMaker. Creating → InService (or Failed)."""
+        check_name(endpoint_name, "endpoint name")
+        instance_type = instance_type or self.settings.endpoint_instance_type
+        if not 1 <= int(instance_count) <= 8:
+            raise ValidationError("Instance count must be between 1 and 8 (each instance is a worker process locally).")
+        trained = self.get_model(model)
+        now = time.time()
+        deployed = {"name": _suffixed(endpoint_name, "-model"), "model": trained["name"],
+                    "artifact_key": trained["artifact_key"], "artifact_sha256": trained["artifact_sha256"],
+                    "created_at": now}
+        config = {"name": _suffixed(endpoint_name, "-config"), "deployed_model": deployed["name"],
+                  "instance_type": instance_type, "instance_count": int(instance_count), "created_at": now}
+        endpoint = {"name": endpoint_name, "backend": self.backend.name, "config": config["name"],
+                    "model": trained["name"], "status": "Creating", "instance_type": instance_type,
+                    "instance_count": int(instance_count), "created_at": now, "updated_at": now}
+        try:
+            with self.catalog.tx() as conn:
+                for table, row in (("deployed_models", deployed), ("endpoint_configs", config), ("endpoints", endpoint)):
+                    conn.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                                 list(row.values()))
+                self.catalog.event("endpoint", endpoint_name, f"Creating from model {trained['name']}", conn)
+        except sqlite3.IntegrityError:
+            raise ConflictError(
+                f"An endpoint named {endpoint_name!r} (or its config or model) already exists. "
+                "Pick another name or delete the existing endpoint first."
+            ) from None
+        try:
+            fields = self.backend.create_endpoint(self._endpoint_row(endpoint_name), config, deployed)
+        except Exception as exc:
+            self._forget_endpoint(endpoint_name, f"deploy failed and was rolled back: {exc}")
+            if isinstance(exc, ChurnError):
+                raise
+            raise BackendError(f"Could not deploy {endpoint_name}: {exc}") from exc
+        if fields:
+            self.catalog.update("endpoints", endpoint_name, **fields)
+        if wait:
+            return self.wait_for_endpoint(endpoint_name, timeout)
+        return self.describe_endpoint(endpoint_name)
+
+    def wait_for_endpoint(self, name: str, timeout: float = 120.0) -> Endpoint:
+        deadline = time.monotonic() + timeout
+        while True:
+            ep = self.describe_endpoint(name)
+            if ep.status != "Creating" or time.monotonic() > deadline:
+                return ep
+            time.sleep(0.05 if self.backend.name == "local" else 5.0)
+
+    def _endpoint_row(self, name: str) -> dict:
+        row = self.catalog.one("SELECT * FROM endpoints WHERE name = ?", (name,))
+        if row is None:
+            raise NotFoundError(f"No endpoint named {name!r}. Deploy one on the Endpoints page.")
+        return row
+
+    def describe_endpoint(self, name: str) -> Endpoint:
+        return self._endpoint(self._endpoint_row(name))
+
+    def _endpoint(self, row: dict) -> Endpoint:
+        if row["status"] in ENDPOINT_ACTIVE:
+            fields = self.backend.refresh_endpoint(row)
+            if fields:
+                self.catalog.update("endpoints", row["name"], **fields, updated_at=time.time())
+                row = self._endpoint_row(row["name"])
+        stats = self.backend.endpoint_stats(row) if row["status"] == "InService" else {}
+        return Endpoint.from_row(row, stats)
+
+    def list_endpoints(self) -> list[Endpoint]:
+        return [self._endpoint(r) for r in self.catalog.query("SELECT * FROM endpoints ORDER BY created_at DESC")]
+
+    def endpoint_log(self, name: str, lines: int = 200) -> str:
+        return self.backend.endpoint_log(self._endpoint_row(name), lines)
+
+    def invoke(self, name: str, payload: Any, content_type: str = "application/json",
+               accept: str = "application/json") -> Any:
+        """Send a request as the seed did; returns the decoded JSON (or text for CSV answers)."""
+        row = self._endpoint_row(name)
+        body = encode_payload(payload, content_type)
+        status, answer, answer_type = self.backend.invoke(row, body, content_type, accept)
+        text = answer.decode("utf-8", errors="replace")
+        if status >= 400:
+            try:
+                message = json.loads(text).get("error", text)
+            except (ValueError, AttributeError):
+                message = text or f"HTTP {status}"
+            raise ValidationError(f"The endpoint rejected the request (HTTP {status}): {message}")
+        return json.loads(text) if "json" in (answer_type or accept) else text
+
+    def score_batch(self, name: str, frame, chunk_size: int = 500,
+                    progress: Callable[[float], None] | None = None) -> BatchResult:
+        """Score a table of customers in chunks; rows that cannot be scored are reported by row number."""
+        schema = self.model_schema(self.describe_endpoint(name).model)
+        return score_frame(lambda payload: self.invoke(name, payload), frame, schema, chunk_size, progress)
+
+    def delete_endpoint(self, name: str) -> dict:
+        """Endpoint + endpoint config + model, as on SageMaker; the local process is stopped too."""
+        row = self._endpoint_row(name)
+        self.catalog.update("endpoints", name, status="Deleting", updated_at=time.time())
+        self.catalog.event("endpoint", name, "Deleting")
+        config = self.catalog.one("SELECT * FROM endpoint_configs WHERE name = ?", (row["config"],))
+        deployed = config and self.catalog.one("SELECT * FROM deployed_models WHERE name = ?", (config["deployed_model"],))
+        try:
+            self.backend.delete_endpoint(row, config, deployed)
+        except Exception:
+            self.catalog.update("endpoints", name, status=row["status"], updated_at=time.time())
+            raise
+        return self._forget_endpoint(name, "deleted (endpoint, endpoint config and model)")
+
+    def _forget_endpoint(self, name: str, message: str) -> dict:
+        removed = {"endpoint": name, "endpoint_config": None, "model": None}
+        with self.catalog.tx() as conn:
+            row = conn.execute("SELECT config FROM endpoints WHERE name = ?", (name,)).fetchone()
+            if row:
+                cfg = conn.execute("SELECT * FROM endpoint_configs WHERE name = ?", (row["config"],)).fetchone()
+                if cfg:
+                    conn.execute("DELETE FROM deployed_models WHERE name = ?", (cfg["deployed_model"],))
+                    conn.execute("DELETE FROM endpoint_configs WHERE name = ?", (cfg["name"],))
+                    removed.update(endpoint_config=cfg["name"], model=cfg["deployed_model"])
+            conn.execute("DELETE FROM endpoints WHERE name = ?", (name,))
+            self.catalog.event("endpoint", name, message, conn)
+        return removed
+
+    def cleanup(self) -> list[dict]:
+        """Delete every endpoint this app created (on AWS: found by tag); report what was removed."""
+        names = set(self.backend.owned_endpoint_names())
+        names |= {r["name"] for r in self.catalog.query("SELECT name FROM endpoints")}
+        removed = []
+        for name in sorted(names):
+            try:
+                removed.append(self.delete_endpoint(name))
+            except NotFoundError:
+                removed.append(self.backend.delete_orphan(name) if hasattr(self.backend, "delete_orphan") else
+                               {"endpoint": name, "endpoint_config": None, "model": None})
+        return removed
+
+    # ---- misc ----------------------------------------------------------------------------
+    def events(self, kind: str | None = None, name: str | None = None, limit: int = 200) -> list[dict]:
+        return self.catalog.events(kind, name, limit)
+
+    def check_connection(self) -> list[tuple[str, bool, str]]:
+        return self.backend.check_connection()

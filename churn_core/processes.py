@@ -1,0 +1,127 @@
+"""Detached child processes: start them so they outlive the dashboard, find out whether they still live.
+
+Every job driver and endpoint supervisor runs in its own session (process group), so stopping
+one is a single ``killpg`` that also reaches its children (train.py, gunicorn workers).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def spawn_detached(args: list[str], log_path: Path, env: dict | None = None, cwd: Path | None = None) -> int:
+    """Start ``python -m ...`` style commands in a new session with output appended to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    full_env = dict(os.environ if env is None else env)
+    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), full_env.get("PYTHONPATH", "")]))
+    full_env.setdefault("PYTHONUNBUFFERED", "1")
+    with open(log_path, "ab", buffering=0) as log:
+        proc = subprocess.Popen(
+            [sys.executable, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            cwd=str(cwd or ROOT),
+            start_new_session=True,
+            close_fds=True,
+        )
+    _forget(proc)
+    return proc.pid
+
+
+def _forget(proc: subprocess.Popen) -> None:
+    """Keep Popen from reaping the child behind our back; ``reap`` collects its exit status instead."""
+    proc.returncode = 0
+
+
+def reap(pid: int) -> tuple[bool, int | None]:
+    """If ``pid`` is our dead child, collect it. Returns (was_ours_and_dead, exit code or -signal)."""
+    try:
+        got, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return False, None
+    if got == 0:
+        return False, None
+    if os.WIFSIGNALED(status):
+        return True, -os.WTERMSIG(status)
+    return True, os.WEXITSTATUS(status)
+
+
+def is_alive(pid: int | None, marker: str | None = None) -> bool:
+    """True if ``pid`` runs and (when given) its command line mentions ``marker`` (guards against pid reuse)."""
+    if not pid:
+        return False
+    reap(pid)
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return marker is None or marker in " ".join(proc.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+
+
+def kill_group(pid: int | None, grace: float = 5.0) -> None:
+    """SIGTERM the process group led by ``pid``, then SIGKILL whatever is left after ``grace`` seconds."""
+    if not pid:
+        return
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        deadline = time.monotonic() + (grace if sig == signal.SIGTERM else 2.0)
+        while time.monotonic() < deadline:
+            reap(pid)
+            if not _group_alive(pid):
+                return
+            time.sleep(0.02)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    # A group whose only members are zombies is dead for our purposes.
+    for proc in psutil.process_iter(["pid", "status"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
+        except (ProcessLookupError, psutil.NoSuchProcess, PermissionError):
+            continue
+    return False
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "exit code unknown"
+    if code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def tail(path: Path, lines: int = 40, max_bytes: int = 64_000) -> str:
+    """Last ``lines`` lines of a log file (cheap on large files)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - max_bytes))
+            data = fh.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(data.splitlines()[-lines:])

@@ -1,0 +1,150 @@
+"""What the services return: plain dataclasses built from catalog rows (the pages read these, never SQL)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .db import loads
+from .pricing import estimated_cost
+
+TRAINING_ACTIVE = ("InProgress", "Stopping")
+TRAINING_DONE = ("Completed", "Failed", "Stopped")
+ENDPOINT_ACTIVE = ("Creating", "InService", "Updating")
+
+
+@dataclass
+class Dataset:
+    name: str
+    created_at: float
+    source: str
+    rows: int
+    n_train: int
+    n_test: int
+    churn_rate: float
+    target: str
+    positive_label: str
+    columns: list[str]
+    schema: dict
+    warnings: list[str]
+    sha256: str
+    size_bytes: int
+    test_size: float
+    seed: int
+    raw_key: str
+    train_key: str
+    test_key: str
+
+    @classmethod
+    def from_row(cls, row: dict) -> "Dataset":
+        data = {k: v for k, v in row.items() if not k.endswith("_json")}
+        return cls(
+            **data,
+            columns=loads(row["columns_json"], []),
+            schema=loads(row["schema_json"], {}),
+            warnings=loads(row["warnings_json"], []),
+        )
+
+    @property
+    def train_prefix(self) -> str:
+        return self.train_key.rsplit("/", 1)[0] + "/"
+
+    @property
+    def test_prefix(self) -> str:
+        return self.test_key.rsplit("/", 1)[0] + "/"
+
+    @property
+    def features(self) -> list[dict]:
+        return self.schema.get("features", [])
+
+
+@dataclass
+class TrainingJob:
+    name: str
+    backend: str
+    dataset: str
+    dataset_sha256: str
+    algorithm: str
+    hyperparameters: dict
+    status: str
+    secondary_status: str
+    failure_reason: str
+    created_at: float
+    started_at: float | None
+    ended_at: float | None
+    pid: int | None
+    exit_code: int | None
+    metrics: dict
+    model_key: str
+    model_sha256: str
+    output_key: str
+    output_sha256: str
+    code_sha256: str
+    instance_type: str
+    instance_count: int
+    arn: str
+
+    @classmethod
+    def from_row(cls, row: dict) -> "TrainingJob":
+        data = {k: v for k, v in row.items() if not k.endswith("_json")}
+        return cls(
+            **data,
+            hyperparameters=loads(row["hyperparameters_json"], {}),
+            metrics=loads(row["metrics_json"], {}),
+        )
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in TRAINING_ACTIVE
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from submit to end (or to now while running), as SageMaker's console shows it."""
+        end = self.ended_at or (time.time() if self.is_active else None)
+        return None if end is None else max(0.0, end - self.created_at)
+
+
+@dataclass
+class Endpoint:
+    name: str
+    backend: str
+    config: str
+    model: str
+    status: str
+    failure_reason: str
+    url: str
+    port: int | None
+    pid: int | None
+    server_pid: int | None
+    workdir: str
+    instance_type: str
+    instance_count: int
+    restarts: int
+    created_at: float
+    updated_at: float
+    in_service_at: float | None
+    arn: str
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_row(cls, row: dict, stats: dict | None = None) -> "Endpoint":
+        return cls(**row, stats=stats or {})
+
+    @property
+    def uptime(self) -> float:
+        return max(0.0, time.time() - self.created_at) if self.status != "Deleting" else 0.0
+
+    @property
+    def estimated_cost_usd(self) -> float | None:
+        return estimated_cost(self.instance_type, self.instance_count, self.uptime)
+
+    @property
+    def invocations(self) -> int:
+        return int(self.stats.get("invocations") or 0)
+
+    @property
+    def idle_seconds(self) -> float:
+        """Seconds since the last invocation (or since creation when never called)."""
+        last = self.stats.get("last_invoked_at") or self.in_service_at or self.created_at
+        return max(0.0, time.time() - last)

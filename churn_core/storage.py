@@ -1,0 +1,98 @@
+"""Object storage with S3's shape: a bucket of keys. Locally a folder, on AWS a real bucket.
+
+Keys are always relative (``datasets/telecom/train/train.csv``); the store adds its prefix.
+Local writes go to a temporary file first and are renamed into place, so a crash or a full
+disk never leaves a half-written object behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+from .errors import BackendError, NotFoundError, ValidationError
+
+
+def _check_key(key: str) -> str:
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ValidationError(f"Storage key {key!r} is not a safe relative path.")
+    return key
+
+
+class ObjectStore(Protocol):
+    bucket: str
+
+    def put_bytes(self, key: str, data: bytes) -> str: ...
+    def put_file(self, key: str, path: Path) -> str: ...
+    def get_bytes(self, key: str) -> bytes: ...
+    def download(self, key: str, path: Path) -> None: ...
+    def exists(self, key: str) -> bool: ...
+    def delete_prefix(self, prefix: str) -> int: ...
+    def list(self, prefix: str) -> list[str]: ...
+    def uri(self, key: str) -> str: ...
+
+
+class LocalObjectStore:
+    """``<home>/buckets/<bucket>/<key>``: the local backend's S3."""
+
+    def __init__(self, home: Path, bucket: str):
+        self.bucket = bucket
+        self.root = Path(home) / "buckets" / bucket
+
+    def path(self, key: str) -> Path:
+        return self.root / _check_key(key)
+
+    def uri(self, key: str) -> str:
+        return f"file://{self.path(key)}"
+
+    def put_bytes(self, key: str, data: bytes) -> str:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, target)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise BackendError(
+                f"Could not write {key} to the local store ({exc.strerror or exc}). "
+                f"Free some disk space or check permissions of {self.root}."
+            ) from exc
+        return self.uri(key)
+
+    def put_file(self, key: str, path: Path) -> str:
+        return self.put_bytes(key, Path(path).read_bytes())
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            return self.path(key).read_bytes()
+        except FileNotFoundError:
+            raise NotFoundError(f"Object {key} is missing from the local store {self.root}.") from None
+
+    def download(self, key: str, path: Path) -> None:
+        try:
+            shutil.copyfile(self.path(key), path)
+        except FileNotFoundError:
+            raise NotFoundError(f"Object {key} is missing from the local store {self.root}.") from None
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def list(self, prefix: str) -> list[str]:
+        base = self.path(prefix.rstrip("/"))
+        if not base.exists():
+            return []
+        return sorted(str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file())
+
+    def delete_prefix(self, prefix: str) -> int:
+        base = self.path(prefix.rstrip("/"))
+        if not base.exists():
+            return 0
+        count = sum(1 for p in base.rglob("*") if p.is_file())
+        shutil.rmtree(base, ignore_errors=True)
+        return count

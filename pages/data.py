@@ -1,0 +1,125 @@
+"""Data: upload or generate a churn CSV, see its validation, store it split, explore stored datasets."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app.service import attempt, ok, platform
+from app.widgets import distribution_figure, when
+from churn_core import ChurnError
+from churn_core.names import slugify
+from churn_core.sample import SAMPLE_DESCRIPTION
+
+p = platform()
+st.title("Data")
+st.caption("Bring a customer-churn CSV: it is checked before anything is stored, then split into train and test.")
+
+upload_col, sample_col = st.columns([3, 2], gap="large")
+
+with sample_col:
+    st.subheader("No file at hand?")
+    st.info(SAMPLE_DESCRIPTION, icon="🧪")
+    sample_name = st.text_input("Sample dataset name", value="sample-telecom", key="sample_name")
+    if st.button("Load sample data", type="secondary", use_container_width=True):
+        ds = attempt(p.load_sample, sample_name)
+        if ds:
+            st.session_state["data_selected"] = ds.name
+            st.success(f"Stored synthetic dataset **{ds.name}**: {ds.rows:,} rows, churn rate {ds.churn_rate:.1%}.")
+
+with upload_col:
+    st.subheader("Upload a CSV")
+    upload = st.file_uploader("Churn CSV", type=["csv", "txt"], key="data_upload",
+                              help="One row per customer, a header row, and a 0/1, yes/no or true/false target column.")
+    if upload is not None:
+        data = upload.getvalue()
+        header_columns: list[str] = []
+        try:
+            header_columns = list(pd.read_csv(pd.io.common.BytesIO(data), nrows=0, encoding_errors="replace").columns)
+        except Exception:  # the validation below explains what is wrong with the file
+            header_columns = []
+        default_target = next((c for c in header_columns if c.strip().lower() in ("churn", "churned", "exited")),
+                              header_columns[0] if header_columns else "Churn")
+        with st.form("store_dataset"):
+            if header_columns:
+                target = st.selectbox("Target column (what churn is)", header_columns,
+                                      index=header_columns.index(default_target))
+            else:
+                target = st.text_input("Target column", value="Churn")
+            name = st.text_input("Dataset name", value=slugify(upload.name),
+                                 help="Letters, digits and hyphens (SageMaker's naming rule).")
+            left, right = st.columns(2)
+            test_size = left.slider("Test fraction", 0.05, 0.5, 0.3, 0.05,
+                                    help="Share of customers held out to evaluate models (the seed used 0.3).")
+            seed = right.number_input("Split seed", 0, 2**31 - 1, 42, help="Same seed, same split.")
+            submitted = st.form_submit_button("Validate and store", type="primary")
+        try:
+            table = p.validate_dataset(data, target)
+        except ChurnError as exc:
+            st.error(f"**{upload.name} cannot be used.** {exc}", icon="🚫")
+            table = None
+        if table is not None:
+            st.success(f"**{upload.name}** is valid: {table.rows:,} customers, {len(table.features)} features, "
+                       f"churn rate {table.churn_rate:.1%} (positive label `{table.positive_label}`).", icon="✅")
+            for warning in table.warnings:
+                st.warning(warning, icon="⚠️")
+            st.dataframe(table.frame.head(20), use_container_width=True, hide_index=True)
+            if submitted:
+                ds = attempt(p.upload_dataset, name, data, target=target, test_size=test_size, seed=int(seed))
+                if ds:
+                    st.session_state["data_selected"] = ds.name
+                    st.success(f"Stored **{ds.name}**: {ds.n_train:,} train / {ds.n_test:,} test rows.")
+
+st.divider()
+st.subheader("Stored datasets")
+datasets = p.list_datasets()
+if not datasets:
+    st.info("No datasets yet. Upload a CSV or load the sample above.")
+    st.stop()
+
+st.dataframe(
+    pd.DataFrame([{
+        "name": d.name, "rows": d.rows, "churn rate": d.churn_rate, "features": len(d.features),
+        "train / test": f"{d.n_train} / {d.n_test}", "source": d.source, "created": when(d.created_at),
+        "sha256": d.sha256[:12],
+    } for d in datasets]),
+    use_container_width=True, hide_index=True,
+    column_config={"churn rate": st.column_config.NumberColumn(format="percent")},
+)
+names = [d.name for d in datasets]
+selected = st.selectbox("Explore", names, index=names.index(st.session_state.get("data_selected", names[0]))
+                        if st.session_state.get("data_selected") in names else 0)
+ds = next(d for d in datasets if d.name == selected)
+cols = st.columns(4)
+cols[0].metric("Customers", f"{ds.rows:,}")
+cols[1].metric("Churn rate", f"{ds.churn_rate:.1%}")
+cols[2].metric("Train / test", f"{ds.n_train:,} / {ds.n_test:,}")
+cols[3].metric("Features", len(ds.features))
+for warning in ds.warnings:
+    st.caption(f"⚠️ {warning}")
+
+frame = attempt(p.read_dataset, ds.name, "train")
+if frame is not None:
+    feature_names = [f["name"] for f in ds.features]
+    tab_dist, tab_preview, tab_schema = st.tabs(["Distributions", "Preview", "Schema"])
+    with tab_dist:
+        feature = st.selectbox("Feature", feature_names, key=f"dist_{ds.name}")
+        st.plotly_chart(distribution_figure(frame, feature, ds.target), use_container_width=True)
+    with tab_preview:
+        st.dataframe(frame.head(100), use_container_width=True, hide_index=True)
+    with tab_schema:
+        st.dataframe(pd.DataFrame(ds.features), use_container_width=True, hide_index=True)
+
+if st.button(f"Delete dataset {ds.name}", key="delete_dataset"):
+    st.session_state["confirm_delete_dataset"] = ds.name
+if st.session_state.get("confirm_delete_dataset") == ds.name:
+    st.warning(f"Delete **{ds.name}** and its raw, train and test files? Trained models keep working.")
+    yes, no = st.columns(2)
+    if yes.button("Yes, delete", type="primary", key="confirm_delete_yes"):
+        st.session_state.pop("confirm_delete_dataset")
+        if ok(p.delete_dataset, ds.name):
+            st.session_state.pop("data_selected", None)
+            st.rerun()
+    if no.button("Cancel", key="confirm_delete_no"):
+        st.session_state.pop("confirm_delete_dataset")
+        st.rerun()

@@ -1,0 +1,152 @@
+"""Endpoints: deploy a trained model, watch endpoints live (with what they would cost), delete and clean up."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app.navigation import page
+from app.service import attempt, platform
+from app.widgets import duration_text, status_label, when
+from churn_core.names import default_endpoint_name
+from churn_core.pricing import INSTANCE_TYPES, PRICE_REGION, PRICES_AS_OF, hourly_price
+
+IDLE_WARNING_SECONDS = 15 * 60
+p = platform()
+st.title("Endpoints")
+
+models = p.list_models()
+with st.expander("Deploy a model", expanded=bool(st.session_state.get("deploy_model")) or not p.list_endpoints()):
+    if not models:
+        st.info("No trained model yet: a Completed training job produces one.")
+        st.page_link(page("train"), label="Go to Train", icon=":material/model_training:")
+    else:
+        names = [m["name"] for m in models]
+        wanted = st.session_state.get("deploy_model")
+        model = st.selectbox("Model (from a completed job)", names, index=names.index(wanted) if wanted in names else 0,
+                             key="deploy_model_picker")
+        with st.form("deploy"):
+            endpoint_name = st.text_input("Endpoint name", value=default_endpoint_name(model))
+            left, right = st.columns(2)
+            default_type = p.settings.endpoint_instance_type
+            instance_type = left.selectbox(
+                "Instance type", INSTANCE_TYPES, index=INSTANCE_TYPES.index(default_type) if default_type in
+                INSTANCE_TYPES else 0, format_func=lambda t: f"{t} (${hourly_price(t):.3f}/h on SageMaker)")
+            count = right.number_input("Instance count", 1, 8, 1,
+                                       help="On the local backend each instance is one worker process.")
+            deploy = st.form_submit_button("Deploy", type="primary")
+        if deploy:
+            local = p.backend.name == "local"
+            with st.spinner(f"Deploying {endpoint_name}…"):
+                ep = attempt(p.deploy, model, endpoint_name.strip(), instance_type, int(count), wait=local, timeout=60)
+            if ep:
+                st.session_state.pop("deploy_model", None)
+                st.session_state["selected_endpoint"] = ep.name
+                if ep.status == "Failed":
+                    st.error(f"{ep.name} failed: {ep.failure_reason}")
+                else:
+                    st.toast(f"{ep.name}: {ep.status}", icon="🚀")
+                    st.success(f"Endpoint **{ep.name}** is {ep.status}.")
+
+
+@st.fragment(run_every=2)
+def live_table() -> None:
+    endpoints = p.list_endpoints()
+    if not endpoints:
+        st.info("No endpoints. Deploy a model above.")
+        return
+    st.dataframe(pd.DataFrame([{
+        "name": e.name, "status": status_label(e.status), "URL": e.url, "model": e.model,
+        "instance": f"{e.instance_count} × {e.instance_type}", "uptime": duration_text(e.uptime),
+        "invocations": e.invocations, "p50 ms": e.stats.get("p50_latency_ms"),
+        "est. cost (USD)": e.estimated_cost_usd, "idle": duration_text(e.idle_seconds) if e.status == "InService" else "—",
+    } for e in endpoints]), use_container_width=True, hide_index=True, column_config={
+        "est. cost (USD)": st.column_config.NumberColumn(format="$%.4f"),
+        "p50 ms": st.column_config.NumberColumn(format="%.1f"),
+        "URL": st.column_config.TextColumn(width="medium"),
+    })
+    st.caption(f"Estimated cost = uptime × SageMaker on-demand price in {PRICE_REGION} (as of {PRICES_AS_OF}); "
+               "real-time endpoints bill until deleted.")
+    for e in endpoints:
+        if e.status == "InService" and e.idle_seconds > IDLE_WARNING_SECONDS:
+            st.warning(f"**{e.name}** has been idle for {duration_text(e.idle_seconds)} and would be costing "
+                       f"${hourly_price(e.instance_type) or 0:.3f}/h per instance on SageMaker. Delete it if unused.")
+        if e.status == "Failed":
+            st.error(f"**{e.name}** failed: {e.failure_reason}")
+
+
+st.subheader("Endpoints")
+live_table()
+
+endpoints = p.list_endpoints()
+if endpoints:
+    names = [e.name for e in endpoints]
+    wanted = st.session_state.get("selected_endpoint")
+    selected = st.selectbox("Endpoint", names, index=names.index(wanted) if wanted in names else 0,
+                            key="endpoint_picker")
+    ep = next(e for e in endpoints if e.name == selected)
+    info, snippet = st.columns(2)
+    with info:
+        st.markdown(f"**{ep.name}** · {status_label(ep.status)} · model `{ep.model}`")
+        st.markdown(f"Created {when(ep.created_at)} · restarts {ep.restarts}")
+        if ep.url:
+            st.code(ep.url, language="text")
+    with snippet:
+        if p.backend.name == "local":
+            st.markdown("Call it from Python with the unchanged SageMaker runtime client:")
+            st.code(f'''import boto3, json
+runtime = boto3.client("sagemaker-runtime", endpoint_url="{ep.url}",
+                       region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local")
+resp = runtime.invoke_endpoint(EndpointName="{ep.name}", ContentType="application/json",
+                               Body=json.dumps({{"Input": [[128, 1, 1, 2.70, 1, 265.1, 110, 89.0, 9.87, 10.0]]}}))
+print(json.loads(resp["Body"].read()))''', language="python")
+        else:
+            st.code(f'''import boto3, json
+runtime = boto3.client("sagemaker-runtime", region_name="{p.settings.region}")
+resp = runtime.invoke_endpoint(EndpointName="{ep.name}", ContentType="application/json",
+                               Body=json.dumps({{"Input": [[128, 1, 1, 2.70, 1, 265.1, 110, 89.0, 9.87, 10.0]]}}))
+print(json.loads(resp["Body"].read()))''', language="python")
+    with st.expander("Log and events"):
+        st.code(p.endpoint_log(ep.name, 40) or "(no log)", language="text")
+        st.dataframe(pd.DataFrame([{"at": when(ev["at"]), "event": ev["message"]}
+                                   for ev in p.events("endpoint", ep.name, 20)]), hide_index=True,
+                     use_container_width=True)
+
+    delete_col, cleanup_col = st.columns(2)
+    if delete_col.button(f"Delete {ep.name}", key="delete_endpoint"):
+        st.session_state["confirm"] = ("delete", ep.name)
+    if cleanup_col.button("Clean up all endpoints", key="cleanup_all"):
+        st.session_state["confirm"] = ("cleanup", None)
+
+    @st.dialog("Confirm")
+    def confirm_dialog(action: str, name: str | None) -> None:
+        if action == "delete":
+            st.write(f"Delete endpoint **{name}**? This removes the endpoint, its endpoint config "
+                     f"and its model, and stops its server. The trained model stays available.")
+        else:
+            st.write("This removes every endpoint this app created, with its endpoint config and model:")
+            st.markdown("\n".join(f"- **{e.name}** (config `{e.config}`, model `{e.model}`)" for e in endpoints))
+        yes, no = st.columns(2)
+        if yes.button("Delete", type="primary", key="confirm_yes"):
+            st.session_state.pop("confirm", None)
+            if action == "delete":
+                removed = attempt(p.delete_endpoint, name)
+                removed_list = [removed] if removed else []
+            else:
+                removed_list = attempt(p.cleanup) or []
+            st.session_state["removed"] = removed_list
+            st.rerun()
+        if no.button("Cancel", key="confirm_no"):
+            st.session_state.pop("confirm", None)
+            st.rerun()
+
+    if st.session_state.get("confirm"):
+        confirm_dialog(*st.session_state["confirm"])
+
+if st.session_state.get("removed") is not None:
+    removed = st.session_state.pop("removed")
+    if removed:
+        st.success("Removed: " + "; ".join(
+            f"endpoint {r['endpoint']}, config {r['endpoint_config']}, model {r['model']}" for r in removed))
+    else:
+        st.info("Nothing to remove: no endpoints exist.")

@@ -1,0 +1,110 @@
+"""Predict: score one customer with a form built from the model's schema, or a whole CSV in batches."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import streamlit as st
+
+from app.navigation import page
+from app.service import attempt, platform
+from app.widgets import risk_histogram
+
+p = platform()
+st.title("Predict")
+
+live = [e for e in p.list_endpoints() if e.status == "InService"]
+if not live:
+    st.info("No endpoint is InService. Deploy a model on the Endpoints page.")
+    st.page_link(page("endpoints"), label="Go to Endpoints", icon=":material/cloud_upload:")
+    st.stop()
+
+names = [e.name for e in live]
+wanted = st.session_state.get("selected_endpoint")
+endpoint = st.selectbox("Endpoint", names, index=names.index(wanted) if wanted in names else 0, key="predict_endpoint")
+model = next(e.model for e in live if e.name == endpoint)
+schema = attempt(p.model_schema, model)
+if schema is None:
+    st.stop()
+features = schema["features"]
+
+
+def _is_whole(feat: dict) -> bool:
+    values = [feat.get(k) for k in ("min", "max", "median")]
+    return all(v is not None and float(v).is_integer() for v in values)
+
+
+single, batch = st.tabs(["One customer", "Batch (CSV)"])
+with single:
+    st.caption(f"Fields and ranges come from the data model **{model}** was trained on.")
+    with st.form("single_customer"):
+        record = {}
+        columns = st.columns(3)
+        for i, feat in enumerate(features):
+            box = columns[i % 3]
+            key = f"f_{model}_{feat['name']}"
+            if feat["kind"] == "numeric":
+                low, high, median = feat.get("min"), feat.get("max"), feat.get("median")
+                if _is_whole(feat):
+                    record[feat["name"]] = box.number_input(feat["name"], int(low), int(high), int(median), step=1,
+                                                            key=key, help=f"Training range {low:g} – {high:g}")
+                else:
+                    record[feat["name"]] = box.number_input(feat["name"], float(low), float(high), float(median),
+                                                            key=key, format="%g",
+                                                            help=f"Training range {low:g} – {high:g}")
+            else:
+                options = feat.get("categories") or [""]
+                record[feat["name"]] = box.selectbox(feat["name"], options, key=key)
+        scored = st.form_submit_button("Score customer", type="primary")
+    if scored:
+        answer = attempt(p.invoke, endpoint, {"instances": [record]})
+        if answer:
+            pred = answer["predictions"][0]
+            prob = float(pred["churn_probability"])
+            left, right = st.columns([1, 2])
+            left.metric("Churn probability", f"{prob:.1%}")
+            if pred["label"] == 1:
+                right.error("**Likely to churn.** Consider a retention offer.", icon="⚠️")
+            else:
+                right.success("**Likely to stay.**", icon="✅")
+            right.progress(prob, text=f"risk {prob:.1%}")
+
+with batch:
+    st.caption("Upload customers with the model's feature columns (extra columns such as an ID are kept in the "
+               "result). Rows that cannot be scored are listed by their line in the file.")
+    upload = st.file_uploader("Customers CSV", type=["csv", "txt"], key="batch_upload")
+    if upload is not None:
+        try:
+            frame = pd.read_csv(io.BytesIO(upload.getvalue()), dtype=str, keep_default_na=False,
+                                encoding_errors="strict")
+        except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+            st.error(f"**{upload.name} could not be read as CSV** ({exc}). Save it as UTF-8 CSV with a header row.")
+            frame = None
+        if frame is not None:
+            st.write(f"{len(frame):,} customers in **{upload.name}**.")
+            if st.button(f"Score {len(frame):,} customers", type="primary", key="batch_score"):
+                bar = st.progress(0.0, text="Scoring…")
+                result = attempt(p.score_batch, endpoint, frame,
+                                 progress=lambda f: bar.progress(f, text=f"Scoring… {f:.0%}"))
+                bar.empty()
+                if result:
+                    st.session_state["batch_result"] = (upload.name, result)
+    if "batch_result" in st.session_state:
+        file_name, result = st.session_state["batch_result"]
+        scored_frame = result.scored
+        cols = st.columns(3)
+        cols[0].metric("Scored", f"{len(scored_frame):,} of {result.total:,}")
+        cols[1].metric("Predicted to churn", f"{int(scored_frame['predicted_churn'].sum()):,}" if len(scored_frame) else "0")
+        cols[2].metric("Could not score", f"{len(result.errors):,}")
+        if result.errors:
+            st.warning(f"{len(result.errors)} row(s) could not be scored:")
+            st.dataframe(result.error_frame, hide_index=True, use_container_width=True)
+        if len(scored_frame):
+            st.dataframe(scored_frame, hide_index=True, use_container_width=True, column_config={
+                "churn_probability": st.column_config.ProgressColumn("churn probability", min_value=0.0,
+                                                                     max_value=1.0, format="percent"),
+            })
+            st.plotly_chart(risk_histogram(scored_frame["churn_probability"]), use_container_width=True)
+            st.download_button("Download scored CSV", scored_frame.to_csv(index=False).encode(),
+                               f"scored-{file_name.rsplit('.', 1)[0]}.csv", "text/csv", type="primary")

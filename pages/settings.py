@@ -1,0 +1,29 @@
+"""Settings: the configuration in force (read-only: it comes from the environment) and a connection check."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app.service import attempt, platform
+from app.widgets import when
+
+p = platform()
+st.title("Settings")
+st.caption("Set these with environment variables before `make run` (see README and `.env.example`); "
+           "the dashboard shows them but never changes them.")
+st.dataframe(pd.DataFrame(list(p.settings.public_view().items()), columns=["setting", "value"]),
+             hide_index=True, use_container_width=True)
+
+if st.button("Check connection", type="primary"):
+    checks = attempt(p.check_connection) or []
+    for what, passed, detail in checks:
+        (st.success if passed else st.error)(f"**{what}:** {detail}", icon="✅" if passed else "🚫")
+
+st.subheader("Recent events")
+events = p.events(limit=50)
+if events:
+    st.dataframe(pd.DataFrame([{"at": when(e["at"]), "kind": e["kind"], "name": e["name"], "event": e["message"]}
+                               for e in events]), hide_index=True, use_container_width=True)
+else:
+    st.caption("Nothing has happened yet.")

@@ -1,0 +1,64 @@
+"""Train: pick a dataset, an algorithm and its hyperparameters, launch a training job."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app.navigation import page
+from app.service import attempt, platform
+from churn_core.hyperparameters import ALGORITHMS
+from churn_core.names import default_job_name
+from churn_core.pricing import TRAINING_INSTANCE_TYPES
+
+p = platform()
+st.title("Train")
+st.caption("Each launch is a training job running `entry/train.py`, the same script SageMaker runs.")
+
+datasets = p.list_datasets()
+if not datasets:
+    st.info("No dataset yet: store one on the Data page first.")
+    st.page_link(page("data"), label="Go to Data", icon=":material/database:")
+    st.stop()
+
+labels = {d.name: f"{d.name} — {d.rows:,} rows, churn {d.churn_rate:.1%}" for d in datasets}
+algorithm = st.radio("Algorithm", list(ALGORITHMS), format_func=lambda a: ALGORITHMS[a]["label"], horizontal=True,
+                     key="train_algorithm")
+st.caption(ALGORITHMS[algorithm]["help"])
+
+with st.form("launch_training"):
+    dataset = st.selectbox("Dataset", list(labels), format_func=labels.get)
+    values = {}
+    columns = st.columns(3)
+    for i, param in enumerate(ALGORITHMS[algorithm]["params"]):
+        box = columns[i % 3]
+        key = f"hp_{algorithm}_{param.name}"
+        if param.kind == "choice":
+            values[param.name] = box.selectbox(param.name, param.choices, index=param.choices.index(param.default),
+                                               help=param.help, key=key)
+        elif param.kind == "float":
+            values[param.name] = box.number_input(param.name, min_value=float(param.low), max_value=float(param.high),
+                                                  value=float(param.default), help=param.help, format="%g", key=key)
+        else:
+            values[param.name] = box.number_input(param.name, min_value=int(param.low), max_value=int(param.high),
+                                                  value=param.default, step=1, help=param.help, key=key,
+                                                  placeholder="unlimited" if param.kind == "optional_int" else None)
+    left, right = st.columns(2)
+    job_name = left.text_input("Job name (optional)", placeholder=default_job_name(algorithm),
+                               help="Leave empty for a timestamped name like the seed's.")
+    instance_type = None
+    if p.backend.name == "sagemaker":
+        instance_type = right.selectbox("Training instance type", TRAINING_INSTANCE_TYPES,
+                                        index=TRAINING_INSTANCE_TYPES.index(p.settings.training_instance_type)
+                                        if p.settings.training_instance_type in TRAINING_INSTANCE_TYPES else 0)
+    else:
+        right.text_input("Runs on", value="this machine (local backend)", disabled=True)
+    launched = st.form_submit_button("Launch training", type="primary")
+
+if launched:
+    job = attempt(p.start_training, dataset, {"algorithm": algorithm, **values}, name=job_name.strip() or None,
+                  instance_type=instance_type)
+    if job:
+        st.session_state["selected_job"] = job.name
+        st.toast(f"Training job {job.name} started", icon="🚀")
+        st.success(f"Job **{job.name}** is {job.status} ({job.secondary_status}). Follow it live on the Jobs page.")
+        st.page_link(page("jobs"), label=f"Watch {job.name}", icon=":material/monitoring:")

@@ -1,0 +1,41 @@
+"""Shared fixtures: a fresh state directory per test, the sample CSV, the reference CSV when present."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+REFERENCE_CSV = ROOT.parent / "shared" / "data" / "telecom_churn.csv"
+SEED_ROW = [128, 1, 1, 2.70, 1, 265.1, 110, 89.0, 9.87, 10.0]
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """A fresh CHURN_HOME on the local backend for each test."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("CHURN_HOME", str(state))
+    monkeypatch.setenv("CHURN_BACKEND", "local")
+    for key in ("CHURN_S3_BUCKET", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(key, raising=False)
+    return state
+
+
+@pytest.fixture(scope="session")
+def sample_csv() -> bytes:
+    from churn_core.sample import make_sample
+
+    return make_sample()
+
+
+@pytest.fixture(scope="session")
+def reference_csv() -> Path:
+    if not REFERENCE_CSV.exists():
+        pytest.skip(f"reference dataset not present at {REFERENCE_CSV}")
+    return REFERENCE_CSV
