@@ -131,8 +131,11 @@ class Catalog:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.tx() as conn:
-            conn.executescript(SCHEMA)
+        conn = self._connect()
+        try:
+            conn.executescript(SCHEMA)  # executescript manages its own transaction
+        finally:
+            conn.close()
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)

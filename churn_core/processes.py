@@ -61,7 +61,6 @@ def is_alive(pid: int | None, marker: str | None = None) -> bool:
     """True if ``pid`` runs and (when given) its command line mentions ``marker`` (guards against pid reuse)."""
     if not pid:
         return False
-    reap(pid)
     try:
         proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:

@@ -1,0 +1,129 @@
+"""Local training jobs: real child processes, real files, real SQLite."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+import churn_core
+from churn_core.artifacts import sha256_file
+from churn_core.errors import ConflictError, ValidationError
+from churn_core.processes import is_alive
+from tests.helpers import wait_for_job, wait_until
+
+SLOW_HPS = {"algorithm": "gradient_boosting", "n_estimators": 2000, "learning_rate": 0.01, "max_depth": 6}
+
+
+@pytest.fixture
+def platform(home, sample_csv):
+    p = churn_core.connect()
+    p.upload_dataset("sample", sample_csv)
+    return p
+
+
+def test_job_completes_with_verified_artifacts_and_metrics(platform):
+    job = platform.start_training("sample", {"algorithm": "random_forest", "n_estimators": 20})
+    assert job.status == "InProgress" and job.secondary_status in ("Starting", "Training")
+    done = wait_for_job(platform, job.name)
+    assert done.status == "Completed", done.failure_reason
+    model_path = platform.store.path(done.model_key)
+    assert model_path.is_file() and sha256_file(model_path) == done.model_sha256
+    assert sha256_file(platform.store.path(done.output_key)) == done.output_sha256
+    assert done.metrics["roc_auc"] > 0.75 and 0 <= done.metrics["f1"] <= 1
+    model = platform.get_model(job.name)
+    assert model["dataset_sha256"] == platform.get_dataset("sample").sha256
+    assert model["code_sha256"] == done.code_sha256 and len(done.code_sha256) == 64
+    evaluation = platform.evaluation(job.name)
+    assert len(evaluation["roc"]["fpr"]) == len(evaluation["roc"]["tpr"]) > 2
+    assert "roc_auc=" in platform.training_log(job.name)
+    assert done.started_at >= done.created_at and done.ended_at >= done.started_at
+
+
+def test_default_name_follows_the_seed_style(platform):
+    job = platform.start_training("sample", {"n_estimators": 5})
+    assert job.name.startswith("churn-rf-") and len(job.name.split("-")) == 8
+    wait_for_job(platform, job.name)
+
+
+def test_invalid_hyperparameter_is_rejected_before_anything_runs(platform):
+    with pytest.raises(ValidationError, match="n_estimators must be between 1"):
+        platform.start_training("sample", {"algorithm": "random_forest", "n_estimators": 0})
+    with pytest.raises(ValidationError, match="Unknown algorithm 'xgboost'"):
+        platform.start_training("sample", {"algorithm": "xgboost"})
+    with pytest.raises(ValidationError, match="do not apply to logistic_regression"):
+        platform.start_training("sample", {"algorithm": "logistic_regression", "n_estimators": 10})
+    assert platform.count_training_jobs() == 0
+
+
+def test_script_failure_shows_the_scripts_reason_and_log(platform):
+    ds = platform.get_dataset("sample")
+    platform.store.put_bytes(ds.train_key, b"a,b\n1,2\n3,4\n")  # no target column any more
+    job = platform.start_training("sample", {"n_estimators": 5}, name="broken-input")
+    done = wait_for_job(platform, job.name)
+    assert done.status == "Failed"
+    assert "Churn" in done.failure_reason and "exit code" in done.failure_reason
+    assert "ERROR" in platform.training_log(job.name)
+
+
+def test_duplicate_and_invalid_job_names(platform):
+    platform.start_training("sample", {"n_estimators": 5}, name="dup-job")
+    with pytest.raises(ConflictError, match="already exists"):
+        platform.start_training("sample", {"n_estimators": 5}, name="dup-job")
+    with pytest.raises(ValidationError, match="naming rule"):
+        platform.start_training("sample", {"n_estimators": 5}, name="../escape")
+    wait_for_job(platform, "dup-job")
+
+
+@pytest.mark.slow
+def test_stop_ends_in_stopped_and_the_process_is_gone(platform):
+    job = platform.start_training("sample", SLOW_HPS, name="to-stop")
+    wait_until(lambda: platform.describe_training(job.name).secondary_status == "Training", 30, what="Training")
+    stopped = platform.stop_training(job.name)
+    assert stopped.status == "Stopped"
+    assert not is_alive(job.pid)
+    with pytest.raises(ConflictError, match="only a running job"):
+        platform.stop_training(job.name)
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_job_process_is_seen_as_failed(platform):
+    job = platform.start_training("sample", SLOW_HPS, name="to-kill")
+    wait_until(lambda: platform.describe_training(job.name).secondary_status == "Training", 30, what="Training")
+    os.kill(job.pid, signal.SIGKILL)
+    failed = wait_until(lambda: (j := platform.describe_training(job.name)).status == "Failed" and j, 10,
+                        what="Failed after kill -9")
+    assert "exited unexpectedly" in failed.failure_reason and "SIGKILL" in failed.failure_reason
+    assert failed.ended_at is not None
+
+
+def test_a_restarted_dashboard_lists_every_job_unchanged(platform):
+    first = platform.start_training("sample", {"n_estimators": 5}, name="job-a")
+    wait_for_job(platform, first.name)
+    platform.start_training("sample", {"algorithm": "logistic_regression"}, name="job-b")
+    wait_for_job(platform, "job-b")
+    before = platform.list_training_jobs()
+    again = churn_core.connect()  # a new service on the same state directory
+    assert again.list_training_jobs() == before
+    assert [j.name for j in before] == ["job-b", "job-a"]
+
+
+@pytest.mark.slow
+def test_concurrency_limit_is_respected_and_jobs_start_in_order(home, sample_csv, monkeypatch):
+    monkeypatch.setenv("CHURN_MAX_CONCURRENT_JOBS", "1")
+    p = churn_core.connect()
+    p.upload_dataset("sample", sample_csv)
+    names = [p.start_training("sample", {"n_estimators": 30}, name=f"queued-{i}").name for i in range(3)]
+    peak = 0
+
+    def all_done():
+        nonlocal peak
+        jobs = [p.describe_training(n) for n in names]
+        peak = max(peak, sum(1 for j in jobs if j.secondary_status in ("Training", "Uploading")))
+        return all(j.status == "Completed" for j in jobs) and jobs
+
+    jobs = wait_until(all_done, 120, interval=0.02, what="three queued jobs")
+    assert peak == 1
+    starts = [j.started_at for j in jobs]
+    assert starts == sorted(starts)
