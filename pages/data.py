@@ -21,7 +21,7 @@ with sample_col:
     st.subheader("No file at hand?")
     st.info(SAMPLE_DESCRIPTION, icon="🧪")
     sample_name = st.text_input("Sample dataset name", value="sample-telecom", key="sample_name")
-    if st.button("Load sample data", type="secondary", use_container_width=True):
+    if st.button("Load sample data", type="secondary", width="stretch"):
         ds = attempt(p.load_sample, sample_name)
         if ds:
             st.session_state["data_selected"] = ds.name
@@ -63,7 +63,7 @@ with upload_col:
                        f"churn rate {table.churn_rate:.1%} (positive label `{table.positive_label}`).", icon="✅")
             for warning in table.warnings:
                 st.warning(warning, icon="⚠️")
-            st.dataframe(table.frame.head(20), use_container_width=True, hide_index=True)
+            st.dataframe(table.frame.head(20), width="stretch", hide_index=True)
             if submitted:
                 ds = attempt(p.upload_dataset, name, data, target=target, test_size=test_size, seed=int(seed))
                 if ds:
@@ -83,7 +83,7 @@ st.dataframe(
         "train / test": f"{d.n_train} / {d.n_test}", "source": d.source, "created": when(d.created_at),
         "sha256": d.sha256[:12],
     } for d in datasets]),
-    use_container_width=True, hide_index=True,
+    width="stretch", hide_index=True,
     column_config={"churn rate": st.column_config.NumberColumn(format="percent")},
 )
 names = [d.name for d in datasets]
@@ -99,16 +99,19 @@ for warning in ds.warnings:
     st.caption(f"⚠️ {warning}")
 
 frame = attempt(p.read_dataset, ds.name, "train")
-if frame is not None:
+if frame is not None and not {ds.target, *(f["name"] for f in ds.features)} <= set(frame.columns):
+    st.error(f"The stored train file of {ds.name} no longer matches its schema (it was changed outside the "
+             "dashboard). Delete the dataset and upload it again.")
+elif frame is not None:
     feature_names = [f["name"] for f in ds.features]
     tab_dist, tab_preview, tab_schema = st.tabs(["Distributions", "Preview", "Schema"])
     with tab_dist:
         feature = st.selectbox("Feature", feature_names, key=f"dist_{ds.name}")
-        st.plotly_chart(distribution_figure(frame, feature, ds.target), use_container_width=True)
+        st.plotly_chart(distribution_figure(frame, feature, ds.target), width="stretch")
     with tab_preview:
-        st.dataframe(frame.head(100), use_container_width=True, hide_index=True)
+        st.dataframe(frame.head(100), width="stretch", hide_index=True)
     with tab_schema:
-        st.dataframe(pd.DataFrame(ds.features), use_container_width=True, hide_index=True)
+        st.dataframe(pd.DataFrame(ds.features), width="stretch", hide_index=True)
 
 if st.button(f"Delete dataset {ds.name}", key="delete_dataset"):
     st.session_state["confirm_delete_dataset"] = ds.name

@@ -60,7 +60,7 @@ def live_table() -> None:
         "instance": f"{e.instance_count} × {e.instance_type}", "uptime": duration_text(e.uptime),
         "invocations": e.invocations, "p50 ms": e.stats.get("p50_latency_ms"),
         "est. cost (USD)": e.estimated_cost_usd, "idle": duration_text(e.idle_seconds) if e.status == "InService" else "—",
-    } for e in endpoints]), use_container_width=True, hide_index=True, column_config={
+    } for e in endpoints]), width="stretch", hide_index=True, column_config={
         "est. cost (USD)": st.column_config.NumberColumn(format="$%.4f"),
         "p50 ms": st.column_config.NumberColumn(format="%.1f"),
         "URL": st.column_config.TextColumn(width="medium"),
@@ -110,7 +110,7 @@ print(json.loads(resp["Body"].read()))''', language="python")
         st.code(p.endpoint_log(ep.name, 40) or "(no log)", language="text")
         st.dataframe(pd.DataFrame([{"at": when(ev["at"]), "event": ev["message"]}
                                    for ev in p.events("endpoint", ep.name, 20)]), hide_index=True,
-                     use_container_width=True)
+                     width="stretch")
 
     delete_col, cleanup_col = st.columns(2)
     if delete_col.button(f"Delete {ep.name}", key="delete_endpoint"):

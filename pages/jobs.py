@@ -37,7 +37,7 @@ def job_rows(jobs) -> pd.DataFrame:
 @st.fragment(run_every=2)
 def live_table() -> None:
     jobs = p.list_training_jobs(limit=PAGE_SIZE, offset=(page_number - 1) * PAGE_SIZE)
-    st.dataframe(job_rows(jobs), use_container_width=True, hide_index=True, column_config={
+    st.dataframe(job_rows(jobs), width="stretch", hide_index=True, column_config={
         "ROC AUC": st.column_config.NumberColumn(format="%.3f"), "F1": st.column_config.NumberColumn(format="%.3f"),
     })
     running = sum(1 for j in jobs if j.is_active)
@@ -88,10 +88,10 @@ def job_detail(name: str) -> None:
         if ev:
             roc_tab, pr_tab, cm_tab, fi_tab, log_tab = st.tabs(
                 ["ROC curve", "Precision–recall", "Confusion matrix", "Feature importance", "Log"])
-            roc_tab.plotly_chart(roc_figure({job.name: ev}), use_container_width=True)
-            pr_tab.plotly_chart(pr_figure({job.name: ev}), use_container_width=True)
-            cm_tab.plotly_chart(confusion_figure(ev), use_container_width=True)
-            fi_tab.plotly_chart(importance_figure(ev), use_container_width=True)
+            roc_tab.plotly_chart(roc_figure({job.name: ev}), width="stretch")
+            pr_tab.plotly_chart(pr_figure({job.name: ev}), width="stretch")
+            cm_tab.plotly_chart(confusion_figure(ev), width="stretch")
+            fi_tab.plotly_chart(importance_figure(ev), width="stretch")
             log_tab.code(log_text, language="text")
         if st.button("Deploy this model", type="primary", key=f"deploy_{job.name}"):
             st.session_state["deploy_model"] = job.name
@@ -110,9 +110,9 @@ else:
     chosen = st.multiselect("Completed jobs", completed, default=completed[:2], key="compare_jobs")
     if len(chosen) >= 2:
         table = pd.DataFrame(p.compare(chosen)).set_index("job")
-        st.dataframe(table, use_container_width=True)
+        st.dataframe(table, width="stretch")
         evaluations = {name: ev for name in chosen if (ev := attempt(p.evaluation, name))}
-        st.plotly_chart(roc_figure(evaluations), use_container_width=True, key="compare_roc")
+        st.plotly_chart(roc_figure(evaluations), width="stretch", key="compare_roc")
         st.download_button("Download comparison (CSV)", table.to_csv().encode(), "comparison.csv", "text/csv")
     else:
         st.caption("Pick at least two jobs.")

@@ -99,12 +99,12 @@ with batch:
         cols[2].metric("Could not score", f"{len(result.errors):,}")
         if result.errors:
             st.warning(f"{len(result.errors)} row(s) could not be scored:")
-            st.dataframe(result.error_frame, hide_index=True, use_container_width=True)
+            st.dataframe(result.error_frame, hide_index=True, width="stretch")
         if len(scored_frame):
-            st.dataframe(scored_frame, hide_index=True, use_container_width=True, column_config={
+            st.dataframe(scored_frame, hide_index=True, width="stretch", column_config={
                 "churn_probability": st.column_config.ProgressColumn("churn probability", min_value=0.0,
                                                                      max_value=1.0, format="percent"),
             })
-            st.plotly_chart(risk_histogram(scored_frame["churn_probability"]), use_container_width=True)
+            st.plotly_chart(risk_histogram(scored_frame["churn_probability"]), width="stretch")
             st.download_button("Download scored CSV", scored_frame.to_csv(index=False).encode(),
                                f"scored-{file_name.rsplit('.', 1)[0]}.csv", "text/csv", type="primary")

@@ -13,7 +13,7 @@ st.title("Settings")
 st.caption("Set these with environment variables before `make run` (see README and `.env.example`); "
            "the dashboard shows them but never changes them.")
 st.dataframe(pd.DataFrame(list(p.settings.public_view().items()), columns=["setting", "value"]),
-             hide_index=True, use_container_width=True)
+             hide_index=True, width="stretch")
 
 if st.button("Check connection", type="primary"):
     checks = attempt(p.check_connection) or []
@@ -24,6 +24,6 @@ st.subheader("Recent events")
 events = p.events(limit=50)
 if events:
     st.dataframe(pd.DataFrame([{"at": when(e["at"]), "kind": e["kind"], "name": e["name"], "event": e["message"]}
-                               for e in events]), hide_index=True, use_container_width=True)
+                               for e in events]), hide_index=True, width="stretch")
 else:
     st.caption("Nothing has happened yet.")
