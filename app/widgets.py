@@ -12,6 +12,7 @@ STATUS_ICONS = {
     "InProgress": "🔵", "Completed": "🟢", "Failed": "🔴", "Stopping": "🟠", "Stopped": "⚪",
     "Creating": "🔵", "InService": "🟢", "Deleting": "🟠", "Updating": "🔵",
 }
+OUTCOME_COLORS = {"stayed": "#4c78a8", "churned": "#e45756"}
 METRIC_LABELS = {
     "roc_auc": "ROC AUC", "pr_auc": "PR AUC", "f1": "F1", "accuracy": "Accuracy",
     "precision": "Precision", "recall": "Recall", "log_loss": "Log loss",
@@ -86,11 +87,12 @@ def importance_figure(ev: dict, top: int = 20) -> go.Figure:
 
 def distribution_figure(frame: pd.DataFrame, feature: str, target: str) -> go.Figure:
     data = frame[[feature, target]].copy()
-    data[target] = data[target].astype(str)
+    data[target] = data[target].map({1: "churned", 0: "stayed"}).fillna(data[target].astype(str))
+    style = dict(color=target, color_discrete_map=OUTCOME_COLORS, category_orders={target: ["stayed", "churned"]})
     if pd.api.types.is_numeric_dtype(frame[feature]):
-        fig = px.histogram(data, x=feature, color=target, barmode="overlay", nbins=40, opacity=0.7)
+        fig = px.histogram(data, x=feature, barmode="overlay", nbins=40, opacity=0.75, **style)
     else:
-        fig = px.histogram(data, x=feature, color=target, barmode="group")
+        fig = px.histogram(data, x=feature, barmode="group", **style)
     return _layout(fig, f"{feature} by {target}", 340)
 
 

@@ -207,7 +207,7 @@ class Platform:
 
     def get_model(self, name: str) -> dict:
         row = self.catalog.one("SELECT * FROM models WHERE name = ?", (name,))
-        if row is None:
+        if row is None and self.catalog.one("SELECT name FROM jobs WHERE name = ?", (name,)):
             self.describe_training(name)  # may complete and register it now
             row = self.catalog.one("SELECT * FROM models WHERE name = ?", (name,))
         if row is None:

@@ -19,7 +19,7 @@ upload_col, sample_col = st.columns([3, 2], gap="large")
 
 with sample_col:
     st.subheader("No file at hand?")
-    st.info(SAMPLE_DESCRIPTION, icon="🧪")
+    st.info(SAMPLE_DESCRIPTION, icon=":material/science:")
     sample_name = st.text_input("Sample dataset name", value="sample-telecom", key="sample_name")
     if st.button("Load sample data", type="secondary", width="stretch"):
         ds = attempt(p.load_sample, sample_name)

@@ -61,11 +61,8 @@ def job_detail(name: str) -> None:
     st.subheader(f"{job.name}  ·  {status_label(job.status, job.secondary_status)}")
     if job.status == "Failed":
         st.error(f"**Failed:** {job.failure_reason}", icon="🔴")
-    cols = st.columns(4)
-    cols[0].metric("Algorithm", job.algorithm)
-    cols[1].metric("Dataset", job.dataset)
-    cols[2].metric("Duration", duration_text(job.duration))
-    cols[3].metric("Started", when(job.started_at).split(" ")[-1])
+    st.markdown(f"**{job.algorithm}** on dataset **{job.dataset}** · submitted {when(job.created_at)} · "
+                f"started {when(job.started_at)} · duration **{duration_text(job.duration)}** · {job.instance_type}")
     if job.is_active:
         if st.button("Stop job", key=f"stop_{job.name}", type="secondary"):
             stopped = attempt(p.stop_training, job.name)

@@ -48,6 +48,14 @@ def reconcile_jobs(catalog: Catalog) -> list[str]:
     return changed
 
 
+RESTART_GRACE_SECONDS = 5.0
+
+
+def _refused(exc: Exception) -> bool:
+    reason = getattr(exc, "reason", exc)
+    return isinstance(reason, ConnectionRefusedError)
+
+
 class LocalBackend:
     name = "local"
 
@@ -151,16 +159,21 @@ class LocalBackend:
             method="POST",
             headers={"Content-Type": content_type, "Accept": accept},
         )
-        try:
-            with urllib.request.urlopen(request, timeout=65) as resp:
-                return resp.status, resp.read(), resp.headers.get("Content-Type", "")
-        except urllib.error.HTTPError as err:
-            return err.code, err.read(), err.headers.get("Content-Type", "")
-        except (urllib.error.URLError, OSError) as exc:
-            raise BackendError(
-                f"Endpoint {endpoint['name']} did not answer at {endpoint['url']} ({exc}). "
-                "It may be restarting; try again in a few seconds or check its log on the Endpoints page."
-            ) from None
+        deadline = time.monotonic() + RESTART_GRACE_SECONDS
+        while True:
+            try:
+                with urllib.request.urlopen(request, timeout=65) as resp:
+                    return resp.status, resp.read(), resp.headers.get("Content-Type", "")
+            except urllib.error.HTTPError as err:
+                return err.code, err.read(), err.headers.get("Content-Type", "")
+            except (urllib.error.URLError, OSError) as exc:
+                if _refused(exc) and time.monotonic() < deadline:  # the supervisor is restarting the server
+                    time.sleep(0.1)
+                    continue
+                raise BackendError(
+                    f"Endpoint {endpoint['name']} did not answer at {endpoint['url']} ({exc}). "
+                    "It may be restarting; try again in a few seconds or check its log on the Endpoints page."
+                ) from None
 
     def delete_endpoint(self, endpoint: dict, config: dict | None, deployed_model: dict | None) -> None:
         kill_group(endpoint["pid"], grace=5.0)
