@@ -1,0 +1,105 @@
+"""Page tests (AppTest) for Endpoints and Predict on the local backend, with real endpoint processes."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pytest
+
+import churn_core
+from tests.helpers import wait_for_job
+from tests.test_pages_data_train_jobs import button, open_page, texts
+
+
+@pytest.fixture
+def model(home, sample_csv):
+    p = churn_core.connect()
+    p.upload_dataset("sample", sample_csv)
+    p.start_training("sample", {"n_estimators": 15}, name="page-model")
+    assert wait_for_job(p, "page-model").status == "Completed"
+    yield p
+    p.cleanup()
+
+
+def test_endpoints_page_deploy_snippet_and_delete_with_confirm(model):
+    at = open_page("endpoints")
+    assert at.text_input[0].value == "page-model-endpoint"
+    at.text_input[0].set_value("page-ep")
+    button(at, "Deploy").click().run()
+    assert not at.exception, at.exception
+    assert "Endpoint **page-ep** is InService" in texts(at, "success")
+    ep = model.describe_endpoint("page-ep")
+    table = at.dataframe[0].value
+    assert list(table["name"]) == ["page-ep"] and ep.url in list(table["URL"])
+    assert any("invoke_endpoint" in c.value and ep.url in c.value for c in at.code)
+    button(at, "Delete page-ep").click().run()
+    assert "Delete endpoint **page-ep**?" in texts(at, "markdown")
+    button(at, "Cancel").click().run()
+    assert model.describe_endpoint("page-ep").status == "InService"
+    button(at, "Delete page-ep").click().run()
+    button(at, "Delete").click().run()
+    assert not at.exception, at.exception
+    assert "endpoint page-ep, config page-ep-config, model page-ep-model" in texts(at, "success")
+    assert model.list_endpoints() == []
+
+
+def test_endpoints_page_cleanup_lists_what_it_removes(model):
+    for name in ("ep-one", "ep-two"):
+        model.deploy("page-model", name)
+    at = open_page("endpoints")
+    button(at, "Clean up all endpoints").click().run()
+    listing = texts(at, "markdown")
+    assert "**ep-one** (config `ep-one-config`, model `page-model`)" in listing and "**ep-two**" in listing
+    button(at, "Delete").click().run()
+    assert "Removed:" in texts(at, "success")
+    assert model.list_endpoints() == []
+
+
+def test_endpoints_page_rejects_a_bad_name(model):
+    at = open_page("endpoints")
+    at.text_input[0].set_value("bad name!")
+    button(at, "Deploy").click().run()
+    assert "naming rule" in texts(at, "error")
+    assert model.list_endpoints() == []
+
+
+def test_predict_page_single_customer_form_from_schema(model):
+    model.deploy("page-model", "predict-ep")
+    at = open_page("predict")
+    labels = [n.label for n in at.number_input]
+    assert sorted(labels) == sorted(f["name"] for f in model.model_schema("page-model")["features"])
+    weeks = at.number_input(key="f_page-model_AccountWeeks")
+    schema = {f["name"]: f for f in model.model_schema("page-model")["features"]}
+    assert weeks.min == schema["AccountWeeks"]["min"] and weeks.max == schema["AccountWeeks"]["max"]
+    at.number_input(key="f_page-model_CustServCalls").set_value(7)
+    button(at, "Score customer").click().run()
+    assert not at.exception, at.exception
+    metric = next(m for m in at.metric if m.label == "Churn probability")
+    assert metric.value.endswith("%")
+
+
+def test_predict_page_batch_scores_reports_bad_rows_and_downloads(model, sample_csv):
+    model.deploy("page-model", "batch-ep")
+    frame = pd.read_csv(io.BytesIO(sample_csv)).drop(columns=["Churn"]).head(300)
+    frame.insert(0, "customer", [f"c{i}" for i in range(len(frame))])
+    frame = frame.astype(object)
+    frame.loc[4, "DayMins"] = "lots"
+    frame.loc[9, "RoamMins"] = ""
+    at = open_page("predict")
+    at.get("file_uploader")[0].set_value(("customers.csv", frame.to_csv(index=False).encode(), "text/csv")).run()
+    button(at, "Score 300 customers").click().run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Scored"] == "298 of 300" and metrics["Could not score"] == "2"
+    problems = at.dataframe[0].value
+    assert list(problems["line"]) == [6, 11]
+    assert "DayMins" in problems["problem"].iloc[0] and "RoamMins" in problems["problem"].iloc[1]
+    scored = at.dataframe[1].value
+    assert scored["churn_probability"].is_monotonic_decreasing and "customer" in scored.columns
+    assert at.get("download_button"), "download offered"
+
+
+def test_predict_page_without_endpoints_points_to_endpoints(home):
+    at = open_page("predict")
+    assert "No endpoint is InService" in texts(at, "info")
