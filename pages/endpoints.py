@@ -75,7 +75,7 @@ def live_table() -> None:
             st.error(f"**{e.name}** failed: {e.failure_reason}")
 
 
-st.subheader("Endpoints")
+st.subheader("Live endpoints")
 live_table()
 
 endpoints = p.list_endpoints()
@@ -85,27 +85,22 @@ if endpoints:
     selected = st.selectbox("Endpoint", names, index=names.index(wanted) if wanted in names else 0,
                             key="endpoint_picker")
     ep = next(e for e in endpoints if e.name == selected)
-    info, snippet = st.columns(2)
-    with info:
-        st.markdown(f"**{ep.name}** · {status_label(ep.status)} · model `{ep.model}`")
-        st.markdown(f"Created {when(ep.created_at)} · restarts {ep.restarts}")
-        if ep.url:
-            st.code(ep.url, language="text")
-    with snippet:
-        if p.backend.name == "local":
-            st.markdown("Call it from Python with the unchanged SageMaker runtime client:")
-            st.code(f'''import boto3, json
-runtime = boto3.client("sagemaker-runtime", endpoint_url="{ep.url}",
-                       region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local")
-resp = runtime.invoke_endpoint(EndpointName="{ep.name}", ContentType="application/json",
-                               Body=json.dumps({{"Input": [[128, 1, 1, 2.70, 1, 265.1, 110, 89.0, 9.87, 10.0]]}}))
-print(json.loads(resp["Body"].read()))''', language="python")
-        else:
-            st.code(f'''import boto3, json
-runtime = boto3.client("sagemaker-runtime", region_name="{p.settings.region}")
-resp = runtime.invoke_endpoint(EndpointName="{ep.name}", ContentType="application/json",
-                               Body=json.dumps({{"Input": [[128, 1, 1, 2.70, 1, 265.1, 110, 89.0, 9.87, 10.0]]}}))
-print(json.loads(resp["Body"].read()))''', language="python")
+    st.markdown(f"**{ep.name}** · {status_label(ep.status)} · model `{ep.model}` · created {when(ep.created_at)} · "
+                f"restarts {ep.restarts}")
+    if ep.url:
+        st.code(ep.url, language="text")
+    if p.backend.name == "local":
+        st.markdown("Call it from Python with the unchanged SageMaker runtime client:")
+        client = (f'boto3.client("sagemaker-runtime", endpoint_url="{ep.url}", region_name="us-east-1",\n'
+                  '                       aws_access_key_id="local", aws_secret_access_key="local")')
+    else:
+        client = f'boto3.client("sagemaker-runtime", region_name="{p.settings.region}")'
+    st.code(f"""import boto3, json
+runtime = {client}
+resp = runtime.invoke_endpoint(
+    EndpointName="{ep.name}", ContentType="application/json",
+    Body=json.dumps({{"Input": [[128, 1, 1, 2.70, 1, 265.1, 110, 89.0, 9.87, 10.0]]}}))
+print(json.loads(resp["Body"].read()))""", language="python")
     with st.expander("Log and events"):
         st.code(p.endpoint_log(ep.name, 40) or "(no log)", language="text")
         st.dataframe(pd.DataFrame([{"at": when(ev["at"]), "event": ev["message"]}
