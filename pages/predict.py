@@ -46,7 +46,10 @@ with single:
             key = f"f_{model}_{feat['name']}"
             if feat["kind"] == "numeric":
                 low, high, median = feat.get("min"), feat.get("max"), feat.get("median")
-                if _is_whole(feat):
+                if _is_whole(feat) and (low, high) == (0, 1):
+                    record[feat["name"]] = box.selectbox(feat["name"], [0, 1], index=int(round(median)), key=key,
+                                                         format_func=lambda v: "yes (1)" if v else "no (0)")
+                elif _is_whole(feat):
                     record[feat["name"]] = box.number_input(feat["name"], int(low), int(high), int(median), step=1,
                                                             key=key, help=f"Training range {low:g} – {high:g}")
                 else:

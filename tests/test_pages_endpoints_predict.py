@@ -67,12 +67,13 @@ def test_endpoints_page_rejects_a_bad_name(model):
 def test_predict_page_single_customer_form_from_schema(model):
     model.deploy("page-model", "predict-ep")
     at = open_page("predict")
-    labels = [n.label for n in at.number_input]
+    labels = [n.label for n in at.number_input] + [s.label for s in at.selectbox if s.key != "predict_endpoint"]
     assert sorted(labels) == sorted(f["name"] for f in model.model_schema("page-model")["features"])
     weeks = at.number_input(key="f_page-model_AccountWeeks")
     schema = {f["name"]: f for f in model.model_schema("page-model")["features"]}
     assert weeks.min == schema["AccountWeeks"]["min"] and weeks.max == schema["AccountWeeks"]["max"]
     at.number_input(key="f_page-model_CustServCalls").set_value(7)
+    at.selectbox(key="f_page-model_ContractRenewal").set_value(0)
     button(at, "Score customer").click().run()
     assert not at.exception, at.exception
     metric = next(m for m in at.metric if m.label == "Churn probability")
