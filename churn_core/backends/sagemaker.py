@@ -1,0 +1,593 @@
+"""The SageMaker backend: S3 for storage, SageMaker training jobs and real-time endpoints, boto3 only.
+
+It builds the SKLearn framework-container contract the way the SageMaker Python SDK V2 did
+(the V3 SDK dropped those classes and its replacements do not follow the contract):
+
+* ``entry/`` is uploaded as ``<prefix>/code/<job>/sourcedir.tar.gz``;
+* ``CreateTrainingJob`` gets the SKLearn image, JSON-encoded hyperparameters plus
+  ``sagemaker_program``/``sagemaker_submit_directory``, ``train``/``test`` S3 channels and
+  metric regexes for the ``name=value`` lines ``train.py`` prints;
+* an endpoint is ``CreateModel`` (SAGEMAKER_PROGRAM/SAGEMAKER_SUBMIT_DIRECTORY) →
+  ``CreateEndpointConfig`` → ``CreateEndpoint``; deleting removes all three.
+
+Every resource is tagged ``created-by=churn-control-plane`` so Clean up finds it even when the
+local catalog forgot it. AWS is the truth; the catalog is a cache the platform refreshes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import re
+import tarfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..artifacts import read_json_member, sha256_bytes, sha256_file
+from ..aws import OWNER_TAG, AwsClients, AwsError, call, sklearn_image_uri
+from ..db import Catalog, dumps
+from ..errors import BackendError, ChurnError, NotFoundError, ValidationError
+from ..records import Dataset
+from ..s3_store import S3ObjectStore
+
+ENTRY_DIR = Path(__file__).resolve().parents[2] / "entry"
+TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+ENDPOINT_LOG_GROUP = "/aws/sagemaker/Endpoints/{name}"
+METRIC_NAMES = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss")
+METRIC_DEFINITIONS = [{"Name": n, "Regex": f"{n}=([0-9.eE+-]+)"} for n in METRIC_NAMES]
+VOLUME_GB = 5
+MAX_RUNTIME_SECONDS = 3600
+STATS_TTL_SECONDS = 60.0
+STATS_MAX_WINDOW_SECONDS = 14 * 24 * 3600  # one-minute CloudWatch data is kept 15 days
+# How long after SageMaker says Completed we wait for model.tar.gz before calling the job Failed.
+ARTIFACT_GRACE_SECONDS = 600
+ROLE_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+ENDPOINT_STATUS = {
+    "Creating": "Creating",
+    "InService": "InService",
+    "Updating": "Updating",
+    "SystemUpdating": "Updating",
+    "RollingBack": "Updating",
+    "OutOfService": "Updating",  # temporarily unavailable; keep refreshing
+    "Deleting": "Deleting",
+    "Failed": "Failed",
+    "UpdateRollbackFailed": "Failed",
+}
+
+
+def _epoch(value) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.timestamp()
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def package_source(folder: Path = ENTRY_DIR) -> bytes:
+    """``sourcedir.tar.gz`` of ``entry/`` (members at the top level, no caches), byte-for-byte reproducible."""
+    if not (folder / "train.py").is_file():
+        raise BackendError(f"The training script {folder / 'train.py'} is missing; restore entry/ and try again.")
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as gz:
+        with tarfile.open(fileobj=gz, mode="w") as tar:
+            for path in sorted(folder.rglob("*")):
+                rel = path.relative_to(folder)
+                if not path.is_file() or "__pycache__" in rel.parts or path.suffix in (".pyc", ".pyo") \
+                        or any(part.startswith(".") for part in rel.parts):
+                    continue
+                info = tarfile.TarInfo(str(rel))
+                data = path.read_bytes()
+                info.size, info.mtime, info.mode = len(data), 0, 0o644
+                tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+class SageMakerBackend:
+    name = "sagemaker"
+
+    def __init__(self, settings, catalog: Catalog):
+        self.settings = settings
+        self.catalog = catalog
+        self.aws = AwsClients(settings)
+        self.store = S3ObjectStore(self.aws, settings.bucket, settings.prefix)
+        self._stats: dict[str, tuple[float, dict]] = {}
+
+    # ---- helpers ----------------------------------------------------------------------------
+    def client(self, service: str):
+        """The shared boto3 client (tests register botocore event hooks on it)."""
+        return self.aws.client(service)
+
+    def _call(self, service: str, operation: str, what: str = "", **kwargs):
+        return call(self.client(service), operation, what=what, settings=self.settings, **kwargs)
+
+    def _tags(self, **extra: str) -> list[dict]:
+        return [dict(OWNER_TAG), *({"Key": f"churn:{k}", "Value": str(v)[:256]} for k, v in extra.items())]
+
+    def _require_role(self) -> str:
+        role = (self.settings.role_arn or "").strip()
+        if not role:
+            raise ValidationError(
+                "No SageMaker execution role is configured. Set CHURN_SAGEMAKER_ROLE_ARN to the ARN of a role "
+                "SageMaker can assume (arn:aws:iam::<account>:role/<name>); docs/aws.md has its policy."
+            )
+        if not ROLE_RE.match(role):
+            raise ValidationError(
+                f"CHURN_SAGEMAKER_ROLE_ARN={role!r} is not an IAM role ARN. It looks like "
+                "arn:aws:iam::123456789012:role/churn-sagemaker (copy it from the IAM console)."
+            )
+        return role
+
+    def image_uri(self) -> str:
+        return sklearn_image_uri(self.settings)
+
+    def code_key(self, job_name: str) -> str:
+        return f"code/{job_name}/sourcedir.tar.gz"
+
+    def output_path(self) -> str:
+        return self.store.uri("jobs/").rstrip("/")
+
+    def invoke_url(self, endpoint_name: str) -> str:
+        if self.settings.aws_endpoint_url:
+            return f"{self.settings.aws_endpoint_url.rstrip('/')}/endpoints/{endpoint_name}/invocations"
+        return f"https://runtime.sagemaker.{self.settings.region}.amazonaws.com/endpoints/{endpoint_name}/invocations"
+
+    # ---- start-up -------------------------------------------------------------------------------
+    def reconcile(self) -> None:
+        """Nothing at start-up: every read of an active job or endpoint asks AWS (no calls on connect)."""
+
+    # ---- training -------------------------------------------------------------------------------
+    def training_request(self, job: dict, dataset: Dataset, source_uri: str) -> dict:
+        params = json.loads(job["hyperparameters_json"] or "{}")
+        params["target"] = dataset.target
+        hyper = {str(k): json.dumps(v) for k, v in params.items()}
+        hyper.update({
+            "sagemaker_program": json.dumps("train.py"),
+            "sagemaker_submit_directory": json.dumps(source_uri),
+            "sagemaker_container_log_level": json.dumps(20),
+            "sagemaker_job_name": json.dumps(job["name"]),
+            "sagemaker_region": json.dumps(self.settings.region),
+        })
+
+        def channel(name: str, prefix: str) -> dict:
+            return {
+                "ChannelName": name,
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": self.store.uri(prefix),
+                                                "S3DataDistributionType": "FullyReplicated"}},
+                "ContentType": "text/csv",
+                "CompressionType": "None",
+            }
+
+        return {
+            "TrainingJobName": job["name"],
+            "AlgorithmSpecification": {
+                "TrainingImage": self.image_uri(),
+                "TrainingInputMode": "File",
+                "MetricDefinitions": [dict(m) for m in METRIC_DEFINITIONS],
+            },
+            "RoleArn": self._require_role(),
+            "HyperParameters": hyper,
+            "InputDataConfig": [channel("train", dataset.train_prefix), channel("test", dataset.test_prefix)],
+            "OutputDataConfig": {"S3OutputPath": self.output_path()},
+            "ResourceConfig": {
+                "InstanceType": job["instance_type"] or self.settings.training_instance_type,
+                "InstanceCount": int(job["instance_count"] or 1),
+                "VolumeSizeInGB": VOLUME_GB,
+            },
+            "StoppingCondition": {"MaxRuntimeInSeconds": MAX_RUNTIME_SECONDS},
+            "Tags": self._tags(job=job["name"], dataset=dataset.name),
+        }
+
+    def start_training(self, job: dict, dataset: Dataset) -> dict:
+        self._require_role()
+        self.store._require_bucket()
+        self.image_uri()  # fail on a missing image before anything is uploaded
+        key = self.code_key(job["name"])
+        source_uri = self.store.put_bytes(key, package_source())
+        request = self.training_request(job, dataset, source_uri)
+        answer = self._call("sagemaker", "create_training_job", f"start training job {job['name']}", **request)
+        return {"arn": answer.get("TrainingJobArn", ""), "secondary_status": "Starting"}
+
+    def refresh_training(self, job: dict) -> dict:
+        try:
+            info = self._call("sagemaker", "describe_training_job", f"read training job {job['name']}",
+                              TrainingJobName=job["name"])
+        except AwsError as exc:
+            if not exc.not_found:
+                raise
+            if time.time() - float(job.get("created_at") or 0) < 60:
+                return {}  # just submitted: give SageMaker a moment before calling it lost
+            return {"status": "Failed", "secondary_status": "Failed", "ended_at": time.time(),
+                    "failure_reason": f"SageMaker has no training job named {job['name']} in {self.settings.region} "
+                                      "(it was never created or the region changed). Start the job again."}
+        status = info.get("TrainingJobStatus") or "InProgress"
+        fields = {
+            "status": status,
+            "secondary_status": info.get("SecondaryStatus") or status,
+            "failure_reason": info.get("FailureReason") or "",
+            "started_at": _epoch(info.get("TrainingStartTime")),
+            "ended_at": _epoch(info.get("TrainingEndTime")) if status in ("Completed", "Failed", "Stopped") else None,
+        }
+        if info.get("TrainingJobArn") and not job.get("arn"):
+            fields["arn"] = info["TrainingJobArn"]
+        if status == "Failed" and not fields["failure_reason"]:
+            fields["failure_reason"] = "SageMaker reported Failed without a reason; open the job log for details."
+        if status == "Completed":
+            fields.update(self._collect_artifacts(job, info))
+        if fields["ended_at"] is None and fields["status"] in ("Completed", "Failed", "Stopped"):
+            fields["ended_at"] = time.time()
+        return {k: v for k, v in fields.items() if not (v is None and k in ("started_at", "ended_at"))}
+
+    def _collect_artifacts(self, job: dict, info: dict) -> dict:
+        uri = (info.get("ModelArtifacts") or {}).get("S3ModelArtifacts", "")
+        if not uri:
+            return {"status": "Failed", "secondary_status": "Failed",
+                    "failure_reason": "SageMaker reports Completed but names no model artifact. Retrain the model."}
+        try:
+            model_key = self.store.key_from_uri(uri)
+        except ValidationError as exc:
+            return {"status": "Failed", "secondary_status": "Failed", "failure_reason": str(exc)}
+        try:
+            model_bytes = self.store.get_bytes(model_key)
+        except NotFoundError:
+            ended = _epoch(info.get("TrainingEndTime")) or time.time()
+            if time.time() - ended < ARTIFACT_GRACE_SECONDS:
+                # S3 may show the upload a moment after the job reports Completed: keep waiting.
+                return {"status": "InProgress", "secondary_status": "Uploading", "ended_at": None}
+            return {"status": "Failed", "secondary_status": "Failed",
+                    "failure_reason": f"SageMaker reports Completed but {uri} does not exist (deleted?). Retrain the model."}
+        try:
+            metrics = read_json_member(model_bytes, "metrics.json")
+        except (ValidationError, tarfile.TarError, OSError, ValueError, EOFError):
+            metrics = {m["MetricName"]: m["Value"] for m in info.get("FinalMetricDataList") or []
+                       if m.get("MetricName") in METRIC_NAMES}
+        fields = {"model_key": model_key, "model_sha256": sha256_bytes(model_bytes), "metrics_json": dumps(metrics)}
+        output_key = model_key.rsplit("/", 1)[0] + "/output.tar.gz"
+        try:
+            output_bytes = self.store.get_bytes(output_key)
+            fields.update(output_key=output_key, output_sha256=sha256_bytes(output_bytes))
+        except NotFoundError:
+            pass
+        return fields
+
+    def stop_training(self, job: dict) -> dict:
+        try:
+            self._call("sagemaker", "stop_training_job", f"stop training job {job['name']}", TrainingJobName=job["name"])
+        except AwsError as exc:
+            if exc.not_found:
+                raise BackendError(f"SageMaker has no training job named {job['name']}; nothing to stop.") from None
+            raise BackendError(
+                f"Could not stop training job {job['name']}: {exc} The job keeps running (and billing) until it "
+                "finishes or is stopped in the SageMaker console."
+            ) from None
+        return {}
+
+    def _log_tail(self, group: str, stream_prefix: str, lines: int, what: str) -> str:
+        """The last ``lines`` of each stream; a log that cannot be read is reported as text, never raised
+        (the log is auxiliary: a missing logs:GetLogEvents permission must not break the Jobs page)."""
+        try:
+            return self._read_log(group, stream_prefix, lines, what)
+        except ChurnError as exc:
+            return f"Could not read the CloudWatch log of this {what}: {exc}"
+
+    def _read_log(self, group: str, stream_prefix: str, lines: int, what: str) -> str:
+        try:
+            answer = self._call("logs", "describe_log_streams", f"list log streams of {what}",
+                                logGroupName=group, logStreamNamePrefix=stream_prefix)
+        except AwsError as exc:
+            if exc.code == "ResourceNotFoundException":
+                return (f"No CloudWatch log yet for this {what}: log group {group} does not exist in "
+                        f"{self.settings.region}. SageMaker creates it when the first instance starts; try again "
+                        "in a minute.")
+            raise
+        streams = sorted(s["logStreamName"] for s in answer.get("logStreams", []))
+        if not streams:
+            return (f"No CloudWatch log yet for this {what}: no stream {stream_prefix}* in {group}. "
+                    "It appears once the instance starts; try again in a minute.")
+        parts = []
+        for stream in streams[:8]:
+            events = self._call("logs", "get_log_events", f"read log stream {stream}", logGroupName=group,
+                                logStreamName=stream, startFromHead=False, limit=max(1, min(int(lines), 10000)))
+            text = "\n".join(e.get("message", "").rstrip("\n") for e in events.get("events", []))
+            parts.append(f"==> {stream} <==\n{text}" if len(streams) > 1 else text)
+        return "\n".join(parts)
+
+    def training_log(self, job: dict, lines: int = 200) -> str:
+        return self._log_tail(TRAINING_LOG_GROUP, f"{job['name']}/", lines, "job")
+
+    # ---- endpoints ------------------------------------------------------------------------------
+    def _source_for_model(self, trained_model: str) -> str:
+        """The sourcedir.tar.gz the model was trained with (re-uploaded if gone and the code is unchanged)."""
+        key = self.code_key(trained_model)
+        if self.store.exists(key):
+            return self.store.uri(key)
+        row = self.catalog.one("SELECT code_sha256 FROM models WHERE name = ?", (trained_model,))
+        if row and row["code_sha256"] == sha256_file(ENTRY_DIR / "train.py"):
+            return self.store.put_bytes(key, package_source())
+        raise BackendError(
+            f"The training code package {self.store.uri(key)} of model {trained_model} is missing and entry/train.py "
+            "has changed since; retrain the model, then deploy it."
+        )
+
+    def model_request(self, endpoint: dict, deployed_model: dict) -> dict:
+        return {
+            "ModelName": deployed_model["name"],
+            "PrimaryContainer": {
+                "Image": self.image_uri(),
+                "ModelDataUrl": self.store.uri(deployed_model["artifact_key"]),
+                "Environment": {
+                    "SAGEMAKER_PROGRAM": "train.py",
+                    "SAGEMAKER_SUBMIT_DIRECTORY": self._source_for_model(deployed_model["model"]),
+                    "SAGEMAKER_REGION": self.settings.region,
+                    "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+                },
+            },
+            "ExecutionRoleArn": self._require_role(),
+            "Tags": self._tags(endpoint=endpoint["name"], model=deployed_model["model"]),
+        }
+
+    def create_endpoint(self, endpoint: dict, config: dict, deployed_model: dict) -> dict:
+        self._require_role()
+        self.image_uri()
+        if not deployed_model.get("artifact_key") or not self.store.exists(deployed_model["artifact_key"]):
+            raise BackendError(
+                f"The model artifact {self.store.uri(deployed_model.get('artifact_key') or 'jobs/?')} is missing from "
+                "S3. Retrain the model, then deploy again."
+            )
+        model_req = self.model_request(endpoint, deployed_model)
+        tags = self._tags(endpoint=endpoint["name"], model=deployed_model["model"])
+        created: list[tuple[str, str]] = []
+        try:
+            self._call("sagemaker", "create_model", f"create model {deployed_model['name']}", **model_req)
+            created.append(("model", deployed_model["name"]))
+            self._call("sagemaker", "create_endpoint_config", f"create endpoint config {config['name']}",
+                       EndpointConfigName=config["name"],
+                       ProductionVariants=[{
+                           "VariantName": "AllTraffic",
+                           "ModelName": deployed_model["name"],
+                           "InstanceType": config["instance_type"],
+                           "InitialInstanceCount": int(config["instance_count"]),
+                           "InitialVariantWeight": 1.0,
+                       }],
+                       Tags=tags)
+            created.append(("endpoint_config", config["name"]))
+            answer = self._call("sagemaker", "create_endpoint", f"create endpoint {endpoint['name']}",
+                                EndpointName=endpoint["name"], EndpointConfigName=config["name"], Tags=tags)
+        except ChurnError as exc:
+            leftovers = self._roll_back(created)
+            note = ("" if not created else
+                    " Rolled back: " + ", ".join(f"{kind.replace('_', ' ')} {name}" for kind, name in created) + " deleted."
+                    if not leftovers else
+                    " Could not remove " + ", ".join(leftovers) + "; run Clean up on the Endpoints page.")
+            raise BackendError(f"Deploying endpoint {endpoint['name']} failed: {exc}{note}") from exc
+        return {"arn": answer.get("EndpointArn", ""), "url": self.invoke_url(endpoint["name"])}
+
+    def _roll_back(self, created: list[tuple[str, str]]) -> list[str]:
+        leftovers = []
+        for kind, name in reversed(created):
+            try:
+                self._delete(kind, name)
+            except ChurnError as exc:
+                leftovers.append(f"{kind.replace('_', ' ')} {name} ({exc})")
+        return leftovers
+
+    def _delete(self, kind: str, name: str) -> bool:
+        """Delete one SageMaker resource; True if it existed, False if it was already gone."""
+        operation, arg = {
+            "endpoint": ("delete_endpoint", "EndpointName"),
+            "endpoint_config": ("delete_endpoint_config", "EndpointConfigName"),
+            "model": ("delete_model", "ModelName"),
+        }[kind]
+        try:
+            self._call("sagemaker", operation, f"delete {kind.replace('_', ' ')} {name}", **{arg: name})
+            return True
+        except AwsError as exc:
+            if exc.not_found:
+                return False
+            raise
+
+    def refresh_endpoint(self, endpoint: dict) -> dict:
+        try:
+            info = self._call("sagemaker", "describe_endpoint", f"read endpoint {endpoint['name']}",
+                              EndpointName=endpoint["name"])
+        except AwsError as exc:
+            if not exc.not_found:
+                raise
+            fields = {"status": "Failed",
+                      "failure_reason": f"Endpoint {endpoint['name']} no longer exists on SageMaker (deleted outside "
+                                        "this app). Delete it here to remove the record and its config and model."}
+            return {k: v for k, v in fields.items() if endpoint.get(k) != v}
+        raw = info.get("EndpointStatus", "Creating")
+        status = ENDPOINT_STATUS.get(raw, raw)
+        reason = info.get("FailureReason") or ""
+        if status == "Failed" and not reason:
+            reason = f"SageMaker reports the endpoint {raw} without a reason; open its log for details."
+        fields = {"status": status, "failure_reason": reason, "url": self.invoke_url(endpoint["name"])}
+        if info.get("EndpointArn"):
+            fields["arn"] = info["EndpointArn"]
+        if status == "InService" and not endpoint.get("in_service_at"):
+            fields["in_service_at"] = _epoch(info.get("LastModifiedTime")) or time.time()
+        return {k: v for k, v in fields.items() if endpoint.get(k) != v}
+
+    def endpoint_stats(self, endpoint: dict) -> dict:
+        """Invocations, errors, average model latency and the last invocation, from CloudWatch.
+
+        One GetMetricData call per endpoint per minute at most (cached); CloudWatch lags by a minute
+        or two. Best effort: no permission or no data gives ``{}`` (the page then shows no stats).
+        """
+        name = endpoint["name"]
+        cached = self._stats.get(name)
+        if cached and time.monotonic() - cached[0] < STATS_TTL_SECONDS:
+            return cached[1]
+        try:
+            stats = self._read_endpoint_metrics(name, float(endpoint.get("created_at") or time.time()))
+        except ChurnError:
+            stats = {}
+        self._stats[name] = (time.monotonic(), stats)
+        return stats
+
+    def _read_endpoint_metrics(self, name: str, created_at: float) -> dict:
+        now = int(time.time()) // 60 * 60 + 60
+        start = max(int(created_at) // 60 * 60, now - STATS_MAX_WINDOW_SECONDS)
+        window = max(60, now - start)
+        dims = [{"Name": "EndpointName", "Value": name}, {"Name": "VariantName", "Value": "AllTraffic"}]
+
+        def query(qid: str, metric: str, stat: str, period: int) -> dict:
+            return {"Id": qid, "ReturnData": True, "MetricStat": {
+                "Metric": {"Namespace": "AWS/SageMaker", "MetricName": metric, "Dimensions": dims},
+                "Period": period, "Stat": stat}}
+
+        answer = self._call("cloudwatch", "get_metric_data", f"read metrics of endpoint {name}",
+                            StartTime=datetime.fromtimestamp(start, timezone.utc),
+                            EndTime=datetime.fromtimestamp(now, timezone.utc),
+                            MetricDataQueries=[query("inv", "Invocations", "Sum", 60),
+                                               query("e4", "Invocation4XXErrors", "Sum", window),
+                                               query("e5", "Invocation5XXErrors", "Sum", window),
+                                               # Average, not p50: emulators (moto) lack percentiles
+                                               query("lat", "ModelLatency", "Average", window)])
+        series = {r["Id"]: list(zip(r.get("Timestamps", []), r.get("Values", [])))
+                  for r in answer.get("MetricDataResults", [])}
+        used = [(ts, v) for ts, v in series.get("inv", []) if v]
+        if not used:
+            return {}
+        latency = [v for _, v in series.get("lat", [])]
+        return {
+            "invocations": int(sum(v for _, v in used)),
+            "errors": int(sum(v for _, v in series.get("e4", []) + series.get("e5", []))),
+            "avg_latency_ms": latency[0] / 1000.0 if latency else None,  # ModelLatency is in microseconds
+            "p50_latency_ms": None,
+            "last_invoked_at": max(_epoch(ts) or 0.0 for ts, _ in used) + 60.0,
+        }
+
+    def endpoint_log(self, endpoint: dict, lines: int = 200) -> str:
+        return self._log_tail(ENDPOINT_LOG_GROUP.format(name=endpoint["name"]), "AllTraffic/", lines, "endpoint")
+
+    def invoke(self, endpoint: dict, body: bytes, content_type: str, accept: str) -> tuple[int, bytes, str]:
+        runtime = self.client("sagemaker-runtime")
+        try:
+            answer = call(runtime, "invoke_endpoint", what=f"invoke endpoint {endpoint['name']}", settings=self.settings,
+                          EndpointName=endpoint["name"], Body=body, ContentType=content_type, Accept=accept)
+        except AwsError as exc:
+            if exc.code == "ModelError":
+                original = exc.__cause__.response if exc.__cause__ is not None else {}
+                status = int(original.get("OriginalStatusCode") or 400)
+                message = original.get("OriginalMessage") or exc.aws_message or "the model rejected the request"
+                try:
+                    parsed = json.loads(message)
+                    if isinstance(parsed, dict) and "error" in parsed:
+                        return status, message.encode("utf-8"), "application/json"
+                except ValueError:
+                    pass
+                return status, json.dumps({"error": message}).encode("utf-8"), "application/json"
+            if exc.code in ("ValidationError", "ValidationException"):
+                raise BackendError(
+                    f"Endpoint {endpoint['name']} cannot take requests: {exc.aws_message or exc}. Check that it is "
+                    "InService on the Endpoints page (it may still be creating, or was deleted)."
+                ) from None
+            raise
+        payload = answer["Body"].read()
+        return 200, payload, answer.get("ContentType") or accept
+
+    def delete_endpoint(self, endpoint: dict, config: dict | None, deployed_model: dict | None) -> None:
+        config_name = (config or {}).get("name") or endpoint.get("config")
+        model_names = [deployed_model["name"]] if deployed_model else []
+        if not model_names and config_name:
+            model_names = self._models_of_config(config_name)
+        problems = []
+        for kind, name in [("endpoint", endpoint["name"]), ("endpoint_config", config_name),
+                           *(("model", m) for m in model_names)]:
+            if not name:
+                continue
+            try:
+                self._delete(kind, name)
+            except ChurnError as exc:
+                problems.append(f"{kind.replace('_', ' ')} {name}: {exc}")
+        if problems:
+            raise BackendError("Could not delete everything of endpoint " + endpoint["name"] + " (it may keep billing): "
+                               + "; ".join(problems))
+
+    def _models_of_config(self, config_name: str) -> list[str]:
+        try:
+            info = self._call("sagemaker", "describe_endpoint_config", f"read endpoint config {config_name}",
+                              EndpointConfigName=config_name)
+        except AwsError as exc:
+            if exc.not_found:
+                return []
+            raise
+        return [v["ModelName"] for v in info.get("ProductionVariants", []) if v.get("ModelName")]
+
+    def _owned(self, arn: str) -> bool:
+        tags = self._call("sagemaker", "list_tags", f"read tags of {arn}", ResourceArn=arn).get("Tags", [])
+        return any(t.get("Key") == OWNER_TAG["Key"] and t.get("Value") == OWNER_TAG["Value"] for t in tags)
+
+    def owned_endpoint_names(self) -> list[str]:
+        names, token = [], None
+        while True:
+            kwargs = {"MaxResults": 100, **({"NextToken": token} if token else {})}
+            page = self._call("sagemaker", "list_endpoints", "list endpoints", **kwargs)
+            for ep in page.get("Endpoints", []):
+                if self._owned(ep["EndpointArn"]):
+                    names.append(ep["EndpointName"])
+            token = page.get("NextToken")
+            if not token:
+                return sorted(names)
+
+    def delete_orphan(self, name: str) -> dict:
+        """Delete an endpoint this app created but the catalog does not know, with its config and model(s)."""
+        try:
+            info = self._call("sagemaker", "describe_endpoint", f"read endpoint {name}", EndpointName=name)
+        except AwsError as exc:
+            if exc.not_found:
+                return {"endpoint": name, "endpoint_config": None, "model": None}
+            raise
+        if not self._owned(info["EndpointArn"]):
+            raise BackendError(f"Endpoint {name} was not created by this app (no created-by=churn-control-plane tag); "
+                               "it was left alone.")
+        config_name = info.get("EndpointConfigName")
+        models = self._models_of_config(config_name) if config_name else []
+        self.delete_endpoint({"name": name, "config": config_name}, {"name": config_name} if config_name else None,
+                             None)  # no deployed-model row: every model of the config is deleted
+        return {"endpoint": name, "endpoint_config": config_name, "model": ", ".join(models) or None}
+
+    # ---- checks -----------------------------------------------------------------------------------
+    def check_connection(self) -> list[tuple[str, bool, str]]:
+        s = self.settings
+        where = f"{s.region}" + (f" via {s.aws_endpoint_url}" if s.aws_endpoint_url else "")
+        checks: list[tuple[str, bool, str]] = [("Region", bool(s.region), where)]
+        try:
+            ident = self._call("sts", "get_caller_identity", "check the AWS identity")
+            checks.append(("AWS credentials", True, f"account {ident.get('Account')}, {ident.get('Arn')}"))
+        except ChurnError as exc:
+            checks.append(("AWS credentials", False, str(exc)))
+            skipped = "skipped: fix the AWS credentials first"
+            return checks + [("S3 bucket", False, skipped), ("SageMaker API", False, skipped),
+                             ("Execution role", bool(s.role_arn), s.role_arn or "not set: set CHURN_SAGEMAKER_ROLE_ARN")]
+        if not s.bucket:
+            checks.append(("S3 bucket", False, "not set: set CHURN_S3_BUCKET to a bucket in " + s.region))
+        else:
+            try:
+                self._call("s3", "head_bucket", f"open bucket {s.bucket}", Bucket=s.bucket)
+                checks.append(("S3 bucket", True, f"{self.store.root_uri}/ is reachable"))
+            except ChurnError as exc:
+                checks.append(("S3 bucket", False, str(exc)))
+        try:
+            self._call("sagemaker", "list_endpoints", "list SageMaker endpoints", MaxResults=1)
+            checks.append(("SageMaker API", True, f"SageMaker answers in {s.region}"))
+        except ChurnError as exc:
+            checks.append(("SageMaker API", False, str(exc)))
+        try:
+            checks.append(("Execution role", True, self._require_role()))
+        except ChurnError as exc:
+            checks.append(("Execution role", False, str(exc)))
+        try:
+            checks.append(("Training image", True, self.image_uri()))
+        except ChurnError as exc:
+            checks.append(("Training image", False, str(exc)))
+        return checks
+
+
+__all__ = ["SageMakerBackend", "package_source", "METRIC_DEFINITIONS"]
