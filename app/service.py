@@ -14,16 +14,29 @@ from churn_core.config import Settings
 T = TypeVar("T")
 
 
+CONFIG_KEYS = ("CHURN_BACKEND", "CHURN_HOME", "CHURN_S3_BUCKET", "CHURN_S3_PREFIX", "CHURN_SAGEMAKER_ROLE_ARN",
+               "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "CHURN_MAX_UPLOAD_MB", "CHURN_MAX_CONCURRENT_JOBS")
+
+
 @st.cache_resource(show_spinner=False)
-def _platform(backend: str, home: str, bucket: str, endpoint_url: str):
+def _platform(config: tuple):
     return churn_core.connect(Settings.from_env())
 
 
 def platform():
-    """One Platform per configuration (the env decides; tests switch it per run)."""
-    env = os.environ
-    return _platform(env.get("CHURN_BACKEND", "local"), env.get("CHURN_HOME", ".churn"),
-                     env.get("CHURN_S3_BUCKET", ""), env.get("AWS_ENDPOINT_URL", ""))
+    """One Platform per configuration (the environment decides; tests switch it between runs).
+
+    A configuration the platform cannot open (a bad CHURN_BACKEND, an unwritable CHURN_HOME) stops
+    the page with its message instead of a traceback.
+    """
+    try:
+        return _platform(tuple(os.environ.get(key, "") for key in CONFIG_KEYS))
+    except ChurnError as exc:
+        st.error(f"The dashboard cannot start with this configuration: {exc}", icon="🚫")
+        st.stop()
+    except OSError as exc:
+        st.error(f"The state directory cannot be opened ({exc}). Set CHURN_HOME to a writable folder.", icon="🚫")
+        st.stop()
 
 
 def backend_caption() -> str:

@@ -9,7 +9,7 @@ import pandas as pd
 
 from .artifacts import sha256_bytes
 from .db import Catalog, dumps
-from .errors import ConflictError, NotFoundError, ValidationError
+from .errors import ChurnError, ConflictError, NotFoundError, ValidationError
 from .names import check_name
 from .records import Dataset
 from .storage import ObjectStore
@@ -101,7 +101,10 @@ class DatasetService:
         except sqlite3.IntegrityError:
             raise ConflictError(f"A dataset named {name!r} already exists. Pick another name.") from None
         except BaseException:
-            self.store.delete_prefix(prefix)
+            try:
+                self.store.delete_prefix(prefix)
+            except ChurnError:
+                pass  # the original error is the one the user must see
             raise
         return self.get(name)
 

@@ -189,6 +189,8 @@ class Platform:
         job = self.describe_training(name)
         if job.status != "Completed":
             raise ConflictError(f"Job {name} is {job.status}; evaluation data exists once it is Completed.")
+        if not job.output_key:
+            raise NotFoundError(f"Job {name} has no evaluation archive (output.tar.gz); retrain it to produce one.")
         if job.output_sha256 not in self._evaluations:
             data = self.store.get_bytes(job.output_key)
             verify_sha256(data, job.output_sha256, "evaluation archive")

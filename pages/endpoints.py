@@ -16,7 +16,8 @@ p = platform()
 st.title("Endpoints")
 
 models = p.list_models()
-with st.expander("Deploy a model", expanded=bool(st.session_state.get("deploy_model")) or not p.list_endpoints()):
+existing = attempt(p.list_endpoints) or []
+with st.expander("Deploy a model", expanded=bool(st.session_state.get("deploy_model")) or not existing):
     if not models:
         st.info("No trained model yet: a Completed training job produces one.")
         st.page_link(page("train"), label="Go to Train", icon=":material/model_training:")
@@ -51,18 +52,21 @@ with st.expander("Deploy a model", expanded=bool(st.session_state.get("deploy_mo
 
 @st.fragment(run_every=2)
 def live_table() -> None:
-    endpoints = p.list_endpoints()
+    endpoints = attempt(p.list_endpoints)
+    if endpoints is None:
+        return
     if not endpoints:
         st.info("No endpoints. Deploy a model above.")
         return
     st.dataframe(pd.DataFrame([{
         "name": e.name, "status": status_label(e.status), "URL": e.url, "model": e.model,
         "instance": f"{e.instance_count} × {e.instance_type}", "uptime": duration_text(e.uptime),
-        "invocations": e.invocations, "p50 ms": e.stats.get("p50_latency_ms"),
+        "invocations": e.invocations,
+        "latency ms": e.stats.get("p50_latency_ms") or e.stats.get("avg_latency_ms"),
         "est. cost (USD)": e.estimated_cost_usd, "idle": duration_text(e.idle_seconds) if e.status == "InService" else "—",
     } for e in endpoints]), width="stretch", hide_index=True, column_config={
         "est. cost (USD)": st.column_config.NumberColumn(format="$%.4f"),
-        "p50 ms": st.column_config.NumberColumn(format="%.1f"),
+        "latency ms": st.column_config.NumberColumn(format="%.1f", help="median (local) or average (CloudWatch)"),
         "URL": st.column_config.TextColumn(width="medium"),
     })
     st.caption(f"Estimated cost = uptime × SageMaker on-demand price in {PRICE_REGION} (as of {PRICES_AS_OF}); "
@@ -78,7 +82,7 @@ def live_table() -> None:
 st.subheader("Live endpoints")
 live_table()
 
-endpoints = p.list_endpoints()
+endpoints = attempt(p.list_endpoints) or []
 if endpoints:
     names = [e.name for e in endpoints]
     wanted = st.session_state.get("selected_endpoint")

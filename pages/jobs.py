@@ -36,7 +36,9 @@ def job_rows(jobs) -> pd.DataFrame:
 
 @st.fragment(run_every=2)
 def live_table() -> None:
-    jobs = p.list_training_jobs(limit=PAGE_SIZE, offset=(page_number - 1) * PAGE_SIZE)
+    jobs = attempt(p.list_training_jobs, limit=PAGE_SIZE, offset=(page_number - 1) * PAGE_SIZE)
+    if jobs is None:
+        return
     st.dataframe(job_rows(jobs), width="stretch", hide_index=True, column_config={
         "ROC AUC": st.column_config.NumberColumn(format="%.3f"), "F1": st.column_config.NumberColumn(format="%.3f"),
     })

@@ -14,7 +14,7 @@ from app.widgets import risk_histogram
 p = platform()
 st.title("Predict")
 
-live = [e for e in p.list_endpoints() if e.status == "InService"]
+live = [e for e in attempt(p.list_endpoints) or [] if e.status == "InService"]
 if not live:
     st.info("No endpoint is InService. Deploy a model on the Endpoints page.")
     st.page_link(page("endpoints"), label="Go to Endpoints", icon=":material/cloud_upload:")

@@ -23,7 +23,7 @@ import pytest
 import requests
 
 from churn_core.serving import MAX_BODY_BYTES, free_port, read_stats
-from conftest import SEED_ROW
+from tests.conftest import SEED_ROW
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_PY = ROOT / "entry" / "train.py"

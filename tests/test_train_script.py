@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REFERENCE_CSV, SEED_ROW  # tests/ is on sys.path (rootdir conftest, no __init__.py)
+from tests.conftest import REFERENCE_CSV, SEED_ROW
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_PY = ROOT / "entry" / "train.py"
