@@ -17,12 +17,11 @@ pytestmark = pytest.mark.aws
 boto3 = pytest.importorskip("boto3")
 pytest.importorskip("moto")
 from moto.server import ThreadedMotoServer  # noqa: E402
-from streamlit.testing.v1 import AppTest  # noqa: E402
+from tests.test_pages_data_train_jobs import button, open_page, texts  # noqa: E402,F401
 
 from test_sagemaker_backend import BUCKET, aws_client, aws_env, model_tarballs  # noqa: E402,F401
 
 ROOT = Path(__file__).resolve().parents[1]
-MAIN = str(ROOT / "app" / "main.py")
 
 
 def _free_port() -> int:
@@ -55,22 +54,6 @@ def sm_env(moto_server, monkeypatch, tmp_path):
 
 def client(service: str, url: str):
     return aws_client(service, url)
-
-
-def open_page(name: str) -> AppTest:
-    at = AppTest.from_file(MAIN, default_timeout=30).run()
-    assert not at.exception, at.exception
-    at.switch_page(f"../pages/{name}.py").run()
-    assert not at.exception, at.exception
-    return at
-
-
-def texts(at: AppTest, kind: str) -> str:
-    return " ".join(str(e.value) for e in at.get(kind))
-
-
-def button(at: AppTest, label: str):
-    return next(b for b in at.button if b.label == label)
 
 
 def trained_job(url: str, tarballs: dict, name: str = "sm-job"):
