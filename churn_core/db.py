@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from .errors import BackendError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS datasets (
     name TEXT PRIMARY KEY,
@@ -137,12 +139,21 @@ class Catalog:
         finally:
             conn.close()
 
+    def _unusable(self, exc: sqlite3.OperationalError) -> BackendError:
+        return BackendError(
+            f"The catalog {self.path} could not be read or written ({exc}). The disk holding {self.path.parent} "
+            "may be full or read-only: free some disk space or check its permissions, then try again."
+        )
+
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        conn.row_factory = _dict_row
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=30000")
+        try:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.row_factory = _dict_row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+        except sqlite3.OperationalError as exc:
+            raise self._unusable(exc) from exc
         return conn
 
     @contextmanager
@@ -153,9 +164,14 @@ class Catalog:
             conn.execute("BEGIN IMMEDIATE")
             yield conn
             conn.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            if isinstance(exc, sqlite3.OperationalError) and "locked" not in str(exc):
+                raise self._unusable(exc) from exc
             raise
         finally:
             conn.close()
@@ -164,6 +180,8 @@ class Catalog:
         conn = self._connect()
         try:
             return conn.execute(sql, args).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise self._unusable(exc) from exc
         finally:
             conn.close()
 

@@ -17,7 +17,7 @@ ALGORITHM_SHORT = {"random_forest": "rf", "gradient_boosting": "gb", "logistic_r
 
 def check_name(name: str, what: str = "name") -> str:
     """Return the name if it follows SageMaker's rule, else raise a message that says the rule."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         shown = name if isinstance(name, str) and len(name) <= 80 else f"{str(name)[:80]}…"
         raise ValidationError(
             f"The {what} {shown!r} is not allowed. Use 1–63 characters: letters, digits and hyphens, "

@@ -293,7 +293,7 @@ class Platform:
             fields = self.backend.refresh_endpoint(row)
             if fields:
                 self.catalog.update("endpoints", row["name"], **fields, updated_at=time.time())
-                row = self._endpoint_row(row["name"])
+            row = self._endpoint_row(row["name"])
         stats = self.backend.endpoint_stats(row) if row["status"] == "InService" else {}
         return Endpoint.from_row(row, stats)
 

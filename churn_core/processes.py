@@ -44,12 +44,20 @@ def _forget(proc: subprocess.Popen) -> None:
     proc.returncode = 0
 
 
-def reap(pid: int) -> tuple[bool, int | None]:
-    """If ``pid`` is our dead child, collect it. Returns (was_ours_and_dead, exit code or -signal)."""
-    try:
-        got, status = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return False, None
+def reap(pid: int, wait: float = 0.0) -> tuple[bool, int | None]:
+    """If ``pid`` is our dead child, collect it. Returns (was_ours_and_dead, exit code or -signal).
+
+    ``wait``: seconds to keep polling when the caller already knows the child is dying (the kernel
+    may still be tearing it down)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            got, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return False, None
+        if got or time.monotonic() >= deadline:
+            break
+        time.sleep(0.01)
     if got == 0:
         return False, None
     if os.WIFSIGNALED(status):

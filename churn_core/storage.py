@@ -51,14 +51,16 @@ class LocalObjectStore:
 
     def put_bytes(self, key: str, data: bytes) -> str:
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
+        tmp = None
         try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
             os.replace(tmp, target)
         except OSError as exc:
-            Path(tmp).unlink(missing_ok=True)
+            if tmp:
+                Path(tmp).unlink(missing_ok=True)
             raise BackendError(
                 f"Could not write {key} to the local store ({exc.strerror or exc}). "
                 f"Free some disk space or check permissions of {self.root}."

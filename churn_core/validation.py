@@ -195,8 +195,11 @@ def _as_bytes(data) -> bytes:
 
 def _check_size(data: bytes, max_bytes: int | None) -> None:
     if max_bytes is not None and len(data) > max_bytes:
+        size, limit = _fmt_mb(len(data)), _fmt_mb(max_bytes)
+        if size == limit:  # rounded alike: say it in bytes
+            size, limit = f"{len(data):,} bytes", f"{limit} ({max_bytes:,} bytes)"
         raise ValidationError(
-            f"The file is too large: {_fmt_mb(len(data))}, over the upload limit of {_fmt_mb(max_bytes)}. "
+            f"The file is too large: {size}, over the upload limit of {limit}. "
             "Upload a smaller file (fewer rows or columns), or raise the limit with CHURN_MAX_UPLOAD_MB."
         )
 

@@ -23,7 +23,7 @@ def reconcile_jobs(catalog: Catalog) -> list[str]:
     ):
         if job["pid"] is None or is_alive(job["pid"], job["name"]):
             continue
-        _, code = reap(job["pid"])
+        _, code = reap(job["pid"], wait=2.0)
         fresh = catalog.one("SELECT status FROM jobs WHERE name = ?", (job["name"],))
         if fresh is None or fresh["status"] not in ("InProgress", "Stopping"):
             continue  # it finished on its own between the two reads
@@ -136,9 +136,17 @@ class LocalBackend:
         """A supervisor that vanished (killed, machine restarted) is replaced; its server is restarted."""
         if endpoint["status"] not in ("Creating", "InService") or is_alive(endpoint["pid"], endpoint["name"]):
             return {}
-        kill_group(endpoint["server_pid"], grace=1.0)
-        self.catalog.event("endpoint", endpoint["name"], "supervisor process was gone; restarted it")
-        return {"pid": self._spawn_supervisor(endpoint["name"]), "restarts": endpoint["restarts"] + 1}
+        with self.catalog.tx() as conn:  # BEGIN IMMEDIATE: one session repairs, the others then see its pid
+            row = conn.execute("SELECT status, pid, server_pid FROM endpoints WHERE name = ?",
+                               (endpoint["name"],)).fetchone()
+            if row is None or row["status"] not in ("Creating", "InService") or row["pid"] != endpoint["pid"]:
+                return {}  # deleted meanwhile, or another session already replaced the supervisor
+            kill_group(row["server_pid"], grace=1.0)
+            pid = self._spawn_supervisor(endpoint["name"])
+            conn.execute("UPDATE endpoints SET pid = ?, restarts = restarts + 1, updated_at = ? WHERE name = ?",
+                         (pid, time.time(), endpoint["name"]))
+            self.catalog.event("endpoint", endpoint["name"], "supervisor process was gone; restarted it", conn)
+        return {}
 
     def endpoint_stats(self, endpoint: dict) -> dict:
         from ..serving import read_stats
