@@ -20,10 +20,10 @@ run: $(VENV)/.runtime
 	$(PY) -m streamlit run app/main.py --server.address 127.0.0.1 --server.port $(PORT)
 
 test: $(VENV)/.test
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 test-fast: $(VENV)/.test
-	$(PY) -m pytest -q -m "not e2e and not slow"
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not e2e and not slow"
 
 bench: $(VENV)/.test
 	$(PY) bench/run_all.py
