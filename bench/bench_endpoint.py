@@ -1,0 +1,659 @@
+"""Endpoint: deploy → InService, and single-row / batch serving speed against MLflow's server.
+
+    .venv/bin/python bench/bench_endpoint.py [--workers 1,2] [--requests 2000] [--seconds 20] [--short]
+
+(a) Deploy → InService (``p.deploy(..., wait=True)``), median of ``--deploys`` (goal ≤ 2 s), with
+    where the time goes: the bare model server started directly (``python -m churn_core.serving``,
+    spawn → /ping 200) and its start-up phases timed in a fresh interpreter (imports, SHA-256,
+    extract, import entry script, model_fn).
+(b) Against ``mlflow models serve`` (bench/.mlflow-venv, same scikit-learn version) serving the
+    *same fitted pipeline* from the job's model.tar.gz, with the same number of workers, in the
+    same run: single-row latency p50/p99 and throughput at concurrency 1 and 8 (closed loop,
+    keep-alive http.client connections, at most ``--requests`` requests or ``--seconds`` per
+    level), and batch rows/s with 1,000-row JSON and CSV bodies. Goals: ours ≥ 3× MLflow's
+    single-row throughput at concurrency 8, and p50 ≤ 1/3 of MLflow's.
+(c) In-process: input_fn/predict_fn/output_fn per call (our handler) vs the fitted pipeline's
+    predict_proba on a one-row DataFrame (what MLflow's pyfunc does per request), with a cProfile
+    of our handler chain.
+
+Everything listens on 127.0.0.1; every process started is stopped by its PID/process group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import csv
+import io
+import json
+import os
+import pstats
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (BENCH, FEATURES, MLFLOW_VENV, REFERENCE_CSV, ROOT, SEED_ROW, VENV_PY, Cleanup,  # noqa: E402
+                     kill_group, load_rounds, loadavg, machine, median, platform_cleanup, print_table, ratio, temp_home,
+                     wait_http, write_results)
+
+DEPLOY_GOAL_S = 2.0
+THROUGHPUT_GOAL = 3.0  # ours / MLflow at concurrency 8
+P50_GOAL = 1 / 3  # ours / MLflow
+JSON = {"Content-Type": "application/json", "Accept": "application/json"}
+CSV = {"Content-Type": "text/csv", "Accept": "application/json"}
+
+PHASES = r"""
+import json, sys, time
+t = {}
+t0 = time.perf_counter()
+from pathlib import Path
+from churn_core import serving
+import gunicorn.app.base
+t["import serving+gunicorn"] = time.perf_counter() - t0
+artifact, sha, workdir = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+s = time.perf_counter(); serving.verify_artifact(artifact, sha); t["verify sha256"] = time.perf_counter() - s
+s = time.perf_counter(); serving.safe_extract(artifact, workdir / "model"); t["extract"] = time.perf_counter() - s
+s = time.perf_counter(); module = serving.load_entry(Path(sys.argv[4])); t["import entry"] = time.perf_counter() - s
+s = time.perf_counter(); module._libs(); t["model_fn: numpy+pandas import"] = time.perf_counter() - s
+s = time.perf_counter(); import joblib, sklearn.ensemble, sklearn.compose, sklearn.pipeline, sklearn.impute
+t["model_fn: sklearn+joblib import"] = time.perf_counter() - s
+s = time.perf_counter(); model = module.model_fn(str(workdir / "model")); t["model_fn: load + fast-path check"] = time.perf_counter() - s
+t["total"] = time.perf_counter() - t0
+print(json.dumps(t))
+"""
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def train_model(p, label: str, data: bytes, trees: int) -> str:
+    p.upload_dataset(label, data)
+    name = f"bench-endpoint-{label}"
+    p.start_training(label, {"algorithm": "random_forest", "n_estimators": trees}, name=name)
+    deadline = time.monotonic() + 600
+    while (job := p.describe_training(name)).status in ("InProgress", "Stopping"):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"training {name} did not finish in 600 s")
+        time.sleep(0.1)
+    if job.status != "Completed":
+        raise RuntimeError(f"training {name} ended {job.status}: {job.failure_reason}")
+    return name
+
+
+_CLOCK_OFFSET: list[float] = []
+
+
+def create_time_offset() -> float:
+    """psutil's create_time() is boot time (whole seconds, from /proc/stat) + start ticks, so it can be
+    off from time.time() by up to ~1 s: measure that offset once by spawning short processes."""
+    import psutil
+
+    if not _CLOCK_OFFSET:
+        samples = []
+        for _ in range(5):
+            t0 = time.time()
+            proc = subprocess.Popen(["sleep", "0.2"])
+            samples.append(psutil.Process(proc.pid).create_time() - t0)
+            proc.wait()
+        _CLOCK_OFFSET.append(median(samples))
+    return _CLOCK_OFFSET[0]
+
+
+def deploy_timed(p, model: str, name: str, workers: int) -> dict:
+    """p.deploy(wait=True) → InService, split with the catalog timestamps and the processes' start times."""
+    import psutil
+
+    wall0, t0 = time.time(), time.perf_counter()
+    ep = p.deploy(model, name, "ml.m5.large", workers, wait=True, timeout=180)
+    seconds = time.perf_counter() - t0
+    if ep.status != "InService":
+        raise RuntimeError(f"{name} is {ep.status}: {ep.failure_reason}")
+    row = p.catalog.one("SELECT * FROM endpoints WHERE name = ?", (name,))
+    out = {"seconds": round(seconds, 3), "catalog_seconds": round(row["in_service_at"] - row["created_at"], 3),
+           "url": ep.url, "loadavg1": loadavg()[0]}
+    try:
+        offset = create_time_offset()
+        supervisor = psutil.Process(row["pid"]).create_time() - offset
+        server = psutil.Process(row["server_pid"]).create_time() - offset
+        out.update({
+            "deploy call → catalog rows": round(row["created_at"] - wall0, 3),
+            "catalog rows → supervisor spawned": round(supervisor - row["created_at"], 3),
+            "supervisor start → server spawned": round(server - supervisor, 3),
+            "server start → /ping ok → InService": round(row["in_service_at"] - server, 3),
+            "InService → wait() returns": round(wall0 + seconds - row["in_service_at"], 3),
+        })
+    except (psutil.Error, TypeError):
+        pass
+    return out
+
+
+def bare_server_start(artifact: Path, sha: str, workdir: Path, port: int, cleanup: Cleanup) -> float:
+    """Spawn python -m churn_core.serving ourselves (no supervisor, no catalog): seconds to /ping 200."""
+    log = open(workdir.parent / f"bare-server-{port}.log", "ab")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([str(VENV_PY), "-m", "churn_core.serving", "--artifact", str(artifact), "--sha256", sha,
+                             "--entry", str(ROOT / "entry" / "train.py"), "--workdir", str(workdir), "--host",
+                             "127.0.0.1", "--port", str(port), "--workers", "1", "--name", "bare"],
+                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=str(ROOT),
+                            start_new_session=True)
+    cleanup.add_group(f"bare server {proc.pid}", proc.pid)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/ping", timeout=180, proc=proc)
+        return time.perf_counter() - t0
+    finally:
+        kill_group(proc.pid)
+        log.close()
+
+
+VARIANT_LAUNCHER = (
+    "import sys, churn_core.serving as s; s.WORKER_CLASS = sys.argv[1]; s.THREADS_PER_WORKER = int(sys.argv[2]); "
+    "sys.exit(s.main(sys.argv[3:]))"
+)
+
+
+def start_variant(artifact: Path, sha: str, workdir: Path, port: int, workers: int, worker_class: str, threads: int,
+                  cleanup: Cleanup) -> subprocess.Popen:
+    """Our model server with another gunicorn worker class / thread count (module constants patched
+    in the child only; churn_core itself is unchanged)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = open(workdir / "server.log", "ab")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([str(VENV_PY), "-c", VARIANT_LAUNCHER, worker_class, str(threads), "--artifact",
+                             str(artifact), "--sha256", sha, "--entry", str(ROOT / "entry" / "train.py"), "--workdir",
+                             str(workdir), "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+                             "--name", "variant"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            env=env, cwd=str(ROOT), start_new_session=True)
+    log.close()
+    cleanup.add_group(f"variant server {proc.pid}", proc.pid)
+    wait_http(f"http://127.0.0.1:{port}/ping", timeout=180, proc=proc)
+    return proc
+
+
+def start_phases(artifact: Path, sha: str, workdir: Path) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run([str(VENV_PY), "-c", PHASES, str(artifact), sha, str(workdir), str(ROOT / "entry" / "train.py")],
+                         env=env, capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-800:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def export_to_mlflow(p, model: str, work: Path) -> Path:
+    """Verify the job's model.tar.gz against the catalog, extract it, save the pipeline as an MLflow model."""
+    from churn_core.artifacts import sha256_file
+    from churn_core.serving import safe_extract
+
+    row = p.get_model(model)
+    artifact = p.store.path(row["artifact_key"])
+    if sha256_file(artifact) != row["artifact_sha256"]:
+        raise RuntimeError("model.tar.gz does not match the SHA-256 recorded at training; refusing to load it")
+    extracted = work / "extracted"
+    safe_extract(artifact, extracted)
+    target = work / "mlflow-model"
+    out = subprocess.run([str(MLFLOW_VENV / "bin" / "python"), str(BENCH / "mlflow_export.py"), str(extracted),
+                          str(target)], capture_output=True, text=True, timeout=600, cwd=str(work))
+    if out.returncode != 0:
+        raise RuntimeError(f"MLflow export failed: {out.stderr[-1500:]}")
+    print(f"  MLflow model: {out.stdout.strip().splitlines()[-1]}")
+    return target
+
+
+def start_mlflow(model_path: Path, port: int, workers: int, work: Path, cleanup: Cleanup) -> tuple[subprocess.Popen, float]:
+    env = dict(os.environ)
+    env["PATH"] = f"{MLFLOW_VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env["MLFLOW_TRACKING_URI"] = (work / "mlruns").as_uri()
+    env.pop("PYTHONPATH", None)
+    log = open(work / f"mlflow-{port}.log", "ab")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([str(MLFLOW_VENV / "bin" / "mlflow"), "models", "serve", "-m", str(model_path), "-h",
+                             "127.0.0.1", "-p", str(port), "--env-manager", "local", "-w", str(workers)],
+                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=str(work),
+                            start_new_session=True)
+    cleanup.add_group(f"mlflow server {proc.pid}", proc.pid)
+    log.close()
+    wait_http(f"http://127.0.0.1:{port}/ping", timeout=300, proc=proc)
+    return proc, time.perf_counter() - t0
+
+
+def reference_rows(n: int) -> list[list[float]]:
+    rows = []
+    with open(REFERENCE_CSV, newline="") as fh:
+        for rec in csv.DictReader(fh):
+            rows.append([float(rec[f]) for f in FEATURES])
+            if len(rows) >= n:
+                break
+    while len(rows) < n:  # the sample-only fallback: repeat
+        rows.extend(rows[: n - len(rows)])
+    return rows
+
+
+def bodies(rows: list[list[float]]) -> dict:
+    seed_ours = json.dumps({"Input": [SEED_ROW]}).encode()
+    seed_mlflow = json.dumps({"dataframe_split": {"columns": FEATURES, "data": [SEED_ROW]}}).encode()
+    csv_plain = "\n".join(",".join(repr(v) for v in r) for r in rows).encode()
+    csv_header = (",".join(FEATURES) + "\n").encode() + csv_plain
+    return {
+        "seed_ours": seed_ours,
+        "seed_mlflow": seed_mlflow,
+        "batch_ours_json": json.dumps({"instances": [dict(zip(FEATURES, r)) for r in rows]}).encode(),
+        "batch_ours_rows": json.dumps({"Input": rows}).encode(),
+        "batch_ours_csv": csv_plain,
+        "batch_mlflow_json": json.dumps({"dataframe_split": {"columns": FEATURES, "data": rows}}).encode(),
+        "batch_mlflow_csv": csv_header,
+    }
+
+
+def post(port: int, body: bytes, headers: dict) -> dict:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("POST", "/invocations", body=body, headers=headers)
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    if resp.status != 200:
+        raise RuntimeError(f"HTTP {resp.status}: {data[:300]!r}")
+    return json.loads(data)
+
+
+def ours_ok(_status: int, data: bytes) -> bool:
+    return data.startswith(b'{"Output"')
+
+
+def mlflow_ok(_status: int, data: bytes) -> bool:
+    return data.startswith(b'{"predictions"')
+
+
+class ProposedForest:
+    """Prototypes of a faster RandomForest fast path for entry/train.py (measured here, not used by the app).
+
+    A: per tree ``tree.apply(X32)`` + a precomputed class-1 leaf probability array (instead of
+       ``tree.predict`` + slicing + normalising per tree per request, as ``_fast_proba`` does).
+    B: the whole forest flattened into numpy arrays and walked for all trees at once (one row at a
+       time; for single-row requests). Both compare float32(x) <= float64 threshold as scikit-learn does.
+    """
+
+    def __init__(self, forest: list) -> None:
+        import numpy as np
+
+        self.np = np
+        self.leaf_p1 = []
+        for tree in forest:
+            value = tree.value[:, 0, :2].astype(np.float64)
+            total = value.sum(axis=1)
+            total[total == 0] = 1.0
+            self.leaf_p1.append(np.ascontiguousarray(value[:, 1] / total))
+        self.pairs = list(zip(forest, self.leaf_p1))
+        offsets = np.cumsum([0] + [t.node_count for t in forest[:-1]])
+        self.left = np.concatenate([np.where(t.children_left >= 0, t.children_left + o, -1) for t, o in zip(forest, offsets)])
+        self.right = np.concatenate([np.where(t.children_right >= 0, t.children_right + o, -1) for t, o in zip(forest, offsets)])
+        self.feature = np.concatenate([np.maximum(t.feature, 0) for t in forest])
+        self.threshold = np.concatenate([t.threshold for t in forest])
+        self.p1 = np.concatenate(self.leaf_p1)
+        self.is_leaf = self.left < 0
+        self.roots = offsets
+
+    def proba_apply(self, X):
+        np = self.np
+        X32 = np.ascontiguousarray(X, dtype=np.float32)
+        out = np.zeros(X32.shape[0])
+        for tree, p1 in self.pairs:
+            out += p1[tree.apply(X32)]
+        return out / len(self.pairs)
+
+    def proba_flat(self, X):
+        np = self.np
+        X64 = np.asarray(X, dtype=np.float32).astype(np.float64)
+        out = np.empty(X64.shape[0])
+        for r in range(X64.shape[0]):
+            x, node = X64[r], self.roots.copy()
+            while True:
+                active = ~self.is_leaf[node]
+                if not active.any():
+                    break
+                step = np.where(x[self.feature[node]] <= self.threshold[node], self.left[node], self.right[node])
+                node = np.where(active, step, node)
+            out[r] = self.p1[node].mean()
+        return out
+
+
+def proposed_numeric_parse(rows: list, width: int):
+    """Prototype: all-numeric schema, positional rows → one np.array call (C speed); the per-cell
+    path would still run only when this raises or finds a bool/NaN/inf (for its precise message)."""
+    import numpy as np
+
+    if any(type(v) is bool for row in rows for v in row):
+        return None
+    try:
+        matrix = np.array(rows, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    if matrix.ndim != 2 or matrix.shape[1] != width or not np.isfinite(matrix).all():
+        return None
+    return matrix
+
+
+def _timeit(fns: dict, reps: int, warm: int = 5) -> dict:
+    """Interleaved timing (each rep runs every function once), so load drift hits all alike."""
+    for fn in fns.values():
+        for _ in range(warm):
+            fn()
+    times: dict = {k: [] for k in fns}
+    for _ in range(reps):
+        for key, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[key].append((time.perf_counter() - t0) * 1000)
+    return {k: {"median_ms": round(median(v), 4), "calls": reps} for k, v in times.items()}
+
+
+def in_process_handlers(p, model: str, work: Path, calls: int, rows: list) -> dict:
+    """Our handler chain vs the bare pipeline, single row and 1,000 rows, in this process (no HTTP)."""
+    import numpy as np
+    import pandas as pd
+    from churn_core.serving import load_entry, safe_extract
+
+    row = p.get_model(model)
+    folder = work / "inproc-model"
+    safe_extract(p.store.path(row["artifact_key"]), folder)  # SHA-256 checked by export_to_mlflow just before
+    module = load_entry(ROOT / "entry" / "train.py")
+    loaded = module.model_fn(str(folder))
+    plan = loaded.get("fast")
+    pipeline = loaded["pipeline"]
+    seed = json.dumps({"Input": [SEED_ROW]}).encode()
+    mlflow_seed = json.dumps({"dataframe_split": {"columns": FEATURES, "data": [SEED_ROW]}}).encode()
+    frame1 = pd.DataFrame([SEED_ROW], columns=FEATURES)
+    parsed_seed = module.input_fn(seed, "application/json")
+    predicted_seed = module.predict_fn(parsed_seed, loaded)
+    one_row_columns = [[v] for v in SEED_ROW]
+
+    def handler(body=seed, ctype="application/json") -> None:
+        module.output_fn(module.predict_fn(module.input_fn(body, ctype), loaded), "application/json")
+
+    def mlflow_like(body=mlflow_seed) -> None:  # dataframe_split JSON → DataFrame → pipeline.predict → JSON
+        data = json.loads(body)["dataframe_split"]
+        df = pd.DataFrame(data["data"], columns=data["columns"])
+        json.dumps({"predictions": pipeline.predict(df).tolist()})
+
+    out: dict = {"fast_path_enabled": plan is not None}
+    single = {
+        "our handler chain (input_fn+predict_fn+output_fn)": handler,
+        "  input_fn": lambda: module.input_fn(seed, "application/json"),
+        "  predict_fn": lambda: module.predict_fn(parsed_seed, loaded),
+        "  output_fn": lambda: module.output_fn(predicted_seed, "application/json"),
+        "pipeline.predict_proba(1-row DataFrame)": lambda: pipeline.predict_proba(frame1),
+        "MLflow-like: JSON→DataFrame→pipeline.predict→JSON": mlflow_like,
+    }
+    proposal = None
+    if plan is not None and plan.get("forest"):
+        proposal = ProposedForest(plan["forest"])
+        x1 = module._fast_matrix(one_row_columns, plan)
+        single["    current _fast_proba (1 row)"] = lambda: module._fast_proba(one_row_columns, plan)
+        single["    proposal A: apply + leaf-probability table (1 row)"] = lambda: proposal.proba_apply(x1)
+        single["    proposal B: flattened forest walk (1 row)"] = lambda: proposal.proba_flat(x1)
+    out["single_row"] = _timeit(single, calls)
+
+    n = len(rows)
+    batch_instances = json.dumps({"instances": [dict(zip(FEATURES, r)) for r in rows]}).encode()
+    batch_input = json.dumps({"Input": rows}).encode()
+    batch_csv = "\n".join(",".join(repr(v) for v in r) for r in rows).encode()
+    frame_n = pd.DataFrame(rows, columns=FEATURES)
+    parsed_rows = json.loads(batch_input)["Input"]
+    batch = {
+        f"handler, {n} rows, JSON instances (named)": lambda: handler(batch_instances),
+        f"handler, {n} rows, JSON Input (positional)": lambda: handler(batch_input),
+        f"handler, {n} rows, CSV": lambda: handler(batch_csv, "text/csv"),
+        f"  input_fn, {n} rows, JSON instances": lambda: module.input_fn(batch_instances, "application/json"),
+        f"  input_fn, {n} rows, JSON Input": lambda: module.input_fn(batch_input, "application/json"),
+        f"  input_fn, {n} rows, CSV": lambda: module.input_fn(batch_csv, "text/csv"),
+        f"  proposal: json.loads + np.array parse, {n} rows": lambda: proposed_numeric_parse(
+            json.loads(batch_input)["Input"], len(FEATURES)),
+        f"pipeline.predict({n}-row DataFrame)": lambda: pipeline.predict(frame_n),
+        f"MLflow-like, {n} rows": lambda: mlflow_like(json.dumps({"dataframe_split": {"columns": FEATURES,
+                                                                                     "data": rows}}).encode()),
+    }
+    if proposal is not None:
+        columns_n = [list(col) for col in zip(*rows)]
+        xn = module._fast_matrix(columns_n, plan)
+        batch[f"    current _fast_proba ({n} rows)"] = lambda: module._fast_proba(columns_n, plan)
+        batch[f"    proposal A ({n} rows)"] = lambda: proposal.proba_apply(xn)
+        expected = pipeline.predict_proba(frame_n)[:, 1]
+        out["proposal_max_abs_diff_vs_predict_proba"] = {
+            "current": float(np.abs(module._fast_proba(columns_n, plan) - expected).max()),
+            "A": float(np.abs(proposal.proba_apply(xn) - expected).max()),
+            "B": float(np.abs(proposal.proba_flat(xn[:200]) - expected[:200]).max()),
+        }
+        assert proposed_numeric_parse(parsed_rows, len(FEATURES)) is not None
+    out["batch"] = _timeit(batch, max(5, calls // 100), warm=1)
+    out["loadavg"] = loadavg()
+
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(calls):
+        handler()
+    prof.disable()
+    text = io.StringIO()
+    pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(12)
+    out["cprofile_handler_top_tottime"] = text.getvalue().strip().splitlines()[-16:]
+    return out
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--deploys", type=int, default=5)
+    parser.add_argument("--workers", default="1,2", help="comma-separated worker counts (ours and MLflow alike)")
+    parser.add_argument("--requests", type=int, default=2000, help="max single-row requests per level")
+    parser.add_argument("--seconds", type=float, default=20.0, help="max seconds per level")
+    parser.add_argument("--batch-rows", type=int, default=1000)
+    parser.add_argument("--batch-requests", type=int, default=20)
+    parser.add_argument("--batch-seconds", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=4, help="alternating ours/MLflow rounds per level")
+    parser.add_argument("--trees", type=int, default=100)
+    parser.add_argument("--skip-mlflow", action="store_true")
+    parser.add_argument("--no-variants", dest="variants", action="store_false",
+                        help="skip (d): our server with other gunicorn worker classes / thread counts")
+    parser.add_argument("--variant-workers", type=int, default=2)
+    parser.add_argument("--short", action="store_true", help="smoke run: 2 deploys, 1 worker, 300 requests/5 s")
+    opts = parser.parse_args(argv)
+    if opts.short:
+        opts.deploys, opts.workers, opts.requests, opts.seconds = 2, "1", 300, 5.0
+        opts.batch_requests, opts.batch_seconds, opts.rounds, opts.variants = 4, 5.0, 2, False
+    worker_counts = [int(w) for w in opts.workers.split(",") if w.strip()]
+    use_mlflow = not opts.skip_mlflow and (MLFLOW_VENV / "bin" / "mlflow").exists()
+    if not use_mlflow and not opts.skip_mlflow:
+        print(f"{MLFLOW_VENV} is missing: create it as described in docs/benchmarks.md; skipping the MLflow peer")
+
+    info = machine()
+    print(f"machine: {info['cpu_count']} cores, load average {info['loadavg_at_start']}")
+    cleanup = Cleanup()
+    home = temp_home(cleanup, "bench-endpoint")
+    work = Path(tempfile.mkdtemp(prefix="work-", dir=home))
+    import churn_core
+    from churn_core.sample import make_sample
+    from churn_core.serving import free_port
+
+    p = churn_core.connect()
+    platform_cleanup(cleanup, p)
+    if REFERENCE_CSV.exists():
+        label, data = "reference", REFERENCE_CSV.read_bytes()
+    else:
+        label, data = "sample", make_sample()
+    print(f"training RandomForest {opts.trees} trees on the {label} data…")
+    model = train_model(p, label, data, opts.trees)
+    row = p.get_model(model)
+    artifact, sha = p.store.path(row["artifact_key"]), row["artifact_sha256"]
+    results: dict = {"machine": info, "dataset": label, "model": model, "options": vars(opts)}
+
+    # (a) deploy → InService
+    deploys, bare = [], []
+    for i in range(opts.deploys):  # interleaved with the peer so load drift hits both alike
+        name = f"bench-deploy-{i}"
+        deploys.append(deploy_timed(p, model, name, 1))
+        t0 = time.perf_counter()
+        p.delete_endpoint(name)
+        deploys[-1]["delete_seconds"] = round(time.perf_counter() - t0, 3)
+        bare.append(bare_server_start(artifact, sha, work / f"bare-{i}", free_port(), cleanup))
+        print(f"  deploy {i + 1}/{opts.deploys}: {deploys[-1]['seconds']:.2f}s to InService "
+              f"(delete {deploys[-1]['delete_seconds']:.2f}s); bare server {bare[-1]:.2f}s; load {loadavg()[0]}")
+    split_keys = [k for k in deploys[0] if "→" in k]
+    deploy_split = {k: round(median(d[k] for d in deploys if k in d), 3) for k in split_keys}
+    phases = [start_phases(artifact, sha, work / f"phases-{i}") for i in range(max(2, min(opts.deploys, 3)))]
+    phase_median = {k: round(median(ph[k] for ph in phases), 3) for k in phases[0]}
+    deploy_median = median(d["seconds"] for d in deploys)
+    results["deploy"] = {
+        "runs": deploys,
+        "median_seconds": round(deploy_median, 3),
+        "median_catalog_seconds": round(median(d["catalog_seconds"] for d in deploys), 3),
+        "median_delete_seconds": round(median(d["delete_seconds"] for d in deploys), 3),
+        "bare_server_start_seconds": [round(b, 3) for b in bare],
+        "bare_server_start_median": round(median(bare), 3),
+        "ratio_deploy_to_bare_server": round(ratio(deploy_median, median(bare)), 3),
+        "startup_phases_median": phase_median,
+        "deploy_split_median": deploy_split,
+        "goal_seconds": DEPLOY_GOAL_S,
+        "goal_met": deploy_median <= DEPLOY_GOAL_S,
+        "loadavg": loadavg(),
+    }
+    print_table(f"(a) Deploy → InService, median of {opts.deploys} (goal ≤ {DEPLOY_GOAL_S:.0f} s)",
+                ["what", "seconds"],
+                [["p.deploy(wait=True) → InService", deploy_median],
+                 ["  catalog created_at → in_service_at", results["deploy"]["median_catalog_seconds"]]]
+                + [[f"  {k}", v] for k, v in deploy_split.items()]
+                + [["bare server: spawn serving.py → /ping 200 (peer)", median(bare)],
+                   ["ratio deploy / bare server", results["deploy"]["ratio_deploy_to_bare_server"]],
+                   ["delete_endpoint", results["deploy"]["median_delete_seconds"]]]
+                + [[f"  start-up phase: {k}", v] for k, v in phase_median.items()])
+
+    # (b) serving speed vs MLflow
+    rows = reference_rows(opts.batch_rows)
+    body = bodies(rows)
+    mlflow_model = export_to_mlflow(p, model, work) if use_mlflow else None
+    serving = []
+    for workers in worker_counts:
+        ep_name = f"bench-serve-w{workers}"
+        dep = deploy_timed(p, model, ep_name, workers)
+        port = int(dep["url"].rsplit(":", 1)[1])
+        config = {"workers": workers, "ours": {"deploy_seconds": dep["seconds"]}, "mlflow": {}}
+        mlflow_proc = None
+        if mlflow_model is not None:
+            mlflow_port = free_port()
+            mlflow_proc, startup = start_mlflow(mlflow_model, mlflow_port, workers, work, cleanup)
+            config["mlflow"]["startup_seconds"] = round(startup, 3)
+            ours_labels = [r["label"] for r in post(port, body["batch_ours_json"], JSON)["predictions"]]
+            theirs = post(mlflow_port, body["batch_mlflow_json"], JSON)["predictions"]
+            config["label_agreement"] = f"{sum(a == b for a, b in zip(ours_labels, theirs))}/{len(rows)}"
+            print(f"  workers={workers}: MLflow ready in {startup:.1f}s; labels agree on {config['label_agreement']} rows")
+        for level in (1, 8):
+            targets = {"ours": (port, body["seed_ours"], JSON, ours_ok)}
+            if mlflow_proc is not None:
+                targets["mlflow"] = (mlflow_port, body["seed_mlflow"], JSON, mlflow_ok)
+            got = load_rounds(targets, level, opts.rounds, opts.requests, opts.seconds)
+            for server, res in got.items():
+                config[server][f"c{level}"] = res
+            if mlflow_proc is not None:
+                config[f"c{level}_round_throughput_ratios"] = [
+                    round(ratio(a, b), 2) for a, b in zip(got["ours"]["rounds_rps"], got["mlflow"]["rounds_rps"])]
+            print(f"  workers={workers} concurrency {level}: ours {got['ours']['throughput_rps']} req/s"
+                  + (f", MLflow {got['mlflow']['throughput_rps']} req/s" if mlflow_proc else "") + f", load {loadavg()[0]}")
+        for kind, ours_body, ours_headers, mlflow_body, mlflow_headers in (
+                ("json", body["batch_ours_json"], JSON, body["batch_mlflow_json"], JSON),
+                ("json_rows", body["batch_ours_rows"], JSON, None, None),
+                ("csv", body["batch_ours_csv"], CSV, body["batch_mlflow_csv"], CSV)):
+            targets = {"ours": (port, ours_body, ours_headers, None)}
+            if mlflow_proc is not None and mlflow_body is not None:
+                targets["mlflow"] = (mlflow_port, mlflow_body, mlflow_headers, None)
+            got = load_rounds(targets, 1, opts.rounds, opts.batch_requests, opts.batch_seconds, warmup=2)
+            for server, res in got.items():
+                res["rows_per_s"] = round(res["throughput_rps"] * len(rows), 1) if res["throughput_rps"] else None
+                config[server][f"batch_{kind}"] = res
+        if mlflow_proc is not None:
+            kill_group(mlflow_proc.pid)
+            for level in (1, 8):
+                o, m = config["ours"][f"c{level}"], config["mlflow"][f"c{level}"]
+                config[f"c{level}_throughput_ratio"] = round(ratio(o["throughput_rps"], m["throughput_rps"]), 2)
+                config[f"c{level}_p50_ratio"] = round(ratio(o["p50_ms"], m["p50_ms"]), 3)
+                config[f"c{level}_p99_ratio"] = round(ratio(o["p99_ms"], m["p99_ms"]), 3)
+            for kind, theirs in (("json", "json"), ("json_rows", "json"), ("csv", "csv")):
+                config[f"batch_{kind}_ratio"] = round(ratio(config["ours"][f"batch_{kind}"]["rows_per_s"],
+                                                                 config["mlflow"][f"batch_{theirs}"]["rows_per_s"]), 2)
+            config["goal_throughput_met"] = config["c8_throughput_ratio"] >= THROUGHPUT_GOAL
+            config["goal_p50_met"] = config["c8_p50_ratio"] <= P50_GOAL
+        p.delete_endpoint(ep_name)
+        serving.append(config)
+    results["serving"] = serving
+
+    table = []
+    for cfg in serving:
+        for server in ("ours", "mlflow"):
+            if not cfg[server].get("c1"):
+                continue
+            s = cfg[server]
+            table.append([cfg["workers"], server, s["c1"]["p50_ms"], s["c1"]["p99_ms"], s["c1"]["throughput_rps"],
+                          s["c8"]["p50_ms"], s["c8"]["p99_ms"], s["c8"]["throughput_rps"], s["c1"]["errors"] + s["c8"]["errors"],
+                          s["batch_json"]["rows_per_s"], s.get("batch_json_rows", {}).get("rows_per_s", "n/a"),
+                          s["batch_csv"]["rows_per_s"]])
+    print_table("(b) Single row: latency (ms) and throughput (req/s); batch of %d rows: rows/s "
+                "(ours JSON = named instances, MLflow JSON = dataframe_split; ours rows = {\"Input\": rows})" % len(rows),
+                ["workers", "server", "c1 p50", "c1 p99", "c1 req/s", "c8 p50", "c8 p99", "c8 req/s", "errors",
+                 "batch JSON rows/s", "batch rows JSON rows/s", "batch CSV rows/s"], table)
+    ratios = [[cfg["workers"], cfg.get("c1_throughput_ratio"), cfg.get("c8_throughput_ratio"), cfg.get("c1_p50_ratio"),
+               cfg.get("c8_p50_ratio"), cfg.get("batch_json_ratio"), cfg.get("batch_json_rows_ratio"),
+               cfg.get("batch_csv_ratio"),
+               "yes" if cfg.get("goal_throughput_met") else "NO", "yes" if cfg.get("goal_p50_met") else "NO"]
+              for cfg in serving if "c8_throughput_ratio" in cfg]
+    if ratios:
+        print_table("Ours / MLflow (goals: c8 throughput ≥ 3×, c8 p50 ≤ 0.333×)",
+                    ["workers", "c1 thr ×", "c8 thr ×", "c1 p50 ×", "c8 p50 ×", "batch JSON ×", "batch rows JSON ×",
+                     "batch CSV ×",
+                     "thr goal", "p50 goal"], ratios)
+
+    # (d) worker class / threads variants of our own server (same model, same host)
+    if opts.variants:
+        from churn_core.serving import THREADS_PER_WORKER, WORKER_CLASS
+
+        variants = {f"{WORKER_CLASS} x{THREADS_PER_WORKER} (current)": (WORKER_CLASS, THREADS_PER_WORKER),
+                    "gthread x1": ("gthread", 1), "sync": ("sync", 1)}
+        procs, targets = [], {}
+        for label_v, (klass, threads) in variants.items():
+            port_v = free_port()
+            procs.append(start_variant(artifact, sha, work / f"variant-{klass}-{threads}", port_v,
+                                       opts.variant_workers, klass, threads, cleanup))
+            targets[label_v] = (port_v, body["seed_ours"], JSON, ours_ok)
+        variant_results = {}
+        for level in (1, 8):
+            variant_results[f"c{level}"] = load_rounds(targets, level, opts.rounds, opts.requests, opts.seconds)
+        for proc in procs:
+            kill_group(proc.pid)
+        results["server_variants"] = {"workers": opts.variant_workers, **variant_results}
+        print_table(f"(d) Our server, {opts.variant_workers} worker(s): worker class / threads (single row)",
+                    ["variant", "c1 p50 ms", "c1 req/s", "c8 p50 ms", "c8 p99 ms", "c8 req/s", "errors"],
+                    [[k, variant_results["c1"][k]["p50_ms"], variant_results["c1"][k]["throughput_rps"],
+                      variant_results["c8"][k]["p50_ms"], variant_results["c8"][k]["p99_ms"],
+                      variant_results["c8"][k]["throughput_rps"],
+                      variant_results["c1"][k]["errors"] + variant_results["c8"][k]["errors"]] for k in targets])
+
+    # (c) in-process handler cost
+    inproc = in_process_handlers(p, model, work, 300 if opts.short else 2000, rows)
+    results["in_process"] = inproc
+    print_table("(c) In-process, single row, per call (no HTTP; interleaved)", ["path", "median ms"],
+                [[k, v["median_ms"]] for k, v in inproc["single_row"].items()])
+    print_table("(c) In-process, batch, per call", ["path", "median ms"],
+                [[k, v["median_ms"]] for k, v in inproc["batch"].items()])
+    if "proposal_max_abs_diff_vs_predict_proba" in inproc:
+        print(f"max |proba - pipeline.predict_proba| on the batch rows: {inproc['proposal_max_abs_diff_vs_predict_proba']}")
+    print("\n".join(inproc["cprofile_handler_top_tottime"]))
+    print(f"load average now {loadavg()}")
+    write_results("bench_endpoint", results)
+    cleanup.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""Render bench/results/*.json as Markdown tables (pasted into docs/benchmarks.md after a run).
+
+    .venv/bin/python bench/report.py > /tmp/tables.md
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, fmt  # noqa: E402
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    out += ["| " + " | ".join(fmt(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def read(name: str) -> dict | None:
+    path = RESULTS / f"bench_{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def yes(flag: bool | None) -> str:
+    return "met" if flag else "**not met**"
+
+
+def training(r: dict) -> list[str]:
+    out = [f"### Training (`bench_training.py`, finished {r['finished_at']}, load at start "
+           f"{r['machine']['loadavg_at_start']}, at end {r['loadavg_at_end']})", ""]
+    rows = []
+    for label, d in r["datasets"].items():
+        pm, bm = d["platform_median"], d["bare_median"]
+        rows.append([f"{label} ({d['rows']} rows)", pm["seconds"], pm["observed_seconds"], bm["seconds"],
+                     d["ratio_platform_to_bare"], pm["cpu_seconds"], bm["cpu_seconds"], d["cpu_ratio_platform_to_bare"],
+                     yes(d["goal_met"])])
+    out.append(table(["dataset", "platform submit→Completed s", "observed by poller s", "bare script s (peer)",
+                      "platform / bare", "platform CPU s", "bare CPU s", "CPU platform / bare", "goal ≤ 3 s"], rows))
+    out.append("")
+    rows = []
+    for label, d in r["datasets"].items():
+        pm, bm, ip = d["platform_median"], d["bare_median"], d["in_process"]
+        rows += [[label, "queue + driver start (created_at → started_at)", pm["queue_and_driver_start"], ""],
+                 [label, "copy channels + train.py interpreter start (before train())", pm["before_train_fn"], ""],
+                 [label, "train() incl. its lazy numpy/pandas/sklearn imports (`Done in`)", pm["done_in"], ""],
+                 [label, "train.py exit + packaging + catalog (last output → Completed)", pm["after_outputs_to_completed"], ""],
+                 [label, "bare script: exit after its last output (interpreter teardown)", bm["exit_after_outputs"], ""],
+                 [label, "in-process, imports warm: fit only", ip["fit_seconds"], ip["fit_cpu_seconds"]],
+                 [label, "in-process, imports warm: train() = fit + evaluate + save", ip["train_fn_warm_seconds"],
+                  ip["train_fn_warm_cpu_seconds"]],
+                 [label, "in-process: packaging (2 × tar.gz + 2 × SHA-256)", ip["packaging_seconds"], ""]]
+    st = r["startup"]
+    rows += [["—", "`python -c pass` (interpreter start)", st["interpreter"], st["interpreter_cpu"]],
+             ["—", "train.py's imports (numpy, pandas, joblib, sklearn.*), net", st["train_imports_net"],
+              st["train_imports_net_cpu"]],
+             ["—", "job driver's imports (churn_core.job_driver …), net", st["driver_imports_net"],
+              st["driver_imports_net_cpu"]]]
+    if "teardown" in r:
+        rows += [["—", "interpreter teardown after the last line (libs loaded, forest fitted)",
+                  r["teardown"]["normal exit"], ""],
+                 ["—", "  same, ending with `os._exit(0)`", r["teardown"]["os._exit(0)"], ""]]
+    out.append(table(["dataset", "part (medians)", "wall s", "CPU s"], rows))
+    if r.get("train_profile"):
+        out += ["", "cProfile of one in-process `train()` (imports warm), by cumulative time:", "", "```"]
+        out += r["train_profile"] + ["```"]
+    return out
+
+
+def endpoint(r: dict) -> list[str]:
+    d = r["deploy"]
+    out = [f"### Endpoint (`bench_endpoint.py`, finished {r['finished_at']}, load at start "
+           f"{r['machine']['loadavg_at_start']}, at end {r['loadavg_at_end']})", "",
+           f"(a) Deploy → InService, median of {len(d['runs'])} (goal ≤ {d['goal_seconds']} s: {yes(d['goal_met'])})", ""]
+    rows = [["`p.deploy(wait=True)` → InService", d["median_seconds"]],
+            ["catalog created_at → in_service_at", d["median_catalog_seconds"]]]
+    rows += [[f"  {k}", v] for k, v in d.get("deploy_split_median", {}).items()]
+    rows += [["bare model server (peer): spawn `python -m churn_core.serving` → /ping 200", d["bare_server_start_median"]],
+             ["deploy / bare server", d["ratio_deploy_to_bare_server"]],
+             ["`delete_endpoint`", d["median_delete_seconds"]]]
+    rows += [[f"server start-up phase (fresh interpreter): {k}", v] for k, v in d["startup_phases_median"].items()]
+    out.append(table(["what", "seconds"], rows))
+    out += ["", "(b) Single-row requests (seed payload) and 1,000-row batches, ours vs `mlflow models serve`, "
+                "same fitted pipeline, same worker count, alternating rounds:", ""]
+    rows = []
+    for cfg in r["serving"]:
+        for server in ("ours", "mlflow"):
+            s = cfg[server]
+            if not s.get("c1"):
+                continue
+            rows.append([cfg["workers"], server, s["c1"]["p50_ms"], s["c1"]["p99_ms"], s["c1"]["throughput_rps"],
+                         s["c8"]["p50_ms"], s["c8"]["p99_ms"], s["c8"]["throughput_rps"],
+                         s["c1"]["errors"] + s["c8"]["errors"], s["c1"]["requests_ok"] + s["c8"]["requests_ok"],
+                         s["batch_json"]["rows_per_s"], s.get("batch_json_rows", {}).get("rows_per_s", "—"),
+                         s["batch_csv"]["rows_per_s"]])
+    out.append(table(["workers", "server", "c1 p50 ms", "c1 p99 ms", "c1 req/s", "c8 p50 ms", "c8 p99 ms", "c8 req/s",
+                      "errors", "requests", "batch JSON rows/s", "batch `Input` rows/s", "batch CSV rows/s"], rows))
+    out += ["", "Batch JSON: ours = named records `{\"instances\": [{...}]}`, MLflow = `dataframe_split`; "
+                "batch `Input` = ours with positional rows `{\"Input\": [[...]]}` (the same shape as dataframe_split).", ""]
+    rows = []
+    for cfg in r["serving"]:
+        if "c8_throughput_ratio" not in cfg:
+            continue
+        rows.append([cfg["workers"], cfg.get("label_agreement"), cfg["mlflow"].get("startup_seconds"),
+                     cfg["c1_throughput_ratio"], cfg["c8_throughput_ratio"],
+                     ", ".join(str(x) for x in cfg.get("c8_round_throughput_ratios", [])),
+                     cfg["c1_p50_ratio"], cfg["c8_p50_ratio"], cfg["batch_json_ratio"], cfg["batch_json_rows_ratio"],
+                     cfg["batch_csv_ratio"], yes(cfg["goal_throughput_met"]), yes(cfg["goal_p50_met"])])
+    if rows:
+        out.append(table(["workers", "labels agree", "MLflow start s", "c1 req/s ×", "c8 req/s ×", "c8 × per round",
+                          "c1 p50 ×", "c8 p50 ×", "batch JSON ×", "batch Input ×", "batch CSV ×",
+                          "goal c8 ≥ 3×", "goal c8 p50 ≤ ⅓"], rows))
+    if r.get("server_variants"):
+        v = r["server_variants"]
+        out += ["", f"(d) Our server with other gunicorn settings ({v['workers']} workers, same model, alternating rounds):", ""]
+        out.append(table(["variant", "c1 p50 ms", "c1 req/s", "c8 p50 ms", "c8 p99 ms", "c8 req/s", "errors"],
+                         [[k, v["c1"][k]["p50_ms"], v["c1"][k]["throughput_rps"], v["c8"][k]["p50_ms"],
+                           v["c8"][k]["p99_ms"], v["c8"][k]["throughput_rps"], v["c1"][k]["errors"] + v["c8"][k]["errors"]]
+                          for k in v["c8"]]))
+    ip = r["in_process"]
+    out += ["", f"(c) In-process handler cost (no HTTP; interleaved calls; load {ip.get('loadavg')}):", ""]
+    out.append(table(["single row", "median ms"], [[k, v["median_ms"]] for k, v in ip["single_row"].items()]))
+    out.append("")
+    out.append(table(["1,000 rows", "median ms"], [[k, v["median_ms"]] for k, v in ip["batch"].items()]))
+    if "proposal_max_abs_diff_vs_predict_proba" in ip:
+        out += ["", f"max |probability − pipeline.predict_proba| over the batch: "
+                    f"{ip['proposal_max_abs_diff_vs_predict_proba']}"]
+    out += ["", "cProfile of our handler chain (single row), by self time:", "", "```"]
+    out += ip["cprofile_handler_top_tottime"] + ["```"]
+    return out
+
+
+def load(r: dict) -> list[str]:
+    lr = r["load"]
+    out = [f"### Sustained load (`bench_load.py`, finished {r['finished_at']}, load at start "
+           f"{r['machine']['loadavg_at_start']}, at end {r['loadavg_at_end']})", ""]
+    rows = [["duration s", lr["seconds"]], ["concurrency", lr["concurrency"]], ["workers", r["options"]["workers"]],
+            ["requests ok", lr["requests_ok"]], ["errors (goal 0)", f"{lr['errors']} ({yes(r['goal_errors_met'])})"],
+            ["throughput req/s", lr["throughput_rps"]], ["p50 ms", lr["p50_ms"]], ["p99 ms", lr["p99_ms"]],
+            ["max ms", lr["max_ms"]], ["first window req/s", r["first_window_rps"]],
+            ["last window req/s", r["last_window_rps"]], ["last / first (peer: same run)", r["last_to_first_throughput_ratio"]],
+            ["serving RSS at start MB (master + workers)", r["rss_start"]["total_mb"]],
+            ["serving RSS at end MB", r["rss_end"]["total_mb"]],
+            ["RSS growth MB (goal: flat)", f"{r['rss_growth_mb']} ({yes(r['goal_rss_flat_met'])})"],
+            ["throughput per 5 s window", ", ".join(str(x) for x in r.get("throughput_series_rps_per_5s", []))],
+            ["RSS / load1 samples (s: MB, load)", ", ".join(f"{s['t']}: {s['rss_mb']}, {s['load1']}"
+                                                            for s in lr.get("samples", []))]]
+    out.append(table(["what", "value"], rows))
+    return out
+
+
+def catalog(r: dict) -> list[str]:
+    c = r["counts"]
+    out = [f"### Catalog scale (`bench_catalog.py`, finished {r['finished_at']}, load at start "
+           f"{r['machine']['loadavg_at_start']}, at end {r['loadavg_at_end']})", "",
+           f"Full catalog: {c['jobs']} jobs ({c['models']} models), {c['endpoints']} Failed endpoint rows, "
+           f"{c['events']} events, inserted in {r['insert_seconds']} s, plus {r['options']['live']} real InService "
+           f"endpoint(s). Peers: an empty catalog, and the same state with only the one real dataset and job. AppTest page run, median of {r['options']['runs']} after a warm-up:", ""]
+    out.append(table(["page", "empty s (peer)", "1 job s (peer)", "full s", "full / empty", "full / 1 job",
+                      "first run (full) s", "goal ≤ 0.3 s"],
+                     [[k, v["empty"]["median_s"], v.get("one_job", {}).get("median_s"), v["full"]["median_s"],
+                       v["ratio_full_to_empty"], v.get("ratio_full_to_one_job"), v["full"]["first_run_s"],
+                       yes(v["goal_met"])] for k, v in r["pages"].items()]))
+    out.append("")
+    out.append(table(["live-table call", "empty ms", "full ms", "full / empty"],
+                     [[k, r["refresh_ms"]["empty"][k], v, round(v / r["refresh_ms"]["empty"][k], 2)]
+                      for k, v in r["refresh_ms"]["full"].items()]))
+    if r.get("figures_ms"):
+        out += ["", "Chart builders from app/widgets.py (build + `to_json`) next to minimal graph_objects versions:", ""]
+        out.append(table(["builder", "median ms"], [[k, v] for k, v in r["figures_ms"].items()]))
+    if r.get("catalog_reads_ms"):
+        out += [""]
+        out.append(table(["catalog read", "median ms"], [[k, v] for k, v in r["catalog_reads_ms"].items()]))
+    for page, prof in r.get("profiles_full_catalog", {}).items():
+        out += ["", f"Profile of one `{page}` page run on the full catalog ({prof['profiled_run_s']} s under cProfile), "
+                    "project functions by cumulative time:", "", "```"]
+        out += prof["project_functions_by_cumtime"][:10] + ["```"]
+    return out
+
+
+def main() -> int:
+    sections = []
+    for name, render in (("training", training), ("endpoint", endpoint), ("load", load), ("catalog", catalog)):
+        data = read(name)
+        if data is not None:
+            sections += render(data) + [""]
+    print("\n".join(sections))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""The whole user journey in a real browser: upload → store → train → watch → deploy → predict → delete.
+
+Each ``with steps(...)`` block is one user step: it leaves ``shots/NN-<step>.png`` in the test's tmp dir,
+and a failure is reported as ``step <name> failed`` with ``shots/FAILED-<step>.png``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+from playwright.sync_api import expect
+
+import churn_core
+from tests.e2e.e2e_support import (DEPLOY_TIMEOUT_MS, JOB_TIMEOUT_MS, NO_ENDPOINTS, button, expect_endpoints_removed,
+                                   expect_title, go, grid_cell, main, recover_blank_page, reference_or_sample,
+                                   write_customers_csv)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
+
+
+
+def test_upload_train_deploy_predict_delete(app_server, context, steps, tmp_path):
+    page = context.new_page()
+    steps.watch("main", page)
+    m = main(page)
+    dataset_csv = reference_or_sample(tmp_path)
+    dataset_name = re.sub(r"[^A-Za-z0-9]+", "-", dataset_csv.stem).strip("-")  # the page's default name
+    platform = churn_core.connect()
+
+    with steps("open-dashboard"):
+        page.goto(app_server.url)
+        expect_title(page, "Data", timeout=60_000)
+        expect(page.get_by_test_id("stSidebar").get_by_text("Backend:")).to_contain_text("local")
+
+    with steps("upload-csv"):
+        page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(dataset_csv)
+        valid = m.get_by_test_id("stAlertContentSuccess").filter(has_text="is valid")
+        expect(valid).to_be_visible()
+        expect(valid).to_contain_text(f"{dataset_csv.name} is valid")
+        expect(m.get_by_label("Dataset name", exact=True)).to_have_value(dataset_name)
+
+    with steps("store-dataset"):
+        button(page, "Validate and store").click()
+        expect(m.get_by_test_id("stAlertContentSuccess").filter(has_text=f"Stored {dataset_name}")).to_be_visible()
+        expect(m.get_by_role("tab", name="Distributions")).to_be_visible()
+        chart = m.get_by_role("tabpanel", name="Distributions").get_by_test_id("stPlotlyChart")
+        expect(chart).to_be_visible()
+        expect(chart.locator("text.gtitle")).to_contain_text("AccountWeeks")  # the first feature is drawn
+        assert [d.name for d in platform.list_datasets()] == [dataset_name]
+
+    with steps("launch-training"):
+        go(page, "Train")
+        m.get_by_label("n_estimators", exact=True).fill("50")
+        # The job keeps its default timestamped name: a name typed into "Job name (optional)" is dropped on
+        # submit (the widget's placeholder changes every second, so Streamlit sees a new widget; see report).
+        button(page, "Launch training").click()
+        launched = m.get_by_test_id("stAlertContentSuccess").filter(has_text=re.compile(r"Job \S+ is InProgress"))
+        expect(launched).to_be_visible()
+        job = re.search(r"Job (\S+) is", launched.inner_text()).group(1)
+        endpoint = f"{job}-endpoint"  # the name the Endpoints page proposes for a model
+        assert platform.describe_training(job).hyperparameters["n_estimators"] == 50
+
+    with steps("job-completes-live"):
+        go(page, "Jobs")
+        detail = m.get_by_role("heading", name=re.compile(rf"^{job} "))
+        expect(detail).to_be_visible()
+        print(f"job detail when the Jobs page opened: {detail.inner_text()!r}")
+        expect(grid_cell(page, job)).to_be_attached()
+        # No reload from here on: the table (and the open job's detail) are fragments refreshing every 2 s.
+        expect(grid_cell(page, "Completed")).to_be_attached(timeout=JOB_TIMEOUT_MS)
+        expect(m.get_by_role("heading", name=re.compile(rf"{job} .*Completed"))).to_be_visible(timeout=JOB_TIMEOUT_MS)
+        assert platform.describe_training(job).status == "Completed"
+
+    with steps("reload-completed-job"):
+        # Workaround for a Jobs-page bug (see the e2e report): "Deploy this model" calls st.switch_page
+        # while fragments with run_every are live on the page; a timed fragment re-run sent before the browser
+        # learns of the page switch lands on the Endpoints page ("Bad delta path index 3") and blanks it. The
+        # job detail keeps its 2 s timer when the job was running at page load, which made this happen in about
+        # half the runs under load; a reload draws the finished job without that timer (the always-live job
+        # table can still race, hence recover_blank_page below).
+        page.reload()
+        expect(m.get_by_role("heading", name=re.compile(rf"{job} .*Completed"))).to_be_visible()
+
+    with steps("roc-chart-tab"):
+        m.get_by_role("tab", name="Confusion matrix").click()
+        m.get_by_role("tab", name="ROC curve").click()
+        roc = m.get_by_role("tabpanel", name="ROC curve").get_by_test_id("stPlotlyChart")
+        expect(roc).to_be_visible()
+        expect(roc.locator("text.gtitle")).to_contain_text("ROC")
+        expect(roc.locator(".legendtext").first).to_contain_text(job)  # the curve is this job's
+
+    with steps("deploy-this-model"):
+        button(page, "Deploy this model").click()
+        page.wait_for_url(re.compile(r"/endpoints$"))
+        recover_blank_page(page, "Endpoints", m.get_by_label("Endpoint name", exact=True))
+        expect_title(page, "Endpoints")
+        expect(m.get_by_label("Model (from a completed job)", exact=True)).to_have_value(job)
+        expect(m.get_by_label("Endpoint name", exact=True)).to_have_value(endpoint)
+
+    with steps("deploy-endpoint"):
+        button(page, "Deploy").click()
+        expect(m.get_by_test_id("stAlertContentSuccess").filter(has_text=f"Endpoint {endpoint} is InService")) \
+            .to_be_visible(timeout=DEPLOY_TIMEOUT_MS)
+        expect(grid_cell(page, "InService")).to_be_attached()
+        assert platform.describe_endpoint(endpoint).status == "InService"
+
+    with steps("predict-one-customer"):
+        go(page, "Predict")
+        expect(m.get_by_label("Endpoint", exact=True)).to_have_value(endpoint)
+        m.get_by_label("CustServCalls", exact=True).fill("5")
+        button(page, "Score customer").click()
+        metric = m.get_by_test_id("stMetric").filter(has_text="Churn probability")
+        expect(metric).to_be_visible()
+        expect(metric.get_by_test_id("stMetricValue")).to_have_text(re.compile(r"^\d+(\.\d)?%$"))
+        expect(m.get_by_text(re.compile(r"Likely to (churn|stay)"))).to_be_visible()
+
+    customers = tmp_path / "customers.csv"
+    good_rows, bad_line = write_customers_csv(dataset_csv, customers)
+    total = good_rows + 1
+    with steps("batch-upload"):
+        m.get_by_role("tab", name="Batch (CSV)").click()
+        m.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(customers)
+        expect(m.get_by_text(f"{total:,} customers in customers.csv")).to_be_visible()
+
+    with steps("batch-score"):
+        button(page, f"Score {total:,} customers").click()
+        scored = m.get_by_test_id("stMetric").filter(has_text="Scored")
+        expect(scored.get_by_test_id("stMetricValue")).to_have_text(f"{good_rows:,} of {total:,}", timeout=60_000)
+        failed = m.get_by_test_id("stMetric").filter(has_text="Could not score")
+        expect(failed.get_by_test_id("stMetricValue")).to_have_text("1")
+        expect(m.get_by_text("1 row(s) could not be scored")).to_be_visible()
+        expect(grid_cell(page, "AccountWeeks = 'abc' is not a number")).to_be_attached()
+        expect(grid_cell(page, re.compile(rf"^{bad_line}$")).first).to_be_attached()
+        expect(m.get_by_role("tabpanel", name="Batch (CSV)").get_by_test_id("stPlotlyChart")).to_be_visible()
+
+    with steps("download-scored-csv"):
+        with page.expect_download(timeout=30_000) as info:
+            button(page, "Download scored CSV").click()
+        download = info.value
+        assert download.suggested_filename == "scored-customers.csv"
+        saved = tmp_path / "downloaded.csv"
+        download.save_as(saved)
+        result = pd.read_csv(saved)
+        assert len(result) == good_rows
+        assert {"customer_id", "churn_probability", "predicted_churn", "line"} <= set(result.columns)
+        assert result["churn_probability"].between(0, 1).all()
+        assert "BAD-ROW" not in set(result["customer_id"])
+        assert result["churn_probability"].is_monotonic_decreasing  # sorted by risk
+
+    with steps("delete-endpoint"):
+        go(page, "Endpoints")
+        button(page, f"Delete {endpoint}").click()
+        dialog = page.get_by_role("dialog")
+        expect(dialog).to_be_visible()
+        expect(dialog).to_contain_text(f"Delete endpoint {endpoint}?")
+        dialog.get_by_role("button", name="Delete", exact=True).click()
+        expect(dialog).to_be_hidden()
+        expect_endpoints_removed(page, [endpoint])
+
+    with steps("nothing-left"):
+        expect(m.get_by_text(NO_ENDPOINTS)).to_be_visible()
+        # "Clean up all endpoints" is only offered while endpoints exist (see the e2e report).
+        expect(button(page, "Clean up all endpoints")).to_have_count(0)
+        assert platform.list_endpoints() == []
+        assert not (app_server.home / "endpoints" / endpoint).exists()
+        assert platform.describe_training(job).status == "Completed"  # the model outlives its endpoint
