@@ -216,6 +216,10 @@ class Platform:
             raise NotFoundError(f"No trained model named {name!r}. Deploy a model from a Completed training job.")
         return row
 
+    def model_names(self) -> list[str]:
+        """Trained models, newest first (names only: the deploy picker needs no more)."""
+        return [r["name"] for r in self.catalog.query("SELECT name FROM models ORDER BY created_at DESC")]
+
     def list_models(self) -> list[dict]:
         return self.catalog.query("SELECT * FROM models ORDER BY created_at DESC")
 
@@ -296,6 +300,10 @@ class Platform:
             row = self._endpoint_row(row["name"])
         stats = self.backend.endpoint_stats(row) if row["status"] == "InService" else {}
         return Endpoint.from_row(row, stats)
+
+    def endpoint_names(self) -> list[str]:
+        """Endpoint names, newest first, straight from the catalog (no reconciliation: cheap for pickers)."""
+        return [r["name"] for r in self.catalog.query("SELECT name FROM endpoints ORDER BY created_at DESC")]
 
     def list_endpoints(self) -> list[Endpoint]:
         return [self._endpoint(r) for r in self.catalog.query("SELECT * FROM endpoints ORDER BY created_at DESC")]

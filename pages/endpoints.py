@@ -15,14 +15,13 @@ IDLE_WARNING_SECONDS = 15 * 60
 p = platform()
 st.title("Endpoints")
 
-models = p.list_models()
-existing = attempt(p.list_endpoints) or []
-with st.expander("Deploy a model", expanded=bool(st.session_state.get("deploy_model")) or not existing):
+models = p.model_names()
+with st.expander("Deploy a model", expanded=bool(st.session_state.get("deploy_model")) or not p.endpoint_names()):
     if not models:
         st.info("No trained model yet: a Completed training job produces one.")
         st.page_link(page("train"), label="Go to Train", icon=":material/model_training:")
     else:
-        names = [m["name"] for m in models]
+        names = models
         wanted = st.session_state.get("deploy_model")
         model = st.selectbox("Model (from a completed job)", names, index=names.index(wanted) if wanted in names else 0,
                              key="deploy_model_picker")
@@ -71,24 +70,28 @@ def live_table() -> None:
     })
     st.caption(f"Estimated cost = uptime × SageMaker on-demand price in {PRICE_REGION} (as of {PRICES_AS_OF}); "
                "real-time endpoints bill until deleted.")
-    for e in endpoints:
-        if e.status == "InService" and e.idle_seconds > IDLE_WARNING_SECONDS:
-            st.warning(f"**{e.name}** has been idle for {duration_text(e.idle_seconds)} and would be costing "
-                       f"${hourly_price(e.instance_type) or 0:.3f}/h per instance on SageMaker. Delete it if unused.")
-        if e.status == "Failed":
-            st.error(f"**{e.name}** failed: {e.failure_reason}")
+    idle = [e for e in endpoints if e.status == "InService" and e.idle_seconds > IDLE_WARNING_SECONDS]
+    if idle:
+        st.warning("Idle endpoints still bill on SageMaker; delete them if unused: " + "; ".join(
+            f"**{e.name}** idle {duration_text(e.idle_seconds)} (${hourly_price(e.instance_type) or 0:.3f}/h "
+            "per instance)" for e in idle[:5]) + (f"; and {len(idle) - 5} more" if len(idle) > 5 else ""))
+    failed = [e for e in endpoints if e.status == "Failed"]
+    if failed:
+        st.error("Failed: " + "; ".join(f"**{e.name}**: {e.failure_reason}" for e in failed[:5])
+                 + (f"; and {len(failed) - 5} more (see the table)" if len(failed) > 5 else ""))
 
 
 st.subheader("Live endpoints")
 live_table()
 
-endpoints = attempt(p.list_endpoints) or []
-if endpoints:
-    names = [e.name for e in endpoints]
+names = p.endpoint_names()
+ep = None
+if names:
     wanted = st.session_state.get("selected_endpoint")
     selected = st.selectbox("Endpoint", names, index=names.index(wanted) if wanted in names else 0,
                             key="endpoint_picker")
-    ep = next(e for e in endpoints if e.name == selected)
+    ep = attempt(p.describe_endpoint, selected)
+if ep:
     st.markdown(f"**{ep.name}** · {status_label(ep.status)} · model `{ep.model}` · created {when(ep.created_at)} · "
                 f"restarts {ep.restarts}")
     if ep.url:
@@ -124,7 +127,8 @@ print(json.loads(resp["Body"].read()))""", language="python")
                      f"and its model, and stops its server. The trained model stays available.")
         else:
             st.write("This removes every endpoint this app created, with its endpoint config and model:")
-            st.markdown("\n".join(f"- **{e.name}** (config `{e.config}`, model `{e.model}`)" for e in endpoints))
+            st.markdown("\n".join(f"- **{e.name}** (config `{e.config}`, model `{e.model}`)"
+                                   for e in attempt(p.list_endpoints) or []))
         yes, no = st.columns(2)
         if yes.button("Delete", type="primary", key="confirm_yes"):
             st.session_state.pop("confirm", None)

@@ -106,7 +106,7 @@ completed = p.job_names(limit=200, status="Completed")
 if len(completed) < 2:
     st.caption("Complete two or more jobs to compare them.")
 else:
-    chosen = st.multiselect("Completed jobs", completed, default=completed[:2], key="compare_jobs")
+    chosen = st.multiselect("Completed jobs", completed, key="compare_jobs", placeholder="Pick two or more jobs")
     if len(chosen) >= 2:
         table = pd.DataFrame(p.compare(chosen)).set_index("job")
         st.dataframe(table, width="stretch")

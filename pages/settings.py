@@ -12,7 +12,7 @@ p = platform()
 st.title("Settings")
 st.caption("Set these with environment variables before `make run` (see README and `.env.example`); "
            "the dashboard shows them but never changes them.")
-st.dataframe(pd.DataFrame(list(p.settings.public_view().items()), columns=["setting", "value"]),
+st.dataframe(pd.DataFrame([(k, str(v)) for k, v in p.settings.public_view().items()], columns=["setting", "value"]),
              hide_index=True, width="stretch")
 
 if st.button("Check connection", type="primary"):

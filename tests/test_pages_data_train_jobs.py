@@ -108,6 +108,8 @@ def test_jobs_page_table_detail_charts_and_compare(two_jobs):
     assert "**random_forest** on dataset **sample**" in texts(at, "markdown")
     titles = [c.proto.spec for c in at.get("plotly_chart")]
     assert any("ROC curve" in t for t in titles) and any("Confusion matrix" in t for t in titles)
+    at.multiselect(key="compare_jobs").set_value(["job-rf", "job-lr"]).run()
+    titles = [c.proto.spec for c in at.get("plotly_chart")]
     compare = at.dataframe[1].value
     assert set(compare.index) == {"job-rf", "job-lr"} and "roc_auc" in compare.columns
     assert sum("job-lr" in t and "job-rf" in t for t in titles) >= 1  # overlaid ROC
