@@ -17,13 +17,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 import requests
 
 from churn_core.serving import MAX_BODY_BYTES, free_port, read_stats
 from tests.conftest import SEED_ROW
+from tests.test_train_script import synthetic_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_PY = ROOT / "entry" / "train.py"
@@ -36,23 +35,6 @@ NAME = "churn-test-endpoint"
 JSON = {"Content-Type": "application/json"}
 
 
-def synthetic_frame(n: int = 300, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({
-        "AccountWeeks": rng.integers(1, 243, n),
-        "ContractRenewal": (rng.random(n) < 0.9).astype(int),
-        "DataPlan": (rng.random(n) < 0.28).astype(int),
-        "DataUsage": np.round(rng.gamma(0.6, 1.3, n).clip(0, 5.4), 2),
-        "CustServCalls": rng.poisson(1.5, n),
-        "DayMins": np.round(rng.normal(180, 54, n).clip(0, 350), 1),
-        "DayCalls": rng.integers(40, 165, n),
-        "MonthlyCharge": np.round(rng.normal(56, 16, n).clip(14, 111), 1),
-        "OverageFee": np.round(rng.normal(10, 2.5, n).clip(0, 18), 2),
-        "RoamMins": np.round(rng.normal(10, 2.8, n).clip(0, 20), 1),
-    })
-    logit = -5 + 1.6 * frame.CustServCalls + 0.035 * (frame.DayMins - 180) + 3.0 * (1 - frame.ContractRenewal)
-    frame.insert(0, "Churn", (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int))
-    return frame
 
 
 def make_tar(target: Path, files: dict) -> str:

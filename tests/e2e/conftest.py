@@ -9,7 +9,6 @@ clean up endpoints and stop jobs, then sweeps any process that still names this 
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Iterator
