@@ -114,37 +114,42 @@ print(json.loads(resp["Body"].read()))""", language="python")
                                    for ev in p.events("endpoint", ep.name, 20)]), hide_index=True,
                      width="stretch")
 
-    delete_col, cleanup_col = st.columns(2)
-    if delete_col.button(f"Delete {ep.name}", key="delete_endpoint"):
+    if st.button(f"Delete {ep.name}", key="delete_endpoint"):
         st.session_state["confirm"] = ("delete", ep.name)
-    if cleanup_col.button("Clean up all endpoints", key="cleanup_all"):
-        st.session_state["confirm"] = ("cleanup", None)
 
-    @st.dialog("Confirm")
-    def confirm_dialog(action: str, name: str | None) -> None:
+st.divider()
+if st.button("Clean up all endpoints", key="cleanup_all",
+             help="Deletes every endpoint this app created, with its endpoint config and model."):
+    st.session_state["confirm"] = ("cleanup", None)
+
+
+@st.dialog("Confirm")
+def confirm_dialog(action: str, name: str | None) -> None:
+    if action == "delete":
+        st.write(f"Delete endpoint **{name}**? This removes the endpoint, its endpoint config "
+                 f"and its model, and stops its server. The trained model stays available.")
+    else:
+        listed = attempt(p.list_endpoints) or []
+        st.write("This removes every endpoint this app created, with its endpoint config and model:")
+        st.markdown("\n".join(f"- **{e.name}** (config `{e.config}`, model `{e.model}`)" for e in listed)
+                    or "- none recorded here; the backend is still asked for endpoints this app created")
+    yes, no = st.columns(2)
+    if yes.button("Delete", type="primary", key="confirm_yes"):
+        st.session_state.pop("confirm", None)
         if action == "delete":
-            st.write(f"Delete endpoint **{name}**? This removes the endpoint, its endpoint config "
-                     f"and its model, and stops its server. The trained model stays available.")
+            removed = attempt(p.delete_endpoint, name)
+            removed_list = [removed] if removed else []
         else:
-            st.write("This removes every endpoint this app created, with its endpoint config and model:")
-            st.markdown("\n".join(f"- **{e.name}** (config `{e.config}`, model `{e.model}`)"
-                                   for e in attempt(p.list_endpoints) or []))
-        yes, no = st.columns(2)
-        if yes.button("Delete", type="primary", key="confirm_yes"):
-            st.session_state.pop("confirm", None)
-            if action == "delete":
-                removed = attempt(p.delete_endpoint, name)
-                removed_list = [removed] if removed else []
-            else:
-                removed_list = attempt(p.cleanup) or []
-            st.session_state["removed"] = removed_list
-            st.rerun()
-        if no.button("Cancel", key="confirm_no"):
-            st.session_state.pop("confirm", None)
-            st.rerun()
+            removed_list = attempt(p.cleanup) or []
+        st.session_state["removed"] = removed_list
+        st.rerun()
+    if no.button("Cancel", key="confirm_no"):
+        st.session_state.pop("confirm", None)
+        st.rerun()
 
-    if st.session_state.get("confirm"):
-        confirm_dialog(*st.session_state["confirm"])
+
+if st.session_state.get("confirm"):
+    confirm_dialog(*st.session_state["confirm"])
 
 if st.session_state.get("removed") is not None:
     removed = st.session_state.pop("removed")

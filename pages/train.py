@@ -43,7 +43,7 @@ with st.form("launch_training"):
                                                   value=param.default, step=1, help=param.help, key=key,
                                                   placeholder="unlimited" if param.kind == "optional_int" else None)
     left, right = st.columns(2)
-    job_name = left.text_input("Job name (optional)", placeholder=default_job_name(algorithm),
+    job_name = left.text_input("Job name (optional)", placeholder=default_job_name(algorithm), key="train_job_name",
                                help="Leave empty for a timestamped name like the seed's.")
     instance_type = None
     if p.backend.name == "sagemaker":

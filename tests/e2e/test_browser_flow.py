@@ -17,7 +17,7 @@ from tests.e2e.e2e_support import (DEPLOY_TIMEOUT_MS, JOB_TIMEOUT_MS, NO_ENDPOIN
                                    expect_title, go, grid_cell, main, recover_blank_page, reference_or_sample,
                                    write_customers_csv)
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
 

@@ -18,7 +18,7 @@ import churn_core
 from tests.e2e.e2e_support import (DEPLOY_TIMEOUT_MS, JOB_TIMEOUT_MS, NO_ENDPOINTS, button, expect_endpoints_removed,
                                    expect_title, go, grid_cell, main, reference_or_sample)
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 DATASET = "telecom"
 MODEL = "seed-rf"
