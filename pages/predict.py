@@ -104,7 +104,9 @@ with batch:
             st.warning(f"{len(result.errors)} row(s) could not be scored:")
             st.dataframe(result.error_frame, hide_index=True, width="stretch")
         if len(scored_frame):
-            st.dataframe(scored_frame, hide_index=True, width="stretch", column_config={
+            first = ["line", "churn_probability", "predicted_churn"]
+            st.dataframe(scored_frame, hide_index=True, width="stretch",
+                         column_order=first + [c for c in scored_frame.columns if c not in first], column_config={
                 "churn_probability": st.column_config.ProgressColumn("churn probability", min_value=0.0,
                                                                      max_value=1.0, format="percent"),
             })
