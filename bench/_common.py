@@ -40,6 +40,8 @@ FEATURES = ["AccountWeeks", "ContractRenewal", "DataPlan", "DataUsage", "CustSer
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from churn_core.processes import kill_group  # noqa: E402  (re-exported for the bench scripts)
+
 
 # ------------------------------------------------------------------------------ numbers
 
@@ -155,28 +157,6 @@ class Cleanup:
                 action()
             except Exception as exc:  # keep cleaning the rest
                 print(f"cleanup of {what} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-
-
-def kill_group(pid: int | None, grace: float = 5.0) -> None:
-    """SIGTERM the process group led by ``pid`` (started with start_new_session), then SIGKILL."""
-    if not pid:
-        return
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            return
-        deadline = time.monotonic() + (grace if sig == signal.SIGTERM else 2.0)
-        while time.monotonic() < deadline:
-            try:
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
-            try:
-                os.killpg(pid, 0)
-            except (ProcessLookupError, PermissionError):
-                return
-            time.sleep(0.05)
 
 
 def temp_home(cleanup: Cleanup, prefix: str) -> Path:
