@@ -18,7 +18,7 @@ import requests
 
 import churn_core
 from tests.conftest import SEED_ROW
-from tests.test_faults import trained_state
+from tests.test_faults import platform_on_trained_state
 
 ENDPOINT = "payload-corpus"
 SEED = json.dumps({"Input": [SEED_ROW]}).encode()
@@ -30,17 +30,10 @@ JSON = "application/json"
 @pytest.fixture(scope="module")
 def live(tmp_path_factory, sample_csv):
     """The sample and a small trained model (see trained_state), deployed; cleaned up at the end."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CHURN_HOME", str(trained_state(tmp_path_factory, sample_csv, "payloads")))
-    mp.setenv("CHURN_BACKEND", "local")
-    p = churn_core.connect()
-    try:
+    with platform_on_trained_state(tmp_path_factory, sample_csv, "payloads") as p:
         ep = p.deploy("model-a", ENDPOINT)
         assert ep.status == "InService", ep.failure_reason
         yield p, ep.url
-    finally:
-        p.cleanup()
-        mp.undo()
 
 
 def row(**changes) -> list:

@@ -16,6 +16,7 @@ import asyncio
 import os
 import re
 import shutil
+from contextlib import contextmanager
 import signal
 import socket
 import subprocess
@@ -67,13 +68,13 @@ def trained_state(tmp_path_factory, sample_csv, module: str) -> Path:
     return home
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, sample_csv):
-    """The sample and a small trained model in this module's own state directory."""
-    home = trained_state(tmp_path_factory, sample_csv, "faults")
+@contextmanager
+def platform_on_trained_state(tmp_path_factory, sample_csv, module: str):
+    """A platform on a copy of the trained state (see trained_state); stops jobs and endpoints at the end."""
     mp = pytest.MonkeyPatch()
-    mp.setenv("CHURN_HOME", str(home))
+    mp.setenv("CHURN_HOME", str(trained_state(tmp_path_factory, sample_csv, module)))
     mp.setenv("CHURN_BACKEND", "local")
+    mp.delenv("CHURN_BIND_HOST", raising=False)
     p = churn_core.connect()
     try:
         yield p
@@ -83,6 +84,13 @@ def trained(tmp_path_factory, sample_csv):
                 p.stop_training(job.name)
         p.cleanup()
         mp.undo()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, sample_csv):
+    """The sample and a small trained model in this module's own state directory."""
+    with platform_on_trained_state(tmp_path_factory, sample_csv, "faults") as p:
+        yield p
 
 
 def processes_mentioning(*words: str) -> list[psutil.Process]:

@@ -22,12 +22,11 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import churn_core
 from churn_core.errors import ValidationError
 from churn_core.sample import make_sample
 from churn_core.validation import ValidatedTable, validate_csv
 from tests.conftest import SEED_ROW
-from tests.test_faults import trained_state
+from tests.test_faults import platform_on_trained_state
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -170,17 +169,10 @@ def test_input_fn_former_crashes_are_client_errors(body, content_type):
 
 @pytest.fixture(scope="module")
 def endpoint_url(tmp_path_factory, sample_csv):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CHURN_HOME", str(trained_state(tmp_path_factory, sample_csv, "fuzz")))
-    mp.setenv("CHURN_BACKEND", "local")
-    p = churn_core.connect()
-    try:
+    with platform_on_trained_state(tmp_path_factory, sample_csv, "fuzz") as p:
         ep = p.deploy("model-a", "fuzz-endpoint")
         assert ep.status == "InService", ep.failure_reason
         yield ep.url
-    finally:
-        p.cleanup()
-        mp.undo()
 
 
 live_rows = st.lists(st.one_of(scalars, st.floats(0, 300)), min_size=9, max_size=11)

@@ -20,7 +20,7 @@ import churn_core
 from churn_core.config import Settings
 from churn_core.errors import ConflictError, NotFoundError, ValidationError
 from churn_core.storage import LocalObjectStore, _check_key
-from tests.test_faults import trained_state
+from tests.test_faults import platform_on_trained_state
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,19 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, sample_csv):
     """The sample and a small trained model (see trained_state) in this module's own state directory."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CHURN_HOME", str(trained_state(tmp_path_factory, sample_csv, "security")))
-    mp.setenv("CHURN_BACKEND", "local")
-    mp.delenv("CHURN_BIND_HOST", raising=False)
-    p = churn_core.connect()
-    try:
+    with platform_on_trained_state(tmp_path_factory, sample_csv, "security") as p:
         yield p
-    finally:
-        for job in p.list_training_jobs():
-            if job.is_active:
-                p.stop_training(job.name)
-        p.cleanup()
-        mp.undo()
 
 
 def tree(root: Path) -> set[str]:
