@@ -150,7 +150,6 @@ class Driver:
         args = [sys.executable, str(ENTRY), *as_cli(plan["hps"])]
         self.log(f"Starting training: {' '.join(args[2:])}")
         self.child = subprocess.Popen(args, env=plan["env"], cwd=str(self.folder), stdin=subprocess.DEVNULL)
-        self.catalog.update("jobs", self.name, exit_code=None)
         code = self.child.wait()
         if self.stopping or self.job().get("status") == "Stopping":
             self.finish_stopped()

@@ -155,7 +155,7 @@ class Platform:
         rows = self.catalog.query(
             f"SELECT * FROM jobs {where} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?", [*args, limit, offset]
         )
-        return [TrainingJob.from_row(self._refresh_job(r) if r["status"] in TRAINING_ACTIVE else r) for r in rows]
+        return [TrainingJob.from_row(self._refresh_job(r)) for r in rows]
 
     def job_names(self, limit: int = 100, offset: int = 0, status: str | None = None) -> list[str]:
         """Names only, newest first: cheap enough for pickers over thousands of jobs."""
@@ -369,8 +369,7 @@ class Platform:
             try:
                 removed.append(self.delete_endpoint(name))
             except NotFoundError:
-                removed.append(self.backend.delete_orphan(name) if hasattr(self.backend, "delete_orphan") else
-                               {"endpoint": name, "endpoint_config": None, "model": None})
+                removed.append(self.backend.delete_orphan(name))
         return removed
 
     # ---- misc ----------------------------------------------------------------------------

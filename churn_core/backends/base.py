@@ -35,5 +35,7 @@ class Backend(Protocol):
     def delete_endpoint(self, endpoint: dict, config: dict | None, deployed_model: dict | None) -> None: ...
     def owned_endpoint_names(self) -> list[str]:
         """Every endpoint this app created that still exists (on AWS: found by tag, not by the cache)."""
+    def delete_orphan(self, name: str) -> dict:
+        """Delete an endpoint the catalog does not know (and its config and model); report what went."""
 
     def check_connection(self) -> list[Check]: ...

@@ -191,6 +191,10 @@ class LocalBackend:
     def owned_endpoint_names(self) -> list[str]:
         return [r["name"] for r in self.catalog.query("SELECT name FROM endpoints WHERE backend = 'local'")]
 
+    def delete_orphan(self, name: str) -> dict:
+        """Locally every endpoint process is known to the catalog, so there is never an orphan to delete."""
+        return {"endpoint": name, "endpoint_config": None, "model": None}
+
     def check_connection(self) -> list[tuple[str, bool, str]]:
         probe = self.home / ".write-probe"
         try:
