@@ -108,7 +108,7 @@ class Supervisor:
                     time.sleep(0.2)
             if self.stopping:
                 break
-            _, code = reap(pid)
+            _, code = reap(pid, wait=1.0)
             kill_group(pid, grace=1.0)  # orphaned workers must release the port
             if code == REFUSED_EXIT_CODE:
                 self.mark_failed(server_failure(self.folder, code))

@@ -15,14 +15,13 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from .artifacts import make_tarball, sha256_file
 from .db import Catalog, dumps, loads
-from .processes import ROOT, describe_exit, tail
+from .processes import ROOT, describe_exit, fork_script, tail, wait_child
 from .storage import LocalObjectStore
 
 ENTRY = ROOT / "entry" / "train.py"
@@ -54,7 +53,7 @@ class Driver:
         self.name = name
         self.max_concurrent = max_concurrent
         self.folder = job_dir(self.home, name)
-        self.child: subprocess.Popen | None = None
+        self.child_pid: int | None = None
         self.stopping = False
 
     def log(self, message: str) -> None:
@@ -62,8 +61,11 @@ class Driver:
 
     def on_sigterm(self, *_: object) -> None:
         self.stopping = True
-        if self.child and self.child.poll() is None:
-            self.child.terminate()
+        if self.child_pid:
+            try:
+                os.kill(self.child_pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
 
     def job(self) -> dict:
         return self.catalog.one("SELECT * FROM jobs WHERE name = ?", (self.name,)) or {}
@@ -147,10 +149,11 @@ class Driver:
             return 1
         from .hyperparameters import as_cli
 
-        args = [sys.executable, str(ENTRY), *as_cli(plan["hps"])]
-        self.log(f"Starting training: {' '.join(args[2:])}")
-        self.child = subprocess.Popen(args, env=plan["env"], cwd=str(self.folder), stdin=subprocess.DEVNULL)
-        code = self.child.wait()
+        args = as_cli(plan["hps"])
+        self.log(f"Starting training: {' '.join(args)}")
+        self.child_pid = fork_script(ENTRY, args, plan["env"], self.folder)
+        code = wait_child(self.child_pid)
+        self.child_pid = None
         if self.stopping or self.job().get("status") == "Stopping":
             self.finish_stopped()
             return 0

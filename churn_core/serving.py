@@ -497,7 +497,7 @@ def _server_options(host: str, port: int, workers: int, name: str, stats: Worker
         "accesslog": None,
         "errorlog": "-",
         "loglevel": "info",
-        "proc_name": f"churn-endpoint-{name}",
+        "proc_name": f"churn_core.serving --name {name}",  # ps shows "gunicorn: master [churn_core.serving --name NAME]"
         "post_fork": post_fork,
         "worker_exit": worker_exit,
         "control_socket_disable": True,  # gunicorn >= 25: one shared ~/.gunicorn/gunicorn.ctl would clash between endpoints

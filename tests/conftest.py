@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,23 @@ if str(ROOT) not in sys.path:
 
 REFERENCE_CSV = ROOT.parent / "shared" / "data" / "telecom_churn.csv"
 SEED_ROW = [128, 1, 1, 2.70, 1, 265.1, 110, 89.0, 9.87, 10.0]
+
+
+def pytest_configure(config):
+    """One warm process for the whole run (all xdist workers), in a folder of its own, stopped at the end."""
+    if not hasattr(config, "workerinput") and "CHURN_WARM_DIR" not in os.environ:
+        os.environ["CHURN_WARM_DIR"] = tempfile.mkdtemp(prefix="churn-warm-tests-")
+        config.stash[WARM_OWNER] = True
+
+
+def pytest_unconfigure(config):
+    if config.stash.get(WARM_OWNER, False):
+        from churn_core import warm
+
+        warm.stop_all()
+
+
+WARM_OWNER = pytest.StashKey[bool]()
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ import pytest
 import requests
 
 import churn_core
+import churn_core.warm
 from churn_core.backends.local import ping
 from churn_core.errors import BackendError, ChurnError, ValidationError
 from churn_core.processes import is_alive, kill_group
@@ -264,10 +265,10 @@ def free_port() -> int:
 class Dashboard:
     """The real app (``streamlit run app/main.py``) as a child process, with a minimal browser session."""
 
-    def __init__(self, home: Path, log: Path):
+    def __init__(self, home: Path, log: Path, warm: bool = True):
         self.port = free_port()
         python = ROOT / ".venv" / "bin" / "python"
-        env = dict(os.environ, CHURN_HOME=str(home), CHURN_BACKEND="local")
+        env = dict(os.environ, CHURN_HOME=str(home), CHURN_BACKEND="local", CHURN_WARM="1" if warm else "0")
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(
                 [str(python if python.exists() else sys.executable), "-m", "streamlit", "run", "app/main.py",
@@ -341,21 +342,29 @@ def shown(elements: list) -> str:
 
 
 @pytest.mark.slow
-def test_kill_9_of_the_dashboard_loses_nothing(trained, tmp_path):
+@pytest.mark.parametrize("warm", [True, False], ids=["forked-by-the-warm-process", "started-by-the-dashboard"])
+def test_kill_9_of_the_dashboard_loses_nothing(trained, tmp_path, warm):
+    """Jobs and endpoints outlive a killed dashboard, whether the warm process forked them or the
+    dashboard started them itself (``CHURN_WARM=0``, or before the warm process is ready)."""
     pytest.importorskip("websockets.asyncio.client")  # the browser session's transport (a Streamlit dependency)
     p = trained
     home = p.settings.home
     ep = p.deploy("model-a", "fault-survivor")
     assert ep.status == "InService", ep.failure_reason
     dashboards: list[Dashboard] = []
+    if warm:
+        assert churn_core.warm.wait_until_ready(60), "the warm process did not start"
+        parent = int(next(churn_core.warm.run_dir().glob(f"{churn_core.warm.fingerprint()}.pid")).read_text())
     try:
-        first = Dashboard(home, tmp_path / "dashboard-1.log")
+        first = Dashboard(home, tmp_path / "dashboard-1.log", warm=warm)
+        if not warm:
+            parent = first.pid
         dashboards.append(first)
         listening = [c.laddr.ip for c in psutil.Process(first.pid).net_connections("inet") if c.status == psutil.CONN_LISTEN]
         assert listening and set(listening) == {"127.0.0.1"}, listening  # .streamlit/config.toml: address
 
         # The dashboard itself takes over the endpoint (its supervisor was killed) and launches a job,
-        # so both processes are children of the dashboard when it is killed. (The first page run opens the
+        # so it started both processes (through the warm process, or as its own children) when it is killed. (The first page run opens the
         # dashboard's platform; killing the supervisor before that hits the start-up reconcile bug pinned by
         # test_a_new_session_repairs_a_dead_supervisor_once.)
         assert "fault-survivor" in shown(first.run_page("endpoints"))
@@ -367,14 +376,14 @@ def test_kill_9_of_the_dashboard_loses_nothing(trained, tmp_path):
 
         supervisor = wait_until(lambda: row()["pid"] != ep.pid and is_alive(row()["pid"]) and row()["pid"], 30,
                                 what="the dashboard to restart the supervisor")
-        assert psutil.Process(supervisor).ppid() == first.pid
+        assert psutil.Process(supervisor).ppid() == parent
         wait_until(lambda: ping(ep.url), 60, what="the endpoint to serve again")
 
         launched = shown(first.click("train", "Launch training"))
         assert "is InProgress" in launched, launched[-500:]
         job = p.list_training_jobs(limit=1)[0]
         assert job.status == "InProgress" and job.name in launched
-        assert psutil.Process(job.pid).ppid() == first.pid
+        assert psutil.Process(job.pid).ppid() == parent
         before = {"jobs": p.count_training_jobs(), "endpoints": [e.name for e in p.list_endpoints()]}
 
         first.kill_9()

@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from .. import warm
 from ..db import Catalog
 from ..errors import BackendError
 from ..processes import describe_exit, is_alive, kill_group, reap, spawn_detached, tail
@@ -64,6 +65,7 @@ class LocalBackend:
         self.catalog = catalog
         self.home = Path(settings.home)
         self.store = LocalObjectStore(self.home, settings.bucket)
+        warm.ensure_running()  # jobs and endpoints start in milliseconds once it has imported the stack
 
     # ---- start-up -------------------------------------------------------------------------
     def reconcile(self) -> None:

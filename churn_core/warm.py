@@ -1,0 +1,423 @@
+"""The warm process: numpy, pandas, scikit-learn and gunicorn imported once, then forked on demand.
+
+On a 2-core laptop a new Python spends ~2.8 CPU-seconds importing the scientific stack before a
+training job can read its first row or a model server can answer ``/ping``. This process pays that
+once and forks job drivers, endpoint supervisors and model servers from itself, so they start in
+milliseconds with everything already imported (the way Android's zygote starts apps).
+
+``python -m churn_core.warm`` runs it; ``spawn`` asks it for a process and ``ensure_running``
+starts it in the background. One runs per user and per *fingerprint* (interpreter, installed
+packages, this project's code): when any of those change it exits and the next request starts a
+fresh one, so a child never runs stale code. It also exits after ``CHURN_WARM_IDLE`` seconds
+without a request. Callers fall back to a plain ``python -m`` start whenever it is not there,
+so it only ever makes things faster.
+
+A forked child starts a new session (its own process group, like ``spawn_detached``), takes the
+environment, working directory and log file of the request, and renames itself to the command
+line it stands for (``python -m churn_core.job_driver --job NAME ...``), so ``ps`` and the pid
+checks in ``processes.is_alive`` see what they would see after a plain start. The warm process
+reaps its children and writes each exit status to ``exits/<pid>`` for ``processes.reap``.
+
+Only the modules in ``MODULES`` can be started, over a UNIX socket in a 0700 folder of the user's.
+Environment variables read at import time by the numerical libraries (``OMP_NUM_THREADS`` ...)
+take the warm process's values, not the request's.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import importlib
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import sysconfig
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODULES = ("churn_core.job_driver", "churn_core.endpoint_supervisor", "churn_core.serving")
+PRELOAD = (
+    "numpy", "pandas", "joblib", "scipy.stats",
+    "sklearn.compose", "sklearn.ensemble", "sklearn.impute", "sklearn.linear_model", "sklearn.metrics",
+    "sklearn.model_selection", "sklearn.pipeline", "sklearn.preprocessing", "sklearn.utils.class_weight",
+    "gunicorn.app.base", "gunicorn.arbiter", "gunicorn.workers.gthread", "gunicorn.glogging",
+    *MODULES,
+)
+CONNECT_TIMEOUT = 2.0
+CHECK_EVERY = 2.0  # seconds between fingerprint checks
+EXIT_FILE_TTL = 3600.0
+MAX_REQUEST_BYTES = 1 << 20
+
+
+def enabled() -> bool:
+    return os.environ.get("CHURN_WARM", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def run_dir() -> Path:
+    """Per-user folder for the socket, lock, pid, log and exit statuses (``CHURN_WARM_DIR`` overrides)."""
+    configured = os.environ.get("CHURN_WARM_DIR")
+    return Path(configured) if configured else Path(tempfile.gettempdir()) / f"churn-warm-{os.getuid()}"
+
+
+def _private_run_dir() -> Path | None:
+    """The run folder, created 0700; None if it belongs to someone else (then nothing is warm)."""
+    folder = run_dir()
+    try:
+        (folder / "exits").mkdir(parents=True, exist_ok=True, mode=0o700)
+        info = folder.stat()
+    except OSError:
+        return None
+    if info.st_uid != os.getuid() or info.st_mode & 0o077:
+        return None
+    return folder
+
+
+def fingerprint() -> str:
+    """Changes whenever a child could behave differently: interpreter, installed packages, project code."""
+    digest = hashlib.sha256(f"{sys.executable}\0{sys.prefix}\0{ROOT}".encode())
+    paths = [Path(sysconfig.get_paths()["purelib"]), Path(sysconfig.get_paths()["platlib"]), ROOT / "entry" / "train.py"]
+    paths += sorted((ROOT / "churn_core").rglob("*.py"))
+    for path in paths:
+        try:
+            info = path.stat()
+            digest.update(f"{path}\0{info.st_mtime_ns}\0{info.st_size}\0".encode())
+        except OSError:
+            digest.update(f"{path}\0missing\0".encode())
+    return digest.hexdigest()[:16]
+
+
+def socket_path(print_: str | None = None) -> Path:
+    return run_dir() / f"{print_ or fingerprint()}.sock"
+
+
+# --------------------------------------------------------------------------- client side
+
+
+def spawn(module: str, args: list[str], log_path: Path, env: dict, cwd: Path) -> int | None:
+    """Fork ``python -m module args`` from the warm process; its pid, or None when there is none to ask."""
+    if not enabled() or module not in MODULES or _private_run_dir() is None:
+        return None
+    request = {"module": module, "args": list(args), "log": str(log_path), "env": env, "cwd": str(cwd)}
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(CONNECT_TIMEOUT)
+            sock.connect(str(socket_path()))
+            sock.sendall(json.dumps(request).encode() + b"\n")
+            reply = json.loads(_read_line(sock) or b"{}")
+    except (OSError, ValueError):
+        return None
+    pid = reply.get("pid")
+    return pid if isinstance(pid, int) and pid > 0 else None
+
+
+def ensure_running() -> None:
+    """Start the warm process in the background unless one for this fingerprint runs or is starting."""
+    folder = _private_run_dir()
+    if not enabled() or folder is None:
+        return
+    print_ = fingerprint()
+    if _lock_is_held(folder / f"{print_}.lock"):
+        return
+    import subprocess
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+    with open(folder / "warm.log", "ab", buffering=0) as log:
+        # The first process forks the warm one and exits at once: waiting for it leaves no zombie here.
+        subprocess.run(
+            [sys.executable, "-m", "churn_core.warm", "--daemon"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT),
+            start_new_session=True, close_fds=True, check=False, timeout=60,
+        )
+
+
+def wait_until_ready(timeout: float = 60.0) -> bool:
+    """Block until the warm process for the current fingerprint answers (benchmarks and tests)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(CONNECT_TIMEOUT)
+                sock.connect(str(socket_path()))
+                sock.sendall(b'{"ping": true}\n')
+                if json.loads(_read_line(sock) or b"{}").get("ready"):
+                    return True
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    return False
+
+
+def stop_all() -> list[int]:
+    """SIGTERM every warm process of this run folder (any fingerprint); their pids."""
+    stopped = []
+    for pid_file in run_dir().glob("*.pid"):
+        try:
+            pid = int(pid_file.read_text().strip())
+            os.kill(pid, signal.SIGTERM)
+            stopped.append(pid)
+        except (OSError, ValueError):
+            pass
+    return stopped
+
+
+def exit_code(pid: int) -> int | None:
+    """Exit status the warm process recorded for its child ``pid`` (negative: killed by that signal)."""
+    try:
+        return int((run_dir() / "exits" / str(pid)).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _lock_is_held(lock_path: Path) -> bool:
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return True  # cannot tell: do not start another
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing releases a lock we may have taken
+    return False
+
+
+def _read_line(sock: socket.socket) -> bytes:
+    data = b""
+    while not data.endswith(b"\n") and len(data) < MAX_REQUEST_BYTES:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data.strip()
+
+
+# --------------------------------------------------------------------------- the warm process
+
+
+class WarmServer:
+    def __init__(self, folder: Path, print_: str):
+        self.folder = folder
+        self.print = print_
+        self.socket_path = folder / f"{print_}.sock"
+        self.stopping = False
+        self.last_request = time.monotonic()
+        self.idle_limit = float(os.environ.get("CHURN_WARM_IDLE", "1800"))
+        self.children: set[int] = set()
+        self.private_fds: list[int] = []  # closed in every child (the lock must die with this process)
+        self.lingering = True  # after a code change, keep reaping running children; not after SIGTERM
+
+    def log(self, message: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] warm {os.getpid()} {self.print}: {message}", flush=True)
+
+    def run(self) -> int:
+        lock_fd = os.open(self.folder / f"{self.print}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0  # another one runs for this fingerprint
+        self.private_fds.append(lock_fd)
+        started = time.monotonic()
+        for name in PRELOAD:
+            importlib.import_module(name)
+        self.log(f"imported the scientific stack in {time.monotonic() - started:.2f}s")
+        pid_file = self.folder / f"{self.print}.pid"
+        pid_file.write_text(str(os.getpid()))
+        self.socket_path.unlink(missing_ok=True)  # left by a warm process that was killed: we hold the lock
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(self.socket_path))
+        listener.listen(32)
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        self.private_fds += [wake_r, wake_w]
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGTERM, self.on_stop)
+        signal.signal(signal.SIGINT, self.on_stop)
+        last_check = time.monotonic()
+        try:
+            while not self.stopping:
+                ready, _, _ = select.select([listener, wake_r], [], [], CHECK_EVERY)
+                if wake_r in ready:
+                    _drain(wake_r)
+                self.reap()
+                if listener in ready:
+                    self.accept(listener)
+                if time.monotonic() - last_check >= CHECK_EVERY:
+                    last_check = time.monotonic()
+                    if self.should_exit():
+                        break
+        finally:
+            self.socket_path.unlink(missing_ok=True)
+            pid_file.unlink(missing_ok=True)
+            listener.close()
+            os.close(lock_fd)  # a new warm process may start now
+            self.log("exiting")
+        while self.lingering and self.children:  # children run on; record how they end
+            self.reap()
+            if self.children:
+                time.sleep(0.5)
+        return 0
+
+    def on_stop(self, *_: object) -> None:
+        self.stopping = True
+        self.lingering = False
+
+    def should_exit(self) -> bool:
+        if fingerprint() != self.print:
+            self.log("code or packages changed")
+            return True
+        if not self.children and time.monotonic() - self.last_request > self.idle_limit:
+            self.log(f"idle for {self.idle_limit:.0f}s")
+            return True
+        self.forget_old_exit_files()
+        return False
+
+    def forget_old_exit_files(self) -> None:
+        now = time.time()
+        for path in (self.folder / "exits").iterdir():
+            try:
+                if now - path.stat().st_mtime > EXIT_FILE_TTL:
+                    path.unlink()
+            except OSError:
+                pass
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self.children.discard(pid)
+            code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+            target = self.folder / "exits" / str(pid)
+            temp = target.with_name(f".{pid}.tmp")
+            try:
+                temp.write_text(str(code))
+                temp.replace(target)
+            except OSError as exc:
+                self.log(f"could not record the exit of {pid}: {exc}")
+
+    def accept(self, listener: socket.socket) -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(5.0)
+            try:
+                request = json.loads(_read_line(conn) or b"{}")
+                if request.get("ping"):
+                    conn.sendall(b'{"ready": true}\n')
+                    return
+                self.last_request = time.monotonic()
+                pid = self.fork(request, listener, conn)
+                conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+            except Exception as exc:  # a bad request must not take the warm process down
+                self.log(f"refused a request: {exc}")
+                try:
+                    conn.sendall(json.dumps({"error": str(exc)}).encode() + b"\n")
+                except OSError:
+                    pass
+
+    def fork(self, request: dict, listener: socket.socket, conn: socket.socket) -> int:
+        module, args = request["module"], request["args"]
+        if module not in MODULES or not all(isinstance(a, str) for a in args):
+            raise ValueError(f"cannot start {module!r}")
+        ready_r, ready_w = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into this loop
+            code = 70
+            try:
+                os.close(ready_r)
+                listener.close()
+                conn.close()
+                for fd in self.private_fds:
+                    os.close(fd)
+                code = _child(request, ready_w)
+            finally:
+                os._exit(code)
+        os.close(ready_w)
+        self.children.add(pid)
+        try:  # reply only once the child carries its new name, so pid checks never see the old one
+            select.select([ready_r], [], [], 5.0)
+        finally:
+            os.close(ready_r)
+        return pid
+
+
+def _child(request: dict, ready_w: int) -> int:
+    """Become ``python -m module args`` in a new session with the request's env, cwd and log; exit code."""
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
+    os.setsid()
+    log_path = Path(request["log"])
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    null_fd = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null_fd, 0)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    os.close(null_fd)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # line-buffered like PYTHONUNBUFFERED logs
+    sys.stderr = open(2, "w", buffering=1, closefd=False)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    module, args = request["module"], request["args"]
+    from setproctitle import setproctitle
+
+    setproctitle(" ".join([sys.executable, "-m", module, *args]))
+    sys.argv = [module, *args]
+    os.write(ready_w, b"1")
+    os.close(ready_w)
+    try:
+        result = importlib.import_module(module).main(args)
+        code = result if isinstance(result, int) else 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    return code & 0xFF
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    folder = _private_run_dir()
+    if folder is None:
+        print(f"the warm-process folder {run_dir()} is not private to this user; not starting", flush=True)
+        return 1
+    if "--daemon" in argv and os.fork():
+        return 0  # the starter exits; the warm process is re-parented and lives on
+    return WarmServer(folder, fingerprint()).run()
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    os._exit(code)

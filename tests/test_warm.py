@@ -1,0 +1,155 @@
+"""churn_core.warm: the pre-imported process that forks job drivers, supervisors and model servers.
+
+Real processes throughout: the run's warm process (started by conftest's folder, stopped at the end),
+a second one with a one-second idle limit, and plain interpreter starts for the fallback."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from churn_core import warm
+from churn_core.db import Catalog
+from churn_core.processes import is_alive, kill_group, reap, spawn_detached
+from tests.helpers import wait_until
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def warm_pid() -> int:
+    warm.ensure_running()
+    assert warm.wait_until_ready(60), f"no warm process answered in {warm.run_dir()}"
+    return int((warm.run_dir() / f"{warm.fingerprint()}.pid").read_text())
+
+
+def waiting_driver(tmp_path: Path, name: str) -> list[str]:
+    """Arguments of a job driver that waits forever for a slot (a limit of 0 concurrent jobs)."""
+    catalog = Catalog(tmp_path / "churn.db")
+    with catalog.tx() as conn:
+        conn.execute("INSERT INTO jobs (name, backend, dataset, dataset_sha256, algorithm, hyperparameters_json, "
+                     "status, secondary_status, created_at) VALUES (?, 'local', 'd', '', 'random_forest', '{}', "
+                     "'InProgress', 'Starting', ?)", (name, time.time()))
+    return ["-m", "churn_core.job_driver", "--home", str(tmp_path), "--bucket", "b", "--job", name,
+            "--max-concurrent", "0"]
+
+
+def test_a_forked_child_looks_like_a_plain_start_and_its_exit_is_recorded(tmp_path):
+    parent = warm_pid()
+    pid = spawn_detached(waiting_driver(tmp_path, "warm-child"), tmp_path / "driver.log",
+                         env=dict(os.environ, WARM_TEST_MARK="42"), cwd=tmp_path)
+    try:
+        child = psutil.Process(pid)
+        assert child.ppid() == parent, "forked by the warm process, not started by this one"
+        assert os.getsid(pid) == pid, "its own session, so kill_group stops it and its children only"
+        title = " ".join(child.cmdline())
+        assert "-m churn_core.job_driver" in title and "--job warm-child" in title, title
+        assert is_alive(pid, "warm-child")  # the pid check the catalog's reconcile uses
+        assert child.cwd() == str(tmp_path)
+        modules = {Path(m.path).name for m in child.memory_maps()}
+        assert any(name.startswith("_multiarray_umath") for name in modules), "numpy was already loaded"
+        os.kill(pid, signal.SIGKILL)
+        assert reap(pid, wait=5.0) == (True, -signal.SIGKILL)
+    finally:
+        kill_group(pid, grace=1.0)
+
+
+def test_a_childs_log_environment_and_exit_code_come_from_the_request(tmp_path):
+    warm_pid()
+    log = tmp_path / "logs" / "server.log"
+    pid = spawn_detached(["-m", "churn_core.serving", "--port", "70000"], log, env=dict(os.environ), cwd=tmp_path)
+    wait_until(lambda: reap(pid, wait=0.1)[0] or None, 30, what="the server to exit on its bad arguments")
+    assert reap(pid)[1] == 2  # serving.EXIT_BAD_ARGS
+    assert "ERROR: bad serving arguments" in log.read_text()
+
+
+def test_a_module_outside_the_allowed_list_is_refused(tmp_path):
+    warm_pid()
+    assert warm.spawn("os", ["-c", "print(1)"], tmp_path / "x.log", dict(os.environ), tmp_path) is None
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(str(warm.socket_path()))
+        sock.sendall(json.dumps({"module": "runpy", "args": [], "log": str(tmp_path / "x.log"),
+                                 "env": {}, "cwd": str(tmp_path)}).encode() + b"\n")
+        reply = json.loads(sock.makefile().readline())
+    assert "cannot start 'runpy'" in reply["error"]
+    assert not (tmp_path / "x.log").exists()
+    assert warm.wait_until_ready(5), "still serving after the refusal"
+
+
+def test_with_warm_disabled_the_child_is_a_plain_interpreter_of_this_process(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHURN_WARM", "0")
+    pid = spawn_detached(waiting_driver(tmp_path, "cold-child"), tmp_path / "driver.log", cwd=tmp_path)
+    try:
+        assert psutil.Process(pid).ppid() == os.getpid()
+        assert is_alive(pid, "cold-child")
+    finally:
+        kill_group(pid, grace=1.0)
+    assert reap(pid, wait=2.0)[0]
+
+
+def test_a_run_folder_open_to_other_users_is_never_used(tmp_path, monkeypatch):
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    monkeypatch.setenv("CHURN_WARM_DIR", str(shared))
+    assert warm.spawn("churn_core.job_driver", [], tmp_path / "x.log", dict(os.environ), tmp_path) is None
+    warm.ensure_running()
+    assert not list(shared.glob("*.sock")) and not list(shared.glob("*.pid")), "nothing started there"
+
+
+def test_the_fingerprint_follows_code_and_packages(tmp_path, monkeypatch):
+    tree = tmp_path / "project"
+    shutil.copytree(ROOT / "churn_core", tree / "churn_core", ignore=shutil.ignore_patterns("__pycache__"))
+    (tree / "entry").mkdir()
+    shutil.copy(ROOT / "entry" / "train.py", tree / "entry" / "train.py")
+    monkeypatch.setattr(warm, "ROOT", tree)
+    before = warm.fingerprint()
+    assert warm.fingerprint() == before, "stable while nothing changes"
+    (tree / "churn_core" / "serving.py").write_text((tree / "churn_core" / "serving.py").read_text() + "\n# edit\n")
+    edited = warm.fingerprint()
+    assert edited != before
+    (tree / "entry" / "train.py").touch()
+    os.utime(tree / "entry" / "train.py", ns=(1, 1))
+    assert warm.fingerprint() != edited
+
+
+def test_a_warm_process_exits_when_idle_and_when_its_code_is_stale(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir(mode=0o700)
+    env = dict(os.environ, CHURN_WARM_DIR=str(folder), CHURN_WARM_IDLE="1",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    proc = subprocess.Popen([sys.executable, "-m", "churn_core.warm"], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert "imported the scientific stack" in out and "idle for 1s" in out, out
+    assert not list(folder.glob("*.sock")) and not list(folder.glob("*.pid")), "it cleaned up after itself"
+
+    server = warm.WarmServer(folder, "0" * 16)  # a fingerprint that no longer matches the code
+    assert server.should_exit()
+
+
+def test_only_one_warm_process_starts_per_fingerprint(tmp_path):
+    def warm_processes() -> set[int]:
+        return {p.pid for p in psutil.process_iter(["cmdline"]) if "churn_core.warm" in " ".join(p.info["cmdline"] or [])}
+
+    parent = warm_pid()
+    before = warm_processes()
+    for _ in range(3):
+        warm.ensure_running()
+    time.sleep(0.5)
+    assert warm_processes() == before and parent in before
+    assert [p.name for p in warm.run_dir().glob("*.pid")] == [f"{warm.fingerprint()}.pid"]
