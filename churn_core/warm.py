@@ -169,9 +169,22 @@ def stop_all() -> list[int]:
 
 def exit_code(pid: int) -> int | None:
     """Exit status the warm process recorded for its child ``pid`` (negative: killed by that signal)."""
+    record = _exit_record(pid)
+    return int(record[0]) if record else None
+
+
+def exit_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds of the ended child ``pid`` and of the children it waited for (benchmarks)."""
+    record = _exit_record(pid)
+    return float(record[1]) if record and len(record) > 1 else None
+
+
+def _exit_record(pid: int) -> list[str] | None:
     try:
-        return int((run_dir() / "exits" / str(pid)).read_text().strip())
-    except (OSError, ValueError):
+        record = (run_dir() / "exits" / str(pid)).read_text().split()
+        int(record[0])
+        return record
+    except (OSError, ValueError, IndexError):
         return None
 
 
@@ -293,7 +306,7 @@ class WarmServer:
     def reap(self) -> None:
         while True:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
@@ -302,8 +315,8 @@ class WarmServer:
             code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
             target = self.folder / "exits" / str(pid)
             temp = target.with_name(f".{pid}.tmp")
-            try:
-                temp.write_text(str(code))
+            try:  # exit code, then CPU seconds of the child and the children it waited for
+                temp.write_text(f"{code} {usage.ru_utime + usage.ru_stime:.3f}")
                 temp.replace(target)
             except OSError as exc:
                 self.log(f"could not record the exit of {pid}: {exc}")
