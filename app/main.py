@@ -14,7 +14,7 @@ import streamlit as st  # noqa: E402
 from app.navigation import pages  # noqa: E402
 from app.service import backend_caption  # noqa: E402
 
-st.set_page_config(page_title="Churn control plane", page_icon="📉", layout="wide")
+st.set_page_config(page_title="Churn control plane", page_icon=":material/trending_down:", layout="wide")
 navigation = st.navigation(list(pages().values()))
 with st.sidebar:
     st.caption(backend_caption())

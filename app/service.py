@@ -32,10 +32,10 @@ def platform():
     try:
         return _platform(tuple(os.environ.get(key, "") for key in CONFIG_KEYS))
     except ChurnError as exc:
-        st.error(f"The dashboard cannot start with this configuration: {exc}", icon="🚫")
+        st.error(f"The dashboard cannot start with this configuration: {exc}", icon=":material/block:")
         st.stop()
     except OSError as exc:
-        st.error(f"The state directory cannot be opened ({exc}). Set CHURN_HOME to a writable folder.", icon="🚫")
+        st.error(f"The state directory cannot be opened ({exc}). Set CHURN_HOME to a writable folder.", icon=":material/block:")
         st.stop()
 
 
@@ -54,7 +54,7 @@ def attempt(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
     try:
         return fn(*args, **kwargs)
     except ChurnError as exc:
-        st.error(str(exc), icon="🚫")
+        st.error(str(exc), icon=":material/block:")
         return None
 
 
@@ -64,5 +64,5 @@ def ok(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
         fn(*args, **kwargs)
         return True
     except ChurnError as exc:
-        st.error(str(exc), icon="🚫")
+        st.error(str(exc), icon=":material/block:")
         return False

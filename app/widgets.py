@@ -7,9 +7,11 @@ import time
 import pandas as pd
 import plotly.graph_objects as go
 
-STATUS_ICONS = {
-    "InProgress": "🔵", "Completed": "🟢", "Failed": "🔴", "Stopping": "🟠", "Stopped": "⚪",
-    "Creating": "🔵", "InService": "🟢", "Deleting": "🟠", "Updating": "🔵",
+# Badge colour and material icon per status (emoji render as empty boxes where no emoji font is installed).
+STATUS_STYLE = {
+    "InProgress": ("blue", "progress_activity"), "Completed": ("green", "check_circle"), "Failed": ("red", "error"),
+    "Stopping": ("orange", "pending"), "Stopped": ("gray", "stop_circle"), "Creating": ("blue", "progress_activity"),
+    "InService": ("green", "check_circle"), "Deleting": ("orange", "pending"), "Updating": ("blue", "sync"),
 }
 OUTCOME_COLORS = {"stayed": "#4c78a8", "churned": "#e45756"}
 METRIC_LABELS = {
@@ -19,9 +21,15 @@ METRIC_LABELS = {
 
 
 def status_label(status: str, secondary: str = "") -> str:
-    icon = STATUS_ICONS.get(status, "⚫")
+    """Plain status for table cells: ``InProgress · Training``."""
     extra = f" · {secondary}" if secondary and secondary != status else ""
-    return f"{icon} {status}{extra}"
+    return f"{status}{extra}"
+
+
+def status_badge(status: str, secondary: str = "") -> str:
+    """The status as a coloured Markdown badge with an icon, for headings and text."""
+    color, icon = STATUS_STYLE.get(status, ("gray", "help"))
+    return f":{color}-badge[:material/{icon}: {status_label(status, secondary)}]"
 
 
 def duration_text(seconds: float | None) -> str:

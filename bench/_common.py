@@ -170,6 +170,23 @@ def temp_home(cleanup: Cleanup, prefix: str) -> Path:
     return home
 
 
+def start_warm_process(cleanup: Cleanup) -> dict:
+    """A warm process in a folder of this run's; seconds until it answers (paid once per code version)."""
+    from churn_core import warm
+
+    folder = Path(tempfile.mkdtemp(prefix="churn-bench-warm-"))
+    os.environ["CHURN_WARM_DIR"] = str(folder)
+    os.environ.pop("CHURN_WARM", None)
+    started = time.perf_counter()
+    warm.ensure_running()
+    if not warm.wait_until_ready(120):
+        raise RuntimeError(f"the warm process did not answer; see {folder / 'warm.log'}")
+    seconds = time.perf_counter() - started
+    pid = int((folder / f"{warm.fingerprint()}.pid").read_text())
+    cleanup.add(f"stop the warm process {pid}", lambda: (warm.stop_all(), shutil.rmtree(folder, ignore_errors=True)))
+    return {"seconds_to_ready": round(seconds, 3), "pid": pid}
+
+
 def platform_cleanup(cleanup: Cleanup, p) -> None:
     """Delete every endpoint (kills supervisor + server by PID group) and stop running jobs."""
 

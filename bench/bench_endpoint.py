@@ -3,9 +3,11 @@
     .venv/bin/python bench/bench_endpoint.py [--workers 1,2] [--requests 2000] [--seconds 20] [--short]
 
 (a) Deploy → InService (``p.deploy(..., wait=True)``), median of ``--deploys`` (goal ≤ 2 s), with
-    where the time goes: the bare model server started directly (``python -m churn_core.serving``,
-    spawn → /ping 200) and its start-up phases timed in a fresh interpreter (imports, SHA-256,
-    extract, import entry script, model_fn).
+    the warm process running (churn_core/warm.py forks the supervisor and the server with the
+    libraries imported). Peers, interleaved: the same deploy without the warm process
+    (``CHURN_WARM=0``), and the bare model server started directly in a new interpreter
+    (``python -m churn_core.serving``, spawn → /ping 200); where the time goes: its start-up phases
+    timed in a fresh interpreter (imports, SHA-256, extract, import entry script, model_fn).
 (b) Against ``mlflow models serve`` (bench/.mlflow-venv, same scikit-learn version) serving the
     *same fitted pipeline* from the job's model.tar.gz, with the same number of workers, in the
     same run: single-row latency p50/p99 and throughput at concurrency 1 and 8 (closed loop,
@@ -36,8 +38,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (BENCH, FEATURES, MLFLOW_VENV, REFERENCE_CSV, ROOT, SEED_ROW, VENV_PY, Cleanup,  # noqa: E402
-                     kill_group, load_rounds, loadavg, machine, median, platform_cleanup, print_table, ratio, temp_home,
-                     wait_http, write_results)
+                     kill_group, load_rounds, loadavg, machine, median, platform_cleanup, print_table, ratio,
+                     start_warm_process, temp_home, wait_http, write_results)
 
 DEPLOY_GOAL_S = 2.0
 THROUGHPUT_GOAL = 3.0  # ours / MLflow at concurrency 8
@@ -479,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     from churn_core.sample import make_sample
     from churn_core.serving import free_port
 
+    warm_start = start_warm_process(cleanup)
     p = churn_core.connect()
     platform_cleanup(cleanup, p)
     if REFERENCE_CSV.exists():
@@ -489,19 +492,27 @@ def main(argv: list[str] | None = None) -> int:
     model = train_model(p, label, data, opts.trees)
     row = p.get_model(model)
     artifact, sha = p.store.path(row["artifact_key"]), row["artifact_sha256"]
-    results: dict = {"machine": info, "dataset": label, "model": model, "options": vars(opts)}
+    results: dict = {"machine": info, "dataset": label, "model": model, "options": vars(opts),
+                     "warm_process": warm_start}
 
     # (a) deploy → InService
-    deploys, bare = [], []
-    for i in range(opts.deploys):  # interleaved with the peer so load drift hits both alike
+    deploys, cold, bare = [], [], []
+    for i in range(opts.deploys):  # interleaved with the peers so load drift hits all alike
         name = f"bench-deploy-{i}"
         deploys.append(deploy_timed(p, model, name, 1))
         t0 = time.perf_counter()
         p.delete_endpoint(name)
         deploys[-1]["delete_seconds"] = round(time.perf_counter() - t0, 3)
+        os.environ["CHURN_WARM"] = "0"
+        try:
+            cold.append(deploy_timed(p, model, f"{name}-cold", 1)["seconds"])
+            p.delete_endpoint(f"{name}-cold")
+        finally:
+            os.environ.pop("CHURN_WARM")
         bare.append(bare_server_start(artifact, sha, work / f"bare-{i}", free_port(), cleanup))
         print(f"  deploy {i + 1}/{opts.deploys}: {deploys[-1]['seconds']:.2f}s to InService "
-              f"(delete {deploys[-1]['delete_seconds']:.2f}s); bare server {bare[-1]:.2f}s; load {loadavg()[0]}")
+              f"(delete {deploys[-1]['delete_seconds']:.2f}s); without the warm process {cold[-1]:.2f}s; "
+              f"bare server {bare[-1]:.2f}s; load {loadavg()[0]}")
     split_keys = [k for k in deploys[0] if "→" in k]
     deploy_split = {k: round(median(d[k] for d in deploys if k in d), 3) for k in split_keys}
     phases = [start_phases(artifact, sha, work / f"phases-{i}") for i in range(max(2, min(opts.deploys, 3)))]
@@ -512,6 +523,9 @@ def main(argv: list[str] | None = None) -> int:
         "median_seconds": round(deploy_median, 3),
         "median_catalog_seconds": round(median(d["catalog_seconds"] for d in deploys), 3),
         "median_delete_seconds": round(median(d["delete_seconds"] for d in deploys), 3),
+        "cold_deploy_seconds": cold,
+        "cold_deploy_median": round(median(cold), 3),
+        "ratio_deploy_to_cold_deploy": round(ratio(deploy_median, median(cold)), 3),
         "bare_server_start_seconds": [round(b, 3) for b in bare],
         "bare_server_start_median": round(median(bare), 3),
         "ratio_deploy_to_bare_server": round(ratio(deploy_median, median(bare)), 3),
@@ -526,7 +540,9 @@ def main(argv: list[str] | None = None) -> int:
                 [["p.deploy(wait=True) → InService", deploy_median],
                  ["  catalog created_at → in_service_at", results["deploy"]["median_catalog_seconds"]]]
                 + [[f"  {k}", v] for k, v in deploy_split.items()]
-                + [["bare server: spawn serving.py → /ping 200 (peer)", median(bare)],
+                + [["deploy without the warm process, CHURN_WARM=0 (peer)", median(cold)],
+                   ["ratio deploy / deploy without the warm process", results["deploy"]["ratio_deploy_to_cold_deploy"]],
+                   ["bare server: spawn serving.py → /ping 200 (peer)", median(bare)],
                    ["ratio deploy / bare server", results["deploy"]["ratio_deploy_to_bare_server"]],
                    ["delete_endpoint", results["deploy"]["median_delete_seconds"]]]
                 + [[f"  start-up phase: {k}", v] for k, v in phase_median.items()])

@@ -37,7 +37,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (REFERENCE_CSV, ROOT, VENV_PY, Cleanup, loadavg, machine, median, platform_cleanup,  # noqa: E402
-                     print_table, ratio, run_timed, temp_home, wait_child_cpu, write_results)
+                     print_table, ratio, run_timed, start_warm_process, temp_home, wait_child_cpu,
+                     write_results)
 
 ENTRY = ROOT / "entry" / "train.py"
 GOAL_SECONDS = 3.0
@@ -150,23 +151,6 @@ def _warm_child_cpu(pid: int) -> float | None:
             return cpu
         time.sleep(0.02)
     return None
-
-
-def start_warm_process(cleanup: Cleanup) -> dict:
-    """A warm process in a folder of this run's; seconds until it answers (paid once per code version)."""
-    from churn_core import warm
-
-    folder = Path(tempfile.mkdtemp(prefix="churn-bench-warm-"))
-    os.environ["CHURN_WARM_DIR"] = str(folder)
-    os.environ.pop("CHURN_WARM", None)
-    started = time.perf_counter()
-    warm.ensure_running()
-    if not warm.wait_until_ready(120):
-        raise RuntimeError(f"the warm process did not answer; see {folder / 'warm.log'}")
-    seconds = time.perf_counter() - started
-    pid = int((folder / f"{warm.fingerprint()}.pid").read_text())
-    cleanup.add(f"stop the warm process {pid}", lambda: (warm.stop_all(), shutil.rmtree(folder, ignore_errors=True)))
-    return {"seconds_to_ready": round(seconds, 3), "pid": pid}
 
 
 def load_entry():

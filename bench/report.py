@@ -80,6 +80,11 @@ def endpoint(r: dict) -> list[str]:
     rows = [["`p.deploy(wait=True)` → InService", d["median_seconds"]],
             ["catalog created_at → in_service_at", d["median_catalog_seconds"]]]
     rows += [[f"  {k}", v] for k, v in d.get("deploy_split_median", {}).items()]
+    if "cold_deploy_median" in d:
+        rows += [["the same deploy without the warm process, `CHURN_WARM=0` (peer)", d["cold_deploy_median"]],
+                 ["deploy / deploy without the warm process", d["ratio_deploy_to_cold_deploy"]]]
+    if "warm_process" in r:
+        rows += [["warm process start: interpreter + imports, once per code version", r["warm_process"]["seconds_to_ready"]]]
     rows += [["bare model server (peer): spawn `python -m churn_core.serving` → /ping 200", d["bare_server_start_median"]],
              ["deploy / bare server", d["ratio_deploy_to_bare_server"]],
              ["`delete_endpoint`", d["median_delete_seconds"]]]

@@ -56,13 +56,13 @@ with upload_col:
         try:
             table = p.validate_dataset(data, target)
         except ChurnError as exc:
-            st.error(f"**{upload.name} cannot be used.** {exc}", icon="🚫")
+            st.error(f"**{upload.name} cannot be used.** {exc}", icon=":material/block:")
             table = None
         if table is not None:
             st.success(f"**{upload.name}** is valid: {table.rows:,} customers, {len(table.features)} features, "
-                       f"churn rate {table.churn_rate:.1%} (positive label `{table.positive_label}`).", icon="✅")
+                       f"churn rate {table.churn_rate:.1%} (positive label `{table.positive_label}`).", icon=":material/check_circle:")
             for warning in table.warnings:
-                st.warning(warning, icon="⚠️")
+                st.warning(warning, icon=":material/warning:")
             st.dataframe(table.frame.head(20), width="stretch", hide_index=True)
             if submitted:
                 ds = attempt(p.upload_dataset, name, data, target=target, test_size=test_size, seed=int(seed))

@@ -7,7 +7,7 @@ import streamlit as st
 
 from app.navigation import page
 from app.service import attempt, platform
-from app.widgets import duration_text, status_label, when
+from app.widgets import duration_text, status_badge, status_label, when
 from churn_core.names import default_endpoint_name
 from churn_core.pricing import INSTANCE_TYPES, PRICE_REGION, PRICES_AS_OF, hourly_price
 
@@ -16,15 +16,19 @@ p = platform()
 st.title("Endpoints")
 
 models = p.model_names()
-with st.expander("Deploy a model", expanded=bool(st.session_state.get("deploy_model")) or not p.endpoint_names()):
+wanted = st.query_params.get("model")  # set by the Jobs page's "Deploy this model" link
+with st.expander("Deploy a model", expanded=bool(wanted) or not p.endpoint_names()):
     if not models:
         st.info("No trained model yet: a Completed training job produces one.")
         st.page_link(page("train"), label="Go to Train", icon=":material/model_training:")
     else:
-        names = models
-        wanted = st.session_state.get("deploy_model")
-        model = st.selectbox("Model (from a completed job)", names, index=names.index(wanted) if wanted in names else 0,
-                             key="deploy_model_picker")
+        if wanted and wanted not in models:
+            st.warning(f"There is no trained model named {wanted!r} (its job may not have completed); pick one below.")
+        if wanted in models and st.session_state.get("deploy_model_picker") != wanted \
+                and st.session_state.get("deploy_model_from_link") != wanted:
+            st.session_state["deploy_model_picker"] = wanted  # once per link; the picker stays the user's after
+            st.session_state["deploy_model_from_link"] = wanted
+        model = st.selectbox("Model (from a completed job)", models, key="deploy_model_picker")
         with st.form("deploy"):
             endpoint_name = st.text_input("Endpoint name", value=default_endpoint_name(model))
             left, right = st.columns(2)
@@ -36,17 +40,21 @@ with st.expander("Deploy a model", expanded=bool(st.session_state.get("deploy_mo
                                        help="On the local backend each instance is one worker process.")
             deploy = st.form_submit_button("Deploy", type="primary")
         if deploy:
+            st.session_state.pop("removed", None)
             local = p.backend.name == "local"
             with st.spinner(f"Deploying {endpoint_name}…"):
                 ep = attempt(p.deploy, model, endpoint_name.strip(), instance_type, int(count), wait=local, timeout=60)
             if ep:
-                st.session_state.pop("deploy_model", None)
+                st.query_params.pop("model", None)
                 st.session_state["selected_endpoint"] = ep.name
                 if ep.status == "Failed":
                     st.error(f"{ep.name} failed: {ep.failure_reason}")
                 else:
-                    st.toast(f"{ep.name}: {ep.status}", icon="🚀")
+                    st.toast(f"{ep.name}: {ep.status}", icon=":material/rocket_launch:")
                     st.success(f"Endpoint **{ep.name}** is {ep.status}.")
+
+
+names = p.endpoint_names()
 
 
 @st.fragment(run_every=2)
@@ -54,6 +62,8 @@ def live_table() -> None:
     endpoints = attempt(p.list_endpoints)
     if endpoints is None:
         return
+    if sorted(e.name for e in endpoints) != sorted(names):
+        st.rerun()  # deployed or deleted elsewhere (another tab, the API): the picker and buttons must follow
     if not endpoints:
         st.info("No endpoints. Deploy a model above.")
         return
@@ -84,7 +94,6 @@ def live_table() -> None:
 st.subheader("Live endpoints")
 live_table()
 
-names = p.endpoint_names()
 ep = None
 if names:
     wanted = st.session_state.get("selected_endpoint")
@@ -92,7 +101,7 @@ if names:
                             key="endpoint_picker")
     ep = attempt(p.describe_endpoint, selected)
 if ep:
-    st.markdown(f"**{ep.name}** · {status_label(ep.status)} · model `{ep.model}` · created {when(ep.created_at)} · "
+    st.markdown(f"**{ep.name}** {status_badge(ep.status)} · model `{ep.model}` · created {when(ep.created_at)} · "
                 f"restarts {ep.restarts}")
     if ep.url:
         st.code(ep.url, language="text")
@@ -115,11 +124,13 @@ print(json.loads(resp["Body"].read()))""", language="python")
                      width="stretch")
 
     if st.button(f"Delete {ep.name}", key="delete_endpoint"):
+        st.session_state.pop("removed", None)
         st.session_state["confirm"] = ("delete", ep.name)
 
 st.divider()
 if st.button("Clean up all endpoints", key="cleanup_all",
              help="Deletes every endpoint this app created, with its endpoint config and model."):
+    st.session_state.pop("removed", None)
     st.session_state["confirm"] = ("cleanup", None)
 
 
@@ -151,8 +162,8 @@ def confirm_dialog(action: str, name: str | None) -> None:
 if st.session_state.get("confirm"):
     confirm_dialog(*st.session_state["confirm"])
 
-if st.session_state.get("removed") is not None:
-    removed = st.session_state.pop("removed")
+if st.session_state.get("removed") is not None:  # stays until the next deploy or delete
+    removed = st.session_state["removed"]
     if removed:
         st.success("Removed: " + "; ".join(
             f"endpoint {r['endpoint']}, config {r['endpoint_config']}, model {r['model']}" for r in removed))

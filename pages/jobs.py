@@ -9,7 +9,7 @@ import streamlit as st
 from app.navigation import page
 from app.service import attempt, platform
 from app.widgets import (METRIC_LABELS, confusion_figure, duration_text, importance_figure, pr_figure, roc_figure,
-                         status_label, when)
+                         status_badge, status_label, when)
 
 PAGE_SIZE = 50
 p = platform()
@@ -34,11 +34,16 @@ def job_rows(jobs) -> pd.DataFrame:
     } for j in jobs])
 
 
+names = p.job_names(limit=PAGE_SIZE, offset=(page_number - 1) * PAGE_SIZE)
+
+
 @st.fragment(run_every=2)
 def live_table() -> None:
     jobs = attempt(p.list_training_jobs, limit=PAGE_SIZE, offset=(page_number - 1) * PAGE_SIZE)
     if jobs is None:
         return
+    if [j.name for j in jobs] != names:
+        st.rerun()  # a job launched elsewhere (another tab, the API): the picker and counts must know it too
     st.dataframe(job_rows(jobs), width="stretch", hide_index=True, column_config={
         "ROC AUC": st.column_config.NumberColumn(format="%.3f"), "F1": st.column_config.NumberColumn(format="%.3f"),
     })
@@ -48,7 +53,6 @@ def live_table() -> None:
 
 live_table()
 
-names = p.job_names(limit=PAGE_SIZE, offset=(page_number - 1) * PAGE_SIZE)
 wanted = st.session_state.get("selected_job")
 selected = st.selectbox("Job", names, index=names.index(wanted) if wanted in names else 0, key="job_picker")
 st.session_state["selected_job"] = selected
@@ -60,9 +64,9 @@ def job_detail(name: str) -> None:
     job = attempt(p.describe_training, name)
     if job is None:
         return
-    st.subheader(f"{job.name}  ·  {status_label(job.status, job.secondary_status)}")
+    st.subheader(f"{job.name}  {status_badge(job.status, job.secondary_status)}")
     if job.status == "Failed":
-        st.error(f"**Failed:** {job.failure_reason}", icon="🔴")
+        st.error(f"**Failed:** {job.failure_reason}", icon=":material/error:")
     st.markdown(f"**{job.algorithm}** on dataset **{job.dataset}** · submitted {when(job.created_at)} · "
                 f"started {when(job.started_at)} · duration **{duration_text(job.duration)}** · {job.instance_type}")
     if job.is_active:
@@ -92,9 +96,10 @@ def job_detail(name: str) -> None:
             cm_tab.plotly_chart(confusion_figure(ev), width="stretch")
             fi_tab.plotly_chart(importance_figure(ev), width="stretch")
             log_tab.code(log_text, language="text")
-        if st.button("Deploy this model", type="primary", key=f"deploy_{job.name}"):
-            st.session_state["deploy_model"] = job.name
-            st.switch_page(page("endpoints"))
+        # A link, not st.switch_page: the browser navigates itself, so no late run of this page's
+        # 2 s fragments can land on the Endpoints page (they used to blank it under load).
+        st.page_link(page("endpoints"), label="Deploy this model", icon=":material/rocket_launch:",
+                     query_params={"model": job.name})
 
 
 if current:

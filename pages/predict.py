@@ -68,9 +68,9 @@ with single:
             left, right = st.columns([1, 2])
             left.metric("Churn probability", f"{prob:.1%}")
             if pred["label"] == 1:
-                right.error("**Likely to churn.** Consider a retention offer.", icon="⚠️")
+                right.error("**Likely to churn.** Consider a retention offer.", icon=":material/warning:")
             else:
-                right.success("**Likely to stay.**", icon="✅")
+                right.success("**Likely to stay.**", icon=":material/check_circle:")
             right.progress(prob, text=f"risk {prob:.1%}")
 
 with batch:

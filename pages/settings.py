@@ -18,7 +18,7 @@ st.dataframe(pd.DataFrame([(k, str(v)) for k, v in p.settings.public_view().item
 if st.button("Check connection", type="primary"):
     checks = attempt(p.check_connection) or []
     for what, passed, detail in checks:
-        (st.success if passed else st.error)(f"**{what}:** {detail}", icon="✅" if passed else "🚫")
+        (st.success if passed else st.error)(f"**{what}:** {detail}", icon=":material/check_circle:" if passed else ":material/block:")
 
 st.subheader("Recent events")
 events = p.events(limit=50)

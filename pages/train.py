@@ -59,6 +59,6 @@ if launched:
                   instance_type=instance_type)
     if job:
         st.session_state["selected_job"] = job.name
-        st.toast(f"Training job {job.name} started", icon="🚀")
+        st.toast(f"Training job {job.name} started", icon=":material/rocket_launch:")
         st.success(f"Job **{job.name}** is {job.status} ({job.secondary_status}). Follow it live on the Jobs page.")
         st.page_link(page("jobs"), label=f"Watch {job.name}", icon=":material/monitoring:")

@@ -139,7 +139,22 @@ def test_jobs_page_stop_button(home, sample_csv):
 def test_deploy_this_model_hands_off_to_endpoints(two_jobs):
     at = open_page("jobs")
     at.selectbox(key="job_picker").set_value("job-rf").run()
-    button(at, "Deploy this model").click().run()
+    link = next(e.proto for e in at.get("page_link") if e.proto.label == "Deploy this model")
+    assert link.page.endswith("endpoints") and link.query_string == "model=job-rf"
+    # Following the link: the browser opens the Endpoints page with ?model=job-rf.
+    at.query_params["model"] = "job-rf"
+    at.switch_page("../pages/endpoints.py").run()
     assert not at.exception, at.exception
-    assert at.session_state["deploy_model"] == "job-rf"
     assert at.selectbox(key="deploy_model_picker").value == "job-rf"
+    assert at.text_input[0].value == "job-rf-endpoint"
+    at.selectbox(key="deploy_model_picker").set_value("job-lr").run()  # the user's choice then sticks
+    assert at.selectbox(key="deploy_model_picker").value == "job-lr"
+
+
+def test_a_link_to_a_model_that_does_not_exist_says_so(two_jobs):
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    at.query_params["model"] = "no-such-job"
+    at.run()
+    at.switch_page("../pages/endpoints.py").run()
+    assert not at.exception, at.exception
+    assert "no trained model named 'no-such-job'" in texts(at, "warning")

@@ -254,52 +254,17 @@ def grid_cell(page, text: "str | re.Pattern"):
     return main(page).get_by_test_id("stDataFrame").locator("[role=gridcell]").filter(has_text=text)
 
 
-def expect_endpoints_removed(page, names: list[str]) -> bool:
-    """After a confirmed delete/clean-up: the page must say no endpoints are left; the "Removed: ..." line is
-    expected too, but it has been seen missing once in a while under load (see the e2e report), so its absence
-    is a warning, not a failure. Returns whether it was shown."""
-    import warnings
-
+def expect_endpoints_removed(page, names: list[str]) -> None:
+    """After a confirmed delete/clean-up: the page says what it removed and that no endpoints are left."""
     from playwright.sync_api import expect
 
     removed = main(page).get_by_test_id("stAlertContentSuccess").filter(has_text="Removed:")
-    expect(main(page).get_by_text(NO_ENDPOINTS).or_(removed).first).to_be_visible()
-    try:
-        expect(removed).to_be_visible(timeout=10_000)
-    except AssertionError:
-        warnings.warn(f"the endpoints page did not confirm the removal of {', '.join(names)} (no 'Removed:' line)")
-        shown = False
-    else:
-        for name in names:
-            expect(removed).to_contain_text(f"endpoint {name}, config {name}-config")
-        shown = True
+    expect(removed).to_be_visible()
+    for name in names:
+        expect(removed).to_contain_text(f"endpoint {name}, config {name}-config")
     expect(main(page).get_by_text(NO_ENDPOINTS)).to_be_visible()
-    return shown
-
-
-def recover_blank_page(page, title: str, ready, timeout: int = 20_000) -> bool:
-    """After a server-side page switch, wait for ``ready`` (a locator) on page ``title``. If the app crashed
-    instead (a blank page: a known Streamlit race after st.switch_page from the Jobs page, see the e2e report),
-    warn, reload, and wait again. Returns True when a reload was needed."""
-    import warnings
-
-    from playwright.sync_api import expect
-
-    heading = main(page).get_by_role("heading", level=1, name=title)
-    try:
-        expect(ready).to_be_visible(timeout=timeout)
-        # A stale fragment timer fires within one 2 s period of the switch; let it pass before trusting the page.
-        page.wait_for_timeout(2_500)
-        expect(ready).to_be_visible(timeout=1_000)
-        return False
-    except AssertionError:
-        if heading.is_visible():
-            raise
-    warnings.warn(f"the {title} page went blank after navigation (frontend crash); reloaded it")
-    page.reload()
-    expect(heading).to_be_visible(timeout=60_000)
-    expect(ready).to_be_visible()
-    return True
+    page.wait_for_timeout(2_500)  # one refresh of the live table later, the confirmation is still there
+    expect(removed).to_be_visible()
 
 
 def no_app_exception(page) -> None:

@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 import churn_core
 from tests.e2e.e2e_support import (DEPLOY_TIMEOUT_MS, JOB_TIMEOUT_MS, NO_ENDPOINTS, button, expect_endpoints_removed,
-                                   expect_title, go, grid_cell, main, recover_blank_page, reference_or_sample,
+                                   expect_title, go, grid_cell, main, reference_or_sample,
                                    write_customers_csv)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -73,16 +73,6 @@ def test_upload_train_deploy_predict_delete(app_server, context, steps, tmp_path
         expect(m.get_by_role("heading", name=re.compile(rf"{job} .*Completed"))).to_be_visible(timeout=JOB_TIMEOUT_MS)
         assert platform.describe_training(job).status == "Completed"
 
-    with steps("reload-completed-job"):
-        # Workaround for a Jobs-page bug (see the e2e report): "Deploy this model" calls st.switch_page
-        # while fragments with run_every are live on the page; a timed fragment re-run sent before the browser
-        # learns of the page switch lands on the Endpoints page ("Bad delta path index 3") and blanks it. The
-        # job detail keeps its 2 s timer when the job was running at page load, which made this happen in about
-        # half the runs under load; a reload draws the finished job without that timer (the always-live job
-        # table can still race, hence recover_blank_page below).
-        page.reload()
-        expect(m.get_by_role("heading", name=re.compile(rf"{job} .*Completed"))).to_be_visible()
-
     with steps("roc-chart-tab"):
         m.get_by_role("tab", name="Confusion matrix").click()
         m.get_by_role("tab", name="ROC curve").click()
@@ -92,9 +82,12 @@ def test_upload_train_deploy_predict_delete(app_server, context, steps, tmp_path
         expect(roc.locator(".legendtext").first).to_contain_text(job)  # the curve is this job's
 
     with steps("deploy-this-model"):
-        button(page, "Deploy this model").click()
-        page.wait_for_url(re.compile(r"/endpoints$"))
-        recover_blank_page(page, "Endpoints", m.get_by_label("Endpoint name", exact=True))
+        m.get_by_role("link", name="Deploy this model").click()
+        page.wait_for_url(re.compile(rf"/endpoints\?model={re.escape(job)}$"))
+        expect_title(page, "Endpoints")
+        # The Jobs page's 2 s fragments used to land on this page after a server-side switch and blank it:
+        # still here one refresh period later.
+        page.wait_for_timeout(2_500)
         expect_title(page, "Endpoints")
         expect(m.get_by_label("Model (from a completed job)", exact=True)).to_have_value(job)
         expect(m.get_by_label("Endpoint name", exact=True)).to_have_value(endpoint)

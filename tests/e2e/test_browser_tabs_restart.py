@@ -67,6 +67,9 @@ def test_two_tabs_then_dashboard_restart_mid_training(app_server, context, steps
         expect(grid_cell(tab_b, ENDPOINT)).to_be_attached(timeout=DEPLOY_TIMEOUT_MS)
         expect(main(tab_b).get_by_text(NO_ENDPOINTS)).to_be_hidden()
         expect(grid_cell(tab_b, "InService")).to_be_attached(timeout=DEPLOY_TIMEOUT_MS)
+        # ...and the rest of tab B follows without a click: the endpoint picker and its delete button.
+        expect(main(tab_b).get_by_label("Endpoint", exact=True)).to_have_value(ENDPOINT)
+        expect(button(tab_b, f"Delete {ENDPOINT}")).to_be_visible()
         expect(main(tab_a).get_by_test_id("stAlertContentSuccess").filter(has_text=f"Endpoint {ENDPOINT} is")) \
             .to_be_visible(timeout=DEPLOY_TIMEOUT_MS)
         assert platform.describe_endpoint(ENDPOINT).status == "InService"
@@ -122,7 +125,7 @@ def test_two_tabs_then_dashboard_restart_mid_training(app_server, context, steps
         expect(main(tab_b).get_by_label("Explore", exact=True)).to_have_value(DATASET)
         go(tab_b, "Endpoints")
         expect(main(tab_b).get_by_label("Endpoint", exact=True)).to_have_value(ENDPOINT)
-        expect(main(tab_b).get_by_text(re.compile(rf"^{ENDPOINT} · .*InService · model {MODEL}"))).to_be_visible()
+        expect(main(tab_b).get_by_text(re.compile(rf"^{ENDPOINT} .*InService · model {MODEL}"))).to_be_visible()
         expect(grid_cell(tab_a, re.compile(rf"^{MODEL}$"))).to_be_attached()  # the seed job is still listed
         assert [d.name for d in platform.list_datasets()] == [DATASET]
         assert platform.describe_endpoint(ENDPOINT).status == "InService"
