@@ -69,11 +69,15 @@ def _private_run_dir() -> Path | None:
     """The run folder, created 0700; None if it belongs to someone else (then nothing is warm)."""
     folder = run_dir()
     try:
-        (folder / "exits").mkdir(parents=True, exist_ok=True, mode=0o700)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, exist_ok=True)
         info = folder.stat()
+        if info.st_uid != os.getuid():
+            return None
+        if info.st_mode & 0o077:
+            folder.chmod(0o700)  # ours, but created open (an older version, a umask): close it
+        (folder / "exits").mkdir(mode=0o700, exist_ok=True)
     except OSError:
-        return None
-    if info.st_uid != os.getuid() or info.st_mode & 0o077:
         return None
     return folder
 

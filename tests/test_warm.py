@@ -96,14 +96,29 @@ def test_with_warm_disabled_the_child_is_a_plain_interpreter_of_this_process(tmp
     assert reap(pid, wait=2.0)[0]
 
 
-def test_a_run_folder_open_to_other_users_is_never_used(tmp_path, monkeypatch):
+def test_the_default_run_folder_is_created_private(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.delenv("CHURN_WARM_DIR")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    folder = warm._private_run_dir()
+    assert folder == tmp_path / f"churn-warm-{os.getuid()}"
+    assert folder.stat().st_mode & 0o777 == 0o700 and (folder / "exits").is_dir()
+    folder.chmod(0o755)  # ours but open (made by hand, or by a umask): closed again before use
+    assert warm._private_run_dir() == folder and folder.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_run_folder_of_another_user_is_never_used(tmp_path, monkeypatch):
     shared = tmp_path / "shared"
-    shared.mkdir(mode=0o777)
+    shared.mkdir()
     shared.chmod(0o777)
+    me = os.getuid()
     monkeypatch.setenv("CHURN_WARM_DIR", str(shared))
+    monkeypatch.setattr(os, "getuid", lambda: me + 1)  # the folder now belongs to someone else
     assert warm.spawn("churn_core.job_driver", [], tmp_path / "x.log", dict(os.environ), tmp_path) is None
     warm.ensure_running()
     assert not list(shared.glob("*.sock")) and not list(shared.glob("*.pid")), "nothing started there"
+    assert shared.stat().st_mode & 0o777 == 0o777, "and its permissions are not touched"
 
 
 def test_the_fingerprint_follows_code_and_packages(tmp_path, monkeypatch):
