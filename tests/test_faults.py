@@ -412,6 +412,50 @@ def test_kill_9_of_the_dashboard_loses_nothing(trained, tmp_path, warm):
         p.delete_endpoint(ep.name)
 
 
+# --------------------------------------------------------------------------- kill -9 of the warm process
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_warm_process_loses_nothing(trained, tmp_path, monkeypatch):
+    """The warm process forked a training job and an endpoint; it dies. Both carry on, a crash of the
+    endpoint's server is still repaired (by a plain start), and a new warm process takes over."""
+    from churn_core import warm
+
+    folder = tmp_path / "warm"
+    folder.mkdir(mode=0o700)
+    monkeypatch.setenv("CHURN_WARM_DIR", str(folder))  # its own warm process: the run's stays untouched
+    warm.ensure_running()
+    assert warm.wait_until_ready(60)
+    first = int((folder / f"{warm.fingerprint()}.pid").read_text())
+    p = trained
+    ep = p.deploy("model-a", "fault-warm-victim")
+    job = p.start_training("sample", LONG_JOB, name="fault-warm-job")
+    try:
+        wait_until(lambda: p.describe_training(job.name).secondary_status == "Training", 30, what="Training")
+        assert psutil.Process(job.pid).ppid() == first and psutil.Process(ep.pid).ppid() == first
+
+        os.kill(first, signal.SIGKILL)
+        wait_until(lambda: not is_alive(first), 10, what="the warm process to die")
+        assert p.describe_training(job.name).status == "InProgress" and is_alive(job.pid, job.name)
+        assert p.invoke(ep.name, SEED)["Output"] in (0, 1)
+
+        os.kill(ep.server_pid, signal.SIGKILL)  # the supervisor must restart it without the warm process
+        back = wait_until(lambda: (e := p.describe_endpoint(ep.name)).restarts >= 1 and e.status == "InService"
+                          and e.server_pid != ep.server_pid and ping(e.url) and e, 60, what="a restarted server")
+        assert p.invoke(back.name, SEED)["Output"] in (0, 1)
+
+        second = wait_until(lambda: warm.wait_until_ready(1) and
+                            int((folder / f"{warm.fingerprint()}.pid").read_text()), 60,
+                            what="a new warm process (started by the first plain start)")
+        assert second != first
+        stopped = p.stop_training(job.name)
+        assert stopped.status in ("Stopping", "Stopped")
+        assert wait_for_job(p, job.name).status == "Stopped"
+    finally:
+        p.delete_endpoint(ep.name)
+        warm.stop_all()
+
+
 # --------------------------------------------------------------------------- a full or read-only state directory
 
 
