@@ -26,9 +26,18 @@ def pytest_configure(config):
 
 def pytest_unconfigure(config):
     if config.stash.get(WARM_OWNER, False):
+        import shutil
+        import time
+
+        import psutil
+
         from churn_core import warm
 
-        warm.stop_all()
+        stopped = warm.stop_all()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(psutil.pid_exists(pid) for pid in stopped):
+            time.sleep(0.05)
+        shutil.rmtree(warm.run_dir(), ignore_errors=True)
 
 
 WARM_OWNER = pytest.StashKey[bool]()
