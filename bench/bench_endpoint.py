@@ -270,75 +270,6 @@ def mlflow_ok(_status: int, data: bytes) -> bool:
     return data.startswith(b'{"predictions"')
 
 
-class ProposedForest:
-    """Prototypes of a faster RandomForest fast path for entry/train.py (measured here, not used by the app).
-
-    A: per tree ``tree.apply(X32)`` + a precomputed class-1 leaf probability array (instead of
-       ``tree.predict`` + slicing + normalising per tree per request, as ``_fast_proba`` does).
-    B: the whole forest flattened into numpy arrays and walked for all trees at once (one row at a
-       time; for single-row requests). Both compare float32(x) <= float64 threshold as scikit-learn does.
-    """
-
-    def __init__(self, forest: list) -> None:
-        import numpy as np
-
-        self.np = np
-        self.leaf_p1 = []
-        for tree in forest:
-            value = tree.value[:, 0, :2].astype(np.float64)
-            total = value.sum(axis=1)
-            total[total == 0] = 1.0
-            self.leaf_p1.append(np.ascontiguousarray(value[:, 1] / total))
-        self.pairs = list(zip(forest, self.leaf_p1))
-        offsets = np.cumsum([0] + [t.node_count for t in forest[:-1]])
-        self.left = np.concatenate([np.where(t.children_left >= 0, t.children_left + o, -1) for t, o in zip(forest, offsets)])
-        self.right = np.concatenate([np.where(t.children_right >= 0, t.children_right + o, -1) for t, o in zip(forest, offsets)])
-        self.feature = np.concatenate([np.maximum(t.feature, 0) for t in forest])
-        self.threshold = np.concatenate([t.threshold for t in forest])
-        self.p1 = np.concatenate(self.leaf_p1)
-        self.is_leaf = self.left < 0
-        self.roots = offsets
-
-    def proba_apply(self, X):
-        np = self.np
-        X32 = np.ascontiguousarray(X, dtype=np.float32)
-        out = np.zeros(X32.shape[0])
-        for tree, p1 in self.pairs:
-            out += p1[tree.apply(X32)]
-        return out / len(self.pairs)
-
-    def proba_flat(self, X):
-        np = self.np
-        X64 = np.asarray(X, dtype=np.float32).astype(np.float64)
-        out = np.empty(X64.shape[0])
-        for r in range(X64.shape[0]):
-            x, node = X64[r], self.roots.copy()
-            while True:
-                active = ~self.is_leaf[node]
-                if not active.any():
-                    break
-                step = np.where(x[self.feature[node]] <= self.threshold[node], self.left[node], self.right[node])
-                node = np.where(active, step, node)
-            out[r] = self.p1[node].mean()
-        return out
-
-
-def proposed_numeric_parse(rows: list, width: int):
-    """Prototype: all-numeric schema, positional rows → one np.array call (C speed); the per-cell
-    path would still run only when this raises or finds a bool/NaN/inf (for its precise message)."""
-    import numpy as np
-
-    if any(type(v) is bool for row in rows for v in row):
-        return None
-    try:
-        matrix = np.array(rows, dtype=np.float64)
-    except (TypeError, ValueError):
-        return None
-    if matrix.ndim != 2 or matrix.shape[1] != width or not np.isfinite(matrix).all():
-        return None
-    return matrix
-
-
 def _timeit(fns: dict, reps: int, warm: int = 5) -> dict:
     """Interleaved timing (each rep runs every function once), so load drift hits all alike."""
     for fn in fns.values():
@@ -390,13 +321,8 @@ def in_process_handlers(p, model: str, work: Path, calls: int, rows: list) -> di
         "pipeline.predict_proba(1-row DataFrame)": lambda: pipeline.predict_proba(frame1),
         "MLflow-like: JSON→DataFrame→pipeline.predict→JSON": mlflow_like,
     }
-    proposal = None
     if plan is not None and plan.get("forest"):
-        proposal = ProposedForest(plan["forest"])
-        x1 = module._fast_matrix(one_row_columns, plan)
-        single["    current _fast_proba (1 row)"] = lambda: module._fast_proba(one_row_columns, plan)
-        single["    proposal A: apply + leaf-probability table (1 row)"] = lambda: proposal.proba_apply(x1)
-        single["    proposal B: flattened forest walk (1 row)"] = lambda: proposal.proba_flat(x1)
+        single["    _fast_proba: numpy forest walk (1 row)"] = lambda: module._fast_proba(one_row_columns, plan)
     out["single_row"] = _timeit(single, calls)
 
     n = len(rows)
@@ -404,7 +330,6 @@ def in_process_handlers(p, model: str, work: Path, calls: int, rows: list) -> di
     batch_input = json.dumps({"Input": rows}).encode()
     batch_csv = "\n".join(",".join(repr(v) for v in r) for r in rows).encode()
     frame_n = pd.DataFrame(rows, columns=FEATURES)
-    parsed_rows = json.loads(batch_input)["Input"]
     batch = {
         f"handler, {n} rows, JSON instances (named)": lambda: handler(batch_instances),
         f"handler, {n} rows, JSON Input (positional)": lambda: handler(batch_input),
@@ -412,24 +337,19 @@ def in_process_handlers(p, model: str, work: Path, calls: int, rows: list) -> di
         f"  input_fn, {n} rows, JSON instances": lambda: module.input_fn(batch_instances, "application/json"),
         f"  input_fn, {n} rows, JSON Input": lambda: module.input_fn(batch_input, "application/json"),
         f"  input_fn, {n} rows, CSV": lambda: module.input_fn(batch_csv, "text/csv"),
-        f"  proposal: json.loads + np.array parse, {n} rows": lambda: proposed_numeric_parse(
-            json.loads(batch_input)["Input"], len(FEATURES)),
         f"pipeline.predict({n}-row DataFrame)": lambda: pipeline.predict(frame_n),
         f"MLflow-like, {n} rows": lambda: mlflow_like(json.dumps({"dataframe_split": {"columns": FEATURES,
                                                                                      "data": rows}}).encode()),
     }
-    if proposal is not None:
+    if plan is not None and plan.get("forest"):
         columns_n = [list(col) for col in zip(*rows)]
-        xn = module._fast_matrix(columns_n, plan)
-        batch[f"    current _fast_proba ({n} rows)"] = lambda: module._fast_proba(columns_n, plan)
-        batch[f"    proposal A ({n} rows)"] = lambda: proposal.proba_apply(xn)
+        batch[f"    _fast_proba: tree.apply + leaf probabilities ({n} rows)"] = lambda: module._fast_proba(columns_n, plan)
         expected = pipeline.predict_proba(frame_n)[:, 1]
-        out["proposal_max_abs_diff_vs_predict_proba"] = {
-            "current": float(np.abs(module._fast_proba(columns_n, plan) - expected).max()),
-            "A": float(np.abs(proposal.proba_apply(xn) - expected).max()),
-            "B": float(np.abs(proposal.proba_flat(xn[:200]) - expected[:200]).max()),
+        out["fast_path_max_abs_diff_vs_predict_proba"] = {
+            f"{n} rows": float(np.abs(module._fast_proba(columns_n, plan) - expected).max()),
+            "row by row (first 200)": float(max(abs(module._fast_proba([[v] for v in row], plan)[0] - e)
+                                                for row, e in zip(rows[:200], expected[:200]))),
         }
-        assert proposed_numeric_parse(parsed_rows, len(FEATURES)) is not None
     out["batch"] = _timeit(batch, max(5, calls // 100), warm=1)
     out["loadavg"] = loadavg()
 
@@ -662,8 +582,8 @@ def main(argv: list[str] | None = None) -> int:
                 [[k, v["median_ms"]] for k, v in inproc["single_row"].items()])
     print_table("(c) In-process, batch, per call", ["path", "median ms"],
                 [[k, v["median_ms"]] for k, v in inproc["batch"].items()])
-    if "proposal_max_abs_diff_vs_predict_proba" in inproc:
-        print(f"max |proba - pipeline.predict_proba| on the batch rows: {inproc['proposal_max_abs_diff_vs_predict_proba']}")
+    if "fast_path_max_abs_diff_vs_predict_proba" in inproc:
+        print(f"max |proba - pipeline.predict_proba|: {inproc['fast_path_max_abs_diff_vs_predict_proba']}")
     print("\n".join(inproc["cprofile_handler_top_tottime"]))
     print(f"load average now {loadavg()}")
     write_results("bench_endpoint", results)

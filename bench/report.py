@@ -132,9 +132,9 @@ def endpoint(r: dict) -> list[str]:
     out.append(table(["single row", "median ms"], [[k, v["median_ms"]] for k, v in ip["single_row"].items()]))
     out.append("")
     out.append(table(["1,000 rows", "median ms"], [[k, v["median_ms"]] for k, v in ip["batch"].items()]))
-    if "proposal_max_abs_diff_vs_predict_proba" in ip:
-        out += ["", f"max |probability − pipeline.predict_proba| over the batch: "
-                    f"{ip['proposal_max_abs_diff_vs_predict_proba']}"]
+    if "fast_path_max_abs_diff_vs_predict_proba" in ip:
+        out += ["", f"max |probability − pipeline.predict_proba| of the fast path: "
+                    f"{ip['fast_path_max_abs_diff_vs_predict_proba']}"]
     out += ["", "cProfile of our handler chain (single row), by self time:", "", "```"]
     out += ip["cprofile_handler_top_tottime"] + ["```"]
     return out

@@ -759,8 +759,60 @@ def _fast_plan(pipeline, compiled: dict) -> Optional[dict]:
     if seen != len(compiled["features"]):
         return None
     if type(model).__name__ == "RandomForestClassifier":
-        plan["forest"] = [est.tree_ for est in model.estimators_]
+        plan["forest"] = _flatten_forest([est.tree_ for est in model.estimators_])
     return plan
+
+
+FLAT_WALK_MAX_ROWS = 8  # up to this many rows, walk all trees at once; above it, tree by tree
+
+
+def _flatten_forest(trees: list) -> dict:
+    """The fitted trees as flat arrays (node ids offset per tree) plus each leaf's class-1 probability.
+
+    Walking all trees together in numpy costs ~0.3 ms for one row, against ~1.5 ms for calling
+    every tree's own predict; the result is what predict_proba computes (the same comparisons of
+    float32 features with float64 thresholds, each tree's leaf distribution normalised, then averaged).
+    """
+    leaf_p1 = []
+    for tree in trees:
+        value = np.asarray(tree.value)[:, 0, :2].astype(np.float64)
+        total = value.sum(axis=1)
+        total[total == 0.0] = 1.0
+        leaf_p1.append(np.ascontiguousarray(value[:, 1] / total))
+    offsets = np.cumsum([0] + [t.node_count for t in trees[:-1]]).astype(np.intp)
+    left = np.concatenate([np.where(t.children_left >= 0, t.children_left + o, -1) for t, o in zip(trees, offsets)])
+    right = np.concatenate([np.where(t.children_right >= 0, t.children_right + o, -1) for t, o in zip(trees, offsets)])
+    return {
+        "trees": list(zip(trees, leaf_p1)),
+        "roots": offsets,
+        "left": left.astype(np.intp),
+        "right": right.astype(np.intp),
+        "feature": np.concatenate([np.maximum(t.feature, 0) for t in trees]).astype(np.intp),
+        "threshold": np.concatenate([t.threshold for t in trees]).astype(np.float64),
+        "p1": np.concatenate(leaf_p1),
+        "leaf": left < 0,
+    }
+
+
+def _forest_proba(X: np.ndarray, forest: dict) -> np.ndarray:
+    X32 = np.ascontiguousarray(X, dtype=np.float32)
+    if X32.shape[0] > FLAT_WALK_MAX_ROWS:
+        out = np.zeros(X32.shape[0], dtype=np.float64)
+        for tree, p1 in forest["trees"]:
+            out += p1[tree.apply(X32)]
+        return out / len(forest["trees"])
+    left, right, feature, threshold, leaf = (forest[k] for k in ("left", "right", "feature", "threshold", "leaf"))
+    out = np.empty(X32.shape[0], dtype=np.float64)
+    for r, row in enumerate(X32.astype(np.float64)):
+        node = forest["roots"].copy()
+        while True:
+            inner = ~leaf[node]
+            if not inner.any():
+                break
+            step = np.where(row[feature[node]] <= threshold[node], left[node], right[node])
+            node = np.where(inner, step, node)
+        out[r] = forest["p1"][node].mean()
+    return out
 
 
 def _fast_matrix(columns: List[list], plan: dict) -> np.ndarray:
@@ -794,18 +846,7 @@ def _fast_proba(columns: List[list], plan: dict) -> np.ndarray:
     forest = plan["forest"]
     if forest is None:
         return plan["model"].predict_proba(X)[:, 1]
-    X32 = np.ascontiguousarray(X, dtype=np.float32)
-    out = np.zeros((X32.shape[0], 2), dtype=np.float64)
-    for tree in forest:  # what RandomForestClassifier.predict_proba does, without joblib
-        proba = tree.predict(X32)
-        if proba.ndim == 3:
-            proba = proba[:, 0, :]
-        proba = proba[:, :2]
-        normalizer = proba.sum(axis=1)[:, np.newaxis]
-        normalizer[normalizer == 0.0] = 1.0
-        out += proba / normalizer
-    out /= len(forest)
-    return out[:, 1]
+    return _forest_proba(X, forest)
 
 
 def _probe_columns(schema: dict, compiled: dict) -> List[list]:
@@ -832,9 +873,13 @@ def _enable_fast_path(model: dict) -> None:
         if plan is None:
             return
         probe = _probe_columns(model["schema"], model["compiled"])
+        probe = [column * 3 for column in probe]  # 18 rows: one request of them takes the batch path
         expected = model["pipeline"].predict_proba(_columns_to_frame(probe, model["compiled"]))[:, 1]
         got = _fast_proba(probe, plan)
-        if got.shape == expected.shape and np.allclose(got, expected, rtol=0, atol=1e-9):
+        few = [column[:FLAT_WALK_MAX_ROWS] for column in probe]  # and the path of small requests
+        got_few = _fast_proba(few, plan)
+        if got.shape == expected.shape and np.allclose(got, expected, rtol=0, atol=1e-9) \
+                and np.allclose(got_few, expected[:FLAT_WALK_MAX_ROWS], rtol=0, atol=1e-9):
             model["fast"] = plan
         else:
             sys.stderr.write("fast prediction path disagrees with the pipeline; using the pipeline\n")
@@ -1127,6 +1172,10 @@ def _build_columns(parsed: ParsedInput, compiled: dict) -> List[list]:
             for i, name in enumerate(features):
                 columns[i].append(_cell(rec[name], r, i, name, kinds, allow))
     else:
+        if not any(allow) and all(kind == "numeric" for kind in kinds):
+            fast = _plain_numeric_columns(parsed.rows, width)
+            if fast is not None:
+                return fast
         csv_style = parsed.style == "csv"
         for r, row in enumerate(parsed.rows, 1):
             if len(row) != width:
@@ -1140,6 +1189,21 @@ def _build_columns(parsed: ParsedInput, compiled: dict) -> List[list]:
                     value = None
                 columns[i].append(_cell(value, r, i, name, kinds, allow))
     return columns
+
+
+def _plain_numeric_columns(rows: list, width: int) -> Optional[List[list]]:
+    """Columns of a batch whose every cell is a finite int or float, in one numpy call (~6x faster
+    than cell by cell); None when any cell needs the per-cell path (and its precise message)."""
+    plain = (int, float)
+    if not all(type(row) is list and len(row) == width and all(type(v) in plain for v in row) for row in rows):
+        return None
+    try:
+        matrix = np.array(rows, dtype=np.float64)
+    except (OverflowError, ValueError):
+        return None
+    if matrix.shape != (len(rows), width) or not np.isfinite(matrix).all():
+        return None
+    return matrix.T.tolist()
 
 
 def _columns_to_frame(columns: List[list], compiled: dict) -> pd.DataFrame:

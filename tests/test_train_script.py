@@ -364,6 +364,12 @@ def test_fast_path_matches_the_pipeline(entry, synthetic_model, synthetic_run):
     expected = synthetic_model["pipeline"].predict_proba(parsed.frame)[:, 1]
     assert np.allclose(fast["probabilities"], expected, atol=1e-12)
     assert fast["labels"] == [int(x) for x in synthetic_model["pipeline"].predict(parsed.frame)]
+    # Small requests walk the whole forest at once (another code path): row by row, and in pairs.
+    rows = frame[FEATURES].values.tolist()[:60]
+    for chunk in [rows[i:i + 1] for i in range(40)] + [rows[i:i + 2] for i in range(40, 60, 2)]:
+        small = entry.input_fn(json.dumps({"Input": chunk}), "application/json")
+        got = entry.predict_fn(small, synthetic_model)["probabilities"]
+        assert np.allclose(got, synthetic_model["pipeline"].predict_proba(small.frame)[:, 1], rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import psutil
-import pytest
 
 from churn_core import warm
 from churn_core.db import Catalog
