@@ -392,6 +392,7 @@ def _child(request: dict, ready_w: int) -> int:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
+    tempfile.tempdir = None  # recomputed from the request's TMPDIR, not this process's
     module, args = request["module"], request["args"]
     from setproctitle import setproctitle
 
