@@ -53,6 +53,11 @@ def live_table() -> None:
 
 live_table()
 
+linked = st.query_params.get("job")  # a link such as the Train page's "Watch", or a bookmark
+if linked and linked in names and st.session_state.get("job_from_link") != linked:
+    st.session_state["job_from_link"] = linked  # once per link; the picker stays the user's after
+    st.session_state["selected_job"] = linked
+    st.session_state.pop("job_picker", None)
 wanted = st.session_state.get("selected_job")
 selected = st.selectbox("Job", names, index=names.index(wanted) if wanted in names else 0, key="job_picker")
 st.session_state["selected_job"] = selected

@@ -61,4 +61,5 @@ if launched:
         st.session_state["selected_job"] = job.name
         st.toast(f"Training job {job.name} started", icon=":material/rocket_launch:")
         st.success(f"Job **{job.name}** is {job.status} ({job.secondary_status}). Follow it live on the Jobs page.")
-        st.page_link(page("jobs"), label=f"Watch {job.name}", icon=":material/monitoring:")
+        st.page_link(page("jobs"), label=f"Watch {job.name}", icon=":material/monitoring:",
+                     query_params={"job": job.name})

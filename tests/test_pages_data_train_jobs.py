@@ -75,6 +75,8 @@ def test_train_page_launches_a_job(home, sample_csv):
     button(at, "Launch training").click().run()
     assert not at.exception, at.exception
     assert "Job **page-job**" in texts(at, "success")
+    watch = next(e.proto for e in at.get("page_link") if e.proto.label == "Watch page-job")
+    assert watch.page.endswith("jobs") and watch.query_string == "job=page-job"
     p = churn_core.connect()
     job = wait_for_job(p, "page-job")
     assert job.status == "Completed" and job.hyperparameters["n_estimators"] == 12
@@ -149,6 +151,17 @@ def test_deploy_this_model_hands_off_to_endpoints(two_jobs):
     assert at.text_input[0].value == "job-rf-endpoint"
     at.selectbox(key="deploy_model_picker").set_value("job-lr").run()  # the user's choice then sticks
     assert at.selectbox(key="deploy_model_picker").value == "job-lr"
+
+
+def test_a_link_to_a_job_opens_it(two_jobs):
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    at.query_params["job"] = "job-rf"  # job-lr is newer: without the link it would be shown first
+    at.run()
+    at.switch_page("../pages/jobs.py").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="job_picker").value == "job-rf"
+    at.selectbox(key="job_picker").set_value("job-lr").run()  # the user's choice then sticks
+    assert at.selectbox(key="job_picker").value == "job-lr"
 
 
 def test_a_link_to_a_model_that_does_not_exist_says_so(two_jobs):
