@@ -316,6 +316,8 @@ class Platform:
         """Send a request as the seed did; returns the decoded JSON (or text for CSV answers)."""
         row = self._endpoint_row(name)
         body = encode_payload(payload, content_type)
+        if self.backend.name == "sagemaker":  # the container would answer a bad request with a 500
+            self._check_request(row, body, content_type, accept)
         status, answer, answer_type = self.backend.invoke(row, body, content_type, accept)
         text = answer.decode("utf-8", errors="replace")
         if status >= 400:
@@ -325,6 +327,15 @@ class Platform:
                 message = text or f"HTTP {status}"
             raise ValidationError(f"The endpoint rejected the request (HTTP {status}): {message}")
         return json.loads(text) if "json" in (answer_type or accept) else text
+
+    def _check_request(self, row: dict, body: bytes, content_type: str, accept: str) -> None:
+        from .request_check import check_request
+
+        try:
+            schema = self.model_schema(row["model"])
+        except ChurnError:
+            return  # no schema to check against (model record or artifact gone): let the endpoint decide
+        check_request(body, content_type, accept, schema)
 
     def score_batch(self, name: str, frame, chunk_size: int = 500,
                     progress: Callable[[float], None] | None = None) -> BatchResult:

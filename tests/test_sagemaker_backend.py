@@ -29,6 +29,8 @@ boto3 = pytest.importorskip("boto3")
 moto = pytest.importorskip("moto")
 from moto import mock_aws  # noqa: E402
 
+from churn_core.errors import ValidationError  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -316,6 +318,17 @@ def test_full_lifecycle(platform, small_csv, model_tarballs):
     assert invoke_req["EndpointName"] == "churn-ep"
     assert invoke_req["ContentType"] == "application/json"
     assert json.loads(invoke_req["Body"]) == SEED_PAYLOAD
+
+    # ---- a request the model would reject gets the local endpoint's message and is never sent
+    # (the SKLearn container would turn input_fn's exception into a 500 ModelError)
+    for payload, content_type, message in (
+            ({"Input": [[1, 2, 3]]}, "application/json", r"HTTP 400\): expected 10 values per row"),
+            ({"Input": [["x"] * 10]}, "application/json", r"HTTP 400\): row 1, feature \w+: 'x' is not a number"),
+            ("1,2\n", "text/csv", r"HTTP 400\): expected 10 values per row"),
+            ("<customer/>", "application/xml", r"HTTP 415\): unsupported content type")):
+        with pytest.raises(ValidationError, match=message + ".*nothing was sent to SageMaker"):
+            p.invoke("churn-ep", payload, content_type=content_type)
+    assert len(seen_invoke) == 1
 
     # ---- delete: endpoint, endpoint config and model, on AWS and in the catalog
     assert nothing_left() == {"models": ["churn-ep-model"], "configs": ["churn-ep-config"], "endpoints": ["churn-ep"]}
