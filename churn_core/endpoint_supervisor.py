@@ -89,8 +89,8 @@ class Supervisor:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self.on_sigterm)
         endpoint = self.endpoint()
-        if endpoint is None:
-            return 0
+        if endpoint is None or endpoint["status"] not in ("Creating", "InService"):
+            return 0  # deleted, failed or being deleted before this process got going
         config = self.catalog.one("SELECT * FROM endpoint_configs WHERE name = ?", (endpoint["config"],))
         model = config and self.catalog.one("SELECT * FROM deployed_models WHERE name = ?", (config["deployed_model"],))
         if not model:

@@ -50,6 +50,7 @@ PRELOAD = (
     *MODULES,
 )
 CONNECT_TIMEOUT = 2.0
+REPLY_TIMEOUT = 30.0  # it answers once the child has renamed itself (milliseconds; seconds on a busy machine)
 CHECK_EVERY = 2.0  # seconds between fingerprint checks
 EXIT_FILE_TTL = 3600.0
 MAX_REQUEST_BYTES = 1 << 20
@@ -104,20 +105,32 @@ def socket_path(print_: str | None = None) -> Path:
 
 
 def spawn(module: str, args: list[str], log_path: Path, env: dict, cwd: Path) -> int | None:
-    """Fork ``python -m module args`` from the warm process; its pid, or None when there is none to ask."""
+    """Fork ``python -m module args`` from the warm process; its pid, or None when there is none to ask
+    (or it refused), so the caller can start the process itself.
+
+    Once the request is sent, a missing answer raises OSError instead: the child may exist, and
+    starting a second one (two drivers for one job) would be worse than a clear failure."""
     if not enabled() or module not in MODULES or _private_run_dir() is None:
         return None
     request = {"module": module, "args": list(args), "log": str(log_path), "env": env, "cwd": str(cwd)}
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(CONNECT_TIMEOUT)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(CONNECT_TIMEOUT)
+        try:
             sock.connect(str(socket_path()))
-            sock.sendall(json.dumps(request).encode() + b"\n")
+        except OSError:
+            return None  # not running (or starting): nothing was asked
+        sock.settimeout(REPLY_TIMEOUT)
+        sock.sendall(json.dumps(request).encode() + b"\n")
+        try:
             reply = json.loads(_read_line(sock) or b"{}")
-    except (OSError, ValueError):
-        return None
+        except ValueError:
+            reply = {}
+    if "error" in reply:
+        return None  # refused before forking
     pid = reply.get("pid")
-    return pid if isinstance(pid, int) and pid > 0 else None
+    if not isinstance(pid, int) or pid <= 0:
+        raise OSError(f"the warm process did not answer a request to start {module}; see {run_dir() / 'warm.log'}")
+    return pid
 
 
 def ensure_running() -> None:

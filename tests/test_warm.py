@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from churn_core import warm
 from churn_core.db import Catalog
@@ -167,3 +168,35 @@ def test_only_one_warm_process_starts_per_fingerprint(tmp_path):
     time.sleep(0.5)
     assert warm_processes() == before and parent in before
     assert [p.name for p in warm.run_dir().glob("*.pid")] == [f"{warm.fingerprint()}.pid"]
+
+
+@pytest.mark.parametrize("answer, outcome", [(b'{"error": "cannot start"}\n', "fallback"), (b"", "error")],
+                         ids=["refused-before-forking", "no-answer-after-the-request"])
+def test_a_request_that_may_have_started_a_child_is_never_retried_as_a_plain_start(tmp_path, monkeypatch, answer,
+                                                                                   outcome):
+    import threading
+
+    folder = tmp_path / "run"
+    folder.mkdir(mode=0o700)
+    monkeypatch.setenv("CHURN_WARM_DIR", str(folder))
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(warm.socket_path()))
+    listener.listen(1)
+
+    def answer_once() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.makefile("rb").readline()
+            conn.sendall(answer)
+
+    server = threading.Thread(target=answer_once)
+    server.start()
+    try:
+        if outcome == "fallback":  # refused: nothing was forked, the caller may start it itself
+            assert warm.spawn("churn_core.job_driver", [], tmp_path / "x.log", dict(os.environ), tmp_path) is None
+        else:  # the child may exist: a clear error, not a second process
+            with pytest.raises(OSError, match="did not answer a request to start churn_core.job_driver"):
+                warm.spawn("churn_core.job_driver", [], tmp_path / "x.log", dict(os.environ), tmp_path)
+    finally:
+        server.join(10)
+        listener.close()
