@@ -312,10 +312,17 @@ class WarmServer:
         return False
 
     def forget_old_exit_files(self) -> None:
+        """Drop exit records older than an hour, and the lock files of past fingerprints nobody holds."""
         now = time.time()
         for path in (self.folder / "exits").iterdir():
             try:
                 if now - path.stat().st_mtime > EXIT_FILE_TTL:
+                    path.unlink()
+            except OSError:
+                pass
+        for path in self.folder.glob("*.lock"):
+            try:
+                if path.stem != self.print and now - path.stat().st_mtime > EXIT_FILE_TTL and not _lock_is_held(path):
                     path.unlink()
             except OSError:
                 pass

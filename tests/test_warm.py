@@ -200,3 +200,23 @@ def test_a_request_that_may_have_started_a_child_is_never_retried_as_a_plain_sta
     finally:
         server.join(10)
         listener.close()
+
+
+def test_old_exit_records_and_unheld_locks_of_past_code_versions_are_cleared(tmp_path):
+    import fcntl
+
+    folder = tmp_path / "run"
+    (folder / "exits").mkdir(parents=True)
+    old = time.time() - 2 * warm.EXIT_FILE_TTL
+    for path in (folder / "exits" / "123", folder / "aaaa.lock", folder / "held.lock", folder / "mine.lock"):
+        path.write_text("0")
+        os.utime(path, (old, old))
+    (folder / "exits" / "456").write_text("0")  # recent
+    held = os.open(folder / "held.lock", os.O_RDWR)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    try:
+        warm.WarmServer(folder, "mine").forget_old_exit_files()
+    finally:
+        os.close(held)
+    assert sorted(p.name for p in (folder / "exits").iterdir()) == ["456"]
+    assert sorted(p.name for p in folder.glob("*.lock")) == ["held.lock", "mine.lock"]
