@@ -57,7 +57,10 @@ MAX_REQUEST_BYTES = 1 << 20
 
 
 def enabled() -> bool:
-    return os.environ.get("CHURN_WARM", "1").strip().lower() not in ("0", "false", "no", "off")
+    """On by default on Linux only: elsewhere (macOS) system frameworks behind numpy are not safe to fork
+    once loaded, so processes start plainly unless ``CHURN_WARM=1`` asks otherwise."""
+    default = "1" if sys.platform.startswith("linux") else "0"
+    return os.environ.get("CHURN_WARM", default).strip().lower() not in ("0", "false", "no", "off")
 
 
 def run_dir() -> Path:

@@ -220,3 +220,16 @@ def test_old_exit_records_and_unheld_locks_of_past_code_versions_are_cleared(tmp
         os.close(held)
     assert sorted(p.name for p in (folder / "exits").iterdir()) == ["456"]
     assert sorted(p.name for p in folder.glob("*.lock")) == ["held.lock", "mine.lock"]
+
+
+def test_on_by_default_on_linux_only(monkeypatch):
+    monkeypatch.delenv("CHURN_WARM", raising=False)
+    monkeypatch.setattr(warm.sys, "platform", "linux")
+    assert warm.enabled()
+    monkeypatch.setattr(warm.sys, "platform", "darwin")
+    assert not warm.enabled()
+    monkeypatch.setenv("CHURN_WARM", "1")
+    assert warm.enabled()
+    monkeypatch.setenv("CHURN_WARM", "off")
+    monkeypatch.setattr(warm.sys, "platform", "linux")
+    assert not warm.enabled()
