@@ -100,6 +100,11 @@ def fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
+def broken_marker(folder: Path, print_: str) -> Path:
+    """Left when the warm process could not import the stack for a fingerprint: no retries for it."""
+    return folder / f"{print_}.broken"
+
+
 def socket_path(print_: str | None = None) -> Path:
     return run_dir() / f"{print_ or fingerprint()}.sock"
 
@@ -142,8 +147,8 @@ def ensure_running() -> None:
     if not enabled() or folder is None:
         return
     print_ = fingerprint()
-    if _lock_is_held(folder / f"{print_}.lock"):
-        return
+    if broken_marker(folder, print_).exists() or _lock_is_held(folder / f"{print_}.lock"):
+        return  # failed to import for this code and these packages, or already running / starting
     import subprocess
 
     env = dict(os.environ)
@@ -258,8 +263,14 @@ class WarmServer:
             return 0  # another one runs for this fingerprint
         self.private_fds.append(lock_fd)
         started = time.monotonic()
-        for name in PRELOAD:
-            importlib.import_module(name)
+        try:
+            for name in PRELOAD:
+                importlib.import_module(name)
+        except Exception as exc:  # a broken install: say so once, and let every start be a plain one
+            self.log(f"cannot import {name} ({type(exc).__name__}: {exc}); not warming this version")
+            broken_marker(self.folder, self.print).write_text(f"{name}: {type(exc).__name__}: {exc}\n")
+            os.close(lock_fd)
+            return 1
         self.log(f"imported the scientific stack in {time.monotonic() - started:.2f}s")
         pid_file = self.folder / f"{self.print}.pid"
         pid_file.write_text(str(os.getpid()))
@@ -323,7 +334,7 @@ class WarmServer:
                     path.unlink()
             except OSError:
                 pass
-        for path in self.folder.glob("*.lock"):
+        for path in [*self.folder.glob("*.lock"), *self.folder.glob("*.broken")]:
             try:
                 if path.stem != self.print and now - path.stat().st_mtime > EXIT_FILE_TTL and not _lock_is_held(path):
                     path.unlink()

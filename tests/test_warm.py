@@ -233,3 +233,25 @@ def test_on_by_default_on_linux_only(monkeypatch):
     monkeypatch.setenv("CHURN_WARM", "off")
     monkeypatch.setattr(warm.sys, "platform", "linux")
     assert not warm.enabled()
+
+
+def test_a_warm_process_that_cannot_import_says_so_once_and_is_not_retried(tmp_path, monkeypatch):
+    folder = tmp_path / "run"
+    folder.mkdir(mode=0o700)
+    env = dict(os.environ, CHURN_WARM_DIR=str(folder),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    broken_install = ("import sys, churn_core.warm as w; w.PRELOAD = ('numpy', 'no_such_module_here'); "
+                      "sys.exit(w.main([]))")
+    proc = subprocess.run([sys.executable, "-c", broken_install], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "cannot import no_such_module_here (ModuleNotFoundError" in proc.stdout
+    marker = folder / f"{warm.fingerprint()}.broken"
+    assert "no_such_module_here" in marker.read_text()
+    assert not list(folder.glob("*.sock")) and not list(folder.glob("*.pid"))
+
+    monkeypatch.setenv("CHURN_WARM_DIR", str(folder))
+    warm.ensure_running()  # would start one in the background: it must not, for this version
+    time.sleep(1.0)
+    assert not list(folder.glob("*.pid")) and not (folder / "warm.log").exists()
+    assert warm.spawn("churn_core.job_driver", [], tmp_path / "x.log", dict(os.environ), tmp_path) is None
