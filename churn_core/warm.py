@@ -253,7 +253,10 @@ class WarmServer:
         self.lingering = True  # after a code change, keep reaping running children; not after SIGTERM
 
     def log(self, message: str) -> None:
-        print(f"[{time.strftime('%H:%M:%S')}] warm {os.getpid()} {self.print}: {message}", flush=True)
+        try:
+            print(f"[{time.strftime('%H:%M:%S')}] warm {os.getpid()} {self.print}: {message}", flush=True)
+        except OSError:
+            pass  # a full disk must not take the warm process (and its children's exit records) down
 
     def run(self) -> int:
         lock_fd = os.open(self.folder / f"{self.print}.lock", os.O_RDWR | os.O_CREAT, 0o600)
