@@ -79,6 +79,7 @@ class Platform:
         ds = self.datasets.get(dataset)
         clean = hp.clean(hyperparameters or {})
         algorithm = clean.pop("algorithm")
+        auto_named = not name
         name = check_name(name or default_job_name(algorithm), "job name")
         if not 1 <= int(instance_count) <= 20:
             raise ValidationError("Instance count must be between 1 and 20.")
@@ -97,13 +98,23 @@ class Platform:
                                                else self.settings.training_instance_type),
             "instance_count": int(instance_count),
         }
-        try:
-            with self.catalog.tx() as conn:
-                conn.execute(f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                             list(row.values()))
-                self.catalog.event("job", name, f"submitted: {algorithm} on {ds.name}", conn)
-        except sqlite3.IntegrityError:
-            raise ConflictError(f"A training job named {name!r} already exists. Job names are unique; pick another.") from None
+        base = name
+        for attempt in range(1, 100):
+            try:
+                with self.catalog.tx() as conn:
+                    conn.execute(f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                                 list(row.values()))
+                    self.catalog.event("job", name, f"submitted: {algorithm} on {ds.name}", conn)
+                break
+            except sqlite3.IntegrityError:
+                if not auto_named:
+                    raise ConflictError(
+                        f"A training job named {name!r} already exists. Job names are unique; pick another.") from None
+                # A generated name is per second, and local jobs take about one: the next in the same second
+                # gets a suffix, as SageMaker's SDK adds milliseconds.
+                name = row["name"] = f"{base}-{attempt + 1}"
+        else:
+            raise ConflictError(f"Could not find a free job name after {base!r}-99; give the job a name.")
         try:
             fields = self.backend.start_training(self._job_row(name), ds)
         except ChurnError as exc:

@@ -47,6 +47,17 @@ def test_default_name_follows_the_seed_style(platform):
     wait_for_job(platform, job.name)
 
 
+def test_generated_names_never_clash_within_one_second(platform, monkeypatch):
+    """Local jobs take about a second, so two launches can share a timestamp: the second gets a suffix."""
+    import churn_core.platform as platform_module
+
+    monkeypatch.setattr(platform_module, "default_job_name", lambda algorithm: "churn-rf-2026-11-26-10-00-00")
+    names = [platform.start_training("sample", {"n_estimators": 5}).name for _ in range(3)]
+    assert names == ["churn-rf-2026-11-26-10-00-00", "churn-rf-2026-11-26-10-00-00-2", "churn-rf-2026-11-26-10-00-00-3"]
+    for name in names:
+        assert wait_for_job(platform, name).status == "Completed"
+
+
 def test_invalid_hyperparameter_is_rejected_before_anything_runs(platform):
     with pytest.raises(ValidationError, match="n_estimators must be between 1"):
         platform.start_training("sample", {"algorithm": "random_forest", "n_estimators": 0})
