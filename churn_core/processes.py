@@ -82,9 +82,7 @@ def fork_script(script: Path, args: list[str], env: dict, cwd: Path) -> int:
             runpy.run_path(str(script), run_name="__main__")
             code = 0
         except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-            if not isinstance(exc.code, (int, type(None))):
-                print(exc.code, file=sys.stderr)
+            code = exit_status(exc)
         except BaseException:
             import traceback
 
@@ -97,6 +95,16 @@ def fork_script(script: Path, args: list[str], env: dict, cwd: Path) -> int:
             except Exception:
                 pass
         os._exit(code & 0xFF)
+
+
+def exit_status(exc: SystemExit) -> int:
+    """The status a process ending with ``exc`` reports, printing a text reason as the interpreter does."""
+    if isinstance(exc.code, int):
+        return exc.code
+    if exc.code is None:
+        return 0
+    print(exc.code, file=sys.stderr)
+    return 1
 
 
 def wait_child(pid: int) -> int:

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
 from churn_core.artifacts import sha256_file
+from churn_core.processes import exit_status
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # SageMaker real-time endpoint payload limit
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024  # read (and drop) up to this much of an oversized body so the client sees the 413
@@ -475,7 +476,7 @@ def _server_options(host: str, port: int, workers: int, name: str, stats: Worker
         stats.flush()
         exc = sys.exc_info()[1]
         if isinstance(exc, SystemExit):
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            code = exit_status(exc)
         else:
             code = 1 if exc is not None else 0
         for stream in (sys.stdout, sys.stderr):
@@ -615,7 +616,7 @@ def main(argv: Optional[list] = None) -> int:
     try:
         serve(app, _server_options(args.host, args.port, args.workers, args.name, stats))
     except SystemExit as exc:  # gunicorn's arbiter ends with sys.exit(status)
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        return exit_status(exc)
     return 0
 
 

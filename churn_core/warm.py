@@ -441,7 +441,9 @@ def _child(request: dict, ready_w: int) -> int:
         result = importlib.import_module(module).main(args)
         code = result if isinstance(result, int) else 0
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        from .processes import exit_status
+
+        code = exit_status(exc)
     except BaseException:
         traceback.print_exc()
         code = 1
