@@ -15,6 +15,19 @@ IDLE_WARNING_SECONDS = 15 * 60
 p = platform()
 st.title("Endpoints")
 
+def forget_removed() -> None:
+    """The "Removed: …" line stays until the next deploy or delete (runs before the page does)."""
+    st.session_state.pop("removed", None)
+
+
+if st.session_state.get("removed") is not None:
+    removed = st.session_state["removed"]
+    if removed:
+        st.success("Removed: " + "; ".join(
+            f"endpoint {r['endpoint']}, config {r['endpoint_config']}, model {r['model']}" for r in removed))
+    else:
+        st.info("Nothing to remove: no endpoints exist.")
+
 models = p.model_names()
 wanted = st.query_params.get("model")  # set by the Jobs page's "Deploy this model" link
 with st.expander("Deploy a model", expanded=bool(wanted) or not p.endpoint_names()):
@@ -38,9 +51,8 @@ with st.expander("Deploy a model", expanded=bool(wanted) or not p.endpoint_names
                 INSTANCE_TYPES else 0, format_func=lambda t: f"{t} (${hourly_price(t):.3f}/h on SageMaker)")
             count = right.number_input("Instance count", 1, 8, 1,
                                        help="On the local backend each instance is one worker process.")
-            deploy = st.form_submit_button("Deploy", type="primary")
+            deploy = st.form_submit_button("Deploy", type="primary", on_click=forget_removed)
         if deploy:
-            st.session_state.pop("removed", None)
             local = p.backend.name == "local"
             with st.spinner(f"Deploying {endpoint_name}…"):
                 ep = attempt(p.deploy, model, endpoint_name.strip(), instance_type, int(count), wait=local, timeout=60)
@@ -123,14 +135,12 @@ print(json.loads(resp["Body"].read()))""", language="python")
                                    for ev in p.events("endpoint", ep.name, 20)]), hide_index=True,
                      width="stretch")
 
-    if st.button(f"Delete {ep.name}", key="delete_endpoint"):
-        st.session_state.pop("removed", None)
+    if st.button(f"Delete {ep.name}", key="delete_endpoint", on_click=forget_removed):
         st.session_state["confirm"] = ("delete", ep.name)
 
 st.divider()
-if st.button("Clean up all endpoints", key="cleanup_all",
+if st.button("Clean up all endpoints", key="cleanup_all", on_click=forget_removed,
              help="Deletes every endpoint this app created, with its endpoint config and model."):
-    st.session_state.pop("removed", None)
     st.session_state["confirm"] = ("cleanup", None)
 
 
@@ -161,11 +171,3 @@ def confirm_dialog(action: str, name: str | None) -> None:
 
 if st.session_state.get("confirm"):
     confirm_dialog(*st.session_state["confirm"])
-
-if st.session_state.get("removed") is not None:  # stays until the next deploy or delete
-    removed = st.session_state["removed"]
-    if removed:
-        st.success("Removed: " + "; ".join(
-            f"endpoint {r['endpoint']}, config {r['endpoint_config']}, model {r['model']}" for r in removed))
-    else:
-        st.info("Nothing to remove: no endpoints exist.")
