@@ -50,6 +50,7 @@ PRELOAD = (
     *MODULES,
 )
 CONNECT_TIMEOUT = 2.0
+STARTING_WAIT = 4.0  # how long a start waits for a warm process that is still importing (~2-3 s)
 REPLY_TIMEOUT = 30.0  # it answers once the child has renamed itself (milliseconds; seconds on a busy machine)
 CHECK_EVERY = 2.0  # seconds between fingerprint checks
 EXIT_FILE_TTL = 3600.0
@@ -121,12 +122,12 @@ def spawn(module: str, args: list[str], log_path: Path, env: dict, cwd: Path) ->
     if not enabled() or module not in MODULES or _private_run_dir() is None:
         return None
     request = {"module": module, "args": list(args), "log": str(log_path), "env": env, "cwd": str(cwd)}
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(CONNECT_TIMEOUT)
-        try:
-            sock.connect(str(socket_path()))
-        except OSError:
-            return None  # not running (or starting): nothing was asked
+    sock = _connect()
+    if sock is None and _starting() and wait_until_ready(STARTING_WAIT):
+        sock = _connect()  # it was importing: waiting is cheaper than a second interpreter importing too
+    if sock is None:
+        return None  # not running: nothing was asked
+    with sock:
         sock.settimeout(REPLY_TIMEOUT)
         sock.sendall(json.dumps(request).encode() + b"\n")
         try:
@@ -139,6 +140,23 @@ def spawn(module: str, args: list[str], log_path: Path, env: dict, cwd: Path) ->
     if not isinstance(pid, int) or pid <= 0:
         raise OSError(f"the warm process did not answer a request to start {module}; see {run_dir() / 'warm.log'}")
     return pid
+
+
+def _connect() -> socket.socket | None:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(CONNECT_TIMEOUT)
+    try:
+        sock.connect(str(socket_path()))
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
+def _starting() -> bool:
+    """A warm process for this fingerprint holds its lock but does not answer yet (it is importing)."""
+    folder, print_ = run_dir(), fingerprint()
+    return not broken_marker(folder, print_).exists() and _lock_is_held(folder / f"{print_}.lock")
 
 
 def ensure_running() -> None:

@@ -255,3 +255,21 @@ def test_a_warm_process_that_cannot_import_says_so_once_and_is_not_retried(tmp_p
     time.sleep(1.0)
     assert not list(folder.glob("*.pid")) and not (folder / "warm.log").exists()
     assert warm.spawn("churn_core.job_driver", [], tmp_path / "x.log", dict(os.environ), tmp_path) is None
+
+
+def test_a_start_waits_for_a_warm_process_that_is_still_importing(tmp_path, monkeypatch):
+    folder = tmp_path / "run"
+    folder.mkdir(mode=0o700)
+    monkeypatch.setenv("CHURN_WARM_DIR", str(folder))
+    warm.ensure_running()  # returns at once; the new warm process now imports for ~2 s
+    deadline = time.monotonic() + 10
+    while not warm._starting() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert warm._starting() and not list(folder.glob("*.sock")), "caught it while importing"
+    pid = spawn_detached(waiting_driver(tmp_path, "early-job"), tmp_path / "driver.log", cwd=tmp_path)
+    try:
+        parent = int((folder / f"{warm.fingerprint()}.pid").read_text())
+        assert psutil.Process(pid).ppid() == parent, "forked by the warm process, not started plainly"
+    finally:
+        kill_group(pid, grace=1.0)
+        warm.stop_all()
