@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable, NoReturn
 
 import psutil
 
@@ -55,32 +56,50 @@ def fork_script(script: Path, args: list[str], env: dict, cwd: Path) -> int:
     The child reuses every module this process has imported (in a process forked from the warm
     one: numpy, pandas, scikit-learn), so a training script starts in milliseconds. It runs as
     ``__main__`` with its own argv, environment and working directory, exactly as a new
-    interpreter would run it, and leaves with ``os._exit`` so nothing of this process runs twice."""
-    from setproctitle import setproctitle
+    interpreter would run it."""
+    import runpy
 
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
+    flush_output()
     pid = os.fork()
     if pid:
         return pid
+
+    def run() -> None:
+        become([sys.executable, str(script), *args], [str(script), *args], env, cwd)
+        sys.path.insert(0, str(script.parent))
+        runpy.run_path(str(script), run_name="__main__")
+
+    run_to_exit(run)
+
+
+def become(command: list[str], argv: list[str], env: dict, cwd: Path | str) -> None:
+    """In a freshly forked child: take the default signal handlers, no stdin, and the working
+    directory, environment, ``sys.argv`` and process title (``ps``, pid checks) of ``command``."""
+    import tempfile
+
+    from setproctitle import setproctitle
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+        signal.signal(sig, signal.SIG_DFL)
+    null_fd = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null_fd, 0)
+    os.close(null_fd)
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    tempfile.tempdir = None  # recomputed from the new TMPDIR, not the parent's
+    setproctitle(" ".join(command))
+    sys.argv = list(argv)
+
+
+def run_to_exit(work: Callable[[], object]) -> NoReturn:
+    """Do a forked child's ``work``, then leave with ``os._exit`` and its status, as an interpreter
+    would report it, so nothing of the parent (atexit hooks, the rest of its call stack) runs twice."""
     code = 70
     try:
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
-            signal.signal(sig, signal.SIG_DFL)
-        null_fd = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null_fd, 0)
-        os.close(null_fd)
-        os.chdir(cwd)
-        os.environ.clear()
-        os.environ.update(env)
-        setproctitle(" ".join([sys.executable, str(script), *args]))
-        sys.argv = [str(script), *args]
-        sys.path.insert(0, str(script.parent))
-        import runpy
-
         try:
-            runpy.run_path(str(script), run_name="__main__")
-            code = 0
+            result = work()
+            code = result if isinstance(result, int) else 0
         except SystemExit as exc:
             code = exit_status(exc)
         except BaseException:
@@ -89,12 +108,17 @@ def fork_script(script: Path, args: list[str], env: dict, cwd: Path) -> int:
             traceback.print_exc()
             code = 1
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except Exception:
-                pass
+        flush_output()
         os._exit(code & 0xFF)
+
+
+def flush_output() -> None:
+    """Flush stdout and stderr before a fork or ``os._exit``: no log line lost or written twice."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
 
 
 def exit_status(exc: SystemExit) -> int:
@@ -109,8 +133,7 @@ def exit_status(exc: SystemExit) -> int:
 
 def wait_child(pid: int) -> int:
     """Block until our child ``pid`` ends; its exit code, or -signal (as ``Popen.returncode``)."""
-    _, status = os.waitpid(pid, 0)
-    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 
 
 def _forget(proc: subprocess.Popen) -> None:
@@ -142,9 +165,7 @@ def reap(pid: int, wait: float = 0.0) -> tuple[bool, int | None]:
         time.sleep(0.01)
     if got == 0:
         return False, None
-    if os.WIFSIGNALED(status):
-        return True, -os.WTERMSIG(status)
-    return True, os.WEXITSTATUS(status)
+    return True, os.waitstatus_to_exitcode(status)
 
 
 def is_alive(pid: int | None, marker: str | None = None) -> bool:

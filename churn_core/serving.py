@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
 from churn_core.artifacts import sha256_file
-from churn_core.processes import exit_status
+from churn_core.processes import exit_status, flush_output
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # SageMaker real-time endpoint payload limit
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024  # read (and drop) up to this much of an oversized body so the client sees the 413
@@ -479,11 +479,7 @@ def _server_options(host: str, port: int, workers: int, name: str, stats: Worker
             code = exit_status(exc)
         else:
             code = 1 if exc is not None else 0
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except Exception:
-                pass
+        flush_output()
         os._exit(code & 0xFF)
 
     options = {
@@ -622,6 +618,5 @@ def main(argv: Optional[list] = None) -> int:
 
 if __name__ == "__main__":
     status = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    flush_output()
     os._exit(status)  # skip interpreter teardown of the scientific stack (seconds); nothing is pending

@@ -37,8 +37,9 @@ import sys
 import sysconfig
 import tempfile
 import time
-import traceback
 from pathlib import Path
+
+from .processes import become, flush_output, run_to_exit
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = ("churn_core.job_driver", "churn_core.endpoint_supervisor", "churn_core.serving")
@@ -184,15 +185,15 @@ def wait_until_ready(timeout: float = 60.0) -> bool:
     """Block until the warm process for the current fingerprint answers (benchmarks and tests)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.settimeout(CONNECT_TIMEOUT)
-                sock.connect(str(socket_path()))
-                sock.sendall(b'{"ping": true}\n')
-                if json.loads(_read_line(sock) or b"{}").get("ready"):
-                    return True
-        except (OSError, ValueError):
-            pass
+        sock = _connect()
+        if sock is not None:
+            try:
+                with sock:
+                    sock.sendall(b'{"ping": true}\n')
+                    if json.loads(_read_line(sock) or b"{}").get("ready"):
+                        return True
+            except (OSError, ValueError):
+                pass
         time.sleep(0.05)
     return False
 
@@ -371,7 +372,7 @@ class WarmServer:
             if pid == 0:
                 return
             self.children.discard(pid)
-            code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+            code = os.waitstatus_to_exitcode(status)
             target = self.folder / "exits" / str(pid)
             temp = target.with_name(f".{pid}.tmp")
             try:  # exit code, then CPU seconds of the child and the children it waited for
@@ -404,20 +405,19 @@ class WarmServer:
         if module not in MODULES or not all(isinstance(a, str) for a in args):
             raise ValueError(f"cannot start {module!r}")
         ready_r, ready_w = os.pipe()
-        sys.stdout.flush()
-        sys.stderr.flush()
+        flush_output()
         pid = os.fork()
         if pid == 0:  # the child: never returns into this loop
-            code = 70
-            try:
+
+            def work() -> object:
                 os.close(ready_r)
                 listener.close()
                 conn.close()
                 for fd in self.private_fds:
                     os.close(fd)
-                code = _child(request, ready_w)
-            finally:
-                os._exit(code)
+                return _child(request, ready_w)
+
+            run_to_exit(work)
         os.close(ready_w)
         self.children.add(pid)
         try:  # reply only once the child carries its new name, so pid checks never see the old one
@@ -427,50 +427,24 @@ class WarmServer:
         return pid
 
 
-def _child(request: dict, ready_w: int) -> int:
-    """Become ``python -m module args`` in a new session with the request's env, cwd and log; exit code."""
+def _child(request: dict, ready_w: int) -> object:
+    """Become ``python -m module args`` in a new session with the request's env, cwd and log, tell the
+    warm process so, and run the module's ``main``."""
     signal.set_wakeup_fd(-1)
-    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, signal.SIG_DFL)
     os.setsid()
     log_path = Path(request["log"])
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    null_fd = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null_fd, 0)
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
     os.close(log_fd)
-    os.close(null_fd)
     sys.stdout = open(1, "w", buffering=1, closefd=False)  # line-buffered like PYTHONUNBUFFERED logs
     sys.stderr = open(2, "w", buffering=1, closefd=False)
-    os.chdir(request["cwd"])
-    os.environ.clear()
-    os.environ.update(request["env"])
-    tempfile.tempdir = None  # recomputed from the request's TMPDIR, not this process's
     module, args = request["module"], request["args"]
-    from setproctitle import setproctitle
-
-    setproctitle(" ".join([sys.executable, "-m", module, *args]))
-    sys.argv = [module, *args]
+    become([sys.executable, "-m", module, *args], [module, *args], request["env"], request["cwd"])
     os.write(ready_w, b"1")
     os.close(ready_w)
-    try:
-        result = importlib.import_module(module).main(args)
-        code = result if isinstance(result, int) else 0
-    except SystemExit as exc:
-        from .processes import exit_status
-
-        code = exit_status(exc)
-    except BaseException:
-        traceback.print_exc()
-        code = 1
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:
-            pass
-    return code & 0xFF
+    return importlib.import_module(module).main(args)
 
 
 def _drain(fd: int) -> None:
@@ -494,5 +468,5 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     code = main()
-    sys.stdout.flush()
+    flush_output()
     os._exit(code)
