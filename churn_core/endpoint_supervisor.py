@@ -17,8 +17,7 @@ from pathlib import Path
 
 from .backends.local import ping, server_failure
 from .db import Catalog
-from .job_driver import ENTRY
-from .processes import describe_exit, is_alive, kill_group, reap, spawn_detached, tail
+from .processes import ENTRY, describe_exit, is_alive, kill_group, reap, spawn_detached, tail
 from .serving import free_port
 from .storage import LocalObjectStore
 

@@ -21,10 +21,9 @@ from pathlib import Path
 
 from .artifacts import make_tarball, sha256_file
 from .db import Catalog, dumps, loads
-from .processes import ROOT, describe_exit, fork_script, tail, wait_child
+from .processes import ENTRY, describe_exit, fork_script, tail, wait_child
 from .storage import LocalObjectStore
 
-ENTRY = ROOT / "entry" / "train.py"
 SLOT_POLL_SECONDS = 0.05
 
 

@@ -10,7 +10,6 @@ import json
 import sqlite3
 import time
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Callable
 
 from . import hyperparameters as hp
@@ -21,16 +20,16 @@ from .datasets import DatasetService
 from .db import Catalog, dumps
 from .errors import BackendError, ChurnError, ConflictError, NotFoundError, ValidationError
 from .names import check_name, default_job_name
+from .processes import ENTRY
 from .records import ENDPOINT_ACTIVE, TRAINING_ACTIVE, Dataset, Endpoint, TrainingJob
 from .scoring import BatchResult, encode_payload, score_frame
 
-ENTRY_SCRIPT = Path(__file__).resolve().parents[1] / "entry" / "train.py"
 
 
 @lru_cache(maxsize=1)
 def code_version() -> str:
     """SHA-256 of entry/train.py: the code version each model records."""
-    return sha256_file(ENTRY_SCRIPT)
+    return sha256_file(ENTRY)
 
 
 def _suffixed(name: str, suffix: str) -> str:

@@ -17,6 +17,7 @@ from typing import Callable, NoReturn
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
+ENTRY = ROOT / "entry" / "train.py"  # the training and inference script, run alone on SageMaker too
 
 
 def spawn_detached(args: list[str], log_path: Path, env: dict | None = None, cwd: Path | None = None) -> int:

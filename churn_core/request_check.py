@@ -10,12 +10,9 @@ that cannot succeed. Requests that pass are sent unchanged.
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 from .errors import ValidationError
-from .processes import ROOT
-
-ENTRY = ROOT / "entry" / "train.py"
+from .processes import ENTRY
 _loaded: dict = {}
 _lock = threading.Lock()
 
@@ -27,7 +24,7 @@ def _entry_module():
     version = ENTRY.stat().st_mtime_ns
     with _lock:
         if _loaded.get("version") != version:
-            _loaded.update(version=version, module=load_entry(Path(ENTRY)))
+            _loaded.update(version=version, module=load_entry(ENTRY))
         return _loaded["module"]
 
 

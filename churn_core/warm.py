@@ -39,9 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .processes import become, flush_output, run_to_exit
+from .processes import ENTRY, ROOT, become, flush_output, run_to_exit
 
-ROOT = Path(__file__).resolve().parents[1]
 MODULES = ("churn_core.job_driver", "churn_core.endpoint_supervisor", "churn_core.serving")
 PRELOAD = (
     "numpy", "pandas", "joblib", "scipy.stats",
@@ -91,7 +90,7 @@ def _private_run_dir() -> Path | None:
 def fingerprint() -> str:
     """Changes whenever a child could behave differently: interpreter, installed packages, project code."""
     digest = hashlib.sha256(f"{sys.executable}\0{sys.prefix}\0{ROOT}".encode())
-    paths = [Path(sysconfig.get_paths()["purelib"]), Path(sysconfig.get_paths()["platlib"]), ROOT / "entry" / "train.py"]
+    paths = [Path(sysconfig.get_paths()["purelib"]), Path(sysconfig.get_paths()["platlib"]), ENTRY]
     paths += sorted((ROOT / "churn_core").rglob("*.py"))
     for path in paths:
         try:
@@ -100,6 +99,11 @@ def fingerprint() -> str:
         except OSError:
             digest.update(f"{path}\0missing\0".encode())
     return digest.hexdigest()[:16]
+
+
+def lock_file(folder: Path, print_: str) -> Path:
+    """Held (flock) by the warm process of a fingerprint for its whole life, from before it imports."""
+    return folder / f"{print_}.lock"
 
 
 def broken_marker(folder: Path, print_: str) -> Path:
@@ -157,7 +161,7 @@ def _connect() -> socket.socket | None:
 def _starting() -> bool:
     """A warm process for this fingerprint holds its lock but does not answer yet (it is importing)."""
     folder, print_ = run_dir(), fingerprint()
-    return not broken_marker(folder, print_).exists() and _lock_is_held(folder / f"{print_}.lock")
+    return not broken_marker(folder, print_).exists() and _lock_is_held(lock_file(folder, print_))
 
 
 def ensure_running() -> None:
@@ -166,7 +170,7 @@ def ensure_running() -> None:
     if not enabled() or folder is None:
         return
     print_ = fingerprint()
-    if broken_marker(folder, print_).exists() or _lock_is_held(folder / f"{print_}.lock"):
+    if broken_marker(folder, print_).exists() or _lock_is_held(lock_file(folder, print_)):
         return  # failed to import for this code and these packages, or already running / starting
     import subprocess
 
@@ -278,7 +282,7 @@ class WarmServer:
             pass  # a full disk must not take the warm process (and its children's exit records) down
 
     def run(self) -> int:
-        lock_fd = os.open(self.folder / f"{self.print}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        lock_fd = os.open(lock_file(self.folder, self.print), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

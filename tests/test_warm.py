@@ -127,6 +127,7 @@ def test_the_fingerprint_follows_code_and_packages(tmp_path, monkeypatch):
     (tree / "entry").mkdir()
     shutil.copy(ROOT / "entry" / "train.py", tree / "entry" / "train.py")
     monkeypatch.setattr(warm, "ROOT", tree)
+    monkeypatch.setattr(warm, "ENTRY", tree / "entry" / "train.py")
     before = warm.fingerprint()
     assert warm.fingerprint() == before, "stable while nothing changes"
     (tree / "churn_core" / "serving.py").write_text((tree / "churn_core" / "serving.py").read_text() + "\n# edit\n")

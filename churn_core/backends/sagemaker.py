@@ -29,10 +29,11 @@ from ..artifacts import read_json_member, sha256_bytes, sha256_file
 from ..aws import OWNER_TAG, AwsClients, AwsError, call, sklearn_image_uri
 from ..db import Catalog, dumps
 from ..errors import BackendError, ChurnError, NotFoundError, ValidationError
+from ..processes import ENTRY
 from ..records import Dataset
 from ..s3_store import S3ObjectStore
 
-ENTRY_DIR = Path(__file__).resolve().parents[2] / "entry"
+ENTRY_DIR = ENTRY.parent  # the whole folder is the SageMaker source directory
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 ENDPOINT_LOG_GROUP = "/aws/sagemaker/Endpoints/{name}"
 METRIC_NAMES = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss")
@@ -306,7 +307,7 @@ class SageMakerBackend:
         if self.store.exists(key):
             return self.store.uri(key)
         row = self.catalog.one("SELECT code_sha256 FROM models WHERE name = ?", (trained_model,))
-        if row and row["code_sha256"] == sha256_file(ENTRY_DIR / "train.py"):
+        if row and row["code_sha256"] == sha256_file(ENTRY):
             return self.store.put_bytes(key, package_source())
         raise BackendError(
             f"The training code package {self.store.uri(key)} of model {trained_model} is missing and entry/train.py "
