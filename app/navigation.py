@@ -28,3 +28,14 @@ def pages() -> dict[str, st.Page]:
 
 def page(key: str) -> st.Page:
     return pages()[key]
+
+
+def link_to_follow(param: str, choices: list[str]) -> str | None:
+    """The choice a link such as ``?model=NAME`` points at, the first time the page sees that link
+    (so a picker the link set stays the user's afterwards); None otherwise or if it is not a choice."""
+    linked = st.query_params.get(param)
+    seen = f"_followed_link_{param}"
+    if linked in choices and st.session_state.get(seen) != linked:
+        st.session_state[seen] = linked
+        return linked
+    return None

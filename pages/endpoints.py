@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app.navigation import page
+from app.navigation import link_to_follow, page
 from app.service import attempt, platform
 from app.widgets import duration_text, status_badge, status_label, when
 from churn_core.names import default_endpoint_name
@@ -29,18 +29,17 @@ if st.session_state.get("removed") is not None:
         st.info("Nothing to remove: no endpoints exist.")
 
 models = p.model_names()
-wanted = st.query_params.get("model")  # set by the Jobs page's "Deploy this model" link
-with st.expander("Deploy a model", expanded=bool(wanted) or not p.endpoint_names()):
+linked_model = st.query_params.get("model")  # set by the Jobs page's "Deploy this model" link
+with st.expander("Deploy a model", expanded=bool(linked_model) or not p.endpoint_names()):
     if not models:
         st.info("No trained model yet: a Completed training job produces one.")
         st.page_link(page("train"), label="Go to Train", icon=":material/model_training:")
     else:
-        if wanted and wanted not in models:
-            st.warning(f"There is no trained model named {wanted!r} (its job may not have completed); pick one below.")
-        if wanted in models and st.session_state.get("deploy_model_picker") != wanted \
-                and st.session_state.get("deploy_model_from_link") != wanted:
-            st.session_state["deploy_model_picker"] = wanted  # once per link; the picker stays the user's after
-            st.session_state["deploy_model_from_link"] = wanted
+        if linked_model and linked_model not in models:
+            st.warning(f"There is no trained model named {linked_model!r} (its job may not have completed); "
+                       "pick one below.")
+        if followed := link_to_follow("model", models):
+            st.session_state["deploy_model_picker"] = followed
         model = st.selectbox("Model (from a completed job)", models, key="deploy_model_picker")
         with st.form("deploy"):
             endpoint_name = st.text_input("Endpoint name", value=default_endpoint_name(model))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app.navigation import page
+from app.navigation import link_to_follow, page
 from app.service import attempt, platform
 from app.widgets import (METRIC_LABELS, confusion_figure, duration_text, importance_figure, pr_figure, roc_figure,
                          status_badge, status_label, when)
@@ -58,10 +58,8 @@ def live_table() -> None:
 
 live_table()
 
-linked = st.query_params.get("job")  # a link such as the Train page's "Watch", or a bookmark
-if linked and linked in names and st.session_state.get("job_from_link") != linked:
-    st.session_state["job_from_link"] = linked  # once per link; the picker stays the user's after
-    st.session_state["selected_job"] = linked
+if followed := link_to_follow("job", names):  # the Train page's "Watch" link, or a bookmark
+    st.session_state["selected_job"] = followed
     st.session_state.pop("job_picker", None)
 wanted = st.session_state.get("selected_job")
 selected = st.selectbox("Job", names, index=names.index(wanted) if wanted in names else 0, key="job_picker")
