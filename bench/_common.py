@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -185,6 +186,16 @@ def start_warm_process(cleanup: Cleanup) -> dict:
     pid = int((folder / f"{warm.fingerprint()}.pid").read_text())
     cleanup.add(f"stop the warm process {pid}", lambda: (warm.stop_all(), shutil.rmtree(folder, ignore_errors=True)))
     return {"seconds_to_ready": round(seconds, 3), "pid": pid}
+
+
+@contextmanager
+def without_warm_process():
+    """The peer runs: every process the platform starts inside is a plain interpreter (CHURN_WARM=0)."""
+    os.environ["CHURN_WARM"] = "0"
+    try:
+        yield
+    finally:
+        os.environ.pop("CHURN_WARM")
 
 
 def platform_cleanup(cleanup: Cleanup, p) -> None:

@@ -39,7 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (BENCH, FEATURES, MLFLOW_VENV, REFERENCE_CSV, ROOT, SEED_ROW, VENV_PY, Cleanup,  # noqa: E402
                      kill_group, load_rounds, loadavg, machine, median, platform_cleanup, print_table, ratio,
-                     start_warm_process, temp_home, wait_http, write_results)
+                     start_warm_process, temp_home, wait_http, without_warm_process, write_results)
 
 DEPLOY_GOAL_S = 2.0
 THROUGHPUT_GOAL = 3.0  # ours / MLflow at concurrency 8
@@ -423,12 +423,9 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         p.delete_endpoint(name)
         deploys[-1]["delete_seconds"] = round(time.perf_counter() - t0, 3)
-        os.environ["CHURN_WARM"] = "0"
-        try:
+        with without_warm_process():
             cold.append(deploy_timed(p, model, f"{name}-cold", 1)["seconds"])
             p.delete_endpoint(f"{name}-cold")
-        finally:
-            os.environ.pop("CHURN_WARM")
         bare.append(bare_server_start(artifact, sha, work / f"bare-{i}", free_port(), cleanup))
         print(f"  deploy {i + 1}/{opts.deploys}: {deploys[-1]['seconds']:.2f}s to InService "
               f"(delete {deploys[-1]['delete_seconds']:.2f}s); without the warm process {cold[-1]:.2f}s; "

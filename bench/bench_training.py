@@ -38,7 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (REFERENCE_CSV, ROOT, VENV_PY, Cleanup, loadavg, machine, median, platform_cleanup,  # noqa: E402
                      print_table, ratio, run_timed, start_warm_process, temp_home, wait_child_cpu,
-                     write_results)
+                     without_warm_process, write_results)
 
 ENTRY = ROOT / "entry" / "train.py"
 GOAL_SECONDS = 3.0
@@ -325,11 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         platform_runs, cold_runs, bare_runs = [], [], []
         for i in range(runs):  # interleaved so load drift hits every side alike
             platform_runs.append(run_platform(p, label, hps, f"bench-{label}-{i}"))
-            os.environ["CHURN_WARM"] = "0"
-            try:
+            with without_warm_process():
                 cold_runs.append(run_platform(p, label, hps, f"bench-{label}-cold-{i}"))
-            finally:
-                os.environ.pop("CHURN_WARM")
             bare_runs.append(run_bare(base, cli))
             print(f"  {label} run {i + 1}/{runs}: platform {platform_runs[-1]['seconds']:.2f}s, "
                   f"without the warm process {cold_runs[-1]['seconds']:.2f}s, "
@@ -376,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
              r["cold_median"]["cpu_seconds"]],
             [label, "TOTAL bare script", bm["seconds"], bm["cpu_seconds"]],
             [label, "queue + driver start (created→started)", pm["queue_and_driver_start"]],
-            [label, "  copy channels + train.py start + imports (before train())", pm["before_train_fn"]],
+            [label, "  copy channels + fork train.py (before train())", pm["before_train_fn"]],
             [label, "  train() incl. lazy pandas/sklearn imports ('Done in')", pm["done_in"]],
             [label, "  train.py exit + packaging + catalog (outputs→Completed)", pm["after_outputs_to_completed"]],
             [label, "bare script: exit after last output (interpreter teardown)", bm["exit_after_outputs"]],
