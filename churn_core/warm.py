@@ -143,7 +143,8 @@ def spawn(module: str, args: list[str], log_path: Path, env: dict, cwd: Path) ->
         return None  # refused before forking
     pid = reply.get("pid")
     if not isinstance(pid, int) or pid <= 0:
-        raise OSError(f"the warm process did not answer a request to start {module}; see {run_dir() / 'warm.log'}")
+        raise OSError(f"the warm process did not answer a request to start {module} (see {run_dir() / 'warm.log'}); "
+                      "try again, or set CHURN_WARM=0 to start jobs and endpoints without it")
     return pid
 
 
