@@ -200,7 +200,7 @@ def figure_times(p, job: str, dataset: str, reps: int) -> dict:
     from app import widgets
 
     ev = p.evaluation(job)
-    frame = p.read_dataset(dataset, "train")
+    frame = p.read_dataset(dataset, "train", typed=True)
     target = p.get_dataset(dataset).target
     feature = next(c for c in frame.columns if c != target)
 

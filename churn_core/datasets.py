@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import sqlite3
 import time
 
@@ -11,21 +13,37 @@ from .artifacts import sha256_bytes
 from .db import Catalog, dumps
 from .errors import ChurnError, ConflictError, NotFoundError, ValidationError
 from .names import check_name
+from .paths import entry_module
 from .records import Dataset
 from .storage import ObjectStore
 from .validation import ValidatedTable, validate_csv
+
+_schema_rules = entry_module("dataset_schema")
+SCHEMA_FILE = _schema_rules.SCHEMA_FILE  # stored in the train prefix, so it travels in the train channel
 
 
 def dataset_prefix(name: str) -> str:
     return f"datasets/{name}/"
 
 
+def schema_key(ds: Dataset) -> str:
+    return ds.train_prefix + SCHEMA_FILE
+
+
+def stored_schema(ds: Dataset) -> dict:
+    """The dataset schema training applies; datasets stored before it existed get it from the catalog."""
+    schema = dict(ds.schema)
+    schema.setdefault("format", _schema_rules.SCHEMA_FORMAT)
+    schema.setdefault("id_columns", [n for n, r in (schema.get("dropped") or {}).items() if r.startswith("ID-like")])
+    return schema
+
+
 def _split(table: ValidatedTable, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Stratified split of the file's text (every column as written; training types it by the schema)."""
     from sklearn.model_selection import train_test_split
 
-    frame = table.training_frame()
     try:
-        return train_test_split(frame, test_size=test_size, random_state=seed, stratify=frame[table.target])
+        return train_test_split(table.text, test_size=test_size, random_state=seed, stratify=table.frame[table.target])
     except ValueError as exc:
         raise ValidationError(
             f"Could not make a stratified split with test fraction {test_size}: {exc}. "
@@ -75,7 +93,7 @@ class DatasetService:
             "churn_rate": float(table.churn_rate),
             "target": table.target,
             "positive_label": table.positive_label,
-            "columns_json": dumps([table.target, *[f.name for f in table.features]]),
+            "columns_json": dumps(list(table.text.columns)),
             "schema_json": dumps(table.schema()),
             "warnings_json": dumps(table.warnings),
             "sha256": sha256_bytes(data),
@@ -93,6 +111,7 @@ class DatasetService:
                 self.store.put_bytes(keys["raw_key"], data)
                 self.store.put_bytes(keys["train_key"], train.to_csv(index=False).encode())
                 self.store.put_bytes(keys["test_key"], test.to_csv(index=False).encode())
+                self.store.put_bytes(f"{prefix}train/{SCHEMA_FILE}", json.dumps(table.schema(), indent=1).encode())
                 cols = ", ".join(row)
                 conn.execute(f"INSERT INTO datasets ({cols}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
                 self.catalog.event("dataset", name, f"uploaded: {table.rows} rows, churn rate {table.churn_rate:.1%}", conn)
@@ -117,12 +136,35 @@ class DatasetService:
     def list(self) -> list[Dataset]:
         return [Dataset.from_row(r) for r in self.catalog.query("SELECT * FROM datasets ORDER BY created_at DESC")]
 
-    def read(self, name: str, part: str = "raw") -> pd.DataFrame:
-        import io
-
+    def read(self, name: str, part: str = "raw", typed: bool = False) -> pd.DataFrame:
+        """A stored part as the file holds it (text), or typed by the dataset schema as training sees it:
+        the target as 0/1, features as numbers or categories (missing as NaN), other columns as text."""
         ds = self.get(name)
         key = {"raw": ds.raw_key, "train": ds.train_key, "test": ds.test_key}[part]
-        return pd.read_csv(io.BytesIO(self.store.get_bytes(key)), encoding_errors="replace")
+        data = self.store.get_bytes(key)
+        if part == "raw":
+            return pd.read_csv(io.BytesIO(data), encoding_errors="replace")
+        text = _schema_rules.read_text_table(io.BytesIO(data))
+        if not typed:
+            return text
+        schema = stored_schema(ds)
+        try:
+            typed_frame = text.copy()
+            typed_frame[ds.target] = _schema_rules.encode_target(text[ds.target], ds.target, part)[0]
+            features = _schema_rules.typed_features(text, schema, part)
+        except (_schema_rules.SchemaError, KeyError) as exc:
+            raise ValidationError(f"The stored {part} file of {name} no longer matches its schema ({exc}). "
+                                  "Delete the dataset and upload it again.") from None
+        for column in features.columns:
+            typed_frame[column] = features[column]
+        return typed_frame
+
+    def ensure_schema_object(self, ds: Dataset) -> str:
+        """The schema object beside the train split (written for datasets stored before it existed)."""
+        key = schema_key(ds)
+        if not self.store.exists(key):
+            self.store.put_bytes(key, json.dumps(stored_schema(ds), indent=1).encode())
+        return key
 
     def delete(self, name: str) -> None:
         ds = self.get(name)

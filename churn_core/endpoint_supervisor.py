@@ -17,7 +17,8 @@ from pathlib import Path
 
 from .backends.local import ping, server_failure
 from .db import Catalog
-from .processes import ENTRY, describe_exit, is_alive, kill_group, reap, spawn_detached, tail
+from .paths import ENTRY
+from .processes import describe_exit, is_alive, kill_group, reap, spawn_detached, tail
 from .serving import free_port
 from .storage import LocalObjectStore
 

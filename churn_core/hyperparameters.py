@@ -119,9 +119,16 @@ def clean(hyperparameters: dict) -> dict:
     return result
 
 
+def for_container(hyperparameters: dict) -> dict:
+    """What reaches the script: unset values are left out (the script's defaults apply), because the
+    SageMaker toolkit turns a JSON null into an empty argument on an unquoted shell line. Nothing
+    user-typed is sent this way: the target column travels in the dataset schema file."""
+    return {key: value for key, value in hyperparameters.items() if value is not None and key != "target"}
+
+
 def as_cli(hyperparameters: dict) -> list[str]:
     """``--name value`` pairs, the way SageMaker passes hyperparameters to a script."""
     args: list[str] = []
-    for key, value in hyperparameters.items():
-        args += [f"--{key}", "None" if value is None else str(value)]
+    for key, value in for_container(hyperparameters).items():
+        args += [f"--{key}", str(value)]
     return args

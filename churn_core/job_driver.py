@@ -21,7 +21,9 @@ from pathlib import Path
 
 from .artifacts import make_tarball, sha256_file
 from .db import Catalog, dumps, loads
-from .processes import ENTRY, describe_exit, fork_script, tail, wait_child
+from .hyperparameters import as_cli, for_container
+from .paths import ENTRY
+from .processes import describe_exit, fork_script, tail, wait_child
 from .storage import LocalObjectStore
 
 SLOT_POLL_SECONDS = 0.05
@@ -113,10 +115,11 @@ class Driver:
         for path in paths.values():
             shutil.rmtree(path, ignore_errors=True)
             path.mkdir(parents=True)
-        self.store.download(dataset["train_key"], paths["train"] / "train.csv")
-        self.store.download(dataset["test_key"], paths["test"] / "test.csv")
-        hps = loads(job["hyperparameters_json"], {})
-        hps["target"] = dataset["target"]
+        for channel in ("train", "test"):  # every object of the channel's prefix, as SageMaker copies it
+            prefix = dataset[f"{channel}_key"].rsplit("/", 1)[0] + "/"
+            for key in self.store.list(prefix):
+                self.store.download(key, paths[channel] / key[len(prefix):])
+        hps = for_container(loads(job["hyperparameters_json"], {}))
         env = dict(os.environ)
         env.update(
             SM_MODEL_DIR=str(paths["model"]),
@@ -144,15 +147,15 @@ class Driver:
         try:
             plan = self.prepare(job)
         except Exception as exc:  # the dataset vanished or the disk is full: a clear failure, not a hang
+            self.remove_inputs()
             self.fail(f"could not prepare the job's input: {exc}", None)
             return 1
-        from .hyperparameters import as_cli
-
         args = as_cli(plan["hps"])
         self.log(f"Starting training: {' '.join(args)}")
         self.child_pid = fork_script(ENTRY, args, plan["env"], self.folder)
         code = wait_child(self.child_pid)
         self.child_pid = None
+        self.remove_inputs()  # whatever the outcome, and before it is recorded: nobody sees a half-cleaned job
         if self.stopping or self.job().get("status") == "Stopping":
             self.finish_stopped()
             return 0
@@ -193,8 +196,11 @@ class Driver:
                  job["hyperparameters_json"], job["code_sha256"], model_key, model_sha, dumps(metrics), now),
             )
             self.catalog.event("job", self.name, f"Completed; model.tar.gz sha256 {model_sha[:12]}…", conn)
-        shutil.rmtree(self.folder / "input", ignore_errors=True)
         self.log(f"Completed in {now - job['created_at']:.2f}s")
+
+    def remove_inputs(self) -> None:
+        """The copied channels (customer data) do not outlive the training run."""
+        shutil.rmtree(self.folder / "input", ignore_errors=True)
 
     def fail(self, reason: str, code: int | None) -> None:
         self.log(f"FAILED: {reason}")

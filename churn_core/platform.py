@@ -9,27 +9,20 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from functools import lru_cache
 from typing import Any, Callable
 
 from . import hyperparameters as hp
-from .artifacts import read_json_member, sha256_file, verify_sha256
+from .artifacts import read_json_member, verify_sha256
 from .backends import make_backend
 from .config import Settings
 from .datasets import DatasetService
 from .db import Catalog, dumps
 from .errors import BackendError, ChurnError, ConflictError, NotFoundError, ValidationError
 from .names import check_name, default_job_name
-from .processes import ENTRY
+from .paths import code_version
 from .records import ENDPOINT_ACTIVE, TRAINING_ACTIVE, Dataset, Endpoint, TrainingJob
 from .scoring import BatchResult, encode_payload, score_frame
 
-
-
-@lru_cache(maxsize=1)
-def code_version() -> str:
-    """SHA-256 of entry/train.py: the code version each model records."""
-    return sha256_file(ENTRY)
 
 
 def _suffixed(name: str, suffix: str) -> str:
@@ -66,8 +59,9 @@ class Platform:
     def get_dataset(self, name: str) -> Dataset:
         return self.datasets.get(name)
 
-    def read_dataset(self, name: str, part: str = "raw"):
-        return self.datasets.read(name, part)
+    def read_dataset(self, name: str, part: str = "raw", typed: bool = False):
+        """A stored part (raw, train, test) as text, or typed by the dataset schema as training sees it."""
+        return self.datasets.read(name, part, typed)
 
     def delete_dataset(self, name: str) -> None:
         self.datasets.delete(name)
@@ -115,6 +109,7 @@ class Platform:
         else:
             raise ConflictError(f"Could not find a free job name after {base!r}-99; give the job a name.")
         try:
+            self.datasets.ensure_schema_object(ds)  # the typing decided at upload travels with the data
             fields = self.backend.start_training(self._job_row(name), ds)
         except ChurnError as exc:
             self._fail_job(name, str(exc))

@@ -12,12 +12,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, NoReturn
 
 import psutil
 
-ROOT = Path(__file__).resolve().parents[1]
-ENTRY = ROOT / "entry" / "train.py"  # the training and inference script, run alone on SageMaker too
+from . import warm
+from .child import become, flush_output, run_to_exit
+from .paths import ROOT
 
 
 def spawn_detached(args: list[str], log_path: Path, env: dict | None = None, cwd: Path | None = None) -> int:
@@ -25,8 +25,6 @@ def spawn_detached(args: list[str], log_path: Path, env: dict | None = None, cwd
 
     Project modules are forked from the warm process when it runs (milliseconds instead of seconds
     of imports); otherwise, and for anything else, a new interpreter starts."""
-    from . import warm
-
     log_path.parent.mkdir(parents=True, exist_ok=True)
     full_env = dict(os.environ if env is None else env)
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), full_env.get("PYTHONPATH", "")]))
@@ -73,65 +71,6 @@ def fork_script(script: Path, args: list[str], env: dict, cwd: Path) -> int:
     run_to_exit(run)
 
 
-def become(command: list[str], argv: list[str], env: dict, cwd: Path | str) -> None:
-    """In a freshly forked child: take the default signal handlers, no stdin, and the working
-    directory, environment, ``sys.argv`` and process title (``ps``, pid checks) of ``command``."""
-    import tempfile
-
-    from setproctitle import setproctitle
-
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
-        signal.signal(sig, signal.SIG_DFL)
-    null_fd = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null_fd, 0)
-    os.close(null_fd)
-    os.chdir(cwd)
-    os.environ.clear()
-    os.environ.update(env)
-    tempfile.tempdir = None  # recomputed from the new TMPDIR, not the parent's
-    setproctitle(" ".join(command))
-    sys.argv = list(argv)
-
-
-def run_to_exit(work: Callable[[], object]) -> NoReturn:
-    """Do a forked child's ``work``, then leave with ``os._exit`` and its status, as an interpreter
-    would report it, so nothing of the parent (atexit hooks, the rest of its call stack) runs twice."""
-    code = 70
-    try:
-        try:
-            result = work()
-            code = result if isinstance(result, int) else 0
-        except SystemExit as exc:
-            code = exit_status(exc)
-        except BaseException:
-            import traceback
-
-            traceback.print_exc()
-            code = 1
-    finally:
-        flush_output()
-        os._exit(code & 0xFF)
-
-
-def flush_output() -> None:
-    """Flush stdout and stderr before a fork or ``os._exit``: no log line lost or written twice."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:
-            pass
-
-
-def exit_status(exc: SystemExit) -> int:
-    """The status a process ending with ``exc`` reports, printing a text reason as the interpreter does."""
-    if isinstance(exc.code, int):
-        return exc.code
-    if exc.code is None:
-        return 0
-    print(exc.code, file=sys.stderr)
-    return 1
-
-
 def wait_child(pid: int) -> int:
     """Block until our child ``pid`` ends; its exit code, or -signal (as ``Popen.returncode``)."""
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
@@ -148,15 +87,13 @@ def reap(pid: int, wait: float = 0.0) -> tuple[bool, int | None]:
     A child of the warm process is reaped there; its exit status is read from the file it records.
     ``wait``: seconds to keep polling when the caller already knows the child is dying (the kernel
     may still be tearing it down)."""
-    from .warm import exit_code
-
     started = time.monotonic()
     deadline = started + wait
     while True:
         try:
             got, status = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
-            code = exit_code(pid)
+            code = warm.exit_code(pid)
             if code is not None or time.monotonic() >= min(deadline, started + 0.5):
                 return code is not None, code
             time.sleep(0.01)

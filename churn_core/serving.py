@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
 from churn_core.artifacts import sha256_file
-from churn_core.processes import exit_status, flush_output
+from churn_core.child import exit_status, flush_output
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # SageMaker real-time endpoint payload limit
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024  # read (and drop) up to this much of an oversized body so the client sees the 413

@@ -89,7 +89,8 @@ class LocalObjectStore:
         base = self.path(prefix.rstrip("/"))
         if not base.exists():
             return []
-        return sorted(str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file())
+        return sorted(str(p.relative_to(self.root)) for p in base.rglob("*")
+                      if p.is_file() and not p.name.startswith(".part-"))
 
     def delete_prefix(self, prefix: str) -> int:
         base = self.path(prefix.rstrip("/"))

@@ -36,6 +36,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import ValidationError
+from .paths import entry_module
+
+_rules = entry_module("dataset_schema")  # the cell rules training applies: one source of truth
 
 MIN_ROWS = 50  # fewest data rows a file needs to be split and trained on
 MIN_PER_CLASS = 5  # a stratified split needs each class in both train and test
@@ -48,12 +51,10 @@ MB = 1024 * 1024
 _SNIFF_BYTES = 1 << 20  # the binary check looks at the first MiB
 _CONTROL_SHARE = 0.02  # more control bytes than this (besides tab/CR/LF) means "not text"
 
-_NA_ALWAYS = frozenset({"", "na", "n/a", "nan", "-nan", "null", "#n/a", "#na", "<na>", "#n/a n/a"})
-_NA_IN_NUMERIC = frozenset({"none", "-", "?"})
-_TARGET_POSITIVE = frozenset({"yes", "true", "y"})
-_TARGET_NEGATIVE = frozenset({"no", "false", "n"})
+_NA_ALWAYS = _rules.MISSING_ALWAYS
+_NA_IN_NUMERIC = _rules.MISSING_IN_NUMBERS
 
-_NUMBER_RE = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
+_NUMBER_RE = _rules.NUMBER_RE
 _CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 13)) + b"\x7f"
 _CONTROL_CHARS_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _C1_RE = re.compile(r"[\x80-\x9f]")
@@ -89,6 +90,7 @@ class FeatureProfile:
     categories: list[str] = field(default_factory=list)  # most common first
     missing: int = 0
     unique: int = 0
+    decimals: int = 0  # digits after the point the file writes (numbers are shown to that precision)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -96,9 +98,15 @@ class FeatureProfile:
 
 @dataclass(eq=False)
 class ValidatedTable:
-    """A CSV that passed every check, parsed and typed, with what was learned about it."""
+    """A CSV that passed every check, parsed and typed, with what was learned about it.
+
+    ``frame`` is typed (target 0/1, numbers as numbers, ID columns kept); ``text`` is every named
+    column as the file wrote it (stripped), which is what the stored splits hold: training reads
+    them back with :meth:`schema`, the one decision about what each column is.
+    """
 
     frame: pd.DataFrame = field(repr=False)
+    text: pd.DataFrame = field(repr=False)
     target: str
     positive_label: str
     features: list[FeatureProfile]
@@ -118,15 +126,23 @@ class ValidatedTable:
     def feature_names(self) -> list[str]:
         return [f.name for f in self.features]
 
+    @property
+    def id_columns(self) -> list[str]:
+        return [name for name, reason in self.dropped.items() if reason.startswith("ID-like")]
+
     def schema(self) -> dict:
+        """The dataset schema training applies (``entry/dataset_schema.py`` reads it)."""
         return {
+            "format": _rules.SCHEMA_FORMAT,
             "target": self.target,
             "positive_label": self.positive_label,
             "features": [f.to_dict() for f in self.features],
             "dropped": dict(self.dropped),
+            "id_columns": self.id_columns,
         }
 
     def training_frame(self) -> pd.DataFrame:
+        """The target and the features, typed: what a model learns from."""
         return self.frame[[self.target, *self.feature_names]].copy()
 
 
@@ -542,6 +558,10 @@ class _Cells:
     def value(self, row: int) -> str:
         return self.uniques[self.codes[row]]
 
+    def texts(self) -> np.ndarray:
+        """Object array of every row's stripped text."""
+        return self.objects(np.zeros(len(self.uniques), dtype=bool))
+
     def objects(self, missing_per_unique: np.ndarray) -> np.ndarray:
         """Object array of str, NaN where missing."""
         table = np.empty(len(self.uniques), dtype=object)
@@ -604,26 +624,12 @@ def _is_row_counter(cells: _Cells) -> bool:
 # --------------------------------------------------------------------------- the target
 
 
-def _target_code(value: str) -> int | None:
-    low = value.lower()
-    if low in _TARGET_POSITIVE:
-        return 1
-    if low in _TARGET_NEGATIVE:
-        return 0
-    if _NUMBER_RE.match(value):
-        number = float(value)
-        if number == 1.0:
-            return 1
-        if number == 0.0:
-            return 0
-    return None
-
-
 def _parse_target(name: str, cells: _Cells, row_numbers: np.ndarray) -> tuple[np.ndarray, str]:
     counts = cells.counts()
     missing_u = cells.missing_per_unique()
-    codes = [None if missing_u[i] else _target_code(v) for i, v in enumerate(cells.uniques)]
-    code_u = np.array([-1 if missing_u[i] else (-2 if c is None else c) for i, c in enumerate(codes)], dtype=np.int64)
+    codes = [_rules.label_of(v) for v in cells.uniques]  # training reads the target by the same rule
+    code_u = np.array([-1 if missing_u[i] or c is None else (-2 if c == -1 else c) for i, c in enumerate(codes)],
+                      dtype=np.int64)
     present = counts > 0
     invalid = [(cells.uniques[i], int(counts[i])) for i in np.flatnonzero(present & (code_u == -2))]
     if invalid:
@@ -644,9 +650,7 @@ def _parse_target(name: str, cells: _Cells, row_numbers: np.ndarray) -> tuple[np
             f"{_plural(len(blank), 'row')} {'has' if len(blank) == 1 else 'have'} no value in the target column "
             f"{_show(name)} (rows {shown}; the header is row 1). Fill in the target for those rows or delete them."
         )
-    positives = [(int(counts[i]), cells.uniques[i]) for i in np.flatnonzero(present & (code_u == 1))]
-    positive_label = max(positives, key=lambda item: (item[0], item[1]))[1] if positives else "1"
-    return target.astype(np.int64), positive_label
+    return target.astype(np.int64), str(_rules.positive_label_of(cells.uniques, counts.tolist()))
 
 
 def _check_classes(name: str, target: np.ndarray, cells: _Cells) -> None:
@@ -741,6 +745,7 @@ def _type_column(name: str, cells: _Cells, row_numbers: np.ndarray) -> _Column:
             mean=_safe_stat(np.mean, present),
             missing=n_missing,
             unique=int(len(np.unique(value_u[candidate_u & finite_u]))),
+            decimals=_rules.decimals_of([cells.uniques[i] for i in np.flatnonzero(candidate_u & finite_u)]),
         )
         return _Column(name, series, profile, numeric_integers=whole)
     if n_candidates and n_numeric / n_candidates >= NUMERIC_SHARE:
@@ -958,8 +963,10 @@ def validate_csv(data: bytes, target: str = "Churn", max_bytes: int | None = Non
         )
 
     frame = pd.DataFrame({name: typed[name] for name in names if name in typed})
+    text = pd.DataFrame({name: c.texts() for name, c in zip(names, cells)}, columns=names)
     return ValidatedTable(
         frame=frame,
+        text=text,
         target=target,
         positive_label=positive_label,
         features=features,

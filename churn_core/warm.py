@@ -39,7 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .processes import ENTRY, ROOT, become, flush_output, run_to_exit
+from .child import become, flush_output, run_to_exit
+from .paths import ENTRY_DIR, ROOT
 
 MODULES = ("churn_core.job_driver", "churn_core.endpoint_supervisor", "churn_core.serving")
 PRELOAD = (
@@ -90,8 +91,8 @@ def _private_run_dir() -> Path | None:
 def fingerprint() -> str:
     """Changes whenever a child could behave differently: interpreter, installed packages, project code."""
     digest = hashlib.sha256(f"{sys.executable}\0{sys.prefix}\0{ROOT}".encode())
-    paths = [Path(sysconfig.get_paths()["purelib"]), Path(sysconfig.get_paths()["platlib"]), ENTRY]
-    paths += sorted((ROOT / "churn_core").rglob("*.py"))
+    paths = [Path(sysconfig.get_paths()["purelib"]), Path(sysconfig.get_paths()["platlib"])]
+    paths += sorted(ENTRY_DIR.glob("*.py")) + sorted((ROOT / "churn_core").rglob("*.py"))
     for path in paths:
         try:
             info = path.stat()

@@ -98,7 +98,7 @@ cols[3].metric("Features", len(ds.features))
 for warning in ds.warnings:
     st.caption(f"⚠️ {warning}")
 
-frame = attempt(p.read_dataset, ds.name, "train")
+frame = attempt(p.read_dataset, ds.name, "train", typed=True)
 if frame is not None and not {ds.target, *(f["name"] for f in ds.features)} <= set(frame.columns):
     st.error(f"The stored train file of {ds.name} no longer matches its schema (it was changed outside the "
              "dashboard). Delete the dataset and upload it again.")

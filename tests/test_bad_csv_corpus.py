@@ -276,4 +276,4 @@ def test_data_page_still_stores_a_good_file_after_the_whole_corpus(data_page):
     assert not at.exception, at.exception
     assert "Stored **after-the-corpus**" in _texts(at, "success")
     assert [d.name for d in churn_core.connect().list_datasets()] == ["after-the-corpus"]
-    assert len(stored_files(home)) == 3  # raw, train, test
+    assert len(stored_files(home)) == 4  # raw, train, test and the dataset schema beside train

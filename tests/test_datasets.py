@@ -22,11 +22,12 @@ def stored_files(p) -> list[str]:
 def test_upload_stores_raw_train_test_and_records_it(platform, sample_csv):
     ds = platform.upload_dataset("telecom", sample_csv, target="Churn", test_size=0.3, seed=42)
     assert sorted(stored_files(platform)) == [
-        "datasets/telecom/raw/telecom.csv", "datasets/telecom/test/test.csv", "datasets/telecom/train/train.csv"]
+        "datasets/telecom/raw/telecom.csv", "datasets/telecom/test/test.csv",
+        "datasets/telecom/train/dataset-schema.json", "datasets/telecom/train/train.csv"]
     assert ds.n_train + ds.n_test == ds.rows and abs(ds.n_test / ds.rows - 0.3) < 0.01
     assert len(ds.sha256) == 64 and ds.columns[0] == "Churn" and len(ds.features) == 10
-    train = platform.read_dataset("telecom", "train")
-    test = platform.read_dataset("telecom", "test")
+    train = platform.read_dataset("telecom", "train", typed=True)
+    test = platform.read_dataset("telecom", "test", typed=True)
     assert abs(train["Churn"].mean() - test["Churn"].mean()) < 0.02  # stratified
     assert platform.list_datasets()[0].name == "telecom"
 
@@ -76,7 +77,7 @@ def test_two_sessions_racing_for_one_name_get_one_success(platform, sample_csv):
         t.join()
     errors = [r for r in results if isinstance(r, ConflictError)]
     assert len(results) == 2 and len(errors) == 1 and "already exists" in str(errors[0])
-    assert len(stored_files(platform)) == 3
+    assert len(stored_files(platform)) == 4
 
 
 def test_delete_removes_files_and_record(platform, sample_csv):

@@ -60,12 +60,7 @@ SCHEMA = {"features": [
 FEATURES = [f["name"] for f in SCHEMA["features"]]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _entry_with_a_schema():
-    ENTRY._CURRENT.clear()
-    ENTRY._CURRENT["compiled"] = ENTRY._compile(SCHEMA)
-    yield
-    ENTRY._CURRENT.clear()
+COMPILED = ENTRY.compile_schema(SCHEMA)
 
 
 # --------------------------------------------------------------------------- strategies: requests
@@ -126,14 +121,17 @@ accepts = st.one_of(st.none(), st.sampled_from(["application/json", "text/csv", 
 @settings(max_examples=EXAMPLES["input_fn"], deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(body=bodies, content_type=content_types)
 def test_input_fn_returns_or_raises_invalid_input(body, content_type):
+    """Decoding (input_fn) and checking against a model schema (predict_fn's first step) either
+    give one value per feature and row, or a client error."""
     try:
         parsed = ENTRY.input_fn(body, content_type)
+        checked = ENTRY.check_rows(parsed, COMPILED)
     except ENTRY.InvalidInput as err:
         assert 400 <= err.status_code < 500
         assert str(err).strip()
         return
-    assert isinstance(parsed, ENTRY.ParsedInput) and len(parsed) >= 1
-    assert parsed.columns is not None and all(len(col) == len(parsed) for col in parsed.columns)
+    assert isinstance(parsed, ENTRY.ParsedRequest) and len(parsed) >= 1
+    assert len(checked.columns) == len(FEATURES) and all(len(col) == len(checked) for col in checked.columns)
 
 
 @settings(max_examples=EXAMPLES["output_fn_accept"], deadline=None)
@@ -160,7 +158,7 @@ FORMER_CRASHES = [
 def test_input_fn_former_crashes_are_client_errors(body, content_type):
     """RecursionError, OverflowError, LookupError and UnicodeError used to escape input_fn (500s)."""
     with pytest.raises(ENTRY.InvalidInput) as err:
-        ENTRY.input_fn(body, content_type)
+        ENTRY.check_rows(ENTRY.input_fn(body, content_type), COMPILED)
     assert 400 <= err.value.status_code < 500
 
 

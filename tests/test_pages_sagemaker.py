@@ -82,6 +82,7 @@ def test_data_page_loads_the_sample_into_s3(sm_env):
         Bucket=BUCKET, Prefix="churn/datasets/sample-telecom/")["Contents"])
     assert keys == ["churn/datasets/sample-telecom/raw/sample-telecom.csv",
                     "churn/datasets/sample-telecom/test/test.csv",
+                    "churn/datasets/sample-telecom/train/dataset-schema.json",
                     "churn/datasets/sample-telecom/train/train.csv"]
     assert list(at.dataframe[0].value["name"]) == ["sample-telecom"]
 

@@ -200,12 +200,14 @@ def test_dataset_lands_in_s3_under_the_prefix(platform, small_csv):
     assert s3_keys("churn/datasets/telecom/") == [
         "churn/datasets/telecom/raw/telecom.csv",
         "churn/datasets/telecom/test/test.csv",
+        "churn/datasets/telecom/train/dataset-schema.json",
         "churn/datasets/telecom/train/train.csv",
     ]
     assert platform.store.uri(ds.train_key) == f"s3://{BUCKET}/churn/datasets/telecom/train/train.csv"
     assert len(platform.read_dataset("telecom", "train")) == ds.n_train
     assert platform.store.list("datasets/telecom") == [
-        "datasets/telecom/raw/telecom.csv", "datasets/telecom/test/test.csv", "datasets/telecom/train/train.csv"]
+        "datasets/telecom/raw/telecom.csv", "datasets/telecom/test/test.csv",
+        "datasets/telecom/train/dataset-schema.json", "datasets/telecom/train/train.csv"]
     platform.delete_dataset("telecom")
     assert s3_keys("churn/datasets/") == []
 
@@ -238,7 +240,8 @@ def test_full_lifecycle(platform, small_csv, model_tarballs):
     assert hyper["sagemaker_container_log_level"] == "20"
     assert hyper["algorithm"] == '"random_forest"'
     assert hyper["n_estimators"] == "15"
-    assert hyper["target"] == '"Churn"'
+    assert "target" not in hyper  # it travels in the dataset schema of the train channel, never on a shell line
+    assert "max_depth" not in hyper  # unset: the script's default applies (a JSON null would be an empty argument)
     assert all(isinstance(v, str) for v in hyper.values())
     channels = {c["ChannelName"]: c for c in req["InputDataConfig"]}
     assert set(channels) == {"train", "test"}

@@ -142,6 +142,11 @@ def invoke(entry, model, body, content_type="application/json", accept="applicat
     return entry.output_fn(entry.predict_fn(parsed, model), accept)
 
 
+def checked_frame(entry, parsed, model):
+    """The rows of a parsed request as the pipeline sees them (checked against the model schema)."""
+    return entry.check_rows(parsed, model["compiled"]).frame
+
+
 def printed_metrics(stdout: str) -> dict:
     out = {}
     for line in stdout.splitlines():
@@ -361,15 +366,15 @@ def test_fast_path_matches_the_pipeline(entry, synthetic_model, synthetic_run):
     assert synthetic_model["fast"] is not None
     parsed = entry.input_fn(json.dumps({"Input": frame[FEATURES].values.tolist()}), "application/json")
     fast = entry.predict_fn(parsed, synthetic_model)
-    expected = synthetic_model["pipeline"].predict_proba(parsed.frame)[:, 1]
+    expected = synthetic_model["pipeline"].predict_proba(checked_frame(entry, parsed, synthetic_model))[:, 1]
     assert np.allclose(fast["probabilities"], expected, atol=1e-12)
-    assert fast["labels"] == [int(x) for x in synthetic_model["pipeline"].predict(parsed.frame)]
+    assert fast["labels"] == [int(x) for x in synthetic_model["pipeline"].predict(checked_frame(entry, parsed, synthetic_model))]
     # Small requests walk the whole forest at once (another code path): row by row, and in pairs.
     rows = frame[FEATURES].values.tolist()[:60]
     for chunk in [rows[i:i + 1] for i in range(40)] + [rows[i:i + 2] for i in range(40, 60, 2)]:
         small = entry.input_fn(json.dumps({"Input": chunk}), "application/json")
         got = entry.predict_fn(small, synthetic_model)["probabilities"]
-        assert np.allclose(got, synthetic_model["pipeline"].predict_proba(small.frame)[:, 1], rtol=0, atol=1e-12)
+        assert np.allclose(got, synthetic_model["pipeline"].predict_proba(checked_frame(entry, small, synthetic_model))[:, 1], rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -472,7 +477,7 @@ def test_categorical_dataset_with_blanks_and_yes_no_target(jobs, entry):
 
     parsed = entry.input_fn(frame.drop(columns="Churn").to_csv(index=False, header=False), "text/csv")
     fast = entry.predict_fn(parsed, model)["probabilities"]
-    assert np.allclose(fast, model["pipeline"].predict_proba(parsed.frame)[:, 1], atol=1e-12)
+    assert np.allclose(fast, model["pipeline"].predict_proba(checked_frame(entry, parsed, model))[:, 1], atol=1e-12)
 
 
 @pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
@@ -497,7 +502,7 @@ def test_other_algorithms_and_the_estimator_alias(jobs, entry, algorithm, tmp_pa
     assert type(out["Output"]) is int
     parsed = entry.input_fn(json.dumps({"Input": frame[FEATURES].values.tolist()}), "application/json")
     fast = entry.predict_fn(parsed, model)["probabilities"]
-    assert np.allclose(fast, model["pipeline"].predict_proba(parsed.frame)[:, 1], atol=1e-9)
+    assert np.allclose(fast, model["pipeline"].predict_proba(checked_frame(entry, parsed, model))[:, 1], atol=1e-9)
 
 
 @pytest.mark.parametrize("index", range(len(INVALID)), ids=[" ".join(a) for a, _ in INVALID])

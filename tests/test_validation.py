@@ -125,10 +125,11 @@ def test_sample_validates(sample_csv):
 def test_schema_is_json_and_training_frame_puts_target_first(sample_csv):
     table = validate_csv(sample_csv)
     schema = json.loads(json.dumps(table.schema()))
-    assert set(schema) == {"target", "positive_label", "features", "dropped"}
+    assert set(schema) == {"format", "target", "positive_label", "features", "dropped", "id_columns"}
+    assert schema["format"] == "churn-dataset-schema/1" and schema["id_columns"] == []
     assert schema["features"][0] == table.features[0].to_dict()
     assert set(schema["features"][0]) == {
-        "name", "kind", "min", "max", "median", "mean", "categories", "missing", "unique",
+        "name", "kind", "min", "max", "median", "mean", "categories", "missing", "unique", "decimals",
     }
     frame = table.training_frame()
     assert list(frame.columns) == ["Churn", *REFERENCE_FEATURES]

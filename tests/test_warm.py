@@ -124,10 +124,9 @@ def test_a_run_folder_of_another_user_is_never_used(tmp_path, monkeypatch):
 def test_the_fingerprint_follows_code_and_packages(tmp_path, monkeypatch):
     tree = tmp_path / "project"
     shutil.copytree(ROOT / "churn_core", tree / "churn_core", ignore=shutil.ignore_patterns("__pycache__"))
-    (tree / "entry").mkdir()
-    shutil.copy(ROOT / "entry" / "train.py", tree / "entry" / "train.py")
+    shutil.copytree(ROOT / "entry", tree / "entry", ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(warm, "ROOT", tree)
-    monkeypatch.setattr(warm, "ENTRY", tree / "entry" / "train.py")
+    monkeypatch.setattr(warm, "ENTRY_DIR", tree / "entry")
     before = warm.fingerprint()
     assert warm.fingerprint() == before, "stable while nothing changes"
     (tree / "churn_core" / "serving.py").write_text((tree / "churn_core" / "serving.py").read_text() + "\n# edit\n")
@@ -136,6 +135,9 @@ def test_the_fingerprint_follows_code_and_packages(tmp_path, monkeypatch):
     (tree / "entry" / "train.py").touch()
     os.utime(tree / "entry" / "train.py", ns=(1, 1))
     assert warm.fingerprint() != edited
+    touched = warm.fingerprint()
+    os.utime(tree / "entry" / "request_parser.py", ns=(1, 1))  # every module of entry/, not only train.py
+    assert warm.fingerprint() != touched
 
 
 def test_a_warm_process_exits_when_idle_and_when_its_code_is_stale(tmp_path):

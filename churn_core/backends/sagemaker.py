@@ -25,15 +25,15 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..artifacts import read_json_member, sha256_bytes, sha256_file
+from ..artifacts import read_json_member, sha256_bytes
 from ..aws import OWNER_TAG, AwsClients, AwsError, call, sklearn_image_uri
 from ..db import Catalog, dumps
 from ..errors import BackendError, ChurnError, NotFoundError, ValidationError
-from ..processes import ENTRY
+from ..hyperparameters import for_container
+from ..paths import ENTRY_DIR, code_version
 from ..records import Dataset
 from ..s3_store import S3ObjectStore
 
-ENTRY_DIR = ENTRY.parent  # the whole folder is the SageMaker source directory
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 ENDPOINT_LOG_GROUP = "/aws/sagemaker/Endpoints/{name}"
 METRIC_NAMES = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss")
@@ -143,8 +143,7 @@ class SageMakerBackend:
 
     # ---- training -------------------------------------------------------------------------------
     def training_request(self, job: dict, dataset: Dataset, source_uri: str) -> dict:
-        params = json.loads(job["hyperparameters_json"] or "{}")
-        params["target"] = dataset.target
+        params = for_container(json.loads(job["hyperparameters_json"] or "{}"))
         hyper = {str(k): json.dumps(v) for k, v in params.items()}
         hyper.update({
             "sagemaker_program": json.dumps("train.py"),
@@ -307,10 +306,10 @@ class SageMakerBackend:
         if self.store.exists(key):
             return self.store.uri(key)
         row = self.catalog.one("SELECT code_sha256 FROM models WHERE name = ?", (trained_model,))
-        if row and row["code_sha256"] == sha256_file(ENTRY):
+        if row and row["code_sha256"] == code_version():
             return self.store.put_bytes(key, package_source())
         raise BackendError(
-            f"The training code package {self.store.uri(key)} of model {trained_model} is missing and entry/train.py "
+            f"The training code package {self.store.uri(key)} of model {trained_model} is missing and the model code in entry/ "
             "has changed since; retrain the model, then deploy it."
         )
 

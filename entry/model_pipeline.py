@@ -1,0 +1,150 @@
+"""The scikit-learn pipeline a churn model is, and the model schema it serves by.
+
+Preprocessing is a ``ColumnTransformer``: numeric columns get their training median for a
+missing value (and are standardised for logistic regression), categorical ones their most
+frequent value and a one-hot encoding that ignores categories never seen in training. The
+model schema written beside ``model.joblib`` describes each feature as training saw it, so
+forms, request checks and example requests are generated from it, never hard-coded.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from dataset_schema import NUMBER_RE
+
+SCHEMA_VERSION = 1
+
+
+def _one_hot():
+    from sklearn.preprocessing import OneHotEncoder
+
+    try:
+        return OneHotEncoder(handle_unknown="ignore", sparse_output=True)
+    except TypeError:  # scikit-learn < 1.2
+        return OneHotEncoder(handle_unknown="ignore", sparse=True)
+
+
+def build_pipeline(args, numeric: List[str], categorical: List[str]):
+    """ColumnTransformer + the chosen classifier, configured from the parsed hyperparameters."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+
+    parts = []
+    if numeric:
+        steps = [("impute", SimpleImputer(strategy="median"))]
+        if args.algorithm == "logistic_regression":
+            from sklearn.preprocessing import StandardScaler
+
+            steps.append(("scale", StandardScaler()))
+        parts.append(("num", Pipeline(steps), numeric))
+    if categorical:
+        parts.append(
+            ("cat", Pipeline([("impute", SimpleImputer(strategy="most_frequent")), ("onehot", _one_hot())]), categorical)
+        )
+    pre = ColumnTransformer(parts, remainder="drop")
+    if args.algorithm == "random_forest":
+        from sklearn.ensemble import RandomForestClassifier
+
+        model = RandomForestClassifier(
+            n_estimators=args.n_estimators, max_depth=args.max_depth, min_samples_leaf=args.min_samples_leaf,
+            class_weight=args.class_weight, random_state=args.random_state, n_jobs=-1,
+        )
+    elif args.algorithm == "gradient_boosting":
+        from sklearn.ensemble import GradientBoostingClassifier
+
+        model = GradientBoostingClassifier(
+            n_estimators=args.n_estimators, learning_rate=args.learning_rate,
+            max_depth=args.max_depth if args.max_depth is not None else 3,
+            min_samples_leaf=args.min_samples_leaf, random_state=args.random_state,
+        )
+    else:
+        from sklearn.linear_model import LogisticRegression
+
+        model = LogisticRegression(C=args.C, max_iter=args.max_iter, class_weight=args.class_weight,
+                                   random_state=args.random_state)
+    return Pipeline([("pre", pre), ("model", model)])
+
+
+def encoded_owners(pipeline, numeric: List[str], categorical: List[str]) -> List[str]:
+    """The original column behind each column the model sees (one-hot columns back to their source)."""
+    owners = list(numeric)
+    if categorical:
+        encoder = pipeline.named_steps["pre"].named_transformers_["cat"].named_steps["onehot"]
+        for name, cats in zip(categorical, encoder.categories_):
+            owners.extend([name] * len(cats))
+    return owners
+
+
+def feature_importance(pipeline, numeric: List[str], categorical: List[str], features: List[str]) -> List[dict]:
+    """Each original column's share of the model's importance (|coefficient| for linear models)."""
+    model = pipeline.named_steps["model"]
+    if hasattr(model, "feature_importances_"):
+        raw = np.asarray(model.feature_importances_, dtype=float)
+    elif hasattr(model, "coef_"):
+        raw = np.abs(np.asarray(model.coef_, dtype=float)).ravel()
+    else:
+        return []
+    owners = encoded_owners(pipeline, numeric, categorical)
+    if len(owners) != len(raw):  # should not happen; never fail a finished training over a chart
+        return []
+    totals = dict((name, 0.0) for name in features)
+    for owner, value in zip(owners, raw):
+        totals[owner] += float(value)
+    grand = sum(totals.values())
+    if grand > 0:
+        totals = dict((k, v / grand) for k, v in totals.items())
+    ranked = sorted(totals.items(), key=lambda kv: (-kv[1], features.index(kv[0])))
+    return [{"feature": k, "importance": round(v, 6)} for k, v in ranked]
+
+
+def finite(value: Any) -> Optional[float]:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def model_schema(dataset: dict, positive_label: Any, x_train, pipeline, decimals: Dict[str, int],
+                 threshold: float) -> dict:
+    """What the served model expects: each feature's kind, range, typical value and categories,
+    the target's spelling, and the ID columns a request may carry (echoed, never used)."""
+    kinds = dict((f["name"], f["kind"]) for f in dataset["features"])
+    features = [f["name"] for f in dataset["features"]]
+    categorical = [f for f in features if kinds[f] == "categorical"]
+    categories: Dict[str, List[str]] = {}
+    if categorical:
+        encoder = pipeline.named_steps["pre"].named_transformers_["cat"].named_steps["onehot"]
+        for name, cats in zip(categorical, encoder.categories_):
+            categories[name] = [str(c) for c in cats]
+    out = []
+    for name in features:
+        series = x_train[name]
+        entry: Dict[str, Any] = {"name": name, "kind": kinds[name], "missing": int(series.isna().sum())}
+        if kinds[name] == "numeric":
+            present = series.dropna()
+            entry.update(
+                min=finite(present.min()), max=finite(present.max()), median=finite(present.median()),
+                mean=finite(present.mean()), decimals=int(decimals.get(name, 0)),
+                integer=bool(len(present) > 0 and np.all(np.floor(present.to_numpy()) == present.to_numpy())),
+                categories=[],
+            )
+        else:
+            counts = series.dropna().value_counts()
+            entry.update(min=None, max=None, median=None, mean=None, categories=categories.get(name, []),
+                         mode=str(counts.index[0]) if len(counts) else None)
+        out.append(entry)
+    return {
+        "format_version": SCHEMA_VERSION,
+        "target": dataset["target"],
+        "positive_label": 1 if NUMBER_RE.match(str(positive_label)) else positive_label,
+        "features": out,
+        "id_columns": list(dataset.get("id_columns") or []),
+        "dropped": sorted(dataset.get("dropped") or {}),
+        "threshold": threshold,
+    }
