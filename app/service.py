@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import dataclasses
 from typing import Any, Callable, TypeVar
 
 import streamlit as st
@@ -14,13 +14,10 @@ from churn_core.config import Settings
 T = TypeVar("T")
 
 
-CONFIG_KEYS = ("CHURN_BACKEND", "CHURN_HOME", "CHURN_S3_BUCKET", "CHURN_S3_PREFIX", "CHURN_SAGEMAKER_ROLE_ARN",
-               "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "CHURN_MAX_UPLOAD_MB", "CHURN_MAX_CONCURRENT_JOBS")
-
-
 @st.cache_resource(show_spinner=False)
-def _platform(config: tuple):
-    return churn_core.connect(Settings.from_env())
+def _platform(config: tuple, _settings: Settings):
+    """Cached by every field of the settings (``config``), so any changed setting opens a new platform."""
+    return churn_core.connect(_settings)
 
 
 def platform():
@@ -30,7 +27,8 @@ def platform():
     the page with its message instead of a traceback.
     """
     try:
-        return _platform(tuple(os.environ.get(key, "") for key in CONFIG_KEYS))
+        settings = Settings.from_env()
+        return _platform(tuple(str(v) for v in dataclasses.astuple(settings)), settings)
     except ChurnError as exc:
         st.error(f"The dashboard cannot start with this configuration: {exc}", icon=":material/block:")
         st.stop()

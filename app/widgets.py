@@ -114,3 +114,17 @@ def risk_histogram(probabilities: pd.Series) -> go.Figure:
     fig.update_xaxes(title="Churn probability")
     fig.update_yaxes(title="Customers")
     return _layout(fig, "Risk distribution", 320)
+
+
+def field_input(box, field, key: str):
+    """The widget a schema field asks for (``churn_core.forms.FormField``), in a column ``box``."""
+    if field.widget == "yes_no":
+        return box.selectbox(field.name, [0, 1], index=int(field.default), key=key, help=field.help,
+                             format_func=lambda v: "yes (1)" if v else "no (0)")
+    if field.widget == "integer":
+        return box.number_input(field.name, value=int(field.default), step=1, key=key, help=field.help)
+    if field.widget == "number":
+        return box.number_input(field.name, value=float(field.default), step=field.step, key=key, help=field.help,
+                                format=f"%.{field.decimals}f")
+    return box.selectbox(field.name, field.options, index=field.options.index(field.default), key=key,
+                         help=field.help)

@@ -21,7 +21,7 @@ from .errors import BackendError, ChurnError, ConflictError, NotFoundError, Vali
 from .names import check_name, default_job_name
 from .paths import code_version
 from .records import ENDPOINT_ACTIVE, TRAINING_ACTIVE, Dataset, Endpoint, TrainingJob
-from .scoring import BatchResult, encode_payload, score_frame
+from .scoring import BatchResult, encode_payload, read_customers, score_frame
 
 
 
@@ -87,8 +87,7 @@ class Platform:
             "secondary_status": "Starting",
             "created_at": time.time(),
             "code_sha256": code_version(),
-            "instance_type": instance_type or ("local" if self.backend.name == "local"
-                                               else self.settings.training_instance_type),
+            "instance_type": instance_type or next(iter(self.backend.training_instance_types()), "local"),
             "instance_count": int(instance_count),
         }
         base = name
@@ -286,7 +285,7 @@ class Platform:
             ep = self.describe_endpoint(name)
             if ep.status != "Creating" or time.monotonic() > deadline:
                 return ep
-            time.sleep(0.05 if self.backend.name == "local" else 5.0)
+            time.sleep(self.backend.poll_interval)
 
     def _endpoint_row(self, name: str) -> dict:
         row = self.catalog.one("SELECT * FROM endpoints WHERE name = ?", (name,))
@@ -313,6 +312,13 @@ class Platform:
     def list_endpoints(self) -> list[Endpoint]:
         return [self._endpoint(r) for r in self.catalog.query("SELECT * FROM endpoints ORDER BY created_at DESC")]
 
+    def client_snippets(self, name: str) -> dict[str, str]:
+        """Python and curl that call the endpoint with a typical customer of its model's training data."""
+        from .snippets import client_snippets
+
+        ep = self.describe_endpoint(name)
+        return client_snippets(self.backend, ep.name, ep.url, self.model_schema(ep.model))
+
     def endpoint_log(self, name: str, lines: int = 200) -> str:
         return self.backend.endpoint_log(self._endpoint_row(name), lines)
 
@@ -321,7 +327,7 @@ class Platform:
         """Send a request as the seed did; returns the decoded JSON (or text for CSV answers)."""
         row = self._endpoint_row(name)
         body = encode_payload(payload, content_type)
-        if self.backend.name == "sagemaker":  # the container would answer a bad request with a 500
+        if self.backend.precheck_requests:
             self._check_request(row, body, content_type, accept)
         status, answer, answer_type = self.backend.invoke(row, body, content_type, accept)
         text = answer.decode("utf-8", errors="replace")
@@ -341,6 +347,10 @@ class Platform:
         except ChurnError:
             return  # no schema to check against (model record or artifact gone): let the endpoint decide
         check_request(body, content_type, accept, schema)
+
+    def read_customers(self, data: bytes):
+        """A CSV of customers to score (any encoding or delimiter an upload may have), every cell as text."""
+        return read_customers(data, self.settings.max_upload_mb * 1024 * 1024)
 
     def score_batch(self, name: str, frame, chunk_size: int = 500,
                     progress: Callable[[float], None] | None = None) -> BatchResult:

@@ -142,4 +142,60 @@ def make_sample(rows: int = 2000, seed: int = 7) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
-__all__ = ["COLUMNS", "RANGES", "SAMPLE_DESCRIPTION", "make_sample"]
+SUBSCRIPTION_COLUMNS = [
+    "customerID", "gender", "SeniorCitizen", "Partner", "Dependents", "tenure", "PhoneService", "MultipleLines",
+    "InternetService", "OnlineSecurity", "OnlineBackup", "DeviceProtection", "TechSupport", "StreamingTV",
+    "StreamingMovies", "Contract", "PaperlessBilling", "PaymentMethod", "MonthlyCharges", "TotalCharges", "Churn",
+]
+
+
+def make_subscription_sample(rows: int = 2000, seed: int = 11, target: str = "Churn") -> bytes:
+    """A synthetic subscription-churn CSV of another shape than the reference: an ID column, Yes/No
+    text categories, a 0/1 flag, numbers, a numeric column with blanks written as a space, and a
+    Yes/No target (named ``target``). Generated with numpy; no real customers. Churn follows month-to-
+    month contracts, short tenure, fibre internet without tech support and electronic checks, so a
+    model has something to learn. Vectorised: a million rows take a few seconds."""
+    rng = np.random.default_rng(seed)
+    n = int(rows)
+
+    def pick(options: list[str], p: list[float]) -> np.ndarray:
+        return np.asarray(options, dtype=object)[rng.choice(len(options), n, p=p)]
+
+    tenure = np.clip(np.rint(rng.exponential(30.0, n)), 0, 72).astype(int)
+    contract = pick(["Month-to-month", "One year", "Two year"], [0.55, 0.21, 0.24])
+    internet = pick(["DSL", "Fiber optic", "No"], [0.34, 0.44, 0.22])
+    phone = pick(["Yes", "No"], [0.9, 0.1])
+    multiple = np.where(phone == "No", "No phone service", pick(["Yes", "No"], [0.47, 0.53]))
+
+    def service(p_yes: float) -> np.ndarray:
+        return np.where(internet == "No", "No internet service", pick(["Yes", "No"], [p_yes, 1 - p_yes]))
+
+    security, backup, protection, support, tv, movies = (service(p) for p in (0.37, 0.44, 0.44, 0.37, 0.49, 0.5))
+    payment = pick(["Electronic check", "Mailed check", "Bank transfer (automatic)", "Credit card (automatic)"],
+                   [0.34, 0.23, 0.22, 0.21])
+    monthly = np.round(np.clip(20 + 25 * (internet == "DSL") + 50 * (internet == "Fiber optic")
+                               + 5 * (tv == "Yes") + 5 * (movies == "Yes") + rng.normal(0, 4, n), 18.25, 118.75), 2)
+    total = np.round(monthly * tenure * rng.uniform(0.95, 1.05, n), 2)
+    score = (1.4 * (contract == "Month-to-month") - 0.035 * tenure + 0.9 * (internet == "Fiber optic")
+             + 0.5 * ((support == "No") & (internet != "No")) + 0.6 * (payment == "Electronic check")
+             - 2.2 + rng.logistic(0, 0.8, n))
+    churn = np.where(score > 0, "Yes", "No")
+    ids = np.char.add(np.char.zfill(rng.integers(0, 10_000, n).astype(str), 4),
+                      np.char.add("-", np.arange(n).astype(str)))
+    values = {
+        "customerID": ids, "gender": pick(["Female", "Male"], [0.5, 0.5]),
+        "SeniorCitizen": (rng.random(n) < 0.16).astype(int).astype(str), "Partner": pick(["Yes", "No"], [0.48, 0.52]),
+        "Dependents": pick(["Yes", "No"], [0.3, 0.7]), "tenure": tenure.astype(str), "PhoneService": phone,
+        "MultipleLines": multiple, "InternetService": internet, "OnlineSecurity": security, "OnlineBackup": backup,
+        "DeviceProtection": protection, "TechSupport": support, "StreamingTV": tv, "StreamingMovies": movies,
+        "Contract": contract, "PaperlessBilling": pick(["Yes", "No"], [0.59, 0.41]), "PaymentMethod": payment,
+        "MonthlyCharges": np.char.mod("%.2f", monthly),
+        "TotalCharges": np.where(tenure == 0, " ", np.char.mod("%.2f", total)), "Churn": churn,
+    }
+    header = [target if c == "Churn" else c for c in SUBSCRIPTION_COLUMNS]
+    frame = np.column_stack([np.asarray(values[c], dtype=str) for c in SUBSCRIPTION_COLUMNS])
+    body = "\n".join(",".join(row) for row in frame.tolist())
+    return (",".join(header) + "\n" + body + "\n").encode("utf-8")
+
+
+__all__ = ["COLUMNS", "RANGES", "SAMPLE_DESCRIPTION", "SUBSCRIPTION_COLUMNS", "make_sample", "make_subscription_sample"]

@@ -30,6 +30,16 @@ class BatchResult:
         return pd.DataFrame(self.errors, columns=["line", "problem"])
 
 
+def read_customers(data: bytes, max_bytes: int | None = None) -> pd.DataFrame:
+    """A file of customers to score, read the way uploads are read (encoding, delimiter), as text."""
+    from .validation import read_text_table
+
+    frame, _ = read_text_table(data, max_bytes)
+    if frame.empty:
+        raise ValidationError("The file has a header but no customer rows to score.")
+    return frame
+
+
 def encode_payload(payload: Any, content_type: str) -> bytes:
     if isinstance(payload, bytes):
         return payload

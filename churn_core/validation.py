@@ -786,6 +786,76 @@ def _id_like_by_values(column: _Column, rows: int) -> str | None:
 # --------------------------------------------------------------------------- the entry point
 
 
+def _file_text(data: bytes, max_bytes: int | None) -> tuple[str, str, str, list[str]]:
+    """The upload as text: (text, encoding, delimiter, warnings), or ValidationError for what is not a table."""
+    data = _as_bytes(data)
+    _check_size(data, max_bytes)
+    data = data.rstrip(b"\x1a")  # an old DOS end-of-file marker is not content
+    if not data:
+        _raise_empty("0 bytes")
+    if data.isspace():
+        _raise_empty("only whitespace")
+    _check_other_formats(data)
+    text, encoding = _decode(data)
+    if not text.strip():
+        _raise_empty("only whitespace")
+    _check_json_or_markup(text)
+    warnings: list[str] = []
+    if encoding == "cp1252":
+        warnings.append(
+            "The file is not UTF-8; it was read as Windows-1252 (cp1252). Check that accented letters look right."
+        )
+    elif encoding == "latin-1":
+        warnings.append("The file is not UTF-8; it was read as Latin-1. Check that accented letters look right.")
+    delimiter, text = _sniff_delimiter(text)
+    if delimiter != ",":
+        shown = {"\t": "tabs", ";": "semicolons", "|": "pipes ('|')"}[delimiter]
+        warnings.append(f"Values are separated by {shown}, not commas; the file was read that way.")
+    return text, encoding, delimiter, warnings
+
+
+def read_text_table(data: bytes, max_bytes: int | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """A customers file to score, read as uploads are (encoding, delimiter, blank lines), every cell
+    as text: (table, warnings). The model's own rules type it later, row by row."""
+    text, _, delimiter, warnings = _file_text(data, max_bytes)
+    table = _read_table(text, delimiter)
+    header = [h.strip() for h in table.header]
+    _check_header(header)
+    if table.columns is None:
+        _raise_ragged(table)
+    frame = pd.DataFrame({name: [str(v).strip() for v in column] for name, column in zip(header, table.columns)
+                          if name}, columns=[h for h in header if h])
+    return frame, warnings
+
+
+_TARGET_NAMES = ("churn", "churned", "churnflag", "exited", "attrition", "left", "cancelled", "canceled")
+
+
+def read_header(data: bytes) -> list[str]:
+    """The column names of an upload, read as validation reads the file; [] when it is not a table
+    (a workbook, binary, JSON): then nothing from it is offered as a column name."""
+    try:
+        text, _, delimiter, _ = _file_text(data, None)
+    except ValidationError:
+        return []
+    try:
+        for record in csv.reader(io.StringIO(text[:1 << 20], newline=""), delimiter=delimiter):
+            if "".join(record).strip():
+                return [name.strip() for name in record if name.strip()]
+    except csv.Error:
+        return []
+    return []
+
+
+def guess_target(columns: list[str]) -> str | None:
+    """The column that most likely says whether a customer left, or None when no name says so."""
+    normalized = {re.sub(r"[^a-z0-9]", "", c.lower()): c for c in columns}
+    for name in _TARGET_NAMES:
+        if name in normalized:
+            return normalized[name]
+    return next((c for c in columns if "churn" in c.lower()), None)
+
+
 def validate_csv(data: bytes, target: str = "Churn", max_bytes: int | None = None) -> ValidatedTable:
     """Check an uploaded CSV in memory and return it parsed, or raise ``ValidationError``.
 
@@ -798,32 +868,8 @@ def validate_csv(data: bytes, target: str = "Churn", max_bytes: int | None = Non
             "Choose the target column: the column that says whether the customer left (e.g. 'Churn')."
         )
     target = target.strip()
-
-    _check_size(data, max_bytes)
-    data = data.rstrip(b"\x1a")  # an old DOS end-of-file marker is not content
-    if not data:
-        _raise_empty("0 bytes")
-    if data.isspace():
-        _raise_empty("only whitespace")
-    _check_other_formats(data)
-    text, encoding = _decode(data)
+    text, encoding, delimiter, warnings = _file_text(data, max_bytes)
     del data
-    if not text.strip():
-        _raise_empty("only whitespace")
-    _check_json_or_markup(text)
-
-    warnings: list[str] = []
-    if encoding == "cp1252":
-        warnings.append(
-            "The file is not UTF-8; it was read as Windows-1252 (cp1252). Check that accented letters look right."
-        )
-    elif encoding == "latin-1":
-        warnings.append("The file is not UTF-8; it was read as Latin-1. Check that accented letters look right.")
-    delimiter, text = _sniff_delimiter(text)
-    if delimiter != ",":
-        shown = {"\t": "tabs", ";": "semicolons", "|": "pipes ('|')"}[delimiter]
-        warnings.append(f"Values are separated by {shown}, not commas; the file was read that way.")
-
     table = _read_table(text, delimiter)
     del text
     header = [h.strip() for h in table.header]

@@ -10,6 +10,7 @@ from app.widgets import distribution_figure, when
 from churn_core import ChurnError
 from churn_core.names import slugify
 from churn_core.sample import SAMPLE_DESCRIPTION
+from churn_core.validation import guess_target, read_header
 
 p = platform()
 st.title("Data")
@@ -33,17 +34,13 @@ with upload_col:
                               help="One row per customer, a header row, and a 0/1, yes/no or true/false target column.")
     if upload is not None:
         data = upload.getvalue()
-        header_columns: list[str] = []
-        try:
-            header_columns = list(pd.read_csv(pd.io.common.BytesIO(data), nrows=0, encoding_errors="replace").columns)
-        except Exception:  # the validation below explains what is wrong with the file
-            header_columns = []
-        default_target = next((c for c in header_columns if c.strip().lower() in ("churn", "churned", "exited")),
-                              header_columns[0] if header_columns else "Churn")
+        header_columns = read_header(data)  # [] when the file is not a table: nothing from it is offered
+        default_target = guess_target(header_columns)
         with st.form("store_dataset"):
             if header_columns:
                 target = st.selectbox("Target column (what churn is)", header_columns,
-                                      index=header_columns.index(default_target))
+                                      index=header_columns.index(default_target) if default_target else None,
+                                      placeholder="Choose the column that says whether the customer left")
             else:
                 target = st.text_input("Target column", value="Churn")
             name = st.text_input("Dataset name", value=slugify(upload.name),

@@ -52,9 +52,9 @@ with st.expander("Deploy a model", expanded=bool(linked_model) or not p.endpoint
                                        help="On the local backend each instance is one worker process.")
             deploy = st.form_submit_button("Deploy", type="primary", on_click=forget_removed)
         if deploy:
-            local = p.backend.name == "local"
             with st.spinner(f"Deploying {endpoint_name}…"):
-                ep = attempt(p.deploy, model, endpoint_name.strip(), instance_type, int(count), wait=local, timeout=60)
+                ep = attempt(p.deploy, model, endpoint_name.strip(), instance_type, int(count),
+                             wait=p.backend.quick_deploy, timeout=60)
             if ep:
                 st.query_params.pop("model", None)
                 st.session_state["selected_endpoint"] = ep.name
@@ -116,18 +116,12 @@ if ep:
                 f"restarts {ep.restarts}")
     if ep.url:
         st.code(ep.url, language="text")
-    if p.backend.name == "local":
-        st.markdown("Call it from Python with the unchanged SageMaker runtime client:")
-        client = (f'boto3.client("sagemaker-runtime", endpoint_url="{ep.url}", region_name="us-east-1",\n'
-                  '                       aws_access_key_id="local", aws_secret_access_key="local")')
-    else:
-        client = f'boto3.client("sagemaker-runtime", region_name="{p.settings.region}")'
-    st.code(f"""import boto3, json
-runtime = {client}
-resp = runtime.invoke_endpoint(
-    EndpointName="{ep.name}", ContentType="application/json",
-    Body=json.dumps({{"Input": [[128, 1, 1, 2.70, 1, 265.1, 110, 89.0, 9.87, 10.0]]}}))
-print(json.loads(resp["Body"].read()))""", language="python")
+    snippets = attempt(p.client_snippets, ep.name)
+    if snippets:
+        st.markdown("Call it from Python with the SageMaker runtime client, with a typical customer of this "
+                    "model's training data:")
+        st.code(snippets["python"], language="python")
+        st.code(snippets["curl"], language="bash")
     with st.expander("Log and events"):
         st.code(p.endpoint_log(ep.name, 40) or "(no log)", language="text")
         st.dataframe(pd.DataFrame([{"at": when(ev["at"]), "event": ev["message"]}

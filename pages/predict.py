@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import io
-
-import pandas as pd
 import streamlit as st
 
 from app.navigation import page
 from app.service import attempt, platform
-from app.widgets import risk_histogram
+from app.widgets import field_input, risk_histogram
+from churn_core.forms import form_fields, record_from_form
 
 p = platform()
 st.title("Predict")
@@ -27,41 +25,19 @@ model = next(e.model for e in live if e.name == endpoint)
 schema = attempt(p.model_schema, model)
 if schema is None:
     st.stop()
-features = schema["features"]
-
-
-def _is_whole(feat: dict) -> bool:
-    values = [feat.get(k) for k in ("min", "max", "median")]
-    return all(v is not None and float(v).is_integer() for v in values)
-
+fields = form_fields(schema)
 
 single, batch = st.tabs(["One customer", "Batch (CSV)"])
 with single:
     st.caption(f"Fields and ranges come from the data model **{model}** was trained on.")
     with st.form("single_customer"):
-        record = {}
+        values = {}
         columns = st.columns(3)
-        for i, feat in enumerate(features):
-            box = columns[i % 3]
-            key = f"f_{model}_{feat['name']}"
-            if feat["kind"] == "numeric":
-                low, high, median = feat.get("min"), feat.get("max"), feat.get("median")
-                if _is_whole(feat) and (low, high) == (0, 1):
-                    record[feat["name"]] = box.selectbox(feat["name"], [0, 1], index=int(round(median)), key=key,
-                                                         format_func=lambda v: "yes (1)" if v else "no (0)")
-                elif _is_whole(feat):
-                    record[feat["name"]] = box.number_input(feat["name"], int(low), int(high), int(median), step=1,
-                                                            key=key, help=f"Training range {low:g} – {high:g}")
-                else:
-                    record[feat["name"]] = box.number_input(feat["name"], float(low), float(high), float(median),
-                                                            key=key, format="%g",
-                                                            help=f"Training range {low:g} – {high:g}")
-            else:
-                options = feat.get("categories") or [""]
-                record[feat["name"]] = box.selectbox(feat["name"], options, key=key)
+        for i, field in enumerate(fields):
+            values[field.name] = field_input(columns[i % 3], field, key=f"f_{model}_{field.name}")
         scored = st.form_submit_button("Score customer", type="primary")
     if scored:
-        answer = attempt(p.invoke, endpoint, {"instances": [record]})
+        answer = attempt(p.invoke, endpoint, {"instances": [record_from_form(fields, values)]})
         if answer:
             pred = answer["predictions"][0]
             prob = float(pred["churn_probability"])
@@ -78,12 +54,7 @@ with batch:
                "result). Rows that cannot be scored are listed by their line in the file.")
     upload = st.file_uploader("Customers CSV", type=["csv", "txt"], key="batch_upload")
     if upload is not None:
-        try:
-            frame = pd.read_csv(io.BytesIO(upload.getvalue()), dtype=str, keep_default_na=False,
-                                encoding_errors="strict")
-        except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-            st.error(f"**{upload.name} could not be read as CSV** ({exc}). Save it as UTF-8 CSV with a header row.")
-            frame = None
+        frame = attempt(p.read_customers, upload.getvalue())
         if frame is not None:
             st.write(f"{len(frame):,} customers in **{upload.name}**.")
             if st.button(f"Score {len(frame):,} customers", type="primary", key="batch_score"):

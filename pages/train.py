@@ -8,7 +8,6 @@ from app.navigation import page
 from app.service import attempt, platform
 from churn_core.hyperparameters import ALGORITHMS
 from churn_core.names import default_job_name
-from churn_core.pricing import TRAINING_INSTANCE_TYPES
 
 p = platform()
 st.title("Train")
@@ -46,10 +45,8 @@ with st.form("launch_training"):
     job_name = left.text_input("Job name (optional)", placeholder=default_job_name(algorithm), key="train_job_name",
                                help="Leave empty for a timestamped name like the seed's.")
     instance_type = None
-    if p.backend.name == "sagemaker":
-        instance_type = right.selectbox("Training instance type", TRAINING_INSTANCE_TYPES,
-                                        index=TRAINING_INSTANCE_TYPES.index(p.settings.training_instance_type)
-                                        if p.settings.training_instance_type in TRAINING_INSTANCE_TYPES else 0)
+    if instance_types := p.backend.training_instance_types():
+        instance_type = right.selectbox("Training instance type", instance_types)
     else:
         right.text_input("Runs on", value="this machine (local backend)", disabled=True)
     launched = st.form_submit_button("Launch training", type="primary")

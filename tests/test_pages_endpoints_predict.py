@@ -71,7 +71,9 @@ def test_predict_page_single_customer_form_from_schema(model):
     assert sorted(labels) == sorted(f["name"] for f in model.model_schema("page-model")["features"])
     weeks = at.number_input(key="f_page-model_AccountWeeks")
     schema = {f["name"]: f for f in model.model_schema("page-model")["features"]}
-    assert weeks.min == schema["AccountWeeks"]["min"] and weeks.max == schema["AccountWeeks"]["max"]
+    low, high = schema["AccountWeeks"]["min"], schema["AccountWeeks"]["max"]
+    assert f"Training range {low:g} – {high:g}" in weeks.help  # out-of-range values are scored, then flagged
+    assert weeks.value == round(schema["AccountWeeks"]["median"])  # the typical customer, not the first option
     at.number_input(key="f_page-model_CustServCalls").set_value(7)
     at.selectbox(key="f_page-model_ContractRenewal").set_value(0)
     button(at, "Score customer").click().run()

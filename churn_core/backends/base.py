@@ -15,6 +15,18 @@ Check = tuple[str, bool, str]
 class Backend(Protocol):
     name: str
     store: ObjectStore
+    poll_interval: float  # seconds between status reads while a job or endpoint changes state
+    quick_deploy: bool  # an endpoint is InService within seconds, so a page can wait for it
+    precheck_requests: bool  # check invocations with the model's rules first (the remote container 500s)
+
+    def training_instance_types(self) -> list[str]:
+        """Instance types a training job may ask for; [] when jobs run on this machine."""
+
+    def runtime_client_code(self, endpoint_url: str) -> str:
+        """Python that builds the ``sagemaker-runtime`` client reaching this backend's endpoints."""
+
+    def curl_command(self, endpoint_name: str, endpoint_url: str, body: str) -> str:
+        """A shell command that sends ``body`` (JSON) to the endpoint."""
 
     def reconcile(self) -> None:
         """At start-up: make records match reality (dead processes, finished AWS jobs)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from shlex import quote as shell_quote
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -59,6 +60,9 @@ def _refused(exc: Exception) -> bool:
 
 class LocalBackend:
     name = "local"
+    poll_interval = 0.05
+    quick_deploy = True
+    precheck_requests = False  # the local server answers a bad request with the same 4xx itself
 
     def __init__(self, settings, catalog: Catalog):
         self.settings = settings
@@ -66,6 +70,16 @@ class LocalBackend:
         self.home = Path(settings.home)
         self.store = LocalObjectStore(self.home, settings.bucket)
         warm.ensure_running()  # jobs and endpoints start in milliseconds once it has imported the stack
+
+    def training_instance_types(self) -> list[str]:
+        return []
+
+    def runtime_client_code(self, endpoint_url: str) -> str:
+        return (f'boto3.client("sagemaker-runtime", endpoint_url="{endpoint_url}", region_name="us-east-1",\n'
+                '                       aws_access_key_id="local", aws_secret_access_key="local")')
+
+    def curl_command(self, endpoint_name: str, endpoint_url: str, body: str) -> str:
+        return f"curl -s -H 'Content-Type: application/json' -d {shell_quote(body)} {endpoint_url}/invocations"
 
     # ---- start-up -------------------------------------------------------------------------
     def reconcile(self) -> None:

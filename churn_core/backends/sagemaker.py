@@ -20,6 +20,7 @@ import gzip
 import io
 import json
 import re
+import shlex
 import tarfile
 import time
 from datetime import datetime, timezone
@@ -90,6 +91,9 @@ def package_source(folder: Path = ENTRY_DIR) -> bytes:
 
 class SageMakerBackend:
     name = "sagemaker"
+    poll_interval = 5.0
+    quick_deploy = False  # an endpoint takes minutes to come up on AWS
+    precheck_requests = True  # the SKLearn container turns a handler's 4xx into a 500 ModelError
 
     def __init__(self, settings, catalog: Catalog):
         self.settings = settings
@@ -136,6 +140,20 @@ class SageMakerBackend:
         if self.settings.aws_endpoint_url:
             return f"{self.settings.aws_endpoint_url.rstrip('/')}/endpoints/{endpoint_name}/invocations"
         return f"https://runtime.sagemaker.{self.settings.region}.amazonaws.com/endpoints/{endpoint_name}/invocations"
+
+    def training_instance_types(self) -> list[str]:
+        from ..pricing import TRAINING_INSTANCE_TYPES
+
+        default = self.settings.training_instance_type
+        return [default, *(t for t in TRAINING_INSTANCE_TYPES if t != default)]
+
+    def runtime_client_code(self, endpoint_url: str) -> str:
+        return f'boto3.client("sagemaker-runtime", region_name="{self.settings.region}")'
+
+    def curl_command(self, endpoint_name: str, endpoint_url: str, body: str) -> str:
+        return (f'curl -s --aws-sigv4 "aws:amz:{self.settings.region}:sagemaker" '
+                '--user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" '
+                f"-H 'Content-Type: application/json' -d {shlex.quote(body)} {self.invoke_url(endpoint_name)}")
 
     # ---- start-up -------------------------------------------------------------------------------
     def reconcile(self) -> None:
