@@ -255,3 +255,26 @@ def test_model_serves_in_the_container(replays, case, kind):
     else:
         label, probability = answer.text.strip().split(",")
         assert label in ("0", "1") and 0.0 <= float(probability) <= 1.0, answer.text
+
+
+def test_a_shell_launch_would_lose_the_empty_argument(replays, tmp_path):
+    """The harness can see the failure the issue describes, on the toolkit path that produces it.
+
+    The container calls entry_point.run without capture_error, so the toolkit runs the script with
+    Popen on an argument list and ``--max_depth ''`` arrives intact (the cases above). With
+    capture_error=True the toolkit joins the command with spaces and runs it through /bin/sh: the
+    empty value vanishes and argparse stops with the error quoted in the issue. This pins the
+    difference, so a toolkit or container change that moves to the shell path shows up here.
+    """
+    request, objects, _ = replays.train("random_forest-defaults")
+    result = replay.replay_training(request, objects, tmp_path / "shell", replays.venv, capture_error=True)
+    print(f"\n[shell path] command line: {result.command_line}\n[shell path] exit code {result.exit_code}")
+    assert result.exit_code == 1 and not result.succeeded
+    assert "ERROR: bad command line: argument --max_depth/--max-depth: expected one argument." in result.stdout + result.stderr
+
+
+def test_missing_python39_fails_with_a_clear_message(monkeypatch, tmp_path):
+    monkeypatch.setattr(replay.Path, "home", lambda: tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(replay.ReplayEnvironmentError, match=r"needs Python 3\.9.*pyenv install 3\.9\.18"):
+        replay.find_python39()
