@@ -1,0 +1,280 @@
+"""Replay the SageMaker backend's real requests through the SKLearn 1.2-1 container's own training step.
+
+For each case the backend starts a training job under moto (``churn_core.connect()`` with
+CHURN_BACKEND=sagemaker, as tests/test_sagemaker_backend.py does); the ``CreateTrainingJob``
+parameters are taken as the backend built them and the bucket as it left it. The harness
+(container_replay.py) then runs the container's training step on them in Python 3.9 with the
+container's pinned packages and ``sagemaker-training`` 4.8.0, and serves the model it wrote through
+the container's handler chain with a JSON body, a headerless CSV line and a NumPy body.
+
+Each case prints the command line the toolkit ran (visible with ``-s``). Nothing here is marked
+xfail: a failure is what the container would do with today's request or code.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+
+# The first test also builds the cached Python 3.9 venv (about 30-40 s here, more on a cold network).
+pytestmark = [pytest.mark.slow, pytest.mark.aws, pytest.mark.timeout(900)]
+
+pytest.importorskip("boto3")
+pytest.importorskip("moto")
+from moto import mock_aws  # noqa: E402
+
+from churn_core import hyperparameters as hp  # noqa: E402
+from tests import container_replay as replay  # noqa: E402
+from tests.test_sagemaker_backend import BUCKET, aws_client, aws_env  # noqa: E402
+
+ALGORITHMS = ("random_forest", "gradient_boosting", "logistic_regression")
+BODY_KINDS = ("json", "csv", "npy")
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+def telecom_csv(target: str = "Churn") -> bytes:
+    """The synthetic telecom sample; ``target`` renames its label column (first in the header)."""
+    from churn_core.sample import make_sample
+
+    data = make_sample(rows=800).decode()
+    header, rest = data.split("\n", 1)
+    assert header.split(",")[0] == "Churn"
+    return (",".join([target, *header.split(",")[1:]]) + "\n" + rest).encode()
+
+
+def categorical_csv(rows: int = 800, seed: int = 3) -> bytes:
+    """A Telco-like table made here: a customerID column, text categories with blanks, a TotalCharges
+    column of numbers with blank cells (as text), and a Yes/No target that depends on the contract,
+    tenure and payment method."""
+    rng = np.random.default_rng(seed)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["customerID", "gender", "Contract", "PaymentMethod", "InternetService", "tenure",
+                     "MonthlyCharges", "TotalCharges", "Churn"])
+    contracts = ["Month-to-month", "One year", "Two year"]
+    payments = ["Electronic check", "Mailed check", "Bank transfer (automatic)", "Credit card (automatic)"]
+    internet = ["DSL", "Fiber optic", "No"]
+    for i in range(rows):
+        contract = contracts[rng.choice(3, p=[0.55, 0.25, 0.20])]
+        payment = payments[rng.integers(4)]
+        tenure = int(rng.integers(0, 72))
+        monthly = round(float(rng.uniform(18, 118)), 2)
+        total = "" if tenure == 0 else f"{monthly * tenure:.2f}"
+        risk = 0.08 + 0.35 * (contract == "Month-to-month") + 0.15 * (payment == "Electronic check") \
+            - 0.003 * tenure
+        churn = "Yes" if rng.random() < max(0.02, risk) else "No"
+        writer.writerow([
+            f"{rng.integers(1000, 9999)}-{''.join(rng.choice(list('ABCDEFGHIJKLMNOPQRSTUVWXYZ'), 5))}",
+            "Female" if rng.random() < 0.5 else "Male",
+            contract,
+            "" if rng.random() < 0.05 else payment,  # a blank category now and then
+            internet[rng.integers(3)],
+            tenure, monthly, total, churn,
+        ])
+    return out.getvalue().encode()
+
+
+CASES = {
+    **{f"{a}-defaults": {"data": telecom_csv, "target": "Churn", "hyper": {"algorithm": a, **hp.defaults(a)}}
+       for a in ALGORITHMS},
+    **{f"{a}-cleared": {"data": telecom_csv, "target": "Churn", "hyper": {"algorithm": a}} for a in ALGORITHMS},
+    "target-with-space": {"data": lambda: telecom_csv("Churn Flag"), "target": "Churn Flag",
+                          "hyper": {"algorithm": "random_forest", **hp.defaults("random_forest")}},
+    "categorical-with-id": {"data": categorical_csv, "target": "Churn",
+                            "hyper": {"algorithm": "random_forest", **hp.defaults("random_forest")}},
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Capture: the backend's request and the bucket, under moto
+
+
+def capture_case(case: str, tmp_path) -> tuple[dict, dict[str, bytes]]:
+    """Start the case's training job through the platform on moto; return (CreateTrainingJob params,
+    {s3 uri: bytes} of every object in the bucket). The parameters are recorded from the botocore
+    ``before-parameter-build`` event, i.e. exactly what the backend passed to boto3."""
+    import churn_core
+
+    spec = CASES[case]
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    with pytest.MonkeyPatch.context() as mp:
+        aws_env(mp, tmp_path)
+        with mock_aws():
+            aws_client("s3").create_bucket(Bucket=BUCKET)
+            platform = churn_core.connect()
+            platform.upload_dataset("ds", spec["data"](), target=spec["target"])
+            seen: list[dict] = []
+            platform.backend.client("sagemaker").meta.events.register(
+                "before-parameter-build.sagemaker.CreateTrainingJob", lambda params, **_: seen.append(copy.deepcopy(params)))
+            platform.start_training("ds", spec["hyper"], name=f"replay-{case}".replace("_", "-"))
+            assert len(seen) == 1, "the backend made no (or more than one) CreateTrainingJob call"
+            s3 = aws_client("s3")
+            objects = {}
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
+                for item in page.get("Contents", []):
+                    body = s3.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read()
+                    objects[f"s3://{BUCKET}/{item['Key']}"] = body
+    return seen[0], objects
+
+
+def invocations_for(request: dict, objects: dict[str, bytes]) -> list[replay.Invocation]:
+    """Two rows of the job's test channel without the target (rows with a blank cell first, so the
+    categorical case sends a missing category): as JSON records (blank → null), as one headerless CSV
+    line (the first row, its cells as the file has them) and as a NumPy array (.npy)."""
+    target = json.loads(request["HyperParameters"]["target"])
+    test_prefix = next(c["DataSource"]["S3DataSource"]["S3Uri"] for c in request["InputDataConfig"]
+                       if c["ChannelName"] == "test")
+    text = next(body for uri, body in objects.items() if uri.startswith(test_prefix)).decode()
+    header, *rows = list(csv.reader(io.StringIO(text)))
+    keep = [i for i, name in enumerate(header) if name != target]
+    features = [header[i] for i in keep]
+    rows = sorted(rows, key=lambda row: all(cell.strip() for cell in row))  # stable: blanks first
+    cells = [[row[i] for i in keep] for row in rows[:2]]
+
+    def value(cell: str):
+        try:
+            number = float(cell)
+        except ValueError:
+            return cell if cell.strip() else None
+        return int(number) if number.is_integer() and "." not in cell else number
+
+    records = [{name: value(cell) for name, cell in zip(features, row)} for row in cells]
+    try:
+        array = np.array([[float(c) for c in row] for row in cells])
+    except ValueError:
+        array = np.array(cells)  # text categories: a unicode array (no pickle needed)
+    npy = io.BytesIO()
+    np.save(npy, array, allow_pickle=False)
+    line = io.StringIO()
+    csv.writer(line, lineterminator="\n").writerow(cells[0])
+    return [
+        replay.Invocation(json.dumps({"instances": records}).encode(), "application/json", "application/json", "json"),
+        replay.Invocation(line.getvalue().encode(), "text/csv", "text/csv", "csv"),
+        replay.Invocation(npy.getvalue(), "application/x-npy", "application/json", "npy"),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixtures
+
+
+@pytest.fixture(scope="session")
+def container_venv() -> replay.ContainerVenv:
+    """The Python 3.9 venv with the container's packages (built once, then taken from the cache).
+    Missing Python 3.9 or a failed install FAILS the tests that need it, with pip's or our message."""
+    try:
+        venv = replay.container_venv(log=print)
+    except replay.ReplayEnvironmentError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    print(f"\ncontainer venv: {venv.path} ({'built in %.0fs' % venv.seconds if venv.created else 'cached'})")
+    return venv
+
+
+class Replays:
+    """Each case captured, trained and served once per test session, on first use."""
+
+    def __init__(self, venv: replay.ContainerVenv, tmp_path_factory):
+        self.venv = venv
+        self.tmp = tmp_path_factory
+        self.training: dict[str, tuple] = {}
+        self.serving: dict[str, list] = {}
+
+    def train(self, case: str):
+        if case not in self.training:
+            work = self.tmp.mktemp(f"replay-{case}")
+            request, objects = capture_case(case, work / "capture")
+            result = replay.replay_training(request, objects, work / "train", self.venv)
+            print(f"\n[{case}] container command line: {result.command_line}")
+            print(f"[{case}] arguments: {json.dumps(result.args)}")
+            print(f"[{case}] exit code {result.exit_code}; failure: {result.failure_reason.strip() or '-'}")
+            self.training[case] = (request, objects, result)
+        return self.training[case]
+
+    def serve(self, case: str):
+        if case not in self.serving:
+            request, objects, result = self.train(case)
+            if not result.succeeded:
+                pytest.fail(f"{case}: nothing to serve, the training step failed: "
+                            f"{result.failure_reason.strip() or result.stderr[-2000:]}", pytrace=False)
+            answers = replay.replay_serving(result.model_tarball(), result.sourcedir, invocations_for(request, objects),
+                                            self.tmp.mktemp(f"serve-{case}"), self.venv)
+            for a in answers:
+                print(f"[{case}] {a.name}: HTTP {a.status} {a.content_type} {a.text[:200]!r} {a.error}")
+            self.serving[case] = answers
+        return self.serving[case]
+
+
+@pytest.fixture(scope="module")
+def replays(container_venv, tmp_path_factory) -> Replays:
+    return Replays(container_venv, tmp_path_factory)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tests
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_training_job_succeeds_in_the_container(replays, case):
+    request, _, result = replays.train(case)
+    assert result.command_line, f"the toolkit logged no command line:\n{result.stderr[-3000:]}"
+    assert result.succeeded, (
+        f"{case}: the SKLearn 1.2-1 training step failed (exit {result.exit_code}).\n"
+        f"command line: {result.command_line}\narguments: {result.args}\n"
+        f"failure file: {result.failure_reason.strip()}\nstderr tail:\n{result.stderr[-2500:]}")
+    assert {"model.joblib", "schema.json", "metrics.json"} <= set(result.files)
+    metrics = json.loads((result.model_dir / "metrics.json").read_text())
+    assert metrics["roc_auc"] > 0.5, metrics
+
+
+def test_cleared_form_sends_the_defaults(replays):
+    """Only the algorithm given: the platform fills in the defaults, so the request is the defaults'."""
+    for algorithm in ALGORITHMS:
+        cleared = replays.train(f"{algorithm}-cleared")[0]["HyperParameters"]
+        defaults = replays.train(f"{algorithm}-defaults")[0]["HyperParameters"]
+        skip = {"sagemaker_submit_directory", "sagemaker_job_name"}
+        assert {k: v for k, v in cleared.items() if k not in skip} == {k: v for k, v in defaults.items() if k not in skip}
+
+
+@pytest.mark.parametrize("kind", BODY_KINDS)
+@pytest.mark.parametrize("case", list(CASES))
+def test_model_serves_in_the_container(replays, case, kind):
+    answer = next(a for a in replays.serve(case) if a.name == kind)
+    assert answer.status == 200, f"{case}/{kind}: HTTP {answer.status}: {answer.error}"
+    if answer.content_type.startswith("application/json"):
+        body = json.loads(answer.text)
+        predictions = body["predictions"]
+        assert len(predictions) == 2 and all(0.0 <= p["churn_probability"] <= 1.0 for p in predictions), body
+    else:
+        label, probability = answer.text.strip().split(",")
+        assert label in ("0", "1") and 0.0 <= float(probability) <= 1.0, answer.text
+
+
+def test_a_shell_launch_would_lose_the_empty_argument(replays, tmp_path):
+    """The harness can see the failure the issue describes, on the toolkit path that produces it.
+
+    The container calls entry_point.run without capture_error, so the toolkit runs the script with
+    Popen on an argument list and ``--max_depth ''`` arrives intact (the cases above). With
+    capture_error=True the toolkit joins the command with spaces and runs it through /bin/sh: the
+    empty value vanishes and argparse stops with the error quoted in the issue. This pins the
+    difference, so a toolkit or container change that moves to the shell path shows up here.
+    """
+    request, objects, _ = replays.train("random_forest-defaults")
+    result = replay.replay_training(request, objects, tmp_path / "shell", replays.venv, capture_error=True)
+    print(f"\n[shell path] command line: {result.command_line}\n[shell path] exit code {result.exit_code}")
+    assert result.exit_code == 1 and not result.succeeded
+    assert "ERROR: bad command line: argument --max_depth/--max-depth: expected one argument." in result.stdout + result.stderr
+
+
+def test_missing_python39_fails_with_a_clear_message(monkeypatch, tmp_path):
+    monkeypatch.setattr(replay.Path, "home", lambda: tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(replay.ReplayEnvironmentError, match=r"needs Python 3\.9.*pyenv install 3\.9\.18"):
+        replay.find_python39()
