@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
 
-.PHONY: run test test-fast bench clean
+.PHONY: run lint test test-fast bench clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,10 +19,13 @@ $(VENV)/.test: $(VENV)/.runtime requirements-test.txt
 run: $(VENV)/.runtime
 	$(PY) -m streamlit run app/main.py --server.address 127.0.0.1 --server.port $(PORT)
 
-test: $(VENV)/.test
+lint: $(VENV)/.test
+	$(VENV)/bin/ruff check .
+
+test: lint
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
-test-fast: $(VENV)/.test
+test-fast: lint
 	$(PY) -m pytest -q -n 2 --dist loadfile -m "not e2e and not slow"
 
 bench: $(VENV)/.test

@@ -33,7 +33,10 @@ def platform():
         st.error(f"The dashboard cannot start with this configuration: {exc}", icon=":material/block:")
         st.stop()
     except OSError as exc:
-        st.error(f"The state directory cannot be opened ({exc}). Set CHURN_HOME to a writable folder.", icon=":material/block:")
+        st.error(
+            f"The state directory cannot be opened ({exc}). Set CHURN_HOME to a writable folder.",
+            icon=":material/block:",
+        )
         st.stop()
 
 

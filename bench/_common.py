@@ -109,10 +109,10 @@ def print_table(title: str, headers: list[str], rows: list[list[Any]]) -> None:
     cells = [[fmt(c) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
     print(f"\n{title}")
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
     print("  ".join("-" * w for w in widths))
     for row in cells:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
     sys.stdout.flush()
 
 
@@ -220,7 +220,8 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_timed(cmd: list[str], env: dict | None = None, cwd: str | None = None, timeout: float = 300) -> tuple[float, subprocess.CompletedProcess]:
+def run_timed(cmd: list[str], env: dict | None = None, cwd: str | None = None,
+              timeout: float = 300) -> tuple[float, subprocess.CompletedProcess]:
     """Run a command; returns (wall seconds, CompletedProcess). ``proc.cpu_seconds`` = its user+sys CPU."""
     cpu0 = children_cpu()
     started = time.perf_counter()
@@ -267,10 +268,21 @@ def wait_http(url: str, timeout: float = 120.0, proc: subprocess.Popen | None = 
 # ------------------------------------------------------------------------------ HTTP load
 
 
-def load(host: str, port: int, path: str, body: bytes, headers: dict, concurrency: int, max_requests: int,
-         max_seconds: float, check: Callable[[int, bytes], bool] | None = None, warmup: int = 20,
-         sample_every: float | None = None, sampler: Callable[[], dict] | None = None,
-         keep_latencies: bool = False) -> dict:
+def load(
+    host: str,
+    port: int,
+    path: str,
+    body: bytes,
+    headers: dict,
+    concurrency: int,
+    max_requests: int,
+    max_seconds: float,
+    check: Callable[[int, bytes], bool] | None = None,
+    warmup: int = 20,
+    sample_every: float | None = None,
+    sampler: Callable[[], dict] | None = None,
+    keep_latencies: bool = False,
+) -> dict:
     """Closed-loop load: ``concurrency`` threads, each with one keep-alive http.client connection.
 
     Stops after ``max_requests`` requests in total or ``max_seconds``, whichever comes first.
@@ -371,8 +383,9 @@ def load(host: str, port: int, path: str, body: bytes, headers: dict, concurrenc
     }
 
 
-def load_rounds(targets: dict, concurrency: int, rounds: int, max_requests: int, max_seconds: float,
-                warmup: int = 20) -> dict:
+def load_rounds(
+    targets: dict, concurrency: int, rounds: int, max_requests: int, max_seconds: float, warmup: int = 20
+) -> dict:
     """Alternate the targets round by round (A B, B A, A B, ...) under the same load pattern, so the
     machine's changing background load hits each alike. ``targets``: name -> (port, body, headers, check).
 
@@ -382,11 +395,21 @@ def load_rounds(targets: dict, concurrency: int, rounds: int, max_requests: int,
     merged = {k: {"lat": [], "seconds": 0.0, "errors": 0, "examples": [], "rounds_rps": []} for k in targets}
     names = list(targets)
     for r in range(rounds):
-        for name in (names if r % 2 == 0 else list(reversed(names))):
+        for name in names if r % 2 == 0 else list(reversed(names)):
             port, body, headers, check = targets[name]
-            res = load("127.0.0.1", port, "/invocations", body, headers, concurrency,
-                       max(1, max_requests // rounds), max_seconds / rounds, check=check,
-                       warmup=warmup if r == 0 else 2, keep_latencies=True)
+            res = load(
+                "127.0.0.1",
+                port,
+                "/invocations",
+                body,
+                headers,
+                concurrency,
+                max(1, max_requests // rounds),
+                max_seconds / rounds,
+                check=check,
+                warmup=warmup if r == 0 else 2,
+                keep_latencies=True,
+            )
             m = merged[name]
             m["lat"].extend(res["latencies_ms"])
             m["seconds"] += res["seconds"]

@@ -73,16 +73,51 @@ def fill(p, jobs: int, endpoints: int, seed: int = 7) -> dict:
                    for k, v in base_metrics.items()} if status == "Completed" else {}
         hps = {"algorithm": algorithm, "n_estimators": rng.choice([50, 100, 200]), "max_depth": None,
                "min_samples_leaf": 1, "class_weight": "none", "random_state": 42}
-        job_rows.append((
-            name, "local", real["dataset"], real["dataset_sha256"], algorithm, dumps(hps), status, status,
-            "" if status != "Failed" else "n_estimators must be a whole number >= 1 (got 0). (training script exit code 1)",
-            created, started, ended, None, 0 if status == "Completed" else 1, dumps(metrics),
-            real["model_key"] if status == "Completed" else "", real["model_sha256"] if status == "Completed" else "",
-            real["output_key"] if status == "Completed" else "", real["output_sha256"] if status == "Completed" else "",
-            real["code_sha256"], "local", 1, ""))
+        job_rows.append(
+            (
+                name,
+                "local",
+                real["dataset"],
+                real["dataset_sha256"],
+                algorithm,
+                dumps(hps),
+                status,
+                status,
+                ""
+                if status != "Failed"
+                else "n_estimators must be a whole number >= 1 (got 0). (training script exit code 1)",
+                created,
+                started,
+                ended,
+                None,
+                0 if status == "Completed" else 1,
+                dumps(metrics),
+                real["model_key"] if status == "Completed" else "",
+                real["model_sha256"] if status == "Completed" else "",
+                real["output_key"] if status == "Completed" else "",
+                real["output_sha256"] if status == "Completed" else "",
+                real["code_sha256"],
+                "local",
+                1,
+                "",
+            )
+        )
         if status == "Completed":
-            model_rows.append((name, name, real["dataset"], real["dataset_sha256"], algorithm, dumps(hps),
-                               real["code_sha256"], real["model_key"], real["model_sha256"], dumps(metrics), ended))
+            model_rows.append(
+                (
+                    name,
+                    name,
+                    real["dataset"],
+                    real["dataset_sha256"],
+                    algorithm,
+                    dumps(hps),
+                    real["code_sha256"],
+                    real["model_key"],
+                    real["model_sha256"],
+                    dumps(metrics),
+                    ended,
+                )
+            )
         event_rows.append((created, "job", name, f"submitted: {algorithm} on {real['dataset']}"))
         event_rows.append((ended, "job", name, status))
     endpoint_rows, config_rows, deployed_rows = [], [], []
@@ -93,26 +128,59 @@ def fill(p, jobs: int, endpoints: int, seed: int = 7) -> dict:
         created = now - rng.uniform(0, 30 * 86400)
         deployed_rows.append((f"{name}-model", model, real["model_key"], real["model_sha256"], created))
         config_rows.append((f"{name}-config", f"{name}-model", "ml.m5.large", 1, created))
-        endpoint_rows.append((name, "local", f"{name}-config", model, "Failed",
-                              "the model server crashed 3 times in 300s; last: exit code 1", "", None, None, None, "",
-                              "ml.m5.large", 1, 0, created, created + 5, None, ""))
+        endpoint_rows.append(
+            (
+                name,
+                "local",
+                f"{name}-config",
+                model,
+                "Failed",
+                "the model server crashed 3 times in 300s; last: exit code 1",
+                "",
+                None,
+                None,
+                None,
+                "",
+                "ml.m5.large",
+                1,
+                0,
+                created,
+                created + 5,
+                None,
+                "",
+            )
+        )
         event_rows.append((created, "endpoint", name, f"Creating from model {model}"))
         event_rows.append((created + 5, "endpoint", name, "Failed: the model server crashed 3 times"))
     with p.catalog.tx() as conn:
-        conn.executemany(f"INSERT INTO jobs (name, backend, dataset, dataset_sha256, algorithm, hyperparameters_json, "
-                         f"status, secondary_status, failure_reason, created_at, started_at, ended_at, pid, exit_code, "
-                         f"metrics_json, model_key, model_sha256, output_key, output_sha256, code_sha256, "
-                         f"instance_type, instance_count, arn) VALUES ({', '.join('?' * 23)})", job_rows)
-        conn.executemany("INSERT INTO models (name, job, dataset, dataset_sha256, algorithm, hyperparameters_json, "
-                         "code_sha256, artifact_key, artifact_sha256, metrics_json, created_at) "
-                         "VALUES (?,?,?,?,?,?,?,?,?,?,?)", model_rows)
-        conn.executemany("INSERT INTO deployed_models (name, model, artifact_key, artifact_sha256, created_at) "
-                         "VALUES (?,?,?,?,?)", deployed_rows)
-        conn.executemany("INSERT INTO endpoint_configs (name, deployed_model, instance_type, instance_count, created_at) "
-                         "VALUES (?,?,?,?,?)", config_rows)
-        conn.executemany("INSERT INTO endpoints (name, backend, config, model, status, failure_reason, url, port, pid, "
-                         "server_pid, workdir, instance_type, instance_count, restarts, created_at, updated_at, "
-                         f"in_service_at, arn) VALUES ({', '.join('?' * 18)})", endpoint_rows)
+        conn.executemany(
+            f"INSERT INTO jobs (name, backend, dataset, dataset_sha256, algorithm, hyperparameters_json, "
+            f"status, secondary_status, failure_reason, created_at, started_at, ended_at, pid, exit_code, "
+            f"metrics_json, model_key, model_sha256, output_key, output_sha256, code_sha256, "
+            f"instance_type, instance_count, arn) VALUES ({', '.join('?' * 23)})",
+            job_rows,
+        )
+        conn.executemany(
+            "INSERT INTO models (name, job, dataset, dataset_sha256, algorithm, hyperparameters_json, "
+            "code_sha256, artifact_key, artifact_sha256, metrics_json, created_at) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            model_rows,
+        )
+        conn.executemany(
+            "INSERT INTO deployed_models (name, model, artifact_key, artifact_sha256, created_at) VALUES (?,?,?,?,?)",
+            deployed_rows,
+        )
+        conn.executemany(
+            "INSERT INTO endpoint_configs (name, deployed_model, instance_type, instance_count, created_at) "
+            "VALUES (?,?,?,?,?)",
+            config_rows,
+        )
+        conn.executemany(
+            "INSERT INTO endpoints (name, backend, config, model, status, failure_reason, url, port, pid, "
+            "server_pid, workdir, instance_type, instance_count, restarts, created_at, updated_at, "
+            f"in_service_at, arn) VALUES ({', '.join('?' * 18)})",
+            endpoint_rows,
+        )
         conn.executemany("INSERT INTO events (at, kind, name, message) VALUES (?,?,?,?)", event_rows)
     return {"jobs": jobs, "models": len(model_rows), "endpoints": endpoints, "events": len(event_rows)}
 
@@ -187,7 +255,9 @@ def profile_page(home: Path, page: str, top: int = 14) -> dict:
     heavy = sorted(stats.items(), key=lambda kv: -kv[1][2])
     return {
         "profiled_run_s": round(seconds, 4),
-        "project_functions_by_cumtime": [f"{v[3] * 1000:8.1f} ms cum  {v[1]:6d} calls  {label(k)}" for k, v in ours[:top]],
+        "project_functions_by_cumtime": [
+            f"{v[3] * 1000:8.1f} ms cum  {v[1]:6d} calls  {label(k)}" for k, v in ours[:top]
+        ],
         "all_functions_by_tottime": [f"{v[2] * 1000:8.1f} ms self {v[1]:6d} calls  {label(k)}" for k, v in heavy[:top]],
     }
 
@@ -207,9 +277,17 @@ def figure_times(p, job: str, dataset: str, reps: int) -> dict:
     def go_confusion(ev: dict) -> go.Figure:
         labels = ["Stayed (0)", "Churned (1)"]
         matrix = ev["confusion_matrix"]
-        fig = go.Figure(go.Heatmap(z=matrix, x=[f"Predicted {lab}" for lab in labels],
-                                   y=[f"Actual {lab}" for lab in labels], colorscale="Blues", showscale=False,
-                                   text=matrix, texttemplate="%{text}"))
+        fig = go.Figure(
+            go.Heatmap(
+                z=matrix,
+                x=[f"Predicted {lab}" for lab in labels],
+                y=[f"Actual {lab}" for lab in labels],
+                colorscale="Blues",
+                showscale=False,
+                text=matrix,
+                texttemplate="%{text}",
+            )
+        )
         fig.update_yaxes(autorange="reversed")
         return widgets._layout(fig, "Confusion matrix", 340)
 
@@ -221,8 +299,13 @@ def figure_times(p, job: str, dataset: str, reps: int) -> dict:
     def go_distribution(frame, feature: str, target: str) -> go.Figure:
         fig = go.Figure()
         for value, label in ((0, "stayed"), (1, "churned")):
-            fig.add_histogram(x=frame.loc[frame[target] == value, feature].to_numpy(), name=label, opacity=0.75,
-                              marker_color=widgets.OUTCOME_COLORS[label], nbinsx=40)
+            fig.add_histogram(
+                x=frame.loc[frame[target] == value, feature].to_numpy(),
+                name=label,
+                opacity=0.75,
+                marker_color=widgets.OUTCOME_COLORS[label],
+                nbinsx=40,
+            )
         fig.update_layout(barmode="overlay")
         return widgets._layout(fig, f"{feature} by {target}", 340)
 
@@ -260,9 +343,11 @@ def connection_times(home: Path, calls: int) -> dict:
         "Catalog.query('SELECT 1') (new connection + PRAGMAs)": lambda: catalog.query("SELECT 1"),
         "same query on a kept-open connection": lambda: kept.execute("SELECT 1").fetchall(),
         "Catalog.query(jobs page: 50 newest jobs)": lambda: catalog.query(
-            "SELECT * FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT 50"),
+            "SELECT * FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT 50"
+        ),
         "same on a kept-open connection": lambda: kept.execute(
-            "SELECT * FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT 50").fetchall(),
+            "SELECT * FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT 50"
+        ).fetchall(),
     }
     times: dict = {k: [] for k in cases}
     for _ in range(calls):
@@ -281,11 +366,13 @@ def refresh_times(home: Path, calls: int) -> dict:
     os.environ["CHURN_HOME"] = str(home)
     p = churn_core.connect(Settings.from_env())
     out = {}
-    for label, fn in (("list_training_jobs(limit=50)", lambda: p.list_training_jobs(limit=50)),
-                      ("list_endpoints()", p.list_endpoints),
-                      ("count_training_jobs()", p.count_training_jobs),
-                      ("job_names(limit=200, Completed)", lambda: p.job_names(limit=200, status="Completed")),
-                      ("list_models()", p.list_models)):
+    for label, fn in (
+        ("list_training_jobs(limit=50)", lambda: p.list_training_jobs(limit=50)),
+        ("list_endpoints()", p.list_endpoints),
+        ("count_training_jobs()", p.count_training_jobs),
+        ("job_names(limit=200, Completed)", lambda: p.job_names(limit=200, status="Completed")),
+        ("list_models()", p.list_models),
+    ):
         fn()
         times = []
         for _ in range(calls):
@@ -346,32 +433,64 @@ def main(argv: list[str] | None = None) -> int:
         empty = page_times(empty_home, page, opts.runs)
         one = page_times(one_home, page, opts.runs)
         full = page_times(full_home, page, opts.runs)
-        pages[page] = {"empty": empty, "one_job": one, "full": full,
-                       "ratio_full_to_empty": round(ratio(full["median_s"], empty["median_s"]), 2),
-                       "ratio_full_to_one_job": round(ratio(full["median_s"], one["median_s"]), 2),
-                       "goal_met": full["median_s"] <= GOAL_S, "loadavg1": loadavg()[0]}
-        print(f"  {page}: empty {empty['median_s']:.3f}s, one job {one['median_s']:.3f}s, full {full['median_s']:.3f}s, "
-              f"load {loadavg()[0]}")
+        pages[page] = {
+            "empty": empty,
+            "one_job": one,
+            "full": full,
+            "ratio_full_to_empty": round(ratio(full["median_s"], empty["median_s"]), 2),
+            "ratio_full_to_one_job": round(ratio(full["median_s"], one["median_s"]), 2),
+            "goal_met": full["median_s"] <= GOAL_S,
+            "loadavg1": loadavg()[0],
+        }
+        print(
+            f"  {page}: empty {empty['median_s']:.3f}s, one job {one['median_s']:.3f}s, full {full['median_s']:.3f}s, "
+            f"load {loadavg()[0]}"
+        )
     profiles = {}
     for page, v in pages.items():  # where the time goes, for every page over the goal (or all with --profile)
         if opts.profile or not v["goal_met"]:
             profiles[page] = profile_page(full_home, page)
     os.environ["CHURN_HOME"] = str(full_home)
-    refresh = {"empty": refresh_times(empty_home, 5 if opts.short else 20),
-               "full": refresh_times(full_home, 5 if opts.short else 20)}
+    refresh = {
+        "empty": refresh_times(empty_home, 5 if opts.short else 20),
+        "full": refresh_times(full_home, 5 if opts.short else 20),
+    }
     os.environ["CHURN_HOME"] = str(full_home)
     figures = figure_times(p, "rf-real-bench", label, 3 if opts.short else 10)
     connections = connection_times(full_home, 20 if opts.short else 100)
 
-    print_table(f"Page run (AppTest), median of {opts.runs} after a warm-up; goal ≤ {GOAL_S} s with "
-                f"{opts.jobs} jobs / {opts.endpoints} endpoints",
-                ["page", "empty s (peer)", "1 job s (peer)", "full s", "full / empty", "full / 1 job",
-                 "first run full s", "goal met"],
-                [[k, v["empty"]["median_s"], v["one_job"]["median_s"], v["full"]["median_s"], v["ratio_full_to_empty"],
-                  v["ratio_full_to_one_job"], v["full"]["first_run_s"], "yes" if v["goal_met"] else "NO"]
-                 for k, v in pages.items()])
-    print_table("Live-table calls, median ms", ["call", "empty ms", "full ms", "full / empty"],
-                [[k, refresh["empty"][k], v, round(ratio(v, refresh["empty"][k]), 2)] for k, v in refresh["full"].items()])
+    print_table(
+        f"Page run (AppTest), median of {opts.runs} after a warm-up; goal ≤ {GOAL_S} s with "
+        f"{opts.jobs} jobs / {opts.endpoints} endpoints",
+        [
+            "page",
+            "empty s (peer)",
+            "1 job s (peer)",
+            "full s",
+            "full / empty",
+            "full / 1 job",
+            "first run full s",
+            "goal met",
+        ],
+        [
+            [
+                k,
+                v["empty"]["median_s"],
+                v["one_job"]["median_s"],
+                v["full"]["median_s"],
+                v["ratio_full_to_empty"],
+                v["ratio_full_to_one_job"],
+                v["full"]["first_run_s"],
+                "yes" if v["goal_met"] else "NO",
+            ]
+            for k, v in pages.items()
+        ],
+    )
+    print_table(
+        "Live-table calls, median ms",
+        ["call", "empty ms", "full ms", "full / empty"],
+        [[k, refresh["empty"][k], v, round(ratio(v, refresh["empty"][k]), 2)] for k, v in refresh["full"].items()],
+    )
     print_table("Chart builders (+ to_json), median ms", ["builder", "ms"], [[k, v] for k, v in figures.items()])
     print_table("Catalog reads, median ms", ["read", "ms"], [[k, v] for k, v in connections.items()])
     for page, prof in profiles.items():
@@ -380,11 +499,21 @@ def main(argv: list[str] | None = None) -> int:
         print("  --- heaviest functions by self time:")
         print("\n".join("  " + line for line in prof["all_functions_by_tottime"][:8]))
     print(f"load average now {loadavg()}")
-    write_results("bench_catalog", {"machine": info, "options": vars(opts), "counts": counts,
-                                    "insert_seconds": round(insert_s, 3), "pages": pages, "refresh_ms": refresh,
-                                    "profiles_full_catalog": profiles, "figures_ms": figures,
-                                    "catalog_reads_ms": connections,
-                                    "goal_seconds": GOAL_S})
+    write_results(
+        "bench_catalog",
+        {
+            "machine": info,
+            "options": vars(opts),
+            "counts": counts,
+            "insert_seconds": round(insert_s, 3),
+            "pages": pages,
+            "refresh_ms": refresh,
+            "profiles_full_catalog": profiles,
+            "figures_ms": figures,
+            "catalog_reads_ms": connections,
+            "goal_seconds": GOAL_S,
+        },
+    )
     cleanup.run()
     return 0
 

@@ -62,7 +62,8 @@ s = time.perf_counter(); module = serving.load_entry(Path(sys.argv[4])); t["impo
 s = time.perf_counter(); module._libs(); t["model_fn: numpy+pandas import"] = time.perf_counter() - s
 s = time.perf_counter(); import joblib, sklearn.ensemble, sklearn.compose, sklearn.pipeline, sklearn.impute
 t["model_fn: sklearn+joblib import"] = time.perf_counter() - s
-s = time.perf_counter(); model = module.model_fn(str(workdir / "model")); t["model_fn: load + fast-path check"] = time.perf_counter() - s
+s = time.perf_counter(); model = module.model_fn(str(workdir / "model"))
+t["model_fn: load + fast-path check"] = time.perf_counter() - s
 t["total"] = time.perf_counter() - t0
 print(json.dumps(t))
 """
@@ -114,19 +115,25 @@ def deploy_timed(p, model: str, name: str, workers: int) -> dict:
     if ep.status != "InService":
         raise RuntimeError(f"{name} is {ep.status}: {ep.failure_reason}")
     row = p.catalog.one("SELECT * FROM endpoints WHERE name = ?", (name,))
-    out = {"seconds": round(seconds, 3), "catalog_seconds": round(row["in_service_at"] - row["created_at"], 3),
-           "url": ep.url, "loadavg1": loadavg()[0]}
+    out = {
+        "seconds": round(seconds, 3),
+        "catalog_seconds": round(row["in_service_at"] - row["created_at"], 3),
+        "url": ep.url,
+        "loadavg1": loadavg()[0],
+    }
     try:
         offset = create_time_offset()
         supervisor = psutil.Process(row["pid"]).create_time() - offset
         server = psutil.Process(row["server_pid"]).create_time() - offset
-        out.update({
-            "deploy call → catalog rows": round(row["created_at"] - wall0, 3),
-            "catalog rows → supervisor spawned": round(supervisor - row["created_at"], 3),
-            "supervisor start → server spawned": round(server - supervisor, 3),
-            "server start → /ping ok → InService": round(row["in_service_at"] - server, 3),
-            "InService → wait() returns": round(wall0 + seconds - row["in_service_at"], 3),
-        })
+        out.update(
+            {
+                "deploy call → catalog rows": round(row["created_at"] - wall0, 3),
+                "catalog rows → supervisor spawned": round(supervisor - row["created_at"], 3),
+                "supervisor start → server spawned": round(server - supervisor, 3),
+                "server start → /ping ok → InService": round(row["in_service_at"] - server, 3),
+                "InService → wait() returns": round(wall0 + seconds - row["in_service_at"], 3),
+            }
+        )
     except (psutil.Error, TypeError):
         pass
     return out
@@ -137,11 +144,35 @@ def bare_server_start(artifact: Path, sha: str, workdir: Path, port: int, cleanu
     log = open(workdir.parent / f"bare-server-{port}.log", "ab")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     t0 = time.perf_counter()
-    proc = subprocess.Popen([str(VENV_PY), "-m", "churn_core.serving", "--artifact", str(artifact), "--sha256", sha,
-                             "--entry", str(ROOT / "entry" / "train.py"), "--workdir", str(workdir), "--host",
-                             "127.0.0.1", "--port", str(port), "--workers", "1", "--name", "bare"],
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=str(ROOT),
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            str(VENV_PY),
+            "-m",
+            "churn_core.serving",
+            "--artifact",
+            str(artifact),
+            "--sha256",
+            sha,
+            "--entry",
+            str(ROOT / "entry" / "train.py"),
+            "--workdir",
+            str(workdir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--name",
+            "bare",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        cwd=str(ROOT),
+        start_new_session=True,
+    )
     cleanup.add_group(f"bare server {proc.pid}", proc.pid)
     try:
         wait_http(f"http://127.0.0.1:{port}/ping", timeout=180, proc=proc)
@@ -157,18 +188,45 @@ VARIANT_LAUNCHER = (
 )
 
 
-def start_variant(artifact: Path, sha: str, workdir: Path, port: int, workers: int, worker_class: str, threads: int,
-                  cleanup: Cleanup) -> subprocess.Popen:
+def start_variant(
+    artifact: Path, sha: str, workdir: Path, port: int, workers: int, worker_class: str, threads: int, cleanup: Cleanup
+) -> subprocess.Popen:
     """Our model server with another gunicorn worker class / thread count (module constants patched
     in the child only; churn_core itself is unchanged)."""
     workdir.mkdir(parents=True, exist_ok=True)
     log = open(workdir / "server.log", "ab")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([str(VENV_PY), "-c", VARIANT_LAUNCHER, worker_class, str(threads), "--artifact",
-                             str(artifact), "--sha256", sha, "--entry", str(ROOT / "entry" / "train.py"), "--workdir",
-                             str(workdir), "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-                             "--name", "variant"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env=env, cwd=str(ROOT), start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            str(VENV_PY),
+            "-c",
+            VARIANT_LAUNCHER,
+            worker_class,
+            str(threads),
+            "--artifact",
+            str(artifact),
+            "--sha256",
+            sha,
+            "--entry",
+            str(ROOT / "entry" / "train.py"),
+            "--workdir",
+            str(workdir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--name",
+            "variant",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        cwd=str(ROOT),
+        start_new_session=True,
+    )
     log.close()
     cleanup.add_group(f"variant server {proc.pid}", proc.pid)
     wait_http(f"http://127.0.0.1:{port}/ping", timeout=180, proc=proc)
@@ -177,8 +235,13 @@ def start_variant(artifact: Path, sha: str, workdir: Path, port: int, workers: i
 
 def start_phases(artifact: Path, sha: str, workdir: Path) -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    out = subprocess.run([str(VENV_PY), "-c", PHASES, str(artifact), sha, str(workdir), str(ROOT / "entry" / "train.py")],
-                         env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [str(VENV_PY), "-c", PHASES, str(artifact), sha, str(workdir), str(ROOT / "entry" / "train.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-800:])
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -196,25 +259,51 @@ def export_to_mlflow(p, model: str, work: Path) -> Path:
     extracted = work / "extracted"
     safe_extract(artifact, extracted)
     target = work / "mlflow-model"
-    out = subprocess.run([str(MLFLOW_VENV / "bin" / "python"), str(BENCH / "mlflow_export.py"), str(extracted),
-                          str(target)], capture_output=True, text=True, timeout=600, cwd=str(work))
+    out = subprocess.run(
+        [str(MLFLOW_VENV / "bin" / "python"), str(BENCH / "mlflow_export.py"), str(extracted), str(target)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=str(work),
+    )
     if out.returncode != 0:
         raise RuntimeError(f"MLflow export failed: {out.stderr[-1500:]}")
     print(f"  MLflow model: {out.stdout.strip().splitlines()[-1]}")
     return target
 
 
-def start_mlflow(model_path: Path, port: int, workers: int, work: Path, cleanup: Cleanup) -> tuple[subprocess.Popen, float]:
+def start_mlflow(
+    model_path: Path, port: int, workers: int, work: Path, cleanup: Cleanup
+) -> tuple[subprocess.Popen, float]:
     env = dict(os.environ)
     env["PATH"] = f"{MLFLOW_VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env["MLFLOW_TRACKING_URI"] = (work / "mlruns").as_uri()
     env.pop("PYTHONPATH", None)
     log = open(work / f"mlflow-{port}.log", "ab")
     t0 = time.perf_counter()
-    proc = subprocess.Popen([str(MLFLOW_VENV / "bin" / "mlflow"), "models", "serve", "-m", str(model_path), "-h",
-                             "127.0.0.1", "-p", str(port), "--env-manager", "local", "-w", str(workers)],
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=str(work),
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            str(MLFLOW_VENV / "bin" / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            str(model_path),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "--env-manager",
+            "local",
+            "-w",
+            str(workers),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        cwd=str(work),
+        start_new_session=True,
+    )
     cleanup.add_group(f"mlflow server {proc.pid}", proc.pid)
     log.close()
     wait_http(f"http://127.0.0.1:{port}/ping", timeout=300, proc=proc)
@@ -241,7 +330,7 @@ def bodies(rows: list[list[float]]) -> dict:
     return {
         "seed_ours": seed_ours,
         "seed_mlflow": seed_mlflow,
-        "batch_ours_json": json.dumps({"instances": [dict(zip(FEATURES, r)) for r in rows]}).encode(),
+        "batch_ours_json": json.dumps({"instances": [dict(zip(FEATURES, r, strict=True)) for r in rows]}).encode(),
         "batch_ours_rows": json.dumps({"Input": rows}).encode(),
         "batch_ours_csv": csv_plain,
         "batch_mlflow_json": json.dumps({"dataframe_split": {"columns": FEATURES, "data": rows}}).encode(),
@@ -326,7 +415,7 @@ def in_process_handlers(p, model: str, work: Path, calls: int, rows: list) -> di
     out["single_row"] = _timeit(single, calls)
 
     n = len(rows)
-    batch_instances = json.dumps({"instances": [dict(zip(FEATURES, r)) for r in rows]}).encode()
+    batch_instances = json.dumps({"instances": [dict(zip(FEATURES, r, strict=True)) for r in rows]}).encode()
     batch_input = json.dumps({"Input": rows}).encode()
     batch_csv = "\n".join(",".join(repr(v) for v in r) for r in rows).encode()
     frame_n = pd.DataFrame(rows, columns=FEATURES)
@@ -338,17 +427,24 @@ def in_process_handlers(p, model: str, work: Path, calls: int, rows: list) -> di
         f"  input_fn, {n} rows, JSON Input": lambda: module.input_fn(batch_input, "application/json"),
         f"  input_fn, {n} rows, CSV": lambda: module.input_fn(batch_csv, "text/csv"),
         f"pipeline.predict({n}-row DataFrame)": lambda: pipeline.predict(frame_n),
-        f"MLflow-like, {n} rows": lambda: mlflow_like(json.dumps({"dataframe_split": {"columns": FEATURES,
-                                                                                     "data": rows}}).encode()),
+        f"MLflow-like, {n} rows": lambda: mlflow_like(
+            json.dumps({"dataframe_split": {"columns": FEATURES, "data": rows}}).encode()
+        ),
     }
     if plan is not None and plan.get("forest"):
-        columns_n = [list(col) for col in zip(*rows)]
-        batch[f"    _fast_proba: tree.apply + leaf probabilities ({n} rows)"] = lambda: module._fast_proba(columns_n, plan)
+        columns_n = [list(col) for col in zip(*rows, strict=True)]
+        batch[f"    _fast_proba: tree.apply + leaf probabilities ({n} rows)"] = lambda: module._fast_proba(
+            columns_n, plan
+        )
         expected = pipeline.predict_proba(frame_n)[:, 1]
         out["fast_path_max_abs_diff_vs_predict_proba"] = {
             f"{n} rows": float(np.abs(module._fast_proba(columns_n, plan) - expected).max()),
-            "row by row (first 200)": float(max(abs(module._fast_proba([[v] for v in row], plan)[0] - e)
-                                                for row, e in zip(rows[:200], expected[:200]))),
+            "row by row (first 200)": float(
+                max(
+                    abs(module._fast_proba([[v] for v in row], plan)[0] - e)
+                    for row, e in zip(rows[:200], expected[:200], strict=True)
+                )
+            ),
         }
     out["batch"] = _timeit(batch, max(5, calls // 100), warm=1)
     out["loadavg"] = loadavg()
@@ -379,8 +475,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=4, help="alternating ours/MLflow rounds per level")
     parser.add_argument("--trees", type=int, default=100)
     parser.add_argument("--skip-mlflow", action="store_true")
-    parser.add_argument("--no-variants", dest="variants", action="store_false",
-                        help="skip (d): our server with other gunicorn worker classes / thread counts")
+    parser.add_argument(
+        "--no-variants",
+        dest="variants",
+        action="store_false",
+        help="skip (d): our server with other gunicorn worker classes / thread counts",
+    )
     parser.add_argument("--variant-workers", type=int, default=2)
     parser.add_argument("--short", action="store_true", help="smoke run: 2 deploys, 1 worker, 300 requests/5 s")
     opts = parser.parse_args(argv)
@@ -412,8 +512,13 @@ def main(argv: list[str] | None = None) -> int:
     model = train_model(p, label, data, opts.trees)
     row = p.get_model(model)
     artifact, sha = p.store.path(row["artifact_key"]), row["artifact_sha256"]
-    results: dict = {"machine": info, "dataset": label, "model": model, "options": vars(opts),
-                     "warm_process": warm_start}
+    results: dict = {
+        "machine": info,
+        "dataset": label,
+        "model": model,
+        "options": vars(opts),
+        "warm_process": warm_start,
+    }
 
     # (a) deploy → InService
     deploys, cold, bare = [], [], []
@@ -427,9 +532,11 @@ def main(argv: list[str] | None = None) -> int:
             cold.append(deploy_timed(p, model, f"{name}-cold", 1)["seconds"])
             p.delete_endpoint(f"{name}-cold")
         bare.append(bare_server_start(artifact, sha, work / f"bare-{i}", free_port(), cleanup))
-        print(f"  deploy {i + 1}/{opts.deploys}: {deploys[-1]['seconds']:.2f}s to InService "
-              f"(delete {deploys[-1]['delete_seconds']:.2f}s); without the warm process {cold[-1]:.2f}s; "
-              f"bare server {bare[-1]:.2f}s; load {loadavg()[0]}")
+        print(
+            f"  deploy {i + 1}/{opts.deploys}: {deploys[-1]['seconds']:.2f}s to InService "
+            f"(delete {deploys[-1]['delete_seconds']:.2f}s); without the warm process {cold[-1]:.2f}s; "
+            f"bare server {bare[-1]:.2f}s; load {loadavg()[0]}"
+        )
     split_keys = [k for k in deploys[0] if "→" in k]
     deploy_split = {k: round(median(d[k] for d in deploys if k in d), 3) for k in split_keys}
     phases = [start_phases(artifact, sha, work / f"phases-{i}") for i in range(max(2, min(opts.deploys, 3)))]
@@ -452,17 +559,23 @@ def main(argv: list[str] | None = None) -> int:
         "goal_met": deploy_median <= DEPLOY_GOAL_S,
         "loadavg": loadavg(),
     }
-    print_table(f"(a) Deploy → InService, median of {opts.deploys} (goal ≤ {DEPLOY_GOAL_S:.0f} s)",
-                ["what", "seconds"],
-                [["p.deploy(wait=True) → InService", deploy_median],
-                 ["  catalog created_at → in_service_at", results["deploy"]["median_catalog_seconds"]]]
-                + [[f"  {k}", v] for k, v in deploy_split.items()]
-                + [["deploy without the warm process, CHURN_WARM=0 (peer)", median(cold)],
-                   ["ratio deploy / deploy without the warm process", results["deploy"]["ratio_deploy_to_cold_deploy"]],
-                   ["bare server: spawn serving.py → /ping 200 (peer)", median(bare)],
-                   ["ratio deploy / bare server", results["deploy"]["ratio_deploy_to_bare_server"]],
-                   ["delete_endpoint", results["deploy"]["median_delete_seconds"]]]
-                + [[f"  start-up phase: {k}", v] for k, v in phase_median.items()])
+    print_table(
+        f"(a) Deploy → InService, median of {opts.deploys} (goal ≤ {DEPLOY_GOAL_S:.0f} s)",
+        ["what", "seconds"],
+        [
+            ["p.deploy(wait=True) → InService", deploy_median],
+            ["  catalog created_at → in_service_at", results["deploy"]["median_catalog_seconds"]],
+        ]
+        + [[f"  {k}", v] for k, v in deploy_split.items()]
+        + [
+            ["deploy without the warm process, CHURN_WARM=0 (peer)", median(cold)],
+            ["ratio deploy / deploy without the warm process", results["deploy"]["ratio_deploy_to_cold_deploy"]],
+            ["bare server: spawn serving.py → /ping 200 (peer)", median(bare)],
+            ["ratio deploy / bare server", results["deploy"]["ratio_deploy_to_bare_server"]],
+            ["delete_endpoint", results["deploy"]["median_delete_seconds"]],
+        ]
+        + [[f"  start-up phase: {k}", v] for k, v in phase_median.items()],
+    )
 
     # (b) serving speed vs MLflow
     rows = reference_rows(opts.batch_rows)
@@ -481,8 +594,10 @@ def main(argv: list[str] | None = None) -> int:
             config["mlflow"]["startup_seconds"] = round(startup, 3)
             ours_labels = [r["label"] for r in post(port, body["batch_ours_json"], JSON)["predictions"]]
             theirs = post(mlflow_port, body["batch_mlflow_json"], JSON)["predictions"]
-            config["label_agreement"] = f"{sum(a == b for a, b in zip(ours_labels, theirs))}/{len(rows)}"
-            print(f"  workers={workers}: MLflow ready in {startup:.1f}s; labels agree on {config['label_agreement']} rows")
+            config["label_agreement"] = f"{sum(a == b for a, b in zip(ours_labels, theirs, strict=True))}/{len(rows)}"
+            print(
+                f"  workers={workers}: MLflow ready in {startup:.1f}s; labels agree on {config['label_agreement']} rows"
+            )
         for level in (1, 8):
             targets = {"ours": (port, body["seed_ours"], JSON, ours_ok)}
             if mlflow_proc is not None:
@@ -492,13 +607,19 @@ def main(argv: list[str] | None = None) -> int:
                 config[server][f"c{level}"] = res
             if mlflow_proc is not None:
                 config[f"c{level}_round_throughput_ratios"] = [
-                    round(ratio(a, b), 2) for a, b in zip(got["ours"]["rounds_rps"], got["mlflow"]["rounds_rps"])]
-            print(f"  workers={workers} concurrency {level}: ours {got['ours']['throughput_rps']} req/s"
-                  + (f", MLflow {got['mlflow']['throughput_rps']} req/s" if mlflow_proc else "") + f", load {loadavg()[0]}")
+                    round(ratio(a, b), 2)
+                    for a, b in zip(got["ours"]["rounds_rps"], got["mlflow"]["rounds_rps"], strict=True)
+                ]
+            print(
+                f"  workers={workers} concurrency {level}: ours {got['ours']['throughput_rps']} req/s"
+                + (f", MLflow {got['mlflow']['throughput_rps']} req/s" if mlflow_proc else "")
+                + f", load {loadavg()[0]}"
+            )
         for kind, ours_body, ours_headers, mlflow_body, mlflow_headers in (
-                ("json", body["batch_ours_json"], JSON, body["batch_mlflow_json"], JSON),
-                ("json_rows", body["batch_ours_rows"], JSON, None, None),
-                ("csv", body["batch_ours_csv"], CSV, body["batch_mlflow_csv"], CSV)):
+            ("json", body["batch_ours_json"], JSON, body["batch_mlflow_json"], JSON),
+            ("json_rows", body["batch_ours_rows"], JSON, None, None),
+            ("csv", body["batch_ours_csv"], CSV, body["batch_mlflow_csv"], CSV),
+        ):
             targets = {"ours": (port, ours_body, ours_headers, None)}
             if mlflow_proc is not None and mlflow_body is not None:
                 targets["mlflow"] = (mlflow_port, mlflow_body, mlflow_headers, None)
@@ -514,8 +635,12 @@ def main(argv: list[str] | None = None) -> int:
                 config[f"c{level}_p50_ratio"] = round(ratio(o["p50_ms"], m["p50_ms"]), 3)
                 config[f"c{level}_p99_ratio"] = round(ratio(o["p99_ms"], m["p99_ms"]), 3)
             for kind, theirs in (("json", "json"), ("json_rows", "json"), ("csv", "csv")):
-                config[f"batch_{kind}_ratio"] = round(ratio(config["ours"][f"batch_{kind}"]["rows_per_s"],
-                                                                 config["mlflow"][f"batch_{theirs}"]["rows_per_s"]), 2)
+                config[f"batch_{kind}_ratio"] = round(
+                    ratio(
+                        config["ours"][f"batch_{kind}"]["rows_per_s"], config["mlflow"][f"batch_{theirs}"]["rows_per_s"]
+                    ),
+                    2,
+                )
             config["goal_throughput_met"] = config["c8_throughput_ratio"] >= THROUGHPUT_GOAL
             config["goal_p50_met"] = config["c8_p50_ratio"] <= P50_GOAL
         p.delete_endpoint(ep_name)
@@ -528,36 +653,99 @@ def main(argv: list[str] | None = None) -> int:
             if not cfg[server].get("c1"):
                 continue
             s = cfg[server]
-            table.append([cfg["workers"], server, s["c1"]["p50_ms"], s["c1"]["p99_ms"], s["c1"]["throughput_rps"],
-                          s["c8"]["p50_ms"], s["c8"]["p99_ms"], s["c8"]["throughput_rps"], s["c1"]["errors"] + s["c8"]["errors"],
-                          s["batch_json"]["rows_per_s"], s.get("batch_json_rows", {}).get("rows_per_s", "n/a"),
-                          s["batch_csv"]["rows_per_s"]])
-    print_table("(b) Single row: latency (ms) and throughput (req/s); batch of %d rows: rows/s "
-                "(ours JSON = named instances, MLflow JSON = dataframe_split; ours rows = {\"Input\": rows})" % len(rows),
-                ["workers", "server", "c1 p50", "c1 p99", "c1 req/s", "c8 p50", "c8 p99", "c8 req/s", "errors",
-                 "batch JSON rows/s", "batch rows JSON rows/s", "batch CSV rows/s"], table)
-    ratios = [[cfg["workers"], cfg.get("c1_throughput_ratio"), cfg.get("c8_throughput_ratio"), cfg.get("c1_p50_ratio"),
-               cfg.get("c8_p50_ratio"), cfg.get("batch_json_ratio"), cfg.get("batch_json_rows_ratio"),
-               cfg.get("batch_csv_ratio"),
-               "yes" if cfg.get("goal_throughput_met") else "NO", "yes" if cfg.get("goal_p50_met") else "NO"]
-              for cfg in serving if "c8_throughput_ratio" in cfg]
+            table.append(
+                [
+                    cfg["workers"],
+                    server,
+                    s["c1"]["p50_ms"],
+                    s["c1"]["p99_ms"],
+                    s["c1"]["throughput_rps"],
+                    s["c8"]["p50_ms"],
+                    s["c8"]["p99_ms"],
+                    s["c8"]["throughput_rps"],
+                    s["c1"]["errors"] + s["c8"]["errors"],
+                    s["batch_json"]["rows_per_s"],
+                    s.get("batch_json_rows", {}).get("rows_per_s", "n/a"),
+                    s["batch_csv"]["rows_per_s"],
+                ]
+            )
+    print_table(
+        "(b) Single row: latency (ms) and throughput (req/s); batch of %d rows: rows/s "
+        '(ours JSON = named instances, MLflow JSON = dataframe_split; ours rows = {"Input": rows})' % len(rows),
+        [
+            "workers",
+            "server",
+            "c1 p50",
+            "c1 p99",
+            "c1 req/s",
+            "c8 p50",
+            "c8 p99",
+            "c8 req/s",
+            "errors",
+            "batch JSON rows/s",
+            "batch rows JSON rows/s",
+            "batch CSV rows/s",
+        ],
+        table,
+    )
+    ratios = [
+        [
+            cfg["workers"],
+            cfg.get("c1_throughput_ratio"),
+            cfg.get("c8_throughput_ratio"),
+            cfg.get("c1_p50_ratio"),
+            cfg.get("c8_p50_ratio"),
+            cfg.get("batch_json_ratio"),
+            cfg.get("batch_json_rows_ratio"),
+            cfg.get("batch_csv_ratio"),
+            "yes" if cfg.get("goal_throughput_met") else "NO",
+            "yes" if cfg.get("goal_p50_met") else "NO",
+        ]
+        for cfg in serving
+        if "c8_throughput_ratio" in cfg
+    ]
     if ratios:
-        print_table("Ours / MLflow (goals: c8 throughput ≥ 3×, c8 p50 ≤ 0.333×)",
-                    ["workers", "c1 thr ×", "c8 thr ×", "c1 p50 ×", "c8 p50 ×", "batch JSON ×", "batch rows JSON ×",
-                     "batch CSV ×",
-                     "thr goal", "p50 goal"], ratios)
+        print_table(
+            "Ours / MLflow (goals: c8 throughput ≥ 3×, c8 p50 ≤ 0.333×)",
+            [
+                "workers",
+                "c1 thr ×",
+                "c8 thr ×",
+                "c1 p50 ×",
+                "c8 p50 ×",
+                "batch JSON ×",
+                "batch rows JSON ×",
+                "batch CSV ×",
+                "thr goal",
+                "p50 goal",
+            ],
+            ratios,
+        )
 
     # (d) worker class / threads variants of our own server (same model, same host)
     if opts.variants:
         from churn_core.serving import THREADS_PER_WORKER, WORKER_CLASS
 
-        variants = {f"{WORKER_CLASS} x{THREADS_PER_WORKER} (current)": (WORKER_CLASS, THREADS_PER_WORKER),
-                    "gthread x1": ("gthread", 1), "sync": ("sync", 1)}
+        variants = {
+            f"{WORKER_CLASS} x{THREADS_PER_WORKER} (current)": (WORKER_CLASS, THREADS_PER_WORKER),
+            "gthread x1": ("gthread", 1),
+            "sync": ("sync", 1),
+        }
         procs, targets = [], {}
         for label_v, (klass, threads) in variants.items():
             port_v = free_port()
-            procs.append(start_variant(artifact, sha, work / f"variant-{klass}-{threads}", port_v,
-                                       opts.variant_workers, klass, threads, cleanup))
+            procs.append(
+                start_variant(
+                    artifact,
+                    sha,
+                    work / f"variant-{klass}-{threads}",
+                    port_v,
+                    opts.variant_workers,
+                    klass,
+                    threads,
+                    cleanup,
+                )
+            )
             targets[label_v] = (port_v, body["seed_ours"], JSON, ours_ok)
         variant_results = {}
         for level in (1, 8):
@@ -565,20 +753,36 @@ def main(argv: list[str] | None = None) -> int:
         for proc in procs:
             kill_group(proc.pid)
         results["server_variants"] = {"workers": opts.variant_workers, **variant_results}
-        print_table(f"(d) Our server, {opts.variant_workers} worker(s): worker class / threads (single row)",
-                    ["variant", "c1 p50 ms", "c1 req/s", "c8 p50 ms", "c8 p99 ms", "c8 req/s", "errors"],
-                    [[k, variant_results["c1"][k]["p50_ms"], variant_results["c1"][k]["throughput_rps"],
-                      variant_results["c8"][k]["p50_ms"], variant_results["c8"][k]["p99_ms"],
-                      variant_results["c8"][k]["throughput_rps"],
-                      variant_results["c1"][k]["errors"] + variant_results["c8"][k]["errors"]] for k in targets])
+        print_table(
+            f"(d) Our server, {opts.variant_workers} worker(s): worker class / threads (single row)",
+            ["variant", "c1 p50 ms", "c1 req/s", "c8 p50 ms", "c8 p99 ms", "c8 req/s", "errors"],
+            [
+                [
+                    k,
+                    variant_results["c1"][k]["p50_ms"],
+                    variant_results["c1"][k]["throughput_rps"],
+                    variant_results["c8"][k]["p50_ms"],
+                    variant_results["c8"][k]["p99_ms"],
+                    variant_results["c8"][k]["throughput_rps"],
+                    variant_results["c1"][k]["errors"] + variant_results["c8"][k]["errors"],
+                ]
+                for k in targets
+            ],
+        )
 
     # (c) in-process handler cost
     inproc = in_process_handlers(p, model, work, 300 if opts.short else 2000, rows)
     results["in_process"] = inproc
-    print_table("(c) In-process, single row, per call (no HTTP; interleaved)", ["path", "median ms"],
-                [[k, v["median_ms"]] for k, v in inproc["single_row"].items()])
-    print_table("(c) In-process, batch, per call", ["path", "median ms"],
-                [[k, v["median_ms"]] for k, v in inproc["batch"].items()])
+    print_table(
+        "(c) In-process, single row, per call (no HTTP; interleaved)",
+        ["path", "median ms"],
+        [[k, v["median_ms"]] for k, v in inproc["single_row"].items()],
+    )
+    print_table(
+        "(c) In-process, batch, per call",
+        ["path", "median ms"],
+        [[k, v["median_ms"]] for k, v in inproc["batch"].items()],
+    )
     if "fast_path_max_abs_diff_vs_predict_proba" in inproc:
         print(f"max |proba - pipeline.predict_proba|: {inproc['fast_path_max_abs_diff_vs_predict_proba']}")
     print("\n".join(inproc["cprofile_handler_top_tottime"]))

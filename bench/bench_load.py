@@ -124,9 +124,16 @@ def main(argv: list[str] | None = None) -> int:
             ["RSS growth MB (goal: flat)", results["rss_growth_mb"]],
             ["server-side p50 ms (last 500/worker)", stats.get("p50_latency_ms")],
             ["load average", " ".join(str(x) for x in loadavg())]]
-    print_table(f"Sustained load: concurrency {opts.concurrency}, {opts.workers} worker(s), {opts.seconds:.0f} s", ["what", "value"], rows)
+    print_table(
+        f"Sustained load: concurrency {opts.concurrency}, {opts.workers} worker(s), {opts.seconds:.0f} s",
+        ["what", "value"],
+        rows,
+    )
     print("throughput per 5 s (req/s): " + ", ".join(str(x) for x in series_rps))
-    print("RSS samples (s, MB, load1): " + ", ".join(f"{s['t']}:{s['rss_mb']}:{s['load1']}" for s in result.get("samples", [])))
+    print(
+        "RSS samples (s, MB, load1): "
+        + ", ".join(f"{s['t']}:{s['rss_mb']}:{s['load1']}" for s in result.get("samples", []))
+    )
     if result["error_examples"]:
         print("error examples:", result["error_examples"])
     write_results("bench_load", results)

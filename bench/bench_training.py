@@ -281,8 +281,10 @@ def profile_train(base: Path, cli: list[str], top: int = 14) -> list[str]:
             sys.stdout = stdout
     shutil.rmtree(scratch, ignore_errors=True)
     stats = pstats.Stats(prof).stats
-    rows = sorted(((k, v) for k, v in stats.items() if k[0].endswith("train.py") or "sklearn" in k[0] or "joblib" in k[0]),
-                  key=lambda kv: -kv[1][3])
+    rows = sorted(
+        ((k, v) for k, v in stats.items() if k[0].endswith("train.py") or "sklearn" in k[0] or "joblib" in k[0]),
+        key=lambda kv: -kv[1][3],
+    )
     return [f"{v[3]:7.3f} s cum {v[1]:6d} calls  {Path(k[0]).name}:{k[1]}({k[2]})" for k, v in rows[:top]]
 
 
@@ -313,8 +315,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reference CSV missing at {REFERENCE_CSV}; measuring the sample only")
     hps = {"algorithm": "random_forest", "n_estimators": opts.trees}
     cli_hps = hp.clean(hps)
-    results: dict = {"machine": info, "runs": runs, "trees": opts.trees, "goal_seconds": GOAL_SECONDS,
-                     "warm_process": warm_start, "datasets": {}}
+    results: dict = {
+        "machine": info,
+        "runs": runs,
+        "trees": opts.trees,
+        "goal_seconds": GOAL_SECONDS,
+        "warm_process": warm_start,
+        "datasets": {},
+    }
 
     for label, data in sources.items():
         ds = p.upload_dataset(label, data)
@@ -328,21 +336,31 @@ def main(argv: list[str] | None = None) -> int:
             with without_warm_process():
                 cold_runs.append(run_platform(p, label, hps, f"bench-{label}-cold-{i}"))
             bare_runs.append(run_bare(base, cli))
-            print(f"  {label} run {i + 1}/{runs}: platform {platform_runs[-1]['seconds']:.2f}s, "
-                  f"without the warm process {cold_runs[-1]['seconds']:.2f}s, "
-                  f"bare script {bare_runs[-1]['seconds']:.2f}s, load {loadavg()[0]}")
+            print(
+                f"  {label} run {i + 1}/{runs}: platform {platform_runs[-1]['seconds']:.2f}s, "
+                f"without the warm process {cold_runs[-1]['seconds']:.2f}s, "
+                f"bare script {bare_runs[-1]['seconds']:.2f}s, load {loadavg()[0]}"
+            )
         plat = {k: median(r[k] for r in platform_runs) for k in platform_runs[0]}
         cold = {k: median(r[k] for r in cold_runs) for k in cold_runs[0]}
         bare = {k: median(r[k] for r in bare_runs) for k in bare_runs[0]}
         inproc = in_process(base, cli, runs)
         results["datasets"][label] = {
-            "rows": ds.rows, "n_train": ds.n_train, "n_test": ds.n_test,
-            "platform_median": plat, "cold_median": cold, "bare_median": bare, "in_process": inproc,
-            "platform_runs": platform_runs, "cold_runs": cold_runs, "bare_runs": bare_runs,
+            "rows": ds.rows,
+            "n_train": ds.n_train,
+            "n_test": ds.n_test,
+            "platform_median": plat,
+            "cold_median": cold,
+            "bare_median": bare,
+            "in_process": inproc,
+            "platform_runs": platform_runs,
+            "cold_runs": cold_runs,
+            "bare_runs": bare_runs,
             "ratio_platform_to_bare": round(ratio(plat["seconds"], bare["seconds"]), 3),
             "ratio_platform_to_cold": round(ratio(plat["seconds"], cold["seconds"]), 3),
             "cpu_ratio_platform_to_bare": round(ratio(plat["cpu_seconds"], bare["cpu_seconds"]), 3)
-            if plat["cpu_seconds"] else None,
+            if plat["cpu_seconds"]
+            else None,
             "platform_overhead_seconds": round(plat["seconds"] - bare["seconds"], 3),
             "goal_met": plat["seconds"] <= GOAL_SECONDS,
         }
@@ -350,27 +368,59 @@ def main(argv: list[str] | None = None) -> int:
     startup = startup_costs(runs)
     results["startup"] = startup
     results["teardown"] = teardown_costs(runs)
-    results["train_profile"] = profile_train(home / "bare" / "reference" if "reference" in sources
-                                             else home / "bare" / "sample",
-                                             hp.as_cli({**cli_hps, "target": "Churn"}))
+    results["train_profile"] = profile_train(
+        home / "bare" / "reference" if "reference" in sources else home / "bare" / "sample",
+        hp.as_cli({**cli_hps, "target": "Churn"}),
+    )
 
     rows = []
     for label, r in results["datasets"].items():
         pm, cm, bm = r["platform_median"], r["cold_median"], r["bare_median"]
-        rows.append([label, r["rows"], pm["seconds"], pm["observed_seconds"], cm["seconds"], bm["seconds"],
-                     r["ratio_platform_to_cold"], r["ratio_platform_to_bare"],
-                     pm["cpu_seconds"], bm["cpu_seconds"], r["cpu_ratio_platform_to_bare"],
-                     "yes" if r["goal_met"] else "NO"])
-    print_table(f"Submit → Completed, RandomForest {opts.trees} trees, median of {runs} (goal ≤ {GOAL_SECONDS:.0f} s)",
-                ["dataset", "rows", "platform s", "observed s", "no warm s", "bare s", "÷ no warm", "÷ bare",
-                 "platform CPU s", "bare CPU s", "CPU ratio", "goal met"], rows)
+        rows.append(
+            [
+                label,
+                r["rows"],
+                pm["seconds"],
+                pm["observed_seconds"],
+                cm["seconds"],
+                bm["seconds"],
+                r["ratio_platform_to_cold"],
+                r["ratio_platform_to_bare"],
+                pm["cpu_seconds"],
+                bm["cpu_seconds"],
+                r["cpu_ratio_platform_to_bare"],
+                "yes" if r["goal_met"] else "NO",
+            ]
+        )
+    print_table(
+        f"Submit → Completed, RandomForest {opts.trees} trees, median of {runs} (goal ≤ {GOAL_SECONDS:.0f} s)",
+        [
+            "dataset",
+            "rows",
+            "platform s",
+            "observed s",
+            "no warm s",
+            "bare s",
+            "÷ no warm",
+            "÷ bare",
+            "platform CPU s",
+            "bare CPU s",
+            "CPU ratio",
+            "goal met",
+        ],
+        rows,
+    )
     rows = []
     for label, r in results["datasets"].items():
         pm, bm, ip = r["platform_median"], r["bare_median"], r["in_process"]
         rows += [
             [label, "TOTAL platform submit→Completed", pm["seconds"], pm["cpu_seconds"]],
-            [label, "TOTAL platform without the warm process (CHURN_WARM=0)", r["cold_median"]["seconds"],
-             r["cold_median"]["cpu_seconds"]],
+            [
+                label,
+                "TOTAL platform without the warm process (CHURN_WARM=0)",
+                r["cold_median"]["seconds"],
+                r["cold_median"]["cpu_seconds"],
+            ],
             [label, "TOTAL bare script", bm["seconds"], bm["cpu_seconds"]],
             [label, "queue + driver start (created→started)", pm["queue_and_driver_start"]],
             [label, "  copy channels + fork train.py (before train())", pm["before_train_fn"]],
@@ -378,19 +428,42 @@ def main(argv: list[str] | None = None) -> int:
             [label, "  train.py exit + packaging + catalog (outputs→Completed)", pm["after_outputs_to_completed"]],
             [label, "bare script: exit after last output (interpreter teardown)", bm["exit_after_outputs"]],
             [label, "in-process: fit only (warm imports)", ip["fit_seconds"], ip["fit_cpu_seconds"]],
-            [label, "in-process: train() (fit + evaluate + save)", ip["train_fn_warm_seconds"],
-             ip["train_fn_warm_cpu_seconds"]],
+            [
+                label,
+                "in-process: train() (fit + evaluate + save)",
+                ip["train_fn_warm_seconds"],
+                ip["train_fn_warm_cpu_seconds"],
+            ],
             [label, "in-process: packaging (2 tar.gz + 2 SHA-256)", ip["packaging_seconds"]],
         ]
     rows = [r + [""] if len(r) == 3 else r for r in rows]
-    rows += [["—", "warm process start: interpreter + imports (once per code version)",
-              results["warm_process"]["seconds_to_ready"], ""]]
-    rows += [["—", "python -c pass (interpreter start)", startup["interpreter"], startup["interpreter_cpu"]],
-             ["—", "train.py's imports (net of interpreter)", startup["train_imports_net"], startup["train_imports_net_cpu"]],
-             ["—", "job driver's imports (net of interpreter)", startup["driver_imports_net"],
-              startup["driver_imports_net_cpu"]]]
-    rows += [["—", "interpreter teardown after the last line: normal exit", results["teardown"]["normal exit"], ""],
-             ["—", "  the same ending with os._exit(0)", results["teardown"]["os._exit(0)"], ""]]
+    rows += [
+        [
+            "—",
+            "warm process start: interpreter + imports (once per code version)",
+            results["warm_process"]["seconds_to_ready"],
+            "",
+        ]
+    ]
+    rows += [
+        ["—", "python -c pass (interpreter start)", startup["interpreter"], startup["interpreter_cpu"]],
+        [
+            "—",
+            "train.py's imports (net of interpreter)",
+            startup["train_imports_net"],
+            startup["train_imports_net_cpu"],
+        ],
+        [
+            "—",
+            "job driver's imports (net of interpreter)",
+            startup["driver_imports_net"],
+            startup["driver_imports_net_cpu"],
+        ],
+    ]
+    rows += [
+        ["—", "interpreter teardown after the last line: normal exit", results["teardown"]["normal exit"], ""],
+        ["—", "  the same ending with os._exit(0)", results["teardown"]["os._exit(0)"], ""],
+    ]
     print_table("Where the time goes (medians)", ["dataset", "part", "wall s", "CPU s"], rows)
     print("\ncProfile of one in-process train() (warm imports), by cumulative time:")
     print("\n".join("  " + line for line in results["train_profile"]))

@@ -44,27 +44,61 @@ def training(r: dict) -> list[str]:
     rows = []
     for label, d in r["datasets"].items():
         pm, bm, ip = d["platform_median"], d["bare_median"], d["in_process"]
-        rows += [[label, "queue + driver start (created_at → started_at)", pm["queue_and_driver_start"], ""],
-                 [label, "copy channels + fork train.py (before train())", pm["before_train_fn"], ""],
-                 [label, "train() incl. its lazy numpy/pandas/sklearn imports (`Done in`)", pm["done_in"], ""],
-                 [label, "train.py exit + packaging + catalog (last output → Completed)", pm["after_outputs_to_completed"], ""],
-                 [label, "bare script: exit after its last output (interpreter teardown)", bm["exit_after_outputs"], ""],
-                 [label, "in-process, imports warm: fit only", ip["fit_seconds"], ip["fit_cpu_seconds"]],
-                 [label, "in-process, imports warm: train() = fit + evaluate + save", ip["train_fn_warm_seconds"],
-                  ip["train_fn_warm_cpu_seconds"]],
-                 [label, "in-process: packaging (2 × tar.gz + 2 × SHA-256)", ip["packaging_seconds"], ""]]
+        rows += [
+            [label, "queue + driver start (created_at → started_at)", pm["queue_and_driver_start"], ""],
+            [label, "copy channels + fork train.py (before train())", pm["before_train_fn"], ""],
+            [label, "train() incl. its lazy numpy/pandas/sklearn imports (`Done in`)", pm["done_in"], ""],
+            [
+                label,
+                "train.py exit + packaging + catalog (last output → Completed)",
+                pm["after_outputs_to_completed"],
+                "",
+            ],
+            [label, "bare script: exit after its last output (interpreter teardown)", bm["exit_after_outputs"], ""],
+            [label, "in-process, imports warm: fit only", ip["fit_seconds"], ip["fit_cpu_seconds"]],
+            [
+                label,
+                "in-process, imports warm: train() = fit + evaluate + save",
+                ip["train_fn_warm_seconds"],
+                ip["train_fn_warm_cpu_seconds"],
+            ],
+            [label, "in-process: packaging (2 × tar.gz + 2 × SHA-256)", ip["packaging_seconds"], ""],
+        ]
     st = r["startup"]
     if "warm_process" in r:
-        rows += [["—", "warm process start: interpreter + imports, once per code version", r["warm_process"]["seconds_to_ready"], ""]]
-    rows += [["—", "`python -c pass` (interpreter start)", st["interpreter"], st["interpreter_cpu"]],
-             ["—", "train.py's imports (numpy, pandas, joblib, sklearn.*), net", st["train_imports_net"],
-              st["train_imports_net_cpu"]],
-             ["—", "job driver's imports (churn_core.job_driver …), net", st["driver_imports_net"],
-              st["driver_imports_net_cpu"]]]
+        rows += [
+            [
+                "—",
+                "warm process start: interpreter + imports, once per code version",
+                r["warm_process"]["seconds_to_ready"],
+                "",
+            ]
+        ]
+    rows += [
+        ["—", "`python -c pass` (interpreter start)", st["interpreter"], st["interpreter_cpu"]],
+        [
+            "—",
+            "train.py's imports (numpy, pandas, joblib, sklearn.*), net",
+            st["train_imports_net"],
+            st["train_imports_net_cpu"],
+        ],
+        [
+            "—",
+            "job driver's imports (churn_core.job_driver …), net",
+            st["driver_imports_net"],
+            st["driver_imports_net_cpu"],
+        ],
+    ]
     if "teardown" in r:
-        rows += [["—", "interpreter teardown after the last line (libs loaded, forest fitted)",
-                  r["teardown"]["normal exit"], ""],
-                 ["—", "  same, ending with `os._exit(0)`", r["teardown"]["os._exit(0)"], ""]]
+        rows += [
+            [
+                "—",
+                "interpreter teardown after the last line (libs loaded, forest fitted)",
+                r["teardown"]["normal exit"],
+                "",
+            ],
+            ["—", "  same, ending with `os._exit(0)`", r["teardown"]["os._exit(0)"], ""],
+        ]
     out.append(table(["dataset", "part (medians)", "wall s", "CPU s"], rows))
     if r.get("train_profile"):
         out += ["", "cProfile of one in-process `train()` (imports warm), by cumulative time:", "", "```"]
@@ -74,67 +108,166 @@ def training(r: dict) -> list[str]:
 
 def endpoint(r: dict) -> list[str]:
     d = r["deploy"]
-    out = [f"### Endpoint (`bench_endpoint.py`, finished {r['finished_at']}, load at start "
-           f"{r['machine']['loadavg_at_start']}, at end {r['loadavg_at_end']})", "",
-           f"(a) Deploy → InService, median of {len(d['runs'])} (goal ≤ {d['goal_seconds']} s: {yes(d['goal_met'])})", ""]
-    rows = [["`p.deploy(wait=True)` → InService", d["median_seconds"]],
-            ["catalog created_at → in_service_at", d["median_catalog_seconds"]]]
+    out = [
+        f"### Endpoint (`bench_endpoint.py`, finished {r['finished_at']}, load at start "
+        f"{r['machine']['loadavg_at_start']}, at end {r['loadavg_at_end']})",
+        "",
+        f"(a) Deploy → InService, median of {len(d['runs'])} (goal ≤ {d['goal_seconds']} s: {yes(d['goal_met'])})",
+        "",
+    ]
+    rows = [
+        ["`p.deploy(wait=True)` → InService", d["median_seconds"]],
+        ["catalog created_at → in_service_at", d["median_catalog_seconds"]],
+    ]
     rows += [[f"  {k}", v] for k, v in d.get("deploy_split_median", {}).items()]
     if "cold_deploy_median" in d:
-        rows += [["the same deploy without the warm process, `CHURN_WARM=0` (peer)", d["cold_deploy_median"]],
-                 ["deploy / deploy without the warm process", d["ratio_deploy_to_cold_deploy"]]]
+        rows += [
+            ["the same deploy without the warm process, `CHURN_WARM=0` (peer)", d["cold_deploy_median"]],
+            ["deploy / deploy without the warm process", d["ratio_deploy_to_cold_deploy"]],
+        ]
     if "warm_process" in r:
-        rows += [["warm process start: interpreter + imports, once per code version", r["warm_process"]["seconds_to_ready"]]]
-    rows += [["bare model server (peer): spawn `python -m churn_core.serving` → /ping 200", d["bare_server_start_median"]],
-             ["deploy / bare server", d["ratio_deploy_to_bare_server"]],
-             ["`delete_endpoint`", d["median_delete_seconds"]]]
+        rows += [
+            ["warm process start: interpreter + imports, once per code version", r["warm_process"]["seconds_to_ready"]]
+        ]
+    rows += [
+        ["bare model server (peer): spawn `python -m churn_core.serving` → /ping 200", d["bare_server_start_median"]],
+        ["deploy / bare server", d["ratio_deploy_to_bare_server"]],
+        ["`delete_endpoint`", d["median_delete_seconds"]],
+    ]
     rows += [[f"server start-up phase (fresh interpreter): {k}", v] for k, v in d["startup_phases_median"].items()]
     out.append(table(["what", "seconds"], rows))
-    out += ["", "(b) Single-row requests (seed payload) and 1,000-row batches, ours vs `mlflow models serve`, "
-                "same fitted pipeline, same worker count, alternating rounds:", ""]
+    out += [
+        "",
+        "(b) Single-row requests (seed payload) and 1,000-row batches, ours vs `mlflow models serve`, "
+        "same fitted pipeline, same worker count, alternating rounds:",
+        "",
+    ]
     rows = []
     for cfg in r["serving"]:
         for server in ("ours", "mlflow"):
             s = cfg[server]
             if not s.get("c1"):
                 continue
-            rows.append([cfg["workers"], server, s["c1"]["p50_ms"], s["c1"]["p99_ms"], s["c1"]["throughput_rps"],
-                         s["c8"]["p50_ms"], s["c8"]["p99_ms"], s["c8"]["throughput_rps"],
-                         s["c1"]["errors"] + s["c8"]["errors"], s["c1"]["requests_ok"] + s["c8"]["requests_ok"],
-                         s["batch_json"]["rows_per_s"], s.get("batch_json_rows", {}).get("rows_per_s", "—"),
-                         s["batch_csv"]["rows_per_s"]])
-    out.append(table(["workers", "server", "c1 p50 ms", "c1 p99 ms", "c1 req/s", "c8 p50 ms", "c8 p99 ms", "c8 req/s",
-                      "errors", "requests", "batch JSON rows/s", "batch `Input` rows/s", "batch CSV rows/s"], rows))
-    out += ["", "Batch JSON: ours = named records `{\"instances\": [{...}]}`, MLflow = `dataframe_split`; "
-                "batch `Input` = ours with positional rows `{\"Input\": [[...]]}` (the same shape as dataframe_split).", ""]
+            rows.append(
+                [
+                    cfg["workers"],
+                    server,
+                    s["c1"]["p50_ms"],
+                    s["c1"]["p99_ms"],
+                    s["c1"]["throughput_rps"],
+                    s["c8"]["p50_ms"],
+                    s["c8"]["p99_ms"],
+                    s["c8"]["throughput_rps"],
+                    s["c1"]["errors"] + s["c8"]["errors"],
+                    s["c1"]["requests_ok"] + s["c8"]["requests_ok"],
+                    s["batch_json"]["rows_per_s"],
+                    s.get("batch_json_rows", {}).get("rows_per_s", "—"),
+                    s["batch_csv"]["rows_per_s"],
+                ]
+            )
+    out.append(
+        table(
+            [
+                "workers",
+                "server",
+                "c1 p50 ms",
+                "c1 p99 ms",
+                "c1 req/s",
+                "c8 p50 ms",
+                "c8 p99 ms",
+                "c8 req/s",
+                "errors",
+                "requests",
+                "batch JSON rows/s",
+                "batch `Input` rows/s",
+                "batch CSV rows/s",
+            ],
+            rows,
+        )
+    )
+    out += [
+        "",
+        'Batch JSON: ours = named records `{"instances": [{...}]}`, MLflow = `dataframe_split`; '
+        'batch `Input` = ours with positional rows `{"Input": [[...]]}` (the same shape as dataframe_split).',
+        "",
+    ]
     rows = []
     for cfg in r["serving"]:
         if "c8_throughput_ratio" not in cfg:
             continue
-        rows.append([cfg["workers"], cfg.get("label_agreement"), cfg["mlflow"].get("startup_seconds"),
-                     cfg["c1_throughput_ratio"], cfg["c8_throughput_ratio"],
-                     ", ".join(str(x) for x in cfg.get("c8_round_throughput_ratios", [])),
-                     cfg["c1_p50_ratio"], cfg["c8_p50_ratio"], cfg["batch_json_ratio"], cfg["batch_json_rows_ratio"],
-                     cfg["batch_csv_ratio"], yes(cfg["goal_throughput_met"]), yes(cfg["goal_p50_met"])])
+        rows.append(
+            [
+                cfg["workers"],
+                cfg.get("label_agreement"),
+                cfg["mlflow"].get("startup_seconds"),
+                cfg["c1_throughput_ratio"],
+                cfg["c8_throughput_ratio"],
+                ", ".join(str(x) for x in cfg.get("c8_round_throughput_ratios", [])),
+                cfg["c1_p50_ratio"],
+                cfg["c8_p50_ratio"],
+                cfg["batch_json_ratio"],
+                cfg["batch_json_rows_ratio"],
+                cfg["batch_csv_ratio"],
+                yes(cfg["goal_throughput_met"]),
+                yes(cfg["goal_p50_met"]),
+            ]
+        )
     if rows:
-        out.append(table(["workers", "labels agree", "MLflow start s", "c1 req/s ×", "c8 req/s ×", "c8 × per round",
-                          "c1 p50 ×", "c8 p50 ×", "batch JSON ×", "batch Input ×", "batch CSV ×",
-                          "goal c8 ≥ 3×", "goal c8 p50 ≤ ⅓"], rows))
+        out.append(
+            table(
+                [
+                    "workers",
+                    "labels agree",
+                    "MLflow start s",
+                    "c1 req/s ×",
+                    "c8 req/s ×",
+                    "c8 × per round",
+                    "c1 p50 ×",
+                    "c8 p50 ×",
+                    "batch JSON ×",
+                    "batch Input ×",
+                    "batch CSV ×",
+                    "goal c8 ≥ 3×",
+                    "goal c8 p50 ≤ ⅓",
+                ],
+                rows,
+            )
+        )
     if r.get("server_variants"):
         v = r["server_variants"]
-        out += ["", f"(d) Our server with other gunicorn settings ({v['workers']} workers, same model, alternating rounds):", ""]
-        out.append(table(["variant", "c1 p50 ms", "c1 req/s", "c8 p50 ms", "c8 p99 ms", "c8 req/s", "errors"],
-                         [[k, v["c1"][k]["p50_ms"], v["c1"][k]["throughput_rps"], v["c8"][k]["p50_ms"],
-                           v["c8"][k]["p99_ms"], v["c8"][k]["throughput_rps"], v["c1"][k]["errors"] + v["c8"][k]["errors"]]
-                          for k in v["c8"]]))
+        out += [
+            "",
+            f"(d) Our server with other gunicorn settings ({v['workers']} workers, same model, alternating rounds):",
+            "",
+        ]
+        out.append(
+            table(
+                ["variant", "c1 p50 ms", "c1 req/s", "c8 p50 ms", "c8 p99 ms", "c8 req/s", "errors"],
+                [
+                    [
+                        k,
+                        v["c1"][k]["p50_ms"],
+                        v["c1"][k]["throughput_rps"],
+                        v["c8"][k]["p50_ms"],
+                        v["c8"][k]["p99_ms"],
+                        v["c8"][k]["throughput_rps"],
+                        v["c1"][k]["errors"] + v["c8"][k]["errors"],
+                    ]
+                    for k in v["c8"]
+                ],
+            )
+        )
     ip = r["in_process"]
     out += ["", f"(c) In-process handler cost (no HTTP; interleaved calls; load {ip.get('loadavg')}):", ""]
     out.append(table(["single row", "median ms"], [[k, v["median_ms"]] for k, v in ip["single_row"].items()]))
     out.append("")
     out.append(table(["1,000 rows", "median ms"], [[k, v["median_ms"]] for k, v in ip["batch"].items()]))
     if "fast_path_max_abs_diff_vs_predict_proba" in ip:
-        out += ["", f"max |probability − pipeline.predict_proba| of the fast path: "
-                    f"{ip['fast_path_max_abs_diff_vs_predict_proba']}"]
+        out += [
+            "",
+            f"max |probability − pipeline.predict_proba| of the fast path: "
+            f"{ip['fast_path_max_abs_diff_vs_predict_proba']}",
+        ]
     out += ["", "cProfile of our handler chain (single row), by self time:", "", "```"]
     out += ip["cprofile_handler_top_tottime"] + ["```"]
     return out
@@ -142,48 +275,104 @@ def endpoint(r: dict) -> list[str]:
 
 def load(r: dict) -> list[str]:
     lr = r["load"]
-    out = [f"### Sustained load (`bench_load.py`, finished {r['finished_at']}, load at start "
-           f"{r['machine']['loadavg_at_start']}, at end {r['loadavg_at_end']})", ""]
-    rows = [["duration s", lr["seconds"]], ["concurrency", lr["concurrency"]], ["workers", r["options"]["workers"]],
-            ["requests ok", lr["requests_ok"]], ["errors (goal 0)", f"{lr['errors']} ({yes(r['goal_errors_met'])})"],
-            ["throughput req/s", lr["throughput_rps"]], ["p50 ms", lr["p50_ms"]], ["p99 ms", lr["p99_ms"]],
-            ["max ms", lr["max_ms"]], ["first window req/s", r["first_window_rps"]],
-            ["last window req/s", r["last_window_rps"]], ["last / first (peer: same run)", r["last_to_first_throughput_ratio"]],
-            ["serving RSS at start MB (master + workers)", r["rss_start"]["total_mb"]],
-            ["serving RSS at end MB", r["rss_end"]["total_mb"]],
-            ["RSS growth MB (goal: flat)", f"{r['rss_growth_mb']} ({yes(r['goal_rss_flat_met'])})"],
-            ["throughput per 5 s window", ", ".join(str(x) for x in r.get("throughput_series_rps_per_5s", []))],
-            ["RSS / load1 samples (s: MB, load)", ", ".join(f"{s['t']}: {s['rss_mb']}, {s['load1']}"
-                                                            for s in lr.get("samples", []))]]
+    out = [
+        f"### Sustained load (`bench_load.py`, finished {r['finished_at']}, load at start "
+        f"{r['machine']['loadavg_at_start']}, at end {r['loadavg_at_end']})",
+        "",
+    ]
+    rows = [
+        ["duration s", lr["seconds"]],
+        ["concurrency", lr["concurrency"]],
+        ["workers", r["options"]["workers"]],
+        ["requests ok", lr["requests_ok"]],
+        ["errors (goal 0)", f"{lr['errors']} ({yes(r['goal_errors_met'])})"],
+        ["throughput req/s", lr["throughput_rps"]],
+        ["p50 ms", lr["p50_ms"]],
+        ["p99 ms", lr["p99_ms"]],
+        ["max ms", lr["max_ms"]],
+        ["first window req/s", r["first_window_rps"]],
+        ["last window req/s", r["last_window_rps"]],
+        ["last / first (peer: same run)", r["last_to_first_throughput_ratio"]],
+        ["serving RSS at start MB (master + workers)", r["rss_start"]["total_mb"]],
+        ["serving RSS at end MB", r["rss_end"]["total_mb"]],
+        ["RSS growth MB (goal: flat)", f"{r['rss_growth_mb']} ({yes(r['goal_rss_flat_met'])})"],
+        ["throughput per 5 s window", ", ".join(str(x) for x in r.get("throughput_series_rps_per_5s", []))],
+        [
+            "RSS / load1 samples (s: MB, load)",
+            ", ".join(f"{s['t']}: {s['rss_mb']}, {s['load1']}" for s in lr.get("samples", [])),
+        ],
+    ]
     out.append(table(["what", "value"], rows))
     return out
 
 
 def catalog(r: dict) -> list[str]:
     c = r["counts"]
-    out = [f"### Catalog scale (`bench_catalog.py`, finished {r['finished_at']}, load at start "
-           f"{r['machine']['loadavg_at_start']}, at end {r['loadavg_at_end']})", "",
-           f"Full catalog: {c['jobs']} jobs ({c['models']} models), {c['endpoints']} Failed endpoint rows, "
-           f"{c['events']} events, inserted in {r['insert_seconds']} s, plus {r['options']['live']} real InService "
-           f"endpoint(s). Peers: an empty catalog, and the same state with only the one real dataset and job. AppTest page run, median of {r['options']['runs']} after a warm-up:", ""]
-    out.append(table(["page", "empty s (peer)", "1 job s (peer)", "full s", "full / empty", "full / 1 job",
-                      "first run (full) s", "goal ≤ 0.3 s"],
-                     [[k, v["empty"]["median_s"], v.get("one_job", {}).get("median_s"), v["full"]["median_s"],
-                       v["ratio_full_to_empty"], v.get("ratio_full_to_one_job"), v["full"]["first_run_s"],
-                       yes(v["goal_met"])] for k, v in r["pages"].items()]))
+    out = [
+        f"### Catalog scale (`bench_catalog.py`, finished {r['finished_at']}, load at start "
+        f"{r['machine']['loadavg_at_start']}, at end {r['loadavg_at_end']})",
+        "",
+        f"Full catalog: {c['jobs']} jobs ({c['models']} models), {c['endpoints']} Failed endpoint rows, "
+        f"{c['events']} events, inserted in {r['insert_seconds']} s, plus {r['options']['live']} real InService "
+        "endpoint(s). Peers: an empty catalog, and the same state with only the one real dataset and job. "
+        f"AppTest page run, median of {r['options']['runs']} after a warm-up:",
+        "",
+    ]
+    out.append(
+        table(
+            [
+                "page",
+                "empty s (peer)",
+                "1 job s (peer)",
+                "full s",
+                "full / empty",
+                "full / 1 job",
+                "first run (full) s",
+                "goal ≤ 0.3 s",
+            ],
+            [
+                [
+                    k,
+                    v["empty"]["median_s"],
+                    v.get("one_job", {}).get("median_s"),
+                    v["full"]["median_s"],
+                    v["ratio_full_to_empty"],
+                    v.get("ratio_full_to_one_job"),
+                    v["full"]["first_run_s"],
+                    yes(v["goal_met"]),
+                ]
+                for k, v in r["pages"].items()
+            ],
+        )
+    )
     out.append("")
-    out.append(table(["live-table call", "empty ms", "full ms", "full / empty"],
-                     [[k, r["refresh_ms"]["empty"][k], v, round(v / r["refresh_ms"]["empty"][k], 2)]
-                      for k, v in r["refresh_ms"]["full"].items()]))
+    out.append(
+        table(
+            ["live-table call", "empty ms", "full ms", "full / empty"],
+            [
+                [k, r["refresh_ms"]["empty"][k], v, round(v / r["refresh_ms"]["empty"][k], 2)]
+                for k, v in r["refresh_ms"]["full"].items()
+            ],
+        )
+    )
     if r.get("figures_ms"):
-        out += ["", "Chart builders from app/widgets.py (build + `to_json`) next to minimal graph_objects versions:", ""]
+        out += [
+            "",
+            "Chart builders from app/widgets.py (build + `to_json`) next to minimal graph_objects versions:",
+            "",
+        ]
         out.append(table(["builder", "median ms"], [[k, v] for k, v in r["figures_ms"].items()]))
     if r.get("catalog_reads_ms"):
         out += [""]
         out.append(table(["catalog read", "median ms"], [[k, v] for k, v in r["catalog_reads_ms"].items()]))
     for page, prof in r.get("profiles_full_catalog", {}).items():
-        out += ["", f"Profile of one `{page}` page run on the full catalog ({prof['profiled_run_s']} s under cProfile), "
-                    "project functions by cumulative time:", "", "```"]
+        out += [
+            "",
+            f"Profile of one `{page}` page run on the full catalog ({prof['profiled_run_s']} s under cProfile), "
+            "project functions by cumulative time:",
+            "",
+            "```",
+        ]
         out += prof["project_functions_by_cumtime"][:10] + ["```"]
     return out
 

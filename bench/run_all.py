@@ -52,15 +52,19 @@ def summary() -> list[str]:
                              f"(goal ≥3×: {'met' if cfg['goal_throughput_met'] else 'NOT met'}), c8 p50 "
                              f"{cfg['c8_p50_ratio']}× (goal ≤0.33×: {'met' if cfg['goal_p50_met'] else 'NOT met'})")
     if (r := read("load")):
-        lines.append(f"load {r['options']['seconds']:.0f}s c{r['options']['concurrency']}: errors {r['load']['errors']}, "
-                     f"{r['load']['throughput_rps']} req/s, p50 {r['load']['p50_ms']} ms, p99 {r['load']['p99_ms']} ms, "
-                     f"RSS {r['rss_start']['total_mb']}→{r['rss_end']['total_mb']} MB")
-    if (r := read("catalog")):
+        lines.append(
+            f"load {r['options']['seconds']:.0f}s c{r['options']['concurrency']}: errors {r['load']['errors']}, "
+            f"{r['load']['throughput_rps']} req/s, p50 {r['load']['p50_ms']} ms, p99 {r['load']['p99_ms']} ms, "
+            f"RSS {r['rss_start']['total_mb']}→{r['rss_end']['total_mb']} MB"
+        )
+    if r := read("catalog"):
         worst = max(r["pages"].items(), key=lambda kv: kv[1]["full"]["median_s"])
         met = all(v["goal_met"] for v in r["pages"].values())
-        lines.append(f"catalog: slowest page {worst[0]} {worst[1]['full']['median_s']:.3f}s with "
-                     f"{r['counts']['jobs']} jobs (empty {worst[1]['empty']['median_s']:.3f}s); goal ≤0.3s "
-                     f"{'met on every page' if met else 'NOT met on every page'}")
+        lines.append(
+            f"catalog: slowest page {worst[0]} {worst[1]['full']['median_s']:.3f}s with "
+            f"{r['counts']['jobs']} jobs (empty {worst[1]['empty']['median_s']:.3f}s); goal ≤0.3s "
+            f"{'met on every page' if met else 'NOT met on every page'}"
+        )
     return lines
 
 
@@ -78,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         full_limit, short_limit = BENCHMARKS[name]
         limit = short_limit if opts.short else full_limit
         cmd = [str(VENV_PY), str(BENCH / f"bench_{name}.py"), *(["--short"] if opts.short else [])]
-        print(f"\n=== bench_{name}{' --short' if opts.short else ''} (limit {limit}s, load {loadavg()}) ===", flush=True)
+        print(
+            f"\n=== bench_{name}{' --short' if opts.short else ''} (limit {limit}s, load {loadavg()}) ===", flush=True
+        )
         started = time.monotonic()
         proc = subprocess.Popen(cmd, cwd=str(ROOT), start_new_session=True)
         try:

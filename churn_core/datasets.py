@@ -114,7 +114,9 @@ class DatasetService:
                 self.store.put_bytes(f"{prefix}train/{SCHEMA_FILE}", json.dumps(table.schema(), indent=1).encode())
                 cols = ", ".join(row)
                 conn.execute(f"INSERT INTO datasets ({cols}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
-                self.catalog.event("dataset", name, f"uploaded: {table.rows} rows, churn rate {table.churn_rate:.1%}", conn)
+                self.catalog.event(
+                    "dataset", name, f"uploaded: {table.rows} rows, churn rate {table.churn_rate:.1%}", conn
+                )
         except ConflictError:
             raise
         except sqlite3.IntegrityError:
@@ -153,8 +155,10 @@ class DatasetService:
             typed_frame[ds.target] = _schema_rules.encode_target(text[ds.target], ds.target, part)[0]
             features = _schema_rules.typed_features(text, schema, part)
         except (_schema_rules.SchemaError, KeyError) as exc:
-            raise ValidationError(f"The stored {part} file of {name} no longer matches its schema ({exc}). "
-                                  "Delete the dataset and upload it again.") from None
+            raise ValidationError(
+                f"The stored {part} file of {name} no longer matches its schema ({exc}). "
+                "Delete the dataset and upload it again."
+            ) from None
         for column in features.columns:
             typed_frame[column] = features[column]
         return typed_frame

@@ -124,7 +124,7 @@ CREATE INDEX IF NOT EXISTS events_by_name ON events (kind, name);
 
 
 def _dict_row(cursor: sqlite3.Cursor, row: tuple) -> dict:
-    return {col[0]: value for col, value in zip(cursor.description, row)}
+    return {col[0]: value for col, value in zip(cursor.description, row, strict=True)}
 
 
 class Catalog:

@@ -117,11 +117,17 @@ class Supervisor:
             self.crashes = [t for t in self.crashes if now - t < CRASH_WINDOW] + [now]
             reason = server_failure(self.folder, code)
             if len(self.crashes) >= MAX_CRASHES:
-                self.mark_failed(f"the model server crashed {len(self.crashes)} times in {CRASH_WINDOW:.0f}s; last: {reason}")
+                self.mark_failed(
+                    f"the model server crashed {len(self.crashes)} times in {CRASH_WINDOW:.0f}s; last: {reason}"
+                )
                 return 1
             with self.catalog.tx() as conn:
-                conn.execute("UPDATE endpoints SET restarts = restarts + 1, updated_at=? WHERE name=?", (now, self.name))
-                self.catalog.event("endpoint", self.name, f"model server died ({describe_exit(code)}); restarting", conn)
+                conn.execute(
+                    "UPDATE endpoints SET restarts = restarts + 1, updated_at=? WHERE name=?", (now, self.name)
+                )
+                self.catalog.event(
+                    "endpoint", self.name, f"model server died ({describe_exit(code)}); restarting", conn
+                )
             self.log(f"model server died ({describe_exit(code)}); restarting")
             time.sleep(0.2 * len(self.crashes))
         server_pid = (self.endpoint() or {}).get("server_pid")

@@ -25,7 +25,11 @@ class Param:
 
 _SEED = Param("random_state", "int", 42, "Seed for reproducible results (the seed tutorial used 42).", 0, 2**31 - 1)
 _CLASS_WEIGHT = Param(
-    "class_weight", "choice", "none", "'balanced' up-weights the rarer churners; helps recall.", choices=("none", "balanced")
+    "class_weight",
+    "choice",
+    "none",
+    "'balanced' up-weights the rarer churners; helps recall.",
+    choices=("none", "balanced"),
 )
 
 ALGORITHMS: dict[str, dict] = {
@@ -73,9 +77,7 @@ def defaults(algorithm: str) -> dict:
 
 def params_for(algorithm: str) -> list[Param]:
     if algorithm not in ALGORITHMS:
-        raise ValidationError(
-            f"Unknown algorithm {algorithm!r}. Choose one of: {', '.join(ALGORITHMS)}."
-        )
+        raise ValidationError(f"Unknown algorithm {algorithm!r}. Choose one of: {', '.join(ALGORITHMS)}.")
     return ALGORITHMS[algorithm]["params"]
 
 

@@ -165,7 +165,8 @@ class Platform:
         """Names only, newest first: cheap enough for pickers over thousands of jobs."""
         where, args = ("WHERE status = ?", [status]) if status else ("", [])
         rows = self.catalog.query(
-            f"SELECT name FROM jobs {where} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?", [*args, limit, offset]
+            f"SELECT name FROM jobs {where} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+            [*args, limit, offset],
         )
         return [r["name"] for r in rows]
 
@@ -233,13 +234,26 @@ class Platform:
         for name in names:
             job = self.describe_training(name)
             if job.status == "Completed":
-                rows.append({"job": job.name, "algorithm": job.algorithm, "dataset": job.dataset,
-                             **{k: v for k, v in job.metrics.items()}})
+                rows.append(
+                    {
+                        "job": job.name,
+                        "algorithm": job.algorithm,
+                        "dataset": job.dataset,
+                        **{k: v for k, v in job.metrics.items()},
+                    }
+                )
         return rows
 
     # ---- endpoints -----------------------------------------------------------------------
-    def deploy(self, model: str, endpoint_name: str, instance_type: str | None = None, instance_count: int = 1,
-               wait: bool = True, timeout: float = 120.0) -> Endpoint:
+    def deploy(
+        self,
+        model: str,
+        endpoint_name: str,
+        instance_type: str | None = None,
+        instance_count: int = 1,
+        wait: bool = True,
+        timeout: float = 120.0,
+    ) -> Endpoint:
         """Model → endpoint config → endpoint, as on SageMaker. Creating → InService (or Failed)."""
         check_name(endpoint_name, "endpoint name")
         instance_type = instance_type or self.settings.endpoint_instance_type
@@ -247,19 +261,42 @@ class Platform:
             raise ValidationError("Instance count must be between 1 and 8 (each instance is a worker process locally).")
         trained = self.get_model(model)
         now = time.time()
-        deployed = {"name": _suffixed(endpoint_name, "-model"), "model": trained["name"],
-                    "artifact_key": trained["artifact_key"], "artifact_sha256": trained["artifact_sha256"],
-                    "created_at": now}
-        config = {"name": _suffixed(endpoint_name, "-config"), "deployed_model": deployed["name"],
-                  "instance_type": instance_type, "instance_count": int(instance_count), "created_at": now}
-        endpoint = {"name": endpoint_name, "backend": self.backend.name, "config": config["name"],
-                    "model": trained["name"], "status": "Creating", "instance_type": instance_type,
-                    "instance_count": int(instance_count), "created_at": now, "updated_at": now}
+        deployed = {
+            "name": _suffixed(endpoint_name, "-model"),
+            "model": trained["name"],
+            "artifact_key": trained["artifact_key"],
+            "artifact_sha256": trained["artifact_sha256"],
+            "created_at": now,
+        }
+        config = {
+            "name": _suffixed(endpoint_name, "-config"),
+            "deployed_model": deployed["name"],
+            "instance_type": instance_type,
+            "instance_count": int(instance_count),
+            "created_at": now,
+        }
+        endpoint = {
+            "name": endpoint_name,
+            "backend": self.backend.name,
+            "config": config["name"],
+            "model": trained["name"],
+            "status": "Creating",
+            "instance_type": instance_type,
+            "instance_count": int(instance_count),
+            "created_at": now,
+            "updated_at": now,
+        }
         try:
             with self.catalog.tx() as conn:
-                for table, row in (("deployed_models", deployed), ("endpoint_configs", config), ("endpoints", endpoint)):
-                    conn.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                                 list(row.values()))
+                for table, row in (
+                    ("deployed_models", deployed),
+                    ("endpoint_configs", config),
+                    ("endpoints", endpoint),
+                ):
+                    conn.execute(
+                        f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                        list(row.values()),
+                    )
                 self.catalog.event("endpoint", endpoint_name, f"Creating from model {trained['name']}", conn)
         except sqlite3.IntegrityError:
             raise ConflictError(
@@ -322,8 +359,9 @@ class Platform:
     def endpoint_log(self, name: str, lines: int = 200) -> str:
         return self.backend.endpoint_log(self._endpoint_row(name), lines)
 
-    def invoke(self, name: str, payload: Any, content_type: str = "application/json",
-               accept: str = "application/json") -> Any:
+    def invoke(
+        self, name: str, payload: Any, content_type: str = "application/json", accept: str = "application/json"
+    ) -> Any:
         """Send a request as the seed did; returns the decoded JSON (or text for CSV answers)."""
         row = self._endpoint_row(name)
         body = encode_payload(payload, content_type)
@@ -352,8 +390,9 @@ class Platform:
         """A CSV of customers to score (any encoding or delimiter an upload may have), every cell as text."""
         return read_customers(data, self.settings.max_upload_mb * 1024 * 1024)
 
-    def score_batch(self, name: str, frame, chunk_size: int = 500,
-                    progress: Callable[[float], None] | None = None) -> BatchResult:
+    def score_batch(
+        self, name: str, frame, chunk_size: int = 500, progress: Callable[[float], None] | None = None
+    ) -> BatchResult:
         """Score a table of customers in chunks; rows that cannot be scored are reported by row number."""
         schema = self.model_schema(self.describe_endpoint(name).model)
         return score_frame(lambda payload: self.invoke(name, payload), frame, schema, chunk_size, progress)
@@ -364,7 +403,9 @@ class Platform:
         self.catalog.update("endpoints", name, status="Deleting", updated_at=time.time())
         self.catalog.event("endpoint", name, "Deleting")
         config = self.catalog.one("SELECT * FROM endpoint_configs WHERE name = ?", (row["config"],))
-        deployed = config and self.catalog.one("SELECT * FROM deployed_models WHERE name = ?", (config["deployed_model"],))
+        deployed = config and self.catalog.one(
+            "SELECT * FROM deployed_models WHERE name = ?", (config["deployed_model"],)
+        )
         try:
             self.backend.delete_endpoint(row, config, deployed)
         except Exception:

@@ -126,22 +126,30 @@ class S3ObjectStore:
             raise
 
     def _full_keys(self, prefix: str) -> list[str]:
-        full = self.full_key(prefix.rstrip("/") + "/") if prefix.strip("/") else (f"{self.prefix}/" if self.prefix else "")
+        if prefix.strip("/"):
+            full = self.full_key(prefix.rstrip("/") + "/")
+        else:
+            full = f"{self.prefix}/" if self.prefix else ""
         keys: list[str] = []
         token = None
         while True:
             kwargs = {"Bucket": self._require_bucket(), "Prefix": full}
             if token:
                 kwargs["ContinuationToken"] = token
-            page = call(self.s3, "list_objects_v2", what=f"list s3://{self.bucket}/{full}",
-                        settings=self.clients.settings, **kwargs)
+            page = call(
+                self.s3,
+                "list_objects_v2",
+                what=f"list s3://{self.bucket}/{full}",
+                settings=self.clients.settings,
+                **kwargs,
+            )
             keys.extend(obj["Key"] for obj in page.get("Contents", []))
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:
                 return keys
 
     def _relative(self, full: str) -> str:
-        return full[len(self.prefix) + 1:] if self.prefix else full
+        return full[len(self.prefix) + 1 :] if self.prefix else full
 
     def list(self, prefix: str) -> list[str]:
         return sorted(self._relative(k) for k in self._full_keys(prefix))
@@ -149,15 +157,24 @@ class S3ObjectStore:
     def delete_prefix(self, prefix: str) -> int:
         keys = self._full_keys(prefix)
         for start in range(0, len(keys), 1000):
-            batch = keys[start:start + 1000]
-            answer = call(self.s3, "delete_objects", what=f"delete {len(batch)} objects under {self.uri(prefix)}",
-                          settings=self.clients.settings, Bucket=self._require_bucket(),
-                          Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True})
+            batch = keys[start : start + 1000]
+            answer = call(
+                self.s3,
+                "delete_objects",
+                what=f"delete {len(batch)} objects under {self.uri(prefix)}",
+                settings=self.clients.settings,
+                Bucket=self._require_bucket(),
+                Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
+            )
             errors = answer.get("Errors") or []
             if errors:
                 first = errors[0]
                 raise AwsError(
-                    f"S3 refused to delete {len(errors)} object(s) under {self.uri(prefix)} (first: {first.get('Key')}: "
-                    f"{first.get('Code')} {first.get('Message', '')}). Check s3:DeleteObject in your policy (docs/aws.md).",
-                    str(first.get("Code", "")), "DeleteObjects", str(first.get("Message", "")))
+                    f"S3 refused to delete {len(errors)} object(s) under {self.uri(prefix)} "
+                    f"(first: {first.get('Key')}: {first.get('Code')} {first.get('Message', '')}). "
+                    "Check s3:DeleteObject in your policy (docs/aws.md).",
+                    str(first.get("Code", "")),
+                    "DeleteObjects",
+                    str(first.get("Message", "")),
+                )
         return len(keys)

@@ -138,7 +138,7 @@ def make_sample(rows: int = 2000, seed: int = 7) -> bytes:
         clipped = np.round(np.clip(values[name], low, high), decimals)
         columns.append([_fmt(v, decimals) for v in clipped.tolist()])
     lines = [",".join(COLUMNS)]
-    lines.extend(",".join(row) for row in zip(*columns))
+    lines.extend(",".join(row) for row in zip(*columns, strict=True))
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 

@@ -122,5 +122,5 @@ def _score_chunk(invoke, chunk, results, errors) -> None:
         for item in chunk:  # find the row(s) the endpoint refuses
             _score_chunk(invoke, [item], results, errors)
         return
-    for (position, _), pred in zip(chunk, answer["predictions"]):
+    for (position, _), pred in zip(chunk, answer["predictions"], strict=True):
         results[position] = (int(pred["label"]), float(pred["churn_probability"]))

@@ -84,7 +84,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def verify_artifact(artifact: Path, expected: str) -> None:
     if not artifact.is_file():
-        raise ServingError(f"model artifact {artifact} does not exist; redeploy from a completed training job.", EXIT_LOAD_FAILED)
+        raise ServingError(
+            f"model artifact {artifact} does not exist; redeploy from a completed training job.", EXIT_LOAD_FAILED
+        )
     wanted = (expected or "").strip().lower()
     if not re.fullmatch(r"[0-9a-f]{64}", wanted):
         raise ServingError(
@@ -107,7 +109,9 @@ def _check_member(info: tarfile.TarInfo, root: Path) -> Path:
         raise ServingError(f"unsafe path {name!r} in the model artifact; it will not be extracted.", EXIT_LOAD_FAILED)
     if not (info.isfile() or info.isdir()):
         kind = "link" if (info.issym() or info.islnk()) else "special file"
-        raise ServingError(f"the model artifact contains a {kind} ({name!r}); refusing to extract it.", EXIT_LOAD_FAILED)
+        raise ServingError(
+            f"the model artifact contains a {kind} ({name!r}); refusing to extract it.", EXIT_LOAD_FAILED
+        )
     target = (root / name).resolve()
     if target != root and root not in target.parents:
         raise ServingError(f"unsafe path {name!r} in the model artifact; it will not be extracted.", EXIT_LOAD_FAILED)
@@ -140,7 +144,9 @@ def safe_extract(artifact: Path, dest: Path) -> list[str]:
                     shutil.copyfileobj(source, out, 1 << 20)
                 names.append(info.name)
     except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
-        raise ServingError(f"the model artifact is not a readable .tar.gz ({err}); retrain the model.", EXIT_LOAD_FAILED)
+        raise ServingError(
+            f"the model artifact is not a readable .tar.gz ({err}); retrain the model.", EXIT_LOAD_FAILED
+        ) from None
     return names
 
 
@@ -310,9 +316,17 @@ def read_stats(workdir: Path) -> dict:
 # ------------------------------------------------------------------------- WSGI app
 
 _REASONS = {
-    200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable",
-    411: "Length Required", 413: "Payload Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Entity",
-    500: "Internal Server Error", 503: "Service Unavailable",
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    411: "Length Required",
+    413: "Payload Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Entity",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
 }
 
 
@@ -328,7 +342,9 @@ class _HttpError(Exception):
         self.headers = headers or []
 
 
-def _json_response(start_response: Callable, status: int, payload: Any, headers: Optional[list] = None) -> Iterable[bytes]:
+def _json_response(
+    start_response: Callable, status: int, payload: Any, headers: Optional[list] = None
+) -> Iterable[bytes]:
     body = json.dumps(payload).encode("utf-8")
     start_response(_status(status), [("Content-Type", _JSON), ("Content-Length", str(len(body)))] + (headers or []))
     return [body]
@@ -345,7 +361,11 @@ def _read_body(environ: dict) -> bytes:
         if "chunked" in (environ.get("HTTP_TRANSFER_ENCODING") or "").lower():
             data = stream.read(MAX_BODY_BYTES + 1)
             if len(data) > MAX_BODY_BYTES:
-                raise _HttpError(413, f"request body is larger than the {MAX_BODY_BYTES // (1024 * 1024)} MB limit of a real-time endpoint; split it into smaller requests or use batch scoring.")
+                raise _HttpError(
+                    413,
+                    f"request body is larger than the {MAX_BODY_BYTES // (1024 * 1024)} MB limit of a real-time "
+                    "endpoint; split it into smaller requests or use batch scoring.",
+                )
             return data
         raise _HttpError(411, "a Content-Length header is required on POST; send the body with its length.")
     try:
@@ -353,7 +373,7 @@ def _read_body(environ: dict) -> bytes:
         if length < 0:
             raise ValueError
     except ValueError:
-        raise _HttpError(400, f"invalid Content-Length {raw_length!r}; it must be a whole number of bytes.")
+        raise _HttpError(400, f"invalid Content-Length {raw_length!r}; it must be a whole number of bytes.") from None
     if length > MAX_BODY_BYTES:
         if length <= DRAIN_LIMIT_BYTES:  # consume it so the client can read our answer
             left = length
@@ -376,7 +396,9 @@ def _read_body(environ: dict) -> bytes:
         parts.append(chunk)
         left -= len(chunk)
     if left:
-        raise _HttpError(400, f"the request body ended after {length - left} of {length} bytes announced by Content-Length.")
+        raise _HttpError(
+            400, f"the request body ended after {length - left} of {length} bytes announced by Content-Length."
+        )
     return b"".join(parts)
 
 
@@ -433,25 +455,36 @@ def make_app(module, model: Any, name: str, workdir: Path, stats: Optional[Worke
         try:
             if path == "/ping":
                 if method not in ("GET", "HEAD"):
-                    return _error(start_response, 405, f"{method} is not allowed on /ping; use GET.", [("Allow", "GET, HEAD")])
+                    return _error(
+                        start_response, 405, f"{method} is not allowed on /ping; use GET.", [("Allow", "GET, HEAD")]
+                    )
                 start_response("200 OK", list(ping_headers))
                 return [b""] if method == "HEAD" else [ping_body]
             match = _ENDPOINT_PATH.match(path)
             if path in ("/invocations", "/invocations/") or match:
                 if match and match.group(1) != name:
                     return _error(
-                        start_response, 404,
+                        start_response,
+                        404,
                         f"endpoint {match.group(1)!r} is not served here; this server serves {name!r}.",
                     )
                 if method != "POST":
-                    return _error(start_response, 405, f"{method} is not allowed on {path}; use POST with the request in the body.", [("Allow", "POST")])
+                    return _error(
+                        start_response,
+                        405,
+                        f"{method} is not allowed on {path}; use POST with the request in the body.",
+                        [("Allow", "POST")],
+                    )
                 return invoke(environ, start_response)
             if path == "/stats":
                 if method != "GET":
-                    return _error(start_response, 405, f"{method} is not allowed on /stats; use GET.", [("Allow", "GET")])
+                    return _error(
+                        start_response, 405, f"{method} is not allowed on /stats; use GET.", [("Allow", "GET")]
+                    )
                 return _json_response(start_response, 200, dict(read_stats(workdir), endpoint=name))
             return _error(
-                start_response, 404,
+                start_response,
+                404,
                 f"no route {path!r}; use POST /invocations (or /endpoints/{name}/invocations) or GET /ping.",
             )
         except Exception as err:  # never let a request take the worker down
@@ -494,10 +527,12 @@ def _server_options(host: str, port: int, workers: int, name: str, stats: Worker
         "accesslog": None,
         "errorlog": "-",
         "loglevel": "info",
-        "proc_name": f"churn_core.serving --name {name}",  # ps shows "gunicorn: master [churn_core.serving --name NAME]"
+        # ps shows "gunicorn: master [churn_core.serving --name NAME]"
+        "proc_name": f"churn_core.serving --name {name}",
         "post_fork": post_fork,
         "worker_exit": worker_exit,
-        "control_socket_disable": True,  # gunicorn >= 25: one shared ~/.gunicorn/gunicorn.ctl would clash between endpoints
+        # gunicorn >= 25: one shared ~/.gunicorn/gunicorn.ctl would clash between endpoints
+        "control_socket_disable": True,
         "limit_request_line": 8190,
     }
     if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
@@ -552,7 +587,9 @@ def _check_port(host: str, port: int) -> None:
         try:
             sock.bind((host, port))
         except OSError as err:
-            raise ServingError(f"cannot listen on {host}:{port} ({err.strerror}); choose another port.", EXIT_PORT_BUSY)
+            raise ServingError(
+                f"cannot listen on {host}:{port} ({err.strerror}); choose another port.", EXIT_PORT_BUSY
+            ) from None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -590,7 +627,9 @@ def prepare(args: argparse.Namespace):
     try:
         model = module.model_fn(str(model_dir))
     except Exception as err:
-        raise ServingError(f"model_fn could not load the model: {type(err).__name__}: {err}", EXIT_LOAD_FAILED)
+        raise ServingError(
+            f"model_fn could not load the model: {type(err).__name__}: {err}", EXIT_LOAD_FAILED
+        ) from None
     return module, model
 
 
@@ -607,7 +646,9 @@ def main(argv: Optional[list] = None) -> int:
     workdir = args.workdir.resolve()
     stats = WorkerStats(workdir / "stats")
     app = make_app(module, model, args.name, workdir, stats)
-    sys.stderr.write(f"serving endpoint {args.name!r} on http://{args.host}:{args.port} with {args.workers} worker(s)\n")
+    sys.stderr.write(
+        f"serving endpoint {args.name!r} on http://{args.host}:{args.port} with {args.workers} worker(s)\n"
+    )
     sys.stderr.flush()
     try:
         serve(app, _server_options(args.host, args.port, args.workers, args.name, stats))

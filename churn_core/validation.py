@@ -614,9 +614,10 @@ def _raise_ragged(table: _Table) -> None:
 def _is_row_counter(cells: _Cells) -> bool:
     """True for 0, 1, 2, … (or 1, 2, 3, …): what pandas writes for an unnamed index."""
     present = cells.counts() > 0
-    if not len(cells) or not all(_DIGITS_RE.match(v) for v, p in zip(cells.uniques, present) if p):
+    if not len(cells) or not all(_DIGITS_RE.match(v) for v, p in zip(cells.uniques, present, strict=True) if p):
         return False
-    numbers = cells.flags(np.array([int(v) if p else -1 for v, p in zip(cells.uniques, present)], dtype=np.int64))
+    values = [int(v) if p else -1 for v, p in zip(cells.uniques, present, strict=True)]
+    numbers = cells.flags(np.array(values, dtype=np.int64))
     start = int(numbers[0])
     return start in (0, 1) and bool(np.array_equal(numbers, np.arange(start, start + len(numbers))))
 
@@ -628,8 +629,9 @@ def _parse_target(name: str, cells: _Cells, row_numbers: np.ndarray) -> tuple[np
     counts = cells.counts()
     missing_u = cells.missing_per_unique()
     codes = [_rules.label_of(v) for v in cells.uniques]  # training reads the target by the same rule
-    code_u = np.array([-1 if missing_u[i] or c is None else (-2 if c == -1 else c) for i, c in enumerate(codes)],
-                      dtype=np.int64)
+    code_u = np.array(
+        [-1 if missing_u[i] or c is None else (-2 if c == -1 else c) for i, c in enumerate(codes)], dtype=np.int64
+    )
     present = counts > 0
     invalid = [(cells.uniques[i], int(counts[i])) for i in np.flatnonzero(present & (code_u == -2))]
     if invalid:
@@ -823,8 +825,10 @@ def read_text_table(data: bytes, max_bytes: int | None = None) -> tuple[pd.DataF
     _check_header(header)
     if table.columns is None:
         _raise_ragged(table)
-    frame = pd.DataFrame({name: [str(v).strip() for v in column] for name, column in zip(header, table.columns)
-                          if name}, columns=[h for h in header if h])
+    frame = pd.DataFrame(
+        {name: [str(v).strip() for v in column] for name, column in zip(header, table.columns, strict=True) if name},
+        columns=[h for h in header if h],
+    )
     return frame, warnings
 
 
@@ -839,7 +843,7 @@ def read_header(data: bytes) -> list[str]:
     except ValidationError:
         return []
     try:
-        for record in csv.reader(io.StringIO(text[:1 << 20], newline=""), delimiter=delimiter):
+        for record in csv.reader(io.StringIO(text[: 1 << 20], newline=""), delimiter=delimiter):
             if "".join(record).strip():
                 return [name.strip() for name in record if name.strip()]
     except csv.Error:
@@ -935,7 +939,7 @@ def validate_csv(data: bytes, target: str = "Churn", max_bytes: int | None = Non
     target_codes, positive_label = _parse_target(target, target_cells, row_numbers)
     _check_classes(target, target_codes, target_cells)
 
-    empty = [n for n, c in zip(names, cells) if n != target and c.flags(c.missing_per_unique()).all()]
+    empty = [n for n, c in zip(names, cells, strict=True) if n != target and c.flags(c.missing_per_unique()).all()]
     if empty:
         raise ValidationError(
             f"Column {_names(empty)} {'is' if len(empty) == 1 else 'are'} entirely empty (no value in any row). "
@@ -946,7 +950,7 @@ def validate_csv(data: bytes, target: str = "Churn", max_bytes: int | None = Non
     features: list[FeatureProfile] = []
     dropped: dict[str, str] = {}
     stray: list[_StrayText] = []
-    for name, column_cells in zip(names, cells):
+    for name, column_cells in zip(names, cells, strict=True):
         if name == target:
             continue
         id_name = _is_id_name(name)
@@ -1009,7 +1013,7 @@ def validate_csv(data: bytes, target: str = "Churn", max_bytes: int | None = Non
         )
 
     frame = pd.DataFrame({name: typed[name] for name in names if name in typed})
-    text = pd.DataFrame({name: c.texts() for name, c in zip(names, cells)}, columns=names)
+    text = pd.DataFrame({name: c.texts() for name, c in zip(names, cells, strict=True)}, columns=names)
     return ValidatedTable(
         frame=frame,
         text=text,

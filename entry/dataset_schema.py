@@ -138,12 +138,15 @@ def read_channel(path: str, what: str):
         try:
             frame = read_text_table(name)
         except pd.errors.EmptyDataError:
-            raise SchemaError("%s is empty." % os.path.basename(name))
+            raise SchemaError("%s is empty." % os.path.basename(name)) from None
         except (pd.errors.ParserError, UnicodeDecodeError) as err:
-            raise SchemaError("%s is not a readable CSV file: %s" % (os.path.basename(name), str(err).strip()))
+            raise SchemaError("%s is not a readable CSV file: %s"
+                              % (os.path.basename(name), str(err).strip())) from None
         if frames and list(frame.columns) != list(frames[0].columns):
-            raise SchemaError("%s has different columns from %s; all files of a channel must share one header."
-                              % (os.path.basename(name), os.path.basename(files[0])))
+            raise SchemaError(
+                "%s has different columns from %s; all files of a channel must share one header."
+                % (os.path.basename(name), os.path.basename(files[0]))
+            )
         frames.append(frame)
     data = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     if len(data) == 0:
@@ -161,7 +164,9 @@ def load_schema_file(channel: str) -> Optional[dict]:
     with open(path, encoding="utf-8") as fh:
         schema = json.load(fh)
     if schema.get("format") != SCHEMA_FORMAT:
-        raise SchemaError("%s is not a dataset schema this script reads (format %r)." % (SCHEMA_FILE, schema.get("format")))
+        raise SchemaError(
+            "%s is not a dataset schema this script reads (format %r)." % (SCHEMA_FILE, schema.get("format"))
+        )
     return schema
 
 
@@ -173,7 +178,7 @@ def numeric_values(series) -> Tuple[Any, bool]:
     import numpy as np
     import pandas as pd
 
-    codes, uniques = pd.factorize(series.astype(str), use_na_sentinel=False)
+    codes, uniques = pd.factorize(series.astype(str).to_numpy())
     texts = [str(u).strip() for u in uniques]
     missing = np.array([is_missing_text(t, True) for t in texts], dtype=bool)
     parsed = pd.to_numeric(pd.Series(texts, dtype=object), errors="coerce").to_numpy(dtype=float)
@@ -208,18 +213,22 @@ def encode_target(series, target: str, what: str):
     import numpy as np
     import pandas as pd
 
-    codes, uniques = pd.factorize(series.astype(str), use_na_sentinel=False)
+    codes, uniques = pd.factorize(series.astype(str).to_numpy())
     texts = [str(u) for u in uniques]
     labels = [label_of(t) for t in texts]
     counts = np.bincount(codes, minlength=len(texts)).tolist()
     missing = sum(c for c, lab in zip(counts, labels) if lab is None)
     if missing:
-        raise SchemaError("the target column %s has %d empty value(s) in the %s data; fill or drop those rows."
-                          % (target, missing, what))
+        raise SchemaError(
+            "the target column %s has %d empty value(s) in the %s data; fill or drop those rows."
+            % (target, missing, what)
+        )
     bad = sorted(t.strip() for t, lab in zip(texts, labels) if lab == -1)
     if bad:
-        raise SchemaError("the target column %s must hold 0/1, yes/no or true/false; the %s data also has %s."
-                          % (target, what, ", ".join(repr(b) for b in bad[:5])))
+        raise SchemaError(
+            "the target column %s must hold 0/1, yes/no or true/false; the %s data also has %s."
+            % (target, what, ", ".join(repr(b) for b in bad[:5]))
+        )
     table = np.array(labels, dtype=np.int64)
     return table[codes], positive_label_of(texts, counts)
 
@@ -233,8 +242,9 @@ def typed_features(frame, schema: dict, what: str):
     names = [f["name"] for f in schema["features"]]
     absent = [n for n in names if n not in frame.columns]
     if absent:
-        raise SchemaError("the %s data lacks the feature column(s) %s that the dataset schema lists."
-                          % (what, ", ".join(absent)))
+        raise SchemaError(
+            "the %s data lacks the feature column(s) %s that the dataset schema lists." % (what, ", ".join(absent))
+        )
     columns = {}
     for spec in schema["features"]:
         series = frame[spec["name"]]
@@ -242,7 +252,7 @@ def typed_features(frame, schema: dict, what: str):
             values, _ = numeric_values(series)
             columns[spec["name"]] = pd.Series(values, index=frame.index, dtype="float64")
         else:
-            codes, uniques = pd.factorize(series.astype(str), use_na_sentinel=False)
+            codes, uniques = pd.factorize(series.astype(str).to_numpy())
             table = np.empty(len(uniques), dtype=object)
             table[:] = [category_of(u) for u in uniques]
             columns[spec["name"]] = pd.Series(table[codes] if len(uniques) else [], index=frame.index, dtype=object)
@@ -254,6 +264,9 @@ def numeric_decimals(frame, schema: dict) -> Dict[str, int]:
     out = {}
     for spec in schema["features"]:
         if spec["kind"] == "numeric":
-            out[spec["name"]] = spec["decimals"] if "decimals" in spec else decimals_of(
-                list(set(frame[spec["name"]].astype(str).tolist())))
+            out[spec["name"]] = (
+                spec["decimals"]
+                if "decimals" in spec
+                else decimals_of(list(set(frame[spec["name"]].astype(str).tolist())))
+            )
     return out

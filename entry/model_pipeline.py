@@ -44,29 +44,40 @@ def build_pipeline(args, numeric: List[str], categorical: List[str]):
         parts.append(("num", Pipeline(steps), numeric))
     if categorical:
         parts.append(
-            ("cat", Pipeline([("impute", SimpleImputer(strategy="most_frequent")), ("onehot", _one_hot())]), categorical)
+            (
+                "cat",
+                Pipeline([("impute", SimpleImputer(strategy="most_frequent")), ("onehot", _one_hot())]),
+                categorical,
+            )
         )
     pre = ColumnTransformer(parts, remainder="drop")
     if args.algorithm == "random_forest":
         from sklearn.ensemble import RandomForestClassifier
 
         model = RandomForestClassifier(
-            n_estimators=args.n_estimators, max_depth=args.max_depth, min_samples_leaf=args.min_samples_leaf,
-            class_weight=args.class_weight, random_state=args.random_state, n_jobs=-1,
+            n_estimators=args.n_estimators,
+            max_depth=args.max_depth,
+            min_samples_leaf=args.min_samples_leaf,
+            class_weight=args.class_weight,
+            random_state=args.random_state,
+            n_jobs=-1,
         )
     elif args.algorithm == "gradient_boosting":
         from sklearn.ensemble import GradientBoostingClassifier
 
         model = GradientBoostingClassifier(
-            n_estimators=args.n_estimators, learning_rate=args.learning_rate,
+            n_estimators=args.n_estimators,
+            learning_rate=args.learning_rate,
             max_depth=args.max_depth if args.max_depth is not None else 3,
-            min_samples_leaf=args.min_samples_leaf, random_state=args.random_state,
+            min_samples_leaf=args.min_samples_leaf,
+            random_state=args.random_state,
         )
     else:
         from sklearn.linear_model import LogisticRegression
 
-        model = LogisticRegression(C=args.C, max_iter=args.max_iter, class_weight=args.class_weight,
-                                   random_state=args.random_state)
+        model = LogisticRegression(
+            C=args.C, max_iter=args.max_iter, class_weight=args.class_weight, random_state=args.random_state
+        )
     return Pipeline([("pre", pre), ("model", model)])
 
 
@@ -110,8 +121,9 @@ def finite(value: Any) -> Optional[float]:
     return number if math.isfinite(number) else None
 
 
-def model_schema(dataset: dict, positive_label: Any, x_train, pipeline, decimals: Dict[str, int],
-                 threshold: float) -> dict:
+def model_schema(
+    dataset: dict, positive_label: Any, x_train, pipeline, decimals: Dict[str, int], threshold: float
+) -> dict:
     """What the served model expects: each feature's kind, range, typical value and categories,
     the target's spelling, and the ID columns a request may carry (echoed, never used)."""
     kinds = dict((f["name"], f["kind"]) for f in dataset["features"])
@@ -129,15 +141,24 @@ def model_schema(dataset: dict, positive_label: Any, x_train, pipeline, decimals
         if kinds[name] == "numeric":
             present = series.dropna()
             entry.update(
-                min=finite(present.min()), max=finite(present.max()), median=finite(present.median()),
-                mean=finite(present.mean()), decimals=int(decimals.get(name, 0)),
+                min=finite(present.min()),
+                max=finite(present.max()),
+                median=finite(present.median()),
+                mean=finite(present.mean()),
+                decimals=int(decimals.get(name, 0)),
                 integer=bool(len(present) > 0 and np.all(np.floor(present.to_numpy()) == present.to_numpy())),
                 categories=[],
             )
         else:
             counts = series.dropna().value_counts()
-            entry.update(min=None, max=None, median=None, mean=None, categories=categories.get(name, []),
-                         mode=str(counts.index[0]) if len(counts) else None)
+            entry.update(
+                min=None,
+                max=None,
+                median=None,
+                mean=None,
+                categories=categories.get(name, []),
+                mode=str(counts.index[0]) if len(counts) else None,
+            )
         out.append(entry)
     return {
         "format_version": SCHEMA_VERSION,

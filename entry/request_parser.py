@@ -141,9 +141,10 @@ def _decode(body: Any, charset: str) -> str:
             raise InvalidInput(
                 "request body is not valid %s text (byte 0x%02x at position %d); send UTF-8 encoded data."
                 % ("UTF-8" if utf8 else charset, body[err.start], err.start)
-            )
+            ) from None
         except (UnicodeError, ValueError, TypeError) as err:  # e.g. punycode, undefined
-            raise InvalidInput("request body is not valid %s text (%s); send UTF-8 encoded data." % (charset, _short(str(err), 80)))
+            raise InvalidInput("request body is not valid %s text (%s); send UTF-8 encoded data."
+                               % (charset, _short(str(err), 80))) from None
         if not isinstance(text, str):
             raise InvalidInput("unsupported charset %s; send UTF-8." % _short(charset), 415)
     if not text.strip():
@@ -158,14 +159,14 @@ def _parse_json(text: str) -> ParsedRequest:
     try:
         data = json.loads(text)
     except RecursionError:
-        raise InvalidInput("JSON is nested too deeply; a request is an object holding a list of rows.")
+        raise InvalidInput("JSON is nested too deeply; a request is an object holding a list of rows.") from None
     except ValueError as err:
         msg = getattr(err, "msg", str(err))
         if "digits" in msg and "integer string conversion" in msg:
             msg = "a number has too many digits (more than 4300)"
         line, col = getattr(err, "lineno", None), getattr(err, "colno", None)
         where = " at line %s column %s" % (line, col) if line is not None else ""
-        raise InvalidInput("malformed JSON%s: %s." % (where, msg))
+        raise InvalidInput("malformed JSON%s: %s." % (where, msg)) from None
     if isinstance(data, list):
         if data and all(isinstance(r, dict) for r in data):
             return _named(data, "request")
@@ -190,7 +191,9 @@ def _parse_json(text: str) -> ParsedRequest:
                 raise InvalidInput(
                     "'Input' must be a list of rows (a list of lists of feature values), got %s." % _kind_name(value)
                 )
-            raise InvalidInput("'instances' must be a list of records ({feature: value} objects), got %s." % _kind_name(value))
+            raise InvalidInput(
+                "'instances' must be a list of records ({feature: value} objects), got %s." % _kind_name(value)
+            )
         if key == "instances":
             if value and all(isinstance(r, list) for r in value):
                 return ParsedRequest("instances", _positional_rows(value, "'instances'"), False)
@@ -205,7 +208,8 @@ def _parse_json(text: str) -> ParsedRequest:
     if "input" in lower or "inputs" in lower or "instance" in lower:
         hint = ' (keys are case-sensitive: use "Input" or "instances")'
     raise InvalidInput(
-        'expected an object with "Input" (rows of values in feature order) or "instances" (records by feature name); got key(s) %s%s.'
+        'expected an object with "Input" (rows of values in feature order) or "instances" (records by feature '
+        'name); got key(s) %s%s.'
         % (_names(sorted(keys)) or "none", hint)
     )
 
@@ -214,7 +218,9 @@ def _named(records: list, what: str) -> ParsedRequest:
     _check_count(len(records), what)
     for r, rec in enumerate(records, 1):
         if not isinstance(rec, dict):
-            raise InvalidInput("%s record %d is %s; each record must be an object {feature: value}." % (what, r, _kind_name(rec)))
+            raise InvalidInput(
+                "%s record %d is %s; each record must be an object {feature: value}." % (what, r, _kind_name(rec))
+            )
     return ParsedRequest("instances", records, True)
 
 
@@ -222,7 +228,9 @@ def _positional_rows(rows: list, what: str) -> list:
     _check_count(len(rows), what)
     for r, row in enumerate(rows, 1):
         if not isinstance(row, list):
-            raise InvalidInput("%s row %d is %s; each row must be a list of feature values." % (what, r, _kind_name(row)))
+            raise InvalidInput(
+                "%s row %d is %s; each row must be a list of feature values." % (what, r, _kind_name(row))
+            )
         for c, value in enumerate(row, 1):
             if isinstance(value, (list, dict)):
                 raise InvalidInput(
@@ -236,7 +244,7 @@ def _parse_csv(text: str) -> ParsedRequest:
     try:
         rows = [row for row in csv.reader(io.StringIO(text)) if row and any(cell.strip() for cell in row)]
     except csv.Error as err:
-        raise InvalidInput("malformed CSV: %s." % err)
+        raise InvalidInput("malformed CSV: %s." % err) from None
     _check_count(len(rows), "the CSV body")
     return ParsedRequest("csv", rows, False)
 
@@ -251,13 +259,21 @@ def _parse_npy(body: Any) -> ParsedRequest:
         array = np.load(io.BytesIO(bytes(body or b"")), allow_pickle=False)
     except ValueError as err:
         if "allow_pickle" in str(err):
-            raise InvalidInput("the .npy array holds Python objects; send numbers or text (no pickled objects).")
-        raise InvalidInput("the body is not a readable .npy array (%s); send np.save output." % _short(str(err), 80))
+            raise InvalidInput(
+                "the .npy array holds Python objects; send numbers or text (no pickled objects)."
+            ) from None
+        raise InvalidInput(
+            "the body is not a readable .npy array (%s); send np.save output." % _short(str(err), 80)
+        ) from None
     except (OSError, EOFError) as err:
-        raise InvalidInput("the body is not a readable .npy array (%s); send np.save output." % _short(str(err), 80))
+        raise InvalidInput(
+            "the body is not a readable .npy array (%s); send np.save output." % _short(str(err), 80)
+        ) from None
     if not isinstance(array, np.ndarray) or array.ndim not in (1, 2):
-        raise InvalidInput("the .npy array must have 1 dimension (one row) or 2 (rows x features), got %s."
-                           % ("%d" % array.ndim if isinstance(array, np.ndarray) else "an archive"))
+        raise InvalidInput(
+            "the .npy array must have 1 dimension (one row) or 2 (rows x features), got %s."
+            % ("%d" % array.ndim if isinstance(array, np.ndarray) else "an archive")
+        )
     rows = [array.tolist()] if array.ndim == 1 else array.tolist()
     _check_count(len(rows), "the .npy array")
     return ParsedRequest("npy", rows, False)
@@ -333,8 +349,10 @@ def _named_columns(records: list, compiled: dict) -> Tuple[List[list], Optional[
             if missing:
                 problems.append("missing feature(s) %s" % ", ".join(missing))
             also = " (ID columns %s are accepted too)" % ", ".join(id_columns) if id_columns else ""
-            raise InvalidInput("record %d has %s; the model expects exactly: %s%s."
-                               % (r, " and ".join(problems), compiled["order"], also))
+            raise InvalidInput(
+                "record %d has %s; the model expects exactly: %s%s."
+                % (r, " and ".join(problems), compiled["order"], also)
+            )
         for i, name in enumerate(features):
             columns[i].append(_cell(rec[name], r, i, name, kinds, allow))
         ids.append(dict((name, rec[name]) for name in id_columns if name in rec))
@@ -353,7 +371,8 @@ def _positional_columns(parsed: ParsedRequest, compiled: dict) -> List[list]:
     for r, row in enumerate(parsed.rows, 1):
         if len(row) != width:
             raise InvalidInput(
-                "expected %d values per row in this order: %s; got %d in row %d." % (width, compiled["order"], len(row), r)
+                "expected %d values per row in this order: %s; got %d in row %d."
+                % (width, compiled["order"], len(row), r)
             )
         for i, name in enumerate(features):
             value = row[i]
@@ -404,7 +423,9 @@ def _cell(value: Any, r: int, i: int, name: str, kinds: list, allow: list) -> An
 
 def _number(value: Any, r: int, name: str) -> float:
     if isinstance(value, bool):
-        raise InvalidInput("row %d, feature %s: %s is a boolean, not a number; send 1 or 0." % (r, name, "true" if value else "false"))
+        raise InvalidInput(
+            "row %d, feature %s: %s is a boolean, not a number; send 1 or 0." % (r, name, "true" if value else "false")
+        )
     if isinstance(value, (int, float)):
         try:
             number = float(value)
@@ -412,7 +433,7 @@ def _number(value: Any, r: int, name: str) -> float:
             raise InvalidInput(
                 "row %d, feature %s: the integer %s\u2026 (%d digits) is too large; send a finite number."
                 % (r, name, str(value)[:12], len(str(abs(value))))
-            )
+            ) from None
         if not math.isfinite(number):
             word = "NaN" if number != number else ("Infinity" if number > 0 else "-Infinity")
             raise InvalidInput("row %d, feature %s: %s is not a finite number; send a real number." % (r, name, word))
@@ -422,9 +443,11 @@ def _number(value: Any, r: int, name: str) -> float:
         try:
             number = float(text)
         except ValueError:
-            raise InvalidInput("row %d, feature %s: %s is not a number." % (r, name, _short(value)))
+            raise InvalidInput("row %d, feature %s: %s is not a number." % (r, name, _short(value))) from None
         if not math.isfinite(number):
-            raise InvalidInput("row %d, feature %s: %s is not a finite number; send a real number." % (r, name, _short(value)))
+            raise InvalidInput(
+                "row %d, feature %s: %s is not a finite number; send a real number." % (r, name, _short(value))
+            )
         return number
     raise InvalidInput("row %d, feature %s: %s is not a number." % (r, name, _kind_name(value)))
 
@@ -432,7 +455,8 @@ def _number(value: Any, r: int, name: str) -> float:
 def _missing_error(r: int, name: str, value: Any) -> InvalidInput:
     shown = "null" if value is None else "empty"
     return InvalidInput(
-        "row %d, feature %s: value is missing (%s); the model was trained without missing values for %s, so send a value."
+        "row %d, feature %s: value is missing (%s); the model was trained without missing values for %s, "
+        "so send a value."
         % (r, name, shown, name)
     )
 

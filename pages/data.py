@@ -56,8 +56,11 @@ with upload_col:
             st.error(f"**{upload.name} cannot be used.** {exc}", icon=":material/block:")
             table = None
         if table is not None:
-            st.success(f"**{upload.name}** is valid: {table.rows:,} customers, {len(table.features)} features, "
-                       f"churn rate {table.churn_rate:.1%} (positive label `{table.positive_label}`).", icon=":material/check_circle:")
+            st.success(
+                f"**{upload.name}** is valid: {table.rows:,} customers, {len(table.features)} features, "
+                f"churn rate {table.churn_rate:.1%} (positive label `{table.positive_label}`).",
+                icon=":material/check_circle:",
+            )
             for warning in table.warnings:
                 st.warning(warning, icon=":material/warning:")
             st.dataframe(table.frame.head(20), width="stretch", hide_index=True)
@@ -75,17 +78,33 @@ if not datasets:
     st.stop()
 
 st.dataframe(
-    pd.DataFrame([{
-        "name": d.name, "rows": d.rows, "churn rate": d.churn_rate, "features": len(d.features),
-        "train / test": f"{d.n_train} / {d.n_test}", "source": d.source, "created": when(d.created_at),
-        "sha256": d.sha256[:12],
-    } for d in datasets]),
-    width="stretch", hide_index=True,
+    pd.DataFrame(
+        [
+            {
+                "name": d.name,
+                "rows": d.rows,
+                "churn rate": d.churn_rate,
+                "features": len(d.features),
+                "train / test": f"{d.n_train} / {d.n_test}",
+                "source": d.source,
+                "created": when(d.created_at),
+                "sha256": d.sha256[:12],
+            }
+            for d in datasets
+        ]
+    ),
+    width="stretch",
+    hide_index=True,
     column_config={"churn rate": st.column_config.NumberColumn(format="percent")},
 )
 names = [d.name for d in datasets]
-selected = st.selectbox("Explore", names, index=names.index(st.session_state.get("data_selected", names[0]))
-                        if st.session_state.get("data_selected") in names else 0)
+selected = st.selectbox(
+    "Explore",
+    names,
+    index=names.index(st.session_state.get("data_selected", names[0]))
+    if st.session_state.get("data_selected") in names
+    else 0,
+)
 ds = next(d for d in datasets if d.name == selected)
 cols = st.columns(4)
 cols[0].metric("Customers", f"{ds.rows:,}")
@@ -97,8 +116,10 @@ for warning in ds.warnings:
 
 frame = attempt(p.read_dataset, ds.name, "train", typed=True)
 if frame is not None and not {ds.target, *(f["name"] for f in ds.features)} <= set(frame.columns):
-    st.error(f"The stored train file of {ds.name} no longer matches its schema (it was changed outside the "
-             "dashboard). Delete the dataset and upload it again.")
+    st.error(
+        f"The stored train file of {ds.name} no longer matches its schema (it was changed outside the "
+        "dashboard). Delete the dataset and upload it again."
+    )
 elif frame is not None:
     feature_names = [f["name"] for f in ds.features]
     tab_dist, tab_preview, tab_schema = st.tabs(["Distributions", "Preview", "Schema"])

@@ -78,28 +78,54 @@ def live_table() -> None:
     if not endpoints:
         st.info("No endpoints. Deploy a model above.")
         return
-    st.dataframe(pd.DataFrame([{
-        "name": e.name, "status": status_label(e.status), "URL": e.url, "model": e.model,
-        "instance": f"{e.instance_count} × {e.instance_type}", "uptime": duration_text(e.uptime),
-        "invocations": e.invocations,
-        "latency ms": e.stats.get("p50_latency_ms") or e.stats.get("avg_latency_ms"),
-        "est. cost (USD)": e.estimated_cost_usd, "idle": duration_text(e.idle_seconds) if e.status == "InService" else "—",
-    } for e in endpoints]), width="stretch", hide_index=True, column_config={
-        "est. cost (USD)": st.column_config.NumberColumn(format="$%.4f"),
-        "latency ms": st.column_config.NumberColumn(format="%.1f", help="median (local) or average (CloudWatch)"),
-        "URL": st.column_config.TextColumn(width="medium"),
-    })
-    st.caption(f"Estimated cost = uptime × SageMaker on-demand price in {PRICE_REGION} (as of {PRICES_AS_OF}); "
-               "real-time endpoints bill until deleted.")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "name": e.name,
+                    "status": status_label(e.status),
+                    "URL": e.url,
+                    "model": e.model,
+                    "instance": f"{e.instance_count} × {e.instance_type}",
+                    "uptime": duration_text(e.uptime),
+                    "invocations": e.invocations,
+                    "latency ms": e.stats.get("p50_latency_ms") or e.stats.get("avg_latency_ms"),
+                    "est. cost (USD)": e.estimated_cost_usd,
+                    "idle": duration_text(e.idle_seconds) if e.status == "InService" else "—",
+                }
+                for e in endpoints
+            ]
+        ),
+        width="stretch",
+        hide_index=True,
+        column_config={
+            "est. cost (USD)": st.column_config.NumberColumn(format="$%.4f"),
+            "latency ms": st.column_config.NumberColumn(format="%.1f", help="median (local) or average (CloudWatch)"),
+            "URL": st.column_config.TextColumn(width="medium"),
+        },
+    )
+    st.caption(
+        f"Estimated cost = uptime × SageMaker on-demand price in {PRICE_REGION} (as of {PRICES_AS_OF}); "
+        "real-time endpoints bill until deleted."
+    )
     idle = [e for e in endpoints if e.status == "InService" and e.idle_seconds > IDLE_WARNING_SECONDS]
     if idle:
-        st.warning("Idle endpoints still bill on SageMaker; delete them if unused: " + "; ".join(
-            f"**{e.name}** idle {duration_text(e.idle_seconds)} (${hourly_price(e.instance_type) or 0:.3f}/h "
-            "per instance)" for e in idle[:5]) + (f"; and {len(idle) - 5} more" if len(idle) > 5 else ""))
+        st.warning(
+            "Idle endpoints still bill on SageMaker; delete them if unused: "
+            + "; ".join(
+                f"**{e.name}** idle {duration_text(e.idle_seconds)} (${hourly_price(e.instance_type) or 0:.3f}/h "
+                "per instance)"
+                for e in idle[:5]
+            )
+            + (f"; and {len(idle) - 5} more" if len(idle) > 5 else "")
+        )
     failed = [e for e in endpoints if e.status == "Failed"]
     if failed:
-        st.error("Failed: " + "; ".join(f"**{e.name}**: {e.failure_reason}" for e in failed[:5])
-                 + (f"; and {len(failed) - 5} more (see the table)" if len(failed) > 5 else ""))
+        st.error(
+            "Failed: "
+            + "; ".join(f"**{e.name}**: {e.failure_reason}" for e in failed[:5])
+            + (f"; and {len(failed) - 5} more (see the table)" if len(failed) > 5 else "")
+        )
 
 
 st.subheader("Live endpoints")
@@ -108,45 +134,60 @@ live_table()
 ep = None
 if names:
     wanted = st.session_state.get("selected_endpoint")
-    selected = st.selectbox("Endpoint", names, index=names.index(wanted) if wanted in names else 0,
-                            key="endpoint_picker")
+    selected = st.selectbox(
+        "Endpoint", names, index=names.index(wanted) if wanted in names else 0, key="endpoint_picker"
+    )
     ep = attempt(p.describe_endpoint, selected)
 if ep:
-    st.markdown(f"**{ep.name}** {status_badge(ep.status)} · model `{ep.model}` · created {when(ep.created_at)} · "
-                f"restarts {ep.restarts}")
+    st.markdown(
+        f"**{ep.name}** {status_badge(ep.status)} · model `{ep.model}` · created {when(ep.created_at)} · "
+        f"restarts {ep.restarts}"
+    )
     if ep.url:
         st.code(ep.url, language="text")
     snippets = attempt(p.client_snippets, ep.name)
     if snippets:
-        st.markdown("Call it from Python with the SageMaker runtime client, with a typical customer of this "
-                    "model's training data:")
+        st.markdown(
+            "Call it from Python with the SageMaker runtime client, with a typical customer of this "
+            "model's training data:"
+        )
         st.code(snippets["python"], language="python")
         st.code(snippets["curl"], language="bash")
     with st.expander("Log and events"):
         st.code(p.endpoint_log(ep.name, 40) or "(no log)", language="text")
-        st.dataframe(pd.DataFrame([{"at": when(ev["at"]), "event": ev["message"]}
-                                   for ev in p.events("endpoint", ep.name, 20)]), hide_index=True,
-                     width="stretch")
+        st.dataframe(
+            pd.DataFrame([{"at": when(ev["at"]), "event": ev["message"]} for ev in p.events("endpoint", ep.name, 20)]),
+            hide_index=True,
+            width="stretch",
+        )
 
     if st.button(f"Delete {ep.name}", key="delete_endpoint", on_click=forget_removed):
         st.session_state["confirm"] = ("delete", ep.name)
 
 st.divider()
-if st.button("Clean up all endpoints", key="cleanup_all", on_click=forget_removed,
-             help="Deletes every endpoint this app created, with its endpoint config and model."):
+if st.button(
+    "Clean up all endpoints",
+    key="cleanup_all",
+    on_click=forget_removed,
+    help="Deletes every endpoint this app created, with its endpoint config and model.",
+):
     st.session_state["confirm"] = ("cleanup", None)
 
 
 @st.dialog("Confirm")
 def confirm_dialog(action: str, name: str | None) -> None:
     if action == "delete":
-        st.write(f"Delete endpoint **{name}**? This removes the endpoint, its endpoint config "
-                 f"and its model, and stops its server. The trained model stays available.")
+        st.write(
+            f"Delete endpoint **{name}**? This removes the endpoint, its endpoint config "
+            f"and its model, and stops its server. The trained model stays available."
+        )
     else:
         listed = attempt(p.list_endpoints) or []
         st.write("This removes every endpoint this app created, with its endpoint config and model:")
-        st.markdown("\n".join(f"- **{e.name}** (config `{e.config}`, model `{e.model}`)" for e in listed)
-                    or "- none recorded here; the backend is still asked for endpoints this app created")
+        st.markdown(
+            "\n".join(f"- **{e.name}** (config `{e.config}`, model `{e.model}`)" for e in listed)
+            or "- none recorded here; the backend is still asked for endpoints this app created"
+        )
     yes, no = st.columns(2)
     if yes.button("Delete", type="primary", key="confirm_yes"):
         st.session_state.pop("confirm", None)

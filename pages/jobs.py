@@ -85,7 +85,7 @@ def job_detail(name: str) -> None:
                 st.rerun()
     if job.metrics:
         metric_cols = st.columns(len(METRIC_LABELS))
-        for box, (key, label) in zip(metric_cols, METRIC_LABELS.items()):
+        for box, (key, label) in zip(metric_cols, METRIC_LABELS.items(), strict=True):
             value = job.metrics.get(key)
             box.metric(label, "—" if value is None else f"{value:.3f}")
     with st.expander("Hyperparameters and provenance", expanded=False):

@@ -69,18 +69,31 @@ with batch:
         scored_frame = result.scored
         cols = st.columns(3)
         cols[0].metric("Scored", f"{len(scored_frame):,} of {result.total:,}")
-        cols[1].metric("Predicted to churn", f"{int(scored_frame['predicted_churn'].sum()):,}" if len(scored_frame) else "0")
+        cols[1].metric(
+            "Predicted to churn", f"{int(scored_frame['predicted_churn'].sum()):,}" if len(scored_frame) else "0"
+        )
         cols[2].metric("Could not score", f"{len(result.errors):,}")
         if result.errors:
             st.warning(f"{len(result.errors)} row(s) could not be scored:")
             st.dataframe(result.error_frame, hide_index=True, width="stretch")
         if len(scored_frame):
             first = ["line", "churn_probability", "predicted_churn"]
-            st.dataframe(scored_frame, hide_index=True, width="stretch",
-                         column_order=first + [c for c in scored_frame.columns if c not in first], column_config={
-                "churn_probability": st.column_config.ProgressColumn("churn probability", min_value=0.0,
-                                                                     max_value=1.0, format="percent"),
-            })
+            st.dataframe(
+                scored_frame,
+                hide_index=True,
+                width="stretch",
+                column_order=first + [c for c in scored_frame.columns if c not in first],
+                column_config={
+                    "churn_probability": st.column_config.ProgressColumn(
+                        "churn probability", min_value=0.0, max_value=1.0, format="percent"
+                    ),
+                },
+            )
             st.plotly_chart(risk_histogram(scored_frame["churn_probability"]), width="stretch")
-            st.download_button("Download scored CSV", scored_frame.to_csv(index=False).encode(),
-                               f"scored-{file_name.rsplit('.', 1)[0]}.csv", "text/csv", type="primary")
+            st.download_button(
+                "Download scored CSV",
+                scored_frame.to_csv(index=False).encode(),
+                f"scored-{file_name.rsplit('.', 1)[0]}.csv",
+                "text/csv",
+                type="primary",
+            )

@@ -18,12 +18,19 @@ st.dataframe(pd.DataFrame([(k, str(v)) for k, v in p.settings.public_view().item
 if st.button("Check connection", type="primary"):
     checks = attempt(p.check_connection) or []
     for what, passed, detail in checks:
-        (st.success if passed else st.error)(f"**{what}:** {detail}", icon=":material/check_circle:" if passed else ":material/block:")
+        (st.success if passed else st.error)(
+            f"**{what}:** {detail}", icon=":material/check_circle:" if passed else ":material/block:"
+        )
 
 st.subheader("Recent events")
 events = p.events(limit=50)
 if events:
-    st.dataframe(pd.DataFrame([{"at": when(e["at"]), "kind": e["kind"], "name": e["name"], "event": e["message"]}
-                               for e in events]), hide_index=True, width="stretch")
+    st.dataframe(
+        pd.DataFrame(
+            [{"at": when(e["at"]), "kind": e["kind"], "name": e["name"], "event": e["message"]} for e in events]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
 else:
     st.caption("Nothing has happened yet.")

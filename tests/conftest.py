@@ -66,3 +66,19 @@ def reference_csv() -> Path:
     if not REFERENCE_CSV.exists():
         pytest.skip(f"reference dataset not present at {REFERENCE_CSV}")
     return REFERENCE_CSV
+
+
+@pytest.fixture(scope="session")
+def small_csv() -> bytes:
+    """A small synthetic telecom sample (the SageMaker tests check calls, not models)."""
+    from churn_core.sample import make_sample
+
+    return make_sample(rows=500)
+
+
+@pytest.fixture
+def model_tarballs() -> dict:
+    """model.tar.gz and output.tar.gz as SageMaker would pack them, made by running entry/train.py locally."""
+    from tests.aws_support import trained_tarballs
+
+    return trained_tarballs()

@@ -37,13 +37,13 @@ def live(tmp_path_factory, sample_csv):
 
 
 def row(**changes) -> list:
-    values = dict(zip(FEATURES, SEED_ROW))
+    values = dict(zip(FEATURES, SEED_ROW, strict=True))
     values.update(changes)
     return list(values.values())
 
 
 def record(**changes) -> dict:
-    return dict(zip(FEATURES, row(**changes)))
+    return dict(zip(FEATURES, row(**changes), strict=True))
 
 
 def dumps(obj) -> bytes:
@@ -90,58 +90,128 @@ CASES = [
     Bad("extra-key", dumps({"Input": [SEED_ROW], "debug": True}), r"unexpected key\(s\) 'debug'"),
     Bad("too-few-values", dumps({"Input": [[1, 2, 3]]}), r"expected 10 values per row .* got 3 in row 1"),
     Bad("too-many-values", dumps({"Input": [SEED_ROW + [1]]}), r"expected 10 values per row .* got 11"),
-    Bad("mixed-types-in-a-row", dumps({"Input": [row(ContractRenewal="one")]}),
-        r"row 1, feature ContractRenewal: 'one' is not a number"),
+    Bad(
+        "mixed-types-in-a-row",
+        dumps({"Input": [row(ContractRenewal="one")]}),
+        r"row 1, feature ContractRenewal: 'one' is not a number",
+    ),
     Bad("boolean-value", dumps({"Input": [row(DataPlan=True)]}), r"feature DataPlan: true is a boolean"),
     Bad("null-value", dumps({"Input": [row(DayMins=None)]}), r"feature DayMins: value is missing \(null\)"),
     Bad("nested-row", dumps({"Input": [[SEED_ROW]]}), r"wrong nesting"),
     Bad("object-as-value", dumps({"Input": [row(DayCalls={"v": 1})]}), r"row 1, value 7 is an object"),
-    Bad("huge-float-1e400", raw_seed("1e400"),
-        r"feature AccountWeeks: Infinity is not a finite number"),
-    Bad("nan-literal", raw_seed("NaN"),
-        r"feature AccountWeeks: NaN is not a finite number"),
+    Bad("huge-float-1e400", raw_seed("1e400"), r"feature AccountWeeks: Infinity is not a finite number"),
+    Bad("nan-literal", raw_seed("NaN"), r"feature AccountWeeks: NaN is not a finite number"),
     Bad("unknown-feature", dumps({"instances": [dict(record(), Gender="f")]}), r"unknown feature\(s\) 'Gender'"),
-    Bad("missing-feature", dumps({"instances": [{k: v for k, v in record().items() if k != "RoamMins"}]}),
-        r"missing feature\(s\) RoamMins"),
+    Bad(
+        "missing-feature",
+        dumps({"instances": [{k: v for k, v in record().items() if k != "RoamMins"}]}),
+        r"missing feature\(s\) RoamMins",
+    ),
     Bad("huge-row-count", dumps({"Input": [SEED_ROW] * 10001}), r"too many rows: 10001 in one request", status=413),
-    Bad("over-6-mb", b'{"Input": [' + b" " * (6 * 1024 * 1024) + b"]}", r"over the 6291456 byte \(6 MB\) limit",
-        status=413),
+    Bad(
+        "over-6-mb",
+        b'{"Input": [' + b" " * (6 * 1024 * 1024) + b"]}",
+        r"over the 6291456 byte \(6 MB\) limit",
+        status=413,
+    ),
     Bad("invalid-utf8", b'{"Input": [[\xff\xfe\xfa, 1]]}', r"request body is not valid UTF-8 text \(byte 0xff"),
-    Bad("unicode-garbage-in-a-number", dumps({"Input": [row(DayMins="\u202e\U0001f4a9\u0000\ud800")]}),
-        r"feature DayMins: .* is not a number"),
-    Bad("unknown-charset", SEED, r"unsupported charset 'klingon'", content_type="application/json; charset=klingon",
-        status=415),
-    Bad("wrong-charset", SEED + b" " * (len(SEED) % 2 == 0), r"request body is not valid utf-16 text",
-        content_type="application/json; charset=utf-16"),
-    Bad("form-urlencoded", b"Input=128,1,1", r"unsupported content type 'application/x-www-form-urlencoded'",
-        content_type="application/x-www-form-urlencoded", status=415),
+    Bad(
+        "unicode-garbage-in-a-number",
+        dumps({"Input": [row(DayMins="\u202e\U0001f4a9\u0000\ud800")]}),
+        r"feature DayMins: .* is not a number",
+    ),
+    Bad(
+        "unknown-charset",
+        SEED,
+        r"unsupported charset 'klingon'",
+        content_type="application/json; charset=klingon",
+        status=415,
+    ),
+    Bad(
+        "wrong-charset",
+        SEED + b" " * (len(SEED) % 2 == 0),
+        r"request body is not valid utf-16 text",
+        content_type="application/json; charset=utf-16",
+    ),
+    Bad(
+        "form-urlencoded",
+        b"Input=128,1,1",
+        r"unsupported content type 'application/x-www-form-urlencoded'",
+        content_type="application/x-www-form-urlencoded",
+        status=415,
+    ),
     Bad("text-plain", b"128,1,1", r"unsupported content type 'text/plain'", content_type="text/plain", status=415),
     Bad("unsupported-accept", SEED, r"unsupported Accept 'image/png'", accept="image/png", status=406),
     Bad("csv-wrong-width", b"1,2,3\n", r"expected 10 values per row", content_type="text/csv"),
-    Bad("csv-text-in-number", b"128,1,1,2.7,1,lots,110,89.0,9.87,10.0\n", r"feature DayMins: 'lots' is not a number",
-        content_type="text/csv"),
-    Bad("huge-string-value", dumps({"Input": [row(RoamMins="x" * 1_000_000)]}), r"feature RoamMins: 'x+.* is not a number"),
+    Bad(
+        "csv-text-in-number",
+        b"128,1,1,2.7,1,lots,110,89.0,9.87,10.0\n",
+        r"feature DayMins: 'lots' is not a number",
+        content_type="text/csv",
+    ),
+    Bad(
+        "huge-string-value",
+        dumps({"Input": [row(RoamMins="x" * 1_000_000)]}),
+        r"feature RoamMins: 'x+.* is not a number",
+    ),
     Bad("get-instead-of-post", b"", r"GET is not allowed on /invocations; use POST", method="GET", status=405),
-    Bad("other-endpoint-name", SEED, r"endpoint 'someone-else' is not served here",
-        path="/endpoints/someone-else/invocations", status=404),
-    Bad("no-content-length", b"", r"a Content-Length header is required",
+    Bad(
+        "other-endpoint-name",
+        SEED,
+        r"endpoint 'someone-else' is not served here",
+        path="/endpoints/someone-else/invocations",
+        status=404,
+    ),
+    Bad(
+        "no-content-length",
+        b"",
+        r"a Content-Length header is required",
         raw=raw_request("POST /invocations HTTP/1.1\nHost: x\nContent-Type: application/json\nConnection: close\n"),
-        status=411),
-    Bad("body-shorter-than-content-length", b"", r"the request body ended after 2 of 100 bytes",
-        raw=raw_request("POST /invocations HTTP/1.1\nHost: x\nContent-Type: application/json\nContent-Length: 100\n"
-                        "Connection: close\n", b"{}"), half_close=True),
-    Bad("negative-content-length", b"", r"malformed HTTP request \(Bad Request\): .*CONTENT-LENGTH",
-        raw=raw_request("POST /invocations HTTP/1.1\nHost: x\nContent-Type: application/json\nContent-Length: -5\n"
-                        "Connection: close\n", b"{}")),
-    Bad("garbage-request-line", b"", r"malformed HTTP request \(Bad Request\)",
-        raw=raw_request("\x16\x03\x01 nonsense\nHost: x\n")),
+        status=411,
+    ),
+    Bad(
+        "body-shorter-than-content-length",
+        b"",
+        r"the request body ended after 2 of 100 bytes",
+        raw=raw_request(
+            "POST /invocations HTTP/1.1\nHost: x\nContent-Type: application/json\nContent-Length: 100\n"
+            "Connection: close\n",
+            b"{}",
+        ),
+        half_close=True,
+    ),
+    Bad(
+        "negative-content-length",
+        b"",
+        r"malformed HTTP request \(Bad Request\): .*CONTENT-LENGTH",
+        raw=raw_request(
+            "POST /invocations HTTP/1.1\nHost: x\nContent-Type: application/json\nContent-Length: -5\n"
+            "Connection: close\n",
+            b"{}",
+        ),
+    ),
+    Bad(
+        "garbage-request-line",
+        b"",
+        r"malformed HTTP request \(Bad Request\)",
+        raw=raw_request("\x16\x03\x01 nonsense\nHost: x\n"),
+    ),
     Bad("deeply-nested-json", b"[" * 100_000 + b"]" * 100_000, r"JSON is nested too deeply"),
     Bad("huge-integer", raw_seed("1" + "0" * 400), r"feature AccountWeeks: the integer 100000000000.* is too large"),
     Bad("too-many-digits", raw_seed("1" * 5000), r"a number has too many digits"),
-    Bad("non-text-charset-base64", SEED, r"unsupported charset .*base64", content_type="application/json; charset=base64",
-        status=415),
-    Bad("non-text-charset-punycode", SEED, r"request body is not valid punycode text",
-        content_type="application/json; charset=punycode"),
+    Bad(
+        "non-text-charset-base64",
+        SEED,
+        r"unsupported charset .*base64",
+        content_type="application/json; charset=base64",
+        status=415,
+    ),
+    Bad(
+        "non-text-charset-punycode",
+        SEED,
+        r"request body is not valid punycode text",
+        content_type="application/json; charset=punycode",
+    ),
 ]
 BAD_PAYLOAD_COUNT = len(CASES)
 
@@ -207,8 +277,11 @@ def test_a_huge_bad_value_is_not_echoed_back_in_full(live):
 
 def test_the_platform_client_reports_bad_payloads_as_validation_errors(live):
     p, _ = live
-    for payload, match in (({"Input": [[1, 2, 3]]}, "expected 10 values"), ({"instances": []}, "is empty"),
-                           ({"Input": [row(DayMins="abc")]}, "'abc' is not a number")):
+    for payload, match in (
+        ({"Input": [[1, 2, 3]]}, "expected 10 values"),
+        ({"instances": []}, "is empty"),
+        ({"Input": [row(DayMins="abc")]}, "'abc' is not a number"),
+    ):
         with pytest.raises(churn_core.ValidationError, match=rf"HTTP 400\): .*{match}"):
             p.invoke(ENDPOINT, payload)
     assert p.invoke(ENDPOINT, {"Input": [SEED_ROW]})["Output"] in (0, 1)

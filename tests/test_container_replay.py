@@ -30,7 +30,7 @@ from moto import mock_aws  # noqa: E402
 
 from churn_core import hyperparameters as hp  # noqa: E402
 from tests import container_replay as replay  # noqa: E402
-from tests.test_sagemaker_backend import BUCKET, aws_client, aws_env  # noqa: E402
+from tests.aws_support import BUCKET, aws_client, aws_env  # noqa: E402
 
 ALGORITHMS = ("random_forest", "gradient_boosting", "logistic_regression")
 BODY_KINDS = ("json", "csv", "npy")
@@ -62,7 +62,7 @@ def categorical_csv(rows: int = 800, seed: int = 3) -> bytes:
     contracts = ["Month-to-month", "One year", "Two year"]
     payments = ["Electronic check", "Mailed check", "Bank transfer (automatic)", "Credit card (automatic)"]
     internet = ["DSL", "Fiber optic", "No"]
-    for i in range(rows):
+    for _ in range(rows):
         contract = contracts[rng.choice(3, p=[0.55, 0.25, 0.20])]
         payment = payments[rng.integers(4)]
         tenure = int(rng.integers(0, 72))
@@ -113,7 +113,9 @@ def capture_case(case: str, tmp_path) -> tuple[dict, dict[str, bytes]]:
             platform.upload_dataset("ds", spec["data"](), target=spec["target"])
             seen: list[dict] = []
             platform.backend.client("sagemaker").meta.events.register(
-                "before-parameter-build.sagemaker.CreateTrainingJob", lambda params, **_: seen.append(copy.deepcopy(params)))
+                "before-parameter-build.sagemaker.CreateTrainingJob",
+                lambda params, **_: seen.append(copy.deepcopy(params)),
+            )
             platform.start_training("ds", spec["hyper"], name=f"replay-{case}".replace("_", "-"))
             assert len(seen) == 1, "the backend made no (or more than one) CreateTrainingJob call"
             s3 = aws_client("s3")
@@ -125,19 +127,32 @@ def capture_case(case: str, tmp_path) -> tuple[dict, dict[str, bytes]]:
     return seen[0], objects
 
 
+def channel_objects(request: dict, objects: dict[str, bytes], channel: str) -> dict[str, bytes]:
+    prefix = next(
+        c["DataSource"]["S3DataSource"]["S3Uri"] for c in request["InputDataConfig"] if c["ChannelName"] == channel
+    )
+    return {uri[len(prefix) :]: body for uri, body in objects.items() if uri.startswith(prefix)}
+
+
+def dataset_schema_of(request: dict, objects: dict[str, bytes]) -> dict:
+    """The dataset schema the upload stored in the train channel (the target travels there, not in argv)."""
+    return json.loads(channel_objects(request, objects, "train")["dataset-schema.json"])
+
+
 def invocations_for(request: dict, objects: dict[str, bytes]) -> list[replay.Invocation]:
-    """Two rows of the job's test channel without the target (rows with a blank cell first, so the
-    categorical case sends a missing category): as JSON records (blank → null), as one headerless CSV
-    line (the first row, its cells as the file has them) and as a NumPy array (.npy)."""
-    target = json.loads(request["HyperParameters"]["target"])
-    test_prefix = next(c["DataSource"]["S3DataSource"]["S3Uri"] for c in request["InputDataConfig"]
-                       if c["ChannelName"] == "test")
-    text = next(body for uri, body in objects.items() if uri.startswith(test_prefix)).decode()
+    """Two rows of the job's test channel (rows with a blank cell first, so the categorical case sends a
+    missing category): as JSON records with their ID columns (blank → null), as one headerless CSV line
+    of the features in schema order (the first row, its cells as the file has them) and as a NumPy
+    array (.npy) of the same features."""
+    schema = dataset_schema_of(request, objects)
+    text = channel_objects(request, objects, "test")["test.csv"].decode()
     header, *rows = list(csv.reader(io.StringIO(text)))
-    keep = [i for i, name in enumerate(header) if name != target]
-    features = [header[i] for i in keep]
-    rows = sorted(rows, key=lambda row: all(cell.strip() for cell in row))  # stable: blanks first
+    features = [f["name"] for f in schema["features"]]
+    keep = [header.index(name) for name in features]
+    ids = [header.index(name) for name in schema["id_columns"]]
+    rows = sorted(rows, key=lambda row: all(row[i].strip() for i in keep))  # stable: blanks first
     cells = [[row[i] for i in keep] for row in rows[:2]]
+    id_values = [{header[i]: row[i] for i in ids} for row in rows[:2]]
 
     def value(cell: str):
         try:
@@ -146,7 +161,10 @@ def invocations_for(request: dict, objects: dict[str, bytes]) -> list[replay.Inv
             return cell if cell.strip() else None
         return int(number) if number.is_integer() and "." not in cell else number
 
-    records = [{name: value(cell) for name, cell in zip(features, row)} for row in cells]
+    records = [
+        dict(ids, **{name: value(cell) for name, cell in zip(features, row, strict=True)})
+        for ids, row in zip(id_values, cells, strict=True)
+    ]
     try:
         array = np.array([[float(c) for c in row] for row in cells])
     except ValueError:
@@ -202,10 +220,18 @@ class Replays:
         if case not in self.serving:
             request, objects, result = self.train(case)
             if not result.succeeded:
-                pytest.fail(f"{case}: nothing to serve, the training step failed: "
-                            f"{result.failure_reason.strip() or result.stderr[-2000:]}", pytrace=False)
-            answers = replay.replay_serving(result.model_tarball(), result.sourcedir, invocations_for(request, objects),
-                                            self.tmp.mktemp(f"serve-{case}"), self.venv)
+                pytest.fail(
+                    f"{case}: nothing to serve, the training step failed: "
+                    f"{result.failure_reason.strip() or result.stderr[-2000:]}",
+                    pytrace=False,
+                )
+            answers = replay.replay_serving(
+                result.model_tarball(),
+                result.sourcedir,
+                invocations_for(request, objects),
+                self.tmp.mktemp(f"serve-{case}"),
+                self.venv,
+            )
             for a in answers:
                 print(f"[{case}] {a.name}: HTTP {a.status} {a.content_type} {a.text[:200]!r} {a.error}")
             self.serving[case] = answers
@@ -228,7 +254,8 @@ def test_training_job_succeeds_in_the_container(replays, case):
     assert result.succeeded, (
         f"{case}: the SKLearn 1.2-1 training step failed (exit {result.exit_code}).\n"
         f"command line: {result.command_line}\narguments: {result.args}\n"
-        f"failure file: {result.failure_reason.strip()}\nstderr tail:\n{result.stderr[-2500:]}")
+        f"failure file: {result.failure_reason.strip()}\nstderr tail:\n{result.stderr[-2500:]}"
+    )
     assert {"model.joblib", "schema.json", "metrics.json"} <= set(result.files)
     metrics = json.loads((result.model_dir / "metrics.json").read_text())
     assert metrics["roc_auc"] > 0.5, metrics
@@ -240,7 +267,9 @@ def test_cleared_form_sends_the_defaults(replays):
         cleared = replays.train(f"{algorithm}-cleared")[0]["HyperParameters"]
         defaults = replays.train(f"{algorithm}-defaults")[0]["HyperParameters"]
         skip = {"sagemaker_submit_directory", "sagemaker_job_name"}
-        assert {k: v for k, v in cleared.items() if k not in skip} == {k: v for k, v in defaults.items() if k not in skip}
+        assert {k: v for k, v in cleared.items() if k not in skip} == {
+            k: v for k, v in defaults.items() if k not in skip
+        }
 
 
 @pytest.mark.parametrize("kind", BODY_KINDS)
@@ -252,25 +281,28 @@ def test_model_serves_in_the_container(replays, case, kind):
         body = json.loads(answer.text)
         predictions = body["predictions"]
         assert len(predictions) == 2 and all(0.0 <= p["churn_probability"] <= 1.0 for p in predictions), body
+        request, objects, _ = replays.train(case)
+        id_columns = dataset_schema_of(request, objects)["id_columns"]
+        if kind == "json":  # records carry their ID columns; the container echoes them back
+            assert all(set(id_columns) <= set(p) for p in predictions), body
     else:
         label, probability = answer.text.strip().split(",")
         assert label in ("0", "1") and 0.0 <= float(probability) <= 1.0, answer.text
 
 
-def test_a_shell_launch_would_lose_the_empty_argument(replays, tmp_path):
-    """The harness can see the failure the issue describes, on the toolkit path that produces it.
-
-    The container calls entry_point.run without capture_error, so the toolkit runs the script with
-    Popen on an argument list and ``--max_depth ''`` arrives intact (the cases above). With
-    capture_error=True the toolkit joins the command with spaces and runs it through /bin/sh: the
-    empty value vanishes and argparse stops with the error quoted in the issue. This pins the
-    difference, so a toolkit or container change that moves to the shell path shows up here.
-    """
-    request, objects, _ = replays.train("random_forest-defaults")
+@pytest.mark.parametrize("case", ["random_forest-defaults", "target-with-space"])
+def test_the_request_survives_a_shell_launch_too(replays, case, tmp_path):
+    """The 1.2-1 container runs the script with Popen on an argument list; with capture_error=True the
+    toolkit joins the command with spaces and runs it through /bin/sh instead, where an empty value
+    (a JSON null) vanishes and a value with a space splits in two. Nothing the backend sends may depend
+    on which: unset hyperparameters are left out and the target travels in the dataset schema file."""
+    request, objects, _ = replays.train(case)
+    assert all(json.loads(v) is not None for v in request["HyperParameters"].values())
+    assert "target" not in request["HyperParameters"]
     result = replay.replay_training(request, objects, tmp_path / "shell", replays.venv, capture_error=True)
-    print(f"\n[shell path] command line: {result.command_line}\n[shell path] exit code {result.exit_code}")
-    assert result.exit_code == 1 and not result.succeeded
-    assert "ERROR: bad command line: argument --max_depth/--max-depth: expected one argument." in result.stdout + result.stderr
+    print(f"\n[{case}, shell path] command line: {result.command_line}\n[shell path] exit code {result.exit_code}")
+    assert result.succeeded, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "  " not in result.command_line.split("train.py", 1)[1], "no empty argument"
 
 
 def test_missing_python39_fails_with_a_clear_message(monkeypatch, tmp_path):

@@ -55,7 +55,7 @@ def test_deploy_invoke_by_http_boto3_named_and_csv_then_delete(trained):
     answer = runtime.invoke_endpoint(EndpointName=ep.name, ContentType="application/json", Body=json.dumps(SEED))
     assert isinstance(json.loads(answer["Body"].read())["Output"], int)
     named = p.invoke(ep.name, {"instances": [dict(zip([f["name"] for f in p.model_schema("model-a")["features"]],
-                                                        SEED_ROW))]})
+                                                        SEED_ROW, strict=True))]})
     assert named["predictions"][0]["label"] in (0, 1) and 0 <= named["predictions"][0]["churn_probability"] <= 1
     csv_answer = p.invoke(ep.name, ",".join(map(str, SEED_ROW)), content_type="text/csv")
     assert csv_answer["predictions"][0]["label"] in (0, 1)
@@ -73,7 +73,10 @@ def test_deploy_invoke_by_http_boto3_named_and_csv_then_delete(trained):
     assert wait_until(lambda: port_is_free(ep.port), 10, what="port to be freed")
     with pytest.raises(NotFoundError):
         p.describe_endpoint(ep.name)
-    assert p.catalog.query("SELECT * FROM endpoint_configs") == [] and p.catalog.query("SELECT * FROM deployed_models") == []
+    assert (
+        p.catalog.query("SELECT * FROM endpoint_configs") == []
+        and p.catalog.query("SELECT * FROM deployed_models") == []
+    )
     assert any("deleted" in e["message"] for e in p.events("endpoint", ep.name))
 
 
@@ -94,8 +97,16 @@ def test_kill_9_of_the_server_is_detected_and_restarted(trained):
     p = trained
     ep = p.deploy("model-a", "crashy", instance_count=1)
     os.kill(ep.server_pid, signal.SIGKILL)
-    restarted = wait_until(lambda: (e := p.describe_endpoint(ep.name)).restarts >= 1 and e.status == "InService"
-                           and e.server_pid != ep.server_pid and e, 30, what="restart")
+    restarted = wait_until(
+        lambda: (
+            (e := p.describe_endpoint(ep.name)).restarts >= 1
+            and e.status == "InService"
+            and e.server_pid != ep.server_pid
+            and e
+        ),
+        30,
+        what="restart",
+    )
     assert restarted.url == ep.url  # same port
     wait_until(lambda: ping(ep.url), 60, what="the restarted server to answer /ping")
     assert p.invoke(ep.name, SEED)["Output"] in (0, 1)
@@ -110,8 +121,13 @@ def test_kill_9_of_the_supervisor_is_repaired_on_the_next_read(trained):
     wait_until(lambda: not is_alive(ep.pid), 5, what="supervisor death")
     repaired = p.describe_endpoint(ep.name)
     assert repaired.pid != ep.pid
-    healthy = wait_until(lambda: (e := p.describe_endpoint(ep.name)).status == "InService" and is_alive(e.server_pid)
-                         and ping(e.url) and e, 60, what="serving again")
+    healthy = wait_until(
+        lambda: (
+            (e := p.describe_endpoint(ep.name)).status == "InService" and is_alive(e.server_pid) and ping(e.url) and e
+        ),
+        60,
+        what="serving again",
+    )
     assert p.invoke(healthy.name, SEED)["Output"] in (0, 1)
     p.delete_endpoint(ep.name)
 

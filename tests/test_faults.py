@@ -99,7 +99,11 @@ def processes_mentioning(*words: str) -> list[psutil.Process]:
     for proc in psutil.process_iter(["pid", "cmdline", "status"]):
         try:
             line = " ".join(proc.info["cmdline"] or [])
-            if proc.info["status"] != psutil.STATUS_ZOMBIE and all(w in line for w in words) and proc.pid != os.getpid():
+            if (
+                proc.info["status"] != psutil.STATUS_ZOMBIE
+                and all(w in line for w in words)
+                and proc.pid != os.getpid()
+            ):
                 found.append(proc)
         except psutil.Error:
             continue
@@ -132,13 +136,18 @@ def test_kill_9_of_a_training_process_fails_the_job_with_a_reason(trained, victi
     script = wait_until(training_script, 60, what="the driver to run entry/train.py")
     assert p.describe_training(name).secondary_status == "Training"
     os.kill(job.pid if victim == "driver" else script[0].pid, signal.SIGKILL)
-    failed = wait_until(lambda: (j := p.describe_training(name)).status not in ("InProgress", "Stopping") and j,
-                        30, what="the job to be reconciled")
+    failed = wait_until(
+        lambda: (j := p.describe_training(name)).status not in ("InProgress", "Stopping") and j,
+        30,
+        what="the job to be reconciled",
+    )
     assert failed.status == "Failed"
     if victim == "driver":
         # "exit code unknown" when the read races the dying driver: test_reconcile_records_how_a_killed_driver_ended
-        assert re.search(r"The training process exited unexpectedly \((killed by signal SIGKILL|exit code unknown)\)",
-                         failed.failure_reason), failed.failure_reason
+        assert re.search(
+            r"The training process exited unexpectedly \((killed by signal SIGKILL|exit code unknown)\)",
+            failed.failure_reason,
+        ), failed.failure_reason
     else:
         assert "training script killed by signal SIGKILL" in failed.failure_reason
     assert failed.ended_at and failed.dataset == "sample"
@@ -162,13 +171,20 @@ def test_reconcile_records_how_a_killed_driver_ended(tmp_path):
     reasons = []
     for i in range(3):
         name = f"fault-exit-status-{i}"
-        pid = spawn_detached(["-c", "import time; x = b'x' * 300_000_000; time.sleep(60)", name], tmp_path / f"{name}.log")
+        pid = spawn_detached(
+            ["-c", "import time; x = b'x' * 300_000_000; time.sleep(60)", name], tmp_path / f"{name}.log"
+        )
         with catalog.tx() as conn:
-            conn.execute("INSERT INTO jobs (name, backend, dataset, dataset_sha256, algorithm, hyperparameters_json, "
-                         "status, created_at, pid) VALUES (?, 'local', 'd', '', 'random_forest', '{}', 'InProgress', ?, ?)",
-                         (name, time.time(), pid))
-        wait_until(lambda pid=pid, name=name: is_alive(pid, name) and psutil.Process(pid).memory_info().rss > 250_000_000,
-                   30, what="the stand-in driver to fill its memory")
+            conn.execute(
+                "INSERT INTO jobs (name, backend, dataset, dataset_sha256, algorithm, hyperparameters_json, "
+                "status, created_at, pid) VALUES (?, 'local', 'd', '', 'random_forest', '{}', 'InProgress', ?, ?)",
+                (name, time.time(), pid),
+            )
+        wait_until(
+            lambda pid=pid, name=name: is_alive(pid, name) and psutil.Process(pid).memory_info().rss > 250_000_000,
+            30,
+            what="the stand-in driver to fill its memory",
+        )
         os.kill(pid, signal.SIGKILL)
         while is_alive(pid, name):  # a status read polls like this (the Jobs page every 2 s)
             pass
@@ -186,8 +202,16 @@ def test_kill_9_of_an_endpoint_server_restarts_it(trained):
     ep = p.deploy("model-a", "fault-crashy")
     assert ep.status == "InService", ep.failure_reason
     os.kill(ep.server_pid, signal.SIGKILL)
-    back = wait_until(lambda: (e := p.describe_endpoint(ep.name)).restarts >= 1 and e.server_pid != ep.server_pid
-                      and e.status == "InService" and e, 30, what="a restarted server")
+    back = wait_until(
+        lambda: (
+            (e := p.describe_endpoint(ep.name)).restarts >= 1
+            and e.server_pid != ep.server_pid
+            and e.status == "InService"
+            and e
+        ),
+        30,
+        what="a restarted server",
+    )
     assert back.url == ep.url and back.pid == ep.pid  # same port, same supervisor
     wait_until(lambda: ping(ep.url), 60, what="the restarted server to answer /ping")
     assert p.invoke(ep.name, SEED)["Output"] in (0, 1)
@@ -271,9 +295,22 @@ class Dashboard:
         env = dict(os.environ, CHURN_HOME=str(home), CHURN_BACKEND="local", CHURN_WARM="1" if warm else "0")
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(
-                [str(python if python.exists() else sys.executable), "-m", "streamlit", "run", "app/main.py",
-                 "--server.port", str(self.port), "--server.headless", "true"],
-                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                [
+                    str(python if python.exists() else sys.executable),
+                    "-m",
+                    "streamlit",
+                    "run",
+                    "app/main.py",
+                    "--server.port",
+                    str(self.port),
+                    "--server.headless",
+                    "true",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         wait_until(self.healthy, 90, interval=0.1, what="the dashboard's /_stcore/health")
@@ -297,8 +334,9 @@ class Dashboard:
         from websockets.asyncio.client import connect
 
         async def session() -> list:
-            async with connect(f"ws://127.0.0.1:{self.port}/_stcore/stream", subprotocols=["streamlit"],
-                               max_size=None, open_timeout=30) as ws:
+            async with connect(
+                f"ws://127.0.0.1:{self.port}/_stcore/stream", subprotocols=["streamlit"], max_size=None, open_timeout=30
+            ) as ws:
                 msg = BackMsg()
                 msg.rerun_script.page_name = page
                 msg.rerun_script.widget_states.widgets.extend(widgets)
@@ -321,7 +359,9 @@ class Dashboard:
     def click(self, page: str, label: str) -> list:
         from streamlit.proto.WidgetStates_pb2 import WidgetState
 
-        button = next(e.button for e in self.run_page(page) if e.WhichOneof("type") == "button" and e.button.label == label)
+        button = next(
+            e.button for e in self.run_page(page) if e.WhichOneof("type") == "button" and e.button.label == label
+        )
         return self.run_page(page, (WidgetState(id=button.id, trigger_value=True),))
 
     def kill_9(self) -> None:
@@ -360,22 +400,28 @@ def test_kill_9_of_the_dashboard_loses_nothing(trained, tmp_path, warm):
         if not warm:
             parent = first.pid
         dashboards.append(first)
-        listening = [c.laddr.ip for c in psutil.Process(first.pid).net_connections("inet") if c.status == psutil.CONN_LISTEN]
+        listening = [
+            c.laddr.ip for c in psutil.Process(first.pid).net_connections("inet") if c.status == psutil.CONN_LISTEN
+        ]
         assert listening and set(listening) == {"127.0.0.1"}, listening  # .streamlit/config.toml: address
 
         # The dashboard itself takes over the endpoint (its supervisor was killed) and launches a job,
-        # so it started both processes (through the warm process, or as its own children) when it is killed. (The first page run opens the
-        # dashboard's platform; killing the supervisor before that hits the start-up reconcile bug pinned by
-        # test_a_new_session_repairs_a_dead_supervisor_once.)
+        # so it started both processes (through the warm process, or as its own children) when it is killed.
+        # (The first page run opens the dashboard's platform; killing the supervisor before that hits the
+        # start-up reconcile bug pinned by test_a_new_session_repairs_a_dead_supervisor_once.)
         assert "fault-survivor" in shown(first.run_page("endpoints"))
         os.kill(ep.pid, signal.SIGKILL)
         wait_until(lambda: not is_alive(ep.pid), 10, what="the endpoint supervisor to die")
         assert "fault-survivor" in shown(first.run_page("endpoints"))
+
         def row() -> dict:  # straight from the catalog: a describe_endpoint here would repair it itself
             return p.catalog.one("SELECT * FROM endpoints WHERE name = ?", (ep.name,))
 
-        supervisor = wait_until(lambda: row()["pid"] != ep.pid and is_alive(row()["pid"]) and row()["pid"], 30,
-                                what="the dashboard to restart the supervisor")
+        supervisor = wait_until(
+            lambda: row()["pid"] != ep.pid and is_alive(row()["pid"]) and row()["pid"],
+            30,
+            what="the dashboard to restart the supervisor",
+        )
         assert psutil.Process(supervisor).ppid() == parent
         wait_until(lambda: ping(ep.url), 60, what="the endpoint to serve again")
 
@@ -440,13 +486,24 @@ def test_kill_9_of_the_warm_process_loses_nothing(trained, tmp_path, monkeypatch
         assert p.invoke(ep.name, SEED)["Output"] in (0, 1)
 
         os.kill(ep.server_pid, signal.SIGKILL)  # the supervisor must restart it without the warm process
-        back = wait_until(lambda: (e := p.describe_endpoint(ep.name)).restarts >= 1 and e.status == "InService"
-                          and e.server_pid != ep.server_pid and ping(e.url) and e, 60, what="a restarted server")
+        back = wait_until(
+            lambda: (
+                (e := p.describe_endpoint(ep.name)).restarts >= 1
+                and e.status == "InService"
+                and e.server_pid != ep.server_pid
+                and ping(e.url)
+                and e
+            ),
+            60,
+            what="a restarted server",
+        )
         assert p.invoke(back.name, SEED)["Output"] in (0, 1)
 
-        second = wait_until(lambda: warm.wait_until_ready(1) and
-                            int((folder / f"{warm.fingerprint()}.pid").read_text()), 60,
-                            what="a new warm process (started by the first plain start)")
+        second = wait_until(
+            lambda: warm.wait_until_ready(1) and int((folder / f"{warm.fingerprint()}.pid").read_text()),
+            60,
+            what="a new warm process (started by the first plain start)",
+        )
         assert second != first
         stopped = p.stop_training(job.name)
         assert stopped.status in ("Stopping", "Stopped")
@@ -480,7 +537,9 @@ def tiny_disk(tmp_path, monkeypatch):
     """A 512 KB tmpfs holding the state directory; skipped when mounting is not allowed."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True, check=False)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True, check=False
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
     home = mount / "state"
@@ -490,7 +549,9 @@ def tiny_disk(tmp_path, monkeypatch):
         yield home
     finally:
         if subprocess.run(["umount", str(mount)], capture_output=True, check=False).returncode != 0:
-            subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)  # still busy: detach it lazily
+            subprocess.run(
+                ["umount", "-l", str(mount)], capture_output=True, check=False
+            )  # still busy: detach it lazily
 
 
 def test_full_disk_during_upload_is_a_clear_error_and_leaves_nothing(tiny_disk, sample_csv):
@@ -591,11 +652,18 @@ def test_corrupted_model_artifact_is_refused_and_says_so(trained):
     assert churn_core.connect().model_schema("model-a")["target"] == "Churn"  # the restored file loads again
 
 
-@pytest.mark.parametrize("cut, match", [
-    pytest.param(0.4, r"different number of fields than the header, which has 11: line [\d,]+ has \d+", id="mid-row"),
-    pytest.param(60, r"Too few rows: the file has 0 data rows", id="inside-the-header"),
-    pytest.param(3000, r"different number of fields than the header, which has 11: line [\d,]+ has \d+", id="after-75-rows"),
-])
+@pytest.mark.parametrize(
+    "cut, match",
+    [
+        pytest.param(
+            0.4, r"different number of fields than the header, which has 11: line [\d,]+ has \d+", id="mid-row"
+        ),
+        pytest.param(60, r"Too few rows: the file has 0 data rows", id="inside-the-header"),
+        pytest.param(
+            3000, r"different number of fields than the header, which has 11: line [\d,]+ has \d+", id="after-75-rows"
+        ),
+    ],
+)
 def test_truncated_upload_is_a_clear_validation_error(home, sample_csv, cut, match):
     size = int(len(sample_csv) * cut) if isinstance(cut, float) else cut
     p = churn_core.connect()

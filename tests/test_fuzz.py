@@ -95,24 +95,53 @@ bodies = st.one_of(
     st.binary(max_size=200),
     st.text(max_size=100).map(str.encode),
 )
-header_text = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40).map(str.lstrip)  # requests refuses leading blanks
+header_text = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40).map(
+    str.lstrip
+)  # requests refuses leading blanks
 content_types = st.one_of(
     st.none(),
-    st.sampled_from([
-        "application/json", "text/csv", "application/json; charset=utf-8", "text/csv; charset=latin-1",
-        "application/json; charset=utf-16", "application/json;charset=\"UTF-8\"", "TEXT/CSV", "text/json",
-        "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/json; charset=klingon",
-        "application/json; charset=", ";", "", "application/csv; charset=cp1252", "text/csv; charset=utf-32",
-        "application/json; charset=base64", "text/csv; charset=rot13", "application/json; charset=punycode",
-        "application/json; charset=idna", "application/json; charset=undefined", "text/csv; charset=zlib",
-        "application/json; charset=unicode_escape", "application/json; charset=utf-7",
-    ]),
+    st.sampled_from(
+        [
+            "application/json",
+            "text/csv",
+            "application/json; charset=utf-8",
+            "text/csv; charset=latin-1",
+            "application/json; charset=utf-16",
+            'application/json;charset="UTF-8"',
+            "TEXT/CSV",
+            "text/json",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/json; charset=klingon",
+            "application/json; charset=",
+            ";",
+            "",
+            "application/csv; charset=cp1252",
+            "text/csv; charset=utf-32",
+            "application/json; charset=base64",
+            "text/csv; charset=rot13",
+            "application/json; charset=punycode",
+            "application/json; charset=idna",
+            "application/json; charset=undefined",
+            "text/csv; charset=zlib",
+            "application/json; charset=unicode_escape",
+            "application/json; charset=utf-7",
+        ]
+    ),
     header_text,
-    st.builds(lambda media, cs: f"{media}; charset={cs}", st.sampled_from(["application/json", "text/csv"]),
-              header_text.filter(lambda s: ";" not in s)),
+    st.builds(
+        lambda media, cs: f"{media}; charset={cs}",
+        st.sampled_from(["application/json", "text/csv"]),
+        header_text.filter(lambda s: ";" not in s),
+    ),
 )
-accepts = st.one_of(st.none(), st.sampled_from(["application/json", "text/csv", "*/*", "text/*", "image/png",
-                                                "application/json, text/csv;q=0.5", ""]), header_text)
+accepts = st.one_of(
+    st.none(),
+    st.sampled_from(
+        ["application/json", "text/csv", "*/*", "text/*", "image/png", "application/json, text/csv;q=0.5", ""]
+    ),
+    header_text,
+)
 
 
 # --------------------------------------------------------------------------- (a) the invocation parser
@@ -182,8 +211,11 @@ live_bodies = st.one_of(
 
 
 @pytest.mark.slow
-@settings(max_examples=EXAMPLES["live_endpoint"], deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=EXAMPLES["live_endpoint"],
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(body=live_bodies, content_type=content_types, accept=accepts)
 def test_live_endpoint_never_answers_a_client_error_with_5xx(endpoint_url, body, content_type, accept):
     headers = {}
@@ -225,13 +257,61 @@ def test_validate_csv_on_arbitrary_bytes(data, target):
 
 
 CELLS = st.one_of(
-    st.integers(-5, 300).map(str), st.floats(-1e6, 1e6, allow_nan=False).map(repr),
-    st.sampled_from(["", " ", "NA", "n/a", "null", "None", "-", "?", "yes", "No", "TRUE", "0", "1", "1.0", "1e400",
-                     "inf", "-inf", "nan", "é", "a,b", 'say "hi"', "\n", "\t", "\x00", "#N/A", "٣", "½", "1_000"]),
+    st.integers(-5, 300).map(str),
+    st.floats(-1e6, 1e6, allow_nan=False).map(repr),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "NA",
+            "n/a",
+            "null",
+            "None",
+            "-",
+            "?",
+            "yes",
+            "No",
+            "TRUE",
+            "0",
+            "1",
+            "1.0",
+            "1e400",
+            "inf",
+            "-inf",
+            "nan",
+            "é",
+            "a,b",
+            'say "hi"',
+            "\n",
+            "\t",
+            "\x00",
+            "#N/A",
+            "٣",
+            "½",
+            "1_000",
+        ]
+    ),
     st.text(max_size=6),
 )
-HEADER_NAMES = st.sampled_from(["Churn", "churn", "AccountWeeks", "Plan", "id", "CustomerID", "Phone", "", " ",
-                                "Churn ", "DayMins", "DayMins", "Unnamed: 0", "1", "2.5"]) | st.text(max_size=8)
+HEADER_NAMES = st.sampled_from(
+    [
+        "Churn",
+        "churn",
+        "AccountWeeks",
+        "Plan",
+        "id",
+        "CustomerID",
+        "Phone",
+        "",
+        " ",
+        "Churn ",
+        "DayMins",
+        "DayMins",
+        "Unnamed: 0",
+        "1",
+        "2.5",
+    ]
+) | st.text(max_size=8)
 
 
 @st.composite
@@ -275,10 +355,13 @@ SAMPLE = make_sample(rows=300, seed=3)
 
 
 @settings(max_examples=EXAMPLES["csv_damaged"], deadline=None)
-@given(cut=st.integers(0, len(SAMPLE)), edits=st.lists(st.tuples(st.integers(0, len(SAMPLE) - 1), st.binary(max_size=3)),
-                                                       max_size=4), limit=st.sampled_from([None, 1024, 10_000]))
+@given(
+    cut=st.integers(0, len(SAMPLE)),
+    edits=st.lists(st.tuples(st.integers(0, len(SAMPLE) - 1), st.binary(max_size=3)), max_size=4),
+    limit=st.sampled_from([None, 1024, 10_000]),
+)
 def test_validate_csv_on_damaged_copies_of_a_valid_file(cut, edits, limit):
     data = bytearray(SAMPLE)
     for position, junk in edits:
-        data[position:position + 1] = junk
+        data[position : position + 1] = junk
     _validate(bytes(data[:cut]), "Churn", limit)

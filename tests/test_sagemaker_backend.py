@@ -8,18 +8,11 @@ delete → nothing left; clean up finds tagged endpoints the catalog never knew.
 
 from __future__ import annotations
 
-import copy
-import functools
 import hashlib
 import io
 import json
-import os
-import subprocess
-import sys
 import tarfile
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
@@ -30,58 +23,23 @@ moto = pytest.importorskip("moto")
 from moto import mock_aws  # noqa: E402
 
 from churn_core.errors import ValidationError  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
-BUCKET = "churn-test-bucket"
-ROLE = f"arn:aws:iam::{ACCOUNT}:role/churn-sagemaker"
-IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
-SEED_PAYLOAD = {"Input": [[128, 1, 1, 2.70, 1, 265.1, 110, 89.0, 9.87, 10.0]]}
-
-
-def aws_env(monkeypatch, tmp_path: Path, **extra: str) -> None:
-    """Environment for the sagemaker backend; never real AWS (dummy keys, empty config files)."""
-    for key in ("AWS_PROFILE", "AWS_REGION", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
-                "CHURN_SKLEARN_IMAGE_URI", "CHURN_S3_PREFIX", "CHURN_SKLEARN_VERSION"):
-        monkeypatch.delenv(key, raising=False)
-    empty = tmp_path / "empty-aws-config"
-    empty.write_text("")
-    values = {
-        "CHURN_BACKEND": "sagemaker",
-        "CHURN_HOME": str(tmp_path / "state"),
-        "CHURN_S3_BUCKET": BUCKET,
-        "CHURN_SAGEMAKER_ROLE_ARN": ROLE,
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SHARED_CREDENTIALS_FILE": str(empty),
-        "AWS_CONFIG_FILE": str(empty),
-        "AWS_EC2_METADATA_DISABLED": "true",
-        **extra,
-    }
-    for key, value in values.items():
-        monkeypatch.setenv(key, value)
-
-
-def aws_client(service: str, endpoint_url: str | None = None):
-    """A test-side boto3 client (inside mock_aws or against a local moto server only). It shares the
-    backend's botocore data loader, so the big service models are parsed once per test run."""
-    import botocore.session
-
-    from churn_core.aws import _shared_loader
-
-    core = botocore.session.get_session()
-    core.register_component("data_loader", _shared_loader())
-    return boto3.session.Session(botocore_session=core, region_name=REGION).client(service, endpoint_url=endpoint_url)
-
-
-@pytest.fixture(scope="session")
-def small_csv() -> bytes:
-    """The synthetic telecom sample, smaller than conftest's (these tests check calls, not models)."""
-    from churn_core.sample import make_sample
-
-    return make_sample(rows=500)
+from tests.aws_support import (  # noqa: E402
+    ACCOUNT,
+    BUCKET,
+    IMAGE,
+    REGION,
+    ROLE,
+    ROOT,
+    SEED_PAYLOAD,
+    aws_client,
+    aws_env,
+    capture,
+    nothing_left,
+    queue_endpoint_result,
+    s3_keys,
+    sm_backend,
+    upload_artifacts,
+)
 
 
 @pytest.fixture
@@ -99,99 +57,6 @@ def platform(aws):
     return churn_core.connect()
 
 
-def sm_backend():
-    from moto.sagemaker.models import sagemaker_backends
-
-    return sagemaker_backends[ACCOUNT][REGION]
-
-
-def capture(p, service: str, operation: str) -> list[dict]:
-    """Record the exact keyword arguments of every ``operation`` call the backend makes."""
-    seen: list[dict] = []
-
-    def hook(params, **_):
-        seen.append(copy.deepcopy(params))
-
-    p.backend.client(service).meta.events.register(f"before-parameter-build.{service}.{operation}", hook)
-    return seen
-
-
-@functools.lru_cache(maxsize=1)
-def _train_locally() -> dict:
-    """Run entry/train.py once per test process (every module that imports the fixture shares it)."""
-    from churn_core.sample import make_sample
-
-    with tempfile.TemporaryDirectory(prefix="sm-train-") as tmp:
-        work = Path(tmp)
-        train_dir, model_dir, out_dir = work / "train", work / "model", work / "output"
-        for folder in (train_dir, model_dir, out_dir):
-            folder.mkdir()
-        (train_dir / "train.csv").write_bytes(make_sample(rows=600))
-        env = {**os.environ, "SM_MODEL_DIR": str(model_dir), "SM_CHANNEL_TRAIN": str(train_dir),
-               "SM_OUTPUT_DATA_DIR": str(out_dir)}
-        env.pop("SM_CHANNEL_TEST", None)
-        result = subprocess.run(
-            [sys.executable, str(ROOT / "entry" / "train.py"), "--algorithm", "random_forest", "--n_estimators", "15",
-             "--target", "Churn"],
-            env=env, capture_output=True, text=True, timeout=120,
-        )
-        assert result.returncode == 0, result.stderr
-        assert "roc_auc=" in result.stdout
-
-        def tarball(folder: Path) -> bytes:
-            buffer = io.BytesIO()
-            with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-                for item in sorted(folder.iterdir()):
-                    tar.add(item, arcname=item.name)
-            return buffer.getvalue()
-
-        return {"model": tarball(model_dir), "output": tarball(out_dir),
-                "metrics": json.loads((model_dir / "metrics.json").read_text())}
-
-
-@pytest.fixture
-def model_tarballs() -> dict:
-    """model.tar.gz and output.tar.gz as SageMaker would pack them, made by running entry/train.py locally."""
-    return _train_locally()
-
-
-def queue_endpoint_result(body: str, content_type: str = "application/json") -> None:
-    import requests
-
-    answer = requests.post(
-        "http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results",
-        json={"account_id": ACCOUNT, "region": REGION, "results": [{"Body": body, "ContentType": content_type}]},
-        timeout=10,
-    )
-    assert answer.status_code == 201, answer.text
-
-
-def upload_artifacts(job, tarballs: dict) -> str:
-    """Put model.tar.gz/output.tar.gz where SageMaker reports them (moto writes none)."""
-    info = aws_client("sagemaker").describe_training_job(TrainingJobName=job)
-    uri = info["ModelArtifacts"]["S3ModelArtifacts"]
-    assert uri == f"s3://{BUCKET}/churn/jobs/{job}/output/model.tar.gz"
-    s3 = aws_client("s3")
-    key = uri.split(f"s3://{BUCKET}/", 1)[1]
-    s3.put_object(Bucket=BUCKET, Key=key, Body=tarballs["model"])
-    s3.put_object(Bucket=BUCKET, Key=key.replace("model.tar.gz", "output.tar.gz"), Body=tarballs["output"])
-    return uri
-
-
-def s3_keys(prefix: str = "") -> list[str]:
-    answer = aws_client("s3").list_objects_v2(Bucket=BUCKET, Prefix=prefix)
-    return sorted(o["Key"] for o in answer.get("Contents", []))
-
-
-def nothing_left() -> dict:
-    sm = aws_client("sagemaker")
-    return {
-        "models": [m["ModelName"] for m in sm.list_models()["Models"]],
-        "configs": [c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]],
-        "endpoints": [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]],
-    }
-
-
 # ---------------------------------------------------------------------------------------------
 
 
@@ -206,8 +71,11 @@ def test_dataset_lands_in_s3_under_the_prefix(platform, small_csv):
     assert platform.store.uri(ds.train_key) == f"s3://{BUCKET}/churn/datasets/telecom/train/train.csv"
     assert len(platform.read_dataset("telecom", "train")) == ds.n_train
     assert platform.store.list("datasets/telecom") == [
-        "datasets/telecom/raw/telecom.csv", "datasets/telecom/test/test.csv",
-        "datasets/telecom/train/dataset-schema.json", "datasets/telecom/train/train.csv"]
+        "datasets/telecom/raw/telecom.csv",
+        "datasets/telecom/test/test.csv",
+        "datasets/telecom/train/dataset-schema.json",
+        "datasets/telecom/train/train.csv",
+    ]
     platform.delete_dataset("telecom")
     assert s3_keys("churn/datasets/") == []
 
@@ -246,8 +114,10 @@ def test_full_lifecycle(platform, small_csv, model_tarballs):
     channels = {c["ChannelName"]: c for c in req["InputDataConfig"]}
     assert set(channels) == {"train", "test"}
     assert channels["train"]["DataSource"]["S3DataSource"] == {
-        "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/churn/datasets/ds/train/",
-        "S3DataDistributionType": "FullyReplicated"}
+        "S3DataType": "S3Prefix",
+        "S3Uri": f"s3://{BUCKET}/churn/datasets/ds/train/",
+        "S3DataDistributionType": "FullyReplicated",
+    }
     assert channels["test"]["DataSource"]["S3DataSource"]["S3Uri"] == f"s3://{BUCKET}/churn/datasets/ds/test/"
     assert all(c["ContentType"] == "text/csv" for c in channels.values())
     assert req["OutputDataConfig"] == {"S3OutputPath": f"s3://{BUCKET}/churn/jobs"}
@@ -259,8 +129,7 @@ def test_full_lifecycle(platform, small_csv, model_tarballs):
     assert tags["created-by"] == "churn-control-plane" and tags["churn:job"] == "churn-rf-1"
 
     # The code package is the entry/ folder with train.py at the top level.
-    source = aws_client("s3").get_object(
-        Bucket=BUCKET, Key="churn/code/churn-rf-1/sourcedir.tar.gz")["Body"].read()
+    source = aws_client("s3").get_object(Bucket=BUCKET, Key="churn/code/churn-rf-1/sourcedir.tar.gz")["Body"].read()
     with tarfile.open(fileobj=io.BytesIO(source), mode="r:gz") as tar:
         names = tar.getnames()
         assert "train.py" in names and not any("__pycache__" in n for n in names)
@@ -288,7 +157,7 @@ def test_full_lifecycle(platform, small_csv, model_tarballs):
     seen_config = capture(p, "sagemaker", "CreateEndpointConfig")
     seen_endpoint = capture(p, "sagemaker", "CreateEndpoint")
     ep = p.deploy("churn-rf-1", "churn-ep", wait=False)
-    model_req, = seen_model
+    (model_req,) = seen_model
     assert model_req["ModelName"] == "churn-ep-model"
     container = model_req["PrimaryContainer"]
     assert container["Image"] == IMAGE
@@ -298,13 +167,13 @@ def test_full_lifecycle(platform, small_csv, model_tarballs):
     assert container["Environment"]["SAGEMAKER_REGION"] == REGION
     assert model_req["ExecutionRoleArn"] == ROLE
     assert {"Key": "created-by", "Value": "churn-control-plane"} in model_req["Tags"]
-    config_req, = seen_config
+    (config_req,) = seen_config
     assert config_req["EndpointConfigName"] == "churn-ep-config"
-    variant, = config_req["ProductionVariants"]
+    (variant,) = config_req["ProductionVariants"]
     assert variant["VariantName"] == "AllTraffic" and variant["ModelName"] == "churn-ep-model"
     assert variant["InstanceType"] == "ml.m5.large" and variant["InitialInstanceCount"] == 1
     assert {"Key": "created-by", "Value": "churn-control-plane"} in config_req["Tags"]
-    endpoint_req, = seen_endpoint
+    (endpoint_req,) = seen_endpoint
     assert endpoint_req["EndpointName"] == "churn-ep" and endpoint_req["EndpointConfigName"] == "churn-ep-config"
     assert {"Key": "created-by", "Value": "churn-control-plane"} in endpoint_req["Tags"]
 
@@ -317,7 +186,7 @@ def test_full_lifecycle(platform, small_csv, model_tarballs):
     queue_endpoint_result(json.dumps({"Output": 0, "probabilities": [0.12]}))
     answer = p.invoke("churn-ep", SEED_PAYLOAD)
     assert answer["Output"] == 0 and isinstance(answer["Output"], int)
-    invoke_req, = seen_invoke
+    (invoke_req,) = seen_invoke
     assert invoke_req["EndpointName"] == "churn-ep"
     assert invoke_req["ContentType"] == "application/json"
     assert json.loads(invoke_req["Body"]) == SEED_PAYLOAD
@@ -325,10 +194,11 @@ def test_full_lifecycle(platform, small_csv, model_tarballs):
     # ---- a request the model would reject gets the local endpoint's message and is never sent
     # (the SKLearn container would turn input_fn's exception into a 500 ModelError)
     for payload, content_type, message in (
-            ({"Input": [[1, 2, 3]]}, "application/json", r"HTTP 400\): expected 10 values per row"),
-            ({"Input": [["x"] * 10]}, "application/json", r"HTTP 400\): row 1, feature \w+: 'x' is not a number"),
-            ("1,2\n", "text/csv", r"HTTP 400\): expected 10 values per row"),
-            ("<customer/>", "application/xml", r"HTTP 415\): unsupported content type")):
+        ({"Input": [[1, 2, 3]]}, "application/json", r"HTTP 400\): expected 10 values per row"),
+        ({"Input": [["x"] * 10]}, "application/json", r"HTTP 400\): row 1, feature \w+: 'x' is not a number"),
+        ("1,2\n", "text/csv", r"HTTP 400\): expected 10 values per row"),
+        ("<customer/>", "application/xml", r"HTTP 415\): unsupported content type"),
+    ):
         with pytest.raises(ValidationError, match=message + ".*nothing was sent to SageMaker"):
             p.invoke("churn-ep", payload, content_type=content_type)
     assert len(seen_invoke) == 1
@@ -348,10 +218,14 @@ def test_invoke_model_error_becomes_a_4xx_answer(platform):
     from churn_core import BackendError, ValidationError
 
     def model_error(**_):
-        raise ClientError({"Error": {"Code": "ModelError", "Message": "Received client error (400)"},
-                           "OriginalStatusCode": 400,
-                           "OriginalMessage": '{"error": "row 1 has 3 values; the model expects 10"}'},
-                          "InvokeEndpoint")
+        raise ClientError(
+            {
+                "Error": {"Code": "ModelError", "Message": "Received client error (400)"},
+                "OriginalStatusCode": 400,
+                "OriginalMessage": '{"error": "row 1 has 3 values; the model expects 10"}',
+            },
+            "InvokeEndpoint",
+        )
 
     runtime = platform.backend.client("sagemaker-runtime")
     runtime.meta.events.register("before-call.sagemaker-runtime.InvokeEndpoint", model_error)
@@ -362,9 +236,10 @@ def test_invoke_model_error_becomes_a_4xx_answer(platform):
     runtime.meta.events.unregister("before-call.sagemaker-runtime.InvokeEndpoint", model_error)
 
     def missing(**_):
-        raise ClientError({"Error": {"Code": "ValidationError",
-                                     "Message": "Endpoint ghost of account 123456789012 not found."}},
-                          "InvokeEndpoint")
+        raise ClientError(
+            {"Error": {"Code": "ValidationError", "Message": "Endpoint ghost of account 123456789012 not found."}},
+            "InvokeEndpoint",
+        )
 
     runtime.meta.events.register("before-call.sagemaker-runtime.InvokeEndpoint", missing)
     with pytest.raises(BackendError, match="ghost.*not found.*InService"):
@@ -399,7 +274,9 @@ def test_forced_states_show_in_describe(platform, small_csv, model_tarballs):
     ep = p.describe_endpoint("ep-b")
     assert ep.status == "Creating" and ep.in_service_at is None
     fake_ep.endpoint_status = "Failed"
-    fake_ep.failure_reason = "The primary container for production variant AllTraffic did not pass the ping health check."
+    fake_ep.failure_reason = (
+        "The primary container for production variant AllTraffic did not pass the ping health check."
+    )
     ep = p.describe_endpoint("ep-b")
     assert ep.status == "Failed" and "ping health check" in ep.failure_reason
     p.delete_endpoint("ep-b")
@@ -417,9 +294,11 @@ def test_training_log_says_plainly_when_there_is_none(platform, small_csv):
     assert p.training_log("job-log").startswith("No CloudWatch log yet for this job")
     logs.create_log_stream(logGroupName="/aws/sagemaker/TrainingJobs", logStreamName="job-log/algo-1-1700000000")
     now = int(time.time() * 1000)
-    logs.put_log_events(logGroupName="/aws/sagemaker/TrainingJobs", logStreamName="job-log/algo-1-1700000000",
-                        logEvents=[{"timestamp": now, "message": "accuracy=0.91"},
-                                   {"timestamp": now + 1, "message": "roc_auc=0.88"}])
+    logs.put_log_events(
+        logGroupName="/aws/sagemaker/TrainingJobs",
+        logStreamName="job-log/algo-1-1700000000",
+        logEvents=[{"timestamp": now, "message": "accuracy=0.91"}, {"timestamp": now + 1, "message": "roc_auc=0.88"}],
+    )
     assert p.training_log("job-log") == "accuracy=0.91\nroc_auc=0.88"
 
 
@@ -441,11 +320,24 @@ def test_cleanup_finds_tagged_endpoints_outside_the_catalog(platform, small_csv,
     sm = aws_client("sagemaker")
     tag = [{"Key": "created-by", "Value": "churn-control-plane"}]
     for name, tags in (("orphan", tag), ("someone-else", [{"Key": "team", "Value": "other"}])):
-        sm.create_model(ModelName=f"{name}-model", ExecutionRoleArn=ROLE, Tags=tags,
-                        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/x/model.tar.gz"})
-        sm.create_endpoint_config(EndpointConfigName=f"{name}-config", Tags=tags, ProductionVariants=[
-            {"VariantName": "AllTraffic", "ModelName": f"{name}-model", "InstanceType": "ml.m5.large",
-             "InitialInstanceCount": 1}])
+        sm.create_model(
+            ModelName=f"{name}-model",
+            ExecutionRoleArn=ROLE,
+            Tags=tags,
+            PrimaryContainer={"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/x/model.tar.gz"},
+        )
+        sm.create_endpoint_config(
+            EndpointConfigName=f"{name}-config",
+            Tags=tags,
+            ProductionVariants=[
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": f"{name}-model",
+                    "InstanceType": "ml.m5.large",
+                    "InitialInstanceCount": 1,
+                }
+            ],
+        )
         sm.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-config", Tags=tags)
     p.upload_dataset("ds", small_csv)
     p.start_training("ds", {"algorithm": "random_forest", "n_estimators": 5}, name="job-c")
@@ -458,8 +350,11 @@ def test_cleanup_finds_tagged_endpoints_outside_the_catalog(platform, small_csv,
         {"endpoint": "mine", "endpoint_config": "mine-config", "model": "mine-model"},
         {"endpoint": "orphan", "endpoint_config": "orphan-config", "model": "orphan-model"},
     ]
-    assert nothing_left() == {"models": ["someone-else-model"], "configs": ["someone-else-config"],
-                              "endpoints": ["someone-else"]}
+    assert nothing_left() == {
+        "models": ["someone-else-model"],
+        "configs": ["someone-else-config"],
+        "endpoints": ["someone-else"],
+    }
     from churn_core import BackendError
 
     with pytest.raises(BackendError, match="not created by this app"):
@@ -524,12 +419,20 @@ def test_endpoint_stats_come_from_cloudwatch(platform, small_csv, model_tarballs
     p.catalog.update("endpoints", "ep-s", created_at=time.time() - 600)
     dims = [{"Name": "EndpointName", "Value": "ep-s"}, {"Name": "VariantName", "Value": "AllTraffic"}]
     now = datetime.now(timezone.utc)
-    aws_client("cloudwatch").put_metric_data(Namespace="AWS/SageMaker", MetricData=[
-        {"MetricName": "Invocations", "Dimensions": dims, "Timestamp": now, "Value": 7.0, "Unit": "None"},
-        {"MetricName": "Invocation4XXErrors", "Dimensions": dims, "Timestamp": now, "Value": 1.0, "Unit": "None"},
-        {"MetricName": "ModelLatency", "Dimensions": dims, "Timestamp": now, "Value": 4200.0,
-         "Unit": "Microseconds"},
-    ])
+    aws_client("cloudwatch").put_metric_data(
+        Namespace="AWS/SageMaker",
+        MetricData=[
+            {"MetricName": "Invocations", "Dimensions": dims, "Timestamp": now, "Value": 7.0, "Unit": "None"},
+            {"MetricName": "Invocation4XXErrors", "Dimensions": dims, "Timestamp": now, "Value": 1.0, "Unit": "None"},
+            {
+                "MetricName": "ModelLatency",
+                "Dimensions": dims,
+                "Timestamp": now,
+                "Value": 4200.0,
+                "Unit": "Microseconds",
+            },
+        ],
+    )
     p.backend._stats.clear()
     stats = p.describe_endpoint("ep-s").stats
     assert stats["invocations"] == 7 and stats["errors"] == 1

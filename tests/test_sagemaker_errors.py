@@ -18,7 +18,7 @@ pytest.importorskip("moto")
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-from test_sagemaker_backend import (  # noqa: E402
+from tests.aws_support import (  # noqa: E402
     BUCKET,
     REGION,
     ROLE,
@@ -27,7 +27,6 @@ from test_sagemaker_backend import (  # noqa: E402
     capture,
     nothing_left,
     s3_keys,
-    small_csv,
     upload_artifacts,
 )
 

@@ -68,13 +68,37 @@ def artifact(tmp_path_factory):
     return tar_path, sha, files
 
 
-def start_server(artifact: Path, sha: str, workdir: Path, port: int, workers: int = 1, name: str = NAME) -> subprocess.Popen:
+def start_server(
+    artifact: Path, sha: str, workdir: Path, port: int, workers: int = 1, name: str = NAME
+) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "churn_core.serving", "--artifact", str(artifact), "--sha256", sha,
-         "--entry", str(TRAIN_PY), "--workdir", str(workdir), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(workers), "--name", name],
-        cwd=str(ROOT), env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "churn_core.serving",
+            "--artifact",
+            str(artifact),
+            "--sha256",
+            sha,
+            "--entry",
+            str(TRAIN_PY),
+            "--workdir",
+            str(workdir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--name",
+            name,
+        ],
+        cwd=str(ROOT),
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
 
 
@@ -146,10 +170,15 @@ def test_boto3_sagemaker_runtime_client(server):
     from botocore.exceptions import ClientError
 
     client = boto3.client(
-        "sagemaker-runtime", endpoint_url=server["url"], region_name="us-east-1",
-        aws_access_key_id="testing", aws_secret_access_key="testing",
+        "sagemaker-runtime",
+        endpoint_url=server["url"],
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
     )
-    response = client.invoke_endpoint(EndpointName=NAME, ContentType="application/json", Accept="application/json", Body=SEED_BODY)
+    response = client.invoke_endpoint(
+        EndpointName=NAME, ContentType="application/json", Accept="application/json", Body=SEED_BODY
+    )
     out = json.loads(response["Body"].read())
     assert type(out["Output"]) is int
     assert response["ContentType"] == "application/json"
@@ -178,6 +207,7 @@ def test_named_instances_csv_and_several_rows(server):
 
 def test_concurrent_requests(server):
     with requests.Session() as session, ThreadPoolExecutor(8) as pool:
+
         def call(i):
             row = list(SEED_ROW)
             row[0] = i
@@ -193,22 +223,87 @@ NUMBERS = "128,1,1,2.70,1,{},110,89.0,9.87,10.0"
 BAD_REQUESTS = [
     # (id, method, path, headers, body, status, fragment in the error)
     ("malformed-json", "POST", "/invocations", JSON, b'{"Input": [[128,1,', 400, "malformed JSON"),
-    ("wrong-content-type", "POST", "/invocations", {"Content-Type": "text/plain"}, SEED_BODY, 415, "unsupported content type 'text/plain'"),
-    ("wrong-feature-count", "POST", "/invocations", JSON, b'{"Input": [[128,1,1,2.70]]}', 400,
-     "expected 10 values per row in this order: AccountWeeks, ContractRenewal, DataPlan"),
-    ("unknown-feature", "POST", "/invocations", JSON,
-     json.dumps({"instances": [dict(zip(FEATURES, SEED_ROW), Plan="gold")]}).encode(), 400, "unknown feature(s) 'Plan'"),
-    ("missing-features", "POST", "/invocations", JSON,
-     json.dumps({"instances": [dict(list(zip(FEATURES, SEED_ROW))[:8])]}).encode(), 400, "missing feature(s) OverageFee, RoamMins"),
-    ("string-for-number", "POST", "/invocations", JSON, ('{"Input": [[%s]]}' % NUMBERS.format('"abc"')).encode(), 400,
-     "row 1, feature DayMins: 'abc' is not a number"),
-    ("nan", "POST", "/invocations", JSON, ('{"Input": [[%s]]}' % NUMBERS.format("NaN")).encode(), 400, "NaN is not a finite number"),
-    ("infinity", "POST", "/invocations", JSON, ('{"Input": [[%s]]}' % NUMBERS.format("-Infinity")).encode(), 400,
-     "-Infinity is not a finite number"),
-    ("null", "POST", "/invocations", JSON, ('{"Input": [[%s]]}' % NUMBERS.format("null")).encode(), 400,
-     "feature DayMins: value is missing (null)"),
-    ("boolean", "POST", "/invocations", JSON, ('{"Input": [[%s]]}' % NUMBERS.format("true")).encode(), 400,
-     "true is a boolean, not a number"),
+    (
+        "wrong-content-type",
+        "POST",
+        "/invocations",
+        {"Content-Type": "text/plain"},
+        SEED_BODY,
+        415,
+        "unsupported content type 'text/plain'",
+    ),
+    (
+        "wrong-feature-count",
+        "POST",
+        "/invocations",
+        JSON,
+        b'{"Input": [[128,1,1,2.70]]}',
+        400,
+        "expected 10 values per row in this order: AccountWeeks, ContractRenewal, DataPlan",
+    ),
+    (
+        "unknown-feature",
+        "POST",
+        "/invocations",
+        JSON,
+        json.dumps({"instances": [dict(zip(FEATURES, SEED_ROW, strict=True), Plan="gold")]}).encode(),
+        400,
+        "unknown feature(s) 'Plan'",
+    ),
+    (
+        "missing-features",
+        "POST",
+        "/invocations",
+        JSON,
+        json.dumps({"instances": [dict(list(zip(FEATURES, SEED_ROW, strict=True))[:8])]}).encode(),
+        400,
+        "missing feature(s) OverageFee, RoamMins",
+    ),
+    (
+        "string-for-number",
+        "POST",
+        "/invocations",
+        JSON,
+        ('{"Input": [[%s]]}' % NUMBERS.format('"abc"')).encode(),
+        400,
+        "row 1, feature DayMins: 'abc' is not a number",
+    ),
+    (
+        "nan",
+        "POST",
+        "/invocations",
+        JSON,
+        ('{"Input": [[%s]]}' % NUMBERS.format("NaN")).encode(),
+        400,
+        "NaN is not a finite number",
+    ),
+    (
+        "infinity",
+        "POST",
+        "/invocations",
+        JSON,
+        ('{"Input": [[%s]]}' % NUMBERS.format("-Infinity")).encode(),
+        400,
+        "-Infinity is not a finite number",
+    ),
+    (
+        "null",
+        "POST",
+        "/invocations",
+        JSON,
+        ('{"Input": [[%s]]}' % NUMBERS.format("null")).encode(),
+        400,
+        "feature DayMins: value is missing (null)",
+    ),
+    (
+        "boolean",
+        "POST",
+        "/invocations",
+        JSON,
+        ('{"Input": [[%s]]}' % NUMBERS.format("true")).encode(),
+        400,
+        "true is a boolean, not a number",
+    ),
     ("empty-list", "POST", "/invocations", JSON, b'{"Input": []}', 400, "'Input' is empty"),
     ("empty-instances", "POST", "/invocations", JSON, b'{"instances": []}', 400, "'instances' is empty"),
     ("empty-body", "POST", "/invocations", JSON, b"", 400, "request body is empty"),
@@ -216,15 +311,46 @@ BAD_REQUESTS = [
     ("input-not-a-list", "POST", "/invocations", JSON, b'{"Input": 5}', 400, "'Input' must be a list of rows"),
     ("wrong-key", "POST", "/invocations", JSON, b'{"inputs": [[1]]}', 400, "got key(s) 'inputs'"),
     ("non-utf8", "POST", "/invocations", JSON, b'{"Input": [[\xff\xfe]]}', 400, "not valid UTF-8"),
-    ("wrong-accept", "POST", "/invocations", dict(JSON, Accept="application/xml"), SEED_BODY, 406, "unsupported Accept 'application/xml'"),
-    ("csv-text-in-number", "POST", "/invocations", {"Content-Type": "text/csv"}, NUMBERS.format("lots").encode(), 400,
-     "feature DayMins: 'lots' is not a number"),
+    (
+        "wrong-accept",
+        "POST",
+        "/invocations",
+        dict(JSON, Accept="application/xml"),
+        SEED_BODY,
+        406,
+        "unsupported Accept 'application/xml'",
+    ),
+    (
+        "csv-text-in-number",
+        "POST",
+        "/invocations",
+        {"Content-Type": "text/csv"},
+        NUMBERS.format("lots").encode(),
+        400,
+        "feature DayMins: 'lots' is not a number",
+    ),
     ("oversized", "POST", "/invocations", JSON, b" " * (MAX_BODY_BYTES + 1), 413, "6 MB"),
-    ("too-many-rows", "POST", "/invocations", JSON, json.dumps({"Input": [SEED_ROW] * 10001}).encode(), 413, "too many rows: 10001"),
+    (
+        "too-many-rows",
+        "POST",
+        "/invocations",
+        JSON,
+        json.dumps({"Input": [SEED_ROW] * 10001}).encode(),
+        413,
+        "too many rows: 10001",
+    ),
     ("get-on-invocations", "GET", "/invocations", {}, None, 405, "GET is not allowed on /invocations"),
     ("post-on-ping", "POST", "/ping", JSON, b"{}", 405, "POST is not allowed on /ping"),
     ("unknown-path", "GET", "/predict", {}, None, 404, "no route '/predict'"),
-    ("wrong-endpoint-name", "POST", "/endpoints/someone-else/invocations", JSON, SEED_BODY, 404, "'someone-else' is not served here"),
+    (
+        "wrong-endpoint-name",
+        "POST",
+        "/endpoints/someone-else/invocations",
+        JSON,
+        SEED_BODY,
+        404,
+        "'someone-else' is not served here",
+    ),
 ]
 
 
@@ -258,8 +384,10 @@ def test_malformed_http_gets_a_json_error_too(server):
     import socket
 
     with socket.create_connection(("127.0.0.1", server["port"]), timeout=10) as sock:
-        sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: -5\r\nConnection: close\r\n\r\n{}")
+        sock.sendall(
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: -5\r\nConnection: close\r\n\r\n{}"
+        )
         data = b""
         while chunk := sock.recv(65536):
             data += chunk
@@ -297,8 +425,14 @@ def test_stats_files_and_read_stats(server):
 
 
 def test_read_stats_of_an_empty_workdir(tmp_path):
-    assert read_stats(tmp_path) == {"invocations": 0, "errors": 0, "avg_latency_ms": None, "p50_latency_ms": None,
-                                    "p99_latency_ms": None, "last_invoked_at": None}
+    assert read_stats(tmp_path) == {
+        "invocations": 0,
+        "errors": 0,
+        "avg_latency_ms": None,
+        "p50_latency_ms": None,
+        "p99_latency_ms": None,
+        "last_invoked_at": None,
+    }
 
 
 # ----------------------------------------------------------------------------- refusing to start

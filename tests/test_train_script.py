@@ -24,7 +24,17 @@ FEATURES = [
     "AccountWeeks", "ContractRenewal", "DataPlan", "DataUsage", "CustServCalls",
     "DayMins", "DayCalls", "MonthlyCharge", "OverageFee", "RoamMins",
 ]
-METRICS = ["accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss", "train_churn_rate", "test_churn_rate"]
+METRICS = [
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "pr_auc",
+    "log_loss",
+    "train_churn_rate",
+    "test_churn_rate",
+]
 SEED_BODY = b'{"Input": [[128,1,1,2.70,1,265.1,110,89.0,9.87,10.0]]}'
 
 
@@ -34,18 +44,20 @@ SEED_BODY = b'{"Input": [[128,1,1,2.70,1,265.1,110,89.0,9.87,10.0]]}'
 def synthetic_frame(n: int = 400, seed: int = 0) -> pd.DataFrame:
     """A small frame with the reference schema; churn depends on service calls, day minutes, renewal."""
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({
-        "AccountWeeks": rng.integers(1, 243, n),
-        "ContractRenewal": (rng.random(n) < 0.9).astype(int),
-        "DataPlan": (rng.random(n) < 0.28).astype(int),
-        "DataUsage": np.round(rng.gamma(0.6, 1.3, n).clip(0, 5.4), 2),
-        "CustServCalls": rng.poisson(1.5, n),
-        "DayMins": np.round(rng.normal(180, 54, n).clip(0, 350), 1),
-        "DayCalls": rng.integers(40, 165, n),
-        "MonthlyCharge": np.round(rng.normal(56, 16, n).clip(14, 111), 1),
-        "OverageFee": np.round(rng.normal(10, 2.5, n).clip(0, 18), 2),
-        "RoamMins": np.round(rng.normal(10, 2.8, n).clip(0, 20), 1),
-    })
+    frame = pd.DataFrame(
+        {
+            "AccountWeeks": rng.integers(1, 243, n),
+            "ContractRenewal": (rng.random(n) < 0.9).astype(int),
+            "DataPlan": (rng.random(n) < 0.28).astype(int),
+            "DataUsage": np.round(rng.gamma(0.6, 1.3, n).clip(0, 5.4), 2),
+            "CustServCalls": rng.poisson(1.5, n),
+            "DayMins": np.round(rng.normal(180, 54, n).clip(0, 350), 1),
+            "DayCalls": rng.integers(40, 165, n),
+            "MonthlyCharge": np.round(rng.normal(56, 16, n).clip(14, 111), 1),
+            "OverageFee": np.round(rng.normal(10, 2.5, n).clip(0, 18), 2),
+            "RoamMins": np.round(rng.normal(10, 2.8, n).clip(0, 20), 1),
+        }
+    )
     logit = -5 + 1.6 * frame.CustServCalls + 0.035 * (frame.DayMins - 180) + 3.0 * (1 - frame.ContractRenewal)
     churn = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     frame.insert(0, "Churn", churn)
@@ -65,16 +77,18 @@ def categorical_frame(n: int = 300, seed: int = 1) -> pd.DataFrame:
     tenure[rng.random(n) < 0.05] = np.nan
     total = np.array([f"{t:.2f}" for t in charges * 12], dtype=object)
     total[:3] = " "  # Telco's TotalCharges: numbers as text, blanks as a space
-    return pd.DataFrame({
-        "customerType": rng.choice(["Residential", "Business"], n),
-        "tenure": tenure,
-        "Contract": contract,
-        "PaymentMethod": payment,
-        "MonthlyCharges": charges,
-        "TotalCharges": total,
-        "Senior": rng.random(n) < 0.2,
-        "Churn": churn,
-    })
+    return pd.DataFrame(
+        {
+            "customerType": rng.choice(["Residential", "Business"], n),
+            "tenure": tenure,
+            "Contract": contract,
+            "PaymentMethod": payment,
+            "MonthlyCharges": charges,
+            "TotalCharges": total,
+            "Senior": rng.random(n) < 0.2,
+            "Churn": churn,
+        }
+    )
 
 
 def write_channels(base: Path, train: pd.DataFrame, test: pd.DataFrame | None) -> dict:
@@ -111,8 +125,12 @@ class Job:
         base = dirs["model"].parent
         self._out, self._err = open(base / "stdout.txt", "w+"), open(base / "stderr.txt", "w+")
         self.proc = subprocess.Popen(
-            [sys.executable, str(TRAIN_PY), *args], env=_env(dirs, failure_file), cwd=str(base),
-            stdout=self._out, stderr=self._err, text=True,
+            [sys.executable, str(TRAIN_PY), *args],
+            env=_env(dirs, failure_file),
+            cwd=str(base),
+            stdout=self._out,
+            stderr=self._err,
+            text=True,
         )
 
     def wait(self) -> subprocess.CompletedProcess:
@@ -164,7 +182,10 @@ def entry():
 INVALID = [
     (["--n_estimators", "0"], "ERROR: n_estimators must be a whole number >= 1 (got 0)."),
     (["--estimator", "-3"], "ERROR: n_estimators must be a whole number >= 1 (got -3)."),
-    (["--algorithm", "xgboost"], "ERROR: algorithm must be one of random_forest, gradient_boosting, logistic_regression (got xgboost)."),
+    (
+        ["--algorithm", "xgboost"],
+        "ERROR: algorithm must be one of random_forest, gradient_boosting, logistic_regression (got xgboost).",
+    ),
     (["--learning_rate", "0"], "ERROR: learning_rate must be a number > 0 (got 0)."),
     (["--max_depth", "deep"], "ERROR: max_depth must be a whole number >= 1 (got deep)."),
     (["--class_weight", "heavy"], "ERROR: class_weight must be none or balanced (got heavy)."),
@@ -209,7 +230,7 @@ def jobs(tmp_path_factory):
     start("bad_target", bad, synthetic_frame(30, seed=2), ["--n_estimators", "5"])
     started["frames"] = frames
     yield started
-    for key, job in started.items():
+    for job in started.values():
         if isinstance(job, Job):
             job.kill()
 
@@ -368,13 +389,20 @@ def test_fast_path_matches_the_pipeline(entry, synthetic_model, synthetic_run):
     fast = entry.predict_fn(parsed, synthetic_model)
     expected = synthetic_model["pipeline"].predict_proba(checked_frame(entry, parsed, synthetic_model))[:, 1]
     assert np.allclose(fast["probabilities"], expected, atol=1e-12)
-    assert fast["labels"] == [int(x) for x in synthetic_model["pipeline"].predict(checked_frame(entry, parsed, synthetic_model))]
+    assert fast["labels"] == [
+        int(x) for x in synthetic_model["pipeline"].predict(checked_frame(entry, parsed, synthetic_model))
+    ]
     # Small requests walk the whole forest at once (another code path): row by row, and in pairs.
     rows = frame[FEATURES].values.tolist()[:60]
-    for chunk in [rows[i:i + 1] for i in range(40)] + [rows[i:i + 2] for i in range(40, 60, 2)]:
+    for chunk in [rows[i : i + 1] for i in range(40)] + [rows[i : i + 2] for i in range(40, 60, 2)]:
         small = entry.input_fn(json.dumps({"Input": chunk}), "application/json")
         got = entry.predict_fn(small, synthetic_model)["probabilities"]
-        assert np.allclose(got, synthetic_model["pipeline"].predict_proba(checked_frame(entry, small, synthetic_model))[:, 1], rtol=0, atol=1e-12)
+        assert np.allclose(
+            got,
+            synthetic_model["pipeline"].predict_proba(checked_frame(entry, small, synthetic_model))[:, 1],
+            rtol=0,
+            atol=1e-12,
+        )
 
 
 @pytest.mark.parametrize(
@@ -385,10 +413,18 @@ def test_fast_path_matches_the_pipeline(entry, synthetic_model, synthetic_run):
         (b'{"Input": 5}', "application/json", 400, "'Input' must be a list"),
         (b'{"Input": [[[1]]]}', "application/json", 400, "nesting"),
         (b'{"Input": []}', "application/json", 400, "empty"),
-        (b'{"Input": [[128,1,1,2.7,1,265.1,110,89.0,9.87]]}', "application/json", 400,
-         "expected 10 values per row in this order: AccountWeeks, ContractRenewal"),
-        (b'{"Input": [[128,1,1,2.7,1,"abc",110,89.0,9.87,10.0]]}', "application/json", 400,
-         "row 1, feature DayMins: 'abc' is not a number"),
+        (
+            b'{"Input": [[128,1,1,2.7,1,265.1,110,89.0,9.87]]}',
+            "application/json",
+            400,
+            "expected 10 values per row in this order: AccountWeeks, ContractRenewal",
+        ),
+        (
+            b'{"Input": [[128,1,1,2.7,1,"abc",110,89.0,9.87,10.0]]}',
+            "application/json",
+            400,
+            "row 1, feature DayMins: 'abc' is not a number",
+        ),
         (b'{"Input": [[128,1,1,2.7,1,NaN,110,89.0,9.87,10.0]]}', "application/json", 400, "NaN is not a finite number"),
         (b'{"Input": [[128,1,1,2.7,1,Infinity,110,89.0,9.87,10.0]]}', "application/json", 400, "Infinity"),
         (b'{"Input": [[128,1,1,2.7,1,null,110,89.0,9.87,10.0]]}', "application/json", 400, "missing (null)"),
@@ -400,8 +436,12 @@ def test_fast_path_matches_the_pipeline(entry, synthetic_model, synthetic_run):
         (b"1,2,3", "text/csv", 400, "expected 10 values per row"),
         (b"a=1", "application/x-www-form-urlencoded", 415, "unsupported content type"),
         (b"[" * 100_000 + b"]" * 100_000, "application/json", 400, "nested too deeply"),
-        (b'{"Input": [[1' + b"0" * 400 + b',1,1,2.7,1,265.1,110,89.0,9.87,10.0]]}', "application/json", 400,
-         "feature AccountWeeks: the integer 100000000000\u2026 (401 digits) is too large"),
+        (
+            b'{"Input": [[1' + b"0" * 400 + b",1,1,2.7,1,265.1,110,89.0,9.87,10.0]]}",
+            "application/json",
+            400,
+            "feature AccountWeeks: the integer 100000000000\u2026 (401 digits) is too large",
+        ),
         (SEED_BODY, "application/json; charset=base64", 415, "unsupported charset 'base64'"),
         (SEED_BODY, "application/json; charset=klingon", 415, "unsupported charset 'klingon'"),
         (SEED_BODY, "application/json; charset=punycode", 400, "not valid punycode text"),
@@ -426,7 +466,7 @@ def test_error_messages_never_echo_huge_values(entry, synthetic_model):
         invoke(entry, synthetic_model, json.dumps({"Input": [row]}))
     assert "feature DayMins: 'xxx" in str(info.value) and "(1000000 characters) is not a number" in str(info.value)
     assert len(str(info.value)) < 200
-    record = dict(zip(FEATURES, SEED_ROW), **{"k%d" % i * 50: 1 for i in range(100)})
+    record = dict(zip(FEATURES, SEED_ROW, strict=True), **{"k%d" % i * 50: 1 for i in range(100)})
     with pytest.raises(entry.InvalidInput, match="and 95 more") as info:
         invoke(entry, synthetic_model, json.dumps({"instances": [record]}))
     assert len(str(info.value)) < 1000
@@ -453,8 +493,13 @@ def test_categorical_dataset_with_blanks_and_yes_no_target(jobs, entry):
     schema = json.loads((dirs["model"] / "schema.json").read_text())
     kinds = {f["name"]: f["kind"] for f in schema["features"]}
     assert kinds == {
-        "customerType": "categorical", "tenure": "numeric", "Contract": "categorical", "PaymentMethod": "categorical",
-        "MonthlyCharges": "numeric", "TotalCharges": "numeric", "Senior": "categorical",
+        "customerType": "categorical",
+        "tenure": "numeric",
+        "Contract": "categorical",
+        "PaymentMethod": "categorical",
+        "MonthlyCharges": "numeric",
+        "TotalCharges": "numeric",
+        "Senior": "categorical",
     }
     assert schema["positive_label"] == "Yes"
     spec = {f["name"]: f for f in schema["features"]}
@@ -466,8 +511,15 @@ def test_categorical_dataset_with_blanks_and_yes_no_target(jobs, entry):
 
     model = entry.model_fn(str(dirs["model"]))
     assert model["fast"] is not None
-    record = {"customerType": "Business", "tenure": None, "Contract": "Month-to-month", "PaymentMethod": "Bitcoin",
-              "MonthlyCharges": 99.5, "TotalCharges": "1200.5", "Senior": True}
+    record = {
+        "customerType": "Business",
+        "tenure": None,
+        "Contract": "Month-to-month",
+        "PaymentMethod": "Bitcoin",
+        "MonthlyCharges": 99.5,
+        "TotalCharges": "1200.5",
+        "Senior": True,
+    }
     out = json.loads(invoke(entry, model, json.dumps({"instances": [record, dict(record, Contract="Two year")]}))[0])
     assert len(out["predictions"]) == 2 and all(type(p["label"]) is int for p in out["predictions"])
     csv_row = "Residential,12,One year,,70.0,840,False\n"  # blank PaymentMethod had blanks in training: imputed
@@ -486,8 +538,19 @@ def test_other_algorithms_and_the_estimator_alias(jobs, entry, algorithm, tmp_pa
     # child-process path and the SM_* environment are covered by the other runs of this module)
     frame = jobs["frames"]["small"]
     dirs = write_channels(tmp_path, frame.iloc[:200], frame.iloc[200:])
-    entry.main([*ALGORITHMS[algorithm], "--train", str(dirs["train"]), "--test", str(dirs["test"]),
-                "--model-dir", str(dirs["model"]), "--output-data-dir", str(dirs["output"])])
+    entry.main(
+        [
+            *ALGORITHMS[algorithm],
+            "--train",
+            str(dirs["train"]),
+            "--test",
+            str(dirs["test"]),
+            "--model-dir",
+            str(dirs["model"]),
+            "--output-data-dir",
+            str(dirs["output"]),
+        ]
+    )
     proc = subprocess.CompletedProcess([], 0, capsys.readouterr().out, "")
     assert f"Training {algorithm}..." in proc.stdout
     ev = json.loads((dirs["model"] / "evaluation.json").read_text())
@@ -514,11 +577,14 @@ def test_invalid_hyperparameters_fail_with_one_readable_line(jobs, index):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith(fragment), proc.stderr
     assert "Traceback" not in proc.stderr
-    assert failure.read_text().strip() == last[len("ERROR: "):]
+    assert failure.read_text().strip() == last[len("ERROR: ") :]
     assert not (dirs["model"] / "model.joblib").exists()
 
 
 def test_bad_target_values_are_reported(jobs):
     proc = jobs["bad_target"].wait()
     assert proc.returncode == 1
-    assert "ERROR: the target column Churn must hold 0/1, yes/no or true/false; the train data also has 'maybe'." in proc.stderr
+    assert (
+        "ERROR: the target column Churn must hold 0/1, yes/no or true/false; the train data also has 'maybe'."
+        in proc.stderr
+    )

@@ -707,7 +707,7 @@ def _same_reading(data: bytes) -> None:
     # the exact reader already skips all-blank records; the fast one leaves them for later
     kept = np.isin(fast.row_numbers, exact.row_numbers)
     assert list(fast.row_numbers[kept]) == list(exact.row_numbers)
-    for f, e in zip(fast.columns, exact.columns):
+    for f, e in zip(fast.columns, exact.columns, strict=True):
         assert list(f[kept]) == list(e)
 
 

@@ -162,7 +162,8 @@ def test_a_warm_process_exits_when_idle_and_when_its_code_is_stale(tmp_path):
 
 def test_only_one_warm_process_starts_per_fingerprint(tmp_path):
     def warm_processes() -> set[int]:
-        return {p.pid for p in psutil.process_iter(["cmdline"]) if "churn_core.warm" in " ".join(p.info["cmdline"] or [])}
+        return {p.pid for p in psutil.process_iter(["cmdline"])
+                if "churn_core.warm" in " ".join(p.info["cmdline"] or [])}
 
     parent = warm_pid()
     before = warm_processes()
@@ -173,10 +174,14 @@ def test_only_one_warm_process_starts_per_fingerprint(tmp_path):
     assert [p.name for p in warm.run_dir().glob("*.pid")] == [f"{warm.fingerprint()}.pid"]
 
 
-@pytest.mark.parametrize("answer, outcome", [(b'{"error": "cannot start"}\n', "fallback"), (b"", "error")],
-                         ids=["refused-before-forking", "no-answer-after-the-request"])
-def test_a_request_that_may_have_started_a_child_is_never_retried_as_a_plain_start(tmp_path, monkeypatch, answer,
-                                                                                   outcome):
+@pytest.mark.parametrize(
+    "answer, outcome",
+    [(b'{"error": "cannot start"}\n', "fallback"), (b"", "error")],
+    ids=["refused-before-forking", "no-answer-after-the-request"],
+)
+def test_a_request_that_may_have_started_a_child_is_never_retried_as_a_plain_start(
+    tmp_path, monkeypatch, answer, outcome
+):
     import threading
 
     folder = tmp_path / "run"
@@ -241,12 +246,17 @@ def test_on_by_default_on_linux_only(monkeypatch):
 def test_a_warm_process_that_cannot_import_says_so_once_and_is_not_retried(tmp_path, monkeypatch):
     folder = tmp_path / "run"
     folder.mkdir(mode=0o700)
-    env = dict(os.environ, CHURN_WARM_DIR=str(folder),
-               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    broken_install = ("import sys, churn_core.warm as w; w.PRELOAD = ('numpy', 'no_such_module_here'); "
-                      "sys.exit(w.main([]))")
-    proc = subprocess.run([sys.executable, "-c", broken_install], env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+    env = dict(
+        os.environ,
+        CHURN_WARM_DIR=str(folder),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    )
+    broken_install = (
+        "import sys, churn_core.warm as w; w.PRELOAD = ('numpy', 'no_such_module_here'); sys.exit(w.main([]))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", broken_install], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "cannot import no_such_module_here (ModuleNotFoundError" in proc.stdout
     marker = folder / f"{warm.fingerprint()}.broken"

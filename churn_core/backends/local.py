@@ -105,7 +105,9 @@ class LocalBackend:
                 folder / "train.log",
             )
         except OSError as exc:
-            raise BackendError(f"Could not start the training process: {exc}. Check free disk space in {self.home}.")
+            raise BackendError(
+                f"Could not start the training process: {exc}. Check free disk space in {self.home}."
+            ) from None
         return {"pid": pid}
 
     def refresh_training(self, job: dict) -> dict:
@@ -128,11 +130,16 @@ class LocalBackend:
     def _spawn_supervisor(self, name: str) -> int:
         return spawn_detached(
             [
-                "-m", "churn_core.endpoint_supervisor",
-                "--home", str(self.home),
-                "--bucket", self.settings.bucket,
-                "--endpoint", name,
-                "--host", self.settings.bind_host,
+                "-m",
+                "churn_core.endpoint_supervisor",
+                "--home",
+                str(self.home),
+                "--bucket",
+                self.settings.bucket,
+                "--endpoint",
+                name,
+                "--host",
+                self.settings.bind_host,
             ],
             self.endpoint_folder(name) / "supervisor.log",
         )
@@ -153,14 +160,17 @@ class LocalBackend:
         if endpoint["status"] not in ("Creating", "InService") or is_alive(endpoint["pid"], endpoint["name"]):
             return {}
         with self.catalog.tx() as conn:  # BEGIN IMMEDIATE: one session repairs, the others then see its pid
-            row = conn.execute("SELECT status, pid, server_pid FROM endpoints WHERE name = ?",
-                               (endpoint["name"],)).fetchone()
+            row = conn.execute(
+                "SELECT status, pid, server_pid FROM endpoints WHERE name = ?", (endpoint["name"],)
+            ).fetchone()
             if row is None or row["status"] not in ("Creating", "InService") or row["pid"] != endpoint["pid"]:
                 return {}  # deleted meanwhile, or another session already replaced the supervisor
             kill_group(row["server_pid"], grace=1.0)
             pid = self._spawn_supervisor(endpoint["name"])
-            conn.execute("UPDATE endpoints SET pid = ?, restarts = restarts + 1, updated_at = ? WHERE name = ?",
-                         (pid, time.time(), endpoint["name"]))
+            conn.execute(
+                "UPDATE endpoints SET pid = ?, restarts = restarts + 1, updated_at = ? WHERE name = ?",
+                (pid, time.time(), endpoint["name"]),
+            )
             self.catalog.event("endpoint", endpoint["name"], "supervisor process was gone; restarted it", conn)
         return {}
 
@@ -240,5 +250,3 @@ def server_failure(folder: Path, code: int | None) -> str:
     errors = [line for line in lines if "ERROR:" in line]
     message = errors[-1].split("ERROR:", 1)[1].strip() if errors else (lines[-1] if lines else "")
     return f"{message} (model server {describe_exit(code)})" if message else f"model server {describe_exit(code)}"
-
-

@@ -257,12 +257,16 @@ class SageMakerBackend:
                 # S3 may show the upload a moment after the job reports Completed: keep waiting.
                 return {"status": "InProgress", "secondary_status": "Uploading", "ended_at": None}
             return {"status": "Failed", "secondary_status": "Failed",
-                    "failure_reason": f"SageMaker reports Completed but {uri} does not exist (deleted?). Retrain the model."}
+                    "failure_reason": f"SageMaker reports Completed but {uri} does not exist (deleted?). "
+                                      "Retrain the model."}
         try:
             metrics = read_json_member(model_bytes, "metrics.json")
         except (ValidationError, tarfile.TarError, OSError, ValueError, EOFError):
-            metrics = {m["MetricName"]: m["Value"] for m in info.get("FinalMetricDataList") or []
-                       if m.get("MetricName") in METRIC_NAMES}
+            metrics = {
+                m["MetricName"]: m["Value"]
+                for m in info.get("FinalMetricDataList") or []
+                if m.get("MetricName") in METRIC_NAMES
+            }
         fields = {"model_key": model_key, "model_sha256": sha256_bytes(model_bytes), "metrics_json": dumps(metrics)}
         output_key = model_key.rsplit("/", 1)[0] + "/output.tar.gz"
         try:
@@ -274,7 +278,9 @@ class SageMakerBackend:
 
     def stop_training(self, job: dict) -> dict:
         try:
-            self._call("sagemaker", "stop_training_job", f"stop training job {job['name']}", TrainingJobName=job["name"])
+            self._call(
+                "sagemaker", "stop_training_job", f"stop training job {job['name']}", TrainingJobName=job["name"]
+            )
         except AwsError as exc:
             if exc.not_found:
                 raise BackendError(f"SageMaker has no training job named {job['name']}; nothing to stop.") from None
@@ -294,22 +300,38 @@ class SageMakerBackend:
 
     def _read_log(self, group: str, stream_prefix: str, lines: int, what: str) -> str:
         try:
-            answer = self._call("logs", "describe_log_streams", f"list log streams of {what}",
-                                logGroupName=group, logStreamNamePrefix=stream_prefix)
+            answer = self._call(
+                "logs",
+                "describe_log_streams",
+                f"list log streams of {what}",
+                logGroupName=group,
+                logStreamNamePrefix=stream_prefix,
+            )
         except AwsError as exc:
             if exc.code == "ResourceNotFoundException":
-                return (f"No CloudWatch log yet for this {what}: log group {group} does not exist in "
-                        f"{self.settings.region}. SageMaker creates it when the first instance starts; try again "
-                        "in a minute.")
+                return (
+                    f"No CloudWatch log yet for this {what}: log group {group} does not exist in "
+                    f"{self.settings.region}. SageMaker creates it when the first instance starts; try again "
+                    "in a minute."
+                )
             raise
         streams = sorted(s["logStreamName"] for s in answer.get("logStreams", []))
         if not streams:
-            return (f"No CloudWatch log yet for this {what}: no stream {stream_prefix}* in {group}. "
-                    "It appears once the instance starts; try again in a minute.")
+            return (
+                f"No CloudWatch log yet for this {what}: no stream {stream_prefix}* in {group}. "
+                "It appears once the instance starts; try again in a minute."
+            )
         parts = []
         for stream in streams[:8]:
-            events = self._call("logs", "get_log_events", f"read log stream {stream}", logGroupName=group,
-                                logStreamName=stream, startFromHead=False, limit=max(1, min(int(lines), 10000)))
+            events = self._call(
+                "logs",
+                "get_log_events",
+                f"read log stream {stream}",
+                logGroupName=group,
+                logStreamName=stream,
+                startFromHead=False,
+                limit=max(1, min(int(lines), 10000)),
+            )
             text = "\n".join(e.get("message", "").rstrip("\n") for e in events.get("events", []))
             parts.append(f"==> {stream} <==\n{text}" if len(streams) > 1 else text)
         return "\n".join(parts)
@@ -327,7 +349,8 @@ class SageMakerBackend:
         if row and row["code_sha256"] == code_version():
             return self.store.put_bytes(key, package_source())
         raise BackendError(
-            f"The training code package {self.store.uri(key)} of model {trained_model} is missing and the model code in entry/ "
+            f"The training code package {self.store.uri(key)} of model {trained_model} is missing and the model "
+            "code in entry/ "
             "has changed since; retrain the model, then deploy it."
         )
 
@@ -362,25 +385,42 @@ class SageMakerBackend:
         try:
             self._call("sagemaker", "create_model", f"create model {deployed_model['name']}", **model_req)
             created.append(("model", deployed_model["name"]))
-            self._call("sagemaker", "create_endpoint_config", f"create endpoint config {config['name']}",
-                       EndpointConfigName=config["name"],
-                       ProductionVariants=[{
-                           "VariantName": "AllTraffic",
-                           "ModelName": deployed_model["name"],
-                           "InstanceType": config["instance_type"],
-                           "InitialInstanceCount": int(config["instance_count"]),
-                           "InitialVariantWeight": 1.0,
-                       }],
-                       Tags=tags)
+            self._call(
+                "sagemaker",
+                "create_endpoint_config",
+                f"create endpoint config {config['name']}",
+                EndpointConfigName=config["name"],
+                ProductionVariants=[
+                    {
+                        "VariantName": "AllTraffic",
+                        "ModelName": deployed_model["name"],
+                        "InstanceType": config["instance_type"],
+                        "InitialInstanceCount": int(config["instance_count"]),
+                        "InitialVariantWeight": 1.0,
+                    }
+                ],
+                Tags=tags,
+            )
             created.append(("endpoint_config", config["name"]))
-            answer = self._call("sagemaker", "create_endpoint", f"create endpoint {endpoint['name']}",
-                                EndpointName=endpoint["name"], EndpointConfigName=config["name"], Tags=tags)
+            answer = self._call(
+                "sagemaker",
+                "create_endpoint",
+                f"create endpoint {endpoint['name']}",
+                EndpointName=endpoint["name"],
+                EndpointConfigName=config["name"],
+                Tags=tags,
+            )
         except ChurnError as exc:
             leftovers = self._roll_back(created)
-            note = ("" if not created else
-                    " Rolled back: " + ", ".join(f"{kind.replace('_', ' ')} {name}" for kind, name in created) + " deleted."
-                    if not leftovers else
-                    " Could not remove " + ", ".join(leftovers) + "; run Clean up on the Endpoints page.")
+            note = (
+                ""
+                if not created
+                else " Rolled back: "
+                + ", ".join(f"{kind.replace('_', ' ')} {name}" for kind, name in created)
+                + " deleted."
+                if not leftovers
+                else " Could not remove " + ", ".join(leftovers) + "; run Clean up on the Endpoints page."
+            )
             raise BackendError(f"Deploying endpoint {endpoint['name']} failed: {exc}{note}") from exc
         return {"arn": answer.get("EndpointArn", ""), "url": self.invoke_url(endpoint["name"])}
 
@@ -410,14 +450,17 @@ class SageMakerBackend:
 
     def refresh_endpoint(self, endpoint: dict) -> dict:
         try:
-            info = self._call("sagemaker", "describe_endpoint", f"read endpoint {endpoint['name']}",
-                              EndpointName=endpoint["name"])
+            info = self._call(
+                "sagemaker", "describe_endpoint", f"read endpoint {endpoint['name']}", EndpointName=endpoint["name"]
+            )
         except AwsError as exc:
             if not exc.not_found:
                 raise
-            fields = {"status": "Failed",
-                      "failure_reason": f"Endpoint {endpoint['name']} no longer exists on SageMaker (deleted outside "
-                                        "this app). Delete it here to remove the record and its config and model."}
+            fields = {
+                "status": "Failed",
+                "failure_reason": f"Endpoint {endpoint['name']} no longer exists on SageMaker (deleted outside "
+                "this app). Delete it here to remove the record and its config and model.",
+            }
             return {k: v for k, v in fields.items() if endpoint.get(k) != v}
         raw = info.get("EndpointStatus", "Creating")
         status = ENDPOINT_STATUS.get(raw, raw)
@@ -455,20 +498,34 @@ class SageMakerBackend:
         dims = [{"Name": "EndpointName", "Value": name}, {"Name": "VariantName", "Value": "AllTraffic"}]
 
         def query(qid: str, metric: str, stat: str, period: int) -> dict:
-            return {"Id": qid, "ReturnData": True, "MetricStat": {
-                "Metric": {"Namespace": "AWS/SageMaker", "MetricName": metric, "Dimensions": dims},
-                "Period": period, "Stat": stat}}
+            return {
+                "Id": qid,
+                "ReturnData": True,
+                "MetricStat": {
+                    "Metric": {"Namespace": "AWS/SageMaker", "MetricName": metric, "Dimensions": dims},
+                    "Period": period,
+                    "Stat": stat,
+                },
+            }
 
-        answer = self._call("cloudwatch", "get_metric_data", f"read metrics of endpoint {name}",
-                            StartTime=datetime.fromtimestamp(start, timezone.utc),
-                            EndTime=datetime.fromtimestamp(now, timezone.utc),
-                            MetricDataQueries=[query("inv", "Invocations", "Sum", 60),
-                                               query("e4", "Invocation4XXErrors", "Sum", window),
-                                               query("e5", "Invocation5XXErrors", "Sum", window),
-                                               # Average, not p50: emulators (moto) lack percentiles
-                                               query("lat", "ModelLatency", "Average", window)])
-        series = {r["Id"]: list(zip(r.get("Timestamps", []), r.get("Values", [])))
-                  for r in answer.get("MetricDataResults", [])}
+        answer = self._call(
+            "cloudwatch",
+            "get_metric_data",
+            f"read metrics of endpoint {name}",
+            StartTime=datetime.fromtimestamp(start, timezone.utc),
+            EndTime=datetime.fromtimestamp(now, timezone.utc),
+            MetricDataQueries=[
+                query("inv", "Invocations", "Sum", 60),
+                query("e4", "Invocation4XXErrors", "Sum", window),
+                query("e5", "Invocation5XXErrors", "Sum", window),
+                # Average, not p50: emulators (moto) lack percentiles
+                query("lat", "ModelLatency", "Average", window),
+            ],
+        )
+        series = {
+            r["Id"]: list(zip(r.get("Timestamps", []), r.get("Values", []), strict=True))
+            for r in answer.get("MetricDataResults", [])
+        }
         used = [(ts, v) for ts, v in series.get("inv", []) if v]
         if not used:
             return {}
@@ -487,8 +544,16 @@ class SageMakerBackend:
     def invoke(self, endpoint: dict, body: bytes, content_type: str, accept: str) -> tuple[int, bytes, str]:
         runtime = self.client("sagemaker-runtime")
         try:
-            answer = call(runtime, "invoke_endpoint", what=f"invoke endpoint {endpoint['name']}", settings=self.settings,
-                          EndpointName=endpoint["name"], Body=body, ContentType=content_type, Accept=accept)
+            answer = call(
+                runtime,
+                "invoke_endpoint",
+                what=f"invoke endpoint {endpoint['name']}",
+                settings=self.settings,
+                EndpointName=endpoint["name"],
+                Body=body,
+                ContentType=content_type,
+                Accept=accept,
+            )
         except AwsError as exc:
             if exc.code == "ModelError":
                 original = exc.__cause__.response if exc.__cause__ is not None else {}
@@ -516,8 +581,11 @@ class SageMakerBackend:
         if not model_names and config_name:
             model_names = self._models_of_config(config_name)
         problems = []
-        for kind, name in [("endpoint", endpoint["name"]), ("endpoint_config", config_name),
-                           *(("model", m) for m in model_names)]:
+        for kind, name in [
+            ("endpoint", endpoint["name"]),
+            ("endpoint_config", config_name),
+            *(("model", m) for m in model_names),
+        ]:
             if not name:
                 continue
             try:
@@ -525,13 +593,21 @@ class SageMakerBackend:
             except ChurnError as exc:
                 problems.append(f"{kind.replace('_', ' ')} {name}: {exc}")
         if problems:
-            raise BackendError("Could not delete everything of endpoint " + endpoint["name"] + " (it may keep billing): "
-                               + "; ".join(problems))
+            raise BackendError(
+                "Could not delete everything of endpoint "
+                + endpoint["name"]
+                + " (it may keep billing): "
+                + "; ".join(problems)
+            )
 
     def _models_of_config(self, config_name: str) -> list[str]:
         try:
-            info = self._call("sagemaker", "describe_endpoint_config", f"read endpoint config {config_name}",
-                              EndpointConfigName=config_name)
+            info = self._call(
+                "sagemaker",
+                "describe_endpoint_config",
+                f"read endpoint config {config_name}",
+                EndpointConfigName=config_name,
+            )
         except AwsError as exc:
             if exc.not_found:
                 return []
@@ -563,12 +639,15 @@ class SageMakerBackend:
                 return {"endpoint": name, "endpoint_config": None, "model": None}
             raise
         if not self._owned(info["EndpointArn"]):
-            raise BackendError(f"Endpoint {name} was not created by this app (no created-by=churn-control-plane tag); "
-                               "it was left alone.")
+            raise BackendError(
+                f"Endpoint {name} was not created by this app (no created-by=churn-control-plane tag); "
+                "it was left alone."
+            )
         config_name = info.get("EndpointConfigName")
         models = self._models_of_config(config_name) if config_name else []
-        self.delete_endpoint({"name": name, "config": config_name}, {"name": config_name} if config_name else None,
-                             None)  # no deployed-model row: every model of the config is deleted
+        self.delete_endpoint(
+            {"name": name, "config": config_name}, {"name": config_name} if config_name else None, None
+        )  # no deployed-model row: every model of the config is deleted
         return {"endpoint": name, "endpoint_config": config_name, "model": ", ".join(models) or None}
 
     # ---- checks -----------------------------------------------------------------------------------
@@ -582,8 +661,11 @@ class SageMakerBackend:
         except ChurnError as exc:
             checks.append(("AWS credentials", False, str(exc)))
             skipped = "skipped: fix the AWS credentials first"
-            return checks + [("S3 bucket", False, skipped), ("SageMaker API", False, skipped),
-                             ("Execution role", bool(s.role_arn), s.role_arn or "not set: set CHURN_SAGEMAKER_ROLE_ARN")]
+            return checks + [
+                ("S3 bucket", False, skipped),
+                ("SageMaker API", False, skipped),
+                ("Execution role", bool(s.role_arn), s.role_arn or "not set: set CHURN_SAGEMAKER_ROLE_ARN"),
+            ]
         if not s.bucket:
             checks.append(("S3 bucket", False, "not set: set CHURN_S3_BUCKET to a bucket in " + s.region))
         else:
