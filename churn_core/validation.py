@@ -866,12 +866,6 @@ def validate_csv(data: bytes, target: str = "Churn", max_bytes: int | None = Non
     ``data`` is the file's bytes; ``target`` names the column that says whether the customer left;
     ``max_bytes`` is the upload limit (``None``: no limit).
     """
-    data = _as_bytes(data)
-    if not isinstance(target, str) or not target.strip():
-        raise ValidationError(
-            "Choose the target column: the column that says whether the customer left (e.g. 'Churn')."
-        )
-    target = target.strip()
     text, encoding, delimiter, warnings = _file_text(data, max_bytes)
     del data
     table = _read_table(text, delimiter)
@@ -917,6 +911,11 @@ def validate_csv(data: bytes, target: str = "Churn", max_bytes: int | None = Non
     names = [header[i] for i in keep]
     cells = [cells[i] for i in keep]
 
+    if not isinstance(target, str) or not target.strip():  # after the file's own problems: those come first
+        raise ValidationError(
+            "Choose the target column: the column that says whether the customer left (e.g. 'Churn')."
+        )
+    target = target.strip()
     if target not in names:
         by_lower = {n.lower(): n for n in names}
         guess = by_lower.get(target.lower())

@@ -130,8 +130,11 @@ def test_concurrency_limit_is_respected_and_jobs_start_in_order(home, sample_csv
 
     def all_done():
         nonlocal peak
+        # One SELECT, so the three states are of one moment (reading job by job can see A still
+        # Uploading and B already Training although A completed in between).
+        snapshot = p.catalog.query("SELECT secondary_status FROM jobs")
+        peak = max(peak, sum(1 for j in snapshot if j["secondary_status"] in ("Training", "Uploading")))
         jobs = [p.describe_training(n) for n in names]
-        peak = max(peak, sum(1 for j in jobs if j.secondary_status in ("Training", "Uploading")))
         return all(j.status == "Completed" for j in jobs) and jobs
 
     jobs = wait_until(all_done, 120, interval=0.02, what="three queued jobs")
