@@ -122,6 +122,13 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_by_name ON events (kind, name);
 """
 
+# Columns added after a table was first released: (table, column, declaration). A catalog made by an
+# older version gets them with ALTER TABLE when it is opened (new tables come from SCHEMA itself).
+ADDED_COLUMNS: list[tuple[str, str, str]] = [
+    ("models", "threshold", "REAL"),  # the decision threshold chosen for the model (NULL: its schema's, 0.5)
+    ("models", "threshold_json", "TEXT NOT NULL DEFAULT '{}'"),  # who set it, when, why (campaign inputs)
+]
+
 
 def _dict_row(cursor: sqlite3.Cursor, row: tuple) -> dict:
     return {col[0]: value for col, value in zip(cursor.description, row, strict=True)}
@@ -136,8 +143,21 @@ class Catalog:
         conn = self._connect()
         try:
             conn.executescript(SCHEMA)  # executescript manages its own transaction
+            self._add_columns(conn)
         finally:
             conn.close()
+
+    @staticmethod
+    def _add_columns(conn: sqlite3.Connection) -> None:
+        """Bring a catalog of an older version up to date (idempotent; racing openers are harmless)."""
+        for table, column, declaration in ADDED_COLUMNS:
+            present = {row["name"] for row in conn.execute(f"PRAGMA table_info({table})").fetchall()}
+            if column not in present:
+                try:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+                except sqlite3.OperationalError as exc:
+                    if "duplicate column" not in str(exc):
+                        raise
 
     def _unusable(self, exc: sqlite3.OperationalError) -> BackendError:
         return BackendError(

@@ -221,6 +221,13 @@ class Platform:
             raise NotFoundError(f"No trained model named {name!r}. Deploy a model from a Completed training job.")
         return row
 
+    def model_threshold(self, name: str) -> float:
+        """The decision threshold every label of the model uses: the one chosen for it, else its schema's."""
+        row = self.get_model(name)
+        if row.get("threshold") is not None:
+            return float(row["threshold"])
+        return float(self.model_schema(name).get("threshold", 0.5))
+
     def model_names(self) -> list[str]:
         """Trained models, newest first (names only: the deploy picker needs no more)."""
         return [r["name"] for r in self.catalog.query("SELECT name FROM models ORDER BY created_at DESC")]
