@@ -120,6 +120,53 @@ CREATE TABLE IF NOT EXISTS events (
     message TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_name ON events (kind, name);
+CREATE TABLE IF NOT EXISTS model_groups (
+    name TEXT PRIMARY KEY,
+    dataset TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    arn TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS model_versions (
+    grp TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    status TEXT NOT NULL,
+    status_note TEXT NOT NULL DEFAULT '',
+    status_at REAL,
+    note TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    dataset TEXT NOT NULL,
+    dataset_sha256 TEXT NOT NULL,
+    code_sha256 TEXT NOT NULL,
+    artifact_key TEXT NOT NULL,
+    artifact_sha256 TEXT NOT NULL,
+    algorithm TEXT NOT NULL,
+    hyperparameters_json TEXT NOT NULL,
+    metrics_json TEXT NOT NULL,
+    threshold REAL,
+    arn TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (grp, version)
+);
+CREATE INDEX IF NOT EXISTS model_versions_by_model ON model_versions (model);
+CREATE TABLE IF NOT EXISTS endpoint_history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    endpoint TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    model TEXT NOT NULL,
+    grp TEXT NOT NULL DEFAULT '',
+    version INTEGER,
+    weight REAL NOT NULL DEFAULT 1.0,
+    started_at REAL NOT NULL,
+    ended_at REAL
+);
+CREATE INDEX IF NOT EXISTS endpoint_history_by_model ON endpoint_history (model);
+CREATE TABLE IF NOT EXISTS model_aliases (
+    grp TEXT NOT NULL,
+    alias TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (grp, alias)
+);
 """
 
 # Columns added after a table was first released: (table, column, declaration). A catalog made by an
@@ -127,6 +174,10 @@ CREATE INDEX IF NOT EXISTS events_by_name ON events (kind, name);
 ADDED_COLUMNS: list[tuple[str, str, str]] = [
     ("models", "threshold", "REAL"),  # the decision threshold chosen for the model (NULL: its schema's, 0.5)
     ("models", "threshold_json", "TEXT NOT NULL DEFAULT '{}'"),  # who set it, when, why (campaign inputs)
+    ("deployed_models", "grp", "TEXT NOT NULL DEFAULT ''"),  # the registered version it serves, if any
+    ("deployed_models", "version", "INTEGER"),
+    ("deployed_models", "version_arn", "TEXT NOT NULL DEFAULT ''"),  # SageMaker: the model package
+    ("deployed_models", "threshold", "REAL"),
 ]
 
 

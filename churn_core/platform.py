@@ -21,6 +21,7 @@ from .errors import BackendError, ChurnError, ConflictError, NotFoundError, Vali
 from .names import check_name, default_job_name
 from .paths import code_version
 from .records import ENDPOINT_ACTIVE, TRAINING_ACTIVE, Dataset, Endpoint, TrainingJob
+from .registry import APPROVED, REJECTED, ModelVersion, Registry
 from .scoring import BatchResult, encode_payload, read_customers, score_frame
 
 
@@ -38,6 +39,7 @@ class Platform:
         self.store = self.backend.store
         self.datasets = DatasetService(self.catalog, self.store, self.settings.max_upload_mb * 1024 * 1024)
         self._evaluations: dict[str, dict] = {}
+        self.registry = Registry(self.catalog, self.backend)
         self.backend.reconcile()
 
     # ---- datasets ------------------------------------------------------------------------
@@ -261,12 +263,29 @@ class Platform:
         wait: bool = True,
         timeout: float = 120.0,
     ) -> Endpoint:
-        """Model → endpoint config → endpoint, as on SageMaker. Creating → InService (or Failed)."""
+        """Model → endpoint config → endpoint, as on SageMaker. Creating → InService (or Failed).
+
+        With ``CHURN_REQUIRE_APPROVAL=1`` a trained model is deployed only as one of its Approved
+        registry versions (the newest)."""
+        trained = self.get_model(model)
+        version = None
+        if self.settings.require_approval:
+            approved = [v for v in self.registry.versions_of_model(trained["name"]) if v.status == APPROVED]
+            if not approved:
+                raise ConflictError(
+                    f"Only approved model versions can be deployed here (CHURN_REQUIRE_APPROVAL=1), and model "
+                    f"{trained['name']} has none. Register it and approve the version on the Models page, "
+                    "then deploy that version."
+                )
+            version = approved[-1]
+        return self._deploy(trained, endpoint_name, instance_type, instance_count, wait, timeout, version)
+
+    def _deploy(self, trained: dict, endpoint_name: str, instance_type: str | None, instance_count: int,
+                wait: bool, timeout: float, version: ModelVersion | None) -> Endpoint:
         check_name(endpoint_name, "endpoint name")
         instance_type = instance_type or self.settings.endpoint_instance_type
         if not 1 <= int(instance_count) <= 8:
             raise ValidationError("Instance count must be between 1 and 8 (each instance is a worker process locally).")
-        trained = self.get_model(model)
         now = time.time()
         deployed = {
             "name": _suffixed(endpoint_name, "-model"),
@@ -274,6 +293,10 @@ class Platform:
             "artifact_key": trained["artifact_key"],
             "artifact_sha256": trained["artifact_sha256"],
             "created_at": now,
+            "grp": version.group if version else "",
+            "version": version.version if version else None,
+            "version_arn": version.arn if version else "",
+            "threshold": version.threshold if version else trained.get("threshold"),
         }
         config = {
             "name": _suffixed(endpoint_name, "-config"),
@@ -304,7 +327,11 @@ class Platform:
                         f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                         list(row.values()),
                     )
-                self.catalog.event("endpoint", endpoint_name, f"Creating from model {trained['name']}", conn)
+                served = f"{version.label} (model {trained['name']})" if version else f"model {trained['name']}"
+                self.catalog.event("endpoint", endpoint_name, f"Creating from {served}", conn)
+                conn.execute("INSERT INTO endpoint_history (endpoint, variant, model, grp, version, started_at) "
+                             "VALUES (?, 'AllTraffic', ?, ?, ?, ?)",
+                             (endpoint_name, trained["name"], deployed["grp"], deployed["version"], now))
         except sqlite3.IntegrityError:
             raise ConflictError(
                 f"An endpoint named {endpoint_name!r} (or its config or model) already exists. "
@@ -431,6 +458,8 @@ class Platform:
                     conn.execute("DELETE FROM endpoint_configs WHERE name = ?", (cfg["name"],))
                     removed.update(endpoint_config=cfg["name"], model=cfg["deployed_model"])
             conn.execute("DELETE FROM endpoints WHERE name = ?", (name,))
+            conn.execute("UPDATE endpoint_history SET ended_at = ? WHERE endpoint = ? AND ended_at IS NULL",
+                         (time.time(), name))
             self.catalog.event("endpoint", name, message, conn)
         return removed
 
@@ -445,6 +474,62 @@ class Platform:
             except NotFoundError:
                 removed.append(self.backend.delete_orphan(name))
         return removed
+
+    # ---- model registry --------------------------------------------------------------------
+    def register(self, model: str, group: str | None = None, note: str | None = None) -> ModelVersion:
+        """The next version of a model group (default: one group per dataset) for a trained model, with
+        its metrics, hyperparameters, dataset and code hashes, artifact hash and decision threshold."""
+        trained = self.get_model(model)
+        return self.registry.register(trained, (group or trained["dataset"]).strip(), note or "",
+                                      trained.get("threshold"))
+
+    def approve(self, group: str, version: int | str, note: str = "") -> ModelVersion:
+        return self.registry.set_status(group, version, APPROVED, note)
+
+    def reject(self, group: str, version: int | str, note: str = "") -> ModelVersion:
+        return self.registry.set_status(group, version, REJECTED, note)
+
+    def set_alias(self, group: str, version: int | str, alias: str) -> ModelVersion:
+        return self.registry.set_alias(group, version, alias)
+
+    def list_versions(self, group: str) -> list[ModelVersion]:
+        return self.registry.versions(group)
+
+    def get_version(self, group: str, version_or_alias: int | str) -> ModelVersion:
+        return self.registry.get(group, version_or_alias)
+
+    def model_groups(self) -> list[dict]:
+        return self.registry.groups()
+
+    def versions_of_model(self, model: str) -> list[ModelVersion]:
+        return self.registry.versions_of_model(model)
+
+    def _approved(self, group: str, version_or_alias: int | str) -> ModelVersion:
+        version = self.registry.get(group, version_or_alias)
+        if version.status != APPROVED:
+            raise ConflictError(f"{version.label} is {version.status}: only Approved versions can be deployed or put "
+                                "behind an endpoint. Approve it on the Models page first (with a note).")
+        return version
+
+    def deploy_version(self, group: str, version_or_alias: int | str, endpoint_name: str,
+                       instance_type: str | None = None, instance_count: int = 1, wait: bool = True,
+                       timeout: float = 120.0) -> Endpoint:
+        """Deploy an Approved registry version (by number or alias) as a new endpoint."""
+        version = self._approved(group, version_or_alias)
+        trained = self.get_model(version.model)
+        return self._deploy(trained, endpoint_name, instance_type, instance_count, wait, timeout, version)
+
+    def lineage(self, group: str) -> list[dict]:
+        """dataset → training job → version → the endpoints (and variants) serving it now and before."""
+        rows = []
+        for v in self.registry.versions(group):
+            served = self.catalog.query(
+                "SELECT endpoint, variant, weight, started_at, ended_at FROM endpoint_history "
+                "WHERE model = ? AND (grp = ? AND version = ? OR grp = '') ORDER BY started_at",
+                (v.model, v.group, v.version))
+            rows.append({"dataset": v.dataset, "dataset_sha256": v.dataset_sha256, "job": v.model,
+                         "version": v.version, "label": v.label, "status": v.status, "endpoints": served})
+        return rows
 
     # ---- misc ----------------------------------------------------------------------------
     def events(self, kind: str | None = None, name: str | None = None, limit: int = 200) -> list[dict]:

@@ -51,3 +51,13 @@ class Backend(Protocol):
         """Delete an endpoint the catalog does not know (and its config and model); report what went."""
 
     def check_connection(self) -> list[Check]: ...
+
+    # Model registry: the catalog is the registry on both backends; a backend mirrors what it can.
+    def ensure_model_group(self, group: dict) -> str:
+        """Create the group where the backend keeps one (SageMaker: a model package group); its ARN or ""."""
+
+    def register_model_version(self, group: dict, trained_model: dict, note: str) -> dict:
+        """Create the version where the backend keeps one; {"version": n, "arn": ...} or {} (the catalog numbers it)."""
+
+    def set_model_version_status(self, version, status: str, note: str) -> None:
+        """Mirror an approval decision (SageMaker: UpdateModelPackage)."""

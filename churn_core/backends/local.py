@@ -237,6 +237,17 @@ class LocalBackend:
         ]
 
 
+    # ---- model registry: the catalog is the whole registry locally ----------------------------
+    def ensure_model_group(self, group: dict) -> str:
+        return ""
+
+    def register_model_version(self, group: dict, trained_model: dict, note: str) -> dict:
+        return {}
+
+    def set_model_version_status(self, version, status: str, note: str) -> None:
+        return None
+
+
 def ping(url: str, timeout: float = 0.5) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/ping", timeout=timeout) as resp:

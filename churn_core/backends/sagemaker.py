@@ -355,18 +355,15 @@ class SageMakerBackend:
         )
 
     def model_request(self, endpoint: dict, deployed_model: dict) -> dict:
+        """CreateModel: from the registered model package when the deployment is a registry version,
+        else from the training job's artifact and code."""
+        if deployed_model.get("version_arn"):
+            container: dict = {"ModelPackageName": deployed_model["version_arn"]}
+        else:
+            container = self.model_container(deployed_model["model"], deployed_model["artifact_key"])
         return {
             "ModelName": deployed_model["name"],
-            "PrimaryContainer": {
-                "Image": self.image_uri(),
-                "ModelDataUrl": self.store.uri(deployed_model["artifact_key"]),
-                "Environment": {
-                    "SAGEMAKER_PROGRAM": "train.py",
-                    "SAGEMAKER_SUBMIT_DIRECTORY": self._source_for_model(deployed_model["model"]),
-                    "SAGEMAKER_REGION": self.settings.region,
-                    "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
-                },
-            },
+            "PrimaryContainer": container,
             "ExecutionRoleArn": self._require_role(),
             "Tags": self._tags(endpoint=endpoint["name"], model=deployed_model["model"]),
         }
@@ -649,6 +646,64 @@ class SageMakerBackend:
             {"name": name, "config": config_name}, {"name": config_name} if config_name else None, None
         )  # no deployed-model row: every model of the config is deleted
         return {"endpoint": name, "endpoint_config": config_name, "model": ", ".join(models) or None}
+
+    # ---- model registry: model package groups and versioned model packages -------------------
+    def ensure_model_group(self, group: dict) -> str:
+        name = group["name"]
+        try:
+            answer = self._call("sagemaker", "create_model_package_group", f"create model group {name}",
+                                ModelPackageGroupName=name,
+                                ModelPackageGroupDescription=f"Churn models of dataset {group['dataset']}",
+                                Tags=self._tags(dataset=group["dataset"]))
+            return answer.get("ModelPackageGroupArn", "")
+        except AwsError as exc:
+            if "exist" not in (exc.aws_message or str(exc)).lower():
+                raise
+        info = self._call("sagemaker", "describe_model_package_group", f"read model group {name}",
+                          ModelPackageGroupName=name)
+        return info.get("ModelPackageGroupArn", "")
+
+    def model_container(self, trained_model: str, artifact_key: str) -> dict:
+        """The SKLearn container of a trained model, as a model and a model package both describe it."""
+        return {
+            "Image": self.image_uri(),
+            "ModelDataUrl": self.store.uri(artifact_key),
+            "Environment": {
+                "SAGEMAKER_PROGRAM": "train.py",
+                "SAGEMAKER_SUBMIT_DIRECTORY": self._source_for_model(trained_model),
+                "SAGEMAKER_REGION": self.settings.region,
+                "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+            },
+        }
+
+    def register_model_version(self, group: dict, trained_model: dict, note: str) -> dict:
+        self._require_role()
+        answer = self._call(
+            "sagemaker", "create_model_package", f"register a version of {group['name']}",
+            ModelPackageGroupName=group["name"],
+            ModelPackageDescription=(note or f"from training job {trained_model['name']}")[:1000],
+            ModelApprovalStatus="PendingManualApproval",
+            InferenceSpecification={
+                "Containers": [self.model_container(trained_model["name"], trained_model["artifact_key"])],
+                "SupportedContentTypes": ["application/json", "text/csv", "application/x-npy"],
+                "SupportedResponseMIMETypes": ["application/json", "text/csv", "application/x-npy"],
+            },
+            CustomerMetadataProperties={
+                "job": trained_model["name"], "dataset": trained_model["dataset"],
+                "dataset_sha256": trained_model["dataset_sha256"], "code_sha256": trained_model["code_sha256"],
+                "artifact_sha256": trained_model["artifact_sha256"],
+            },
+        )
+        arn = answer["ModelPackageArn"]
+        info = self._call("sagemaker", "describe_model_package", f"read model package {arn}", ModelPackageName=arn)
+        version = info.get("ModelPackageVersion") or int(arn.rsplit("/", 1)[-1])
+        return {"version": int(version), "arn": arn}
+
+    def set_model_version_status(self, version, status: str, note: str) -> None:
+        if not version.arn:
+            return
+        self._call("sagemaker", "update_model_package", f"set {version.label} to {status}",
+                   ModelPackageArn=version.arn, ModelApprovalStatus=status, ApprovalDescription=note[:1000])
 
     # ---- checks -----------------------------------------------------------------------------------
     def check_connection(self) -> list[tuple[str, bool, str]]:
