@@ -12,6 +12,7 @@ _SPEC = [
     ("data", "Data", ":material/database:"),
     ("train", "Train", ":material/model_training:"),
     ("jobs", "Jobs", ":material/monitoring:"),
+    ("models", "Models", ":material/inventory_2:"),
     ("endpoints", "Endpoints", ":material/cloud_upload:"),
     ("predict", "Predict", ":material/person_search:"),
     ("settings", "Settings", ":material/settings:"),

@@ -128,3 +128,9 @@ def field_input(box, field, key: str):
                                 format=f"%.{field.decimals}f")
     return box.selectbox(field.name, field.options, index=field.options.index(field.default), key=key,
                          help=field.help)
+
+
+def approved_versions(p) -> dict:
+    """Approved registry versions by ``"group:number"`` (what a ``?version=`` link names), newest first."""
+    return {f"{v.group}:{v.version}": v for g in p.model_groups() for v in p.list_versions(g["name"])
+            if v.status == "Approved"}

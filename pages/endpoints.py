@@ -7,7 +7,7 @@ import streamlit as st
 
 from app.navigation import link_to_follow, page
 from app.service import attempt, platform
-from app.widgets import duration_text, status_badge, status_label, when
+from app.widgets import approved_versions, duration_text, status_badge, status_label, when
 from churn_core.names import default_endpoint_name
 from churn_core.pricing import INSTANCE_TYPES, PRICE_REGION, PRICES_AS_OF, hourly_price
 
@@ -29,18 +29,35 @@ if st.session_state.get("removed") is not None:
         st.info("Nothing to remove: no endpoints exist.")
 
 models = p.model_names()
+approved = approved_versions(p)
 linked_model = st.query_params.get("model")  # set by the Jobs page's "Deploy this model" link
-with st.expander("Deploy a model", expanded=bool(linked_model) or not p.endpoint_names()):
-    if not models:
+linked_version = st.query_params.get("version")  # set by the Models page: "group:number"
+with st.expander("Deploy a model", expanded=bool(linked_model or linked_version) or not p.endpoint_names()):
+    sources = ["A trained model", "An approved registry version"]
+    if followed_version := link_to_follow("version", list(approved)):
+        st.session_state["deploy_source"] = sources[1]
+        st.session_state["deploy_version_picker"] = followed_version
+    by_version = st.radio("Deploy", sources, horizontal=True, key="deploy_source",
+                          index=1 if linked_version or p.settings.require_approval else 0,
+                          help="Only approved versions can be deployed when CHURN_REQUIRE_APPROVAL=1.") == sources[1]
+    if by_version and not approved:
+        st.info("No approved version yet: register and approve one on the Models page.")
+        st.page_link(page("models"), label="Go to Models", icon=":material/inventory_2:")
+    elif not by_version and not models:
         st.info("No trained model yet: a Completed training job produces one.")
         st.page_link(page("train"), label="Go to Train", icon=":material/model_training:")
     else:
-        if linked_model and linked_model not in models:
-            st.warning(f"There is no trained model named {linked_model!r} (its job may not have completed); "
-                       "pick one below.")
-        if followed := link_to_follow("model", models):
-            st.session_state["deploy_model_picker"] = followed
-        model = st.selectbox("Model (from a completed job)", models, key="deploy_model_picker")
+        if by_version:
+            chosen = st.selectbox("Approved version", list(approved), format_func=lambda k: approved[k].label,
+                                  key="deploy_version_picker")
+            model = approved[chosen].model
+        else:
+            if linked_model and linked_model not in models:
+                st.warning(f"There is no trained model named {linked_model!r} (its job may not have completed); "
+                           "pick one below.")
+            if followed := link_to_follow("model", models):
+                st.session_state["deploy_model_picker"] = followed
+            model = st.selectbox("Model (from a completed job)", models, key="deploy_model_picker")
         with st.form("deploy"):
             endpoint_name = st.text_input("Endpoint name", value=default_endpoint_name(model))
             left, right = st.columns(2)
@@ -53,10 +70,16 @@ with st.expander("Deploy a model", expanded=bool(linked_model) or not p.endpoint
             deploy = st.form_submit_button("Deploy", type="primary", on_click=forget_removed)
         if deploy:
             with st.spinner(f"Deploying {endpoint_name}…"):
-                ep = attempt(p.deploy, model, endpoint_name.strip(), instance_type, int(count),
-                             wait=p.backend.quick_deploy, timeout=60)
+                if by_version:
+                    version = approved[chosen]
+                    ep = attempt(p.deploy_version, version.group, version.version, endpoint_name.strip(),
+                                 instance_type, int(count), wait=p.backend.quick_deploy, timeout=60)
+                else:
+                    ep = attempt(p.deploy, model, endpoint_name.strip(), instance_type, int(count),
+                                 wait=p.backend.quick_deploy, timeout=60)
             if ep:
                 st.query_params.pop("model", None)
+                st.query_params.pop("version", None)
                 st.session_state["selected_endpoint"] = ep.name
                 if ep.status == "Failed":
                     st.error(f"{ep.name} failed: {ep.failure_reason}")
