@@ -10,6 +10,7 @@ endpoint Failed with the reason and the log tail. A refused artifact (SHA-256 mi
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -22,6 +23,7 @@ from .processes import describe_exit, is_alive, kill_group, reap, spawn_detached
 from .serving import free_port
 from .storage import LocalObjectStore
 
+THRESHOLD_ENV = "CHURN_THRESHOLD"  # read by entry/train.py's model_fn
 MAX_CRASHES = 3
 CRASH_WINDOW = 300.0
 START_TIMEOUT = 60.0
@@ -61,7 +63,11 @@ class Supervisor:
             "--workers", str(endpoint["instance_count"]),
             "--name", self.name,
         ]
-        pid = spawn_detached(args, self.folder / "server.log")
+        env = dict(os.environ)
+        env.pop(THRESHOLD_ENV, None)
+        if model.get("threshold") is not None:  # the threshold chosen for the model, as SageMaker gets it too
+            env[THRESHOLD_ENV] = repr(float(model["threshold"]))
+        pid = spawn_detached(args, self.folder / "server.log", env=env)
         url = f"http://{self.host}:{port}"
         self.catalog.update("endpoints", self.name, server_pid=pid, port=port, url=url, updated_at=time.time())
         return pid

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 from . import hyperparameters as hp
@@ -16,12 +17,14 @@ from .artifacts import read_json_member, verify_sha256
 from .backends import make_backend
 from .config import Settings
 from .datasets import DatasetService
-from .db import Catalog, dumps
+from .db import Catalog, dumps, loads
 from .errors import BackendError, ChurnError, ConflictError, NotFoundError, ValidationError
 from .names import check_name, default_job_name
 from .paths import code_version
 from .records import ENDPOINT_ACTIVE, TRAINING_ACTIVE, Dataset, Endpoint, TrainingJob
 from .registry import APPROVED, REJECTED, ModelVersion, Registry
+from . import campaign
+from .paths import entry_module
 from .scoring import BatchResult, encode_payload, read_customers, score_frame
 
 
@@ -474,6 +477,86 @@ class Platform:
             except NotFoundError:
                 removed.append(self.backend.delete_orphan(name))
         return removed
+
+    # ---- decisions: campaign planner, thresholds, evaluation on new data -----------------------
+    def _loaded_model(self, model: str) -> dict:
+        from .model_runtime import load_model
+
+        row = self.get_model(model)
+        return load_model(self.store, row["artifact_key"], row["artifact_sha256"])
+
+    def test_predictions(self, model: str) -> tuple:
+        """(outcomes, churn probabilities) of the model's held-out test customers, scored in this process."""
+        from .model_runtime import labelled_scores, read_text
+
+        row = self.get_model(model)
+        key = f"test:{row['artifact_sha256']}"
+        if key not in self._evaluations:
+            try:
+                ds = self.get_dataset(row["dataset"])
+            except NotFoundError:
+                raise NotFoundError(
+                    f"The dataset {row['dataset']!r} model {model} was trained on was deleted, so its held-out "
+                    "customers are gone. Evaluate it on a labelled file instead.") from None
+            text = read_text(self.store.get_bytes(ds.test_key))
+            self._evaluations[key] = labelled_scores(self._loaded_model(model), text, "the test split")
+        return self._evaluations[key]
+
+    def plan_campaign(self, model: str, offer_cost: float = campaign.DEFAULT_OFFER_COST,
+                      customer_value: float = campaign.DEFAULT_CUSTOMER_VALUE,
+                      save_rate: float = campaign.DEFAULT_SAVE_RATE,
+                      budget: int | None = None) -> campaign.CampaignPlan:
+        """The threshold that maximises expected retention profit on the model's held-out customers."""
+        y, p = self.test_predictions(model)
+        return campaign.plan(y, p, offer_cost, customer_value, save_rate, budget)
+
+    def set_threshold(self, model: str, threshold: float, note: str | None = None,
+                      plan: campaign.CampaignPlan | None = None) -> float:
+        """Store the decision threshold with the model: every label it produces from then on uses it
+        (endpoints deployed from it, batch transform output, versions registered from it, the pages)."""
+        import getpass
+
+        threshold = float(threshold)
+        if not 0.0 <= threshold <= 1.0:
+            raise ValidationError(f"A threshold is a probability between 0 and 1 (got {threshold}).")
+        row = self.get_model(model)
+        record = {"set_at": time.time(), "set_by": getpass.getuser(), "note": note or ""}
+        if plan is not None:
+            record["campaign"] = {"offer_cost": plan.offer_cost, "customer_value": plan.customer_value,
+                                  "save_rate": plan.save_rate, "budget": plan.budget,
+                                  "contacted": plan.contacted, "recall": plan.recall, "precision": plan.precision,
+                                  "expected_profit": plan.expected_profit, "customers": plan.customers}
+        with self.catalog.tx() as conn:
+            conn.execute("UPDATE models SET threshold = ?, threshold_json = ? WHERE name = ?",
+                         (threshold, dumps(record), row["name"]))
+            self.catalog.event("job", row["name"], f"decision threshold set to {threshold:.4f}"
+                               + (f": {note}" if note else ""), conn)
+        return threshold
+
+    def threshold_record(self, model: str) -> dict:
+        """Who chose the model's threshold, when, and with which campaign inputs ({} when never chosen)."""
+        return loads(self.get_model(model).get("threshold_json"), {}) or {}
+
+    def evaluate(self, model: str, data) -> dict:
+        """The model on a new labelled file (CSV bytes, a path, or a DataFrame of text): the training
+        evaluation's metrics and curves, plus the campaign figures at its threshold, beside the test split's."""
+        from .model_runtime import labelled_scores
+
+        if isinstance(data, (str, Path)):
+            data = Path(data).read_bytes()
+        text = data if hasattr(data, "columns") else self.read_customers(data)
+        y, p = labelled_scores(self._loaded_model(model), text, "the file")
+        if len(set(y.tolist())) < 2:
+            raise ValidationError("The file's customers all have the same outcome; evaluation needs some who "
+                                  "churned and some who stayed.")
+        evaluation = entry_module("model_evaluation")
+        threshold = self.model_threshold(model)
+        metrics, curves = evaluation.evaluate(y, p, y, threshold)
+        metrics.pop("train_churn_rate", None)
+        job = self.describe_training(model)
+        return {"rows": int(len(y)), "threshold": threshold, "metrics": metrics, "curves": curves,
+                "confusion_matrix": campaign.confusion_at(y, p, threshold),
+                "gains": campaign.gains_by_decile(y, p), "test_split_metrics": job.metrics}
 
     # ---- model registry --------------------------------------------------------------------
     def register(self, model: str, group: str | None = None, note: str | None = None) -> ModelVersion:

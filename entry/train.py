@@ -38,6 +38,7 @@ from request_parser import (MAX_ROWS_PER_REQUEST, CheckedRows, InvalidInput, Par
 
 ALGORITHMS = ("random_forest", "gradient_boosting", "logistic_regression")
 THRESHOLD = 0.5
+THRESHOLD_ENV = "CHURN_THRESHOLD"
 MODEL_FILE = "model.joblib"
 SCHEMA_FILE = "schema.json"
 FORMAT_VERSION = 1
@@ -311,8 +312,10 @@ def model_fn(model_dir: str) -> dict:
     if hasattr(final, "n_jobs"):
         final.n_jobs = 1
     compiled = compile_schema(schema)
-    return {"pipeline": pipeline, "schema": schema, "compiled": compiled,
-            "threshold": float(schema.get("threshold", THRESHOLD)),
+    # The threshold chosen for the model (campaign planner) comes in the model's environment, on
+    # SageMaker as locally; without one, the schema's (0.5).
+    threshold = float(os.environ.get(THRESHOLD_ENV) or schema.get("threshold", THRESHOLD))
+    return {"pipeline": pipeline, "schema": schema, "compiled": compiled, "threshold": threshold,
             "fast": fast_forest.enable(pipeline, schema, compiled)}
 
 

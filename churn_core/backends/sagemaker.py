@@ -361,6 +361,8 @@ class SageMakerBackend:
             container: dict = {"ModelPackageName": deployed_model["version_arn"]}
         else:
             container = self.model_container(deployed_model["model"], deployed_model["artifact_key"])
+        if deployed_model.get("threshold") is not None:  # read by train.py's model_fn, as locally
+            container.setdefault("Environment", {})["CHURN_THRESHOLD"] = repr(float(deployed_model["threshold"]))
         return {
             "ModelName": deployed_model["name"],
             "PrimaryContainer": container,
