@@ -13,6 +13,7 @@ _SPEC = [
     ("train", "Train", ":material/model_training:"),
     ("jobs", "Jobs", ":material/monitoring:"),
     ("models", "Models", ":material/inventory_2:"),
+    ("planner", "Campaign planner", ":material/campaign:"),
     ("endpoints", "Endpoints", ":material/cloud_upload:"),
     ("predict", "Predict", ":material/person_search:"),
     ("settings", "Settings", ":material/settings:"),

@@ -134,3 +134,39 @@ def approved_versions(p) -> dict:
     """Approved registry versions by ``"group:number"`` (what a ``?version=`` link names), newest first."""
     return {f"{v.group}:{v.version}": v for g in p.model_groups() for v in p.list_versions(g["name"])
             if v.status == "Approved"}
+
+
+def profit_figure(curve: pd.DataFrame, chosen: float, current: float | None = None) -> go.Figure:
+    """Expected profit by threshold, with the chosen point (and the model's current threshold)."""
+    fig = go.Figure(go.Scatter(x=curve["threshold"], y=curve["expected_profit"], mode="lines", name="expected profit",
+                               hovertemplate="threshold %{x:.3f}<br>profit %{y:,.0f}<extra></extra>"))
+    row = curve.iloc[(curve["threshold"] - chosen).abs().argmin()]
+    fig.add_scatter(x=[row["threshold"]], y=[row["expected_profit"]], mode="markers", name="chosen",
+                    marker=dict(size=12, color="#e45756"))
+    if current is not None:
+        fig.add_vline(x=current, line_dash="dot", line_color="grey", annotation_text="current")
+    fig.update_xaxes(title="Threshold (contact customers above it)", range=[0, 1])
+    fig.update_yaxes(title="Expected profit on the held-out customers")
+    return _layout(fig, "Profit by threshold")
+
+
+def gains_figure(gains: pd.DataFrame) -> go.Figure:
+    """Cumulative gain by decile (bars: lift) of customers sorted by risk."""
+    fig = go.Figure()
+    fig.add_bar(x=gains["decile"], y=gains["lift"], name="lift of the decile", yaxis="y2", opacity=0.45)
+    fig.add_scatter(x=gains["decile"], y=gains["cumulative_gain"], mode="lines+markers",
+                    name="share of all churners reached")
+    fig.add_scatter(x=[0, 10], y=[0, 1], mode="lines", name="random order", line=dict(dash="dot", color="grey"))
+    fig.update_layout(yaxis=dict(title="Cumulative share of churners", range=[0, 1.02], tickformat=".0%"),
+                      yaxis2=dict(title="Lift", overlaying="y", side="right", showgrid=False))
+    fig.update_xaxes(title="Deciles of customers, riskiest first", dtick=1)
+    return _layout(fig, "Cumulative gain and lift")
+
+
+def calibration_figure(reliability: pd.DataFrame) -> go.Figure:
+    fig = go.Figure(go.Scatter(x=reliability["predicted"], y=reliability["observed"], mode="lines+markers",
+                               name="model"))
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated", line=dict(dash="dot", color="grey"))
+    fig.update_xaxes(title="Predicted churn probability", range=[0, 1])
+    fig.update_yaxes(title="Observed churn rate", range=[0, 1])
+    return _layout(fig, "Calibration (reliability)")

@@ -553,10 +553,15 @@ class Platform:
         threshold = self.model_threshold(model)
         metrics, curves = evaluation.evaluate(y, p, y, threshold)
         metrics.pop("train_churn_rate", None)
-        job = self.describe_training(model)
+        try:  # the test split at the same threshold, so label-based figures compare like with like
+            y_test, p_test = self.test_predictions(model)
+            test_metrics = evaluation.evaluate(y_test, p_test, y_test, threshold)[0]
+            test_metrics.pop("train_churn_rate", None)
+        except NotFoundError:  # its dataset was deleted: what training measured (at 0.5)
+            test_metrics = self.describe_training(model).metrics
         return {"rows": int(len(y)), "threshold": threshold, "metrics": metrics, "curves": curves,
                 "confusion_matrix": campaign.confusion_at(y, p, threshold),
-                "gains": campaign.gains_by_decile(y, p), "test_split_metrics": job.metrics}
+                "gains": campaign.gains_by_decile(y, p), "test_split_metrics": test_metrics}
 
     # ---- model registry --------------------------------------------------------------------
     def register(self, model: str, group: str | None = None, note: str | None = None) -> ModelVersion:
