@@ -249,6 +249,11 @@ def train(args: argparse.Namespace) -> dict:
         os.makedirs(folder, exist_ok=True)
         _write_json(os.path.join(folder, "metrics.json"), metrics)
         _write_json(os.path.join(folder, "evaluation.json"), evaluation)
+    import baseline  # the training data's baseline in Model Monitor's shapes, for drift reports
+
+    statistics = baseline.statistics(x_train, schema["features"], proba)
+    _write_json(os.path.join(args.model_dir, "statistics.json"), statistics)
+    _write_json(os.path.join(args.model_dir, "constraints.json"), baseline.constraints(statistics))
     _log("Done in %.2fs; model written to %s" % (time.time() - started, args.model_dir))
     return evaluation
 
