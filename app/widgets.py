@@ -170,3 +170,60 @@ def calibration_figure(reliability: pd.DataFrame) -> go.Figure:
     fig.update_xaxes(title="Predicted churn probability", range=[0, 1])
     fig.update_yaxes(title="Observed churn rate", range=[0, 1])
     return _layout(fig, "Calibration (reliability)")
+
+
+MEASURES = {"psi": "population stability index", "ks": "Kolmogorov–Smirnov", "linf": "L-infinity distance",
+            "unseen": "share of unseen categories", "missing_change": "change of missing share"}
+
+
+def drift_table(report: pd.DataFrame) -> pd.DataFrame:
+    """A drift report in words, the drifted features first (as the report is ordered)."""
+    return pd.DataFrame({
+        "feature": report["feature"], "measure": report["metric"].map(lambda m: MEASURES.get(m, m)),
+        "value": report["value"].round(4), "threshold": report["threshold"],
+        "drifted": report["drifted"].map({True: "drifted", False: ""}),
+    })
+
+
+def feature_shift_figure(statistics: dict, captured: pd.DataFrame, feature: str) -> go.Figure:
+    """The training distribution of one feature (from its baseline) and the captured one, overlaid."""
+    spec = next((f for f in statistics["features"] if f["name"] == feature), None)
+    fig = go.Figure()
+    if spec is None:
+        return _layout(fig, f"{feature}: no baseline")
+    column = "churn_probability" if feature.startswith("prediction.") else feature
+    values = captured[column].dropna() if column in captured else pd.Series(dtype=float)
+    if "numerical_statistics" in spec:
+        buckets = spec["numerical_statistics"].get("distribution", {}).get("kll", {}).get("buckets", [])
+        total = sum(b["count"] for b in buckets) or 1
+        mids = [(b["lower_bound"] + b["upper_bound"]) / 2 for b in buckets]
+        widths = [max(b["upper_bound"] - b["lower_bound"], 1e-9) for b in buckets]
+        fig.add_bar(x=mids, y=[b["count"] / total for b in buckets], width=widths, name="training", opacity=0.55)
+        if len(values):
+            edges = [buckets[0]["lower_bound"]] + [b["upper_bound"] for b in buckets]
+            counts = pd.cut(values.astype(float).clip(edges[0], edges[-1]), edges, include_lowest=True)
+            shares = counts.value_counts(normalize=True, sort=False).tolist()
+            fig.add_bar(x=mids, y=shares, width=widths, name="captured", opacity=0.55)
+        fig.update_layout(barmode="overlay")
+    else:
+        buckets = spec["string_statistics"]["distribution"]["categorical"]["buckets"]
+        total = sum(b["count"] for b in buckets) or 1
+        fig.add_bar(x=[b["value"] for b in buckets], y=[b["count"] / total for b in buckets], name="training")
+        if len(values):
+            shares = values.astype(str).value_counts(normalize=True)
+            fig.add_bar(x=list(shares.index), y=list(shares.values), name="captured")
+        fig.update_layout(barmode="group")
+    fig.update_yaxes(title="share of customers", tickformat=".0%")
+    fig.update_xaxes(title=feature)
+    return _layout(fig, f"{feature}: training vs captured")
+
+
+def traffic_figure(traffic: pd.DataFrame) -> go.Figure:
+    """Invocations per minute (bars) and median latency (line) of an endpoint."""
+    fig = go.Figure()
+    fig.add_bar(x=traffic["minute"], y=traffic["invocations"], name="invocations / min", opacity=0.6)
+    fig.add_scatter(x=traffic["minute"], y=traffic["latency_ms"], name="mean latency (ms)", yaxis="y2",
+                    mode="lines+markers")
+    fig.update_layout(yaxis=dict(title="Invocations per minute"),
+                      yaxis2=dict(title="Latency (ms)", overlaying="y", side="right", showgrid=False))
+    return _layout(fig, "Traffic and latency", 320)

@@ -160,6 +160,28 @@ CREATE TABLE IF NOT EXISTS endpoint_history (
     ended_at REAL
 );
 CREATE INDEX IF NOT EXISTS endpoint_history_by_model ON endpoint_history (model);
+CREATE TABLE IF NOT EXISTS drift_reports (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    endpoint TEXT NOT NULL DEFAULT '',
+    model TEXT NOT NULL,
+    source TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    window_start REAL,
+    window_end REAL,
+    rows INTEGER NOT NULL,
+    drifted_json TEXT NOT NULL,
+    report_json TEXT NOT NULL,
+    violations_key TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS drift_reports_by_endpoint ON drift_reports (endpoint, created_at);
+CREATE TABLE IF NOT EXISTS monitoring_schedules (
+    endpoint TEXT PRIMARY KEY,
+    every_minutes REAL NOT NULL,
+    pid INTEGER,
+    created_at REAL NOT NULL,
+    last_run_at REAL,
+    last_error TEXT NOT NULL DEFAULT ''
+);
 CREATE TABLE IF NOT EXISTS model_aliases (
     grp TEXT NOT NULL,
     alias TEXT NOT NULL,
@@ -178,6 +200,7 @@ ADDED_COLUMNS: list[tuple[str, str, str]] = [
     ("deployed_models", "version", "INTEGER"),
     ("deployed_models", "version_arn", "TEXT NOT NULL DEFAULT ''"),  # SageMaker: the model package
     ("deployed_models", "threshold", "REAL"),
+    ("endpoints", "capture_percent", "REAL NOT NULL DEFAULT 0"),  # share of requests captured (0: off)
 ]
 
 

@@ -22,6 +22,7 @@ from .errors import BackendError, ChurnError, ConflictError, NotFoundError, Vali
 from .names import check_name, default_job_name
 from .paths import code_version
 from .records import ENDPOINT_ACTIVE, TRAINING_ACTIVE, Dataset, Endpoint, TrainingJob
+from .monitoring import Monitoring
 from .registry import APPROVED, REJECTED, ModelVersion, Registry
 from . import campaign
 from .paths import entry_module
@@ -43,7 +44,9 @@ class Platform:
         self.datasets = DatasetService(self.catalog, self.store, self.settings.max_upload_mb * 1024 * 1024)
         self._evaluations: dict[str, dict] = {}
         self.registry = Registry(self.catalog, self.backend)
+        self.monitoring = Monitoring(self)
         self.backend.reconcile()
+        self._reconcile_schedules()
 
     # ---- datasets ------------------------------------------------------------------------
     def validate_dataset(self, data: bytes, target: str = "Churn"):
@@ -562,6 +565,78 @@ class Platform:
         return {"rows": int(len(y)), "threshold": threshold, "metrics": metrics, "curves": curves,
                 "confusion_matrix": campaign.confusion_at(y, p, threshold),
                 "gains": campaign.gains_by_decile(y, p), "test_split_metrics": test_metrics}
+
+    # ---- monitoring: data capture, drift reports, schedules -------------------------------------
+    def set_capture(self, endpoint: str, percent: float) -> Endpoint:
+        """Capture ``percent`` % of the endpoint's requests and answers (0 turns capture off at once)."""
+        percent = float(percent)
+        if not 0.0 <= percent <= 100.0:
+            raise ValidationError(f"The capture share is a percentage from 0 to 100 (got {percent:g}).")
+        row = self._endpoint_row(endpoint)
+        if row["status"] not in ("InService", "Updating"):
+            raise ConflictError(f"Endpoint {endpoint} is {row['status']}; capture can be set on a running endpoint.")
+        self.backend.set_capture(row, percent)
+        with self.catalog.tx() as conn:
+            conn.execute("UPDATE endpoints SET capture_percent = ?, updated_at = ? WHERE name = ?",
+                         (percent, time.time(), endpoint))
+            self.catalog.event("endpoint", endpoint, f"data capture {'off' if not percent else f'{percent:g} %'}",
+                               conn)
+        return self.describe_endpoint(endpoint)
+
+    def captured(self, endpoint: str, since: float | None = None):
+        """The customers an endpoint's captured requests held: features, churn probability, time, variant."""
+        return self.monitoring.captured(endpoint, since=since)
+
+    def drift_report(self, endpoint: str | None = None, data=None, model: str | None = None,
+                     since: float | None = None, thresholds: dict | None = None):
+        """Per feature and measure (PSI, KS, L-infinity, unseen, missing, prediction shift): value, threshold,
+        drifted; captured data of ``endpoint`` (from ``since``) or a file ``data``, against the model's baseline."""
+        return self.monitoring.report(endpoint=endpoint, data=data, model=model, since=since, thresholds=thresholds)
+
+    def drift_history(self, endpoint: str, limit: int = 100) -> list[dict]:
+        return self.monitoring.history(endpoint, limit)
+
+    def baseline(self, model: str) -> dict:
+        return self.monitoring.baseline(model)
+
+    def schedule_monitoring(self, endpoint: str, every_minutes: float) -> dict:
+        """Run a drift report on the newest captured window every ``every_minutes`` (0 removes the schedule)."""
+        self._endpoint_row(endpoint)
+        every = float(every_minutes)
+        if every and not 0.1 <= every <= 7 * 24 * 60:
+            raise ValidationError("A schedule runs every 0.1 minutes to every 7 days (0 removes it).")
+        old = self.catalog.one("SELECT pid FROM monitoring_schedules WHERE endpoint = ?", (endpoint,))
+        with self.catalog.tx() as conn:
+            conn.execute("DELETE FROM monitoring_schedules WHERE endpoint = ?", (endpoint,))
+            if every:
+                conn.execute("INSERT INTO monitoring_schedules (endpoint, every_minutes, created_at) VALUES (?, ?, ?)",
+                             (endpoint, every, time.time()))
+            self.catalog.event("endpoint", endpoint, f"drift report every {every:g} min" if every else
+                               "drift schedule removed", conn)
+        if old and old["pid"]:
+            from .processes import kill_group
+
+            kill_group(old["pid"], grace=2.0)
+        if every:
+            self._start_schedule(endpoint)
+        return self.catalog.one("SELECT * FROM monitoring_schedules WHERE endpoint = ?", (endpoint,)) or {}
+
+    def _start_schedule(self, endpoint: str) -> None:
+        from .processes import spawn_detached
+
+        log = self.settings.home / "monitoring" / f"{endpoint}.log"
+        pid = spawn_detached(["-m", "churn_core.monitor_driver", "--home", str(self.settings.home),
+                              "--endpoint", endpoint], log)
+        with self.catalog.tx() as conn:
+            conn.execute("UPDATE monitoring_schedules SET pid = ? WHERE endpoint = ?", (pid, endpoint))
+
+    def _reconcile_schedules(self) -> None:
+        """A schedule whose process is gone (killed, machine restarted) gets a new one."""
+        from .processes import is_alive
+
+        for row in self.catalog.query("SELECT endpoint, pid FROM monitoring_schedules"):
+            if not is_alive(row["pid"], "monitor_driver"):
+                self._start_schedule(row["endpoint"])
 
     # ---- model registry --------------------------------------------------------------------
     def register(self, model: str, group: str | None = None, note: str | None = None) -> ModelVersion:

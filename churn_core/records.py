@@ -125,6 +125,7 @@ class Endpoint:
     updated_at: float
     in_service_at: float | None
     arn: str
+    capture_percent: float = 0.0
     stats: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
