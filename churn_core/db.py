@@ -148,6 +148,13 @@ CREATE TABLE IF NOT EXISTS model_versions (
     PRIMARY KEY (grp, version)
 );
 CREATE INDEX IF NOT EXISTS model_versions_by_model ON model_versions (model);
+CREATE TABLE IF NOT EXISTS endpoint_variants (
+    config TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    deployed_model TEXT NOT NULL,
+    weight REAL NOT NULL,
+    PRIMARY KEY (config, variant)
+);
 CREATE TABLE IF NOT EXISTS endpoint_history (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     endpoint TEXT NOT NULL,
@@ -201,6 +208,8 @@ ADDED_COLUMNS: list[tuple[str, str, str]] = [
     ("deployed_models", "version_arn", "TEXT NOT NULL DEFAULT ''"),  # SageMaker: the model package
     ("deployed_models", "threshold", "REAL"),
     ("endpoints", "capture_percent", "REAL NOT NULL DEFAULT 0"),  # share of requests captured (0: off)
+    ("endpoints", "generation", "INTEGER NOT NULL DEFAULT 1"),  # configurations the endpoint has had
+    ("endpoints", "pending_config", "TEXT NOT NULL DEFAULT ''"),  # the configuration an update moves to
 ]
 
 

@@ -22,6 +22,7 @@ from .errors import BackendError, ChurnError, ConflictError, NotFoundError, Vali
 from .names import check_name, default_job_name
 from .paths import code_version
 from .records import ENDPOINT_ACTIVE, TRAINING_ACTIVE, Dataset, Endpoint, TrainingJob
+from . import rollout
 from .monitoring import Monitoring
 from .registry import APPROVED, REJECTED, ModelVersion, Registry
 from . import campaign
@@ -273,6 +274,7 @@ class Platform:
 
         With ``CHURN_REQUIRE_APPROVAL=1`` a trained model is deployed only as one of its Approved
         registry versions (the newest)."""
+        check_name(endpoint_name, "endpoint name")  # before anything is looked up
         trained = self.get_model(model)
         version = None
         if self.settings.require_approval:
@@ -334,6 +336,8 @@ class Platform:
                         list(row.values()),
                     )
                 served = f"{version.label} (model {trained['name']})" if version else f"model {trained['name']}"
+                conn.execute("INSERT INTO endpoint_variants (config, variant, deployed_model, weight) "
+                             "VALUES (?, 'AllTraffic', ?, 1.0)", (config["name"], deployed["name"]))
                 self.catalog.event("endpoint", endpoint_name, f"Creating from {served}", conn)
                 conn.execute("INSERT INTO endpoint_history (endpoint, variant, model, grp, version, started_at) "
                              "VALUES (?, 'AllTraffic', ?, ?, ?, ?)",
@@ -379,8 +383,13 @@ class Platform:
             if fields:
                 self.catalog.update("endpoints", row["name"], **fields, updated_at=time.time())
             row = self._endpoint_row(row["name"])
-        stats = self.backend.endpoint_stats(row) if row["status"] == "InService" else {}
-        return Endpoint.from_row(row, stats)
+        stats = self.backend.endpoint_stats(row) if row["status"] in ("InService", "Updating") else {}
+        per_variant = stats.get("variants") or {}
+        variants = [{"variant": v["variant"], "weight": v["weight"], "model": v["deployed"]["model"],
+                     "version": f"{v['deployed']['grp']} v{v['deployed']['version']}" if v["deployed"]["grp"] else "",
+                     "threshold": v["deployed"]["threshold"], "stats": per_variant.get(v["variant"], {})}
+                    for v in rollout.config_variants(self.catalog, row["config"])]
+        return Endpoint.from_row(row, stats, variants)
 
     def endpoint_names(self) -> list[str]:
         """Endpoint names, newest first, straight from the catalog (no reconciliation: cheap for pickers)."""
@@ -443,9 +452,8 @@ class Platform:
         self.catalog.update("endpoints", name, status="Deleting", updated_at=time.time())
         self.catalog.event("endpoint", name, "Deleting")
         config = self.catalog.one("SELECT * FROM endpoint_configs WHERE name = ?", (row["config"],))
-        deployed = config and self.catalog.one(
-            "SELECT * FROM deployed_models WHERE name = ?", (config["deployed_model"],)
-        )
+        deployed = [v["deployed"] for c in (row["config"], row["pending_config"]) if c
+                    for v in rollout.config_variants(self.catalog, c)]
         try:
             self.backend.delete_endpoint(row, config, deployed)
         except Exception:
@@ -456,13 +464,13 @@ class Platform:
     def _forget_endpoint(self, name: str, message: str) -> dict:
         removed = {"endpoint": name, "endpoint_config": None, "model": None}
         with self.catalog.tx() as conn:
-            row = conn.execute("SELECT config FROM endpoints WHERE name = ?", (name,)).fetchone()
+            row = conn.execute("SELECT config, pending_config FROM endpoints WHERE name = ?", (name,)).fetchone()
             if row:
-                cfg = conn.execute("SELECT * FROM endpoint_configs WHERE name = ?", (row["config"],)).fetchone()
-                if cfg:
-                    conn.execute("DELETE FROM deployed_models WHERE name = ?", (cfg["deployed_model"],))
-                    conn.execute("DELETE FROM endpoint_configs WHERE name = ?", (cfg["name"],))
-                    removed.update(endpoint_config=cfg["name"], model=cfg["deployed_model"])
+                if row["pending_config"]:
+                    rollout.delete_config(conn, row["pending_config"])
+                if conn.execute("SELECT 1 FROM endpoint_configs WHERE name = ?", (row["config"],)).fetchone():
+                    models = rollout.delete_config(conn, row["config"])
+                    removed.update(endpoint_config=row["config"], model=", ".join(models) or None)
             conn.execute("DELETE FROM endpoints WHERE name = ?", (name,))
             conn.execute("UPDATE endpoint_history SET ended_at = ? WHERE endpoint = ? AND ended_at IS NULL",
                          (time.time(), name))
@@ -678,6 +686,7 @@ class Platform:
                        instance_type: str | None = None, instance_count: int = 1, wait: bool = True,
                        timeout: float = 120.0) -> Endpoint:
         """Deploy an Approved registry version (by number or alias) as a new endpoint."""
+        check_name(endpoint_name, "endpoint name")
         version = self._approved(group, version_or_alias)
         trained = self.get_model(version.model)
         return self._deploy(trained, endpoint_name, instance_type, instance_count, wait, timeout, version)

@@ -126,11 +126,14 @@ class Endpoint:
     in_service_at: float | None
     arn: str
     capture_percent: float = 0.0
+    generation: int = 1
+    pending_config: str = ""
     stats: dict[str, Any] = field(default_factory=dict)
+    variants: list[dict] = field(default_factory=list)  # [{"variant", "weight", "model", "version", "stats"}]
 
     @classmethod
-    def from_row(cls, row: dict, stats: dict | None = None) -> "Endpoint":
-        return cls(**row, stats=stats or {})
+    def from_row(cls, row: dict, stats: dict | None = None, variants: list[dict] | None = None) -> "Endpoint":
+        return cls(**row, stats=stats or {}, variants=variants or [])
 
     @property
     def uptime(self) -> float:

@@ -137,7 +137,7 @@ def server(artifact, tmp_path_factory):
             if time.time() > deadline:
                 pytest.fail("server did not answer /ping within 60 s")
             time.sleep(0.1)
-        yield {"url": url, "workdir": workdir, "proc": proc, "port": port}
+        yield {"url": url, "workdir": workdir, "proc": proc, "port": port, "sha": sha}
     finally:
         stop(proc)
 
@@ -152,7 +152,8 @@ def post(server, body, headers=JSON, path="/invocations"):
 def test_ping(server):
     r = requests.get(server["url"] + "/ping", timeout=5)
     assert r.status_code == 200 and r.json() == {"status": "ok", "endpoint": NAME}
-    assert (server["workdir"] / "model" / "model.joblib").is_file()
+    models = list((server["workdir"] / "models").glob("*/model.joblib"))
+    assert [m.parent.name for m in models] == [server["sha"]], "unpacked under models/<its sha256>"
 
 
 def test_seed_payload_by_raw_http(server):
@@ -432,6 +433,7 @@ def test_read_stats_of_an_empty_workdir(tmp_path):
         "p50_latency_ms": None,
         "p99_latency_ms": None,
         "last_invoked_at": None,
+        "variants": {},
     }
 
 
@@ -495,4 +497,4 @@ def test_unsafe_tar_members_are_refused(artifact, tmp_path, kind):
     assert proc.returncode == 4, err
     assert err.startswith("ERROR: ") and ("unsafe path" in err or "contains a link" in err), err
     assert not (workdir / "escaped.txt").exists() and not (tmp_path / "absolute.txt").exists()
-    assert not (workdir / "model" / "model.joblib").exists()  # every member is checked before any is written
+    assert not list(workdir.rglob("model.joblib"))  # every member is checked before any is written

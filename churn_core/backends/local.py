@@ -209,7 +209,7 @@ class LocalBackend:
                     "It may be restarting; try again in a few seconds or check its log on the Endpoints page."
                 ) from None
 
-    def delete_endpoint(self, endpoint: dict, config: dict | None, deployed_model: dict | None) -> None:
+    def delete_endpoint(self, endpoint: dict, config: dict | None, deployed_models: list[dict]) -> None:
         kill_group(endpoint["pid"], grace=5.0)
         kill_group(endpoint["server_pid"], grace=2.0)
         shutil.rmtree(self.endpoint_folder(endpoint["name"]), ignore_errors=True)

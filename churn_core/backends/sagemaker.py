@@ -574,15 +574,16 @@ class SageMakerBackend:
         payload = answer["Body"].read()
         return 200, payload, answer.get("ContentType") or accept
 
-    def delete_endpoint(self, endpoint: dict, config: dict | None, deployed_model: dict | None) -> None:
+    def delete_endpoint(self, endpoint: dict, config: dict | None, deployed_models: list[dict]) -> None:
         config_name = (config or {}).get("name") or endpoint.get("config")
-        model_names = [deployed_model["name"]] if deployed_model else []
+        model_names = list(dict.fromkeys(d["name"] for d in deployed_models or []))
         if not model_names and config_name:
             model_names = self._models_of_config(config_name)
         problems = []
         for kind, name in [
             ("endpoint", endpoint["name"]),
             ("endpoint_config", config_name),
+            ("endpoint_config", endpoint.get("pending_config") or None),
             *(("model", m) for m in model_names),
         ]:
             if not name:
@@ -645,8 +646,8 @@ class SageMakerBackend:
         config_name = info.get("EndpointConfigName")
         models = self._models_of_config(config_name) if config_name else []
         self.delete_endpoint(
-            {"name": name, "config": config_name}, {"name": config_name} if config_name else None, None
-        )  # no deployed-model row: every model of the config is deleted
+            {"name": name, "config": config_name}, {"name": config_name} if config_name else None, []
+        )  # no deployed-model rows: every model of the config is deleted
         return {"endpoint": name, "endpoint_config": config_name, "model": ", ".join(models) or None}
 
     # ---- model registry: model package groups and versioned model packages -------------------
