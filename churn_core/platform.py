@@ -378,7 +378,15 @@ class Platform:
         return self._endpoint(self._endpoint_row(name))
 
     def _endpoint(self, row: dict) -> Endpoint:
-        if row["status"] in ENDPOINT_ACTIVE:
+        if row["status"] == "Updating" and row.get("pending_config"):
+            outcome, reason = self.backend.update_outcome(row)
+            if outcome == "done":
+                self._finish_update(row["name"])
+            elif outcome == "failed":
+                self._roll_back_update(row["name"], f"The update failed and was rolled back: {reason}. "
+                                                    f"Still serving {', '.join(self._serving_labels(row['config']))}.")
+            row = self._endpoint_row(row["name"])
+        elif row["status"] in ENDPOINT_ACTIVE:
             fields = self.backend.refresh_endpoint(row)
             if fields:
                 self.catalog.update("endpoints", row["name"], **fields, updated_at=time.time())
@@ -574,6 +582,143 @@ class Platform:
                 "confusion_matrix": campaign.confusion_at(y, p, threshold),
                 "gains": campaign.gains_by_decile(y, p), "test_split_metrics": test_metrics}
 
+    # ---- safe rollout: updates, champion/challenger variants ------------------------------------
+    def update_endpoint(self, endpoint: str, group: str, version_or_alias: int | str) -> Endpoint:
+        """Put another Approved version behind a live endpoint (all its traffic) without taking it down:
+        Updating → InService; if the new model cannot serve, the old one keeps serving and says why."""
+        version = self._approved(group, version_or_alias)
+        plan = rollout.VariantPlan("AllTraffic", self.get_model(version.model), 1.0, version)
+        return self._move_endpoint(endpoint, [plan])
+
+    def set_variants(self, endpoint: str, variants: list[tuple]) -> Endpoint:
+        """Serve several Approved versions side by side with weights, e.g. ``[("subs", "champion", 90),
+        ("subs", "challenger", 10)]``. Only the weights changed: changed in place, else an update."""
+        if not variants:
+            raise ValidationError("Give at least one (group, version, weight) to serve.")
+        plans, names = [], set()
+        for group, version_or_alias, weight in variants:
+            weight = float(weight)
+            if not (weight >= 0 and weight == weight):
+                raise ValidationError(f"A variant's weight is a number ≥ 0 (got {weight!r}).")
+            version = self._approved(group, version_or_alias)
+            name = rollout.variant_name(version.group, version.version)
+            if name in names:
+                raise ValidationError(f"{version.label} is listed twice; give each version once.")
+            names.add(name)
+            plans.append(rollout.VariantPlan(name, self.get_model(version.model), weight, version))
+        if not any(p.weight > 0 for p in plans):
+            raise ValidationError("At least one variant needs a weight above 0, or nothing would answer.")
+        row = self._endpoint_row(endpoint)
+        current = rollout.config_variants(self.catalog, row["config"])
+        if sorted(v["variant"] for v in current) == sorted(names) and all(
+                next(v for v in current if v["variant"] == p.name)["deployed"]["artifact_sha256"]
+                == p.trained["artifact_sha256"] for p in plans):
+            return self._set_weights(row, {p.name: p.weight for p in plans})
+        return self._move_endpoint(endpoint, plans)
+
+    def promote_challenger(self, endpoint: str) -> Endpoint:
+        """Make the challenger the champion: it takes the alias and all the traffic (an update with zero
+        failed requests); the former champion stops serving."""
+        row = self._endpoint_row(endpoint)
+        current = [v for v in rollout.config_variants(self.catalog, row["config"]) if v["deployed"]["grp"]]
+        if len(current) < 2:
+            raise ConflictError(f"Endpoint {endpoint} serves one version; a challenger needs a second variant "
+                                "(set variants with a champion and a challenger first).")
+        group = current[0]["deployed"]["grp"]
+        challengers = [v for v in current if "challenger" in
+                       self.registry.get(v["deployed"]["grp"], v["deployed"]["version"]).aliases]
+        challenger = challengers[0] if challengers else min(current, key=lambda v: v["weight"])
+        version = challenger["deployed"]["version"]
+        self.registry.set_alias(challenger["deployed"]["grp"] or group, version, "champion")
+        self.registry.clear_alias(challenger["deployed"]["grp"] or group, "challenger")
+        return self.update_endpoint(endpoint, challenger["deployed"]["grp"] or group, version)
+
+    def _set_weights(self, row: dict, weights: dict[str, float]) -> Endpoint:
+        self.backend.set_variant_weights(row, weights)
+        with self.catalog.tx() as conn:
+            for name, weight in weights.items():
+                conn.execute("UPDATE endpoint_variants SET weight = ? WHERE config = ? AND variant = ?",
+                             (weight, row["config"], name))
+            self.catalog.event("endpoint", row["name"], "variant weights: " + ", ".join(
+                f"{n} {w:g}" for n, w in weights.items()), conn)
+        return self.describe_endpoint(row["name"])
+
+    def _move_endpoint(self, name: str, plans: list) -> Endpoint:
+        row = self._endpoint_row(name)
+        if row["status"] != "InService":
+            raise ConflictError(f"Endpoint {name} is {row['status']}; only an InService endpoint can be updated.")
+        generation = int(row.get("generation") or 1) + 1
+        old_labels = ", ".join(self._serving_labels(row["config"]))
+        new_labels = ", ".join(f"{p.label} ({p.weight:g})" for p in plans)
+        try:
+            with self.catalog.tx() as conn:
+                config = rollout.insert_config(conn, name, generation, plans, row["instance_type"],
+                                               row["instance_count"], f"-{generation}")
+                conn.execute("UPDATE endpoints SET status = 'Updating', pending_config = ?, generation = ?, "
+                             "failure_reason = '', updated_at = ? WHERE name = ?",
+                             (config["name"], generation, time.time(), name))
+                self.catalog.event("endpoint", name, f"Updating from {old_labels} to {new_labels}", conn)
+        except sqlite3.IntegrityError:
+            raise ConflictError(f"Endpoint {name} is being updated elsewhere at the same moment; try again.") from None
+        try:
+            fields = self.backend.update_endpoint(self._endpoint_row(name), config,
+                                                  rollout.config_variants(self.catalog, config["name"]))
+        except ChurnError as exc:
+            self._roll_back_update(name, f"Update to {new_labels} failed and was rolled back: {exc}. "
+                                         f"Still serving {old_labels}.")
+            raise BackendError(f"Endpoint {name} was not updated: {exc}. It keeps serving {old_labels}.") from None
+        if fields.get("update") == "done":
+            self._finish_update(name)
+        return self.describe_endpoint(name)
+
+    def _serving_labels(self, config: str) -> list[str]:
+        return [f"{v['deployed']['grp']} v{v['deployed']['version']}" if v["deployed"]["grp"]
+                else f"model {v['deployed']['model']}" for v in rollout.config_variants(self.catalog, config)]
+
+    def _finish_update(self, name: str) -> None:
+        """The endpoint serves its pending configuration: the old one goes, the history records the change."""
+        now = time.time()
+        with self.catalog.tx() as conn:
+            row = conn.execute("SELECT * FROM endpoints WHERE name = ?", (name,)).fetchone()
+            if row is None or not row["pending_config"]:
+                return
+            new = rollout.config_variants(self.catalog, row["pending_config"], conn)
+            retired = rollout.delete_config(conn, row["config"], keep_models={v["deployed"]["name"] for v in new})
+            self.backend.retire_config(row["config"], retired)
+            top = rollout.primary(new)["deployed"]
+            conn.execute("UPDATE endpoints SET config = ?, pending_config = '', model = ?, status = 'InService', "
+                         "failure_reason = '', updated_at = ? WHERE name = ?",
+                         (row["pending_config"], top["model"], now, name))
+            conn.execute("UPDATE endpoint_history SET ended_at = ? WHERE endpoint = ? AND ended_at IS NULL",
+                         (now, name))
+            for v in new:
+                conn.execute("INSERT INTO endpoint_history (endpoint, variant, model, grp, version, weight, started_at)"
+                             " VALUES (?, ?, ?, ?, ?, ?, ?)", (name, v["variant"], v["deployed"]["model"],
+                                                               v["deployed"]["grp"], v["deployed"]["version"],
+                                                               v["weight"], now))
+            self.catalog.event("endpoint", name, "InService: now serving " + ", ".join(
+                f"{v['variant']} ({v['weight']:g})" for v in new), conn)
+
+    def _roll_back_update(self, name: str, reason: str) -> None:
+        with self.catalog.tx() as conn:
+            row = conn.execute("SELECT * FROM endpoints WHERE name = ?", (name,)).fetchone()
+            if row is None or not row["pending_config"]:
+                return
+            keep = {v["deployed"]["name"] for v in rollout.config_variants(self.catalog, row["config"], conn)}
+            rollout.delete_config(conn, row["pending_config"], keep_models=keep)
+            conn.execute("UPDATE endpoints SET pending_config = '', status = 'InService', failure_reason = ?, "
+                         "updated_at = ? WHERE name = ?", (reason, time.time(), name))
+            self.catalog.event("endpoint", name, reason, conn)
+
+    def endpoint_traffic(self, name: str):
+        """Invocations, errors and mean latency per minute of an endpoint (a DataFrame, oldest first)."""
+        import pandas as pd
+
+        rows = self.backend.endpoint_traffic(self._endpoint_row(name))
+        frame = pd.DataFrame(rows, columns=["minute", "invocations", "errors", "latency_ms"])
+        frame["minute"] = pd.to_datetime(frame["minute"], unit="s", utc=True)
+        return frame
+
     # ---- monitoring: data capture, drift reports, schedules -------------------------------------
     def set_capture(self, endpoint: str, percent: float) -> Endpoint:
         """Capture ``percent`` % of the endpoint's requests and answers (0 turns capture off at once)."""
@@ -581,14 +726,21 @@ class Platform:
         if not 0.0 <= percent <= 100.0:
             raise ValidationError(f"The capture share is a percentage from 0 to 100 (got {percent:g}).")
         row = self._endpoint_row(endpoint)
-        if row["status"] not in ("InService", "Updating"):
-            raise ConflictError(f"Endpoint {endpoint} is {row['status']}; capture can be set on a running endpoint.")
-        self.backend.set_capture(row, percent)
+        if row["status"] != "InService":
+            raise ConflictError(f"Endpoint {endpoint} is {row['status']}; capture can be set on an InService endpoint.")
+        if not self.backend.capture_by_update:
+            self.backend.set_capture(row, percent)  # in place, effective when this returns
         with self.catalog.tx() as conn:
             conn.execute("UPDATE endpoints SET capture_percent = ?, updated_at = ? WHERE name = ?",
                          (percent, time.time(), endpoint))
             self.catalog.event("endpoint", endpoint, f"data capture {'off' if not percent else f'{percent:g} %'}",
                                conn)
+        if self.backend.capture_by_update:  # SageMaker: the same variants in a configuration with DataCaptureConfig
+            current = rollout.config_variants(self.catalog, row["config"])
+            plans = [rollout.VariantPlan(v["variant"], self.get_model(v["deployed"]["model"]), v["weight"],
+                                         self.registry.get(v["deployed"]["grp"], v["deployed"]["version"])
+                                         if v["deployed"]["grp"] else None) for v in current]
+            return self._move_endpoint(endpoint, plans)
         return self.describe_endpoint(endpoint)
 
     def captured(self, endpoint: str, since: float | None = None):

@@ -52,6 +52,24 @@ class Backend(Protocol):
 
     def check_connection(self) -> list[Check]: ...
 
+    # Rollout: an endpoint moves to a new configuration (its variants) with no request dropped.
+    capture_by_update: bool  # True where changing data capture needs a new endpoint configuration (SageMaker)
+
+    def update_endpoint(self, endpoint: dict, new_config: dict, variants: list[dict]) -> dict:
+        """Start serving ``variants``; raise with the reason when they cannot serve (the old ones keep serving).
+        Returns {"update": "done"} when finished, else the update completes later (see ``update_outcome``)."""
+
+    def update_outcome(self, endpoint: dict) -> tuple[str, str]:
+        """("pending" | "done" | "failed", reason) of the update to ``endpoint["pending_config"]``."""
+
+    def retire_config(self, config: str, models: list[str]) -> None:
+        """Remove what an update left unused (SageMaker: the old endpoint config and models)."""
+
+    def set_variant_weights(self, endpoint: dict, weights: dict[str, float]) -> None: ...
+    def set_capture(self, endpoint: dict, percent: float) -> None: ...
+    def endpoint_traffic(self, endpoint: dict) -> list[dict]:
+        """[{"minute": epoch seconds, "invocations", "errors", "latency_ms"}], oldest first."""
+
     # Model registry: the catalog is the registry on both backends; a backend mirrors what it can.
     def ensure_model_group(self, group: dict) -> str:
         """Create the group where the backend keeps one (SageMaker: a model package group); its ARN or ""."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from shlex import quote as shell_quote
+
+import psutil
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -12,7 +15,10 @@ from pathlib import Path
 from .. import warm
 from ..db import Catalog
 from ..errors import BackendError
-from ..processes import describe_exit, is_alive, kill_group, reap, spawn_detached, tail
+from ..endpoint_control import read_control, wait_for_generation, write_control
+from ..paths import ENTRY
+from ..processes import describe_exit, is_alive, kill_group, reap, spawn_detached, tail, wait_for_exit
+from ..rollout import control_for
 from ..records import Dataset
 from ..storage import LocalObjectStore
 
@@ -51,6 +57,7 @@ def reconcile_jobs(catalog: Catalog) -> list[str]:
 
 
 RESTART_GRACE_SECONDS = 5.0
+PROBE_TIMEOUT = 120.0
 
 
 def _refused(exc: Exception) -> bool:
@@ -236,6 +243,80 @@ class LocalBackend:
             ("Local store", True, str(self.store.root)),
         ]
 
+
+    # ---- rollout and capture: a new generation of the server's control file ---------------------
+    def _workers(self, endpoint: dict) -> list[int]:
+        try:
+            return [c.pid for c in psutil.Process(endpoint["server_pid"]).children()]
+        except (psutil.NoSuchProcess, psutil.AccessDenied, TypeError, ValueError):
+            return []
+
+    def _switch(self, endpoint: dict, control) -> None:
+        """Write a new generation and wait until every worker serves it; the old one back on failure."""
+        folder = self.endpoint_folder(endpoint["name"])
+        old = read_control(folder)
+        new = dataclasses.replace(control, generation=old.generation + 1)
+        write_control(folder, new)
+        problem = wait_for_generation(folder, new.generation, lambda: self._workers(endpoint))
+        if problem:
+            write_control(folder, dataclasses.replace(old, generation=new.generation + 1))
+            raise BackendError(problem)
+
+    def _probe(self, endpoint: dict, variant: dict) -> None:
+        """A separate process verifies, unpacks, loads and tries the model before any worker is asked to."""
+        folder = self.endpoint_folder(endpoint["name"])
+        deployed = variant["deployed"]
+        log = folder / "probe.log"
+        pid = spawn_detached(["-m", "churn_core.serving", "--probe", "--artifact",
+                              str(self.store.path(deployed["artifact_key"])), "--sha256", deployed["artifact_sha256"],
+                              "--entry", str(ENTRY), "--workdir", str(folder)], log)
+        code = wait_for_exit(pid, PROBE_TIMEOUT)
+        if code != 0:
+            kill_group(pid, grace=1.0)
+            lines = [line for line in tail(log, 40).splitlines() if line.startswith("ERROR:")]
+            reason = lines[-1][len("ERROR:"):].strip() if lines else f"the check ended with {describe_exit(code)}"
+            raise BackendError(f"the new model of variant {variant['variant']} cannot serve: {reason}")
+
+    def update_endpoint(self, endpoint: dict, new_config: dict, variants: list[dict]) -> dict:
+        serving = {v.sha256 for v in read_control(self.endpoint_folder(endpoint["name"])).variants}
+        for variant in variants:
+            if variant["deployed"]["artifact_sha256"] not in serving:
+                self._probe(endpoint, variant)
+        generation = read_control(self.endpoint_folder(endpoint["name"])).generation
+        self._switch(endpoint, control_for(self.store, endpoint, variants, generation))
+        return {"update": "done"}
+
+    def update_outcome(self, endpoint: dict) -> tuple[str, str]:
+        """An update left Updating (the dashboard stopped mid-way): done if the server switched, else failed."""
+        from ..rollout import config_variants
+
+        wanted = {v["deployed"]["artifact_sha256"] for v in config_variants(self.catalog, endpoint["pending_config"])}
+        try:
+            serving = {v.sha256 for v in read_control(self.endpoint_folder(endpoint["name"])).variants}
+        except (OSError, ValueError):
+            serving = set()
+        if wanted and wanted == serving:
+            return "done", ""
+        return "failed", "the update was interrupted before the model server switched to the new models"
+
+    capture_by_update = False  # the local server changes its capture share in place
+
+    def retire_config(self, config: str, models: list[str]) -> None:
+        return None  # nothing outside the catalog and the endpoint folder
+
+    def set_variant_weights(self, endpoint: dict, weights: dict[str, float]) -> None:
+        old = read_control(self.endpoint_folder(endpoint["name"]))
+        variants = tuple(dataclasses.replace(v, weight=float(weights.get(v.name, v.weight))) for v in old.variants)
+        self._switch(endpoint, dataclasses.replace(old, variants=variants))
+
+    def set_capture(self, endpoint: dict, percent: float) -> None:
+        old = read_control(self.endpoint_folder(endpoint["name"]))
+        self._switch(endpoint, dataclasses.replace(old, capture_percent=float(percent)))
+
+    def endpoint_traffic(self, endpoint: dict) -> list[dict]:
+        from ..endpoint_stats import read_traffic
+
+        return read_traffic(self.endpoint_folder(endpoint["name"]))
 
     # ---- model registry: the catalog is the whole registry locally ----------------------------
     def ensure_model_group(self, group: dict) -> str:

@@ -33,6 +33,7 @@ from ..errors import BackendError, ChurnError, NotFoundError, ValidationError
 from ..hyperparameters import for_container
 from ..paths import ENTRY_DIR, code_version
 from ..records import Dataset
+from ..capture import CAPTURE_PREFIX
 from ..s3_store import S3ObjectStore
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
@@ -422,6 +423,115 @@ class SageMakerBackend:
             )
             raise BackendError(f"Deploying endpoint {endpoint['name']} failed: {exc}{note}") from exc
         return {"arn": answer.get("EndpointArn", ""), "url": self.invoke_url(endpoint["name"])}
+
+    # ---- rollout and capture: endpoint configurations, UpdateEndpoint -------------------------------
+    def capture_config(self, endpoint: dict) -> dict | None:
+        """DataCaptureConfig for an endpoint capturing a share of its traffic (into capture/ of the bucket)."""
+        percent = float(endpoint.get("capture_percent") or 0)
+        if percent <= 0:
+            return None
+        return {"EnableCapture": True, "InitialSamplingPercentage": max(1, min(100, int(round(percent)))),
+                "DestinationS3Uri": self.store.uri(CAPTURE_PREFIX),
+                "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+                "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"],
+                                             "JsonContentTypes": ["application/json"]}}
+
+    def update_endpoint(self, endpoint: dict, new_config: dict, variants: list[dict]) -> dict:
+        """Models and a configuration for the new variants, then UpdateEndpoint (AWS keeps the old one
+        serving until the new one is healthy, and rolls back if it is not)."""
+        self._require_role()
+        created: list[tuple[str, str]] = []
+        try:
+            for variant in variants:
+                deployed = variant["deployed"]
+                if not self._exists("model", deployed["name"]):
+                    self._call("sagemaker", "create_model", f"create model {deployed['name']}",
+                               **self.model_request(endpoint, deployed))
+                    created.append(("model", deployed["name"]))
+            request = {
+                "EndpointConfigName": new_config["name"],
+                "ProductionVariants": [{
+                    "VariantName": v["variant"], "ModelName": v["deployed"]["name"],
+                    "InstanceType": new_config["instance_type"],
+                    "InitialInstanceCount": int(new_config["instance_count"]),
+                    "InitialVariantWeight": float(v["weight"]),
+                } for v in variants],
+                "Tags": self._tags(endpoint=endpoint["name"], model=variants[0]["deployed"]["model"]),
+            }
+            capture = self.capture_config(endpoint)
+            if capture:
+                request["DataCaptureConfig"] = capture
+            self._call("sagemaker", "create_endpoint_config", f"create endpoint config {new_config['name']}",
+                       **request)
+            created.append(("endpoint_config", new_config["name"]))
+            self._call("sagemaker", "update_endpoint", f"update endpoint {endpoint['name']}",
+                       EndpointName=endpoint["name"], EndpointConfigName=new_config["name"])
+        except ChurnError as exc:
+            self._roll_back(created)
+            raise BackendError(f"SageMaker refused the update: {exc}") from exc
+        return {"update": "started"}
+
+    def update_outcome(self, endpoint: dict) -> tuple[str, str]:
+        """("pending" | "done" | "failed", reason) of an update in progress, from what AWS reports."""
+        info = self._call("sagemaker", "describe_endpoint", f"read endpoint {endpoint['name']}",
+                          EndpointName=endpoint["name"])
+        status = info.get("EndpointStatus")
+        if status in ("Updating", "SystemUpdating", "RollingBack", "Creating"):
+            return "pending", ""
+        if status == "InService" and info.get("EndpointConfigName") == endpoint["pending_config"]:
+            return "done", ""
+        reason = info.get("FailureReason") or f"SageMaker reports {status} with configuration " \
+                                                f"{info.get('EndpointConfigName')}"
+        return "failed", reason
+
+    def retire_config(self, config: str, models: list[str]) -> None:
+        """After an update: the configuration and models the endpoint no longer uses."""
+        for kind, name in [("endpoint_config", config), *(("model", m) for m in models)]:
+            try:
+                self._delete(kind, name)
+            except ChurnError:
+                pass  # Clean up finds what is left by its tag
+
+    def set_variant_weights(self, endpoint: dict, weights: dict[str, float]) -> None:
+        self._call("sagemaker", "update_endpoint_weights_and_capacities",
+                   f"set the variant weights of {endpoint['name']}", EndpointName=endpoint["name"],
+                   DesiredWeightsAndCapacities=[{"VariantName": n, "DesiredWeight": float(w)}
+                                                for n, w in weights.items()])
+
+    capture_by_update = True  # on AWS a capture change is a new endpoint configuration
+
+    def set_capture(self, endpoint: dict, percent: float) -> None:
+        raise BackendError("on SageMaker, capture changes with an endpoint update")  # the platform updates instead
+
+    def endpoint_traffic(self, endpoint: dict) -> list[dict]:
+        """Invocations and mean model latency per minute over the last day, from CloudWatch (best effort)."""
+        now = int(time.time()) // 60 * 60 + 60
+        start = max(int(float(endpoint.get("created_at") or now)) // 60 * 60, now - 24 * 3600)
+        dims = [{"Name": "EndpointName", "Value": endpoint["name"]}, {"Name": "VariantName", "Value": "AllTraffic"}]
+        queries = [{"Id": qid, "ReturnData": True, "MetricStat": {
+            "Metric": {"Namespace": "AWS/SageMaker", "MetricName": metric, "Dimensions": dims},
+            "Period": 60, "Stat": stat}} for qid, metric, stat in
+            (("inv", "Invocations", "Sum"), ("lat", "ModelLatency", "Average"))]
+        try:
+            answer = self._call("cloudwatch", "get_metric_data", f"read traffic of endpoint {endpoint['name']}",
+                                StartTime=datetime.fromtimestamp(start, timezone.utc),
+                                EndTime=datetime.fromtimestamp(now, timezone.utc), MetricDataQueries=queries)
+        except ChurnError:
+            return []
+        series = {r["Id"]: dict(zip((_epoch(t) for t in r.get("Timestamps", [])), r.get("Values", []), strict=True))
+                  for r in answer.get("MetricDataResults", [])}
+        return [{"minute": minute, "invocations": int(count), "errors": 0,
+                 "latency_ms": (series.get("lat", {}).get(minute) or 0.0) / 1000.0 or None}
+                for minute, count in sorted(series.get("inv", {}).items())]
+
+    def _exists(self, kind: str, name: str) -> bool:
+        try:
+            self._call("sagemaker", "describe_model", f"read model {name}", ModelName=name)
+            return True
+        except AwsError as exc:
+            if exc.not_found:
+                return False
+            raise
 
     def _roll_back(self, created: list[tuple[str, str]]) -> list[str]:
         leftovers = []
