@@ -185,3 +185,58 @@ def test_a_two_variant_endpoint_is_deleted_completely(registry_with_two_versions
     assert not psutil.pid_exists(server) or psutil.Process(server).status() == psutil.STATUS_ZOMBIE
     assert not psutil.pid_exists(supervisor) or psutil.Process(supervisor).status() == psutil.STATUS_ZOMBIE
     assert not (p.settings.home / "endpoints" / "two-ep").exists()
+
+
+# --------------------------------------------------------------------------- SageMaker, under moto
+
+
+@pytest.mark.aws
+def test_sagemaker_rollout_calls(monkeypatch, tmp_path, small_csv, model_tarballs):
+    pytest.importorskip("moto")
+    from moto import mock_aws
+
+    import tests.moto_shim  # noqa: F401 - UpdateEndpoint, which moto lacks
+    from tests.aws_support import BUCKET, aws_client, aws_env, capture, nothing_left, upload_artifacts
+
+    aws_env(monkeypatch, tmp_path)
+    with mock_aws():
+        aws_client("s3").create_bucket(Bucket=BUCKET)
+        p = churn_core.connect()
+        p.upload_dataset("ds", small_csv)
+        for job in ("sm-a", "sm-b"):
+            p.start_training("ds", {"algorithm": "random_forest", "n_estimators": 15}, name=job)
+            upload_artifacts(job, model_tarballs)
+            assert p.describe_training(job).status == "Completed"
+            p.approve("ds", p.register(job).version, "ok")
+        configs = capture(p, "sagemaker", "CreateEndpointConfig")
+        updates = capture(p, "sagemaker", "UpdateEndpoint")
+        weights = capture(p, "sagemaker", "UpdateEndpointWeightsAndCapacities")
+        deleted = capture(p, "sagemaker", "DeleteEndpointConfig")
+        ep = p.deploy_version("ds", 1, "sm-ep")
+        assert ep.status == "InService"
+
+        p.set_capture("sm-ep", 25)  # on AWS a capture change is a new endpoint configuration
+        capture_config = configs[-1]["DataCaptureConfig"]
+        assert capture_config["EnableCapture"] is True and capture_config["InitialSamplingPercentage"] == 25
+        assert capture_config["DestinationS3Uri"] == f"s3://{BUCKET}/churn/capture"
+        assert {o["CaptureMode"] for o in capture_config["CaptureOptions"]} == {"Input", "Output"}
+        assert updates[-1] == {"EndpointName": "sm-ep", "EndpointConfigName": configs[-1]["EndpointConfigName"]}
+        ep = p.describe_endpoint("sm-ep")  # AWS reports the new configuration InService: the update completes
+        assert ep.status == "InService" and ep.config == configs[-1]["EndpointConfigName"]
+        assert deleted[-1] == {"EndpointConfigName": "sm-ep-config"}, "the old configuration is removed"
+        described = aws_client("sagemaker").describe_endpoint_config(EndpointConfigName=ep.config)
+        assert described["DataCaptureConfig"]["InitialSamplingPercentage"] == 25
+
+        p.set_variants("sm-ep", [("ds", 1, 90), ("ds", 2, 10)])
+        variants = {v["VariantName"]: v for v in configs[-1]["ProductionVariants"]}
+        assert {n: v["InitialVariantWeight"] for n, v in variants.items()} == {"ds-v1": 90.0, "ds-v2": 10.0}
+        assert configs[-1]["DataCaptureConfig"]["InitialSamplingPercentage"] == 25, "capture carries over"
+        p.describe_endpoint("sm-ep")
+        p.set_variants("sm-ep", [("ds", 1, 50), ("ds", 2, 50)])
+        assert weights[-1] == {"EndpointName": "sm-ep", "DesiredWeightsAndCapacities": [
+            {"VariantName": "ds-v1", "DesiredWeight": 50.0}, {"VariantName": "ds-v2", "DesiredWeight": 50.0}]}
+        p.update_endpoint("sm-ep", "ds", 2)
+        assert [v["VariantName"] for v in configs[-1]["ProductionVariants"]] == ["AllTraffic"]
+        assert p.describe_endpoint("sm-ep").model == "sm-b"
+        p.delete_endpoint("sm-ep")
+        assert nothing_left() == {"models": [], "configs": [], "endpoints": []}
