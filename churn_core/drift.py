@@ -26,6 +26,7 @@ import pandas as pd
 from .paths import entry_module
 
 COLUMNS = ["feature", "metric", "value", "threshold", "drifted"]
+KS_SIGNIFICANCE = 0.01  # a KS distance over its threshold counts only when this unlikely under no change
 
 
 def thresholds(overrides: dict | None = None) -> dict[str, float]:
@@ -59,8 +60,10 @@ def _numeric_rows(name: str, base: dict, values: np.ndarray, limits: dict) -> li
         rows.append(_row(name, "psi", psi, limits["psi"]))
     sketch = (kll.get("sketch") or {}).get("data") or []
     if len(present) and sketch and sketch[0]:
-        ks = float(ks_2samp(present, np.asarray(sketch[0], dtype=float)).statistic)
-        rows.append(_row(name, "ks", ks, limits["ks"]))
+        result = ks_2samp(present, np.asarray(sketch[0], dtype=float))
+        row = _row(name, "ks", float(result.statistic), limits["ks"])
+        row["drifted"] = row["drifted"] and float(result.pvalue) < KS_SIGNIFICANCE  # not a small sample's noise
+        rows.append(row)
     return rows
 
 
@@ -117,7 +120,19 @@ def report(statistics: dict, current: pd.DataFrame, probabilities: np.ndarray | 
 
 
 def drifted_features(frame: pd.DataFrame) -> list[str]:
-    return sorted(set(frame.loc[frame["drifted"], "feature"])) if len(frame) else []
+    """The input features that drifted (the model's own output is reported apart: ``prediction_shift``)."""
+    if not len(frame):
+        return []
+    prediction = entry_module("baseline").PREDICTION
+    return sorted(set(frame.loc[frame["drifted"] & (frame["feature"] != prediction), "feature"]))
+
+
+def prediction_shift(frame: pd.DataFrame) -> float | None:
+    """PSI of the predicted churn probability against the held-out baseline (None when not measured)."""
+    if not len(frame):
+        return None
+    rows = frame[frame["feature"] == entry_module("baseline").PREDICTION]
+    return float(rows["value"].iloc[0]) if len(rows) else None
 
 
 def violations(frame: pd.DataFrame) -> dict[str, Any]:

@@ -262,8 +262,8 @@ class PrometheusMetrics:
 
     def serving(self, variants: list) -> None:
         self.model.clear()
-        for v in variants:
-            self.model.labels(v.name, v.model, v.version or "", f"{v.weight:g}").set(1)
+        for v in variants:  # endpoint_control.LoadedVariant
+            self.model.labels(v.name, v.model_name, v.spec.version or "", f"{v.weight:g}").set(1)
 
     @staticmethod
     def render() -> bytes:

@@ -41,6 +41,11 @@ class ScheduleDriver:
 
         signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
         catalog = self.platform.catalog
+        deadline = time.monotonic() + 10.0  # the starter records this process's pid just after starting it
+        while time.monotonic() < deadline and (self.schedule() or {}).get("pid") not in (os.getpid(), None) \
+                and not self.stopping:
+            time.sleep(0.05)
+        last_attempt = 0.0
         while not self.stopping:
             schedule = self.schedule()
             if schedule is None or schedule["pid"] != os.getpid():
@@ -53,20 +58,21 @@ class ScheduleDriver:
                 self.log("endpoint deleted; schedule ended (its captured data stays)")
                 return 0
             every = float(schedule["every_minutes"]) * 60.0
-            last = schedule["last_run_at"] or schedule["created_at"]
-            if time.time() - last >= every:
-                started = time.time()
-                error = ""
+            since = schedule["last_run_at"] or schedule["created_at"]  # the window since the last report
+            if time.time() - max(since, last_attempt) >= every:
+                last_attempt = started = time.time()
                 try:
-                    result = self.platform.drift_report(endpoint=self.endpoint, since=last)
+                    result = self.platform.drift_report(endpoint=self.endpoint, since=since)
                     drifted = sorted(set(result.loc[result["drifted"], "feature"])) if len(result) else []
                     self.log(f"drift report: {len(drifted)} drifted feature(s) {', '.join(drifted)}")
-                except ChurnError as exc:
-                    error = str(exc)
-                    self.log(f"no report this window: {error}")
+                    done = ("UPDATE monitoring_schedules SET last_run_at = ?, last_error = '' WHERE endpoint = ?",
+                            (started, self.endpoint))
+                except ChurnError as exc:  # too little traffic yet: the window grows until the next try
+                    self.log(f"no report yet: {exc}")
+                    done = ("UPDATE monitoring_schedules SET last_error = ? WHERE endpoint = ?",
+                            (str(exc), self.endpoint))
                 with catalog.tx() as conn:
-                    conn.execute("UPDATE monitoring_schedules SET last_run_at = ?, last_error = ? WHERE endpoint = ?",
-                                 (started, error, self.endpoint))
+                    conn.execute(*done)
             time.sleep(TICK_SECONDS)
         return 0
 

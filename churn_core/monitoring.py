@@ -22,7 +22,8 @@ from .db import Catalog, dumps, loads
 from .errors import NotFoundError, ValidationError
 from .paths import entry_module
 
-MIN_ROWS = 30  # fewer captured customers than this make no distribution worth comparing
+MIN_ROWS = 200  # fewer customers than this: a histogram of 10 buckets is mostly noise (PSI ≈ 9 / rows)
+MANIFEST = "endpoint.json"
 
 
 class Monitoring:
@@ -30,6 +31,7 @@ class Monitoring:
         self.p = platform
         self.catalog: Catalog = platform.catalog
         self.store = platform.store
+        self._files: dict[str, tuple[int, pd.DataFrame]] = {}  # capture file → (size read, its rows)
 
     # ---- the baseline --------------------------------------------------------------------------
     def baseline(self, model: str) -> dict:
@@ -83,28 +85,44 @@ class Monitoring:
             hour = capture.hour_of(key, endpoint)
             if since is not None and hour + 3600 <= since or until is not None and hour > until:
                 continue
-            records = capture.parse_lines(self.store.get_bytes(key).decode("utf-8", errors="replace"))
-            frames.append(capture.records_to_frame(records, schema, capture.variant_of(key, endpoint)))
+            frames.append(self._capture_file(key, endpoint, schema))
         frame = pd.concat(frames, ignore_index=True) if frames else capture.records_to_frame([], schema)
         if len(frame):
             times = frame["inference_time"]
             keep = pd.Series(True, index=frame.index)
-            if since is not None:
-                keep &= times >= pd.Timestamp(since, unit="s", tz="UTC")
+            if since is not None:  # capture times have whole seconds, as SageMaker writes them
+                keep &= times >= pd.Timestamp(int(since), unit="s", tz="UTC")
             if until is not None:
                 keep &= times <= pd.Timestamp(until, unit="s", tz="UTC")
             frame = frame[keep].sort_values("inference_time", kind="stable").reset_index(drop=True)
+        return frame
+
+    def _capture_file(self, key: str, endpoint: str, schema: dict) -> pd.DataFrame:
+        """One capture file as rows, cached by its size (files only grow, a line at a time)."""
+        data = self.store.get_bytes(key)
+        cached = self._files.get(key)
+        if cached is not None and cached[0] == len(data):
+            return cached[1]
+        records = capture.parse_lines(data.decode("utf-8", errors="replace"))
+        frame = capture.records_to_frame(records, schema, capture.variant_of(key, endpoint))
+        self._files[key] = (len(data), frame)
         return frame
 
     def _endpoint_model(self, endpoint: str) -> str:
         row = self.catalog.one("SELECT model FROM endpoints WHERE name = ?", (endpoint,))
         if row:
             return row["model"]
-        last = self.catalog.one("SELECT model FROM drift_reports WHERE endpoint = ? ORDER BY id DESC LIMIT 1",
-                                (endpoint,))
-        if last:
-            return last["model"]  # deleted endpoint: its captured data stays the user's
-        raise NotFoundError(f"No endpoint named {endpoint!r}. Pick one on the Monitor page.")
+        key = capture.endpoint_prefix(endpoint) + MANIFEST
+        if self.store.exists(key):  # a deleted endpoint: its captured data stays the user's, and says whose it is
+            return json.loads(self.store.get_bytes(key))["model"]
+        raise NotFoundError(f"No endpoint named {endpoint!r}, and no captured data of one. Pick one on the "
+                            "Monitor page.")
+
+    def note_capture(self, endpoint: str, model: str, percent: float) -> None:
+        """Beside the captured files: which model the endpoint served, so they stay readable after it is gone."""
+        key = capture.endpoint_prefix(endpoint) + MANIFEST
+        self.store.put_bytes(key, json.dumps({"endpoint": endpoint, "model": model, "percent": percent,
+                                              "at": time.time()}).encode())
 
     # ---- drift ------------------------------------------------------------------------------------
     def report(self, endpoint: str | None = None, data=None, model: str | None = None, since: float | None = None,

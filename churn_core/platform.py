@@ -728,6 +728,8 @@ class Platform:
         row = self._endpoint_row(endpoint)
         if row["status"] != "InService":
             raise ConflictError(f"Endpoint {endpoint} is {row['status']}; capture can be set on an InService endpoint.")
+        if percent:
+            self.monitoring.note_capture(endpoint, row["model"], percent)
         if not self.backend.capture_by_update:
             self.backend.set_capture(row, percent)  # in place, effective when this returns
         with self.catalog.tx() as conn:
@@ -763,8 +765,8 @@ class Platform:
         """Run a drift report on the newest captured window every ``every_minutes`` (0 removes the schedule)."""
         self._endpoint_row(endpoint)
         every = float(every_minutes)
-        if every and not 0.1 <= every <= 7 * 24 * 60:
-            raise ValidationError("A schedule runs every 0.1 minutes to every 7 days (0 removes it).")
+        if every and not 0.05 <= every <= 7 * 24 * 60:
+            raise ValidationError("A schedule runs every 3 seconds (0.05 minutes) to every 7 days (0 removes it).")
         old = self.catalog.one("SELECT pid FROM monitoring_schedules WHERE endpoint = ?", (endpoint,))
         with self.catalog.tx() as conn:
             conn.execute("DELETE FROM monitoring_schedules WHERE endpoint = ?", (endpoint,))
