@@ -40,7 +40,7 @@ TRIAL_ACTIVE = ("Pending", "InProgress", "Stopping")
 
 
 def check_tuning_name(name: str) -> str:
-    if not isinstance(name, str) or not TUNING_NAME_RE.fullmatch(name):
+    if not isinstance(name, str) or len(name) > 32 or not TUNING_NAME_RE.fullmatch(name):
         shown = name if isinstance(name, str) and len(name) <= 80 else f"{str(name)[:80]}…"
         raise ValidationError(
             f"The tuning job name {shown!r} is not allowed. Use 1–32 characters: letters, digits and hyphens, "
