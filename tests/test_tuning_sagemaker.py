@@ -60,6 +60,7 @@ def platform(aws, small_csv):
     import churn_core
 
     p = churn_core.connect()
+    p.backend.tuning_refresh_seconds = 0.0  # these tests change moto's state between reads
     p.upload_dataset("ds", small_csv, target="Churn")
     return p
 
@@ -241,6 +242,17 @@ def test_describe_lists_trials_and_the_best_trial_deploys_like_any_job(running, 
     assert submit_dir == f"s3://{BUCKET}/churn/code/{first}/sourcedir.tar.gz"
     assert f"churn/code/{first}/sourcedir.tar.gz" in s3_keys("churn/code/")
     p.delete_endpoint("tuned-ep")
+
+
+def test_reads_of_a_running_tuning_job_are_spaced_out(running, list_trials):
+    """A live page reads every second; AWS is asked at most once per tuning_refresh_seconds."""
+    p = running
+    p.backend.tuning_refresh_seconds = 60.0
+    p.start_tuning("ds", {"n_estimators": (10, 50)}, max_trials=2, name="tune-spaced")
+    described = capture(p, "sagemaker", "DescribeHyperParameterTuningJob")
+    for _ in range(5):
+        assert p.describe_tuning("tune-spaced").status == "InProgress"
+    assert described == []  # start_tuning's own read was the last one
 
 
 def test_without_a_trial_list_the_best_trial_is_still_recorded(running):

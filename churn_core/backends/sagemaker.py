@@ -818,6 +818,8 @@ class SageMakerBackend:
         self._call("sagemaker", "update_model_package", f"set {version.label} to {status}",
                    ModelPackageArn=version.arn, ModelApprovalStatus=status, ApprovalDescription=note[:1000])
     # ---- tuning (issue 19): CreateHyperParameterTuningJob; request and answers in sagemaker_tuning.py ------------
+    tuning_refresh_seconds = 5.0
+
     def tuning_parallel_default(self) -> int:
         return 2  # SageMaker's SDK defaults to 1; two keeps a 20-trial search in reach of the default quotas
 
@@ -864,9 +866,15 @@ class SageMakerBackend:
                 return sorted(trials, key=lambda t: (t["created_at"] or 0, t["job"]))
 
     def refresh_tuning(self, tuning: dict) -> tuple[dict, list]:
+        """Describe + list trials, at most once per ``tuning_refresh_seconds`` per tuning job (a live page asks
+        every second; the records stay as last read in between)."""
         from ..tuning_ranges import Range
         from .sagemaker_tuning import fields_from_description, trial_from_summary
 
+        reads = vars(self).setdefault("_tuning_reads", {})  # tuning job -> when AWS was last asked (monotonic)
+        if time.monotonic() - reads.get(tuning["name"], -1e9) < self.tuning_refresh_seconds:
+            return {}, []
+        reads[tuning["name"]] = time.monotonic()
         try:
             info = self._call("sagemaker", "describe_hyper_parameter_tuning_job",
                               f"read tuning job {tuning['name']}", HyperParameterTuningJobName=tuning["name"])
@@ -886,8 +894,10 @@ class SageMakerBackend:
             best = info.get("BestTrainingJob") or {}
             ranges = [Range.from_dict(r) for r in json.loads(tuning["ranges_json"])]
             trials = [trial_from_summary(best, ranges)] if best.get("TrainingJobName") else []
+        known = {r["job"] for r in self.catalog.query(
+            "SELECT job FROM tuning_trials WHERE tuning_job = ? AND status = 'Completed'", (tuning["name"],))}
         for trial in trials:
-            if trial["status"] == "Completed":
+            if trial["status"] == "Completed" and trial["job"] not in known:
                 self._adopt_source(tuning["name"], trial["job"])
         return fields, trials
 
@@ -901,6 +911,7 @@ class SageMakerBackend:
                 pass  # deploying it re-uploads entry/ if the code is unchanged, or says to retrain
 
     def stop_tuning(self, tuning: dict) -> dict:
+        vars(self).get("_tuning_reads", {}).pop(tuning["name"], None)  # the next read asks AWS again
         try:
             self._call("sagemaker", "stop_hyper_parameter_tuning_job", f"stop tuning job {tuning['name']}",
                        HyperParameterTuningJobName=tuning["name"])
