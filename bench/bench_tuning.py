@@ -54,11 +54,12 @@ def prepare_channels(p, dataset, base: Path) -> None:
             p.store.download(key, folder / key[len(prefix):])
 
 
-def run_tuning(p, dataset: str, name: str, strategy: str, seed: int, trials: int, parallel: int) -> dict:
+def run_tuning(p, dataset: str, name: str, strategy: str, seed: int, trials: int, parallel: int,
+               algorithm: str = "random_forest") -> dict:
     from churn_core.hyperparameters import default_ranges
 
     t0 = time.perf_counter()
-    p.start_tuning(dataset, default_ranges("random_forest"), objective="roc_auc", max_trials=trials,
+    p.start_tuning(dataset, default_ranges(algorithm), objective="roc_auc", max_trials=trials, algorithm=algorithm,
                    max_parallel=parallel, strategy=strategy, seed=seed, name=name)
     deadline = time.monotonic() + 1800
     while (t := p.describe_tuning(name)).is_active:
@@ -111,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--quality-algorithm", default="random_forest", help="the algorithm of part (b)")
     parser.add_argument("--short", action="store_true", help="6 trials, 1 round, 1 seed (smoke run)")
     opts = parser.parse_args(argv)
     trials, rounds, seeds = (6, 1, 1) if opts.short else (opts.trials, max(1, opts.rounds), max(1, opts.seeds))
@@ -196,20 +198,21 @@ def main(argv: list[str] | None = None) -> int:
     for seed in range(seeds):
         row = {"seed": seed}
         for strategy in ("bayesian", "random"):
-            run = run_tuning(p, "subscription", f"bench-{strategy[:3]}-{seed}", strategy, seed, trials, opts.parallel)
+            run = run_tuning(p, "subscription", f"bench-{strategy[:3]}-{seed}", strategy, seed, trials, opts.parallel,
+                             opts.quality_algorithm)
             row[strategy] = run["best_objective"]
             row[f"{strategy}_seconds"] = run["seconds"]
             row[f"{strategy}_objectives"] = run["objectives"]
         quality.append(row)
         print(f"seed {seed}: bayesian {row['bayesian']:.6f}, random {row['random']:.6f}, load {loadavg()[0]}")
     results["quality"] = {
-        "dataset": "make_subscription_sample()", "seeds": quality,
+        "dataset": "make_subscription_sample()", "algorithm": opts.quality_algorithm, "seeds": quality,
         "bayesian_mean": round(sum(r["bayesian"] for r in quality) / len(quality), 6),
         "random_mean": round(sum(r["random"] for r in quality) / len(quality), 6),
         "bayesian_wins": sum(r["bayesian"] > r["random"] for r in quality),
     }
     print_table(
-        f"(b) best ROC AUC after {trials} trials on the subscription sample (random forest, default ranges)",
+        f"(b) best ROC AUC after {trials} trials on the subscription sample ({opts.quality_algorithm}, default ranges)",
         ["seed", "Bayesian (TPE)", "random", "difference", "Bayesian s", "random s"],
         [[r["seed"], f'{r["bayesian"]:.4f}', f'{r["random"]:.4f}', f'{r["bayesian"] - r["random"]:+.4f}',
           r["bayesian_seconds"], r["random_seconds"]] for r in quality]

@@ -5,7 +5,7 @@ holds (finished ones with their objective or as failed, running ones as running,
 "constant liar" keeps parallel trials apart) and asks it once. A tuning process that restarts, or a
 second one, therefore continues from exactly what is recorded; nothing lives only in memory.
 
-Reproducible: trial ``n`` is asked from a sampler seeded with ``seed + n``. With the random strategy
+Reproducible: trial ``n`` is asked from a sampler seeded from ``(seed, n)``. With the random strategy
 its configuration depends on nothing else, so the same seed gives the same configurations whatever
 the results, the timing or a restart; TPE's also depend on the results recorded before it.
 """
@@ -56,9 +56,16 @@ def startup_trials(max_trials: int) -> int:
     return max(2, min(10, max_trials // 4))
 
 
+def trial_seed(seed: int, number: int) -> int:
+    """The sampler seed of trial ``number`` of a search seeded ``seed``: independent streams per (seed, trial), so
+    searches with neighbouring seeds do not share configurations (``seed + number`` would shift one sequence)."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([int(seed) % (2**32), int(number)]).generate_state(1)[0])
+
+
 def sampler(strategy: str, seed: int, max_trials: int):
     optuna = _optuna()
-    seed = int(seed) % (2**32)
     if strategy == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     with warnings.catch_warnings():
@@ -73,7 +80,7 @@ def suggest(ranges: list[Range], strategy: str, seed: int, direction: str, numbe
     from optuna.trial import TrialState, create_trial
 
     dists = distributions(ranges)
-    study = optuna.create_study(direction=direction, sampler=sampler(strategy, seed + number, max_trials))
+    study = optuna.create_study(direction=direction, sampler=sampler(strategy, trial_seed(seed, number), max_trials))
     if strategy != "random":  # a random sample ignores history: skip rebuilding it
         states = {"complete": TrialState.COMPLETE, "fail": TrialState.FAIL, "running": TrialState.RUNNING}
         for seen in history:
