@@ -73,7 +73,8 @@ def start_form(p, labels: dict[str, str]) -> None:
         ranges = _range_inputs(algorithm)
         first, second, third = st.columns(3)
         objective = first.selectbox("Objective", list(objectives), format_func=objectives.get, key="tune_objective",
-                                    help="ROC AUC, F1 and PR AUC are maximised; log loss is minimised.")
+                                    help="ROC AUC, F1, PR AUC and expected profit are maximised; log loss is "
+                                         "minimised.")
         strategy = second.radio("Strategy", list(STRATEGIES), format_func=STRATEGIES.get, horizontal=True,
                                 key="tune_strategy", help="Bayesian learns from finished trials; random is a baseline.")
         seed = third.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="tune_seed",
@@ -139,7 +140,8 @@ def detail(p, name: str, was_active: bool) -> None:
             return
         if was_active and not tuning.is_active:
             st.rerun()  # ended: redraw once without the timer
-        objective = METRIC_LABELS.get(tuning.objective, tuning.objective)
+        objective = p.tuning_objectives().get(tuning.objective) or METRIC_LABELS.get(tuning.objective,
+                                                                                      tuning.objective)
         maximize = tuning.direction == "maximize"
         st.subheader(f"{tuning.name}  {status_badge(tuning.status)}")
         if tuning.status == "Failed":
@@ -160,11 +162,16 @@ def detail(p, name: str, was_active: bool) -> None:
                 st.toast(f"{name}: stopped; finished trials are kept")
                 st.rerun()
         if tuning.best_job:
-            left, right = st.columns([3, 2])
-            left.page_link(page("endpoints"), label=f"Deploy best ({tuning.best_job})",
-                           icon=":material/rocket_launch:", query_params={"model": tuning.best_job})
-            right.page_link(page("jobs"), label="Open best on Jobs", icon=":material/monitoring:",
-                            query_params={"job": tuning.best_job})
+            deploy, register, jobs = st.columns([3, 1.3, 1.7])
+            deploy.page_link(page("endpoints"), label=f"Deploy best ({tuning.best_job})",
+                             icon=":material/rocket_launch:", query_params={"model": tuning.best_job})
+            if register.button("Register best", key=f"register_best_{name}", icon=":material/inventory_2:"):
+                note = f"best trial of tuning job {name}: {objective} {tuning.best_objective:.4f}"
+                if version := attempt(p.register, tuning.best_job, note=note):
+                    st.success(f"Registered **{version.label}** from {tuning.best_job}: {version.status}.")
+                    st.page_link(page("models"), label="Open Models", icon=":material/inventory_2:")
+            jobs.page_link(page("jobs"), label="Open best on Jobs", icon=":material/monitoring:",
+                           query_params={"job": tuning.best_job})
         trials = attempt(p.tuning_trials, name)
         if trials is None or trials.empty:
             st.caption("No trial yet.")

@@ -4,17 +4,18 @@ An objective reads one number off a finished trial. The built-in ones are metric
 prints as ``name=value`` lines and writes to ``metrics.json``, so they work on both backends (on
 SageMaker the tuning job reads them from the log with a ``MetricDefinitions`` regex).
 
-**Extension point.** A feature that knows a better measure registers it::
+**Extension point.** A feature that knows a better measure registers it; the campaign planner's
+expected profit is the first (below). Other campaign figures are one more registration::
 
     from churn_core.tuning_objectives import Objective, register_objective
-    register_objective(Objective("expected_profit", "Expected campaign profit", "maximize",
-                                 score=lambda platform, job: planner_profit(platform, job.name)))
+    register_objective(Objective("profit_vip", "Profit, VIP campaign", "maximize",
+                                 score=lambda platform, job: platform.plan_campaign(
+                                     job.name, offer_cost=50, customer_value=900).expected_profit))
 
 ``score`` is called in the local tuning process with the platform and the finished trial's
 ``TrainingJob``; it returns the objective (or None when the trial cannot be scored). An objective
 with a ``score`` but no ``metric`` is local-only: SageMaker can only tune on numbers the training
-script prints, so ``start_tuning`` refuses it there with a message. (The campaign planner of the
-parallel issue is the intended first user: its expected profit at the planned threshold.)
+script prints, so ``start_tuning`` refuses it there with a message.
 """
 
 from __future__ import annotations
@@ -83,6 +84,23 @@ for _builtin in (
               help="Precision over recall, for rare churn."),
 ):
     register_objective(_builtin)
+
+
+def _expected_profit(platform: Any, job: Any) -> float:
+    """The campaign planner's expected retention profit at its best threshold on the trial's held-out customers."""
+    return platform.plan_campaign(job.name).expected_profit
+
+
+def _profit_help() -> str:
+    from .campaign import DEFAULT_CUSTOMER_VALUE, DEFAULT_OFFER_COST, DEFAULT_SAVE_RATE
+
+    return (f"The campaign planner's expected profit at its best threshold, on the held-out customers, with its "
+            f"default figures (offer {DEFAULT_OFFER_COST:g}, customer value {DEFAULT_CUSTOMER_VALUE:g}, save rate "
+            f"{DEFAULT_SAVE_RATE:.0%}). Computed by this app after each trial: local backend only.")
+
+
+register_objective(Objective("expected_profit", "Expected campaign profit", "maximize", score=_expected_profit,
+                             help=_profit_help()))
 
 
 def objectives() -> dict[str, Objective]:

@@ -37,7 +37,8 @@ def test_tune_tab_offers_the_algorithms_default_ranges_and_the_objectives(tune_t
     assert widget(at.number_input, "n_estimators max").value == 300
     assert widget(at.selectbox, "n_estimators scale").value == "log"
     assert widget(at.multiselect, "class_weight values").value == ["none", "balanced"]
-    assert widget(at.selectbox, "Objective").options == ["ROC AUC", "F1", "Log loss", "PR AUC"]
+    assert widget(at.selectbox, "Objective").options == ["ROC AUC", "F1", "Log loss", "PR AUC",
+                                                         "Expected campaign profit"]
     assert "No tuning job yet" in " ".join(str(c.value) for c in at.caption)
     widget(at.radio, "Algorithm to tune").set_value("logistic_regression").run()
     assert widget(at.checkbox, "Tune C").value is True and widget(at.selectbox, "C scale").value == "log"
@@ -79,3 +80,9 @@ def test_start_tuning_then_the_leaderboard_ranks_trials_and_links_to_deploy_the_
     deploy = next(label for label in links if label.startswith("Deploy best"))
     assert best.best_job in deploy and links[deploy].endswith("endpoints")
     assert any(m.label == "Best ROC AUC" and m.value == f"{best.best_objective:.4f}" for m in at.metric)
+
+    widget(at.button, "Register best").click().run()  # into the model registry, with where it came from
+    assert not at.exception, at.exception
+    (version,) = p.versions_of_model(best.best_job)
+    assert f"Registered **{version.label}** from {best.best_job}" in " ".join(s.value for s in at.success)
+    assert version.note.startswith("best trial of tuning job tune-page: ROC AUC")

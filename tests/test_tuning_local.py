@@ -88,6 +88,17 @@ def test_random_search_with_a_seed_repeats_and_log_loss_is_minimised(platform):
     assert params[0] == params[1] and params[0] != params[2]
 
 
+def test_expected_campaign_profit_is_an_objective_locally(platform):
+    p = platform
+    done = wait_for_tuning(p, p.start_tuning("sample", FAST_RF, objective="expected_profit", max_trials=3,
+                                             strategy="random", name="tune-profit").name)
+    assert done.status == "Completed" and done.direction == "maximize"
+    trials = p.tuning_trials(done.name)
+    profits = [p.plan_campaign(job).expected_profit for job in trials["job"]]
+    assert list(trials["objective"]) == pytest.approx(profits)
+    assert done.best_objective == pytest.approx(max(profits)) and "Expected campaign profit" in p.tuning_log(done.name)
+
+
 def test_start_tuning_checks_everything_before_anything_runs(platform):
     p = platform
     with pytest.raises(ValidationError, match="Unknown strategy 'grid'"):

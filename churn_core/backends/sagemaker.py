@@ -817,6 +817,7 @@ class SageMakerBackend:
             return
         self._call("sagemaker", "update_model_package", f"set {version.label} to {status}",
                    ModelPackageArn=version.arn, ModelApprovalStatus=status, ApprovalDescription=note[:1000])
+
     # ---- tuning (issue 19): CreateHyperParameterTuningJob; request and answers in sagemaker_tuning.py ------------
     tuning_refresh_seconds = 5.0
 
