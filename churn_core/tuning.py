@@ -149,6 +149,27 @@ def settle_trials(catalog: Catalog, name: str) -> None:
                      failure_reason=t["failure_reason"] or "", ended_at=t["ended_at"] or time.time())
 
 
+def _stop_unrecorded_job(catalog: Catalog, name: str) -> None:
+    """A trial whose tuning process died between recording its job and recording the job's process: stop any
+    job driver started for it (found by its command line) and end the job Stopped."""
+    import psutil
+
+    from .processes import kill_group
+
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            cmdline = proc.info["cmdline"] or []
+            if "churn_core.job_driver" in cmdline and name in cmdline and str(catalog.path.parent) in cmdline:
+                kill_group(proc.pid, grace=5.0)
+        except (psutil.Error, OSError):
+            continue
+    with catalog.tx() as conn:
+        conn.execute("UPDATE jobs SET status = 'Stopped', secondary_status = 'Stopped', ended_at = ?, "
+                     "failure_reason = 'its tuning job ended before it started' WHERE name = ? "
+                     "AND status IN ('InProgress', 'Stopping')", (time.time(), name))
+        catalog.event("job", name, "Stopped: its tuning job ended before it started", conn)
+
+
 def reconcile_tuning(catalog: Catalog) -> list[str]:
     """A local tuning job whose process is gone without an ending: its running trials are stopped, the
     finished ones kept, and it ends Stopped (if a stop was asked) or Failed with the reason. Never stuck."""
@@ -169,6 +190,9 @@ def reconcile_tuning(catalog: Catalog) -> list[str]:
         for trial in trial_rows(catalog, row["name"]):
             if trial["job_status"] in ("InProgress", "Stopping"):
                 job = catalog.one("SELECT pid FROM jobs WHERE name = ?", (trial["job"],))
+                if job and job["pid"] is None:  # killed while submitting it: no driver was recorded
+                    _stop_unrecorded_job(catalog, trial["job"])
+                    continue
                 catalog.update("jobs", trial["job"], status="Stopping", secondary_status="Stopping")
                 kill_group(job and job["pid"], grace=5.0)
             elif trial["job_status"] is None and trial["status"] in TRIAL_ACTIVE:

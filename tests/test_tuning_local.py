@@ -218,6 +218,32 @@ def test_kill_9_of_the_tuning_process_ends_it_failed_and_stops_its_trials(platfo
     assert churn_core.connect().describe_tuning(tuning.name).status == "Failed"
 
 
+def test_a_trial_whose_submission_was_cut_short_by_a_dead_tuning_process_is_stopped(platform):
+    """The tuning process died between recording a trial's job and recording the job's process (pid unknown)."""
+    import subprocess
+    import sys
+    import time
+
+    p = platform
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    now = time.time()
+    with p.catalog.tx() as conn:
+        conn.execute("INSERT INTO tuning_jobs (name, backend, dataset, algorithm, ranges_json, static_json, objective, "
+                     "direction, strategy, seed, max_trials, max_parallel, status, created_at, pid) VALUES "
+                     "('tune-cut', 'local', 'sample', 'random_forest', '[]', '{}', 'roc_auc', 'maximize', 'random', 0, "
+                     "4, 2, 'InProgress', ?, ?)", (now, gone.pid))
+        conn.execute("INSERT INTO jobs (name, backend, dataset, dataset_sha256, algorithm, hyperparameters_json, "
+                     "status, secondary_status, created_at) VALUES ('tune-cut-001', 'local', 'sample', '', "
+                     "'random_forest', '{}', 'InProgress', 'Starting', ?)", (now,))
+        conn.execute("INSERT INTO tuning_trials (tuning_job, number, job, params_json, status, created_at) VALUES "
+                     "('tune-cut', 1, 'tune-cut-001', '{}', 'Pending', ?)", (now,))
+    seen = churn_core.connect().describe_tuning("tune-cut")  # a dashboard starting reconciles it
+    assert seen.status == "Failed" and "exited unexpectedly" in seen.failure_reason
+    assert (seen.trials_in_progress, seen.trials_stopped) == (0, 1)
+    assert p.describe_training("tune-cut-001").status == "Stopped"
+
+
 @pytest.mark.slow
 def test_a_time_limit_ends_the_search_and_stops_its_trials(platform):
     p = platform
