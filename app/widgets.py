@@ -227,3 +227,63 @@ def traffic_figure(traffic: pd.DataFrame) -> go.Figure:
     fig.update_layout(yaxis=dict(title="Invocations per minute"),
                       yaxis2=dict(title="Latency (ms)", overlaying="y", side="right", showgrid=False))
     return _layout(fig, "Traffic and latency", 320)
+# ---- tuning (issue 19): the Tune tab's charts ------------------------------------------------------------------
+BEST_COLOR = "#2ca02c"
+
+
+def _finished(trials: pd.DataFrame) -> pd.DataFrame:
+    return trials[trials["objective"].notna()].sort_values("trial")
+
+
+def tuning_progress_figure(trials: pd.DataFrame, objective_label: str, maximize: bool) -> go.Figure:
+    """Each finished trial's objective by trial number, the best so far as a step line, the best trial starred."""
+    done = _finished(trials)
+    fig = go.Figure()
+    if done.empty:
+        return _layout(fig, f"{objective_label} by trial (no finished trial yet)", 340)
+    best_so_far = done["objective"].cummax() if maximize else done["objective"].cummin()
+    fig.add_scatter(x=done["trial"], y=done["objective"], mode="markers", name="trial", text=done["job"],
+                    marker=dict(size=9, color="#4c78a8"), hovertemplate="%{text}<br>%{y:.4f}<extra></extra>")
+    fig.add_scatter(x=done["trial"], y=best_so_far, mode="lines", name="best so far", line=dict(shape="hv",
+                                                                                                 color=BEST_COLOR))
+    best = done[done["best"]]
+    if not best.empty:
+        fig.add_scatter(x=best["trial"], y=best["objective"], mode="markers", name="best trial", text=best["job"],
+                        marker=dict(size=16, symbol="star", color=BEST_COLOR),
+                        hovertemplate="%{text}<br>%{y:.4f}<extra></extra>")
+    fig.update_xaxes(title="trial", dtick=1 if len(trials) <= 30 else None)
+    fig.update_yaxes(title=objective_label)
+    return _layout(fig, f"{objective_label} by trial", 340)
+
+
+def _axis(values: pd.Series) -> dict:
+    """One parallel-coordinates axis: numbers as they are, anything else (categories, 'none') as ticks."""
+    numeric = pd.to_numeric(values, errors="coerce")
+    if numeric.notna().all():
+        return {"values": numeric.tolist()}
+    labels = ["none" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v) for v in values]
+    ticks = sorted(set(labels))
+    return {"values": [ticks.index(v) for v in labels], "tickvals": list(range(len(ticks))), "ticktext": ticks}
+
+
+def tuning_hyperparameters_figure(trials: pd.DataFrame, objective_label: str, maximize: bool) -> go.Figure:
+    """Hyperparameters against the objective: parallel coordinates (a scatter when one hyperparameter is tuned)."""
+    done = _finished(trials)
+    if done.empty:
+        return _layout(go.Figure(), "Hyperparameters vs objective (no finished trial yet)", 380)
+    params = pd.DataFrame(list(done["hyperparameters"]), index=done.index)
+    if len(params.columns) == 1:
+        name = params.columns[0]
+        fig = go.Figure(go.Scatter(x=params[name].map(lambda v: "none" if v is None else v), y=done["objective"],
+                                   mode="markers", text=done["job"], marker=dict(size=10, color=done["objective"],
+                                                                                 colorscale="Viridis")))
+        fig.update_xaxes(title=name)
+        fig.update_yaxes(title=objective_label)
+        return _layout(fig, f"{name} vs {objective_label}", 380)
+    dimensions = [dict(label=name, **_axis(params[name])) for name in params.columns]
+    dimensions.append(dict(label=objective_label, values=done["objective"].tolist()))
+    fig = go.Figure(go.Parcoords(line=dict(color=done["objective"], colorscale="Viridis", showscale=True,
+                                           reversescale=not maximize), dimensions=dimensions))
+    fig = _layout(fig, f"Hyperparameters vs {objective_label} (each line a trial)", 440)
+    fig.update_layout(margin=dict(l=70, r=50, t=110, b=30))  # room for the axis names above and the ticks beside
+    return fig

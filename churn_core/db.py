@@ -196,6 +196,50 @@ CREATE TABLE IF NOT EXISTS model_aliases (
     updated_at REAL NOT NULL,
     PRIMARY KEY (grp, alias)
 );
+CREATE TABLE IF NOT EXISTS tuning_jobs (
+    name TEXT PRIMARY KEY,
+    backend TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    algorithm TEXT NOT NULL,
+    ranges_json TEXT NOT NULL,
+    static_json TEXT NOT NULL,
+    objective TEXT NOT NULL,
+    direction TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    max_trials INTEGER NOT NULL,
+    max_parallel INTEGER NOT NULL,
+    max_seconds REAL,
+    status TEXT NOT NULL,
+    failure_reason TEXT NOT NULL DEFAULT '',
+    note TEXT NOT NULL DEFAULT '',
+    trials_completed INTEGER NOT NULL DEFAULT 0,
+    trials_failed INTEGER NOT NULL DEFAULT 0,
+    trials_stopped INTEGER NOT NULL DEFAULT 0,
+    trials_in_progress INTEGER NOT NULL DEFAULT 0,
+    best_job TEXT NOT NULL DEFAULT '',
+    best_objective REAL,
+    created_at REAL NOT NULL,
+    ended_at REAL,
+    pid INTEGER,
+    arn TEXT NOT NULL DEFAULT '',
+    code_sha256 TEXT NOT NULL DEFAULT '',
+    instance_type TEXT NOT NULL DEFAULT 'local'
+);
+CREATE INDEX IF NOT EXISTS tuning_jobs_by_created ON tuning_jobs (created_at);
+CREATE TABLE IF NOT EXISTS tuning_trials (
+    tuning_job TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    job TEXT NOT NULL,
+    params_json TEXT NOT NULL,
+    status TEXT NOT NULL,
+    objective REAL,
+    failure_reason TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    ended_at REAL,
+    PRIMARY KEY (tuning_job, number)
+);
+CREATE INDEX IF NOT EXISTS tuning_trials_by_job ON tuning_trials (job);
 """
 
 # Columns added after a table was first released: (table, column, declaration). A catalog made by an

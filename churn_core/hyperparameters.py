@@ -134,3 +134,39 @@ def as_cli(hyperparameters: dict) -> list[str]:
     for key, value in for_container(hyperparameters).items():
         args += [f"--{key}", str(value)]
     return args
+
+
+# ---- tuning (issue 19): a sensible search space per algorithm --------------------------------------------------
+# The Tune form starts from these; ``churn_core.tuning_ranges`` reads the same shapes from users: {"min", "max",
+# "scale"} for numbers (integer for whole-number hyperparameters), a list for categorical values.
+DEFAULT_RANGES: dict[str, dict[str, Any]] = {
+    "random_forest": {
+        "n_estimators": {"min": 20, "max": 300, "scale": "log"},
+        "max_depth": {"min": 3, "max": 30},
+        "min_samples_leaf": {"min": 1, "max": 50, "scale": "log"},
+        "class_weight": ["none", "balanced"],
+    },
+    "gradient_boosting": {
+        "n_estimators": {"min": 30, "max": 400, "scale": "log"},
+        "learning_rate": {"min": 0.01, "max": 0.3, "scale": "log"},
+        "max_depth": {"min": 2, "max": 6},
+        "min_samples_leaf": {"min": 1, "max": 50, "scale": "log"},
+    },
+    "logistic_regression": {
+        "C": {"min": 0.001, "max": 100.0, "scale": "log"},
+        "class_weight": ["none", "balanced"],
+    },
+}
+
+
+def default_ranges(algorithm: str) -> dict[str, Any]:
+    """A copy of the default search space of ``algorithm`` (an empty one for an algorithm without defaults)."""
+    import copy
+
+    params_for(algorithm)  # an unknown algorithm says so
+    return copy.deepcopy(DEFAULT_RANGES.get(algorithm, {}))
+
+
+def coerce(param: Param, value: Any) -> Any:
+    """One value of ``param`` typed and checked as ``clean`` does it (the tuning ranges check their values so)."""
+    return _coerce(param, value)

@@ -6,6 +6,7 @@ the world. Every read of an active job or endpoint reconciles it with reality fi
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import time
@@ -856,6 +857,53 @@ class Platform:
             rows.append({"dataset": v.dataset, "dataset_sha256": v.dataset_sha256, "job": v.model,
                          "version": v.version, "label": v.label, "status": v.status, "endpoints": served})
         return rows
+    # ---- tuning (issue 19): hyperparameter tuning jobs; the rules live in churn_core/tuning.py ----------------------
+    @functools.cached_property
+    def tuning(self):
+        from .tuning import TuningService
+
+        return TuningService(self)
+
+    def start_tuning(self, dataset: str, ranges: dict, objective: str = "roc_auc", max_trials: int = 20,
+                     max_parallel: int | None = None, strategy: str = "bayesian", algorithm: str = "random_forest",
+                     name: str | None = None, seed: int = 0, max_seconds: float | None = None,
+                     instance_type: str | None = None):
+        """Search ``ranges`` of ``algorithm``'s hyperparameters for the best ``objective`` within the budget; each
+        trial is a training job ``<name>-NNN``. Returns the TuningJob (``.name``, ``.status``, counts, best)."""
+        return self.tuning.start(dataset, ranges, objective=objective, max_trials=max_trials,
+                                 max_parallel=max_parallel, strategy=strategy, algorithm=algorithm, name=name,
+                                 seed=seed, max_seconds=max_seconds, instance_type=instance_type)
+
+    def describe_tuning(self, name: str):
+        """``.status``, ``.trials_completed``/``_failed``/``_stopped``, ``.best_job``, ``.best_objective``."""
+        return self.tuning.describe(name)
+
+    def tuning_trials(self, name: str):
+        """A DataFrame, a row per trial: trial, job, status, objective, hyperparameters, best, seconds, reason."""
+        return self.tuning.trials(name)
+
+    def stop_tuning(self, name: str):
+        """Stop the search and its running trials; finished trials (and the best so far) are kept."""
+        return self.tuning.stop(name)
+
+    def delete_tuning(self, name: str) -> None:
+        self.tuning.delete(name)
+
+    def list_tuning_jobs(self, limit: int = 50):
+        return self.tuning.list(limit)
+
+    def tuning_names(self, limit: int = 100) -> list[str]:
+        return self.tuning.names(limit)
+
+    def tuning_log(self, name: str, lines: int = 200) -> str:
+        return self.tuning.log(name, lines)
+
+    def tuning_objectives(self) -> dict[str, str]:
+        """Objectives this backend can tune: name → label."""
+        return self.tuning.objective_choices()
+
+    def default_tuning_ranges(self, algorithm: str) -> dict:
+        return hp.default_ranges(algorithm)
 
     # ---- misc ----------------------------------------------------------------------------
     def events(self, kind: str | None = None, name: str | None = None, limit: int = 200) -> list[dict]:

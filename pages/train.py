@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app import tuning_view
 from app.navigation import page
 from app.service import attempt, platform
 from churn_core.hyperparameters import ALGORITHMS
@@ -20,6 +21,9 @@ if not datasets:
     st.stop()
 
 labels = {d.name: f"{d.name} — {d.rows:,} rows, churn {d.churn_rate:.1%}" for d in datasets}
+if tuning_view.chosen():  # Launch | Tune: the Tune tab lives in app/tuning_view.py
+    tuning_view.render(p, labels)
+    st.stop()
 algorithm = st.radio("Algorithm", list(ALGORITHMS), format_func=lambda a: ALGORITHMS[a]["label"], horizontal=True,
                      key="train_algorithm")
 st.caption(ALGORITHMS[algorithm]["help"])

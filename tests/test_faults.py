@@ -534,11 +534,12 @@ def _files(root: Path) -> list[str]:
 
 @pytest.fixture
 def tiny_disk(tmp_path, monkeypatch):
-    """A 512 KB tmpfs holding the state directory; skipped when mounting is not allowed."""
+    """A 1 MB tmpfs holding the state directory (the empty catalog alone is ~170 KB); skipped when mounting is
+    not allowed."""
     mount = tmp_path / "disk"
     mount.mkdir()
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True, check=False
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, check=False
     )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")

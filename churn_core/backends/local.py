@@ -91,6 +91,7 @@ class LocalBackend:
     # ---- start-up -------------------------------------------------------------------------
     def reconcile(self) -> None:
         reconcile_jobs(self.catalog)
+        self._reconcile_tuning()
         for row in self.catalog.query("SELECT * FROM endpoints WHERE backend = 'local'"):
             self.refresh_endpoint(row)
 
@@ -227,6 +228,54 @@ class LocalBackend:
     def delete_orphan(self, name: str) -> dict:
         """Locally every endpoint process is known to the catalog, so there is never an orphan to delete."""
         return {"endpoint": name, "endpoint_config": None, "model": None}
+
+    # ---- tuning (issue 19): a detached churn_core.tuning_driver per tuning job ------------------------------------
+    def tuning_parallel_default(self) -> int:
+        return self.settings.max_concurrent_jobs
+
+    def tuning_needs_log_metric(self) -> bool:
+        return False  # the tuning process computes any registered objective itself
+
+    def tuning_folder(self, name: str) -> Path:
+        return self.home / "tuning" / name
+
+    def _reconcile_tuning(self) -> None:
+        from ..tuning import reconcile_tuning
+
+        reconcile_tuning(self.catalog)
+
+    def start_tuning(self, tuning: dict, dataset: Dataset) -> dict:
+        try:
+            pid = spawn_detached(
+                ["-m", "churn_core.tuning_driver", "--home", str(self.home), "--bucket", self.settings.bucket,
+                 "--tuning", tuning["name"]],
+                self.tuning_folder(tuning["name"]) / "tuning.log",
+            )
+        except OSError as exc:
+            raise BackendError(f"Could not start the tuning process: {exc}. Check free disk space in {self.home}.") \
+                from None
+        return {"pid": pid}
+
+    def refresh_tuning(self, tuning: dict) -> tuple[dict, list]:
+        if tuning["pid"] and not is_alive(tuning["pid"], tuning["name"]):
+            self._reconcile_tuning()
+        return {}, []
+
+    def stop_tuning(self, tuning: dict, timeout: float = 60.0) -> dict:
+        """The tuning process stops its running trials and ends Stopped; if it cannot, it is killed and the
+        catalog repaired (its trials stopped) the way a crash is."""
+        deadline = time.monotonic() + timeout
+        while is_alive(tuning["pid"], tuning["name"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        kill_group(tuning["pid"], grace=2.0)
+        self._reconcile_tuning()
+        return {}
+
+    def tuning_log(self, tuning: dict, lines: int = 200) -> str:
+        return tail(self.tuning_folder(tuning["name"]) / "tuning.log", lines)
+
+    def delete_tuning(self, tuning: dict) -> None:
+        shutil.rmtree(self.tuning_folder(tuning["name"]), ignore_errors=True)
 
     def check_connection(self) -> list[tuple[str, bool, str]]:
         probe = self.home / ".write-probe"

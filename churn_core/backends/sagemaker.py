@@ -818,6 +818,123 @@ class SageMakerBackend:
         self._call("sagemaker", "update_model_package", f"set {version.label} to {status}",
                    ModelPackageArn=version.arn, ModelApprovalStatus=status, ApprovalDescription=note[:1000])
 
+    # ---- tuning (issue 19): CreateHyperParameterTuningJob; request and answers in sagemaker_tuning.py ------------
+    tuning_refresh_seconds = 5.0
+
+    def tuning_parallel_default(self) -> int:
+        return 2  # SageMaker's SDK defaults to 1; two keeps a 20-trial search in reach of the default quotas
+
+    def tuning_needs_log_metric(self) -> bool:
+        return True  # SageMaker reads the objective off the training log with a MetricDefinitions regex
+
+    def tuning_request(self, tuning: dict, dataset: Dataset, source_uri: str) -> dict:
+        from ..tuning_objectives import get_objective
+        from ..tuning_ranges import Range
+        from .sagemaker_tuning import tuning_request
+
+        ranges = [Range.from_dict(r) for r in json.loads(tuning["ranges_json"])]
+        pseudo_job = {"name": tuning["name"], "hyperparameters_json": tuning["static_json"],
+                      "instance_type": tuning["instance_type"], "instance_count": 1}
+        training = self.training_request(pseudo_job, dataset, source_uri)
+        request = tuning_request(training, tuning, ranges, get_objective(tuning["objective"], needs_metric=True).metric)
+        request["Tags"] = self._tags(tuning=tuning["name"], dataset=dataset.name)
+        return request
+
+    def start_tuning(self, tuning: dict, dataset: Dataset) -> dict:
+        self._require_role()
+        self.store._require_bucket()
+        self.image_uri()
+        source_uri = self.store.put_bytes(self.code_key(tuning["name"]), package_source())
+        request = self.tuning_request(tuning, dataset, source_uri)
+        answer = self._call("sagemaker", "create_hyper_parameter_tuning_job",
+                            f"start tuning job {tuning['name']}", **request)
+        return {"arn": answer.get("HyperParameterTuningJobArn", "")}
+
+    def _tuning_trials(self, tuning: dict) -> list[dict]:
+        from ..tuning_ranges import Range
+        from .sagemaker_tuning import trial_from_summary
+
+        ranges = [Range.from_dict(r) for r in json.loads(tuning["ranges_json"])]
+        trials, token = [], None
+        while True:
+            kwargs = {"HyperParameterTuningJobName": tuning["name"], "MaxResults": 100,
+                      **({"NextToken": token} if token else {})}
+            page = self._call("sagemaker", "list_training_jobs_for_hyper_parameter_tuning_job",
+                              f"list the trials of tuning job {tuning['name']}", **kwargs)
+            trials += [trial_from_summary(s, ranges) for s in page.get("TrainingJobSummaries", [])]
+            token = page.get("NextToken")
+            if not token:
+                return sorted(trials, key=lambda t: (t["created_at"] or 0, t["job"]))
+
+    def refresh_tuning(self, tuning: dict) -> tuple[dict, list]:
+        """Describe + list trials, at most once per ``tuning_refresh_seconds`` per tuning job (a live page asks
+        every second; the records stay as last read in between)."""
+        from ..tuning_ranges import Range
+        from .sagemaker_tuning import fields_from_description, trial_from_summary
+
+        reads = vars(self).setdefault("_tuning_reads", {})  # tuning job -> when AWS was last asked (monotonic)
+        if time.monotonic() - reads.get(tuning["name"], -1e9) < self.tuning_refresh_seconds:
+            return {}, []
+        reads[tuning["name"]] = time.monotonic()
+        try:
+            info = self._call("sagemaker", "describe_hyper_parameter_tuning_job",
+                              f"read tuning job {tuning['name']}", HyperParameterTuningJobName=tuning["name"])
+        except AwsError as exc:
+            if not exc.not_found or time.time() - float(tuning.get("created_at") or 0) < 60:
+                raise
+            return {"status": "Failed", "ended_at": time.time(),
+                    "failure_reason": f"SageMaker has no tuning job named {tuning['name']} in {self.settings.region} "
+                                      "(deleted outside this app, or the region changed)."}, []
+        fields = fields_from_description(info)
+        if fields["status"] in ("Completed", "Failed", "Stopped") and not fields.get("ended_at"):
+            fields["ended_at"] = time.time()
+        try:
+            trials = self._tuning_trials(tuning)
+        except ChurnError as exc:  # no permission, or an emulator without the call: the best trial at least
+            fields["note"] = f"The trials could not be listed ({exc}); only the best one is shown."
+            best = info.get("BestTrainingJob") or {}
+            ranges = [Range.from_dict(r) for r in json.loads(tuning["ranges_json"])]
+            trials = [trial_from_summary(best, ranges)] if best.get("TrainingJobName") else []
+        known = {r["job"] for r in self.catalog.query(
+            "SELECT job FROM tuning_trials WHERE tuning_job = ? AND status = 'Completed'", (tuning["name"],))}
+        for trial in trials:
+            if trial["status"] == "Completed" and trial["job"] not in known:
+                self._adopt_source(tuning["name"], trial["job"])
+        return fields, trials
+
+    def _adopt_source(self, tuning_name: str, job_name: str) -> None:
+        """A trial's model is deployed like any job's: its code package sits where a job's would."""
+        key = self.code_key(job_name)
+        if not self.store.exists(key):
+            try:
+                self.store.put_bytes(key, self.store.get_bytes(self.code_key(tuning_name)))
+            except NotFoundError:
+                pass  # deploying it re-uploads entry/ if the code is unchanged, or says to retrain
+
+    def stop_tuning(self, tuning: dict) -> dict:
+        vars(self).get("_tuning_reads", {}).pop(tuning["name"], None)  # the next read asks AWS again
+        try:
+            self._call("sagemaker", "stop_hyper_parameter_tuning_job", f"stop tuning job {tuning['name']}",
+                       HyperParameterTuningJobName=tuning["name"])
+        except AwsError as exc:
+            raise BackendError(
+                f"Could not stop tuning job {tuning['name']}: {exc} Its trials keep running (and billing) until the "
+                "budget is spent or it is stopped in the SageMaker console."
+            ) from None
+        return {}
+
+    def tuning_log(self, tuning: dict, lines: int = 200) -> str:
+        return (f"SageMaker keeps a log per trial (CloudWatch {TRAINING_LOG_GROUP}/{tuning['name']}-*): open a trial "
+                "on the Jobs page to read it.")
+
+    def delete_tuning(self, tuning: dict) -> None:
+        try:
+            self._call("sagemaker", "delete_hyper_parameter_tuning_job", f"delete tuning job {tuning['name']}",
+                       HyperParameterTuningJobName=tuning["name"])
+        except AwsError as exc:
+            if not exc.not_found:
+                raise
+
     # ---- checks -----------------------------------------------------------------------------------
     def check_connection(self) -> list[tuple[str, bool, str]]:
         s = self.settings
