@@ -258,5 +258,16 @@ def install_json_protocol_errors() -> None:
             return True
         return False
 
+    connection_made = ASGIProtocol.connection_made
+
+    def connection_made_with_deadline(self, transport):
+        # gunicorn arms its keep-alive timer only between requests, so a new connection that sends
+        # nothing, or trickles its first request head, would be held open for ever (and use up the
+        # descriptors): the same timer runs from the connection's start, until a request head is parsed.
+        connection_made(self, transport)
+        if not self._closed and self._h2c_buffer is None:
+            self._arm_keepalive_timer()
+
     ASGIProtocol._send_error_response = send_error_response
     ASGIProtocol.eof_received = eof_received
+    ASGIProtocol.connection_made = connection_made_with_deadline

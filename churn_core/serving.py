@@ -322,8 +322,22 @@ def _control(args: argparse.Namespace, workdir: Path) -> Control:
     return control
 
 
+def _raise_descriptor_limit() -> None:
+    """Connections are descriptors: take the hard limit (laptops start at 256), up to 10,240."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = min(hard if hard != resource.RLIM_INFINITY else 10240, 10240)
+        if soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
 def main(argv: Optional[list] = None) -> int:
     args = _parse_args(argv)
+    _raise_descriptor_limit()
     workdir = args.workdir.resolve()
     try:
         workdir.mkdir(parents=True, exist_ok=True)
