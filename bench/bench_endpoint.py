@@ -17,6 +17,10 @@
 (c) In-process: input_fn/predict_fn/output_fn per call (our handler) vs the fitted pipeline's
     predict_proba on a one-row DataFrame (what MLflow's pyfunc does per request), with a cProfile
     of our handler chain.
+(d) Our server with other settings (every request in the predict thread pool instead of small ones
+    on the event loop) and the previous model server (gunicorn gthread, commit
+    ``--previous-commit``, its churn_core/ and entry/ taken with ``git archive``), same model,
+    alternating rounds.
 
 Everything listens on 127.0.0.1; every process started is stopped by its PID/process group.
 """
@@ -59,7 +63,7 @@ artifact, sha, workdir = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
 s = time.perf_counter(); serving.verify_artifact(artifact, sha); t["verify sha256"] = time.perf_counter() - s
 s = time.perf_counter(); serving.safe_extract(artifact, workdir / "model"); t["extract"] = time.perf_counter() - s
 s = time.perf_counter(); module = serving.load_entry(Path(sys.argv[4])); t["import entry"] = time.perf_counter() - s
-s = time.perf_counter(); module._libs(); t["model_fn: numpy+pandas import"] = time.perf_counter() - s
+s = time.perf_counter(); import numpy, pandas; t["model_fn: numpy+pandas import"] = time.perf_counter() - s
 s = time.perf_counter(); import joblib, sklearn.ensemble, sklearn.compose, sklearn.pipeline, sklearn.impute
 t["model_fn: sklearn+joblib import"] = time.perf_counter() - s
 s = time.perf_counter(); model = module.model_fn(str(workdir / "model"))
@@ -183,32 +187,43 @@ def bare_server_start(artifact: Path, sha: str, workdir: Path, port: int, cleanu
 
 
 VARIANT_LAUNCHER = (
-    "import sys, churn_core.serving as s; s.WORKER_CLASS = sys.argv[1]; s.THREADS_PER_WORKER = int(sys.argv[2]); "
-    "sys.exit(s.main(sys.argv[3:]))"
+    "import sys, churn_core.serving as s, churn_core.endpoint_app as a; a.PREDICT_THREADS = int(sys.argv[1]); "
+    "a.INLINE_MAX_BYTES = int(sys.argv[2]); sys.exit(s.main(sys.argv[3:]))"
 )
+PREVIOUS_SERVER_COMMIT = "73f304e"  # the last commit serving with gunicorn gthread (1 worker x 4 threads per worker)
+
+
+def previous_tree(commit: str, dest: Path) -> Path | None:
+    """churn_core/ and entry/ as of ``commit`` (git archive), to run the previous model server beside ours."""
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "churn_core", "entry"], capture_output=True,
+                             timeout=120)
+    if archive.returncode != 0:
+        print(f"  previous server skipped: git archive {commit} failed: {archive.stderr.decode()[-300:]}")
+        return None
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True, timeout=120)
+    return dest
 
 
 def start_variant(
-    artifact: Path, sha: str, workdir: Path, port: int, workers: int, worker_class: str, threads: int, cleanup: Cleanup
+    artifact: Path, sha: str, workdir: Path, port: int, workers: int, launcher: list[str], cleanup: Cleanup,
+    root: Path = ROOT,
 ) -> subprocess.Popen:
-    """Our model server with another gunicorn worker class / thread count (module constants patched
-    in the child only; churn_core itself is unchanged)."""
+    """Our model server with other settings (module constants patched in the child only; churn_core itself
+    is unchanged), or the previous server's code from ``root``."""
     workdir.mkdir(parents=True, exist_ok=True)
     log = open(workdir / "server.log", "ab")
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(root))
     proc = subprocess.Popen(
         [
             str(VENV_PY),
-            "-c",
-            VARIANT_LAUNCHER,
-            worker_class,
-            str(threads),
+            *launcher,
             "--artifact",
             str(artifact),
             "--sha256",
             sha,
             "--entry",
-            str(ROOT / "entry" / "train.py"),
+            str(root / "entry" / "train.py"),
             "--workdir",
             str(workdir),
             "--host",
@@ -224,7 +239,7 @@ def start_variant(
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         env=env,
-        cwd=str(ROOT),
+        cwd=str(root),
         start_new_session=True,
     )
     log.close()
@@ -383,6 +398,8 @@ def in_process_handlers(p, model: str, work: Path, calls: int, rows: list) -> di
     folder = work / "inproc-model"
     safe_extract(p.store.path(row["artifact_key"]), folder)  # SHA-256 checked by export_to_mlflow just before
     module = load_entry(ROOT / "entry" / "train.py")
+    import fast_forest  # entry/'s fast path (load_entry put entry/ on sys.path)
+
     loaded = module.model_fn(str(folder))
     plan = loaded.get("fast")
     pipeline = loaded["pipeline"]
@@ -411,7 +428,7 @@ def in_process_handlers(p, model: str, work: Path, calls: int, rows: list) -> di
         "MLflow-like: JSON→DataFrame→pipeline.predict→JSON": mlflow_like,
     }
     if plan is not None and plan.get("forest"):
-        single["    _fast_proba: numpy forest walk (1 row)"] = lambda: module._fast_proba(one_row_columns, plan)
+        single["    fast_forest.proba: numpy forest walk (1 row)"] = lambda: fast_forest.proba(one_row_columns, plan)
     out["single_row"] = _timeit(single, calls)
 
     n = len(rows)
@@ -433,15 +450,15 @@ def in_process_handlers(p, model: str, work: Path, calls: int, rows: list) -> di
     }
     if plan is not None and plan.get("forest"):
         columns_n = [list(col) for col in zip(*rows, strict=True)]
-        batch[f"    _fast_proba: tree.apply + leaf probabilities ({n} rows)"] = lambda: module._fast_proba(
+        batch[f"    fast_forest.proba: tree.apply + leaf probabilities ({n} rows)"] = lambda: fast_forest.proba(
             columns_n, plan
         )
         expected = pipeline.predict_proba(frame_n)[:, 1]
         out["fast_path_max_abs_diff_vs_predict_proba"] = {
-            f"{n} rows": float(np.abs(module._fast_proba(columns_n, plan) - expected).max()),
+            f"{n} rows": float(np.abs(fast_forest.proba(columns_n, plan) - expected).max()),
             "row by row (first 200)": float(
                 max(
-                    abs(module._fast_proba([[v] for v in row], plan)[0] - e)
+                    abs(fast_forest.proba([[v] for v in row], plan)[0] - e)
                     for row, e in zip(rows[:200], expected[:200], strict=True)
                 )
             ),
@@ -479,9 +496,11 @@ def main(argv: list[str] | None = None) -> int:
         "--no-variants",
         dest="variants",
         action="store_false",
-        help="skip (d): our server with other gunicorn worker classes / thread counts",
+        help="skip (d): our server with other settings, and the previous (gthread) server",
     )
     parser.add_argument("--variant-workers", type=int, default=2)
+    parser.add_argument("--previous-commit", default=PREVIOUS_SERVER_COMMIT,
+                        help="git commit of the previous model server, run beside ours in (d)")
     parser.add_argument("--short", action="store_true", help="smoke run: 2 deploys, 1 worker, 300 requests/5 s")
     opts = parser.parse_args(argv)
     if opts.short:
@@ -722,30 +741,30 @@ def main(argv: list[str] | None = None) -> int:
             ratios,
         )
 
-    # (d) worker class / threads variants of our own server (same model, same host)
+    # (d) our server with other settings, and the previous server (same model, same host)
     if opts.variants:
-        from churn_core.serving import THREADS_PER_WORKER, WORKER_CLASS
+        from churn_core.endpoint_app import INLINE_MAX_BYTES, PREDICT_THREADS
+        from churn_core.serving import WORKER_CLASS
 
-        variants = {
-            f"{WORKER_CLASS} x{THREADS_PER_WORKER} (current)": (WORKER_CLASS, THREADS_PER_WORKER),
-            "gthread x1": ("gthread", 1),
-            "sync": ("sync", 1),
+        variants: dict = {
+            f"{WORKER_CLASS}, {PREDICT_THREADS}-thread pool, ≤ {INLINE_MAX_BYTES // 1024} KB on the loop (current)": (
+                ["-c", VARIANT_LAUNCHER, str(PREDICT_THREADS), str(INLINE_MAX_BYTES)], ROOT),
+            f"{WORKER_CLASS}, every request in the {PREDICT_THREADS}-thread pool": (
+                ["-c", VARIANT_LAUNCHER, str(PREDICT_THREADS), "-1"], ROOT),
         }
+        old_root = previous_tree(opts.previous_commit, work / f"previous-{opts.previous_commit}")
+        if old_root is not None:
+            variants[f"previous server: gthread × 4 threads ({opts.previous_commit})"] = (
+                ["-m", "churn_core.serving"], old_root)
         procs, targets = [], {}
-        for label_v, (klass, threads) in variants.items():
+        for i, (label_v, (launcher, root)) in enumerate(variants.items()):
             port_v = free_port()
-            procs.append(
-                start_variant(
-                    artifact,
-                    sha,
-                    work / f"variant-{klass}-{threads}",
-                    port_v,
-                    opts.variant_workers,
-                    klass,
-                    threads,
-                    cleanup,
-                )
-            )
+            try:
+                procs.append(start_variant(artifact, sha, work / f"variant-{i}", port_v, opts.variant_workers,
+                                           launcher, cleanup, root))
+            except (RuntimeError, TimeoutError) as exc:
+                print(f"  variant {label_v!r} did not start ({exc}); see {work / f'variant-{i}' / 'server.log'}")
+                continue
             targets[label_v] = (port_v, body["seed_ours"], JSON, ours_ok)
         variant_results = {}
         for level in (1, 8):
@@ -754,7 +773,8 @@ def main(argv: list[str] | None = None) -> int:
             kill_group(proc.pid)
         results["server_variants"] = {"workers": opts.variant_workers, **variant_results}
         print_table(
-            f"(d) Our server, {opts.variant_workers} worker(s): worker class / threads (single row)",
+            f"(d) Our server with other settings, and the previous server, {opts.variant_workers} worker(s), "
+            "single row",
             ["variant", "c1 p50 ms", "c1 req/s", "c8 p50 ms", "c8 p99 ms", "c8 req/s", "errors"],
             [
                 [

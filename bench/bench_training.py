@@ -77,10 +77,14 @@ def sm_env(base: Path, target_env: dict | None = None) -> dict:
 
 
 def prepare_bare(store, dataset, base: Path) -> None:
-    for sub in ("input/data/train", "input/data/test"):
-        (base / sub).mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(store.path(dataset.train_key), base / "input/data/train/train.csv")
-    shutil.copyfile(store.path(dataset.test_key), base / "input/data/test/test.csv")
+    """Every object of the train and test prefixes (the data and the typed dataset schema decided at
+    upload), as the job driver copies them, so the bare script trains on exactly the same channels."""
+    for channel, key in (("train", dataset.train_key), ("test", dataset.test_key)):
+        folder = base / "input" / "data" / channel
+        folder.mkdir(parents=True, exist_ok=True)
+        prefix = key.rsplit("/", 1)[0] + "/"
+        for item in store.list(prefix):
+            store.download(item, folder / item[len(prefix):])
 
 
 def run_bare(base: Path, cli: list[str]) -> dict:
@@ -165,20 +169,21 @@ def in_process(base: Path, cli: list[str], runs: int) -> dict:
     from churn_core.artifacts import make_tarball, sha256_file
 
     mod = load_entry()
-    mod._libs()
+    import dataset_schema  # entry/'s sibling modules (train.py put its folder on sys.path)
+    import model_pipeline
+
     args, _ = mod.parse_hyperparameters([*cli, "--train", str(base / "input/data/train"),
                                          "--test", str(base / "input/data/test")])
-    train_df = mod._read_channel(args.train, "train")
-    y, _ = mod._encode_target(train_df[args.target], args.target, "train")
-    features = [c for c in train_df.columns if c != args.target]
-    kinds, typed = mod._infer_kinds(train_df[features])
-    x = mod._prepare(typed, features, kinds)
-    numeric = [f for f in features if kinds[f] == "numeric"]
-    categorical = [f for f in features if kinds[f] == "categorical"]
+    train_df = dataset_schema.read_channel(args.train, "train")
+    schema = mod._dataset_schema(args, train_df)  # as train() decides it: the upload's typed schema
+    y, _ = dataset_schema.encode_target(train_df[schema["target"]], schema["target"], "train")
+    x = dataset_schema.typed_features(train_df, schema, "train")
+    numeric = [f["name"] for f in schema["features"] if f["kind"] == "numeric"]
+    categorical = [f["name"] for f in schema["features"] if f["kind"] == "categorical"]
     fits, trains, packs, fit_cpus, train_cpus = [], [], [], [], []
     scratch = Path(tempfile.mkdtemp(prefix="inproc-", dir=base))
     for i in range(runs + 1):  # first one is a warm-up
-        pipeline = mod._build_pipeline(args, numeric, categorical)
+        pipeline = model_pipeline.build_pipeline(args, numeric, categorical)
         c0, t0 = time.process_time(), time.perf_counter()
         pipeline.fit(x, y)
         fit, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -264,7 +269,6 @@ def profile_train(base: Path, cli: list[str], top: int = 14) -> list[str]:
     import pstats
 
     mod = load_entry()
-    mod._libs()
     scratch = Path(tempfile.mkdtemp(prefix="prof-", dir=base))
     args, _ = mod.parse_hyperparameters([*cli, "--train", str(base / "input/data/train"), "--test",
                                          str(base / "input/data/test"), "--model-dir", str(scratch / "m"),
@@ -282,7 +286,8 @@ def profile_train(base: Path, cli: list[str], top: int = 14) -> list[str]:
     shutil.rmtree(scratch, ignore_errors=True)
     stats = pstats.Stats(prof).stats
     rows = sorted(
-        ((k, v) for k, v in stats.items() if k[0].endswith("train.py") or "sklearn" in k[0] or "joblib" in k[0]),
+        ((k, v) for k, v in stats.items()
+         if str(ENTRY.parent) in k[0] or "sklearn" in k[0] or "joblib" in k[0]),
         key=lambda kv: -kv[1][3],
     )
     return [f"{v[3]:7.3f} s cum {v[1]:6d} calls  {Path(k[0]).name}:{k[1]}({k[2]})" for k, v in rows[:top]]

@@ -237,7 +237,8 @@ def endpoint(r: dict) -> list[str]:
         v = r["server_variants"]
         out += [
             "",
-            f"(d) Our server with other gunicorn settings ({v['workers']} workers, same model, alternating rounds):",
+            f"(d) Our server with other settings, and the previous server ({v['workers']} workers, same model, "
+            "alternating rounds):",
             "",
         ]
         out.append(
@@ -377,9 +378,123 @@ def catalog(r: dict) -> list[str]:
     return out
 
 
+def serving_features(r: dict) -> list[str]:
+    out = [f"### Serving features (`bench_serving_features.py`, finished {r['finished_at']}, load at start "
+           f"{r['machine']['loadavg_at_start']}, at end {r['loadavg_at_end']})", ""]
+    if r.get("explain"):
+        out += ["(a) Explained (`\"explain\": 3`) vs plain single rows on the same endpoint, alternating rounds:", ""]
+        rows = []
+        for label, e in r["explain"].items():
+            rows.append([label, e["method"], e["c1"]["plain"]["p50_ms"], e["c1"]["explained"]["p50_ms"],
+                         e["c1"]["explained"]["p99_ms"], e["c1_p50_ratio"], e["c1"]["plain"]["throughput_rps"],
+                         e["c1"]["explained"]["throughput_rps"], e["c8"]["plain"]["throughput_rps"],
+                         e["c8"]["explained"]["throughput_rps"], e["c8_throughput_ratio"],
+                         e["c1"]["plain"]["errors"] + e["c1"]["explained"]["errors"] + e["c8"]["plain"]["errors"]
+                         + e["c8"]["explained"]["errors"], e["c1"]["explained"]["loadavg"][0],
+                         yes(e["goal_explained_p50_met"])])
+        out.append(table(["model", "method", "c1 p50 plain ms", "c1 p50 explained ms", "c1 p99 explained ms",
+                          "c1 p50 ×", "c1 req/s plain", "c1 req/s explained", "c8 req/s plain",
+                          "c8 req/s explained", "c8 req/s ×", "errors", "load 1-min", "goal p50 < 20 ms"], rows))
+        out += ["", "Plain requests afterwards: the endpoint that served explained requests vs a second endpoint of "
+                "the same model that never did (alternating rounds of a fixed time), and the serving RSS (MB, "
+                "master + worker) of both before → after the explained requests:", ""]
+        rows = []
+        for label, e in r["explain"].items():
+            a = e["plain_after_explained"]
+            rows.append([label, a["c1"]["served explained"]["throughput_rps"],
+                         a["c1"]["never explained"]["throughput_rps"], a["c1_throughput_ratio"],
+                         a["c8"]["served explained"]["throughput_rps"], a["c8"]["never explained"]["throughput_rps"],
+                         a["c8_throughput_ratio"],
+                         ", ".join(str(round(x / y, 2)) for x, y in zip(a["c8"]["served explained"]["rounds_rps"],
+                                                                        a["c8"]["never explained"]["rounds_rps"],
+                                                                        strict=True)),
+                         f"{a['rss_mb_before']['explained endpoint']} → {a['rss_mb_after']['explained endpoint']}",
+                         f"{a['rss_mb_before']['never-explained endpoint']} → "
+                         f"{a['rss_mb_after']['never-explained endpoint']}", a["c8"]["never explained"]["loadavg"][0]])
+        out.append(table(["model", "c1 plain req/s, explained ep", "c1 never-explained ep", "c1 ×",
+                          "c8 plain req/s, explained ep", "c8 never-explained ep", "c8 ×", "c8 × per round",
+                          "RSS explained ep", "RSS never-explained ep", "load 1-min"], rows))
+        out += ["", "Plain requests (4 clients) while 4 other clients send explained requests to the same endpoint, "
+                "vs while the 4 others send plain ones (alternating rounds); on the endpoint as deployed (small "
+                "requests scored on the event loop) and on the same server started with every request in its "
+                "thread pool (`INLINE_MAX_BYTES = -1` patched in that child only):", ""]
+        rows = []
+        for label, e in r["explain"].items():
+            for server, m in (("as deployed", e["mixed"]), ("all in the pool", e.get("mixed_all_in_pool"))):
+                if not m:
+                    continue
+                peer, mixed = m["plain beside plain (peer)"], m["plain beside explained"]
+                rows.append([label, server, peer["plain_p50_ms"], mixed["plain_p50_ms"], m["plain_p50_ratio"],
+                             peer["plain_p99_ms"], mixed["plain_p99_ms"], m["plain_p99_ratio"], peer["plain_rps"],
+                             mixed["plain_rps"], mixed["other_rps"], peer["errors"] + mixed["errors"],
+                             m["loadavg"][0]])
+        out.append(table(["model", "server", "plain p50 beside plain ms", "beside explained ms", "p50 ×",
+                          "plain p99 beside plain ms", "beside explained ms", "p99 ×", "plain req/s beside plain",
+                          "plain req/s beside explained", "explained req/s", "errors", "load 1-min"], rows))
+        out += ["", "In-process handler chain (input_fn → predict_fn → output_fn, no HTTP, interleaved):", ""]
+        rows = [[label, e["in_process"]["plain"]["median_ms"], e["in_process"]["explained"]["median_ms"],
+                 e["in_process"]["explained"]["p90_ms"],
+                 e["in_process"]["first explained call (builds + checks the explainer) ms"]]
+                for label, e in r["explain"].items()]
+        out.append(table(["model", "plain median ms", "explained median ms", "explained p90 ms",
+                          "first explained call ms"], rows))
+    if r.get("capture"):
+        out += ["", "(b) Capture at 100 % vs capture off, same endpoint, concurrency 8, alternating rounds:", ""]
+        rows = []
+        for label, c in r["capture"].items():
+            on, off = c["capture 100 %"], c["capture off"]
+            rows.append([label, on["throughput_rps"], off["throughput_rps"], c["throughput_ratio"],
+                         ", ".join(str(x) for x in c["round_ratios"]), on["p50_ms"], off["p50_ms"], on["p99_ms"],
+                         off["p99_ms"], on["errors"] + off["errors"], c["requests_answered_with_capture_on"],
+                         c["captured_lines"], c["distinct_event_ids"], c["loadavg"][0],
+                         yes(c["goal_throughput_met"]), yes(c["goal_count_met"])])
+        out.append(table(["model", "on req/s", "off req/s", "on / off", "per round", "on p50 ms", "off p50 ms",
+                          "on p99 ms", "off p99 ms", "errors", "answered with capture on", "captured lines",
+                          "distinct eventIds", "load 1-min", "goal ≥ 0.85×", "count equal"], rows))
+        for label, c in r["capture"].items():
+            if c.get("in_process"):
+                per = c["in_process"]["per_request_ms"]
+                out += ["", f"In-process per request ({label}, batches of 100, interleaved): handler chain "
+                        f"{per['handler chain']} ms, capture `put` + its share of the writer's flush "
+                        f"{per['capture put + flush']} ms ({c['in_process']['capture_to_handler']}× the handler)."]
+    if r.get("rollout"):
+        ro = r["rollout"]
+        out += ["", f"(c) Changes under load (concurrency 8, {ro['workers']} workers; versions: "
+                + ", ".join(f"v{k} = {v}" for k, v in ro["versions"].items())
+                + f"). Times relative to the call; peer: `deploy_version` → InService of the same versions, "
+                f"median {ro['peer_deploy_median']} s:", ""]
+        rows = []
+        for c in ro["changes"]:
+            rows.append([c["what"], c["duration_s"], round(c["duration_s"] / ro["peer_deploy_median"], 2),
+                         f"{c['failed']} / {c['requests']}", c["first_new_answer_s"], c["last_old_answer_s"],
+                         c["old_answers_to_requests_sent_after_return"], c["before"]["rps"], c["during"]["rps"],
+                         c["after"]["rps"], c["before"]["p99_ms"], c["during"]["p99_ms"], c["during"]["max_ms"],
+                         c["loadavg"][0]])
+        out.append(table(["change", "call s", "÷ deploy", "failed / requests", "first new answer s",
+                          "last old answer s", "old answers after return", "req/s before", "req/s during",
+                          "req/s after", "p99 before ms", "p99 during ms", "max during ms", "load 1-min"], rows))
+    if r.get("slow"):
+        sl = r["slow"]
+        out += ["", f"(d) {sl['slow_clients']} slow clients (N + 1, N = {sl['predict_threads']} predict threads) "
+                f"trickling one byte per 0.1 s, concurrency 8 plain load, {sl['round_seconds']:g} s rounds "
+                "alternating with the same load without them:", ""]
+        rows = [[k, v["throughput_rps"], v.get("throughput_ratio", 1.0), ", ".join(str(x) for x in v["rounds_rps"]),
+                 v["p50_ms"], v["p99_ms"], v["errors"], v["ping_p50_ms"], v["ping_max_ms"],
+                 f"{v['ping_failed']} / {v['pings'] + v['ping_failed']}", v["slow_connections_closed_by_server"],
+                 ", ".join(f"{a}: {n}" for a, n in v["slow_connections_answered"].items()) or "—"]
+                for k, v in sl["modes"].items()]
+        out.append(table(["clients", "req/s", "× without", "per round", "p50 ms", "p99 ms", "errors",
+                          "/ping p50 ms", "/ping max ms", "/ping failed", "slow connections closed by server",
+                          "slow connections answered"], rows))
+        out += ["", f"Serving after the slow clients: {'yes' if sl['serves_after'] else '**no**'}; "
+                f"load at the end {sl['loadavg']}."]
+    return out
+
+
 def main() -> int:
     sections = []
-    for name, render in (("training", training), ("endpoint", endpoint), ("load", load), ("catalog", catalog)):
+    for name, render in (("training", training), ("endpoint", endpoint), ("load", load), ("catalog", catalog),
+                         ("serving_features", serving_features)):
         data = read(name)
         if data is not None:
             sections += render(data) + [""]

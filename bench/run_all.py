@@ -28,6 +28,7 @@ BENCHMARKS = {  # name: (full-run time limit s, short-run time limit s)
     "load": (900, 600),
     "catalog": (1800, 900),
     "tuning": (1800, 600),
+    "serving_features": (2400, 900),
 }
 
 
@@ -73,6 +74,24 @@ def summary() -> list[str]:
                      f"{'yes' if s['same_best_objective'] else 'NO'}; goal ≤0.3× "
                      f"{'met' if s['goal_met'] else 'NOT met'}"
                      f"; Bayesian {q['bayesian_mean']:.4f} vs random {q['random_mean']:.4f} (mean best ROC AUC)")
+    if r := read("serving_features"):
+        for label, e in r.get("explain", {}).items():
+            met = "met" if e["goal_explained_p50_met"] else "NOT met"
+            lines.append(f"explain/{label}: {e['method']}, c1 p50 explained {e['c1']['explained']['p50_ms']} ms "
+                         f"vs plain {e['c1']['plain']['p50_ms']} ms (goal <20 ms {met}); "
+                         f"plain c8 on the explained endpoint / a never-explained one "
+                         f"{e['plain_after_explained']['c8_throughput_ratio']}×")
+        for label, c in r.get("capture", {}).items():
+            lines.append(f"capture/{label}: 100 % / off c8 throughput {c['throughput_ratio']}× (goal ≥0.85 "
+                         f"{'met' if c['goal_throughput_met'] else 'NOT met'}); {c['captured_lines']} lines for "
+                         f"{c['requests_answered_with_capture_on']} requests")
+        if ro := r.get("rollout"):
+            lines.append(f"rollout: {len(ro['changes'])} changes under c8 load, {ro['failed_total']} failed requests "
+                         f"(goal 0 {'met' if ro['goal_zero_failed_met'] else 'NOT met'}); median change "
+                         f"{ro['median_change_seconds']} s vs deploy {ro['peer_deploy_median']} s")
+        if sl := r.get("slow"):
+            lines.append("slow clients: " + "; ".join(f"{k} {v.get('throughput_ratio', 1.0)}×"
+                                                      for k, v in sl["modes"].items()))
     return lines
 
 
