@@ -384,19 +384,25 @@ def load(
 
 
 def load_rounds(
-    targets: dict, concurrency: int, rounds: int, max_requests: int, max_seconds: float, warmup: int = 20
+    targets: dict, concurrency: int, rounds: int, max_requests: int, max_seconds: float, warmup: int = 20,
+    server_pids: dict | None = None,
 ) -> dict:
     """Alternate the targets round by round (A B, B A, A B, ...) under the same load pattern, so the
     machine's changing background load hits each alike. ``targets``: name -> (port, body, headers, check).
 
     Per target: merged latencies (p50/p99), throughput = requests / seconds over all rounds, errors;
-    plus each round's throughput (for per-round ratios).
+    plus each round's throughput (for per-round ratios). With ``server_pids`` (name -> server PID), also
+    the server's CPU milliseconds per answered request (user + sys of the PID and its children, read
+    around each of its rounds): CPU time depends much less on the machine's load than wall time.
     """
-    merged = {k: {"lat": [], "seconds": 0.0, "errors": 0, "examples": [], "rounds_rps": []} for k in targets}
+    merged = {k: {"lat": [], "seconds": 0.0, "errors": 0, "examples": [], "rounds_rps": [], "cpu": 0.0, "n": 0}
+              for k in targets}
     names = list(targets)
     for r in range(rounds):
         for name in names if r % 2 == 0 else list(reversed(names)):
             port, body, headers, check = targets[name]
+            pid = (server_pids or {}).get(name)
+            cpu0 = process_tree_cpu(pid) if pid else None
             res = load(
                 "127.0.0.1",
                 port,
@@ -416,6 +422,9 @@ def load_rounds(
             m["errors"] += res["errors"]
             m["examples"].extend(res["error_examples"])
             m["rounds_rps"].append(res["throughput_rps"])
+            if cpu0 is not None:
+                m["cpu"] += process_tree_cpu(pid) - cpu0
+                m["n"] += res["requests_ok"] + res["errors"] + (warmup if r == 0 else 2)
     out = {}
     for name, m in merged.items():
         lat = m["lat"]
@@ -434,7 +443,28 @@ def load_rounds(
             "max_ms": round(max(lat), 3) if lat else None,
             "loadavg": loadavg(),
         }
+        if m["n"]:
+            out[name]["server_cpu_ms_per_request"] = round(1000 * m["cpu"] / m["n"], 4)
     return out
+
+
+def process_tree_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process and its live descendants (gunicorn master + workers)."""
+    import psutil
+
+    total = 0.0
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            continue
+    return total
 
 
 def process_tree_rss(pid: int) -> dict:

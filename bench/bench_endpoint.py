@@ -756,7 +756,7 @@ def main(argv: list[str] | None = None) -> int:
         if old_root is not None:
             variants[f"previous server: gthread × 4 threads ({opts.previous_commit})"] = (
                 ["-m", "churn_core.serving"], old_root)
-        procs, targets = [], {}
+        procs, targets, pids = [], {}, {}
         for i, (label_v, (launcher, root)) in enumerate(variants.items()):
             port_v = free_port()
             try:
@@ -766,24 +766,29 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  variant {label_v!r} did not start ({exc}); see {work / f'variant-{i}' / 'server.log'}")
                 continue
             targets[label_v] = (port_v, body["seed_ours"], JSON, ours_ok)
+            pids[label_v] = procs[-1].pid
         variant_results = {}
         for level in (1, 8):
-            variant_results[f"c{level}"] = load_rounds(targets, level, opts.rounds, opts.requests, opts.seconds)
+            variant_results[f"c{level}"] = load_rounds(targets, level, opts.rounds, opts.requests, opts.seconds,
+                                                       server_pids=pids)
         for proc in procs:
             kill_group(proc.pid)
         results["server_variants"] = {"workers": opts.variant_workers, **variant_results}
         print_table(
             f"(d) Our server with other settings, and the previous server, {opts.variant_workers} worker(s), "
             "single row",
-            ["variant", "c1 p50 ms", "c1 req/s", "c8 p50 ms", "c8 p99 ms", "c8 req/s", "errors"],
+            ["variant", "c1 p50 ms", "c1 req/s", "c1 server CPU ms/req", "c8 p50 ms", "c8 p99 ms", "c8 req/s",
+             "c8 server CPU ms/req", "errors"],
             [
                 [
                     k,
                     variant_results["c1"][k]["p50_ms"],
                     variant_results["c1"][k]["throughput_rps"],
+                    variant_results["c1"][k].get("server_cpu_ms_per_request", "—"),
                     variant_results["c8"][k]["p50_ms"],
                     variant_results["c8"][k]["p99_ms"],
                     variant_results["c8"][k]["throughput_rps"],
+                    variant_results["c8"][k].get("server_cpu_ms_per_request", "—"),
                     variant_results["c1"][k]["errors"] + variant_results["c8"][k]["errors"],
                 ]
                 for k in targets

@@ -243,15 +243,18 @@ def endpoint(r: dict) -> list[str]:
         ]
         out.append(
             table(
-                ["variant", "c1 p50 ms", "c1 req/s", "c8 p50 ms", "c8 p99 ms", "c8 req/s", "errors"],
+                ["variant", "c1 p50 ms", "c1 req/s", "c1 server CPU ms/req", "c8 p50 ms", "c8 p99 ms", "c8 req/s",
+             "c8 server CPU ms/req", "errors"],
                 [
                     [
                         k,
                         v["c1"][k]["p50_ms"],
                         v["c1"][k]["throughput_rps"],
+                        v["c1"][k].get("server_cpu_ms_per_request", "—"),
                         v["c8"][k]["p50_ms"],
                         v["c8"][k]["p99_ms"],
                         v["c8"][k]["throughput_rps"],
+                        v["c8"][k].get("server_cpu_ms_per_request", "—"),
                         v["c1"][k]["errors"] + v["c8"][k]["errors"],
                     ]
                     for k in v["c8"]
