@@ -49,7 +49,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (REFERENCE_CSV, ROOT, SEED_ROW, Cleanup, load, load_rounds, loadavg, machine,  # noqa: E402
-                     median, percentile, platform_cleanup, print_table, process_tree_rss, ratio,
+                     median, percentile, platform_cleanup, print_table, process_tree_cpu, process_tree_rss, ratio,
                      start_warm_process, temp_home, write_results)
 
 JSON = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -330,7 +330,8 @@ def explain_section(p, datasets: dict, opts, work: Path, cleanup: Cleanup) -> di
         for level in (1, 8):
             got = load_rounds({"plain": (port_x, bodies["plain"], JSON, check_plain),
                                "explained": (port_x, bodies["explained"], JSON, check_explained)},
-                              level, opts.rounds, opts.requests, opts.seconds)
+                              level, opts.rounds, opts.requests, opts.seconds,
+                              server_pids={"plain": explained_ep.server_pid, "explained": explained_ep.server_pid})
             res[f"c{level}"] = got
             res[f"c{level}_throughput_ratio"] = round(ratio(got["explained"]["throughput_rps"],
                                                             got["plain"]["throughput_rps"]), 3)
@@ -340,7 +341,9 @@ def explain_section(p, datasets: dict, opts, work: Path, cleanup: Cleanup) -> di
         for level in (1, 8):
             after[f"c{level}"] = load_rounds({"served explained": (port_x, bodies["plain"], JSON, check_plain),
                                               "never explained": (port_fresh, bodies["plain"], JSON, check_plain)},
-                                             level, opts.rounds, UNCAPPED, opts.seconds)
+                                             level, opts.rounds, UNCAPPED, opts.seconds,
+                                             server_pids={"served explained": explained_ep.server_pid,
+                                                          "never explained": fresh_ep.server_pid})
             after[f"c{level}_throughput_ratio"] = round(ratio(after[f"c{level}"]["served explained"]["throughput_rps"],
                                                               after[f"c{level}"]["never explained"]["throughput_rps"]),
                                                         3)
@@ -388,18 +391,21 @@ def capture_section(p, datasets: dict, opts, work: Path) -> dict:
         bodies = request_bodies(p, dataset, model, seed)
         ep = deploy(p, model, f"sf-{label}-cap")
         port = port_of(ep)
-        rounds = {"capture 100 %": {"lat": [], "seconds": 0.0, "n": 0, "errors": 0, "rps": []},
-                  "capture off": {"lat": [], "seconds": 0.0, "n": 0, "errors": 0, "rps": []}}
+        rounds = {"capture 100 %": {"lat": [], "seconds": 0.0, "n": 0, "errors": 0, "rps": [], "cpu": 0.0},
+                  "capture off": {"lat": [], "seconds": 0.0, "n": 0, "errors": 0, "rps": [], "cpu": 0.0}}
         names = list(rounds)
         sent_with_capture = 0
         warmup = 2
         for r in range(opts.rounds * 2):
             for name in names if r % 2 == 0 else reversed(names):
                 p.set_capture(ep.name, 100 if name == "capture 100 %" else 0)  # effective when it returns
+                cpu0 = process_tree_cpu(ep.server_pid)
                 res = load("127.0.0.1", port, "/invocations", bodies["plain"], JSON, 8,
                            UNCAPPED, opts.seconds / opts.rounds, check=check_plain,
                            warmup=warmup, keep_latencies=True)
+                time.sleep(0.3)  # the writer thread's flush of this round (every 0.2 s) is this round's CPU
                 m = rounds[name]
+                m["cpu"] += process_tree_cpu(ep.server_pid) - cpu0
                 m["lat"] += res["latencies_ms"]
                 m["seconds"] += res["seconds"]
                 m["n"] += res["requests_ok"]
@@ -420,8 +426,10 @@ def capture_section(p, datasets: dict, opts, work: Path) -> dict:
         for name, m in rounds.items():
             res[name] = {"throughput_rps": round(m["n"] / m["seconds"], 1) if m["seconds"] else None,
                          "p50_ms": round(percentile(m["lat"], 50), 3), "p99_ms": round(percentile(m["lat"], 99), 3),
-                         "requests_ok": m["n"], "errors": m["errors"], "rounds_rps": m["rps"]}
+                         "requests_ok": m["n"], "errors": m["errors"], "rounds_rps": m["rps"],
+                         "server_cpu_ms_per_request": round(1000 * m["cpu"] / max(1, m["n"] + m["errors"]), 4)}
         on, off = res["capture 100 %"], res["capture off"]
+        res["cpu_ratio"] = round(ratio(on["server_cpu_ms_per_request"], off["server_cpu_ms_per_request"]), 3)
         res["throughput_ratio"] = round(ratio(on["throughput_rps"], off["throughput_rps"]), 3)
         res["round_ratios"] = [round(ratio(a, b), 3) for a, b in zip(on["rounds_rps"], off["rounds_rps"], strict=True)]
         res["p50_ratio"] = round(ratio(on["p50_ms"], off["p50_ms"]), 3)
@@ -728,13 +736,14 @@ def slow_section(p, datasets: dict, opts) -> dict:
     port = port_of(ep)
     modes = ["no slow clients (peer)", f"{n} trickling headers", f"{n} trickling a body"]
     merged = {m: {"lat": [], "seconds": 0.0, "n": 0, "errors": 0, "rps": [], "ping": [], "ping_failed": 0,
-                  "closed": 0, "answers": {}} for m in modes}
+                  "closed": 0, "answers": {}, "cpu": 0.0} for m in modes}
     for r in range(opts.rounds):
         for mode in modes if r % 2 == 0 else list(reversed(modes)):
             kind = "headers" if "headers" in mode else "body" if "body" in mode else None
             trickle = Tricklers(port, n, kind) if kind else None
             if trickle:
                 trickle.__enter__()
+            cpu0 = process_tree_cpu(ep.server_pid)
             try:
                 with Pinger(port) as pinger:
                     res = load("127.0.0.1", port, "/invocations", body, JSON, 8, UNCAPPED,
@@ -743,6 +752,7 @@ def slow_section(p, datasets: dict, opts) -> dict:
                 if trickle:
                     trickle.__exit__()
             m = merged[mode]
+            m["cpu"] += process_tree_cpu(ep.server_pid) - cpu0
             m["lat"] += res["latencies_ms"]
             m["seconds"] += res["seconds"]
             m["n"] += res["requests_ok"]
@@ -767,6 +777,7 @@ def slow_section(p, datasets: dict, opts) -> dict:
             "ping_max_ms": round(max(m["ping"]), 2) if m["ping"] else None, "pings": len(m["ping"]),
             "ping_failed": m["ping_failed"], "slow_connections_closed_by_server": m["closed"],
             "slow_connections_answered": m["answers"],
+            "server_cpu_ms_per_request": round(1000 * m["cpu"] / max(1, m["n"] + m["errors"]), 4),
         }
     peer = out["modes"][modes[0]]["throughput_rps"]
     for mode in modes[1:]:

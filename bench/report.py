@@ -392,12 +392,15 @@ def serving_features(r: dict) -> list[str]:
                          e["c1"]["explained"]["p99_ms"], e["c1_p50_ratio"], e["c1"]["plain"]["throughput_rps"],
                          e["c1"]["explained"]["throughput_rps"], e["c8"]["plain"]["throughput_rps"],
                          e["c8"]["explained"]["throughput_rps"], e["c8_throughput_ratio"],
+                         e["c8"]["plain"].get("server_cpu_ms_per_request", "—"),
+                         e["c8"]["explained"].get("server_cpu_ms_per_request", "—"),
                          e["c1"]["plain"]["errors"] + e["c1"]["explained"]["errors"] + e["c8"]["plain"]["errors"]
                          + e["c8"]["explained"]["errors"], e["c1"]["explained"]["loadavg"][0],
                          yes(e["goal_explained_p50_met"])])
         out.append(table(["model", "method", "c1 p50 plain ms", "c1 p50 explained ms", "c1 p99 explained ms",
                           "c1 p50 ×", "c1 req/s plain", "c1 req/s explained", "c8 req/s plain",
-                          "c8 req/s explained", "c8 req/s ×", "errors", "load 1-min", "goal p50 < 20 ms"], rows))
+                          "c8 req/s explained", "c8 req/s ×", "c8 server CPU ms/req plain",
+                          "c8 server CPU ms/req explained", "errors", "load 1-min", "goal p50 < 20 ms"], rows))
         out += ["", "Plain requests afterwards: the endpoint that served explained requests vs a second endpoint of "
                 "the same model that never did (alternating rounds of a fixed time), and the serving RSS (MB, "
                 "master + worker) of both before → after the explained requests:", ""]
@@ -408,6 +411,8 @@ def serving_features(r: dict) -> list[str]:
                          a["c1"]["never explained"]["throughput_rps"], a["c1_throughput_ratio"],
                          a["c8"]["served explained"]["throughput_rps"], a["c8"]["never explained"]["throughput_rps"],
                          a["c8_throughput_ratio"],
+                         a["c8"]["served explained"].get("server_cpu_ms_per_request", "—"),
+                         a["c8"]["never explained"].get("server_cpu_ms_per_request", "—"),
                          ", ".join(str(round(x / y, 2)) for x, y in zip(a["c8"]["served explained"]["rounds_rps"],
                                                                         a["c8"]["never explained"]["rounds_rps"],
                                                                         strict=True)),
@@ -415,7 +420,8 @@ def serving_features(r: dict) -> list[str]:
                          f"{a['rss_mb_before']['never-explained endpoint']} → "
                          f"{a['rss_mb_after']['never-explained endpoint']}", a["c8"]["never explained"]["loadavg"][0]])
         out.append(table(["model", "c1 plain req/s, explained ep", "c1 never-explained ep", "c1 ×",
-                          "c8 plain req/s, explained ep", "c8 never-explained ep", "c8 ×", "c8 × per round",
+                          "c8 plain req/s, explained ep", "c8 never-explained ep", "c8 ×",
+                          "c8 CPU ms/req explained ep", "c8 CPU ms/req never-explained ep", "c8 × per round",
                           "RSS explained ep", "RSS never-explained ep", "load 1-min"], rows))
         out += ["", "Plain requests (4 clients) while 4 other clients send explained requests to the same endpoint, "
                 "vs while the 4 others send plain ones (alternating rounds); on the endpoint as deployed (small "
@@ -447,11 +453,14 @@ def serving_features(r: dict) -> list[str]:
         for label, c in r["capture"].items():
             on, off = c["capture 100 %"], c["capture off"]
             rows.append([label, on["throughput_rps"], off["throughput_rps"], c["throughput_ratio"],
-                         ", ".join(str(x) for x in c["round_ratios"]), on["p50_ms"], off["p50_ms"], on["p99_ms"],
+                         ", ".join(str(x) for x in c["round_ratios"]), on.get("server_cpu_ms_per_request", "—"),
+                         off.get("server_cpu_ms_per_request", "—"), c.get("cpu_ratio", "—"), on["p50_ms"],
+                         off["p50_ms"], on["p99_ms"],
                          off["p99_ms"], on["errors"] + off["errors"], c["requests_answered_with_capture_on"],
                          c["captured_lines"], c["distinct_event_ids"], c["loadavg"][0],
                          yes(c["goal_throughput_met"]), yes(c["goal_count_met"])])
-        out.append(table(["model", "on req/s", "off req/s", "on / off", "per round", "on p50 ms", "off p50 ms",
+        out.append(table(["model", "on req/s", "off req/s", "on / off", "per round", "on server CPU ms/req",
+                          "off server CPU ms/req", "CPU on / off", "on p50 ms", "off p50 ms",
                           "on p99 ms", "off p99 ms", "errors", "answered with capture on", "captured lines",
                           "distinct eventIds", "load 1-min", "goal ≥ 0.85×", "count equal"], rows))
         for label, c in r["capture"].items():
@@ -482,11 +491,13 @@ def serving_features(r: dict) -> list[str]:
                 f"trickling one byte per 0.1 s, concurrency 8 plain load, {sl['round_seconds']:g} s rounds "
                 "alternating with the same load without them:", ""]
         rows = [[k, v["throughput_rps"], v.get("throughput_ratio", 1.0), ", ".join(str(x) for x in v["rounds_rps"]),
-                 v["p50_ms"], v["p99_ms"], v["errors"], v["ping_p50_ms"], v["ping_max_ms"],
+                 v.get("server_cpu_ms_per_request", "—"), v["p50_ms"], v["p99_ms"], v["errors"], v["ping_p50_ms"],
+                 v["ping_max_ms"],
                  f"{v['ping_failed']} / {v['pings'] + v['ping_failed']}", v["slow_connections_closed_by_server"],
                  ", ".join(f"{a}: {n}" for a, n in v["slow_connections_answered"].items()) or "—"]
                 for k, v in sl["modes"].items()]
-        out.append(table(["clients", "req/s", "× without", "per round", "p50 ms", "p99 ms", "errors",
+        out.append(table(["clients", "req/s", "× without", "per round", "server CPU ms/req", "p50 ms", "p99 ms",
+                          "errors",
                           "/ping p50 ms", "/ping max ms", "/ping failed", "slow connections closed by server",
                           "slow connections answered"], rows))
         out += ["", f"Serving after the slow clients: {'yes' if sl['serves_after'] else '**no**'}; "
