@@ -10,6 +10,7 @@ from app.navigation import link_to_follow, page
 from app.service import attempt, platform
 from app.widgets import (METRIC_LABELS, confusion_figure, duration_text, importance_figure, pr_figure, roc_figure,
                          status_badge, status_label, when)
+from churn_core.csv_export import to_download_csv
 
 PAGE_SIZE = 50
 p = platform()
@@ -125,6 +126,7 @@ else:
         st.dataframe(table, width="stretch")
         evaluations = {name: ev for name in chosen if (ev := attempt(p.evaluation, name))}
         st.plotly_chart(roc_figure(evaluations), width="stretch", key="compare_roc")
-        st.download_button("Download comparison (CSV)", table.to_csv().encode(), "comparison.csv", "text/csv")
+        st.download_button("Download comparison (CSV)", to_download_csv(table, index=True), "comparison.csv",
+                           "text/csv")
     else:
         st.caption("Pick at least two jobs.")

@@ -7,6 +7,7 @@ import streamlit as st
 from app.navigation import page
 from app.service import attempt, platform
 from app.widgets import field_input, risk_histogram
+from churn_core.csv_export import to_download_csv
 from churn_core.forms import form_fields, record_from_form
 
 p = platform()
@@ -92,7 +93,7 @@ with batch:
             st.plotly_chart(risk_histogram(scored_frame["churn_probability"]), width="stretch")
             st.download_button(
                 "Download scored CSV",
-                scored_frame.to_csv(index=False).encode(),
+                to_download_csv(scored_frame),
                 f"scored-{file_name.rsplit('.', 1)[0]}.csv",
                 "text/csv",
                 type="primary",
