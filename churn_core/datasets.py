@@ -12,6 +12,7 @@ import pandas as pd
 from .artifacts import sha256_bytes
 from .db import Catalog, dumps
 from .errors import ChurnError, ConflictError, NotFoundError, ValidationError
+from .name_clash import check_free, clash
 from .names import check_name
 from .paths import entry_module
 from .records import Dataset
@@ -73,8 +74,9 @@ class DatasetService:
         check_name(name, "dataset name")
         if not 0.05 <= float(test_size) <= 0.5:
             raise ValidationError(f"Test fraction {test_size} is out of range. Pick a value between 0.05 and 0.5.")
-        if self.catalog.one("SELECT name FROM datasets WHERE name = ?", (name,)):
-            raise ConflictError(f"A dataset named {name!r} already exists. Pick another name or delete the old one.")
+        existing = self.catalog.scalar("SELECT name FROM datasets WHERE name = ? COLLATE NOCASE", (name,))
+        if existing is not None:
+            raise clash("dataset", name, existing, "Pick another name or delete the old one.")
         table = self.validate(data, target)
         train, test = _split(table, float(test_size), int(seed))
         prefix = dataset_prefix(name)
@@ -106,8 +108,7 @@ class DatasetService:
         # then fails on the primary key; on any failure the half-written prefix is removed.
         try:
             with self.catalog.tx() as conn:
-                if conn.execute("SELECT 1 FROM datasets WHERE name = ?", (name,)).fetchone():
-                    raise ConflictError(f"A dataset named {name!r} already exists. Pick another name.")
+                check_free(conn, "datasets", "dataset", name, "Pick another name.")
                 self.store.put_bytes(keys["raw_key"], data)
                 self.store.put_bytes(keys["train_key"], train.to_csv(index=False).encode())
                 self.store.put_bytes(keys["test_key"], test.to_csv(index=False).encode())

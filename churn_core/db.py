@@ -130,6 +130,18 @@ ADDED_COLUMNS: list[tuple[str, str, str]] = [
 ]
 
 
+# Names are unique regardless of case (see name_clash.py). Created apart from SCHEMA: a catalog of an
+# older version may already hold 'DS1' and 'ds1', and must still open (the inserting code checks too).
+NOCASE_UNIQUE: list[tuple[str, str]] = [
+    ("datasets", "datasets_name_nocase"),
+    ("jobs", "jobs_name_nocase"),
+    ("models", "models_name_nocase"),
+    ("deployed_models", "deployed_models_name_nocase"),
+    ("endpoint_configs", "endpoint_configs_name_nocase"),
+    ("endpoints", "endpoints_name_nocase"),
+]
+
+
 def _dict_row(cursor: sqlite3.Cursor, row: tuple) -> dict:
     return {col[0]: value for col, value in zip(cursor.description, row, strict=True)}
 
@@ -144,6 +156,7 @@ class Catalog:
         try:
             conn.executescript(SCHEMA)  # executescript manages its own transaction
             self._add_columns(conn)
+            self._add_nocase_indexes(conn)
         finally:
             conn.close()
 
@@ -158,6 +171,14 @@ class Catalog:
                 except sqlite3.OperationalError as exc:
                     if "duplicate column" not in str(exc):
                         raise
+
+    @staticmethod
+    def _add_nocase_indexes(conn: sqlite3.Connection) -> None:
+        for table, index in NOCASE_UNIQUE:
+            try:
+                conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {table} (name COLLATE NOCASE)")
+            except sqlite3.IntegrityError:
+                pass  # names that differ only in case from an older version: kept; new ones are refused
 
     def _unusable(self, exc: sqlite3.OperationalError) -> BackendError:
         return BackendError(

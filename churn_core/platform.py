@@ -18,6 +18,7 @@ from .config import Settings
 from .datasets import DatasetService
 from .db import Catalog, dumps
 from .errors import BackendError, ChurnError, ConflictError, NotFoundError, ValidationError
+from .name_clash import check_free, clash, taken
 from .names import check_name, default_job_name
 from .paths import code_version
 from .records import ENDPOINT_ACTIVE, TRAINING_ACTIVE, Dataset, Endpoint, TrainingJob
@@ -94,14 +95,16 @@ class Platform:
         for attempt in range(1, 100):
             try:
                 with self.catalog.tx() as conn:
+                    if (existing := taken(conn, "jobs", name)) is not None:
+                        raise sqlite3.IntegrityError(existing)
                     conn.execute(f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                                  list(row.values()))
                     self.catalog.event("job", name, f"submitted: {algorithm} on {ds.name}", conn)
                 break
             except sqlite3.IntegrityError:
                 if not auto_named:
-                    raise ConflictError(
-                        f"A training job named {name!r} already exists. Job names are unique; pick another.") from None
+                    existing = self.catalog.scalar("SELECT name FROM jobs WHERE name = ? COLLATE NOCASE", (name,))
+                    raise clash("training job", name, existing or name, "Job names are unique; pick another.") from None
                 # A generated name is per second, and local jobs take about one: the next in the same second
                 # gets a suffix, as SageMaker's SDK adds milliseconds.
                 name = row["name"] = f"{base}-{attempt + 1}"
@@ -295,6 +298,8 @@ class Platform:
         }
         try:
             with self.catalog.tx() as conn:
+                check_free(conn, "endpoints", "endpoint", endpoint_name,
+                           "Pick another name or delete the existing endpoint first.")
                 for table, row in (
                     ("deployed_models", deployed),
                     ("endpoint_configs", config),
