@@ -4,7 +4,8 @@
 
 Creating → InService once ``/ping`` answers. A crash is recorded as an event and the server is
 restarted on the same port; ``MAX_CRASHES`` crashes within ``CRASH_WINDOW`` seconds make the
-endpoint Failed with the reason and the log tail. A refused artifact (SHA-256 mismatch) fails at once.
+endpoint Failed with the reason and the log tail. A refused artifact (SHA-256 mismatch, unsafe member,
+over a size cap) fails at once.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from .storage import LocalObjectStore
 MAX_CRASHES = 3
 CRASH_WINDOW = 300.0
 START_TIMEOUT = 60.0
-REFUSED_EXIT_CODE = 3  # serving.py's exit code for an artifact that failed verification
+# serving.py's exit codes for an artifact it refused (SHA-256 mismatch; unsafe, oversized or unreadable):
+# the same bytes are refused every time, so the endpoint fails at once with the reason, never after 3 crashes.
+REFUSED_EXIT_CODES = (3, 6)
 
 
 class Supervisor:
@@ -110,7 +113,7 @@ class Supervisor:
                 break
             _, code = reap(pid, wait=1.0)
             kill_group(pid, grace=1.0)  # orphaned workers must release the port
-            if code == REFUSED_EXIT_CODE:
+            if code in REFUSED_EXIT_CODES:
                 self.mark_failed(server_failure(self.folder, code))
                 return 1
             now = time.time()

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from .artifacts import make_tarball, sha256_file
+from .artifacts import make_tarball, sha256_bytes
 from .db import Catalog, dumps, loads
 from .hyperparameters import as_cli, for_container
 from .paths import ENTRY
@@ -177,10 +177,13 @@ class Driver:
         make_tarball(paths["output"], out / "output.tar.gz")
         model_key = f"jobs/{self.name}/output/model.tar.gz"
         output_key = f"jobs/{self.name}/output/output.tar.gz"
-        self.store.put_file(model_key, out / "model.tar.gz")
-        self.store.put_file(output_key, out / "output.tar.gz")
-        model_sha = sha256_file(out / "model.tar.gz")
-        output_sha = sha256_file(out / "output.tar.gz")
+        model_bytes = (out / "model.tar.gz").read_bytes()  # one read: the bytes stored are the bytes hashed
+        output_bytes = (out / "output.tar.gz").read_bytes()
+        self.store.put_bytes(model_key, model_bytes)
+        self.store.put_bytes(output_key, output_bytes)
+        model_sha = sha256_bytes(model_bytes)
+        output_sha = sha256_bytes(output_bytes)
+        del model_bytes, output_bytes
         metrics = json.loads((paths["model"] / "metrics.json").read_text())
         now = time.time()
         with self.catalog.tx() as conn:

@@ -12,7 +12,7 @@ import time
 from typing import Any, Callable
 
 from . import hyperparameters as hp
-from .artifacts import read_json_member, verify_sha256
+from .artifacts import read_json_member
 from .backends import make_backend
 from .config import Settings
 from .datasets import DatasetService
@@ -23,6 +23,7 @@ from .names import check_name, default_job_name
 from .paths import code_version
 from .records import ENDPOINT_ACTIVE, TRAINING_ACTIVE, Dataset, Endpoint, TrainingJob
 from .scoring import BatchResult, encode_payload, read_customers, score_frame
+from .unpack import load_verified
 
 
 
@@ -200,9 +201,8 @@ class Platform:
         if not job.output_key:
             raise NotFoundError(f"Job {name} has no evaluation archive (output.tar.gz); retrain it to produce one.")
         if job.output_sha256 not in self._evaluations:
-            data = self.store.get_bytes(job.output_key)
-            verify_sha256(data, job.output_sha256, "evaluation archive")
-            self._evaluations[job.output_sha256] = read_json_member(data, "evaluation.json")
+            data = load_verified(self.store, job.output_key, job.output_sha256, "evaluation archive")
+            self._evaluations[job.output_sha256] = read_json_member(data, "evaluation.json")  # the bytes checked
         return self._evaluations[job.output_sha256]
 
     def model_schema(self, name: str) -> dict:
@@ -210,9 +210,8 @@ class Platform:
         key = f"schema:{name}"
         if key not in self._evaluations:
             model = self.get_model(name)
-            data = self.store.get_bytes(model["artifact_key"])
-            verify_sha256(data, model["artifact_sha256"])
-            self._evaluations[key] = read_json_member(data, "schema.json")
+            data = load_verified(self.store, model["artifact_key"], model["artifact_sha256"])
+            self._evaluations[key] = read_json_member(data, "schema.json")  # from the bytes just checked
         return self._evaluations[key]
 
     def get_model(self, name: str) -> dict:

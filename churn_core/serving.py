@@ -7,10 +7,12 @@ Started by the local backend as::
 
 Order of work, before anything listens:
 
-1. the artifact's SHA-256 is checked against ``--sha256`` (joblib is pickle: an unverified
-   file is never opened as a model) — mismatch: exit 3, ``ERROR: ...`` on stderr;
-2. the tarball is extracted into ``<workdir>/model/`` refusing absolute paths, ``..`` and
-   links (exit 4 if unsafe or unreadable);
+1. the artifact is read once into memory and the SHA-256 of those bytes is checked against
+   ``--sha256`` (joblib is pickle: an unverified file is never opened as a model) — mismatch:
+   exit 3, ``ERROR: ...`` on stderr;
+2. the same bytes (never the path again) are extracted into ``<workdir>/model/``, refusing
+   absolute paths, ``..``, links and anything over the size caps of ``churn_core.unpack`` before
+   writing (exit 6: refused for good, like a mismatch; retrying cannot help);
 3. the entry script is imported by path and its ``model_fn`` loads the model (exit 4 on failure);
 4. gunicorn serves a small WSGI app with the model preloaded (workers fork with it).
 
@@ -29,19 +31,17 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import socket
 import sys
-import tarfile
 import threading
 import time
-import zlib
 from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
-from churn_core.artifacts import sha256_file
+from churn_core.artifacts import sha256_bytes
 from churn_core.child import exit_status, flush_output
+from churn_core.unpack import ArtifactRefused, extract, read_file_once
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # SageMaker real-time endpoint payload limit
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024  # read (and drop) up to this much of an oversized body so the client sees the 413
@@ -59,6 +59,7 @@ EXIT_BAD_ARGS = 2
 EXIT_SHA_MISMATCH = 3
 EXIT_LOAD_FAILED = 4
 EXIT_PORT_BUSY = 5
+EXIT_ARTIFACT_REFUSED = 6  # unsafe member, over a size cap, or not a .tar.gz: the same bytes fail every time
 
 _ENDPOINT_PATH = re.compile(r"^/endpoints/([^/]+)/invocations/?$")
 _JSON = "application/json"
@@ -82,7 +83,8 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def verify_artifact(artifact: Path, expected: str) -> None:
+def verify_artifact(artifact: Path, expected: str) -> bytes:
+    """The artifact's bytes, read once, when their SHA-256 is ``expected``: extract these, never the path."""
     if not artifact.is_file():
         raise ServingError(
             f"model artifact {artifact} does not exist; redeploy from a completed training job.", EXIT_LOAD_FAILED
@@ -93,61 +95,34 @@ def verify_artifact(artifact: Path, expected: str) -> None:
             f"--sha256 must be the 64-hex-digit SHA-256 recorded when the model was trained (got {expected!r}).",
             EXIT_SHA_MISMATCH,
         )
-    actual = sha256_file(artifact)
+    try:
+        data = read_file_once(artifact)
+    except ArtifactRefused as err:
+        raise ServingError(str(err), EXIT_ARTIFACT_REFUSED) from None
+    except OSError as err:
+        raise ServingError(f"cannot read the model artifact {artifact} ({err}).", EXIT_LOAD_FAILED) from None
+    actual = sha256_bytes(data)
     if actual != wanted:
         raise ServingError(
             f"model artifact SHA-256 mismatch: expected {wanted}, got {actual}; the file was changed after training. "
             "Retrain or redeploy from a verified job.",
             EXIT_SHA_MISMATCH,
         )
+    return data
 
 
-def _check_member(info: tarfile.TarInfo, root: Path) -> Path:
-    name = info.name
-    parts = Path(name).parts
-    if name.startswith(("/", "\\")) or os.path.isabs(name) or ".." in parts or re.match(r"^[A-Za-z]:", name):
-        raise ServingError(f"unsafe path {name!r} in the model artifact; it will not be extracted.", EXIT_LOAD_FAILED)
-    if not (info.isfile() or info.isdir()):
-        kind = "link" if (info.issym() or info.islnk()) else "special file"
-        raise ServingError(
-            f"the model artifact contains a {kind} ({name!r}); refusing to extract it.", EXIT_LOAD_FAILED
-        )
-    target = (root / name).resolve()
-    if target != root and root not in target.parents:
-        raise ServingError(f"unsafe path {name!r} in the model artifact; it will not be extracted.", EXIT_LOAD_FAILED)
-    return target
+def safe_extract(artifact: bytes | Path, dest: Path) -> list[str]:
+    """Extract regular files and folders only; refuse absolute paths, ``..``, links and oversized members.
 
-
-def safe_extract(artifact: Path, dest: Path) -> list[str]:
-    """Extract regular files and folders only; refuse absolute paths, ``..`` and links.
-
-    Every member is checked before anything is written. Returns the extracted file names.
-    """
-    if dest.exists():
-        shutil.rmtree(dest)
-    names: list[str] = []
+    ``artifact``: the verified bytes (a path is read once first). Every member is checked before
+    anything is written. Returns the extracted file names."""
     try:
-        with tarfile.open(artifact, "r:*") as tar:
-            members = tar.getmembers()
-            root = dest.resolve()
-            targets = [(info, _check_member(info, root)) for info in members]
-            dest.mkdir(parents=True)
-            for info, target in targets:
-                if info.isdir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                source = tar.extractfile(info)
-                if source is None:
-                    raise ServingError(f"cannot read {info.name!r} from the model artifact.", EXIT_LOAD_FAILED)
-                with source, open(target, "wb") as out:
-                    shutil.copyfileobj(source, out, 1 << 20)
-                names.append(info.name)
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
-        raise ServingError(
-            f"the model artifact is not a readable .tar.gz ({err}); retrain the model.", EXIT_LOAD_FAILED
-        ) from None
-    return names
+        data = bytes(artifact) if isinstance(artifact, (bytes, bytearray)) else read_file_once(Path(artifact))
+        return extract(data, dest)
+    except ArtifactRefused as err:
+        raise ServingError(str(err), EXIT_ARTIFACT_REFUSED) from None
+    except OSError as err:
+        raise ServingError(f"the model artifact could not be extracted ({err}).", EXIT_LOAD_FAILED) from None
 
 
 def load_entry(entry: Path):
@@ -616,13 +591,17 @@ def _parse_args(argv: Optional[list]) -> argparse.Namespace:
     return args
 
 
-def prepare(args: argparse.Namespace):
-    """Verify, extract, import and load. Returns (module, model). Raises ServingError."""
-    verify_artifact(args.artifact, args.sha256)  # first: nothing is unpacked or unpickled before this
+def prepare(args: argparse.Namespace, verified: bytes | None = None):
+    """Verify, extract, import and load. Returns (module, model). Raises ServingError.
+
+    ``verified``: the artifact's bytes as ``verify_artifact`` returned them (read and checked here if None);
+    only these bytes are extracted."""
+    if verified is None:
+        verified = verify_artifact(args.artifact, args.sha256)  # first: nothing is unpacked or unpickled before
     workdir = args.workdir.resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
     model_dir = workdir / "model"
-    safe_extract(args.artifact, model_dir)
+    safe_extract(verified, model_dir)
     module = load_entry(args.entry.resolve())
     try:
         model = module.model_fn(str(model_dir))
@@ -636,9 +615,10 @@ def prepare(args: argparse.Namespace):
 def main(argv: Optional[list] = None) -> int:
     args = _parse_args(argv)
     try:
-        verify_artifact(args.artifact, args.sha256)  # before anything else
+        verified = verify_artifact(args.artifact, args.sha256)  # before anything else
         _check_port(args.host, args.port)
-        module, model = prepare(args)
+        module, model = prepare(args, verified)
+        del verified
     except ServingError as err:
         sys.stderr.write("ERROR: " + " ".join(str(err).split()) + "\n")
         sys.stderr.flush()

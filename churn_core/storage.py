@@ -23,12 +23,21 @@ def _check_key(key: str) -> str:
     return key
 
 
+def _too_large(key: str, size: int, max_bytes: int) -> ValidationError:
+    from .unpack import ArtifactRefused
+
+    return ArtifactRefused(
+        f"Object {key} is {size / 1048576:.1f} MiB, over the cap of {max_bytes / 1048576:.0f} MiB for what is "
+        "read here (CHURN_MAX_MODEL_MB); it was not read. Retrain the model, or raise the cap if the file is yours."
+    )
+
+
 class ObjectStore(Protocol):
     bucket: str
 
     def put_bytes(self, key: str, data: bytes) -> str: ...
     def put_file(self, key: str, path: Path) -> str: ...
-    def get_bytes(self, key: str) -> bytes: ...
+    def get_bytes(self, key: str, max_bytes: int | None = None) -> bytes: ...
     def download(self, key: str, path: Path) -> None: ...
     def exists(self, key: str) -> bool: ...
     def delete_prefix(self, prefix: str) -> int: ...
@@ -70,9 +79,19 @@ class LocalObjectStore:
     def put_file(self, key: str, path: Path) -> str:
         return self.put_bytes(key, Path(path).read_bytes())
 
-    def get_bytes(self, key: str) -> bytes:
+    def get_bytes(self, key: str, max_bytes: int | None = None) -> bytes:
+        """The object's bytes, read through one descriptor; over ``max_bytes`` it is refused unread."""
         try:
-            return self.path(key).read_bytes()
+            with open(self.path(key), "rb") as fh:
+                if max_bytes is not None:
+                    size = os.fstat(fh.fileno()).st_size
+                    if size > max_bytes:
+                        raise _too_large(key, size, max_bytes)
+                    data = fh.read(max_bytes + 1)
+                    if len(data) > max_bytes:
+                        raise _too_large(key, len(data), max_bytes)
+                    return data
+                return fh.read()
         except FileNotFoundError:
             raise NotFoundError(f"Object {key} is missing from the local store {self.root}.") from None
 

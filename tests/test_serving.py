@@ -492,7 +492,7 @@ def test_unsafe_tar_members_are_refused(artifact, tmp_path, kind):
         _, err = proc.communicate(timeout=60)
     finally:
         stop(proc)
-    assert proc.returncode == 4, err
+    assert proc.returncode == 6, err  # serving.EXIT_ARTIFACT_REFUSED: refused for good, not a crash to retry
     assert err.startswith("ERROR: ") and ("unsafe path" in err or "contains a link" in err), err
     assert not (workdir / "escaped.txt").exists() and not (tmp_path / "absolute.txt").exists()
     assert not (workdir / "model" / "model.joblib").exists()  # every member is checked before any is written
