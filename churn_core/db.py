@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import BackendError
+from .private_files import create_file
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS datasets (
@@ -151,7 +152,7 @@ class Catalog:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        create_file(self.path)  # 0600 (and its folder 0700) before SQLite opens it; -wal/-shm take its mode
         conn = self._connect()
         try:
             conn.executescript(SCHEMA)  # executescript manages its own transaction

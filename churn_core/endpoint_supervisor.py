@@ -19,6 +19,7 @@ from pathlib import Path
 from .backends.local import ping, server_failure
 from .db import Catalog
 from .paths import ENTRY
+from .private_files import set_process_umask
 from .processes import describe_exit, is_alive, kill_group, reap, spawn_detached, tail
 from .serving import free_port
 from .storage import LocalObjectStore
@@ -157,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--host", default="127.0.0.1")
     opts = parser.parse_args(argv)
+    set_process_umask()
     return Supervisor(Path(opts.home), opts.bucket, opts.endpoint, opts.host).run()
 
 

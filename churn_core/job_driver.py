@@ -23,6 +23,7 @@ from .artifacts import make_tarball, sha256_bytes
 from .db import Catalog, dumps, loads
 from .hyperparameters import as_cli, for_container
 from .paths import ENTRY
+from .private_files import set_process_umask
 from .processes import describe_exit, fork_script, tail, wait_child
 from .storage import LocalObjectStore
 
@@ -233,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job", required=True)
     parser.add_argument("--max-concurrent", type=int, default=os.cpu_count() or 1)
     opts = parser.parse_args(argv)
+    set_process_umask()  # inputs, model and logs are private (train.py, forked from here, inherits it)
     return Driver(Path(opts.home), opts.bucket, opts.job, opts.max_concurrent).run()
 
 

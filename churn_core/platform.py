@@ -21,6 +21,7 @@ from .errors import BackendError, ChurnError, ConflictError, NotFoundError, Vali
 from .name_clash import check_free, clash, taken
 from .names import check_name, default_job_name
 from .paths import code_version
+from .private_files import make_dirs, tighten
 from .records import ENDPOINT_ACTIVE, TRAINING_ACTIVE, Dataset, Endpoint, TrainingJob
 from .scoring import BatchResult, encode_payload, read_customers, score_frame
 from .unpack import load_verified
@@ -34,7 +35,8 @@ def _suffixed(name: str, suffix: str) -> str:
 class Platform:
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or Settings.from_env()
-        self.settings.home.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.settings.home)
+        tighten(self.settings.home)  # what an older version left readable by others (churn.db, job files)
         self.catalog = Catalog(self.settings.home / "churn.db")
         self.backend = make_backend(self.settings, self.catalog)
         self.store = self.backend.store

@@ -18,6 +18,7 @@ import psutil
 from . import warm
 from .child import become, flush_output, run_to_exit
 from .paths import ROOT
+from .private_files import UMASK, make_dirs, open_append
 
 
 def spawn_detached(args: list[str], log_path: Path, env: dict | None = None, cwd: Path | None = None) -> int:
@@ -25,7 +26,7 @@ def spawn_detached(args: list[str], log_path: Path, env: dict | None = None, cwd
 
     Project modules are forked from the warm process when it runs (milliseconds instead of seconds
     of imports); otherwise, and for anything else, a new interpreter starts."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(log_path.parent)
     full_env = dict(os.environ if env is None else env)
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), full_env.get("PYTHONPATH", "")]))
     full_env.setdefault("PYTHONUNBUFFERED", "1")
@@ -34,7 +35,7 @@ def spawn_detached(args: list[str], log_path: Path, env: dict | None = None, cwd
         if pid is not None:
             return pid
         warm.ensure_running()  # for the next one
-    with open(log_path, "ab", buffering=0) as log:
+    with open(open_append(log_path), "ab", buffering=0) as log:
         proc = subprocess.Popen(
             [sys.executable, *args],
             stdin=subprocess.DEVNULL,
@@ -44,6 +45,7 @@ def spawn_detached(args: list[str], log_path: Path, env: dict | None = None, cwd
             cwd=str(cwd or ROOT),
             start_new_session=True,
             close_fds=True,
+            umask=UMASK,  # what the job or endpoint writes under CHURN_HOME is private to its owner
         )
     _forget(proc)
     return proc.pid

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .errors import BackendError, NotFoundError, ValidationError
+from .private_files import make_dirs
 
 
 def _check_key(key: str) -> str:
@@ -62,7 +63,7 @@ class LocalObjectStore:
         target = self.path(key)
         tmp = None
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(target.parent)  # 0700: customer data is private whatever the dashboard's umask
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)

@@ -41,6 +41,7 @@ from pathlib import Path
 
 from .child import become, flush_output, run_to_exit
 from .paths import ENTRY_DIR, ROOT
+from .private_files import UMASK, open_append, set_process_umask
 
 MODULES = ("churn_core.job_driver", "churn_core.endpoint_supervisor", "churn_core.serving")
 PRELOAD = (
@@ -178,12 +179,12 @@ def ensure_running() -> None:
 
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
-    with open(folder / "warm.log", "ab", buffering=0) as log:
+    with open(open_append(folder / "warm.log"), "ab", buffering=0) as log:
         # The first process forks the warm one and exits at once: waiting for it leaves no zombie here.
         subprocess.run(
             [sys.executable, "-m", "churn_core.warm", "--daemon"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT),
-            start_new_session=True, close_fds=True, check=False, timeout=60,
+            start_new_session=True, close_fds=True, check=False, timeout=60, umask=UMASK,
         )
 
 
@@ -438,9 +439,8 @@ def _child(request: dict, ready_w: int) -> object:
     warm process so, and run the module's ``main``."""
     signal.set_wakeup_fd(-1)
     os.setsid()
-    log_path = Path(request["log"])
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    set_process_umask()  # as a plain start would have it: everything the child writes is private
+    log_fd = open_append(Path(request["log"]))
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
     os.close(log_fd)
@@ -463,6 +463,7 @@ def _drain(fd: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    set_process_umask()  # and every child it forks
     folder = _private_run_dir()
     if folder is None:
         print(f"the warm-process folder {run_dir()} is not private to this user; not starting", flush=True)

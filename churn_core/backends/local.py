@@ -13,6 +13,7 @@ from .. import warm
 from ..db import Catalog
 from ..errors import BackendError
 from ..processes import describe_exit, is_alive, kill_group, reap, spawn_detached, tail
+from ..private_files import make_dirs
 from ..records import Dataset
 from ..storage import LocalObjectStore
 
@@ -30,6 +31,8 @@ def reconcile_jobs(catalog: Catalog) -> list[str]:
         if fresh is None or fresh["status"] not in ("InProgress", "Stopping"):
             continue  # it finished on its own between the two reads
         kill_group(job["pid"], grace=0.5)  # the training script may outlive its driver
+        # The driver removes the copied channels (customer data) itself, unless it was killed first.
+        shutil.rmtree(Path(catalog.path).parent / "jobs" / job["name"] / "input", ignore_errors=True)
         with catalog.tx() as conn:
             if job["status"] == "Stopping":
                 conn.execute(
@@ -147,7 +150,7 @@ class LocalBackend:
     def create_endpoint(self, endpoint: dict, config: dict, deployed_model: dict) -> dict:
         folder = self.endpoint_folder(endpoint["name"])
         shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
+        make_dirs(folder)
         if not self.store.exists(deployed_model["artifact_key"]):
             raise BackendError(
                 f"The model artifact {deployed_model['artifact_key']} is missing from {self.store.root}. "
