@@ -18,7 +18,7 @@ import psutil
 from . import warm
 from .child import become, flush_output, run_to_exit
 from .paths import ROOT
-from .private_files import UMASK, make_dirs, open_append
+from .private_files import make_dirs, open_append
 
 
 def spawn_detached(args: list[str], log_path: Path, env: dict | None = None, cwd: Path | None = None) -> int:
@@ -45,8 +45,7 @@ def spawn_detached(args: list[str], log_path: Path, env: dict | None = None, cwd
             cwd=str(cwd or ROOT),
             start_new_session=True,
             close_fds=True,
-            umask=UMASK,  # what the job or endpoint writes under CHURN_HOME is private to its owner
-        )
+        )  # umask 077: each module's main sets it first (Popen's umask= would cost vfork and widen a race)
     _forget(proc)
     return proc.pid
 
@@ -112,11 +111,20 @@ def is_alive(pid: int | None, marker: str | None = None) -> bool:
     """True if ``pid`` runs and (when given) its command line mentions ``marker`` (guards against pid reuse)."""
     if not pid:
         return False
+    deadline = time.monotonic() + 0.5
     try:
         proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return marker is None or marker in " ".join(proc.cmdline())
+        while True:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return False
+            if marker is None:
+                return True
+            cmdline = proc.cmdline()
+            # A process in the middle of execve (just started) briefly has no command line at all: that is
+            # "not yet known", not "someone else's process"; read it again rather than call it dead.
+            if cmdline or time.monotonic() >= deadline:
+                return marker in " ".join(cmdline)
+            time.sleep(0.005)
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return False
 

@@ -41,7 +41,9 @@ from typing import Any, Callable, Iterable, Optional
 
 from churn_core.artifacts import sha256_bytes
 from churn_core.child import exit_status, flush_output
+from churn_core.paths import ENTRY_DIR
 from churn_core.unpack import ArtifactRefused, extract, read_file_once
+from churn_core.warm_requests import entry_allowed
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # SageMaker real-time endpoint payload limit
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024  # read (and drop) up to this much of an oversized body so the client sees the 413
@@ -588,6 +590,8 @@ def _parse_args(argv: Optional[list]) -> argparse.Namespace:
         parser.error(f"--port must be 1..65535 (got {args.port})")
     if not 1 <= args.workers <= 64:
         parser.error(f"--workers must be 1..64 (got {args.workers})")
+    if not entry_allowed(args.entry):  # the model's code is the project's entry/ script, never another file
+        parser.error(f"--entry must be a script of the project's entry/ folder ({ENTRY_DIR}), got {args.entry}")
     return args
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import shutil
 import time
 from shlex import quote as shell_quote
@@ -107,10 +108,11 @@ class LocalBackend:
                 ],
                 folder / "train.log",
             )
+        except warm.Unresponsive as exc:
+            raise BackendError(f"Could not start the training process: {exc}.") from None
         except OSError as exc:
-            raise BackendError(
-                f"Could not start the training process: {exc}. Check free disk space in {self.home}."
-            ) from None
+            advice = f" Free some disk space in {self.home}." if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+            raise BackendError(f"Could not start the training process: {exc}.{advice}") from None
         return {"pid": pid}
 
     def refresh_training(self, job: dict) -> dict:
@@ -237,6 +239,7 @@ class LocalBackend:
             ("State directory", *writable),
             ("Free disk", free > 0.5, f"{free:.1f} GB free" + ("" if free > 0.5 else "; free some space")),
             ("Local store", True, str(self.store.root)),
+            ("Warm process", *warm.status()),
         ]
 
 
