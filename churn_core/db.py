@@ -128,6 +128,7 @@ CREATE INDEX IF NOT EXISTS events_by_name ON events (kind, name);
 ADDED_COLUMNS: list[tuple[str, str, str]] = [
     ("models", "threshold", "REAL"),  # the decision threshold chosen for the model (NULL: its schema's, 0.5)
     ("models", "threshold_json", "TEXT NOT NULL DEFAULT '{}'"),  # who set it, when, why (campaign inputs)
+    ("endpoints", "uid", "TEXT NOT NULL DEFAULT ''"),  # unique per deploy: its folder and processes carry it
 ]
 
 

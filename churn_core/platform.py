@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+import uuid
 from typing import Any, Callable
 
 from . import hyperparameters as hp
@@ -296,6 +297,7 @@ class Platform:
             "instance_count": int(instance_count),
             "created_at": now,
             "updated_at": now,
+            "uid": uuid.uuid4().hex,  # this deploy's own: a later deploy of the name never takes its processes
         }
         try:
             with self.catalog.tx() as conn:
@@ -316,23 +318,40 @@ class Platform:
                 f"An endpoint named {endpoint_name!r} (or its config or model) already exists. "
                 "Pick another name or delete the existing endpoint first."
             ) from None
+        uid = endpoint["uid"]
         try:
-            fields = self.backend.create_endpoint(self._endpoint_row(endpoint_name), config, deployed)
+            fields = self.backend.create_endpoint(self._own_endpoint_row(endpoint_name, uid), config, deployed)
         except Exception as exc:
-            self._forget_endpoint(endpoint_name, f"deploy failed and was rolled back: {exc}")
+            self._forget_endpoint(endpoint_name, f"deploy failed and was rolled back: {exc}", uid)
             if isinstance(exc, ChurnError):
                 raise
             raise BackendError(f"Could not deploy {endpoint_name}: {exc}") from exc
         if fields:
-            self.catalog.update("endpoints", endpoint_name, **fields)
+            cols = ", ".join(f"{key} = ?" for key in fields)
+            with self.catalog.tx() as conn:
+                conn.execute(f"UPDATE endpoints SET {cols} WHERE name = ? AND uid = ?",
+                             [*fields.values(), endpoint_name, uid])
         if wait:
-            return self.wait_for_endpoint(endpoint_name, timeout)
-        return self.describe_endpoint(endpoint_name)
+            return self.wait_for_endpoint(endpoint_name, timeout, uid)
+        return self._endpoint(self._own_endpoint_row(endpoint_name, uid))
 
-    def wait_for_endpoint(self, name: str, timeout: float = 120.0) -> Endpoint:
+    def _own_endpoint_row(self, name: str, uid: str) -> dict:
+        """The endpoint row this deploy made; ConflictError if another session deleted or replaced it."""
+        row = self.catalog.one("SELECT * FROM endpoints WHERE name = ? AND uid = ?", (name, uid))
+        if row is None:
+            raise ConflictError(
+                f"Endpoint {name!r} was deleted (or deleted and deployed again) by another session while it was "
+                "being deployed. Deploy it again if you still want it."
+            )
+        return row
+
+    def wait_for_endpoint(self, name: str, timeout: float = 120.0, uid: str | None = None) -> Endpoint:
+        """Poll until the endpoint leaves Creating (or ``timeout``); ConflictError if it is deleted meanwhile."""
         deadline = time.monotonic() + timeout
+        if uid is None:
+            uid = self._endpoint_row(name).get("uid") or ""
         while True:
-            ep = self.describe_endpoint(name)
+            ep = self._endpoint(self._own_endpoint_row(name, uid))
             if ep.status != "Creating" or time.monotonic() > deadline:
                 return ep
             time.sleep(self.backend.poll_interval)
@@ -413,8 +432,11 @@ class Platform:
     def delete_endpoint(self, name: str) -> dict:
         """Endpoint + endpoint config + model, as on SageMaker; the local process is stopped too."""
         row = self._endpoint_row(name)
-        self.catalog.update("endpoints", name, status="Deleting", updated_at=time.time())
-        self.catalog.event("endpoint", name, "Deleting")
+        uid = row.get("uid") or ""
+        with self.catalog.tx() as conn:
+            conn.execute("UPDATE endpoints SET status = 'Deleting', updated_at = ? WHERE name = ? AND uid = ?",
+                         (time.time(), name, uid))
+            self.catalog.event("endpoint", name, "Deleting", conn)
         config = self.catalog.one("SELECT * FROM endpoint_configs WHERE name = ?", (row["config"],))
         deployed = config and self.catalog.one(
             "SELECT * FROM deployed_models WHERE name = ?", (config["deployed_model"],)
@@ -422,14 +444,19 @@ class Platform:
         try:
             self.backend.delete_endpoint(row, config, deployed)
         except Exception:
-            self.catalog.update("endpoints", name, status=row["status"], updated_at=time.time())
+            with self.catalog.tx() as conn:
+                conn.execute("UPDATE endpoints SET status = ?, updated_at = ? WHERE name = ? AND uid = ?",
+                             (row["status"], time.time(), name, uid))
             raise
-        return self._forget_endpoint(name, "deleted (endpoint, endpoint config and model)")
+        return self._forget_endpoint(name, "deleted (endpoint, endpoint config and model)", uid)
 
-    def _forget_endpoint(self, name: str, message: str) -> dict:
+    def _forget_endpoint(self, name: str, message: str, uid: str | None = None) -> dict:
+        """Remove the endpoint's rows (only the deploy ``uid``'s, when given: never a newer deploy of the name)."""
         removed = {"endpoint": name, "endpoint_config": None, "model": None}
         with self.catalog.tx() as conn:
-            row = conn.execute("SELECT config FROM endpoints WHERE name = ?", (name,)).fetchone()
+            row = conn.execute("SELECT config, uid FROM endpoints WHERE name = ?", (name,)).fetchone()
+            if uid is not None and (row is None or row["uid"] != uid):
+                return removed  # another session already removed it (and maybe deployed the name again)
             if row:
                 cfg = conn.execute("SELECT * FROM endpoint_configs WHERE name = ?", (row["config"],)).fetchone()
                 if cfg:

@@ -126,6 +126,7 @@ class Endpoint:
     in_service_at: float | None
     arn: str
     stats: dict[str, Any] = field(default_factory=dict)
+    uid: str = ""  # unique per deploy of the name (its folder and processes carry it)
 
     @classmethod
     def from_row(cls, row: dict, stats: dict | None = None) -> "Endpoint":

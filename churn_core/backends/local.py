@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import shutil
 import time
 from shlex import quote as shell_quote
@@ -10,7 +11,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .. import warm
+from .. import endpoint_processes, warm
 from ..db import Catalog
 from ..errors import BackendError
 from ..processes import describe_exit, is_alive, kill_group, reap, spawn_detached, tail
@@ -55,6 +56,7 @@ def reconcile_jobs(catalog: Catalog) -> list[str]:
 
 
 RESTART_GRACE_SECONDS = 5.0
+DEPLOY_GRACE_SECONDS = 60.0  # a row without a supervisor pid this young belongs to a deploy still starting it
 
 
 def _refused(exc: Exception) -> bool:
@@ -129,10 +131,15 @@ class LocalBackend:
         return tail(self.job_folder(job["name"]) / "train.log", lines)
 
     # ---- endpoints ------------------------------------------------------------------------
-    def endpoint_folder(self, name: str) -> Path:
-        return self.home / "endpoints" / name
+    def endpoint_folder(self, name: str, uid: str = "") -> Path:
+        """``endpoints/<name>.<uid>``: one folder per catalog row, never shared by two deploys of a name."""
+        return self.home / "endpoints" / endpoint_processes.folder_name(name, uid)
 
-    def _spawn_supervisor(self, name: str) -> int:
+    def _folder_of(self, endpoint: dict) -> Path:
+        return self.endpoint_folder(endpoint["name"], endpoint.get("uid") or "")
+
+    def _spawn_supervisor(self, name: str, uid: str) -> int:
+        folder = self.endpoint_folder(name, uid)
         return spawn_detached(
             [
                 "-m",
@@ -143,38 +150,51 @@ class LocalBackend:
                 self.settings.bucket,
                 "--endpoint",
                 name,
+                "--uid",
+                uid,
                 "--host",
                 self.settings.bind_host,
             ],
-            self.endpoint_folder(name) / "supervisor.log",
+            folder / "supervisor.log",
+            cwd=folder,  # what it is, for endpoint_processes.find: its working directory is its folder
         )
 
     def create_endpoint(self, endpoint: dict, config: dict, deployed_model: dict) -> dict:
-        folder = self.endpoint_folder(endpoint["name"])
-        shutil.rmtree(folder, ignore_errors=True)
-        make_dirs(folder)
+        folder = self._folder_of(endpoint)
         if not self.store.exists(deployed_model["artifact_key"]):
             raise BackendError(
                 f"The model artifact {deployed_model['artifact_key']} is missing from {self.store.root}. "
                 "Retrain the model, then deploy again."
             )
-        return {"pid": self._spawn_supervisor(endpoint["name"]), "workdir": str(folder)}
+        make_dirs(folder)
+        manifest = {  # what a catalog rebuilt from disk needs to know about this endpoint
+            "name": endpoint["name"], "uid": endpoint.get("uid") or "", "model": endpoint["model"],
+            "config": config["name"], "deployed_model": deployed_model["name"],
+            "artifact_key": deployed_model["artifact_key"], "artifact_sha256": deployed_model["artifact_sha256"],
+            "instance_type": endpoint["instance_type"], "instance_count": endpoint["instance_count"],
+            "created_at": endpoint["created_at"],
+        }
+        (folder / "endpoint.json").write_text(json.dumps(manifest, indent=1))
+        return {"pid": self._spawn_supervisor(endpoint["name"], endpoint.get("uid") or ""), "workdir": str(folder)}
 
     def refresh_endpoint(self, endpoint: dict) -> dict:
         """A supervisor that vanished (killed, machine restarted) is replaced; its server is restarted."""
         if endpoint["status"] not in ("Creating", "InService") or is_alive(endpoint["pid"], endpoint["name"]):
             return {}
+        if endpoint["pid"] is None and time.time() - float(endpoint["created_at"] or 0) < DEPLOY_GRACE_SECONDS:
+            return {}  # a deploy in progress owns it: its supervisor is being started right now
         with self.catalog.tx() as conn:  # BEGIN IMMEDIATE: one session repairs, the others then see its pid
             row = conn.execute(
-                "SELECT status, pid, server_pid FROM endpoints WHERE name = ?", (endpoint["name"],)
+                "SELECT status, pid, server_pid, uid FROM endpoints WHERE name = ?", (endpoint["name"],)
             ).fetchone()
-            if row is None or row["status"] not in ("Creating", "InService") or row["pid"] != endpoint["pid"]:
-                return {}  # deleted meanwhile, or another session already replaced the supervisor
+            if row is None or row["status"] not in ("Creating", "InService") or row["pid"] != endpoint["pid"] \
+                    or row["uid"] != endpoint.get("uid", row["uid"]):
+                return {}  # deleted (or replaced) meanwhile, or another session already replaced the supervisor
             kill_group(row["server_pid"], grace=1.0)
-            pid = self._spawn_supervisor(endpoint["name"])
+            pid = self._spawn_supervisor(endpoint["name"], row["uid"])
             conn.execute(
-                "UPDATE endpoints SET pid = ?, restarts = restarts + 1, updated_at = ? WHERE name = ?",
-                (pid, time.time(), endpoint["name"]),
+                "UPDATE endpoints SET pid = ?, restarts = restarts + 1, updated_at = ? WHERE name = ? AND uid = ?",
+                (pid, time.time(), endpoint["name"], row["uid"]),
             )
             self.catalog.event("endpoint", endpoint["name"], "supervisor process was gone; restarted it", conn)
         return {}
@@ -182,10 +202,10 @@ class LocalBackend:
     def endpoint_stats(self, endpoint: dict) -> dict:
         from ..serving import read_stats
 
-        return read_stats(self.endpoint_folder(endpoint["name"]))
+        return read_stats(self._folder_of(endpoint))
 
     def endpoint_log(self, endpoint: dict, lines: int = 200) -> str:
-        folder = self.endpoint_folder(endpoint["name"])
+        folder = self._folder_of(endpoint)
         parts = [tail(folder / "supervisor.log", lines), tail(folder / "server.log", lines)]
         return "\n".join(p for p in parts if p)
 
@@ -217,14 +237,47 @@ class LocalBackend:
     def delete_endpoint(self, endpoint: dict, config: dict | None, deployed_model: dict | None) -> None:
         kill_group(endpoint["pid"], grace=5.0)
         kill_group(endpoint["server_pid"], grace=2.0)
-        shutil.rmtree(self.endpoint_folder(endpoint["name"]), ignore_errors=True)
+        # A supervisor whose pid was not recorded yet (the deploy is still starting it) is found by its folder.
+        mine = endpoint_processes.folder_name(endpoint["name"], endpoint.get("uid") or "")
+        endpoint_processes.stop([p for p in endpoint_processes.find(self.home) if p.folder == mine])
+        shutil.rmtree(self._folder_of(endpoint), ignore_errors=True)
+        self.delete_orphan(endpoint["name"])  # and whatever an earlier deploy of the name left without a row
+
+    def _live_rows(self) -> set[tuple[str, str]]:
+        return {(r["name"], r["uid"]) for r in self.catalog.query(
+            "SELECT name, uid FROM endpoints WHERE backend = 'local' AND status IN ('Creating', 'InService', "
+            "'Updating', 'Deleting')")}
+
+    def _orphan_folders(self) -> dict[str, str]:
+        """Endpoint folders (``NAME.UID``) that no catalog row has: folder name → endpoint name."""
+        rows = {(r["name"], r["uid"]) for r in self.catalog.query("SELECT name, uid FROM endpoints")}
+        orphans = {}
+        root = self.home / "endpoints"
+        for folder in root.iterdir() if root.is_dir() else []:
+            parsed = endpoint_processes.parse_folder(folder.name)
+            if parsed and parsed[1] and parsed not in rows and folder.is_dir():
+                orphans[folder.name] = parsed[0]
+        return orphans
 
     def owned_endpoint_names(self) -> list[str]:
-        return [r["name"] for r in self.catalog.query("SELECT name FROM endpoints WHERE backend = 'local'")]
+        """The catalog's endpoints, plus the names of endpoint processes or folders no catalog row owns."""
+        names = {r["name"] for r in self.catalog.query("SELECT name FROM endpoints WHERE backend = 'local'")}
+        live = self._live_rows()
+        names |= {p.name for p in endpoint_processes.strays(self.home, live)}
+        names |= set(self._orphan_folders().values())
+        return sorted(names)
 
     def delete_orphan(self, name: str) -> dict:
-        """Locally every endpoint process is known to the catalog, so there is never an orphan to delete."""
-        return {"endpoint": name, "endpoint_config": None, "model": None}
+        """Stop the endpoint processes of ``name`` that no catalog row owns (found by what they are: their
+        folder under CHURN_HOME and their process title) and remove the folders no row owns."""
+        live = self._live_rows()
+        stray = [p for p in endpoint_processes.strays(self.home, live) if p.name == name]
+        endpoint_processes.stop(stray)
+        folders = {p.folder for p in stray} | {f for f, n in self._orphan_folders().items() if n == name}
+        for folder in folders:
+            shutil.rmtree(self.home / "endpoints" / folder, ignore_errors=True)
+        return {"endpoint": name, "endpoint_config": None, "model": None,
+                "stopped": sorted(p.pid for p in stray)}
 
     def check_connection(self) -> list[tuple[str, bool, str]]:
         probe = self.home / ".write-probe"
