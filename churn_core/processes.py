@@ -111,7 +111,7 @@ def is_alive(pid: int | None, marker: str | None = None) -> bool:
     """True if ``pid`` runs and (when given) its command line mentions ``marker`` (guards against pid reuse)."""
     if not pid:
         return False
-    deadline = time.monotonic() + 0.5
+    deadline = time.monotonic() + 2.0  # execve on a loaded machine: arguments appear within milliseconds
     try:
         proc = psutil.Process(pid)
         while True:

@@ -65,6 +65,7 @@ REPLY_TIMEOUT = 5.0  # it answers once the child has renamed itself (millisecond
 CLAIMED_WAIT = 10.0  # after a late answer: how long to wait for the pid of a child the warm process did fork
 REQUEST_READ_TIMEOUT = 1.0  # a connection must deliver its whole request line within this
 MAX_PENDING = 64  # connections still sending their request; beyond that the oldest is dropped
+RENAME_WAIT = 5.0  # a forked child signals once renamed (milliseconds); after this its pid is sent anyway
 UNRESPONSIVE_PAUSE = 60.0  # after a warm process failed to answer, starts skip it for this long
 CHECK_EVERY = 2.0  # seconds between fingerprint checks
 EXIT_FILE_TTL = 3600.0
@@ -361,6 +362,8 @@ class WarmServer:
         self.private_fds: list[int] = []  # closed in every child (the lock must die with this process)
         self.lingering = True  # after a code change, keep reaping running children; not after SIGTERM
         self.pending: dict[socket.socket, tuple[bytearray, float]] = {}  # connections still sending a request
+        # children forked but not yet renamed: ready pipe -> (caller's connection, pid, request id, deadline)
+        self.forking: dict[int, tuple[socket.socket, int, str, float]] = {}
 
     def log(self, message: str) -> None:
         try:
@@ -403,13 +406,14 @@ class WarmServer:
         last_check = time.monotonic()
         try:
             while not self.stopping:
-                wait = CHECK_EVERY
-                if self.pending:
-                    wait = max(0.0, min(wait, min(d for _, d in self.pending.values()) - time.monotonic()))
-                ready, _, _ = select.select([listener, wake_r, *self.pending], [], [], wait)
+                deadlines = [d for _, d in self.pending.values()] + [f[3] for f in self.forking.values()]
+                wait = max(0.0, min([CHECK_EVERY, *(d - time.monotonic() for d in deadlines)]))
+                ready, _, _ = select.select([listener, wake_r, *self.pending, *self.forking], [], [], wait)
                 if wake_r in ready:
                     _drain(wake_r)
                 self.reap()
+                for fd in [r for r in ready if isinstance(r, int) and r in self.forking]:
+                    self.started(fd)
                 if listener in ready:
                     self.accept(listener)
                 for conn in [c for c in ready if c in self.pending]:
@@ -425,6 +429,8 @@ class WarmServer:
             for conn in list(self.pending):
                 conn.close()
             self.pending.clear()
+            for fd in list(self.forking):
+                self.started(fd)
             listener.close()
             os.close(lock_fd)  # a new warm process may start now
             self.log("exiting")
@@ -502,6 +508,8 @@ class WarmServer:
 
     def drop_stalled(self) -> None:
         now = time.monotonic()
+        for fd in [fd for fd, entry in self.forking.items() if entry[3] <= now]:
+            self.started(fd)  # a child slow to rename itself: answer with its pid anyway
         for conn, (_, deadline) in list(self.pending.items()):
             if deadline <= now:
                 self.pending.pop(conn)
@@ -520,31 +528,50 @@ class WarmServer:
             buffer += chunk
         if not chunk or b"\n" in buffer or len(buffer) > MAX_REQUEST_BYTES:
             self.pending.pop(conn)
-            with conn:
-                if chunk and b"\n" in buffer:
-                    self.answer(bytes(buffer.split(b"\n", 1)[0]), listener, conn)
+            if chunk and b"\n" in buffer:
+                self.answer(bytes(buffer.split(b"\n", 1)[0]), listener, conn)
+            else:
+                conn.close()
 
     def answer(self, line: bytes, listener: socket.socket, conn: socket.socket) -> None:
+        """Answer a ping at once; fork a request (its pid is sent once the child has renamed itself)."""
         conn.setblocking(True)
         conn.settimeout(REQUEST_READ_TIMEOUT)
         try:
             request = json.loads(line or b"{}")
             if isinstance(request, dict) and request.get("ping"):
                 conn.sendall(b'{"ready": true}\n')
+                conn.close()
                 return
             self.last_request = time.monotonic()
-            pid = self.fork(warm_requests.check(request), listener, conn)
-            conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+            self.fork(warm_requests.check(request), listener, conn)
         except Exception as exc:  # a bad request (or a caller gone) must not take the warm process down
             self.log(f"refused a request: {exc}")
             try:
                 conn.sendall(json.dumps({"error": str(exc)}).encode() + b"\n")
             except OSError:
                 pass
+            conn.close()
+
+    def started(self, ready_r: int) -> None:
+        """The child of a request carries its new name (or took too long to): record and send its pid."""
+        conn, pid, request_id, _ = self.forking.pop(ready_r)
+        os.close(ready_r)
+        try:
+            warm_requests.record_pid(self.folder, request_id, pid)
+        except OSError as exc:
+            self.log(f"could not record the pid of request {request_id}: {exc}")
+        try:
+            conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+        except OSError:
+            pass  # the caller gave up waiting: it reads the pid from the request's claim file
+        conn.close()
 
     def fork(self, request: dict, listener: socket.socket, conn: socket.socket) -> int:
         """Fork the checked ``request``, once: its id is claimed first, so a request its caller withdrew
-        (after waiting too long) or one sent twice is refused instead of starting a second child."""
+        (after waiting too long) or one sent twice is refused instead of starting a second child. The
+        caller is answered by ``started`` once the child has renamed itself (pid checks never see the
+        old name), without holding up other requests meanwhile."""
         if not warm_requests.claim(self.folder, request["id"], "forking"):
             raise warm_requests.Refused(f"request {request['id']} was withdrawn by its caller or already run")
         ready_r, ready_w = os.pipe()
@@ -558,6 +585,9 @@ class WarmServer:
                 conn.close()
                 for other in self.pending:
                     other.close()
+                for fd, (other, *_) in self.forking.items():
+                    os.close(fd)
+                    other.close()
                 for fd in self.private_fds:
                     os.close(fd)
                 return _child(request, ready_w)
@@ -565,14 +595,7 @@ class WarmServer:
             run_to_exit(work)
         os.close(ready_w)
         self.children.add(pid)
-        try:  # reply only once the child carries its new name, so pid checks never see the old one
-            select.select([ready_r], [], [], 5.0)
-        finally:
-            os.close(ready_r)
-        try:
-            warm_requests.record_pid(self.folder, request["id"], pid)
-        except OSError as exc:
-            self.log(f"could not record the pid of request {request['id']}: {exc}")
+        self.forking[ready_r] = (conn, pid, request["id"], time.monotonic() + RENAME_WAIT)
         return pid
 
 
