@@ -44,6 +44,7 @@ class Platform:
         self.datasets = DatasetService(self.catalog, self.store, self.settings.max_upload_mb * 1024 * 1024)
         self._evaluations: dict[str, dict] = {}
         self.backend.reconcile()
+        self.catalog.backup()  # on connect too (when due), not only after writes: a restore point for the session
 
     # ---- datasets ------------------------------------------------------------------------
     def validate_dataset(self, data: bytes, target: str = "Churn"):
@@ -485,3 +486,30 @@ class Platform:
 
     def check_connection(self) -> list[tuple[str, bool, str]]:
         return self.backend.check_connection()
+
+    # ---- the catalog's health, backups and repair (catalog_health / catalog_repair) ---------------------
+    def catalog_health(self):
+        """``catalog_repair.CatalogHealth``: whether churn.db passes its integrity check, and the last backup."""
+        from .catalog_repair import diagnose
+
+        return diagnose(self.settings.home)
+
+    def backup_catalog(self):
+        """Back the catalog up now (``backups/churn-latest.db``); its path, or None if it could not be made."""
+        return self.catalog.backup(force=True)
+
+    def restore_catalog_backup(self):
+        """Restore the last good backup (plus what was made after it, found on disk): a ``RepairReport``."""
+        from .catalog_repair import restore_backup
+
+        report = restore_backup(self.settings.home, self.settings.bucket if self.backend.name == "local" else None)
+        self._evaluations.clear()
+        return report
+
+    def rebuild_catalog(self):
+        """Rebuild the catalog from what the old file still gives up and what is on disk: a ``RepairReport``."""
+        from .catalog_repair import rebuild
+
+        report = rebuild(self.settings.home, self.settings.bucket if self.backend.name == "local" else None)
+        self._evaluations.clear()
+        return report

@@ -100,3 +100,14 @@ def tighten(home: Path) -> int:
                 except OSError:
                     continue
     return changed
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a small file (a manifest) ``0600``, replacing it whole (a temporary file, then a rename)."""
+    path = Path(path)
+    make_dirs(path.parent)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), FILE_MODE)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(temp, path)

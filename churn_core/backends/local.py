@@ -15,7 +15,7 @@ from .. import endpoint_processes, warm
 from ..db import Catalog
 from ..errors import BackendError
 from ..processes import describe_exit, is_alive, kill_group, reap, spawn_detached, tail
-from ..private_files import make_dirs
+from ..private_files import make_dirs, write_text
 from ..records import Dataset
 from ..storage import LocalObjectStore
 
@@ -99,6 +99,10 @@ class LocalBackend:
 
     def start_training(self, job: dict, dataset: Dataset) -> dict:
         folder = self.job_folder(job["name"])
+        make_dirs(folder)
+        manifest = {k: job.get(k) for k in ("name", "dataset", "dataset_sha256", "algorithm", "hyperparameters_json",
+                                             "code_sha256", "created_at", "instance_type", "instance_count")}
+        write_text(folder / "job.json", json.dumps(manifest, indent=1))  # what a catalog rebuild needs to know
         try:
             pid = spawn_detached(
                 [
@@ -174,7 +178,7 @@ class LocalBackend:
             "instance_type": endpoint["instance_type"], "instance_count": endpoint["instance_count"],
             "created_at": endpoint["created_at"],
         }
-        (folder / "endpoint.json").write_text(json.dumps(manifest, indent=1))
+        write_text(folder / "endpoint.json", json.dumps(manifest, indent=1))
         return {"pid": self._spawn_supervisor(endpoint["name"], endpoint.get("uid") or ""), "workdir": str(folder)}
 
     def refresh_endpoint(self, endpoint: dict) -> dict:
