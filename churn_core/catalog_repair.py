@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from . import catalog_health, endpoint_processes
+from . import catalog_health, endpoint_processes, job_outcome
 from .artifacts import sha256_bytes
 from .db import Catalog, dumps
 from .errors import BackendError, CatalogDamagedError, ChurnError, NotFoundError
@@ -467,6 +467,10 @@ class _DiskScan:
             note = "; ".join(filter(None, [note, "the SHA-256 recorded now is the artifact's as found on disk"]))
         elif driver_pid:
             row.update(status="InProgress", secondary_status="Training", pid=driver_pid)
+        elif (outcome := job_outcome.read(folder)) is not None and outcome["status"] in ("Failed", "Stopped"):
+            row.update(status=outcome["status"], secondary_status=outcome["status"],
+                       failure_reason=outcome.get("reason") or "", exit_code=outcome.get("exit_code"),
+                       ended_at=float(outcome.get("ended_at") or created))
         else:
             reason = ("The catalog was rebuilt from disk and this job left no model: it failed or was stopped "
                       "before it finished (its log is kept). Start it again.")

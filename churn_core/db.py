@@ -217,7 +217,7 @@ class Catalog:
             conn.execute("PRAGMA busy_timeout=30000")
         except sqlite3.OperationalError as exc:
             if not create and not self.path.exists():
-                raise catalog_health.damaged(self.path, "it went missing while the dashboard was using it") from None
+                raise catalog_health.damaged(self.path, "it went missing while it was in use") from None
             raise self._failure(exc) from exc
         except sqlite3.DatabaseError as exc:
             raise self._failure(exc) from None

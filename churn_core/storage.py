@@ -7,6 +7,7 @@ disk never leaves a half-written object behind.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -31,6 +32,15 @@ def _too_large(key: str, size: int, max_bytes: int) -> ValidationError:
         f"Object {key} is {size / 1048576:.1f} MiB, over the cap of {max_bytes / 1048576:.0f} MiB for what is "
         "read here (CHURN_MAX_MODEL_MB); it was not read. Retrain the model, or raise the cap if the file is yours."
     )
+
+
+def _write_advice(exc: OSError, root: Path) -> str:
+    """One piece of advice that fits the failure (a full disk and a read-only folder need different ones)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"Free some disk space on the disk holding {root}."
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"{root} cannot be written by this user: check its permissions (or whether it is mounted read-only)."
+    return f"Check the free disk space and the permissions of {root}."
 
 
 class ObjectStore(Protocol):
@@ -71,10 +81,8 @@ class LocalObjectStore:
         except OSError as exc:
             if tmp:
                 Path(tmp).unlink(missing_ok=True)
-            raise BackendError(
-                f"Could not write {key} to the local store ({exc.strerror or exc}). "
-                f"Free some disk space or check permissions of {self.root}."
-            ) from exc
+            raise BackendError(f"Could not write {key} to the local store ({exc.strerror or exc}). "
+                               f"{_write_advice(exc, self.root)}") from exc
         return self.uri(key)
 
     def put_file(self, key: str, path: Path) -> str:

@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .. import endpoint_processes, warm
+from .. import endpoint_processes, job_outcome, warm
 from ..db import Catalog
 from ..errors import BackendError
 from ..processes import describe_exit, is_alive, kill_group, reap, spawn_detached, tail
@@ -33,10 +33,15 @@ def reconcile_jobs(catalog: Catalog) -> list[str]:
         if fresh is None or fresh["status"] not in ("InProgress", "Stopping"):
             continue  # it finished on its own between the two reads
         kill_group(job["pid"], grace=0.5)  # the training script may outlive its driver
+        folder = Path(catalog.path).parent / "jobs" / job["name"]
         # The driver removes the copied channels (customer data) itself, unless it was killed first.
-        shutil.rmtree(Path(catalog.path).parent / "jobs" / job["name"] / "input", ignore_errors=True)
+        shutil.rmtree(folder / "input", ignore_errors=True)
+        outcome = job_outcome.read(folder)
         with catalog.tx() as conn:
-            if job["status"] == "Stopping":
+            if outcome is not None:  # the driver ended it but could not record it: its own words, its model
+                job_outcome.record(conn, job["name"], outcome,
+                                   "recorded from the job's outcome.json: the catalog could not be written then")
+            elif job["status"] == "Stopping":
                 conn.execute(
                     "UPDATE jobs SET status='Stopped', secondary_status='Stopped', ended_at=? WHERE name=? "
                     "AND status='Stopping'",
