@@ -63,7 +63,7 @@ with upload_col:
             )
             for warning in table.warnings:
                 st.warning(warning, icon=":material/warning:")
-            st.dataframe(table.frame.head(20), width="stretch", hide_index=True)
+            st.dataframe(table.preview(20), width="stretch", hide_index=True)
             if submitted:
                 ds = attempt(p.upload_dataset, name, data, target=target, test_size=test_size, seed=int(seed))
                 if ds:
