@@ -136,7 +136,7 @@ def main() -> int:
     print_table("Upload validation vs pandas.read_csv (medians; peak RSS over the interpreter's own)",
                 ["rows", "file", "what", "seconds", "× read_csv", "µs/row", "peak MB", "peak / file",
                  "peak B/row"], table)
-    write_results("upload", results)
+    write_results("bench_upload", results)
     return 0
 
 
