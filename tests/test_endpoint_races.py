@@ -93,6 +93,7 @@ def test_deploy_and_delete_racing_on_one_name_leave_nothing_behind(trained):
                 racer.kill()
     ops = sum(r["ops"] for r in results)
     unclear = [u for r in results for u in r["unclear"]]
+    print(f"{ops} operations; errors by kind: {[r['errors'] for r in results]}")
     assert ops >= 20, results
     assert unclear == [], f"{len(unclear)} unclear errors in {ops} operations: {unclear[:5]}"
 
