@@ -287,3 +287,8 @@ def tuning_hyperparameters_figure(trials: pd.DataFrame, objective_label: str, ma
     fig = _layout(fig, f"Hyperparameters vs {objective_label} (each line a trial)", 440)
     fig.update_layout(margin=dict(l=70, r=50, t=110, b=30))  # room for the axis names above and the ticks beside
     return fig
+
+
+def chart_layout(fig: go.Figure, title: str, height: int = 380) -> go.Figure:
+    """The pages' common chart frame (title, margins, legend), for figures built in other view modules."""
+    return _layout(fig, title, height)

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app.navigation import link_to_follow, page
+from app import rollout_view
 from app.service import attempt, platform
 from app.widgets import approved_versions, duration_text, status_badge, status_label, when
 from churn_core.names import default_endpoint_name
@@ -176,6 +177,8 @@ if ep:
         )
         st.code(snippets["python"], language="python")
         st.code(snippets["curl"], language="bash")
+    if ep.status in ("InService", "Updating"):
+        rollout_view.render(p, ep)
     with st.expander("Log and events"):
         st.code(p.endpoint_log(ep.name, 40) or "(no log)", language="text")
         st.dataframe(
