@@ -756,6 +756,15 @@ class Platform:
         drifted; captured data of ``endpoint`` (from ``since``) or a file ``data``, against the model's baseline."""
         return self.monitoring.report(endpoint=endpoint, data=data, model=model, since=since, thresholds=thresholds)
 
+    def drift_badge(self, endpoint: str) -> str:
+        """One word for the endpoint's latest drift report: "drift: A, B", "no drift" or "—" (none yet)."""
+        row = self.catalog.one("SELECT drifted_json FROM drift_reports WHERE endpoint = ? ORDER BY id DESC LIMIT 1",
+                               (endpoint,))
+        if row is None:
+            return "—"
+        drifted = loads(row["drifted_json"], [])
+        return f"drift: {', '.join(drifted)}" if drifted else "no drift"
+
     def drift_history(self, endpoint: str, limit: int = 100) -> list[dict]:
         return self.monitoring.history(endpoint, limit)
 

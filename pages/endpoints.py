@@ -115,6 +115,7 @@ def live_table() -> None:
                     "invocations": e.invocations,
                     "latency ms": e.stats.get("p50_latency_ms") or e.stats.get("avg_latency_ms"),
                     "est. cost (USD)": e.estimated_cost_usd,
+                    "drift": p.drift_badge(e.name),
                     "idle": duration_text(e.idle_seconds) if e.status == "InService" else "—",
                 }
                 for e in endpoints
