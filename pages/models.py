@@ -36,6 +36,7 @@ with st.expander("Register a trained model", expanded=not p.model_groups()):
             version = attempt(p.register, model, group.strip() or None, note.strip() or None)
             if version:
                 st.session_state["models_group"] = version.group
+                st.session_state["models_version"] = version.version  # what you register is what you decide on next
                 st.success(f"Registered **{version.label}** from {model}: {version.status}.")
 
 groups = p.model_groups()
@@ -58,6 +59,8 @@ st.dataframe(pd.DataFrame([{
     column_config={label: st.column_config.NumberColumn(format="%.3f") for label in METRIC_LABELS.values()})
 
 labels = {v.version: v.label for v in versions}
+if st.session_state.get("models_version") not in labels:  # another group was chosen
+    st.session_state.pop("models_version", None)
 number = st.selectbox("Version", list(labels), format_func=labels.get, key="models_version")
 version = next(v for v in versions if v.version == number)
 st.markdown(f"**{version.label}** · {version.status}"
@@ -67,14 +70,16 @@ st.markdown(f"**{version.label}** · {version.status}"
 decide, alias_col, deploy_col = st.columns(3)
 with decide:
     st.markdown("**Approval**")
-    decision_note = st.text_input("Note for the decision", key=f"note_{group}_{number}",
+    decision_note = st.text_input("Note for the decision", key="decision_note",
                                   placeholder="what you checked")
     left, right = st.columns(2)
     if left.button("Approve", type="primary", disabled=version.status == APPROVED, key="approve"):
         if attempt(p.approve, group, number, decision_note):
+            st.session_state.pop("decision_note", None)
             st.rerun()
     if right.button("Reject", disabled=version.status != PENDING and version.status != APPROVED, key="reject"):
         if attempt(p.reject, group, number, decision_note):
+            st.session_state.pop("decision_note", None)
             st.rerun()
 with alias_col:
     st.markdown("**Aliases**")

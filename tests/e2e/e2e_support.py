@@ -248,6 +248,20 @@ def button(page, name: str):
     return main(page).get_by_role("button", name=name, exact=True)
 
 
+def choose(page, label: str, option: str) -> None:
+    """Pick ``option`` in the st.selectbox labelled ``label``: type it into the searchable box (which
+    narrows the list whatever was selected before) and click the one matching option."""
+    from playwright.sync_api import expect
+
+    box = main(page).get_by_label(label, exact=True)
+    expect(box).to_be_visible()
+    box.click()
+    box.fill(option)
+    box.press("ArrowDown")  # opens the list if the click landed while the box was still settling
+    page.get_by_role("option", name=option, exact=True).click()
+    expect(box).to_have_value(option)
+
+
 def grid_cell(page, text: "str | re.Pattern"):
     """A cell of an st.dataframe. The grid draws on a canvas; its accessible table (in the DOM but not
     "visible" to Playwright) mirrors the cells, so wait for it with ``to_be_attached``."""
