@@ -130,7 +130,7 @@ CASES = [
     Case("binary", bytes(range(256)) * 16, r"This file is not text: it looks binary \(it contains NUL bytes\)"),
     Case("utf16-without-bom", SAMPLE.decode().encode("utf-16-le"), r"This file is not text"),
     Case("json", _json_records(), r"This file looks like JSON, not CSV"),
-    Case("xlsx-bytes", _xlsx(), r"This file looks like an Excel workbook \(\.xlsx\), not a CSV file"),
+    Case("xlsx-bytes", _xlsx(), r"This file looks like an Excel workbook \(\.xlsx\), but it could not be read"),
     Case("gzip", gzip.compress(SAMPLE), r"gzip-compressed file"),
     Case("pdf", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n", r"This file looks like a PDF document"),
     Case("html", b"<!DOCTYPE html>\n<html><body><table><tr><td>1</td></tr></table></body></html>\n",
