@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app.service import attempt, platform
-from app.widgets import when
+from app.widgets import status_words, when
 
 p = platform()
 st.title("Settings")
@@ -27,7 +27,8 @@ events = p.events(limit=50)
 if events:
     st.dataframe(
         pd.DataFrame(
-            [{"at": when(e["at"]), "kind": e["kind"], "name": e["name"], "event": e["message"]} for e in events]
+            [{"at": when(e["at"]), "kind": e["kind"], "name": e["name"], "event": status_words(e["message"])}
+             for e in events]
         ),
         hide_index=True,
         width="stretch",
