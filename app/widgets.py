@@ -22,6 +22,7 @@ METRIC_LABELS = {
 OTHER_METRIC_LABELS = {"train_churn_rate": "Churn rate (train)", "test_churn_rate": "Churn rate (test)"}
 BEST_BY = "roc_auc"  # the model marked best: highest ROC AUC on the test split
 BEST_MARK = "★ best"
+BEST_ROW = "Best"
 
 
 def metric_text(value: float | None) -> str:
@@ -45,24 +46,31 @@ def hyperparameter_rows(algorithm: str, values: dict) -> list[dict]:
 
 
 def comparison_frame(rows: list[dict]) -> pd.DataFrame:
-    """``Platform.compare`` rows as a table in plain words: metrics at 3 decimals, each job's settings
-    (in the form's words), and the best job (highest ROC AUC on the test split) marked."""
+    """``Platform.compare`` rows as a table in plain words, one column per job: the best job (highest ROC
+    AUC on the test split) marked, the algorithm and dataset, every score at 3 decimals, then each setting
+    (in the form's words; "—" where the job's algorithm has no such setting), so jobs are read side by side
+    without scrolling sideways."""
     from churn_core.hyperparameters import ALGORITHMS
 
     best = max((r for r in rows if r.get(BEST_BY) is not None), key=lambda r: r[BEST_BY], default=None)
-    labels = {}
+    titles: dict[str, list[str]] = {}
     for r in rows:
         for param in ALGORITHMS.get(r["algorithm"], {}).get("params", []):
-            labels.setdefault(param.name, param.title)
-    table = []
+            if param.title not in titles.setdefault(param.name, []):
+                titles[param.name].append(param.title)
+    labels = {name: " / ".join(names) for name, names in titles.items()}
+    columns = {}
     for r in rows:
-        line = {"job": r["job"], "": BEST_MARK if r is best else "",
-                "algorithm": ALGORITHMS.get(r["algorithm"], {}).get("label", r["algorithm"]), "dataset": r["dataset"]}
-        line.update({label: metric_text(r.get(key)) for key, label in {**METRIC_LABELS, **OTHER_METRIC_LABELS}.items()})
-        hyper = r.get("hyperparameters", {})
-        line.update({labels[name]: "—" if hyper.get(name) is None else str(hyper[name]) for name in labels})
-        table.append(line)
-    return pd.DataFrame(table).set_index("job")
+        column = {BEST_ROW: BEST_MARK if r is best else "",
+                  "Algorithm": ALGORITHMS.get(r["algorithm"], {}).get("label", r["algorithm"]),
+                  "Dataset": r["dataset"]}
+        scores = {**METRIC_LABELS, **OTHER_METRIC_LABELS}
+        column.update({label: metric_text(r.get(key)) for key, label in scores.items()})
+        settings = {row["technical name"]: row["value"]
+                    for row in hyperparameter_rows(r["algorithm"], r.get("hyperparameters", {}))}
+        column.update({labels[name]: settings.get(name, "—") for name in labels})
+        columns[r["job"]] = column
+    return pd.DataFrame(columns)
 
 
 # The product's words for SageMaker's states (the records keep SageMaker's; tables name them in help).
@@ -119,12 +127,16 @@ def _layout(fig: go.Figure, title: str, height: int = 380) -> go.Figure:
     return fig
 
 
+CURVE_COLORS = ["#1f77b4", "#e45756", "#54a24b", "#f58518", "#b279a2", "#72b7b2", "#9d755d", "#bab0ac"]
+
+
 def roc_figure(evaluations: dict[str, dict]) -> go.Figure:
     fig = go.Figure()
-    for name, ev in evaluations.items():
+    for i, (name, ev) in enumerate(evaluations.items()):
         auc = ev.get("metrics", {}).get("roc_auc")
         label = f"{name} (AUC {auc:.3f})" if auc is not None else name
-        fig.add_scatter(x=ev["roc"]["fpr"], y=ev["roc"]["tpr"], mode="lines", name=label)
+        fig.add_scatter(x=ev["roc"]["fpr"], y=ev["roc"]["tpr"], mode="lines", name=label,
+                        line=dict(color=CURVE_COLORS[i % len(CURVE_COLORS)]))
     fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line=dict(dash="dot", color="grey"))
     fig.update_xaxes(title="False positive rate", range=[0, 1])
     fig.update_yaxes(title="True positive rate (recall)", range=[0, 1.02])
@@ -133,10 +145,11 @@ def roc_figure(evaluations: dict[str, dict]) -> go.Figure:
 
 def pr_figure(evaluations: dict[str, dict]) -> go.Figure:
     fig = go.Figure()
-    for name, ev in evaluations.items():
+    for i, (name, ev) in enumerate(evaluations.items()):
         ap = ev.get("metrics", {}).get("pr_auc")
         label = f"{name} (AP {ap:.3f})" if ap is not None else name
-        fig.add_scatter(x=ev["pr"]["recall"], y=ev["pr"]["precision"], mode="lines", name=label)
+        fig.add_scatter(x=ev["pr"]["recall"], y=ev["pr"]["precision"], mode="lines", name=label,
+                        line=dict(color=CURVE_COLORS[i % len(CURVE_COLORS)]))
     fig.update_xaxes(title="Recall", range=[0, 1])
     fig.update_yaxes(title="Precision", range=[0, 1.02])
     return _layout(fig, "Precision–recall curve")
@@ -176,8 +189,11 @@ def distribution_figure(frame: pd.DataFrame, feature: str, target: str) -> go.Fi
     return _layout(fig, f"{feature}: stayed vs churned customers", 340)
 
 
-def risk_histogram(probabilities: pd.Series) -> go.Figure:
-    fig = go.Figure(go.Histogram(x=probabilities, xbins=dict(start=0, end=1, size=0.05)))
+def risk_histogram(probabilities: pd.Series, threshold: float | None = None) -> go.Figure:
+    fig = go.Figure(go.Histogram(x=probabilities, xbins=dict(start=0, end=1, size=0.05), showlegend=False))
+    if threshold is not None:  # where the model's label changes
+        fig.add_vline(x=threshold, line_dash="dash", line_color=OUTCOME_COLORS["churned"],
+                      annotation_text=f"likely to churn above {threshold:.0%}", annotation_position="top right")
     fig.update_xaxes(range=[0, 1])
     fig.update_xaxes(title="Churn probability")
     fig.update_yaxes(title="Customers")

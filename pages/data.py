@@ -107,9 +107,9 @@ st.dataframe(
             {
                 "name": d.name,
                 "rows": d.rows,
-                "churn rate": d.churn_rate,
+                "churn rate": 100 * d.churn_rate,
                 "features": len(d.features),
-                "train / test": f"{d.n_train} / {d.n_test}",
+                "train / test": f"{d.n_train:,} / {d.n_test:,}",
                 "source": d.source,
                 "created": when(d.created_at),
                 "sha256": d.sha256[:12],
@@ -119,7 +119,10 @@ st.dataframe(
     ),
     width="stretch",
     hide_index=True,
-    column_config={"churn rate": st.column_config.NumberColumn(format="percent")},
+    column_config={  # the same precision as the cards below
+        "rows": st.column_config.NumberColumn(format="localized"),
+        "churn rate": st.column_config.NumberColumn(format="%.1f%%"),
+    },
 )
 names = [d.name for d in datasets]
 selected = st.selectbox(
@@ -167,7 +170,8 @@ elif frame is not None:
                 + (f"Set aside (not learned from): {', '.join(set_aside)}." if set_aside else ""))
             st.dataframe(shown.head(100), width="stretch", hide_index=True)
     with tab_schema:
-        st.dataframe(schema_rows(ds.features), width="stretch", hide_index=True)
+        st.dataframe(schema_rows(ds.features), width="stretch", hide_index=True,
+                     height=35 * (len(ds.features) + 1) + 3)  # every column at once, no inner scrolling
         for column, reason in (ds.schema.get("dropped") or {}).items():
             st.caption(f"**{column}** is set aside: {reason}.")
 

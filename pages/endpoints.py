@@ -37,7 +37,11 @@ if st.session_state.get("removed") is not None:
 
 models = p.model_names()
 linked_model = st.query_params.get("model")  # set by the Jobs page's "Deploy this model" link
-with st.expander("Deploy a model", expanded=bool(linked_model) or not p.endpoint_names()):
+# Opened for a link or when there is no endpoint yet, and then kept open for the session: an expander whose
+# ``expanded`` changes between runs closes under the user's hands (it did right after the first deploy).
+if linked_model or not p.endpoint_names():
+    st.session_state["deploy_open"] = True
+with st.expander("Deploy a model", expanded=st.session_state.get("deploy_open", False)):
     if not models:
         st.info("No trained model yet: a Completed training job produces one.")
         st.page_link(page("train"), label="Go to Train", icon=":material/model_training:")

@@ -9,7 +9,7 @@ import streamlit as st
 from app.navigation import link_to_follow, page
 from app.pickers import shared_selectbox
 from app.service import attempt, platform
-from app.widgets import (BEST_BY, BEST_MARK, METRIC_LABELS, STATUS_HELP, comparison_frame, confusion_figure,
+from app.widgets import (BEST_BY, BEST_MARK, BEST_ROW, METRIC_LABELS, STATUS_HELP, comparison_frame, confusion_figure,
                          duration_text, hyperparameter_rows, importance_figure, metric_text, pr_figure, roc_figure,
                          status_badge, status_label, when)
 from churn_core.hyperparameters import ALGORITHMS
@@ -102,7 +102,7 @@ def job_detail(name: str) -> None:
     if job.status == "Failed":
         st.error(f"**Failed:** {job.failure_reason}", icon=":material/error:")
     algorithm = ALGORITHMS.get(job.algorithm, {}).get("label", job.algorithm)
-    running = f"running since {when(job.created_at)}" if job.is_active else f"duration **{job_duration(job)}**"
+    running = "still running" if job.is_active else f"duration **{job_duration(job)}**"
     st.markdown(f"**{algorithm}** on dataset **{job.dataset}** · submitted {when(job.created_at)} · "
                 f"started {when(job.started_at)} · {running} · {job.instance_type}")
     if job.is_active:
@@ -118,7 +118,8 @@ def job_detail(name: str) -> None:
             box.metric(label, metric_text(value))
     st.markdown("**Settings**")
     st.dataframe(pd.DataFrame(hyperparameter_rows(job.algorithm, job.hyperparameters)), hide_index=True,
-                 width="content")
+                 column_config={"value": st.column_config.TextColumn(width="medium"),
+                                "technical name": st.column_config.TextColumn(width="medium")})
     with st.expander("Provenance (file and code fingerprints)", expanded=False):
         st.json({"dataset_sha256": job.dataset_sha256, "code_sha256": job.code_sha256,
                  "model_sha256": job.model_sha256 or None, "instance": job.instance_type})
@@ -153,13 +154,14 @@ else:
     chosen = st.multiselect("Completed jobs", completed, key="compare_jobs", placeholder="Pick two or more jobs")
     if len(chosen) >= 2:
         rows = p.compare(chosen)
-        table = comparison_frame(rows)
-        best = table.index[table[""] == BEST_MARK].tolist()
+        table = comparison_frame(rows)  # one column per job, one row per score or setting
+        best = [job for job in table.columns if table.loc[BEST_ROW, job] == BEST_MARK]
         if best:
             st.markdown(f"{BEST_MARK}: **{best[0]}**, the highest ROC AUC on the test split.")
         if len({r["dataset"] for r in rows}) > 1:
             st.warning("These jobs were trained on different datasets: their scores are not directly comparable.")
-        st.dataframe(table, width="stretch")
+        st.dataframe(table, width="stretch", height=35 * (len(table) + 1) + 3,  # every row, no inner scrolling
+                     column_config={"_index": st.column_config.TextColumn(width="medium")})
         evaluations = {name: ev for name in chosen if (ev := attempt(p.evaluation, name))}
         st.plotly_chart(roc_figure(evaluations), width="stretch", key="compare_roc")
         st.download_button("Download comparison (CSV)", table.to_csv().encode(), "comparison.csv", "text/csv")

@@ -60,9 +60,11 @@ with single:
             values[field.name] = field_input(slots[field.name], field, key=f"f_{model}_{field.name}")
     record = record_from_form(fields, values)
     problems = {f.name: message for f in fields if (message := f.problem(values[f.name]))}
-    notes = {} if problems else attempt(p.field_warnings, model, record) or {}
+    # Notes for the other fields stay beside them while one field has a problem (it is checked at its typical value).
+    checkable = {**record, **{f.name: f.default for f in fields if f.name in problems}}
+    notes = {k: v for k, v in (attempt(p.field_warnings, model, checkable) or {}).items() if k not in problems}
     for name, message in problems.items():
-        slots[name].error(message, icon=":material/block:")
+        slots[name].caption(f":red[:material/block: {message}]")
     for name, note in notes.items():
         slots[name].caption(f":orange[:material/info: {note}.]")
 
@@ -135,7 +137,7 @@ with batch:
                                                             help="What the model had to guess for this row"),
                 },
             )
-            st.plotly_chart(risk_histogram(scored_frame["churn_probability"]), width="stretch")
+            st.plotly_chart(risk_histogram(scored_frame["churn_probability"], threshold), width="stretch")
             st.download_button(
                 "Download scored CSV",
                 scored_frame.to_csv(index=False).encode(),

@@ -12,8 +12,8 @@ p = platform()
 st.title("Settings")
 st.caption("Set these with environment variables before `make run` (see README and `.env.example`); "
            "the dashboard shows them but never changes them.")
-st.dataframe(pd.DataFrame([(k, str(v)) for k, v in p.settings.public_view().items()], columns=["setting", "value"]),
-             hide_index=True, width="stretch")
+settings_rows = pd.DataFrame([(k, str(v)) for k, v in p.settings.public_view().items()], columns=["setting", "value"])
+st.dataframe(settings_rows, hide_index=True, width="stretch", height=35 * (len(settings_rows) + 1) + 3)
 
 if st.button("Check connection", type="primary"):
     checks = attempt(p.check_connection) or []

@@ -113,7 +113,7 @@ def test_jobs_page_table_detail_charts_and_compare(two_jobs):
     at.multiselect(key="compare_jobs").set_value(["job-rf", "job-lr"]).run()
     titles = [c.proto.spec for c in at.get("plotly_chart")]
     compare = at.dataframe[-1].value
-    assert set(compare.index) == {"job-rf", "job-lr"} and "ROC AUC" in compare.columns
+    assert set(compare.columns) == {"job-rf", "job-lr"} and "ROC AUC" in compare.index
     assert sum("job-lr" in t and "job-rf" in t for t in titles) >= 1  # overlaid ROC
 
 

@@ -106,3 +106,13 @@ def test_predict_page_batch_scores_reports_bad_rows_and_downloads(model, sample_
 def test_predict_page_without_endpoints_points_to_endpoints(home):
     at = open_page("predict")
     assert "No endpoint is in service" in texts(at, "info")
+
+
+def test_the_deploy_section_stays_open_after_the_first_deploy(model):
+    at = open_page("endpoints")
+    deploy_section = next(e for e in at.expander if e.label == "Deploy a model")
+    assert deploy_section.proto.expanded  # no endpoint yet: open
+    button(at, "Deploy").click().run()
+    assert "is in service" in texts(at, "success")
+    at.run()  # the next run (any click) used to close it, hiding the outcome and the form being used
+    assert next(e for e in at.expander if e.label == "Deploy a model").proto.expanded

@@ -98,7 +98,7 @@ def test_a_customer_result_belongs_to_the_values_in_the_form(own_model):  # noqa
     assert "tenure = 100 is outside the training range" in texts(at, "warning")  # and under the result
 
     field(at, "MonthlyCharges").set_value(None).run()  # emptied, where training had no blanks
-    assert "Enter a number: MonthlyCharges had no blanks in training" in texts(at, "error")
+    assert "Enter a number: MonthlyCharges had no blanks in training" in texts(at, "caption")  # beside it
     button(at, "Score customer").click().run()
     assert "Not scored" in texts(at, "error") and "Churn probability" not in metrics(at)
 
@@ -219,12 +219,14 @@ def second_job(own_model):  # noqa: F811
 def test_compare_speaks_plain_words_marks_the_best_and_shows_settings(second_job):
     at = open_page("jobs")
     at.multiselect(key="compare_jobs").set_value([MODEL, "sub-lr"]).run()
-    table = at.dataframe[-1].value
-    assert {"ROC AUC", "Log loss", "F1"} <= set(table.columns) and "roc_auc" not in table.columns
-    assert all(re.fullmatch(r"\d\.\d{3}", v) for v in table["ROC AUC"])  # as the cards show them
+    table = at.dataframe[-1].value  # one column per job, side by side
+    assert list(table.columns) == [MODEL, "sub-lr"]
+    assert {"ROC AUC", "Log loss", "F1"} <= set(table.index) and "roc_auc" not in table.index
+    assert all(re.fullmatch(r"\d\.\d{3}", v) for v in table.loc["ROC AUC"])  # as the cards show them
     best = max([MODEL, "sub-lr"], key=lambda n: second_job.describe_training(n).metrics["roc_auc"])
-    assert table.loc[best, ""] == "★ best" and (table[""] == "★ best").sum() == 1
-    assert table.loc[MODEL, "Number of trees"] == "20" and table.loc["sub-lr", "Flexibility"] == "1.0"
+    assert table.loc["Best", best] == "★ best" and (table.loc["Best"] == "★ best").sum() == 1
+    assert table.loc["Number of trees", MODEL] == "20" and table.loc["Flexibility", "sub-lr"] == "1"
+    assert table.loc["Flexibility", MODEL] == "—"  # not a setting of a random forest
     spec = json.loads(next(c.proto.spec for c in at.get("plotly_chart") if "sub-lr" in c.proto.spec))
     legend = spec["layout"]["legend"]
     assert legend["orientation"] == "v" and legend["x"] >= 1  # beside the plot, never over an axis title
@@ -240,7 +242,7 @@ def test_a_running_job_shows_no_none_and_one_duration(second_job):
         row = at.dataframe[0].value.set_index("name").loc["sub-long"]
         assert row["status"].startswith("Running") and "InProgress" not in row["status"]
         assert row["ROC AUC"] == "—" and row["F1"] == "—" and row["duration"] == "running"
-        assert "running since" in texts(at, "markdown")
+        assert "still running" in texts(at, "markdown")
     finally:
         p.stop_training("sub-long")
         wait_for_job(p, "sub-long")
