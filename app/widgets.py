@@ -64,8 +64,9 @@ def comparison_frame(rows: list[dict]) -> pd.DataFrame:
         column = {BEST_ROW: BEST_MARK if r is best else "",
                   "Algorithm": ALGORITHMS.get(r["algorithm"], {}).get("label", r["algorithm"]),
                   "Dataset": r["dataset"]}
-        scores = {**METRIC_LABELS, **OTHER_METRIC_LABELS}
-        column.update({label: metric_text(r.get(key)) for key, label in scores.items()})
+        column.update({label: metric_text(r.get(key)) for key, label in METRIC_LABELS.items()})
+        column.update({label: "—" if r.get(key) is None else f"{r[key]:.1%}"  # rates as every page shows them
+                       for key, label in OTHER_METRIC_LABELS.items()})
         settings = {row["technical name"]: row["value"]
                     for row in hyperparameter_rows(r["algorithm"], r.get("hyperparameters", {}))}
         column.update({labels[name]: settings.get(name, "—") for name in labels})

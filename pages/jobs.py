@@ -161,7 +161,7 @@ else:
         if len({r["dataset"] for r in rows}) > 1:
             st.warning("These jobs were trained on different datasets: their scores are not directly comparable.")
         st.dataframe(table, width="stretch", height=35 * (len(table) + 1) + 3,  # every row, no inner scrolling
-                     column_config={"_index": st.column_config.TextColumn(width="medium")})
+                     column_config={"_index": st.column_config.TextColumn(width="large")})
         evaluations = {name: ev for name in chosen if (ev := attempt(p.evaluation, name))}
         st.plotly_chart(roc_figure(evaluations), width="stretch", key="compare_roc")
         st.download_button("Download comparison (CSV)", table.to_csv().encode(), "comparison.csv", "text/csv")

@@ -122,14 +122,17 @@ with batch:
         if len(scored_frame):
             ids = [c for c in schema.get("id_columns", []) if c in scored_frame.columns]
             first = ["line", *ids, "churn_probability", "predicted_churn", "warnings"]
+            shown = scored_frame.assign(churn_probability=100 * scored_frame["churn_probability"])  # as the card
+            if result.flagged and st.toggle(f"Only the {result.flagged:,} rows with notes", key="batch_only_notes"):
+                shown = shown[shown["warnings"] != ""]
             st.dataframe(
-                scored_frame,
+                shown,
                 hide_index=True,
                 width="stretch",
                 column_order=first + [c for c in scored_frame.columns if c not in first],
                 column_config={
                     "churn_probability": st.column_config.ProgressColumn(
-                        "churn probability", min_value=0.0, max_value=1.0, format="percent"
+                        "churn probability", min_value=0.0, max_value=100.0, format="%.1f%%"
                     ),
                     "predicted_churn": st.column_config.CheckboxColumn(
                         "likely to churn", help=f"Churn probability above {threshold:.0%}"),

@@ -191,6 +191,9 @@ def test_a_batch_flags_unseen_categories_outliers_and_blanks_per_row(own_model):
     assert "Contract = 'Three year' was never seen in training" in scored.loc[frame.loc[0, "customerID"], "warnings"]
     assert "tenure = 100 is outside the training range" in scored.loc[frame.loc[1, "customerID"], "warnings"]
     assert "TotalCharges is missing" in scored.loc[frame.loc[2, "customerID"], "warnings"]
+    at.toggle(key="batch_only_notes").set_value(True).run()  # the flagged rows, together
+    flagged = at.dataframe[0].value
+    assert len(flagged) == int(metrics(at)["Scored with notes"]) and (flagged["warnings"] != "").all()
 
 
 def test_numbers_are_shown_at_the_datas_precision(own_model):  # noqa: F811
