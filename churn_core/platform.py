@@ -257,6 +257,7 @@ class Platform:
                         "algorithm": job.algorithm,
                         "dataset": job.dataset,
                         **{k: v for k, v in job.metrics.items()},
+                        "hyperparameters": {k: v for k, v in job.hyperparameters.items() if k != "algorithm"},
                     }
                 )
         return rows
@@ -452,8 +453,9 @@ class Platform:
         self, name: str, frame, chunk_size: int = 500, progress: Callable[[float], None] | None = None
     ) -> BatchResult:
         """Score a table of customers in chunks; rows that cannot be scored are reported by row number."""
-        schema = self.model_schema(self.describe_endpoint(name).model)
-        return score_frame(lambda payload: self.invoke(name, payload), frame, schema, chunk_size, progress)
+        model = self.describe_endpoint(name).model
+        return score_frame(lambda payload: self.invoke(name, payload), frame, self.model_schema(model), chunk_size,
+                           progress, threshold=self.model_threshold(model))
 
     def delete_endpoint(self, name: str) -> dict:
         """Endpoint + endpoint config + model, as on SageMaker; the local process is stopped too."""
@@ -920,3 +922,17 @@ class Platform:
 
     def check_connection(self) -> list[tuple[str, bool, str]]:
         return self.backend.check_connection()
+
+    # ---- what a score rests on (issue 13) ----------------------------------------------------
+    def row_warnings(self, model: str, records: list[dict]) -> list[list[str]]:
+        """For each named record, what the model would have to guess to score it (a missing value filled
+        in, a number outside the training range, a category never seen): the rule batch scoring uses."""
+        from .scoring import record_warnings
+
+        return record_warnings(records, self.model_schema(model))
+
+    def field_warnings(self, model: str, record: dict) -> dict[str, str]:
+        """``row_warnings`` of one record, by feature name (the one-customer form notes each field)."""
+        from .scoring import field_warnings
+
+        return field_warnings(record, self.model_schema(model))

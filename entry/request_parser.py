@@ -499,6 +499,64 @@ def columns_to_frame(columns: List[list], compiled: dict):
     return pd.DataFrame(data, columns=compiled["features"])
 
 
+# --------------------------------------------------------------------------- what the model had to guess
+
+
+def cell_warnings(checked: CheckedRows, schema: dict) -> List[List[Tuple[str, str]]]:
+    """For each checked row, (feature, note) for every value the model scores by a guess: a missing
+    value it fills in (the training median or most common value), a number outside the range seen in
+    training (an extrapolation), a category never seen in training (it counts as none of the known
+    ones). Pure: the dashboard, batch scoring and batch transform all call this (or ``row_warnings``)."""
+    specs = dict((f["name"], f) for f in schema.get("features", []))
+    compiled = checked.compiled
+    rows: List[List[Tuple[str, str]]] = [[] for _ in range(len(checked))]
+    for i, name in enumerate(compiled["features"]):
+        spec = specs.get(name) or {}
+        numeric = compiled["kinds"][i] == "numeric"
+        known = frozenset(str(c) for c in spec.get("categories") or [])
+        low, high = spec.get("min"), spec.get("max")
+        decimals = int(spec.get("decimals") or 0)
+        for r, value in enumerate(checked.columns[i]):
+            note = None
+            if isinstance(value, float) and value != value:
+                if numeric:
+                    typical = spec.get("median")
+                    note = "%s is missing: the training median%s was used" % (
+                        name, "" if typical is None else " " + _stat(typical, decimals))
+                else:
+                    typical = spec.get("mode")
+                    note = "%s is missing: the most common value%s was used" % (
+                        name, "" if typical is None else " %r" % str(typical))
+            elif numeric:
+                if (low is not None and value < low) or (high is not None and value > high):
+                    note = "%s = %s is outside the training range %s to %s (the score is an extrapolation)" % (
+                        name, _plain(value), _stat(low, decimals), _stat(high, decimals))
+            elif known and value not in known:
+                note = "%s = %s was never seen in training (scored as none of the known values)" % (
+                    name, _short(value))
+            if note:
+                rows[r].append((name, note))
+    return rows
+
+
+def row_warnings(checked: CheckedRows, schema: dict) -> List[List[str]]:
+    """The notes of ``cell_warnings``, one list of sentences per row (empty when nothing was guessed)."""
+    return [[note for _, note in row] for row in cell_warnings(checked, schema)]
+
+
+def _stat(value: Any, decimals: int) -> str:
+    """A training statistic at the precision the data is written with (70.575 -> 70.58 for 2 decimals)."""
+    if value is None:
+        return "?"
+    return "%.*f" % (max(decimals, 0), float(value)) if decimals else "%d" % round(float(value))
+
+
+def _plain(value: float) -> str:
+    """A number as a person typed it: no exponent, no trailing zeros."""
+    text = ("%.6f" % value).rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
 # --------------------------------------------------------------------------- answers
 
 

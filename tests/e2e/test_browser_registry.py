@@ -60,7 +60,7 @@ def test_register_approve_deploy_update_and_promote(app_server, context, steps):
         expect_title(page, "Endpoints")
         m.get_by_label("Endpoint name", exact=True).fill("retention")
         button(page, "Deploy").click()
-        expect(success(page, "Endpoint retention is InService")).to_be_visible(timeout=DEPLOY_TIMEOUT_MS)
+        expect(success(page, "Endpoint retention is in service")).to_be_visible(timeout=DEPLOY_TIMEOUT_MS)
         assert platform.describe_endpoint("retention").model == "subs-rf"
 
     with steps("update-the-live-endpoint-to-version-2"):
