@@ -175,6 +175,40 @@ def importance_figure(ev: dict, top: int = 20) -> go.Figure:
     return _layout(fig, "Feature importance", max(300, 28 * len(items) + 80))
 
 
+def effects_figure(effects: list[dict], top: int = 20) -> go.Figure:
+    """Feature importance with direction: each feature's mean push on held-out customers, coloured by
+    which way its values move the risk, with the values that raise it named beside the bar."""
+    from churn_core.reasons import effects_frame
+
+    frame = effects_frame(effects).head(top).iloc[::-1]
+    colors = frame["sign"].map({1: OUTCOME_COLORS["churned"], -1: OUTCOME_COLORS["stayed"], 0: "#9e9e9e"})
+    fig = go.Figure(go.Bar(x=frame["mean push"], y=frame["feature"], orientation="h", marker_color=colors,
+                           text=frame["which values raise risk"], textposition="outside", cliponaxis=False,
+                           hovertemplate="%{y}: %{text}<br>mean push %{x:.3g}<extra></extra>"))
+    space = effects[0].get("space", "probability") if effects else "probability"
+    fig.update_xaxes(title="mean size of the push on held-out customers"
+                     + (" (probability)" if space == "probability" else " (log-odds)"))
+    fig = _layout(fig, "What drives churn risk (red: higher values raise it, blue: lower it)",
+                  max(300, 28 * len(frame) + 80))
+    fig.update_layout(margin=dict(r=260))  # room for the words beside the bars
+    return fig
+
+
+def reasons_figure(explained: dict) -> go.Figure:
+    """One customer's reasons as signed bars: red pushes the risk up, blue down, biggest first."""
+    from churn_core.reasons import push_text, reasons_frame
+
+    frame = reasons_frame(explained).iloc[::-1]
+    colors = [OUTCOME_COLORS["churned"] if v > 0 else OUTCOME_COLORS["stayed"] for v in frame["push"]]
+    scale = 100.0 if explained["space"] == "probability" else 1.0
+    fig = go.Figure(go.Bar(x=frame["push"] * scale, y=frame["reason"], orientation="h", marker_color=colors,
+                           text=[push_text(v, explained["space"]) for v in frame["push"]], textposition="outside",
+                           cliponaxis=False, customdata=frame["words"], hovertemplate="%{customdata}<extra></extra>"))
+    fig.add_vline(x=0, line_color="grey")
+    fig.update_xaxes(title="percentage points of churn risk" if scale == 100.0 else "change of the log-odds")
+    return _layout(fig, "Why this score", max(240, 34 * len(frame) + 90))
+
+
 def distribution_figure(frame: pd.DataFrame, feature: str, target: str) -> go.Figure:
     """Overlaid histograms of one feature for stayed vs churned customers (graph_objects: ~5× faster than px)."""
     fig = go.Figure()

@@ -436,6 +436,27 @@ class Platform:
             raise ValidationError(f"The endpoint rejected the request (HTTP {status}): {message}")
         return json.loads(text) if "json" in (answer_type or accept) else text
 
+    def score_customer(self, endpoint: str, record: dict, reasons: int = 5) -> dict:
+        """One customer through an endpoint with its top ``reasons``: the prediction, the risk band at the
+        model's threshold, and the reasons (None, with ``reasons_note`` saying why, when the deployed
+        model cannot explain: the customer is then scored without them)."""
+        from .reasons import NO_REASONS
+
+        model = self._endpoint_row(endpoint)["model"]
+        note = ""
+        try:
+            answer = self.invoke(endpoint, {"instances": [record], "explain": int(reasons)})
+        except ValidationError as exc:
+            if NO_REASONS not in str(exc):
+                raise
+            answer = self.invoke(endpoint, {"instances": [record]})
+            note = str(exc).split(": ", 1)[-1]
+        prediction = answer["predictions"][0]
+        threshold = self.model_threshold(model)
+        return {"prediction": prediction, "threshold": threshold,
+                "band": campaign.risk_band(float(prediction["churn_probability"]), threshold),
+                "reasons": prediction.get("reasons"), "reasons_note": note}
+
     def _check_request(self, row: dict, body: bytes, content_type: str, accept: str) -> None:
         from .request_check import check_request
 

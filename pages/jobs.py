@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pandas as pd
 import streamlit as st
 
@@ -10,9 +9,10 @@ from app.navigation import link_to_follow, page
 from app.pickers import shared_selectbox
 from app.service import attempt, platform
 from app.widgets import (BEST_BY, BEST_MARK, BEST_ROW, METRIC_LABELS, STATUS_HELP, comparison_frame, confusion_figure,
-                         duration_text, hyperparameter_rows, importance_figure, metric_text, pr_figure, roc_figure,
-                         status_badge, status_label, when)
+                         duration_text, effects_figure, hyperparameter_rows, importance_figure, metric_text, pr_figure,
+                         roc_figure, status_badge, status_label, when)
 from churn_core.hyperparameters import ALGORITHMS
+from churn_core.reasons import effects_frame
 
 PAGE_SIZE = 50
 p = platform()
@@ -134,7 +134,14 @@ def job_detail(name: str) -> None:
             roc_tab.plotly_chart(roc_figure({job.name: ev}), width="stretch")
             pr_tab.plotly_chart(pr_figure({job.name: ev}), width="stretch")
             cm_tab.plotly_chart(confusion_figure(ev), width="stretch")
-            fi_tab.plotly_chart(importance_figure(ev), width="stretch")
+            if ev.get("feature_effects"):  # which values raise risk, from the held-out customers' reasons
+                fi_tab.plotly_chart(effects_figure(ev["feature_effects"]), width="stretch")
+                fi_tab.dataframe(effects_frame(ev["feature_effects"]).drop(columns="sign"), hide_index=True,
+                                 width="stretch", column_config={"mean push": st.column_config.NumberColumn(
+                                     format="%.4f", help="Mean size of the feature's push on a held-out "
+                                                         "customer's score (exact contributions).")})
+            else:  # a model trained before reasons existed: magnitude only
+                fi_tab.plotly_chart(importance_figure(ev), width="stretch")
             log_tab.code(log_text, language="text")
         # A link, not st.switch_page: the browser navigates itself, so no late run of this page's
         # 2 s fragments can land on the Endpoints page (they used to blank it under load).

@@ -13,8 +13,9 @@ from app import results
 from app.navigation import page
 from app.pickers import shared_selectbox
 from app.service import attempt, platform
-from app.widgets import field_input, risk_histogram
+from app.widgets import field_input, reasons_figure, risk_histogram
 from churn_core.forms import form_fields, record_from_form
+from churn_core.reasons import baseline_sentence, reasons_frame
 
 p = platform()
 st.title("Predict")
@@ -34,19 +35,35 @@ threshold = p.model_threshold(model)
 fields = form_fields(schema)
 
 
-def show_customer_result(answer: dict, notes: list[str]) -> None:
-    pred = answer["predictions"][0]
-    prob = float(pred["churn_probability"])
+BANDS = {  # risk bands defined by the model's threshold (churn_core.campaign.risk_band)
+    "high": (st.error, ":material/warning:", "**High risk.** Above this model's threshold: a retention offer "
+                                             "is worth it."),
+    "medium": (st.warning, ":material/visibility:", "**Medium risk.** Below the threshold but above half of it: "
+                                                    "watch this customer."),
+    "low": (st.success, ":material/check_circle:", "**Low risk.** Likely to stay."),
+}
+
+
+def show_customer_result(result: dict, notes: list[str]) -> None:
+    prob = float(result["prediction"]["churn_probability"])
     left, right = st.columns([1, 2])
     left.metric("Churn probability", f"{prob:.1%}")
-    if prob > threshold:
-        right.error("**Likely to churn.** Consider a retention offer.", icon=":material/warning:")
-    else:
-        right.success("**Likely to stay.**", icon=":material/check_circle:")
-    right.progress(prob, text=f"risk {prob:.1%} · this model calls a customer likely to churn above "
-                              f"{threshold:.0%}")
+    show, icon, words = BANDS[result["band"]]
+    with right:
+        show(words, icon=icon)
+        st.progress(prob, text=f"risk {prob:.1%} · high above {result['threshold']:.1%}, medium above "
+                               f"{result['threshold'] / 2:.1%} (this model's threshold)")
     if notes:
         st.warning("**Read this score with care.** " + " ".join(f"{n}." for n in notes), icon=":material/info:")
+    explained = result["reasons"]
+    if not explained:
+        st.caption(f"No reasons for this score: {result['reasons_note'] or 'the endpoint gave none'}.")
+        return
+    st.markdown("**Why this score**")
+    for item in reasons_frame(explained).itertuples():
+        st.markdown(f"- {item.words}")
+    st.plotly_chart(reasons_figure(explained), width="stretch", key="customer_reasons")
+    st.caption(baseline_sentence(explained))
 
 
 single, batch = st.tabs(["One customer", "A file of customers"])
@@ -75,7 +92,7 @@ with single:
             results.forget("customer")
             st.error("Not scored: " + " ".join(problems.values()), icon=":material/block:")
         else:
-            results.run("customer", inputs, attempt, p.invoke, endpoint, {"instances": [record]})
+            results.run("customer", inputs, attempt, p.score_customer, endpoint, record)
     answer = results.shown("customer", inputs)
     if answer:
         show_customer_result(answer, list(notes.values()))

@@ -80,6 +80,15 @@ def test_predict_page_single_customer_form_from_schema(model):
     assert not at.exception, at.exception
     metric = next(m for m in at.metric if m.label == "Churn probability")
     assert metric.value.endswith("%")
+    probability = float(metric.value.rstrip("%")) / 100
+    band = "High" if probability > 0.5 else "Medium" if probability > 0.25 else "Low"  # the default threshold
+    shown = " ".join(texts(at, kind) for kind in ("error", "warning", "success"))
+    assert f"{band} risk." in shown, (probability, shown)
+    reasons = [m.value for m in at.markdown if m.value.startswith("- ")]
+    features = {f["name"] for f in model.model_schema("page-model")["features"]}
+    assert len(reasons) in (5, 6)  # the top five pushes, then the other columns together (unless they sum to 0)
+    assert all(r[2:].split(" = ")[0] in features and " the churn risk (" in r for r in reasons[:5])
+    assert "An average customer" in texts(at, "caption") and "exact" in texts(at, "caption")
 
 
 def test_predict_page_batch_scores_reports_bad_rows_and_downloads(model, sample_csv):

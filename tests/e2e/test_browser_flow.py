@@ -89,7 +89,8 @@ def test_upload_train_deploy_predict_delete(app_server, page, steps, platform, t
         calls.press("Tab")
         button(page, "Score customer").click()
         expect(metric(page, "Churn probability")).to_have_text(re.compile(r"^\d+(\.\d)?%$"))
-        expect(m.get_by_text(re.compile(r"Likely to (churn|stay)"))).to_be_visible()
+        expect(m.get_by_text(re.compile(r"(High|Medium|Low) risk\."))).to_be_visible()
+        expect(m.get_by_text("Why this score", exact=True)).to_be_visible()
 
     customers = tmp_path / "customers.csv"
     good_rows, bad_line = write_customers_csv(dataset_csv, customers)
