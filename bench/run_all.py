@@ -28,6 +28,7 @@ BENCHMARKS = {  # name: (full-run time limit s, short-run time limit s)
     "load": (900, 600),
     "catalog": (1800, 900),
     "upload": (1800, 600),
+    "tuning": (1800, 600),
 }
 
 
@@ -73,6 +74,13 @@ def summary() -> list[str]:
                 f"upload validation {size['rows']:,} rows: {v['time_vs_read_csv']:.2f}× read_csv's time (goal ≤2×), "
                 f"peak {v['peak_over_file_size']:.2f}× the file (goal ≤3×)"
             )
+    if r := read("tuning"):
+        s, q = r["speed"], r["quality"]
+        lines.append(f"tuning: {r['trials']} trials {s['tuning_median_seconds']:.1f}s vs bare loop "
+                     f"{s['peer_median_seconds']:.1f}s = {s['ratio_of_medians']}×, same best "
+                     f"{'yes' if s['same_best_objective'] else 'NO'}; goal ≤0.3× "
+                     f"{'met' if s['goal_met'] else 'NOT met'}"
+                     f"; Bayesian {q['bayesian_mean']:.4f} vs random {q['random_mean']:.4f} (mean best ROC AUC)")
     return lines
 
 

@@ -4,19 +4,25 @@
 
 It belongs to one catalog row: the endpoint ``NAME`` whose ``uid`` is ``UID`` (a row of an earlier or later
 deploy of the same name is not its own). It works in ``<home>/endpoints/NAME.UID`` and checks its row several
-times a second: once the row is gone, belongs to another deploy, or is no longer Creating/InService, it stops
-its model server and exits, so no process outlives its record. A catalog it cannot read (damaged, being
-repaired) is not a reason to stop serving.
+times a second: once the row is gone, belongs to another deploy, or is no longer Creating, InService or
+Updating, it stops its model server and exits, so no process outlives its record. A catalog it cannot read
+(damaged, being repaired) is not a reason to stop serving.
 
 Creating → InService once ``/ping`` answers. A crash is recorded as an event and the server is
 restarted on the same port; ``MAX_CRASHES`` crashes within ``CRASH_WINDOW`` seconds make the
 endpoint Failed with the reason and the log tail. A refused artifact (SHA-256 mismatch, unsafe member,
 over a size cap) fails at once.
+
+What it serves is ``control.json`` in its folder (``endpoint_control``): it writes the first one from the
+catalog's configuration; an update of the endpoint (``Updating``: the same row, the same uid, a new
+configuration and generation) writes later ones into the same folder, its server's workers swap models in
+place, and the supervisor keeps watching the same row. A restart serves what the last update left.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import signal
 import sys
@@ -26,13 +32,16 @@ from pathlib import Path
 from .backends.local import ping, server_failure
 from . import endpoint_processes
 from .db import Catalog
+from .endpoint_control import control_path, write_control
 from .errors import ChurnError
 from .paths import ENTRY
 from .private_files import set_process_umask
 from .processes import describe_exit, is_alive, kill_group, reap, spawn_detached, tail
+from .rollout import config_variants, control_for
 from .serving import free_port
 from .storage import LocalObjectStore
 
+THRESHOLD_ENV = "CHURN_THRESHOLD"  # read by entry/train.py's model_fn; each variant's threshold is in control.json
 MAX_CRASHES = 3
 CRASH_WINDOW = 300.0
 START_TIMEOUT = 60.0
@@ -73,12 +82,16 @@ class Supervisor:
     def on_sigterm(self, *_: object) -> None:
         self.stopping = True
 
-    def start_server(self, endpoint: dict, model: dict, port: int) -> int:
-        artifact = self.store.path(model["artifact_key"])
+    def write_control(self, endpoint: dict, variants: list[dict]) -> None:
+        """The first control file: the catalog's configuration (later ones come from updates)."""
+        if control_path(self.folder).is_file():
+            return  # a restart: serve what the last update left, which the catalog also says
+        write_control(self.folder, control_for(self.store, endpoint, variants, endpoint.get("generation") or 1))
+
+    def start_server(self, endpoint: dict, port: int) -> int:
         args = [
             "-m", "churn_core.serving",
-            "--artifact", str(artifact),
-            "--sha256", model["artifact_sha256"],
+            "--control", str(control_path(self.folder)),
             "--entry", str(ENTRY),
             "--workdir", str(self.folder),
             "--host", self.host,
@@ -86,7 +99,9 @@ class Supervisor:
             "--workers", str(endpoint["instance_count"]),
             "--name", self.name,
         ]
-        pid = spawn_detached(args, self.folder / "server.log", cwd=self.folder)  # cwd: what it belongs to
+        env = dict(os.environ)
+        env.pop(THRESHOLD_ENV, None)  # each variant's threshold is in the control file
+        pid = spawn_detached(args, self.folder / "server.log", env=env, cwd=self.folder)  # cwd: what it belongs to
         self.server_pid = pid
         url = f"http://{self.host}:{port}"
         self._update(server_pid=pid, port=port, url=url, updated_at=time.time())
@@ -131,15 +146,15 @@ class Supervisor:
         if endpoint is None or endpoint["status"] not in ("Creating", "InService"):
             self.forget_folder()
             return 0  # deleted, failed or being deleted before this process got going
-        config = self.catalog.one("SELECT * FROM endpoint_configs WHERE name = ?", (endpoint["config"],))
-        model = config and self.catalog.one("SELECT * FROM deployed_models WHERE name = ?", (config["deployed_model"],))
-        if not model:
+        variants = config_variants(self.catalog, endpoint["config"])
+        if not variants:
             self.mark_failed("its endpoint config or model record is missing; delete it and deploy again")
             return 1
+        self.write_control(endpoint, variants)
         kill_group(endpoint["server_pid"], grace=1.0)  # a server left by a supervisor that died
         port = endpoint["port"] or free_port(self.host)
         while not self.stopping and self.still_mine():
-            pid = self.start_server(endpoint, model, port)
+            pid = self.start_server(endpoint, port)
             url = f"http://{self.host}:{port}"
             self.log(f"model server pid {pid} starting on {url}")
             if self.wait_ready(pid, url):

@@ -38,6 +38,7 @@ from request_parser import (MAX_ROWS_PER_REQUEST, CheckedRows, InvalidInput, Par
 
 ALGORITHMS = ("random_forest", "gradient_boosting", "logistic_regression")
 THRESHOLD = 0.5
+THRESHOLD_ENV = "CHURN_THRESHOLD"
 MODEL_FILE = "model.joblib"
 SCHEMA_FILE = "schema.json"
 FORMAT_VERSION = 1
@@ -167,6 +168,7 @@ def train(args: argparse.Namespace) -> dict:
     started = time.time()
     import numpy as np
 
+    import explanations
     import model_evaluation
     import model_pipeline
 
@@ -233,6 +235,7 @@ def train(args: argparse.Namespace) -> dict:
     evaluation = {
         "metrics": metrics, "roc": curves["roc"], "pr": curves["pr"], "confusion_matrix": curves["confusion_matrix"],
         "feature_importance": model_pipeline.feature_importance(pipeline, numeric, categorical, features),
+        "feature_effects": explanations.held_out_effects(pipeline, schema, x_train, x_test),
         "threshold": THRESHOLD, "n_train": int(len(x_train)), "n_test": int(len(x_test)),
         "algorithm": args.algorithm, "hyperparameters": hyper,
     }
@@ -240,7 +243,8 @@ def train(args: argparse.Namespace) -> dict:
     import joblib
 
     os.makedirs(args.model_dir, exist_ok=True)
-    joblib.dump({"pipeline": pipeline, "schema": served_schema, "format_version": FORMAT_VERSION},
+    joblib.dump({"pipeline": pipeline, "schema": served_schema, "format_version": FORMAT_VERSION,
+                 "background": explanations.background_mean(pipeline, x_train)},
                 os.path.join(args.model_dir, MODEL_FILE))
     _write_json(os.path.join(args.model_dir, SCHEMA_FILE), served_schema)
     folders = [args.model_dir] + ([args.output_data_dir] if args.output_data_dir else [])
@@ -248,6 +252,11 @@ def train(args: argparse.Namespace) -> dict:
         os.makedirs(folder, exist_ok=True)
         _write_json(os.path.join(folder, "metrics.json"), metrics)
         _write_json(os.path.join(folder, "evaluation.json"), evaluation)
+    import baseline  # the training data's baseline in Model Monitor's shapes, for drift reports
+
+    statistics = baseline.statistics(x_train, schema["features"], proba)
+    _write_json(os.path.join(args.model_dir, "statistics.json"), statistics)
+    _write_json(os.path.join(args.model_dir, "constraints.json"), baseline.constraints(statistics))
     _log("Done in %.2fs; model written to %s" % (time.time() - started, args.model_dir))
     return evaluation
 
@@ -304,6 +313,7 @@ def model_fn(model_dir: str) -> dict:
 
     loaded = joblib.load(os.path.join(model_dir, MODEL_FILE))
     pipeline, schema = (loaded["pipeline"], loaded.get("schema")) if isinstance(loaded, dict) else (loaded, None)
+    background = loaded.get("background") if isinstance(loaded, dict) else None
     if schema is None:
         with open(os.path.join(model_dir, SCHEMA_FILE), encoding="utf-8") as fh:
             schema = json.load(fh)
@@ -311,9 +321,12 @@ def model_fn(model_dir: str) -> dict:
     if hasattr(final, "n_jobs"):
         final.n_jobs = 1
     compiled = compile_schema(schema)
-    return {"pipeline": pipeline, "schema": schema, "compiled": compiled,
-            "threshold": float(schema.get("threshold", THRESHOLD)),
-            "fast": fast_forest.enable(pipeline, schema, compiled)}
+    # The threshold chosen for the model (campaign planner) comes in the model's environment, on
+    # SageMaker as locally; without one, the schema's (0.5).
+    threshold = float(os.environ.get(THRESHOLD_ENV) or schema.get("threshold", THRESHOLD))
+    return {"pipeline": pipeline, "schema": schema, "compiled": compiled, "threshold": threshold,
+            "fast": fast_forest.enable(pipeline, schema, compiled), "background": background,
+            "explainer": {}}  # built on the first request that asks for reasons
 
 
 def input_fn(request_body: Any, request_content_type: Optional[str] = "application/json") -> ParsedRequest:
@@ -339,7 +352,12 @@ def predict_fn(input_data: Any, model: dict) -> dict:
         proba = model["pipeline"].predict_proba(checked.frame)[:, 1]
     probabilities = [float(p) for p in proba]
     labels = [1 if p > model["threshold"] else 0 for p in probabilities]  # predict()'s tie rule
-    return {"labels": labels, "probabilities": probabilities, "ids": checked.ids, "style": checked.style}
+    prediction = {"labels": labels, "probabilities": probabilities, "ids": checked.ids, "style": checked.style}
+    if checked.explain:  # each row's top pushes, exactly additive (explanations.py)
+        import explanations
+
+        prediction["reasons"] = explanations.reasons_for(model, checked)
+    return prediction
 
 
 def output_fn(prediction: dict, accept: Optional[str] = "application/json") -> Tuple[Any, str]:
@@ -356,13 +374,18 @@ def output_fn(prediction: dict, accept: Optional[str] = "application/json") -> T
         buffer = io.BytesIO()
         np.save(buffer, np.column_stack([np.asarray(labels, dtype=float), np.asarray(probabilities)]))
         return buffer.getvalue(), "application/x-npy"
+    reasons = prediction.get("reasons")
     if prediction.get("style") in ("seed", "seed_flat"):
         one = len(labels) == 1
         body: dict = {"Output": labels[0] if one else labels, "Probability": probabilities[0] if one else probabilities}
+        if reasons is not None:
+            body["Reasons"] = reasons[0] if one else reasons
     else:
         ids = prediction.get("ids") or [{}] * len(labels)
         body = {"predictions": [dict({"label": lab, "churn_probability": p}, **json_ready(i))
                                 for lab, p, i in zip(labels, probabilities, ids)]}
+        for item, why in zip(body["predictions"], reasons or []):
+            item["reasons"] = why
     return json.dumps(body), "application/json"
 
 

@@ -3,7 +3,6 @@ within stated size caps, and an unsafe or oversized artifact fails a deploy at o
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
@@ -19,6 +18,7 @@ import pytest
 import churn_core
 from churn_core import serving
 from churn_core.artifacts import sha256_bytes
+from churn_core.endpoint_control import VariantSpec
 from churn_core.paths import ENTRY
 from churn_core.unpack import ArtifactLimits, ArtifactRefused, extract, members_of, read_json_member
 from tests.test_faults import platform_on_trained_state
@@ -91,8 +91,9 @@ def deploy_refused(p, artifact: Path, data: bytes, name: str):
 
 
 def test_an_artifact_swapped_between_check_and_use_is_never_loaded(trained, tmp_path):
-    """A thread swaps model.tar.gz between a good and a planted version while the model server prepares;
-    whatever it reads, what it loads is what it verified (old code: verify by path, extract the path again)."""
+    """A thread swaps model.tar.gz between a good and a planted version while the model server prepares a
+    variant (verify, unpack into models/<sha256>/, load); whatever it reads, what it loads is what it verified
+    (old code: verify by path, extract the path again)."""
     good_model = trained.store.path(trained.get_model("model-a")["artifact_key"]).read_bytes()
     marker = tmp_path / "pwned"
     padding = os.urandom(6 * MB)  # makes hashing take a while: a wide window between check and use
@@ -105,7 +106,8 @@ def test_an_artifact_swapped_between_check_and_use_is_never_loaded(trained, tmp_
     good_copy.write_bytes(good)
     bad_copy.write_bytes(bad)
     artifact.write_bytes(good)
-    args = argparse.Namespace(artifact=artifact, sha256=sha256_bytes(good), entry=ENTRY, workdir=tmp_path / "work")
+    spec = VariantSpec("AllTraffic", str(artifact), sha256_bytes(good))
+    entry = serving.load_entry(ENTRY)
     stop = threading.Event()
 
     def swap() -> None:
@@ -120,9 +122,9 @@ def test_an_artifact_swapped_between_check_and_use_is_never_loaded(trained, tmp_
     swapper.start()
     outcomes = {"served": 0, "refused": 0}
     try:
-        for _ in range(40):
-            try:
-                serving.prepare(args)
+        for attempt in range(40):
+            try:  # a fresh folder each time: an unpacked models/<sha256>/ is reused, never unpacked again
+                serving.load_variant(entry, spec, tmp_path / f"work-{attempt}")
                 outcomes["served"] += 1
             except serving.ServingError as err:
                 assert err.code == serving.EXIT_SHA_MISMATCH, err
@@ -163,7 +165,7 @@ def test_a_decompression_bomb_is_refused_before_anything_is_written(trained, art
     assert ep.status == "Failed", (ep.status, ep.failure_reason)
     assert "unpacks to more than" in ep.failure_reason and "CHURN_MAX_MODEL_MB" in ep.failure_reason
     assert "crashed" not in ep.failure_reason and ep.restarts == 0, "refused at once, not retried"
-    assert not (Path(ep.workdir) / "model").exists(), "nothing was written"
+    assert not any((Path(ep.workdir) / "models").glob("*/*")), "nothing was written"
 
 
 def test_an_oversized_json_member_is_refused_unread(trained, artifact):
