@@ -21,6 +21,7 @@ from churn_core.artifacts import sha256_bytes
 from churn_core.endpoint_control import VariantSpec
 from churn_core.paths import ENTRY
 from churn_core.unpack import ArtifactLimits, ArtifactRefused, extract, members_of, read_json_member
+from tests.conftest import SEED_ROW
 from tests.test_faults import platform_on_trained_state
 from tests.test_security import _Plant
 
@@ -134,6 +135,122 @@ def test_an_artifact_swapped_between_check_and_use_is_never_loaded(trained, tmp_
         stop.set()
         swapper.join(5)
     assert sum(outcomes.values()) == 40
+
+
+def _planted_pair(trained, tmp_path: Path) -> tuple[bytes, bytes, Path]:
+    """(good, planted) tarballs of model-a, padded so that hashing takes a while, and the planted pickle's marker."""
+    good_model = trained.store.path(trained.get_model("model-a")["artifact_key"]).read_bytes()
+    marker = tmp_path / "pwned"
+    padding = os.urandom(6 * MB)
+    with tarfile.open(fileobj=io.BytesIO(good_model), mode="r:gz") as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+    good = tarball({**members, "padding.bin": padding}, level=1)
+    bad = tarball({**members, "model.joblib": pickle.dumps(_Plant(marker)), "padding.bin": padding}, level=1)
+    return good, bad, marker
+
+
+class _Swapper:
+    """Swaps ``artifact`` between the good and the planted bytes every few milliseconds, atomically."""
+
+    def __init__(self, artifact: Path, good: bytes, bad: bytes, folder: Path) -> None:
+        self.artifact, self.stop = artifact, threading.Event()
+        self.copies = [folder / "bad.tar.gz", folder / "good.tar.gz"]
+        self.copies[0].write_bytes(bad)
+        self.copies[1].write_bytes(good)
+        artifact.write_bytes(good)
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for source in self.copies:
+                staged = source.with_name(f".staged-{source.name}")
+                os.link(source, staged)
+                os.replace(staged, self.artifact)
+                time.sleep(0.002)
+
+    def __enter__(self) -> "_Swapper":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.stop.set()
+        self.thread.join(5)
+
+
+def test_a_variant_swapped_in_by_an_update_is_loaded_from_the_bytes_it_verified(trained, tmp_path):
+    """The two places an endpoint update loads a model, with the artifact swapped between a good and a planted
+    version all along: the probe process an update runs first (``serving.probe``) and a worker following a new
+    control-file generation (``LiveEndpoint.refresh`` → ``load_variant``). Each verifies the bytes it read once
+    and unpacks those very bytes, so the planted pickle never runs; a read of the planted file is a mismatch."""
+    from churn_core.endpoint_control import Control, LiveEndpoint, write_control
+
+    good, bad, marker = _planted_pair(trained, tmp_path)
+    artifact = tmp_path / "model.tar.gz"
+    spec = VariantSpec("subs-v2", str(artifact), sha256_bytes(good), weight=1.0, model="model-a")
+    entry = serving.load_entry(ENTRY)
+    outcomes = {"probe": [], "swap": []}
+    with _Swapper(artifact, good, bad, tmp_path):
+        for attempt in range(20):
+            try:  # the probe: verify, unpack into models/<sha256>/ of a fresh folder, load, score one customer
+                serving.probe(entry, spec, tmp_path / f"probe-{attempt}")
+                outcomes["probe"].append("loaded")
+            except serving.ServingError as err:
+                assert err.code == serving.EXIT_SHA_MISMATCH, err
+                outcomes["probe"].append("refused")
+            assert not marker.exists(), f"the planted model was unpickled by the probe: {outcomes}"
+            workdir = tmp_path / f"worker-{attempt}"
+            workdir.mkdir()
+            live = LiveEndpoint(workdir, lambda s, w=workdir: serving.load_variant(entry, s, w))
+            write_control(workdir, Control(generation=2, variants=(spec,), endpoint="plant-ep"))
+            live.refresh()  # what each worker's watcher does when the control file changes
+            report = (workdir / "generations" / str(os.getpid())).read_text()
+            if live.table is not None:
+                assert report == "2" and live.table.variants["subs-v2"].model["pipeline"] is not None
+                outcomes["swap"].append("loaded")
+            else:
+                assert report.startswith("error 2:") and "SHA-256 mismatch" in report, report
+                outcomes["swap"].append("refused")
+            assert not marker.exists(), f"the planted model was unpickled by a worker: {outcomes}"
+    assert len(outcomes["probe"]) == len(outcomes["swap"]) == 20
+
+
+def test_an_endpoint_update_never_loads_an_artifact_swapped_after_its_check(trained, tmp_path):
+    """End to end: a live endpoint updated (Platform.update_endpoint: probe process, new control generation,
+    workers swap) to a registered version whose model.tar.gz is being swapped with a planted one. Each update
+    either serves the verified model or is refused with the mismatch and rolled back; the planted pickle never
+    runs, and the endpoint keeps serving throughout."""
+    p = trained
+    good, bad, marker = _planted_pair(trained, tmp_path)
+    key = "models/model-pad/model.tar.gz"
+    artifact = p.store.path(key)
+    artifact.parent.mkdir(parents=True, exist_ok=True)
+    artifact.write_bytes(good)
+    row = dict(p.get_model("model-a"), name="model-pad", artifact_key=key, artifact_sha256=sha256_bytes(good))
+    with p.catalog.tx() as conn:
+        conn.execute(f"INSERT INTO models ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
+    for model in ("model-a", "model-pad"):
+        p.approve("plant", p.register(model, group="plant").version, "test")
+    ep = p.deploy_version("plant", 1, "plant-ep")
+    assert ep.status == "InService", ep.failure_reason
+    outcomes = []
+    try:
+        with _Swapper(artifact, good, bad, tmp_path):
+            for _ in range(4):
+                try:
+                    updated = p.update_endpoint("plant-ep", "plant", 2)
+                    assert [v["version"] for v in updated.variants] == ["plant v2"]
+                    outcomes.append("updated")
+                    p.update_endpoint("plant-ep", "plant", 1)  # back, for the next round
+                except churn_core.BackendError as err:
+                    assert "SHA-256 mismatch" in str(err) and "keeps serving plant v1" in str(err), err
+                    outcomes.append("refused")
+                assert not marker.exists(), f"the planted model was unpickled: {outcomes}"
+                now = p.describe_endpoint("plant-ep")
+                assert now.status == "InService" and now.pid == ep.pid and now.server_pid == ep.server_pid
+                assert "Output" in p.invoke("plant-ep", {"Input": [SEED_ROW]}), "it keeps serving"
+    finally:
+        p.delete_endpoint("plant-ep")
+    assert len(outcomes) == 4 and not marker.exists()
 
 
 def test_schema_and_evaluation_reads_parse_the_bytes_they_verified(trained, artifact, monkeypatch):
