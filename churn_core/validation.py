@@ -1156,6 +1156,7 @@ def _read_fast_source(data, max_bytes: int | None) -> tuple[_Table, str, list[st
     checks before it as ``_file_text`` so a bad file fails the same way on either route."""
     data = _as_bytes(data)
     _check_size(data, max_bytes)
+    data, workbook_note = as_csv(data)  # an .xlsx workbook (whatever its name) is read as its first sheet
     data = data.rstrip(b"\x1a")
     if not data or data.isspace() or data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
         return None
@@ -1183,7 +1184,7 @@ def _read_fast_source(data, max_bytes: int | None) -> tuple[_Table, str, list[st
     cells = [_Cells(codes=codes, dictionary=values) if codes is not None else _TextColumn(values)
              for codes, values in columns]
     del columns
-    warnings: list[str] = []
+    warnings: list[str] = [workbook_note] if workbook_note else []
     if delimiter != ",":
         shown = {"\t": "tabs", ";": "semicolons", "|": "pipes ('|')"}[delimiter]
         warnings.append(f"Values are separated by {shown}, not commas; the file was read that way.")
