@@ -19,7 +19,8 @@ from pathlib import Path
 UMASK = 0o077
 DIR_MODE = 0o700
 FILE_MODE = 0o600
-PRODUCT_ENTRIES = ("churn.db", "churn.db-wal", "churn.db-shm", "buckets", "jobs", "endpoints", "backups")
+PRODUCT_ENTRIES = ("churn.db", "churn.db-wal", "churn.db-shm", "buckets", "jobs", "endpoints", "backups", "tuning",
+                   "monitoring")
 
 
 def set_process_umask() -> None:

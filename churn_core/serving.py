@@ -48,6 +48,7 @@ from churn_core.endpoint_control import (CONTROL_FILE, Control, LiveEndpoint, Lo
                                          VariantSpec, models_dir, read_control, write_control)
 from churn_core.endpoint_stats import WorkerStats, read_stats  # noqa: F401 - read_stats: the platform's import
 from churn_core.paths import ENTRY_DIR
+from churn_core.private_files import set_process_umask
 from churn_core.unpack import ArtifactRefused, extract, read_file_once
 from churn_core.warm_requests import entry_allowed
 
@@ -338,6 +339,7 @@ def _raise_descriptor_limit() -> None:
 
 def main(argv: Optional[list] = None) -> int:
     args = _parse_args(argv)
+    set_process_umask()  # a probe is started by the dashboard itself: what it unpacks is private too
     _raise_descriptor_limit()
     workdir = args.workdir.resolve()
     try:
