@@ -4,7 +4,8 @@ Every local endpoint lives in a folder of its own, ``<home>/endpoints/<name>.<ui
 unique id of its catalog row (``endpoints.uid``), so a second deploy of the same name never shares or
 removes the folder of the first. Its supervisor and model server run with that folder as their working
 directory, and their process titles say what they are (``python -m churn_core.endpoint_supervisor ...``,
-``gunicorn: master [churn_core.serving --name NAME]``). That is enough to find every endpoint process of
+``gunicorn: master [churn_core.serving --name NAME]``, ``python -m churn_core.serving --probe ...`` while an
+update checks a new model in the same folder). That is enough to find every endpoint process of
 a home, alive or stray, without the catalog: :func:`find` lists them, :func:`strays` keeps those whose
 folder belongs to no catalog row, and :func:`stop` ends them (supervisors first, so nothing is restarted).
 """
@@ -27,7 +28,7 @@ _FOLDER_RE = re.compile(r"^(?P<name>[a-zA-Z0-9](?:-*[a-zA-Z0-9])*)(?:\.(?P<uid>[
 @dataclass(frozen=True)
 class EndpointProcess:
     pid: int
-    role: str  # "supervisor" | "server" (a gunicorn master or worker)
+    role: str  # "supervisor" | "server" (a gunicorn master or worker) | "probe" (an update checking a model)
     folder: str  # the endpoint folder's name under <home>/endpoints: NAME.UID (NAME for older endpoints)
 
     @property
@@ -73,6 +74,8 @@ def find(home: Path) -> list[EndpointProcess]:
         role = next((r for marker, r in ROLES if marker in line), None)
         if role is None:
             continue
+        if role == "server" and "--probe" in (proc.info["cmdline"] or []):
+            role = "probe"  # ``serving --probe``: an update of the endpoint checking a model in its folder
         cwd = _cwd(proc)
         if not cwd or os.path.dirname(cwd) != root:
             continue

@@ -155,3 +155,24 @@ def test_a_deploy_whose_endpoint_is_deleted_meanwhile_is_a_conflict(trained):
     churn.delete_endpoint("gone-meanwhile")
     with pytest.raises(churn_core.ConflictError, match="deleted .* while it was being deployed"):
         p.wait_for_endpoint(ep.name, timeout=10, uid=ep.uid)  # what deploy(wait=True) does
+
+
+def test_an_update_probe_in_an_endpoint_folder_is_found_as_a_probe(tmp_path):
+    """The probe an update runs in the endpoint's folder is one of its processes (a delete stops it too), but
+    not its model server (a catalog rebuild must not take it for the gunicorn master)."""
+    from churn_core import endpoint_processes as found_by
+
+    folder = tmp_path / "endpoints" / f"probe-ep.{'a' * 32}"
+    folder.mkdir(parents=True)
+    probe = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "churn_core.serving", "--probe"],
+                             cwd=folder, start_new_session=True)
+    try:
+        seen = wait_until(lambda: [p for p in found_by.find(tmp_path) if p.pid == probe.pid], 10, interval=0.05,
+                          what="the probe to be found")
+        assert (seen[0].role, seen[0].name, seen[0].uid) == ("probe", "probe-ep", "a" * 32)
+        assert found_by.stop(seen) == [probe.pid]
+        assert probe.wait(timeout=10) is not None
+    finally:
+        if probe.poll() is None:
+            probe.kill()
+            probe.wait()
