@@ -260,6 +260,33 @@ def test_an_update_never_touches_a_later_deploy_of_the_same_name(registry_with_t
     p.delete_endpoint("again-ep")
 
 
+def test_another_session_looking_at_an_endpoint_mid_update_does_not_roll_it_back(registry_with_two_versions):
+    """While an update checks its new model, another session (the Endpoints page refreshing) sees Updating and
+    leaves it be: the update is pending while the process running it lives (update.json in the endpoint's
+    folder). Before, the look found the server not yet switched, rolled the update back, and the update then
+    switched the server anyway: the catalog said v1 while v2 answered."""
+    p = registry_with_two_versions
+    p.deploy_version("subs", 1, "look-ep")
+    seen = []
+    probe = p.backend._probe
+
+    def looked_at(endpoint, variant):
+        other = churn_core.connect().describe_endpoint("look-ep")
+        seen.append((other.status, other.pending_config))
+        probe(endpoint, variant)
+
+    p.backend._probe = looked_at
+    try:
+        updated = p.update_endpoint("look-ep", "subs", 2)
+    finally:
+        del p.backend._probe
+    assert seen and seen[0][0] == "Updating" and seen[0][1], seen
+    assert updated.status == "InService" and updated.model == "subs-lr" and not updated.failure_reason
+    assert [v["version"] for v in updated.variants] == ["subs v2"]
+    assert not (Path(updated.workdir) / "update.json").exists()
+    p.delete_endpoint("look-ep")
+
+
 def _delete_and_redeploy_first(update):
     """The backend's update_endpoint, run after another session deleted the endpoint and deployed it again."""
     def racing(endpoint, config, variants):

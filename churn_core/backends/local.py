@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import json
+import os
 import shutil
 import time
 from shlex import quote as shell_quote
@@ -67,6 +68,7 @@ def reconcile_jobs(catalog: Catalog) -> list[str]:
 
 
 RESTART_GRACE_SECONDS = 5.0
+UPDATE_MARK = "update.json"  # in the endpoint's folder while an update runs: who runs it, towards which config
 DEPLOY_GRACE_SECONDS = 60.0  # a row without a supervisor pid this young belongs to a deploy still starting it
 PROBE_TIMEOUT = 120.0
 
@@ -418,16 +420,31 @@ class LocalBackend:
 
     def update_endpoint(self, endpoint: dict, new_config: dict, variants: list[dict]) -> dict:
         serving = {v.sha256 for v in self._control(endpoint).variants}
-        for variant in variants:
-            if variant["deployed"]["artifact_sha256"] not in serving:
-                self._probe(endpoint, variant)
-        generation = self._control(endpoint).generation
-        self._switch(endpoint, control_for(self.store, endpoint, variants, generation))
+        mark = self._folder_of(endpoint) / UPDATE_MARK
+        _write_in_folder(mark, json.dumps({"pid": os.getpid(), "started": _started(os.getpid()),
+                                           "config": new_config["name"]}))
+        try:
+            for variant in variants:
+                if variant["deployed"]["artifact_sha256"] not in serving:
+                    self._probe(endpoint, variant)
+            generation = self._control(endpoint).generation
+            self._switch(endpoint, control_for(self.store, endpoint, variants, generation))
+        finally:
+            mark.unlink(missing_ok=True)
         return {"update": "done"}
 
     def update_outcome(self, endpoint: dict) -> tuple[str, str]:
-        """An update left Updating (the dashboard stopped mid-way): done if the server switched, else failed."""
+        """An endpoint seen Updating: pending while the process running its update is alive (another session
+        looking must not roll it back); else (the dashboard stopped mid-way) done if the server switched,
+        failed otherwise."""
         from ..rollout import config_variants
+
+        try:
+            mark = json.loads((self._folder_of(endpoint) / UPDATE_MARK).read_text())
+            if mark["config"] == endpoint["pending_config"] and _started(int(mark["pid"])) == mark["started"]:
+                return "pending", ""
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
 
         wanted = {v["deployed"]["artifact_sha256"] for v in config_variants(self.catalog, endpoint["pending_config"])}
         try:
@@ -466,6 +483,28 @@ class LocalBackend:
 
     def set_model_version_status(self, version, status: str, note: str) -> None:
         return None
+
+
+def _started(pid: int) -> float | None:
+    """When ``pid`` started (None if it is gone): a pid with the same start time is the same process."""
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.Error, ValueError):
+        return None
+
+
+def _write_in_folder(path: Path, text: str) -> None:
+    """Write a small private file into a folder that must already exist (never made again: a folder removed
+    by a delete of its endpoint stays removed); BackendError when it is gone."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(temp, path)
+    except OSError as exc:
+        raise BackendError(f"{path.parent} cannot be written ({exc}); the endpoint may have been deleted "
+                           "meanwhile") from None
 
 
 def ping(url: str, timeout: float = 0.5) -> bool:
