@@ -20,7 +20,8 @@ What a rebuild finds on disk (``churn_core.catalog_health`` decides when one is 
   own files), a job whose driver still runs is InProgress, any other Failed; a model packed but never
   stored in the bucket (the catalog failed at the end of training) is stored now;
 * **endpoints**: running supervisors and model servers found by what they are (``endpoint_processes``),
-  described by the ``endpoint.json`` their deploy wrote.
+  described by the ``endpoint.json`` their deploy wrote and each update rewrote (configuration, variants
+  with their deployed models and weights, generation).
 
 A SHA-256 salvaged from the old catalog is kept as it was recorded; one that had to be taken from a file as
 found is marked so in the job's events (deploy checks every artifact against the recorded value).
@@ -40,13 +41,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from . import catalog_health, endpoint_processes, job_outcome
+from . import catalog_health, endpoint_processes, job_outcome, rollout
 from .artifacts import sha256_bytes
 from .db import Catalog, dumps
 from .errors import BackendError, CatalogDamagedError, ChurnError, NotFoundError
 from .private_files import make_dirs
 
 ACTIVE_ENDPOINT = ("Creating", "InService", "Updating")
+DEPLOYED_COLUMNS = ("name", "model", "artifact_key", "artifact_sha256", "created_at", "grp", "version", "version_arn",
+                    "threshold")
 
 
 @dataclass
@@ -266,6 +269,7 @@ def _salvage(path: Path, scratch: Path, report: RepairReport) -> int:
     copied = 0
     try:
         wanted = _tables(target)
+        keyed = {t for t in wanted if any(c[5] for c in target.execute(f"PRAGMA table_info({t})").fetchall())}
         for source_path in sources:
             try:
                 source = sqlite3.connect(f"file:{catalog_health._quote(source_path)}?mode=ro&immutable=1", uri=True)
@@ -275,8 +279,8 @@ def _salvage(path: Path, scratch: Path, report: RepairReport) -> int:
             try:
                 for table, columns in wanted.items():
                     common = [c for c in columns if c in have.get(table, [])]
-                    if not common or "name" not in common and table != "events":
-                        continue
+                    if not common or table not in keyed:
+                        continue  # only rows with a key: INSERT OR IGNORE then never copies one twice
                     cols = ", ".join(common)
                     try:
                         cursor = source.execute(f"SELECT {cols} FROM {table}")
@@ -507,9 +511,11 @@ class _DiskScan:
                 continue
             name, uid = manifest["name"], manifest.get("uid") or ""
             live.add((name, uid))
-            current = self.catalog.one("SELECT uid FROM endpoints WHERE name = ? COLLATE NOCASE", (name,))
-            if current is not None and current["uid"] == uid:
-                continue
+            current = self.catalog.one(
+                "SELECT uid, config, pending_config FROM endpoints WHERE name = ? COLLATE NOCASE", (name,))
+            if current is not None and current["uid"] == uid and (
+                    current["config"] == manifest["config"] or current["pending_config"]):
+                continue  # the row knows it (an endpoint updated after a backup: its manifest's configuration)
             self._add_endpoint(manifest, folder, processes, replace=current is not None)
         if refresh:  # rows of a backup whose endpoint was deleted since (its folder is gone)
             for row in self.catalog.query("SELECT name, uid, workdir, status FROM endpoints WHERE backend = 'local'"):
@@ -530,13 +536,20 @@ class _DiskScan:
         if url:
             port = int(url.rsplit(":", 1)[1])
         now = time.time()
+        variants = manifest.get("variants") or [{"variant": "AllTraffic", "weight": 1.0, "deployed": {
+            "name": manifest["deployed_model"], "model": manifest["model"], "artifact_key": manifest["artifact_key"],
+            "artifact_sha256": manifest["artifact_sha256"]}}]  # an endpoint deployed before variants existed
         with self.catalog.tx() as conn:
             if replace:
                 self._drop_endpoint(name, conn)
-            self._insert(conn, "deployed_models", {
-                "name": manifest["deployed_model"], "model": manifest["model"],
-                "artifact_key": manifest["artifact_key"], "artifact_sha256": manifest["artifact_sha256"],
-                "created_at": manifest.get("created_at") or now})
+            for variant in variants:
+                deployed = {k: variant["deployed"][k] for k in DEPLOYED_COLUMNS
+                            if variant["deployed"].get(k) is not None}
+                deployed.setdefault("created_at", manifest.get("created_at") or now)
+                self._insert(conn, "deployed_models", deployed)
+                self._insert(conn, "endpoint_variants", {"config": manifest["config"], "variant": variant["variant"],
+                                                         "deployed_model": deployed["name"],
+                                                         "weight": float(variant["weight"])})
             self._insert(conn, "endpoint_configs", {
                 "name": manifest["config"], "deployed_model": manifest["deployed_model"],
                 "instance_type": manifest["instance_type"], "instance_count": manifest["instance_count"],
@@ -547,19 +560,18 @@ class _DiskScan:
                 "pid": supervisor, "server_pid": masters[0] if masters else None, "workdir": str(folder),
                 "instance_type": manifest["instance_type"], "instance_count": manifest["instance_count"],
                 "created_at": manifest.get("created_at") or now, "updated_at": now,
-                "in_service_at": now if masters else None, "uid": manifest.get("uid") or ""})
+                "in_service_at": now if masters else None, "uid": manifest.get("uid") or "",
+                "generation": int(manifest.get("generation") or 1)})
             self.catalog.event("endpoint", name, "found running when the catalog was rebuilt", conn)
         self.report.added["endpoints"].append(name)
 
     def _drop_endpoint(self, name: str, conn: sqlite3.Connection | None = None) -> None:
         def drop(c: sqlite3.Connection) -> None:
-            row = c.execute("SELECT config FROM endpoints WHERE name = ?", (name,)).fetchone()
+            row = c.execute("SELECT config, pending_config FROM endpoints WHERE name = ?", (name,)).fetchone()
             if row:
-                cfg = c.execute("SELECT deployed_model FROM endpoint_configs WHERE name = ?",
-                                (row["config"],)).fetchone()
-                if cfg:
-                    c.execute("DELETE FROM deployed_models WHERE name = ?", (cfg["deployed_model"],))
-                c.execute("DELETE FROM endpoint_configs WHERE name = ?", (row["config"],))
+                for config in (row["pending_config"], row["config"]):
+                    if config:
+                        rollout.delete_config(c, config)  # its variants and deployed models too
             c.execute("DELETE FROM endpoints WHERE name = ?", (name,))
 
         if conn is not None:

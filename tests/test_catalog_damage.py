@@ -138,6 +138,28 @@ def test_a_rebuild_reads_back_what_the_damaged_file_still_holds(live):
     assert "a note only the catalog knows" in notes
 
 
+@pytest.mark.parametrize("how", ["random-page", "bad-header"])
+def test_an_endpoint_updated_to_two_variants_is_rebuilt_as_it_serves(live, how):
+    """After an update (champion/challenger on the same row, uid and folder), a rebuild gives back the
+    configuration the server serves: from the rows still readable (variants, registry versions) or, when
+    nothing is, from the endpoint.json each update rewrites in the endpoint's folder."""
+    p, ep = live
+    for _ in range(2):
+        p.approve("live", p.register("model-a", group="live").version, "test")
+    updated = p.set_variants("live-ep", [("live", 1, 70), ("live", 2, 30)])
+    assert updated.config == "live-ep-config-2" and updated.uid == ep.uid
+    damage(p.settings.home / "churn.db", how)
+    catalog_repair.rebuild(p.settings.home)
+    fresh = churn_core.connect()
+    again = fresh.describe_endpoint("live-ep")
+    assert (again.status, again.uid, again.config, again.generation) == ("InService", ep.uid, "live-ep-config-2", 2)
+    assert sorted((v["variant"], v["weight"], v["version"]) for v in again.variants) == [
+        ("live-v1", 70.0, "live v1"), ("live-v2", 30.0, "live v2")]
+    if how == "random-page":  # the registry's rows were readable: salvaged with the rest
+        assert fresh.get_version("live", 2).status == "Approved"
+    assert fresh.invoke("live-ep", SEED)["Output"] in (0, 1)
+
+
 def test_the_last_backup_is_restored_with_what_came_after_it(live, sample_csv, monkeypatch):
     p, ep = live
     assert p.backup_catalog() is not None

@@ -191,7 +191,8 @@ class LocalBackend:
             "config": config["name"], "deployed_model": deployed_model["name"],
             "artifact_key": deployed_model["artifact_key"], "artifact_sha256": deployed_model["artifact_sha256"],
             "instance_type": endpoint["instance_type"], "instance_count": endpoint["instance_count"],
-            "created_at": endpoint["created_at"],
+            "created_at": endpoint["created_at"], "generation": endpoint.get("generation") or 1,
+            "variants": [{"variant": "AllTraffic", "weight": 1.0, "deployed": dict(deployed_model)}],
         }
         write_text(folder / "endpoint.json", json.dumps(manifest, indent=1))
         return {"pid": self._spawn_supervisor(endpoint["name"], endpoint.get("uid") or ""), "workdir": str(folder)}
@@ -431,7 +432,28 @@ class LocalBackend:
             self._switch(endpoint, control_for(self.store, endpoint, variants, generation))
         finally:
             mark.unlink(missing_ok=True)
+        self._note_variants(endpoint, variants, config=new_config["name"])
         return {"update": "done"}
+
+    def _note_variants(self, endpoint: dict, variants: list[dict], config: str | None = None) -> None:
+        """Keep endpoint.json (what a catalog rebuilt from disk knows of the endpoint) in step with what its
+        server now serves: the configuration, its variants and weights (best effort: the catalog is the record)."""
+        path = self._folder_of(endpoint) / "endpoint.json"
+        try:
+            manifest = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return
+        top = max(variants, key=lambda v: v["weight"])["deployed"]
+        if config is not None:
+            manifest.update(config=config, model=top["model"], deployed_model=top["name"],
+                            artifact_key=top["artifact_key"], artifact_sha256=top["artifact_sha256"],
+                            generation=endpoint.get("generation") or manifest.get("generation") or 1)
+        manifest["variants"] = [{"variant": v["variant"], "weight": float(v["weight"]), "deployed": dict(v["deployed"])}
+                                for v in variants]
+        try:
+            _write_in_folder(path, json.dumps(manifest, indent=1))
+        except BackendError:
+            pass  # deleted meanwhile
 
     def update_outcome(self, endpoint: dict) -> tuple[str, str]:
         """An endpoint seen Updating: pending while the process running its update is alive (another session
@@ -464,6 +486,10 @@ class LocalBackend:
         old = self._control(endpoint)
         variants = tuple(dataclasses.replace(v, weight=float(weights.get(v.name, v.weight))) for v in old.variants)
         self._switch(endpoint, dataclasses.replace(old, variants=variants))
+        from ..rollout import config_variants
+
+        self._note_variants(endpoint, [dict(v, weight=float(weights.get(v["variant"], v["weight"])))
+                                       for v in config_variants(self.catalog, endpoint["config"])])
 
     def set_capture(self, endpoint: dict, percent: float) -> None:
         old = self._control(endpoint)
