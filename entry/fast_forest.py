@@ -16,6 +16,7 @@ import numpy as np
 from request_parser import columns_to_frame
 
 FLAT_WALK_MAX_ROWS = 8  # up to this many rows, walk all trees at once; above it, tree by tree
+MATRIX_BYTES = 64 << 20  # the largest dense encoded matrix a batch builds at once
 
 
 def plan(pipeline, compiled: dict) -> Optional[dict]:
@@ -147,10 +148,75 @@ def encoded_matrix(columns: List[list], fast: dict) -> np.ndarray:
 
 def proba(columns: List[list], fast: dict) -> np.ndarray:
     """Churn probabilities of checked rows (the fast equivalent of ``predict_proba(frame)[:, 1]``)."""
-    X = encoded_matrix(columns, fast)
+    return _predict(encoded_matrix(columns, fast), fast)
+
+
+def _predict(X: np.ndarray, fast: dict) -> np.ndarray:
     if fast["forest"] is None:
         return fast["model"].predict_proba(X)[:, 1]
     return forest_proba(X, fast["forest"])
+
+
+def encoded_matrix_typed(columns: list, fast: dict) -> np.ndarray:
+    """``encoded_matrix`` for typed columns, without a Python step per row: a numeric feature as a
+    float64 array (NaN missing), a categorical one as a ``pandas.Categorical`` of checked categories
+    (or any sequence of them, NaN missing). The one-hot lookups run once per distinct category."""
+    import pandas as pd
+
+    n = len(columns[0]) if columns else 0
+    blocks = []
+    if fast["num"] is not None:
+        idx, medians, mean, scale = fast["num"]
+        num = np.empty((n, len(idx)), dtype=np.float64)
+        for j, i in enumerate(idx):
+            num[:, j] = np.asarray(columns[i], dtype=np.float64)
+        holes = np.isnan(num)
+        if holes.any():
+            num = np.where(holes, medians[np.newaxis, :], num)
+        if mean is not None:
+            num = (num - mean) / scale
+        blocks.append(num)
+    if fast["cat"] is not None:
+        idx, modes, lookups, widths = fast["cat"]
+        for j, i in enumerate(idx):
+            column = columns[i]
+            if not isinstance(column, pd.Categorical):
+                column = pd.Categorical(np.asarray(column, dtype=object))
+            # position of each category in the one-hot block (-1: never seen in training), and last the
+            # position of the mode, which code -1 (missing) picks, as SimpleImputer(most_frequent) fills it in
+            where = [lookups[j].get(c, -1) for c in column.categories] + [lookups[j].get(modes[j], -1)]
+            positions = np.asarray(where, dtype=np.intp)[np.asarray(column.codes, dtype=np.intp)]
+            block = np.zeros((n, widths[j]), dtype=np.float64)
+            rows = np.flatnonzero(positions >= 0)
+            block[rows, positions[rows]] = 1.0
+            blocks.append(block)
+    return np.hstack(blocks) if len(blocks) > 1 else blocks[0]
+
+
+def proba_typed(columns: list, fast: dict) -> np.ndarray:
+    """Churn probabilities of typed columns (see ``encoded_matrix_typed``); equal to ``proba``. Rows go
+    in blocks small enough that the dense encoded matrix stays under ``MATRIX_BYTES`` (a categorical
+    feature with thousands of values would otherwise make it gigabytes)."""
+    n = len(columns[0]) if columns else 0
+    block = max(256, MATRIX_BYTES // (8 * encoded_width(fast)))
+    if n <= block:
+        return _predict(encoded_matrix_typed(columns, fast), fast)
+    return np.concatenate([_predict(encoded_matrix_typed([c[s:s + block] for c in columns], fast), fast)
+                           for s in range(0, n, block)])
+
+
+def encoded_width(fast: dict) -> int:
+    """Columns of the matrix the model sees."""
+    width = len(fast["num"][0]) if fast["num"] is not None else 0
+    return width + (sum(fast["cat"][3]) if fast["cat"] is not None else 0)
+
+
+def typed_columns(columns: List[list], compiled: dict) -> list:
+    """Checked value lists as typed columns: float64 arrays and ``pandas.Categorical``."""
+    import pandas as pd
+
+    return [np.asarray(c, dtype=np.float64) if kind == "numeric" else pd.Categorical(np.asarray(c, dtype=object))
+            for c, kind in zip(columns, compiled["kinds"])]
 
 
 def _probe_columns(schema: dict, compiled: dict) -> List[list]:
@@ -181,8 +247,10 @@ def enable(pipeline, schema: dict, compiled: dict) -> Optional[dict]:
         got = proba(probe, fast)
         few = [column[:FLAT_WALK_MAX_ROWS] for column in probe]  # and the path of small requests
         got_few = proba(few, fast)
+        got_typed = proba_typed(typed_columns(probe, compiled), fast)  # and the batch transform's path
         if got.shape == expected.shape and np.allclose(got, expected, rtol=0, atol=1e-9) \
-                and np.allclose(got_few, expected[:FLAT_WALK_MAX_ROWS], rtol=0, atol=1e-9):
+                and np.allclose(got_few, expected[:FLAT_WALK_MAX_ROWS], rtol=0, atol=1e-9) \
+                and np.allclose(got_typed, expected, rtol=0, atol=1e-9):
             return fast
         sys.stderr.write("fast prediction path disagrees with the pipeline; using the pipeline\n")
     except Exception as err:  # never fail loading over an optimisation

@@ -401,63 +401,74 @@ def _plain_numeric_columns(rows: list, width: int) -> Optional[List[list]]:
     return matrix.T.tolist()
 
 
-def _cell(value: Any, r: int, i: int, name: str, kinds: list, allow: list) -> Any:
+def check_cell(text: Any, i: int, compiled: dict) -> Any:
+    """One CSV cell of feature ``i`` as ``check_rows`` reads it: the value the model gets (a float, a
+    category or NaN), or ``InvalidInput`` whose message names the feature but no row (a batch of lines
+    applies this once per distinct text and reports each line with its own number)."""
+    return _cell(_csv_value(text), None, i, compiled["features"][i], compiled["kinds"], compiled["allow_missing"])
+
+
+def _at(r: Optional[int], name: str) -> str:
+    return "row %d, feature %s" % (r, name) if r is not None else name
+
+
+def _cell(value: Any, r: Optional[int], i: int, name: str, kinds: list, allow: list) -> Any:
     numeric = kinds[i] == "numeric"
     if value is None or (isinstance(value, str) and not value.strip() and numeric):
         if not allow[i]:
             raise _missing_error(r, name, value)
         return float("nan")
     if isinstance(value, (list, dict)):
-        raise InvalidInput("row %d, feature %s: %s is not a single value." % (r, name, _kind_name(value)))
+        raise InvalidInput("%s: %s is not a single value." % (_at(r, name), _kind_name(value)))
     if numeric:
         if isinstance(value, str) and value.strip().lower() in MISSING_IN_NUMBERS and allow[i]:
             return float("nan")
         return _number(value, r, name)
     if isinstance(value, float) and not math.isfinite(value):
-        raise InvalidInput("row %d, feature %s: NaN/Infinity is not a category; send a text value." % (r, name))
+        raise InvalidInput("%s: NaN/Infinity is not a category; send a text value." % _at(r, name))
     canon = category_of(value)
     if isinstance(canon, float) and not allow[i]:  # blank string
         raise _missing_error(r, name, value)
     return canon
 
 
-def _number(value: Any, r: int, name: str) -> float:
+def _number(value: Any, r: Optional[int], name: str) -> float:
     if isinstance(value, bool):
         raise InvalidInput(
-            "row %d, feature %s: %s is a boolean, not a number; send 1 or 0." % (r, name, "true" if value else "false")
+            "%s: %s is a boolean, not a number; send 1 or 0." % (_at(r, name), "true" if value else "false")
         )
     if isinstance(value, (int, float)):
         try:
             number = float(value)
         except OverflowError:  # a JSON integer beyond float range
             raise InvalidInput(
-                "row %d, feature %s: the integer %s\u2026 (%d digits) is too large; send a finite number."
-                % (r, name, str(value)[:12], len(str(abs(value))))
+                "%s: the integer %s\u2026 (%d digits) is too large; send a finite number."
+                % (_at(r, name), str(value)[:12], len(str(abs(value))))
             ) from None
         if not math.isfinite(number):
             word = "NaN" if number != number else ("Infinity" if number > 0 else "-Infinity")
-            raise InvalidInput("row %d, feature %s: %s is not a finite number; send a real number." % (r, name, word))
+            raise InvalidInput("%s: %s is not a finite number; send a real number." % (_at(r, name), word))
         return number
     if isinstance(value, str):
         text = value.strip()
         try:
             number = float(text)
         except ValueError:
-            raise InvalidInput("row %d, feature %s: %s is not a number." % (r, name, _short(value))) from None
+            raise InvalidInput("%s: %s is not a number." % (_at(r, name), _short(value))) from None
         if not math.isfinite(number):
             raise InvalidInput(
-                "row %d, feature %s: %s is not a finite number; send a real number." % (r, name, _short(value))
+                "%s: %s is not a finite number; send a real number." % (_at(r, name), _short(value))
             )
         return number
-    raise InvalidInput("row %d, feature %s: %s is not a number." % (r, name, _kind_name(value)))
+    raise InvalidInput("%s: %s is not a number." % (_at(r, name), _kind_name(value)))
 
 
-def _missing_error(r: int, name: str, value: Any) -> InvalidInput:
+def _missing_error(r: Optional[int], name: str, value: Any) -> InvalidInput:
     shown = "null" if value is None else "empty"
     return InvalidInput(
-        "row %d, feature %s: value is missing (%s); the model was trained without missing values for %s, "
+        "%s: value is missing (%s); the model was trained without missing values for %s, "
         "so send a value."
-        % (r, name, shown, name)
+        % (_at(r, name), shown, name)
     )
 
 

@@ -41,6 +41,8 @@ THRESHOLD = 0.5
 MODEL_FILE = "model.joblib"
 SCHEMA_FILE = "schema.json"
 FORMAT_VERSION = 1
+TRANSFORM_ENV = "CHURN_BATCH_TRANSFORM"  # set by our CreateTransformJob: answer every line of a mini-batch
+THRESHOLD_ENV = "CHURN_THRESHOLD"  # the model's decision threshold when the catalog set one
 
 
 class TrainingError(Exception):
@@ -316,15 +318,26 @@ def model_fn(model_dir: str) -> dict:
             "fast": fast_forest.enable(pipeline, schema, compiled)}
 
 
-def input_fn(request_body: Any, request_content_type: Optional[str] = "application/json") -> ParsedRequest:
-    """Decode a request (application/json, text/csv or application/x-npy); raises InvalidInput."""
+def input_fn(request_body: Any, request_content_type: Optional[str] = "application/json") -> Any:
+    """Decode a request (application/json, text/csv or application/x-npy); raises InvalidInput.
+
+    In a batch transform job (the job sets CHURN_BATCH_TRANSFORM=1), a text/csv mini-batch is kept
+    whole: each line gets an answer, a line that cannot be scored its reason (see table_scoring)."""
+    if os.environ.get(TRANSFORM_ENV) == "1" and str(request_content_type or "").split(";")[0].strip() == "text/csv":
+        import table_scoring
+
+        threshold = os.environ.get(THRESHOLD_ENV)
+        return table_scoring.TransformLines(request_body, float(threshold) if threshold else None)
     return parse_body(request_body, request_content_type)
 
 
-def predict_fn(input_data: Any, model: dict) -> dict:
+def predict_fn(input_data: Any, model: dict) -> Any:
     """Check the rows against the model schema and score them: {"labels", "probabilities", "ids", "style"}."""
     import fast_forest
+    import table_scoring
 
+    if isinstance(input_data, table_scoring.TransformLines):
+        return table_scoring.transform_answer(input_data, model)
     if isinstance(input_data, ParsedRequest):
         checked = check_rows(input_data, model["compiled"])
     elif isinstance(input_data, CheckedRows):
@@ -344,6 +357,8 @@ def predict_fn(input_data: Any, model: dict) -> dict:
 
 def output_fn(prediction: dict, accept: Optional[str] = "application/json") -> Tuple[Any, str]:
     """Serialise predict_fn's result; returns (body, content_type)."""
+    if not isinstance(prediction, dict):  # a transform mini-batch's answer: one CSV line per line
+        return prediction.text, "text/csv"
     media = choose_accept(accept)
     labels, probabilities = prediction["labels"], prediction["probabilities"]
     if media == "text/csv":
