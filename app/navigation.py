@@ -14,6 +14,7 @@ _SPEC = [
     ("jobs", "Jobs", ":material/monitoring:"),
     ("endpoints", "Endpoints", ":material/cloud_upload:"),
     ("predict", "Predict", ":material/person_search:"),
+    ("batch", "Batch", ":material/batch_prediction:"),
     ("settings", "Settings", ":material/settings:"),
 ]
 _PAGES: dict[str, st.Page] = {}

@@ -466,11 +466,11 @@ class Platform:
             raise ValidationError(f"instance_count must be a whole number from 1 to 64 (got {instance_count!r}).")
         name = check_name(name or _suffixed(trained["name"], f"-batch-{timestamp()}"), "transform job name")
         now = time.time()
-        label = {"bytes": file_name or "uploaded file", "path": file_name or Path(str(source)).name}.get(kind, source)
+        label = file_name or {"bytes": "uploaded file", "path": Path(str(source)).name}.get(kind, source)
         row = {
             "name": name, "backend": self.backend.name, "model": trained["name"], "status": "InProgress",
-            "input_key": source if kind == "key" else input_key(name, file_name or (
-                Path(str(source)).name if kind == "path" else None)),
+            "input_key": source if kind == "key" else input_key(name, Path(str(source)).name if kind == "path"
+                                                                else file_name),
             "input_label": str(label), "keep_columns_json": dumps(keep), "threshold": self.model_threshold(model),
             "instance_type": self.backend.transform_instance_type(), "instance_count": count, "created_at": now,
             "updated_at": now,

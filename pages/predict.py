@@ -8,6 +8,7 @@ from app.navigation import page
 from app.service import attempt, platform
 from app.widgets import field_input, risk_histogram
 from churn_core.forms import form_fields, record_from_form
+from churn_core.transforms import INTERACTIVE_MAX_ROWS
 
 p = platform()
 st.title("Predict")
@@ -57,6 +58,10 @@ with batch:
         frame = attempt(p.read_customers, upload.getvalue())
         if frame is not None:
             st.write(f"{len(frame):,} customers in **{upload.name}**.")
+            if len(frame) > INTERACTIVE_MAX_ROWS:  # offered as a batch job; the Batch page picks the file up
+                st.session_state["transform_handover"] = (upload.name, upload.getvalue())
+                st.page_link(page("batch"), label="Too many to score here: score them as a batch job",
+                             icon=":material/batch_prediction:")
             if st.button(f"Score {len(frame):,} customers", type="primary", key="batch_score"):
                 bar = st.progress(0.0, text="Scoring…")
                 result = attempt(p.score_batch, endpoint, frame,
