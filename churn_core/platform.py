@@ -400,11 +400,12 @@ class Platform:
         return read_customers(data, self.settings.max_upload_mb * 1024 * 1024)
 
     def score_batch(
-        self, name: str, frame, chunk_size: int = 500, progress: Callable[[float], None] | None = None
+        self, name: str, frame, chunk_size: int = 2000, progress: Callable[[float], None] | None = None
     ) -> BatchResult:
         """Score a table of customers in chunks; rows that cannot be scored are reported by row number."""
         schema = self.model_schema(self.describe_endpoint(name).model)
-        return score_frame(lambda payload: self.invoke(name, payload), frame, schema, chunk_size, progress)
+        return score_frame(lambda body: self.invoke(name, body, content_type="text/csv"), frame, schema,
+                           chunk_size, progress)
 
     def delete_endpoint(self, name: str) -> dict:
         """Endpoint + endpoint config + model, as on SageMaker; the local process is stopped too."""

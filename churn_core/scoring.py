@@ -1,17 +1,17 @@
 """Scoring through an endpoint: encode a request, and score a whole table in chunks.
 
-Batch rows are checked against the model's schema before they are sent, so one bad row costs
-a message with its line number, not the whole file; a chunk the endpoint still rejects is
-retried row by row to find the culprit. Nothing is dropped silently.
+Batch rows are checked against the model's schema before they are sent, by the endpoint's own
+rules, so one bad row costs a message with its line number, not the whole file; a chunk the
+endpoint still rejects is retried row by row to find the culprit. Nothing is dropped silently.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
 import pandas as pd
 
 from .errors import ValidationError
@@ -50,77 +50,62 @@ def encode_payload(payload: Any, content_type: str) -> bytes:
     return json.dumps(payload, allow_nan=False).encode("utf-8")
 
 
-def _row_record(row: pd.Series, features: list[dict]) -> tuple[dict | None, str | None]:
-    record: dict[str, Any] = {}
-    for feat in features:
-        name = feat["name"]
-        value = row[name]
-        if value is None or (isinstance(value, float) and math.isnan(value)) or str(value).strip() == "":
-            return None, f"{name} is blank; fill it in"
-        if feat["kind"] == "numeric":
-            try:
-                number = float(str(value).strip())
-            except ValueError:
-                return None, f"{name} = {str(value)[:40]!r} is not a number"
-            if not math.isfinite(number):
-                return None, f"{name} = {value!r} is not a finite number"
-            record[name] = number
-        else:
-            record[name] = str(value).strip()
-    return record, None
-
-
 def score_frame(
-    invoke: Callable[[dict], dict],
+    invoke: Callable[[str], dict],
     frame: pd.DataFrame,
     schema: dict,
-    chunk_size: int = 500,
+    chunk_size: int = 2000,
     progress: Callable[[float], None] | None = None,
 ) -> BatchResult:
-    features = schema.get("features", [])
-    missing = [f["name"] for f in features if f["name"] not in frame.columns]
+    """Check every row by the model's own cell rules first (vectorised, entry/table_scoring.py: a row the
+    endpoint would refuse is listed here with its line and reason, not sent), then send the rest in CSV
+    chunks with a header to ``invoke`` (one CSV body -> the endpoint's JSON answer). Results keep the
+    input columns and add the probability, the label and per-row warnings (entry/row_warnings.py)."""
+    from .paths import entry_module
+
+    table_scoring = entry_module("table_scoring")
+    compiled = entry_module("request_parser").compile_schema(schema)
+    features = compiled["features"]
+    missing = [name for name in features if name not in frame.columns]
     if missing:
         raise ValidationError(
             f"The file lacks the model's feature column(s): {', '.join(missing)}. "
-            f"Its header must include: {', '.join(f['name'] for f in features)}."
+            f"Its header must include: {', '.join(features)}."
         )
     if frame.empty:
         raise ValidationError("The file has a header but no customer rows to score.")
-    errors: list[tuple[int, str]] = []
-    good: list[tuple[int, dict]] = []
-    for position, (_, row) in enumerate(frame.iterrows()):
-        record, problem = _row_record(row, features)
-        line = position + FIRST_DATA_LINE
-        if problem:
-            errors.append((line, problem))
-        else:
-            good.append((position, record))
+    text = frame[features].astype(object).where(frame[features].notna(), "")
+    checked = table_scoring.check_frame(text, compiled)
+    errors: list[tuple[int, str]] = [(r + FIRST_DATA_LINE, m) for r, m in checked.problems.items()]
+    good = np.flatnonzero(~checked.bad)
+    warnings = dict(zip(good.tolist(), entry_module("row_warnings").row_warnings(
+        [c[~checked.bad] for c in checked.columns], schema), strict=True))
     results: dict[int, tuple[int, float]] = {}
-    chunks = [good[i : i + chunk_size] for i in range(0, len(good), chunk_size)] or [[]]
+    chunks = [good[i : i + chunk_size] for i in range(0, len(good), chunk_size)] or [good]
     for done, chunk in enumerate(chunks, start=1):
-        if chunk:
-            _score_chunk(invoke, chunk, results, errors)
+        if len(chunk):
+            _score_chunk(invoke, text, chunk.tolist(), results, errors)
         if progress:
             progress(done / len(chunks))
-    scored = frame.copy()
     order = sorted(results)
-    scored = scored.iloc[order].copy()
+    scored = frame.iloc[order].copy()
     scored.insert(0, "line", [p + FIRST_DATA_LINE for p in order])
     scored["churn_probability"] = [results[p][1] for p in order]
     scored["predicted_churn"] = [results[p][0] for p in order]
+    scored["warnings"] = [warnings[p] for p in order]
     scored = scored.sort_values("churn_probability", ascending=False, kind="stable").reset_index(drop=True)
     return BatchResult(scored=scored, errors=sorted(errors), total=len(frame))
 
 
-def _score_chunk(invoke, chunk, results, errors) -> None:
+def _score_chunk(invoke, text: pd.DataFrame, positions: list[int], results, errors) -> None:
     try:
-        answer = invoke({"instances": [record for _, record in chunk]})
+        answer = invoke(text.iloc[positions].to_csv(index=False))
     except ValidationError as exc:
-        if len(chunk) == 1:
-            errors.append((chunk[0][0] + FIRST_DATA_LINE, str(exc)))
+        if len(positions) == 1:
+            errors.append((positions[0] + FIRST_DATA_LINE, str(exc)))
             return
-        for item in chunk:  # find the row(s) the endpoint refuses
-            _score_chunk(invoke, [item], results, errors)
+        for position in positions:  # find the row(s) the endpoint refuses
+            _score_chunk(invoke, text, [position], results, errors)
         return
-    for (position, _), pred in zip(chunk, answer["predictions"], strict=True):
+    for position, pred in zip(positions, answer["predictions"], strict=True):
         results[position] = (int(pred["label"]), float(pred["churn_probability"]))

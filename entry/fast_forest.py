@@ -147,7 +147,10 @@ def encoded_matrix(columns: List[list], fast: dict) -> np.ndarray:
 
 
 def proba(columns: List[list], fast: dict) -> np.ndarray:
-    """Churn probabilities of checked rows (the fast equivalent of ``predict_proba(frame)[:, 1]``)."""
+    """Churn probabilities of checked rows (the fast equivalent of ``predict_proba(frame)[:, 1]``): value
+    lists, or typed columns (arrays, ``pandas.Categorical``) as many-row CSV requests are checked."""
+    if columns and not isinstance(columns[0], list):
+        return proba_typed(columns, fast)
     return _predict(encoded_matrix(columns, fast), fast)
 
 

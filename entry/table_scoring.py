@@ -213,9 +213,15 @@ def parse(lines: Lines, names: Sequence[str], use: Sequence[str], numeric: Seque
 
 def check_frame(frame, compiled: dict) -> Checked:
     """Every feature cell by ``check_cell``'s rule, once per distinct text; typed columns in schema order."""
+    return check_columns([frame[name] for name in compiled["features"]], compiled)
+
+
+def check_columns(columns_in: Sequence[Any], compiled: dict) -> Checked:
+    """``check_frame`` for one sequence of cells per feature (a pandas Series, a list of texts, or float64
+    values already parsed, NaN where the cell was blank)."""
     import pandas as pd
 
-    n = len(frame)
+    n = len(columns_in[0]) if len(columns_in) else 0
     bad = np.zeros(n, dtype=bool)
     problems: Dict[int, str] = {}
 
@@ -227,16 +233,15 @@ def check_frame(frame, compiled: dict) -> Checked:
         bad[rows] = True
 
     columns = []
-    for i, name in enumerate(compiled["features"]):
-        series = frame[name]
-        if compiled["kinds"][i] == "numeric" and series.dtype.kind == "f":
-            values = series.to_numpy(dtype=np.float64)
+    for i, cells in enumerate(columns_in):
+        if compiled["kinds"][i] == "numeric" and getattr(cells, "dtype", None) is not None and cells.dtype.kind == "f":
+            values = np.asarray(cells, dtype=np.float64)
             holes = np.flatnonzero(np.isnan(values))
             if len(holes) and not compiled["allow_missing"][i]:
                 refuse(holes, [_problem("", i, compiled)], np.zeros(len(holes), dtype=np.int64))
             columns.append(values)
             continue
-        codes, uniques = pd.factorize(series.to_numpy(dtype=object))
+        codes, uniques = pd.factorize(np.asarray(cells, dtype=object))
         texts = [u if isinstance(u, str) else "" for u in uniques] + [""]
         codes = np.where(codes < 0, len(texts) - 1, codes)  # a NaN cell (none get here from split_lines) reads as ""
         column, refused, messages = _check_texts(texts, i, compiled)

@@ -215,3 +215,28 @@ def test_a_transform_mini_batch_gets_one_answer_line_per_line_in_order(models, m
     monkeypatch.delenv(train.TRANSFORM_ENV)  # without the job's setting: the real-time contract (400 on a bad row)
     with pytest.raises(request_parser.InvalidInput, match="row 3, feature tenure"):
         train.predict_fn(train.input_fn(body, "text/csv"), model)
+
+
+def test_a_many_row_csv_request_is_checked_column_by_column_with_the_same_result_and_words(models):
+    """From VECTOR_MIN_ROWS CSV rows on, an endpoint checks cells once per distinct text: the same values as
+    row by row, and a body with a bad row still gets the row-by-row path's message."""
+    model = models["rf"]
+    train = entry_module("train")
+    frame = pd.read_csv(io.BytesIO(customers(120, seed=11)), dtype=str, keep_default_na=False)
+    frame.loc[7, "TotalCharges"] = ""  # blank, trained with blanks: fine
+    body = frame.to_csv(index=False)
+    fast = request_parser.check_rows(request_parser.parse_body(body, "text/csv"), model["compiled"])
+    assert not isinstance(fast.columns[0], list), "the column-by-column path"
+    records = json.dumps({"instances": frame.to_dict("records")})
+    slow = request_parser.check_rows(request_parser.parse_body(records, "application/json"), model["compiled"])
+    assert isinstance(slow.columns[0], list)
+    answer = json.loads(train.output_fn(train.predict_fn(fast, model), "application/json")[0])
+    expected = json.loads(train.output_fn(train.predict_fn(slow, model), "application/json")[0])
+    assert answer == expected and answer["predictions"][0]["customerID"] == frame["customerID"][0]
+    headerless = frame.drop(columns=["customerID"]).to_csv(index=False, header=False)
+    positional = request_parser.check_rows(request_parser.parse_body(headerless, "text/csv"), model["compiled"])
+    np.testing.assert_array_equal(train.predict_fn(positional, model)["probabilities"],
+                                  [p["churn_probability"] for p in expected["predictions"]])
+    frame.loc[60, "tenure"] = "soon"
+    with pytest.raises(request_parser.InvalidInput, match=r"^row 61, feature tenure: 'soon' is not a number\.$"):
+        request_parser.check_rows(request_parser.parse_body(frame.to_csv(index=False), "text/csv"), model["compiled"])

@@ -300,3 +300,29 @@ def test_a_dashboard_restart_in_the_middle_of_a_job_loses_nothing(platform, tmp_
     assert restarted.describe_transform("restart-1").status in ("InProgress", "Completed")
     done = wait_transform(restarted, "restart-1")
     assert done.status == "Completed" and done.rows_scored == 200_000, done.failure_reason
+
+
+def test_interactive_batches_share_the_transforms_rules_probabilities_and_warnings(platform):
+    """score_batch through an endpoint checks rows by the same rules (a blank number the model was trained with
+    is fine, a word is not, in the same words), and its probabilities and warnings are the transform's."""
+    p = platform
+    frame = pd.read_csv(io.BytesIO(customers(300, seed=13)), dtype=str, keep_default_na=False)
+    frame.loc[3, "TotalCharges"] = ""
+    frame.loc[5, "tenure"] = "soon"
+    frame.loc[8, "Contract"] = "Three year"
+    data = frame.to_csv(index=False).encode()
+    job = wait_transform(p, p.start_transform("subs-rf", data, name="interactive-twin").name)
+    assert job.status == "Completed"
+    p.deploy("subs-rf", "subs-ep")
+    try:
+        result = p.score_batch("subs-ep", p.read_customers(data))
+    finally:
+        p.delete_endpoint("subs-ep")
+    assert result.errors == [(7, "tenure: 'soon' is not a number.")]
+    assert list(p.transform_errors("interactive-twin").itertuples(index=False, name=None)) == result.errors
+    batch = result.scored.sort_values("line").reset_index(drop=True)
+    transform = p.transform_output("interactive-twin")
+    assert list(batch["line"]) == list(transform["line"]) and 5 in set(batch["line"])
+    assert list(batch["churn_probability"]) == list(transform["churn_probability"])
+    assert list(batch["warnings"]) == list(transform["warnings"])
+    assert batch.loc[batch["line"] == 10, "warnings"].item() == "Contract 'Three year' was not seen in training"

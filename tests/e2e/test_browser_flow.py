@@ -124,7 +124,7 @@ def test_upload_train_deploy_predict_delete(app_server, context, steps, tmp_path
         failed = m.get_by_test_id("stMetric").filter(has_text="Could not score")
         expect(failed.get_by_test_id("stMetricValue")).to_have_text("1")
         expect(m.get_by_text("1 row(s) could not be scored")).to_be_visible()
-        expect(grid_cell(page, "AccountWeeks = 'abc' is not a number")).to_be_attached()
+        expect(grid_cell(page, "AccountWeeks: 'abc' is not a number.")).to_be_attached()
         expect(grid_cell(page, re.compile(rf"^{bad_line}$")).first).to_be_attached()
         expect(m.get_by_role("tabpanel", name="Batch (CSV)").get_by_test_id("stPlotlyChart")).to_be_visible()
 
