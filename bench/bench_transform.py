@@ -56,13 +56,15 @@ GOALS = {"plain": 0.7, "mlflow": 5.0, "rss_mb": 1000.0}
 
 
 class PeakMemory(threading.Thread):
-    """Peak of the summed RSS (and PSS) of a process and its descendants, sampled until stopped."""
+    """Peak of the summed RSS (and PSS) of a process and its descendants, sampled until stopped; and the
+    CPU seconds (user + system) each of them had used when last seen (a lower bound for short-lived ones)."""
 
     def __init__(self, pid: int, interval: float = 0.05):
         super().__init__(daemon=True)
         self.pid, self.interval = pid, interval
         self.peak_rss = self.peak_pss = 0.0
         self.most_processes = 0
+        self.cpu: dict[int, float] = {}
         self.halt = threading.Event()
 
     def run(self) -> None:
@@ -79,6 +81,8 @@ class PeakMemory(threading.Thread):
             for proc in procs:
                 try:
                     rss += proc.memory_info().rss
+                    times = proc.cpu_times()
+                    self.cpu[proc.pid] = max(self.cpu.get(proc.pid, 0.0), times.user + times.system)
                     if tick % 5 == 0:
                         pss += proc.memory_full_info().pss
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
@@ -94,7 +98,7 @@ class PeakMemory(threading.Thread):
         self.halt.set()
         self.join(5)
         return {"peak_rss_mb": round(self.peak_rss, 1), "peak_pss_mb": round(self.peak_pss, 1),
-                "processes": self.most_processes}
+                "processes": self.most_processes, "cpu_seconds": round(sum(self.cpu.values()), 2)}
 
 
 def scoring_file(rows: int, seed: int) -> bytes:

@@ -17,6 +17,8 @@ from request_parser import columns_to_frame
 
 FLAT_WALK_MAX_ROWS = 8  # up to this many rows, walk all trees at once; above it, tree by tree
 MATRIX_BYTES = 64 << 20  # the largest dense encoded matrix a batch builds at once
+SORTED_WALK_MIN_ROWS = 2048  # from this many rows on, rows are walked through the trees in leaf order
+SORT_BY_TREES = 2
 
 
 def plan(pipeline, compiled: dict) -> Optional[dict]:
@@ -100,11 +102,27 @@ def flatten_forest(trees: list) -> dict:
 
 def forest_proba(X: np.ndarray, forest: dict) -> np.ndarray:
     X32 = np.ascontiguousarray(X, dtype=np.float32)
+    trees = forest["trees"]
+    if X32.shape[0] >= SORTED_WALK_MIN_ROWS and len(trees) > SORT_BY_TREES:
+        # Rows that land in the same leaves of the first trees take much the same paths through the others:
+        # walking them in that order keeps the nodes in cache (about a third faster on deep forests). The sum
+        # per row is still taken tree by tree in the forest's order, so the result is bit for bit the same.
+        leaves = [tree.apply(X32) for tree, _ in trees[:SORT_BY_TREES]]
+        order = np.lexsort(leaves[::-1])
+        X32 = X32[order]
+        out = np.zeros(X32.shape[0], dtype=np.float64)
+        for (_, p1), leaf in zip(trees[:SORT_BY_TREES], leaves):
+            out += p1[leaf[order]]
+        for tree, p1 in trees[SORT_BY_TREES:]:
+            out += p1[tree.apply(X32)]
+        unsorted = np.empty_like(out)
+        unsorted[order] = out
+        return unsorted / len(trees)
     if X32.shape[0] > FLAT_WALK_MAX_ROWS:
         out = np.zeros(X32.shape[0], dtype=np.float64)
-        for tree, p1 in forest["trees"]:
+        for tree, p1 in trees:
             out += p1[tree.apply(X32)]
-        return out / len(forest["trees"])
+        return out / len(trees)
     left, right, feature, threshold, leaf = (forest[k] for k in ("left", "right", "feature", "threshold", "leaf"))
     out = np.empty(X32.shape[0], dtype=np.float64)
     for r, row in enumerate(X32.astype(np.float64)):
@@ -160,25 +178,27 @@ def _predict(X: np.ndarray, fast: dict) -> np.ndarray:
     return forest_proba(X, fast["forest"])
 
 
-def encoded_matrix_typed(columns: list, fast: dict) -> np.ndarray:
+def encoded_matrix_typed(columns: list, fast: dict, dtype=np.float64) -> np.ndarray:
     """``encoded_matrix`` for typed columns, without a Python step per row: a numeric feature as a
     float64 array (NaN missing), a categorical one as a ``pandas.Categorical`` of checked categories
-    (or any sequence of them, NaN missing). The one-hot lookups run once per distinct category."""
+    (or any sequence of them, NaN missing). The one-hot lookups run once per distinct category; the
+    matrix is written in place, in ``dtype`` (float32 is what the trees compare, cast from float64)."""
     import pandas as pd
 
     n = len(columns[0]) if columns else 0
-    blocks = []
+    out = np.zeros((n, encoded_width(fast)), dtype=dtype)
+    at = 0
     if fast["num"] is not None:
         idx, medians, mean, scale = fast["num"]
-        num = np.empty((n, len(idx)), dtype=np.float64)
         for j, i in enumerate(idx):
-            num[:, j] = np.asarray(columns[i], dtype=np.float64)
-        holes = np.isnan(num)
-        if holes.any():
-            num = np.where(holes, medians[np.newaxis, :], num)
-        if mean is not None:
-            num = (num - mean) / scale
-        blocks.append(num)
+            values = np.asarray(columns[i], dtype=np.float64)
+            holes = np.isnan(values)
+            if holes.any():
+                values = np.where(holes, medians[j], values)
+            if mean is not None:
+                values = (values - mean[j]) / scale[j]
+            out[:, at + j] = values
+        at += len(idx)
     if fast["cat"] is not None:
         idx, modes, lookups, widths = fast["cat"]
         for j, i in enumerate(idx):
@@ -189,11 +209,10 @@ def encoded_matrix_typed(columns: list, fast: dict) -> np.ndarray:
             # position of the mode, which code -1 (missing) picks, as SimpleImputer(most_frequent) fills it in
             where = [lookups[j].get(c, -1) for c in column.categories] + [lookups[j].get(modes[j], -1)]
             positions = np.asarray(where, dtype=np.intp)[np.asarray(column.codes, dtype=np.intp)]
-            block = np.zeros((n, widths[j]), dtype=np.float64)
             rows = np.flatnonzero(positions >= 0)
-            block[rows, positions[rows]] = 1.0
-            blocks.append(block)
-    return np.hstack(blocks) if len(blocks) > 1 else blocks[0]
+            out[rows, at + positions[rows]] = 1.0
+            at += widths[j]
+    return out
 
 
 def proba_typed(columns: list, fast: dict) -> np.ndarray:
@@ -201,10 +220,11 @@ def proba_typed(columns: list, fast: dict) -> np.ndarray:
     in blocks small enough that the dense encoded matrix stays under ``MATRIX_BYTES`` (a categorical
     feature with thousands of values would otherwise make it gigabytes)."""
     n = len(columns[0]) if columns else 0
-    block = max(256, MATRIX_BYTES // (8 * encoded_width(fast)))
+    dtype = np.float32 if fast["forest"] is not None else np.float64
+    block = max(256, MATRIX_BYTES // (np.dtype(dtype).itemsize * encoded_width(fast)))
     if n <= block:
-        return _predict(encoded_matrix_typed(columns, fast), fast)
-    return np.concatenate([_predict(encoded_matrix_typed([c[s:s + block] for c in columns], fast), fast)
+        return _predict(encoded_matrix_typed(columns, fast, dtype), fast)
+    return np.concatenate([_predict(encoded_matrix_typed([c[s:s + block] for c in columns], fast, dtype), fast)
                            for s in range(0, n, block)])
 
 
@@ -250,10 +270,13 @@ def enable(pipeline, schema: dict, compiled: dict) -> Optional[dict]:
         got = proba(probe, fast)
         few = [column[:FLAT_WALK_MAX_ROWS] for column in probe]  # and the path of small requests
         got_few = proba(few, fast)
-        got_typed = proba_typed(typed_columns(probe, compiled), fast)  # and the batch transform's path
+        # and the batch path: typed columns, enough rows for the trees to be walked in leaf order
+        many = [column * (SORTED_WALK_MIN_ROWS // len(column) + 1) for column in probe]
+        expected_many = pipeline.predict_proba(columns_to_frame(many, compiled))[:, 1]
+        got_many = proba_typed(typed_columns(many, compiled), fast)
         if got.shape == expected.shape and np.allclose(got, expected, rtol=0, atol=1e-9) \
                 and np.allclose(got_few, expected[:FLAT_WALK_MAX_ROWS], rtol=0, atol=1e-9) \
-                and np.allclose(got_typed, expected, rtol=0, atol=1e-9):
+                and np.allclose(got_many, expected_many, rtol=0, atol=1e-9):
             return fast
         sys.stderr.write("fast prediction path disagrees with the pipeline; using the pipeline\n")
     except Exception as err:  # never fail loading over an optimisation

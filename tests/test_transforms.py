@@ -326,3 +326,13 @@ def test_interactive_batches_share_the_transforms_rules_probabilities_and_warnin
     assert list(batch["churn_probability"]) == list(transform["churn_probability"])
     assert list(batch["warnings"]) == list(transform["warnings"])
     assert batch.loc[batch["line"] == 10, "warnings"].item() == "Contract 'Three year' was not seen in training"
+
+
+def test_a_spreadsheet_export_semicolons_a_byte_order_mark_and_windows_line_ends(platform):
+    p = platform
+    frame = pd.read_csv(io.BytesIO(customers(40, seed=14)), dtype=str, keep_default_na=False)
+    data = b"\xef\xbb\xbf" + frame.to_csv(index=False, sep=";", lineterminator="\r\n").encode()
+    job = wait_transform(p, p.start_transform("subs-rf", data, name="excel-1").name)
+    assert job.status == "Completed" and job.rows_scored == 40, job.failure_reason
+    out = p.transform_output("excel-1")
+    assert list(out["customerID"]) == list(frame["customerID"]) and list(out["line"]) == list(range(2, 42))
