@@ -240,3 +240,21 @@ def test_a_many_row_csv_request_is_checked_column_by_column_with_the_same_result
     frame.loc[60, "tenure"] = "soon"
     with pytest.raises(request_parser.InvalidInput, match=r"^row 61, feature tenure: 'soon' is not a number\.$"):
         request_parser.check_rows(request_parser.parse_body(frame.to_csv(index=False), "text/csv"), model["compiled"])
+
+
+def test_headerless_csv_lines_in_schema_order_take_blanks_and_categories_as_the_file_has_them(models):
+    """What a transform sends when it runs without our environment (and any client of text/csv): features only,
+    in schema order, no header. A blank number the model was trained with is fine; a blank category it never
+    saw missing is refused by name; categories keep their spaces ("Fiber optic", "Month-to-month")."""
+    model = models["rf"]
+    train = entry_module("train")
+    features = model["compiled"]["features"]
+    frame = pd.read_csv(io.BytesIO(customers(3, seed=12)), dtype=str, keep_default_na=False)[features]
+    frame.loc[0, "TotalCharges"] = ""
+    frame.loc[1, "InternetService"] = "Fiber optic"
+    line = frame.head(2).to_csv(index=False, header=False)
+    answer = train.output_fn(train.predict_fn(train.input_fn(line, "text/csv"), model), "text/csv")[0]
+    assert len(answer.splitlines()) == 2
+    frame.loc[2, "Contract"] = ""
+    with pytest.raises(request_parser.InvalidInput, match=r"row 1, feature Contract: value is missing \(empty\)"):
+        train.predict_fn(train.input_fn(frame.tail(1).to_csv(index=False, header=False), "text/csv"), model)
