@@ -12,9 +12,12 @@ _SPEC = [
     ("data", "Data", ":material/database:"),
     ("train", "Train", ":material/model_training:"),
     ("jobs", "Jobs", ":material/monitoring:"),
+    ("models", "Models", ":material/inventory_2:"),
+    ("planner", "Campaign planner", ":material/campaign:"),
     ("endpoints", "Endpoints", ":material/cloud_upload:"),
     ("predict", "Predict", ":material/person_search:"),
     ("batch", "Batch", ":material/batch_prediction:"),
+    ("monitor", "Monitor", ":material/monitor_heart:"),
     ("settings", "Settings", ":material/settings:"),
 ]
 _PAGES: dict[str, st.Page] = {}

@@ -27,6 +27,7 @@ BENCHMARKS = {  # name: (full-run time limit s, short-run time limit s)
     "endpoint": (3000, 1200),
     "load": (900, 600),
     "catalog": (1800, 900),
+    "tuning": (1800, 600),
 }
 
 
@@ -65,6 +66,13 @@ def summary() -> list[str]:
             f"{r['counts']['jobs']} jobs (empty {worst[1]['empty']['median_s']:.3f}s); goal ≤0.3s "
             f"{'met on every page' if met else 'NOT met on every page'}"
         )
+    if r := read("tuning"):
+        s, q = r["speed"], r["quality"]
+        lines.append(f"tuning: {r['trials']} trials {s['tuning_median_seconds']:.1f}s vs bare loop "
+                     f"{s['peer_median_seconds']:.1f}s = {s['ratio_of_medians']}×, same best "
+                     f"{'yes' if s['same_best_objective'] else 'NO'}; goal ≤0.3× "
+                     f"{'met' if s['goal_met'] else 'NOT met'}"
+                     f"; Bayesian {q['bayesian_mean']:.4f} vs random {q['random_mean']:.4f} (mean best ROC AUC)")
     return lines
 
 

@@ -37,6 +37,7 @@ class Settings:
     max_upload_mb: int = 200
     max_concurrent_jobs: int = max(1, os.cpu_count() or 1)
     bind_host: str = "127.0.0.1"
+    require_approval: bool = False  # only Approved registry versions may be deployed or put behind an endpoint
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":
@@ -62,6 +63,7 @@ class Settings:
             max_upload_mb=_int_env(env, "CHURN_MAX_UPLOAD_MB", 200),
             max_concurrent_jobs=max(1, _int_env(env, "CHURN_MAX_CONCURRENT_JOBS", os.cpu_count() or 1)),
             bind_host=env.get("CHURN_BIND_HOST") or "127.0.0.1",
+            require_approval=(env.get("CHURN_REQUIRE_APPROVAL") or "0").strip().lower() in ("1", "true", "yes", "on"),
         )
 
     def public_view(self) -> dict:
@@ -78,4 +80,5 @@ class Settings:
             "SKLearn framework version": self.sklearn_version,
             "AWS endpoint URL": self.aws_endpoint_url or "(AWS default)",
             "Max concurrent local jobs": self.max_concurrent_jobs,
+            "Deploy only approved versions (CHURN_REQUIRE_APPROVAL)": "yes" if self.require_approval else "no",
         }

@@ -17,6 +17,7 @@ from .paths import entry_module
 from .records import Dataset
 from .storage import ObjectStore
 from .validation import ValidatedTable, validate_csv
+from .workbooks import as_csv
 
 _schema_rules = entry_module("dataset_schema")
 SCHEMA_FILE = _schema_rules.SCHEMA_FILE  # stored in the train prefix, so it travels in the train channel
@@ -71,6 +72,7 @@ class DatasetService:
         source: str = "upload",
     ) -> Dataset:
         check_name(name, "dataset name")
+        data, _ = as_csv(data)  # a workbook is stored as the CSV it was validated as
         if not 0.05 <= float(test_size) <= 0.5:
             raise ValidationError(f"Test fraction {test_size} is out of range. Pick a value between 0.05 and 0.5.")
         if self.catalog.one("SELECT name FROM datasets WHERE name = ?", (name,)):

@@ -120,6 +120,126 @@ CREATE TABLE IF NOT EXISTS events (
     message TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_name ON events (kind, name);
+CREATE TABLE IF NOT EXISTS model_groups (
+    name TEXT PRIMARY KEY,
+    dataset TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    arn TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS model_versions (
+    grp TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    status TEXT NOT NULL,
+    status_note TEXT NOT NULL DEFAULT '',
+    status_at REAL,
+    note TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    dataset TEXT NOT NULL,
+    dataset_sha256 TEXT NOT NULL,
+    code_sha256 TEXT NOT NULL,
+    artifact_key TEXT NOT NULL,
+    artifact_sha256 TEXT NOT NULL,
+    algorithm TEXT NOT NULL,
+    hyperparameters_json TEXT NOT NULL,
+    metrics_json TEXT NOT NULL,
+    threshold REAL,
+    arn TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (grp, version)
+);
+CREATE INDEX IF NOT EXISTS model_versions_by_model ON model_versions (model);
+CREATE TABLE IF NOT EXISTS endpoint_variants (
+    config TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    deployed_model TEXT NOT NULL,
+    weight REAL NOT NULL,
+    PRIMARY KEY (config, variant)
+);
+CREATE TABLE IF NOT EXISTS endpoint_history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    endpoint TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    model TEXT NOT NULL,
+    grp TEXT NOT NULL DEFAULT '',
+    version INTEGER,
+    weight REAL NOT NULL DEFAULT 1.0,
+    started_at REAL NOT NULL,
+    ended_at REAL
+);
+CREATE INDEX IF NOT EXISTS endpoint_history_by_model ON endpoint_history (model);
+CREATE TABLE IF NOT EXISTS drift_reports (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    endpoint TEXT NOT NULL DEFAULT '',
+    model TEXT NOT NULL,
+    source TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    window_start REAL,
+    window_end REAL,
+    rows INTEGER NOT NULL,
+    drifted_json TEXT NOT NULL,
+    report_json TEXT NOT NULL,
+    violations_key TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS drift_reports_by_endpoint ON drift_reports (endpoint, created_at);
+CREATE TABLE IF NOT EXISTS monitoring_schedules (
+    endpoint TEXT PRIMARY KEY,
+    every_minutes REAL NOT NULL,
+    pid INTEGER,
+    created_at REAL NOT NULL,
+    last_run_at REAL,
+    last_error TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS model_aliases (
+    grp TEXT NOT NULL,
+    alias TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (grp, alias)
+);
+CREATE TABLE IF NOT EXISTS tuning_jobs (
+    name TEXT PRIMARY KEY,
+    backend TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    algorithm TEXT NOT NULL,
+    ranges_json TEXT NOT NULL,
+    static_json TEXT NOT NULL,
+    objective TEXT NOT NULL,
+    direction TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    max_trials INTEGER NOT NULL,
+    max_parallel INTEGER NOT NULL,
+    max_seconds REAL,
+    status TEXT NOT NULL,
+    failure_reason TEXT NOT NULL DEFAULT '',
+    note TEXT NOT NULL DEFAULT '',
+    trials_completed INTEGER NOT NULL DEFAULT 0,
+    trials_failed INTEGER NOT NULL DEFAULT 0,
+    trials_stopped INTEGER NOT NULL DEFAULT 0,
+    trials_in_progress INTEGER NOT NULL DEFAULT 0,
+    best_job TEXT NOT NULL DEFAULT '',
+    best_objective REAL,
+    created_at REAL NOT NULL,
+    ended_at REAL,
+    pid INTEGER,
+    arn TEXT NOT NULL DEFAULT '',
+    code_sha256 TEXT NOT NULL DEFAULT '',
+    instance_type TEXT NOT NULL DEFAULT 'local'
+);
+CREATE INDEX IF NOT EXISTS tuning_jobs_by_created ON tuning_jobs (created_at);
+CREATE TABLE IF NOT EXISTS tuning_trials (
+    tuning_job TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    job TEXT NOT NULL,
+    params_json TEXT NOT NULL,
+    status TEXT NOT NULL,
+    objective REAL,
+    failure_reason TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    ended_at REAL,
+    PRIMARY KEY (tuning_job, number)
+);
+CREATE INDEX IF NOT EXISTS tuning_trials_by_job ON tuning_trials (job);
 CREATE TABLE IF NOT EXISTS transforms (
     name TEXT PRIMARY KEY,
     backend TEXT NOT NULL,
@@ -155,6 +275,13 @@ CREATE INDEX IF NOT EXISTS transforms_by_created ON transforms (created_at);
 ADDED_COLUMNS: list[tuple[str, str, str]] = [
     ("models", "threshold", "REAL"),  # the decision threshold chosen for the model (NULL: its schema's, 0.5)
     ("models", "threshold_json", "TEXT NOT NULL DEFAULT '{}'"),  # who set it, when, why (campaign inputs)
+    ("deployed_models", "grp", "TEXT NOT NULL DEFAULT ''"),  # the registered version it serves, if any
+    ("deployed_models", "version", "INTEGER"),
+    ("deployed_models", "version_arn", "TEXT NOT NULL DEFAULT ''"),  # SageMaker: the model package
+    ("deployed_models", "threshold", "REAL"),
+    ("endpoints", "capture_percent", "REAL NOT NULL DEFAULT 0"),  # share of requests captured (0: off)
+    ("endpoints", "generation", "INTEGER NOT NULL DEFAULT 1"),  # configurations the endpoint has had
+    ("endpoints", "pending_config", "TEXT NOT NULL DEFAULT ''"),  # the configuration an update moves to
 ]
 
 

@@ -10,6 +10,7 @@ endpoint Failed with the reason and the log tail. A refused artifact (SHA-256 mi
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -17,11 +18,14 @@ from pathlib import Path
 
 from .backends.local import ping, server_failure
 from .db import Catalog
+from .endpoint_control import control_path, write_control
 from .paths import ENTRY
+from .rollout import config_variants, control_for
 from .processes import describe_exit, is_alive, kill_group, reap, spawn_detached, tail
 from .serving import free_port
 from .storage import LocalObjectStore
 
+THRESHOLD_ENV = "CHURN_THRESHOLD"  # read by entry/train.py's model_fn
 MAX_CRASHES = 3
 CRASH_WINDOW = 300.0
 START_TIMEOUT = 60.0
@@ -48,12 +52,16 @@ class Supervisor:
     def on_sigterm(self, *_: object) -> None:
         self.stopping = True
 
-    def start_server(self, endpoint: dict, model: dict, port: int) -> int:
-        artifact = self.store.path(model["artifact_key"])
+    def write_control(self, endpoint: dict, variants: list[dict]) -> None:
+        """The first control file: the catalog's configuration (later ones come from updates)."""
+        if control_path(self.folder).is_file():
+            return  # a restart: serve what the last update left, which the catalog also says
+        write_control(self.folder, control_for(self.store, endpoint, variants, endpoint.get("generation") or 1))
+
+    def start_server(self, endpoint: dict, port: int) -> int:
         args = [
             "-m", "churn_core.serving",
-            "--artifact", str(artifact),
-            "--sha256", model["artifact_sha256"],
+            "--control", str(control_path(self.folder)),
             "--entry", str(ENTRY),
             "--workdir", str(self.folder),
             "--host", self.host,
@@ -61,7 +69,9 @@ class Supervisor:
             "--workers", str(endpoint["instance_count"]),
             "--name", self.name,
         ]
-        pid = spawn_detached(args, self.folder / "server.log")
+        env = dict(os.environ)
+        env.pop(THRESHOLD_ENV, None)  # each variant's threshold is in the control file
+        pid = spawn_detached(args, self.folder / "server.log", env=env)
         url = f"http://{self.host}:{port}"
         self.catalog.update("endpoints", self.name, server_pid=pid, port=port, url=url, updated_at=time.time())
         return pid
@@ -91,15 +101,15 @@ class Supervisor:
         endpoint = self.endpoint()
         if endpoint is None or endpoint["status"] not in ("Creating", "InService"):
             return 0  # deleted, failed or being deleted before this process got going
-        config = self.catalog.one("SELECT * FROM endpoint_configs WHERE name = ?", (endpoint["config"],))
-        model = config and self.catalog.one("SELECT * FROM deployed_models WHERE name = ?", (config["deployed_model"],))
-        if not model:
+        variants = config_variants(self.catalog, endpoint["config"])
+        if not variants:
             self.mark_failed("its endpoint config or model record is missing; delete it and deploy again")
             return 1
+        self.write_control(endpoint, variants)
         kill_group(endpoint["server_pid"], grace=1.0)  # a server left by a supervisor that died
         port = endpoint["port"] or free_port(self.host)
         while not self.stopping:
-            pid = self.start_server(endpoint, model, port)
+            pid = self.start_server(endpoint, port)
             url = f"http://{self.host}:{port}"
             self.log(f"model server pid {pid} starting on {url}")
             if self.wait_ready(pid, url):

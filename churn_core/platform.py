@@ -6,6 +6,7 @@ the world. Every read of an active job or endpoint reconciles it with reality fi
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import sqlite3
@@ -18,11 +19,16 @@ from .artifacts import read_json_member, verify_sha256
 from .backends import make_backend
 from .config import Settings
 from .datasets import DatasetService
-from .db import Catalog, dumps
+from .db import Catalog, dumps, loads
 from .errors import BackendError, ChurnError, ConflictError, NotFoundError, ValidationError
 from .names import check_name, default_job_name
 from .paths import code_version
 from .records import ENDPOINT_ACTIVE, TRAINING_ACTIVE, TRANSFORM_ACTIVE, Dataset, Endpoint, TrainingJob, TransformJob
+from . import rollout
+from .monitoring import Monitoring
+from .registry import APPROVED, REJECTED, ModelVersion, Registry
+from . import campaign
+from .paths import entry_module
 from .scoring import BatchResult, encode_payload, read_customers, score_frame
 
 
@@ -40,7 +46,10 @@ class Platform:
         self.store = self.backend.store
         self.datasets = DatasetService(self.catalog, self.store, self.settings.max_upload_mb * 1024 * 1024)
         self._evaluations: dict[str, dict] = {}
+        self.registry = Registry(self.catalog, self.backend)
+        self.monitoring = Monitoring(self)
         self.backend.reconcile()
+        self._reconcile_schedules()
 
     # ---- datasets ------------------------------------------------------------------------
     def validate_dataset(self, data: bytes, target: str = "Churn"):
@@ -249,6 +258,7 @@ class Platform:
                         "algorithm": job.algorithm,
                         "dataset": job.dataset,
                         **{k: v for k, v in job.metrics.items()},
+                        "hyperparameters": {k: v for k, v in job.hyperparameters.items() if k != "algorithm"},
                     }
                 )
         return rows
@@ -263,12 +273,30 @@ class Platform:
         wait: bool = True,
         timeout: float = 120.0,
     ) -> Endpoint:
-        """Model → endpoint config → endpoint, as on SageMaker. Creating → InService (or Failed)."""
+        """Model → endpoint config → endpoint, as on SageMaker. Creating → InService (or Failed).
+
+        With ``CHURN_REQUIRE_APPROVAL=1`` a trained model is deployed only as one of its Approved
+        registry versions (the newest)."""
+        check_name(endpoint_name, "endpoint name")  # before anything is looked up
+        trained = self.get_model(model)
+        version = None
+        if self.settings.require_approval:
+            approved = [v for v in self.registry.versions_of_model(trained["name"]) if v.status == APPROVED]
+            if not approved:
+                raise ConflictError(
+                    f"Only approved model versions can be deployed here (CHURN_REQUIRE_APPROVAL=1), and model "
+                    f"{trained['name']} has none. Register it and approve the version on the Models page, "
+                    "then deploy that version."
+                )
+            version = approved[-1]
+        return self._deploy(trained, endpoint_name, instance_type, instance_count, wait, timeout, version)
+
+    def _deploy(self, trained: dict, endpoint_name: str, instance_type: str | None, instance_count: int,
+                wait: bool, timeout: float, version: ModelVersion | None) -> Endpoint:
         check_name(endpoint_name, "endpoint name")
         instance_type = instance_type or self.settings.endpoint_instance_type
         if not 1 <= int(instance_count) <= 8:
             raise ValidationError("Instance count must be between 1 and 8 (each instance is a worker process locally).")
-        trained = self.get_model(model)
         now = time.time()
         deployed = {
             "name": _suffixed(endpoint_name, "-model"),
@@ -276,6 +304,10 @@ class Platform:
             "artifact_key": trained["artifact_key"],
             "artifact_sha256": trained["artifact_sha256"],
             "created_at": now,
+            "grp": version.group if version else "",
+            "version": version.version if version else None,
+            "version_arn": version.arn if version else "",
+            "threshold": version.threshold if version else trained.get("threshold"),
         }
         config = {
             "name": _suffixed(endpoint_name, "-config"),
@@ -306,7 +338,13 @@ class Platform:
                         f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                         list(row.values()),
                     )
-                self.catalog.event("endpoint", endpoint_name, f"Creating from model {trained['name']}", conn)
+                served = f"{version.label} (model {trained['name']})" if version else f"model {trained['name']}"
+                conn.execute("INSERT INTO endpoint_variants (config, variant, deployed_model, weight) "
+                             "VALUES (?, 'AllTraffic', ?, 1.0)", (config["name"], deployed["name"]))
+                self.catalog.event("endpoint", endpoint_name, f"Creating from {served}", conn)
+                conn.execute("INSERT INTO endpoint_history (endpoint, variant, model, grp, version, started_at) "
+                             "VALUES (?, 'AllTraffic', ?, ?, ?, ?)",
+                             (endpoint_name, trained["name"], deployed["grp"], deployed["version"], now))
         except sqlite3.IntegrityError:
             raise ConflictError(
                 f"An endpoint named {endpoint_name!r} (or its config or model) already exists. "
@@ -343,13 +381,26 @@ class Platform:
         return self._endpoint(self._endpoint_row(name))
 
     def _endpoint(self, row: dict) -> Endpoint:
-        if row["status"] in ENDPOINT_ACTIVE:
+        if row["status"] == "Updating" and row.get("pending_config"):
+            outcome, reason = self.backend.update_outcome(row)
+            if outcome == "done":
+                self._finish_update(row["name"])
+            elif outcome == "failed":
+                self._roll_back_update(row["name"], f"The update failed and was rolled back: {reason}. "
+                                                    f"Still serving {', '.join(self._serving_labels(row['config']))}.")
+            row = self._endpoint_row(row["name"])
+        elif row["status"] in ENDPOINT_ACTIVE:
             fields = self.backend.refresh_endpoint(row)
             if fields:
                 self.catalog.update("endpoints", row["name"], **fields, updated_at=time.time())
             row = self._endpoint_row(row["name"])
-        stats = self.backend.endpoint_stats(row) if row["status"] == "InService" else {}
-        return Endpoint.from_row(row, stats)
+        stats = self.backend.endpoint_stats(row) if row["status"] in ("InService", "Updating") else {}
+        per_variant = stats.get("variants") or {}
+        variants = [{"variant": v["variant"], "weight": v["weight"], "model": v["deployed"]["model"],
+                     "version": f"{v['deployed']['grp']} v{v['deployed']['version']}" if v["deployed"]["grp"] else "",
+                     "threshold": v["deployed"]["threshold"], "stats": per_variant.get(v["variant"], {})}
+                    for v in rollout.config_variants(self.catalog, row["config"])]
+        return Endpoint.from_row(row, stats, variants)
 
     def endpoint_names(self) -> list[str]:
         """Endpoint names, newest first, straight from the catalog (no reconciliation: cheap for pickers)."""
@@ -386,6 +437,27 @@ class Platform:
             raise ValidationError(f"The endpoint rejected the request (HTTP {status}): {message}")
         return json.loads(text) if "json" in (answer_type or accept) else text
 
+    def score_customer(self, endpoint: str, record: dict, reasons: int = 5) -> dict:
+        """One customer through an endpoint with its top ``reasons``: the prediction, the risk band at the
+        model's threshold, and the reasons (None, with ``reasons_note`` saying why, when the deployed
+        model cannot explain: the customer is then scored without them)."""
+        from .reasons import NO_REASONS
+
+        model = self._endpoint_row(endpoint)["model"]
+        note = ""
+        try:
+            answer = self.invoke(endpoint, {"instances": [record], "explain": int(reasons)})
+        except ValidationError as exc:
+            if NO_REASONS not in str(exc):
+                raise
+            answer = self.invoke(endpoint, {"instances": [record]})
+            note = str(exc).split(": ", 1)[-1]
+        prediction = answer["predictions"][0]
+        threshold = self.model_threshold(model)
+        return {"prediction": prediction, "threshold": threshold,
+                "band": campaign.risk_band(float(prediction["churn_probability"]), threshold),
+                "reasons": prediction.get("reasons"), "reasons_note": note}
+
     def _check_request(self, row: dict, body: bytes, content_type: str, accept: str) -> None:
         from .request_check import check_request
 
@@ -403,9 +475,9 @@ class Platform:
         self, name: str, frame, chunk_size: int = 2000, progress: Callable[[float], None] | None = None
     ) -> BatchResult:
         """Score a table of customers in chunks; rows that cannot be scored are reported by row number."""
-        schema = self.model_schema(self.describe_endpoint(name).model)
-        return score_frame(lambda body: self.invoke(name, body, content_type="text/csv"), frame, schema,
-                           chunk_size, progress)
+        model = self.describe_endpoint(name).model
+        return score_frame(lambda body: self.invoke(name, body, content_type="text/csv"), frame,
+                           self.model_schema(model), chunk_size, progress, threshold=self.model_threshold(model))
 
     def delete_endpoint(self, name: str) -> dict:
         """Endpoint + endpoint config + model, as on SageMaker; the local process is stopped too."""
@@ -413,9 +485,8 @@ class Platform:
         self.catalog.update("endpoints", name, status="Deleting", updated_at=time.time())
         self.catalog.event("endpoint", name, "Deleting")
         config = self.catalog.one("SELECT * FROM endpoint_configs WHERE name = ?", (row["config"],))
-        deployed = config and self.catalog.one(
-            "SELECT * FROM deployed_models WHERE name = ?", (config["deployed_model"],)
-        )
+        deployed = [v["deployed"] for c in (row["config"], row["pending_config"]) if c
+                    for v in rollout.config_variants(self.catalog, c)]
         try:
             self.backend.delete_endpoint(row, config, deployed)
         except Exception:
@@ -426,14 +497,16 @@ class Platform:
     def _forget_endpoint(self, name: str, message: str) -> dict:
         removed = {"endpoint": name, "endpoint_config": None, "model": None}
         with self.catalog.tx() as conn:
-            row = conn.execute("SELECT config FROM endpoints WHERE name = ?", (name,)).fetchone()
+            row = conn.execute("SELECT config, pending_config FROM endpoints WHERE name = ?", (name,)).fetchone()
             if row:
-                cfg = conn.execute("SELECT * FROM endpoint_configs WHERE name = ?", (row["config"],)).fetchone()
-                if cfg:
-                    conn.execute("DELETE FROM deployed_models WHERE name = ?", (cfg["deployed_model"],))
-                    conn.execute("DELETE FROM endpoint_configs WHERE name = ?", (cfg["name"],))
-                    removed.update(endpoint_config=cfg["name"], model=cfg["deployed_model"])
+                if row["pending_config"]:
+                    rollout.delete_config(conn, row["pending_config"])
+                if conn.execute("SELECT 1 FROM endpoint_configs WHERE name = ?", (row["config"],)).fetchone():
+                    models = rollout.delete_config(conn, row["config"])
+                    removed.update(endpoint_config=row["config"], model=", ".join(models) or None)
             conn.execute("DELETE FROM endpoints WHERE name = ?", (name,))
+            conn.execute("UPDATE endpoint_history SET ended_at = ? WHERE endpoint = ? AND ended_at IS NULL",
+                         (time.time(), name))
             self.catalog.event("endpoint", name, message, conn)
         return removed
 
@@ -448,6 +521,422 @@ class Platform:
             except NotFoundError:
                 removed.append(self.backend.delete_orphan(name))
         return removed
+
+    # ---- decisions: campaign planner, thresholds, evaluation on new data -----------------------
+    def _loaded_model(self, model: str) -> dict:
+        from .model_runtime import load_model
+
+        row = self.get_model(model)
+        return load_model(self.store, row["artifact_key"], row["artifact_sha256"])
+
+    def test_predictions(self, model: str) -> tuple:
+        """(outcomes, churn probabilities) of the model's held-out test customers, scored in this process."""
+        from .model_runtime import labelled_scores, read_text
+
+        row = self.get_model(model)
+        key = f"test:{row['artifact_sha256']}"
+        if key not in self._evaluations:
+            try:
+                ds = self.get_dataset(row["dataset"])
+            except NotFoundError:
+                raise NotFoundError(
+                    f"The dataset {row['dataset']!r} model {model} was trained on was deleted, so its held-out "
+                    "customers are gone. Evaluate it on a labelled file instead.") from None
+            text = read_text(self.store.get_bytes(ds.test_key))
+            self._evaluations[key] = labelled_scores(self._loaded_model(model), text, "the test split")
+        return self._evaluations[key]
+
+    def plan_campaign(self, model: str, offer_cost: float = campaign.DEFAULT_OFFER_COST,
+                      customer_value: float = campaign.DEFAULT_CUSTOMER_VALUE,
+                      save_rate: float = campaign.DEFAULT_SAVE_RATE,
+                      budget: int | None = None) -> campaign.CampaignPlan:
+        """The threshold that maximises expected retention profit on the model's held-out customers."""
+        y, p = self.test_predictions(model)
+        return campaign.plan(y, p, offer_cost, customer_value, save_rate, budget)
+
+    def set_threshold(self, model: str, threshold: float, note: str | None = None,
+                      plan: campaign.CampaignPlan | None = None) -> float:
+        """Store the decision threshold with the model: every label it produces from then on uses it
+        (endpoints deployed from it, batch transform output, versions registered from it, the pages)."""
+        import getpass
+
+        threshold = float(threshold)
+        if not 0.0 <= threshold <= 1.0:
+            raise ValidationError(f"A threshold is a probability between 0 and 1 (got {threshold}).")
+        row = self.get_model(model)
+        record = {"set_at": time.time(), "set_by": getpass.getuser(), "note": note or ""}
+        if plan is not None:
+            record["campaign"] = {"offer_cost": plan.offer_cost, "customer_value": plan.customer_value,
+                                  "save_rate": plan.save_rate, "budget": plan.budget,
+                                  "contacted": plan.contacted, "recall": plan.recall, "precision": plan.precision,
+                                  "expected_profit": plan.expected_profit, "customers": plan.customers}
+        with self.catalog.tx() as conn:
+            conn.execute("UPDATE models SET threshold = ?, threshold_json = ? WHERE name = ?",
+                         (threshold, dumps(record), row["name"]))
+            self.catalog.event("job", row["name"], f"decision threshold set to {threshold:.4f}"
+                               + (f": {note}" if note else ""), conn)
+        return threshold
+
+    def threshold_record(self, model: str) -> dict:
+        """Who chose the model's threshold, when, and with which campaign inputs ({} when never chosen)."""
+        return loads(self.get_model(model).get("threshold_json"), {}) or {}
+
+    def evaluate(self, model: str, data) -> dict:
+        """The model on a new labelled file (CSV bytes, a path, or a DataFrame of text): the training
+        evaluation's metrics and curves, plus the campaign figures at its threshold, beside the test split's."""
+        from .model_runtime import labelled_scores
+
+        if isinstance(data, (str, Path)):
+            data = Path(data).read_bytes()
+        text = data if hasattr(data, "columns") else self.read_customers(data)
+        y, p = labelled_scores(self._loaded_model(model), text, "the file")
+        if len(set(y.tolist())) < 2:
+            raise ValidationError("The file's customers all have the same outcome; evaluation needs some who "
+                                  "churned and some who stayed.")
+        evaluation = entry_module("model_evaluation")
+        threshold = self.model_threshold(model)
+        metrics, curves = evaluation.evaluate(y, p, y, threshold)
+        metrics.pop("train_churn_rate", None)
+        try:  # the test split at the same threshold, so label-based figures compare like with like
+            y_test, p_test = self.test_predictions(model)
+            test_metrics = evaluation.evaluate(y_test, p_test, y_test, threshold)[0]
+            test_metrics.pop("train_churn_rate", None)
+        except NotFoundError:  # its dataset was deleted: what training measured (at 0.5)
+            test_metrics = self.describe_training(model).metrics
+        return {"rows": int(len(y)), "threshold": threshold, "metrics": metrics, "curves": curves,
+                "confusion_matrix": campaign.confusion_at(y, p, threshold),
+                "gains": campaign.gains_by_decile(y, p), "test_split_metrics": test_metrics}
+
+    # ---- safe rollout: updates, champion/challenger variants ------------------------------------
+    def update_endpoint(self, endpoint: str, group: str, version_or_alias: int | str) -> Endpoint:
+        """Put another Approved version behind a live endpoint (all its traffic) without taking it down:
+        Updating → InService; if the new model cannot serve, the old one keeps serving and says why."""
+        version = self._approved(group, version_or_alias)
+        plan = rollout.VariantPlan("AllTraffic", self.get_model(version.model), 1.0, version)
+        return self._move_endpoint(endpoint, [plan])
+
+    def set_variants(self, endpoint: str, variants: list[tuple]) -> Endpoint:
+        """Serve several Approved versions side by side with weights, e.g. ``[("subs", "champion", 90),
+        ("subs", "challenger", 10)]``. Only the weights changed: changed in place, else an update."""
+        if not variants:
+            raise ValidationError("Give at least one (group, version, weight) to serve.")
+        plans, names = [], set()
+        for group, version_or_alias, weight in variants:
+            weight = float(weight)
+            if not (weight >= 0 and weight == weight):
+                raise ValidationError(f"A variant's weight is a number ≥ 0 (got {weight!r}).")
+            version = self._approved(group, version_or_alias)
+            name = rollout.variant_name(version.group, version.version)
+            if name in names:
+                raise ValidationError(f"{version.label} is listed twice; give each version once.")
+            names.add(name)
+            plans.append(rollout.VariantPlan(name, self.get_model(version.model), weight, version))
+        if not any(p.weight > 0 for p in plans):
+            raise ValidationError("At least one variant needs a weight above 0, or nothing would answer.")
+        row = self._endpoint_row(endpoint)
+        current = rollout.config_variants(self.catalog, row["config"])
+        if sorted(v["variant"] for v in current) == sorted(names) and all(
+                next(v for v in current if v["variant"] == p.name)["deployed"]["artifact_sha256"]
+                == p.trained["artifact_sha256"] for p in plans):
+            return self._set_weights(row, {p.name: p.weight for p in plans})
+        return self._move_endpoint(endpoint, plans)
+
+    def promote_challenger(self, endpoint: str) -> Endpoint:
+        """Make the challenger the champion: it takes the alias and all the traffic (an update with zero
+        failed requests); the former champion stops serving."""
+        row = self._endpoint_row(endpoint)
+        current = [v for v in rollout.config_variants(self.catalog, row["config"]) if v["deployed"]["grp"]]
+        if len(current) < 2:
+            raise ConflictError(f"Endpoint {endpoint} serves one version; a challenger needs a second variant "
+                                "(set variants with a champion and a challenger first).")
+        group = current[0]["deployed"]["grp"]
+        challengers = [v for v in current if "challenger" in
+                       self.registry.get(v["deployed"]["grp"], v["deployed"]["version"]).aliases]
+        challenger = challengers[0] if challengers else min(current, key=lambda v: v["weight"])
+        version = challenger["deployed"]["version"]
+        self.registry.set_alias(challenger["deployed"]["grp"] or group, version, "champion")
+        self.registry.clear_alias(challenger["deployed"]["grp"] or group, "challenger")
+        return self.update_endpoint(endpoint, challenger["deployed"]["grp"] or group, version)
+
+    def _set_weights(self, row: dict, weights: dict[str, float]) -> Endpoint:
+        self.backend.set_variant_weights(row, weights)
+        with self.catalog.tx() as conn:
+            for name, weight in weights.items():
+                conn.execute("UPDATE endpoint_variants SET weight = ? WHERE config = ? AND variant = ?",
+                             (weight, row["config"], name))
+            self.catalog.event("endpoint", row["name"], "variant weights: " + ", ".join(
+                f"{n} {w:g}" for n, w in weights.items()), conn)
+        return self.describe_endpoint(row["name"])
+
+    def _move_endpoint(self, name: str, plans: list) -> Endpoint:
+        row = self._endpoint_row(name)
+        if row["status"] != "InService":
+            raise ConflictError(f"Endpoint {name} is {row['status']}; only an InService endpoint can be updated.")
+        generation = int(row.get("generation") or 1) + 1
+        old_labels = ", ".join(self._serving_labels(row["config"]))
+        new_labels = ", ".join(f"{p.label} ({p.weight:g})" for p in plans)
+        try:
+            with self.catalog.tx() as conn:
+                config = rollout.insert_config(conn, name, generation, plans, row["instance_type"],
+                                               row["instance_count"], f"-{generation}")
+                conn.execute("UPDATE endpoints SET status = 'Updating', pending_config = ?, generation = ?, "
+                             "failure_reason = '', updated_at = ? WHERE name = ?",
+                             (config["name"], generation, time.time(), name))
+                self.catalog.event("endpoint", name, f"Updating from {old_labels} to {new_labels}", conn)
+        except sqlite3.IntegrityError:
+            raise ConflictError(f"Endpoint {name} is being updated elsewhere at the same moment; try again.") from None
+        try:
+            fields = self.backend.update_endpoint(self._endpoint_row(name), config,
+                                                  rollout.config_variants(self.catalog, config["name"]))
+        except ChurnError as exc:
+            self._roll_back_update(name, f"Update to {new_labels} failed and was rolled back: {exc}. "
+                                         f"Still serving {old_labels}.")
+            raise BackendError(f"Endpoint {name} was not updated: {exc}. It keeps serving {old_labels}.") from None
+        if fields.get("update") == "done":
+            self._finish_update(name)
+        return self.describe_endpoint(name)
+
+    def _serving_labels(self, config: str) -> list[str]:
+        return [f"{v['deployed']['grp']} v{v['deployed']['version']}" if v["deployed"]["grp"]
+                else f"model {v['deployed']['model']}" for v in rollout.config_variants(self.catalog, config)]
+
+    def _finish_update(self, name: str) -> None:
+        """The endpoint serves its pending configuration: the old one goes, the history records the change."""
+        now = time.time()
+        with self.catalog.tx() as conn:
+            row = conn.execute("SELECT * FROM endpoints WHERE name = ?", (name,)).fetchone()
+            if row is None or not row["pending_config"]:
+                return
+            new = rollout.config_variants(self.catalog, row["pending_config"], conn)
+            retired = rollout.delete_config(conn, row["config"], keep_models={v["deployed"]["name"] for v in new})
+            self.backend.retire_config(row["config"], retired)
+            top = rollout.primary(new)["deployed"]
+            conn.execute("UPDATE endpoints SET config = ?, pending_config = '', model = ?, status = 'InService', "
+                         "failure_reason = '', updated_at = ? WHERE name = ?",
+                         (row["pending_config"], top["model"], now, name))
+            conn.execute("UPDATE endpoint_history SET ended_at = ? WHERE endpoint = ? AND ended_at IS NULL",
+                         (now, name))
+            for v in new:
+                conn.execute("INSERT INTO endpoint_history (endpoint, variant, model, grp, version, weight, started_at)"
+                             " VALUES (?, ?, ?, ?, ?, ?, ?)", (name, v["variant"], v["deployed"]["model"],
+                                                               v["deployed"]["grp"], v["deployed"]["version"],
+                                                               v["weight"], now))
+            self.catalog.event("endpoint", name, "InService: now serving " + ", ".join(
+                f"{v['variant']} ({v['weight']:g})" for v in new), conn)
+
+    def _roll_back_update(self, name: str, reason: str) -> None:
+        with self.catalog.tx() as conn:
+            row = conn.execute("SELECT * FROM endpoints WHERE name = ?", (name,)).fetchone()
+            if row is None or not row["pending_config"]:
+                return
+            keep = {v["deployed"]["name"] for v in rollout.config_variants(self.catalog, row["config"], conn)}
+            rollout.delete_config(conn, row["pending_config"], keep_models=keep)
+            conn.execute("UPDATE endpoints SET pending_config = '', status = 'InService', failure_reason = ?, "
+                         "updated_at = ? WHERE name = ?", (reason, time.time(), name))
+            self.catalog.event("endpoint", name, reason, conn)
+
+    def endpoint_traffic(self, name: str):
+        """Invocations, errors and mean latency per minute of an endpoint (a DataFrame, oldest first)."""
+        import pandas as pd
+
+        rows = self.backend.endpoint_traffic(self._endpoint_row(name))
+        frame = pd.DataFrame(rows, columns=["minute", "invocations", "errors", "latency_ms"])
+        frame["minute"] = pd.to_datetime(frame["minute"], unit="s", utc=True)
+        return frame
+
+    # ---- monitoring: data capture, drift reports, schedules -------------------------------------
+    def set_capture(self, endpoint: str, percent: float) -> Endpoint:
+        """Capture ``percent`` % of the endpoint's requests and answers (0 turns capture off at once)."""
+        percent = float(percent)
+        if not 0.0 <= percent <= 100.0:
+            raise ValidationError(f"The capture share is a percentage from 0 to 100 (got {percent:g}).")
+        row = self._endpoint_row(endpoint)
+        if row["status"] != "InService":
+            raise ConflictError(f"Endpoint {endpoint} is {row['status']}; capture can be set on an InService endpoint.")
+        if percent:
+            self.monitoring.note_capture(endpoint, row["model"], percent)
+        if not self.backend.capture_by_update:
+            self.backend.set_capture(row, percent)  # in place, effective when this returns
+        with self.catalog.tx() as conn:
+            conn.execute("UPDATE endpoints SET capture_percent = ?, updated_at = ? WHERE name = ?",
+                         (percent, time.time(), endpoint))
+            self.catalog.event("endpoint", endpoint, f"data capture {'off' if not percent else f'{percent:g} %'}",
+                               conn)
+        if self.backend.capture_by_update:  # SageMaker: the same variants in a configuration with DataCaptureConfig
+            current = rollout.config_variants(self.catalog, row["config"])
+            plans = [rollout.VariantPlan(v["variant"], self.get_model(v["deployed"]["model"]), v["weight"],
+                                         self.registry.get(v["deployed"]["grp"], v["deployed"]["version"])
+                                         if v["deployed"]["grp"] else None) for v in current]
+            return self._move_endpoint(endpoint, plans)
+        return self.describe_endpoint(endpoint)
+
+    def captured(self, endpoint: str, since: float | None = None):
+        """The customers an endpoint's captured requests held: features, churn probability, time, variant."""
+        return self.monitoring.captured(endpoint, since=since)
+
+    def drift_report(self, endpoint: str | None = None, data=None, model: str | None = None,
+                     since: float | None = None, thresholds: dict | None = None):
+        """Per feature and measure (PSI, KS, L-infinity, unseen, missing, prediction shift): value, threshold,
+        drifted; captured data of ``endpoint`` (from ``since``) or a file ``data``, against the model's baseline."""
+        return self.monitoring.report(endpoint=endpoint, data=data, model=model, since=since, thresholds=thresholds)
+
+    def drift_badge(self, endpoint: str) -> str:
+        """One word for the endpoint's latest drift report: "drift: A, B", "no drift" or "—" (none yet)."""
+        row = self.catalog.one("SELECT drifted_json FROM drift_reports WHERE endpoint = ? ORDER BY id DESC LIMIT 1",
+                               (endpoint,))
+        if row is None:
+            return "—"
+        drifted = loads(row["drifted_json"], [])
+        return f"drift: {', '.join(drifted)}" if drifted else "no drift"
+
+    def drift_history(self, endpoint: str, limit: int = 100) -> list[dict]:
+        return self.monitoring.history(endpoint, limit)
+
+    def baseline(self, model: str) -> dict:
+        return self.monitoring.baseline(model)
+
+    def schedule_monitoring(self, endpoint: str, every_minutes: float) -> dict:
+        """Run a drift report on the newest captured window every ``every_minutes`` (0 removes the schedule)."""
+        self._endpoint_row(endpoint)
+        every = float(every_minutes)
+        if every and not 0.05 <= every <= 7 * 24 * 60:
+            raise ValidationError("A schedule runs every 3 seconds (0.05 minutes) to every 7 days (0 removes it).")
+        old = self.catalog.one("SELECT pid FROM monitoring_schedules WHERE endpoint = ?", (endpoint,))
+        with self.catalog.tx() as conn:
+            conn.execute("DELETE FROM monitoring_schedules WHERE endpoint = ?", (endpoint,))
+            if every:
+                conn.execute("INSERT INTO monitoring_schedules (endpoint, every_minutes, created_at) VALUES (?, ?, ?)",
+                             (endpoint, every, time.time()))
+            self.catalog.event("endpoint", endpoint, f"drift report every {every:g} min" if every else
+                               "drift schedule removed", conn)
+        if old and old["pid"]:
+            from .processes import kill_group
+
+            kill_group(old["pid"], grace=2.0)
+        if every:
+            self._start_schedule(endpoint)
+        return self.catalog.one("SELECT * FROM monitoring_schedules WHERE endpoint = ?", (endpoint,)) or {}
+
+    def _start_schedule(self, endpoint: str) -> None:
+        from .processes import spawn_detached
+
+        log = self.settings.home / "monitoring" / f"{endpoint}.log"
+        pid = spawn_detached(["-m", "churn_core.monitor_driver", "--home", str(self.settings.home),
+                              "--endpoint", endpoint], log)
+        with self.catalog.tx() as conn:
+            conn.execute("UPDATE monitoring_schedules SET pid = ? WHERE endpoint = ?", (pid, endpoint))
+
+    def _reconcile_schedules(self) -> None:
+        """A schedule whose process is gone (killed, machine restarted) gets a new one."""
+        from .processes import is_alive
+
+        for row in self.catalog.query("SELECT endpoint, pid FROM monitoring_schedules"):
+            if not is_alive(row["pid"], "monitor_driver"):
+                self._start_schedule(row["endpoint"])
+
+    # ---- model registry --------------------------------------------------------------------
+    def register(self, model: str, group: str | None = None, note: str | None = None) -> ModelVersion:
+        """The next version of a model group (default: one group per dataset) for a trained model, with
+        its metrics, hyperparameters, dataset and code hashes, artifact hash and decision threshold."""
+        trained = self.get_model(model)
+        return self.registry.register(trained, (group or trained["dataset"]).strip(), note or "",
+                                      trained.get("threshold"))
+
+    def approve(self, group: str, version: int | str, note: str = "") -> ModelVersion:
+        return self.registry.set_status(group, version, APPROVED, note)
+
+    def reject(self, group: str, version: int | str, note: str = "") -> ModelVersion:
+        return self.registry.set_status(group, version, REJECTED, note)
+
+    def set_alias(self, group: str, version: int | str, alias: str) -> ModelVersion:
+        return self.registry.set_alias(group, version, alias)
+
+    def list_versions(self, group: str) -> list[ModelVersion]:
+        return self.registry.versions(group)
+
+    def get_version(self, group: str, version_or_alias: int | str) -> ModelVersion:
+        return self.registry.get(group, version_or_alias)
+
+    def model_groups(self) -> list[dict]:
+        return self.registry.groups()
+
+    def versions_of_model(self, model: str) -> list[ModelVersion]:
+        return self.registry.versions_of_model(model)
+
+    def _approved(self, group: str, version_or_alias: int | str) -> ModelVersion:
+        version = self.registry.get(group, version_or_alias)
+        if version.status != APPROVED:
+            raise ConflictError(f"{version.label} is {version.status}: only Approved versions can be deployed or put "
+                                "behind an endpoint. Approve it on the Models page first (with a note).")
+        return version
+
+    def deploy_version(self, group: str, version_or_alias: int | str, endpoint_name: str,
+                       instance_type: str | None = None, instance_count: int = 1, wait: bool = True,
+                       timeout: float = 120.0) -> Endpoint:
+        """Deploy an Approved registry version (by number or alias) as a new endpoint."""
+        check_name(endpoint_name, "endpoint name")
+        version = self._approved(group, version_or_alias)
+        trained = self.get_model(version.model)
+        return self._deploy(trained, endpoint_name, instance_type, instance_count, wait, timeout, version)
+
+    def lineage(self, group: str) -> list[dict]:
+        """dataset → training job → version → the endpoints (and variants) serving it now and before."""
+        rows = []
+        for v in self.registry.versions(group):
+            served = self.catalog.query(
+                "SELECT endpoint, variant, weight, started_at, ended_at FROM endpoint_history "
+                "WHERE model = ? AND (grp = ? AND version = ? OR grp = '') ORDER BY started_at",
+                (v.model, v.group, v.version))
+            rows.append({"dataset": v.dataset, "dataset_sha256": v.dataset_sha256, "job": v.model,
+                         "version": v.version, "label": v.label, "status": v.status, "endpoints": served})
+        return rows
+    # ---- tuning (issue 19): hyperparameter tuning jobs; the rules live in churn_core/tuning.py ----------------------
+    @functools.cached_property
+    def tuning(self):
+        from .tuning import TuningService
+
+        return TuningService(self)
+
+    def start_tuning(self, dataset: str, ranges: dict, objective: str = "roc_auc", max_trials: int = 20,
+                     max_parallel: int | None = None, strategy: str = "bayesian", algorithm: str = "random_forest",
+                     name: str | None = None, seed: int = 0, max_seconds: float | None = None,
+                     instance_type: str | None = None):
+        """Search ``ranges`` of ``algorithm``'s hyperparameters for the best ``objective`` within the budget; each
+        trial is a training job ``<name>-NNN``. Returns the TuningJob (``.name``, ``.status``, counts, best)."""
+        return self.tuning.start(dataset, ranges, objective=objective, max_trials=max_trials,
+                                 max_parallel=max_parallel, strategy=strategy, algorithm=algorithm, name=name,
+                                 seed=seed, max_seconds=max_seconds, instance_type=instance_type)
+
+    def describe_tuning(self, name: str):
+        """``.status``, ``.trials_completed``/``_failed``/``_stopped``, ``.best_job``, ``.best_objective``."""
+        return self.tuning.describe(name)
+
+    def tuning_trials(self, name: str):
+        """A DataFrame, a row per trial: trial, job, status, objective, hyperparameters, best, seconds, reason."""
+        return self.tuning.trials(name)
+
+    def stop_tuning(self, name: str):
+        """Stop the search and its running trials; finished trials (and the best so far) are kept."""
+        return self.tuning.stop(name)
+
+    def delete_tuning(self, name: str) -> None:
+        self.tuning.delete(name)
+
+    def list_tuning_jobs(self, limit: int = 50):
+        return self.tuning.list(limit)
+
+    def tuning_names(self, limit: int = 100) -> list[str]:
+        return self.tuning.names(limit)
+
+    def tuning_log(self, name: str, lines: int = 200) -> str:
+        return self.tuning.log(name, lines)
+
+    def tuning_objectives(self) -> dict[str, str]:
+        """Objectives this backend can tune: name → label."""
+        return self.tuning.objective_choices()
+
+    def default_tuning_ranges(self, algorithm: str) -> dict:
+        return hp.default_ranges(algorithm)
 
     # ---- batch transform jobs (rules in churn_core/transforms.py; the backends run them) ---------------
     def start_transform(self, model: str, data, name: str | None = None, keep_columns: list[str] | None = None,
@@ -617,3 +1106,17 @@ class Platform:
 
     def check_connection(self) -> list[tuple[str, bool, str]]:
         return self.backend.check_connection()
+
+    # ---- what a score rests on (issue 13) ----------------------------------------------------
+    def row_warnings(self, model: str, records: list[dict]) -> list[list[str]]:
+        """For each named record, what the model would have to guess to score it (a missing value filled
+        in, a number outside the training range, a category never seen): the rule batch scoring uses."""
+        from .scoring import record_warnings
+
+        return record_warnings(records, self.model_schema(model))
+
+    def field_warnings(self, model: str, record: dict) -> dict[str, str]:
+        """``row_warnings`` of one record, by feature name (the one-customer form notes each field)."""
+        from .scoring import field_warnings
+
+        return field_warnings(record, self.model_schema(model))

@@ -119,6 +119,17 @@ def is_alive(pid: int | None, marker: str | None = None) -> bool:
         return False
 
 
+def wait_for_exit(pid: int, timeout: float) -> int | None:
+    """Block until ``pid`` (ours or the warm process's child) ends; its exit code, or None at the timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, code = reap(pid)
+        if done or not is_alive(pid):
+            return code if done else reap(pid, wait=1.0)[1]
+        time.sleep(0.01)
+    return None
+
+
 def kill_group(pid: int | None, grace: float = 5.0) -> None:
     """SIGTERM the process group led by ``pid``, then SIGKILL whatever is left after ``grace`` seconds."""
     if not pid:

@@ -126,11 +126,15 @@ class Endpoint:
     updated_at: float
     in_service_at: float | None
     arn: str
+    capture_percent: float = 0.0
+    generation: int = 1
+    pending_config: str = ""
     stats: dict[str, Any] = field(default_factory=dict)
+    variants: list[dict] = field(default_factory=list)  # [{"variant", "weight", "model", "version", "stats"}]
 
     @classmethod
-    def from_row(cls, row: dict, stats: dict | None = None) -> "Endpoint":
-        return cls(**row, stats=stats or {})
+    def from_row(cls, row: dict, stats: dict | None = None, variants: list[dict] | None = None) -> "Endpoint":
+        return cls(**row, stats=stats or {}, variants=variants or [])
 
     @property
     def uptime(self) -> float:
@@ -149,6 +153,63 @@ class Endpoint:
         """Seconds since the last invocation (or since creation when never called)."""
         last = self.stats.get("last_invoked_at") or self.in_service_at or self.created_at
         return max(0.0, time.time() - last)
+
+
+# ---- tuning (issue 19) -----------------------------------------------------------------------------------------
+TUNING_ACTIVE = ("InProgress", "Stopping")
+TUNING_DONE = ("Completed", "Failed", "Stopped")
+
+
+@dataclass
+class TuningJob:
+    """A hyperparameter tuning job: its search, its budget and where it stands (SageMaker's words and counts)."""
+
+    name: str
+    backend: str
+    dataset: str
+    algorithm: str
+    ranges: list[dict]
+    static: dict
+    objective: str
+    direction: str
+    strategy: str
+    seed: int
+    max_trials: int
+    max_parallel: int
+    max_seconds: float | None
+    status: str
+    failure_reason: str
+    note: str
+    trials_completed: int
+    trials_failed: int
+    trials_stopped: int
+    trials_in_progress: int
+    best_job: str
+    best_objective: float | None
+    created_at: float
+    ended_at: float | None
+    pid: int | None
+    arn: str
+    code_sha256: str
+    instance_type: str
+
+    @classmethod
+    def from_row(cls, row: dict) -> "TuningJob":
+        data = {k: v for k, v in row.items() if not k.endswith("_json")}
+        return cls(**data, ranges=loads(row["ranges_json"], []), static=loads(row["static_json"], {}))
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in TUNING_ACTIVE
+
+    @property
+    def trials_started(self) -> int:
+        return self.trials_completed + self.trials_failed + self.trials_stopped + self.trials_in_progress
+
+    @property
+    def duration(self) -> float | None:
+        end = self.ended_at or (time.time() if self.is_active else None)
+        return None if end is None else max(0.0, end - self.created_at)
 
 
 @dataclass

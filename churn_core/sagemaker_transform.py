@@ -10,7 +10,7 @@ a header, in mini-batches (``BatchStrategy: MultiRecord``) to the model containe
   model's answer to the input line (``JoinSource: Input``) and keeps the line number, the kept
   columns and the answer (``OutputFilter``); the job's ``Environment`` asks the container to answer
   every line (``probability,label,warnings,problem``, see ``entry/table_scoring.py``) at the model's
-  threshold;
+  threshold (which the model's environment carries, ``CHURN_THRESHOLD``, as for an endpoint);
 * ``read_output`` turns the ``.out`` object into ``results.csv`` and ``errors.csv``, the format
   of the local backend.
 """
@@ -34,8 +34,7 @@ MAX_CONCURRENT_TRANSFORMS = 2
 ANSWER_FIELDS = ("churn_probability", "predicted_churn", "warnings", "problem")
 FILTER_MAX_CHARS = 63
 READ_BYTES = 4 << 20
-ENVIRONMENT_BATCH = "CHURN_BATCH_TRANSFORM"  # entry/train.py TRANSFORM_ENV
-ENVIRONMENT_THRESHOLD = "CHURN_THRESHOLD"  # entry/train.py THRESHOLD_ENV
+ENVIRONMENT_BATCH = "CHURN_BATCH_TRANSFORM"  # entry/table_scoring.py TRANSFORM_ENV
 
 
 @dataclass

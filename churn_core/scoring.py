@@ -1,33 +1,43 @@
 """Scoring through an endpoint: encode a request, and score a whole table in chunks.
 
-Batch rows are checked against the model's schema before they are sent, by the endpoint's own
-rules, so one bad row costs a message with its line number, not the whole file; a chunk the
-endpoint still rejects is retried row by row to find the culprit. Nothing is dropped silently.
+Batch rows are checked by the endpoint's own rules (``entry/request_parser``) before they are
+sent, so one bad row costs a message with its line number, not the whole file; a chunk the
+endpoint still rejects is retried row by row to find the culprit. Nothing is dropped silently,
+and nothing is guessed silently: a row scored with a filled-in, unseen or out-of-range value
+carries a note (``request_parser.row_warnings``, the one function that decides them).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import numpy as np
 import pandas as pd
 
 from .errors import ValidationError
+from .paths import entry_module
 
 FIRST_DATA_LINE = 2  # line 1 of a CSV is its header
 
 
 @dataclass
 class BatchResult:
-    scored: pd.DataFrame  # input columns + churn_probability + predicted_churn, sorted by risk
+    scored: pd.DataFrame  # line + input columns + churn_probability + predicted_churn + warnings, by risk
     errors: list[tuple[int, str]] = field(default_factory=list)  # (line number in the file, what is wrong)
     total: int = 0
 
     @property
     def error_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.errors, columns=["line", "problem"])
+
+    @property
+    def flagged(self) -> int:
+        """Scored rows with at least one warning (a value the model had to guess)."""
+        return int((self.scored["warnings"] != "").sum()) if len(self.scored) else 0
 
 
 def read_customers(data: bytes, max_bytes: int | None = None) -> pd.DataFrame:
@@ -50,22 +60,82 @@ def encode_payload(payload: Any, content_type: str) -> bytes:
     return json.dumps(payload, allow_nan=False).encode("utf-8")
 
 
+def _parser():
+    return entry_module("request_parser")
+
+
+def _problem(message: str) -> str:
+    """The endpoint's message for one row, without its "row 1, " (the line number is shown beside it)."""
+    message = re.sub(r"^row \d+, feature ([^:]+): ", r"\1: ", message)
+    return message[:1].upper() + message[1:]
+
+
+def check_table(rows: list[list[str]], features: list[str], schema: dict):
+    """Check rows of cell texts (one list per row, in ``features`` order) by the endpoint's own rules,
+    as a CSV body with a header is checked. Returns (checked, [(position, problem)], passed): the
+    checked rows that passed (None when none did) and their positions, in order."""
+    parser = _parser()
+    compiled = parser.compile_schema(schema)
+
+    def check(part: list[list[str]]):
+        return parser.check_rows(parser.ParsedRequest("csv", [list(features)] + part, False), compiled)
+
+    try:
+        return check(rows), [], list(range(len(rows)))
+    except parser.InvalidInput:
+        pass
+    problems, good = [], []
+    for position, row in enumerate(rows):
+        try:
+            check([row])
+            good.append(position)
+        except parser.InvalidInput as exc:
+            problems.append((position, _problem(exc.message)))
+    return (check([rows[p] for p in good]) if good else None), problems, good
+
+
+def _check_records(records: list[dict], schema: dict):
+    parser = _parser()
+    try:
+        return parser.check_rows(parser.ParsedRequest("instances", records, True), parser.compile_schema(schema))
+    except parser.InvalidInput as exc:
+        raise ValidationError(_problem(exc.message)) from None
+
+
+def record_warnings(records: list[dict], schema: dict) -> list[list[str]]:
+    """What the model has to guess for each named record (``request_parser.row_warnings``); a record
+    the endpoint would refuse raises ValidationError with the endpoint's message."""
+    return _parser().row_warnings(_check_records(records, schema), schema)
+
+
+def field_warnings(record: dict, schema: dict) -> dict[str, str]:
+    """The same notes for one record, by feature (a form shows each beside its field)."""
+    return dict(_parser().cell_warnings(_check_records([record], schema), schema)[0])
+
+
+def _csv_body(features: list[str], rows: list[list[str]]) -> str:
+    """Rows of cell texts as a CSV body with the feature header: the endpoint reads them by name, with the
+    rules that just passed them (and checks many rows column by column, once per distinct text)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(features)
+    writer.writerows(rows)
+    return out.getvalue()
+
+
 def score_frame(
     invoke: Callable[[str], dict],
     frame: pd.DataFrame,
     schema: dict,
     chunk_size: int = 2000,
     progress: Callable[[float], None] | None = None,
+    threshold: float | None = None,
 ) -> BatchResult:
-    """Check every row by the model's own cell rules first (vectorised, entry/table_scoring.py: a row the
-    endpoint would refuse is listed here with its line and reason, not sent), then send the rest in CSV
-    chunks with a header to ``invoke`` (one CSV body -> the endpoint's JSON answer). Results keep the
-    input columns and add the probability, the label and per-row warnings (entry/row_warnings.py)."""
-    from .paths import entry_module
-
-    table_scoring = entry_module("table_scoring")
-    compiled = entry_module("request_parser").compile_schema(schema)
-    features = compiled["features"]
+    """Score every row of ``frame`` (cells as text) through ``invoke`` (a CSV body with a header -> the
+    endpoint's JSON answer); rows the model's rules refuse are reported by file line, rows scored on a
+    guess carry it in a ``warnings`` column. The label is ``churn_probability > threshold`` when a
+    threshold is given (the model's), else the endpoint's."""
+    features = [f["name"] for f in schema.get("features", [])]
     missing = [name for name in features if name not in frame.columns]
     if missing:
         raise ValidationError(
@@ -74,38 +144,42 @@ def score_frame(
         )
     if frame.empty:
         raise ValidationError("The file has a header but no customer rows to score.")
-    text = frame[features].astype(object).where(frame[features].notna(), "")
-    checked = table_scoring.check_frame(text, compiled)
-    errors: list[tuple[int, str]] = [(r + FIRST_DATA_LINE, m) for r, m in checked.problems.items()]
-    good = np.flatnonzero(~checked.bad)
-    warnings = dict(zip(good.tolist(), entry_module("row_warnings").row_warnings(
-        [c[~checked.bad] for c in checked.columns], schema), strict=True))
-    results: dict[int, tuple[int, float]] = {}
-    chunks = [good[i : i + chunk_size] for i in range(0, len(good), chunk_size)] or [good]
-    for done, chunk in enumerate(chunks, start=1):
-        if len(chunk):
-            _score_chunk(invoke, text, chunk.tolist(), results, errors)
+    parser = _parser()
+    cells = frame[features].astype(str).to_numpy().tolist()
+    errors: list[tuple[int, str]] = []
+    results: dict[int, tuple[int, float, str]] = {}
+    starts = list(range(0, len(cells), chunk_size))
+    for done, start in enumerate(starts, start=1):
+        checked, problems, good = check_table(cells[start : start + chunk_size], features, schema)
+        errors.extend((start + position + FIRST_DATA_LINE, problem) for position, problem in problems)
+        if checked is not None:
+            notes = parser.row_warnings(checked, schema)
+            chunk = [(start + p, cells[start + p], "; ".join(note)) for p, note in zip(good, notes, strict=True)]
+            _score_chunk(invoke, features, chunk, results, errors)
         if progress:
-            progress(done / len(chunks))
+            progress(done / len(starts))
     order = sorted(results)
     scored = frame.iloc[order].copy()
     scored.insert(0, "line", [p + FIRST_DATA_LINE for p in order])
     scored["churn_probability"] = [results[p][1] for p in order]
-    scored["predicted_churn"] = [results[p][0] for p in order]
-    scored["warnings"] = [warnings[p] for p in order]
+    if threshold is None:
+        scored["predicted_churn"] = [results[p][0] for p in order]
+    else:
+        scored["predicted_churn"] = [int(results[p][1] > threshold) for p in order]
+    scored["warnings"] = [results[p][2] for p in order]
     scored = scored.sort_values("churn_probability", ascending=False, kind="stable").reset_index(drop=True)
     return BatchResult(scored=scored, errors=sorted(errors), total=len(frame))
 
 
-def _score_chunk(invoke, text: pd.DataFrame, positions: list[int], results, errors) -> None:
+def _score_chunk(invoke, features, chunk, results, errors) -> None:
     try:
-        answer = invoke(text.iloc[positions].to_csv(index=False))
+        answer = invoke(_csv_body(features, [row for _, row, _ in chunk]))
     except ValidationError as exc:
-        if len(positions) == 1:
-            errors.append((positions[0] + FIRST_DATA_LINE, str(exc)))
+        if len(chunk) == 1:
+            errors.append((chunk[0][0] + FIRST_DATA_LINE, str(exc)))
             return
-        for position in positions:  # find the row(s) the endpoint refuses
-            _score_chunk(invoke, text, [position], results, errors)
+        for item in chunk:  # find the row(s) the endpoint refuses
+            _score_chunk(invoke, features, [item], results, errors)
         return
-    for position, pred in zip(positions, answer["predictions"], strict=True):
-        results[position] = (int(pred["label"]), float(pred["churn_probability"]))
+    for (position, _, note), pred in zip(chunk, answer["predictions"], strict=True):
+        results[position] = (int(pred["label"]), float(pred["churn_probability"]), note)

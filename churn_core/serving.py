@@ -1,25 +1,26 @@
 """The local endpoint server: one detached process per endpoint, SageMaker container contract.
 
-Started by the local backend as::
+Started by the endpoint supervisor as::
 
-    python -m churn_core.serving --artifact model.tar.gz --sha256 <hex> --entry entry/train.py \
+    python -m churn_core.serving --control <workdir>/control.json --entry entry/train.py \
         --workdir <dir> --host 127.0.0.1 --port <int> --workers <int> --name <endpoint-name>
 
-Order of work, before anything listens:
+(or, for one model, ``--artifact model.tar.gz --sha256 <hex>`` instead of ``--control``). The
+control file (``endpoint_control.py``) lists the production variants and their weights.
 
-1. the artifact's SHA-256 is checked against ``--sha256`` (joblib is pickle: an unverified
+Order of work, before anything listens, for every variant:
+
+1. the artifact's SHA-256 is checked against the one recorded (joblib is pickle: an unverified
    file is never opened as a model) — mismatch: exit 3, ``ERROR: ...`` on stderr;
-2. the tarball is extracted into ``<workdir>/model/`` refusing absolute paths, ``..`` and
-   links (exit 4 if unsafe or unreadable);
+2. the tarball is extracted into ``<workdir>/models/<sha256>/`` refusing absolute paths, ``..``
+   and links (exit 4 if unsafe or unreadable);
 3. the entry script is imported by path and its ``model_fn`` loads the model (exit 4 on failure);
-4. gunicorn serves a small WSGI app with the model preloaded (workers fork with it).
+4. gunicorn's asyncio worker serves ``endpoint_app.EndpointApp`` with the models preloaded
+   (workers fork with them); each worker follows later changes of the control file.
 
-Routes: ``GET /ping``, ``POST /invocations``, ``POST /endpoints/<name>/invocations`` (what boto3's
-``sagemaker-runtime`` client calls with ``endpoint_url``), ``GET /stats``. Every error body is JSON
-``{"error": "..."}`` (plus ``"message"``, the field botocore reads for a ClientError's text).
-
-Each worker keeps invocation counters in memory and writes them to ``<workdir>/stats/<pid>.json``
-(atomically, at most every 0.5 s); :func:`read_stats` adds them up for the platform.
+``--probe`` does steps 1–3 for one artifact and one test prediction, then exits 0: an update
+runs it before any worker is asked to load a new model, so a model that cannot load never
+replaces one that serves.
 """
 
 from __future__ import annotations
@@ -33,36 +34,28 @@ import shutil
 import socket
 import sys
 import tarfile
-import threading
-import time
 import zlib
-from collections import deque
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Optional
 
 from churn_core.artifacts import sha256_file
 from churn_core.child import exit_status, flush_output
+from churn_core.endpoint_app import MAX_BODY_BYTES  # noqa: F401 - the payload limit, as tests import it
+from churn_core.endpoint_control import (CONTROL_FILE, Control, LiveEndpoint, LoadedVariant, RoutingTable,
+                                         VariantSpec, models_dir, read_control, write_control)
+from churn_core.endpoint_stats import WorkerStats, read_stats  # noqa: F401 - read_stats: the platform's import
 
-MAX_BODY_BYTES = 6 * 1024 * 1024  # SageMaker real-time endpoint payload limit
-DRAIN_LIMIT_BYTES = 64 * 1024 * 1024  # read (and drop) up to this much of an oversized body so the client sees the 413
 INVOCATION_TIMEOUT_S = 60  # SageMaker real-time invocation time-out
-STATS_INTERVAL_S = 0.5
-LATENCY_RING = 500
-# Measured with a keep-alive client at concurrency 8, single-row requests: gthread with 4
-# threads served the most requests/s with 1 and with 2 workers; sync closes the connection
-# after every response (no keep-alive) and came last.
-WORKER_CLASS = "gthread"
-THREADS_PER_WORKER = 4
+# gunicorn's asyncio worker: slow or stuck clients wait on the event loop instead of holding a thread
+# (a gthread worker with 4 threads was starved by 4 clients trickling bytes; measured in docs/benchmarks.md).
+WORKER_CLASS = "asgi"
+WORKER_CONNECTIONS = 1000
 ENTRY_MODULE = "churn_entry"
 
 EXIT_BAD_ARGS = 2
 EXIT_SHA_MISMATCH = 3
 EXIT_LOAD_FAILED = 4
 EXIT_PORT_BUSY = 5
-
-_ENDPOINT_PATH = re.compile(r"^/endpoints/([^/]+)/invocations/?$")
-_JSON = "application/json"
-
 
 class ServingError(Exception):
     """A start-up failure; ``code`` is the process exit status."""
@@ -166,360 +159,78 @@ def load_entry(entry: Path):
     return module
 
 
-# ------------------------------------------------------------------------- stats
+# ------------------------------------------------------------------------- models
 
 
-class WorkerStats:
-    """In-memory counters of one worker process, written to ``<folder>/<pid>.json``."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = Path(folder)
-        self.lock = threading.Lock()
-        self.pid: Optional[int] = None
-        self._reset()
-
-    def _reset(self) -> None:
-        self.pid = os.getpid()
-        self.invocations = 0
-        self.errors = 0
-        self.latency_sum_ms = 0.0
-        self.latency_max_ms = 0.0
-        self.ring: deque = deque(maxlen=LATENCY_RING)
-        self.last_invoked_at: Optional[float] = None
-        self.last_write = 0.0
-        self.dirty = False
-        self.started_at = time.time()
-        self._flusher: Optional[threading.Thread] = None
-        previous = self.path()
-        if previous.exists():  # a dead worker had this pid: carry its counts on
-            try:
-                data = json.loads(previous.read_text())
-                self.invocations = int(data.get("invocations", 0))
-                self.errors = int(data.get("errors", 0))
-                self.latency_sum_ms = float(data.get("latency_sum_ms", 0.0))
-                self.latency_max_ms = float(data.get("latency_max_ms", 0.0))
-                self.ring.extend(float(x) for x in data.get("latencies_ms", []))
-                self.last_invoked_at = data.get("last_invoked_at")
-            except (OSError, ValueError, TypeError):
-                pass
-
-    def path(self) -> Path:
-        return self.folder / f"{os.getpid()}.json"
-
-    def _ensure_process(self) -> None:
-        if self.pid != os.getpid():  # forked: start from this worker's own file
-            self._reset()
-
-    def start_flusher(self) -> None:
-        """A daemon thread writing pending counts every 0.5 s (so the last request is never lost)."""
-        self._ensure_process()
-        if self._flusher is not None and self._flusher.is_alive():
-            return
-
-        def loop() -> None:
-            while True:
-                time.sleep(STATS_INTERVAL_S)
-                if self.dirty:
-                    self.flush()
-
-        self._flusher = threading.Thread(target=loop, name="stats-flusher", daemon=True)
-        self._flusher.start()
-
-    def record(self, latency_ms: float, error: bool) -> None:
-        with self.lock:
-            self._ensure_process()
-            self.invocations += 1
-            if error:
-                self.errors += 1
-            self.latency_sum_ms += latency_ms
-            if latency_ms > self.latency_max_ms:
-                self.latency_max_ms = latency_ms
-            self.ring.append(round(latency_ms, 3))
-            now = time.time()
-            self.last_invoked_at = now
-            self.dirty = True
-            due = now - self.last_write >= STATS_INTERVAL_S
-        if due:
-            self.flush()
-
-    def snapshot(self) -> dict:
-        return {
-            "pid": os.getpid(),
-            "invocations": self.invocations,
-            "errors": self.errors,
-            "latency_sum_ms": round(self.latency_sum_ms, 3),
-            "latency_max_ms": round(self.latency_max_ms, 3),
-            "latencies_ms": list(self.ring),
-            "last_invoked_at": self.last_invoked_at,
-            "started_at": self.started_at,
-            "written_at": time.time(),
-        }
-
-    def flush(self) -> None:
-        with self.lock:
-            self._ensure_process()
-            payload = self.snapshot()
-            self.dirty = False
-            self.last_write = time.time()
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            target = self.path()
-            tmp = target.with_name(f".{target.name}.{threading.get_ident()}.tmp")
-            tmp.write_text(json.dumps(payload))
-            os.replace(tmp, target)
-        except OSError:
-            pass  # stats are best effort; never fail a request over them
+def prepare_variant(spec: VariantSpec, workdir: Path) -> Path:
+    """Verify the artifact and unpack it into ``<workdir>/models/<sha256>/`` (once per artifact)."""
+    verify_artifact(Path(spec.artifact), spec.sha256)  # first: nothing is unpacked or unpickled before this
+    target = models_dir(workdir) / spec.sha256
+    if (target / ".verified").is_file():
+        return target
+    staging = models_dir(workdir) / f".{spec.sha256}.{os.getpid()}"
+    safe_extract(Path(spec.artifact), staging)
+    (staging / ".verified").write_text(spec.sha256)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(staging, target)
+    return target
 
 
-def _percentile(sorted_values: list, q: float) -> Optional[float]:
-    if not sorted_values:
-        return None
-    rank = max(1, int(-(-q * len(sorted_values) // 100)))  # nearest rank
-    return round(float(sorted_values[min(rank, len(sorted_values)) - 1]), 3)
-
-
-def read_stats(workdir: Path) -> dict:
-    """Add up every worker's stats file under ``<workdir>/stats``.
-
-    Returns {"invocations", "errors", "avg_latency_ms", "p50_latency_ms", "p99_latency_ms",
-    "last_invoked_at"}; latencies are server-side milliseconds, None where there is no data.
-    """
-    invocations = errors = 0
-    latency_sum = 0.0
-    latencies: list = []
-    last: Optional[float] = None
-    folder = Path(workdir) / "stats"
-    files = sorted(folder.glob("*.json")) if folder.is_dir() else []
-    for file in files:
-        try:
-            data = json.loads(file.read_text())
-        except (OSError, ValueError):
-            continue
-        invocations += int(data.get("invocations") or 0)
-        errors += int(data.get("errors") or 0)
-        latency_sum += float(data.get("latency_sum_ms") or 0.0)
-        latencies.extend(float(x) for x in data.get("latencies_ms") or [])
-        when = data.get("last_invoked_at")
-        if when is not None and (last is None or when > last):
-            last = float(when)
-    latencies.sort()
-    return {
-        "invocations": invocations,
-        "errors": errors,
-        "avg_latency_ms": round(latency_sum / invocations, 3) if invocations else None,
-        "p50_latency_ms": _percentile(latencies, 50),
-        "p99_latency_ms": _percentile(latencies, 99),
-        "last_invoked_at": last,
-    }
-
-
-# ------------------------------------------------------------------------- WSGI app
-
-_REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    406: "Not Acceptable",
-    411: "Length Required",
-    413: "Payload Too Large",
-    415: "Unsupported Media Type",
-    422: "Unprocessable Entity",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}
-
-
-def _status(code: int) -> str:
-    return f"{code} {_REASONS.get(code, 'Error')}"
-
-
-class _HttpError(Exception):
-    def __init__(self, status: int, message: str, headers: Optional[list] = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or []
-
-
-def _json_response(
-    start_response: Callable, status: int, payload: Any, headers: Optional[list] = None
-) -> Iterable[bytes]:
-    body = json.dumps(payload).encode("utf-8")
-    start_response(_status(status), [("Content-Type", _JSON), ("Content-Length", str(len(body)))] + (headers or []))
-    return [body]
-
-
-def _error(start_response: Callable, status: int, message: str, headers: Optional[list] = None) -> Iterable[bytes]:
-    return _json_response(start_response, status, {"error": message, "message": message}, headers)
-
-
-def _read_body(environ: dict) -> bytes:
-    stream = environ["wsgi.input"]
-    raw_length = (environ.get("CONTENT_LENGTH") or "").strip()
-    if not raw_length:
-        if "chunked" in (environ.get("HTTP_TRANSFER_ENCODING") or "").lower():
-            data = stream.read(MAX_BODY_BYTES + 1)
-            if len(data) > MAX_BODY_BYTES:
-                raise _HttpError(
-                    413,
-                    f"request body is larger than the {MAX_BODY_BYTES // (1024 * 1024)} MB limit of a real-time "
-                    "endpoint; split it into smaller requests or use batch scoring.",
-                )
-            return data
-        raise _HttpError(411, "a Content-Length header is required on POST; send the body with its length.")
+def load_variant(entry, spec: VariantSpec, workdir: Path) -> dict:
+    """The model dict of a variant whose artifact was prepared; its own threshold when it has one."""
+    model_dir = models_dir(workdir) / spec.sha256
+    if not (model_dir / ".verified").is_file():
+        model_dir = prepare_variant(spec, workdir)
     try:
-        length = int(raw_length)
-        if length < 0:
-            raise ValueError
-    except ValueError:
-        raise _HttpError(400, f"invalid Content-Length {raw_length!r}; it must be a whole number of bytes.") from None
-    if length > MAX_BODY_BYTES:
-        if length <= DRAIN_LIMIT_BYTES:  # consume it so the client can read our answer
-            left = length
-            while left > 0:
-                chunk = stream.read(min(left, 1 << 20))
-                if not chunk:
-                    break
-                left -= len(chunk)
-        raise _HttpError(
-            413,
-            f"request body is {length} bytes, over the {MAX_BODY_BYTES} byte (6 MB) limit of a real-time endpoint; "
-            "split it into smaller requests or use batch scoring.",
-        )
-    parts = []
-    left = length
-    while left > 0:
-        chunk = stream.read(left)
-        if not chunk:
-            break
-        parts.append(chunk)
-        left -= len(chunk)
-    if left:
-        raise _HttpError(
-            400, f"the request body ended after {length - left} of {length} bytes announced by Content-Length."
-        )
-    return b"".join(parts)
+        model = entry.model_fn(str(model_dir))
+    except Exception as err:
+        raise ServingError(f"model_fn could not load the model of variant {spec.name}: {type(err).__name__}: {err}",
+                           EXIT_LOAD_FAILED) from None
+    if spec.threshold is not None:
+        model = dict(model, threshold=float(spec.threshold))
+    return model
 
 
-def make_app(module, model: Any, name: str, workdir: Path, stats: Optional[WorkerStats] = None) -> Callable:
-    """The WSGI application serving one loaded model through the entry script's handlers."""
-    input_fn, predict_fn, output_fn = module.input_fn, module.predict_fn, module.output_fn
-    stats = stats if stats is not None else WorkerStats(Path(workdir) / "stats")
-    ping_body = json.dumps({"status": "ok", "endpoint": name}).encode("utf-8")
-    ping_headers = [("Content-Type", _JSON), ("Content-Length", str(len(ping_body)))]
+def probe(entry, spec: VariantSpec, workdir: Path) -> None:
+    """Prepare and load a variant and score one typical customer: it would serve if swapped in."""
+    model = load_variant(entry, spec, workdir)
+    from churn_core.forms import example_record
 
-    def invoke(environ: dict, start_response: Callable) -> Iterable[bytes]:
-        started = time.perf_counter()
-        status = 500
-        try:
-            body = _read_body(environ)
-            parsed = input_fn(body, environ.get("CONTENT_TYPE") or "application/json")
-            prediction = predict_fn(parsed, model)
-            result = output_fn(prediction, environ.get("HTTP_ACCEPT") or "application/json")
-            if isinstance(result, tuple):
-                payload, content_type = result[0], result[1]
-            else:
-                payload, content_type = result, _JSON
-            if isinstance(payload, str):
-                payload = payload.encode("utf-8")
-            elif not isinstance(payload, (bytes, bytearray)):
-                payload = json.dumps(payload).encode("utf-8")
-            status = 200
-            start_response(
-                "200 OK",
-                [
-                    ("Content-Type", content_type or _JSON),
-                    ("Content-Length", str(len(payload))),
-                    ("X-Amzn-Invoked-Production-Variant", "AllTraffic"),
-                ],
-            )
-            return [bytes(payload)]
-        except _HttpError as err:
-            status = err.status
-            return _error(start_response, err.status, err.message, err.headers)
-        except Exception as err:  # InvalidInput (status_code) or a bug in a handler
-            code = getattr(err, "status_code", None)
-            if isinstance(code, int) and 400 <= code <= 599:
-                status = code
-                return _error(start_response, code, str(err))
-            status = 500
-            sys.stderr.write(f"invocation failed: {type(err).__name__}: {err}\n")
-            return _error(start_response, 500, f"the model failed to score this request: {type(err).__name__}: {err}")
-        finally:
-            stats.record((time.perf_counter() - started) * 1000.0, status >= 400)
-
-    def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
-        method = environ.get("REQUEST_METHOD", "GET").upper()
-        path = environ.get("PATH_INFO") or "/"
-        try:
-            if path == "/ping":
-                if method not in ("GET", "HEAD"):
-                    return _error(
-                        start_response, 405, f"{method} is not allowed on /ping; use GET.", [("Allow", "GET, HEAD")]
-                    )
-                start_response("200 OK", list(ping_headers))
-                return [b""] if method == "HEAD" else [ping_body]
-            match = _ENDPOINT_PATH.match(path)
-            if path in ("/invocations", "/invocations/") or match:
-                if match and match.group(1) != name:
-                    return _error(
-                        start_response,
-                        404,
-                        f"endpoint {match.group(1)!r} is not served here; this server serves {name!r}.",
-                    )
-                if method != "POST":
-                    return _error(
-                        start_response,
-                        405,
-                        f"{method} is not allowed on {path}; use POST with the request in the body.",
-                        [("Allow", "POST")],
-                    )
-                return invoke(environ, start_response)
-            if path == "/stats":
-                if method != "GET":
-                    return _error(
-                        start_response, 405, f"{method} is not allowed on /stats; use GET.", [("Allow", "GET")]
-                    )
-                return _json_response(start_response, 200, dict(read_stats(workdir), endpoint=name))
-            return _error(
-                start_response,
-                404,
-                f"no route {path!r}; use POST /invocations (or /endpoints/{name}/invocations) or GET /ping.",
-            )
-        except Exception as err:  # never let a request take the worker down
-            return _error(start_response, 500, f"internal error: {type(err).__name__}: {err}")
-
-    app.stats = stats  # type: ignore[attr-defined]
-    return app
+    record = {k: v for k, v in example_record(model["schema"]).items() if v is not None}
+    try:
+        entry.predict_fn(entry.input_fn(json.dumps({"instances": [record]}), "application/json"), model)
+    except Exception as err:
+        raise ServingError(f"the model of variant {spec.name} loads but cannot score a typical customer: "
+                           f"{type(err).__name__}: {err}", EXIT_LOAD_FAILED) from None
 
 
 # ------------------------------------------------------------------------- gunicorn
 
 
-def _server_options(host: str, port: int, workers: int, name: str, stats: WorkerStats) -> dict:
-    def post_fork(server, worker) -> None:  # noqa: ARG001 - gunicorn hook signature
-        stats.start_flusher()
-
-    def worker_exit(server, worker) -> None:  # noqa: ARG001
-        # Runs in the worker's ``finally`` while its SystemExit propagates. Flush the stats, then
-        # leave with the same status but without interpreter teardown: tearing down numpy/scipy/
-        # scikit-learn module state takes seconds, so a stop or a worker recycle would otherwise
-        # hit graceful_timeout and end in SIGKILL (as multiprocessing does for its children).
+def _server_options(host: str, port: int, workers: int, name: str, stats: WorkerStats, app) -> dict:
+    def worker_exit(server, worker) -> None:  # noqa: ARG001 - gunicorn hook signature
+        # Runs in the worker's ``finally`` while its SystemExit propagates. Flush, then leave with the
+        # same status but without interpreter teardown: tearing down numpy/scipy/scikit-learn takes
+        # seconds, so a stop or a worker recycle would otherwise hit graceful_timeout and end in SIGKILL.
+        if app.capture is not None:
+            app.capture.flush()
         stats.flush()
         exc = sys.exc_info()[1]
-        if isinstance(exc, SystemExit):
-            code = exit_status(exc)
-        else:
-            code = 1 if exc is not None else 0
+        code = exit_status(exc) if isinstance(exc, SystemExit) else (1 if exc is not None else 0)
         flush_output()
         os._exit(code & 0xFF)
+
+    def child_exit(server, worker) -> None:  # noqa: ARG001 - in the arbiter: the library's multiprocess rule
+        if app.metrics is not None:
+            app.metrics.worker_exit(worker.pid)
 
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
         "worker_class": WORKER_CLASS,
-        "threads": THREADS_PER_WORKER,
+        "worker_connections": WORKER_CONNECTIONS,
+        "asgi_loop": "asyncio",
+        "asgi_lifespan": "on",
         "keepalive": 5,
         "preload_app": True,
         "timeout": INVOCATION_TIMEOUT_S,
@@ -529,8 +240,8 @@ def _server_options(host: str, port: int, workers: int, name: str, stats: Worker
         "loglevel": "info",
         # ps shows "gunicorn: master [churn_core.serving --name NAME]"
         "proc_name": f"churn_core.serving --name {name}",
-        "post_fork": post_fork,
         "worker_exit": worker_exit,
+        "child_exit": child_exit,
         # gunicorn >= 25: one shared ~/.gunicorn/gunicorn.ctl would clash between endpoints
         "control_socket_disable": True,
         "limit_request_line": 8190,
@@ -540,42 +251,20 @@ def _server_options(host: str, port: int, workers: int, name: str, stats: Worker
     return options
 
 
-def _install_json_protocol_errors() -> None:
-    """Make gunicorn's own answers to malformed HTTP (bad request line, negative Content-Length,
-    oversized headers ...) JSON like every other error of the endpoint, instead of an HTML page.
-
-    gunicorn's worker calls ``gunicorn.util.write_error`` for these; this process serves one
-    endpoint only, so replacing it here affects nothing else.
-    """
-    from gunicorn import util
-
-    def write_error(sock, status_int, reason, mesg) -> None:
-        message = f"malformed HTTP request ({reason}): {mesg}; fix the request line and headers."
-        body = json.dumps({"error": message, "message": message}).encode("utf-8")
-        head = (
-            f"HTTP/1.1 {int(status_int)} {reason}\r\nConnection: close\r\nContent-Type: {_JSON}\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
-        ).encode("latin-1", "replace")
-        util.write_nonblock(sock, head + body)
-
-    util.write_error = write_error
-
-
-def serve(app: Callable, options: dict) -> None:
+def serve(app, options: dict) -> None:
     from gunicorn.app.base import BaseApplication
 
-    _install_json_protocol_errors()
+    from churn_core.endpoint_app import install_json_protocol_errors
+
+    install_json_protocol_errors()
 
     class _Application(BaseApplication):
-        def __init__(self) -> None:
-            super().__init__()
-
         def load_config(self) -> None:
             for key, value in options.items():
                 if key in self.cfg.settings:  # older gunicorn lacks some settings
                     self.cfg.set(key, value)
 
-        def load(self) -> Callable:
+        def load(self):
             return app
 
     _Application().run()
@@ -587,9 +276,8 @@ def _check_port(host: str, port: int) -> None:
         try:
             sock.bind((host, port))
         except OSError as err:
-            raise ServingError(
-                f"cannot listen on {host}:{port} ({err.strerror}); choose another port.", EXIT_PORT_BUSY
-            ) from None
+            raise ServingError(f"cannot listen on {host}:{port} ({err.strerror}); choose another port.",
+                               EXIT_PORT_BUSY) from None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -599,62 +287,104 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parse_args(argv: Optional[list]) -> argparse.Namespace:
-    parser = _Parser(prog="python -m churn_core.serving", description="Serve one model as a local endpoint.")
-    parser.add_argument("--artifact", required=True, type=Path, help="model.tar.gz produced by training")
-    parser.add_argument("--sha256", required=True, help="SHA-256 recorded when the artifact was produced")
+    parser = _Parser(prog="python -m churn_core.serving", description="Serve one endpoint's models.")
+    parser.add_argument("--control", type=Path, help="control.json listing the production variants")
+    parser.add_argument("--artifact", type=Path, help="model.tar.gz produced by training (one model, no --control)")
+    parser.add_argument("--sha256", help="SHA-256 recorded when the artifact was produced")
     parser.add_argument("--entry", required=True, type=Path, help="path to entry/train.py (model_fn, input_fn, ...)")
-    parser.add_argument("--workdir", required=True, type=Path, help="folder for the extracted model and stats")
+    parser.add_argument("--workdir", required=True, type=Path, help="folder for the extracted models and stats")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", required=True, type=int)
+    parser.add_argument("--port", type=int)
     parser.add_argument("--workers", default=1, type=int)
-    parser.add_argument("--name", required=True, help="endpoint name (checked in /endpoints/<name>/invocations)")
+    parser.add_argument("--name", help="endpoint name (checked in /endpoints/<name>/invocations)")
+    parser.add_argument("--probe", action="store_true", help="check that --artifact loads and scores, then exit")
     args = parser.parse_args(argv)
-    if not 1 <= args.port <= 65535:
-        parser.error(f"--port must be 1..65535 (got {args.port})")
+    if args.control is None and (args.artifact is None or args.sha256 is None):
+        parser.error("give --control, or --artifact with --sha256")
+    if not args.probe:
+        if args.port is None or not 1 <= args.port <= 65535:
+            parser.error(f"--port must be 1..65535 (got {args.port})")
+        if not args.name:
+            parser.error("--name is required")
     if not 1 <= args.workers <= 64:
         parser.error(f"--workers must be 1..64 (got {args.workers})")
     return args
 
 
-def prepare(args: argparse.Namespace):
-    """Verify, extract, import and load. Returns (module, model). Raises ServingError."""
-    verify_artifact(args.artifact, args.sha256)  # first: nothing is unpacked or unpickled before this
-    workdir = args.workdir.resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
-    model_dir = workdir / "model"
-    safe_extract(args.artifact, model_dir)
-    module = load_entry(args.entry.resolve())
+def _control(args: argparse.Namespace, workdir: Path) -> Control:
+    if args.control is not None:
+        if args.control.name != CONTROL_FILE or not args.control.is_file():
+            raise ServingError(f"--control must name an existing {CONTROL_FILE} (got {args.control}).", EXIT_BAD_ARGS)
+        return read_control(args.control.parent)
+    control = Control(generation=1, endpoint=args.name or "",
+                      variants=(VariantSpec("AllTraffic", str(args.artifact), (args.sha256 or "").strip().lower()),))
+    write_control(workdir, control)
+    return control
+
+
+def _raise_descriptor_limit() -> None:
+    """Connections are descriptors: take the hard limit (laptops start at 256), up to 10,240."""
     try:
-        model = module.model_fn(str(model_dir))
-    except Exception as err:
-        raise ServingError(
-            f"model_fn could not load the model: {type(err).__name__}: {err}", EXIT_LOAD_FAILED
-        ) from None
-    return module, model
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = min(hard if hard != resource.RLIM_INFINITY else 10240, 10240)
+        if soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ImportError, ValueError, OSError):
+        pass
 
 
 def main(argv: Optional[list] = None) -> int:
     args = _parse_args(argv)
+    _raise_descriptor_limit()
+    workdir = args.workdir.resolve()
     try:
-        verify_artifact(args.artifact, args.sha256)  # before anything else
+        workdir.mkdir(parents=True, exist_ok=True)
+        if args.probe:
+            spec = VariantSpec("probe", str(args.artifact), (args.sha256 or "").strip().lower())
+            probe(load_entry(args.entry.resolve()), spec, workdir)
+            return 0
+        control = _control(args, workdir)
+        for spec in control.variants:  # every artifact is verified before anything listens or loads
+            verify_artifact(Path(spec.artifact), spec.sha256)
         _check_port(args.host, args.port)
-        module, model = prepare(args)
+        entry = load_entry(args.entry.resolve())
+        variants = [LoadedVariant(spec, load_variant(entry, spec, workdir)) for spec in control.variants]
     except ServingError as err:
         sys.stderr.write("ERROR: " + " ".join(str(err).split()) + "\n")
         sys.stderr.flush()
         return err.code
-    workdir = args.workdir.resolve()
-    stats = WorkerStats(workdir / "stats")
-    app = make_app(module, model, args.name, workdir, stats)
-    sys.stderr.write(
-        f"serving endpoint {args.name!r} on http://{args.host}:{args.port} with {args.workers} worker(s)\n"
-    )
+    app = build_app(entry, control, variants, args.name, workdir)
+    sys.stderr.write(f"serving endpoint {args.name!r} on http://{args.host}:{args.port} with {args.workers} "
+                     f"worker(s): {', '.join(f'{v.name} ({v.weight:g})' for v in variants)}\n")
     sys.stderr.flush()
     try:
-        serve(app, _server_options(args.host, args.port, args.workers, args.name, stats))
+        serve(app, _server_options(args.host, args.port, args.workers, args.name, app.stats, app))
     except SystemExit as exc:  # gunicorn's arbiter ends with sys.exit(status)
         return exit_status(exc)
     return 0
+
+
+def build_app(entry, control: Control, variants: list, name: str, workdir: Path):
+    """The endpoint application with its preloaded table, statistics, metrics and capture writer."""
+    from churn_core.capture_writer import CaptureWriter
+    from churn_core.endpoint_app import EndpointApp
+
+    prometheus_dir = workdir / "prometheus"
+    shutil.rmtree(prometheus_dir, ignore_errors=True)
+    prometheus_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prometheus_dir)  # before prometheus_client is imported
+    from churn_core.endpoint_stats import PrometheusMetrics
+
+    metrics = PrometheusMetrics()
+    live = LiveEndpoint(workdir, lambda spec: load_variant(entry, spec, workdir),
+                        on_swap=lambda table: metrics.serving(list(table.variants.values())))
+    live.table = RoutingTable(control.generation, variants, control.capture_percent)
+    live.mtime = None
+    capture = CaptureWriter(Path(control.capture_root), name, on_write=metrics.captured.inc) \
+        if control.capture_root else None
+    return EndpointApp(entry, live, name, workdir, WorkerStats(workdir / "stats"), metrics, capture)
 
 
 if __name__ == "__main__":

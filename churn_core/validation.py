@@ -37,6 +37,7 @@ import pandas as pd
 
 from .errors import ValidationError
 from .paths import entry_module
+from .workbooks import as_csv
 
 _rules = entry_module("dataset_schema")  # the cell rules training applies: one source of truth
 
@@ -368,6 +369,37 @@ def _check_json_or_markup(text: str) -> None:
         raise ValidationError(
             "This file looks like a web page or XML, not CSV. Download the data itself, "
             "or open it in a spreadsheet and export as CSV (UTF-8)."
+        )
+
+
+def _fields(line: str, delimiter: str) -> list[str]:
+    try:
+        return next(csv.reader([line], delimiter=delimiter), [])
+    except csv.Error:
+        return [line]
+
+
+def _check_prose(text: str, delimiter: str) -> None:
+    """Sentences are not a table: a letter, a README or notes saved as .csv/.txt get "not a table",
+    not advice about quoting commas. Prose is a first line whose one or two "column names" are
+    sentences, or lines of uneven width made mostly of long runs of words with few separators."""
+    lines = [line for line in re.split(r"\r\n|\r|\n", text[:65536]) if line.strip()][:40]
+    if not lines:
+        return
+
+    def words(line: str) -> int:
+        return len(line.split())
+
+    header = _fields(lines[0], delimiter)
+    sentence_header = len(header) <= 2 and any(len(cell.split()) >= 6 for cell in header)
+    widths = {len(_fields(line, delimiter)) for line in lines}
+    total = sum(words(line) for line in lines)
+    prose = sum(words(line) for line in lines if words(line) >= 6 and line.count(delimiter) <= words(line) // 4)
+    if sentence_header or (len(widths) > 1 and total and prose >= 0.6 * total):
+        raise ValidationError(
+            "This file looks like text (sentences), not a table: its lines are not rows of values separated by "
+            "commas under a header of column names. Upload the customer data itself as CSV: a header row with the "
+            "column names, then one row per customer (in a spreadsheet: File → Save As → 'CSV UTF-8')."
         )
 
 
@@ -792,6 +824,7 @@ def _file_text(data: bytes, max_bytes: int | None) -> tuple[str, str, str, list[
     """The upload as text: (text, encoding, delimiter, warnings), or ValidationError for what is not a table."""
     data = _as_bytes(data)
     _check_size(data, max_bytes)
+    data, workbook_note = as_csv(data)  # an .xlsx workbook (whatever its name) is read as its first sheet
     data = data.rstrip(b"\x1a")  # an old DOS end-of-file marker is not content
     if not data:
         _raise_empty("0 bytes")
@@ -802,7 +835,7 @@ def _file_text(data: bytes, max_bytes: int | None) -> tuple[str, str, str, list[
     if not text.strip():
         _raise_empty("only whitespace")
     _check_json_or_markup(text)
-    warnings: list[str] = []
+    warnings: list[str] = [workbook_note] if workbook_note else []
     if encoding == "cp1252":
         warnings.append(
             "The file is not UTF-8; it was read as Windows-1252 (cp1252). Check that accented letters look right."
@@ -810,6 +843,7 @@ def _file_text(data: bytes, max_bytes: int | None) -> tuple[str, str, str, list[
     elif encoding == "latin-1":
         warnings.append("The file is not UTF-8; it was read as Latin-1. Check that accented letters look right.")
     delimiter, text = _sniff_delimiter(text)
+    _check_prose(text, delimiter)
     if delimiter != ",":
         shown = {"\t": "tabs", ";": "semicolons", "|": "pipes ('|')"}[delimiter]
         warnings.append(f"Values are separated by {shown}, not commas; the file was read that way.")

@@ -43,7 +43,7 @@ from .child import become, flush_output, run_to_exit
 from .paths import ENTRY_DIR, ROOT
 
 MODULES = ("churn_core.job_driver", "churn_core.endpoint_supervisor", "churn_core.serving",
-           "churn_core.transform_driver")
+           "churn_core.monitor_driver", "churn_core.tuning_driver", "churn_core.transform_driver")
 PRELOAD = (
     "numpy", "pandas", "joblib", "scipy.stats",
     "sklearn.compose", "sklearn.ensemble", "sklearn.impute", "sklearn.linear_model", "sklearn.metrics",

@@ -259,6 +259,24 @@ def _probe_columns(schema: dict, compiled: dict) -> List[list]:
     return columns
 
 
+def encode(checked, pipeline, fast: Optional[dict]) -> np.ndarray:
+    """Checked rows as the matrix the model sees: the fast encoder when the model has one (~0.02 ms a
+    row), else the pipeline's own preprocessing."""
+    if fast is not None:
+        return encoded_matrix(checked.columns, fast)
+    encoded = pipeline.named_steps["pre"].transform(checked.frame)
+    return encoded.toarray() if hasattr(encoded, "toarray") else np.asarray(encoded, dtype=np.float64)
+
+
+def probe_matrix(pipeline, schema: dict, compiled: dict, fast: Optional[dict]) -> np.ndarray:
+    """Encoded probe rows spanning each feature's range (and a missing and an unseen value)."""
+    columns = _probe_columns(schema, compiled)
+    if fast is not None:
+        return encoded_matrix(columns, fast)
+    encoded = pipeline.named_steps["pre"].transform(columns_to_frame(columns, compiled))
+    return encoded.toarray() if hasattr(encoded, "toarray") else np.asarray(encoded, dtype=np.float64)
+
+
 def enable(pipeline, schema: dict, compiled: dict) -> Optional[dict]:
     """The fast plan if it gives the pipeline's probabilities on probe rows (both code paths), else None."""
     try:

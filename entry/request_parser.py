@@ -42,12 +42,13 @@ class InvalidInput(ValueError):
 class ParsedRequest(object):
     """What ``input_fn`` returns: the request's style and rows, not yet checked against a model."""
 
-    __slots__ = ("style", "rows", "named")
+    __slots__ = ("style", "rows", "named", "explain")
 
-    def __init__(self, style: str, rows: list, named: bool) -> None:
+    def __init__(self, style: str, rows: list, named: bool, explain: int = 0) -> None:
         self.style = style  # "seed" | "seed_flat" | "instances" | "rows" | "csv" | "npy"
         self.rows = rows
         self.named = named
+        self.explain = explain  # reasons asked per row (0: none)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -57,13 +58,15 @@ class CheckedRows(object):
     """Rows that passed the model's checks: one value list per feature (``columns``), the ID values
     each named row carried (``ids``), and the DataFrame in training column order (``frame``)."""
 
-    __slots__ = ("style", "columns", "ids", "compiled", "_frame")
+    __slots__ = ("style", "columns", "ids", "compiled", "explain", "_frame")
 
-    def __init__(self, style: str, columns: List[list], ids: Optional[List[dict]], compiled: dict) -> None:
+    def __init__(self, style: str, columns: List[list], ids: Optional[List[dict]], compiled: dict,
+                 explain: int = 0) -> None:
         self.style = style
         self.columns = columns
         self.ids = ids
         self.compiled = compiled
+        self.explain = explain
         self._frame = None
 
     def __len__(self) -> int:
@@ -183,27 +186,12 @@ def _parse_json(text: str) -> ParsedRequest:
         raise InvalidInput('send either "Input" (rows of values) or "instances" (named records), not both.')
     if "Input" in keys or "instances" in keys:
         key = "Input" if "Input" in keys else "instances"
-        extra = sorted(keys - {key})
+        extra = sorted(keys - {key, "explain"})
         if extra:
             raise InvalidInput("unexpected key(s) %s next to %r; remove them." % (_names(extra), key))
-        value = data[key]
-        if not isinstance(value, list):
-            if key == "Input":
-                raise InvalidInput(
-                    "'Input' must be a list of rows (a list of lists of feature values), got %s." % _kind_name(value)
-                )
-            raise InvalidInput(
-                "'instances' must be a list of records ({feature: value} objects), got %s." % _kind_name(value)
-            )
-        if key == "instances":
-            if value and all(isinstance(r, list) for r in value):
-                return ParsedRequest("instances", _positional_rows(value, "'instances'"), False)
-            return _named(value, "'instances'")
-        if not value:
-            _check_count(0, "'Input'")
-        if all(not isinstance(v, (list, dict)) for v in value):
-            return ParsedRequest("seed_flat", [value], False)  # one flat row
-        return ParsedRequest("seed", _positional_rows(value, "'Input'"), False)
+        parsed = _rows_of(key, data[key])
+        parsed.explain = _explain_count(data.get("explain"))
+        return parsed
     lower = dict((k.lower(), k) for k in keys)
     hint = ""
     if "input" in lower or "inputs" in lower or "instance" in lower:
@@ -213,6 +201,42 @@ def _parse_json(text: str) -> ParsedRequest:
         'name); got key(s) %s%s.'
         % (_names(sorted(keys)) or "none", hint)
     )
+
+
+MAX_REASONS = 50
+
+
+def _explain_count(value: Any) -> int:
+    """How many reasons per row the request asks for: ``"explain": 3`` (``true`` means 3, absent 0)."""
+    if value is None or value is False:
+        return 0
+    if value is True:
+        return 3
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_REASONS:
+        return value
+    raise InvalidInput("'explain' must be true or a whole number of reasons per customer from 1 to %d, got %s."
+                       % (MAX_REASONS, _short(value)))
+
+
+def _rows_of(key: str, value: Any) -> ParsedRequest:
+    """The rows under ``Input`` (the seed's positional form) or ``instances`` (records or rows)."""
+    if not isinstance(value, list):
+        if key == "Input":
+            raise InvalidInput(
+                "'Input' must be a list of rows (a list of lists of feature values), got %s." % _kind_name(value)
+            )
+        raise InvalidInput(
+            "'instances' must be a list of records ({feature: value} objects), got %s." % _kind_name(value)
+        )
+    if key == "instances":
+        if value and all(isinstance(r, list) for r in value):
+            return ParsedRequest("instances", _positional_rows(value, "'instances'"), False)
+        return _named(value, "'instances'")
+    if not value:
+        _check_count(0, "'Input'")
+    if all(not isinstance(v, (list, dict)) for v in value):
+        return ParsedRequest("seed_flat", [value], False)  # one flat row
+    return ParsedRequest("seed", _positional_rows(value, "'Input'"), False)
 
 
 def _named(records: list, what: str) -> ParsedRequest:
@@ -303,8 +327,8 @@ def check_rows(parsed: ParsedRequest, compiled: dict) -> CheckedRows:
         parsed = _csv_with_header_as_records(parsed, compiled)
     if parsed.named:
         columns, ids = _named_columns(parsed.rows, compiled)
-        return CheckedRows(parsed.style, columns, ids, compiled)
-    return CheckedRows(parsed.style, _positional_columns(parsed, compiled), None, compiled)
+        return CheckedRows(parsed.style, columns, ids, compiled, parsed.explain)
+    return CheckedRows(parsed.style, _positional_columns(parsed, compiled), None, compiled, parsed.explain)
 
 
 def validate_request(body: Any, content_type: Optional[str], accept: Optional[str], schema: dict) -> CheckedRows:
@@ -346,7 +370,7 @@ def _csv_columns(parsed: ParsedRequest, compiled: dict) -> Optional[CheckedRows]
     else:
         body, width = rows, len(features)
         index, id_index = list(range(width)), []
-    if len(body) < VECTOR_MIN_ROWS or any(len(row) != width for row in body):
+    if len(body) < VECTOR_MIN_ROWS or parsed.explain or any(len(row) != width for row in body):
         return None
     import table_scoring
 
@@ -354,7 +378,7 @@ def _csv_columns(parsed: ParsedRequest, compiled: dict) -> Optional[CheckedRows]
     if checked.bad.any():
         return None
     ids = [dict((name, _csv_value(row[i])) for name, i in id_index) for row in body] if id_index else None
-    return CheckedRows("csv", checked.columns, ids, compiled)
+    return CheckedRows("csv", checked.columns, ids, compiled, parsed.explain)
 
 
 def _csv_value(cell: Any) -> Any:
@@ -514,6 +538,81 @@ def columns_to_frame(columns: List[list], compiled: dict):
         else:
             data[name] = pd.Series(columns[i], dtype=object)
     return pd.DataFrame(data, columns=compiled["features"])
+
+
+# --------------------------------------------------------------------------- what the model had to guess
+
+
+def cell_warnings(checked: CheckedRows, schema: dict) -> List[List[Tuple[str, str]]]:
+    """For each checked row, (feature, note) for every value the model scores by a guess: a missing
+    value it fills in (the training median or most common value), a number outside the range seen in
+    training (an extrapolation), a category never seen in training (it counts as none of the known
+    ones). Pure: the dashboard, batch scoring and batch transform all call this (or ``row_warnings``).
+    Column by column (numpy; a note is written only for a row that gets one), so a batch of a million
+    rows costs what its flagged rows cost; the columns may be value lists or typed (arrays, Categorical)."""
+    import numpy as np
+    import pandas as pd
+
+    specs = dict((f["name"], f) for f in schema.get("features", []))
+    compiled = checked.compiled
+    rows: List[List[Tuple[str, str]]] = [[] for _ in range(len(checked))]
+    for i, name in enumerate(compiled["features"]):
+        spec = specs.get(name) or {}
+        column = checked.columns[i]
+        if compiled["kinds"][i] == "numeric":
+            values = np.asarray(column, dtype=np.float64)
+            typical = spec.get("median")
+            note = "%s is missing: the training median%s was used" % (
+                name, "" if typical is None else " " + _stat(typical, int(spec.get("decimals") or 0)))
+            for r in np.flatnonzero(np.isnan(values)).tolist():
+                rows[r].append((name, note))
+            low, high = spec.get("min"), spec.get("max")
+            with np.errstate(invalid="ignore"):
+                outside = np.zeros(len(values), dtype=bool)
+                if low is not None:
+                    outside |= values < low
+                if high is not None:
+                    outside |= values > high
+            decimals = int(spec.get("decimals") or 0)
+            for r in np.flatnonzero(outside).tolist():
+                rows[r].append((name, "%s = %s is outside the training range %s to %s (the score is an extrapolation)"
+                                % (name, _plain(values[r]), _stat(low, decimals), _stat(high, decimals))))
+            continue
+        if not isinstance(column, pd.Categorical):
+            column = pd.Categorical(np.asarray(column, dtype=object))
+        codes = np.asarray(column.codes)
+        typical = spec.get("mode")
+        note = "%s is missing: the most common value%s was used" % (
+            name, "" if typical is None else " %r" % str(typical))
+        for r in np.flatnonzero(codes < 0).tolist():
+            rows[r].append((name, note))
+        known = frozenset(str(c) for c in spec.get("categories") or [])
+        if not known:
+            continue
+        for k, value in enumerate(column.categories):
+            if value not in known:
+                note = "%s = %s was never seen in training (scored as none of the known values)" % (name, _short(value))
+                for r in np.flatnonzero(codes == k).tolist():
+                    rows[r].append((name, note))
+    return rows
+
+
+def row_warnings(checked: CheckedRows, schema: dict) -> List[List[str]]:
+    """The notes of ``cell_warnings``, one list of sentences per row (empty when nothing was guessed)."""
+    return [[note for _, note in row] for row in cell_warnings(checked, schema)]
+
+
+def _stat(value: Any, decimals: int) -> str:
+    """A training statistic at the precision the data is written with (70.575 -> 70.58 for 2 decimals)."""
+    if value is None:
+        return "?"
+    return "%.*f" % (max(decimals, 0), float(value)) if decimals else "%d" % round(float(value))
+
+
+def _plain(value: float) -> str:
+    """A number as a person typed it: no exponent, no trailing zeros."""
+    text = ("%.6f" % value).rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
 
 
 # --------------------------------------------------------------------------- answers

@@ -19,7 +19,7 @@ Each step applies a rule that exists once, elsewhere:
    would refuse it, in the same words;
 4. *predict*: ``fast_forest.proba_typed`` (proved equal to the pipeline when the model loaded) or the
    pipeline itself; the label is ``probability > threshold``, as ``predict_fn`` decides it;
-5. *warnings*: ``row_warnings``.
+5. *warnings*: ``request_parser.row_warnings``, the one rule for what the model had to guess.
 
 Python 3.9 and pandas 1.1 compatible (it runs in the SageMaker SKLearn container too).
 """
@@ -32,8 +32,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from request_parser import InvalidInput, check_cell
-from row_warnings import row_warnings
+from request_parser import CheckedRows, InvalidInput, check_cell, row_warnings
 
 NEWLINE, QUOTE, CR, SPACE, TAB = 10, 34, 13, 32, 9
 OUTPUT_COLUMNS = ("churn_probability", "predicted_churn", "warnings")
@@ -334,7 +333,8 @@ def score_lines(data: bytes, names: Sequence[str], model: dict, threshold: float
     columns = [col[good] for col in checked.columns]
     probabilities = predict(columns, model)
     labels = (probabilities > threshold).astype(np.int8)  # predict()'s tie rule, as predict_fn decides
-    warnings = row_warnings(columns, model["schema"]) if len(probabilities) else []
+    notes = row_warnings(CheckedRows("csv", columns, None, compiled), model["schema"]) if len(probabilities) else []
+    warnings = ["; ".join(row) for row in notes]  # as batch scoring joins them
     kept = frame[list(keep)][good].reset_index(drop=True) if keep else None
     problems = list(lines.problems)
     numbers = lines.numbers
@@ -346,14 +346,25 @@ def score_lines(data: bytes, names: Sequence[str], model: dict, threshold: float
 # --------------------------------------------------------------------------- the container's transform answer
 
 
+TRANSFORM_ENV = "CHURN_BATCH_TRANSFORM"  # our CreateTransformJob sets it: answer every line of a mini-batch
+
+
 class TransformLines(object):
     """``input_fn``'s result for a batch transform mini-batch: the body, scored once the model is known."""
 
-    __slots__ = ("body", "threshold")
+    __slots__ = ("body",)
 
-    def __init__(self, body: Any, threshold: Optional[float]) -> None:
+    def __init__(self, body: Any) -> None:
         self.body = body.encode("utf-8") if isinstance(body, str) else bytes(body or b"")
-        self.threshold = threshold
+
+
+def transform_lines(body: Any, content_type: Optional[str]) -> Optional[TransformLines]:
+    """The mini-batch kept whole when this container serves a transform job (CHURN_BATCH_TRANSFORM=1) and
+    the body is CSV; None otherwise (the request is decoded as any other)."""
+    import os
+
+    media = str(content_type or "").split(";")[0].strip().lower()
+    return TransformLines(body) if os.environ.get(TRANSFORM_ENV) == "1" and media == "text/csv" else None
 
 
 class TransformAnswer(object):
@@ -375,7 +386,7 @@ def transform_answer(request: TransformLines, model: dict) -> TransformAnswer:
     """Score a transform mini-batch (headerless lines of the features in schema order) and answer every
     line, scorable or not, so SageMaker can join each answer to its input line."""
     compiled = model["compiled"]
-    threshold = model["threshold"] if request.threshold is None else request.threshold
+    threshold = model["threshold"]  # the schema's, or the one the model's environment carries (CHURN_THRESHOLD)
     expected = "the model expects %d features in this order: %s" % (len(compiled["features"]),
                                                                       " ".join(compiled["features"]))
     scored = score_lines(request.body, compiled["features"], model, threshold, first_line=1, skip_blank=False,

@@ -32,17 +32,17 @@ if _HERE not in sys.path:  # the sibling modules, however this file was loaded (
     sys.path.insert(0, _HERE)
 
 import dataset_schema  # noqa: E402
+import table_scoring  # noqa: E402
 from dataset_schema import SchemaError  # noqa: E402
 from request_parser import (MAX_ROWS_PER_REQUEST, CheckedRows, InvalidInput, ParsedRequest,  # noqa: E402,F401
                             check_rows, choose_accept, compile_schema, json_ready, parse_body)
 
 ALGORITHMS = ("random_forest", "gradient_boosting", "logistic_regression")
 THRESHOLD = 0.5
+THRESHOLD_ENV = "CHURN_THRESHOLD"
 MODEL_FILE = "model.joblib"
 SCHEMA_FILE = "schema.json"
 FORMAT_VERSION = 1
-TRANSFORM_ENV = "CHURN_BATCH_TRANSFORM"  # set by our CreateTransformJob: answer every line of a mini-batch
-THRESHOLD_ENV = "CHURN_THRESHOLD"  # the model's decision threshold when the catalog set one
 
 
 class TrainingError(Exception):
@@ -169,6 +169,7 @@ def train(args: argparse.Namespace) -> dict:
     started = time.time()
     import numpy as np
 
+    import explanations
     import model_evaluation
     import model_pipeline
 
@@ -235,6 +236,7 @@ def train(args: argparse.Namespace) -> dict:
     evaluation = {
         "metrics": metrics, "roc": curves["roc"], "pr": curves["pr"], "confusion_matrix": curves["confusion_matrix"],
         "feature_importance": model_pipeline.feature_importance(pipeline, numeric, categorical, features),
+        "feature_effects": explanations.held_out_effects(pipeline, schema, x_train, x_test),
         "threshold": THRESHOLD, "n_train": int(len(x_train)), "n_test": int(len(x_test)),
         "algorithm": args.algorithm, "hyperparameters": hyper,
     }
@@ -242,7 +244,8 @@ def train(args: argparse.Namespace) -> dict:
     import joblib
 
     os.makedirs(args.model_dir, exist_ok=True)
-    joblib.dump({"pipeline": pipeline, "schema": served_schema, "format_version": FORMAT_VERSION},
+    joblib.dump({"pipeline": pipeline, "schema": served_schema, "format_version": FORMAT_VERSION,
+                 "background": explanations.background_mean(pipeline, x_train)},
                 os.path.join(args.model_dir, MODEL_FILE))
     _write_json(os.path.join(args.model_dir, SCHEMA_FILE), served_schema)
     folders = [args.model_dir] + ([args.output_data_dir] if args.output_data_dir else [])
@@ -250,6 +253,11 @@ def train(args: argparse.Namespace) -> dict:
         os.makedirs(folder, exist_ok=True)
         _write_json(os.path.join(folder, "metrics.json"), metrics)
         _write_json(os.path.join(folder, "evaluation.json"), evaluation)
+    import baseline  # the training data's baseline in Model Monitor's shapes, for drift reports
+
+    statistics = baseline.statistics(x_train, schema["features"], proba)
+    _write_json(os.path.join(args.model_dir, "statistics.json"), statistics)
+    _write_json(os.path.join(args.model_dir, "constraints.json"), baseline.constraints(statistics))
     _log("Done in %.2fs; model written to %s" % (time.time() - started, args.model_dir))
     return evaluation
 
@@ -306,6 +314,7 @@ def model_fn(model_dir: str) -> dict:
 
     loaded = joblib.load(os.path.join(model_dir, MODEL_FILE))
     pipeline, schema = (loaded["pipeline"], loaded.get("schema")) if isinstance(loaded, dict) else (loaded, None)
+    background = loaded.get("background") if isinstance(loaded, dict) else None
     if schema is None:
         with open(os.path.join(model_dir, SCHEMA_FILE), encoding="utf-8") as fh:
             schema = json.load(fh)
@@ -313,30 +322,26 @@ def model_fn(model_dir: str) -> dict:
     if hasattr(final, "n_jobs"):
         final.n_jobs = 1
     compiled = compile_schema(schema)
-    return {"pipeline": pipeline, "schema": schema, "compiled": compiled,
-            "threshold": float(schema.get("threshold", THRESHOLD)),
-            "fast": fast_forest.enable(pipeline, schema, compiled)}
+    # The threshold chosen for the model (campaign planner) comes in the model's environment, on
+    # SageMaker as locally; without one, the schema's (0.5).
+    threshold = float(os.environ.get(THRESHOLD_ENV) or schema.get("threshold", THRESHOLD))
+    return {"pipeline": pipeline, "schema": schema, "compiled": compiled, "threshold": threshold,
+            "fast": fast_forest.enable(pipeline, schema, compiled), "background": background,
+            "explainer": {}}  # built on the first request that asks for reasons
 
 
 def input_fn(request_body: Any, request_content_type: Optional[str] = "application/json") -> Any:
-    """Decode a request (application/json, text/csv or application/x-npy); raises InvalidInput.
-
-    In a batch transform job (the job sets CHURN_BATCH_TRANSFORM=1), a text/csv mini-batch is kept
-    whole: each line gets an answer, a line that cannot be scored its reason (see table_scoring)."""
-    if os.environ.get(TRANSFORM_ENV) == "1" and str(request_content_type or "").split(";")[0].strip() == "text/csv":
-        import table_scoring
-
-        threshold = os.environ.get(THRESHOLD_ENV)
-        return table_scoring.TransformLines(request_body, float(threshold) if threshold else None)
-    return parse_body(request_body, request_content_type)
+    """Decode a request (application/json, text/csv or application/x-npy); raises InvalidInput. In a batch
+    transform job (CHURN_BATCH_TRANSFORM=1) a text/csv mini-batch stays whole: every line gets an answer."""
+    lines = table_scoring.transform_lines(request_body, request_content_type)
+    return lines if lines is not None else parse_body(request_body, request_content_type)
 
 
 def predict_fn(input_data: Any, model: dict) -> Any:
     """Check the rows against the model schema and score them: {"labels", "probabilities", "ids", "style"}."""
     import fast_forest
-    import table_scoring
 
-    if isinstance(input_data, table_scoring.TransformLines):
+    if isinstance(input_data, table_scoring.TransformLines):  # a transform mini-batch: one answer per line
         return table_scoring.transform_answer(input_data, model)
     if isinstance(input_data, ParsedRequest):
         checked = check_rows(input_data, model["compiled"])
@@ -352,12 +357,17 @@ def predict_fn(input_data: Any, model: dict) -> Any:
         proba = model["pipeline"].predict_proba(checked.frame)[:, 1]
     probabilities = [float(p) for p in proba]
     labels = [1 if p > model["threshold"] else 0 for p in probabilities]  # predict()'s tie rule
-    return {"labels": labels, "probabilities": probabilities, "ids": checked.ids, "style": checked.style}
+    prediction = {"labels": labels, "probabilities": probabilities, "ids": checked.ids, "style": checked.style}
+    if checked.explain:  # each row's top pushes, exactly additive (explanations.py)
+        import explanations
+
+        prediction["reasons"] = explanations.reasons_for(model, checked)
+    return prediction
 
 
 def output_fn(prediction: dict, accept: Optional[str] = "application/json") -> Tuple[Any, str]:
     """Serialise predict_fn's result; returns (body, content_type)."""
-    if not isinstance(prediction, dict):  # a transform mini-batch's answer: one CSV line per line
+    if isinstance(prediction, table_scoring.TransformAnswer):
         return prediction.text, "text/csv"
     media = choose_accept(accept)
     labels, probabilities = prediction["labels"], prediction["probabilities"]
@@ -371,13 +381,18 @@ def output_fn(prediction: dict, accept: Optional[str] = "application/json") -> T
         buffer = io.BytesIO()
         np.save(buffer, np.column_stack([np.asarray(labels, dtype=float), np.asarray(probabilities)]))
         return buffer.getvalue(), "application/x-npy"
+    reasons = prediction.get("reasons")
     if prediction.get("style") in ("seed", "seed_flat"):
         one = len(labels) == 1
         body: dict = {"Output": labels[0] if one else labels, "Probability": probabilities[0] if one else probabilities}
+        if reasons is not None:
+            body["Reasons"] = reasons[0] if one else reasons
     else:
         ids = prediction.get("ids") or [{}] * len(labels)
         body = {"predictions": [dict({"label": lab, "churn_probability": p}, **json_ready(i))
                                 for lab, p, i in zip(labels, probabilities, ids)]}
+        for item, why in zip(body["predictions"], reasons or []):
+            item["reasons"] = why
     return json.dumps(body), "application/json"
 
 

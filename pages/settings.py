@@ -6,14 +6,14 @@ import pandas as pd
 import streamlit as st
 
 from app.service import attempt, platform
-from app.widgets import when
+from app.widgets import status_words, when
 
 p = platform()
 st.title("Settings")
 st.caption("Set these with environment variables before `make run` (see README and `.env.example`); "
            "the dashboard shows them but never changes them.")
-st.dataframe(pd.DataFrame([(k, str(v)) for k, v in p.settings.public_view().items()], columns=["setting", "value"]),
-             hide_index=True, width="stretch")
+settings_rows = pd.DataFrame([(k, str(v)) for k, v in p.settings.public_view().items()], columns=["setting", "value"])
+st.dataframe(settings_rows, hide_index=True, width="stretch", height=35 * (len(settings_rows) + 1) + 3)
 
 if st.button("Check connection", type="primary"):
     checks = attempt(p.check_connection) or []
@@ -27,7 +27,8 @@ events = p.events(limit=50)
 if events:
     st.dataframe(
         pd.DataFrame(
-            [{"at": when(e["at"]), "kind": e["kind"], "name": e["name"], "event": e["message"]} for e in events]
+            [{"at": when(e["at"]), "kind": e["kind"], "name": e["name"], "event": status_words(e["message"])}
+             for e in events]
         ),
         hide_index=True,
         width="stretch",

@@ -442,7 +442,8 @@ def replay_serving(model_tarball: bytes, sourcedir: bytes, invocations: list[Inv
     spec.write_text(json.dumps([{"name": i.name, "content_type": i.content_type, "accept": i.accept,
                                  "body": base64.b64encode(i.body).decode()} for i in invocations]))
     env = {**_base_env(venv, base), "SAGEMAKER_PROGRAM": program,
-           "SAGEMAKER_SUBMIT_DIRECTORY": str(code_tarball), "AWS_DEFAULT_REGION": "us-east-1", **(environment or {})}
+           "SAGEMAKER_SUBMIT_DIRECTORY": str(code_tarball), "AWS_DEFAULT_REGION": "us-east-1",
+           **(environment or {})}  # the model's Environment, as CreateModel sets it (e.g. CHURN_THRESHOLD)
     done = subprocess.run([str(venv.python), str(_shim(workdir)), "serve", str(spec), str(answers)], env=env,
                           cwd=str(workdir), capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0 or not answers.exists():

@@ -313,6 +313,31 @@ def test_missing_python39_fails_with_a_clear_message(monkeypatch, tmp_path):
         replay.find_python39()
 
 
+@pytest.mark.parametrize("case", ["categorical-with-id", "gradient_boosting-defaults", "logistic_regression-defaults"])
+def test_threshold_and_reasons_hold_in_the_container(replays, case, tmp_path):
+    """What later issues added to the container contract, replayed the same way: the decision threshold
+    the model's Environment carries (CHURN_THRESHOLD, as CreateModel sends it) labels every answer, and a
+    request asking for reasons gets exactly additive ones with the container's numpy and scikit-learn."""
+    request, objects, result = replays.train(case)
+    assert result.succeeded, result.failure_reason
+    records = json.loads(invocations_for(request, objects)[0].body)["instances"]
+    body = json.dumps({"instances": records, "explain": 3}).encode()
+    answers = replay.replay_serving(result.model_tarball(), result.sourcedir,
+                                    [replay.Invocation(body, "application/json", "application/json", "explain")],
+                                    tmp_path / "serve", replays.venv, environment={"CHURN_THRESHOLD": "0.05"})
+    answer = answers[0]
+    assert answer.status == 200, answer.error
+    import math
+
+    for prediction in json.loads(answer.text)["predictions"]:
+        assert prediction["label"] == int(prediction["churn_probability"] > 0.05)
+        why = prediction["reasons"]
+        p = prediction["churn_probability"]
+        output = p if why["space"] == "probability" else math.log(p / (1 - p))
+        assert abs(why["base"] + sum(r["contribution"] for r in why["reasons"]) + why["other"] - output) < 1e-6
+        assert len(why["reasons"]) == 3
+
+
 def transform_customers(rows: int = 60) -> bytes:
     """Customers of the categorical case to score: its table without the target, a word for a number on
     line 4 and a blank number (TotalCharges, trained with blanks) on line 6."""

@@ -99,6 +99,7 @@ def test_create_transform_job_request_and_the_headerless_input_in_model_order(pl
     assert container["Image"] == IMAGE
     assert container["ModelDataUrl"] == f"s3://{BUCKET}/churn/jobs/subs-rf/output/model.tar.gz"
     assert container["Environment"]["SAGEMAKER_PROGRAM"] == "train.py"
+    assert container["Environment"]["CHURN_THRESHOLD"] == "0.35"  # model_fn reads it, as for an endpoint
     assert {"Key": "churn:transform", "Value": "tj-1"} in model_req["Tags"]
     (req,) = seen_job
     assert req["TransformJobName"] == "tj-1" and req["ModelName"] == "tj-1-model"
@@ -114,7 +115,7 @@ def test_create_transform_job_request_and_the_headerless_input_in_model_order(pl
     # the line number and the ID column go around the model: not fed to it, joined back to its answer
     assert req["DataProcessing"] == {"InputFilter": "$[2:]", "JoinSource": "Input",
                                      "OutputFilter": "$[0,1,-4,-3,-2,-1]"}
-    assert req["Environment"] == {"CHURN_BATCH_TRANSFORM": "1", "CHURN_THRESHOLD": "0.35"}
+    assert req["Environment"] == {"CHURN_BATCH_TRANSFORM": "1"}
     assert all(len(v) <= 63 for v in req["DataProcessing"].values())
     assert {"Key": "created-by", "Value": "churn-control-plane"} in req["Tags"]
     body = aws_client("s3").get_object(Bucket=BUCKET, Key="churn/transforms/tj-1/sagemaker/input/customers.csv")

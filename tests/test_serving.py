@@ -10,6 +10,7 @@ import json
 import os
 import pickle
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from churn_core.endpoint_app import PREDICT_THREADS
 from churn_core.serving import MAX_BODY_BYTES, free_port, read_stats
 from tests.conftest import SEED_ROW
 from tests.test_train_script import synthetic_frame
@@ -137,7 +139,7 @@ def server(artifact, tmp_path_factory):
             if time.time() > deadline:
                 pytest.fail("server did not answer /ping within 60 s")
             time.sleep(0.1)
-        yield {"url": url, "workdir": workdir, "proc": proc, "port": port}
+        yield {"url": url, "workdir": workdir, "proc": proc, "port": port, "sha": sha}
     finally:
         stop(proc)
 
@@ -152,7 +154,8 @@ def post(server, body, headers=JSON, path="/invocations"):
 def test_ping(server):
     r = requests.get(server["url"] + "/ping", timeout=5)
     assert r.status_code == 200 and r.json() == {"status": "ok", "endpoint": NAME}
-    assert (server["workdir"] / "model" / "model.joblib").is_file()
+    models = list((server["workdir"] / "models").glob("*/model.joblib"))
+    assert [m.parent.name for m in models] == [server["sha"]], "unpacked under models/<its sha256>"
 
 
 def test_seed_payload_by_raw_http(server):
@@ -432,6 +435,7 @@ def test_read_stats_of_an_empty_workdir(tmp_path):
         "p50_latency_ms": None,
         "p99_latency_ms": None,
         "last_invoked_at": None,
+        "variants": {},
     }
 
 
@@ -495,4 +499,94 @@ def test_unsafe_tar_members_are_refused(artifact, tmp_path, kind):
     assert proc.returncode == 4, err
     assert err.startswith("ERROR: ") and ("unsafe path" in err or "contains a link" in err), err
     assert not (workdir / "escaped.txt").exists() and not (tmp_path / "absolute.txt").exists()
-    assert not (workdir / "model" / "model.joblib").exists()  # every member is checked before any is written
+    assert not list(workdir.rglob("model.joblib"))  # every member is checked before any is written
+
+
+# ----------------------------------------------------------------------------- slow or stuck clients (issue 18.3)
+# N+1 clients trickling their headers or body (N = the request threads), clients that send nothing, and
+# "Connection: close" clients that never close: /ping keeps answering in under a second, requests are served.
+
+SLOW_HEAD = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+
+
+def slow_probe(url: str) -> list[tuple[str, float, int]]:
+    out = []
+    started = time.monotonic()
+    status = requests.get(url + "/ping", timeout=3).status_code
+    out.append(("ping", time.monotonic() - started, status))
+    started = time.monotonic()
+    status = requests.post(url + "/invocations", data=SEED_BODY, headers={"Content-Type": "application/json"},
+                           timeout=5).status_code
+    out.append(("invoke", time.monotonic() - started, status))
+    return out
+
+
+def slow_connect(url: str, first: bytes, n: int) -> list[socket.socket]:
+    port = int(url.rsplit(":", 1)[1])
+    socks = []
+    for _ in range(n):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        if first:
+            sock.sendall(first)
+        socks.append(sock)
+    return socks
+
+
+@pytest.mark.parametrize("where", ["headers", "body", "nothing"])
+def test_slow_clients_do_not_starve_the_endpoint(server, where):
+    url = server["url"]
+    first = {"headers": SLOW_HEAD, "nothing": b"",
+             "body": SLOW_HEAD + f"Content-Length: {len(SEED_BODY)}\r\n\r\n".encode()}
+    trickle = {"headers": b"X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaa", "body": SEED_BODY, "nothing": b""}[where]
+    socks = slow_connect(url, first[where], PREDICT_THREADS + 1)
+    results = []
+    try:
+        for i in range(6):  # 3 s of one byte per client every half second
+            for sock in socks:
+                if trickle:
+                    try:
+                        sock.sendall(trickle[i % len(trickle):i % len(trickle) + 1])
+                    except OSError:
+                        pass
+            results += slow_probe(url)
+            time.sleep(0.5)
+    finally:
+        for sock in socks:
+            sock.close()
+    assert all(status == 200 and seconds < 1.0 for _, seconds, status in results), results
+
+
+def test_connection_close_clients_that_never_close(server):
+    url = server["url"]
+    request = SLOW_HEAD + f"Content-Length: {len(SEED_BODY)}\r\nConnection: close\r\n\r\n".encode() + SEED_BODY
+    held = slow_connect(url, request, PREDICT_THREADS)
+    try:
+        for sock in held:
+            sock.recv(65536)  # the answer is read, the socket is kept open
+        results = [r for _ in range(4) for r in slow_probe(url)]
+    finally:
+        for sock in held:
+            sock.close()
+    assert all(status == 200 and seconds < 1.0 for _, seconds, status in results), results
+
+
+def test_a_connection_that_never_sends_a_request_is_closed(server):
+    url = server["url"]
+    (sock,) = slow_connect(url, b"", 1)
+    sock.settimeout(15)
+    try:
+        assert sock.recv(1) == b"", "the server closes an idle new connection after its keep-alive time"
+    finally:
+        sock.close()
+
+
+def test_a_body_that_never_finishes_gets_408(server):
+    url = server["url"]
+    (sock,) = slow_connect(url, SLOW_HEAD + b"Content-Length: 1000\r\n\r\n{", 1)
+    sock.settimeout(30)
+    try:
+        answer = sock.recv(65536)
+    finally:
+        sock.close()
+    assert answer.startswith(b"HTTP/1.1 408") and b"did not arrive within" in answer
+

@@ -19,7 +19,6 @@ table_scoring = entry_module("table_scoring")
 request_parser = entry_module("request_parser")
 dataset_schema = entry_module("dataset_schema")
 fast_forest = entry_module("fast_forest")
-row_warnings = entry_module("row_warnings").row_warnings
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +166,9 @@ def test_the_typed_fast_path_is_the_list_path_and_bounded_for_many_categories(mo
         fast_forest.MATRIX_BYTES = small
 
 
-def test_row_warnings_name_unseen_categories_and_numbers_outside_training_from_one_function(models):
+def test_warnings_come_from_the_one_rule_an_endpoint_and_the_dashboard_use(models):
+    """request_parser.row_warnings decides what the model had to guess; the batch engine joins its notes
+    with "; " as batch scoring does, for the same rows the same words."""
     model = models["rf"]
     schema = model["schema"]
     spec = {f["name"]: f for f in schema["features"]}
@@ -176,18 +177,21 @@ def test_row_warnings_name_unseen_categories_and_numbers_outside_training_from_o
     frame.loc[0, "Contract"] = "Three year"
     frame.loc[1, "tenure"] = str(int(spec["tenure"]["max"]) + 12)
     frame.loc[1, "PaymentMethod"] = "Bitcoin"
+    frame.loc[2, "TotalCharges"] = ""
     lines = frame.to_csv(index=False, header=False).encode()
     scored = table_scoring.score_lines(lines, names, model, 0.5, first_line=2)
-    assert scored.warnings[0] == "Contract 'Three year' was not seen in training"
-    top = spec["tenure"]["max"]
-    assert scored.warnings[1] == (f"tenure {int(top) + 12} is above the training range (0 to {int(top)}); "
-                                  "PaymentMethod 'Bitcoin' was not seen in training")
-    assert scored.warnings[2:] == ["", "", ""]
-    # the interactive path (an endpoint's checked rows) gets the same words from the same function
-    records = frame.head(2).to_dict("records")
+    assert scored.warnings[0] == ("Contract = 'Three year' was never seen in training (scored as none of the known "
+                                  "values)")
+    top = int(spec["tenure"]["max"])
+    assert scored.warnings[1] == (f"tenure = {top + 12} is outside the training range 0 to {top} (the score is an "
+                                  "extrapolation); PaymentMethod = 'Bitcoin' was never seen in training (scored as "
+                                  "none of the known values)")
+    assert scored.warnings[2].startswith("TotalCharges is missing: the training median ")
+    assert scored.warnings[3:] == ["", ""]
+    records = frame.head(3).to_dict("records")
     checked = request_parser.check_rows(request_parser.parse_body(json.dumps({"instances": records}),
                                                                   "application/json"), model["compiled"])
-    assert row_warnings(checked.columns, schema) == scored.warnings[:2]
+    assert ["; ".join(n) for n in request_parser.row_warnings(checked, schema)] == scored.warnings[:3]
 
 
 def test_a_transform_mini_batch_gets_one_answer_line_per_line_in_order(models, monkeypatch):
@@ -202,17 +206,16 @@ def test_a_transform_mini_batch_gets_one_answer_line_per_line_in_order(models, m
     lines = frame.to_csv(index=False, header=False).splitlines()
     lines.insert(3, "too,few")
     body = "\n".join(lines) + "\n"
-    monkeypatch.setenv(train.TRANSFORM_ENV, "1")
-    monkeypatch.setenv(train.THRESHOLD_ENV, "0.25")
+    monkeypatch.setenv(table_scoring.TRANSFORM_ENV, "1")
     answer, ctype = train.output_fn(train.predict_fn(train.input_fn(body, "text/csv"), model), "text/csv")
     rows = answer.splitlines()
     assert ctype == "text/csv" and len(rows) == 7 and all(len(r.split(",")) == 4 for r in rows)
     assert rows[2] == ",,,tenure: 'lots' is not a number."
     assert rows[3].startswith(",,,has 2 values but the model expects 19 features in this order: gender ")
     scored = [r.split(",") for i, r in enumerate(rows) if i not in (2, 3)]
-    assert all(0 <= float(p) <= 1 and label == str(int(float(p) > 0.25)) and not problem
+    assert all(0 <= float(p) <= 1 and label == str(int(float(p) > model["threshold"])) and not problem
                for p, label, _, problem in scored)
-    monkeypatch.delenv(train.TRANSFORM_ENV)  # without the job's setting: the real-time contract (400 on a bad row)
+    monkeypatch.delenv(table_scoring.TRANSFORM_ENV)  # without the job's setting: the real-time contract (a 400)
     with pytest.raises(request_parser.InvalidInput, match="row 3, feature tenure"):
         train.predict_fn(train.input_fn(body, "text/csv"), model)
 

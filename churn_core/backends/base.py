@@ -44,7 +44,7 @@ class Backend(Protocol):
     def endpoint_log(self, endpoint: dict, lines: int = 200) -> str: ...
     def invoke(self, endpoint: dict, body: bytes, content_type: str, accept: str) -> tuple[int, bytes, str]:
         """Returns (HTTP status, body, content type); client errors come back as 4xx, not exceptions."""
-    def delete_endpoint(self, endpoint: dict, config: dict | None, deployed_model: dict | None) -> None: ...
+    def delete_endpoint(self, endpoint: dict, config: dict | None, deployed_models: list[dict]) -> None: ...
     def owned_endpoint_names(self) -> list[str]:
         """Every endpoint this app created that still exists (on AWS: found by tag, not by the cache)."""
     def delete_orphan(self, name: str) -> dict:
@@ -52,6 +52,44 @@ class Backend(Protocol):
 
     def check_connection(self) -> list[Check]: ...
 
+    # Rollout: an endpoint moves to a new configuration (its variants) with no request dropped.
+    capture_by_update: bool  # True where changing data capture needs a new endpoint configuration (SageMaker)
+
+    def update_endpoint(self, endpoint: dict, new_config: dict, variants: list[dict]) -> dict:
+        """Start serving ``variants``; raise with the reason when they cannot serve (the old ones keep serving).
+        Returns {"update": "done"} when finished, else the update completes later (see ``update_outcome``)."""
+
+    def update_outcome(self, endpoint: dict) -> tuple[str, str]:
+        """("pending" | "done" | "failed", reason) of the update to ``endpoint["pending_config"]``."""
+
+    def retire_config(self, config: str, models: list[str]) -> None:
+        """Remove what an update left unused (SageMaker: the old endpoint config and models)."""
+
+    def set_variant_weights(self, endpoint: dict, weights: dict[str, float]) -> None: ...
+    def set_capture(self, endpoint: dict, percent: float) -> None: ...
+    def endpoint_traffic(self, endpoint: dict) -> list[dict]:
+        """[{"minute": epoch seconds, "invocations", "errors", "latency_ms"}], oldest first."""
+
+    # Model registry: the catalog is the registry on both backends; a backend mirrors what it can.
+    def ensure_model_group(self, group: dict) -> str:
+        """Create the group where the backend keeps one (SageMaker: a model package group); its ARN or ""."""
+
+    def register_model_version(self, group: dict, trained_model: dict, note: str) -> dict:
+        """Create the version where the backend keeps one; {"version": n, "arn": ...} or {} (the catalog numbers it)."""
+
+    def set_model_version_status(self, version, status: str, note: str) -> None:
+        """Mirror an approval decision (SageMaker: UpdateModelPackage)."""
+    # Tuning (issue 19): ``tuning`` is the tuning_jobs row. ``refresh_tuning`` returns (columns to update, trials
+    # the backend reports: dicts with job, params, status, objective, failure_reason, created_at, ended_at, arn).
+    def tuning_parallel_default(self) -> int:
+        """Trials at once when the user leaves it open."""
+    def tuning_needs_log_metric(self) -> bool:
+        """True when the objective must be a metric the training script prints (a remote tuner reads the log)."""
+    def start_tuning(self, tuning: dict, dataset: Dataset) -> dict: ...
+    def refresh_tuning(self, tuning: dict) -> tuple[dict, list]: ...
+    def stop_tuning(self, tuning: dict) -> dict: ...
+    def tuning_log(self, tuning: dict, lines: int = 200) -> str: ...
+    def delete_tuning(self, tuning: dict) -> None: ...
     # Batch transform jobs: the ``transforms`` row (the input is already in the bucket at ``input_key``),
     # the trained model's row and its schema. Each call returns the columns to update.
     def default_transform_instances(self) -> int:

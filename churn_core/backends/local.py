@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from shlex import quote as shell_quote
+
+import psutil
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -12,7 +15,10 @@ from pathlib import Path
 from .. import warm
 from ..db import Catalog
 from ..errors import BackendError
-from ..processes import describe_exit, is_alive, kill_group, reap, spawn_detached, tail
+from ..endpoint_control import read_control, wait_for_generation, write_control
+from ..paths import ENTRY
+from ..processes import describe_exit, is_alive, kill_group, reap, spawn_detached, tail, wait_for_exit
+from ..rollout import control_for
 from ..records import Dataset
 from ..storage import LocalObjectStore
 
@@ -79,6 +85,7 @@ def reconcile_transforms(catalog: Catalog) -> list[str]:
 
 
 RESTART_GRACE_SECONDS = 5.0
+PROBE_TIMEOUT = 120.0
 
 
 def _refused(exc: Exception) -> bool:
@@ -112,6 +119,7 @@ class LocalBackend:
     # ---- start-up -------------------------------------------------------------------------
     def reconcile(self) -> None:
         reconcile_jobs(self.catalog)
+        self._reconcile_tuning()
         reconcile_transforms(self.catalog)
         for row in self.catalog.query("SELECT * FROM endpoints WHERE backend = 'local'"):
             self.refresh_endpoint(row)
@@ -238,7 +246,7 @@ class LocalBackend:
                     "It may be restarting; try again in a few seconds or check its log on the Endpoints page."
                 ) from None
 
-    def delete_endpoint(self, endpoint: dict, config: dict | None, deployed_model: dict | None) -> None:
+    def delete_endpoint(self, endpoint: dict, config: dict | None, deployed_models: list[dict]) -> None:
         kill_group(endpoint["pid"], grace=5.0)
         kill_group(endpoint["server_pid"], grace=2.0)
         shutil.rmtree(self.endpoint_folder(endpoint["name"]), ignore_errors=True)
@@ -249,6 +257,54 @@ class LocalBackend:
     def delete_orphan(self, name: str) -> dict:
         """Locally every endpoint process is known to the catalog, so there is never an orphan to delete."""
         return {"endpoint": name, "endpoint_config": None, "model": None}
+
+    # ---- tuning (issue 19): a detached churn_core.tuning_driver per tuning job ------------------------------------
+    def tuning_parallel_default(self) -> int:
+        return self.settings.max_concurrent_jobs
+
+    def tuning_needs_log_metric(self) -> bool:
+        return False  # the tuning process computes any registered objective itself
+
+    def tuning_folder(self, name: str) -> Path:
+        return self.home / "tuning" / name
+
+    def _reconcile_tuning(self) -> None:
+        from ..tuning import reconcile_tuning
+
+        reconcile_tuning(self.catalog)
+
+    def start_tuning(self, tuning: dict, dataset: Dataset) -> dict:
+        try:
+            pid = spawn_detached(
+                ["-m", "churn_core.tuning_driver", "--home", str(self.home), "--bucket", self.settings.bucket,
+                 "--tuning", tuning["name"]],
+                self.tuning_folder(tuning["name"]) / "tuning.log",
+            )
+        except OSError as exc:
+            raise BackendError(f"Could not start the tuning process: {exc}. Check free disk space in {self.home}.") \
+                from None
+        return {"pid": pid}
+
+    def refresh_tuning(self, tuning: dict) -> tuple[dict, list]:
+        if tuning["pid"] and not is_alive(tuning["pid"], tuning["name"]):
+            self._reconcile_tuning()
+        return {}, []
+
+    def stop_tuning(self, tuning: dict, timeout: float = 60.0) -> dict:
+        """The tuning process stops its running trials and ends Stopped; if it cannot, it is killed and the
+        catalog repaired (its trials stopped) the way a crash is."""
+        deadline = time.monotonic() + timeout
+        while is_alive(tuning["pid"], tuning["name"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        kill_group(tuning["pid"], grace=2.0)
+        self._reconcile_tuning()
+        return {}
+
+    def tuning_log(self, tuning: dict, lines: int = 200) -> str:
+        return tail(self.tuning_folder(tuning["name"]) / "tuning.log", lines)
+
+    def delete_tuning(self, tuning: dict) -> None:
+        shutil.rmtree(self.tuning_folder(tuning["name"]), ignore_errors=True)
 
     # ---- batch transform jobs (churn_core/transform_driver.py does the work) ----------------------------
     def transform_folder(self, name: str) -> Path:
@@ -302,6 +358,91 @@ class LocalBackend:
             ("Free disk", free > 0.5, f"{free:.1f} GB free" + ("" if free > 0.5 else "; free some space")),
             ("Local store", True, str(self.store.root)),
         ]
+
+
+    # ---- rollout and capture: a new generation of the server's control file ---------------------
+    def _workers(self, endpoint: dict) -> list[int]:
+        try:
+            return [c.pid for c in psutil.Process(endpoint["server_pid"]).children()]
+        except (psutil.NoSuchProcess, psutil.AccessDenied, TypeError, ValueError):
+            return []
+
+    def _switch(self, endpoint: dict, control) -> None:
+        """Write a new generation and wait until every worker serves it; the old one back on failure."""
+        folder = self.endpoint_folder(endpoint["name"])
+        old = read_control(folder)
+        new = dataclasses.replace(control, generation=old.generation + 1)
+        write_control(folder, new)
+        problem = wait_for_generation(folder, new.generation, lambda: self._workers(endpoint))
+        if problem:
+            write_control(folder, dataclasses.replace(old, generation=new.generation + 1))
+            raise BackendError(problem)
+
+    def _probe(self, endpoint: dict, variant: dict) -> None:
+        """A separate process verifies, unpacks, loads and tries the model before any worker is asked to."""
+        folder = self.endpoint_folder(endpoint["name"])
+        deployed = variant["deployed"]
+        log = folder / "probe.log"
+        pid = spawn_detached(["-m", "churn_core.serving", "--probe", "--artifact",
+                              str(self.store.path(deployed["artifact_key"])), "--sha256", deployed["artifact_sha256"],
+                              "--entry", str(ENTRY), "--workdir", str(folder)], log)
+        code = wait_for_exit(pid, PROBE_TIMEOUT)
+        if code != 0:
+            kill_group(pid, grace=1.0)
+            lines = [line for line in tail(log, 40).splitlines() if line.startswith("ERROR:")]
+            reason = lines[-1][len("ERROR:"):].strip() if lines else f"the check ended with {describe_exit(code)}"
+            raise BackendError(f"the new model of variant {variant['variant']} cannot serve: {reason}")
+
+    def update_endpoint(self, endpoint: dict, new_config: dict, variants: list[dict]) -> dict:
+        serving = {v.sha256 for v in read_control(self.endpoint_folder(endpoint["name"])).variants}
+        for variant in variants:
+            if variant["deployed"]["artifact_sha256"] not in serving:
+                self._probe(endpoint, variant)
+        generation = read_control(self.endpoint_folder(endpoint["name"])).generation
+        self._switch(endpoint, control_for(self.store, endpoint, variants, generation))
+        return {"update": "done"}
+
+    def update_outcome(self, endpoint: dict) -> tuple[str, str]:
+        """An update left Updating (the dashboard stopped mid-way): done if the server switched, else failed."""
+        from ..rollout import config_variants
+
+        wanted = {v["deployed"]["artifact_sha256"] for v in config_variants(self.catalog, endpoint["pending_config"])}
+        try:
+            serving = {v.sha256 for v in read_control(self.endpoint_folder(endpoint["name"])).variants}
+        except (OSError, ValueError):
+            serving = set()
+        if wanted and wanted == serving:
+            return "done", ""
+        return "failed", "the update was interrupted before the model server switched to the new models"
+
+    capture_by_update = False  # the local server changes its capture share in place
+
+    def retire_config(self, config: str, models: list[str]) -> None:
+        return None  # nothing outside the catalog and the endpoint folder
+
+    def set_variant_weights(self, endpoint: dict, weights: dict[str, float]) -> None:
+        old = read_control(self.endpoint_folder(endpoint["name"]))
+        variants = tuple(dataclasses.replace(v, weight=float(weights.get(v.name, v.weight))) for v in old.variants)
+        self._switch(endpoint, dataclasses.replace(old, variants=variants))
+
+    def set_capture(self, endpoint: dict, percent: float) -> None:
+        old = read_control(self.endpoint_folder(endpoint["name"]))
+        self._switch(endpoint, dataclasses.replace(old, capture_percent=float(percent)))
+
+    def endpoint_traffic(self, endpoint: dict) -> list[dict]:
+        from ..endpoint_stats import read_traffic
+
+        return read_traffic(self.endpoint_folder(endpoint["name"]))
+
+    # ---- model registry: the catalog is the whole registry locally ----------------------------
+    def ensure_model_group(self, group: dict) -> str:
+        return ""
+
+    def register_model_version(self, group: dict, trained_model: dict, note: str) -> dict:
+        return {}
+
+    def set_model_version_status(self, version, status: str, note: str) -> None:
+        return None
 
 
 def ping(url: str, timeout: float = 0.5) -> bool:

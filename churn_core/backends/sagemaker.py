@@ -33,6 +33,7 @@ from ..errors import BackendError, ChurnError, NotFoundError, ValidationError
 from ..hyperparameters import for_container
 from ..paths import ENTRY_DIR, code_version
 from ..records import Dataset
+from ..capture import CAPTURE_PREFIX
 from ..s3_store import S3ObjectStore
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
@@ -356,18 +357,17 @@ class SageMakerBackend:
         )
 
     def model_request(self, endpoint: dict, deployed_model: dict) -> dict:
+        """CreateModel: from the registered model package when the deployment is a registry version,
+        else from the training job's artifact and code."""
+        if deployed_model.get("version_arn"):
+            container: dict = {"ModelPackageName": deployed_model["version_arn"]}
+        else:
+            container = self.model_container(deployed_model["model"], deployed_model["artifact_key"])
+        if deployed_model.get("threshold") is not None:  # read by train.py's model_fn, as locally
+            container.setdefault("Environment", {})["CHURN_THRESHOLD"] = repr(float(deployed_model["threshold"]))
         return {
             "ModelName": deployed_model["name"],
-            "PrimaryContainer": {
-                "Image": self.image_uri(),
-                "ModelDataUrl": self.store.uri(deployed_model["artifact_key"]),
-                "Environment": {
-                    "SAGEMAKER_PROGRAM": "train.py",
-                    "SAGEMAKER_SUBMIT_DIRECTORY": self._source_for_model(deployed_model["model"]),
-                    "SAGEMAKER_REGION": self.settings.region,
-                    "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
-                },
-            },
+            "PrimaryContainer": container,
             "ExecutionRoleArn": self._require_role(),
             "Tags": self._tags(endpoint=endpoint["name"], model=deployed_model["model"]),
         }
@@ -424,6 +424,115 @@ class SageMakerBackend:
             )
             raise BackendError(f"Deploying endpoint {endpoint['name']} failed: {exc}{note}") from exc
         return {"arn": answer.get("EndpointArn", ""), "url": self.invoke_url(endpoint["name"])}
+
+    # ---- rollout and capture: endpoint configurations, UpdateEndpoint -------------------------------
+    def capture_config(self, endpoint: dict) -> dict | None:
+        """DataCaptureConfig for an endpoint capturing a share of its traffic (into capture/ of the bucket)."""
+        percent = float(endpoint.get("capture_percent") or 0)
+        if percent <= 0:
+            return None
+        return {"EnableCapture": True, "InitialSamplingPercentage": max(1, min(100, int(round(percent)))),
+                "DestinationS3Uri": self.store.uri(CAPTURE_PREFIX),
+                "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+                "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"],
+                                             "JsonContentTypes": ["application/json"]}}
+
+    def update_endpoint(self, endpoint: dict, new_config: dict, variants: list[dict]) -> dict:
+        """Models and a configuration for the new variants, then UpdateEndpoint (AWS keeps the old one
+        serving until the new one is healthy, and rolls back if it is not)."""
+        self._require_role()
+        created: list[tuple[str, str]] = []
+        try:
+            for variant in variants:
+                deployed = variant["deployed"]
+                if not self._exists("model", deployed["name"]):
+                    self._call("sagemaker", "create_model", f"create model {deployed['name']}",
+                               **self.model_request(endpoint, deployed))
+                    created.append(("model", deployed["name"]))
+            request = {
+                "EndpointConfigName": new_config["name"],
+                "ProductionVariants": [{
+                    "VariantName": v["variant"], "ModelName": v["deployed"]["name"],
+                    "InstanceType": new_config["instance_type"],
+                    "InitialInstanceCount": int(new_config["instance_count"]),
+                    "InitialVariantWeight": float(v["weight"]),
+                } for v in variants],
+                "Tags": self._tags(endpoint=endpoint["name"], model=variants[0]["deployed"]["model"]),
+            }
+            capture = self.capture_config(endpoint)
+            if capture:
+                request["DataCaptureConfig"] = capture
+            self._call("sagemaker", "create_endpoint_config", f"create endpoint config {new_config['name']}",
+                       **request)
+            created.append(("endpoint_config", new_config["name"]))
+            self._call("sagemaker", "update_endpoint", f"update endpoint {endpoint['name']}",
+                       EndpointName=endpoint["name"], EndpointConfigName=new_config["name"])
+        except ChurnError as exc:
+            self._roll_back(created)
+            raise BackendError(f"SageMaker refused the update: {exc}") from exc
+        return {"update": "started"}
+
+    def update_outcome(self, endpoint: dict) -> tuple[str, str]:
+        """("pending" | "done" | "failed", reason) of an update in progress, from what AWS reports."""
+        info = self._call("sagemaker", "describe_endpoint", f"read endpoint {endpoint['name']}",
+                          EndpointName=endpoint["name"])
+        status = info.get("EndpointStatus")
+        if status in ("Updating", "SystemUpdating", "RollingBack", "Creating"):
+            return "pending", ""
+        if status == "InService" and info.get("EndpointConfigName") == endpoint["pending_config"]:
+            return "done", ""
+        reason = info.get("FailureReason") or f"SageMaker reports {status} with configuration " \
+                                                f"{info.get('EndpointConfigName')}"
+        return "failed", reason
+
+    def retire_config(self, config: str, models: list[str]) -> None:
+        """After an update: the configuration and models the endpoint no longer uses."""
+        for kind, name in [("endpoint_config", config), *(("model", m) for m in models)]:
+            try:
+                self._delete(kind, name)
+            except ChurnError:
+                pass  # Clean up finds what is left by its tag
+
+    def set_variant_weights(self, endpoint: dict, weights: dict[str, float]) -> None:
+        self._call("sagemaker", "update_endpoint_weights_and_capacities",
+                   f"set the variant weights of {endpoint['name']}", EndpointName=endpoint["name"],
+                   DesiredWeightsAndCapacities=[{"VariantName": n, "DesiredWeight": float(w)}
+                                                for n, w in weights.items()])
+
+    capture_by_update = True  # on AWS a capture change is a new endpoint configuration
+
+    def set_capture(self, endpoint: dict, percent: float) -> None:
+        raise BackendError("on SageMaker, capture changes with an endpoint update")  # the platform updates instead
+
+    def endpoint_traffic(self, endpoint: dict) -> list[dict]:
+        """Invocations and mean model latency per minute over the last day, from CloudWatch (best effort)."""
+        now = int(time.time()) // 60 * 60 + 60
+        start = max(int(float(endpoint.get("created_at") or now)) // 60 * 60, now - 24 * 3600)
+        dims = [{"Name": "EndpointName", "Value": endpoint["name"]}, {"Name": "VariantName", "Value": "AllTraffic"}]
+        queries = [{"Id": qid, "ReturnData": True, "MetricStat": {
+            "Metric": {"Namespace": "AWS/SageMaker", "MetricName": metric, "Dimensions": dims},
+            "Period": 60, "Stat": stat}} for qid, metric, stat in
+            (("inv", "Invocations", "Sum"), ("lat", "ModelLatency", "Average"))]
+        try:
+            answer = self._call("cloudwatch", "get_metric_data", f"read traffic of endpoint {endpoint['name']}",
+                                StartTime=datetime.fromtimestamp(start, timezone.utc),
+                                EndTime=datetime.fromtimestamp(now, timezone.utc), MetricDataQueries=queries)
+        except ChurnError:
+            return []
+        series = {r["Id"]: dict(zip((_epoch(t) for t in r.get("Timestamps", [])), r.get("Values", []), strict=True))
+                  for r in answer.get("MetricDataResults", [])}
+        return [{"minute": minute, "invocations": int(count), "errors": 0,
+                 "latency_ms": (series.get("lat", {}).get(minute) or 0.0) / 1000.0 or None}
+                for minute, count in sorted(series.get("inv", {}).items())]
+
+    def _exists(self, kind: str, name: str) -> bool:
+        try:
+            self._call("sagemaker", "describe_model", f"read model {name}", ModelName=name)
+            return True
+        except AwsError as exc:
+            if exc.not_found:
+                return False
+            raise
 
     def _roll_back(self, created: list[tuple[str, str]]) -> list[str]:
         leftovers = []
@@ -576,15 +685,16 @@ class SageMakerBackend:
         payload = answer["Body"].read()
         return 200, payload, answer.get("ContentType") or accept
 
-    def delete_endpoint(self, endpoint: dict, config: dict | None, deployed_model: dict | None) -> None:
+    def delete_endpoint(self, endpoint: dict, config: dict | None, deployed_models: list[dict]) -> None:
         config_name = (config or {}).get("name") or endpoint.get("config")
-        model_names = [deployed_model["name"]] if deployed_model else []
+        model_names = list(dict.fromkeys(d["name"] for d in deployed_models or []))
         if not model_names and config_name:
             model_names = self._models_of_config(config_name)
         problems = []
         for kind, name in [
             ("endpoint", endpoint["name"]),
             ("endpoint_config", config_name),
+            ("endpoint_config", endpoint.get("pending_config") or None),
             *(("model", m) for m in model_names),
         ]:
             if not name:
@@ -647,9 +757,184 @@ class SageMakerBackend:
         config_name = info.get("EndpointConfigName")
         models = self._models_of_config(config_name) if config_name else []
         self.delete_endpoint(
-            {"name": name, "config": config_name}, {"name": config_name} if config_name else None, None
-        )  # no deployed-model row: every model of the config is deleted
+            {"name": name, "config": config_name}, {"name": config_name} if config_name else None, []
+        )  # no deployed-model rows: every model of the config is deleted
         return {"endpoint": name, "endpoint_config": config_name, "model": ", ".join(models) or None}
+
+    # ---- model registry: model package groups and versioned model packages -------------------
+    def ensure_model_group(self, group: dict) -> str:
+        name = group["name"]
+        try:
+            answer = self._call("sagemaker", "create_model_package_group", f"create model group {name}",
+                                ModelPackageGroupName=name,
+                                ModelPackageGroupDescription=f"Churn models of dataset {group['dataset']}",
+                                Tags=self._tags(dataset=group["dataset"]))
+            return answer.get("ModelPackageGroupArn", "")
+        except AwsError as exc:
+            if "exist" not in (exc.aws_message or str(exc)).lower():
+                raise
+        info = self._call("sagemaker", "describe_model_package_group", f"read model group {name}",
+                          ModelPackageGroupName=name)
+        return info.get("ModelPackageGroupArn", "")
+
+    def model_container(self, trained_model: str, artifact_key: str) -> dict:
+        """The SKLearn container of a trained model, as a model and a model package both describe it."""
+        return {
+            "Image": self.image_uri(),
+            "ModelDataUrl": self.store.uri(artifact_key),
+            "Environment": {
+                "SAGEMAKER_PROGRAM": "train.py",
+                "SAGEMAKER_SUBMIT_DIRECTORY": self._source_for_model(trained_model),
+                "SAGEMAKER_REGION": self.settings.region,
+                "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+            },
+        }
+
+    def register_model_version(self, group: dict, trained_model: dict, note: str) -> dict:
+        self._require_role()
+        answer = self._call(
+            "sagemaker", "create_model_package", f"register a version of {group['name']}",
+            ModelPackageGroupName=group["name"],
+            ModelPackageDescription=(note or f"from training job {trained_model['name']}")[:1000],
+            ModelApprovalStatus="PendingManualApproval",
+            InferenceSpecification={
+                "Containers": [self.model_container(trained_model["name"], trained_model["artifact_key"])],
+                "SupportedContentTypes": ["application/json", "text/csv", "application/x-npy"],
+                "SupportedResponseMIMETypes": ["application/json", "text/csv", "application/x-npy"],
+            },
+            CustomerMetadataProperties={
+                "job": trained_model["name"], "dataset": trained_model["dataset"],
+                "dataset_sha256": trained_model["dataset_sha256"], "code_sha256": trained_model["code_sha256"],
+                "artifact_sha256": trained_model["artifact_sha256"],
+            },
+        )
+        arn = answer["ModelPackageArn"]
+        info = self._call("sagemaker", "describe_model_package", f"read model package {arn}", ModelPackageName=arn)
+        version = info.get("ModelPackageVersion") or int(arn.rsplit("/", 1)[-1])
+        return {"version": int(version), "arn": arn}
+
+    def set_model_version_status(self, version, status: str, note: str) -> None:
+        if not version.arn:
+            return
+        self._call("sagemaker", "update_model_package", f"set {version.label} to {status}",
+                   ModelPackageArn=version.arn, ModelApprovalStatus=status, ApprovalDescription=note[:1000])
+
+    # ---- tuning (issue 19): CreateHyperParameterTuningJob; request and answers in sagemaker_tuning.py ------------
+    tuning_refresh_seconds = 5.0
+
+    def tuning_parallel_default(self) -> int:
+        return 2  # SageMaker's SDK defaults to 1; two keeps a 20-trial search in reach of the default quotas
+
+    def tuning_needs_log_metric(self) -> bool:
+        return True  # SageMaker reads the objective off the training log with a MetricDefinitions regex
+
+    def tuning_request(self, tuning: dict, dataset: Dataset, source_uri: str) -> dict:
+        from ..tuning_objectives import get_objective
+        from ..tuning_ranges import Range
+        from .sagemaker_tuning import tuning_request
+
+        ranges = [Range.from_dict(r) for r in json.loads(tuning["ranges_json"])]
+        pseudo_job = {"name": tuning["name"], "hyperparameters_json": tuning["static_json"],
+                      "instance_type": tuning["instance_type"], "instance_count": 1}
+        training = self.training_request(pseudo_job, dataset, source_uri)
+        request = tuning_request(training, tuning, ranges, get_objective(tuning["objective"], needs_metric=True).metric)
+        request["Tags"] = self._tags(tuning=tuning["name"], dataset=dataset.name)
+        return request
+
+    def start_tuning(self, tuning: dict, dataset: Dataset) -> dict:
+        self._require_role()
+        self.store._require_bucket()
+        self.image_uri()
+        source_uri = self.store.put_bytes(self.code_key(tuning["name"]), package_source())
+        request = self.tuning_request(tuning, dataset, source_uri)
+        answer = self._call("sagemaker", "create_hyper_parameter_tuning_job",
+                            f"start tuning job {tuning['name']}", **request)
+        return {"arn": answer.get("HyperParameterTuningJobArn", "")}
+
+    def _tuning_trials(self, tuning: dict) -> list[dict]:
+        from ..tuning_ranges import Range
+        from .sagemaker_tuning import trial_from_summary
+
+        ranges = [Range.from_dict(r) for r in json.loads(tuning["ranges_json"])]
+        trials, token = [], None
+        while True:
+            kwargs = {"HyperParameterTuningJobName": tuning["name"], "MaxResults": 100,
+                      **({"NextToken": token} if token else {})}
+            page = self._call("sagemaker", "list_training_jobs_for_hyper_parameter_tuning_job",
+                              f"list the trials of tuning job {tuning['name']}", **kwargs)
+            trials += [trial_from_summary(s, ranges) for s in page.get("TrainingJobSummaries", [])]
+            token = page.get("NextToken")
+            if not token:
+                return sorted(trials, key=lambda t: (t["created_at"] or 0, t["job"]))
+
+    def refresh_tuning(self, tuning: dict) -> tuple[dict, list]:
+        """Describe + list trials, at most once per ``tuning_refresh_seconds`` per tuning job (a live page asks
+        every second; the records stay as last read in between)."""
+        from ..tuning_ranges import Range
+        from .sagemaker_tuning import fields_from_description, trial_from_summary
+
+        reads = vars(self).setdefault("_tuning_reads", {})  # tuning job -> when AWS was last asked (monotonic)
+        if time.monotonic() - reads.get(tuning["name"], -1e9) < self.tuning_refresh_seconds:
+            return {}, []
+        reads[tuning["name"]] = time.monotonic()
+        try:
+            info = self._call("sagemaker", "describe_hyper_parameter_tuning_job",
+                              f"read tuning job {tuning['name']}", HyperParameterTuningJobName=tuning["name"])
+        except AwsError as exc:
+            if not exc.not_found or time.time() - float(tuning.get("created_at") or 0) < 60:
+                raise
+            return {"status": "Failed", "ended_at": time.time(),
+                    "failure_reason": f"SageMaker has no tuning job named {tuning['name']} in {self.settings.region} "
+                                      "(deleted outside this app, or the region changed)."}, []
+        fields = fields_from_description(info)
+        if fields["status"] in ("Completed", "Failed", "Stopped") and not fields.get("ended_at"):
+            fields["ended_at"] = time.time()
+        try:
+            trials = self._tuning_trials(tuning)
+        except ChurnError as exc:  # no permission, or an emulator without the call: the best trial at least
+            fields["note"] = f"The trials could not be listed ({exc}); only the best one is shown."
+            best = info.get("BestTrainingJob") or {}
+            ranges = [Range.from_dict(r) for r in json.loads(tuning["ranges_json"])]
+            trials = [trial_from_summary(best, ranges)] if best.get("TrainingJobName") else []
+        known = {r["job"] for r in self.catalog.query(
+            "SELECT job FROM tuning_trials WHERE tuning_job = ? AND status = 'Completed'", (tuning["name"],))}
+        for trial in trials:
+            if trial["status"] == "Completed" and trial["job"] not in known:
+                self._adopt_source(tuning["name"], trial["job"])
+        return fields, trials
+
+    def _adopt_source(self, tuning_name: str, job_name: str) -> None:
+        """A trial's model is deployed like any job's: its code package sits where a job's would."""
+        key = self.code_key(job_name)
+        if not self.store.exists(key):
+            try:
+                self.store.put_bytes(key, self.store.get_bytes(self.code_key(tuning_name)))
+            except NotFoundError:
+                pass  # deploying it re-uploads entry/ if the code is unchanged, or says to retrain
+
+    def stop_tuning(self, tuning: dict) -> dict:
+        vars(self).get("_tuning_reads", {}).pop(tuning["name"], None)  # the next read asks AWS again
+        try:
+            self._call("sagemaker", "stop_hyper_parameter_tuning_job", f"stop tuning job {tuning['name']}",
+                       HyperParameterTuningJobName=tuning["name"])
+        except AwsError as exc:
+            raise BackendError(
+                f"Could not stop tuning job {tuning['name']}: {exc} Its trials keep running (and billing) until the "
+                "budget is spent or it is stopped in the SageMaker console."
+            ) from None
+        return {}
+
+    def tuning_log(self, tuning: dict, lines: int = 200) -> str:
+        return (f"SageMaker keeps a log per trial (CloudWatch {TRAINING_LOG_GROUP}/{tuning['name']}-*): open a trial "
+                "on the Jobs page to read it.")
+
+    def delete_tuning(self, tuning: dict) -> None:
+        try:
+            self._call("sagemaker", "delete_hyper_parameter_tuning_job", f"delete tuning job {tuning['name']}",
+                       HyperParameterTuningJobName=tuning["name"])
+        except AwsError as exc:
+            if not exc.not_found:
+                raise
 
     # ---- batch transform jobs (churn_core/sagemaker_transform.py shapes the files) ----------------------
     def default_transform_instances(self) -> int:
@@ -664,8 +949,8 @@ class SageMakerBackend:
                 "set_aside": f"{base}/set-aside.csv"}
 
     def transform_request(self, job: dict, model_name: str, prepared) -> dict:
-        from ..sagemaker_transform import (ENVIRONMENT_BATCH, ENVIRONMENT_THRESHOLD, MAX_CONCURRENT_TRANSFORMS,
-                                           MAX_PAYLOAD_MB, input_filter, output_filter)
+        from ..sagemaker_transform import (ENVIRONMENT_BATCH, MAX_CONCURRENT_TRANSFORMS, MAX_PAYLOAD_MB, input_filter,
+                                           output_filter)
 
         keys = self._transform_keys(job["name"])
         return {
@@ -674,7 +959,7 @@ class SageMakerBackend:
             "MaxConcurrentTransforms": MAX_CONCURRENT_TRANSFORMS,
             "MaxPayloadInMB": MAX_PAYLOAD_MB,
             "BatchStrategy": "MultiRecord",
-            "Environment": {ENVIRONMENT_BATCH: "1", ENVIRONMENT_THRESHOLD: repr(float(job["threshold"]))},
+            "Environment": {ENVIRONMENT_BATCH: "1"},  # the model's environment carries its threshold
             "TransformInput": {
                 "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": self.store.uri(keys["input"])}},
                 "ContentType": "text/csv",
@@ -715,7 +1000,8 @@ class SageMakerBackend:
             self.store.put_bytes(keys["plan"], prepared.to_json())
         model_name = (job["name"][: 63 - len("-model")].rstrip("-")) + "-model"
         container = self.model_request({"name": job["name"]}, {"name": model_name, "model": model["name"],
-                                                                "artifact_key": model["artifact_key"]})
+                                                                "artifact_key": model["artifact_key"],
+                                                                "threshold": job["threshold"]})
         container["Tags"] = self._tags(transform=job["name"], model=model["name"])
         self._call("sagemaker", "create_model", f"create model {model_name}", **container)
         try:

@@ -1,0 +1,111 @@
+"""Models: the registry. Register trained models as versions, approve or reject them, move the
+champion/challenger aliases, deploy an approved version, and read each version's lineage."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app.navigation import link_to_follow, page
+from app.service import attempt, platform
+from app.widgets import METRIC_LABELS, when
+from churn_core.registry import ALIASES, APPROVED, PENDING
+
+p = platform()
+st.title("Models")
+mode = ("Deploying **only approved versions** (CHURN_REQUIRE_APPROVAL=1)." if p.settings.require_approval
+        else "Approval is recorded but not required to deploy (set CHURN_REQUIRE_APPROVAL=1 to require it).")
+st.caption(f"Registered versions of trained models, with their approval and aliases. {mode}")
+
+completed = p.job_names(limit=200, status="Completed")
+with st.expander("Register a trained model", expanded=not p.model_groups()):
+    if not completed:
+        st.info("No trained model yet: a Completed training job produces one.")
+        st.page_link(page("train"), label="Go to Train", icon=":material/model_training:")
+    else:
+        if followed := link_to_follow("model", completed):
+            st.session_state["register_model"] = followed
+        with st.form("register"):
+            model = st.selectbox("Trained model (training job)", completed, key="register_model")
+            group = st.text_input("Model group", placeholder="the model's dataset name",
+                                  help="Versions of one model group are numbered 1, 2, 3 … Leave empty for one "
+                                       "group per dataset.")
+            note = st.text_input("Note", placeholder="why this version (optional)")
+            registered = st.form_submit_button("Register version", type="primary")
+        if registered:
+            version = attempt(p.register, model, group.strip() or None, note.strip() or None)
+            if version:
+                st.session_state["models_group"] = version.group
+                st.session_state["models_version"] = version.version  # what you register is what you decide on next
+                st.success(f"Registered **{version.label}** from {model}: {version.status}.")
+
+groups = p.model_groups()
+if not groups:
+    st.info("No registered versions yet.")
+    st.stop()
+
+names = [g["name"] for g in groups]
+wanted = st.session_state.get("models_group")
+group = st.selectbox("Model group", names, index=names.index(wanted) if wanted in names else 0,
+                     format_func=lambda n: f"{n} ({next(g['versions'] for g in groups if g['name'] == n)} versions)")
+st.session_state["models_group"] = group
+versions = p.list_versions(group)
+
+st.dataframe(pd.DataFrame([{
+    "version": f"v{v.version}", "aliases": ", ".join(v.aliases), "status": v.status, "training job": v.model,
+    "algorithm": v.algorithm, **{label: v.metrics.get(key) for key, label in METRIC_LABELS.items()},
+    "threshold": v.threshold, "registered": when(v.created_at), "note": v.note,
+} for v in versions]), width="stretch", hide_index=True,
+    column_config={label: st.column_config.NumberColumn(format="%.3f") for label in METRIC_LABELS.values()})
+
+labels = {v.version: v.label for v in versions}
+if st.session_state.get("models_version") not in labels:  # another group was chosen
+    st.session_state.pop("models_version", None)
+number = st.selectbox("Version", list(labels), format_func=labels.get, key="models_version")
+version = next(v for v in versions if v.version == number)
+st.markdown(f"**{version.label}** · {version.status}"
+            + (f" ({when(version.status_at)}: {version.status_note})" if version.status_note else "")
+            + f" · trained by job `{version.model}` on dataset `{version.dataset}`")
+
+decide, alias_col, deploy_col = st.columns(3)
+with decide:
+    st.markdown("**Approval**")
+    decision_note = st.text_input("Note for the decision", key="decision_note",
+                                  placeholder="what you checked")
+    left, right = st.columns(2)
+    if left.button("Approve", type="primary", disabled=version.status == APPROVED, key="approve"):
+        if attempt(p.approve, group, number, decision_note):
+            st.session_state.pop("decision_note", None)
+            st.rerun()
+    if right.button("Reject", disabled=version.status != PENDING and version.status != APPROVED, key="reject"):
+        if attempt(p.reject, group, number, decision_note):
+            st.session_state.pop("decision_note", None)
+            st.rerun()
+with alias_col:
+    st.markdown("**Aliases**")
+    for alias in ALIASES:
+        if alias in version.aliases:
+            st.caption(f"This version is the **{alias}**.")
+        elif st.button(f"Make {alias}", key=f"alias_{alias}"):
+            if attempt(p.set_alias, group, number, alias):
+                st.rerun()
+with deploy_col:
+    st.markdown("**Deploy**")
+    if version.status == APPROVED:
+        st.page_link(page("endpoints"), label=f"Deploy {version.label}", icon=":material/rocket_launch:",
+                     query_params={"version": f"{group}:{number}"})
+    else:
+        st.caption(f"Only Approved versions are deployed or put behind an endpoint; this one is {version.status}.")
+
+st.subheader("Lineage")
+for row in p.lineage(group):
+    served = "; ".join(f"{e['endpoint']} ({e['variant']}, {when(e['started_at'])} – "
+                       f"{when(e['ended_at']) if e['ended_at'] else 'now'})" for e in row["endpoints"])
+    st.markdown(f"- dataset **{row['dataset']}** (`{row['dataset_sha256'][:12]}…`) → job **{row['job']}** → "
+                f"**{row['label']}** ({row['status']}) → {served or 'not deployed'}")
+
+with st.expander("Audit trail"):
+    events = [e for e in p.events("registry", limit=500)
+              if e["name"] == group or e["name"].startswith(f"{group}/")]
+    st.dataframe(pd.DataFrame([{"at": when(e["at"]), "what": e["name"], "event": e["message"]} for e in events]),
+                 hide_index=True, width="stretch")

@@ -1,0 +1,98 @@
+"""Monitor: what an endpoint's customers look like against its model's training data, and its traffic."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import streamlit as st
+
+from app.navigation import link_to_follow, page
+from app.service import attempt, platform
+from app.widgets import drift_table, feature_shift_figure, traffic_figure, when
+from churn_core import drift
+
+p = platform()
+st.title("Monitor")
+st.caption("Do the customers an endpoint scores still look like the ones its model learned from? Capture a share of "
+           "its requests, compare them with the training baseline, and watch traffic and latency.")
+
+names = p.endpoint_names()
+if not names:
+    st.info("No endpoints. Deploy a model on the Endpoints page, then monitor it here.")
+    st.page_link(page("endpoints"), label="Go to Endpoints", icon=":material/cloud_upload:")
+    st.stop()
+if followed := link_to_follow("endpoint", names):
+    st.session_state["monitor_endpoint"] = followed
+endpoint = st.selectbox("Endpoint", names, key="monitor_endpoint")
+ep = attempt(p.describe_endpoint, endpoint)
+if ep is None:
+    st.stop()
+
+st.subheader("Data capture")
+left, right = st.columns([2, 3])
+with left.form("capture"):
+    percent = st.slider("Share of requests captured (%)", 0, 100, int(ep.capture_percent),
+                        help="0 turns capture off at once. Captured requests and answers are stored in the bucket "
+                             "under capture/<endpoint>/<variant>/yyyy/mm/dd/hh/, as SageMaker stores them.")
+    if st.form_submit_button("Save capture setting", type="primary"):
+        updated = attempt(p.set_capture, endpoint, percent)
+        if updated:
+            st.success(f"Capturing {updated.capture_percent:g} % of {endpoint}'s requests." if updated.capture_percent
+                       else f"Capture of {endpoint} is off.")
+right.caption("Captured data is yours: deleting the endpoint leaves it in the bucket until you delete it.")
+schedule = p.catalog.one("SELECT * FROM monitoring_schedules WHERE endpoint = ?", (endpoint,))
+with right.form("schedule"):
+    every = st.number_input("Drift report every (minutes, 0 = no schedule)", min_value=0.0,
+                            value=float(schedule["every_minutes"]) if schedule else 0.0, step=5.0)
+    if st.form_submit_button("Save schedule"):
+        if attempt(p.schedule_monitoring, endpoint, every) is not None:
+            st.success(f"A drift report runs every {every:g} minutes." if every else "No scheduled drift reports.")
+if schedule:
+    right.caption(f"Last scheduled run: {when(schedule['last_run_at'])}"
+                  + (f" — {schedule['last_error']}" if schedule["last_error"] else ""))
+
+st.subheader("Traffic and latency")
+traffic = attempt(p.endpoint_traffic, endpoint)
+if traffic is not None and len(traffic):
+    st.plotly_chart(traffic_figure(traffic), width="stretch")
+else:
+    st.caption("No traffic recorded yet.")
+
+st.subheader("Drift against the training baseline")
+window = st.selectbox("Window", ["last hour", "last 24 hours", "last 7 days", "everything captured"], index=1)
+since = {"last hour": 3600, "last 24 hours": 86400, "last 7 days": 7 * 86400}.get(window)
+if st.button("Run a drift report now", type="primary"):
+    report = attempt(p.drift_report, endpoint=endpoint, since=time.time() - since if since else None)
+    if report is not None:
+        st.session_state["monitor_report"] = (endpoint, window, report)
+latest = st.session_state.get("monitor_report")
+if latest and latest[0] == endpoint:
+    report = latest[2]
+else:
+    last = p.drift_history(endpoint, 1)
+    report = last[0]["report"] if last else None
+    if last:
+        st.caption(f"Latest report: {when(last[0]['created_at'])} ({last[0]['rows']:,} customers, {last[0]['source']})")
+if report is None or report.empty:
+    st.info("No drift report yet: turn capture on, send traffic, then run one (or schedule them).")
+else:
+    flagged = drift.drifted_features(report)
+    if flagged:
+        st.error(f"Drift in {len(flagged)} feature(s): " + ", ".join(f"**{f}**" for f in flagged),
+                 icon=":material/warning:")
+    else:
+        st.success("No feature has drifted from the training data.", icon=":material/check_circle:")
+    st.dataframe(drift_table(report), hide_index=True, width="stretch")
+    features = list(dict.fromkeys(report["feature"]))
+    feature = st.selectbox("Compare a feature's distributions", features, key="monitor_feature")
+    captured = attempt(p.captured, endpoint, time.time() - since if since else None)
+    if captured is not None:
+        st.plotly_chart(feature_shift_figure(p.baseline(ep.model), captured, feature), width="stretch")
+
+history = p.drift_history(endpoint, 50)
+if history:
+    st.subheader("History")
+    st.dataframe(pd.DataFrame([{"at": when(h["created_at"]), "customers": h["rows"], "source": h["source"],
+                                "drifted features": ", ".join(h["drifted"]) or "none"} for h in history]),
+                 hide_index=True, width="stretch")

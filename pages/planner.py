@@ -1,0 +1,99 @@
+"""Campaign planner: from churn probabilities to whom to contact, at which threshold, for what profit."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app.navigation import link_to_follow, page
+from app.service import attempt, platform
+from app.widgets import calibration_figure, confusion_figure, gains_figure, profit_figure, when
+from churn_core import campaign
+
+p = platform()
+st.title("Campaign planner")
+st.caption("Whom to contact in a retention campaign: the threshold that maximises expected profit on the model's "
+           "held-out customers (customers it never saw in training), and what that means in customers and money.")
+
+models = p.job_names(limit=200, status="Completed")
+if not models:
+    st.info("No trained model yet: a Completed training job produces one.")
+    st.page_link(page("train"), label="Go to Train", icon=":material/model_training:")
+    st.stop()
+if followed := link_to_follow("model", models):
+    st.session_state["planner_model"] = followed
+model = st.selectbox("Model", models, key="planner_model")
+current = p.model_threshold(model)
+record = p.threshold_record(model)
+st.markdown(f"Current decision threshold of **{model}**: **{current:.3f}**"
+            + (f" · set {when(record['set_at'])} by {record['set_by']}" + (f": {record['note']}" if record.get("note")
+                                                                             else "") if record else " (the default)"))
+
+with st.form("campaign_inputs"):
+    cols = st.columns(4)
+    offer_cost = cols[0].number_input("Cost of one offer", min_value=0.0, value=campaign.DEFAULT_OFFER_COST, step=1.0,
+                                      help="What contacting one customer costs (the discount, the call).")
+    value = cols[1].number_input("Value of a customer kept", min_value=0.01, value=campaign.DEFAULT_CUSTOMER_VALUE,
+                                 step=10.0, help="What keeping one customer who would have left is worth.")
+    save_rate = cols[2].number_input("Churners the offer saves", min_value=0.01, max_value=1.0,
+                                     value=campaign.DEFAULT_SAVE_RATE, step=0.05, format="%.2f",
+                                     help="Share of the contacted customers who would have left that the offer keeps.")
+    budget = cols[3].number_input("Budget (customers, optional)", min_value=0, value=None, step=10,
+                                  placeholder="no limit", help="At most this many held-out customers contacted.")
+    st.form_submit_button("Plan the campaign", type="primary")
+st.caption(f"Defaults: an offer costs {campaign.DEFAULT_OFFER_COST:g}, a kept customer is worth "
+           f"{campaign.DEFAULT_CUSTOMER_VALUE:g}, the offer saves {campaign.DEFAULT_SAVE_RATE:.0%} of the churners "
+           "it reaches; change them to your campaign's figures.")
+
+plan = attempt(p.plan_campaign, model, offer_cost, value, save_rate, int(budget) if budget is not None else None)
+if plan is None:
+    st.stop()
+y, proba = p.test_predictions(model)
+
+cards = st.columns(5)
+cards[0].metric("Best threshold", f"{plan.threshold:.3f}")
+cards[1].metric("Customers contacted", f"{plan.contacted:,} of {plan.customers:,}")
+cards[2].metric("Churners caught (recall)", f"{plan.recall:.0%}")
+cards[3].metric("Precision", f"{plan.precision:.0%}")
+cards[4].metric("Expected profit", f"{plan.expected_profit:,.0f}")
+st.info(plan.explain(), icon=":material/calculate:")
+
+threshold = st.slider("Threshold to look at", 0.0, 1.0, float(round(plan.threshold, 3)), 0.001, format="%.3f",
+                      key=f"planner_threshold_{model}_{plan.threshold:.6f}",
+                      help="Move it to see the confusion matrix and figures at another threshold.")
+row = plan.curve.iloc[(plan.curve["threshold"] - threshold).abs().argmin()]
+flagged = int((proba > threshold).sum())
+st.markdown(f"At **{threshold:.3f}**: {flagged:,} customers contacted, "
+            f"{int(((proba > threshold) & (y == 1)).sum()):,} of {int(y.sum()):,} churners caught, expected profit "
+            f"about **{row['expected_profit']:,.0f}**.")
+
+left, right = st.columns(2)
+left.plotly_chart(profit_figure(plan.curve, threshold, current), width="stretch")
+right.plotly_chart(confusion_figure({"confusion_matrix": campaign.confusion_at(y, proba, threshold),
+                                     "threshold": round(threshold, 3)}), width="stretch")
+left.plotly_chart(gains_figure(campaign.gains_by_decile(y, proba)), width="stretch")
+right.plotly_chart(calibration_figure(campaign.calibration(y, proba)), width="stretch")
+
+note = st.text_input("Note (why this threshold)", key="planner_note", placeholder="e.g. Q1 retention campaign")
+if st.button(f"Use threshold {threshold:.3f} for {model}", type="primary", key="use_threshold"):
+    if attempt(p.set_threshold, model, threshold, note.strip() or None, plan):
+        st.success(f"**{model}** now labels customers above {threshold:.3f} as likely to churn: endpoints deployed "
+                   "from it from now on, batch transform output and the Predict page use it.")
+
+st.divider()
+st.subheader(f"{model} on new data")
+st.caption("Upload customers whose outcome you know (e.g. last month's, with what they did) to see whether the model "
+           "still holds: the same figures as on its test split, side by side.")
+labelled = st.file_uploader("Labelled customers (CSV)", type=["csv", "txt"], key="evaluate_upload")
+if labelled is not None:
+    result = attempt(p.evaluate, model, labelled.getvalue())
+    if result:
+        st.markdown(f"**{model} on {labelled.name}** ({result['rows']:,} customers, threshold "
+                    f"{result['threshold']:.3f})")
+        names = ["roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "log_loss"]
+        st.dataframe({"metric": names,
+                      f"on {labelled.name}": [result["metrics"].get(n) for n in names],
+                      "on its test split": [result["test_split_metrics"].get(n) for n in names]},
+                     hide_index=True, width="stretch")
+        st.plotly_chart(confusion_figure({"confusion_matrix": result["confusion_matrix"],
+                                          "threshold": round(result["threshold"], 3)}), width="stretch",
+                        key="evaluate_confusion")

@@ -1,0 +1,66 @@
+"""The Models page (AppTest): register a version, approve it with a note, make it the champion, deploy it
+from the Endpoints page; the page says whether approval is required."""
+
+from __future__ import annotations
+
+import pytest
+
+import churn_core
+from churn_core.sample import make_subscription_sample
+from tests.helpers import wait_for_job
+from tests.test_pages_data_train_jobs import button, open_page, texts
+
+
+@pytest.fixture
+def trained(home):
+    p = churn_core.connect()
+    p.upload_dataset("subs", make_subscription_sample(500, seed=4))
+    p.start_training("subs", {"algorithm": "random_forest", "n_estimators": 8}, name="subs-rf")
+    assert wait_for_job(p, "subs-rf").status == "Completed"
+    yield p
+    p.cleanup()
+
+
+def test_models_page_registers_approves_aliases_and_deploys(trained):
+    at = open_page("models")
+    assert "Approval is recorded but not required" in texts(at, "caption")
+    form_inputs = {t.label: t for t in at.text_input}
+    form_inputs["Note"].set_value("first candidate")
+    button(at, "Register version").click().run()
+    assert not at.exception, at.exception
+    assert "Registered **subs v1**" in texts(at, "success")
+    versions = at.dataframe[0].value
+    assert list(versions["version"]) == ["v1"] and list(versions["status"]) == ["PendingManualApproval"]
+    assert versions["ROC AUC"].iloc[0] == pytest.approx(trained.describe_training("subs-rf").metrics["roc_auc"])
+    assert "Only Approved versions are deployed" in texts(at, "caption")
+
+    at.text_input(key="decision_note").set_value("holdout AUC is fine")
+    button(at, "Approve").click().run()
+    assert not at.exception, at.exception
+    assert trained.get_version("subs", 1).status == "Approved"
+    assert trained.get_version("subs", 1).status_note == "holdout AUC is fine"
+    button(at, "Make champion").click().run()
+    assert trained.get_version("subs", "champion").version == 1
+    assert "This version is the **champion**" in texts(at, "caption")
+    links = [link for link in at.get("page_link")]
+    assert any("Deploy subs v1 (champion)" in str(link.proto.label) for link in links)
+
+    endpoints = open_page("endpoints")
+    endpoints.query_params["version"] = "subs:1"
+    endpoints.run()
+    assert endpoints.radio(key="deploy_source").value == "An approved registry version"
+    button(endpoints, "Deploy").click().run()
+    assert not endpoints.exception, endpoints.exception
+    ep = trained.describe_endpoint("subs-rf-endpoint")
+    assert ep.status == "InService"
+    assert trained.lineage("subs")[0]["endpoints"][0]["endpoint"] == "subs-rf-endpoint"
+
+
+def test_models_page_says_when_approval_is_required(trained, monkeypatch):
+    monkeypatch.setenv("CHURN_REQUIRE_APPROVAL", "1")
+    trained.register("subs-rf")
+    at = open_page("models")
+    assert "Deploying **only approved versions**" in texts(at, "caption")
+    endpoints = open_page("endpoints")
+    assert endpoints.radio(key="deploy_source").value == "An approved registry version"
+    assert "No approved version yet" in texts(endpoints, "info")

@@ -1,0 +1,51 @@
+"""The Campaign planner page (AppTest): plan with the analyst's figures, move the threshold, use it,
+evaluate the model on a new labelled file."""
+
+from __future__ import annotations
+
+import pytest
+
+import churn_core
+from churn_core.sample import make_subscription_sample
+from tests.helpers import wait_for_job
+from tests.test_pages_data_train_jobs import button, open_page, texts
+
+
+@pytest.fixture
+def trained(home):
+    p = churn_core.connect()
+    p.upload_dataset("subs", make_subscription_sample(900, seed=6))
+    p.start_training("subs", {"algorithm": "random_forest", "n_estimators": 20}, name="subs-rf")
+    assert wait_for_job(p, "subs-rf").status == "Completed"
+    return p
+
+
+def test_planner_page_plans_uses_the_threshold_and_evaluates(trained):
+    at = open_page("planner")
+    assert not at.exception, at.exception
+    inputs = {n.label: n for n in at.number_input}
+    inputs["Cost of one offer"].set_value(10.0)
+    inputs["Value of a customer kept"].set_value(250.0)
+    button(at, "Plan the campaign").click().run()
+    assert not at.exception, at.exception
+    expected = trained.plan_campaign("subs-rf", 10.0, 250.0, 0.3)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Best threshold"] == f"{expected.threshold:.3f}"
+    assert metrics["Expected profit"] == f"{expected.expected_profit:,.0f}"
+    assert "expected profit" in texts(at, "info").lower()
+    assert len(at.get("plotly_chart")) >= 4
+    at.slider[0].set_value(0.25).run()
+    assert "At **0.250**" in texts(at, "markdown")
+    at.text_input(key="planner_note").set_value("spring campaign")
+    next(b for b in at.button if b.label.startswith("Use threshold 0.250")).click().run()
+    assert not at.exception, at.exception
+    assert trained.model_threshold("subs-rf") == pytest.approx(0.25)
+    assert trained.threshold_record("subs-rf")["note"] == "spring campaign"
+    assert "now labels customers above 0.250" in texts(at, "success")
+
+    at.get("file_uploader")[0].set_value(("last-month.csv", make_subscription_sample(400, seed=17),
+                                          "text/csv")).run()
+    assert not at.exception, at.exception
+    assert "subs-rf on last-month.csv" in texts(at, "markdown")
+    compared = at.dataframe[0].value
+    assert list(compared.columns) == ["metric", "on last-month.csv", "on its test split"]

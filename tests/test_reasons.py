@@ -1,0 +1,136 @@
+"""Reasons per customer (issue 15): exact additivity for every algorithm on the reference schema and on a
+categorical dataset, aggregated to original columns, asked per request without changing plain answers."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import numpy as np
+import pytest
+import requests
+
+import churn_core
+from churn_core.paths import entry_module
+from churn_core.sample import make_sample, make_subscription_sample
+from tests.helpers import wait_for_job
+
+ALGORITHMS = ("random_forest", "gradient_boosting", "logistic_regression")
+DATA = {"reference-schema": lambda: make_sample(2400, seed=5), "categorical": lambda: make_subscription_sample(2400)}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Each algorithm trained on each dataset by train.py in this process: {(data, algorithm): model dir}."""
+    train = entry_module("train")
+    out = {}
+    for data_name, make in DATA.items():
+        base = tmp_path_factory.mktemp(data_name)
+        (base / "train").mkdir()
+        data = make()
+        (base / "train" / "train.csv").write_bytes(data)
+        for algorithm in ALGORITHMS:
+            model_dir = base / algorithm
+            train.main(["--algorithm", algorithm, "--train", str(base / "train"), "--model-dir", str(model_dir),
+                        "--n_estimators", "60"])
+            out[(data_name, algorithm)] = (model_dir, data)
+    return out
+
+
+def _records(model: dict, data: bytes, n: int) -> list[dict]:
+    table = entry_module("dataset_schema").read_text_table(io.BytesIO(data)).tail(n)
+    features = [f["name"] for f in model["schema"]["features"]]
+    return [{k: (None if v == "" else v) for k, v in r.items()} for r in table[features].to_dict("records")]
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("data_name", list(DATA))
+def test_reasons_add_up_to_the_model_output_for_200_rows(trained, data_name, algorithm):
+    train = entry_module("train")
+    model_dir, data = trained[(data_name, algorithm)]
+    model = train.model_fn(str(model_dir))
+    records = _records(model, data, 200)
+    features = [f["name"] for f in model["schema"]["features"]]
+    for rows in (records[:50], records):  # the single-customer method, then the batch one
+        body = json.dumps({"instances": rows, "explain": len(features)})
+        prediction = train.predict_fn(train.input_fn(body, "application/json"), model)
+        for p, why in zip(prediction["probabilities"], prediction["reasons"], strict=True):
+            output = p if why["space"] == "probability" else math.log(p / (1 - p))
+            total = why["base"] + sum(r["contribution"] for r in why["reasons"]) + why["other"]
+            assert abs(total - output) < 1e-6, (why["method"], total, output)
+            assert {r["feature"] for r in why["reasons"]} == set(features), "one entry per original column"
+            assert why["other"] == 0.0
+    space = {"random_forest": "probability"}.get(algorithm, "log_odds")
+    assert prediction["reasons"][0]["space"] == space
+    if data_name == "categorical":
+        first = prediction["reasons"][0]["reasons"]
+        assert "Contract" in [r["feature"] for r in first] and not any("_" in r["feature"] and "Month" in
+                                                                       r["feature"] for r in first)
+
+
+def test_the_method_is_named_and_missing_values_are_credited_to_their_column(trained):
+    train = entry_module("train")
+    model_dir, data = trained[("categorical", "random_forest")]
+    model = train.model_fn(str(model_dir))
+    record = _records(model, data, 1)[0]
+    blank = dict(record, TotalCharges=None)
+    answer = json.loads(train.output_fn(train.predict_fn(train.input_fn(
+        json.dumps({"instances": [record, blank], "explain": 3})), model))[0])
+    methods = {p["reasons"]["method"] for p in answer["predictions"]}
+    assert methods <= {"tree_shap", "saabas"} and len(methods) == 1
+    totals = [next((r for r in p["reasons"]["reasons"] if r["feature"] == "TotalCharges"), None)
+              for p in answer["predictions"]]
+    assert totals[1] is None or totals[1]["value"] is None, "a blank is shown as blank, credited to its column"
+    assert len(answer["predictions"][0]["reasons"]["reasons"]) == 3
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CHURN_HOME", str(tmp_path_factory.mktemp("reasons-live") / "state"))
+    mp.setenv("CHURN_BACKEND", "local")
+    p = churn_core.connect()
+    try:
+        p.upload_dataset("telecom", make_sample(1500, seed=4))
+        p.start_training("telecom", {"algorithm": "random_forest", "n_estimators": 50}, name="tel")
+        assert wait_for_job(p, "tel").status == "Completed"
+        yield p, p.deploy("tel", "why-ep")
+    finally:
+        p.cleanup()
+        mp.undo()
+
+
+def test_an_explained_and_a_plain_request_on_the_same_endpoint(live):
+    p, ep = live
+    seed = b'{"Input": [[128,1,1,2.70,1,265.1,110,89.0,9.87,10.0]]}'
+    plain = requests.post(ep.url + "/invocations", data=seed, headers={"Content-Type": "application/json"}).content
+    assert set(json.loads(plain)) == {"Output", "Probability"}, "without the flag: the seed's answer, unchanged"
+    explained = json.loads(requests.post(ep.url + "/invocations",
+                                         data=b'{"Input": [[128,1,1,2.70,1,265.1,110,89.0,9.87,10.0]], "explain": 2}',
+                                         headers={"Content-Type": "application/json"}).content)
+    assert explained["Output"] == json.loads(plain)["Output"]
+    assert explained["Probability"] == json.loads(plain)["Probability"]
+    why = explained["Reasons"]
+    assert len(why["reasons"]) == 2 and why["space"] == "probability"
+    assert abs(why["base"] + sum(r["contribution"] for r in why["reasons"]) + why["other"]
+               - explained["Probability"]) < 1e-6
+    again = requests.post(ep.url + "/invocations", data=seed, headers={"Content-Type": "application/json"}).content
+    assert again == plain, "asking for reasons once changes nothing for plain requests"
+    named = p.invoke("why-ep", {"instances": [dict(zip([f["name"] for f in p.model_schema("tel")["features"]],
+                                                       [128, 1, 1, 2.70, 1, 265.1, 110, 89.0, 9.87, 10.0],
+                                                       strict=True))], "explain": 3})
+    assert [r["feature"] for r in named["predictions"][0]["reasons"]["reasons"]][:1]
+    for bad, fragment in (("lots", "'explain' must be true or a whole number"), (0, "from 1 to 50"),
+                          (99, "from 1 to 50")):
+        with pytest.raises(churn_core.ValidationError, match=fragment):
+            p.invoke("why-ep", {"Input": [[128, 1, 1, 2.70, 1, 265.1, 110, 89.0, 9.87, 10.0]], "explain": bad})
+
+
+def test_feature_importance_says_which_values_raise_risk(live):
+    p, _ = live
+    effects = {e["feature"]: e for e in p.evaluation("tel")["feature_effects"]}
+    assert effects["CustServCalls"]["direction"] == "higher raises risk"
+    assert all(e["direction"] in ("higher raises risk", "higher lowers risk", "no single direction")
+               for e in effects.values())
+    assert np.isfinite([e["mean_abs_push"] for e in effects.values()]).all()

@@ -1,0 +1,242 @@
+"""Safe rollout (issue 16): a live endpoint updated to another version with zero failed requests, a failed
+update that leaves the old model serving, champion/challenger routing by weight, promotion, deletion."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+
+import pytest
+import requests
+
+import churn_core
+from churn_core import BackendError, ConflictError
+from churn_core.sample import make_subscription_sample
+from tests.helpers import wait_for_job
+
+
+class Load:
+    """Bounded closed-loop load: ``threads`` keep-alive clients sending one customer until stopped."""
+
+    def __init__(self, url: str, body: bytes, threads: int = 8, seconds: float = 20.0) -> None:
+        self.url, self.body, self.deadline = url, body, time.monotonic() + seconds
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.answers: list[tuple[float, str, float]] = []  # (time the request was sent, variant, probability)
+        self.failures: list[str] = []
+        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(threads)]
+
+    def run(self) -> None:
+        with requests.Session() as session:
+            while not self.stop.is_set() and time.monotonic() < self.deadline:
+                try:
+                    sent = time.monotonic()
+                    resp = session.post(self.url + "/invocations", data=self.body,
+                                        headers={"Content-Type": "application/json"}, timeout=30)
+                    if resp.status_code != 200:
+                        raise RuntimeError(f"HTTP {resp.status_code}: {resp.text[:200]}")
+                    probability = resp.json()["predictions"][0]["churn_probability"]
+                    with self.lock:
+                        self.answers.append((sent, resp.headers["X-Amzn-Invoked-Production-Variant"], probability))
+                except Exception as exc:  # noqa: BLE001 - every failure counts
+                    with self.lock:
+                        self.failures.append(f"{type(exc).__name__}: {exc}")
+
+    def __enter__(self) -> "Load":
+        for t in self.threads:
+            t.start()
+        time.sleep(0.5)  # traffic is flowing before the change
+        return self
+
+    def __exit__(self, *_) -> None:
+        time.sleep(0.5)  # and keeps flowing after it
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def registry_with_two_versions(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CHURN_HOME", str(tmp_path_factory.mktemp("rollout") / "state"))
+    mp.setenv("CHURN_BACKEND", "local")
+    p = churn_core.connect()
+    try:
+        p.upload_dataset("subs", make_subscription_sample(800, seed=12))
+        for name, params in (("subs-rf", {"algorithm": "random_forest", "n_estimators": 15}),
+                             ("subs-lr", {"algorithm": "logistic_regression"}),
+                             ("subs-bad", {"algorithm": "random_forest", "n_estimators": 3})):
+            p.start_training("subs", params, name=name)
+        for name in ("subs-rf", "subs-lr", "subs-bad"):
+            assert wait_for_job(p, name).status == "Completed"
+            version = p.register(name, group="subs")
+            p.approve("subs", version.version, "test")
+        yield p
+    finally:
+        p.cleanup()
+        mp.undo()
+
+
+def customer(p, model: str) -> bytes:
+    frame = p.read_dataset("subs", "test")
+    features = [f["name"] for f in p.model_schema(model)["features"]]
+    record = {k: (None if v == "" else v) for k, v in frame[features].iloc[0].items()}
+    return json.dumps({"instances": [record]}).encode()
+
+
+def test_update_under_load_fails_no_request_and_switches_models(registry_with_two_versions):
+    p = registry_with_two_versions
+    ep = p.deploy_version("subs", 1, "live-ep")
+    body = customer(p, "subs-rf")
+    before = json.loads(requests.post(ep.url + "/invocations", data=body, timeout=10).text)
+    with Load(ep.url, body) as load:
+        started = time.monotonic()
+        updated = p.update_endpoint("live-ep", "subs", 2)
+        done = time.monotonic()
+    assert updated.status == "InService" and updated.model == "subs-lr" and not updated.failure_reason
+    assert load.failures == [], load.failures[:5]
+    old = before["predictions"][0]["churn_probability"]
+    earlier = [prob for sent, _, prob in load.answers if sent < started]
+    later = [prob for sent, _, prob in load.answers if sent > done]
+    assert earlier and set(earlier) == {old}, "the old model answers until the update"
+    assert later and old not in later, "every request sent after the update returned gets the new model"
+    assert len(load.answers) > 100
+    assert [v["version"] for v in updated.variants] == ["subs v2"]
+    configs = [r["name"] for r in p.catalog.query("SELECT name FROM endpoint_configs")]
+    assert configs == [updated.config] and updated.config == "live-ep-config-2", "the old configuration is gone"
+    events = [e["message"] for e in p.events("endpoint", "live-ep")]
+    assert any("Updating from subs v1 to subs v2" in m for m in events)
+    p.delete_endpoint("live-ep")
+
+
+def test_an_update_to_a_model_that_cannot_serve_leaves_the_old_one_serving(registry_with_two_versions):
+    p = registry_with_two_versions
+    ep = p.deploy_version("subs", 1, "safe-ep")
+    bad = p.get_version("subs", 3)
+    artifact = p.store.path(bad.artifact_key)
+    original = artifact.read_bytes()
+    artifact.write_bytes(original[:-10] + b"tampered!!")  # the recorded SHA-256 no longer matches
+    body = customer(p, "subs-rf")
+    try:
+        with Load(ep.url, body, seconds=15) as load, pytest.raises(BackendError, match="keeps serving subs v1"):
+            p.update_endpoint("safe-ep", "subs", 3)
+    finally:
+        artifact.write_bytes(original)
+    after = p.describe_endpoint("safe-ep")
+    assert after.status == "InService" and after.model == "subs-rf" and after.pending_config == ""
+    assert "failed and was rolled back" in after.failure_reason and "SHA-256" in after.failure_reason
+    assert load.failures == [] and {a[1] for a in load.answers} == {"AllTraffic"}
+    assert [v["version"] for v in after.variants] == ["subs v1"]
+    p.delete_endpoint("safe-ep")
+
+
+def test_champion_and_challenger_share_traffic_by_weight_then_the_challenger_is_promoted(registry_with_two_versions):
+    p = registry_with_two_versions
+    p.set_alias("subs", 1, "champion")
+    p.set_alias("subs", 2, "challenger")
+    ep = p.deploy_version("subs", "champion", "ab-ep")
+    ep = p.set_variants("ab-ep", [("subs", "champion", 90), ("subs", "challenger", 10)])
+    assert sorted((v["variant"], v["weight"]) for v in ep.variants) == [("subs-v1", 90.0), ("subs-v2", 10.0)]
+    body = customer(p, "subs-rf")
+    session = requests.Session()
+    served = Counter(session.post(ep.url + "/invocations", data=body, timeout=10)
+                     .headers["X-Amzn-Invoked-Production-Variant"] for _ in range(2000))
+    assert abs(served["subs-v1"] / 2000 - 0.90) <= 0.05 and abs(served["subs-v2"] / 2000 - 0.10) <= 0.05, served
+    explicit = session.post(ep.url + "/invocations", data=body, timeout=10,
+                            headers={"X-Amzn-SageMaker-Target-Variant": "subs-v2"})
+    assert explicit.headers["X-Amzn-Invoked-Production-Variant"] == "subs-v2"
+
+    reweighted = p.set_variants("ab-ep", [("subs", 1, 50), ("subs", 2, 50)])  # same versions: weights in place
+    assert reweighted.config == ep.config, "a weight change is not a new configuration"
+    served = Counter(session.post(ep.url + "/invocations", data=body, timeout=10)
+                     .headers["X-Amzn-Invoked-Production-Variant"] for _ in range(1000))
+    assert 0.45 <= served["subs-v1"] / 1000 <= 0.55, served
+    stats = p.describe_endpoint("ab-ep").variants
+    assert all(v["stats"].get("invocations", 0) > 0 for v in stats), "per-variant counts for the page"
+
+    with Load(ep.url, body, seconds=15) as load:
+        promoted = p.promote_challenger("ab-ep")
+    assert load.failures == []
+    assert [(v["variant"], v["version"]) for v in promoted.variants] == [("AllTraffic", "subs v2")]
+    assert p.get_version("subs", "champion").version == 2
+    with pytest.raises(Exception, match="no challenger"):
+        p.get_version("subs", "challenger")
+    with pytest.raises(ConflictError, match="serves one version"):
+        p.promote_challenger("ab-ep")
+    removed = p.delete_endpoint("ab-ep")
+    assert removed["endpoint"] == "ab-ep"
+    left = {t: p.catalog.scalar(f"SELECT COUNT(*) FROM {t}") for t in
+            ("endpoints", "endpoint_configs", "endpoint_variants", "deployed_models")}
+    assert left == {"endpoints": 0, "endpoint_configs": 0, "endpoint_variants": 0, "deployed_models": 0}, left
+    lineage = {r["version"]: r["endpoints"] for r in p.lineage("subs")}
+    assert {e["variant"] for e in lineage[2]} == {"subs-v2", "AllTraffic"}, "before and after the promotion"
+
+
+def test_a_two_variant_endpoint_is_deleted_completely(registry_with_two_versions):
+    p = registry_with_two_versions
+    p.deploy_version("subs", 1, "two-ep")
+    ep = p.set_variants("two-ep", [("subs", 1, 1), ("subs", 2, 1)])
+    server, supervisor = ep.server_pid, ep.pid
+    p.delete_endpoint("two-ep")
+    import psutil
+
+    assert not psutil.pid_exists(server) or psutil.Process(server).status() == psutil.STATUS_ZOMBIE
+    assert not psutil.pid_exists(supervisor) or psutil.Process(supervisor).status() == psutil.STATUS_ZOMBIE
+    assert not (p.settings.home / "endpoints" / "two-ep").exists()
+
+
+# --------------------------------------------------------------------------- SageMaker, under moto
+
+
+@pytest.mark.aws
+def test_sagemaker_rollout_calls(monkeypatch, tmp_path, small_csv, model_tarballs):
+    pytest.importorskip("moto")
+    from moto import mock_aws
+
+    import tests.moto_shim  # noqa: F401 - UpdateEndpoint, which moto lacks
+    from tests.aws_support import BUCKET, aws_client, aws_env, capture, nothing_left, upload_artifacts
+
+    aws_env(monkeypatch, tmp_path)
+    with mock_aws():
+        aws_client("s3").create_bucket(Bucket=BUCKET)
+        p = churn_core.connect()
+        p.upload_dataset("ds", small_csv)
+        for job in ("sm-a", "sm-b"):
+            p.start_training("ds", {"algorithm": "random_forest", "n_estimators": 15}, name=job)
+            upload_artifacts(job, model_tarballs)
+            assert p.describe_training(job).status == "Completed"
+            p.approve("ds", p.register(job).version, "ok")
+        configs = capture(p, "sagemaker", "CreateEndpointConfig")
+        updates = capture(p, "sagemaker", "UpdateEndpoint")
+        weights = capture(p, "sagemaker", "UpdateEndpointWeightsAndCapacities")
+        deleted = capture(p, "sagemaker", "DeleteEndpointConfig")
+        ep = p.deploy_version("ds", 1, "sm-ep")
+        assert ep.status == "InService"
+
+        p.set_capture("sm-ep", 25)  # on AWS a capture change is a new endpoint configuration
+        capture_config = configs[-1]["DataCaptureConfig"]
+        assert capture_config["EnableCapture"] is True and capture_config["InitialSamplingPercentage"] == 25
+        assert capture_config["DestinationS3Uri"] == f"s3://{BUCKET}/churn/capture"
+        assert {o["CaptureMode"] for o in capture_config["CaptureOptions"]} == {"Input", "Output"}
+        assert updates[-1] == {"EndpointName": "sm-ep", "EndpointConfigName": configs[-1]["EndpointConfigName"]}
+        ep = p.describe_endpoint("sm-ep")  # AWS reports the new configuration InService: the update completes
+        assert ep.status == "InService" and ep.config == configs[-1]["EndpointConfigName"]
+        assert deleted[-1] == {"EndpointConfigName": "sm-ep-config"}, "the old configuration is removed"
+        described = aws_client("sagemaker").describe_endpoint_config(EndpointConfigName=ep.config)
+        assert described["DataCaptureConfig"]["InitialSamplingPercentage"] == 25
+
+        p.set_variants("sm-ep", [("ds", 1, 90), ("ds", 2, 10)])
+        variants = {v["VariantName"]: v for v in configs[-1]["ProductionVariants"]}
+        assert {n: v["InitialVariantWeight"] for n, v in variants.items()} == {"ds-v1": 90.0, "ds-v2": 10.0}
+        assert configs[-1]["DataCaptureConfig"]["InitialSamplingPercentage"] == 25, "capture carries over"
+        p.describe_endpoint("sm-ep")
+        p.set_variants("sm-ep", [("ds", 1, 50), ("ds", 2, 50)])
+        assert weights[-1] == {"EndpointName": "sm-ep", "DesiredWeightsAndCapacities": [
+            {"VariantName": "ds-v1", "DesiredWeight": 50.0}, {"VariantName": "ds-v2", "DesiredWeight": 50.0}]}
+        p.update_endpoint("sm-ep", "ds", 2)
+        assert [v["VariantName"] for v in configs[-1]["ProductionVariants"]] == ["AllTraffic"]
+        assert p.describe_endpoint("sm-ep").model == "sm-b"
+        p.delete_endpoint("sm-ep")
+        assert nothing_left() == {"models": [], "configs": [], "endpoints": []}
