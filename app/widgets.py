@@ -206,7 +206,7 @@ def reasons_figure(explained: dict) -> go.Figure:
                            cliponaxis=False, customdata=frame["words"], hovertemplate="%{customdata}<extra></extra>"))
     fig.add_vline(x=0, line_color="grey")
     fig.update_xaxes(title="percentage points of churn risk" if scale == 100.0 else "change of the log-odds")
-    return _layout(fig, "Why this score", max(240, 34 * len(frame) + 90))
+    return _layout(fig, "Pushes on this customer's risk (red raises, blue lowers)", max(240, 34 * len(frame) + 90))
 
 
 def distribution_figure(frame: pd.DataFrame, feature: str, target: str) -> go.Figure:
@@ -358,14 +358,20 @@ def feature_shift_figure(statistics: dict, captured: pd.DataFrame, feature: str)
 
 
 def traffic_figure(traffic: pd.DataFrame) -> go.Figure:
-    """Invocations per minute (bars) and median latency (line) of an endpoint."""
+    """Invocations per minute (bars a minute wide) and mean latency (line) of an endpoint; the time
+    axis spans at least ten minutes, so a first minute of traffic is a bar, not the whole chart."""
+    minutes = pd.to_datetime(traffic["minute"])
     fig = go.Figure()
-    fig.add_bar(x=traffic["minute"], y=traffic["invocations"], name="invocations / min", opacity=0.6)
-    fig.add_scatter(x=traffic["minute"], y=traffic["latency_ms"], name="mean latency (ms)", yaxis="y2",
-                    mode="lines+markers")
-    fig.update_layout(yaxis=dict(title="Invocations per minute"),
-                      yaxis2=dict(title="Latency (ms)", overlaying="y", side="right", showgrid=False))
-    return _layout(fig, "Traffic and latency", 320)
+    middle = minutes + pd.Timedelta(seconds=30)  # each bar covers its minute
+    fig.add_bar(x=middle, y=traffic["invocations"], name="invocations / min", opacity=0.6, width=55_000)
+    fig.add_scatter(x=middle, y=traffic["latency_ms"], name="mean latency (ms)",
+                    yaxis="y2", mode="lines+markers")
+    end = max(minutes.max() + pd.Timedelta(minutes=1), minutes.min() + pd.Timedelta(minutes=10))
+    fig.update_xaxes(range=[minutes.min() - pd.Timedelta(minutes=1), end], title="minute (UTC)")
+    fig.update_layout(yaxis=dict(title="Invocations per minute", rangemode="tozero"),
+                      yaxis2=dict(title="Latency (ms)", overlaying="y", side="right", showgrid=False,
+                                  rangemode="tozero"))
+    return _layout(fig, "Invocations and latency per minute", 320)
 # ---- tuning (issue 19): the Tune tab's charts ------------------------------------------------------------------
 BEST_COLOR = "#2ca02c"
 

@@ -59,13 +59,17 @@ def reasons_frame(explained: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["reason", "push", "words"])
 
 
+METHODS = {"tree_shap": "TreeSHAP", "saabas": "Saabas path attribution", "linear_shap": "linear SHAP"}
+
+
 def baseline_sentence(explained: dict) -> str:
-    """Where the pushes start from and where they end, in the response's space."""
+    """Where the pushes start from and where they end, in the response's space, and by which method."""
+    method = METHODS.get(explained["method"], explained["method"])
     if explained["space"] == "probability":
         return (f"An average customer of the training data starts at {explained['base']:.1%}; this customer's "
-                f"values move that to {explained['output']:.1%} ({explained['method']}, exact).")
-    return (f"An average customer starts at log-odds {explained['base']:+.2f}; this customer's values move that to "
-            f"{explained['output']:+.2f} ({explained['method']}, exact; the probability is its logistic).")
+                f"values add up to {explained['output']:.1%} (exact contributions, {method}).")
+    return (f"An average customer starts at log-odds {explained['base']:+.2f}; this customer's values add up to "
+            f"{explained['output']:+.2f} (exact contributions, {method}; the probability is its logistic).")
 
 
 def effect_sentence(effect: dict) -> str:

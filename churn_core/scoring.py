@@ -57,7 +57,22 @@ def encode_payload(payload: Any, content_type: str) -> bytes:
         return payload.encode("utf-8")
     if "json" not in content_type:
         raise ValidationError(f"Give the {content_type} request body as text or bytes.")
-    return json.dumps(payload, allow_nan=False).encode("utf-8")
+    try:
+        return json.dumps(payload, allow_nan=False).encode("utf-8")
+    except ValueError:  # a NaN from pandas is a blank: null in JSON, as the contract reads a missing value
+        return json.dumps(_nan_to_null(payload), allow_nan=False).encode("utf-8")
+
+
+def _nan_to_null(value: Any) -> Any:
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        raise ValidationError(f"A value is {value}: send a finite number, or null for a missing value.")
+    if isinstance(value, dict):
+        return {k: _nan_to_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nan_to_null(v) for v in value]
+    return value
 
 
 def _parser():

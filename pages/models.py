@@ -9,6 +9,7 @@ import streamlit as st
 from app.navigation import link_to_follow, page
 from app.service import attempt, platform
 from app.widgets import METRIC_LABELS, when
+from churn_core.hyperparameters import ALGORITHMS
 from churn_core.registry import ALIASES, APPROVED, PENDING
 
 p = platform()
@@ -53,8 +54,10 @@ versions = p.list_versions(group)
 
 st.dataframe(pd.DataFrame([{
     "version": f"v{v.version}", "aliases": ", ".join(v.aliases), "status": v.status, "training job": v.model,
-    "algorithm": v.algorithm, **{label: v.metrics.get(key) for key, label in METRIC_LABELS.items()},
-    "threshold": v.threshold, "registered": when(v.created_at), "note": v.note,
+    "algorithm": ALGORITHMS.get(v.algorithm, {}).get("label", v.algorithm),
+    **{label: v.metrics.get(key) for key, label in METRIC_LABELS.items()},
+    "threshold": f"{v.threshold:.3f}" if v.threshold is not None else "0.500 (default)",
+    "registered": when(v.created_at), "note": v.note,
 } for v in versions]), width="stretch", hide_index=True,
     column_config={label: st.column_config.NumberColumn(format="%.3f") for label in METRIC_LABELS.values()})
 

@@ -60,11 +60,12 @@ def show_customer_result(result: dict, notes: list[str]) -> None:
     if not explained:
         st.caption(f"No reasons for this score: {result['reasons_note'] or 'the endpoint gave none'}.")
         return
-    st.markdown("**Why this score**")
+    words, chart = st.columns([2, 3])
+    words.markdown("**Why this score**")
     for item in reasons_frame(explained).itertuples():
-        st.markdown(f"- {item.words}")
-    st.plotly_chart(reasons_figure(explained), width="stretch", key="customer_reasons")
-    st.caption(baseline_sentence(explained))
+        words.markdown(f"- {item.words}")
+    words.caption(baseline_sentence(explained))
+    chart.plotly_chart(reasons_figure(explained), width="stretch", key="customer_reasons")
 
 
 single, batch = st.tabs(["One customer", "A file of customers"])

@@ -196,17 +196,14 @@ def test_sagemaker_rollout_calls(monkeypatch, tmp_path, small_csv, model_tarball
     from moto import mock_aws
 
     import tests.moto_shim  # noqa: F401 - UpdateEndpoint, which moto lacks
-    from tests.aws_support import BUCKET, aws_client, aws_env, capture, nothing_left, upload_artifacts
+    from tests.aws_support import BUCKET, aws_client, aws_env, capture, completed_jobs, nothing_left
 
     aws_env(monkeypatch, tmp_path)
     with mock_aws():
         aws_client("s3").create_bucket(Bucket=BUCKET)
         p = churn_core.connect()
-        p.upload_dataset("ds", small_csv)
+        completed_jobs(p, small_csv, model_tarballs, "sm-a", "sm-b")
         for job in ("sm-a", "sm-b"):
-            p.start_training("ds", {"algorithm": "random_forest", "n_estimators": 15}, name=job)
-            upload_artifacts(job, model_tarballs)
-            assert p.describe_training(job).status == "Completed"
             p.approve("ds", p.register(job).version, "ok")
         configs = capture(p, "sagemaker", "CreateEndpointConfig")
         updates = capture(p, "sagemaker", "UpdateEndpoint")
