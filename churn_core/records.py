@@ -129,6 +129,7 @@ class Endpoint:
     capture_percent: float = 0.0
     generation: int = 1
     pending_config: str = ""
+    uid: str = ""  # unique per deploy of the name (its folder and processes carry it; an update keeps it)
     stats: dict[str, Any] = field(default_factory=dict)
     variants: list[dict] = field(default_factory=list)  # [{"variant", "weight", "model", "version", "stats"}]
 

@@ -31,9 +31,10 @@ from collections import deque
 from multiprocessing.connection import Connection, Pipe, wait
 from pathlib import Path
 
-from .artifacts import sha256_file
 from .db import Catalog, loads
+from .errors import ValidationError
 from .paths import entry_module
+from .private_files import set_process_umask
 from .processes import describe_exit
 from .storage import LocalObjectStore
 from .transforms import (HEAD_BYTES, TransformInputError, expected_fields, output_keys, plan_columns,
@@ -165,20 +166,20 @@ class Driver:
                 "workers": max(1, min(workers, len(chunks))), "threshold": float(job["threshold"])}
 
     def load_model(self, model_row: dict) -> dict:
-        """The artifact checked against its recorded SHA-256 before it is opened, then the model's own model_fn."""
+        """The artifact read once within the caps and checked against its recorded SHA-256; only those
+        bytes are unpacked (a file swapped after the check is never loaded), then the model's own model_fn."""
         from .paths import ENTRY
-        from .serving import ServingError, load_entry, safe_extract
+        from .serving import ServingError, load_entry
+        from .unpack import extract, load_verified
 
-        artifact = self.store.path(model_row["artifact_key"])
-        if not artifact.is_file():
+        if not self.store.path(model_row["artifact_key"]).is_file():
             raise JobFailed(f"the model artifact {model_row['artifact_key']} is missing; retrain the model")
-        if sha256_file(artifact) != model_row["artifact_sha256"]:
-            raise JobFailed("the model artifact failed its integrity check (SHA-256 differs from the one recorded "
-                            "at training); it will not be loaded. Retrain the model.")
         try:
-            safe_extract(artifact, self.folder / "model")
+            data = load_verified(self.store, model_row["artifact_key"], model_row["artifact_sha256"])
+            extract(data, self.folder / "model")
+            del data
             entry = load_entry(ENTRY)
-        except ServingError as exc:
+        except (ServingError, ValidationError) as exc:
             raise JobFailed(str(exc)) from None
         entry_module("table_scoring")  # imported once here, not in every worker
         return entry.model_fn(str(self.folder / "model"))
@@ -392,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bucket", required=True)
     parser.add_argument("--transform", required=True)
     opts = parser.parse_args(argv)
+    set_process_umask()  # its results, parts and log are private, like every process the product starts
     return Driver(Path(opts.home), opts.bucket, opts.transform).run()
 
 

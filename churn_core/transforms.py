@@ -25,6 +25,7 @@ from typing import Iterable, Iterator
 
 import pandas as pd
 
+from .csv_export import write_download_csv
 from .errors import ValidationError
 
 OUTPUT_COLUMNS = ("churn_probability", "predicted_churn", "warnings")
@@ -34,7 +35,6 @@ HEAD_BYTES = 1 << 20  # the header line must fit in the first megabyte
 INTERACTIVE_MAX_ROWS = 20_000  # the Predict page scores up to this many rows through an endpoint
 HISTOGRAM_BINS = 20
 READ_CHUNK_ROWS = 200_000
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class TransformInputError(ValidationError):
@@ -206,31 +206,12 @@ def summarise(chunks: Iterable[pd.DataFrame], top: int = 1000) -> ResultSummary:
 # ---- downloads ----------------------------------------------------------------------------------------
 
 
-def escape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
-    """Text cells a spreadsheet would run as a formula (=, +, -, @, tab, CR first) get a leading quote."""
-    out = frame.copy()
-    for column in out.columns:
-        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
-            text = out[column].astype(str)
-            risky = text.str.startswith(FORMULA_START) & ~text.str.fullmatch(r"[+-]?\d+(\.\d+)?([eE][+-]?\d+)?")
-            if risky.any():
-                out[column] = text.where(~risky, "'" + text)
-    return out
-
-
-def to_download_csv(frame: pd.DataFrame) -> bytes:
-    """CSV bytes safe to open in a spreadsheet (formula-like text escaped).
-
-    A minimal stand-in: ``churn_core/csv_export.py`` (another change) will own this; switch to it then."""
-    return escape_formulas(frame).to_csv(index=False).encode("utf-8")
-
-
 def download_csv(chunks: Iterable[pd.DataFrame]) -> bytes:
-    """``to_download_csv`` of a large file read chunk by chunk (one header)."""
-    out = io.BytesIO()
+    """A large CSV read chunk by chunk as one download-safe file (one header; formulas escaped)."""
+    out = io.StringIO()
     for i, chunk in enumerate(chunks):
-        out.write(escape_formulas(chunk).to_csv(index=False, header=i == 0).encode("utf-8"))
-    return out.getvalue()
+        write_download_csv(chunk, out, header=i == 0)
+    return out.getvalue().encode("utf-8")
 
 
 def csv_chunks(source, chunk_rows: int = READ_CHUNK_ROWS) -> Iterator[pd.DataFrame]:

@@ -79,7 +79,7 @@ if upload is not None:
             set_aside = ", ".join(f"**{c}**" for c in table.dropped) or "none"
             st.caption(f"The first 20 rows as the file has them. The model learns whether **{table.target}** is "
                        f"`{table.positive_label}` from {len(table.features)} feature columns; set aside: {set_aside}.")
-            st.dataframe(table.text.head(20), width="stretch", hide_index=True)
+            st.dataframe(table.text_preview(20), width="stretch", hide_index=True)
             if submitted:
                 with stored_slot:
                     ds = attempt(p.upload_dataset, name, data, target=target, test_size=test_size, seed=int(seed))

@@ -11,6 +11,7 @@ from app.service import attempt, platform
 from app.widgets import (BEST_BY, BEST_MARK, BEST_ROW, METRIC_LABELS, STATUS_HELP, comparison_frame, confusion_figure,
                          duration_text, effects_figure, hyperparameter_rows, importance_figure, metric_text, pr_figure,
                          roc_figure, status_badge, status_label, when)
+from churn_core.csv_export import to_download_csv
 from churn_core.hyperparameters import ALGORITHMS
 from churn_core.reasons import effects_frame
 
@@ -171,6 +172,7 @@ else:
                      column_config={"_index": st.column_config.TextColumn(width="large")})
         evaluations = {name: ev for name in chosen if (ev := attempt(p.evaluation, name))}
         st.plotly_chart(roc_figure(evaluations), width="stretch", key="compare_roc")
-        st.download_button("Download comparison (CSV)", table.to_csv().encode(), "comparison.csv", "text/csv")
+        st.download_button("Download comparison (CSV)", to_download_csv(table, index=True), "comparison.csv",
+                           "text/csv")
     else:
         st.caption("Pick at least two jobs.")

@@ -14,6 +14,7 @@ from app.navigation import page
 from app.pickers import shared_selectbox
 from app.service import attempt, platform
 from app.widgets import field_input, reasons_figure, risk_histogram
+from churn_core.csv_export import to_download_csv
 from churn_core.forms import form_fields, record_from_form
 from churn_core.reasons import baseline_sentence, reasons_frame
 from churn_core.transforms import INTERACTIVE_MAX_ROWS
@@ -166,7 +167,7 @@ with batch:
             st.plotly_chart(risk_histogram(scored_frame["churn_probability"], threshold), width="stretch")
             st.download_button(
                 "Download scored CSV",
-                scored_frame.to_csv(index=False).encode(),
+                to_download_csv(scored_frame),
                 f"scored-{file_name.rsplit('.', 1)[0]}.csv",
                 "text/csv",
                 type="primary",

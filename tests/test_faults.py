@@ -644,7 +644,7 @@ def test_corrupted_model_artifact_is_refused_and_says_so(trained):
         ep = fresh.deploy("model-a", "fault-corrupted")
         assert ep.status == "Failed"
         assert "SHA-256 mismatch" in ep.failure_reason
-        assert not (Path(ep.workdir) / "model").exists(), "nothing was unpacked"
+        assert not (Path(ep.workdir) / "models").exists(), "nothing was unpacked"
         assert not is_alive(ep.server_pid)
     finally:
         for path, data in originals.items():

@@ -23,6 +23,7 @@ import churn_core
 from churn_core.errors import ConflictError, NotFoundError, ValidationError
 from churn_core.paths import entry_module
 from churn_core.processes import is_alive
+from churn_core.transform_driver import Driver, JobFailed
 from churn_core.sample import make_sample, make_subscription_sample
 from tests.helpers import wait_for_job, wait_until
 from tests.transform_support import customers, load_model
@@ -214,6 +215,29 @@ def test_columns_that_do_not_match_fail_the_job_naming_them(platform):
     assert len(p.transform_errors("none-ok")) == 20  # the errors file is there to download
     with pytest.raises(ConflictError, match="Failed"):
         p.transform_output("none-ok")
+
+
+def test_a_tampered_model_is_never_loaded_and_names_differ_by_more_than_case(platform):
+    """The job reads the artifact once, checks those bytes' SHA-256 and unpacks only them (issue 18)."""
+    p = platform
+    artifact = p.store.path(p.get_model("subs-rf")["artifact_key"])
+    original = artifact.read_bytes()
+    body = customers(20, seed=9)
+    try:
+        artifact.write_bytes(original[:-64] + bytes(64))
+        with pytest.raises(ValidationError, match="failed its integrity check"):
+            p.start_transform("subs-rf", body, name="tampered")  # refused before anything is started
+        assert "tampered" not in {j.name for j in p.list_transforms()}
+        # the job's own check, for a file swapped after the submission:
+        with pytest.raises(JobFailed, match="failed its integrity check"):
+            Driver.load_model(type("D", (), {"store": p.store, "folder": p.settings.home / "probe"})(),
+                              p.get_model("subs-rf"))
+    finally:
+        artifact.write_bytes(original)
+    p.start_transform("subs-rf", body, name="case-name")
+    with pytest.raises(ConflictError, match="case-name"):
+        p.start_transform("subs-rf", body, name="CASE-NAME")
+    assert wait_transform(p, "case-name").status == "Completed"  # the clash touched nothing
 
 
 # ---------------------------------------------------------------------------------------------- control

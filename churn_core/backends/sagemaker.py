@@ -35,6 +35,7 @@ from ..paths import ENTRY_DIR, code_version
 from ..records import Dataset
 from ..capture import CAPTURE_PREFIX
 from ..s3_store import S3ObjectStore
+from ..unpack import ArtifactLimits, ArtifactRefused
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 TRANSFORM_LOG_GROUP = "/aws/sagemaker/TransformJobs"
@@ -252,7 +253,7 @@ class SageMakerBackend:
         except ValidationError as exc:
             return {"status": "Failed", "secondary_status": "Failed", "failure_reason": str(exc)}
         try:
-            model_bytes = self.store.get_bytes(model_key)
+            model_bytes = self.store.get_bytes(model_key, max_bytes=ArtifactLimits.from_env().max_model_bytes)
         except NotFoundError:
             ended = _epoch(info.get("TrainingEndTime")) or time.time()
             if time.time() - ended < ARTIFACT_GRACE_SECONDS:
@@ -261,6 +262,8 @@ class SageMakerBackend:
             return {"status": "Failed", "secondary_status": "Failed",
                     "failure_reason": f"SageMaker reports Completed but {uri} does not exist (deleted?). "
                                       "Retrain the model."}
+        except ArtifactRefused as exc:
+            return {"status": "Failed", "secondary_status": "Failed", "failure_reason": str(exc)}
         try:
             metrics = read_json_member(model_bytes, "metrics.json")
         except (ValidationError, tarfile.TarError, OSError, ValueError, EOFError):
@@ -272,10 +275,10 @@ class SageMakerBackend:
         fields = {"model_key": model_key, "model_sha256": sha256_bytes(model_bytes), "metrics_json": dumps(metrics)}
         output_key = model_key.rsplit("/", 1)[0] + "/output.tar.gz"
         try:
-            output_bytes = self.store.get_bytes(output_key)
+            output_bytes = self.store.get_bytes(output_key, max_bytes=ArtifactLimits.from_env().max_model_bytes)
             fields.update(output_key=output_key, output_sha256=sha256_bytes(output_bytes))
-        except NotFoundError:
-            pass
+        except (NotFoundError, ArtifactRefused):
+            pass  # no evaluation data for this job; the Jobs page says so
         return fields
 
     def stop_training(self, job: dict) -> dict:
