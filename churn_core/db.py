@@ -242,6 +242,34 @@ CREATE TABLE IF NOT EXISTS tuning_trials (
     PRIMARY KEY (tuning_job, number)
 );
 CREATE INDEX IF NOT EXISTS tuning_trials_by_job ON tuning_trials (job);
+CREATE TABLE IF NOT EXISTS transforms (
+    name TEXT PRIMARY KEY,
+    backend TEXT NOT NULL,
+    model TEXT NOT NULL,
+    status TEXT NOT NULL,
+    failure_reason TEXT NOT NULL DEFAULT '',
+    input_key TEXT NOT NULL,
+    input_label TEXT NOT NULL DEFAULT '',
+    keep_columns_json TEXT NOT NULL DEFAULT 'null',
+    threshold REAL NOT NULL,
+    instance_type TEXT NOT NULL DEFAULT 'local',
+    instance_count INTEGER NOT NULL DEFAULT 1,
+    rows_in INTEGER,
+    rows_done INTEGER NOT NULL DEFAULT 0,
+    rows_scored INTEGER NOT NULL DEFAULT 0,
+    rows_failed INTEGER NOT NULL DEFAULT 0,
+    output_key TEXT NOT NULL DEFAULT '',
+    errors_key TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    started_at REAL,
+    ended_at REAL,
+    updated_at REAL,
+    pid INTEGER,
+    exit_code INTEGER,
+    arn TEXT NOT NULL DEFAULT '',
+    sagemaker_model TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS transforms_by_created ON transforms (created_at);
 """
 
 # Columns added after a table was first released: (table, column, declaration). A catalog made by an
@@ -269,6 +297,7 @@ NOCASE_UNIQUE: list[tuple[str, str]] = [
     ("deployed_models", "deployed_models_name_nocase"),
     ("endpoint_configs", "endpoint_configs_name_nocase"),
     ("endpoints", "endpoints_name_nocase"),
+    ("transforms", "transforms_name_nocase"),
 ]
 
 

@@ -7,6 +7,7 @@ the world. Every read of an active job or endpoint reconciles it with reality fi
 from __future__ import annotations
 
 import functools
+import io
 import json
 import sqlite3
 import time
@@ -25,7 +26,7 @@ from .name_clash import check_free, clash, taken
 from .names import check_name, default_job_name
 from .paths import code_version
 from .private_files import make_dirs, tighten
-from .records import ENDPOINT_ACTIVE, TRAINING_ACTIVE, Dataset, Endpoint, TrainingJob
+from .records import ENDPOINT_ACTIVE, TRAINING_ACTIVE, TRANSFORM_ACTIVE, Dataset, Endpoint, TrainingJob, TransformJob
 from . import rollout
 from .monitoring import Monitoring
 from .registry import APPROVED, REJECTED, ModelVersion, Registry
@@ -498,12 +499,12 @@ class Platform:
         return read_customers(data, self.settings.max_upload_mb * 1024 * 1024)
 
     def score_batch(
-        self, name: str, frame, chunk_size: int = 500, progress: Callable[[float], None] | None = None
+        self, name: str, frame, chunk_size: int = 2000, progress: Callable[[float], None] | None = None
     ) -> BatchResult:
         """Score a table of customers in chunks; rows that cannot be scored are reported by row number."""
         model = self.describe_endpoint(name).model
-        return score_frame(lambda payload: self.invoke(name, payload), frame, self.model_schema(model), chunk_size,
-                           progress, threshold=self.model_threshold(model))
+        return score_frame(lambda body: self.invoke(name, body, content_type="text/csv"), frame,
+                           self.model_schema(model), chunk_size, progress, threshold=self.model_threshold(model))
 
     def delete_endpoint(self, name: str) -> dict:
         """Endpoint + endpoint config + model, as on SageMaker; the local process is stopped too."""
@@ -985,6 +986,169 @@ class Platform:
 
     def default_tuning_ranges(self, algorithm: str) -> dict:
         return hp.default_ranges(algorithm)
+
+    # ---- batch transform jobs (rules in churn_core/transforms.py; the backends run them) ---------------
+    def start_transform(self, model: str, data, name: str | None = None, keep_columns: list[str] | None = None,
+                        instance_count: int | None = None, *, file_name: str | None = None) -> TransformJob:
+        """Score a whole CSV with a trained model into the bucket. ``data``: CSV bytes, a path to a CSV file on
+        this machine, or a key in the bucket (a stored dataset's part, a file put there before). The job runs
+        detached: ``describe_transform`` follows it, ``transform_output`` reads its results."""
+        from .names import timestamp
+        from .transforms import TransformInputError, clean_keep_columns, input_key
+
+        trained = self.get_model(model)
+        schema = self.model_schema(trained["name"])
+        keep = clean_keep_columns(keep_columns)
+        kind, source = self._transform_source(data)
+        count = self.backend.default_transform_instances() if instance_count is None else instance_count
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 64:
+            raise ValidationError(f"instance_count must be a whole number from 1 to 64 (got {instance_count!r}).")
+        name = check_name(name or _suffixed(trained["name"], f"-batch-{timestamp()}"), "transform job name")
+        now = time.time()
+        label = file_name or {"bytes": "uploaded file", "path": Path(str(source)).name}.get(kind, source)
+        row = {
+            "name": name, "backend": self.backend.name, "model": trained["name"], "status": "InProgress",
+            "input_key": source if kind == "key" else input_key(name, Path(str(source)).name if kind == "path"
+                                                                else file_name),
+            "input_label": str(label), "keep_columns_json": dumps(keep), "threshold": self.model_threshold(model),
+            "instance_type": self.backend.transform_instance_type(), "instance_count": count, "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            with self.catalog.tx() as conn:
+                check_free(conn, "transforms", "transform job", name, "Pick another name.")
+                conn.execute(f"INSERT INTO transforms ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                             list(row.values()))
+                self.catalog.event("transform", name, f"submitted: model {trained['name']} on {label}", conn)
+        except sqlite3.IntegrityError:
+            raise ConflictError(f"A transform job named {name!r} already exists; pick another name.") from None
+        try:
+            if kind == "bytes":
+                self.store.put_bytes(row["input_key"], bytes(source))
+            elif kind == "path":
+                self.store.put_file(row["input_key"], Path(source))
+            fields = self.backend.start_transform(self._transform_row(name), trained, schema)
+        except TransformInputError as exc:  # the file cannot be scored at all: the job fails, naming why
+            self._fail_transform(name, str(exc))
+            return self.describe_transform(name)
+        except ChurnError as exc:
+            self._fail_transform(name, str(exc))
+            raise
+        except Exception as exc:
+            self._fail_transform(name, f"could not start: {exc}")
+            raise BackendError(f"Could not start transform job {name}: {exc}") from exc
+        if fields:
+            self.catalog.update("transforms", name, **fields)
+        return self.describe_transform(name)
+
+    def _transform_source(self, data) -> tuple[str, Any]:
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            if not len(data):
+                raise ValidationError("The data to score is empty; give a CSV file with a header and customers.")
+            return "bytes", data
+        if isinstance(data, (str, Path)) and str(data).strip():
+            path = Path(data).expanduser()
+            if path.is_file():
+                return "path", path
+            if isinstance(data, str):
+                try:
+                    if self.store.exists(data.strip("/")):
+                        return "key", data.strip("/")
+                except ValidationError:
+                    pass
+        shown = repr(data)[:80] if isinstance(data, (str, Path)) else type(data).__name__
+        raise ValidationError(f"Give the data to score as CSV bytes, the path of a CSV file on this machine, or a key "
+                              f"in the bucket (e.g. a dataset's datasets/<name>/test/test.csv); {shown} is none of "
+                              "these.")
+
+    def _transform_row(self, name: str) -> dict:
+        row = self.catalog.one("SELECT * FROM transforms WHERE name = ?", (name,))
+        if row is None:
+            raise NotFoundError(f"No transform job named {name!r}. See the Batch page for the list.")
+        return row
+
+    def _fail_transform(self, name: str, reason: str) -> None:
+        self.catalog.update("transforms", name, status="Failed", failure_reason=reason, ended_at=time.time(),
+                            updated_at=time.time())
+        self.catalog.event("transform", name, f"Failed: {reason}")
+
+    def _refresh_transform(self, row: dict) -> dict:
+        if row["status"] in TRANSFORM_ACTIVE:
+            fields = self.backend.refresh_transform(row)
+            if fields:
+                self.catalog.update("transforms", row["name"], **fields, updated_at=time.time())
+            row = self._transform_row(row["name"])
+        return row
+
+    def describe_transform(self, name: str) -> TransformJob:
+        """``.status`` (InProgress, Completed, Failed, Stopping, Stopped), ``.rows_in``, ``.rows_scored``,
+        ``.rows_failed``, ``.output_key``, ``.errors_key``, ``.failure_reason`` (and progress while it runs)."""
+        return TransformJob.from_row(self._refresh_transform(self._transform_row(name)))
+
+    def list_transforms(self, limit: int = 100, offset: int = 0) -> list[TransformJob]:
+        rows = self.catalog.query("SELECT * FROM transforms ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+                                  (limit, offset))
+        return [TransformJob.from_row(self._refresh_transform(r)) for r in rows]
+
+    def stop_transform(self, name: str) -> TransformJob:
+        row = self._refresh_transform(self._transform_row(name))
+        if row["status"] not in TRANSFORM_ACTIVE:
+            raise ConflictError(f"Transform job {name} is {row['status']}; only a running job can be stopped.")
+        self.catalog.update("transforms", name, status="Stopping", updated_at=time.time())
+        self.catalog.event("transform", name, "stop requested")
+        fields = self.backend.stop_transform(self._transform_row(name))
+        if fields:
+            self.catalog.update("transforms", name, **fields, updated_at=time.time())
+        return self.describe_transform(name)
+
+    def transform_log(self, name: str, lines: int = 200) -> str:
+        return self.backend.transform_log(self._transform_row(name), lines)
+
+    def _transform_file(self, name: str, which: str):
+        job = self.describe_transform(name)
+        key = job.output_key if which == "results" else job.errors_key
+        if which == "results" and job.status != "Completed":
+            raise ConflictError(f"Transform job {name} is {job.status}; results exist once it is Completed.")
+        if not key:
+            raise NotFoundError(f"Transform job {name} has no {which} file ({job.status}).")
+        local_path = getattr(self.store, "path", None)
+        if local_path is not None:
+            return open(local_path(key), "rb")
+        return io.BytesIO(self.store.get_bytes(key))
+
+    def transform_output(self, name: str):
+        """The results of a Completed transform job as a DataFrame, in input order: ``line``, the kept columns,
+        ``churn_probability``, ``predicted_churn``, ``warnings``."""
+        from .transforms import read_results
+
+        with self._transform_file(name, "results") as fh:
+            return read_results(fh)
+
+    def transform_errors(self, name: str):
+        """The lines a transform job could not score: ``line`` (in the input) and ``problem``."""
+        from .transforms import read_errors
+
+        with self._transform_file(name, "errors") as fh:
+            return read_errors(fh)
+
+    def transform_summary(self, name: str, top: int = 1000):
+        """Counts, a probability histogram and the ``top`` riskiest rows, read in chunks (any size of result)."""
+        from .transforms import result_chunks, summarise
+
+        key = f"summary:{name}:{top}"
+        if key not in self._evaluations:
+            with self._transform_file(name, "results") as fh:
+                self._evaluations[key] = summarise(result_chunks(fh), top)
+        return self._evaluations[key]
+
+    def transform_download(self, name: str, which: str = "results") -> bytes:
+        """results.csv or errors.csv as bytes for a download, with spreadsheet formulas escaped."""
+        from .transforms import csv_chunks, download_csv
+
+        if which not in ("results", "errors"):
+            raise ValidationError("which must be 'results' or 'errors'.")
+        with self._transform_file(name, which) as fh:
+            return download_csv(csv_chunks(fh))
 
     # ---- misc ----------------------------------------------------------------------------
     def events(self, kind: str | None = None, name: str | None = None, limit: int = 200) -> list[dict]:

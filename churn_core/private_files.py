@@ -20,7 +20,7 @@ UMASK = 0o077
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 PRODUCT_ENTRIES = ("churn.db", "churn.db-wal", "churn.db-shm", "buckets", "jobs", "endpoints", "backups", "tuning",
-                   "monitoring")
+                   "monitoring", "transforms")
 
 
 def set_process_umask() -> None:

@@ -9,6 +9,8 @@ carries a note (``request_parser.row_warnings``, the one function that decides t
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -126,23 +128,28 @@ def field_warnings(record: dict, schema: dict) -> dict[str, str]:
     return dict(_parser().cell_warnings(_check_records([record], schema), schema)[0])
 
 
-def _records(checked, features: list[str]) -> list[dict]:
-    """Checked rows as JSON records (a missing value is null: the endpoint applies the same rules)."""
-    columns = [[None if isinstance(v, float) and v != v else v for v in column] for column in checked.columns]
-    return [dict(zip(features, values, strict=True)) for values in zip(*columns, strict=True)]
+def _csv_body(features: list[str], rows: list[list[str]]) -> str:
+    """Rows of cell texts as a CSV body with the feature header: the endpoint reads them by name, with the
+    rules that just passed them (and checks many rows column by column, once per distinct text)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(features)
+    writer.writerows(rows)
+    return out.getvalue()
 
 
 def score_frame(
-    invoke: Callable[[dict], dict],
+    invoke: Callable[[str], dict],
     frame: pd.DataFrame,
     schema: dict,
-    chunk_size: int = 500,
+    chunk_size: int = 2000,
     progress: Callable[[float], None] | None = None,
     threshold: float | None = None,
 ) -> BatchResult:
-    """Score every row of ``frame`` (cells as text) through ``invoke``; rows the model's rules refuse
-    are reported by file line, rows scored on a guess carry it in a ``warnings`` column. The label
-    is ``churn_probability > threshold`` when a threshold is given (the model's), else the endpoint's."""
+    """Score every row of ``frame`` (cells as text) through ``invoke`` (a CSV body with a header -> the
+    endpoint's JSON answer); rows the model's rules refuse are reported by file line, rows scored on a
+    guess carry it in a ``warnings`` column. The label is ``churn_probability > threshold`` when a
+    threshold is given (the model's), else the endpoint's."""
     features = [f["name"] for f in schema.get("features", [])]
     missing = [name for name in features if name not in frame.columns]
     if missing:
@@ -162,9 +169,8 @@ def score_frame(
         errors.extend((start + position + FIRST_DATA_LINE, problem) for position, problem in problems)
         if checked is not None:
             notes = parser.row_warnings(checked, schema)
-            chunk = [(start + p, record, "; ".join(note))
-                     for p, record, note in zip(good, _records(checked, features), notes, strict=True)]
-            _score_chunk(invoke, chunk, results, errors)
+            chunk = [(start + p, cells[start + p], "; ".join(note)) for p, note in zip(good, notes, strict=True)]
+            _score_chunk(invoke, features, chunk, results, errors)
         if progress:
             progress(done / len(starts))
     order = sorted(results)
@@ -180,15 +186,15 @@ def score_frame(
     return BatchResult(scored=scored, errors=sorted(errors), total=len(frame))
 
 
-def _score_chunk(invoke, chunk, results, errors) -> None:
+def _score_chunk(invoke, features, chunk, results, errors) -> None:
     try:
-        answer = invoke({"instances": [record for _, record, _ in chunk]})
+        answer = invoke(_csv_body(features, [row for _, row, _ in chunk]))
     except ValidationError as exc:
         if len(chunk) == 1:
             errors.append((chunk[0][0] + FIRST_DATA_LINE, str(exc)))
             return
         for item in chunk:  # find the row(s) the endpoint refuses
-            _score_chunk(invoke, [item], results, errors)
+            _score_chunk(invoke, features, [item], results, errors)
         return
     for (position, _, note), pred in zip(chunk, answer["predictions"], strict=True):
         results[position] = (int(pred["label"]), float(pred["churn_probability"]), note)

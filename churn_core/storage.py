@@ -86,7 +86,23 @@ class LocalObjectStore:
         return self.uri(key)
 
     def put_file(self, key: str, path: Path) -> str:
-        return self.put_bytes(key, Path(path).read_bytes())
+        """Copy a file in (streamed: a large file never sits in memory), atomically like ``put_bytes``."""
+        target = self.path(key)
+        tmp = None
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
+            with os.fdopen(fd, "wb") as out, open(path, "rb") as source:
+                shutil.copyfileobj(source, out, 1 << 20)
+            os.replace(tmp, target)
+        except OSError as exc:
+            if tmp:
+                Path(tmp).unlink(missing_ok=True)
+            raise BackendError(
+                f"Could not write {key} to the local store ({exc.strerror or exc}). "
+                f"Free some disk space or check permissions of {self.root}."
+            ) from exc
+        return self.uri(key)
 
     def get_bytes(self, key: str, max_bytes: int | None = None) -> bytes:
         """The object's bytes, read through one descriptor; over ``max_bytes`` it is refused unread."""

@@ -26,7 +26,8 @@ from pathlib import Path
 from .paths import ENTRY_DIR
 
 MODULES = ("churn_core.job_driver", "churn_core.endpoint_supervisor", "churn_core.serving",
-           "churn_core.monitor_driver", "churn_core.tuning_driver")
+           "churn_core.monitor_driver", "churn_core.tuning_driver",
+           "churn_core.transform_driver")
 MAX_ARGS = 64
 MAX_ARG_CHARS = 4096
 _ID_RE = re.compile(r"^[0-9a-f]{32}$")

@@ -17,6 +17,7 @@ from app.widgets import field_input, reasons_figure, risk_histogram
 from churn_core.csv_export import to_download_csv
 from churn_core.forms import form_fields, record_from_form
 from churn_core.reasons import baseline_sentence, reasons_frame
+from churn_core.transforms import INTERACTIVE_MAX_ROWS
 
 p = platform()
 st.title("Predict")
@@ -114,6 +115,10 @@ with batch:
         frame = attempt(p.read_customers, data)
         if frame is not None:
             st.write(f"{len(frame):,} customers in **{upload.name}**.")
+            if len(frame) > INTERACTIVE_MAX_ROWS:  # offered as a batch job; the Batch page picks the file up
+                st.session_state["transform_handover"] = (upload.name, data)
+                st.page_link(page("batch"), label="Too many to score here: score them as a batch job",
+                             icon=":material/batch_prediction:")
             if st.button(f"Score {len(frame):,} customers", type="primary", key="batch_score"):
                 bar = st.progress(0.0, text="Scoring…")
 

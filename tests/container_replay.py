@@ -422,6 +422,9 @@ def replay_serving(model_tarball: bytes, sourcedir: bytes, invocations: list[Inv
                    environment: dict | None = None) -> list[InvocationResult]:
     """Serve ``model_tarball`` with the code in ``sourcedir`` the way an SKLearn 1.2-1 endpoint does.
 
+    ``environment``: more variables of the container, e.g. a transform job's ``Environment`` (SageMaker
+    adds them to the model's for the job's containers).
+
     model.tar.gz is unpacked into /opt/ml/model (SageMaker does this before the container starts), the
     code tarball is unpacked by the toolkit's download_and_extract, and each invocation goes through
     model_fn (once) → input_fn → predict_fn → output_fn as container_replay_py39.serve describes.

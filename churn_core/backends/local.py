@@ -67,6 +67,34 @@ def reconcile_jobs(catalog: Catalog) -> list[str]:
     return changed
 
 
+def reconcile_transforms(catalog: Catalog) -> list[str]:
+    """A local transform whose driver is gone without a result becomes Failed (or Stopped, if asked to stop)."""
+    changed = []
+    for job in catalog.query("SELECT name, pid, status FROM transforms WHERE backend = 'local' "
+                             "AND status IN ('InProgress', 'Stopping')"):
+        if job["pid"] is None or is_alive(job["pid"], job["name"]):
+            continue
+        _, code = reap(job["pid"], wait=2.0)
+        kill_group(job["pid"], grace=0.5)  # its workers, should any outlive it
+        now = time.time()
+        with catalog.tx() as conn:
+            fresh = conn.execute("SELECT status FROM transforms WHERE name = ?", (job["name"],)).fetchone()
+            if fresh is None or fresh["status"] not in ("InProgress", "Stopping"):
+                continue  # it finished on its own between the two reads
+            if fresh["status"] == "Stopping":
+                conn.execute("UPDATE transforms SET status = 'Stopped', ended_at = ?, updated_at = ? WHERE name = ?",
+                             (now, now, job["name"]))
+                catalog.event("transform", job["name"], "Stopped", conn)
+            else:
+                reason = (f"The transform process exited unexpectedly ({describe_exit(code)}) before it finished. "
+                          "Start the job again.")
+                conn.execute("UPDATE transforms SET status = 'Failed', failure_reason = ?, ended_at = ?, "
+                             "updated_at = ?, exit_code = ? WHERE name = ?", (reason, now, now, code, job["name"]))
+                catalog.event("transform", job["name"], f"Failed: {reason}", conn)
+        changed.append(job["name"])
+    return changed
+
+
 RESTART_GRACE_SECONDS = 5.0
 UPDATE_MARK = "update.json"  # in the endpoint's folder while an update runs: who runs it, towards which config
 DEPLOY_GRACE_SECONDS = 60.0  # a row without a supervisor pid this young belongs to a deploy still starting it
@@ -105,6 +133,7 @@ class LocalBackend:
     def reconcile(self) -> None:
         reconcile_jobs(self.catalog)
         self._reconcile_tuning()
+        reconcile_transforms(self.catalog)
         for row in self.catalog.query("SELECT * FROM endpoints WHERE backend = 'local'"):
             self.refresh_endpoint(row)
 
@@ -346,6 +375,44 @@ class LocalBackend:
 
     def delete_tuning(self, tuning: dict) -> None:
         shutil.rmtree(self.tuning_folder(tuning["name"]), ignore_errors=True)
+
+    # ---- batch transform jobs (churn_core/transform_driver.py does the work) ----------------------------
+    def transform_folder(self, name: str) -> Path:
+        return self.home / "transforms" / name
+
+    def default_transform_instances(self) -> int:
+        from ..transforms import local_cpu_count
+
+        return local_cpu_count()
+
+    def transform_instance_type(self) -> str:
+        return "local"
+
+    def start_transform(self, job: dict, model: dict, schema: dict) -> dict:
+        try:
+            pid = spawn_detached(
+                ["-m", "churn_core.transform_driver", "--home", str(self.home), "--bucket", self.settings.bucket,
+                 "--transform", job["name"]],
+                self.transform_folder(job["name"]) / "transform.log",
+            )
+        except OSError as exc:
+            raise BackendError(
+                f"Could not start the transform process: {exc}. Check free disk space in {self.home}."
+            ) from None
+        return {"pid": pid}
+
+    def refresh_transform(self, job: dict) -> dict:
+        if job["status"] in ("InProgress", "Stopping") and job["pid"] and not is_alive(job["pid"], job["name"]):
+            reconcile_transforms(self.catalog)
+        return {}
+
+    def stop_transform(self, job: dict) -> dict:
+        kill_group(job["pid"], grace=5.0)
+        reconcile_transforms(self.catalog)
+        return {}
+
+    def transform_log(self, job: dict, lines: int = 200) -> str:
+        return tail(self.transform_folder(job["name"]) / "transform.log", lines)
 
     def check_connection(self) -> list[tuple[str, bool, str]]:
         probe = self.home / ".write-probe"
