@@ -16,6 +16,7 @@ _SPEC = [
     ("planner", "Campaign planner", ":material/campaign:"),
     ("endpoints", "Endpoints", ":material/cloud_upload:"),
     ("predict", "Predict", ":material/person_search:"),
+    ("batch", "Batch", ":material/batch_prediction:"),
     ("monitor", "Monitor", ":material/monitor_heart:"),
     ("settings", "Settings", ":material/settings:"),
 ]

@@ -9,6 +9,7 @@ import streamlit as st
 
 import churn_core
 from churn_core import ChurnError
+from churn_core.errors import CatalogDamagedError
 from churn_core.config import Settings
 
 T = TypeVar("T")
@@ -28,7 +29,10 @@ def platform():
     """
     try:
         settings = Settings.from_env()
-        return _platform(tuple(str(v) for v in dataclasses.astuple(settings)), settings)
+        platform = _platform(tuple(str(v) for v in dataclasses.astuple(settings)), settings)
+    except CatalogDamagedError as exc:
+        show_catalog_damage(exc)
+        st.stop()
     except ChurnError as exc:
         st.error(f"The dashboard cannot start with this configuration: {exc}", icon=":material/block:")
         st.stop()
@@ -38,6 +42,37 @@ def platform():
             icon=":material/block:",
         )
         st.stop()
+    repaired = st.session_state.pop("catalog_repaired", None)
+    if repaired:
+        st.success(repaired, icon=":material/healing:")
+    return platform
+
+
+def show_catalog_damage(exc: CatalogDamagedError) -> None:
+    """The damaged catalog's message (never Streamlit's generic error), and the two ways back."""
+    from churn_core import catalog_repair
+
+    st.error(str(exc), icon=":material/database:")
+    home = Settings.from_env().home
+    health = catalog_repair.diagnose(home)
+    left, right = st.columns(2)
+    if health.backup is not None:
+        if left.button("Restore the backup", type="primary", key="catalog_restore_backup",
+                       help=f"{health.backup}, then what was made after it (found on disk)"):
+            run_repair(catalog_repair.restore_backup, home)
+    if right.button("Rebuild from disk", type="secondary" if health.backup else "primary", key="catalog_rebuild",
+                    help="Every record the damaged file still gives up, plus datasets, models and running "
+                         "endpoints found on disk"):
+        run_repair(catalog_repair.rebuild, home)
+
+
+def run_repair(action: Callable[..., Any], *args: Any) -> None:
+    """Run a catalog repair; on success reopen the platform and show its summary on the next run."""
+    report = attempt(action, *args)
+    if report is not None:
+        _platform.clear()  # the next run opens the repaired catalog
+        st.session_state["catalog_repaired"] = report.summary()
+        st.rerun()
 
 
 def backend_caption() -> str:

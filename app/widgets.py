@@ -6,6 +6,7 @@ import time
 
 import pandas as pd
 import plotly.graph_objects as go
+import streamlit as st
 
 # Badge colour and material icon per status (emoji render as empty boxes where no emoji font is installed).
 STATUS_STYLE = {
@@ -18,12 +19,86 @@ METRIC_LABELS = {
     "roc_auc": "ROC AUC", "pr_auc": "PR AUC", "f1": "F1", "accuracy": "Accuracy",
     "precision": "Precision", "recall": "Recall", "log_loss": "Log loss",
 }
+OTHER_METRIC_LABELS = {"train_churn_rate": "Churn rate (train)", "test_churn_rate": "Churn rate (test)"}
+BEST_BY = "roc_auc"  # the model marked best: highest ROC AUC on the test split
+BEST_MARK = "★ best"
+BEST_ROW = "Best"
+
+
+def metric_text(value: float | None) -> str:
+    """A metric as every table and card on the page shows it: 3 decimals, or a dash while there is none."""
+    return "—" if value is None else f"{value:.3f}"
+
+
+def hyperparameter_rows(algorithm: str, values: dict) -> list[dict]:
+    """The job's settings in the form's words, with the technical name beside each."""
+    from churn_core.hyperparameters import ALGORITHMS
+
+    params = ALGORITHMS.get(algorithm, {}).get("params", [])
+    rows = [{"setting": "Algorithm", "value": ALGORITHMS.get(algorithm, {}).get("label", algorithm),
+             "technical name": "algorithm"}]
+    for param in params:
+        value = values.get(param.name)
+        shown = "no limit" if value is None else param.choice_text(value) if param.kind == "choice" else f"{value:g}" \
+            if isinstance(value, float) else str(value)
+        rows.append({"setting": param.title, "value": shown, "technical name": param.name})
+    return rows
+
+
+def comparison_frame(rows: list[dict]) -> pd.DataFrame:
+    """``Platform.compare`` rows as a table in plain words, one column per job: the best job (highest ROC
+    AUC on the test split) marked, the algorithm and dataset, every score at 3 decimals, then each setting
+    (in the form's words; "—" where the job's algorithm has no such setting), so jobs are read side by side
+    without scrolling sideways."""
+    from churn_core.hyperparameters import ALGORITHMS
+
+    best = max((r for r in rows if r.get(BEST_BY) is not None), key=lambda r: r[BEST_BY], default=None)
+    titles: dict[str, list[str]] = {}
+    for r in rows:
+        for param in ALGORITHMS.get(r["algorithm"], {}).get("params", []):
+            if param.title not in titles.setdefault(param.name, []):
+                titles[param.name].append(param.title)
+    labels = {name: " / ".join(names) for name, names in titles.items()}
+    columns = {}
+    for r in rows:
+        column = {BEST_ROW: BEST_MARK if r is best else "",
+                  "Algorithm": ALGORITHMS.get(r["algorithm"], {}).get("label", r["algorithm"]),
+                  "Dataset": r["dataset"]}
+        column.update({label: metric_text(r.get(key)) for key, label in METRIC_LABELS.items()})
+        column.update({label: "—" if r.get(key) is None else f"{r[key]:.1%}"  # rates as every page shows them
+                       for key, label in OTHER_METRIC_LABELS.items()})
+        settings = {row["technical name"]: row["value"]
+                    for row in hyperparameter_rows(r["algorithm"], r.get("hyperparameters", {}))}
+        column.update({labels[name]: settings.get(name, "—") for name in labels})
+        columns[r["job"]] = column
+    return pd.DataFrame(columns)
+
+
+# The product's words for SageMaker's states (the records keep SageMaker's; tables name them in help).
+STATUS_WORDS = {
+    "InProgress": "Running", "InService": "In service", "Completed": "Completed", "Failed": "Failed",
+    "Stopping": "Stopping", "Stopped": "Stopped", "Creating": "Creating", "Deleting": "Deleting",
+    "Updating": "Updating",
+}
+STEP_WORDS = {
+    "Starting": "starting", "Pending": "waiting for a free slot", "Downloading": "loading the data",
+    "Training": "training", "Uploading": "saving the model", "Stopping": "stopping",
+    "MaxRuntimeExceeded": "time limit reached", "Interrupted": "interrupted",
+}
+STATUS_HELP = ("In SageMaker's words: Running = InProgress, In service = InService; the others are the same "
+               "words.")
+
+
+def status_words(status: str) -> str:
+    return STATUS_WORDS.get(status, status)
 
 
 def status_label(status: str, secondary: str = "") -> str:
-    """Plain status for table cells: ``InProgress · Training``."""
-    extra = f" · {secondary}" if secondary and secondary != status else ""
-    return f"{status}{extra}"
+    """Plain status for table cells and text: ``Running · training``."""
+    extra = ""
+    if secondary and secondary != status and status_words(secondary) != status_words(status):
+        extra = f" · {STEP_WORDS.get(secondary, secondary.lower())}"
+    return f"{status_words(status)}{extra}"
 
 
 def status_badge(status: str, secondary: str = "") -> str:
@@ -47,16 +122,22 @@ def when(epoch: float | None) -> str:
 
 
 def _layout(fig: go.Figure, title: str, height: int = 380) -> go.Figure:
-    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h"))
+    """Title on top, legend in a column of its own right of the plot: never over an axis title."""
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=50, b=10),
+                      legend=dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top"))
     return fig
+
+
+CURVE_COLORS = ["#1f77b4", "#e45756", "#54a24b", "#f58518", "#b279a2", "#72b7b2", "#9d755d", "#bab0ac"]
 
 
 def roc_figure(evaluations: dict[str, dict]) -> go.Figure:
     fig = go.Figure()
-    for name, ev in evaluations.items():
+    for i, (name, ev) in enumerate(evaluations.items()):
         auc = ev.get("metrics", {}).get("roc_auc")
         label = f"{name} (AUC {auc:.3f})" if auc is not None else name
-        fig.add_scatter(x=ev["roc"]["fpr"], y=ev["roc"]["tpr"], mode="lines", name=label)
+        fig.add_scatter(x=ev["roc"]["fpr"], y=ev["roc"]["tpr"], mode="lines", name=label,
+                        line=dict(color=CURVE_COLORS[i % len(CURVE_COLORS)]))
     fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line=dict(dash="dot", color="grey"))
     fig.update_xaxes(title="False positive rate", range=[0, 1])
     fig.update_yaxes(title="True positive rate (recall)", range=[0, 1.02])
@@ -65,10 +146,11 @@ def roc_figure(evaluations: dict[str, dict]) -> go.Figure:
 
 def pr_figure(evaluations: dict[str, dict]) -> go.Figure:
     fig = go.Figure()
-    for name, ev in evaluations.items():
+    for i, (name, ev) in enumerate(evaluations.items()):
         ap = ev.get("metrics", {}).get("pr_auc")
         label = f"{name} (AP {ap:.3f})" if ap is not None else name
-        fig.add_scatter(x=ev["pr"]["recall"], y=ev["pr"]["precision"], mode="lines", name=label)
+        fig.add_scatter(x=ev["pr"]["recall"], y=ev["pr"]["precision"], mode="lines", name=label,
+                        line=dict(color=CURVE_COLORS[i % len(CURVE_COLORS)]))
     fig.update_xaxes(title="Recall", range=[0, 1])
     fig.update_yaxes(title="Precision", range=[0, 1.02])
     return _layout(fig, "Precision–recall curve")
@@ -93,6 +175,40 @@ def importance_figure(ev: dict, top: int = 20) -> go.Figure:
     return _layout(fig, "Feature importance", max(300, 28 * len(items) + 80))
 
 
+def effects_figure(effects: list[dict], top: int = 20) -> go.Figure:
+    """Feature importance with direction: each feature's mean push on held-out customers, coloured by
+    which way its values move the risk, with the values that raise it named beside the bar."""
+    from churn_core.reasons import effects_frame
+
+    frame = effects_frame(effects).head(top).iloc[::-1]
+    colors = frame["sign"].map({1: OUTCOME_COLORS["churned"], -1: OUTCOME_COLORS["stayed"], 0: "#9e9e9e"})
+    fig = go.Figure(go.Bar(x=frame["mean push"], y=frame["feature"], orientation="h", marker_color=colors,
+                           text=frame["which values raise risk"], textposition="outside", cliponaxis=False,
+                           hovertemplate="%{y}: %{text}<br>mean push %{x:.3g}<extra></extra>"))
+    space = effects[0].get("space", "probability") if effects else "probability"
+    fig.update_xaxes(title="mean size of the push on held-out customers"
+                     + (" (probability)" if space == "probability" else " (log-odds)"))
+    fig = _layout(fig, "What drives churn risk (red: higher values raise it, blue: lower it)",
+                  max(300, 28 * len(frame) + 80))
+    fig.update_layout(margin=dict(r=260))  # room for the words beside the bars
+    return fig
+
+
+def reasons_figure(explained: dict) -> go.Figure:
+    """One customer's reasons as signed bars: red pushes the risk up, blue down, biggest first."""
+    from churn_core.reasons import push_text, reasons_frame
+
+    frame = reasons_frame(explained).iloc[::-1]
+    colors = [OUTCOME_COLORS["churned"] if v > 0 else OUTCOME_COLORS["stayed"] for v in frame["push"]]
+    scale = 100.0 if explained["space"] == "probability" else 1.0
+    fig = go.Figure(go.Bar(x=frame["push"] * scale, y=frame["reason"], orientation="h", marker_color=colors,
+                           text=[push_text(v, explained["space"]) for v in frame["push"]], textposition="outside",
+                           cliponaxis=False, customdata=frame["words"], hovertemplate="%{customdata}<extra></extra>"))
+    fig.add_vline(x=0, line_color="grey")
+    fig.update_xaxes(title="percentage points of churn risk" if scale == 100.0 else "change of the log-odds")
+    return _layout(fig, "Pushes on this customer's risk (red raises, blue lowers)", max(240, 34 * len(frame) + 90))
+
+
 def distribution_figure(frame: pd.DataFrame, feature: str, target: str) -> go.Figure:
     """Overlaid histograms of one feature for stayed vs churned customers (graph_objects: ~5× faster than px)."""
     fig = go.Figure()
@@ -108,24 +224,47 @@ def distribution_figure(frame: pd.DataFrame, feature: str, target: str) -> go.Fi
     return _layout(fig, f"{feature}: stayed vs churned customers", 340)
 
 
-def risk_histogram(probabilities: pd.Series) -> go.Figure:
-    fig = go.Figure(go.Histogram(x=probabilities, xbins=dict(start=0, end=1, size=0.05)))
+def risk_histogram(probabilities: pd.Series, threshold: float | None = None) -> go.Figure:
+    fig = go.Figure(go.Histogram(x=probabilities, xbins=dict(start=0, end=1, size=0.05), showlegend=False))
+    if threshold is not None:  # where the model's label changes
+        fig.add_vline(x=threshold, line_dash="dash", line_color=OUTCOME_COLORS["churned"],
+                      annotation_text=f"likely to churn above {threshold:.0%}", annotation_position="top right")
     fig.update_xaxes(range=[0, 1])
     fig.update_xaxes(title="Churn probability")
     fig.update_yaxes(title="Customers")
     return _layout(fig, "Risk distribution", 320)
 
 
+def risk_bars(counts: list[int], edges: list[float]) -> go.Figure:
+    """The risk distribution from counts per probability bin (a batch's millions of rows stay on the server)."""
+    centers = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    fig = go.Figure(go.Bar(x=centers, y=counts, width=[b - a for a, b in zip(edges[:-1], edges[1:], strict=True)]))
+    fig.update_xaxes(range=[0, 1], title="Churn probability")
+    fig.update_yaxes(title="Customers")
+    return _layout(fig, "Risk distribution", 320)
+
+
 def field_input(box, field, key: str):
-    """The widget a schema field asks for (``churn_core.forms.FormField``), in a column ``box``."""
+    """The widget a schema field asks for (``churn_core.forms.FormField``), in a container ``box``.
+
+    Number fields start at the typical value but may be emptied: an empty field is "not known" where
+    training saw blanks, and a problem the form names where it did not (never silently the median).
+    """
+    from churn_core.forms import UNKNOWN
+
     if field.widget == "yes_no":
-        return box.selectbox(field.name, [0, 1], index=int(field.default), key=key, help=field.help,
-                             format_func=lambda v: "yes (1)" if v else "no (0)")
-    if field.widget == "integer":
-        return box.number_input(field.name, value=int(field.default), step=1, key=key, help=field.help)
-    if field.widget == "number":
-        return box.number_input(field.name, value=float(field.default), step=field.step, key=key, help=field.help,
-                                format=f"%.{field.decimals}f")
+        words = {0: "no (0)", 1: "yes (1)", UNKNOWN: UNKNOWN}
+        return box.selectbox(field.name, list(field.options), index=list(field.options).index(field.default),
+                             key=key, help=field.help, format_func=words.get)
+    if field.widget in ("integer", "number"):
+        if key not in st.session_state and field.default is not None:  # the typical value; clearing gives None
+            st.session_state[key] = int(field.default) if field.widget == "integer" else float(field.default)
+        placeholder = "unknown" if field.allow_missing else "a number is needed"
+        if field.widget == "integer":
+            return box.number_input(field.name, value=None, step=1, key=key, help=field.help,
+                                    placeholder=placeholder)
+        return box.number_input(field.name, value=None, step=field.step, key=key, help=field.help,
+                                format=f"%.{field.decimals}f", placeholder=placeholder)
     return box.selectbox(field.name, field.options, index=field.options.index(field.default), key=key,
                          help=field.help)
 
@@ -219,14 +358,20 @@ def feature_shift_figure(statistics: dict, captured: pd.DataFrame, feature: str)
 
 
 def traffic_figure(traffic: pd.DataFrame) -> go.Figure:
-    """Invocations per minute (bars) and median latency (line) of an endpoint."""
+    """Invocations per minute (bars a minute wide) and mean latency (line) of an endpoint; the time
+    axis spans at least ten minutes, so a first minute of traffic is a bar, not the whole chart."""
+    minutes = pd.to_datetime(traffic["minute"])
     fig = go.Figure()
-    fig.add_bar(x=traffic["minute"], y=traffic["invocations"], name="invocations / min", opacity=0.6)
-    fig.add_scatter(x=traffic["minute"], y=traffic["latency_ms"], name="mean latency (ms)", yaxis="y2",
-                    mode="lines+markers")
-    fig.update_layout(yaxis=dict(title="Invocations per minute"),
-                      yaxis2=dict(title="Latency (ms)", overlaying="y", side="right", showgrid=False))
-    return _layout(fig, "Traffic and latency", 320)
+    middle = minutes + pd.Timedelta(seconds=30)  # each bar covers its minute
+    fig.add_bar(x=middle, y=traffic["invocations"], name="invocations / min", opacity=0.6, width=55_000)
+    fig.add_scatter(x=middle, y=traffic["latency_ms"], name="mean latency (ms)",
+                    yaxis="y2", mode="lines+markers")
+    end = max(minutes.max() + pd.Timedelta(minutes=1), minutes.min() + pd.Timedelta(minutes=10))
+    fig.update_xaxes(range=[minutes.min() - pd.Timedelta(minutes=1), end], title="minute (UTC)")
+    fig.update_layout(yaxis=dict(title="Invocations per minute", rangemode="tozero"),
+                      yaxis2=dict(title="Latency (ms)", overlaying="y", side="right", showgrid=False,
+                                  rangemode="tozero"))
+    return _layout(fig, "Invocations and latency per minute", 320)
 # ---- tuning (issue 19): the Tune tab's charts ------------------------------------------------------------------
 BEST_COLOR = "#2ca02c"
 
@@ -287,3 +432,28 @@ def tuning_hyperparameters_figure(trials: pd.DataFrame, objective_label: str, ma
     fig = _layout(fig, f"Hyperparameters vs {objective_label} (each line a trial)", 440)
     fig.update_layout(margin=dict(l=70, r=50, t=110, b=30))  # room for the axis names above and the ticks beside
     return fig
+
+
+def chart_layout(fig: go.Figure, title: str, height: int = 380) -> go.Figure:
+    """The pages' common chart frame (title, margins, legend), for figures built in other view modules."""
+    return _layout(fig, title, height)
+
+
+def schema_rows(features: list[dict]) -> pd.DataFrame:
+    """A dataset's typed columns in plain words, numbers at the precision the file writes them."""
+    from churn_core.forms import number_text
+
+    rows = []
+    for f in features:
+        decimals = int(f.get("decimals") or 0)
+        if f["kind"] == "numeric":
+            seen = f"{number_text(f.get('min'), decimals)} to {number_text(f.get('max'), decimals)}"
+            typical = f"median {number_text(f.get('median'), decimals)}"
+        else:
+            categories = list(f.get("categories") or [])
+            seen = ", ".join(categories[:6]) + (f" and {len(categories) - 6} more" if len(categories) > 6 else "")
+            typical = f"most common: {categories[0]}" if categories else "—"
+        rows.append({"column": f["name"], "kind": "number" if f["kind"] == "numeric" else "category",
+                     "values seen": seen, "typical": typical, "distinct": int(f.get("unique") or 0),
+                     "blank cells": int(f.get("missing") or 0)})
+    return pd.DataFrame(rows)

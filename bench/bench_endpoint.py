@@ -60,8 +60,8 @@ from churn_core import serving
 import gunicorn.app.base
 t["import serving+gunicorn"] = time.perf_counter() - t0
 artifact, sha, workdir = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
-s = time.perf_counter(); serving.verify_artifact(artifact, sha); t["verify sha256"] = time.perf_counter() - s
-s = time.perf_counter(); serving.safe_extract(artifact, workdir / "model"); t["extract"] = time.perf_counter() - s
+s = time.perf_counter(); data = serving.verify_artifact(artifact, sha); t["verify sha256"] = time.perf_counter() - s
+s = time.perf_counter(); serving.safe_extract(data, workdir / "model"); t["extract"] = time.perf_counter() - s
 s = time.perf_counter(); module = serving.load_entry(Path(sys.argv[4])); t["import entry"] = time.perf_counter() - s
 s = time.perf_counter(); import numpy, pandas; t["model_fn: numpy+pandas import"] = time.perf_counter() - s
 s = time.perf_counter(); import joblib, sklearn.ensemble, sklearn.compose, sklearn.pipeline, sklearn.impute
@@ -264,15 +264,14 @@ def start_phases(artifact: Path, sha: str, workdir: Path) -> dict:
 
 def export_to_mlflow(p, model: str, work: Path) -> Path:
     """Verify the job's model.tar.gz against the catalog, extract it, save the pipeline as an MLflow model."""
-    from churn_core.artifacts import sha256_file
     from churn_core.serving import safe_extract
+    from churn_core.unpack import read_verified
 
     row = p.get_model(model)
-    artifact = p.store.path(row["artifact_key"])
-    if sha256_file(artifact) != row["artifact_sha256"]:
-        raise RuntimeError("model.tar.gz does not match the SHA-256 recorded at training; refusing to load it")
+    # one read: the bytes extracted are the bytes checked against the SHA-256 recorded at training
+    verified = read_verified(p.store.path(row["artifact_key"]), row["artifact_sha256"])
     extracted = work / "extracted"
-    safe_extract(artifact, extracted)
+    safe_extract(verified, extracted)
     target = work / "mlflow-model"
     out = subprocess.run(
         [str(MLFLOW_VENV / "bin" / "python"), str(BENCH / "mlflow_export.py"), str(extracted), str(target)],
@@ -393,10 +392,11 @@ def in_process_handlers(p, model: str, work: Path, calls: int, rows: list) -> di
     import numpy as np
     import pandas as pd
     from churn_core.serving import load_entry, safe_extract
+    from churn_core.unpack import read_verified
 
     row = p.get_model(model)
     folder = work / "inproc-model"
-    safe_extract(p.store.path(row["artifact_key"]), folder)  # SHA-256 checked by export_to_mlflow just before
+    safe_extract(read_verified(p.store.path(row["artifact_key"]), row["artifact_sha256"]), folder)
     module = load_entry(ROOT / "entry" / "train.py")
     import fast_forest  # entry/'s fast path (load_entry put entry/ on sys.path)
 

@@ -27,6 +27,7 @@ BENCHMARKS = {  # name: (full-run time limit s, short-run time limit s)
     "endpoint": (3000, 1200),
     "load": (900, 600),
     "catalog": (1800, 900),
+    "upload": (1800, 600),
     "tuning": (1800, 600),
     "serving_features": (2400, 900),
 }
@@ -67,6 +68,13 @@ def summary() -> list[str]:
             f"{r['counts']['jobs']} jobs (empty {worst[1]['empty']['median_s']:.3f}s); goal ≤0.3s "
             f"{'met on every page' if met else 'NOT met on every page'}"
         )
+    if r := read("upload"):
+        for size in r["sizes"]:
+            v = size["validate"]
+            lines.append(
+                f"upload validation {size['rows']:,} rows: {v['time_vs_read_csv']:.2f}× read_csv's time (goal ≤2×), "
+                f"peak {v['peak_over_file_size']:.2f}× the file (goal ≤3×)"
+            )
     if r := read("tuning"):
         s, q = r["speed"], r["quality"]
         lines.append(f"tuning: {r['trials']} trials {s['tuning_median_seconds']:.1f}s vs bare loop "

@@ -7,8 +7,6 @@ only after ``verify_sha256`` passed.
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import tarfile
 from pathlib import Path
 
@@ -46,11 +44,8 @@ def make_tarball(folder: Path, target: Path) -> None:
 
 
 def read_json_member(tar_bytes: bytes, member: str) -> dict:
-    """Read one JSON file out of a .tar.gz in memory (JSON only: safe to read from any tarball)."""
-    with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:gz") as tar:
-        for info in tar.getmembers():
-            if info.isfile() and info.name.lstrip("./") == member:
-                handle = tar.extractfile(info)
-                if handle is not None:
-                    return json.loads(handle.read().decode("utf-8"))
-    raise ValidationError(f"{member} is missing from the artifact; retrain the model to produce a complete one.")
+    """Read one JSON file out of a .tar.gz in memory (JSON only: safe to read from any tarball), within
+    the size caps of ``churn_core.unpack`` (a 1.5 GiB schema.json is refused, not read)."""
+    from .unpack import read_json_member as capped
+
+    return capped(tar_bytes, member)

@@ -7,16 +7,19 @@ import json
 import sqlite3
 import time
 
+import numpy as np
 import pandas as pd
 
 from .artifacts import sha256_bytes
 from .db import Catalog, dumps
 from .errors import ChurnError, ConflictError, NotFoundError, ValidationError
+from .name_clash import check_free, clash
 from .names import check_name
 from .paths import entry_module
 from .records import Dataset
 from .storage import ObjectStore
 from .validation import ValidatedTable, validate_csv
+from .workbooks import as_csv
 
 _schema_rules = entry_module("dataset_schema")
 SCHEMA_FILE = _schema_rules.SCHEMA_FILE  # stored in the train prefix, so it travels in the train channel
@@ -38,12 +41,15 @@ def stored_schema(ds: Dataset) -> dict:
     return schema
 
 
-def _split(table: ValidatedTable, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Stratified split of the file's text (every column as written; training types it by the schema)."""
+def _split(table: ValidatedTable, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row numbers of a stratified split (the stored splits are the file's text of those rows, every column as
+    written; training types it by the schema). Splitting row numbers gives the rows a split of the table
+    would, in the same order, without building the table."""
     from sklearn.model_selection import train_test_split
 
     try:
-        return train_test_split(table.text, test_size=test_size, random_state=seed, stratify=table.frame[table.target])
+        return train_test_split(np.arange(table.rows), test_size=test_size, random_state=seed,
+                                stratify=table.target_values)
     except ValueError as exc:
         raise ValidationError(
             f"Could not make a stratified split with test fraction {test_size}: {exc}. "
@@ -71,10 +77,12 @@ class DatasetService:
         source: str = "upload",
     ) -> Dataset:
         check_name(name, "dataset name")
+        data, _ = as_csv(data)  # a workbook is stored as the CSV it was validated as
         if not 0.05 <= float(test_size) <= 0.5:
             raise ValidationError(f"Test fraction {test_size} is out of range. Pick a value between 0.05 and 0.5.")
-        if self.catalog.one("SELECT name FROM datasets WHERE name = ?", (name,)):
-            raise ConflictError(f"A dataset named {name!r} already exists. Pick another name or delete the old one.")
+        existing = self.catalog.scalar("SELECT name FROM datasets WHERE name = ? COLLATE NOCASE", (name,))
+        if existing is not None:
+            raise clash("dataset", name, existing, "Pick another name or delete the old one.")
         table = self.validate(data, target)
         train, test = _split(table, float(test_size), int(seed))
         prefix = dataset_prefix(name)
@@ -93,7 +101,7 @@ class DatasetService:
             "churn_rate": float(table.churn_rate),
             "target": table.target,
             "positive_label": table.positive_label,
-            "columns_json": dumps(list(table.text.columns)),
+            "columns_json": dumps(list(table.columns)),
             "schema_json": dumps(table.schema()),
             "warnings_json": dumps(table.warnings),
             "sha256": sha256_bytes(data),
@@ -106,11 +114,10 @@ class DatasetService:
         # then fails on the primary key; on any failure the half-written prefix is removed.
         try:
             with self.catalog.tx() as conn:
-                if conn.execute("SELECT 1 FROM datasets WHERE name = ?", (name,)).fetchone():
-                    raise ConflictError(f"A dataset named {name!r} already exists. Pick another name.")
+                check_free(conn, "datasets", "dataset", name, "Pick another name.")
                 self.store.put_bytes(keys["raw_key"], data)
-                self.store.put_bytes(keys["train_key"], train.to_csv(index=False).encode())
-                self.store.put_bytes(keys["test_key"], test.to_csv(index=False).encode())
+                self.store.put_bytes(keys["train_key"], table.write_csv(train))
+                self.store.put_bytes(keys["test_key"], table.write_csv(test))
                 self.store.put_bytes(f"{prefix}train/{SCHEMA_FILE}", json.dumps(table.schema(), indent=1).encode())
                 cols = ", ".join(row)
                 conn.execute(f"INSERT INTO datasets ({cols}) VALUES ({', '.join('?' * len(row))})", list(row.values()))

@@ -14,7 +14,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from . import catalog_health
 from .errors import BackendError
+from .private_files import create_file
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS datasets (
@@ -240,6 +242,34 @@ CREATE TABLE IF NOT EXISTS tuning_trials (
     PRIMARY KEY (tuning_job, number)
 );
 CREATE INDEX IF NOT EXISTS tuning_trials_by_job ON tuning_trials (job);
+CREATE TABLE IF NOT EXISTS transforms (
+    name TEXT PRIMARY KEY,
+    backend TEXT NOT NULL,
+    model TEXT NOT NULL,
+    status TEXT NOT NULL,
+    failure_reason TEXT NOT NULL DEFAULT '',
+    input_key TEXT NOT NULL,
+    input_label TEXT NOT NULL DEFAULT '',
+    keep_columns_json TEXT NOT NULL DEFAULT 'null',
+    threshold REAL NOT NULL,
+    instance_type TEXT NOT NULL DEFAULT 'local',
+    instance_count INTEGER NOT NULL DEFAULT 1,
+    rows_in INTEGER,
+    rows_done INTEGER NOT NULL DEFAULT 0,
+    rows_scored INTEGER NOT NULL DEFAULT 0,
+    rows_failed INTEGER NOT NULL DEFAULT 0,
+    output_key TEXT NOT NULL DEFAULT '',
+    errors_key TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    started_at REAL,
+    ended_at REAL,
+    updated_at REAL,
+    pid INTEGER,
+    exit_code INTEGER,
+    arn TEXT NOT NULL DEFAULT '',
+    sagemaker_model TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS transforms_by_created ON transforms (created_at);
 """
 
 # Columns added after a table was first released: (table, column, declaration). A catalog made by an
@@ -254,6 +284,20 @@ ADDED_COLUMNS: list[tuple[str, str, str]] = [
     ("endpoints", "capture_percent", "REAL NOT NULL DEFAULT 0"),  # share of requests captured (0: off)
     ("endpoints", "generation", "INTEGER NOT NULL DEFAULT 1"),  # configurations the endpoint has had
     ("endpoints", "pending_config", "TEXT NOT NULL DEFAULT ''"),  # the configuration an update moves to
+    ("endpoints", "uid", "TEXT NOT NULL DEFAULT ''"),  # unique per deploy: its folder and processes carry it
+]
+
+
+# Names are unique regardless of case (see name_clash.py). Created apart from SCHEMA: a catalog of an
+# older version may already hold 'DS1' and 'ds1', and must still open (the inserting code checks too).
+NOCASE_UNIQUE: list[tuple[str, str]] = [
+    ("datasets", "datasets_name_nocase"),
+    ("jobs", "jobs_name_nocase"),
+    ("models", "models_name_nocase"),
+    ("deployed_models", "deployed_models_name_nocase"),
+    ("endpoint_configs", "endpoint_configs_name_nocase"),
+    ("endpoints", "endpoints_name_nocase"),
+    ("transforms", "transforms_name_nocase"),
 ]
 
 
@@ -266,11 +310,24 @@ class Catalog:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = self._connect()
+        # A damaged, empty or missing catalog next to existing state raises CatalogDamagedError here, before
+        # anything is written: never start over on top of it (catalog_health, catalog_repair).
+        existed = catalog_health.check_file(self.path)
+        if not existed:
+            create_file(self.path)  # 0600 (and its folder 0700) before SQLite opens it; -wal/-shm take its mode
+        conn = self._connect(create=not existed)
         try:
+            if existed:
+                verdict = catalog_health.quick_check(conn)
+                if verdict != "ok":
+                    raise catalog_health.damaged(self.path, f"SQLite's integrity check reports: {verdict}")
             conn.executescript(SCHEMA)  # executescript manages its own transaction
             self._add_columns(conn)
+            self._add_nocase_indexes(conn)
+        except sqlite3.DatabaseError as exc:
+            if catalog_health.is_corruption(exc):
+                raise catalog_health.damaged(self.path, f"SQLite reports: {exc}") from None
+            raise
         finally:
             conn.close()
 
@@ -286,21 +343,40 @@ class Catalog:
                     if "duplicate column" not in str(exc):
                         raise
 
+    @staticmethod
+    def _add_nocase_indexes(conn: sqlite3.Connection) -> None:
+        for table, index in NOCASE_UNIQUE:
+            try:
+                conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {table} (name COLLATE NOCASE)")
+            except sqlite3.IntegrityError:
+                pass  # names that differ only in case from an older version: kept; new ones are refused
+
     def _unusable(self, exc: sqlite3.OperationalError) -> BackendError:
         return BackendError(
             f"The catalog {self.path} could not be read or written ({exc}). The disk holding {self.path.parent} "
             "may be full or read-only: free some disk space or check its permissions, then try again."
         )
 
-    def _connect(self) -> sqlite3.Connection:
-        try:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+    def _failure(self, exc: sqlite3.DatabaseError) -> BackendError:
+        """The user-facing error for an sqlite3 failure: damage, or a disk that is full or read-only."""
+        if catalog_health.is_corruption(exc):
+            return catalog_health.damaged(self.path, f"SQLite reports: {exc}")
+        return self._unusable(exc)
+
+    def _connect(self, create: bool = False) -> sqlite3.Connection:
+        try:  # read-write only: a catalog that went missing is reported, never silently made anew
+            conn = sqlite3.connect(catalog_health.connect_uri(self.path, create), uri=True, timeout=30,
+                                   isolation_level=None)
             conn.row_factory = _dict_row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
         except sqlite3.OperationalError as exc:
-            raise self._unusable(exc) from exc
+            if not create and not self.path.exists():
+                raise catalog_health.damaged(self.path, "it went missing while it was in use") from None
+            raise self._failure(exc) from exc
+        except sqlite3.DatabaseError as exc:
+            raise self._failure(exc) from None
         return conn
 
     @contextmanager
@@ -317,18 +393,32 @@ class Catalog:
                     conn.execute("ROLLBACK")
                 except sqlite3.Error:
                     pass
+            if isinstance(exc, sqlite3.DatabaseError) and catalog_health.is_corruption(exc):
+                raise self._failure(exc) from None
             if isinstance(exc, sqlite3.OperationalError) and "locked" not in str(exc):
                 raise self._unusable(exc) from exc
             raise
         finally:
             conn.close()
+        self.backup()
+
+    def backup(self, force: bool = False) -> Path | None:
+        """The rolling backup (``backups/churn-latest.db``), made when due; never fails the caller."""
+        try:
+            return catalog_health.backup(self.path, force=force)
+        except Exception:  # noqa: BLE001 - a backup that cannot be made must not undo a committed change
+            return None
 
     def query(self, sql: str, args: tuple | list = ()) -> list[dict]:
         conn = self._connect()
         try:
             return conn.execute(sql, args).fetchall()
         except sqlite3.OperationalError as exc:
-            raise self._unusable(exc) from exc
+            raise self._failure(exc) from exc
+        except sqlite3.DatabaseError as exc:
+            if catalog_health.is_corruption(exc):
+                raise self._failure(exc) from None
+            raise
         finally:
             conn.close()
 

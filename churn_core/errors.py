@@ -23,3 +23,13 @@ class ConflictError(ChurnError):
 
 class BackendError(ChurnError):
     """The backend (local processes or AWS) failed; the message says what to do."""
+
+
+class CatalogDamagedError(BackendError):
+    """The catalog file (``churn.db``) is damaged or missing while state exists on disk. Nothing was changed;
+    the message says which file, where the last backup is, and how to restore or rebuild it."""
+
+    def __init__(self, message: str, path: str = "", problem: str = ""):
+        super().__init__(message)
+        self.path = path
+        self.problem = problem

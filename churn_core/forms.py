@@ -30,6 +30,12 @@ class FormField:
     def step(self) -> float:
         return 1.0 if self.widget == "integer" else 10.0 ** -max(self.decimals, 0) if self.decimals else 0.01
 
+    def problem(self, value: Any) -> str | None:
+        """Why a form value cannot be scored (a blank where training saw none), or None."""
+        if value is None and self.widget in ("integer", "number") and not self.allow_missing:
+            return f"Enter a number: {self.name} had no blanks in training, so the model needs a value."
+        return None
+
     def in_range(self, value: Any) -> str | None:
         """What is wrong with a typed value for this field, or None."""
         if self.widget not in ("integer", "number") or value is None:
@@ -53,6 +59,13 @@ def _decimals(feat: dict) -> int:
     return 0 if all(v is not None and float(v).is_integer() for v in values) else 2
 
 
+def number_text(value: float | None, decimals: int) -> str:
+    """A number at the precision the data is written with (``70.57499999999999`` → ``70.57``)."""
+    if value is None:
+        return "—"
+    return f"{float(value):,.{decimals}f}" if decimals > 0 else f"{round(float(value)):,}"
+
+
 def form_fields(schema: dict) -> list[FormField]:
     """One field per model feature, in the model's order."""
     fields = []
@@ -63,9 +76,13 @@ def form_fields(schema: dict) -> list[FormField]:
             decimals = _decimals(feat)
             low, high = feat.get("min"), feat.get("max")
             median = _round(feat.get("median"), decimals)
-            help_text = f"Training range {low:g} – {high:g}, median {median:g}." if low is not None else ""
+            help_text = (f"Training range {number_text(low, decimals)} – {number_text(high, decimals)}, "
+                         f"median {number_text(median, decimals)}." if low is not None else "")
+            if allow:
+                help_text += " Leave it empty if not known (training had blanks here; the median is used)."
             if decimals == 0 and (low, high) == (0, 1):
-                fields.append(FormField(name, "yes_no", int(median or 0), 0, 1, 0, (0, 1), help_text, allow))
+                options = (0, 1, UNKNOWN) if allow else (0, 1)
+                fields.append(FormField(name, "yes_no", int(median or 0), 0, 1, 0, options, help_text, allow))
             else:
                 widget = "integer" if decimals == 0 else "number"
                 fields.append(FormField(name, widget, median, low, high, decimals, (), help_text, allow))
@@ -92,7 +109,11 @@ def record_from_form(fields: list[FormField], values: dict) -> dict:
 
 def example_record(schema: dict) -> dict:
     """A typical customer of the training data: the median of each number, the most common category."""
-    return {f.name: (None if f.default == UNKNOWN else f.default) for f in form_fields(schema)}
+    record = {}
+    for f in form_fields(schema):
+        whole = f.widget in ("integer", "yes_no") and f.default is not None and f.default != UNKNOWN
+        record[f.name] = None if f.default == UNKNOWN else int(f.default) if whole else f.default
+    return record
 
 
 def example_row(schema: dict) -> list:

@@ -21,26 +21,51 @@ class Param:
     low: float | None = None
     high: float | None = None
     choices: tuple = ()
+    label: str = ""  # the form's words; ``name`` is the technical name (scikit-learn's, SageMaker's)
+    choice_labels: tuple = ()  # the form's words for ``choices``, in the same order
+
+    def choice_text(self, choice: str) -> str:
+        return dict(zip(self.choices, self.choice_labels, strict=False)).get(choice, choice)
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name
+
+    @property
+    def named(self) -> str:
+        """Both names, for messages read by analysts and API users alike: ``Number of trees (n_estimators)``."""
+        return f"{self.label} ({self.name})" if self.label else self.name
+
+    @property
+    def range_text(self) -> str:
+        if self.kind == "choice" or self.low is None:
+            return ""
+        return f"{self.low:g} to {self.high:g}" + (", empty = no limit" if self.kind == "optional_int" else "")
 
 
-_SEED = Param("random_state", "int", 42, "Seed for reproducible results (the seed tutorial used 42).", 0, 2**31 - 1)
+_SEED = Param("random_state", "int", 42, "The same seed gives the same model on the same data.", 0, 2**31 - 1,
+              label="Random seed")
 _CLASS_WEIGHT = Param(
     "class_weight",
     "choice",
     "none",
-    "'balanced' up-weights the rarer churners; helps recall.",
+    "'balanced' counts each churner as much as the more numerous stayers; finds more churners (recall).",
     choices=("none", "balanced"),
+    label="Weight of churners",
+    choice_labels=("as in the data (none)", "balanced"),
 )
 
 ALGORITHMS: dict[str, dict] = {
     "random_forest": {
         "label": "Random forest",
         "short": "rf",
-        "help": "Many decision trees voting; strong default, little tuning (the seed's model).",
+        "help": "Many decision trees voting; a strong default that needs little tuning.",
         "params": [
-            Param("n_estimators", "int", 100, "Number of trees. More is steadier but slower.", 1, 2000),
-            Param("max_depth", "optional_int", None, "Deepest a tree may grow; empty = unlimited.", 1, 100),
-            Param("min_samples_leaf", "int", 1, "Fewest customers in a leaf; higher smooths the model.", 1, 500),
+            Param("n_estimators", "int", 100, "More trees are steadier but slower.", 1, 2000, label="Number of trees"),
+            Param("max_depth", "optional_int", None, "How many questions deep a tree may grow.", 1, 100,
+                  label="Maximum tree depth"),
+            Param("min_samples_leaf", "int", 1, "Fewest customers a tree's final group may hold; higher smooths the "
+                  "model.", 1, 500, label="Fewest customers per leaf"),
             _CLASS_WEIGHT,
             _SEED,
         ],
@@ -50,10 +75,13 @@ ALGORITHMS: dict[str, dict] = {
         "short": "gb",
         "help": "Trees added one after another, each fixing the last; often the most accurate.",
         "params": [
-            Param("n_estimators", "int", 100, "Boosting rounds.", 1, 2000),
-            Param("learning_rate", "float", 0.1, "How much each tree corrects; lower needs more rounds.", 0.001, 1.0),
-            Param("max_depth", "optional_int", 3, "Depth of each tree (small trees work best).", 1, 20),
-            Param("min_samples_leaf", "int", 1, "Fewest customers in a leaf.", 1, 500),
+            Param("n_estimators", "int", 100, "Trees added one after another.", 1, 2000, label="Boosting rounds"),
+            Param("learning_rate", "float", 0.1, "How much each tree corrects; lower needs more rounds.", 0.001, 1.0,
+                  label="Learning rate"),
+            Param("max_depth", "optional_int", 3, "Depth of each tree (small trees work best).", 1, 20,
+                  label="Tree depth"),
+            Param("min_samples_leaf", "int", 1, "Fewest customers a tree's final group may hold.", 1, 500,
+                  label="Fewest customers per leaf"),
             _SEED,
         ],
     },
@@ -62,8 +90,10 @@ ALGORITHMS: dict[str, dict] = {
         "short": "lr",
         "help": "A linear model with readable coefficients; fast, a good baseline.",
         "params": [
-            Param("C", "float", 1.0, "Inverse regularisation strength; smaller = simpler model.", 0.0001, 1000.0),
-            Param("max_iter", "int", 1000, "Solver iterations before giving up.", 10, 100000),
+            Param("C", "float", 1.0, "Higher lets the model follow the data more closely, lower keeps it simpler "
+                  "(the inverse of the regularisation strength).", 0.0001, 1000.0, label="Flexibility"),
+            Param("max_iter", "int", 1000, "Steps the fitting may take before it gives up.", 10, 100000,
+                  label="Maximum fitting steps"),
             _CLASS_WEIGHT,
             _SEED,
         ],
@@ -85,20 +115,20 @@ def _coerce(param: Param, value: Any) -> Any:
     if param.kind == "choice":
         text = str(value).strip().lower()
         if text not in param.choices:
-            raise ValidationError(f"{param.name} must be one of {', '.join(param.choices)} (got {value!r}).")
+            raise ValidationError(f"{param.named} must be one of {', '.join(param.choices)} (got {value!r}).")
         return text
     if param.kind == "optional_int" and (value is None or str(value).strip().lower() in ("", "none", "0")):
         return None
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValidationError(f"{param.name} must be a number (got {value!r}).") from None
+        raise ValidationError(f"{param.named} must be a number (got {value!r}).") from None
     if param.kind in ("int", "optional_int"):
         if number != int(number):
-            raise ValidationError(f"{param.name} must be a whole number (got {value!r}).")
+            raise ValidationError(f"{param.named} must be a whole number (got {value!r}).")
         number = int(number)
     if (param.low is not None and number < param.low) or (param.high is not None and number > param.high):
-        raise ValidationError(f"{param.name} must be between {param.low:g} and {param.high:g} (got {value!r}).")
+        raise ValidationError(f"{param.named} must be between {param.low:g} and {param.high:g} (got {value!r}).")
     return number
 
 

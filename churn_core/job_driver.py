@@ -19,10 +19,13 @@ import sys
 import time
 from pathlib import Path
 
-from .artifacts import make_tarball, sha256_file
+from .artifacts import make_tarball, sha256_bytes
+from . import job_outcome
 from .db import Catalog, dumps, loads
+from .errors import ChurnError
 from .hyperparameters import as_cli, for_container
 from .paths import ENTRY
+from .private_files import set_process_umask
 from .processes import describe_exit, fork_script, tail, wait_child
 from .storage import LocalObjectStore
 
@@ -70,6 +73,13 @@ class Driver:
 
     def job(self) -> dict:
         return self.catalog.one("SELECT * FROM jobs WHERE name = ?", (self.name,)) or {}
+
+    def stop_requested(self) -> bool:
+        """A stop recorded in the catalog (a stop also sends SIGTERM; an unreadable catalog is not a stop)."""
+        try:
+            return self.job().get("status") == "Stopping"
+        except ChurnError:
+            return False
 
     def wait_for_slot(self) -> bool:
         """Block until this job is first in line and a slot is free; False if it was stopped meanwhile."""
@@ -140,6 +150,7 @@ class Driver:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self.on_sigterm)
         (self.folder / "output" / "failure").unlink(missing_ok=True)
+        job_outcome.clear(self.folder)
         if not self.wait_for_slot():
             self.finish_stopped()
             return 0
@@ -156,47 +167,62 @@ class Driver:
         code = wait_child(self.child_pid)
         self.child_pid = None
         self.remove_inputs()  # whatever the outcome, and before it is recorded: nobody sees a half-cleaned job
-        if self.stopping or self.job().get("status") == "Stopping":
+        if self.stopping or self.stop_requested():
             self.finish_stopped()
             return 0
         if code != 0:
             self.fail(failure_reason(self.folder, code), code)
             return 1
         try:
-            self.upload(job, plan["paths"])
+            outcome = self.upload(plan["paths"])
         except Exception as exc:
-            self.fail(f"packaging the model failed: {exc}. Free disk space in {self.home} and retrain.", code)
+            kept = self.folder / "output" / "model.tar.gz"
+            where = f" The packed model is kept at {kept}." if kept.is_file() else ""
+            detail = str(exc) if isinstance(exc, ChurnError) else f"{type(exc).__name__}: {exc}"
+            self.fail(f"The model trained, but it could not be stored: {detail}{where}", code)
             return 1
-        return 0
+        return 0 if self.finish(outcome, f"Completed in {time.time() - job['created_at']:.2f}s") else 1
 
-    def upload(self, job: dict, paths: dict) -> None:
-        self.catalog.update("jobs", self.name, secondary_status="Uploading")
+    def upload(self, paths: dict) -> dict:
+        """Pack the model and the evaluation data and store them in the bucket; the Completed outcome."""
+        try:
+            self.catalog.update("jobs", self.name, secondary_status="Uploading")
+        except ChurnError as exc:  # only a progress note: the outcome itself is kept below whatever happens
+            self.log(f"could not note 'Uploading' in the catalog ({exc})")
         self.log("Uploading model artifacts")
         out = self.folder / "output"
         make_tarball(paths["model"], out / "model.tar.gz")
         make_tarball(paths["output"], out / "output.tar.gz")
         model_key = f"jobs/{self.name}/output/model.tar.gz"
         output_key = f"jobs/{self.name}/output/output.tar.gz"
-        self.store.put_file(model_key, out / "model.tar.gz")
-        self.store.put_file(output_key, out / "output.tar.gz")
-        model_sha = sha256_file(out / "model.tar.gz")
-        output_sha = sha256_file(out / "output.tar.gz")
+        model_bytes = (out / "model.tar.gz").read_bytes()  # one read: the bytes stored are the bytes hashed
+        output_bytes = (out / "output.tar.gz").read_bytes()
+        self.store.put_bytes(model_key, model_bytes)
+        self.store.put_bytes(output_key, output_bytes)
+        model_sha = sha256_bytes(model_bytes)
+        output_sha = sha256_bytes(output_bytes)
+        del model_bytes, output_bytes
         metrics = json.loads((paths["model"] / "metrics.json").read_text())
-        now = time.time()
-        with self.catalog.tx() as conn:
-            conn.execute(
-                "UPDATE jobs SET status = 'Completed', secondary_status = 'Completed', ended_at = ?, exit_code = 0, "
-                "metrics_json = ?, model_key = ?, model_sha256 = ?, output_key = ?, output_sha256 = ? WHERE name = ?",
-                (now, dumps(metrics), model_key, model_sha, output_key, output_sha, self.name),
-            )
-            conn.execute(
-                "INSERT OR REPLACE INTO models (name, job, dataset, dataset_sha256, algorithm, hyperparameters_json, "
-                "code_sha256, artifact_key, artifact_sha256, metrics_json, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (self.name, self.name, job["dataset"], job["dataset_sha256"], job["algorithm"],
-                 job["hyperparameters_json"], job["code_sha256"], model_key, model_sha, dumps(metrics), now),
-            )
-            self.catalog.event("job", self.name, f"Completed; model.tar.gz sha256 {model_sha[:12]}…", conn)
-        self.log(f"Completed in {now - job['created_at']:.2f}s")
+        return {"status": "Completed", "ended_at": time.time(), "metrics_json": dumps(metrics),
+                "model_key": model_key, "model_sha256": model_sha, "output_key": output_key,
+                "output_sha256": output_sha}
+
+    def finish(self, outcome: dict, done: str) -> bool:
+        """Keep the outcome next to the job, then record it; True once the catalog has it. When the catalog
+        cannot be written now, the outcome file stays and the next status read records it (job_outcome)."""
+        try:
+            job_outcome.write(self.folder, outcome)
+        except OSError as exc:
+            self.log(f"could not keep the outcome next to the job ({exc})")
+        try:
+            with self.catalog.tx() as conn:
+                job_outcome.record(conn, self.name, outcome)
+        except ChurnError as exc:
+            self.log(f"the outcome ({outcome['status']}) could not be recorded in the catalog now ({exc}); it is "
+                     f"kept in {job_outcome.path(self.folder)} and recorded at the next status read")
+            return False
+        self.log(done)
+        return True
 
     def remove_inputs(self) -> None:
         """The copied channels (customer data) do not outlive the training run."""
@@ -204,23 +230,11 @@ class Driver:
 
     def fail(self, reason: str, code: int | None) -> None:
         self.log(f"FAILED: {reason}")
-        with self.catalog.tx() as conn:
-            conn.execute(
-                "UPDATE jobs SET status = 'Failed', secondary_status = 'Failed', failure_reason = ?, ended_at = ?, "
-                "exit_code = ? WHERE name = ? AND status IN ('InProgress', 'Stopping')",
-                (reason, time.time(), code, self.name),
-            )
-            self.catalog.event("job", self.name, f"Failed: {reason}", conn)
+        self.finish({"status": "Failed", "reason": reason, "exit_code": code, "ended_at": time.time()}, "Failed")
 
     def finish_stopped(self) -> None:
         self.log("Stopped by request")
-        with self.catalog.tx() as conn:
-            conn.execute(
-                "UPDATE jobs SET status = 'Stopped', secondary_status = 'Stopped', ended_at = ? "
-                "WHERE name = ? AND status IN ('InProgress', 'Stopping')",
-                (time.time(), self.name),
-            )
-            self.catalog.event("job", self.name, "Stopped", conn)
+        self.finish({"status": "Stopped", "ended_at": time.time()}, "Stopped")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -230,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job", required=True)
     parser.add_argument("--max-concurrent", type=int, default=os.cpu_count() or 1)
     opts = parser.parse_args(argv)
+    set_process_umask()  # inputs, model and logs are private (train.py, forked from here, inherits it)
     return Driver(Path(opts.home), opts.bucket, opts.job, opts.max_concurrent).run()
 
 

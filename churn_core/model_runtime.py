@@ -9,7 +9,6 @@ the model's own ``model_fn`` (joblib is pickle: nothing unverified is ever loade
 from __future__ import annotations
 
 import io
-import os
 import tempfile
 from collections import OrderedDict
 from pathlib import Path
@@ -18,7 +17,6 @@ from threading import Lock
 import numpy as np
 import pandas as pd
 
-from .artifacts import verify_sha256
 from .errors import ValidationError
 from .paths import entry_module
 
@@ -33,16 +31,12 @@ def load_model(store, artifact_key: str, artifact_sha256: str) -> dict:
         if artifact_sha256 in _CACHE:
             _CACHE.move_to_end(artifact_sha256)
             return _CACHE[artifact_sha256]
-    from .serving import safe_extract
+    from .unpack import extract, load_verified
 
-    data = store.get_bytes(artifact_key)
-    verify_sha256(data, artifact_sha256)
+    data = load_verified(store, artifact_key, artifact_sha256)  # one read within the cap, hashed
     with tempfile.TemporaryDirectory(prefix="churn-model-") as private:  # 0700: nobody else can swap it
-        tarball = Path(private) / "model.tar.gz"
-        fd = os.open(tarball, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        safe_extract(tarball, Path(private) / "model")
+        extract(data, Path(private) / "model")  # the very bytes verified, within the size caps
+        del data
         model = entry_module("train").model_fn(str(Path(private) / "model"))
     with _LOCK:
         _CACHE[artifact_sha256] = model

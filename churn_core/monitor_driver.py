@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from .private_files import set_process_umask
+
 TICK_SECONDS = 0.5
 
 
@@ -82,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", required=True)
     parser.add_argument("--endpoint", required=True)
     opts = parser.parse_args(argv)
+    set_process_umask()  # its reports and log are private, like every process the product starts
     return ScheduleDriver(Path(opts.home), opts.endpoint).run()
 
 

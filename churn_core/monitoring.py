@@ -17,10 +17,11 @@ from datetime import datetime, timezone
 import pandas as pd
 
 from . import capture, drift
-from .artifacts import read_json_member, verify_sha256
+from .artifacts import read_json_member
 from .db import Catalog, dumps, loads
 from .errors import NotFoundError, ValidationError
 from .paths import entry_module
+from .unpack import load_verified
 
 MIN_ROWS = 200  # fewer customers than this: a histogram of 10 buckets is mostly noise (PSI ≈ 9 / rows)
 MANIFEST = "endpoint.json"
@@ -41,8 +42,7 @@ class Monitoring:
         key = f"baseline:{row['artifact_sha256']}"
         if key in self.p._evaluations:
             return self.p._evaluations[key]
-        data = self.store.get_bytes(row["artifact_key"])
-        verify_sha256(data, row["artifact_sha256"])
+        data = load_verified(self.store, row["artifact_key"], row["artifact_sha256"])  # one read, capped, hashed
         try:
             stats = read_json_member(data, "statistics.json")
         except ValidationError:

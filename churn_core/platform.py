@@ -7,28 +7,33 @@ the world. Every read of an active job or endpoint reconciles it with reality fi
 from __future__ import annotations
 
 import functools
+import io
 import json
 import sqlite3
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Callable
 
 from . import hyperparameters as hp
-from .artifacts import read_json_member, verify_sha256
+from .artifacts import read_json_member
 from .backends import make_backend
 from .config import Settings
 from .datasets import DatasetService
 from .db import Catalog, dumps, loads
 from .errors import BackendError, ChurnError, ConflictError, NotFoundError, ValidationError
+from .name_clash import check_free, clash, taken
 from .names import check_name, default_job_name
 from .paths import code_version
-from .records import ENDPOINT_ACTIVE, TRAINING_ACTIVE, Dataset, Endpoint, TrainingJob
+from .private_files import make_dirs, tighten
+from .records import ENDPOINT_ACTIVE, TRAINING_ACTIVE, TRANSFORM_ACTIVE, Dataset, Endpoint, TrainingJob, TransformJob
 from . import rollout
 from .monitoring import Monitoring
 from .registry import APPROVED, REJECTED, ModelVersion, Registry
 from . import campaign
 from .paths import entry_module
 from .scoring import BatchResult, encode_payload, read_customers, score_frame
+from .unpack import load_verified
 
 
 
@@ -39,7 +44,8 @@ def _suffixed(name: str, suffix: str) -> str:
 class Platform:
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or Settings.from_env()
-        self.settings.home.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.settings.home)
+        tighten(self.settings.home)  # what an older version left readable by others (churn.db, job files)
         self.catalog = Catalog(self.settings.home / "churn.db")
         self.backend = make_backend(self.settings, self.catalog)
         self.store = self.backend.store
@@ -49,6 +55,7 @@ class Platform:
         self.monitoring = Monitoring(self)
         self.backend.reconcile()
         self._reconcile_schedules()
+        self.catalog.backup()  # on connect too (when due), not only after writes: a restore point for the session
 
     # ---- datasets ------------------------------------------------------------------------
     def validate_dataset(self, data: bytes, target: str = "Churn"):
@@ -104,14 +111,16 @@ class Platform:
         for attempt in range(1, 100):
             try:
                 with self.catalog.tx() as conn:
+                    if (existing := taken(conn, "jobs", name)) is not None:
+                        raise sqlite3.IntegrityError(existing)
                     conn.execute(f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                                  list(row.values()))
                     self.catalog.event("job", name, f"submitted: {algorithm} on {ds.name}", conn)
                 break
             except sqlite3.IntegrityError:
                 if not auto_named:
-                    raise ConflictError(
-                        f"A training job named {name!r} already exists. Job names are unique; pick another.") from None
+                    existing = self.catalog.scalar("SELECT name FROM jobs WHERE name = ? COLLATE NOCASE", (name,))
+                    raise clash("training job", name, existing or name, "Job names are unique; pick another.") from None
                 # A generated name is per second, and local jobs take about one: the next in the same second
                 # gets a suffix, as SageMaker's SDK adds milliseconds.
                 name = row["name"] = f"{base}-{attempt + 1}"
@@ -207,9 +216,8 @@ class Platform:
         if not job.output_key:
             raise NotFoundError(f"Job {name} has no evaluation archive (output.tar.gz); retrain it to produce one.")
         if job.output_sha256 not in self._evaluations:
-            data = self.store.get_bytes(job.output_key)
-            verify_sha256(data, job.output_sha256, "evaluation archive")
-            self._evaluations[job.output_sha256] = read_json_member(data, "evaluation.json")
+            data = load_verified(self.store, job.output_key, job.output_sha256, "evaluation archive")
+            self._evaluations[job.output_sha256] = read_json_member(data, "evaluation.json")  # the bytes checked
         return self._evaluations[job.output_sha256]
 
     def model_schema(self, name: str) -> dict:
@@ -217,9 +225,8 @@ class Platform:
         key = f"schema:{name}"
         if key not in self._evaluations:
             model = self.get_model(name)
-            data = self.store.get_bytes(model["artifact_key"])
-            verify_sha256(data, model["artifact_sha256"])
-            self._evaluations[key] = read_json_member(data, "schema.json")
+            data = load_verified(self.store, model["artifact_key"], model["artifact_sha256"])
+            self._evaluations[key] = read_json_member(data, "schema.json")  # from the bytes just checked
         return self._evaluations[key]
 
     def get_model(self, name: str) -> dict:
@@ -257,6 +264,7 @@ class Platform:
                         "algorithm": job.algorithm,
                         "dataset": job.dataset,
                         **{k: v for k, v in job.metrics.items()},
+                        "hyperparameters": {k: v for k, v in job.hyperparameters.items() if k != "algorithm"},
                     }
                 )
         return rows
@@ -324,9 +332,12 @@ class Platform:
             "instance_count": int(instance_count),
             "created_at": now,
             "updated_at": now,
+            "uid": uuid.uuid4().hex,  # this deploy's own: a later deploy of the name never takes its processes
         }
         try:
             with self.catalog.tx() as conn:
+                check_free(conn, "endpoints", "endpoint", endpoint_name,
+                           "Pick another name or delete the existing endpoint first.")
                 for table, row in (
                     ("deployed_models", deployed),
                     ("endpoint_configs", config),
@@ -348,23 +359,40 @@ class Platform:
                 f"An endpoint named {endpoint_name!r} (or its config or model) already exists. "
                 "Pick another name or delete the existing endpoint first."
             ) from None
+        uid = endpoint["uid"]
         try:
-            fields = self.backend.create_endpoint(self._endpoint_row(endpoint_name), config, deployed)
+            fields = self.backend.create_endpoint(self._own_endpoint_row(endpoint_name, uid), config, deployed)
         except Exception as exc:
-            self._forget_endpoint(endpoint_name, f"deploy failed and was rolled back: {exc}")
+            self._forget_endpoint(endpoint_name, f"deploy failed and was rolled back: {exc}", uid)
             if isinstance(exc, ChurnError):
                 raise
             raise BackendError(f"Could not deploy {endpoint_name}: {exc}") from exc
         if fields:
-            self.catalog.update("endpoints", endpoint_name, **fields)
+            cols = ", ".join(f"{key} = ?" for key in fields)
+            with self.catalog.tx() as conn:
+                conn.execute(f"UPDATE endpoints SET {cols} WHERE name = ? AND uid = ?",
+                             [*fields.values(), endpoint_name, uid])
         if wait:
-            return self.wait_for_endpoint(endpoint_name, timeout)
-        return self.describe_endpoint(endpoint_name)
+            return self.wait_for_endpoint(endpoint_name, timeout, uid)
+        return self._endpoint(self._own_endpoint_row(endpoint_name, uid))
 
-    def wait_for_endpoint(self, name: str, timeout: float = 120.0) -> Endpoint:
+    def _own_endpoint_row(self, name: str, uid: str) -> dict:
+        """The endpoint row this deploy made; ConflictError if another session deleted or replaced it."""
+        row = self.catalog.one("SELECT * FROM endpoints WHERE name = ? AND uid = ?", (name, uid))
+        if row is None:
+            raise ConflictError(
+                f"Endpoint {name!r} was deleted (or deleted and deployed again) by another session while it was "
+                "being deployed. Deploy it again if you still want it."
+            )
+        return row
+
+    def wait_for_endpoint(self, name: str, timeout: float = 120.0, uid: str | None = None) -> Endpoint:
+        """Poll until the endpoint leaves Creating (or ``timeout``); ConflictError if it is deleted meanwhile."""
         deadline = time.monotonic() + timeout
+        if uid is None:
+            uid = self._endpoint_row(name).get("uid") or ""
         while True:
-            ep = self.describe_endpoint(name)
+            ep = self._endpoint(self._own_endpoint_row(name, uid))
             if ep.status != "Creating" or time.monotonic() > deadline:
                 return ep
             time.sleep(self.backend.poll_interval)
@@ -382,10 +410,11 @@ class Platform:
         if row["status"] == "Updating" and row.get("pending_config"):
             outcome, reason = self.backend.update_outcome(row)
             if outcome == "done":
-                self._finish_update(row["name"])
+                self._finish_update(row["name"], row.get("uid") or "")
             elif outcome == "failed":
                 self._roll_back_update(row["name"], f"The update failed and was rolled back: {reason}. "
-                                                    f"Still serving {', '.join(self._serving_labels(row['config']))}.")
+                                                    f"Still serving {', '.join(self._serving_labels(row['config']))}.",
+                                       row.get("uid") or "")
             row = self._endpoint_row(row["name"])
         elif row["status"] in ENDPOINT_ACTIVE:
             fields = self.backend.refresh_endpoint(row)
@@ -435,6 +464,27 @@ class Platform:
             raise ValidationError(f"The endpoint rejected the request (HTTP {status}): {message}")
         return json.loads(text) if "json" in (answer_type or accept) else text
 
+    def score_customer(self, endpoint: str, record: dict, reasons: int = 5) -> dict:
+        """One customer through an endpoint with its top ``reasons``: the prediction, the risk band at the
+        model's threshold, and the reasons (None, with ``reasons_note`` saying why, when the deployed
+        model cannot explain: the customer is then scored without them)."""
+        from .reasons import NO_REASONS
+
+        model = self._endpoint_row(endpoint)["model"]
+        note = ""
+        try:
+            answer = self.invoke(endpoint, {"instances": [record], "explain": int(reasons)})
+        except ValidationError as exc:
+            if NO_REASONS not in str(exc):
+                raise
+            answer = self.invoke(endpoint, {"instances": [record]})
+            note = str(exc).split(": ", 1)[-1]
+        prediction = answer["predictions"][0]
+        threshold = self.model_threshold(model)
+        return {"prediction": prediction, "threshold": threshold,
+                "band": campaign.risk_band(float(prediction["churn_probability"]), threshold),
+                "reasons": prediction.get("reasons"), "reasons_note": note}
+
     def _check_request(self, row: dict, body: bytes, content_type: str, accept: str) -> None:
         from .request_check import check_request
 
@@ -449,31 +499,40 @@ class Platform:
         return read_customers(data, self.settings.max_upload_mb * 1024 * 1024)
 
     def score_batch(
-        self, name: str, frame, chunk_size: int = 500, progress: Callable[[float], None] | None = None
+        self, name: str, frame, chunk_size: int = 2000, progress: Callable[[float], None] | None = None
     ) -> BatchResult:
         """Score a table of customers in chunks; rows that cannot be scored are reported by row number."""
-        schema = self.model_schema(self.describe_endpoint(name).model)
-        return score_frame(lambda payload: self.invoke(name, payload), frame, schema, chunk_size, progress)
+        model = self.describe_endpoint(name).model
+        return score_frame(lambda body: self.invoke(name, body, content_type="text/csv"), frame,
+                           self.model_schema(model), chunk_size, progress, threshold=self.model_threshold(model))
 
     def delete_endpoint(self, name: str) -> dict:
         """Endpoint + endpoint config + model, as on SageMaker; the local process is stopped too."""
         row = self._endpoint_row(name)
-        self.catalog.update("endpoints", name, status="Deleting", updated_at=time.time())
-        self.catalog.event("endpoint", name, "Deleting")
+        uid = row.get("uid") or ""
+        with self.catalog.tx() as conn:
+            conn.execute("UPDATE endpoints SET status = 'Deleting', updated_at = ? WHERE name = ? AND uid = ?",
+                         (time.time(), name, uid))
+            self.catalog.event("endpoint", name, "Deleting", conn)
         config = self.catalog.one("SELECT * FROM endpoint_configs WHERE name = ?", (row["config"],))
         deployed = [v["deployed"] for c in (row["config"], row["pending_config"]) if c
                     for v in rollout.config_variants(self.catalog, c)]
         try:
             self.backend.delete_endpoint(row, config, deployed)
         except Exception:
-            self.catalog.update("endpoints", name, status=row["status"], updated_at=time.time())
+            with self.catalog.tx() as conn:
+                conn.execute("UPDATE endpoints SET status = ?, updated_at = ? WHERE name = ? AND uid = ?",
+                             (row["status"], time.time(), name, uid))
             raise
-        return self._forget_endpoint(name, "deleted (endpoint, endpoint config and model)")
+        return self._forget_endpoint(name, "deleted (endpoint, endpoint config and model)", uid)
 
-    def _forget_endpoint(self, name: str, message: str) -> dict:
+    def _forget_endpoint(self, name: str, message: str, uid: str | None = None) -> dict:
+        """Remove the endpoint's rows (only the deploy ``uid``'s, when given: never a newer deploy of the name)."""
         removed = {"endpoint": name, "endpoint_config": None, "model": None}
         with self.catalog.tx() as conn:
-            row = conn.execute("SELECT config, pending_config FROM endpoints WHERE name = ?", (name,)).fetchone()
+            row = conn.execute("SELECT config, pending_config, uid FROM endpoints WHERE name = ?", (name,)).fetchone()
+            if uid is not None and (row is None or row["uid"] != uid):
+                return removed  # another session already removed it (and maybe deployed the name again)
             if row:
                 if row["pending_config"]:
                     rollout.delete_config(conn, row["pending_config"])
@@ -637,6 +696,10 @@ class Platform:
     def _set_weights(self, row: dict, weights: dict[str, float]) -> Endpoint:
         self.backend.set_variant_weights(row, weights)
         with self.catalog.tx() as conn:
+            if conn.execute("SELECT 1 FROM endpoints WHERE name = ? AND uid = ? AND config = ?",
+                            (row["name"], row.get("uid") or "", row["config"])).fetchone() is None:
+                raise ConflictError(f"Endpoint {row['name']} was deleted, deployed again or updated by another session "
+                                    "meanwhile; look at it again before changing its weights.")
             for name, weight in weights.items():
                 conn.execute("UPDATE endpoint_variants SET weight = ? WHERE config = ? AND variant = ?",
                              (weight, row["config"], name))
@@ -645,7 +708,10 @@ class Platform:
         return self.describe_endpoint(row["name"])
 
     def _move_endpoint(self, name: str, plans: list) -> Endpoint:
+        """An update keeps the endpoint's row and its uid (its deploy, folder and processes stay the same): only
+        its configuration, generation and pending configuration change, so its supervisor keeps serving."""
         row = self._endpoint_row(name)
+        uid = row.get("uid") or ""
         if row["status"] != "InService":
             raise ConflictError(f"Endpoint {name} is {row['status']}; only an InService endpoint can be updated.")
         generation = int(row.get("generation") or 1) + 1
@@ -655,32 +721,37 @@ class Platform:
             with self.catalog.tx() as conn:
                 config = rollout.insert_config(conn, name, generation, plans, row["instance_type"],
                                                row["instance_count"], f"-{generation}")
-                conn.execute("UPDATE endpoints SET status = 'Updating', pending_config = ?, generation = ?, "
-                             "failure_reason = '', updated_at = ? WHERE name = ?",
-                             (config["name"], generation, time.time(), name))
+                moved = conn.execute(
+                    "UPDATE endpoints SET status = 'Updating', pending_config = ?, generation = ?, "
+                    "failure_reason = '', updated_at = ? WHERE name = ? AND uid = ? AND status = 'InService'",
+                    (config["name"], generation, time.time(), name, uid)).rowcount
+                if not moved:
+                    raise ConflictError(f"Endpoint {name} was deleted, deployed again or changed by another session "
+                                        "meanwhile; look at it again and retry the update.")
                 self.catalog.event("endpoint", name, f"Updating from {old_labels} to {new_labels}", conn)
         except sqlite3.IntegrityError:
             raise ConflictError(f"Endpoint {name} is being updated elsewhere at the same moment; try again.") from None
         try:
-            fields = self.backend.update_endpoint(self._endpoint_row(name), config,
+            fields = self.backend.update_endpoint(self._own_endpoint_row(name, uid), config,
                                                   rollout.config_variants(self.catalog, config["name"]))
         except ChurnError as exc:
             self._roll_back_update(name, f"Update to {new_labels} failed and was rolled back: {exc}. "
-                                         f"Still serving {old_labels}.")
+                                         f"Still serving {old_labels}.", uid)
             raise BackendError(f"Endpoint {name} was not updated: {exc}. It keeps serving {old_labels}.") from None
         if fields.get("update") == "done":
-            self._finish_update(name)
+            self._finish_update(name, uid)
         return self.describe_endpoint(name)
 
     def _serving_labels(self, config: str) -> list[str]:
         return [f"{v['deployed']['grp']} v{v['deployed']['version']}" if v["deployed"]["grp"]
                 else f"model {v['deployed']['model']}" for v in rollout.config_variants(self.catalog, config)]
 
-    def _finish_update(self, name: str) -> None:
-        """The endpoint serves its pending configuration: the old one goes, the history records the change."""
+    def _finish_update(self, name: str, uid: str) -> None:
+        """The endpoint serves its pending configuration: the old one goes, the history records the change
+        (only for the deploy ``uid``: a later deploy of the name is never touched)."""
         now = time.time()
         with self.catalog.tx() as conn:
-            row = conn.execute("SELECT * FROM endpoints WHERE name = ?", (name,)).fetchone()
+            row = conn.execute("SELECT * FROM endpoints WHERE name = ? AND uid = ?", (name, uid)).fetchone()
             if row is None or not row["pending_config"]:
                 return
             new = rollout.config_variants(self.catalog, row["pending_config"], conn)
@@ -688,8 +759,8 @@ class Platform:
             self.backend.retire_config(row["config"], retired)
             top = rollout.primary(new)["deployed"]
             conn.execute("UPDATE endpoints SET config = ?, pending_config = '', model = ?, status = 'InService', "
-                         "failure_reason = '', updated_at = ? WHERE name = ?",
-                         (row["pending_config"], top["model"], now, name))
+                         "failure_reason = '', updated_at = ? WHERE name = ? AND uid = ?",
+                         (row["pending_config"], top["model"], now, name, uid))
             conn.execute("UPDATE endpoint_history SET ended_at = ? WHERE endpoint = ? AND ended_at IS NULL",
                          (now, name))
             for v in new:
@@ -700,15 +771,17 @@ class Platform:
             self.catalog.event("endpoint", name, "InService: now serving " + ", ".join(
                 f"{v['variant']} ({v['weight']:g})" for v in new), conn)
 
-    def _roll_back_update(self, name: str, reason: str) -> None:
+    def _roll_back_update(self, name: str, reason: str, uid: str) -> None:
+        """Back to the configuration the endpoint serves (only the deploy ``uid``'s rows: if the endpoint was
+        deleted, or deleted and deployed again, meanwhile, there is nothing of this update left to undo)."""
         with self.catalog.tx() as conn:
-            row = conn.execute("SELECT * FROM endpoints WHERE name = ?", (name,)).fetchone()
+            row = conn.execute("SELECT * FROM endpoints WHERE name = ? AND uid = ?", (name, uid)).fetchone()
             if row is None or not row["pending_config"]:
                 return
             keep = {v["deployed"]["name"] for v in rollout.config_variants(self.catalog, row["config"], conn)}
             rollout.delete_config(conn, row["pending_config"], keep_models=keep)
             conn.execute("UPDATE endpoints SET pending_config = '', status = 'InService', failure_reason = ?, "
-                         "updated_at = ? WHERE name = ?", (reason, time.time(), name))
+                         "updated_at = ? WHERE name = ? AND uid = ?", (reason, time.time(), name, uid))
             self.catalog.event("endpoint", name, reason, conn)
 
     def endpoint_traffic(self, name: str):
@@ -734,8 +807,8 @@ class Platform:
         if not self.backend.capture_by_update:
             self.backend.set_capture(row, percent)  # in place, effective when this returns
         with self.catalog.tx() as conn:
-            conn.execute("UPDATE endpoints SET capture_percent = ?, updated_at = ? WHERE name = ?",
-                         (percent, time.time(), endpoint))
+            conn.execute("UPDATE endpoints SET capture_percent = ?, updated_at = ? WHERE name = ? AND uid = ?",
+                         (percent, time.time(), endpoint, row.get("uid") or ""))
             self.catalog.event("endpoint", endpoint, f"data capture {'off' if not percent else f'{percent:g} %'}",
                                conn)
         if self.backend.capture_by_update:  # SageMaker: the same variants in a configuration with DataCaptureConfig
@@ -755,6 +828,15 @@ class Platform:
         """Per feature and measure (PSI, KS, L-infinity, unseen, missing, prediction shift): value, threshold,
         drifted; captured data of ``endpoint`` (from ``since``) or a file ``data``, against the model's baseline."""
         return self.monitoring.report(endpoint=endpoint, data=data, model=model, since=since, thresholds=thresholds)
+
+    def drift_badge(self, endpoint: str) -> str:
+        """One word for the endpoint's latest drift report: "drift: A, B", "no drift" or "—" (none yet)."""
+        row = self.catalog.one("SELECT drifted_json FROM drift_reports WHERE endpoint = ? ORDER BY id DESC LIMIT 1",
+                               (endpoint,))
+        if row is None:
+            return "—"
+        drifted = loads(row["drifted_json"], [])
+        return f"drift: {', '.join(drifted)}" if drifted else "no drift"
 
     def drift_history(self, endpoint: str, limit: int = 100) -> list[dict]:
         return self.monitoring.history(endpoint, limit)
@@ -905,9 +987,213 @@ class Platform:
     def default_tuning_ranges(self, algorithm: str) -> dict:
         return hp.default_ranges(algorithm)
 
+    # ---- batch transform jobs (rules in churn_core/transforms.py; the backends run them) ---------------
+    def start_transform(self, model: str, data, name: str | None = None, keep_columns: list[str] | None = None,
+                        instance_count: int | None = None, *, file_name: str | None = None) -> TransformJob:
+        """Score a whole CSV with a trained model into the bucket. ``data``: CSV bytes, a path to a CSV file on
+        this machine, or a key in the bucket (a stored dataset's part, a file put there before). The job runs
+        detached: ``describe_transform`` follows it, ``transform_output`` reads its results."""
+        from .names import timestamp
+        from .transforms import TransformInputError, clean_keep_columns, input_key
+
+        trained = self.get_model(model)
+        schema = self.model_schema(trained["name"])
+        keep = clean_keep_columns(keep_columns)
+        kind, source = self._transform_source(data)
+        count = self.backend.default_transform_instances() if instance_count is None else instance_count
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 64:
+            raise ValidationError(f"instance_count must be a whole number from 1 to 64 (got {instance_count!r}).")
+        name = check_name(name or _suffixed(trained["name"], f"-batch-{timestamp()}"), "transform job name")
+        now = time.time()
+        label = file_name or {"bytes": "uploaded file", "path": Path(str(source)).name}.get(kind, source)
+        row = {
+            "name": name, "backend": self.backend.name, "model": trained["name"], "status": "InProgress",
+            "input_key": source if kind == "key" else input_key(name, Path(str(source)).name if kind == "path"
+                                                                else file_name),
+            "input_label": str(label), "keep_columns_json": dumps(keep), "threshold": self.model_threshold(model),
+            "instance_type": self.backend.transform_instance_type(), "instance_count": count, "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            with self.catalog.tx() as conn:
+                check_free(conn, "transforms", "transform job", name, "Pick another name.")
+                conn.execute(f"INSERT INTO transforms ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                             list(row.values()))
+                self.catalog.event("transform", name, f"submitted: model {trained['name']} on {label}", conn)
+        except sqlite3.IntegrityError:
+            raise ConflictError(f"A transform job named {name!r} already exists; pick another name.") from None
+        try:
+            if kind == "bytes":
+                self.store.put_bytes(row["input_key"], bytes(source))
+            elif kind == "path":
+                self.store.put_file(row["input_key"], Path(source))
+            fields = self.backend.start_transform(self._transform_row(name), trained, schema)
+        except TransformInputError as exc:  # the file cannot be scored at all: the job fails, naming why
+            self._fail_transform(name, str(exc))
+            return self.describe_transform(name)
+        except ChurnError as exc:
+            self._fail_transform(name, str(exc))
+            raise
+        except Exception as exc:
+            self._fail_transform(name, f"could not start: {exc}")
+            raise BackendError(f"Could not start transform job {name}: {exc}") from exc
+        if fields:
+            self.catalog.update("transforms", name, **fields)
+        return self.describe_transform(name)
+
+    def _transform_source(self, data) -> tuple[str, Any]:
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            if not len(data):
+                raise ValidationError("The data to score is empty; give a CSV file with a header and customers.")
+            return "bytes", data
+        if isinstance(data, (str, Path)) and str(data).strip():
+            path = Path(data).expanduser()
+            if path.is_file():
+                return "path", path
+            if isinstance(data, str):
+                try:
+                    if self.store.exists(data.strip("/")):
+                        return "key", data.strip("/")
+                except ValidationError:
+                    pass
+        shown = repr(data)[:80] if isinstance(data, (str, Path)) else type(data).__name__
+        raise ValidationError(f"Give the data to score as CSV bytes, the path of a CSV file on this machine, or a key "
+                              f"in the bucket (e.g. a dataset's datasets/<name>/test/test.csv); {shown} is none of "
+                              "these.")
+
+    def _transform_row(self, name: str) -> dict:
+        row = self.catalog.one("SELECT * FROM transforms WHERE name = ?", (name,))
+        if row is None:
+            raise NotFoundError(f"No transform job named {name!r}. See the Batch page for the list.")
+        return row
+
+    def _fail_transform(self, name: str, reason: str) -> None:
+        self.catalog.update("transforms", name, status="Failed", failure_reason=reason, ended_at=time.time(),
+                            updated_at=time.time())
+        self.catalog.event("transform", name, f"Failed: {reason}")
+
+    def _refresh_transform(self, row: dict) -> dict:
+        if row["status"] in TRANSFORM_ACTIVE:
+            fields = self.backend.refresh_transform(row)
+            if fields:
+                self.catalog.update("transforms", row["name"], **fields, updated_at=time.time())
+            row = self._transform_row(row["name"])
+        return row
+
+    def describe_transform(self, name: str) -> TransformJob:
+        """``.status`` (InProgress, Completed, Failed, Stopping, Stopped), ``.rows_in``, ``.rows_scored``,
+        ``.rows_failed``, ``.output_key``, ``.errors_key``, ``.failure_reason`` (and progress while it runs)."""
+        return TransformJob.from_row(self._refresh_transform(self._transform_row(name)))
+
+    def list_transforms(self, limit: int = 100, offset: int = 0) -> list[TransformJob]:
+        rows = self.catalog.query("SELECT * FROM transforms ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+                                  (limit, offset))
+        return [TransformJob.from_row(self._refresh_transform(r)) for r in rows]
+
+    def stop_transform(self, name: str) -> TransformJob:
+        row = self._refresh_transform(self._transform_row(name))
+        if row["status"] not in TRANSFORM_ACTIVE:
+            raise ConflictError(f"Transform job {name} is {row['status']}; only a running job can be stopped.")
+        self.catalog.update("transforms", name, status="Stopping", updated_at=time.time())
+        self.catalog.event("transform", name, "stop requested")
+        fields = self.backend.stop_transform(self._transform_row(name))
+        if fields:
+            self.catalog.update("transforms", name, **fields, updated_at=time.time())
+        return self.describe_transform(name)
+
+    def transform_log(self, name: str, lines: int = 200) -> str:
+        return self.backend.transform_log(self._transform_row(name), lines)
+
+    def _transform_file(self, name: str, which: str):
+        job = self.describe_transform(name)
+        key = job.output_key if which == "results" else job.errors_key
+        if which == "results" and job.status != "Completed":
+            raise ConflictError(f"Transform job {name} is {job.status}; results exist once it is Completed.")
+        if not key:
+            raise NotFoundError(f"Transform job {name} has no {which} file ({job.status}).")
+        local_path = getattr(self.store, "path", None)
+        if local_path is not None:
+            return open(local_path(key), "rb")
+        return io.BytesIO(self.store.get_bytes(key))
+
+    def transform_output(self, name: str):
+        """The results of a Completed transform job as a DataFrame, in input order: ``line``, the kept columns,
+        ``churn_probability``, ``predicted_churn``, ``warnings``."""
+        from .transforms import read_results
+
+        with self._transform_file(name, "results") as fh:
+            return read_results(fh)
+
+    def transform_errors(self, name: str):
+        """The lines a transform job could not score: ``line`` (in the input) and ``problem``."""
+        from .transforms import read_errors
+
+        with self._transform_file(name, "errors") as fh:
+            return read_errors(fh)
+
+    def transform_summary(self, name: str, top: int = 1000):
+        """Counts, a probability histogram and the ``top`` riskiest rows, read in chunks (any size of result)."""
+        from .transforms import result_chunks, summarise
+
+        key = f"summary:{name}:{top}"
+        if key not in self._evaluations:
+            with self._transform_file(name, "results") as fh:
+                self._evaluations[key] = summarise(result_chunks(fh), top)
+        return self._evaluations[key]
+
+    def transform_download(self, name: str, which: str = "results") -> bytes:
+        """results.csv or errors.csv as bytes for a download, with spreadsheet formulas escaped."""
+        from .transforms import csv_chunks, download_csv
+
+        if which not in ("results", "errors"):
+            raise ValidationError("which must be 'results' or 'errors'.")
+        with self._transform_file(name, which) as fh:
+            return download_csv(csv_chunks(fh))
+
     # ---- misc ----------------------------------------------------------------------------
     def events(self, kind: str | None = None, name: str | None = None, limit: int = 200) -> list[dict]:
         return self.catalog.events(kind, name, limit)
 
     def check_connection(self) -> list[tuple[str, bool, str]]:
         return self.backend.check_connection()
+
+    # ---- the catalog's health, backups and repair (catalog_health / catalog_repair) ---------------------
+    def catalog_health(self):
+        """``catalog_repair.CatalogHealth``: whether churn.db passes its integrity check, and the last backup."""
+        from .catalog_repair import diagnose
+
+        return diagnose(self.settings.home)
+
+    def backup_catalog(self):
+        """Back the catalog up now (``backups/churn-latest.db``); its path, or None if it could not be made."""
+        return self.catalog.backup(force=True)
+
+    def restore_catalog_backup(self):
+        """Restore the last good backup (plus what was made after it, found on disk): a ``RepairReport``."""
+        from .catalog_repair import restore_backup
+
+        report = restore_backup(self.settings.home, self.settings.bucket if self.backend.name == "local" else None)
+        self._evaluations.clear()
+        return report
+
+    def rebuild_catalog(self):
+        """Rebuild the catalog from what the old file still gives up and what is on disk: a ``RepairReport``."""
+        from .catalog_repair import rebuild
+
+        report = rebuild(self.settings.home, self.settings.bucket if self.backend.name == "local" else None)
+        self._evaluations.clear()
+        return report
+
+    # ---- what a score rests on (issue 13) ----------------------------------------------------
+    def row_warnings(self, model: str, records: list[dict]) -> list[list[str]]:
+        """For each named record, what the model would have to guess to score it (a missing value filled
+        in, a number outside the training range, a category never seen): the rule batch scoring uses."""
+        from .scoring import record_warnings
+
+        return record_warnings(records, self.model_schema(model))
+
+    def field_warnings(self, model: str, record: dict) -> dict[str, str]:
+        """``row_warnings`` of one record, by feature name (the one-customer form notes each field)."""
+        from .scoring import field_warnings
+
+        return field_warnings(record, self.model_schema(model))

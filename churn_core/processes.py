@@ -18,6 +18,7 @@ import psutil
 from . import warm
 from .child import become, flush_output, run_to_exit
 from .paths import ROOT
+from .private_files import make_dirs, open_append
 
 
 def spawn_detached(args: list[str], log_path: Path, env: dict | None = None, cwd: Path | None = None) -> int:
@@ -25,7 +26,7 @@ def spawn_detached(args: list[str], log_path: Path, env: dict | None = None, cwd
 
     Project modules are forked from the warm process when it runs (milliseconds instead of seconds
     of imports); otherwise, and for anything else, a new interpreter starts."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(log_path.parent)
     full_env = dict(os.environ if env is None else env)
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), full_env.get("PYTHONPATH", "")]))
     full_env.setdefault("PYTHONUNBUFFERED", "1")
@@ -34,7 +35,7 @@ def spawn_detached(args: list[str], log_path: Path, env: dict | None = None, cwd
         if pid is not None:
             return pid
         warm.ensure_running()  # for the next one
-    with open(log_path, "ab", buffering=0) as log:
+    with open(open_append(log_path), "ab", buffering=0) as log:
         proc = subprocess.Popen(
             [sys.executable, *args],
             stdin=subprocess.DEVNULL,
@@ -44,7 +45,7 @@ def spawn_detached(args: list[str], log_path: Path, env: dict | None = None, cwd
             cwd=str(cwd or ROOT),
             start_new_session=True,
             close_fds=True,
-        )
+        )  # umask 077: each module's main sets it first (Popen's umask= would cost vfork and widen a race)
     _forget(proc)
     return proc.pid
 
@@ -110,11 +111,20 @@ def is_alive(pid: int | None, marker: str | None = None) -> bool:
     """True if ``pid`` runs and (when given) its command line mentions ``marker`` (guards against pid reuse)."""
     if not pid:
         return False
+    deadline = time.monotonic() + 2.0  # execve on a loaded machine: arguments appear within milliseconds
     try:
         proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return marker is None or marker in " ".join(proc.cmdline())
+        while True:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return False
+            if marker is None:
+                return True
+            cmdline = proc.cmdline()
+            # A process in the middle of execve (just started) briefly has no command line at all: that is
+            # "not yet known", not "someone else's process"; read it again rather than call it dead.
+            if cmdline or time.monotonic() >= deadline:
+                return marker in " ".join(cmdline)
+            time.sleep(0.005)
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return False
 

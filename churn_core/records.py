@@ -12,6 +12,7 @@ from .pricing import estimated_cost
 TRAINING_ACTIVE = ("InProgress", "Stopping")
 TRAINING_DONE = ("Completed", "Failed", "Stopped")
 ENDPOINT_ACTIVE = ("Creating", "InService", "Updating")
+TRANSFORM_ACTIVE = ("InProgress", "Stopping")
 
 
 @dataclass
@@ -128,6 +129,7 @@ class Endpoint:
     capture_percent: float = 0.0
     generation: int = 1
     pending_config: str = ""
+    uid: str = ""  # unique per deploy of the name (its folder and processes carry it; an update keeps it)
     stats: dict[str, Any] = field(default_factory=dict)
     variants: list[dict] = field(default_factory=list)  # [{"variant", "weight", "model", "version", "stats"}]
 
@@ -204,6 +206,58 @@ class TuningJob:
     @property
     def trials_started(self) -> int:
         return self.trials_completed + self.trials_failed + self.trials_stopped + self.trials_in_progress
+
+    @property
+    def duration(self) -> float | None:
+        end = self.ended_at or (time.time() if self.is_active else None)
+        return None if end is None else max(0.0, end - self.created_at)
+
+
+@dataclass
+class TransformJob:
+    """A batch transform job: a model scoring a whole file into the bucket (SageMaker's words for states)."""
+
+    name: str
+    backend: str
+    model: str
+    status: str
+    failure_reason: str
+    input_key: str
+    input_label: str  # what the user gave: a file name, a dataset part, a bucket key
+    keep_columns: list[str] | None  # None: the model's ID columns and any other non-feature column
+    threshold: float
+    instance_type: str
+    instance_count: int
+    rows_in: int | None  # lines in the file (known once the job has read it)
+    rows_done: int
+    rows_scored: int
+    rows_failed: int
+    output_key: str
+    errors_key: str
+    created_at: float
+    started_at: float | None
+    ended_at: float | None
+    updated_at: float | None
+    pid: int | None
+    exit_code: int | None
+    arn: str
+    sagemaker_model: str
+
+    @classmethod
+    def from_row(cls, row: dict) -> "TransformJob":
+        data = {k: v for k, v in row.items() if not k.endswith("_json")}
+        return cls(**data, keep_columns=loads(row["keep_columns_json"], None))
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in TRANSFORM_ACTIVE
+
+    @property
+    def progress(self) -> float:
+        """Share of the input's lines done (0 until the job knows how many there are)."""
+        if self.status == "Completed":
+            return 1.0
+        return min(1.0, self.rows_done / self.rows_in) if self.rows_in else 0.0
 
     @property
     def duration(self) -> float | None:

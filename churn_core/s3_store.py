@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .aws import AwsClients, AwsError, call
 from .errors import NotFoundError, ValidationError
-from .storage import _check_key
+from .storage import _check_key, _too_large
 
 # S3 PutObject takes up to 5 GB in one request; uploads are limited far below that (CHURN_MAX_UPLOAD_MB).
 _CHUNK = 1 << 20
@@ -92,10 +92,20 @@ class S3ObjectStore:
                                     "re-upload the dataset or retrain the model.") from None
             raise
 
-    def get_bytes(self, key: str) -> bytes:
-        body = self._get(key)["Body"]
+    def get_bytes(self, key: str, max_bytes: int | None = None) -> bytes:
+        """The object's bytes from one GetObject (a size over ``max_bytes`` is refused before reading)."""
+        answer = self._get(key)
+        body = answer["Body"]
         try:
-            return body.read()
+            if max_bytes is None:
+                return body.read()
+            size = answer.get("ContentLength")
+            if isinstance(size, int) and size > max_bytes:
+                raise _too_large(self.uri(key), size, max_bytes)
+            data = body.read(max_bytes + 1)
+            if len(data) > max_bytes:
+                raise _too_large(self.uri(key), len(data), max_bytes)
+            return data
         finally:
             body.close()
 

@@ -10,17 +10,22 @@ control file (``endpoint_control.py``) lists the production variants and their w
 
 Order of work, before anything listens, for every variant:
 
-1. the artifact's SHA-256 is checked against the one recorded (joblib is pickle: an unverified
-   file is never opened as a model) — mismatch: exit 3, ``ERROR: ...`` on stderr;
-2. the tarball is extracted into ``<workdir>/models/<sha256>/`` refusing absolute paths, ``..``
-   and links (exit 4 if unsafe or unreadable);
+1. the artifact is read once into memory and the SHA-256 of those bytes is checked against the
+   one recorded (joblib is pickle: an unverified file is never opened as a model) — mismatch:
+   exit 3, ``ERROR: ...`` on stderr;
+2. the same bytes (never the path again) are extracted into ``<workdir>/models/<sha256>/``,
+   refusing absolute paths, ``..``, links and anything over the size caps of ``churn_core.unpack``
+   before writing (exit 6: refused for good, like a mismatch; retrying cannot help);
 3. the entry script is imported by path and its ``model_fn`` loads the model (exit 4 on failure);
 4. gunicorn's asyncio worker serves ``endpoint_app.EndpointApp`` with the models preloaded
    (workers fork with them); each worker follows later changes of the control file.
 
 ``--probe`` does steps 1–3 for one artifact and one test prediction, then exits 0: an update
 runs it before any worker is asked to load a new model, so a model that cannot load never
-replaces one that serves.
+replaces one that serves. Every variant a control file names, at start, in a probe or in a
+worker swapping to a new generation, goes through :func:`prepare_variant`: bytes read once,
+verified, and only those bytes unpacked (an unpacked folder is reused only within the
+endpoint's own private folder, ``endpoints/<name>.<uid>``, where it was made from verified bytes).
 """
 
 from __future__ import annotations
@@ -33,17 +38,19 @@ import re
 import shutil
 import socket
 import sys
-import tarfile
-import zlib
 from pathlib import Path
 from typing import Optional
 
-from churn_core.artifacts import sha256_file
+from churn_core.artifacts import sha256_bytes
 from churn_core.child import exit_status, flush_output
 from churn_core.endpoint_app import MAX_BODY_BYTES  # noqa: F401 - the payload limit, as tests import it
 from churn_core.endpoint_control import (CONTROL_FILE, Control, LiveEndpoint, LoadedVariant, RoutingTable,
                                          VariantSpec, models_dir, read_control, write_control)
 from churn_core.endpoint_stats import WorkerStats, read_stats  # noqa: F401 - read_stats: the platform's import
+from churn_core.paths import ENTRY_DIR
+from churn_core.private_files import set_process_umask
+from churn_core.unpack import ArtifactRefused, extract, read_file_once
+from churn_core.warm_requests import entry_allowed
 
 INVOCATION_TIMEOUT_S = 60  # SageMaker real-time invocation time-out
 # gunicorn's asyncio worker: slow or stuck clients wait on the event loop instead of holding a thread
@@ -56,6 +63,7 @@ EXIT_BAD_ARGS = 2
 EXIT_SHA_MISMATCH = 3
 EXIT_LOAD_FAILED = 4
 EXIT_PORT_BUSY = 5
+EXIT_ARTIFACT_REFUSED = 6  # unsafe member, over a size cap, or not a .tar.gz: the same bytes fail every time
 
 class ServingError(Exception):
     """A start-up failure; ``code`` is the process exit status."""
@@ -75,7 +83,8 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def verify_artifact(artifact: Path, expected: str) -> None:
+def verify_artifact(artifact: Path, expected: str) -> bytes:
+    """The artifact's bytes, read once, when their SHA-256 is ``expected``: extract these, never the path."""
     if not artifact.is_file():
         raise ServingError(
             f"model artifact {artifact} does not exist; redeploy from a completed training job.", EXIT_LOAD_FAILED
@@ -86,61 +95,34 @@ def verify_artifact(artifact: Path, expected: str) -> None:
             f"--sha256 must be the 64-hex-digit SHA-256 recorded when the model was trained (got {expected!r}).",
             EXIT_SHA_MISMATCH,
         )
-    actual = sha256_file(artifact)
+    try:
+        data = read_file_once(artifact)
+    except ArtifactRefused as err:
+        raise ServingError(str(err), EXIT_ARTIFACT_REFUSED) from None
+    except OSError as err:
+        raise ServingError(f"cannot read the model artifact {artifact} ({err}).", EXIT_LOAD_FAILED) from None
+    actual = sha256_bytes(data)
     if actual != wanted:
         raise ServingError(
             f"model artifact SHA-256 mismatch: expected {wanted}, got {actual}; the file was changed after training. "
             "Retrain or redeploy from a verified job.",
             EXIT_SHA_MISMATCH,
         )
+    return data
 
 
-def _check_member(info: tarfile.TarInfo, root: Path) -> Path:
-    name = info.name
-    parts = Path(name).parts
-    if name.startswith(("/", "\\")) or os.path.isabs(name) or ".." in parts or re.match(r"^[A-Za-z]:", name):
-        raise ServingError(f"unsafe path {name!r} in the model artifact; it will not be extracted.", EXIT_LOAD_FAILED)
-    if not (info.isfile() or info.isdir()):
-        kind = "link" if (info.issym() or info.islnk()) else "special file"
-        raise ServingError(
-            f"the model artifact contains a {kind} ({name!r}); refusing to extract it.", EXIT_LOAD_FAILED
-        )
-    target = (root / name).resolve()
-    if target != root and root not in target.parents:
-        raise ServingError(f"unsafe path {name!r} in the model artifact; it will not be extracted.", EXIT_LOAD_FAILED)
-    return target
+def safe_extract(artifact: bytes | Path, dest: Path) -> list[str]:
+    """Extract regular files and folders only; refuse absolute paths, ``..``, links and oversized members.
 
-
-def safe_extract(artifact: Path, dest: Path) -> list[str]:
-    """Extract regular files and folders only; refuse absolute paths, ``..`` and links.
-
-    Every member is checked before anything is written. Returns the extracted file names.
-    """
-    if dest.exists():
-        shutil.rmtree(dest)
-    names: list[str] = []
+    ``artifact``: the verified bytes (a path is read once first). Every member is checked before
+    anything is written. Returns the extracted file names."""
     try:
-        with tarfile.open(artifact, "r:*") as tar:
-            members = tar.getmembers()
-            root = dest.resolve()
-            targets = [(info, _check_member(info, root)) for info in members]
-            dest.mkdir(parents=True)
-            for info, target in targets:
-                if info.isdir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                source = tar.extractfile(info)
-                if source is None:
-                    raise ServingError(f"cannot read {info.name!r} from the model artifact.", EXIT_LOAD_FAILED)
-                with source, open(target, "wb") as out:
-                    shutil.copyfileobj(source, out, 1 << 20)
-                names.append(info.name)
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
-        raise ServingError(
-            f"the model artifact is not a readable .tar.gz ({err}); retrain the model.", EXIT_LOAD_FAILED
-        ) from None
-    return names
+        data = bytes(artifact) if isinstance(artifact, (bytes, bytearray)) else read_file_once(Path(artifact))
+        return extract(data, dest)
+    except ArtifactRefused as err:
+        raise ServingError(str(err), EXIT_ARTIFACT_REFUSED) from None
+    except OSError as err:
+        raise ServingError(f"the model artifact could not be extracted ({err}).", EXIT_LOAD_FAILED) from None
 
 
 def load_entry(entry: Path):
@@ -162,25 +144,40 @@ def load_entry(entry: Path):
 # ------------------------------------------------------------------------- models
 
 
-def prepare_variant(spec: VariantSpec, workdir: Path) -> Path:
-    """Verify the artifact and unpack it into ``<workdir>/models/<sha256>/`` (once per artifact)."""
-    verify_artifact(Path(spec.artifact), spec.sha256)  # first: nothing is unpacked or unpickled before this
+def prepare_variant(spec: VariantSpec, workdir: Path, verified: bytes | None = None) -> Path:
+    """Verify the artifact and unpack it into ``<workdir>/models/<sha256>/`` (once per artifact).
+
+    The artifact is read once and its SHA-256 checked on those bytes (``verified``: the bytes
+    ``verify_artifact`` already returned for this spec); only these bytes are unpacked, never the path
+    again, so a file swapped after the check is never extracted. Unsafe or oversized: exit 6."""
+    if verified is None:
+        verified = verify_artifact(Path(spec.artifact), spec.sha256)  # first: nothing unpacked or unpickled before
     target = models_dir(workdir) / spec.sha256
     if (target / ".verified").is_file():
         return target
+    models_dir(workdir).mkdir(mode=0o700, parents=True, exist_ok=True)
     staging = models_dir(workdir) / f".{spec.sha256}.{os.getpid()}"
-    safe_extract(Path(spec.artifact), staging)
+    safe_extract(verified, staging)
     (staging / ".verified").write_text(spec.sha256)
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(staging, target)
+    if target.exists() and not (target / ".verified").is_file():
+        shutil.rmtree(target, ignore_errors=True)  # a half-made folder of a process that died
+    try:
+        os.replace(staging, target)
+    except OSError:  # another worker unpacked the same verified artifact first: use its folder
+        shutil.rmtree(staging, ignore_errors=True)
+        if not (target / ".verified").is_file():
+            raise
     return target
 
 
-def load_variant(entry, spec: VariantSpec, workdir: Path) -> dict:
-    """The model dict of a variant whose artifact was prepared; its own threshold when it has one."""
+def load_variant(entry, spec: VariantSpec, workdir: Path, verified: bytes | None = None) -> dict:
+    """The model dict of a variant, unpacked from verified bytes; its own threshold when it has one.
+
+    A folder ``<workdir>/models/<sha256>/`` marked ``.verified`` was unpacked from bytes that passed the
+    check by this endpoint's own processes (the probe, or another worker) in its private folder."""
     model_dir = models_dir(workdir) / spec.sha256
-    if not (model_dir / ".verified").is_file():
-        model_dir = prepare_variant(spec, workdir)
+    if verified is not None or not (model_dir / ".verified").is_file():
+        model_dir = prepare_variant(spec, workdir, verified)
     try:
         model = entry.model_fn(str(model_dir))
     except Exception as err:
@@ -192,8 +189,11 @@ def load_variant(entry, spec: VariantSpec, workdir: Path) -> dict:
 
 
 def probe(entry, spec: VariantSpec, workdir: Path) -> None:
-    """Prepare and load a variant and score one typical customer: it would serve if swapped in."""
-    model = load_variant(entry, spec, workdir)
+    """Verify, unpack, load a variant and score one typical customer: it would serve if swapped in.
+
+    The artifact is verified here every time (read once, hashed); an unpacked folder of an earlier probe is
+    reused only after that check, and a new one is unpacked from the very bytes that passed it."""
+    model = load_variant(entry, spec, workdir, verify_artifact(Path(spec.artifact), spec.sha256))
     from churn_core.forms import example_record
 
     record = {k: v for k, v in example_record(model["schema"]).items() if v is not None}
@@ -308,6 +308,8 @@ def _parse_args(argv: Optional[list]) -> argparse.Namespace:
             parser.error("--name is required")
     if not 1 <= args.workers <= 64:
         parser.error(f"--workers must be 1..64 (got {args.workers})")
+    if not entry_allowed(args.entry):  # the model's code is the project's entry/ script, never another file
+        parser.error(f"--entry must be a script of the project's entry/ folder ({ENTRY_DIR}), got {args.entry}")
     return args
 
 
@@ -337,20 +339,23 @@ def _raise_descriptor_limit() -> None:
 
 def main(argv: Optional[list] = None) -> int:
     args = _parse_args(argv)
+    set_process_umask()  # a probe is started by the dashboard itself: what it unpacks is private too
     _raise_descriptor_limit()
     workdir = args.workdir.resolve()
     try:
-        workdir.mkdir(parents=True, exist_ok=True)
+        workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if args.probe:
             spec = VariantSpec("probe", str(args.artifact), (args.sha256 or "").strip().lower())
             probe(load_entry(args.entry.resolve()), spec, workdir)
             return 0
         control = _control(args, workdir)
-        for spec in control.variants:  # every artifact is verified before anything listens or loads
-            verify_artifact(Path(spec.artifact), spec.sha256)
+        # Every artifact is read once and verified before anything listens or loads; only those bytes are unpacked.
+        verified = [verify_artifact(Path(spec.artifact), spec.sha256) for spec in control.variants]
         _check_port(args.host, args.port)
         entry = load_entry(args.entry.resolve())
-        variants = [LoadedVariant(spec, load_variant(entry, spec, workdir)) for spec in control.variants]
+        variants = [LoadedVariant(spec, load_variant(entry, spec, workdir, data))
+                    for spec, data in zip(control.variants, verified, strict=True)]
+        del verified
     except ServingError as err:
         sys.stderr.write("ERROR: " + " ".join(str(err).split()) + "\n")
         sys.stderr.flush()

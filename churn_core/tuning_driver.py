@@ -24,6 +24,7 @@ from pathlib import Path
 
 from .config import Settings
 from .errors import ChurnError, NotFoundError
+from .private_files import set_process_umask
 from .records import TRAINING_ACTIVE
 from .tuning import TRIAL_ACTIVE, finish, summarise, trial_name, trial_rows
 from .tuning_objectives import get_objective
@@ -177,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bucket", required=True)
     parser.add_argument("--tuning", required=True)
     opts = parser.parse_args(argv)
+    set_process_umask()  # its trials' inputs, models and logs are private, like every process the product starts
     return TuningDriver(Path(opts.home), opts.bucket, opts.tuning).run()
 
 

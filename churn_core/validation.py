@@ -37,6 +37,7 @@ import pandas as pd
 
 from .errors import ValidationError
 from .paths import entry_module
+from .workbooks import as_csv
 
 _rules = entry_module("dataset_schema")  # the cell rules training applies: one source of truth
 
@@ -98,29 +99,34 @@ class FeatureProfile:
 
 @dataclass(eq=False)
 class ValidatedTable:
-    """A CSV that passed every check, parsed and typed, with what was learned about it.
+    """A CSV that passed every check, with what was learned about it.
 
-    ``frame`` is typed (target 0/1, numbers as numbers, ID columns kept); ``text`` is every named
-    column as the file wrote it (stripped), which is what the stored splits hold: training reads
-    them back with :meth:`schema`, the one decision about what each column is.
+    Every column is kept compactly (a code per row and its distinct values), so a million-row upload
+    holds no Python object per cell. ``frame`` (typed: target 0/1, numbers as numbers, ID columns kept)
+    and ``text`` (every named column as the file wrote it, stripped: what the stored splits hold) are
+    built when first asked for; ``preview`` builds a few rows, ``write_csv`` writes rows of the text
+    straight to CSV bytes, and :meth:`schema` is the one decision about what each column is.
     """
 
-    frame: pd.DataFrame = field(repr=False)
-    text: pd.DataFrame = field(repr=False)
     target: str
     positive_label: str
     features: list[FeatureProfile]
     dropped: dict[str, str]
     warnings: list[str]
     encoding: str
+    columns: list[str] = field(default_factory=list)  # every named column, in file order
+    target_values: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False)
+    _cells: dict = field(default_factory=dict, repr=False)  # name -> _Cells (stripped text)
+    _typing: dict = field(default_factory=dict, repr=False)  # name -> _Column (how it is typed)
+    _cache: dict = field(default_factory=dict, repr=False)
 
     @property
     def rows(self) -> int:
-        return int(len(self.frame))
+        return int(len(self.target_values))
 
     @property
     def churn_rate(self) -> float:
-        return float(self.frame[self.target].mean()) if len(self.frame) else 0.0
+        return float(self.target_values.mean()) if len(self.target_values) else 0.0
 
     @property
     def feature_names(self) -> list[str]:
@@ -129,6 +135,58 @@ class ValidatedTable:
     @property
     def id_columns(self) -> list[str]:
         return [name for name, reason in self.dropped.items() if reason.startswith("ID-like")]
+
+    def _typed(self, name: str, rows: np.ndarray | None = None) -> pd.Series:
+        if name == self.target:
+            values = self.target_values if rows is None else self.target_values[rows]
+            return pd.Series(values, name=name)
+        typing, cells = self._typing[name], self._cells[name]
+        if typing.kind == "deferred":  # an identifier column left as text at upload: typed now
+            coded = cells.coded()
+            try:
+                typing = _type_column(name, coded, np.arange(2, len(coded) + 2), want_categories=False)
+            except _StrayText:
+                typing = _categorical(name, coded, coded.missing_per_unique(), want_categories=False)
+            self._typing[name] = typing
+        return typing.series(cells.coded(), rows)
+
+    def _typed_frame(self, rows: np.ndarray | None = None) -> pd.DataFrame:
+        names = [n for n in self.columns if n == self.target or n in self._typing]
+        return pd.DataFrame({n: self._typed(n, rows) for n in names}, columns=names)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """Typed: target 0/1, numbers as numbers, text with NaN where missing (built on first use)."""
+        if "frame" not in self._cache:
+            self._cache["frame"] = self._typed_frame()
+        return self._cache["frame"]
+
+    @property
+    def text(self) -> pd.DataFrame:
+        """Every named column as the file wrote it, stripped (built on first use)."""
+        if "text" not in self._cache:
+            self._cache["text"] = pd.DataFrame({n: self._cells[n].texts() for n in self.columns}, columns=self.columns)
+        return self._cache["text"]
+
+    def preview(self, rows: int = 20) -> pd.DataFrame:
+        """The first ``rows`` rows, typed as ``frame`` (without building all of it)."""
+        return self._typed_frame(np.arange(min(rows, self.rows)))
+
+    def text_preview(self, rows: int = 20) -> pd.DataFrame:
+        """The first ``rows`` rows as ``text`` has them (as the file wrote them), without building all of it."""
+        picked = np.arange(min(rows, self.rows))
+        return pd.DataFrame({n: self._cells[n].dictionary_array(picked).to_pylist() for n in self.columns},
+                            columns=self.columns, dtype=object)
+
+    def write_csv(self, rows: np.ndarray | None = None) -> bytes:
+        """These rows (all when None) of the text, as CSV bytes with a header (every value quoted)."""
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        table = pa.table({n: self._cells[n].dictionary_array(rows) for n in self.columns})
+        buffer = io.BytesIO()
+        pacsv.write_csv(table, buffer)
+        return buffer.getvalue()
 
     def schema(self) -> dict:
         """The dataset schema training applies (``entry/dataset_schema.py`` reads it)."""
@@ -371,6 +429,37 @@ def _check_json_or_markup(text: str) -> None:
         )
 
 
+def _fields(line: str, delimiter: str) -> list[str]:
+    try:
+        return next(csv.reader([line], delimiter=delimiter), [])
+    except csv.Error:
+        return [line]
+
+
+def _check_prose(text: str, delimiter: str) -> None:
+    """Sentences are not a table: a letter, a README or notes saved as .csv/.txt get "not a table",
+    not advice about quoting commas. Prose is a first line whose one or two "column names" are
+    sentences, or lines of uneven width made mostly of long runs of words with few separators."""
+    lines = [line for line in re.split(r"\r\n|\r|\n", text[:65536]) if line.strip()][:40]
+    if not lines:
+        return
+
+    def words(line: str) -> int:
+        return len(line.split())
+
+    header = _fields(lines[0], delimiter)
+    sentence_header = len(header) <= 2 and any(len(cell.split()) >= 6 for cell in header)
+    widths = {len(_fields(line, delimiter)) for line in lines}
+    total = sum(words(line) for line in lines)
+    prose = sum(words(line) for line in lines if words(line) >= 6 and line.count(delimiter) <= words(line) // 4)
+    if sentence_header or (len(widths) > 1 and total and prose >= 0.6 * total):
+        raise ValidationError(
+            "This file looks like text (sentences), not a table: its lines are not rows of values separated by "
+            "commas under a header of column names. Upload the customer data itself as CSV: a header row with the "
+            "column names, then one row per customer (in a spreadsheet: File → Save As → 'CSV UTF-8')."
+        )
+
+
 # --------------------------------------------------------------------------- text → rows
 
 _EXCEL_SEP_RE = re.compile(r"^sep=([,;\t|])[ \t]*(?:\r\n|\r|\n)", re.IGNORECASE)
@@ -407,6 +496,7 @@ class _Table:
     row_numbers: np.ndarray  # record number (spreadsheet row) of every data row
     ragged: list[tuple[int, int]] = field(default_factory=list)  # (line, fields) of rows that do not fit
     ragged_total: int = 0
+    cells: list | None = None  # the columns already coded (the Arrow route), instead of raw cells
 
 
 def _record_widths(text: str, delimiter: str) -> np.ndarray | None:
@@ -521,53 +611,206 @@ def _read_table(text: str, delimiter: str) -> _Table:
     return _read_fast(text, delimiter) or _read_exact(text, delimiter)
 
 
+# Python's str.strip() whitespace, as an RE2 class (Arrow's regex engine): a distinct value touching one of these
+# needs stripping.
+_PY_SPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]"
+_EDGE_SPACE = f"^{_PY_SPACE}|{_PY_SPACE}$"
+_STRIP = f"^{_PY_SPACE}+|{_PY_SPACE}+$"
+# A value pandas parses to a finite number always looks like this (ASCII digits); one that does not is text.
+_NUMBER_LIKE = r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
+
+
 class _Cells:
-    """One column as its distinct stripped values plus a code per row (all row-wise work stays in C)."""
+    """One column as its distinct stripped values plus a code per row (all row-wise work stays in C).
 
-    __slots__ = ("codes", "uniques", "lowered")
+    From the exact reader it is built from the raw cells; from Arrow (``csv_arrow``) from codes and the
+    distinct values as an Arrow array (``arrow``), which keeps work per distinct value vectorised too: a
+    column of a million IDs never becomes a million Python strings unless something asks for them."""
 
-    def __init__(self, raw: np.ndarray):
+    __slots__ = ("codes", "_uniques", "_lowered", "arrow", "_counts", "_missing")
+
+    def __init__(self, raw: np.ndarray | None = None, codes: np.ndarray | None = None, dictionary=None):
+        self.arrow = None
+        self._lowered = None
+        self._counts = None
+        self._missing = None
+        if dictionary is not None:
+            self._from_arrow(codes, dictionary)
+            return
         if len(raw):
             codes, uniques = pd.factorize(raw, use_na_sentinel=False)
             stripped = np.empty(len(uniques), dtype=object)
             stripped[:] = [(u if isinstance(u, str) else str(u)).strip() for u in uniques]
             codes2, uniques2 = pd.factorize(stripped, use_na_sentinel=False)
             self.codes = np.asarray(codes2, dtype=np.intp)[codes]
-            self.uniques = [str(u) for u in uniques2]
+            self._uniques = [str(u) for u in uniques2]
         else:
             self.codes = np.empty(0, dtype=np.intp)
-            self.uniques = []
-        self.lowered = [u.lower() for u in self.uniques]
+            self._uniques = []
+
+    def _from_arrow(self, codes: np.ndarray, dictionary) -> None:
+        import pyarrow.compute as pc
+
+        self._uniques = None
+        self._counts = None
+        if len(dictionary) and pc.any(pc.match_substring_regex(dictionary, _EDGE_SPACE)).as_py():
+            # str.strip(), in Arrow: the same whitespace, then values that became equal share one code
+            stripped = pc.dictionary_encode(pc.replace_substring_regex(dictionary, _STRIP, ""))
+            self.codes = stripped.indices.to_numpy(zero_copy_only=False)[codes]
+            self.arrow = stripped.dictionary
+        else:
+            self.codes = codes
+            self.arrow = dictionary
+
+    @property
+    def uniques(self) -> list[str]:
+        if self._uniques is None:
+            self._uniques = self.arrow.to_pylist()
+        return self._uniques
+
+    @property
+    def lowered(self) -> list[str]:
+        if self._lowered is None:
+            self._lowered = [u.lower() for u in self.uniques]
+        return self._lowered
+
+    def n_uniques(self) -> int:
+        return len(self.arrow) if self._uniques is None else len(self._uniques)
 
     def __len__(self) -> int:
         return len(self.codes)
 
     def flags(self, per_unique) -> np.ndarray:
         """Spread one boolean (or number) per distinct value over the rows."""
-        return np.asarray(per_unique)[self.codes] if len(self.uniques) else np.zeros(0, dtype=bool)
+        return np.asarray(per_unique)[self.codes] if self.n_uniques() else np.zeros(0, dtype=bool)
 
     def counts(self) -> np.ndarray:
-        return np.bincount(self.codes, minlength=len(self.uniques))
+        if self._counts is None:
+            self._counts = np.bincount(self.codes, minlength=self.n_uniques())
+        return self._counts
+
+    def _in_lowered(self, values: frozenset) -> np.ndarray:
+        if self.arrow is not None and self._lowered is None:
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            found = pc.is_in(pc.utf8_lower(self.arrow), value_set=pa.array(sorted(values), type=pa.string()))
+            return found.to_numpy(zero_copy_only=False).astype(bool)
+        return np.array([v in values for v in self.lowered], dtype=bool)
 
     def missing_per_unique(self) -> np.ndarray:
-        return np.array([v in _NA_ALWAYS for v in self.lowered], dtype=bool)
+        if self._missing is None:
+            self._missing = self._in_lowered(_NA_ALWAYS)
+        return self._missing
+
+    def soft_missing_per_unique(self) -> np.ndarray:
+        return self._in_lowered(_NA_IN_NUMERIC)
+
+    def blank_per_unique(self) -> np.ndarray:
+        if self.arrow is not None:
+            import pyarrow.compute as pc
+
+            return pc.equal(pc.binary_length(self.arrow), 0).to_numpy(zero_copy_only=False).astype(bool)
+        return np.array([v == "" for v in self.uniques], dtype=bool)
+
+    def blank_rows(self) -> np.ndarray | None:
+        """Whether each row's cell is blank; None when no cell of the column is."""
+        blank_u = self.blank_per_unique()
+        return self.flags(blank_u) if blank_u.any() else None
+
+    def all_missing(self) -> bool:
+        return not len(self) or not bool(self.counts()[~self.missing_per_unique()].any())
+
+    def coded(self) -> "_Cells":
+        return self
 
     def keep(self, mask: np.ndarray) -> None:
         self.codes = self.codes[mask]
+        self._counts = None
 
     def value(self, row: int) -> str:
-        return self.uniques[self.codes[row]]
+        code = int(self.codes[row])
+        return self.arrow[code].as_py() if self._uniques is None else self._uniques[code]
 
     def texts(self) -> np.ndarray:
         """Object array of every row's stripped text."""
-        return self.objects(np.zeros(len(self.uniques), dtype=bool))
+        return self.objects(np.zeros(self.n_uniques(), dtype=bool))
 
-    def objects(self, missing_per_unique: np.ndarray) -> np.ndarray:
-        """Object array of str, NaN where missing."""
-        table = np.empty(len(self.uniques), dtype=object)
+    def objects(self, missing_per_unique: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Object array of str, NaN where missing (of ``rows`` only, when given)."""
+        table = np.empty(self.n_uniques(), dtype=object)
         table[:] = self.uniques
         table[missing_per_unique] = np.nan
-        return table[self.codes] if len(self.uniques) else np.empty(0, dtype=object)
+        codes = self.codes if rows is None else self.codes[rows]
+        return table[codes] if self.n_uniques() else np.empty(0, dtype=object)
+
+    def dictionary_array(self, rows: np.ndarray | None = None):
+        """The column (or ``rows`` of it) as an Arrow dictionary array of its stripped text."""
+        import pyarrow as pa
+
+        values = self.arrow if self.arrow is not None else pa.array(self.uniques, type=pa.string())
+        codes = self.codes if rows is None else self.codes[rows]
+        return pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes, dtype=np.int32)), values)
+
+
+class _TextColumn:
+    """A column left as Arrow text, never coded unless asked: what validation computes nothing from (a column
+    named like an identifier is dropped by its name; only its text is stored with the splits)."""
+
+    __slots__ = ("column", "_coded")
+
+    def __init__(self, column):
+        self.column = column
+        self._coded: _Cells | None = None
+
+    def __len__(self) -> int:
+        return len(self.column)
+
+    def coded(self) -> _Cells:
+        if self._coded is None:
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            chunks = pc.dictionary_encode(self.column).chunks  # one memo table: the last chunk has every value
+            if chunks:
+                codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in chunks])
+                self._coded = _Cells(codes=codes, dictionary=chunks[-1].dictionary)
+            else:
+                self._coded = _Cells(codes=np.zeros(0, dtype=np.int32), dictionary=pa.array([], type=pa.string()))
+        return self._coded
+
+    def _stripped(self):
+        import pyarrow.compute as pc
+
+        if pc.any(pc.match_substring_regex(self.column, _EDGE_SPACE)).as_py():
+            return pc.replace_substring_regex(self.column, _STRIP, "")
+        return self.column
+
+    def blank_rows(self) -> np.ndarray | None:
+        import pyarrow.compute as pc
+
+        blank = pc.equal(pc.binary_length(self._stripped()), 0)
+        return blank.to_numpy().astype(bool) if pc.any(blank).as_py() else None
+
+    def all_missing(self) -> bool:
+        if len(self.column) and str(self.column[0].as_py()).strip().lower() not in _NA_ALWAYS:
+            return False  # one value is enough to know it is not empty
+        return self.coded().all_missing()
+
+    def keep(self, mask: np.ndarray) -> None:
+        import pyarrow as pa
+
+        self.column = self.column.filter(pa.array(mask))
+        self._coded = None
+
+    def texts(self) -> np.ndarray:
+        return np.asarray(self._stripped().to_numpy(zero_copy_only=False), dtype=object)
+
+    def dictionary_array(self, rows: np.ndarray | None = None):
+        import pyarrow as pa
+
+        stripped = self._stripped()
+        return stripped if rows is None else stripped.take(pa.array(rows))
 
 
 # --------------------------------------------------------------------------- structure checks
@@ -679,16 +922,84 @@ def _check_classes(name: str, target: np.ndarray, cells: _Cells) -> None:
 
 @dataclass
 class _Column:
+    """How one column is typed: per distinct value (so the typed column is built only when asked for)."""
+
     name: str
-    series: pd.Series
+    kind: str  # "numeric" | "categorical"
     profile: FeatureProfile
+    per_unique: np.ndarray  # numeric: the number of each distinct value (NaN: missing); categorical: missing?
     numeric_integers: bool = False
+    all_present: bool = False
+
+    def series(self, cells: "_Cells", rows: np.ndarray | None = None) -> pd.Series:
+        """The typed column (of ``rows`` only, when given): numbers, or text with NaN where missing."""
+        if self.kind == "numeric":
+            codes = cells.codes if rows is None else cells.codes[rows]
+            numbers = self.per_unique[codes] if len(self.per_unique) else np.zeros(0, dtype=float)
+            if self.numeric_integers and self.all_present:
+                numbers = numbers.astype(np.int64)
+            return pd.Series(numbers, name=self.name)
+        return pd.Series(cells.objects(self.per_unique, rows), dtype=object, name=self.name)
 
 
-def _numeric_parse(values: list[str]) -> np.ndarray:
-    if not values:
-        return np.zeros(0, dtype=float)
-    return np.asarray(pd.to_numeric(pd.Series(values, dtype=object), errors="coerce"), dtype=float)
+_PARSE_SLICE = 65536
+
+
+def _numeric_parse(cells: "_Cells", candidate_u: np.ndarray, counts: np.ndarray,
+                   n_candidates: int) -> np.ndarray | None:
+    """The number each candidate distinct value parses to (NaN when it is not one), or None as soon as the
+    values that are not numbers already hold more than ``1 - NUMERIC_SHARE`` of the rows: then the column is
+    text whatever the rest holds (a column of a million IDs is not parsed to the end)."""
+    parsed = np.full(cells.n_uniques(), np.nan)
+    idx = np.flatnonzero(candidate_u)
+    if not len(idx):
+        return parsed
+    if cells.arrow is not None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        values = cells.arrow.take(pa.array(idx))
+        looks = pc.match_substring_regex(values, _NUMBER_LIKE).to_numpy(zero_copy_only=False).astype(bool)
+        if int(counts[idx][~looks].sum()) > (1 - NUMERIC_SHARE) * n_candidates:
+            return None  # text in too many rows to be a number column: no need to parse any of it
+        if looks.all():
+            try:  # Arrow's parser: every candidate a number, the common case for a numeric column
+                parsed[idx] = pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False)
+                return parsed
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass
+    order = idx[np.argsort(-counts[idx], kind="stable")]
+    text_rows, limit = 0, (1 - NUMERIC_SHARE) * n_candidates
+    for start in range(0, len(order), _PARSE_SLICE):
+        part = order[start:start + _PARSE_SLICE]
+        if cells.arrow is not None:
+            import pyarrow as pa
+
+            values = cells.arrow.take(pa.array(part)).to_pylist()
+        else:
+            values = [cells.uniques[i] for i in part]
+        numbers = np.asarray(pd.to_numeric(pd.Series(values, dtype=object), errors="coerce"), dtype=float)
+        parsed[part] = numbers
+        text_rows += int(counts[part][~np.isfinite(numbers)].sum())
+        if text_rows > limit:
+            return None
+    return parsed
+
+
+def _decimals(cells: "_Cells", mask: np.ndarray) -> int:
+    """Digits after the point the file writes, over the distinct values in ``mask`` (``decimals_of``)."""
+    idx = np.flatnonzero(mask)
+    if cells.arrow is None or not len(idx):
+        return _rules.decimals_of([cells.uniques[i] for i in idx])
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = cells.arrow.take(pa.array(idx))
+    point = pc.find_substring(values, ".").to_numpy(zero_copy_only=False)
+    length = pc.binary_length(values).to_numpy(zero_copy_only=False)
+    exponent = pc.match_substring(values, "e", ignore_case=True).to_numpy(zero_copy_only=False)
+    digits = np.where((point >= 0) & ~exponent, length - point - 1, 0)
+    return int(min(int(digits.max()) if len(digits) else 0, _rules.MAX_DECIMALS))
 
 
 def _safe_stat(stat, values: np.ndarray) -> float:
@@ -706,30 +1017,52 @@ class _StrayText(Exception):
         self.name, self.share, self.offenders, self.total = name, share, offenders, total
 
 
-def _categorical(name: str, cells: _Cells, missing_u: np.ndarray) -> _Column:
+def _looks_like_ids(unique: int, present: int, rows: int) -> bool:
+    return present >= max(20, rows // 2) and unique / present >= ID_UNIQUE_SHARE
+
+
+def _sorted_categories(cells: _Cells, idx: np.ndarray, counts: np.ndarray) -> list[str]:
+    """Distinct values ``idx``, most common first (ties by value, as Python sorts text)."""
+    if cells.arrow is not None and len(idx) > 1000:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        table = pa.table({"count": pa.array(counts[idx]), "value": cells.arrow.take(pa.array(idx))})
+        order = pc.sort_indices(table, sort_keys=[("count", "descending"), ("value", "ascending")])
+        return table.column("value").take(order).to_pylist()  # UTF-8 byte order is code point order
+    present = [(cells.uniques[i], int(counts[i])) for i in idx]
+    return [v for v, _ in sorted(present, key=lambda item: (-item[1], item[0]))]
+
+
+def _categorical(name: str, cells: _Cells, missing_u: np.ndarray, want_categories: bool = True) -> _Column:
     counts = cells.counts()
-    present = [(cells.uniques[i], int(counts[i])) for i in np.flatnonzero((counts > 0) & ~missing_u)]
-    categories = [v for v, _ in sorted(present, key=lambda item: (-item[1], item[0]))]
+    idx = np.flatnonzero((counts > 0) & ~missing_u)
+    missing = int(counts[missing_u].sum()) if len(counts) else 0
+    rows = len(cells)
+    # The categories of a column that will be dropped as identifiers are never shown: not sorted either.
+    wanted = want_categories and not _looks_like_ids(len(idx), rows - missing, rows)
     profile = FeatureProfile(
         name=name,
         kind="categorical",
-        categories=categories,
-        missing=int(counts[missing_u].sum()) if len(counts) else 0,
-        unique=len(categories),
+        categories=_sorted_categories(cells, idx, counts) if wanted else [],
+        missing=missing,
+        unique=len(idx),
     )
-    return _Column(name, pd.Series(cells.objects(missing_u), dtype=object, name=name), profile)
+    return _Column(name, "categorical", profile, missing_u)
 
 
-def _type_column(name: str, cells: _Cells, row_numbers: np.ndarray) -> _Column:
-    """Decide numeric vs categorical and build the typed series and its profile."""
+def _type_column(name: str, cells: _Cells, row_numbers: np.ndarray, want_categories: bool = True) -> _Column:
+    """Decide numeric vs categorical and profile the column."""
     n = len(cells)
     counts = cells.counts()
     missing_u = cells.missing_per_unique()
-    soft_u = np.array([v in _NA_IN_NUMERIC for v in cells.lowered], dtype=bool)
-    parsed_u = _numeric_parse(cells.uniques)
-    finite_u = np.isfinite(parsed_u)
+    soft_u = cells.soft_missing_per_unique()
     candidate_u = ~missing_u & ~soft_u & (counts > 0)
     n_candidates = int(counts[candidate_u].sum())
+    parsed_u = _numeric_parse(cells, candidate_u, counts, n_candidates)
+    if parsed_u is None:
+        return _categorical(name, cells, missing_u, want_categories)
+    finite_u = np.isfinite(parsed_u)
     n_numeric = int(counts[candidate_u & finite_u].sum())
     if n_candidates and n_numeric == n_candidates:
         value_u = np.where(candidate_u & finite_u, parsed_u, np.nan)
@@ -737,7 +1070,6 @@ def _type_column(name: str, cells: _Cells, row_numbers: np.ndarray) -> _Column:
         present = numbers[~np.isnan(numbers)]
         n_missing = int(n - len(present))
         whole = bool(np.all(present == np.round(present))) and bool(np.all(np.abs(present) < 2**53))
-        series = pd.Series(numbers.astype(np.int64) if whole and n_missing == 0 else numbers, name=name)
         profile = FeatureProfile(
             name=name,
             kind="numeric",
@@ -747,14 +1079,14 @@ def _type_column(name: str, cells: _Cells, row_numbers: np.ndarray) -> _Column:
             mean=_safe_stat(np.mean, present),
             missing=n_missing,
             unique=int(len(np.unique(value_u[candidate_u & finite_u]))),
-            decimals=_rules.decimals_of([cells.uniques[i] for i in np.flatnonzero(candidate_u & finite_u)]),
+            decimals=_decimals(cells, candidate_u & finite_u),
         )
-        return _Column(name, series, profile, numeric_integers=whole)
+        return _Column(name, "numeric", profile, value_u, numeric_integers=whole, all_present=n_missing == 0)
     if n_candidates and n_numeric / n_candidates >= NUMERIC_SHARE:
         bad_rows = np.flatnonzero(cells.flags(candidate_u & ~finite_u))
         offenders = [(int(row_numbers[i]), cells.value(int(i))) for i in bad_rows[:MAX_LISTED]]
         raise _StrayText(name, n_numeric / n_candidates, offenders, len(bad_rows))
-    return _categorical(name, cells, missing_u)
+    return _categorical(name, cells, missing_u, want_categories)
 
 
 def _raise_stray(stray: list[_StrayText]) -> None:
@@ -792,6 +1124,7 @@ def _file_text(data: bytes, max_bytes: int | None) -> tuple[str, str, str, list[
     """The upload as text: (text, encoding, delimiter, warnings), or ValidationError for what is not a table."""
     data = _as_bytes(data)
     _check_size(data, max_bytes)
+    data, workbook_note = as_csv(data)  # an .xlsx workbook (whatever its name) is read as its first sheet
     data = data.rstrip(b"\x1a")  # an old DOS end-of-file marker is not content
     if not data:
         _raise_empty("0 bytes")
@@ -802,7 +1135,7 @@ def _file_text(data: bytes, max_bytes: int | None) -> tuple[str, str, str, list[
     if not text.strip():
         _raise_empty("only whitespace")
     _check_json_or_markup(text)
-    warnings: list[str] = []
+    warnings: list[str] = [workbook_note] if workbook_note else []
     if encoding == "cp1252":
         warnings.append(
             "The file is not UTF-8; it was read as Windows-1252 (cp1252). Check that accented letters look right."
@@ -810,10 +1143,53 @@ def _file_text(data: bytes, max_bytes: int | None) -> tuple[str, str, str, list[
     elif encoding == "latin-1":
         warnings.append("The file is not UTF-8; it was read as Latin-1. Check that accented letters look right.")
     delimiter, text = _sniff_delimiter(text)
+    _check_prose(text, delimiter)
     if delimiter != ",":
         shown = {"\t": "tabs", ";": "semicolons", "|": "pipes ('|')"}[delimiter]
         warnings.append(f"Values are separated by {shown}, not commas; the file was read that way.")
     return text, encoding, delimiter, warnings
+
+
+def _read_fast_source(data, max_bytes: int | None) -> tuple[_Table, str, list[str]] | None:
+    """(table, encoding, warnings) for a well-formed UTF-8 file, read by Arrow without ever holding the file as
+    Python text (``csv_arrow``); None for anything the text route should read (and explain), with the same
+    checks before it as ``_file_text`` so a bad file fails the same way on either route."""
+    data = _as_bytes(data)
+    _check_size(data, max_bytes)
+    data, workbook_note = as_csv(data)  # an .xlsx workbook (whatever its name) is read as its first sheet
+    data = data.rstrip(b"\x1a")
+    if not data or data.isspace() or data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        return None
+    _check_other_formats(data)
+    _check_binary_bytes(data)
+    from . import csv_arrow
+
+    start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    encoding = "utf-8-sig" if start else "utf-8"
+    if not csv_arrow.valid_utf8(memoryview(data)[start:]):
+        return None
+    prefix = data[start:start + 65536].decode("utf-8", errors="ignore")
+    if not prefix.strip() or prefix.lstrip()[:1] in ("{", "[", "<"):
+        return None  # whitespace, JSON or markup: the text route says so
+    delimiter, rest = _sniff_delimiter(prefix)
+    start += len(prefix[: len(prefix) - len(rest)].encode("utf-8"))  # past Excel's "sep=;" line, if any
+    if csv_arrow.lone_cr(data, start):
+        return None  # lone CR line ends (old Mac files): the exact reader counts their lines
+    coded = csv_arrow.read_coded(data, start, delimiter, as_text=lambda name: bool(name.strip())
+                                 and _is_id_name(name.strip()))
+    if coded is None:
+        return None
+    header, columns = coded
+    n = len(columns[0][0]) if columns[0][0] is not None else len(columns[0][1])
+    cells = [_Cells(codes=codes, dictionary=values) if codes is not None else _TextColumn(values)
+             for codes, values in columns]
+    del columns
+    warnings: list[str] = [workbook_note] if workbook_note else []
+    if delimiter != ",":
+        shown = {"\t": "tabs", ";": "semicolons", "|": "pipes ('|')"}[delimiter]
+        warnings.append(f"Values are separated by {shown}, not commas; the file was read that way.")
+    table = _Table(header, 1, None, np.arange(2, n + 2, dtype=np.int64), cells=cells)
+    return table, encoding, warnings
 
 
 def read_text_table(data: bytes, max_bytes: int | None = None) -> tuple[pd.DataFrame, list[str]]:
@@ -866,21 +1242,34 @@ def validate_csv(data: bytes, target: str = "Churn", max_bytes: int | None = Non
     ``data`` is the file's bytes; ``target`` names the column that says whether the customer left;
     ``max_bytes`` is the upload limit (``None``: no limit).
     """
-    text, encoding, delimiter, warnings = _file_text(data, max_bytes)
-    del data
-    table = _read_table(text, delimiter)
-    del text
+    fast = _read_fast_source(data, max_bytes)
+    if fast is not None:  # a well-formed UTF-8 file: Arrow, no Python object per cell
+        table, encoding, warnings = fast
+        del data
+    else:  # anything else (other encodings, blank lines, ragged rows ...): the text route explains it
+        text, encoding, delimiter, warnings = _file_text(data, max_bytes)
+        del data
+        table = _read_table(text, delimiter)
+        del text
     header = [h.strip() for h in table.header]
     _check_header(header)
-    if table.columns is None:
+    if table.cells is None and table.columns is None:
         _raise_ragged(table)
-    assert table.columns is not None
-    cells = [_Cells(column) for column in table.columns]
+    cells = table.cells if table.cells is not None else [_Cells(column) for column in table.columns]
+    table.columns = table.cells = None  # the raw cells are no longer needed
     row_numbers = table.row_numbers
 
     # Rows whose every cell is blank (",,,") are no customers.
-    if cells and len(row_numbers):
-        blank = np.logical_and.reduce([c.flags([v == "" for v in c.uniques]) for c in cells])
+    blank_rows = []
+    # coded columns first: one without a blank cell settles it before any text column is looked at
+    for c in sorted(cells, key=lambda c: isinstance(c, _TextColumn)) if len(row_numbers) else []:
+        rows_blank = c.blank_rows()
+        if rows_blank is None:  # this column has no blank cell: no row is blank everywhere
+            blank_rows = []
+            break
+        blank_rows.append(rows_blank)
+    if blank_rows:
+        blank = np.logical_and.reduce(blank_rows)
         if blank.any():
             for c in cells:
                 c.keep(~blank)
@@ -896,9 +1285,9 @@ def validate_csv(data: bytes, target: str = "Churn", max_bytes: int | None = Non
     for i, name in enumerate(header):
         if name:
             keep.append(i)
-        elif not len(cells[i]) or cells[i].flags(cells[i].missing_per_unique()).all():
+        elif cells[i].all_missing():
             warnings.append(f"Ignored column {_column_letter(i)}: it has no name and no values.")
-        elif _is_row_counter(cells[i]):
+        elif _is_row_counter(cells[i].coded()):
             warnings.append(f"Ignored column {_column_letter(i)}: it has no name and only counts rows (a saved index).")
         else:
             unnamed_errors.append(i)
@@ -934,18 +1323,18 @@ def validate_csv(data: bytes, target: str = "Churn", max_bytes: int | None = Non
             "model and test it on rows it has not seen. Upload a file with more customers."
         )
 
-    target_cells = cells[names.index(target)]
+    cells[names.index(target)] = target_cells = cells[names.index(target)].coded()
     target_codes, positive_label = _parse_target(target, target_cells, row_numbers)
     _check_classes(target, target_codes, target_cells)
 
-    empty = [n for n, c in zip(names, cells, strict=True) if n != target and c.flags(c.missing_per_unique()).all()]
+    empty = [n for n, c in zip(names, cells, strict=True) if n != target and c.all_missing()]
     if empty:
         raise ValidationError(
             f"Column {_names(empty)} {'is' if len(empty) == 1 else 'are'} entirely empty (no value in any row). "
             "Delete the empty column or fill it in, then upload again."
         )
 
-    typed: dict[str, pd.Series] = {target: pd.Series(target_codes, name=target)}
+    typed: dict[str, _Column] = {}
     features: list[FeatureProfile] = []
     dropped: dict[str, str] = {}
     stray: list[_StrayText] = []
@@ -953,14 +1342,18 @@ def validate_csv(data: bytes, target: str = "Churn", max_bytes: int | None = Non
         if name == target:
             continue
         id_name = _is_id_name(name)
+        if isinstance(column_cells, _TextColumn):  # dropped by its name: typed only if the frame is asked for
+            typed[name] = _Column(name, "deferred", FeatureProfile(name=name, kind="categorical"), np.zeros(0))
+            dropped[name] = "ID-like: the column name says it identifies customers"
+            continue
         try:
-            column = _type_column(name, column_cells, row_numbers)
+            column = _type_column(name, column_cells, row_numbers, want_categories=not id_name)
         except _StrayText as exc:
             if not id_name:
                 stray.append(exc)
                 continue
-            column = _categorical(name, column_cells, column_cells.missing_per_unique())
-        typed[name] = column.series
+            column = _categorical(name, column_cells, column_cells.missing_per_unique(), want_categories=False)
+        typed[name] = column
         p = column.profile
         if id_name:
             dropped[name] = "ID-like: the column name says it identifies customers"
@@ -1011,17 +1404,17 @@ def validate_csv(data: bytes, target: str = "Churn", max_bytes: int | None = Non
             + ": a model learns little from a category that few customers share."
         )
 
-    frame = pd.DataFrame({name: typed[name] for name in names if name in typed})
-    text = pd.DataFrame({name: c.texts() for name, c in zip(names, cells, strict=True)}, columns=names)
     return ValidatedTable(
-        frame=frame,
-        text=text,
         target=target,
         positive_label=positive_label,
         features=features,
         dropped=dropped,
         warnings=warnings,
         encoding=encoding,
+        columns=list(names),
+        target_values=target_codes,
+        _cells=dict(zip(names, cells, strict=True)),
+        _typing=typed,
     )
 
 

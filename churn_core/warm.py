@@ -18,7 +18,13 @@ line it stands for (``python -m churn_core.job_driver --job NAME ...``), so ``ps
 checks in ``processes.is_alive`` see what they would see after a plain start. The warm process
 reaps its children and writes each exit status to ``exits/<pid>`` for ``processes.reap``.
 
-Only the modules in ``MODULES`` can be started, over a UNIX socket in a 0700 folder of the user's.
+Only the modules in ``MODULES`` can be started (a model server only with the project's own entry
+script), over a UNIX socket in a folder that is the user's own: created 0700, opened without
+following links, refused when another user owns it or it is open to others (``warm_folder``).
+Every request carries an id the warm process claims before forking, so a start that got no answer
+in ``REPLY_TIMEOUT`` seconds can fall back to a plain start without risking a second child
+(``warm_requests``); a connection that does not send a whole request within a second is dropped,
+so a stuck client cannot hold the warm process up.
 Environment variables read at import time by the numerical libraries (``OMP_NUM_THREADS`` ...)
 take the warm process's values, not the request's.
 """
@@ -29,6 +35,7 @@ import fcntl
 import hashlib
 import importlib
 import json
+import logging
 import os
 import select
 import signal
@@ -40,10 +47,11 @@ import time
 from pathlib import Path
 
 from .child import become, flush_output, run_to_exit
+from . import warm_folder, warm_requests
 from .paths import ENTRY_DIR, ROOT
+from .private_files import open_append, set_process_umask
 
-MODULES = ("churn_core.job_driver", "churn_core.endpoint_supervisor", "churn_core.serving",
-           "churn_core.monitor_driver", "churn_core.tuning_driver")
+MODULES = warm_requests.MODULES
 PRELOAD = (
     "numpy", "pandas", "joblib", "scipy.stats",
     "sklearn.compose", "sklearn.ensemble", "sklearn.impute", "sklearn.linear_model", "sklearn.metrics",
@@ -53,7 +61,12 @@ PRELOAD = (
 )
 CONNECT_TIMEOUT = 2.0
 STARTING_WAIT = 4.0  # how long a start waits for a warm process that is still importing (~2-3 s)
-REPLY_TIMEOUT = 30.0  # it answers once the child has renamed itself (milliseconds; seconds on a busy machine)
+REPLY_TIMEOUT = 5.0  # it answers once the child has renamed itself (milliseconds; seconds on a busy machine)
+CLAIMED_WAIT = 10.0  # after a late answer: how long to wait for the pid of a child the warm process did fork
+REQUEST_READ_TIMEOUT = 1.0  # a connection must deliver its whole request line within this
+MAX_PENDING = 64  # connections still sending their request; beyond that the oldest is dropped
+RENAME_WAIT = 5.0  # a forked child signals once renamed (milliseconds); after this its pid is sent anyway
+UNRESPONSIVE_PAUSE = 60.0  # after a warm process failed to answer, starts skip it for this long
 CHECK_EVERY = 2.0  # seconds between fingerprint checks
 EXIT_FILE_TTL = 3600.0
 MAX_REQUEST_BYTES = 1 << 20
@@ -73,20 +86,26 @@ def run_dir() -> Path:
 
 
 def _private_run_dir() -> Path | None:
-    """The run folder, created 0700; None if it belongs to someone else (then nothing is warm)."""
-    folder = run_dir()
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        folder.mkdir(mode=0o700, exist_ok=True)
-        info = folder.stat()
-        if info.st_uid != os.getuid():
-            return None
-        if info.st_mode & 0o077:
-            folder.chmod(0o700)  # ours, but created open (an older version, a umask): close it
-        (folder / "exits").mkdir(mode=0o700, exist_ok=True)
-    except OSError:
-        return None
-    return folder
+    """The run folder if it is safe to use (see ``warm_folder``); None otherwise (then nothing is warm)."""
+    check = warm_folder.check(run_dir())
+    return check.folder if check.usable else None
+
+
+def status() -> tuple[bool, str]:
+    """(True, what runs) or (False, why jobs and endpoints start without the warm process)."""
+    if not enabled():
+        return True, "off (CHURN_WARM=0): jobs and endpoints start a new interpreter each (about 3 s slower)"
+    check = warm_folder.check(run_dir())
+    if not check.usable:
+        return False, check.reason
+    print_ = fingerprint()
+    if broken_marker(check.folder, print_).exists():
+        return False, (f"the warm process could not import the scientific stack for this version (see "
+                       f"{check.folder / 'warm.log'}); jobs and endpoints start without it")
+    if _unresponsive_until.get(str(socket_path(print_)), 0.0) > time.monotonic():
+        return False, (f"the warm process did not answer in {REPLY_TIMEOUT:.0f} s (stopped or hung?); starts "
+                       f"skip it for now (see {check.folder / 'warm.log'})")
+    return True, f"in use ({check.folder})"
 
 
 def fingerprint() -> str:
@@ -120,34 +139,86 @@ def socket_path(print_: str | None = None) -> Path:
 # --------------------------------------------------------------------------- client side
 
 
-def spawn(module: str, args: list[str], log_path: Path, env: dict, cwd: Path) -> int | None:
-    """Fork ``python -m module args`` from the warm process; its pid, or None when there is none to ask
-    (or it refused), so the caller can start the process itself.
+class Unresponsive(OSError):
+    """The warm process took a start request but did not report the child: the child may exist, so the
+    caller must not start a second one; the message says what is known."""
 
-    Once the request is sent, a missing answer raises OSError instead: the child may exist, and
-    starting a second one (two drivers for one job) would be worse than a clear failure."""
-    if not enabled() or module not in MODULES or _private_run_dir() is None:
+
+# When the warm process of a socket last failed to answer, starts in this process skip it for a while
+# instead of waiting REPLY_TIMEOUT each time (keyed by socket path; per process, never shared).
+_unresponsive_until: dict[str, float] = {}
+_log = logging.getLogger("churn_core.warm")
+
+
+def spawn(module: str, args: list[str], log_path: Path, env: dict, cwd: Path) -> int | None:
+    """Fork ``python -m module args`` from the warm process; its pid, or None when there is none to ask,
+    it refused, or it did not answer in ``REPLY_TIMEOUT`` seconds and the request was withdrawn: then the
+    caller starts the process itself.
+
+    The request carries an id. When no answer comes in time, the request is withdrawn by claiming its id
+    (``warm_requests``): if the warm process claimed it first, a child exists or is being made, so its pid
+    is awaited, and ``Unresponsive`` is raised if it never comes (two drivers for one job would be worse
+    than a clear failure)."""
+    if not enabled() or module not in MODULES:
         return None
-    request = {"module": module, "args": list(args), "log": str(log_path), "env": env, "cwd": str(cwd)}
+    folder = _private_run_dir()
+    if folder is None:
+        return None  # why: warm_folder logged it, and status() tells the Settings page
+    path = socket_path()
+    if _unresponsive_until.get(str(path), 0.0) > time.monotonic():
+        return None
+    request_id = warm_requests.new_id()
+    request = {"id": request_id, "module": module, "args": list(args), "log": str(log_path), "env": env,
+               "cwd": str(cwd)}
     sock = _connect()
     if sock is None and _starting() and wait_until_ready(STARTING_WAIT):
         sock = _connect()  # it was importing: waiting is cheaper than a second interpreter importing too
     if sock is None:
         return None  # not running: nothing was asked
+    deadline = time.monotonic() + REPLY_TIMEOUT
+    reply: dict = {}
     with sock:
-        sock.settimeout(REPLY_TIMEOUT)
-        sock.sendall(json.dumps(request).encode() + b"\n")
         try:
-            reply = json.loads(_read_line(sock) or b"{}")
-        except ValueError:
+            sock.settimeout(REPLY_TIMEOUT)
+            sock.sendall(json.dumps(request).encode() + b"\n")
+            reply = json.loads(_read_line(sock, deadline) or b"{}")
+        except (OSError, ValueError):
             reply = {}
+    if not isinstance(reply, dict):
+        reply = {}
+    pid = reply.get("pid")
+    if isinstance(pid, int) and pid > 0:
+        return pid
     if "error" in reply:
         return None  # refused before forking
-    pid = reply.get("pid")
-    if not isinstance(pid, int) or pid <= 0:
-        raise OSError(f"the warm process did not answer a request to start {module} (see {run_dir() / 'warm.log'}); "
-                      "try again, or set CHURN_WARM=0 to start jobs and endpoints without it")
-    return pid
+    if warm_requests.claim(folder, request_id, warm_requests.WITHDRAWN):
+        _unresponsive_until[str(path)] = time.monotonic() + UNRESPONSIVE_PAUSE
+        _log.warning("the warm process did not answer a request to start %s within %.0f s; started it without "
+                     "the warm process (see %s)", module, REPLY_TIMEOUT, folder / "warm.log")
+        return None  # it never took the request and now never will: a plain start is safe
+    pid = warm_requests.claimed_pid(folder, request_id, CLAIMED_WAIT)
+    if pid is not None:
+        return pid
+    _unresponsive_until[str(path)] = time.monotonic() + UNRESPONSIVE_PAUSE
+    raise Unresponsive(
+        f"the warm process {_warm_pid_text(folder)}accepted the request to start {module} but did not report the "
+        f"new process within {REPLY_TIMEOUT + CLAIMED_WAIT:.0f} s, so it was not started a second time. Check "
+        f"{folder / 'warm.log'}; try again (starts skip that warm process for {UNRESPONSIVE_PAUSE:.0f} s), or set "
+        "CHURN_WARM=0 to start jobs and endpoints without it"
+    )
+
+
+def _warm_pid_text(folder: Path) -> str:
+    try:
+        pid = int((folder / f"{fingerprint()}.pid").read_text().strip())
+    except (OSError, ValueError):
+        return ""
+    try:
+        import psutil
+
+        return f"(pid {pid}, {psutil.Process(pid).status()}) "
+    except Exception:  # noqa: BLE001 - only decoration for the message
+        return f"(pid {pid}) "
 
 
 def _connect() -> socket.socket | None:
@@ -179,7 +250,7 @@ def ensure_running() -> None:
 
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
-    with open(folder / "warm.log", "ab", buffering=0) as log:
+    with open(open_append(folder / "warm.log"), "ab", buffering=0) as log:
         # The first process forks the warm one and exits at once: waiting for it leaves no zombie here.
         subprocess.run(
             [sys.executable, "-m", "churn_core.warm", "--daemon"],
@@ -197,7 +268,8 @@ def wait_until_ready(timeout: float = 60.0) -> bool:
             try:
                 with sock:
                     sock.sendall(b'{"ping": true}\n')
-                    if json.loads(_read_line(sock) or b"{}").get("ready"):
+                    answer = json.loads(_read_line(sock, time.monotonic() + CONNECT_TIMEOUT) or b"{}")
+                    if isinstance(answer, dict) and answer.get("ready"):
                         return True
             except (OSError, ValueError):
                 pass
@@ -207,8 +279,11 @@ def wait_until_ready(timeout: float = 60.0) -> bool:
 
 def stop_all() -> list[int]:
     """SIGTERM every warm process of this run folder (any fingerprint); their pids."""
-    stopped = []
-    for pid_file in run_dir().glob("*.pid"):
+    stopped: list[int] = []
+    folder = _private_run_dir()
+    if folder is None:
+        return stopped  # not ours: its pid files could name anyone's processes
+    for pid_file in folder.glob("*.pid"):
         try:
             pid = int(pid_file.read_text().strip())
             os.kill(pid, signal.SIGTERM)
@@ -231,8 +306,11 @@ def exit_cpu_seconds(pid: int) -> float | None:
 
 
 def _exit_record(pid: int) -> list[str] | None:
+    folder = _private_run_dir()
+    if folder is None:
+        return None  # a folder that is not ours says nothing about our children
     try:
-        record = (run_dir() / "exits" / str(pid)).read_text().split()
+        record = (folder / "exits" / str(pid)).read_text().split()
         int(record[0])
         return record
     except (OSError, ValueError, IndexError):
@@ -253,9 +331,15 @@ def _lock_is_held(lock_path: Path) -> bool:
     return False
 
 
-def _read_line(sock: socket.socket) -> bytes:
+def _read_line(sock: socket.socket, deadline: float) -> bytes:
+    """One line from ``sock``, read until ``deadline`` (time.monotonic) in total, not per chunk: a peer
+    sending a byte at a time cannot stretch it."""
     data = b""
     while not data.endswith(b"\n") and len(data) < MAX_REQUEST_BYTES:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("no complete line in time")
+        sock.settimeout(left)
         chunk = sock.recv(65536)
         if not chunk:
             break
@@ -277,6 +361,9 @@ class WarmServer:
         self.children: set[int] = set()
         self.private_fds: list[int] = []  # closed in every child (the lock must die with this process)
         self.lingering = True  # after a code change, keep reaping running children; not after SIGTERM
+        self.pending: dict[socket.socket, tuple[bytearray, float]] = {}  # connections still sending a request
+        # children forked but not yet renamed: ready pipe -> (caller's connection, pid, request id, deadline)
+        self.forking: dict[int, tuple[socket.socket, int, str, float]] = {}
 
     def log(self, message: str) -> None:
         try:
@@ -307,6 +394,7 @@ class WarmServer:
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(str(self.socket_path))
         listener.listen(32)
+        listener.setblocking(False)
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
         os.set_blocking(wake_w, False)
@@ -318,12 +406,19 @@ class WarmServer:
         last_check = time.monotonic()
         try:
             while not self.stopping:
-                ready, _, _ = select.select([listener, wake_r], [], [], CHECK_EVERY)
+                deadlines = [d for _, d in self.pending.values()] + [f[3] for f in self.forking.values()]
+                wait = max(0.0, min([CHECK_EVERY, *(d - time.monotonic() for d in deadlines)]))
+                ready, _, _ = select.select([listener, wake_r, *self.pending, *self.forking], [], [], wait)
                 if wake_r in ready:
                     _drain(wake_r)
                 self.reap()
+                for fd in [r for r in ready if isinstance(r, int) and r in self.forking]:
+                    self.started(fd)
                 if listener in ready:
                     self.accept(listener)
+                for conn in [c for c in ready if c in self.pending]:
+                    self.receive(conn, listener)
+                self.drop_stalled()
                 if time.monotonic() - last_check >= CHECK_EVERY:
                     last_check = time.monotonic()
                     if self.should_exit():
@@ -331,6 +426,11 @@ class WarmServer:
         finally:
             self.socket_path.unlink(missing_ok=True)
             pid_file.unlink(missing_ok=True)
+            for conn in list(self.pending):
+                conn.close()
+            self.pending.clear()
+            for fd in list(self.forking):
+                self.started(fd)
             listener.close()
             os.close(lock_fd)  # a new warm process may start now
             self.log("exiting")
@@ -352,6 +452,7 @@ class WarmServer:
             self.log(f"idle for {self.idle_limit:.0f}s")
             return True
         self.forget_old_exit_files()
+        warm_requests.forget_old(self.folder, EXIT_FILE_TTL)
         return False
 
     def forget_old_exit_files(self) -> None:
@@ -389,28 +490,90 @@ class WarmServer:
                 self.log(f"could not record the exit of {pid}: {exc}")
 
     def accept(self, listener: socket.socket) -> None:
-        conn, _ = listener.accept()
-        with conn:
-            conn.settimeout(5.0)
+        """Take every waiting connection; each must send its request line within REQUEST_READ_TIMEOUT."""
+        while True:
             try:
-                request = json.loads(_read_line(conn) or b"{}")
-                if request.get("ping"):
-                    conn.sendall(b'{"ready": true}\n')
-                    return
-                self.last_request = time.monotonic()
-                pid = self.fork(request, listener, conn)
-                conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
-            except Exception as exc:  # a bad request must not take the warm process down
-                self.log(f"refused a request: {exc}")
-                try:
-                    conn.sendall(json.dumps({"error": str(exc)}).encode() + b"\n")
-                except OSError:
-                    pass
+                conn, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self.log(f"accept failed: {exc}")
+                return
+            conn.setblocking(False)
+            if len(self.pending) >= MAX_PENDING:  # a flood of idle connections: the oldest goes
+                oldest = min(self.pending, key=lambda c: self.pending[c][1])
+                self.pending.pop(oldest)
+                oldest.close()
+            self.pending[conn] = (bytearray(), time.monotonic() + REQUEST_READ_TIMEOUT)
+
+    def drop_stalled(self) -> None:
+        now = time.monotonic()
+        for fd in [fd for fd, entry in self.forking.items() if entry[3] <= now]:
+            self.started(fd)  # a child slow to rename itself: answer with its pid anyway
+        for conn, (_, deadline) in list(self.pending.items()):
+            if deadline <= now:
+                self.pending.pop(conn)
+                self.log(f"dropped a connection that sent no complete request within {REQUEST_READ_TIMEOUT:.0f}s")
+                conn.close()
+
+    def receive(self, conn: socket.socket, listener: socket.socket) -> None:
+        buffer, _ = self.pending[conn]
+        try:
+            chunk = conn.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            chunk = b""
+        if chunk:
+            buffer += chunk
+        if not chunk or b"\n" in buffer or len(buffer) > MAX_REQUEST_BYTES:
+            self.pending.pop(conn)
+            if chunk and b"\n" in buffer:
+                self.answer(bytes(buffer.split(b"\n", 1)[0]), listener, conn)
+            else:
+                conn.close()
+
+    def answer(self, line: bytes, listener: socket.socket, conn: socket.socket) -> None:
+        """Answer a ping at once; fork a request (its pid is sent once the child has renamed itself)."""
+        conn.setblocking(True)
+        conn.settimeout(REQUEST_READ_TIMEOUT)
+        try:
+            request = json.loads(line or b"{}")
+            if isinstance(request, dict) and request.get("ping"):
+                conn.sendall(b'{"ready": true}\n')
+                conn.close()
+                return
+            self.last_request = time.monotonic()
+            self.fork(warm_requests.check(request), listener, conn)
+        except Exception as exc:  # a bad request (or a caller gone) must not take the warm process down
+            self.log(f"refused a request: {exc}")
+            try:
+                conn.sendall(json.dumps({"error": str(exc)}).encode() + b"\n")
+            except OSError:
+                pass
+            conn.close()
+
+    def started(self, ready_r: int) -> None:
+        """The child of a request carries its new name (or took too long to): record and send its pid."""
+        conn, pid, request_id, _ = self.forking.pop(ready_r)
+        os.close(ready_r)
+        try:
+            warm_requests.record_pid(self.folder, request_id, pid)
+        except OSError as exc:
+            self.log(f"could not record the pid of request {request_id}: {exc}")
+        try:
+            conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+        except OSError:
+            pass  # the caller gave up waiting: it reads the pid from the request's claim file
+        conn.close()
 
     def fork(self, request: dict, listener: socket.socket, conn: socket.socket) -> int:
-        module, args = request["module"], request["args"]
-        if module not in MODULES or not all(isinstance(a, str) for a in args):
-            raise ValueError(f"cannot start {module!r}")
+        """Fork the checked ``request``, once: its id is claimed first, so a request its caller withdrew
+        (after waiting too long) or one sent twice is refused instead of starting a second child. The
+        caller is answered by ``started`` once the child has renamed itself (pid checks never see the
+        old name), without holding up other requests meanwhile."""
+        if not warm_requests.claim(self.folder, request["id"], "forking"):
+            raise warm_requests.Refused(f"request {request['id']} was withdrawn by its caller or already run")
         ready_r, ready_w = os.pipe()
         flush_output()
         pid = os.fork()
@@ -420,6 +583,11 @@ class WarmServer:
                 os.close(ready_r)
                 listener.close()
                 conn.close()
+                for other in self.pending:
+                    other.close()
+                for fd, (other, *_) in self.forking.items():
+                    os.close(fd)
+                    other.close()
                 for fd in self.private_fds:
                     os.close(fd)
                 return _child(request, ready_w)
@@ -427,10 +595,7 @@ class WarmServer:
             run_to_exit(work)
         os.close(ready_w)
         self.children.add(pid)
-        try:  # reply only once the child carries its new name, so pid checks never see the old one
-            select.select([ready_r], [], [], 5.0)
-        finally:
-            os.close(ready_r)
+        self.forking[ready_r] = (conn, pid, request["id"], time.monotonic() + RENAME_WAIT)
         return pid
 
 
@@ -439,9 +604,8 @@ def _child(request: dict, ready_w: int) -> object:
     warm process so, and run the module's ``main``."""
     signal.set_wakeup_fd(-1)
     os.setsid()
-    log_path = Path(request["log"])
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    set_process_umask()  # as a plain start would have it: everything the child writes is private
+    log_fd = open_append(Path(request["log"]))
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
     os.close(log_fd)
@@ -464,10 +628,12 @@ def _drain(fd: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    folder = _private_run_dir()
-    if folder is None:
-        print(f"the warm-process folder {run_dir()} is not private to this user; not starting", flush=True)
+    set_process_umask()  # and every child it forks
+    check = warm_folder.check(run_dir())
+    if not check.usable:
+        print(f"not starting: {check.reason}", flush=True)
         return 1
+    folder = check.folder
     if "--daemon" in argv and os.fork():
         return 0  # the starter exits; the warm process is re-parented and lives on
     return WarmServer(folder, fingerprint()).run()

@@ -16,6 +16,9 @@ import numpy as np
 from request_parser import columns_to_frame
 
 FLAT_WALK_MAX_ROWS = 8  # up to this many rows, walk all trees at once; above it, tree by tree
+MATRIX_BYTES = 64 << 20  # the largest dense encoded matrix a batch builds at once
+SORTED_WALK_MIN_ROWS = 2048  # from this many rows on, rows are walked through the trees in leaf order
+SORT_BY_TREES = 2
 
 
 def plan(pipeline, compiled: dict) -> Optional[dict]:
@@ -99,11 +102,27 @@ def flatten_forest(trees: list) -> dict:
 
 def forest_proba(X: np.ndarray, forest: dict) -> np.ndarray:
     X32 = np.ascontiguousarray(X, dtype=np.float32)
+    trees = forest["trees"]
+    if X32.shape[0] >= SORTED_WALK_MIN_ROWS and len(trees) > SORT_BY_TREES:
+        # Rows that land in the same leaves of the first trees take much the same paths through the others:
+        # walking them in that order keeps the nodes in cache (about a third faster on deep forests). The sum
+        # per row is still taken tree by tree in the forest's order, so the result is bit for bit the same.
+        leaves = [tree.apply(X32) for tree, _ in trees[:SORT_BY_TREES]]
+        order = np.lexsort(leaves[::-1])
+        X32 = X32[order]
+        out = np.zeros(X32.shape[0], dtype=np.float64)
+        for (_, p1), leaf in zip(trees[:SORT_BY_TREES], leaves):
+            out += p1[leaf[order]]
+        for tree, p1 in trees[SORT_BY_TREES:]:
+            out += p1[tree.apply(X32)]
+        unsorted = np.empty_like(out)
+        unsorted[order] = out
+        return unsorted / len(trees)
     if X32.shape[0] > FLAT_WALK_MAX_ROWS:
         out = np.zeros(X32.shape[0], dtype=np.float64)
-        for tree, p1 in forest["trees"]:
+        for tree, p1 in trees:
             out += p1[tree.apply(X32)]
-        return out / len(forest["trees"])
+        return out / len(trees)
     left, right, feature, threshold, leaf = (forest[k] for k in ("left", "right", "feature", "threshold", "leaf"))
     out = np.empty(X32.shape[0], dtype=np.float64)
     for r, row in enumerate(X32.astype(np.float64)):
@@ -146,11 +165,81 @@ def encoded_matrix(columns: List[list], fast: dict) -> np.ndarray:
 
 
 def proba(columns: List[list], fast: dict) -> np.ndarray:
-    """Churn probabilities of checked rows (the fast equivalent of ``predict_proba(frame)[:, 1]``)."""
-    X = encoded_matrix(columns, fast)
+    """Churn probabilities of checked rows (the fast equivalent of ``predict_proba(frame)[:, 1]``): value
+    lists, or typed columns (arrays, ``pandas.Categorical``) as many-row CSV requests are checked."""
+    if columns and not isinstance(columns[0], list):
+        return proba_typed(columns, fast)
+    return _predict(encoded_matrix(columns, fast), fast)
+
+
+def _predict(X: np.ndarray, fast: dict) -> np.ndarray:
     if fast["forest"] is None:
         return fast["model"].predict_proba(X)[:, 1]
     return forest_proba(X, fast["forest"])
+
+
+def encoded_matrix_typed(columns: list, fast: dict, dtype=np.float64) -> np.ndarray:
+    """``encoded_matrix`` for typed columns, without a Python step per row: a numeric feature as a
+    float64 array (NaN missing), a categorical one as a ``pandas.Categorical`` of checked categories
+    (or any sequence of them, NaN missing). The one-hot lookups run once per distinct category; the
+    matrix is written in place, in ``dtype`` (float32 is what the trees compare, cast from float64)."""
+    import pandas as pd
+
+    n = len(columns[0]) if columns else 0
+    out = np.zeros((n, encoded_width(fast)), dtype=dtype)
+    at = 0
+    if fast["num"] is not None:
+        idx, medians, mean, scale = fast["num"]
+        for j, i in enumerate(idx):
+            values = np.asarray(columns[i], dtype=np.float64)
+            holes = np.isnan(values)
+            if holes.any():
+                values = np.where(holes, medians[j], values)
+            if mean is not None:
+                values = (values - mean[j]) / scale[j]
+            out[:, at + j] = values
+        at += len(idx)
+    if fast["cat"] is not None:
+        idx, modes, lookups, widths = fast["cat"]
+        for j, i in enumerate(idx):
+            column = columns[i]
+            if not isinstance(column, pd.Categorical):
+                column = pd.Categorical(np.asarray(column, dtype=object))
+            # position of each category in the one-hot block (-1: never seen in training), and last the
+            # position of the mode, which code -1 (missing) picks, as SimpleImputer(most_frequent) fills it in
+            where = [lookups[j].get(c, -1) for c in column.categories] + [lookups[j].get(modes[j], -1)]
+            positions = np.asarray(where, dtype=np.intp)[np.asarray(column.codes, dtype=np.intp)]
+            rows = np.flatnonzero(positions >= 0)
+            out[rows, at + positions[rows]] = 1.0
+            at += widths[j]
+    return out
+
+
+def proba_typed(columns: list, fast: dict) -> np.ndarray:
+    """Churn probabilities of typed columns (see ``encoded_matrix_typed``); equal to ``proba``. Rows go
+    in blocks small enough that the dense encoded matrix stays under ``MATRIX_BYTES`` (a categorical
+    feature with thousands of values would otherwise make it gigabytes)."""
+    n = len(columns[0]) if columns else 0
+    dtype = np.float32 if fast["forest"] is not None else np.float64
+    block = max(256, MATRIX_BYTES // (np.dtype(dtype).itemsize * encoded_width(fast)))
+    if n <= block:
+        return _predict(encoded_matrix_typed(columns, fast, dtype), fast)
+    return np.concatenate([_predict(encoded_matrix_typed([c[s:s + block] for c in columns], fast, dtype), fast)
+                           for s in range(0, n, block)])
+
+
+def encoded_width(fast: dict) -> int:
+    """Columns of the matrix the model sees."""
+    width = len(fast["num"][0]) if fast["num"] is not None else 0
+    return width + (sum(fast["cat"][3]) if fast["cat"] is not None else 0)
+
+
+def typed_columns(columns: List[list], compiled: dict) -> list:
+    """Checked value lists as typed columns: float64 arrays and ``pandas.Categorical``."""
+    import pandas as pd
+
+    return [np.asarray(c, dtype=np.float64) if kind == "numeric" else pd.Categorical(np.asarray(c, dtype=object))
+            for c, kind in zip(columns, compiled["kinds"])]
 
 
 def _probe_columns(schema: dict, compiled: dict) -> List[list]:
@@ -199,8 +288,13 @@ def enable(pipeline, schema: dict, compiled: dict) -> Optional[dict]:
         got = proba(probe, fast)
         few = [column[:FLAT_WALK_MAX_ROWS] for column in probe]  # and the path of small requests
         got_few = proba(few, fast)
+        # and the batch path: typed columns, enough rows for the trees to be walked in leaf order
+        many = [column * (SORTED_WALK_MIN_ROWS // len(column) + 1) for column in probe]
+        expected_many = pipeline.predict_proba(columns_to_frame(many, compiled))[:, 1]
+        got_many = proba_typed(typed_columns(many, compiled), fast)
         if got.shape == expected.shape and np.allclose(got, expected, rtol=0, atol=1e-9) \
-                and np.allclose(got_few, expected[:FLAT_WALK_MAX_ROWS], rtol=0, atol=1e-9):
+                and np.allclose(got_few, expected[:FLAT_WALK_MAX_ROWS], rtol=0, atol=1e-9) \
+                and np.allclose(got_many, expected_many, rtol=0, atol=1e-9):
             return fast
         sys.stderr.write("fast prediction path disagrees with the pipeline; using the pipeline\n")
     except Exception as err:  # never fail loading over an optimisation

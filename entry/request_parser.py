@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from dataset_schema import MISSING_ALWAYS, MISSING_IN_NUMBERS, category_of
 
 MAX_ROWS_PER_REQUEST = 10000
+VECTOR_MIN_ROWS = 32  # from this many CSV rows on, cells are checked column by column (see _csv_columns)
 JSON_TYPES = ("application/json", "application/x-json", "text/json")
 CSV_TYPES = ("text/csv", "application/csv")
 NPY_TYPES = ("application/x-npy", "application/npy")
@@ -320,6 +321,9 @@ def _check_count(n: int, what: str) -> None:
 def check_rows(parsed: ParsedRequest, compiled: dict) -> CheckedRows:
     """Validate every row against the compiled model schema; one value list per feature."""
     if parsed.style == "csv":
+        fast = _csv_columns(parsed, compiled)
+        if fast is not None:
+            return fast
         parsed = _csv_with_header_as_records(parsed, compiled)
     if parsed.named:
         columns, ids = _named_columns(parsed.rows, compiled)
@@ -349,6 +353,32 @@ def _csv_with_header_as_records(parsed: ParsedRequest, compiled: dict) -> Parsed
             raise InvalidInput("CSV line %d has %d values but the header names %d." % (r + 1, len(row), len(header)))
         records.append(dict((name, _csv_value(cell)) for name, cell in zip(header, row)))
     return ParsedRequest("csv", records, True)
+
+
+def _csv_columns(parsed: ParsedRequest, compiled: dict) -> Optional[CheckedRows]:
+    """A CSV body of many rows checked column by column, once per distinct text of a column (the same
+    rule as cell by cell; table_scoring does it): typed columns when every row passes, None otherwise,
+    and the row-by-row path then finds the first problem and says it in its usual words."""
+    rows = parsed.rows
+    features = compiled["features"]
+    header = [cell.strip() for cell in rows[0]]
+    known = set(features) | compiled["accepted"]
+    if set(features) <= set(header) and set(header) <= known and len(set(header)) == len(header):
+        body, width = rows[1:], len(header)
+        index = [header.index(name) for name in features]
+        id_index = [(name, header.index(name)) for name in compiled["id_columns"] if name in header]
+    else:
+        body, width = rows, len(features)
+        index, id_index = list(range(width)), []
+    if len(body) < VECTOR_MIN_ROWS or parsed.explain or any(len(row) != width for row in body):
+        return None
+    import table_scoring
+
+    checked = table_scoring.check_columns([[row[i] for row in body] for i in index], compiled)
+    if checked.bad.any():
+        return None
+    ids = [dict((name, _csv_value(row[i])) for name, i in id_index) for row in body] if id_index else None
+    return CheckedRows("csv", checked.columns, ids, compiled, parsed.explain)
 
 
 def _csv_value(cell: Any) -> Any:
@@ -425,63 +455,74 @@ def _plain_numeric_columns(rows: list, width: int) -> Optional[List[list]]:
     return matrix.T.tolist()
 
 
-def _cell(value: Any, r: int, i: int, name: str, kinds: list, allow: list) -> Any:
+def check_cell(text: Any, i: int, compiled: dict) -> Any:
+    """One CSV cell of feature ``i`` as ``check_rows`` reads it: the value the model gets (a float, a
+    category or NaN), or ``InvalidInput`` whose message names the feature but no row (a batch of lines
+    applies this once per distinct text and reports each line with its own number)."""
+    return _cell(_csv_value(text), None, i, compiled["features"][i], compiled["kinds"], compiled["allow_missing"])
+
+
+def _at(r: Optional[int], name: str) -> str:
+    return "row %d, feature %s" % (r, name) if r is not None else name
+
+
+def _cell(value: Any, r: Optional[int], i: int, name: str, kinds: list, allow: list) -> Any:
     numeric = kinds[i] == "numeric"
     if value is None or (isinstance(value, str) and not value.strip() and numeric):
         if not allow[i]:
             raise _missing_error(r, name, value)
         return float("nan")
     if isinstance(value, (list, dict)):
-        raise InvalidInput("row %d, feature %s: %s is not a single value." % (r, name, _kind_name(value)))
+        raise InvalidInput("%s: %s is not a single value." % (_at(r, name), _kind_name(value)))
     if numeric:
         if isinstance(value, str) and value.strip().lower() in MISSING_IN_NUMBERS and allow[i]:
             return float("nan")
         return _number(value, r, name)
     if isinstance(value, float) and not math.isfinite(value):
-        raise InvalidInput("row %d, feature %s: NaN/Infinity is not a category; send a text value." % (r, name))
+        raise InvalidInput("%s: NaN/Infinity is not a category; send a text value." % _at(r, name))
     canon = category_of(value)
     if isinstance(canon, float) and not allow[i]:  # blank string
         raise _missing_error(r, name, value)
     return canon
 
 
-def _number(value: Any, r: int, name: str) -> float:
+def _number(value: Any, r: Optional[int], name: str) -> float:
     if isinstance(value, bool):
         raise InvalidInput(
-            "row %d, feature %s: %s is a boolean, not a number; send 1 or 0." % (r, name, "true" if value else "false")
+            "%s: %s is a boolean, not a number; send 1 or 0." % (_at(r, name), "true" if value else "false")
         )
     if isinstance(value, (int, float)):
         try:
             number = float(value)
         except OverflowError:  # a JSON integer beyond float range
             raise InvalidInput(
-                "row %d, feature %s: the integer %s\u2026 (%d digits) is too large; send a finite number."
-                % (r, name, str(value)[:12], len(str(abs(value))))
+                "%s: the integer %s\u2026 (%d digits) is too large; send a finite number."
+                % (_at(r, name), str(value)[:12], len(str(abs(value))))
             ) from None
         if not math.isfinite(number):
             word = "NaN" if number != number else ("Infinity" if number > 0 else "-Infinity")
-            raise InvalidInput("row %d, feature %s: %s is not a finite number; send a real number." % (r, name, word))
+            raise InvalidInput("%s: %s is not a finite number; send a real number." % (_at(r, name), word))
         return number
     if isinstance(value, str):
         text = value.strip()
         try:
             number = float(text)
         except ValueError:
-            raise InvalidInput("row %d, feature %s: %s is not a number." % (r, name, _short(value))) from None
+            raise InvalidInput("%s: %s is not a number." % (_at(r, name), _short(value))) from None
         if not math.isfinite(number):
             raise InvalidInput(
-                "row %d, feature %s: %s is not a finite number; send a real number." % (r, name, _short(value))
+                "%s: %s is not a finite number; send a real number." % (_at(r, name), _short(value))
             )
         return number
-    raise InvalidInput("row %d, feature %s: %s is not a number." % (r, name, _kind_name(value)))
+    raise InvalidInput("%s: %s is not a number." % (_at(r, name), _kind_name(value)))
 
 
-def _missing_error(r: int, name: str, value: Any) -> InvalidInput:
+def _missing_error(r: Optional[int], name: str, value: Any) -> InvalidInput:
     shown = "null" if value is None else "empty"
     return InvalidInput(
-        "row %d, feature %s: value is missing (%s); the model was trained without missing values for %s, "
+        "%s: value is missing (%s); the model was trained without missing values for %s, "
         "so send a value."
-        % (r, name, shown, name)
+        % (_at(r, name), shown, name)
     )
 
 
@@ -497,6 +538,81 @@ def columns_to_frame(columns: List[list], compiled: dict):
         else:
             data[name] = pd.Series(columns[i], dtype=object)
     return pd.DataFrame(data, columns=compiled["features"])
+
+
+# --------------------------------------------------------------------------- what the model had to guess
+
+
+def cell_warnings(checked: CheckedRows, schema: dict) -> List[List[Tuple[str, str]]]:
+    """For each checked row, (feature, note) for every value the model scores by a guess: a missing
+    value it fills in (the training median or most common value), a number outside the range seen in
+    training (an extrapolation), a category never seen in training (it counts as none of the known
+    ones). Pure: the dashboard, batch scoring and batch transform all call this (or ``row_warnings``).
+    Column by column (numpy; a note is written only for a row that gets one), so a batch of a million
+    rows costs what its flagged rows cost; the columns may be value lists or typed (arrays, Categorical)."""
+    import numpy as np
+    import pandas as pd
+
+    specs = dict((f["name"], f) for f in schema.get("features", []))
+    compiled = checked.compiled
+    rows: List[List[Tuple[str, str]]] = [[] for _ in range(len(checked))]
+    for i, name in enumerate(compiled["features"]):
+        spec = specs.get(name) or {}
+        column = checked.columns[i]
+        if compiled["kinds"][i] == "numeric":
+            values = np.asarray(column, dtype=np.float64)
+            typical = spec.get("median")
+            note = "%s is missing: the training median%s was used" % (
+                name, "" if typical is None else " " + _stat(typical, int(spec.get("decimals") or 0)))
+            for r in np.flatnonzero(np.isnan(values)).tolist():
+                rows[r].append((name, note))
+            low, high = spec.get("min"), spec.get("max")
+            with np.errstate(invalid="ignore"):
+                outside = np.zeros(len(values), dtype=bool)
+                if low is not None:
+                    outside |= values < low
+                if high is not None:
+                    outside |= values > high
+            decimals = int(spec.get("decimals") or 0)
+            for r in np.flatnonzero(outside).tolist():
+                rows[r].append((name, "%s = %s is outside the training range %s to %s (the score is an extrapolation)"
+                                % (name, _plain(values[r]), _stat(low, decimals), _stat(high, decimals))))
+            continue
+        if not isinstance(column, pd.Categorical):
+            column = pd.Categorical(np.asarray(column, dtype=object))
+        codes = np.asarray(column.codes)
+        typical = spec.get("mode")
+        note = "%s is missing: the most common value%s was used" % (
+            name, "" if typical is None else " %r" % str(typical))
+        for r in np.flatnonzero(codes < 0).tolist():
+            rows[r].append((name, note))
+        known = frozenset(str(c) for c in spec.get("categories") or [])
+        if not known:
+            continue
+        for k, value in enumerate(column.categories):
+            if value not in known:
+                note = "%s = %s was never seen in training (scored as none of the known values)" % (name, _short(value))
+                for r in np.flatnonzero(codes == k).tolist():
+                    rows[r].append((name, note))
+    return rows
+
+
+def row_warnings(checked: CheckedRows, schema: dict) -> List[List[str]]:
+    """The notes of ``cell_warnings``, one list of sentences per row (empty when nothing was guessed)."""
+    return [[note for _, note in row] for row in cell_warnings(checked, schema)]
+
+
+def _stat(value: Any, decimals: int) -> str:
+    """A training statistic at the precision the data is written with (70.575 -> 70.58 for 2 decimals)."""
+    if value is None:
+        return "?"
+    return "%.*f" % (max(decimals, 0), float(value)) if decimals else "%d" % round(float(value))
+
+
+def _plain(value: float) -> str:
+    """A number as a person typed it: no exponent, no trailing zeros."""
+    text = ("%.6f" % value).rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
 
 
 # --------------------------------------------------------------------------- answers

@@ -32,6 +32,7 @@ if _HERE not in sys.path:  # the sibling modules, however this file was loaded (
     sys.path.insert(0, _HERE)
 
 import dataset_schema  # noqa: E402
+import table_scoring  # noqa: E402
 from dataset_schema import SchemaError  # noqa: E402
 from request_parser import (MAX_ROWS_PER_REQUEST, CheckedRows, InvalidInput, ParsedRequest,  # noqa: E402,F401
                             check_rows, choose_accept, compile_schema, json_ready, parse_body)
@@ -329,15 +330,19 @@ def model_fn(model_dir: str) -> dict:
             "explainer": {}}  # built on the first request that asks for reasons
 
 
-def input_fn(request_body: Any, request_content_type: Optional[str] = "application/json") -> ParsedRequest:
-    """Decode a request (application/json, text/csv or application/x-npy); raises InvalidInput."""
-    return parse_body(request_body, request_content_type)
+def input_fn(request_body: Any, request_content_type: Optional[str] = "application/json") -> Any:
+    """Decode a request (application/json, text/csv or application/x-npy); raises InvalidInput. In a batch
+    transform job (CHURN_BATCH_TRANSFORM=1) a text/csv mini-batch stays whole: every line gets an answer."""
+    lines = table_scoring.transform_lines(request_body, request_content_type)
+    return lines if lines is not None else parse_body(request_body, request_content_type)
 
 
-def predict_fn(input_data: Any, model: dict) -> dict:
+def predict_fn(input_data: Any, model: dict) -> Any:
     """Check the rows against the model schema and score them: {"labels", "probabilities", "ids", "style"}."""
     import fast_forest
 
+    if isinstance(input_data, table_scoring.TransformLines):  # a transform mini-batch: one answer per line
+        return table_scoring.transform_answer(input_data, model)
     if isinstance(input_data, ParsedRequest):
         checked = check_rows(input_data, model["compiled"])
     elif isinstance(input_data, CheckedRows):
@@ -362,6 +367,8 @@ def predict_fn(input_data: Any, model: dict) -> dict:
 
 def output_fn(prediction: dict, accept: Optional[str] = "application/json") -> Tuple[Any, str]:
     """Serialise predict_fn's result; returns (body, content_type)."""
+    if isinstance(prediction, table_scoring.TransformAnswer):
+        return prediction.text, "text/csv"
     media = choose_accept(accept)
     labels, probabilities = prediction["labels"], prediction["probabilities"]
     if media == "text/csv":

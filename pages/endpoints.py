@@ -6,12 +6,19 @@ import pandas as pd
 import streamlit as st
 
 from app.navigation import link_to_follow, page
+from app import rollout_view
+from app.pickers import shared_selectbox
 from app.service import attempt, platform
-from app.widgets import approved_versions, duration_text, status_badge, status_label, when
+from app.widgets import STATUS_HELP, approved_versions, duration_text, status_badge, status_label, status_words, when
 from churn_core.names import default_endpoint_name
 from churn_core.pricing import INSTANCE_TYPES, PRICE_REGION, PRICES_AS_OF, hourly_price
 
 IDLE_WARNING_SECONDS = 15 * 60
+
+
+def latency_text(ms: float | None) -> str:
+    return "—" if ms is None else f"{ms:.1f}"
+
 p = platform()
 st.title("Endpoints")
 
@@ -24,7 +31,8 @@ if st.session_state.get("removed") is not None:
     removed = st.session_state["removed"]
     if removed:
         st.success("Removed: " + "; ".join(
-            f"endpoint {r['endpoint']}, config {r['endpoint_config']}, model {r['model']}" for r in removed))
+            f"endpoint {r['endpoint']}, config {r['endpoint_config']}, deployed-model record {r['model']}"
+            for r in removed) + ". The trained models are kept.")
     else:
         st.info("Nothing to remove: no endpoints exist.")
 
@@ -32,7 +40,11 @@ models = p.model_names()
 approved = approved_versions(p)
 linked_model = st.query_params.get("model")  # set by the Jobs page's "Deploy this model" link
 linked_version = st.query_params.get("version")  # set by the Models page: "group:number"
-with st.expander("Deploy a model", expanded=bool(linked_model or linked_version) or not p.endpoint_names()):
+# Opened for a link or when there is no endpoint yet, and then kept open for the session: an expander whose
+# ``expanded`` changes between runs closes under the user's hands (it did right after the first deploy).
+if linked_model or linked_version or not p.endpoint_names():
+    st.session_state["deploy_open"] = True
+with st.expander("Deploy a model", expanded=st.session_state.get("deploy_open", False)):
     sources = ["A trained model", "An approved registry version"]
     if followed_version := link_to_follow("version", list(approved)):
         st.session_state["deploy_source"] = sources[1]
@@ -84,8 +96,8 @@ with st.expander("Deploy a model", expanded=bool(linked_model or linked_version)
                 if ep.status == "Failed":
                     st.error(f"{ep.name} failed: {ep.failure_reason}")
                 else:
-                    st.toast(f"{ep.name}: {ep.status}", icon=":material/rocket_launch:")
-                    st.success(f"Endpoint **{ep.name}** is {ep.status}.")
+                    st.toast(f"{ep.name}: {status_words(ep.status).lower()}", icon=":material/rocket_launch:")
+                    st.success(f"Endpoint **{ep.name}** is {status_words(ep.status).lower()}.")
 
 
 names = p.endpoint_names()
@@ -104,17 +116,18 @@ def live_table() -> None:
     st.dataframe(
         pd.DataFrame(
             [
-                {
+                {  # what an analyst watches first; the long URL last (it is also shown in full below)
                     "name": e.name,
                     "status": status_label(e.status),
-                    "URL": e.url,
+                    "invocations": e.invocations,
+                    "latency ms": latency_text(e.stats.get("p50_latency_ms") or e.stats.get("avg_latency_ms")),
+                    "est. cost (USD)": e.estimated_cost_usd,
+                    "uptime": duration_text(e.uptime),
+                    "idle": duration_text(e.idle_seconds) if e.status == "InService" else "—",
                     "model": e.model,
                     "instance": f"{e.instance_count} × {e.instance_type}",
-                    "uptime": duration_text(e.uptime),
-                    "invocations": e.invocations,
-                    "latency ms": e.stats.get("p50_latency_ms") or e.stats.get("avg_latency_ms"),
-                    "est. cost (USD)": e.estimated_cost_usd,
-                    "idle": duration_text(e.idle_seconds) if e.status == "InService" else "—",
+                    "drift": p.drift_badge(e.name),
+                    "URL": e.url,
                 }
                 for e in endpoints
             ]
@@ -122,9 +135,13 @@ def live_table() -> None:
         width="stretch",
         hide_index=True,
         column_config={
-            "est. cost (USD)": st.column_config.NumberColumn(format="$%.4f"),
-            "latency ms": st.column_config.NumberColumn(format="%.1f", help="median (local) or average (CloudWatch)"),
-            "URL": st.column_config.TextColumn(width="medium"),
+            "status": st.column_config.TextColumn(help=STATUS_HELP),
+            "invocations": st.column_config.NumberColumn(help="Requests answered since the endpoint started"),
+            "est. cost (USD)": st.column_config.NumberColumn(format="$%.4f", help="What the uptime would cost on "
+                                                             "SageMaker (see the note below the table)"),
+            "latency ms": st.column_config.TextColumn(help="median (local) or average (CloudWatch); — before the "
+                                                      "first request"),
+            "URL": st.column_config.TextColumn(width="small"),
         },
     )
     st.caption(
@@ -155,11 +172,8 @@ st.subheader("Live endpoints")
 live_table()
 
 ep = None
-if names:
-    wanted = st.session_state.get("selected_endpoint")
-    selected = st.selectbox(
-        "Endpoint", names, index=names.index(wanted) if wanted in names else 0, key="endpoint_picker"
-    )
+if names:  # follows a deploy made on this page (or the Predict page's choice)
+    selected = shared_selectbox("Endpoint", names, "endpoint_picker", "selected_endpoint")
     ep = attempt(p.describe_endpoint, selected)
 if ep:
     st.markdown(
@@ -174,12 +188,15 @@ if ep:
             "Call it from Python with the SageMaker runtime client, with a typical customer of this "
             "model's training data:"
         )
-        st.code(snippets["python"], language="python")
-        st.code(snippets["curl"], language="bash")
+        st.code(snippets["python"], language="python", wrap_lines=True)
+        st.code(snippets["curl"], language="bash", wrap_lines=True)
+    if ep.status in ("InService", "Updating"):
+        rollout_view.render(p, ep)
     with st.expander("Log and events"):
         st.code(p.endpoint_log(ep.name, 40) or "(no log)", language="text")
         st.dataframe(
-            pd.DataFrame([{"at": when(ev["at"]), "event": ev["message"]} for ev in p.events("endpoint", ep.name, 20)]),
+            pd.DataFrame([{"at": when(ev["at"]), "event": status_words(ev["message"])}
+                          for ev in p.events("endpoint", ep.name, 20)]),
             hide_index=True,
             width="stretch",
         )
@@ -192,23 +209,28 @@ if st.button(
     "Clean up all endpoints",
     key="cleanup_all",
     on_click=forget_removed,
-    help="Deletes every endpoint this app created, with its endpoint config and model.",
+    help="Deletes every endpoint this app created, with its endpoint config and deployed-model record; the "
+         "trained models are kept.",
 ):
     st.session_state["confirm"] = ("cleanup", None)
 
 
-@st.dialog("Confirm")
 def confirm_dialog(action: str, name: str | None) -> None:
     if action == "delete":
-        st.write(
-            f"Delete endpoint **{name}**? This removes the endpoint, its endpoint config "
-            f"and its model, and stops its server. The trained model stays available."
+        ep = attempt(p.describe_endpoint, name)
+        trained = f" **{ep.model}**" if ep else ""
+        st.write(f"Delete endpoint **{name}**?")
+        st.markdown(
+            "- **Removed:** the endpoint, its endpoint config and its deployed-model record (SageMaker's *Model* "
+            "resource made for this endpoint); its server stops and billing ends.\n"
+            f"- **Kept:** the trained model{trained} with its metrics and files: deploy it again at any time."
         )
     else:
         listed = attempt(p.list_endpoints) or []
-        st.write("This removes every endpoint this app created, with its endpoint config and model:")
+        st.write("This deletes every endpoint this app created. For each, the endpoint, its endpoint config and "
+                 "its deployed-model record are removed; the trained models are kept and can be deployed again.")
         st.markdown(
-            "\n".join(f"- **{e.name}** (config `{e.config}`, model `{e.model}`)" for e in listed)
+            "\n".join(f"- **{e.name}** (config `{e.config}`, from trained model `{e.model}`)" for e in listed)
             or "- none recorded here; the backend is still asked for endpoints this app created"
         )
     yes, no = st.columns(2)
@@ -227,4 +249,6 @@ def confirm_dialog(action: str, name: str | None) -> None:
 
 
 if st.session_state.get("confirm"):
-    confirm_dialog(*st.session_state["confirm"])
+    action = st.session_state["confirm"][0]
+    st.dialog("Delete endpoint" if action == "delete" else "Clean up all endpoints")(confirm_dialog)(
+        *st.session_state["confirm"])

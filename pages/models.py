@@ -9,6 +9,7 @@ import streamlit as st
 from app.navigation import link_to_follow, page
 from app.service import attempt, platform
 from app.widgets import METRIC_LABELS, when
+from churn_core.hyperparameters import ALGORITHMS
 from churn_core.registry import ALIASES, APPROVED, PENDING
 
 p = platform()
@@ -36,6 +37,7 @@ with st.expander("Register a trained model", expanded=not p.model_groups()):
             version = attempt(p.register, model, group.strip() or None, note.strip() or None)
             if version:
                 st.session_state["models_group"] = version.group
+                st.session_state["models_version"] = version.version  # what you register is what you decide on next
                 st.success(f"Registered **{version.label}** from {model}: {version.status}.")
 
 groups = p.model_groups()
@@ -52,12 +54,16 @@ versions = p.list_versions(group)
 
 st.dataframe(pd.DataFrame([{
     "version": f"v{v.version}", "aliases": ", ".join(v.aliases), "status": v.status, "training job": v.model,
-    "algorithm": v.algorithm, **{label: v.metrics.get(key) for key, label in METRIC_LABELS.items()},
-    "threshold": v.threshold, "registered": when(v.created_at), "note": v.note,
+    "algorithm": ALGORITHMS.get(v.algorithm, {}).get("label", v.algorithm),
+    **{label: v.metrics.get(key) for key, label in METRIC_LABELS.items()},
+    "threshold": f"{v.threshold:.3f}" if v.threshold is not None else "0.500 (default)",
+    "registered": when(v.created_at), "note": v.note,
 } for v in versions]), width="stretch", hide_index=True,
     column_config={label: st.column_config.NumberColumn(format="%.3f") for label in METRIC_LABELS.values()})
 
 labels = {v.version: v.label for v in versions}
+if st.session_state.get("models_version") not in labels:  # another group was chosen
+    st.session_state.pop("models_version", None)
 number = st.selectbox("Version", list(labels), format_func=labels.get, key="models_version")
 version = next(v for v in versions if v.version == number)
 st.markdown(f"**{version.label}** · {version.status}"
@@ -67,14 +73,16 @@ st.markdown(f"**{version.label}** · {version.status}"
 decide, alias_col, deploy_col = st.columns(3)
 with decide:
     st.markdown("**Approval**")
-    decision_note = st.text_input("Note for the decision", key=f"note_{group}_{number}",
+    decision_note = st.text_input("Note for the decision", key="decision_note",
                                   placeholder="what you checked")
     left, right = st.columns(2)
     if left.button("Approve", type="primary", disabled=version.status == APPROVED, key="approve"):
         if attempt(p.approve, group, number, decision_note):
+            st.session_state.pop("decision_note", None)
             st.rerun()
     if right.button("Reject", disabled=version.status != PENDING and version.status != APPROVED, key="reject"):
         if attempt(p.reject, group, number, decision_note):
+            st.session_state.pop("decision_note", None)
             st.rerun()
 with alias_col:
     st.markdown("**Aliases**")

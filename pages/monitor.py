@@ -52,7 +52,7 @@ if schedule:
     right.caption(f"Last scheduled run: {when(schedule['last_run_at'])}"
                   + (f" — {schedule['last_error']}" if schedule["last_error"] else ""))
 
-st.subheader("Traffic and latency")
+st.subheader("Traffic and latency", anchor=False)
 traffic = attempt(p.endpoint_traffic, endpoint)
 if traffic is not None and len(traffic):
     st.plotly_chart(traffic_figure(traffic), width="stretch")

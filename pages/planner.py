@@ -83,7 +83,9 @@ st.divider()
 st.subheader(f"{model} on new data")
 st.caption("Upload customers whose outcome you know (e.g. last month's, with what they did) to see whether the model "
            "still holds: the same figures as on its test split, side by side.")
-labelled = st.file_uploader("Labelled customers (CSV)", type=["csv", "txt"], key="evaluate_upload")
+labelled = st.file_uploader("Labelled customers (CSV or Excel)", key="evaluate_upload",
+                            help="The model's feature columns and the target column it was trained on, e.g. "
+                                 "last month's customers with what they did.")
 if labelled is not None:
     result = attempt(p.evaluate, model, labelled.getvalue())
     if result:

@@ -1,98 +1,173 @@
-"""Predict: score one customer with a form built from the model's schema, or a whole CSV in batches."""
+"""Predict: score one customer with a form built from the model's schema, or a whole file in batches.
+
+Every result on this page belongs to the inputs on screen (``app.results``): it is kept with a
+fingerprint of the endpoint, the model and the form's values or the file's bytes, and disappears the
+moment any of them changes or a new run fails.
+"""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from app import results
 from app.navigation import page
+from app.pickers import shared_selectbox
 from app.service import attempt, platform
-from app.widgets import field_input, risk_histogram
+from app.widgets import field_input, reasons_figure, risk_histogram
+from churn_core.csv_export import to_download_csv
 from churn_core.forms import form_fields, record_from_form
+from churn_core.reasons import baseline_sentence, reasons_frame
+from churn_core.transforms import INTERACTIVE_MAX_ROWS
 
 p = platform()
 st.title("Predict")
 
 live = [e for e in attempt(p.list_endpoints) or [] if e.status == "InService"]
 if not live:
-    st.info("No endpoint is InService. Deploy a model on the Endpoints page.")
+    st.info("No endpoint is in service. Deploy a model on the Endpoints page.")
     st.page_link(page("endpoints"), label="Go to Endpoints", icon=":material/cloud_upload:")
     st.stop()
 
-names = [e.name for e in live]
-wanted = st.session_state.get("selected_endpoint")
-endpoint = st.selectbox("Endpoint", names, index=names.index(wanted) if wanted in names else 0, key="predict_endpoint")
+endpoint = shared_selectbox("Endpoint", [e.name for e in live], "predict_endpoint", "selected_endpoint")
 model = next(e.model for e in live if e.name == endpoint)
 schema = attempt(p.model_schema, model)
 if schema is None:
     st.stop()
+threshold = p.model_threshold(model)
 fields = form_fields(schema)
 
-single, batch = st.tabs(["One customer", "Batch (CSV)"])
+
+BANDS = {  # risk bands defined by the model's threshold (churn_core.campaign.risk_band)
+    "high": (st.error, ":material/warning:", "**High risk.** Above this model's threshold: a retention offer "
+                                             "is worth it."),
+    "medium": (st.warning, ":material/visibility:", "**Medium risk.** Below the threshold but above half of it: "
+                                                    "watch this customer."),
+    "low": (st.success, ":material/check_circle:", "**Low risk.** Likely to stay."),
+}
+
+
+def show_customer_result(result: dict, notes: list[str]) -> None:
+    prob = float(result["prediction"]["churn_probability"])
+    left, right = st.columns([1, 2])
+    left.metric("Churn probability", f"{prob:.1%}")
+    show, icon, words = BANDS[result["band"]]
+    with right:
+        show(words, icon=icon)
+        st.progress(prob, text=f"risk {prob:.1%} · high above {result['threshold']:.1%}, medium above "
+                               f"{result['threshold'] / 2:.1%} (this model's threshold)")
+    if notes:
+        st.warning("**Read this score with care.** " + " ".join(f"{n}." for n in notes), icon=":material/info:")
+    explained = result["reasons"]
+    if not explained:
+        st.caption(f"No reasons for this score: {result['reasons_note'] or 'the endpoint gave none'}.")
+        return
+    words, chart = st.columns([2, 3])
+    words.markdown("**Why this score**")
+    for item in reasons_frame(explained).itertuples():
+        words.markdown(f"- {item.words}")
+    words.caption(baseline_sentence(explained))
+    chart.plotly_chart(reasons_figure(explained), width="stretch", key="customer_reasons")
+
+
+single, batch = st.tabs(["One customer", "A file of customers"])
 with single:
-    st.caption(f"Fields and ranges come from the data model **{model}** was trained on.")
-    with st.form("single_customer"):
-        values = {}
-        columns = st.columns(3)
-        for i, field in enumerate(fields):
-            values[field.name] = field_input(columns[i % 3], field, key=f"f_{model}_{field.name}")
-        scored = st.form_submit_button("Score customer", type="primary")
-    if scored:
-        answer = attempt(p.invoke, endpoint, {"instances": [record_from_form(fields, values)]})
-        if answer:
-            pred = answer["predictions"][0]
-            prob = float(pred["churn_probability"])
-            left, right = st.columns([1, 2])
-            left.metric("Churn probability", f"{prob:.1%}")
-            if pred["label"] == 1:
-                right.error("**Likely to churn.** Consider a retention offer.", icon=":material/warning:")
-            else:
-                right.success("**Likely to stay.**", icon=":material/check_circle:")
-            right.progress(prob, text=f"risk {prob:.1%}")
+    st.caption(f"The fields, their ranges and their starting values come from the data **{model}** was trained "
+               "on: each starts at the typical customer (the median number, the most common category).")
+    values, slots = {}, {}
+    for start in range(0, len(fields), 3):  # row by row: a note under one field moves only its own row
+        for box, field in zip(st.columns(3), fields[start : start + 3], strict=False):
+            slots[field.name] = box.container()
+            values[field.name] = field_input(slots[field.name], field, key=f"f_{model}_{field.name}")
+    record = record_from_form(fields, values)
+    problems = {f.name: message for f in fields if (message := f.problem(values[f.name]))}
+    # Notes for the other fields stay beside them while one field has a problem (it is checked at its typical value).
+    checkable = {**record, **{f.name: f.default for f in fields if f.name in problems}}
+    notes = {k: v for k, v in (attempt(p.field_warnings, model, checkable) or {}).items() if k not in problems}
+    for name, message in problems.items():
+        slots[name].caption(f":red[:material/block: {message}]")
+    for name, note in notes.items():
+        slots[name].caption(f":orange[:material/info: {note}.]")
+
+    inputs = results.fingerprint(endpoint, model, record)
+    had_result = results.held("customer")
+    if st.button("Score customer", type="primary", key="score_customer"):
+        if problems:
+            results.forget("customer")
+            st.error("Not scored: " + " ".join(problems.values()), icon=":material/block:")
+        else:
+            results.run("customer", inputs, attempt, p.score_customer, endpoint, record)
+    answer = results.shown("customer", inputs)
+    if answer:
+        show_customer_result(answer, list(notes.values()))
+    elif had_result and not problems:
+        st.caption("The form changed since the last score: press *Score customer* to score these values.")
 
 with batch:
-    st.caption("Upload customers with the model's feature columns (extra columns such as an ID are kept in the "
-               "result). Rows that cannot be scored are listed by their line in the file.")
-    upload = st.file_uploader("Customers CSV", type=["csv", "txt"], key="batch_upload")
+    st.caption("Upload customers as CSV or Excel (.xlsx) with the model's feature columns; other columns such as "
+               "an ID are kept in the result. Rows that cannot be scored are listed by their line in the file.")
+    upload = st.file_uploader("Customers file", key="batch_upload",
+                              help="CSV (any delimiter or encoding an upload may have) or an Excel workbook's "
+                                   "first sheet.")
+    data = upload.getvalue() if upload is not None else None
+    inputs = results.fingerprint(data, endpoint, model) if data is not None else None
+    kept = results.shown("batch", inputs)  # gone when the file, the endpoint or the model changed
     if upload is not None:
-        frame = attempt(p.read_customers, upload.getvalue())
+        frame = attempt(p.read_customers, data)
         if frame is not None:
             st.write(f"{len(frame):,} customers in **{upload.name}**.")
+            if len(frame) > INTERACTIVE_MAX_ROWS:  # offered as a batch job; the Batch page picks the file up
+                st.session_state["transform_handover"] = (upload.name, data)
+                st.page_link(page("batch"), label="Too many to score here: score them as a batch job",
+                             icon=":material/batch_prediction:")
             if st.button(f"Score {len(frame):,} customers", type="primary", key="batch_score"):
                 bar = st.progress(0.0, text="Scoring…")
-                result = attempt(p.score_batch, endpoint, frame,
-                                 progress=lambda f: bar.progress(f, text=f"Scoring… {f:.0%}"))
+
+                def score_file():
+                    scored = attempt(p.score_batch, endpoint, frame,
+                                     progress=lambda f: bar.progress(f, text=f"Scoring… {f:.0%}"))
+                    return (upload.name, scored) if scored else None
+
+                kept = results.run("batch", inputs, score_file)
                 bar.empty()
-                if result:
-                    st.session_state["batch_result"] = (upload.name, result)
-    if "batch_result" in st.session_state:
-        file_name, result = st.session_state["batch_result"]
+    if kept:
+        file_name, result = kept
         scored_frame = result.scored
-        cols = st.columns(3)
+        cols = st.columns(4)
         cols[0].metric("Scored", f"{len(scored_frame):,} of {result.total:,}")
-        cols[1].metric(
-            "Predicted to churn", f"{int(scored_frame['predicted_churn'].sum()):,}" if len(scored_frame) else "0"
-        )
-        cols[2].metric("Could not score", f"{len(result.errors):,}")
+        cols[1].metric("Likely to churn", f"{int(scored_frame['predicted_churn'].sum()):,}",
+                       help=f"Churn probability above this model's threshold, {threshold:.0%}.")
+        cols[2].metric("Scored with notes", f"{result.flagged:,}",
+                       help="Rows with a value the model had to guess: a blank it filled in, a number outside "
+                            "the training range, or a category never seen in training. See the notes column.")
+        cols[3].metric("Could not score", f"{len(result.errors):,}")
         if result.errors:
             st.warning(f"{len(result.errors)} row(s) could not be scored:")
             st.dataframe(result.error_frame, hide_index=True, width="stretch")
         if len(scored_frame):
-            first = ["line", "churn_probability", "predicted_churn"]
+            ids = [c for c in schema.get("id_columns", []) if c in scored_frame.columns]
+            first = ["line", *ids, "churn_probability", "predicted_churn", "warnings"]
+            shown = scored_frame.assign(churn_probability=100 * scored_frame["churn_probability"])  # as the card
+            if result.flagged and st.toggle(f"Only the {result.flagged:,} rows with notes", key="batch_only_notes"):
+                shown = shown[shown["warnings"] != ""]
             st.dataframe(
-                scored_frame,
+                shown,
                 hide_index=True,
                 width="stretch",
                 column_order=first + [c for c in scored_frame.columns if c not in first],
                 column_config={
                     "churn_probability": st.column_config.ProgressColumn(
-                        "churn probability", min_value=0.0, max_value=1.0, format="percent"
+                        "churn probability", min_value=0.0, max_value=100.0, format="%.1f%%"
                     ),
+                    "predicted_churn": st.column_config.CheckboxColumn(
+                        "likely to churn", help=f"Churn probability above {threshold:.0%}"),
+                    "warnings": st.column_config.TextColumn("notes", width="large",
+                                                            help="What the model had to guess for this row"),
                 },
             )
-            st.plotly_chart(risk_histogram(scored_frame["churn_probability"]), width="stretch")
+            st.plotly_chart(risk_histogram(scored_frame["churn_probability"], threshold), width="stretch")
             st.download_button(
                 "Download scored CSV",
-                scored_frame.to_csv(index=False).encode(),
+                to_download_csv(scored_frame),
                 f"scored-{file_name.rsplit('.', 1)[0]}.csv",
                 "text/csv",
                 type="primary",

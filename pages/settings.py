@@ -5,15 +5,15 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app.service import attempt, platform
-from app.widgets import when
+from app.service import attempt, platform, run_repair
+from app.widgets import status_words, when
 
 p = platform()
 st.title("Settings")
 st.caption("Set these with environment variables before `make run` (see README and `.env.example`); "
            "the dashboard shows them but never changes them.")
-st.dataframe(pd.DataFrame([(k, str(v)) for k, v in p.settings.public_view().items()], columns=["setting", "value"]),
-             hide_index=True, width="stretch")
+settings_rows = pd.DataFrame([(k, str(v)) for k, v in p.settings.public_view().items()], columns=["setting", "value"])
+st.dataframe(settings_rows, hide_index=True, width="stretch", height=35 * (len(settings_rows) + 1) + 3)
 
 if st.button("Check connection", type="primary"):
     checks = attempt(p.check_connection) or []
@@ -22,12 +22,44 @@ if st.button("Check connection", type="primary"):
             f"**{what}:** {detail}", icon=":material/check_circle:" if passed else ":material/block:"
         )
 
+st.subheader("Catalog")
+health = p.catalog_health()
+if health.ok:
+    backup = f"last backup {when(health.backup_at)} ({health.backup})" if health.backup else "no backup yet"
+    st.success(f"**{health.path}** passes SQLite's integrity check · {backup}", icon=":material/verified:")
+else:
+    st.error(health.message, icon=":material/database:")
+st.caption("A backup is made after changes, at most every minute, and kept only when it passes the integrity "
+           "check. Restoring puts the last backup back and adds what was made after it; rebuilding reads every "
+           "record the current file still gives up plus what is on disk. Both keep the old file next to it.")
+cols = st.columns(3)
+if cols[0].button("Back up now", key="catalog_backup_now"):
+    made = attempt(p.backup_catalog)
+    (st.success(f"Backed up to {made}.") if made else st.warning("No backup was made (another one is running, "
+                                                                  "or the catalog failed its integrity check)."))
+if cols[1].button("Restore the backup", key="catalog_restore", disabled=health.backup is None):
+    st.session_state["confirm_catalog"] = "restore"
+if cols[2].button("Rebuild from disk", key="catalog_rebuild_page"):
+    st.session_state["confirm_catalog"] = "rebuild"
+pending = st.session_state.get("confirm_catalog")
+if pending:
+    st.warning(f"{'Restore the last backup' if pending == 'restore' else 'Rebuild the catalog from disk'}? The "
+               "current catalog file is kept next to it as churn.db.damaged-<time>.")
+    yes, no = st.columns(2)
+    if yes.button("Yes, go ahead", type="primary", key="catalog_confirm"):
+        st.session_state.pop("confirm_catalog", None)
+        run_repair(p.restore_catalog_backup if pending == "restore" else p.rebuild_catalog)
+    if no.button("Cancel", key="catalog_cancel"):
+        st.session_state.pop("confirm_catalog", None)
+        st.rerun()
+
 st.subheader("Recent events")
 events = p.events(limit=50)
 if events:
     st.dataframe(
         pd.DataFrame(
-            [{"at": when(e["at"]), "kind": e["kind"], "name": e["name"], "event": e["message"]} for e in events]
+            [{"at": when(e["at"]), "kind": e["kind"], "name": e["name"], "event": status_words(e["message"])}
+             for e in events]
         ),
         hide_index=True,
         width="stretch",

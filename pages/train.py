@@ -12,7 +12,8 @@ from churn_core.names import default_job_name
 
 p = platform()
 st.title("Train")
-st.caption("Each launch is a training job running `entry/train.py`, the same script SageMaker runs.")
+st.caption("Each launch is a training job: a model learns from the dataset's train split and is scored on its test "
+           "split. The same training code runs on this machine or on SageMaker.")
 
 datasets = p.list_datasets()
 if not datasets:
@@ -32,22 +33,24 @@ with st.form("launch_training"):
     dataset = st.selectbox("Dataset", list(labels), format_func=labels.get)
     values = {}
     columns = st.columns(3)
+    # No bounds on the widgets: a browser refuses an out-of-range number silently; the platform says why.
     for i, param in enumerate(ALGORITHMS[algorithm]["params"]):
         box = columns[i % 3]
         key = f"hp_{algorithm}_{param.name}"
+        allowed = f" Allowed: {param.range_text}." if param.range_text else ""
+        help_text = f"{param.help}{allowed} Technical name: `{param.name}`."
         if param.kind == "choice":
-            values[param.name] = box.selectbox(param.name, param.choices, index=param.choices.index(param.default),
-                                               help=param.help, key=key)
+            values[param.name] = box.selectbox(param.title, param.choices, index=param.choices.index(param.default),
+                                               help=help_text, key=key, format_func=param.choice_text)
         elif param.kind == "float":
-            values[param.name] = box.number_input(param.name, min_value=float(param.low), max_value=float(param.high),
-                                                  value=float(param.default), help=param.help, format="%g", key=key)
+            values[param.name] = box.number_input(param.title, value=float(param.default), help=help_text,
+                                                  format="%g", key=key)
         else:
-            values[param.name] = box.number_input(param.name, min_value=int(param.low), max_value=int(param.high),
-                                                  value=param.default, step=1, help=param.help, key=key,
-                                                  placeholder="unlimited" if param.kind == "optional_int" else None)
+            values[param.name] = box.number_input(param.title, value=param.default, step=1, help=help_text, key=key,
+                                                  placeholder="no limit" if param.kind == "optional_int" else None)
     left, right = st.columns(2)
     job_name = left.text_input("Job name (optional)", placeholder=default_job_name(algorithm), key="train_job_name",
-                               help="Leave empty for a timestamped name like the seed's.")
+                               help="Leave it empty for a name made of the algorithm and the time.")
     instance_type = None
     if instance_types := p.backend.training_instance_types():
         instance_type = right.selectbox("Training instance type", instance_types)
@@ -61,6 +64,6 @@ if launched:
     if job:
         st.session_state["selected_job"] = job.name
         st.toast(f"Training job {job.name} started", icon=":material/rocket_launch:")
-        st.success(f"Job **{job.name}** is {job.status} ({job.secondary_status}). Follow it live on the Jobs page.")
+        st.success(f"Job **{job.name}** has started. Follow it live on the Jobs page.")
         st.page_link(page("jobs"), label=f"Watch {job.name}", icon=":material/monitoring:",
                      query_params={"job": job.name})

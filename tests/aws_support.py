@@ -134,6 +134,16 @@ def upload_artifacts(job, tarballs: dict) -> str:
     return uri
 
 
+def completed_jobs(p, data: bytes, tarballs: dict, *jobs: str) -> None:
+    """Dataset ``ds`` from ``data`` and a Completed random-forest training job per name (moto runs
+    nothing: each job's artifacts are put where SageMaker would)."""
+    p.upload_dataset("ds", data)
+    for job in jobs:
+        p.start_training("ds", {"algorithm": "random_forest", "n_estimators": 15}, name=job)
+        upload_artifacts(job, tarballs)
+        assert p.describe_training(job).status == "Completed"
+
+
 def s3_keys(prefix: str = "") -> list[str]:
     answer = aws_client("s3").list_objects_v2(Bucket=BUCKET, Prefix=prefix)
     return sorted(o["Key"] for o in answer.get("Contents", []))

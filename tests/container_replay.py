@@ -418,8 +418,12 @@ class InvocationResult:
 
 
 def replay_serving(model_tarball: bytes, sourcedir: bytes, invocations: list[Invocation], workdir: Path,
-                   venv: ContainerVenv, program: str = "train.py", timeout: float = 300) -> list[InvocationResult]:
+                   venv: ContainerVenv, program: str = "train.py", timeout: float = 300,
+                   environment: dict | None = None) -> list[InvocationResult]:
     """Serve ``model_tarball`` with the code in ``sourcedir`` the way an SKLearn 1.2-1 endpoint does.
+
+    ``environment``: more variables of the container, e.g. a transform job's ``Environment`` (SageMaker
+    adds them to the model's for the job's containers).
 
     model.tar.gz is unpacked into /opt/ml/model (SageMaker does this before the container starts), the
     code tarball is unpacked by the toolkit's download_and_extract, and each invocation goes through
@@ -438,7 +442,8 @@ def replay_serving(model_tarball: bytes, sourcedir: bytes, invocations: list[Inv
     spec.write_text(json.dumps([{"name": i.name, "content_type": i.content_type, "accept": i.accept,
                                  "body": base64.b64encode(i.body).decode()} for i in invocations]))
     env = {**_base_env(venv, base), "SAGEMAKER_PROGRAM": program,
-           "SAGEMAKER_SUBMIT_DIRECTORY": str(code_tarball), "AWS_DEFAULT_REGION": "us-east-1"}
+           "SAGEMAKER_SUBMIT_DIRECTORY": str(code_tarball), "AWS_DEFAULT_REGION": "us-east-1",
+           **(environment or {})}  # the model's Environment, as CreateModel sets it (e.g. CHURN_THRESHOLD)
     done = subprocess.run([str(venv.python), str(_shim(workdir)), "serve", str(spec), str(answers)], env=env,
                           cwd=str(workdir), capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0 or not answers.exists():

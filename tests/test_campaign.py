@@ -130,16 +130,13 @@ def test_the_threshold_travels_in_the_sagemaker_model_environment(monkeypatch, t
     pytest.importorskip("moto")
     from moto import mock_aws
 
-    from tests.aws_support import BUCKET, aws_client, aws_env, capture, upload_artifacts
+    from tests.aws_support import BUCKET, aws_client, aws_env, capture, completed_jobs
 
     aws_env(monkeypatch, tmp_path)
     with mock_aws():
         aws_client("s3").create_bucket(Bucket=BUCKET)
         p = churn_core.connect()
-        p.upload_dataset("ds", small_csv)
-        p.start_training("ds", {"algorithm": "random_forest", "n_estimators": 15}, name="sm-job")
-        upload_artifacts("sm-job", model_tarballs)
-        assert p.describe_training("sm-job").status == "Completed"
+        completed_jobs(p, small_csv, model_tarballs, "sm-job")
         models = capture(p, "sagemaker", "CreateModel")
         p.set_threshold("sm-job", 0.3125)
         p.deploy("sm-job", "sm-ep", wait=False)

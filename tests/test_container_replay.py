@@ -19,6 +19,7 @@ import io
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 # The first test also builds the cached Python 3.9 venv (about 30-40 s here, more on a cold network).
@@ -310,3 +311,99 @@ def test_missing_python39_fails_with_a_clear_message(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(replay.ReplayEnvironmentError, match=r"needs Python 3\.9.*pyenv install 3\.9\.18"):
         replay.find_python39()
+
+
+@pytest.mark.parametrize("case", ["categorical-with-id", "gradient_boosting-defaults", "logistic_regression-defaults"])
+def test_threshold_and_reasons_hold_in_the_container(replays, case, tmp_path):
+    """What later issues added to the container contract, replayed the same way: the decision threshold
+    the model's Environment carries (CHURN_THRESHOLD, as CreateModel sends it) labels every answer, and a
+    request asking for reasons gets exactly additive ones with the container's numpy and scikit-learn."""
+    request, objects, result = replays.train(case)
+    assert result.succeeded, result.failure_reason
+    records = json.loads(invocations_for(request, objects)[0].body)["instances"]
+    body = json.dumps({"instances": records, "explain": 3}).encode()
+    answers = replay.replay_serving(result.model_tarball(), result.sourcedir,
+                                    [replay.Invocation(body, "application/json", "application/json", "explain")],
+                                    tmp_path / "serve", replays.venv, environment={"CHURN_THRESHOLD": "0.05"})
+    answer = answers[0]
+    assert answer.status == 200, answer.error
+    import math
+
+    for prediction in json.loads(answer.text)["predictions"]:
+        assert prediction["label"] == int(prediction["churn_probability"] > 0.05)
+        why = prediction["reasons"]
+        p = prediction["churn_probability"]
+        output = p if why["space"] == "probability" else math.log(p / (1 - p))
+        assert abs(why["base"] + sum(r["contribution"] for r in why["reasons"]) + why["other"] - output) < 1e-6
+        assert len(why["reasons"]) == 3
+
+
+def transform_customers(rows: int = 60) -> bytes:
+    """Customers of the categorical case to score: its table without the target, a word for a number on
+    line 4 and a blank number (TotalCharges, trained with blanks) on line 6."""
+    frame = pd.read_csv(io.BytesIO(categorical_csv(rows, seed=9)), dtype=str, keep_default_na=False)
+    frame = frame.drop(columns=["Churn"])
+    frame.loc[2, "tenure"] = "soon"
+    frame.loc[4, "TotalCharges"] = ""
+    return frame.to_csv(index=False).encode()
+
+
+def test_a_transform_mini_batch_is_answered_line_by_line_in_the_container(replays, tmp_path):
+    """The backend's CreateTransformJob (under moto) for the model the container trained: its headerless input,
+    through the job's InputFilter, as one MultiRecord mini-batch (text/csv, no header, features in schema order),
+    through the container's handler chain with the job's Environment. Every line is answered, the bad one with
+    its reason; joined to the input as the job's DataProcessing says, the platform reads the results back."""
+    import churn_core
+    from tests.transform_support import _select
+
+    _, _, trained = replays.train("categorical-with-id")
+    if not trained.succeeded:
+        pytest.fail("the categorical case did not train in the container", pytrace=False)
+    with pytest.MonkeyPatch.context() as mp:
+        aws_env(mp, tmp_path)
+        with mock_aws():
+            s3, sm = aws_client("s3"), aws_client("sagemaker")
+            s3.create_bucket(Bucket=BUCKET)
+            p = churn_core.connect()
+            p.upload_dataset("ds", categorical_csv(), target="Churn")
+            p.start_training("ds", CASES["categorical-with-id"]["hyper"], name="replay-transform")
+            uri = sm.describe_training_job(TrainingJobName="replay-transform")["ModelArtifacts"]["S3ModelArtifacts"]
+            s3.put_object(Bucket=BUCKET, Key=uri.split(f"s3://{BUCKET}/", 1)[1], Body=trained.model_tarball())
+            assert p.describe_training("replay-transform").status == "Completed"
+            seen: list[dict] = []
+            p.backend.client("sagemaker").meta.events.register(
+                "before-parameter-build.sagemaker.CreateTransformJob",
+                lambda params, **_: seen.append(copy.deepcopy(params)))
+            p.start_transform("replay-transform", transform_customers(), name="replay-tj")
+            (request,) = seen
+            prefix = request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"].split(f"s3://{BUCKET}/", 1)[1]
+            (key,) = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]]
+            records = list(csv.reader(io.StringIO(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode())))
+            body = "".join(",".join(_select(r, request["DataProcessing"]["InputFilter"])) + "\n" for r in records)
+            (answer,) = replay.replay_serving(trained.model_tarball(), trained.sourcedir,
+                                              [replay.Invocation(body.encode(), "text/csv", "text/csv", "transform")],
+                                              tmp_path / "serve", replays.venv, environment=request["Environment"])
+            print(f"\ntransform mini-batch of {len(records)} lines: HTTP {answer.status} {answer.content_type}\n"
+                  f"{answer.text[:300]}")
+            assert answer.status == 200, answer.error
+            assert answer.content_type.startswith("text/csv")
+            lines = answer.text.splitlines()
+            assert len(lines) == len(records) == 60
+            assert lines[2] == ",,,tenure: 'soon' is not a number."
+            assert all(line.split(",")[3] == "" and 0 <= float(line.split(",")[0]) <= 1
+                       for i, line in enumerate(lines) if i != 2)
+            joined = []
+            for record, line in zip(records, lines, strict=True):
+                out = io.StringIO()
+                csv.writer(out, lineterminator="").writerow(
+                    _select(record + next(csv.reader([line])), request["DataProcessing"]["OutputFilter"]))
+                joined.append(out.getvalue())
+            output = request["TransformOutput"]["S3OutputPath"].split(f"s3://{BUCKET}/", 1)[1]
+            s3.put_object(Bucket=BUCKET, Key=f"{output}/{key.rsplit('/', 1)[1]}.out",
+                          Body=("\n".join(joined) + "\n").encode())
+            done = p.describe_transform("replay-tj")
+            assert done.status == "Completed", done.failure_reason
+            assert (done.rows_scored, done.rows_failed) == (59, 1)
+            results = p.transform_output("replay-tj")
+            assert list(results.columns) == ["line", "customerID", "churn_probability", "predicted_churn", "warnings"]
+            assert list(p.transform_errors("replay-tj")["line"]) == [4]

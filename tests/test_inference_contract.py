@@ -185,7 +185,8 @@ def test_entry_is_small_modules_that_run_alone_on_python_39():
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             assert not any(n.split(".")[0] in ("churn_core", "app", "pages", "entry") for n in names), module.name
-    assert len((ENTRY_DIR / "train.py").read_text().splitlines()) < 400, "train.py reads as the contract"
+    # under 400 lines for the contract (issue 12), plus the batch transform's three hooks (issue 14)
+    assert len((ENTRY_DIR / "train.py").read_text().splitlines()) < 410, "train.py reads as the contract"
 
 
 # --------------------------------------------------------------------------- finding 4: the AWS extra's `tests`

@@ -59,7 +59,7 @@ def test_generated_names_never_clash_within_one_second(platform, monkeypatch):
 
 
 def test_invalid_hyperparameter_is_rejected_before_anything_runs(platform):
-    with pytest.raises(ValidationError, match="n_estimators must be between 1"):
+    with pytest.raises(ValidationError, match=r"Number of trees \(n_estimators\) must be between 1"):
         platform.start_training("sample", {"algorithm": "random_forest", "n_estimators": 0})
     with pytest.raises(ValidationError, match="Unknown algorithm 'xgboost'"):
         platform.start_training("sample", {"algorithm": "xgboost"})

@@ -107,13 +107,13 @@ def test_jobs_page_table_detail_charts_and_compare(two_jobs):
     assert not at.exception, at.exception
     metrics = {m.label: m.value for m in at.metric}
     assert float(metrics["ROC AUC"]) > 0.7
-    assert "**random_forest** on dataset **sample**" in texts(at, "markdown")
+    assert "**Random forest** on dataset **sample**" in texts(at, "markdown")
     titles = [c.proto.spec for c in at.get("plotly_chart")]
     assert any("ROC curve" in t for t in titles) and any("Confusion matrix" in t for t in titles)
     at.multiselect(key="compare_jobs").set_value(["job-rf", "job-lr"]).run()
     titles = [c.proto.spec for c in at.get("plotly_chart")]
-    compare = at.dataframe[1].value
-    assert set(compare.index) == {"job-rf", "job-lr"} and "roc_auc" in compare.columns
+    compare = at.dataframe[-1].value
+    assert set(compare.columns) == {"job-rf", "job-lr"} and "ROC AUC" in compare.index
     assert sum("job-lr" in t and "job-rf" in t for t in titles) >= 1  # overlaid ROC
 
 

@@ -28,7 +28,7 @@ def test_endpoints_page_deploy_snippet_and_delete_with_confirm(model):
     at.text_input[0].set_value("page-ep")
     button(at, "Deploy").click().run()
     assert not at.exception, at.exception
-    assert "Endpoint **page-ep** is InService" in texts(at, "success")
+    assert "Endpoint **page-ep** is in service" in texts(at, "success")
     ep = model.describe_endpoint("page-ep")
     table = at.dataframe[0].value
     assert list(table["name"]) == ["page-ep"] and ep.url in list(table["URL"])
@@ -40,7 +40,7 @@ def test_endpoints_page_deploy_snippet_and_delete_with_confirm(model):
     button(at, "Delete page-ep").click().run()
     button(at, "Delete").click().run()
     assert not at.exception, at.exception
-    assert "endpoint page-ep, config page-ep-config, model page-ep-model" in texts(at, "success")
+    assert "endpoint page-ep, config page-ep-config, deployed-model record page-ep-model" in texts(at, "success")
     assert model.list_endpoints() == []
 
 
@@ -50,7 +50,7 @@ def test_endpoints_page_cleanup_lists_what_it_removes(model):
     at = open_page("endpoints")
     button(at, "Clean up all endpoints").click().run()
     listing = texts(at, "markdown")
-    assert "**ep-one** (config `ep-one-config`, model `page-model`)" in listing and "**ep-two**" in listing
+    assert "**ep-one** (config `ep-one-config`, from trained model `page-model`)" in listing and "**ep-two**" in listing
     button(at, "Delete").click().run()
     assert "Removed:" in texts(at, "success")
     assert model.list_endpoints() == []
@@ -80,6 +80,15 @@ def test_predict_page_single_customer_form_from_schema(model):
     assert not at.exception, at.exception
     metric = next(m for m in at.metric if m.label == "Churn probability")
     assert metric.value.endswith("%")
+    probability = float(metric.value.rstrip("%")) / 100
+    band = "High" if probability > 0.5 else "Medium" if probability > 0.25 else "Low"  # the default threshold
+    shown = " ".join(texts(at, kind) for kind in ("error", "warning", "success"))
+    assert f"{band} risk." in shown, (probability, shown)
+    reasons = [m.value for m in at.markdown if m.value.startswith("- ")]
+    features = {f["name"] for f in model.model_schema("page-model")["features"]}
+    assert len(reasons) in (5, 6)  # the top five pushes, then the other columns together (unless they sum to 0)
+    assert all(r[2:].split(" = ")[0] in features and " the churn risk (" in r for r in reasons[:5])
+    assert "An average customer" in texts(at, "caption") and "exact" in texts(at, "caption")
 
 
 def test_predict_page_batch_scores_reports_bad_rows_and_downloads(model, sample_csv):
@@ -105,4 +114,14 @@ def test_predict_page_batch_scores_reports_bad_rows_and_downloads(model, sample_
 
 def test_predict_page_without_endpoints_points_to_endpoints(home):
     at = open_page("predict")
-    assert "No endpoint is InService" in texts(at, "info")
+    assert "No endpoint is in service" in texts(at, "info")
+
+
+def test_the_deploy_section_stays_open_after_the_first_deploy(model):
+    at = open_page("endpoints")
+    deploy_section = next(e for e in at.expander if e.label == "Deploy a model")
+    assert deploy_section.proto.expanded  # no endpoint yet: open
+    button(at, "Deploy").click().run()
+    assert "is in service" in texts(at, "success")
+    at.run()  # the next run (any click) used to close it, hiding the outcome and the form being used
+    assert next(e for e in at.expander if e.label == "Deploy a model").proto.expanded

@@ -34,7 +34,7 @@ def test_models_page_registers_approves_aliases_and_deploys(trained):
     assert versions["ROC AUC"].iloc[0] == pytest.approx(trained.describe_training("subs-rf").metrics["roc_auc"])
     assert "Only Approved versions are deployed" in texts(at, "caption")
 
-    at.text_input(key="note_subs_1").set_value("holdout AUC is fine")
+    at.text_input(key="decision_note").set_value("holdout AUC is fine")
     button(at, "Approve").click().run()
     assert not at.exception, at.exception
     assert trained.get_version("subs", 1).status == "Approved"

@@ -96,7 +96,7 @@ def test_jobs_page_lists_a_sagemaker_job(sm_env, model_tarballs):  # noqa: F811
     at = open_page("jobs")
     table = at.dataframe[0].value
     assert list(table["name"]) == ["sm-waiting"]
-    assert "InProgress" in table["status"][0]  # moto wrote no artifact yet: still uploading
+    assert "Running" in table["status"][0]  # moto wrote no artifact yet: still uploading
     assert "No CloudWatch log yet for this job" in texts(at, "code")
 
     trained_job(sm_env, model_tarballs, "sm-done")
@@ -120,13 +120,14 @@ def test_endpoints_page_lists_and_cleans_up_an_endpoint(sm_env, model_tarballs):
     table = at.dataframe[0].value
     assert list(table["name"]) == ["sm-endpoint"]
     assert table["URL"][0] == f"{sm_env}/endpoints/sm-endpoint/invocations"  # the runtime URL (moto here)
-    assert "InService" in table["status"][0]
+    assert "In service" in table["status"][0]
     assert any("invoke_endpoint" in c.value and "sm-endpoint" in c.value for c in at.code)
 
     button(at, "Clean up all endpoints").click().run()
     button(at, "Delete").click().run()
     assert not at.exception, at.exception
-    assert "endpoint sm-endpoint, config sm-endpoint-config, model sm-endpoint-model" in texts(at, "success")
+    removed = "endpoint sm-endpoint, config sm-endpoint-config, deployed-model record sm-endpoint-model"
+    assert removed in texts(at, "success")
     sm = client("sagemaker", sm_env)
     assert sm.list_endpoints()["Endpoints"] == []
     assert sm.list_endpoint_configs()["EndpointConfigs"] == []

@@ -134,3 +134,13 @@ def test_feature_importance_says_which_values_raise_risk(live):
     assert all(e["direction"] in ("higher raises risk", "higher lowers risk", "no single direction")
                for e in effects.values())
     assert np.isfinite([e["mean_abs_push"] for e in effects.values()]).all()
+
+
+def test_invoke_sends_a_pandas_nan_as_null_and_refuses_infinity():
+    from churn_core.errors import ValidationError
+    from churn_core.scoring import encode_payload
+
+    body = encode_payload({"instances": [{"tenure": float("nan"), "plan": "Yes"}]}, "application/json")
+    assert json.loads(body) == {"instances": [{"tenure": None, "plan": "Yes"}]}
+    with pytest.raises(ValidationError, match="send a finite number"):
+        encode_payload({"instances": [[float("inf")]]}, "application/json")

@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import requests
@@ -178,13 +179,123 @@ def test_a_two_variant_endpoint_is_deleted_completely(registry_with_two_versions
     p = registry_with_two_versions
     p.deploy_version("subs", 1, "two-ep")
     ep = p.set_variants("two-ep", [("subs", 1, 1), ("subs", 2, 1)])
-    server, supervisor = ep.server_pid, ep.pid
+    server, supervisor, folder = ep.server_pid, ep.pid, ep.workdir
     p.delete_endpoint("two-ep")
     import psutil
 
     assert not psutil.pid_exists(server) or psutil.Process(server).status() == psutil.STATUS_ZOMBIE
     assert not psutil.pid_exists(supervisor) or psutil.Process(supervisor).status() == psutil.STATUS_ZOMBIE
-    assert not (p.settings.home / "endpoints" / "two-ep").exists()
+    assert folder and not Path(folder).exists()
+    assert not list((p.settings.home / "endpoints").glob("two-ep*")), "its own folder endpoints/two-ep.<uid> went"
+
+
+def test_an_updated_endpoint_keeps_its_own_deploy_folder_supervisor_and_server(registry_with_two_versions):
+    """Per-deploy folders (endpoints/<name>.<uid>, a supervisor watching its own row) and updates fit together:
+    an update and a champion/challenger change keep the row and its uid, so the supervisor never takes its
+    row for replaced; the control file, unpacked models and stats are in that folder, where both the supervisor
+    and the update code look; not one request fails; a delete then removes the folder and every process."""
+    import psutil
+
+    from churn_core import endpoint_processes
+    from churn_core.endpoint_control import read_control
+    from churn_core.endpoint_supervisor import ROW_CHECK_SECONDS
+    from churn_core.processes import is_alive
+
+    p = registry_with_two_versions
+    ep = p.deploy_version("subs", 1, "kept-ep")
+    folder = Path(ep.workdir)
+    assert ep.status == "InService" and ep.uid and folder.name == f"kept-ep.{ep.uid}"
+    supervisor, server = ep.pid, ep.server_pid
+    v2 = p.get_version("subs", 2)
+    body = customer(p, "subs-rf")
+    with Load(ep.url, body, threads=4, seconds=60) as load:
+        updated = p.update_endpoint("kept-ep", "subs", 2)
+        both = p.set_variants("kept-ep", [("subs", 2, 70), ("subs", 1, 30)])
+        time.sleep(10 * ROW_CHECK_SECONDS)  # the supervisor has looked at its row many times since
+    assert load.failures == [], load.failures[:5]
+    assert {a[1] for a in load.answers} >= {"AllTraffic", "subs-v1", "subs-v2"}, "every change was served"
+    for after in (updated, both):
+        assert after.status == "InService" and not after.failure_reason, (after.status, after.failure_reason)
+        assert (after.uid, after.workdir, after.pid, after.server_pid) == (ep.uid, ep.workdir, supervisor, server)
+    assert both.generation == 3 and sorted(v["variant"] for v in both.variants) == ["subs-v1", "subs-v2"]
+    assert is_alive(supervisor, "endpoint_supervisor") and is_alive(server), "still the same processes"
+    log = (folder / "supervisor.log").read_text()
+    assert "gone or replaced" not in log and "stopped" not in log, log[-2000:]
+
+    control = read_control(folder)  # what the supervisor restarts from, written by the update code
+    assert control.generation >= 3 and {v.sha256 for v in control.variants} == {
+        v2.artifact_sha256, p.get_version("subs", 1).artifact_sha256}
+    assert (folder / "models" / v2.artifact_sha256 / ".verified").is_file(), "the probe unpacked it here"
+    assert p.describe_endpoint("kept-ep").stats.get("invocations", 0) > 0, "stats read from the same folder"
+    found = {proc.pid: proc.role for proc in endpoint_processes.find(p.settings.home) if proc.folder == folder.name}
+    assert found.get(supervisor) == "supervisor" and found.get(server) == "server", found
+    workers = [c.pid for c in psutil.Process(server).children()]
+    assert workers
+
+    p.delete_endpoint("kept-ep")
+    assert not folder.exists()
+    assert not list((p.settings.home / "endpoints").glob("kept-ep*"))
+    for pid in (supervisor, server, *workers):
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, pid
+    assert not [proc for proc in endpoint_processes.find(p.settings.home) if proc.name == "kept-ep"]
+
+
+def test_an_update_never_touches_a_later_deploy_of_the_same_name(registry_with_two_versions):
+    """An update whose endpoint is deleted and deployed again meanwhile finishes or rolls back only its own
+    deploy's rows: the new deploy (another uid, another folder) keeps its configuration and keeps serving."""
+    p = registry_with_two_versions
+    first = p.deploy_version("subs", 1, "again-ep")
+    p.backend.update_endpoint = _delete_and_redeploy_first(p.backend.update_endpoint)
+    try:
+        with pytest.raises(BackendError, match="was not updated"):
+            p.update_endpoint("again-ep", "subs", 2)
+    finally:
+        del p.backend.update_endpoint
+    second = p.describe_endpoint("again-ep")
+    assert second.uid != first.uid and second.workdir != first.workdir
+    assert second.status == "InService" and second.pending_config == "" and second.model == "subs-rf"
+    assert [v["version"] for v in second.variants] == ["subs v1"]
+    assert not Path(first.workdir).exists()
+    assert requests.post(second.url + "/invocations", data=customer(p, "subs-rf"), timeout=10).status_code == 200
+    p.delete_endpoint("again-ep")
+
+
+def test_another_session_looking_at_an_endpoint_mid_update_does_not_roll_it_back(registry_with_two_versions):
+    """While an update checks its new model, another session (the Endpoints page refreshing) sees Updating and
+    leaves it be: the update is pending while the process running it lives (update.json in the endpoint's
+    folder). Before, the look found the server not yet switched, rolled the update back, and the update then
+    switched the server anyway: the catalog said v1 while v2 answered."""
+    p = registry_with_two_versions
+    p.deploy_version("subs", 1, "look-ep")
+    seen = []
+    probe = p.backend._probe
+
+    def looked_at(endpoint, variant):
+        other = churn_core.connect().describe_endpoint("look-ep")
+        seen.append((other.status, other.pending_config))
+        probe(endpoint, variant)
+
+    p.backend._probe = looked_at
+    try:
+        updated = p.update_endpoint("look-ep", "subs", 2)
+    finally:
+        del p.backend._probe
+    assert seen and seen[0][0] == "Updating" and seen[0][1], seen
+    assert updated.status == "InService" and updated.model == "subs-lr" and not updated.failure_reason
+    assert [v["version"] for v in updated.variants] == ["subs v2"]
+    assert not (Path(updated.workdir) / "update.json").exists()
+    p.delete_endpoint("look-ep")
+
+
+def _delete_and_redeploy_first(update):
+    """The backend's update_endpoint, run after another session deleted the endpoint and deployed it again."""
+    def racing(endpoint, config, variants):
+        other = churn_core.connect()
+        other.delete_endpoint(endpoint["name"])
+        other.deploy_version("subs", 1, endpoint["name"])
+        return update(endpoint, config, variants)
+
+    return racing
 
 
 # --------------------------------------------------------------------------- SageMaker, under moto
@@ -196,17 +307,14 @@ def test_sagemaker_rollout_calls(monkeypatch, tmp_path, small_csv, model_tarball
     from moto import mock_aws
 
     import tests.moto_shim  # noqa: F401 - UpdateEndpoint, which moto lacks
-    from tests.aws_support import BUCKET, aws_client, aws_env, capture, nothing_left, upload_artifacts
+    from tests.aws_support import BUCKET, aws_client, aws_env, capture, completed_jobs, nothing_left
 
     aws_env(monkeypatch, tmp_path)
     with mock_aws():
         aws_client("s3").create_bucket(Bucket=BUCKET)
         p = churn_core.connect()
-        p.upload_dataset("ds", small_csv)
+        completed_jobs(p, small_csv, model_tarballs, "sm-a", "sm-b")
         for job in ("sm-a", "sm-b"):
-            p.start_training("ds", {"algorithm": "random_forest", "n_estimators": 15}, name=job)
-            upload_artifacts(job, model_tarballs)
-            assert p.describe_training(job).status == "Completed"
             p.approve("ds", p.register(job).version, "ok")
         configs = capture(p, "sagemaker", "CreateEndpointConfig")
         updates = capture(p, "sagemaker", "UpdateEndpoint")

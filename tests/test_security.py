@@ -249,7 +249,7 @@ def test_a_tampered_artifact_is_never_unpickled(trained, artifact, tmp_path):
         assert ep.status == "Failed"
         assert "SHA-256 mismatch" in ep.failure_reason
         assert not marker.exists(), "the tampered model was unpickled"
-        assert not (Path(ep.workdir) / "model").exists(), "the tampered tarball was not even unpacked"
+        assert not (Path(ep.workdir) / "models").exists(), "the tampered tarball was not even unpacked"
     finally:
         fresh.delete_endpoint("sec-tampered")
     assert not marker.exists()

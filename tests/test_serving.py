@@ -468,7 +468,7 @@ def test_tampered_artifact_is_never_unpickled(artifact, tmp_path):
     assert err.startswith("ERROR: model artifact SHA-256 mismatch: expected " + sha), err
     assert "Retrain or redeploy from a verified job." in err
     assert not marker.exists()
-    assert not (workdir / "model").exists()  # not even extracted
+    assert not (workdir / "models").exists()  # not even extracted
 
 
 @pytest.mark.parametrize("kind", ["parent", "absolute", "symlink"])
@@ -496,7 +496,7 @@ def test_unsafe_tar_members_are_refused(artifact, tmp_path, kind):
         _, err = proc.communicate(timeout=60)
     finally:
         stop(proc)
-    assert proc.returncode == 4, err
+    assert proc.returncode == 6, err  # serving.EXIT_ARTIFACT_REFUSED: refused for good, not a crash to retry
     assert err.startswith("ERROR: ") and ("unsafe path" in err or "contains a link" in err), err
     assert not (workdir / "escaped.txt").exists() and not (tmp_path / "absolute.txt").exists()
     assert not list(workdir.rglob("model.joblib"))  # every member is checked before any is written

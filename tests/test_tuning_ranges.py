@@ -37,7 +37,8 @@ from churn_core.tuning_search import Observed, suggest
         ("random_forest", {"class_weight": {"min": 0, "max": 1}}, "class_weight takes one of none, balanced: give its "
                                                                    "range as a list of values"),
         ("random_forest", {"class_weight": ["none", "heavy"]},
-         "In the range of class_weight: class_weight must be one of none, balanced (got 'heavy')."),
+         "In the range of class_weight: Weight of churners (class_weight) must be one of none, balanced "
+         "(got 'heavy')."),
         ("random_forest", {"n_estimators": {"min": 0, "max": 300}},
          "The range of n_estimators must stay within 1 – 2000, what random_forest accepts (got 0 – 300)."),
         ("random_forest", {"n_estimators": {"min": 10}}, "The range of n_estimators needs both a min and a max"),
@@ -50,7 +51,8 @@ from churn_core.tuning_search import Observed, suggest
         ("random_forest", {"algorithm": ["random_forest", "gradient_boosting"]}, "algorithm cannot be tuned"),
         ("random_forest", {}, "Nothing to tune: give at least one hyperparameter a range of two or more values"),
         ("random_forest", {"n_estimators": 50}, "Nothing to tune"),
-        ("random_forest", {"n_estimators": (10, 30), "max_depth": 0.5}, "max_depth must be a whole number"),
+        ("random_forest", {"n_estimators": (10, 30), "max_depth": 0.5},
+         "Maximum tree depth (max_depth) must be a whole number"),
         ("random_forest", "n_estimators=10..30", "Ranges must map hyperparameter names to ranges"),
         ("xgboost", {"n_estimators": (10, 30)}, "Unknown algorithm 'xgboost'"),
     ],

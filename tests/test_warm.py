@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from churn_core import warm
+from churn_core import warm, warm_requests
 from churn_core.db import Catalog
 from churn_core.processes import is_alive, kill_group, reap, spawn_detached
 from tests.helpers import wait_until
@@ -77,7 +77,7 @@ def test_a_module_outside_the_allowed_list_is_refused(tmp_path):
     assert warm.spawn("os", ["-c", "print(1)"], tmp_path / "x.log", dict(os.environ), tmp_path) is None
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.connect(str(warm.socket_path()))
-        sock.sendall(json.dumps({"module": "runpy", "args": [], "log": str(tmp_path / "x.log"),
+        sock.sendall(json.dumps({"id": "0" * 32, "module": "runpy", "args": [], "log": str(tmp_path / "x.log"),
                                  "env": {}, "cwd": str(tmp_path)}).encode() + b"\n")
         reply = json.loads(sock.makefile().readline())
     assert "cannot start 'runpy'" in reply["error"]
@@ -92,8 +92,9 @@ def test_with_warm_disabled_the_child_is_a_plain_interpreter_of_this_process(tmp
         assert psutil.Process(pid).ppid() == os.getpid()
         assert is_alive(pid, "cold-child")
     finally:
-        kill_group(pid, grace=1.0)
-    assert reap(pid, wait=2.0)[0]
+        kill_group(pid, grace=1.0)  # reaps our child itself, so a later reap may find nothing to collect
+    reap(pid, wait=2.0)
+    assert not psutil.pid_exists(pid), "the plain child outlived its kill"
 
 
 def test_the_default_run_folder_is_created_private(tmp_path, monkeypatch):
@@ -104,8 +105,9 @@ def test_the_default_run_folder_is_created_private(tmp_path, monkeypatch):
     folder = warm._private_run_dir()
     assert folder == tmp_path / f"churn-warm-{os.getuid()}"
     assert folder.stat().st_mode & 0o777 == 0o700 and (folder / "exits").is_dir()
-    folder.chmod(0o755)  # ours but open (made by hand, or by a umask): closed again before use
-    assert warm._private_run_dir() == folder and folder.stat().st_mode & 0o777 == 0o700
+    folder.chmod(0o755)  # open (made by hand, or by someone else's umask): not ours to change, so not used
+    assert warm._private_run_dir() is None and folder.stat().st_mode & 0o777 == 0o755
+    assert "open to other users (mode 755)" in warm.status()[1]
 
 
 def test_a_run_folder_of_another_user_is_never_used(tmp_path, monkeypatch):
@@ -175,18 +177,23 @@ def test_only_one_warm_process_starts_per_fingerprint(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "answer, outcome",
-    [(b'{"error": "cannot start"}\n', "fallback"), (b"", "error")],
-    ids=["refused-before-forking", "no-answer-after-the-request"],
+    "answer, claimed, outcome",
+    [(b'{"error": "cannot start"}\n', False, "fallback"), (b"", False, "fallback"), (b"", True, "error")],
+    ids=["refused-before-forking", "no-answer-and-not-taken", "taken-but-no-answer"],
 )
 def test_a_request_that_may_have_started_a_child_is_never_retried_as_a_plain_start(
-    tmp_path, monkeypatch, answer, outcome
+    tmp_path, monkeypatch, answer, claimed, outcome
 ):
+    """No answer: the caller withdraws the request by claiming its id. If the warm process had claimed it
+    (it does so before forking), a child may exist: a clear error, never a second process."""
     import threading
 
     folder = tmp_path / "run"
     folder.mkdir(mode=0o700)
     monkeypatch.setenv("CHURN_WARM_DIR", str(folder))
+    monkeypatch.setattr(warm, "REPLY_TIMEOUT", 0.5)
+    monkeypatch.setattr(warm, "CLAIMED_WAIT", 0.5)
+    warm._private_run_dir()  # makes requests/
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(warm.socket_path()))
     listener.listen(1)
@@ -194,20 +201,23 @@ def test_a_request_that_may_have_started_a_child_is_never_retried_as_a_plain_sta
     def answer_once() -> None:
         conn, _ = listener.accept()
         with conn:
-            conn.makefile("rb").readline()
+            request = json.loads(conn.makefile("rb").readline())
+            if claimed:
+                assert warm_requests.claim(folder, request["id"], "forking")
             conn.sendall(answer)
 
     server = threading.Thread(target=answer_once)
     server.start()
     try:
-        if outcome == "fallback":  # refused: nothing was forked, the caller may start it itself
+        if outcome == "fallback":  # nothing was (or now can be) forked: the caller may start it itself
             assert warm.spawn("churn_core.job_driver", [], tmp_path / "x.log", dict(os.environ), tmp_path) is None
         else:  # the child may exist: a clear error, not a second process
-            with pytest.raises(OSError, match="did not answer a request to start churn_core.job_driver"):
+            with pytest.raises(OSError, match="accepted the request to start churn_core.job_driver but did not"):
                 warm.spawn("churn_core.job_driver", [], tmp_path / "x.log", dict(os.environ), tmp_path)
     finally:
         server.join(10)
         listener.close()
+        warm._unresponsive_until.clear()
 
 
 def test_old_exit_records_and_unheld_locks_of_past_code_versions_are_cleared(tmp_path):
@@ -274,6 +284,7 @@ def test_a_start_waits_for_a_warm_process_that_is_still_importing(tmp_path, monk
     folder = tmp_path / "run"
     folder.mkdir(mode=0o700)
     monkeypatch.setenv("CHURN_WARM_DIR", str(folder))
+    monkeypatch.setattr(warm, "STARTING_WAIT", 60.0)  # the behaviour under test, whatever the machine's speed
     warm.ensure_running()  # returns at once; the new warm process now imports for ~2 s
     deadline = time.monotonic() + 10
     while not warm._starting() and time.monotonic() < deadline:

@@ -35,8 +35,10 @@ from ..paths import ENTRY_DIR, code_version
 from ..records import Dataset
 from ..capture import CAPTURE_PREFIX
 from ..s3_store import S3ObjectStore
+from ..unpack import ArtifactLimits, ArtifactRefused
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+TRANSFORM_LOG_GROUP = "/aws/sagemaker/TransformJobs"
 ENDPOINT_LOG_GROUP = "/aws/sagemaker/Endpoints/{name}"
 METRIC_NAMES = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss")
 METRIC_DEFINITIONS = [{"Name": n, "Regex": f"{n}=([0-9.eE+-]+)"} for n in METRIC_NAMES]
@@ -251,7 +253,7 @@ class SageMakerBackend:
         except ValidationError as exc:
             return {"status": "Failed", "secondary_status": "Failed", "failure_reason": str(exc)}
         try:
-            model_bytes = self.store.get_bytes(model_key)
+            model_bytes = self.store.get_bytes(model_key, max_bytes=ArtifactLimits.from_env().max_model_bytes)
         except NotFoundError:
             ended = _epoch(info.get("TrainingEndTime")) or time.time()
             if time.time() - ended < ARTIFACT_GRACE_SECONDS:
@@ -260,6 +262,8 @@ class SageMakerBackend:
             return {"status": "Failed", "secondary_status": "Failed",
                     "failure_reason": f"SageMaker reports Completed but {uri} does not exist (deleted?). "
                                       "Retrain the model."}
+        except ArtifactRefused as exc:
+            return {"status": "Failed", "secondary_status": "Failed", "failure_reason": str(exc)}
         try:
             metrics = read_json_member(model_bytes, "metrics.json")
         except (ValidationError, tarfile.TarError, OSError, ValueError, EOFError):
@@ -271,10 +275,10 @@ class SageMakerBackend:
         fields = {"model_key": model_key, "model_sha256": sha256_bytes(model_bytes), "metrics_json": dumps(metrics)}
         output_key = model_key.rsplit("/", 1)[0] + "/output.tar.gz"
         try:
-            output_bytes = self.store.get_bytes(output_key)
+            output_bytes = self.store.get_bytes(output_key, max_bytes=ArtifactLimits.from_env().max_model_bytes)
             fields.update(output_key=output_key, output_sha256=sha256_bytes(output_bytes))
-        except NotFoundError:
-            pass
+        except (NotFoundError, ArtifactRefused):
+            pass  # no evaluation data for this job; the Jobs page says so
         return fields
 
     def stop_training(self, job: dict) -> dict:
@@ -934,6 +938,164 @@ class SageMakerBackend:
         except AwsError as exc:
             if not exc.not_found:
                 raise
+
+    # ---- batch transform jobs (churn_core/sagemaker_transform.py shapes the files) ----------------------
+    def default_transform_instances(self) -> int:
+        return 1
+
+    def transform_instance_type(self) -> str:
+        return self.settings.endpoint_instance_type
+
+    def _transform_keys(self, name: str) -> dict:
+        base = f"transforms/{name}/sagemaker"
+        return {"input": f"{base}/input/", "output": f"{base}/output/", "plan": f"{base}/plan.json",
+                "set_aside": f"{base}/set-aside.csv"}
+
+    def transform_request(self, job: dict, model_name: str, prepared) -> dict:
+        from ..sagemaker_transform import (ENVIRONMENT_BATCH, MAX_CONCURRENT_TRANSFORMS, MAX_PAYLOAD_MB, input_filter,
+                                           output_filter)
+
+        keys = self._transform_keys(job["name"])
+        return {
+            "TransformJobName": job["name"],
+            "ModelName": model_name,
+            "MaxConcurrentTransforms": MAX_CONCURRENT_TRANSFORMS,
+            "MaxPayloadInMB": MAX_PAYLOAD_MB,
+            "BatchStrategy": "MultiRecord",
+            "Environment": {ENVIRONMENT_BATCH: "1"},  # the model's environment carries its threshold
+            "TransformInput": {
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": self.store.uri(keys["input"])}},
+                "ContentType": "text/csv",
+                "SplitType": "Line",
+                "CompressionType": "None",
+            },
+            "TransformOutput": {"S3OutputPath": self.store.uri(keys["output"]).rstrip("/"), "Accept": "text/csv",
+                                "AssembleWith": "Line"},
+            "TransformResources": {"InstanceType": job["instance_type"] or self.transform_instance_type(),
+                                   "InstanceCount": int(job["instance_count"] or 1)},
+            "DataProcessing": {"InputFilter": input_filter(prepared), "JoinSource": "Input",
+                               "OutputFilter": output_filter(prepared)},
+            "Tags": self._tags(transform=job["name"], model=job["model"]),
+        }
+
+    def start_transform(self, job: dict, model: dict, schema: dict) -> dict:
+        """Rewrite the input for SageMaker (headerless, model order), create a model for the trained model,
+        then CreateTransformJob; the model is deleted again if the job cannot be created."""
+        import tempfile
+
+        from ..db import loads
+        from ..sagemaker_transform import prepare_input
+
+        self._require_role()
+        self.image_uri()
+        if not model.get("artifact_key") or not self.store.exists(model["artifact_key"]):
+            raise BackendError(f"The model artifact {self.store.uri(model.get('artifact_key') or 'jobs/?')} is "
+                               "missing from S3. Retrain the model, then start the transform again.")
+        keys = self._transform_keys(job["name"])
+        with tempfile.TemporaryDirectory(prefix="churn-transform-") as tmp:
+            folder = Path(tmp)
+            self.store.download(job["input_key"], folder / "source.csv")
+            prepared = prepare_input(folder / "source.csv", schema, loads(job["keep_columns_json"], None),
+                                     folder / "input.csv", folder / "set-aside.csv")
+            stem = Path(job["input_key"]).stem or "input"
+            self.store.put_file(f"{keys['input']}{stem}.csv", folder / "input.csv")
+            self.store.put_file(keys["set_aside"], folder / "set-aside.csv")
+            self.store.put_bytes(keys["plan"], prepared.to_json())
+        model_name = (job["name"][: 63 - len("-model")].rstrip("-")) + "-model"
+        container = self.model_request({"name": job["name"]}, {"name": model_name, "model": model["name"],
+                                                                "artifact_key": model["artifact_key"],
+                                                                "threshold": job["threshold"]})
+        container["Tags"] = self._tags(transform=job["name"], model=model["name"])
+        self._call("sagemaker", "create_model", f"create model {model_name}", **container)
+        try:
+            answer = self._call("sagemaker", "create_transform_job", f"start transform job {job['name']}",
+                                **self.transform_request(job, model_name, prepared))
+        except ChurnError as exc:
+            leftovers = self._roll_back([("model", model_name)])
+            note = f" Could not remove {', '.join(leftovers)}." if leftovers else f" Model {model_name} deleted."
+            raise BackendError(f"Starting transform job {job['name']} failed: {exc}{note}") from exc
+        return {"arn": answer.get("TransformJobArn", ""), "sagemaker_model": model_name, "rows_in": prepared.lines}
+
+    def refresh_transform(self, job: dict) -> dict:
+        try:
+            info = self._call("sagemaker", "describe_transform_job", f"read transform job {job['name']}",
+                              TransformJobName=job["name"])
+        except AwsError as exc:
+            if not exc.not_found:
+                raise
+            if time.time() - float(job.get("created_at") or 0) < 60:
+                return {}
+            self._drop_transform_model(job)
+            return {"status": "Failed", "ended_at": time.time(),
+                    "failure_reason": f"SageMaker has no transform job named {job['name']} in {self.settings.region} "
+                                      "(it was never created or the region changed). Start the job again."}
+        status = info.get("TransformJobStatus") or "InProgress"
+        fields: dict = {"status": status, "failure_reason": info.get("FailureReason") or ""}
+        started = _epoch(info.get("TransformStartTime"))
+        if started:
+            fields["started_at"] = started
+        if status == "Failed" and not fields["failure_reason"]:
+            fields["failure_reason"] = "SageMaker reported Failed without a reason; open the job log for details."
+        if status == "Completed":
+            fields.update(self._collect_transform(job, info))
+        if fields["status"] in ("Completed", "Failed", "Stopped"):
+            fields["ended_at"] = _epoch(info.get("TransformEndTime")) or time.time()
+            self._drop_transform_model(job)
+        return fields
+
+    def _collect_transform(self, job: dict, info: dict) -> dict:
+        """The .out object SageMaker wrote, read back into results.csv and errors.csv (the local format)."""
+        import tempfile
+
+        from ..sagemaker_transform import Prepared, read_output
+        from ..transforms import output_keys
+
+        keys = self._transform_keys(job["name"])
+        outputs = [k for k in self.store.list(keys["output"]) if k.endswith(".out")]
+        if not outputs:
+            ended = _epoch(info.get("TransformEndTime")) or time.time()
+            if time.time() - ended < ARTIFACT_GRACE_SECONDS:
+                return {"status": "InProgress"}  # S3 may list the output a moment after Completed
+            return {"status": "Failed", "failure_reason": f"SageMaker reports Completed but wrote no output under "
+                                                          f"{self.store.uri(keys['output'])}. Start the job again."}
+        prepared = Prepared.from_json(self.store.get_bytes(keys["plan"]))
+        results_key, errors_key = output_keys(job["name"])
+        with tempfile.TemporaryDirectory(prefix="churn-transform-") as tmp:
+            folder = Path(tmp)
+            self.store.download(outputs[0], folder / "out.csv")
+            self.store.download(keys["set_aside"], folder / "set-aside.csv")
+            scored, failed = read_output(folder / "out.csv", folder / "set-aside.csv", prepared,
+                                         folder / "results.csv", folder / "errors.csv")
+            self.store.put_file(results_key, folder / "results.csv")
+            self.store.put_file(errors_key, folder / "errors.csv")
+        fields = {"rows_in": scored + failed, "rows_done": scored + failed, "rows_scored": scored,
+                  "rows_failed": failed, "output_key": results_key, "errors_key": errors_key}
+        if scored == 0:
+            fields.update(status="Failed", failure_reason=f"None of the {scored + failed:,} lines could be scored; "
+                                                          "every line and its problem is in errors.csv.")
+        return fields
+
+    def _drop_transform_model(self, job: dict) -> None:
+        """The SageMaker model made for the job goes with the job (best effort: Clean up finds it by tag)."""
+        if job.get("sagemaker_model"):
+            try:
+                self._delete("model", job["sagemaker_model"])
+            except ChurnError:
+                pass
+
+    def stop_transform(self, job: dict) -> dict:
+        try:
+            self._call("sagemaker", "stop_transform_job", f"stop transform job {job['name']}",
+                       TransformJobName=job["name"])
+        except AwsError as exc:
+            if exc.not_found:
+                raise BackendError(f"SageMaker has no transform job named {job['name']}; nothing to stop.") from None
+            raise BackendError(f"Could not stop transform job {job['name']}: {exc} The job keeps running (and "
+                               "billing) until it finishes or is stopped in the SageMaker console.") from None
+        return {}
+
+    def transform_log(self, job: dict, lines: int = 200) -> str:
+        return self._log_tail(TRANSFORM_LOG_GROUP, f"{job['name']}/", lines, "transform job")
 
     # ---- checks -----------------------------------------------------------------------------------
     def check_connection(self) -> list[tuple[str, bool, str]]:

@@ -101,3 +101,19 @@ def steps(shots) -> Iterator[Steps]:
     print(f"\nshots in {shots}\nstep timings: {recorder.report()}")
     if recorder.console:
         print("browser errors:\n" + "\n".join(recorder.browser_errors()))
+
+
+@pytest.fixture
+def page(context, steps):
+    """One browser tab on the dashboard, screenshotted at every step."""
+    tab = context.new_page()
+    steps.watch("main", tab)
+    return tab
+
+
+@pytest.fixture
+def platform(churn_home):
+    """The test's own view of the dashboard's state (same CHURN_HOME), for checks behind the screen."""
+    import churn_core
+
+    return churn_core.connect()

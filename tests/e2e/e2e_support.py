@@ -248,6 +248,20 @@ def button(page, name: str):
     return main(page).get_by_role("button", name=name, exact=True)
 
 
+def choose(page, label: str, option: str) -> None:
+    """Pick ``option`` in the st.selectbox labelled ``label``: type it into the searchable box (which
+    narrows the list whatever was selected before) and click the one matching option."""
+    from playwright.sync_api import expect
+
+    box = main(page).get_by_label(label, exact=True)
+    expect(box).to_be_visible()
+    box.click()
+    box.fill(option)
+    box.press("ArrowDown")  # opens the list if the click landed while the box was still settling
+    page.get_by_role("option", name=option, exact=True).click()
+    expect(box).to_have_value(option)
+
+
 def grid_cell(page, text: "str | re.Pattern"):
     """A cell of an st.dataframe. The grid draws on a canvas; its accessible table (in the DOM but not
     "visible" to Playwright) mirrors the cells, so wait for it with ``to_be_attached``."""
@@ -272,3 +286,68 @@ def no_app_exception(page) -> None:
     errors = main(page).get_by_test_id("stException")
     if errors.count():
         raise AssertionError(f"the page shows an exception: {errors.first.inner_text()[:800]}")
+
+
+# --------------------------------------------------------------------------- shared user steps
+# Each flow test strings these together; a flow only spells out what it is about.
+
+
+def upload(page, path: Path) -> None:
+    """Put a file into the page's (one visible) file uploader."""
+    main(page).get_by_test_id("stFileUploaderDropzoneInput").set_input_files(path)
+
+
+def store_dataset(page, path: Path) -> str:
+    """On the Data page: upload ``path``, see it valid, store it under the name the page proposes."""
+    from playwright.sync_api import expect
+
+    m = main(page)
+    upload(page, path)
+    valid = m.get_by_test_id("stAlertContentSuccess").filter(has_text="is valid")
+    expect(valid).to_contain_text(f"{path.name} is valid")
+    name = m.get_by_label("Dataset name", exact=True).input_value()
+    button(page, "Validate and store").click()
+    expect(m.get_by_test_id("stAlertContentSuccess").filter(has_text=f"Stored {name}")).to_be_visible()
+    return name
+
+
+def launch_training(page, settings: dict[str, str], algorithm: str | None = None) -> str:
+    """On the Train page: pick an algorithm, type settings (by their labels), launch; returns the job's name."""
+    import re
+
+    from playwright.sync_api import expect
+
+    m = main(page)
+    if algorithm:
+        m.get_by_test_id("stRadio").get_by_text(algorithm, exact=True).click()
+    for label, value in settings.items():
+        m.get_by_label(label, exact=True).fill(value)
+    launched = m.get_by_test_id("stAlertContentSuccess").filter(has_text=re.compile(r"Job \S+ has started"))
+    before = launched.all_inner_texts()  # a previous launch's message may still be on screen
+    button(page, "Launch training").click()
+    if before:
+        launched = launched.filter(has_not_text=before[0])
+    expect(launched).to_be_visible()
+    return re.search(r"Job (\S+) has started", launched.inner_text()).group(1)
+
+
+def deploy_model(page, model: str) -> str:
+    """On the Endpoints page: deploy ``model`` under the proposed endpoint name; returns that name."""
+    from playwright.sync_api import expect
+
+    m = main(page)
+    choose(page, "Model (from a completed job)", model)
+    # A new model makes a new name field; the previous one may linger hidden in the DOM for a moment.
+    name_field = m.get_by_label("Endpoint name", exact=True).filter(visible=True)
+    expect(name_field).to_have_value(f"{model}-endpoint")
+    endpoint = name_field.input_value()
+    button(page, "Deploy").click()
+    expect(m.get_by_test_id("stAlertContentSuccess").filter(has_text=f"Endpoint {endpoint} is in service")) \
+        .to_be_visible(timeout=DEPLOY_TIMEOUT_MS)
+    return endpoint
+
+
+def metric(page, label: str):
+    """The value of the st.metric labelled ``label`` (absent when the metric is not shown)."""
+    label_is = page.get_by_test_id("stMetricLabel").get_by_text(label, exact=True)
+    return main(page).get_by_test_id("stMetric").filter(has=label_is).get_by_test_id("stMetricValue")

@@ -12,38 +12,26 @@ import pandas as pd
 import pytest
 from playwright.sync_api import expect
 
-import churn_core
 from tests.e2e.e2e_support import (DEPLOY_TIMEOUT_MS, JOB_TIMEOUT_MS, NO_ENDPOINTS, button, expect_endpoints_removed,
-                                   expect_title, go, grid_cell, main, reference_or_sample,
-                                   write_customers_csv)
+                                   expect_title, go, grid_cell, launch_training, main, metric, reference_or_sample,
+                                   store_dataset, upload, write_customers_csv)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
 
-def test_upload_train_deploy_predict_delete(app_server, context, steps, tmp_path):
-    page = context.new_page()
-    steps.watch("main", page)
+def test_upload_train_deploy_predict_delete(app_server, page, steps, platform, tmp_path):
     m = main(page)
     dataset_csv = reference_or_sample(tmp_path)
     dataset_name = re.sub(r"[^A-Za-z0-9]+", "-", dataset_csv.stem).strip("-")  # the page's default name
-    platform = churn_core.connect()
 
     with steps("open-dashboard"):
         page.goto(app_server.url)
         expect_title(page, "Data", timeout=60_000)
         expect(page.get_by_test_id("stSidebar").get_by_text("Backend:")).to_contain_text("local")
 
-    with steps("upload-csv"):
-        page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(dataset_csv)
-        valid = m.get_by_test_id("stAlertContentSuccess").filter(has_text="is valid")
-        expect(valid).to_be_visible()
-        expect(valid).to_contain_text(f"{dataset_csv.name} is valid")
-        expect(m.get_by_label("Dataset name", exact=True)).to_have_value(dataset_name)
-
-    with steps("store-dataset"):
-        button(page, "Validate and store").click()
-        expect(m.get_by_test_id("stAlertContentSuccess").filter(has_text=f"Stored {dataset_name}")).to_be_visible()
+    with steps("upload-and-store-csv"):
+        assert store_dataset(page, dataset_csv) == dataset_name
         expect(m.get_by_role("tab", name="Distributions")).to_be_visible()
         chart = m.get_by_role("tabpanel", name="Distributions").get_by_test_id("stPlotlyChart")
         expect(chart).to_be_visible()
@@ -52,13 +40,7 @@ def test_upload_train_deploy_predict_delete(app_server, context, steps, tmp_path
 
     with steps("launch-training"):
         go(page, "Train")
-        m.get_by_label("n_estimators", exact=True).fill("50")
-        # The job keeps its default timestamped name: a name typed into "Job name (optional)" is dropped on
-        # submit (the widget's placeholder changes every second, so Streamlit sees a new widget; see report).
-        button(page, "Launch training").click()
-        launched = m.get_by_test_id("stAlertContentSuccess").filter(has_text=re.compile(r"Job \S+ is InProgress"))
-        expect(launched).to_be_visible()
-        job = re.search(r"Job (\S+) is", launched.inner_text()).group(1)
+        job = launch_training(page, {"Number of trees": "50"})
         endpoint = f"{job}-endpoint"  # the name the Endpoints page proposes for a model
         assert platform.describe_training(job).hyperparameters["n_estimators"] == 50
 
@@ -94,39 +76,38 @@ def test_upload_train_deploy_predict_delete(app_server, context, steps, tmp_path
 
     with steps("deploy-endpoint"):
         button(page, "Deploy").click()
-        expect(m.get_by_test_id("stAlertContentSuccess").filter(has_text=f"Endpoint {endpoint} is InService")) \
+        expect(m.get_by_test_id("stAlertContentSuccess").filter(has_text=f"Endpoint {endpoint} is in service")) \
             .to_be_visible(timeout=DEPLOY_TIMEOUT_MS)
-        expect(grid_cell(page, "InService")).to_be_attached()
+        expect(grid_cell(page, "In service")).to_be_attached()
         assert platform.describe_endpoint(endpoint).status == "InService"
 
     with steps("predict-one-customer"):
         go(page, "Predict")
         expect(m.get_by_label("Endpoint", exact=True)).to_have_value(endpoint)
-        m.get_by_label("CustServCalls", exact=True).fill("5")
+        calls = m.get_by_label("CustServCalls", exact=True)
+        calls.fill("5")
+        calls.press("Tab")
         button(page, "Score customer").click()
-        metric = m.get_by_test_id("stMetric").filter(has_text="Churn probability")
-        expect(metric).to_be_visible()
-        expect(metric.get_by_test_id("stMetricValue")).to_have_text(re.compile(r"^\d+(\.\d)?%$"))
-        expect(m.get_by_text(re.compile(r"Likely to (churn|stay)"))).to_be_visible()
+        expect(metric(page, "Churn probability")).to_have_text(re.compile(r"^\d+(\.\d)?%$"))
+        expect(m.get_by_text(re.compile(r"(High|Medium|Low) risk\."))).to_be_visible()
+        expect(m.get_by_text("Why this score", exact=True)).to_be_visible()
 
     customers = tmp_path / "customers.csv"
     good_rows, bad_line = write_customers_csv(dataset_csv, customers)
     total = good_rows + 1
     with steps("batch-upload"):
-        m.get_by_role("tab", name="Batch (CSV)").click()
-        m.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(customers)
+        m.get_by_role("tab", name="A file of customers").click()
+        upload(page, customers)
         expect(m.get_by_text(f"{total:,} customers in customers.csv")).to_be_visible()
 
     with steps("batch-score"):
         button(page, f"Score {total:,} customers").click()
-        scored = m.get_by_test_id("stMetric").filter(has_text="Scored")
-        expect(scored.get_by_test_id("stMetricValue")).to_have_text(f"{good_rows:,} of {total:,}", timeout=60_000)
-        failed = m.get_by_test_id("stMetric").filter(has_text="Could not score")
-        expect(failed.get_by_test_id("stMetricValue")).to_have_text("1")
+        expect(metric(page, "Scored")).to_have_text(f"{good_rows:,} of {total:,}", timeout=60_000)
+        expect(metric(page, "Could not score")).to_have_text("1")
         expect(m.get_by_text("1 row(s) could not be scored")).to_be_visible()
-        expect(grid_cell(page, "AccountWeeks = 'abc' is not a number")).to_be_attached()
+        expect(grid_cell(page, "AccountWeeks: 'abc' is not a number")).to_be_attached()
         expect(grid_cell(page, re.compile(rf"^{bad_line}$")).first).to_be_attached()
-        expect(m.get_by_role("tabpanel", name="Batch (CSV)").get_by_test_id("stPlotlyChart")).to_be_visible()
+        expect(m.get_by_role("tabpanel", name="A file of customers").get_by_test_id("stPlotlyChart")).to_be_visible()
 
     with steps("download-scored-csv"):
         with page.expect_download(timeout=30_000) as info:
@@ -162,5 +143,5 @@ def test_upload_train_deploy_predict_delete(app_server, context, steps, tmp_path
         dialog.get_by_role("button", name="Delete", exact=True).click()
         expect(m.get_by_text("Nothing to remove: no endpoints exist.")).to_be_visible()
         assert platform.list_endpoints() == []
-        assert not (app_server.home / "endpoints" / endpoint).exists()
+        assert not list((app_server.home / "endpoints").glob(f"{endpoint}*")), "its folder endpoints/NAME.UID went"
         assert platform.describe_training(job).status == "Completed"  # the model outlives its endpoint

@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 
 import churn_core
 from tests.e2e.e2e_support import (DEPLOY_TIMEOUT_MS, JOB_TIMEOUT_MS, NO_ENDPOINTS, button, expect_endpoints_removed,
-                                   expect_title, go, grid_cell, main, reference_or_sample)
+                                   expect_title, go, grid_cell, launch_training, main, reference_or_sample)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -67,7 +67,7 @@ def test_two_tabs_then_dashboard_restart_mid_training(app_server, context, steps
         # Tab B is never reloaded: its endpoint table is a fragment refreshing every 2 s.
         expect(grid_cell(tab_b, ENDPOINT)).to_be_attached(timeout=DEPLOY_TIMEOUT_MS)
         expect(main(tab_b).get_by_text(NO_ENDPOINTS)).to_be_hidden()
-        expect(grid_cell(tab_b, "InService")).to_be_attached(timeout=DEPLOY_TIMEOUT_MS)
+        expect(grid_cell(tab_b, "In service")).to_be_attached(timeout=DEPLOY_TIMEOUT_MS)
         # ...and the rest of tab B follows without a click: the endpoint picker and its delete button.
         expect(main(tab_b).get_by_label("Endpoint", exact=True)).to_have_value(ENDPOINT)
         expect(button(tab_b, f"Delete {ENDPOINT}")).to_be_visible()
@@ -83,23 +83,16 @@ def test_two_tabs_then_dashboard_restart_mid_training(app_server, context, steps
         go(tab_a, "Train")
         m = main(tab_a)
         m.get_by_test_id("stRadio").get_by_text("Gradient boosting", exact=True).click()
-        expect(m.get_by_label("learning_rate", exact=True)).to_be_visible()
-        for field in ("n_estimators", "max_depth"):  # the random-forest form has gone (it shared these labels)
-            expect(m.get_by_label(field, exact=True)).to_have_count(1)
-        m.get_by_label("n_estimators", exact=True).fill("2000")
-        m.get_by_label("learning_rate", exact=True).fill("0.01")
-        m.get_by_label("max_depth", exact=True).fill("6")
-        button(tab_a, "Launch training").click()
-        launched = m.get_by_test_id("stAlertContentSuccess").filter(has_text=re.compile(r"Job \S+ is InProgress"))
-        expect(launched).to_be_visible()
-        long_job = re.search(r"Job (\S+) is", launched.inner_text()).group(1)
+        expect(m.get_by_label("Learning rate", exact=True)).to_be_visible()
+        expect(m.get_by_label("Number of trees", exact=True)).to_have_count(0)  # the random-forest form has gone
+        long_job = launch_training(tab_a, {"Boosting rounds": "2000", "Learning rate": "0.01", "Tree depth": "6"})
         hp = platform.describe_training(long_job).hyperparameters
         assert (hp["algorithm"], hp["n_estimators"], hp["learning_rate"], hp["max_depth"]) == \
                ("gradient_boosting", 2000, 0.01, 6), hp
 
     with steps("jobs-page-shows-it-running"):
         go(tab_a, "Jobs")
-        expect(main(tab_a).get_by_role("heading", name=re.compile(rf"{long_job} .*InProgress"))).to_be_visible()
+        expect(main(tab_a).get_by_role("heading", name=re.compile(rf"{long_job} .*Running"))).to_be_visible()
 
     with steps("kill-dashboard"):
         driver = platform.describe_training(long_job).pid
@@ -117,7 +110,7 @@ def test_two_tabs_then_dashboard_restart_mid_training(app_server, context, steps
         tab_a.reload()
         expect_title(tab_a, "Jobs", timeout=60_000)
         expect(grid_cell(tab_a, long_job)).to_be_attached()
-        expect(main(tab_a).get_by_role("heading", name=re.compile(rf"{long_job} .*(InProgress|Completed)"))) \
+        expect(main(tab_a).get_by_role("heading", name=re.compile(rf"{long_job} .*(Running|Completed)"))) \
             .to_be_visible()
 
     with steps("nothing-lost"):
@@ -126,7 +119,7 @@ def test_two_tabs_then_dashboard_restart_mid_training(app_server, context, steps
         expect(main(tab_b).get_by_label("Explore", exact=True)).to_have_value(DATASET)
         go(tab_b, "Endpoints")
         expect(main(tab_b).get_by_label("Endpoint", exact=True)).to_have_value(ENDPOINT)
-        expect(main(tab_b).get_by_text(re.compile(rf"^{ENDPOINT} .*InService · model {MODEL}"))).to_be_visible()
+        expect(main(tab_b).get_by_text(re.compile(rf"^{ENDPOINT} .*In service · model {MODEL}"))).to_be_visible()
         expect(grid_cell(tab_a, re.compile(rf"^{MODEL}$"))).to_be_attached()  # the seed job is still listed
         assert [d.name for d in platform.list_datasets()] == [DATASET]
         assert platform.describe_endpoint(ENDPOINT).status == "InService"

@@ -68,7 +68,7 @@ def test_tune_then_deploy_the_best_trial(app_server, context, steps):
     with steps("deploy-best-trial"):
         expect(m.get_by_label("Endpoint name", exact=True)).to_have_value(endpoint)
         button(page, "Deploy").click()
-        expect(m.get_by_test_id("stAlertContentSuccess").filter(has_text=f"Endpoint {endpoint} is InService")) \
+        expect(m.get_by_test_id("stAlertContentSuccess").filter(has_text=f"Endpoint {endpoint} is in service")) \
             .to_be_visible(timeout=DEPLOY_TIMEOUT_MS)
         deployed = platform.describe_endpoint(endpoint)
         assert deployed.status == "InService" and deployed.model == done.best_job

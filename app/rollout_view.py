@@ -1,0 +1,88 @@
+"""The Endpoints page's rollout section: which versions an endpoint serves, with what weight and how
+each one does, and the actions that change it without taking the endpoint down."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from app.service import attempt
+from app.widgets import approved_versions, chart_layout
+
+
+def variant_table(ep) -> pd.DataFrame:
+    rows = []
+    for v in ep.variants:
+        stats = v.get("stats") or {}
+        rows.append({
+            "variant": v["variant"], "serves": v["version"] or f"model {v['model']}", "weight": v["weight"],
+            "threshold": v["threshold"], "invocations": stats.get("invocations", 0),
+            "errors": stats.get("errors", 0), "median latency ms": stats.get("p50_latency_ms"),
+        })
+    return pd.DataFrame(rows)
+
+
+def score_figure(ep) -> go.Figure:
+    """The churn probabilities each variant answered, side by side (share of its answers per bin)."""
+    fig = go.Figure()
+    for v in ep.variants:
+        scores = (v.get("stats") or {}).get("scores") or []
+        total = sum(scores)
+        if total:
+            edges = [i / len(scores) for i in range(len(scores))]
+            fig.add_bar(x=[e + 0.5 / len(scores) for e in edges], y=[s / total for s in scores], name=v["variant"],
+                        width=0.9 / len(scores), opacity=0.7)
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(title="Churn probability answered", range=[0, 1])
+    fig.update_yaxes(title="Share of the variant's answers", tickformat=".0%")
+    return chart_layout(fig, "Scores by variant", 300)
+
+
+def render(p, ep) -> None:
+    """Variants with their figures; Update to version…, champion/challenger weights, Promote challenger."""
+    st.markdown("**Serving**")
+    st.dataframe(variant_table(ep), hide_index=True, width="stretch", column_config={
+        "weight": st.column_config.NumberColumn(help="Share of requests routed to the variant (relative)."),
+        "median latency ms": st.column_config.NumberColumn(format="%.2f"),
+    })
+    if len(ep.variants) > 1:
+        st.plotly_chart(score_figure(ep), width="stretch", key=f"scores_{ep.name}")
+    if ep.failure_reason and ep.status == "InService":
+        st.warning(ep.failure_reason, icon=":material/undo:")
+    approved = approved_versions(p)
+    if not approved:
+        st.caption("Register and approve versions on the Models page to update this endpoint or run a "
+                   "champion/challenger test.")
+        return
+    keys = list(approved)
+    update, split = st.columns(2)
+    with update.form(f"update_{ep.name}"):
+        target = st.selectbox("Update to version", keys, format_func=lambda k: approved[k].label,
+                              help="Starts the new model next to the old one and switches traffic when it is "
+                                   "healthy: no request fails. If it cannot serve, the old one keeps serving.")
+        if st.form_submit_button("Update endpoint", type="primary"):
+            updated = attempt(p.update_endpoint, ep.name, approved[target].group, approved[target].version)
+            if updated:
+                st.success(f"{ep.name} now serves {approved[target].label}.")
+    with split.form(f"split_{ep.name}"):
+        champion = st.selectbox("Champion", keys, format_func=lambda k: approved[k].label, key=f"champ_{ep.name}")
+        challenger = st.selectbox("Challenger", keys, index=min(1, len(keys) - 1),
+                                  format_func=lambda k: approved[k].label, key=f"chall_{ep.name}")
+        share = st.slider("Traffic to the challenger (%)", 0, 50, 10, key=f"share_{ep.name}")
+        if st.form_submit_button("Serve both"):
+            if champion == challenger:
+                st.error("Pick two different versions for the champion and the challenger.")
+            else:
+                done = attempt(p.set_variants, ep.name, [
+                    (approved[champion].group, approved[champion].version, 100 - share),
+                    (approved[challenger].group, approved[challenger].version, share)])
+                if done:
+                    st.success(f"{ep.name} serves {approved[champion].label} ({100 - share} %) and "
+                               f"{approved[challenger].label} ({share} %).")
+    if len(ep.variants) > 1 and st.button("Promote challenger", key=f"promote_{ep.name}",
+                                          help="The challenger becomes the champion and takes all the traffic "
+                                               "(an update with zero failed requests)."):
+        promoted = attempt(p.promote_challenger, ep.name)
+        if promoted:
+            st.success(f"{ep.name} now serves {promoted.variants[0]['version']} alone, as the champion.")

@@ -1,0 +1,402 @@
+"""Score a block of CSV lines by the model's own rules, vectorised: the engine of batch transform.
+
+``score_lines(data, names, model, threshold, keep)`` takes whole CSV lines (bytes, no header; the
+caller knows the column names) and returns, in line order, each scorable line's kept columns,
+churn probability, label and warnings, and each unscorable line's number and reason. It never
+raises for a bad line: one line's problem costs that line only. The local transform job runs it on
+chunks of a file; the SageMaker container runs it on each mini-batch a transform job sends.
+
+Each step applies a rule that exists once, elsewhere:
+
+1. *lines*: split on newlines; a line whose field count differs from the columns', with an
+   unbalanced quote or not UTF-8 is set aside with its reason (CSV fields may not hold newlines,
+   as in SageMaker's ``SplitType: Line``); blank lines are skipped (or reported, where every line
+   must be answered);
+2. *parse*: pandas' C reader on the good lines, numeric features straight to float64 when every
+   cell is a plain number or blank, otherwise as text;
+3. *check*: every distinct text of a feature column goes once through ``request_parser.check_cell``,
+   the rule an endpoint applies to a CSV cell, so a line is refused here exactly when an endpoint
+   would refuse it, in the same words;
+4. *predict*: ``fast_forest.proba_typed`` (proved equal to the pipeline when the model loaded) or the
+   pipeline itself; the label is ``probability > threshold``, as ``predict_fn`` decides it;
+5. *warnings*: ``request_parser.row_warnings``, the one rule for what the model had to guess.
+
+Python 3.9 and pandas 1.1 compatible (it runs in the SageMaker SKLearn container too).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from request_parser import CheckedRows, InvalidInput, check_cell, row_warnings
+
+NEWLINE, QUOTE, CR, SPACE, TAB = 10, 34, 13, 32, 9
+OUTPUT_COLUMNS = ("churn_probability", "predicted_churn", "warnings")
+
+
+class Lines(object):
+    """The good lines of a block (bytes) with their line numbers, and the others with a reason."""
+
+    __slots__ = ("data", "numbers", "problems")
+
+    def __init__(self, data: bytes, numbers: np.ndarray, problems: List[Tuple[int, str]]) -> None:
+        self.data = data
+        self.numbers = numbers
+        self.problems = problems
+
+
+class Checked(object):
+    """Parsed rows checked against the model: typed feature columns, which rows passed, and the
+    first problem of each row that did not (keyed by row position)."""
+
+    __slots__ = ("columns", "bad", "problems")
+
+    def __init__(self, columns: list, bad: np.ndarray, problems: Dict[int, str]) -> None:
+        self.columns = columns
+        self.bad = bad
+        self.problems = problems
+
+
+class Scored(object):
+    """What ``score_lines`` found, in line order: the scored lines (numbers, kept columns,
+    probabilities, labels, warnings) and the unscorable ones (number, reason)."""
+
+    __slots__ = ("numbers", "kept", "probabilities", "labels", "warnings", "problems")
+
+    def __init__(self, numbers, kept, probabilities, labels, warnings, problems) -> None:
+        self.numbers = numbers
+        self.kept = kept
+        self.probabilities = probabilities
+        self.labels = labels
+        self.warnings = warnings
+        self.problems = problems
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def to_csv(self, handle) -> None:
+        """The scored lines as result CSV rows (no header): line, kept columns, probability, label, warnings."""
+        kept = [self.kept[c].tolist() for c in self.kept.columns] if self.kept is not None else []
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerows(zip(self.numbers.tolist(), *kept, self.probabilities.tolist(), self.labels.tolist(),
+                             self.warnings))
+
+
+# --------------------------------------------------------------------------- 1. lines
+
+
+def _per_line(mask: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """How many True values of ``mask`` each line [start, end) holds (fast when they are sparse)."""
+    positions = np.flatnonzero(mask)
+    return np.searchsorted(positions, ends) - np.searchsorted(positions, starts)
+
+
+def split_lines(data: bytes, width: int, first_line: int, sep: str = ",", skip_blank: bool = True,
+                expected: str = "") -> Lines:
+    """Set aside the lines that cannot be parsed as ``width`` fields; the rest, as one bytes block.
+
+    ``first_line`` is the number of the block's first line (in its file); ``expected`` says in a
+    problem what a line should hold (e.g. "the header names 21 columns")."""
+    if not data:
+        return Lines(b"", np.zeros(0, dtype=np.int64), [])
+    buf = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(buf == NEWLINE)
+    if data[-1:] != b"\n":
+        ends = np.append(ends, len(data))
+    starts = np.empty_like(ends)
+    starts[0] = 0
+    starts[1:] = ends[:-1] + 1
+    sep_byte = ord(sep)
+    fields = _per_line(buf == sep_byte, starts, ends) + 1
+    filler = fields - 1 + _per_line(buf == SPACE, starts, ends)
+    for byte in (TAB, CR):
+        if bytes([byte]) in data:
+            filler += _per_line(buf == byte, starts, ends)
+    blank = filler == ends - starts  # nothing but separators and white space
+    numbers = np.arange(first_line, first_line + len(ends), dtype=np.int64)
+    problems: List[Tuple[int, str]] = []
+    bad = np.zeros(len(ends), dtype=bool)
+    quoted = np.flatnonzero(_per_line(buf == QUOTE, starts, ends) > 0) if b'"' in data else []
+    for k in quoted:  # a quoted field may hold the separator: count its fields as CSV does
+        raw = data[starts[k]:ends[k]]
+        if raw.count(b'"') % 2:
+            bad[k] = True
+            problems.append((int(numbers[k]), "has an unbalanced quote (\"); a field cannot span lines."))
+            continue
+        try:
+            fields[k] = len(next(csv.reader([raw.decode("utf-8", "replace")], delimiter=sep)))
+        except (csv.Error, StopIteration):
+            fields[k] = 0
+    wrong = np.flatnonzero((fields != width) & ~blank & ~bad)
+    for k in wrong.tolist():
+        bad[k] = True
+        problems.append((int(numbers[k]), "has %d values but %s." % (fields[k], expected or "%d are expected" % width)))
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        for k in np.flatnonzero(~bad & ~blank).tolist():
+            raw = data[starts[k]:ends[k]]
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                bad[k] = True
+                problems.append((int(numbers[k]), "is not UTF-8 text (byte 0x%02x at position %d); save the file "
+                                 "as UTF-8." % (raw[err.start], err.start + 1)))
+    if not skip_blank:
+        for k in np.flatnonzero(blank & ~bad).tolist():
+            bad[k] = True
+            problems.append((int(numbers[k]), "is blank; every line must hold one customer."))
+    drop = bad | blank
+    if not drop.any():
+        return Lines(data if data[-1:] == b"\n" else data + b"\n", numbers, problems)
+    keep = np.flatnonzero(~drop)
+    pieces = []
+    run_start = None
+    previous = -2
+    for k in keep.tolist():  # consecutive good lines are copied as one slice
+        if k != previous + 1:
+            if run_start is not None:
+                pieces.append(data[starts[run_start]:ends[previous]] + b"\n")
+            run_start = k
+        previous = k
+    if run_start is not None:
+        pieces.append(data[starts[run_start]:ends[previous]] + b"\n")
+    problems.sort()
+    return Lines(b"".join(pieces), numbers[keep], problems)
+
+
+# --------------------------------------------------------------------------- 2. parse
+
+
+def _read(data: bytes, names: Sequence[str], use: Sequence[str], numbers: Sequence[str], sep: str):
+    import pandas as pd
+
+    dtype = dict((n, ("float64" if n in numbers else object)) for n in use)
+    return pd.read_csv(io.BytesIO(data), header=None, names=list(names), usecols=list(use), dtype=dtype, sep=sep,
+                       keep_default_na=False, na_values=dict((n, [""]) for n in numbers), skipinitialspace=True,
+                       engine="c", encoding="utf-8", skip_blank_lines=True, quotechar='"', low_memory=False)
+
+
+def parse(lines: Lines, names: Sequence[str], use: Sequence[str], numeric: Sequence[str], sep: str = ","):
+    """The good lines as a DataFrame of the ``use`` columns: ``numeric`` ones as float64 when every cell
+    is a plain number or blank, all others (and those, otherwise) as text."""
+    import pandas as pd
+
+    count = len(lines.numbers)
+    if count == 0:
+        return pd.DataFrame(dict((n, pd.Series([], dtype=object)) for n in use))
+    frame = None
+    if numeric:
+        try:
+            frame = _read(lines.data, names, use, numeric, sep)
+            values = frame[list(numeric)].to_numpy(dtype=np.float64)
+            if np.isinf(values).any():
+                frame = None  # "inf" is refused with its own text: read it as text
+        except ValueError:  # a cell that is not a plain number: read the block as text
+            frame = None
+    if frame is None:
+        frame = _read(lines.data, names, use, (), sep)
+    if len(frame) != count:  # cannot happen for lines split_lines let through; stay correct if it does
+        rows = list(csv.reader(io.StringIO(lines.data.decode("utf-8")), delimiter=sep, skipinitialspace=True))
+        positions = [names.index(n) for n in use]
+        frame = pd.DataFrame([[row[p] for p in positions] for row in rows], columns=list(use), dtype=object)
+    return frame
+
+
+# --------------------------------------------------------------------------- 3. check
+
+
+def check_frame(frame, compiled: dict) -> Checked:
+    """Every feature cell by ``check_cell``'s rule, once per distinct text; typed columns in schema order."""
+    return check_columns([frame[name] for name in compiled["features"]], compiled)
+
+
+def check_columns(columns_in: Sequence[Any], compiled: dict) -> Checked:
+    """``check_frame`` for one sequence of cells per feature (a pandas Series, a list of texts, or float64
+    values already parsed, NaN where the cell was blank)."""
+    import pandas as pd
+
+    n = len(columns_in[0]) if len(columns_in) else 0
+    bad = np.zeros(n, dtype=bool)
+    problems: Dict[int, str] = {}
+
+    def refuse(rows: np.ndarray, messages: List[str], which: np.ndarray) -> None:
+        """Rows ``rows`` are refused, row ``rows[j]`` for ``messages[which[j]]``; a row keeps its first problem."""
+        fresh = ~bad[rows]
+        for r, m in zip(rows[fresh].tolist(), which[fresh].tolist()):
+            problems[r] = messages[m]
+        bad[rows] = True
+
+    columns = []
+    for i, cells in enumerate(columns_in):
+        if compiled["kinds"][i] == "numeric" and getattr(cells, "dtype", None) is not None and cells.dtype.kind == "f":
+            values = np.asarray(cells, dtype=np.float64)
+            holes = np.flatnonzero(np.isnan(values))
+            if len(holes) and not compiled["allow_missing"][i]:
+                refuse(holes, [_problem("", i, compiled)], np.zeros(len(holes), dtype=np.int64))
+            columns.append(values)
+            continue
+        codes, uniques = pd.factorize(np.asarray(cells, dtype=object))
+        texts = [u if isinstance(u, str) else "" for u in uniques] + [""]
+        codes = np.where(codes < 0, len(texts) - 1, codes)  # a NaN cell (none get here from split_lines) reads as ""
+        column, refused, messages = _check_texts(texts, i, compiled)
+        columns.append(column(codes))
+        if messages:
+            per_row = refused[codes]
+            rows = np.flatnonzero(per_row >= 0)
+            refuse(rows, messages, per_row[rows])
+    return Checked(columns, bad, problems)
+
+
+def _check_texts(texts: List[str], i: int, compiled: dict):
+    """``check_cell`` on each distinct text of feature ``i``: a function from codes to the typed column,
+    and per text the index of its problem in the returned messages (or -1)."""
+    import pandas as pd
+
+    refused = np.full(len(texts), -1, dtype=np.int64)
+    messages: List[str] = []
+    if compiled["kinds"][i] == "numeric":
+        numbers = np.full(len(texts), np.nan)
+        quick = pd.to_numeric(pd.Series(texts, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+        for k, text in enumerate(texts):
+            if np.isfinite(quick[k]):
+                numbers[k] = quick[k]
+                continue
+            try:
+                numbers[k] = check_cell(text, i, compiled)
+            except InvalidInput as err:
+                refused[k] = len(messages)
+                messages.append(err.message)
+        return (lambda codes: numbers[codes]), refused, messages
+    categories: List[str] = []
+    where: Dict[str, int] = {}
+    mapping = np.full(len(texts), -1, dtype=np.int64)  # -1: missing, the imputer's job
+    for k, text in enumerate(texts):
+        try:
+            value = check_cell(text, i, compiled)
+        except InvalidInput as err:
+            refused[k] = len(messages)
+            messages.append(err.message)
+            continue
+        if isinstance(value, float):  # NaN: missing
+            continue
+        if value not in where:
+            where[value] = len(categories)
+            categories.append(value)
+        mapping[k] = where[value]
+    return (lambda codes: pd.Categorical.from_codes(mapping[codes], categories=categories)), refused, messages
+
+
+def _problem(text: str, i: int, compiled: dict) -> str:
+    try:
+        check_cell(text, i, compiled)
+    except InvalidInput as err:
+        return err.message
+    return ""
+
+
+# --------------------------------------------------------------------------- 4. and 5. predict, warn
+
+
+def predict(columns: list, model: dict) -> np.ndarray:
+    """Churn probabilities of typed feature columns (fast path when the model has one)."""
+    import fast_forest
+
+    if not len(columns) or not len(columns[0]):
+        return np.zeros(0, dtype=np.float64)
+    if model.get("fast") is not None:
+        return fast_forest.proba_typed(columns, model["fast"])
+    import pandas as pd
+
+    compiled = model["compiled"]
+    frame = pd.DataFrame(dict(
+        (name, pd.Series(np.asarray(col, dtype=np.float64 if kind == "numeric" else object)))
+        for name, kind, col in zip(compiled["features"], compiled["kinds"], columns)), columns=compiled["features"])
+    return model["pipeline"].predict_proba(frame)[:, 1]
+
+
+def score_lines(data: bytes, names: Sequence[str], model: dict, threshold: float, keep: Sequence[str] = (),
+                first_line: int = 1, sep: str = ",", skip_blank: bool = True, expected: str = "") -> Scored:
+    """Score whole CSV lines whose columns are ``names`` (see the module text); never raises for a line."""
+    compiled = model["compiled"]
+    features = compiled["features"]
+    lines = split_lines(data, len(names), first_line, sep, skip_blank, expected)
+    use = list(features) + [k for k in keep if k not in features]
+    numeric = [f for f, kind in zip(features, compiled["kinds"]) if kind == "numeric" and f not in keep]
+    frame = parse(lines, list(names), use, numeric, sep)
+    checked = check_frame(frame, compiled)
+    good = ~checked.bad
+    columns = [col[good] for col in checked.columns]
+    probabilities = predict(columns, model)
+    labels = (probabilities > threshold).astype(np.int8)  # predict()'s tie rule, as predict_fn decides
+    notes = row_warnings(CheckedRows("csv", columns, None, compiled), model["schema"]) if len(probabilities) else []
+    warnings = ["; ".join(row) for row in notes]  # as batch scoring joins them
+    kept = frame[list(keep)][good].reset_index(drop=True) if keep else None
+    problems = list(lines.problems)
+    numbers = lines.numbers
+    problems.extend((int(numbers[r]), message) for r, message in checked.problems.items())
+    problems.sort()
+    return Scored(numbers[good], kept, probabilities, labels, warnings, problems)
+
+
+# --------------------------------------------------------------------------- the container's transform answer
+
+
+TRANSFORM_ENV = "CHURN_BATCH_TRANSFORM"  # our CreateTransformJob sets it: answer every line of a mini-batch
+
+
+class TransformLines(object):
+    """``input_fn``'s result for a batch transform mini-batch: the body, scored once the model is known."""
+
+    __slots__ = ("body",)
+
+    def __init__(self, body: Any) -> None:
+        self.body = body.encode("utf-8") if isinstance(body, str) else bytes(body or b"")
+
+
+def transform_lines(body: Any, content_type: Optional[str]) -> Optional[TransformLines]:
+    """The mini-batch kept whole when this container serves a transform job (CHURN_BATCH_TRANSFORM=1) and
+    the body is CSV; None otherwise (the request is decoded as any other)."""
+    import os
+
+    media = str(content_type or "").split(";")[0].strip().lower()
+    return TransformLines(body) if os.environ.get(TRANSFORM_ENV) == "1" and media == "text/csv" else None
+
+
+class TransformAnswer(object):
+    """One answer line per line of the mini-batch, in order: ``probability,label,warnings,problem``."""
+
+    __slots__ = ("text", "count")
+
+    def __init__(self, text: str, count: int) -> None:
+        self.text = text
+        self.count = count
+
+
+def _plain(text: str) -> str:
+    """A field a CSV join cannot split: no separator, quote or newline."""
+    return text.replace(",", ";").replace('"', "'").replace("\n", " ").replace("\r", " ")
+
+
+def transform_answer(request: TransformLines, model: dict) -> TransformAnswer:
+    """Score a transform mini-batch (headerless lines of the features in schema order) and answer every
+    line, scorable or not, so SageMaker can join each answer to its input line."""
+    compiled = model["compiled"]
+    threshold = model["threshold"]  # the schema's, or the one the model's environment carries (CHURN_THRESHOLD)
+    expected = "the model expects %d features in this order: %s" % (len(compiled["features"]),
+                                                                      " ".join(compiled["features"]))
+    scored = score_lines(request.body, compiled["features"], model, threshold, first_line=1, skip_blank=False,
+                         expected=expected)
+    answers: Dict[int, str] = {}
+    for number, p, label, note in zip(scored.numbers.tolist(), scored.probabilities.tolist(),
+                                      scored.labels.tolist(), scored.warnings):
+        answers[number] = "%r,%d,%s," % (p, label, _plain(note))
+    for number, message in scored.problems:
+        answers[number] = ",,,%s" % _plain(message)
+    count = max(answers) if answers else 0
+    text = "".join(answers.get(k, ",,,missing answer") + "\n" for k in range(1, count + 1))
+    return TransformAnswer(text, count)

@@ -1,0 +1,156 @@
+"""Batch: score a whole file with a trained model as a transform job, watch it, open and download its results."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app.navigation import link_to_follow, page
+from app.service import attempt, platform
+from app.widgets import duration_text, risk_bars, status_badge, when
+from churn_core.validation import read_header
+
+p = platform()
+st.title("Batch")
+st.caption("Score every customer of a file with a trained model, without an endpoint: a transform job writes the "
+           "results to the bucket. Lines that cannot be scored are listed with their line number and reason.")
+
+models = p.model_names()
+if not models:
+    st.info("No trained model yet: a Completed training job produces one.")
+    st.page_link(page("train"), label="Go to Train", icon=":material/model_training:")
+    st.stop()
+
+handed_over = st.session_state.get("transform_handover")  # a file the Predict page found too big to score there
+with st.expander("Start a transform job", expanded=bool(handed_over) or not p.list_transforms(limit=1)):
+    model = st.selectbox("Model", models, key="batch_model")
+    kinds = ["Upload a CSV file", "A stored dataset"]
+    kind = st.radio("Customers to score", kinds, horizontal=True, key="batch_source")
+    data, file_name, columns = None, None, []
+    if kind == kinds[0]:
+        upload = st.file_uploader("Customers CSV", type=["csv", "txt"], key="batch_file",
+                                  help="A header row naming the model's feature columns; other columns (an ID) are "
+                                       "kept in the results.")
+        if upload is not None:
+            data, file_name = upload.getvalue(), upload.name
+        elif handed_over:
+            file_name, data = handed_over
+            st.info(f"**{file_name}** from the Predict page ({len(data) / 1e6:.1f} MB).", icon=":material/upload_file:")
+        if data is not None:
+            columns = read_header(data)
+    else:
+        datasets = {d.name: d for d in p.list_datasets()}
+        if not datasets:
+            st.info("No stored dataset. Upload one on the Data page.")
+        else:
+            chosen = datasets[st.selectbox("Dataset", list(datasets), key="batch_dataset")]
+            part = st.selectbox("Part", ["test", "train", "raw"], key="batch_part",
+                                format_func=lambda k: {"test": f"test ({chosen.n_test:,} rows)",
+                                                       "train": f"train ({chosen.n_train:,} rows)",
+                                                       "raw": f"raw ({chosen.rows:,} rows, as uploaded)"}[k])
+            data = {"test": chosen.test_key, "train": chosen.train_key, "raw": chosen.raw_key}[part]
+            file_name, columns = f"{chosen.name} ({part})", chosen.columns
+    with st.form("start_transform"):
+        keep = st.multiselect("Columns to keep in the results", columns, key="batch_keep",
+                              placeholder="Default: the ID and every other column the model does not use")
+        left, right = st.columns(2)
+        workers = left.number_input("Workers", 1, 64, p.backend.default_transform_instances(),
+                                    help="Worker processes on this machine (default: one per core); instances on "
+                                         "SageMaker.")
+        name = right.text_input("Job name (optional)", placeholder="<model>-batch-<time>")
+        start = st.form_submit_button("Start transform job", type="primary", disabled=data is None)
+    if start and data is not None:
+        job = attempt(p.start_transform, model, data, name=name.strip() or None, keep_columns=keep or None,
+                      instance_count=int(workers), file_name=file_name)
+        if job:
+            st.session_state["batch_selected"] = job.name
+            st.session_state.pop("transform_handover", None)
+            if job.status == "Failed":
+                st.error(f"**{job.name} failed:** {job.failure_reason}", icon=":material/error:")
+            else:
+                st.success(f"Transform job **{job.name}** is {job.status}.")
+
+names = [t.name for t in p.list_transforms(limit=200)]
+if not names:
+    st.stop()
+
+if followed := link_to_follow("transform", names):
+    st.session_state["batch_selected"] = followed
+    st.session_state.pop("batch_picker", None)
+wanted = st.session_state.get("batch_selected")
+selected = st.selectbox("Transform job", names, index=names.index(wanted) if wanted in names else 0,
+                        key="batch_picker")
+st.session_state["batch_selected"] = selected
+current = attempt(p.describe_transform, selected)
+
+
+@st.fragment(run_every=1 if current and current.is_active else None)
+def job_view(name: str, was_active: bool) -> None:
+    job = attempt(p.describe_transform, name)
+    if job is None:
+        return
+    if was_active and not job.is_active:
+        st.rerun()  # the whole page: the job list and this view stop refreshing
+    st.subheader(f"{job.name}  {status_badge(job.status)}")
+    st.markdown(f"Model **{job.model}** on **{job.input_label}** · threshold {job.threshold:g} · "
+                f"{job.instance_count} × {job.instance_type} · submitted {when(job.created_at)} · "
+                f"duration **{duration_text(job.duration)}**")
+    if job.is_active:
+        done = f"{job.rows_done:,} of {job.rows_in:,} lines" if job.rows_in else "reading the file…"
+        st.progress(job.progress, text=done)
+        if st.button("Stop job", key=f"stop_{job.name}"):
+            stopped = attempt(p.stop_transform, job.name)
+            if stopped:
+                st.toast(f"{job.name}: {stopped.status}")
+                st.rerun()
+        return
+    if job.status == "Failed":
+        st.error(f"**Failed:** {job.failure_reason}", icon=":material/error:")
+    counts = st.columns(3)
+    counts[0].metric("Lines", f"{job.rows_in or 0:,}")
+    counts[1].metric("Scored", f"{job.rows_scored:,}")
+    counts[2].metric("Could not score", f"{job.rows_failed:,}")
+    if job.status == "Completed":
+        results(job)
+    if job.rows_failed and job.errors_key:
+        errors = attempt(p.transform_errors, job.name)
+        if errors is not None:
+            st.warning(f"{len(errors):,} line(s) could not be scored:")
+            st.dataframe(errors.head(1000), hide_index=True, width="stretch")
+            st.download_button("Download errors CSV", lambda: p.transform_download(job.name, "errors"),
+                               f"{job.name}-errors.csv", "text/csv", key=f"errors_{job.name}", on_click="ignore")
+    with st.expander("Log", expanded=job.status == "Failed"):
+        st.code(p.transform_log(job.name, 60) or "(no log output)", language="text")
+
+
+def results(job) -> None:
+    summary = attempt(p.transform_summary, job.name)
+    if summary is None:
+        return
+    left, right = st.columns(2)
+    share = f" ({summary.predicted_churn / summary.rows:.1%})" if summary.rows else ""
+    left.metric("Predicted to churn", f"{summary.predicted_churn:,}{share}",
+                help=f"Churn probability above the model's threshold ({job.threshold:g}).")
+    right.metric("With warnings", f"{summary.with_warnings:,}",
+                 help="Rows with a category the model never saw or a number outside its training range.")
+    st.plotly_chart(risk_bars(summary.histogram, summary.bin_edges), width="stretch")
+    shown = len(summary.riskiest)
+    st.caption(f"The {shown:,} riskiest customers" + (f" of {summary.rows:,}" if summary.rows > shown else "")
+               + "; download the full results below.")
+    st.dataframe(summary.riskiest, hide_index=True, width="stretch", column_config={
+        "churn_probability": st.column_config.ProgressColumn("churn probability", min_value=0.0, max_value=1.0,
+                                                             format="percent")})
+    st.download_button("Download results CSV", lambda: p.transform_download(job.name), f"{job.name}-results.csv",
+                       "text/csv", type="primary", key=f"results_{job.name}", on_click="ignore")
+
+
+if current:
+    job_view(selected, current.is_active)
+
+st.divider()
+st.subheader("Transform jobs")
+past = p.list_transforms(limit=200)
+st.dataframe(pd.DataFrame([{
+    "name": t.name, "status": t.status, "model": t.model, "input": t.input_label,
+    "lines": t.rows_in, "scored": t.rows_scored, "failed": t.rows_failed, "duration": duration_text(t.duration),
+    "created": when(t.created_at)} for t in past]), hide_index=True, width="stretch")

@@ -1,0 +1,235 @@
+"""A damaged catalog (churn.db with a bad header, truncated, a garbled page, 0 bytes or missing next to existing
+state) is reported in the product's words and never started over; it can be rebuilt from disk or restored from
+the rolling backup, with running endpoints still serving; the dashboard shows the message and the way back."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+import churn_core
+from churn_core import catalog_health, catalog_repair
+from churn_core.errors import CatalogDamagedError
+from tests.conftest import SEED_ROW
+from tests.helpers import wait_until
+from tests.test_faults import platform_on_trained_state
+from tests.test_pages_data_train_jobs import button, open_page, texts
+
+SEED = {"Input": [SEED_ROW]}
+
+
+def settle(path: Path) -> None:
+    """Move everything from the write-ahead log into churn.db (endpoint supervisors read it meanwhile)."""
+    deadline = time.monotonic() + 20
+    while True:
+        conn = sqlite3.connect(path, timeout=30)
+        try:
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            conn.close()
+        if not busy or time.monotonic() > deadline:
+            return
+        time.sleep(0.05)
+
+
+def page_of(path: Path, table: str) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT pageno FROM dbstat WHERE name = ? ORDER BY pageno LIMIT 1", (table,)).fetchone()[0]
+    finally:
+        conn.close()
+
+
+def damage(path: Path, how: str) -> None:
+    settle(path)
+    data = bytearray(path.read_bytes())
+    if how == "bad-header":
+        data[:16] = b"NOT A CATALOG!!\x00"
+    elif how == "truncated":
+        data = data[: len(data) // 2 + 1000]
+    elif how == "truncated-whole-pages":
+        data = data[: 4096 * 8]
+    elif how == "random-page":  # the datasets table's page, garbled (the schema and other tables stay readable)
+        page = page_of(path, "datasets")
+        data[(page - 1) * 4096: page * 4096] = os.urandom(4096)
+    elif how == "zero-bytes":
+        data = bytearray()
+    if how == "missing":
+        path.unlink()
+    else:
+        path.write_bytes(bytes(data))
+
+
+DAMAGES = ["bad-header", "truncated", "truncated-whole-pages", "random-page", "zero-bytes", "missing"]
+PROBLEMS = {"bad-header": "SQLite's file header", "truncated": "truncated", "truncated-whole-pages": "SQLite",
+            "random-page": "SQLite", "zero-bytes": "empty (0 bytes)", "missing": "it is missing"}
+
+
+@pytest.fixture
+def live(tmp_path_factory, sample_csv, request):
+    """The trained state (dataset 'sample', model 'model-a') with a running endpoint 'live-ep'."""
+    with platform_on_trained_state(tmp_path_factory, sample_csv, f"catalog-{request.node.name[-24:]}") as p:
+        ep = p.deploy("model-a", "live-ep")
+        assert ep.status == "InService"
+        yield p, ep
+        try:
+            churn_core.connect().cleanup()
+        except CatalogDamagedError:
+            from churn_core import endpoint_processes
+
+            endpoint_processes.stop(endpoint_processes.find(p.settings.home))
+
+
+def answers(ep) -> bool:
+    response = requests.post(f"{ep.url}/invocations", json=SEED, timeout=10)
+    return response.status_code == 200 and "Output" in response.json()
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+def test_a_damaged_catalog_is_reported_never_started_over_and_rebuilt_from_disk(live, how):
+    p, ep = live
+    path = p.settings.home / "churn.db"
+    damage(path, how)
+    before = path.read_bytes() if path.exists() else None
+    for _ in range(2):  # a second try does not start over either
+        with pytest.raises(CatalogDamagedError) as err:
+            churn_core.connect()
+        message = str(err.value)
+        assert str(path) in message and PROBLEMS[how] in message, message
+        assert "Nothing was changed and nothing was started over" in message
+        assert "catalog_repair.rebuild(" in message and "catalog_repair.restore_backup(" in message
+        assert (path.read_bytes() if path.exists() else None) == before, "the damaged file was not touched"
+    assert answers(ep), "the running endpoint keeps serving while the catalog is damaged"
+
+    report = catalog_repair.rebuild(p.settings.home)
+    assert report.damaged_copy is None if how == "missing" else report.damaged_copy.exists()
+    fresh = churn_core.connect()
+    assert [d.name for d in fresh.list_datasets()] == ["sample"]
+    job = fresh.describe_training("model-a")
+    assert job.status == "Completed" and job.metrics.get("roc_auc")
+    assert fresh.model_schema("model-a")["features"], "the model's artifact checks out against its record"
+    endpoints = {e.name: e for e in fresh.list_endpoints()}
+    assert endpoints["live-ep"].status == "InService" and endpoints["live-ep"].uid == ep.uid
+    assert fresh.invoke("live-ep", SEED)["Output"] in (0, 1)
+    assert fresh.cleanup() and fresh.list_endpoints() == []
+    wait_until(lambda: not answers_safely(ep), 20, what="the endpoint to stop after cleanup")
+
+
+def answers_safely(ep) -> bool:
+    try:
+        return answers(ep)
+    except requests.RequestException:
+        return False
+
+
+def test_a_rebuild_reads_back_what_the_damaged_file_still_holds(live):
+    p, _ = live
+    p.catalog.event("job", "model-a", "a note only the catalog knows")
+    path = p.settings.home / "churn.db"
+    damage(path, "random-page")
+    report = catalog_repair.rebuild(p.settings.home)
+    assert report.salvaged_rows > 0
+    notes = [e["message"] for e in churn_core.connect().events("job", "model-a")]
+    assert "a note only the catalog knows" in notes
+
+
+@pytest.mark.parametrize("how", ["random-page", "bad-header"])
+def test_an_endpoint_updated_to_two_variants_is_rebuilt_as_it_serves(live, how):
+    """After an update (champion/challenger on the same row, uid and folder), a rebuild gives back the
+    configuration the server serves: from the rows still readable (variants, registry versions) or, when
+    nothing is, from the endpoint.json each update rewrites in the endpoint's folder."""
+    p, ep = live
+    for _ in range(2):
+        p.approve("live", p.register("model-a", group="live").version, "test")
+    updated = p.set_variants("live-ep", [("live", 1, 70), ("live", 2, 30)])
+    assert updated.config == "live-ep-config-2" and updated.uid == ep.uid
+    damage(p.settings.home / "churn.db", how)
+    catalog_repair.rebuild(p.settings.home)
+    fresh = churn_core.connect()
+    again = fresh.describe_endpoint("live-ep")
+    assert (again.status, again.uid, again.config, again.generation) == ("InService", ep.uid, "live-ep-config-2", 2)
+    assert sorted((v["variant"], v["weight"], v["version"]) for v in again.variants) == [
+        ("live-v1", 70.0, "live v1"), ("live-v2", 30.0, "live v2")]
+    if how == "random-page":  # the registry's rows were readable: salvaged with the rest
+        assert fresh.get_version("live", 2).status == "Approved"
+    assert fresh.invoke("live-ep", SEED)["Output"] in (0, 1)
+
+
+def test_the_last_backup_is_restored_with_what_came_after_it(live, sample_csv, monkeypatch):
+    p, ep = live
+    assert p.backup_catalog() is not None
+    monkeypatch.setenv("CHURN_CATALOG_BACKUP_SECONDS", "3600")  # nothing newer reaches the backup
+    p.upload_dataset("after-backup", sample_csv)
+    path = p.settings.home / "churn.db"
+    damage(path, "bad-header")
+    report = catalog_repair.restore_backup(p.settings.home)
+    assert report.restored_from.name == "churn-latest.db" and "after-backup" in report.added["datasets"]
+    fresh = churn_core.connect()
+    assert sorted(d.name for d in fresh.list_datasets()) == ["after-backup", "sample"]
+    assert fresh.describe_endpoint("live-ep").status == "InService"
+    assert fresh.invoke("live-ep", SEED)["Output"] in (0, 1)
+
+
+def test_backups_roll_after_writes_and_only_sound_copies_are_kept(home, sample_csv, monkeypatch):
+    monkeypatch.setenv("CHURN_CATALOG_BACKUP_SECONDS", "0")
+    p = churn_core.connect()
+    p.upload_dataset("first", sample_csv)
+    latest = home / "backups" / "churn-latest.db"
+    conn = sqlite3.connect(latest)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert [r[0] for r in conn.execute("SELECT name FROM datasets")] == ["first"]
+    finally:
+        conn.close()
+    assert oct(latest.stat().st_mode & 0o777) == "0o600"
+    good = latest.read_bytes()
+    damage(home / "churn.db", "random-page")
+    assert catalog_health.backup(home / "churn.db", force=True) is None
+    assert latest.read_bytes() == good, "a damaged catalog never replaces the last good backup"
+
+
+def test_sqlite_errors_on_a_catalog_damaged_in_use_are_never_raw(home, sample_csv):
+    p = churn_core.connect()
+    p.upload_dataset("sample", sample_csv)
+    damage(home / "churn.db", "random-page")
+    with pytest.raises(CatalogDamagedError, match="is damaged: SQLite reports: database disk image is malformed"):
+        p.list_datasets()
+    (home / "churn.db").write_bytes(b"")
+    with pytest.raises(CatalogDamagedError, match="is damaged"):
+        p.list_datasets()
+
+
+def test_a_new_home_still_starts_with_an_empty_catalog(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHURN_HOME", str(tmp_path / "new"))
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "churn.db").write_bytes(b"")  # touched, nothing else there: not a lost catalog
+    assert churn_core.connect().list_datasets() == []
+
+
+def test_the_dashboard_shows_the_damage_and_rebuilds_from_the_settings_page(live):
+    p, _ = live
+    damage(p.settings.home / "churn.db", "bad-header")
+    at = open_page("settings")
+    assert not at.exception, at.exception
+    assert "is damaged" in texts(at, "error") and "Rebuild from disk" in [b.label for b in at.button]
+    button(at, "Rebuild from disk").click().run()
+    assert not at.exception, at.exception
+    assert "The catalog was rebuilt" in texts(at, "success")
+    assert "passes SQLite's integrity check" in texts(at, "success")
+    at.switch_page("../pages/endpoints.py").run()
+    assert not at.exception and "live-ep" in list(at.dataframe[0].value["name"])
+
+
+def test_a_catalog_damaged_while_the_dashboard_runs_shows_its_message(live):
+    p, _ = live
+    at = open_page("jobs")
+    assert not at.exception
+    damage(p.settings.home / "churn.db", "zero-bytes")
+    at.run()
+    assert not at.exception, at.exception
+    assert "is damaged" in texts(at, "error") and "Restore the backup" in [b.label for b in at.button]

@@ -1,0 +1,101 @@
+"""The Batch page (AppTest) on the local backend: start a transform job from a file or a stored dataset, see it
+finish, its results sorted by risk with their downloads, its failure when the columns do not fit; and the
+Predict page's offer of a batch job for a file too big to score there."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pytest
+
+import churn_core
+from churn_core.sample import make_subscription_sample
+from tests.helpers import wait_for_job, wait_until
+from tests.test_pages_data_train_jobs import button, open_page, texts
+from tests.transform_support import customers
+
+
+@pytest.fixture
+def model(home):
+    p = churn_core.connect()
+    p.upload_dataset("subs", make_subscription_sample(800, seed=4))
+    p.start_training("subs", {"n_estimators": 15}, name="subs-rf")
+    assert wait_for_job(p, "subs-rf").status == "Completed"
+    yield p
+    p.cleanup()
+
+
+def finished(p, name: str):
+    return wait_until(lambda: (j := p.describe_transform(name)).status not in ("InProgress", "Stopping") and j, 90)
+
+
+def test_batch_page_without_a_model_points_to_train(home):
+    at = open_page("batch")
+    assert "No trained model yet" in texts(at, "info")
+
+
+def test_batch_page_scores_an_uploaded_file_and_shows_results_by_risk(model):
+    data = customers(500, seed=5)
+    at = open_page("batch")
+    at.get("file_uploader")[0].set_value(("customers.csv", data, "text/csv")).run()
+    assert not at.exception, at.exception
+    button(at, "Start transform job").click().run()
+    assert not at.exception, at.exception
+    (job,) = model.list_transforms()
+    assert job.input_label == "customers.csv" and f"Transform job **{job.name}**" in texts(at, "success")
+    assert finished(model, job.name).status == "Completed"
+    at.run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Lines"] == "500" and metrics["Scored"] == "500" and metrics["Could not score"] == "0"
+    riskiest = at.dataframe[0].value
+    assert riskiest["churn_probability"].is_monotonic_decreasing and "customerID" in riskiest.columns
+    assert at.get("plotly_chart"), "the risk distribution"
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert "Download results CSV" in labels
+    past = at.dataframe[-1].value
+    assert list(past["name"]) == [job.name] and list(past["status"]) == ["Completed"]
+
+
+def test_batch_page_scores_a_stored_dataset_part_and_lists_bad_lines(model):
+    at = open_page("batch")
+    at.radio(key="batch_source").set_value("A stored dataset").run()
+    at.selectbox(key="batch_part").set_value("test").run()
+    button(at, "Start transform job").click().run()
+    assert not at.exception, at.exception
+    (job,) = model.list_transforms()
+    done = finished(model, job.name)
+    assert done.status == "Completed" and done.rows_scored == model.get_dataset("subs").n_test
+    assert done.input_label == "subs (test)"
+    at.run()
+    assert "Churn" in at.dataframe[0].value.columns  # the target is not a feature: kept, next to the prediction
+
+
+def test_batch_page_shows_why_a_file_cannot_be_scored(model):
+    frame = pd.read_csv(io.BytesIO(customers(20)), dtype=str, keep_default_na=False).drop(columns=["tenure"])
+    at = open_page("batch")
+    at.get("file_uploader")[0].set_value(("wrong.csv", frame.to_csv(index=False).encode(), "text/csv")).run()
+    button(at, "Start transform job").click().run()
+    (job,) = model.list_transforms()
+    assert finished(model, job.name).status == "Failed"
+    at.run()
+    assert not at.exception, at.exception
+    assert "lacks the model's feature column(s) tenure" in texts(at, "error")
+
+
+def test_predict_page_offers_a_batch_job_for_a_file_too_big_to_score_there(model, monkeypatch):
+    from churn_core import transforms
+
+    monkeypatch.setattr(transforms, "INTERACTIVE_MAX_ROWS", 100)
+    model.deploy("subs-rf", "subs-ep")
+    at = open_page("predict")
+    at.get("file_uploader")[0].set_value(("many.csv", customers(150), "text/csv")).run()
+    assert not at.exception, at.exception
+    links = [link.proto.page for link in at.get("page_link")]
+    assert "batch" in links, links
+    at.switch_page("../pages/batch.py").run()
+    assert "many.csv** from the Predict page" in texts(at, "info")
+    button(at, "Start transform job").click().run()
+    (job,) = model.list_transforms()
+    assert job.input_label == "many.csv" and finished(model, job.name).rows_scored == 150

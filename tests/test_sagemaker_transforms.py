@@ -1,0 +1,202 @@
+"""Batch transform on the SageMaker backend, under moto (no network).
+
+moto records CreateTransformJob and reports Completed at once, but writes no output: the tests check the
+request, then place the output themselves as SageMaker would write it (each input line through the
+InputFilter, the model's own handlers with the job's environment, joined to the input line, through the
+OutputFilter) and read it back through the platform. moto lacks StopTransformJob: the stop test answers
+that one call itself from botocore's ``before-call`` event and checks the arguments sent.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.aws
+
+pytest.importorskip("boto3")
+pytest.importorskip("moto")
+from moto import mock_aws  # noqa: E402
+
+import churn_core  # noqa: E402
+from churn_core.sample import make_subscription_sample  # noqa: E402
+from tests.aws_support import BUCKET, IMAGE, ROLE, aws_client, aws_env, capture, sm_backend, upload_artifacts  # noqa: E402
+from tests.helpers import wait_for_job, wait_until  # noqa: E402
+from tests.transform_support import customers, fake_batch_transform, handler_chain, load_model  # noqa: E402
+
+DATASET = make_subscription_sample(1200, seed=3)
+
+
+def scoring_file() -> bytes:
+    """Customers with an ID, a bad line (a word for a number), a line with too few values and a blank line."""
+    lines = customers(400, seed=17).decode().splitlines()
+    cells = lines[10].split(",")
+    cells[5] = "soon"  # tenure, line 11
+    lines[10] = ",".join(cells)
+    lines[20] = ",".join(lines[20].split(",")[:4])  # line 21
+    lines[30] = ""  # line 31: blank
+    return ("\n".join(lines) + "\n").encode()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The model trained on the local backend, and the local transform job's results for the scoring file:
+    the SageMaker backend must read its output back into exactly these."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CHURN_HOME", str(tmp_path_factory.mktemp("reference") / "state"))
+    mp.setenv("CHURN_BACKEND", "local")
+    try:
+        p = churn_core.connect()
+        p.upload_dataset("subs", DATASET)
+        p.start_training("subs", {"algorithm": "random_forest", "n_estimators": 20}, name="subs-rf")
+        job = wait_for_job(p, "subs-rf")
+        assert job.status == "Completed"
+        p.start_transform("subs-rf", scoring_file(), name="local-run")
+        done = wait_until(lambda: (j := p.describe_transform("local-run")).status != "InProgress" and j, 90)
+        assert done.status == "Completed", done.failure_reason
+        yield {"tarballs": {"model": p.store.get_bytes(job.model_key), "output": p.store.get_bytes(job.output_key)},
+               "results": p.transform_output("local-run"), "errors": p.transform_errors("local-run"),
+               "model": load_model(p, "subs-rf")}
+    finally:
+        mp.undo()
+
+
+@pytest.fixture
+def platform(monkeypatch, tmp_path, reference):
+    """The SageMaker backend on moto with the reference model registered as a Completed job's model."""
+    aws_env(monkeypatch, tmp_path)
+    with mock_aws():
+        aws_client("s3").create_bucket(Bucket=BUCKET)
+        p = churn_core.connect()
+        p.upload_dataset("subs", DATASET)
+        p.start_training("subs", {"algorithm": "random_forest", "n_estimators": 20}, name="subs-rf")
+        upload_artifacts("subs-rf", reference["tarballs"])
+        assert p.describe_training("subs-rf").status == "Completed"
+        yield p
+
+
+def run_container(p, job: str, reference) -> None:
+    """Write the .out object SageMaker would write, through the model's handlers with the job's environment."""
+    sm, s3 = aws_client("sagemaker"), aws_client("s3")
+    environment = sm.describe_transform_job(TransformJobName=job)["Environment"]
+    fake_batch_transform(sm, s3, job, handler_chain(reference["model"], environment))
+
+
+def test_create_transform_job_request_and_the_headerless_input_in_model_order(platform, reference):
+    p = platform
+    seen_model = capture(p, "sagemaker", "CreateModel")
+    seen_job = capture(p, "sagemaker", "CreateTransformJob")
+    p.catalog.update("models", "subs-rf", threshold=0.35)
+    job = p.start_transform("subs-rf", scoring_file(), name="tj-1", file_name="customers.csv")
+    assert job.status == "InProgress" and job.instance_count == 1 and job.instance_type == "ml.m5.large"
+    (model_req,) = seen_model
+    assert model_req["ModelName"] == "tj-1-model" and model_req["ExecutionRoleArn"] == ROLE
+    container = model_req["PrimaryContainer"]
+    assert container["Image"] == IMAGE
+    assert container["ModelDataUrl"] == f"s3://{BUCKET}/churn/jobs/subs-rf/output/model.tar.gz"
+    assert container["Environment"]["SAGEMAKER_PROGRAM"] == "train.py"
+    assert container["Environment"]["CHURN_THRESHOLD"] == "0.35"  # model_fn reads it, as for an endpoint
+    assert {"Key": "churn:transform", "Value": "tj-1"} in model_req["Tags"]
+    (req,) = seen_job
+    assert req["TransformJobName"] == "tj-1" and req["ModelName"] == "tj-1-model"
+    assert req["BatchStrategy"] == "MultiRecord"
+    assert 0 < req["MaxPayloadInMB"] <= 100 and req["MaxPayloadInMB"] * req["MaxConcurrentTransforms"] <= 100
+    assert req["TransformInput"] == {
+        "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
+                                        "S3Uri": f"s3://{BUCKET}/churn/transforms/tj-1/sagemaker/input/"}},
+        "ContentType": "text/csv", "SplitType": "Line", "CompressionType": "None"}
+    assert req["TransformOutput"] == {"S3OutputPath": f"s3://{BUCKET}/churn/transforms/tj-1/sagemaker/output",
+                                      "Accept": "text/csv", "AssembleWith": "Line"}
+    assert req["TransformResources"] == {"InstanceType": "ml.m5.large", "InstanceCount": 1}
+    # the line number and the ID column go around the model: not fed to it, joined back to its answer
+    assert req["DataProcessing"] == {"InputFilter": "$[2:]", "JoinSource": "Input",
+                                     "OutputFilter": "$[0,1,-4,-3,-2,-1]"}
+    assert req["Environment"] == {"CHURN_BATCH_TRANSFORM": "1"}
+    assert all(len(v) <= 63 for v in req["DataProcessing"].values())
+    assert {"Key": "created-by", "Value": "churn-control-plane"} in req["Tags"]
+    body = aws_client("s3").get_object(Bucket=BUCKET, Key="churn/transforms/tj-1/sagemaker/input/customers.csv")
+    rows = list(csv.reader(io.StringIO(body["Body"].read().decode())))
+    features = [f["name"] for f in p.model_schema("subs-rf")["features"]]
+    source = pd.read_csv(io.BytesIO(scoring_file()), dtype=str, keep_default_na=False, skip_blank_lines=False)
+    assert rows[0] == ["2", source["customerID"][0], *source.loc[0, features]]  # no header: line, ID, features
+    assert len(rows) == 398 and all(len(r) == 2 + len(features) for r in rows)  # the short line is set aside
+    assert "21" not in [r[0] for r in rows] and "31" not in [r[0] for r in rows]
+
+
+def test_the_output_is_read_back_into_the_local_result_format(platform, reference):
+    p = platform
+    job = p.start_transform("subs-rf", scoring_file(), name="tj-2")
+    run_container(p, "tj-2", reference)
+    done = p.describe_transform("tj-2")
+    assert done.status == "Completed", done.failure_reason
+    assert (done.rows_in, done.rows_scored, done.rows_failed) == (399, 397, 2)
+    out = p.transform_output("tj-2")
+    pd.testing.assert_frame_equal(out, reference["results"])
+    errors = p.transform_errors("tj-2")
+    local = reference["errors"]
+    assert list(errors["line"]) == list(local["line"]) == [11, 21]
+    # the container's answers keep commas out of their fields (SageMaker joins CSV fields to the input line)
+    assert list(errors["problem"]) == [m.replace(",", ";") for m in local["problem"]]
+    assert p.list_transforms()[0].name == "tj-2" and job.arn.endswith(":transform-job/tj-2")
+    assert [m["ModelName"] for m in aws_client("sagemaker").list_models()["Models"]] == []  # the job's model went
+
+
+def test_stop_sends_stop_transform_job_and_the_job_ends_stopped(platform):
+    """moto has no StopTransformJob: the call is answered here (botocore's before-call event) and its
+    arguments checked; SageMaker's own Stopping → Stopped is then forced in moto's state."""
+    from botocore.awsrequest import AWSResponse
+
+    p = platform
+    p.start_transform("subs-rf", scoring_file(), name="tj-3")
+    sm_backend().transform_jobs["tj-3"].transform_job_status = "InProgress"
+    sent = []
+
+    def answer(params, **_):
+        sent.append(params)
+        return AWSResponse("https://sagemaker.us-east-1.amazonaws.com/", 200, {}, None), {}
+
+    p.backend.client("sagemaker").meta.events.register("before-call.sagemaker.StopTransformJob", answer)
+    stopping = p.stop_transform("tj-3")
+    assert [(s["headers"]["X-Amz-Target"], json.loads(s["body"])) for s in sent] == [
+        ("SageMaker.StopTransformJob", {"TransformJobName": "tj-3"})]
+    assert stopping.status == "InProgress"  # what SageMaker still says until it moves on
+    assert p.catalog.one("SELECT status FROM transforms WHERE name = 'tj-3'")["status"] == "InProgress"
+    sm_backend().transform_jobs["tj-3"].transform_job_status = "Stopped"
+    assert p.describe_transform("tj-3").status == "Stopped"
+    assert aws_client("sagemaker").list_models()["Models"] == []
+
+
+def test_a_failed_job_keeps_sagemakers_reason_and_its_model_goes(platform):
+    p = platform
+    p.start_transform("subs-rf", scoring_file(), name="tj-4")
+    job = sm_backend().transform_jobs["tj-4"]
+    job.transform_job_status = "Failed"
+    job.failure_reason = "ClientError: See job logs for more information"
+    done = p.describe_transform("tj-4")
+    assert done.status == "Failed" and done.failure_reason == "ClientError: See job logs for more information"
+    assert aws_client("sagemaker").list_models()["Models"] == []
+    assert "No CloudWatch log yet" in p.transform_log("tj-4")
+
+
+def test_columns_that_do_not_match_fail_before_anything_is_created_on_sagemaker(platform):
+    p = platform
+    seen = capture(p, "sagemaker", "CreateTransformJob")
+    frame = pd.read_csv(io.BytesIO(customers(10)), dtype=str, keep_default_na=False).drop(columns=["Contract"])
+    job = p.start_transform("subs-rf", frame.to_csv(index=False).encode(), name="tj-5")
+    assert job.status == "Failed" and "lacks the model's feature column(s) Contract" in job.failure_reason
+    assert seen == [] and aws_client("sagemaker").list_models()["Models"] == []
+
+
+def test_completed_without_output_waits_then_fails_with_the_reason(platform, monkeypatch):
+    from churn_core.backends import sagemaker as backend
+
+    p = platform
+    p.start_transform("subs-rf", scoring_file(), name="tj-6")
+    assert p.describe_transform("tj-6").status == "InProgress"  # S3 may list the output a moment later
+    monkeypatch.setattr(backend, "ARTIFACT_GRACE_SECONDS", 0)
+    done = p.describe_transform("tj-6")
+    assert done.status == "Failed" and "wrote no output" in done.failure_reason

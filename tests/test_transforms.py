@@ -1,0 +1,363 @@
+"""Batch transform jobs on the local backend: real detached processes, real files in the local bucket.
+
+The flow (every line accounted for, IDs kept, the model's threshold, probabilities an endpoint would
+give), stop, kill -9 of a worker and of the job's own process, bad lines in the middle of a large
+file, columns that do not fit, and a dashboard restart in the middle of a job.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import psutil
+import pytest
+
+import churn_core
+from churn_core.errors import ConflictError, NotFoundError, ValidationError
+from churn_core.paths import entry_module
+from churn_core.processes import is_alive
+from churn_core.transform_driver import Driver, JobFailed
+from churn_core.sample import make_sample, make_subscription_sample
+from tests.helpers import wait_for_job, wait_until
+from tests.transform_support import customers, load_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    """A categorical model with an ID column and a numeric (reference schema) model, trained once."""
+    mp = pytest.MonkeyPatch()
+    home = tmp_path_factory.mktemp("transforms") / "state"
+    mp.setenv("CHURN_HOME", str(home))
+    mp.setenv("CHURN_BACKEND", "local")
+    p = churn_core.connect()
+    try:
+        p.upload_dataset("subs", make_subscription_sample(2000, seed=3))
+        p.upload_dataset("numeric", make_sample(rows=800))
+        p.start_training("subs", {"algorithm": "random_forest", "n_estimators": 30}, name="subs-rf")
+        p.start_training("numeric", {"algorithm": "random_forest", "n_estimators": 30}, name="numeric-rf")
+        for name in ("subs-rf", "numeric-rf"):
+            assert wait_for_job(p, name).status == "Completed"
+        yield p
+    finally:
+        for job in p.list_transforms():
+            if job.is_active:
+                try:
+                    p.stop_transform(job.name)
+                except churn_core.ChurnError:
+                    pass
+        mp.undo()
+
+
+def wait_transform(p, name: str, timeout: float = 120.0):
+    return wait_until(lambda: (j := p.describe_transform(name)).status not in ("InProgress", "Stopping") and j,
+                      timeout, what=f"transform {name} to finish")
+
+
+def big_file(lines: int) -> bytes:
+    """A large customers file made fast: a 10,000-line block repeated (IDs stay readable)."""
+    block = customers(10_000, seed=12)
+    header, body = block.split(b"\n", 1)
+    return header + b"\n" + body * (lines // 10_000)
+
+
+def workers_of(pid: int) -> list[int]:
+    try:
+        return [c.pid for c in psutil.Process(pid).children() if "worker" in " ".join(c.cmdline())]
+    except psutil.NoSuchProcess:
+        return []
+
+
+# ---------------------------------------------------------------------------------------------- the flow
+
+
+def test_every_line_is_scored_in_input_order_with_its_id_the_model_threshold_and_an_endpoints_probability(
+        platform):
+    p = platform
+    data = customers(3000, seed=4)
+    p.catalog.update("models", "subs-rf", threshold=0.3)  # a threshold chosen for the model (not the 0.5 default)
+    try:
+        job = p.start_transform("subs-rf", data, name="flow-1", file_name="customers.csv")
+        assert job.status == "InProgress" and job.input_label == "customers.csv" and job.threshold == 0.3
+        job = wait_transform(p, "flow-1")
+    finally:
+        p.catalog.update("models", "subs-rf", threshold=None)
+    assert job.status == "Completed", job.failure_reason
+    assert (job.rows_in, job.rows_scored, job.rows_failed) == (3000, 3000, 0)
+    assert job.output_key == "transforms/flow-1/output/results.csv"
+    assert job.errors_key == "transforms/flow-1/output/errors.csv"
+    out = p.transform_output("flow-1")
+    assert list(out.columns) == ["line", "customerID", "churn_probability", "predicted_churn", "warnings"]
+    source = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
+    assert list(out["line"]) == list(range(2, 3002))
+    assert list(out["customerID"]) == list(source["customerID"])  # as the file spells them ("0042-7")
+    assert (out["predicted_churn"] == (out["churn_probability"] > 0.3).astype(int)).all()
+    # the probabilities an endpoint gives for the same customers (the model's own handlers, JSON records)
+    model = load_model(p, "subs-rf")
+    train = entry_module("train")
+    records = source.head(200).to_dict("records")
+    answer = json.loads(train.output_fn(train.predict_fn(train.input_fn(json.dumps({"instances": records})), model),
+                                        "application/json")[0])
+    assert [a["churn_probability"] for a in answer["predictions"]] == list(out["churn_probability"].head(200))
+    assert p.transform_errors("flow-1").empty
+    assert [t.name for t in p.list_transforms()][:1] == ["flow-1"]
+    assert any("Completed" in e["message"] for e in p.events("transform", "flow-1"))
+
+
+def test_the_reference_schema_and_every_kind_of_input(platform, tmp_path):
+    """Numeric features (the reference schema); data as bytes, a local path or a key in the bucket."""
+    p = platform
+    data = customers(700, seed=6, numeric=True)
+    path = tmp_path / "numeric customers.csv"
+    path.write_bytes(data)
+    by_path = p.start_transform("numeric-rf", str(path), name="numeric-path", instance_count=1)
+    assert by_path.input_key == "transforms/numeric-path/input/numeric-customers.csv"
+    by_key = p.start_transform("numeric-rf", "datasets/numeric/test/test.csv", name="numeric-key")
+    assert by_key.input_key == "datasets/numeric/test/test.csv"  # read in place
+    for name, rows in (("numeric-path", 700), ("numeric-key", p.get_dataset("numeric").n_test)):
+        job = wait_transform(p, name)
+        assert job.status == "Completed" and job.rows_scored == rows, job.failure_reason
+    kept = p.transform_output("numeric-key")
+    assert list(kept.columns) == ["line", "Churn", "churn_probability", "predicted_churn", "warnings"]
+    assert list(p.transform_output("numeric-path").columns) == ["line", "churn_probability", "predicted_churn",
+                                                                "warnings"]
+    with pytest.raises(ValidationError, match="CSV bytes, the path of a CSV file"):
+        p.start_transform("numeric-rf", "no/such/key.csv")
+    with pytest.raises(ValidationError, match="instance_count"):
+        p.start_transform("numeric-rf", data, instance_count=0)
+    with pytest.raises(ConflictError, match="already exists"):
+        p.start_transform("numeric-rf", data, name="numeric-path")
+    with pytest.raises(NotFoundError, match="No trained model"):
+        p.start_transform("nope", data)
+    with pytest.raises(NotFoundError):
+        p.describe_transform("never-ran")
+    with pytest.raises(ConflictError, match="only a running job"):
+        p.stop_transform("numeric-path")
+
+
+def test_kept_columns_chosen_and_downloads_escape_spreadsheet_formulas(platform):
+    p = platform
+    frame = pd.read_csv(io.BytesIO(customers(50, seed=7)), dtype=str, keep_default_na=False)
+    frame.insert(1, "note", "ok")
+    frame.loc[0, "note"] = "=HYPERLINK(\"http://x\")"
+    frame.loc[1, "note"] = "-12.5"  # a number stays a number
+    job = p.start_transform("subs-rf", frame.to_csv(index=False).encode(), name="keep-1",
+                            keep_columns=["note", "Contract"])
+    assert wait_transform(p, "keep-1").status == "Completed"
+    out = p.transform_output("keep-1")
+    assert list(out.columns) == ["line", "note", "Contract", "churn_probability", "predicted_churn", "warnings"]
+    assert out["note"][0].startswith("=HYPERLINK")  # the results file holds the data as it was
+    download = pd.read_csv(io.BytesIO(p.transform_download("keep-1")), dtype=str, keep_default_na=False)
+    assert download["note"][0] == "'=HYPERLINK(\"http://x\")" and download["note"][1] == "-12.5"
+    assert job.keep_columns == ["note", "Contract"]
+
+
+# ---------------------------------------------------------------------------------------------- bad input
+
+
+def test_bad_lines_in_the_middle_of_a_large_file_are_counted_listed_and_the_rest_scored(platform):
+    p = platform
+    lines = big_file(60_000).decode().splitlines()  # ~8 MB: several chunks on two workers
+    bad = {}
+    for number in (2, 7_777, 15_001, 30_000, 44_444, 60_001):  # file line numbers (the header is line 1)
+        i = number - 1
+        cells = lines[i].split(",")
+        if number % 2:
+            cells[5] = "not-a-number"  # tenure
+            bad[number] = "tenure: 'not-a-number' is not a number."
+        else:
+            cells = cells[:-1]
+            bad[number] = "has 19 values but the header names 20 columns."
+        lines[i] = ",".join(cells)
+    lines[20_000] = ""  # a blank line: skipped, neither scored nor an error
+    data = ("\n".join(lines) + "\n").encode()
+    job = p.start_transform("subs-rf", data, name="bad-lines", instance_count=2)
+    job = wait_transform(p, "bad-lines")
+    assert job.status == "Completed", job.failure_reason
+    assert (job.rows_in, job.rows_scored, job.rows_failed) == (59_999, 59_993, 6)
+    errors = p.transform_errors("bad-lines")
+    assert dict(zip(errors["line"], errors["problem"], strict=True)) == bad
+    out = p.transform_output("bad-lines")
+    assert len(out) == 59_993 and out["line"].is_monotonic_increasing
+    assert not set(bad) & set(out["line"]) and 20_001 not in set(out["line"])
+
+
+def test_columns_that_do_not_match_fail_the_job_naming_them(platform):
+    p = platform
+    frame = pd.read_csv(io.BytesIO(customers(20, seed=8)), dtype=str, keep_default_na=False)
+    wrong = frame.drop(columns=["tenure"]).rename(columns={"Contract": "contract_type"})
+    job = p.start_transform("subs-rf", wrong.to_csv(index=False).encode(), name="wrong-columns")
+    job = wait_transform(p, "wrong-columns")
+    assert job.status == "Failed"
+    assert "lacks the model's feature column(s) tenure, Contract" in job.failure_reason
+    assert "contract_type not used by the model" in job.failure_reason
+    job = p.start_transform("subs-rf", frame.to_csv(index=False).encode(), name="wrong-keep",
+                            keep_columns=["customerID", "Region"])
+    job = wait_transform(p, "wrong-keep")
+    assert job.status == "Failed" and "column(s) to keep Region are not in the file" in job.failure_reason
+    for name, body, reason in (("empty-file", b"", "empty"),
+                               ("header-only", frame.head(0).to_csv(index=False).encode(), "no lines to score")):
+        job = wait_transform(p, p.start_transform("subs-rf", body or b"\n", name=name).name)
+        assert job.status == "Failed" and reason in job.failure_reason
+    nothing = frame.copy()
+    nothing["tenure"] = "x"
+    job = wait_transform(p, p.start_transform("subs-rf", nothing.to_csv(index=False).encode(), name="none-ok").name)
+    assert job.status == "Failed" and job.failure_reason.startswith("None of the 20 lines could be scored")
+    assert "line 2: tenure: 'x' is not a number." in job.failure_reason
+    assert len(p.transform_errors("none-ok")) == 20  # the errors file is there to download
+    with pytest.raises(ConflictError, match="Failed"):
+        p.transform_output("none-ok")
+
+
+def test_a_tampered_model_is_never_loaded_and_names_differ_by_more_than_case(platform):
+    """The job reads the artifact once, checks those bytes' SHA-256 and unpacks only them (issue 18)."""
+    p = platform
+    artifact = p.store.path(p.get_model("subs-rf")["artifact_key"])
+    original = artifact.read_bytes()
+    body = customers(20, seed=9)
+    try:
+        artifact.write_bytes(original[:-64] + bytes(64))
+        with pytest.raises(ValidationError, match="failed its integrity check"):
+            p.start_transform("subs-rf", body, name="tampered")  # refused before anything is started
+        assert "tampered" not in {j.name for j in p.list_transforms()}
+        # the job's own check, for a file swapped after the submission:
+        with pytest.raises(JobFailed, match="failed its integrity check"):
+            Driver.load_model(type("D", (), {"store": p.store, "folder": p.settings.home / "probe"})(),
+                              p.get_model("subs-rf"))
+    finally:
+        artifact.write_bytes(original)
+    p.start_transform("subs-rf", body, name="case-name")
+    with pytest.raises(ConflictError, match="case-name"):
+        p.start_transform("subs-rf", body, name="CASE-NAME")
+    assert wait_transform(p, "case-name").status == "Completed"  # the clash touched nothing
+
+
+# ---------------------------------------------------------------------------------------------- control
+
+
+@pytest.mark.slow
+def test_stop_ends_the_job_and_its_workers(platform):
+    p = platform
+    job = p.start_transform("subs-rf", big_file(400_000), name="stop-1", instance_count=2)
+    running = wait_until(lambda: (j := p.describe_transform("stop-1")).rows_done > 0 and j, 90, what="progress")
+    assert running.status == "InProgress" and 0 < running.rows_done < running.rows_in == 400_000
+    workers = workers_of(job.pid)
+    assert len(workers) == 2
+    stopped = p.stop_transform("stop-1")
+    assert stopped.status in ("Stopping", "Stopped")
+    assert wait_transform(p, "stop-1").status == "Stopped"
+    assert not is_alive(job.pid) and not any(psutil.pid_exists(w) and is_alive(w) for w in workers)
+    with pytest.raises(ConflictError):
+        p.transform_output("stop-1")
+
+
+@pytest.mark.slow
+def test_a_worker_killed_with_sigkill_is_replaced_and_the_job_completes(platform):
+    p = platform
+    job = p.start_transform("subs-rf", big_file(300_000), name="kill-worker", instance_count=2)
+    victims = wait_until(lambda: p.describe_transform("kill-worker").rows_done > 0 and workers_of(job.pid), 90,
+                         what="workers at work")
+    os.kill(victims[0], signal.SIGKILL)
+    done = wait_transform(p, "kill-worker")
+    assert done.status == "Completed", done.failure_reason
+    assert (done.rows_scored, done.rows_failed) == (300_000, 0)
+    assert len(p.transform_output("kill-worker")) == 300_000
+    assert "killed by signal SIGKILL" in p.transform_log("kill-worker")
+
+
+@pytest.mark.slow
+def test_workers_that_keep_dying_fail_the_job_with_the_reason_never_a_hang(platform):
+    p = platform
+    job = p.start_transform("subs-rf", big_file(300_000), name="kill-all", instance_count=2)
+    deadline = time.monotonic() + 90
+    while p.describe_transform("kill-all").is_active and time.monotonic() < deadline:
+        for pid in workers_of(job.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.02)
+    done = wait_transform(p, "kill-all", 30)
+    assert done.status == "Failed" and "died" in done.failure_reason and "SIGKILL" in done.failure_reason
+
+
+@pytest.mark.slow
+def test_the_job_process_killed_with_sigkill_ends_failed_with_the_reason(platform):
+    p = platform
+    job = p.start_transform("subs-rf", big_file(300_000), name="kill-driver", instance_count=2)
+    wait_until(lambda: p.describe_transform("kill-driver").rows_done > 0, 90, what="progress")
+    workers = workers_of(job.pid)
+    os.kill(job.pid, signal.SIGKILL)
+    done = wait_transform(p, "kill-driver", 30)
+    assert done.status == "Failed"
+    assert done.failure_reason.startswith("The transform process exited unexpectedly (killed by signal SIGKILL)")
+    wait_until(lambda: not any(is_alive(w) for w in workers), 10, what="its workers to end too")
+
+
+@pytest.mark.slow
+def test_a_dashboard_restart_in_the_middle_of_a_job_loses_nothing(platform, tmp_path):
+    """The job is submitted by another process (a dashboard), which is then killed: the job runs on, and a
+    fresh platform (the restarted dashboard) follows it to the end."""
+    p = platform
+    source = tmp_path / "customers.csv"
+    source.write_bytes(big_file(200_000))
+    script = ("import churn_core, time; p = churn_core.connect(); "
+              f"p.start_transform('subs-rf', {str(source)!r}, name='restart-1', instance_count=2); "
+              "print('submitted', flush=True); time.sleep(600)")
+    dashboard = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                                 env={**os.environ, "PYTHONPATH": ROOT})
+    try:
+        assert dashboard.stdout.readline().strip() == "submitted"
+        wait_until(lambda: p.describe_transform("restart-1").rows_done > 0, 90, what="progress")
+    finally:
+        dashboard.send_signal(signal.SIGKILL)
+        dashboard.wait()
+    restarted = churn_core.connect()
+    assert restarted.describe_transform("restart-1").status in ("InProgress", "Completed")
+    done = wait_transform(restarted, "restart-1")
+    assert done.status == "Completed" and done.rows_scored == 200_000, done.failure_reason
+
+
+def test_interactive_batches_share_the_transforms_rules_probabilities_and_warnings(platform):
+    """score_batch through an endpoint checks rows by the same rules (a blank number the model was trained with
+    is fine, a word is not, in the same words), and its probabilities and warnings are the transform's."""
+    p = platform
+    frame = pd.read_csv(io.BytesIO(customers(300, seed=13)), dtype=str, keep_default_na=False)
+    frame.loc[3, "TotalCharges"] = ""
+    frame.loc[5, "tenure"] = "soon"
+    frame.loc[8, "Contract"] = "Three year"
+    data = frame.to_csv(index=False).encode()
+    job = wait_transform(p, p.start_transform("subs-rf", data, name="interactive-twin").name)
+    assert job.status == "Completed"
+    p.deploy("subs-rf", "subs-ep")
+    try:
+        result = p.score_batch("subs-ep", p.read_customers(data))
+    finally:
+        p.delete_endpoint("subs-ep")
+    assert result.errors == [(7, "Tenure: 'soon' is not a number.")]  # the Predict page's sentence case
+    assert list(p.transform_errors("interactive-twin").itertuples(index=False, name=None)) == [
+        (7, "tenure: 'soon' is not a number.")]
+    batch = result.scored.sort_values("line").reset_index(drop=True)
+    transform = p.transform_output("interactive-twin")
+    assert list(batch["line"]) == list(transform["line"]) and 5 in set(batch["line"])
+    assert list(batch["churn_probability"]) == list(transform["churn_probability"])
+    assert list(batch["warnings"]) == list(transform["warnings"])
+    assert batch.loc[batch["line"] == 10, "warnings"].item().startswith("Contract = 'Three year' was never seen")
+
+
+def test_a_spreadsheet_export_semicolons_a_byte_order_mark_and_windows_line_ends(platform):
+    p = platform
+    frame = pd.read_csv(io.BytesIO(customers(40, seed=14)), dtype=str, keep_default_na=False)
+    data = b"\xef\xbb\xbf" + frame.to_csv(index=False, sep=";", lineterminator="\r\n").encode()
+    job = wait_transform(p, p.start_transform("subs-rf", data, name="excel-1").name)
+    assert job.status == "Completed" and job.rows_scored == 40, job.failure_reason
+    out = p.transform_output("excel-1")
+    assert list(out["customerID"]) == list(frame["customerID"]) and list(out["line"]) == list(range(2, 42))
