@@ -160,6 +160,11 @@ def confusion_at(y, p, threshold: float) -> list[list[int]]:
             [int(((y == 1) & ~flagged).sum()), int(((y == 1) & flagged).sum())]]
 
 
+def risk_bands(probabilities: np.ndarray, threshold: float) -> np.ndarray:
+    """``risk_band`` of many probabilities at once."""
+    return np.select([probabilities > threshold, probabilities > threshold / 2.0], ["high", "medium"], "low")
+
+
 def risk_band(probability: float, threshold: float) -> str:
     """high: above the threshold (would be contacted); medium: above half of it (watch); low: the rest."""
     if probability > threshold:

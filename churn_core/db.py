@@ -267,7 +267,8 @@ CREATE TABLE IF NOT EXISTS transforms (
     pid INTEGER,
     exit_code INTEGER,
     arn TEXT NOT NULL DEFAULT '',
-    sagemaker_model TEXT NOT NULL DEFAULT ''
+    sagemaker_model TEXT NOT NULL DEFAULT '',
+    reasons INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS transforms_by_created ON transforms (created_at);
 """
@@ -285,6 +286,7 @@ ADDED_COLUMNS: list[tuple[str, str, str]] = [
     ("endpoints", "generation", "INTEGER NOT NULL DEFAULT 1"),  # configurations the endpoint has had
     ("endpoints", "pending_config", "TEXT NOT NULL DEFAULT ''"),  # the configuration an update moves to
     ("endpoints", "uid", "TEXT NOT NULL DEFAULT ''"),  # unique per deploy: its folder and processes carry it
+    ("transforms", "reasons", "INTEGER NOT NULL DEFAULT 0"),  # 1: each result line gets its top reason
 ]
 
 

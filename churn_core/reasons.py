@@ -8,31 +8,16 @@ made here. A push in the ``probability`` space reads as percentage points of chu
 
 from __future__ import annotations
 
-from typing import Any
 
 import pandas as pd
 
+from .paths import entry_module
+
 NO_REASONS = "this model cannot explain its predictions"  # the endpoint's words when an explainer is refused
-
-
-def value_text(value: Any) -> str:
-    if value is None:
-        return "blank"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
-def push_text(contribution: float, space: str) -> str:
-    """``+12.3 pts`` (probability) or ``+0.41 log-odds``: the size and sign of one push."""
-    if space == "probability":
-        return f"{100 * contribution:+.1f} pts"
-    return f"{contribution:+.2f} log-odds"
-
-
-def reason_label(reason: dict) -> str:
-    """``Contract = Month-to-month``: the original column and this customer's value."""
-    return f"{reason['feature']} = {value_text(reason.get('value'))}" if "value" in reason else reason["feature"]
+_words = entry_module("explanations")  # one way to word a reason, here and in the model server
+value_text = _words.value_text
+push_text = _words.push_text
+reason_label = _words.reason_label
 
 
 def reason_sentence(reason: dict, space: str) -> str:
@@ -45,8 +30,7 @@ def top_reason(explained: dict | None) -> str:
     """The strongest push of one prediction's ``reasons`` block, for a "top reason" column."""
     if not explained or not explained.get("reasons"):
         return ""
-    first = explained["reasons"][0]
-    return f"{reason_label(first)} ({push_text(first['contribution'], explained['space'])})"
+    return _words.reason_text(explained["reasons"][0], explained["space"])
 
 
 def reasons_frame(explained: dict) -> pd.DataFrame:

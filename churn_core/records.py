@@ -242,10 +242,12 @@ class TransformJob:
     exit_code: int | None
     arn: str
     sagemaker_model: str
+    reasons: bool  # each result line carries its top reason
 
     @classmethod
     def from_row(cls, row: dict) -> "TransformJob":
         data = {k: v for k, v in row.items() if not k.endswith("_json")}
+        data["reasons"] = bool(data.get("reasons"))
         return cls(**data, keep_columns=loads(row["keep_columns_json"], None))
 
     @property

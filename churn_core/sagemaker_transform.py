@@ -9,8 +9,9 @@ a header, in mini-batches (``BatchStrategy: MultiRecord``) to the model containe
 * the request filters the model's input to the features (``InputFilter "$[1+K:]"``), joins the
   model's answer to the input line (``JoinSource: Input``) and keeps the line number, the kept
   columns and the answer (``OutputFilter``); the job's ``Environment`` asks the container to answer
-  every line (``probability,label,warnings,problem``, see ``entry/table_scoring.py``) at the model's
-  threshold (which the model's environment carries, ``CHURN_THRESHOLD``, as for an endpoint);
+  every line (``probability,label,warnings,problem``, with ``top_reason`` before ``problem`` when the
+  job asks for reasons, see ``entry/table_scoring.py``) at the model's threshold (which the model's
+  environment carries, ``CHURN_THRESHOLD``, as for an endpoint);
 * ``read_output`` turns the ``.out`` object into ``results.csv`` and ``errors.csv``, the format
   of the local backend.
 """
@@ -27,14 +28,16 @@ from typing import Iterator
 import pandas as pd
 
 from .paths import entry_module
-from .transforms import HEAD_BYTES, OUTPUT_COLUMNS, expected_fields, line_column, plan_columns, read_header
+from .transforms import HEAD_BYTES, expected_fields, line_column, plan_columns, read_header, result_columns
 
 MAX_PAYLOAD_MB = 6  # SageMaker's default; MaxConcurrentTransforms x MaxPayloadInMB must stay <= 100
 MAX_CONCURRENT_TRANSFORMS = 2
 ANSWER_FIELDS = ("churn_probability", "predicted_churn", "warnings", "problem")
+REASON_FIELDS = ("churn_probability", "predicted_churn", "warnings", "top_reason", "problem")
 FILTER_MAX_CHARS = 63
 READ_BYTES = 4 << 20
 ENVIRONMENT_BATCH = "CHURN_BATCH_TRANSFORM"  # entry/table_scoring.py TRANSFORM_ENV
+ENVIRONMENT_REASONS = "CHURN_TRANSFORM_REASONS"  # entry/table_scoring.py REASONS_ENV
 
 
 @dataclass
@@ -45,6 +48,11 @@ class Prepared:
     lines: int  # data lines read (blank lines not counted)
     uploaded: int  # lines sent to SageMaker
     set_aside: int  # lines that could not be split into the header's columns
+    reasons: bool = False  # the container adds each line's top reason
+
+    @property
+    def answer_fields(self) -> tuple[str, ...]:
+        return REASON_FIELDS if self.reasons else ANSWER_FIELDS
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode()
@@ -76,7 +84,8 @@ def _blocks(path: Path, start: int) -> Iterator[tuple[bytes, int]]:
             line += whole.count(b"\n")
 
 
-def prepare_input(source: Path, schema: dict, keep: list[str] | None, target: Path, set_aside: Path) -> Prepared:
+def prepare_input(source: Path, schema: dict, keep: list[str] | None, target: Path, set_aside: Path,
+                  reasons: bool = False) -> Prepared:
     """Write ``target`` (headerless lines for SageMaker) and ``set_aside`` (``line,problem``) from ``source``;
     TransformInputError naming the columns when the file cannot be scored at all."""
     table_scoring = entry_module("table_scoring")
@@ -98,7 +107,7 @@ def prepare_input(source: Path, schema: dict, keep: list[str] | None, target: Pa
             problems.writerows(split.problems)
             uploaded += len(frame)
             aside += len(split.problems)
-    return Prepared(kept, features, line_column(kept), uploaded + aside, uploaded, aside)
+    return Prepared(kept, features, line_column(kept), uploaded + aside, uploaded, aside, reasons)
 
 
 def input_filter(prepared: Prepared) -> str:
@@ -108,7 +117,8 @@ def input_filter(prepared: Prepared) -> str:
 
 def output_filter(prepared: Prepared) -> str:
     """The line number, the kept columns and the model's answer; the whole joined line if that is too long."""
-    picks = [str(i) for i in range(1 + len(prepared.keep))] + [str(-i) for i in range(len(ANSWER_FIELDS), 0, -1)]
+    answer = len(prepared.answer_fields)
+    picks = [str(i) for i in range(1 + len(prepared.keep))] + [str(-i) for i in range(answer, 0, -1)]
     path = f"$[{','.join(picks)}]"
     return path if len(path) <= FILTER_MAX_CHARS else "$"
 
@@ -116,22 +126,22 @@ def output_filter(prepared: Prepared) -> str:
 def read_output(out: Path, set_aside: Path, prepared: Prepared, results: Path, errors: Path) -> tuple[int, int]:
     """``.out`` (the joined lines SageMaker wrote) plus the lines set aside → results.csv and errors.csv in
     the local format, in line order; (scored, failed)."""
-    kept = prepared.keep
-    width = 1 + len(kept) + len(ANSWER_FIELDS)
-    whole = 1 + len(kept) + len(prepared.features) + len(ANSWER_FIELDS)
+    kept, fields = prepared.keep, prepared.answer_fields
+    width = 1 + len(kept) + len(fields)
+    whole = 1 + len(kept) + len(prepared.features) + len(fields)
     names = [f"f{i}" for i in range(width if output_filter(prepared) != "$" else whole)]
     scored = failed = 0
     container_problems = errors.with_suffix(".container")
     with open(results, "w", encoding="utf-8", newline="") as res, \
             open(container_problems, "w", encoding="utf-8", newline="") as probs:
         writer, problem_writer = csv.writer(res, lineterminator="\n"), csv.writer(probs, lineterminator="\n")
-        writer.writerow([prepared.line_column, *kept, *OUTPUT_COLUMNS])
+        writer.writerow(result_columns(kept, prepared.reasons))
         if out.stat().st_size:
             for chunk in pd.read_csv(out, header=None, names=names, dtype=str, keep_default_na=False,
                                      na_filter=False, chunksize=200_000):
                 if len(names) == whole:  # the whole joined line came back: drop the features
-                    chunk = chunk[names[: 1 + len(kept)] + names[-len(ANSWER_FIELDS):]]
-                chunk.columns = ["line", *[f"k{i}" for i in range(len(kept))], *ANSWER_FIELDS]
+                    chunk = chunk[names[: 1 + len(kept)] + names[-len(fields):]]
+                chunk.columns = ["line", *[f"k{i}" for i in range(len(kept))], *fields]
                 bad = chunk["problem"] != ""
                 good = chunk[~bad]
                 writer.writerows(zip(*(good[c].tolist() for c in chunk.columns[:-1]), strict=True))

@@ -18,8 +18,10 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from .campaign import risk_band
 from .errors import ValidationError
 from .paths import entry_module
+from .reasons import NO_REASONS, top_reason
 
 FIRST_DATA_LINE = 2  # line 1 of a CSV is its header
 
@@ -29,6 +31,7 @@ class BatchResult:
     scored: pd.DataFrame  # line + input columns + churn_probability + predicted_churn + warnings, by risk
     errors: list[tuple[int, str]] = field(default_factory=list)  # (line number in the file, what is wrong)
     total: int = 0
+    reasons_note: str = ""  # why rows carry no top reason although it was asked (the model cannot explain)
 
     @property
     def error_frame(self) -> pd.DataFrame:
@@ -139,17 +142,20 @@ def _csv_body(features: list[str], rows: list[list[str]]) -> str:
 
 
 def score_frame(
-    invoke: Callable[[str], dict],
+    invoke: Callable[[str, int], dict],
     frame: pd.DataFrame,
     schema: dict,
     chunk_size: int = 2000,
     progress: Callable[[float], None] | None = None,
     threshold: float | None = None,
+    reasons: bool = False,
 ) -> BatchResult:
-    """Score every row of ``frame`` (cells as text) through ``invoke`` (a CSV body with a header -> the
-    endpoint's JSON answer); rows the model's rules refuse are reported by file line, rows scored on a
-    guess carry it in a ``warnings`` column. The label is ``churn_probability > threshold`` when a
-    threshold is given (the model's), else the endpoint's."""
+    """Score every row of ``frame`` (cells as text) through ``invoke`` (a CSV body with a header and how
+    many reasons to ask per row -> the endpoint's JSON answer); rows the model's rules refuse are reported
+    by file line, rows scored on a guess carry it in a ``warnings`` column. The label is
+    ``churn_probability > threshold`` when a threshold is given (the model's; a ``risk`` band then too),
+    else the endpoint's. With ``reasons`` each row gets its strongest push as ``top_reason``; a model that
+    cannot explain is scored without them and ``reasons_note`` says why."""
     features = [f["name"] for f in schema.get("features", [])]
     missing = [name for name in features if name not in frame.columns]
     if missing:
@@ -162,7 +168,8 @@ def score_frame(
     parser = _parser()
     cells = frame[features].astype(str).to_numpy().tolist()
     errors: list[tuple[int, str]] = []
-    results: dict[int, tuple[int, float, str]] = {}
+    results: dict[int, tuple[int, float, str, str]] = {}
+    asking = _Asking(1 if reasons else 0)
     starts = list(range(0, len(cells), chunk_size))
     for done, start in enumerate(starts, start=1):
         checked, problems, good = check_table(cells[start : start + chunk_size], features, schema)
@@ -170,7 +177,7 @@ def score_frame(
         if checked is not None:
             notes = parser.row_warnings(checked, schema)
             chunk = [(start + p, cells[start + p], "; ".join(note)) for p, note in zip(good, notes, strict=True)]
-            _score_chunk(invoke, features, chunk, results, errors)
+            _score_chunk(invoke, features, chunk, results, errors, asking)
         if progress:
             progress(done / len(starts))
     order = sorted(results)
@@ -181,20 +188,36 @@ def score_frame(
         scored["predicted_churn"] = [results[p][0] for p in order]
     else:
         scored["predicted_churn"] = [int(results[p][1] > threshold) for p in order]
+        scored["risk"] = [risk_band(results[p][1], threshold) for p in order]
+    if reasons and not asking.note:
+        scored["top_reason"] = [results[p][3] for p in order]
     scored["warnings"] = [results[p][2] for p in order]
     scored = scored.sort_values("churn_probability", ascending=False, kind="stable").reset_index(drop=True)
-    return BatchResult(scored=scored, errors=sorted(errors), total=len(frame))
+    return BatchResult(scored=scored, errors=sorted(errors), total=len(frame), reasons_note=asking.note)
 
 
-def _score_chunk(invoke, features, chunk, results, errors) -> None:
+@dataclass
+class _Asking:
+    """How many reasons the chunks still ask for; 0 with a note once the endpoint says it cannot explain."""
+
+    explain: int
+    note: str = ""
+
+
+def _score_chunk(invoke, features, chunk, results, errors, asking: _Asking) -> None:
     try:
-        answer = invoke(_csv_body(features, [row for _, row, _ in chunk]))
+        answer = invoke(_csv_body(features, [row for _, row, _ in chunk]), asking.explain)
     except ValidationError as exc:
+        if asking.explain and NO_REASONS in str(exc):  # the model cannot explain: score without reasons
+            asking.explain, asking.note = 0, str(exc)
+            _score_chunk(invoke, features, chunk, results, errors, asking)
+            return
         if len(chunk) == 1:
             errors.append((chunk[0][0] + FIRST_DATA_LINE, str(exc)))
             return
         for item in chunk:  # find the row(s) the endpoint refuses
-            _score_chunk(invoke, features, [item], results, errors)
+            _score_chunk(invoke, features, [item], results, errors, asking)
         return
     for (position, _, note), pred in zip(chunk, answer["predictions"], strict=True):
-        results[position] = (int(pred["label"]), float(pred["churn_probability"]), note)
+        results[position] = (int(pred["label"]), float(pred["churn_probability"]), note,
+                             top_reason(pred.get("reasons")))

@@ -163,7 +163,18 @@ class Driver:
         chunks, lines = plan_chunks(source, header.size, workers)
         self.catalog.update("transforms", self.name, rows_in=lines, updated_at=time.time())
         return {"source": source, "header": header, "keep": keep, "model": model, "chunks": chunks, "lines": lines,
-                "workers": max(1, min(workers, len(chunks))), "threshold": float(job["threshold"])}
+                "workers": max(1, min(workers, len(chunks))), "threshold": float(job["threshold"]),
+                "reasons": self.check_reasons(job, model)}
+
+    def check_reasons(self, job: dict, model: dict) -> bool:
+        """Whether lines get their top reason; a model that cannot explain fails the job at once, saying so."""
+        if not job.get("reasons"):
+            return False
+        try:
+            entry_module("explanations").explainer_for(model)
+        except Exception as exc:  # InvalidInput: the model cannot explain, with the cause
+            raise JobFailed(f"{exc} Start the job again without top reasons.") from None
+        return True
 
     def load_model(self, model_row: dict) -> dict:
         """The artifact read once within the caps and checked against its recorded SHA-256; only those
@@ -289,7 +300,7 @@ class Driver:
         results_key, errors_key = output_keys(self.name)
         results, errors = self.folder / "results.csv", self.folder / "errors.csv"
         with open(results, "wb") as out:
-            out.write((",".join(_csv_field(c) for c in result_columns(keep)) + "\n").encode("utf-8"))
+            out.write((",".join(_csv_field(c) for c in result_columns(keep, plan["reasons"])) + "\n").encode("utf-8"))
             for index in range(len(plan["chunks"])):
                 with open(self.parts / f"{index:06d}.csv", "rb") as part:
                     shutil.copyfileobj(part, out, 1 << 20)
@@ -374,6 +385,7 @@ def worker_loop(conn: Connection, slot: int, name: str, plan: dict, parts: Path)
             fh.seek(offset)
             data = fh.read(length)
             scored = table_scoring.score_lines(data, header.names, plan["model"], plan["threshold"], keep,
+                                               reasons=plan["reasons"],
                                                first_line=first_line, sep=header.sep, expected=expected)
             tmp = parts / f".{index:06d}.csv"
             with open(tmp, "w", encoding="utf-8", newline="") as out:

@@ -29,6 +29,7 @@ from .csv_export import write_download_csv
 from .errors import ValidationError
 
 OUTPUT_COLUMNS = ("churn_probability", "predicted_churn", "warnings")
+REASON_COLUMN = "top_reason"  # last, when the job asked for reasons
 ERROR_COLUMNS = ("line", "problem")
 SEPARATORS = (",", ";", "\t", "|")
 HEAD_BYTES = 1 << 20  # the header line must fit in the first megabyte
@@ -132,8 +133,8 @@ def line_column(keep: list[str]) -> str:
     return name
 
 
-def result_columns(keep: list[str]) -> list[str]:
-    return [line_column(keep), *keep, *OUTPUT_COLUMNS]
+def result_columns(keep: list[str], reasons: bool = False) -> list[str]:
+    return [line_column(keep), *keep, *OUTPUT_COLUMNS, *((REASON_COLUMN,) if reasons else ())]
 
 
 def expected_fields(header: Header) -> str:
@@ -144,9 +145,9 @@ def expected_fields(header: Header) -> str:
 
 
 def _dtypes(columns: list[str]) -> dict:
-    kept = {c: str for c in columns[1:-len(OUTPUT_COLUMNS)]}
+    kept = {c: str for c in columns[1:columns.index(OUTPUT_COLUMNS[0])]}
     return {columns[0]: "int64", **kept, "churn_probability": "float64", "predicted_churn": "int64",
-            "warnings": str}
+            "warnings": str, REASON_COLUMN: str}
 
 
 def read_results(source, nrows: int | None = None) -> pd.DataFrame:

@@ -102,7 +102,9 @@ def parse_body(body: Any, content_type: Optional[str] = "application/json") -> P
     if media in JSON_TYPES:
         return _parse_json(_decode(body, charset))
     if media in CSV_TYPES:
-        return _parse_csv(_decode(body, charset))
+        parsed = _parse_csv(_decode(body, charset))
+        parsed.explain = _csv_explain(content_type)
+        return parsed
     if media in NPY_TYPES:
         return _parse_npy(body)
     raise InvalidInput(
@@ -216,6 +218,22 @@ def _explain_count(value: Any) -> int:
         return value
     raise InvalidInput("'explain' must be true or a whole number of reasons per customer from 1 to %d, got %s."
                        % (MAX_REASONS, _short(value)))
+
+
+def _csv_explain(content_type: Optional[str]) -> int:
+    """Reasons for a CSV body are asked in its media type, ``text/csv; explain=3`` (a CSV has no place for
+    the flag; SageMaker hands the container the ContentType with its parameters)."""
+    for param in str(content_type or "").split(";")[1:]:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "explain":
+            value = value.strip().strip("\"'").lower()
+            if value == "true":
+                return 3
+            if value.isdigit() and 1 <= int(value) <= MAX_REASONS:
+                return int(value)
+            raise InvalidInput("'explain' in the content type must be true or a whole number of reasons per "
+                               "customer from 1 to %d, got %s." % (MAX_REASONS, _short(value)))
+    return 0
 
 
 def _rows_of(key: str, value: Any) -> ParsedRequest:
@@ -352,7 +370,7 @@ def _csv_with_header_as_records(parsed: ParsedRequest, compiled: dict) -> Parsed
         if len(row) != len(header):
             raise InvalidInput("CSV line %d has %d values but the header names %d." % (r + 1, len(row), len(header)))
         records.append(dict((name, _csv_value(cell)) for name, cell in zip(header, row)))
-    return ParsedRequest("csv", records, True)
+    return ParsedRequest("csv", records, True, parsed.explain)
 
 
 def _csv_columns(parsed: ParsedRequest, compiled: dict) -> Optional[CheckedRows]:
@@ -370,7 +388,7 @@ def _csv_columns(parsed: ParsedRequest, compiled: dict) -> Optional[CheckedRows]
     else:
         body, width = rows, len(features)
         index, id_index = list(range(width)), []
-    if len(body) < VECTOR_MIN_ROWS or parsed.explain or any(len(row) != width for row in body):
+    if len(body) < VECTOR_MIN_ROWS or any(len(row) != width for row in body):
         return None
     import table_scoring
 

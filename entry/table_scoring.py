@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -36,6 +37,7 @@ from request_parser import CheckedRows, InvalidInput, check_cell, row_warnings
 
 NEWLINE, QUOTE, CR, SPACE, TAB = 10, 34, 13, 32, 9
 OUTPUT_COLUMNS = ("churn_probability", "predicted_churn", "warnings")
+REASON_BLOCK = 4096  # rows explained at a time (the contributions matrix stays small)
 
 
 class Lines(object):
@@ -65,25 +67,28 @@ class Scored(object):
     """What ``score_lines`` found, in line order: the scored lines (numbers, kept columns,
     probabilities, labels, warnings) and the unscorable ones (number, reason)."""
 
-    __slots__ = ("numbers", "kept", "probabilities", "labels", "warnings", "problems")
+    __slots__ = ("numbers", "kept", "probabilities", "labels", "warnings", "problems", "top_reasons")
 
-    def __init__(self, numbers, kept, probabilities, labels, warnings, problems) -> None:
+    def __init__(self, numbers, kept, probabilities, labels, warnings, problems, top_reasons=None) -> None:
         self.numbers = numbers
         self.kept = kept
         self.probabilities = probabilities
         self.labels = labels
         self.warnings = warnings
         self.problems = problems
+        self.top_reasons = top_reasons  # each scored line's strongest push in words, when asked
 
     def __len__(self) -> int:
         return len(self.numbers)
 
     def to_csv(self, handle) -> None:
-        """The scored lines as result CSV rows (no header): line, kept columns, probability, label, warnings."""
+        """The scored lines as result CSV rows (no header): line, kept columns, probability, label, warnings
+        (and the top reason when asked)."""
         kept = [self.kept[c].tolist() for c in self.kept.columns] if self.kept is not None else []
+        extra = [self.top_reasons] if self.top_reasons is not None else []
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerows(zip(self.numbers.tolist(), *kept, self.probabilities.tolist(), self.labels.tolist(),
-                             self.warnings))
+                             self.warnings, *extra))
 
 
 # --------------------------------------------------------------------------- 1. lines
@@ -310,18 +315,42 @@ def predict(columns: list, model: dict) -> np.ndarray:
         return np.zeros(0, dtype=np.float64)
     if model.get("fast") is not None:
         return fast_forest.proba_typed(columns, model["fast"])
+    return model["pipeline"].predict_proba(_frame(columns, model["compiled"]))[:, 1]
+
+
+def _frame(columns: list, compiled: dict):
     import pandas as pd
 
-    compiled = model["compiled"]
-    frame = pd.DataFrame(dict(
+    return pd.DataFrame(dict(
         (name, pd.Series(np.asarray(col, dtype=np.float64 if kind == "numeric" else object)))
         for name, kind, col in zip(compiled["features"], compiled["kinds"], columns)), columns=compiled["features"])
-    return model["pipeline"].predict_proba(frame)[:, 1]
+
+
+def top_reasons(columns: list, model: dict) -> List[str]:
+    """Each row's top reason in words (``explanations.top_reason_texts``), in blocks of bounded memory;
+    InvalidInput when the model cannot explain."""
+    import explanations
+    import fast_forest
+
+    explainer = explanations.explainer_for(model)
+    n = len(columns[0]) if columns else 0
+    out: List[str] = []
+    for s in range(0, n, REASON_BLOCK):
+        part = [c[s:s + REASON_BLOCK] for c in columns]
+        if model.get("fast") is not None:
+            encoded = fast_forest.encoded_matrix_typed(part, model["fast"])
+        else:
+            encoded = model["pipeline"].named_steps["pre"].transform(_frame(part, model["compiled"]))
+            encoded = encoded.toarray() if hasattr(encoded, "toarray") else np.asarray(encoded, dtype=np.float64)
+        out.extend(explanations.top_reason_texts(explainer, encoded, part))
+    return out
 
 
 def score_lines(data: bytes, names: Sequence[str], model: dict, threshold: float, keep: Sequence[str] = (),
-                first_line: int = 1, sep: str = ",", skip_blank: bool = True, expected: str = "") -> Scored:
-    """Score whole CSV lines whose columns are ``names`` (see the module text); never raises for a line."""
+                first_line: int = 1, sep: str = ",", skip_blank: bool = True, expected: str = "",
+                reasons: bool = False) -> Scored:
+    """Score whole CSV lines whose columns are ``names`` (see the module text); never raises for a line.
+    With ``reasons`` each scored line gets its top reason (InvalidInput if the model cannot explain)."""
     compiled = model["compiled"]
     features = compiled["features"]
     lines = split_lines(data, len(names), first_line, sep, skip_blank, expected)
@@ -340,13 +369,15 @@ def score_lines(data: bytes, names: Sequence[str], model: dict, threshold: float
     numbers = lines.numbers
     problems.extend((int(numbers[r]), message) for r, message in checked.problems.items())
     problems.sort()
-    return Scored(numbers[good], kept, probabilities, labels, warnings, problems)
+    why = top_reasons(columns, model) if reasons else None
+    return Scored(numbers[good], kept, probabilities, labels, warnings, problems, why)
 
 
 # --------------------------------------------------------------------------- the container's transform answer
 
 
 TRANSFORM_ENV = "CHURN_BATCH_TRANSFORM"  # our CreateTransformJob sets it: answer every line of a mini-batch
+REASONS_ENV = "CHURN_TRANSFORM_REASONS"  # and this when the job asks for each line's top reason
 
 
 class TransformLines(object):
@@ -389,14 +420,17 @@ def transform_answer(request: TransformLines, model: dict) -> TransformAnswer:
     threshold = model["threshold"]  # the schema's, or the one the model's environment carries (CHURN_THRESHOLD)
     expected = "the model expects %d features in this order: %s" % (len(compiled["features"]),
                                                                       " ".join(compiled["features"]))
+    reasons = os.environ.get(REASONS_ENV) == "1"
     scored = score_lines(request.body, compiled["features"], model, threshold, first_line=1, skip_blank=False,
-                         expected=expected)
+                         expected=expected, reasons=reasons)
     answers: Dict[int, str] = {}
-    for number, p, label, note in zip(scored.numbers.tolist(), scored.probabilities.tolist(),
-                                      scored.labels.tolist(), scored.warnings):
-        answers[number] = "%r,%d,%s," % (p, label, _plain(note))
+    why = scored.top_reasons if reasons else [None] * len(scored)
+    empty = ",,,," if reasons else ",,,"  # probability,label,warnings[,top_reason],problem
+    for number, p, label, note, top in zip(scored.numbers.tolist(), scored.probabilities.tolist(),
+                                           scored.labels.tolist(), scored.warnings, why):
+        answers[number] = "%r,%d,%s,%s" % (p, label, _plain(note), "" if top is None else _plain(top) + ",")
     for number, message in scored.problems:
-        answers[number] = ",,,%s" % _plain(message)
+        answers[number] = empty + _plain(message)
     count = max(answers) if answers else 0
-    text = "".join(answers.get(k, ",,,missing answer") + "\n" for k in range(1, count + 1))
+    text = "".join(answers.get(k, empty + "missing answer") + "\n" for k in range(1, count + 1))
     return TransformAnswer(text, count)

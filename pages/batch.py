@@ -8,6 +8,7 @@ import streamlit as st
 from app.navigation import link_to_follow, page
 from app.service import attempt, platform
 from app.widgets import duration_text, risk_bars, status_badge, when
+from churn_core.campaign import risk_bands
 from churn_core.validation import read_header
 
 p = platform()
@@ -58,10 +59,14 @@ with st.expander("Start a transform job", expanded=bool(handed_over) or not p.li
                                     help="Worker processes on this machine (default: one per core); instances on "
                                          "SageMaker.")
         name = right.text_input("Job name (optional)", placeholder="<model>-batch-<time>")
+        reasons = st.checkbox("Add each customer's top reason", value=True, key="batch_reasons",
+                              help="The column that pushes each customer's churn probability most, with its value "
+                                   "and the size of the push (exact). Scoring takes several times longer: leave it "
+                                   "off for a plain score file.")
         start = st.form_submit_button("Start transform job", type="primary", disabled=data is None)
     if start and data is not None:
         job = attempt(p.start_transform, model, data, name=name.strip() or None, keep_columns=keep or None,
-                      instance_count=int(workers), file_name=file_name)
+                      instance_count=int(workers), file_name=file_name, reasons=reasons)
         if job:
             st.session_state["batch_selected"] = job.name
             st.session_state.pop("transform_handover", None)
@@ -137,9 +142,19 @@ def results(job) -> None:
     shown = len(summary.riskiest)
     st.caption(f"The {shown:,} riskiest customers" + (f" of {summary.rows:,}" if summary.rows > shown else "")
                + "; download the full results below.")
-    st.dataframe(summary.riskiest, hide_index=True, width="stretch", column_config={
-        "churn_probability": st.column_config.ProgressColumn("churn probability", min_value=0.0, max_value=1.0,
-                                                             format="percent")})
+    riskiest = summary.riskiest
+    if len(riskiest):
+        riskiest = riskiest.assign(risk=risk_bands(riskiest["churn_probability"].to_numpy(), job.threshold))
+    first = [c for c in riskiest.columns if c not in ("churn_probability", "risk", "top_reason", "predicted_churn",
+                                                      "warnings")]
+    st.dataframe(riskiest, hide_index=True, width="stretch",
+                 column_order=first + [c for c in ("churn_probability", "risk", "top_reason", "predicted_churn",
+                                                   "warnings") if c in riskiest.columns],
+                 column_config={
+                     "churn_probability": st.column_config.ProgressColumn(
+                         "churn probability", min_value=0.0, max_value=1.0, format="percent"),
+                     "top_reason": st.column_config.TextColumn("top reason", width="medium"),
+                     "predicted_churn": st.column_config.CheckboxColumn("likely to churn")})
     st.download_button("Download results CSV", lambda: p.transform_download(job.name), f"{job.name}-results.csv",
                        "text/csv", type="primary", key=f"results_{job.name}", on_click="ignore")
 

@@ -140,12 +140,15 @@ with batch:
                        help="Rows with a value the model had to guess: a blank it filled in, a number outside "
                             "the training range, or a category never seen in training. See the notes column.")
         cols[3].metric("Could not score", f"{len(result.errors):,}")
+        if result.reasons_note:
+            st.info(f"Scored without reasons: {result.reasons_note}", icon=":material/info:")
         if result.errors:
             st.warning(f"{len(result.errors)} row(s) could not be scored:")
             st.dataframe(result.error_frame, hide_index=True, width="stretch")
         if len(scored_frame):
             ids = [c for c in schema.get("id_columns", []) if c in scored_frame.columns]
-            first = ["line", *ids, "churn_probability", "predicted_churn", "warnings"]
+            first = ["line", *ids, "churn_probability", "risk", "top_reason", "predicted_churn", "warnings"]
+            first = [c for c in first if c in scored_frame.columns]
             shown = scored_frame.assign(churn_probability=100 * scored_frame["churn_probability"])  # as the card
             if result.flagged and st.toggle(f"Only the {result.flagged:,} rows with notes", key="batch_only_notes"):
                 shown = shown[shown["warnings"] != ""]
@@ -160,6 +163,12 @@ with batch:
                     ),
                     "predicted_churn": st.column_config.CheckboxColumn(
                         "likely to churn", help=f"Churn probability above {threshold:.0%}"),
+                    "risk": st.column_config.TextColumn(
+                        "risk", help=f"high: above the threshold ({threshold:.0%}); medium: above half of it; "
+                                     "low: the rest"),
+                    "top_reason": st.column_config.TextColumn(
+                        "top reason", width="medium",
+                        help="The column that pushes this customer's churn probability most, up or down"),
                     "warnings": st.column_config.TextColumn("notes", width="large",
                                                             help="What the model had to guess for this row"),
                 },

@@ -17,6 +17,7 @@ import copy
 import csv
 import io
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -322,11 +323,21 @@ def test_threshold_and_reasons_hold_in_the_container(replays, case, tmp_path):
     assert result.succeeded, result.failure_reason
     records = json.loads(invocations_for(request, objects)[0].body)["instances"]
     body = json.dumps({"instances": records, "explain": 3}).encode()
+    table = io.StringIO()  # the same customers as a scored file sends them: CSV asking one reason a row
+    writer = csv.DictWriter(table, fieldnames=list(records[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in records)
     answers = replay.replay_serving(result.model_tarball(), result.sourcedir,
-                                    [replay.Invocation(body, "application/json", "application/json", "explain")],
+                                    [replay.Invocation(body, "application/json", "application/json", "explain"),
+                                     replay.Invocation(table.getvalue().encode(), "text/csv; explain=1",
+                                                       "application/json", "explain-csv")],
                                     tmp_path / "serve", replays.venv, environment={"CHURN_THRESHOLD": "0.05"})
-    answer = answers[0]
+    answer, csv_answer = answers
     assert answer.status == 200, answer.error
+    assert csv_answer.status == 200, csv_answer.error  # the media type's parameter reached input_fn
+    for prediction in json.loads(csv_answer.text)["predictions"]:
+        assert len(prediction["reasons"]["reasons"]) == 1
+        assert prediction["reasons"]["method"] in ("saabas", "linear_shap")
     import math
 
     for prediction in json.loads(answer.text)["predictions"]:
@@ -348,7 +359,8 @@ def transform_customers(rows: int = 60) -> bytes:
     return frame.to_csv(index=False).encode()
 
 
-def test_a_transform_mini_batch_is_answered_line_by_line_in_the_container(replays, tmp_path):
+@pytest.mark.parametrize("reasons", [False, True], ids=["plain", "with-top-reasons"])
+def test_a_transform_mini_batch_is_answered_line_by_line_in_the_container(replays, tmp_path, reasons):
     """The backend's CreateTransformJob (under moto) for the model the container trained: its headerless input,
     through the job's InputFilter, as one MultiRecord mini-batch (text/csv, no header, features in schema order),
     through the container's handler chain with the job's Environment. Every line is answered, the bad one with
@@ -374,7 +386,7 @@ def test_a_transform_mini_batch_is_answered_line_by_line_in_the_container(replay
             p.backend.client("sagemaker").meta.events.register(
                 "before-parameter-build.sagemaker.CreateTransformJob",
                 lambda params, **_: seen.append(copy.deepcopy(params)))
-            p.start_transform("replay-transform", transform_customers(), name="replay-tj")
+            p.start_transform("replay-transform", transform_customers(), name="replay-tj", reasons=reasons)
             (request,) = seen
             prefix = request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"].split(f"s3://{BUCKET}/", 1)[1]
             (key,) = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]]
@@ -389,9 +401,13 @@ def test_a_transform_mini_batch_is_answered_line_by_line_in_the_container(replay
             assert answer.content_type.startswith("text/csv")
             lines = answer.text.splitlines()
             assert len(lines) == len(records) == 60
-            assert lines[2] == ",,,tenure: 'soon' is not a number."
-            assert all(line.split(",")[3] == "" and 0 <= float(line.split(",")[0]) <= 1
-                       for i, line in enumerate(lines) if i != 2)
+            fields = 5 if reasons else 4  # probability,label,warnings[,top_reason],problem
+            assert lines[2] == "," * (fields - 1) + "tenure: 'soon' is not a number."
+            assert all(len(line.split(",")) == fields and line.split(",")[-1] == ""
+                       and 0 <= float(line.split(",")[0]) <= 1 for i, line in enumerate(lines) if i != 2)
+            if reasons:
+                assert all(re.match(r"^\w+ = .+ \([+-]\d+\.\d+ (pts|log-odds)\)$", line.split(",")[3])
+                           for i, line in enumerate(lines) if i != 2), lines[:3]
             joined = []
             for record, line in zip(records, lines, strict=True):
                 out = io.StringIO()
@@ -405,5 +421,6 @@ def test_a_transform_mini_batch_is_answered_line_by_line_in_the_container(replay
             assert done.status == "Completed", done.failure_reason
             assert (done.rows_scored, done.rows_failed) == (59, 1)
             results = p.transform_output("replay-tj")
-            assert list(results.columns) == ["line", "customerID", "churn_probability", "predicted_churn", "warnings"]
+            assert list(results.columns) == ["line", "customerID", "churn_probability", "predicted_churn", "risk",
+                                          "warnings", *(["top_reason"] if reasons else [])]
             assert list(p.transform_errors("replay-tj")["line"]) == [4]

@@ -144,3 +144,58 @@ def test_invoke_sends_a_pandas_nan_as_null_and_refuses_infinity():
     assert json.loads(body) == {"instances": [{"tenure": None, "plan": "Yes"}]}
     with pytest.raises(ValidationError, match="send a finite number"):
         encode_payload({"instances": [[float("inf")]]}, "application/json")
+
+
+def test_a_scored_file_gets_each_rows_risk_band_and_top_reason_from_the_endpoint(live):
+    """Batch scoring asks the endpoint for one reason per row (``text/csv; explain=1``): the top reason is the
+    row's strongest push, as the JSON form gives it, and the risk band follows the model's threshold."""
+    from churn_core.reasons import top_reason
+
+    p, _ = live
+    frame = p.read_customers(make_sample(300, seed=9))
+    result = p.score_batch("why-ep", frame, chunk_size=120)
+    scored = result.scored
+    assert len(scored) == 300 and not result.errors and result.reasons_note == ""
+    assert scored["top_reason"].str.len().gt(0).all()
+    threshold = p.model_threshold("tel")
+    bands = np.where(scored["churn_probability"] > threshold, "high",
+                     np.where(scored["churn_probability"] > threshold / 2, "medium", "low"))
+    assert (scored["risk"] == bands).all()
+    features = [f["name"] for f in p.model_schema("tel")["features"]]
+    first = scored.iloc[0]  # alone, it gets the same reason as in the file (one method for files: Saabas)
+    alone = frame[features].iloc[[first["line"] - 2]].to_csv(index=False)
+    answer = p.invoke("why-ep", alone, content_type="text/csv; explain=1")
+    assert answer["predictions"][0]["reasons"]["method"] == "saabas"
+    assert first["top_reason"] == top_reason(answer["predictions"][0]["reasons"])
+    assert set(features) >= {first["top_reason"].split(" = ")[0]}
+    plain = p.score_batch("why-ep", frame, reasons=False).scored
+    assert "top_reason" not in plain and (plain["churn_probability"] == scored["churn_probability"]).all()
+    body = frame.head(3).to_csv(index=False)
+    for bad in ("explain=lots", "explain=0", "explain=51"):
+        with pytest.raises(churn_core.ValidationError, match="'explain' in the content type must be"):
+            p.invoke("why-ep", body, content_type="text/csv; " + bad)
+
+
+def test_a_model_that_cannot_explain_is_scored_without_reasons_saying_why():
+    """The client's fallback, with an endpoint stand-in that refuses reasons as the model server does."""
+    from churn_core.errors import ValidationError
+    from churn_core.reasons import NO_REASONS
+    from churn_core.scoring import score_frame
+
+    schema = {"features": [{"name": "a", "kind": "numeric", "min": 0, "max": 10, "median": 1}]}
+    asked = []
+
+    def endpoint(body: str, explain: int) -> dict:
+        asked.append(explain)
+        if explain:
+            raise ValidationError(f"Invalid input: {NO_REASONS} (ValueError: no explainer); retrain it.")
+        rows = body.strip().splitlines()[1:]
+        return {"predictions": [{"label": 0, "churn_probability": float(r) / 10} for r in rows]}
+
+    import pandas as pd
+
+    result = score_frame(endpoint, pd.DataFrame({"a": ["1", "2", "3"]}), schema, chunk_size=2, threshold=0.5,
+                         reasons=True)
+    assert asked == [1, 0, 0], "asked once, then never again"
+    assert NO_REASONS in result.reasons_note and "top_reason" not in result.scored
+    assert list(result.scored["churn_probability"]) == [0.3, 0.2, 0.1] and not result.errors

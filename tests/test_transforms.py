@@ -95,7 +95,7 @@ def test_every_line_is_scored_in_input_order_with_its_id_the_model_threshold_and
     assert job.output_key == "transforms/flow-1/output/results.csv"
     assert job.errors_key == "transforms/flow-1/output/errors.csv"
     out = p.transform_output("flow-1")
-    assert list(out.columns) == ["line", "customerID", "churn_probability", "predicted_churn", "warnings"]
+    assert list(out.columns) == ["line", "customerID", "churn_probability", "predicted_churn", "risk", "warnings"]
     source = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
     assert list(out["line"]) == list(range(2, 3002))
     assert list(out["customerID"]) == list(source["customerID"])  # as the file spells them ("0042-7")
@@ -126,9 +126,9 @@ def test_the_reference_schema_and_every_kind_of_input(platform, tmp_path):
         job = wait_transform(p, name)
         assert job.status == "Completed" and job.rows_scored == rows, job.failure_reason
     kept = p.transform_output("numeric-key")
-    assert list(kept.columns) == ["line", "Churn", "churn_probability", "predicted_churn", "warnings"]
+    assert list(kept.columns) == ["line", "Churn", "churn_probability", "predicted_churn", "risk", "warnings"]
     assert list(p.transform_output("numeric-path").columns) == ["line", "churn_probability", "predicted_churn",
-                                                                "warnings"]
+                                                                "risk", "warnings"]
     with pytest.raises(ValidationError, match="CSV bytes, the path of a CSV file"):
         p.start_transform("numeric-rf", "no/such/key.csv")
     with pytest.raises(ValidationError, match="instance_count"):
@@ -153,7 +153,7 @@ def test_kept_columns_chosen_and_downloads_escape_spreadsheet_formulas(platform)
                             keep_columns=["note", "Contract"])
     assert wait_transform(p, "keep-1").status == "Completed"
     out = p.transform_output("keep-1")
-    assert list(out.columns) == ["line", "note", "Contract", "churn_probability", "predicted_churn", "warnings"]
+    assert list(out.columns) == ["line", "note", "Contract", "churn_probability", "predicted_churn", "risk", "warnings"]
     assert out["note"][0].startswith("=HYPERLINK")  # the results file holds the data as it was
     download = pd.read_csv(io.BytesIO(p.transform_download("keep-1")), dtype=str, keep_default_na=False)
     assert download["note"][0] == "'=HYPERLINK(\"http://x\")" and download["note"][1] == "-12.5"
@@ -225,9 +225,14 @@ def test_a_tampered_model_is_never_loaded_and_names_differ_by_more_than_case(pla
     body = customers(20, seed=9)
     try:
         artifact.write_bytes(original[:-64] + bytes(64))
-        with pytest.raises(ValidationError, match="failed its integrity check"):
-            p.start_transform("subs-rf", body, name="tampered")  # refused before anything is started
-        assert "tampered" not in {j.name for j in p.list_transforms()}
+        try:  # refused at once when the model's schema is read from the artifact here, else by the job
+            job = p.start_transform("subs-rf", body, name="tampered")
+        except ValidationError as exc:
+            assert "failed its integrity check" in str(exc)
+            assert "tampered" not in {j.name for j in p.list_transforms()}
+        else:
+            job = wait_transform(p, job.name)
+            assert job.status == "Failed" and "failed its integrity check" in job.failure_reason
         # the job's own check, for a file swapped after the submission:
         with pytest.raises(JobFailed, match="failed its integrity check"):
             Driver.load_model(type("D", (), {"store": p.store, "folder": p.settings.home / "probe"})(),
@@ -335,8 +340,8 @@ def test_interactive_batches_share_the_transforms_rules_probabilities_and_warnin
     frame.loc[5, "tenure"] = "soon"
     frame.loc[8, "Contract"] = "Three year"
     data = frame.to_csv(index=False).encode()
-    job = wait_transform(p, p.start_transform("subs-rf", data, name="interactive-twin").name)
-    assert job.status == "Completed"
+    job = wait_transform(p, p.start_transform("subs-rf", data, name="interactive-twin", reasons=True).name)
+    assert job.status == "Completed" and job.reasons
     p.deploy("subs-rf", "subs-ep")
     try:
         result = p.score_batch("subs-ep", p.read_customers(data))
@@ -351,6 +356,11 @@ def test_interactive_batches_share_the_transforms_rules_probabilities_and_warnin
     assert list(batch["churn_probability"]) == list(transform["churn_probability"])
     assert list(batch["warnings"]) == list(transform["warnings"])
     assert batch.loc[batch["line"] == 10, "warnings"].item().startswith("Contract = 'Three year' was never seen")
+    # one exact method for files: the endpoint's top reason per row is the transform's, and so is the band
+    assert list(batch["top_reason"]) == list(transform["top_reason"])
+    assert list(batch["risk"]) == list(transform["risk"])
+    assert transform["top_reason"].str.match(r"^\w+ = .+ \([+-]\d+\.\d pts\)$").all()
+    assert "top_reason" not in p.transform_output("keep-1").columns, "only when asked"
 
 
 def test_a_spreadsheet_export_semicolons_a_byte_order_mark_and_windows_line_ends(platform):

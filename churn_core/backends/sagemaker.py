@@ -952,8 +952,8 @@ class SageMakerBackend:
                 "set_aside": f"{base}/set-aside.csv"}
 
     def transform_request(self, job: dict, model_name: str, prepared) -> dict:
-        from ..sagemaker_transform import (ENVIRONMENT_BATCH, MAX_CONCURRENT_TRANSFORMS, MAX_PAYLOAD_MB, input_filter,
-                                           output_filter)
+        from ..sagemaker_transform import (ENVIRONMENT_BATCH, ENVIRONMENT_REASONS, MAX_CONCURRENT_TRANSFORMS,
+                                           MAX_PAYLOAD_MB, input_filter, output_filter)
 
         keys = self._transform_keys(job["name"])
         return {
@@ -962,7 +962,8 @@ class SageMakerBackend:
             "MaxConcurrentTransforms": MAX_CONCURRENT_TRANSFORMS,
             "MaxPayloadInMB": MAX_PAYLOAD_MB,
             "BatchStrategy": "MultiRecord",
-            "Environment": {ENVIRONMENT_BATCH: "1"},  # the model's environment carries its threshold
+            # the model's environment carries its threshold; the job's asks for line-by-line answers
+            "Environment": {ENVIRONMENT_BATCH: "1", **({ENVIRONMENT_REASONS: "1"} if prepared.reasons else {})},
             "TransformInput": {
                 "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": self.store.uri(keys["input"])}},
                 "ContentType": "text/csv",
@@ -996,7 +997,7 @@ class SageMakerBackend:
             folder = Path(tmp)
             self.store.download(job["input_key"], folder / "source.csv")
             prepared = prepare_input(folder / "source.csv", schema, loads(job["keep_columns_json"], None),
-                                     folder / "input.csv", folder / "set-aside.csv")
+                                     folder / "input.csv", folder / "set-aside.csv", bool(job.get("reasons")))
             stem = Path(job["input_key"]).stem or "input"
             self.store.put_file(f"{keys['input']}{stem}.csv", folder / "input.csv")
             self.store.put_file(keys["set_aside"], folder / "set-aside.csv")

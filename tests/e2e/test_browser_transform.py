@@ -77,7 +77,8 @@ def test_transform_job_from_the_batch_page_and_download_its_results(app_server, 
         saved = tmp_path / "results.csv"
         download.save_as(saved)
         result = pd.read_csv(saved, dtype={"customerID": str, "warnings": str}, keep_default_na=False)
-        assert list(result.columns) == ["line", "customerID", "churn_probability", "predicted_churn", "warnings"]
+        assert list(result.columns) == ["line", "customerID", "churn_probability", "predicted_churn", "risk",
+                                        "warnings", "top_reason"]  # the page asks for reasons by default
         assert len(result) == rows - 1 and 201 not in set(result["line"])
         assert result["churn_probability"].between(0, 1).all()
         expected = platform.transform_output(job)
