@@ -116,9 +116,9 @@ def scoring_file(rows: int, seed: int) -> bytes:
     return out.getvalue().encode()
 
 
-def run_transform(p, model: str, key: str) -> dict:
+def run_transform(p, model: str, key: str, reasons: bool = False) -> dict:
     started = time.perf_counter()
-    job = p.start_transform(model, key)
+    job = p.start_transform(model, key, reasons=reasons)
     sampler = PeakMemory(job.pid)
     sampler.start()
     while True:
@@ -181,10 +181,16 @@ def interactive(p, model: str, data: bytes, rows: int) -> dict:
     out = {"rows": len(frame), "endpoint_workers": ep.instance_count}
     try:
         started = time.perf_counter()
-        after = p.score_batch(ep.name, frame)
+        after = p.score_batch(ep.name, frame, reasons=False)  # like for like with the client before
         seconds = time.perf_counter() - started
         out["after"] = {"seconds": round(seconds, 3), "rows_per_s": round(len(frame) / seconds, 1),
                         "scored": len(after.scored), "refused": len(after.errors)}
+        started = time.perf_counter()
+        explained = p.score_batch(ep.name, frame)  # the default: each row's risk band and top reason too
+        seconds = time.perf_counter() - started
+        out["after_with_top_reasons"] = {"seconds": round(seconds, 3), "rows_per_s": round(len(frame) / seconds, 1),
+                                         "scored": len(explained.scored), "with_reason": int(
+                                             (explained.scored.get("top_reason", "") != "").sum())}
         before_fn = old_score_frame()
         if before_fn is not None:
             schema = p.model_schema(model)
@@ -320,6 +326,10 @@ def main(argv: list[str] | None = None) -> int:
                                            work / "plain.csv")
     print(f"transform on {opts.small_rows:,} rows (memory from small to large) ...")
     small = run_transform(p, "subs-rf", files["small"]["key"])
+    print(f"transform with each line's top reason on {opts.small_rows:,} rows (its cost) ...")
+    explained = run_transform(p, "subs-rf", files["small"]["key"], reasons=True)
+    explained["over_plain"] = round(explained["seconds"] / small["seconds"], 2)
+    info["small_with_top_reasons"] = explained
     print(f"score_batch through a local endpoint on {opts.batch_rows:,} rows, after and before ...")
     info["interactive"] = interactive(p, "subs-rf", files["large"]["path"].read_bytes(), opts.batch_rows)
 

@@ -162,18 +162,35 @@ def test_a_warm_process_exits_when_idle_and_when_its_code_is_stale(tmp_path):
     assert server.should_exit()
 
 
-def test_only_one_warm_process_starts_per_fingerprint(tmp_path):
-    def warm_processes() -> set[int]:
-        return {p.pid for p in psutil.process_iter(["cmdline"])
-                if "churn_core.warm" in " ".join(p.info["cmdline"] or [])}
+def test_only_one_warm_process_starts_per_fingerprint(tmp_path, monkeypatch):
+    """In a run folder of its own (the shared one is killed and restarted by fault tests running alongside)."""
+    folder = tmp_path / "warm"
+    folder.mkdir(mode=0o700)
+    monkeypatch.setenv("CHURN_WARM_DIR", str(folder))
 
-    parent = warm_pid()
-    before = warm_processes()
-    for _ in range(3):
-        warm.ensure_running()
-    time.sleep(0.5)
-    assert warm_processes() == before and parent in before
-    assert [p.name for p in warm.run_dir().glob("*.pid")] == [f"{warm.fingerprint()}.pid"]
+    def warm_processes() -> set[int]:
+        found = set()
+        for proc in psutil.process_iter(["cmdline"]):
+            try:
+                if "churn_core.warm" in " ".join(proc.info["cmdline"] or []) and any(
+                        f.path.startswith(str(folder)) for f in proc.open_files()):  # its lock and log
+                    found.add(proc.pid)
+            except psutil.Error:
+                pass
+        return found
+
+    try:
+        parent = warm_pid()
+        before = warm_processes()
+        for _ in range(3):
+            warm.ensure_running()
+        time.sleep(0.5)
+        assert warm_processes() == before and parent in before
+        assert [p.name for p in warm.run_dir().glob("*.pid")] == [f"{warm.fingerprint()}.pid"]
+    finally:
+        for pid in warm.stop_all():
+            wait_until(lambda pid=pid: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie", 10,
+                       what=f"warm process {pid} to stop")
 
 
 @pytest.mark.parametrize(
