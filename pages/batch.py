@@ -144,7 +144,8 @@ def results(job) -> None:
                + "; download the full results below.")
     riskiest = summary.riskiest
     if len(riskiest):
-        riskiest = riskiest.assign(risk=risk_bands(riskiest["churn_probability"].to_numpy(), job.threshold))
+        riskiest = riskiest.assign(risk=risk_bands(riskiest["churn_probability"].to_numpy(), job.threshold),
+                                   churn_probability=100 * riskiest["churn_probability"])  # as on Predict
     first = [c for c in riskiest.columns if c not in ("churn_probability", "risk", "top_reason", "predicted_churn",
                                                       "warnings")]
     st.dataframe(riskiest, hide_index=True, width="stretch",
@@ -152,8 +153,8 @@ def results(job) -> None:
                                                    "warnings") if c in riskiest.columns],
                  column_config={
                      "churn_probability": st.column_config.ProgressColumn(
-                         "churn probability", min_value=0.0, max_value=1.0, format="percent"),
-                     "top_reason": st.column_config.TextColumn("top reason", width="medium"),
+                         "churn probability", min_value=0.0, max_value=100.0, format="%.1f%%"),
+                     "top_reason": st.column_config.TextColumn("top reason", width="large"),
                      "predicted_churn": st.column_config.CheckboxColumn("likely to churn")})
     st.download_button("Download results CSV", lambda: p.transform_download(job.name), f"{job.name}-results.csv",
                        "text/csv", type="primary", key=f"results_{job.name}", on_click="ignore")

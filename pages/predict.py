@@ -167,9 +167,9 @@ with batch:
                         "risk", help=f"high: above the threshold ({threshold:.0%}); medium: above half of it; "
                                      "low: the rest"),
                     "top_reason": st.column_config.TextColumn(
-                        "top reason", width="medium",
+                        "top reason", width="large",
                         help="The column that pushes this customer's churn probability most, up or down"),
-                    "warnings": st.column_config.TextColumn("notes", width="large",
+                    "warnings": st.column_config.TextColumn("notes", width="medium",
                                                             help="What the model had to guess for this row"),
                 },
             )
