@@ -248,6 +248,38 @@ def button(page, name: str):
     return main(page).get_by_role("button", name=name, exact=True)
 
 
+def click_while(locator, wanted, seconds: float = 60.0) -> bool:
+    """Click ``locator`` as long as ``wanted()`` holds (e.g. a job is still running): a live fragment may
+    redraw the element or the thing it acts on may end meanwhile; True once clicked, False if not wanted."""
+    deadline = time.monotonic() + seconds
+    while wanted():
+        try:
+            locator.click(timeout=5_000)
+            return True
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+    return False
+
+
+def open_expander(page, title: str, inside) -> None:
+    """Make ``inside`` (a locator in the st.expander titled ``title``) visible: open the expander if it is
+    folded, again if a rerun folded it meanwhile (its ``expanded`` default may change with the data)."""
+    from playwright.sync_api import expect
+
+    details = main(page).get_by_test_id("stExpander").filter(has_text=title).locator("details")
+    for _ in range(5):
+        expect(details).to_be_visible()
+        if details.get_attribute("open") is None:
+            details.locator("summary").click()
+        try:
+            expect(inside).to_be_visible(timeout=3_000)
+            return
+        except AssertionError:
+            continue
+    expect(inside).to_be_visible()
+
+
 def choose(page, label: str, option: str) -> None:
     """Pick ``option`` in the st.selectbox labelled ``label``: type it into the searchable box (which
     narrows the list whatever was selected before) and click the one matching option."""

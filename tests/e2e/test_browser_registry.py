@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 import churn_core
 from churn_core.sample import make_subscription_sample
-from tests.e2e.e2e_support import DEPLOY_TIMEOUT_MS, button, choose, expect_title, go, main
+from tests.e2e.e2e_support import DEPLOY_TIMEOUT_MS, button, choose, expect_title, go, main, open_expander
 from tests.helpers import wait_for_job
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -40,10 +40,8 @@ def test_register_approve_deploy_update_and_promote(app_server, context, steps):
         expect_title(page, "Data", timeout=60_000)
         go(page, "Models")
         for version, model in ((1, "subs-rf"), (2, "subs-lr")):
-            register = m.get_by_test_id("stExpander").filter(has_text="Register a trained model").locator("details")
-            expect(register).to_be_visible()
-            if register.get_attribute("open") is None:  # the register expander folds once a group exists
-                register.locator("summary").click()
+            # the register expander folds once a group exists
+            open_expander(page, "Register a trained model", m.get_by_label("Trained model (training job)", exact=True))
             choose(page, "Trained model (training job)", model)
             m.get_by_label("Note", exact=True).fill(f"candidate {version}")
             button(page, "Register version").click()

@@ -16,7 +16,8 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
 import churn_core
-from tests.e2e.e2e_support import (DEPLOY_TIMEOUT_MS, JOB_TIMEOUT_MS, NO_ENDPOINTS, button, expect_endpoints_removed,
+from tests.e2e.e2e_support import (DEPLOY_TIMEOUT_MS, JOB_TIMEOUT_MS, NO_ENDPOINTS, button, click_while,
+                                   expect_endpoints_removed,
                                    expect_title, go, grid_cell, launch_training, main, reference_or_sample)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -125,8 +126,7 @@ def test_two_tabs_then_dashboard_restart_mid_training(app_server, context, steps
         assert platform.describe_endpoint(ENDPOINT).status == "InService"
 
     with steps("stop-long-job"):
-        if platform.describe_training(long_job).is_active:
-            button(tab_a, "Stop job").click()
+        if click_while(button(tab_a, "Stop job"), lambda: platform.describe_training(long_job).is_active):
             expect(main(tab_a).get_by_role("heading", name=re.compile(rf"{long_job} .*(Stopped|Completed)"))) \
                 .to_be_visible(timeout=JOB_TIMEOUT_MS)
         assert platform.describe_training(long_job).status in ("Stopped", "Completed")
