@@ -175,8 +175,8 @@ def score_frame(
         checked, problems, good = check_table(cells[start : start + chunk_size], features, schema)
         errors.extend((start + position + FIRST_DATA_LINE, problem) for position, problem in problems)
         if checked is not None:
-            notes = parser.row_warnings(checked, schema)
-            chunk = [(start + p, cells[start + p], "; ".join(note)) for p, note in zip(good, notes, strict=True)]
+            notes = parser.warning_texts(checked, schema)
+            chunk = [(start + p, cells[start + p], note) for p, note in zip(good, notes, strict=True)]
             _score_chunk(invoke, features, chunk, results, errors, asking)
         if progress:
             progress(done / len(starts))

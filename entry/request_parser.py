@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import math
+from collections import defaultdict
 from typing import Any, Dict, List, Optional, Tuple
 
 from dataset_schema import MISSING_ALWAYS, MISSING_IN_NUMBERS, category_of
@@ -568,12 +569,27 @@ def cell_warnings(checked: CheckedRows, schema: dict) -> List[List[Tuple[str, st
     ones). Pure: the dashboard, batch scoring and batch transform all call this (or ``row_warnings``).
     Column by column (numpy; a note is written only for a row that gets one), so a batch of a million
     rows costs what its flagged rows cost; the columns may be value lists or typed (arrays, Categorical)."""
+    flagged = _flagged_cells(checked, schema)
+    return [flagged.get(r, []) for r in range(len(checked))]
+
+
+def warning_texts(checked: CheckedRows, schema: dict) -> List[str]:
+    """``row_warnings`` joined per row with "; " ("" when nothing was guessed), built from the flagged rows
+    only: what files and transform jobs write beside each probability."""
+    texts = [""] * len(checked)
+    for r, notes in _flagged_cells(checked, schema).items():
+        texts[r] = "; ".join(note for _, note in notes)
+    return texts
+
+
+def _flagged_cells(checked: CheckedRows, schema: dict) -> Dict[int, List[Tuple[str, str]]]:
+    """{row: [(feature, note), ...]} for the rows with at least one guessed value, in feature order."""
     import numpy as np
     import pandas as pd
 
     specs = dict((f["name"], f) for f in schema.get("features", []))
     compiled = checked.compiled
-    rows: List[List[Tuple[str, str]]] = [[] for _ in range(len(checked))]
+    rows: Dict[int, List[Tuple[str, str]]] = defaultdict(list)
     for i, name in enumerate(compiled["features"]):
         spec = specs.get(name) or {}
         column = checked.columns[i]
@@ -612,7 +628,7 @@ def cell_warnings(checked: CheckedRows, schema: dict) -> List[List[Tuple[str, st
                 note = "%s = %s was never seen in training (scored as none of the known values)" % (name, _short(value))
                 for r in np.flatnonzero(codes == k).tolist():
                     rows[r].append((name, note))
-    return rows
+    return dict(rows)
 
 
 def row_warnings(checked: CheckedRows, schema: dict) -> List[List[str]]:

@@ -19,7 +19,7 @@ Each step applies a rule that exists once, elsewhere:
    would refuse it, in the same words;
 4. *predict*: ``fast_forest.proba_typed`` (proved equal to the pipeline when the model loaded) or the
    pipeline itself; the label is ``probability > threshold``, as ``predict_fn`` decides it;
-5. *warnings*: ``request_parser.row_warnings``, the one rule for what the model had to guess.
+5. *warnings*: ``request_parser.warning_texts`` (``row_warnings`` joined), the one rule for what the model had to guess.
 
 Python 3.9 and pandas 1.1 compatible (it runs in the SageMaker SKLearn container too).
 """
@@ -33,7 +33,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from request_parser import CheckedRows, InvalidInput, check_cell, row_warnings
+from request_parser import CheckedRows, InvalidInput, check_cell, warning_texts
 
 NEWLINE, QUOTE, CR, SPACE, TAB = 10, 34, 13, 32, 9
 OUTPUT_COLUMNS = ("churn_probability", "predicted_churn", "warnings")
@@ -362,8 +362,7 @@ def score_lines(data: bytes, names: Sequence[str], model: dict, threshold: float
     columns = [col[good] for col in checked.columns]
     probabilities = predict(columns, model)
     labels = (probabilities > threshold).astype(np.int8)  # predict()'s tie rule, as predict_fn decides
-    notes = row_warnings(CheckedRows("csv", columns, None, compiled), model["schema"]) if len(probabilities) else []
-    warnings = ["; ".join(row) for row in notes]  # as batch scoring joins them
+    warnings = warning_texts(CheckedRows("csv", columns, None, compiled), model["schema"]) if len(probabilities) else []
     kept = frame[list(keep)][good].reset_index(drop=True) if keep else None
     problems = list(lines.problems)
     numbers = lines.numbers
