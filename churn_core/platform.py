@@ -107,25 +107,9 @@ class Platform:
             "instance_type": instance_type or next(iter(self.backend.training_instance_types()), "local"),
             "instance_count": int(instance_count),
         }
-        base = name
-        for attempt in range(1, 100):
-            try:
-                with self.catalog.tx() as conn:
-                    if (existing := taken(conn, "jobs", name)) is not None:
-                        raise sqlite3.IntegrityError(existing)
-                    conn.execute(f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                                 list(row.values()))
-                    self.catalog.event("job", name, f"submitted: {algorithm} on {ds.name}", conn)
-                break
-            except sqlite3.IntegrityError:
-                if not auto_named:
-                    existing = self.catalog.scalar("SELECT name FROM jobs WHERE name = ? COLLATE NOCASE", (name,))
-                    raise clash("training job", name, existing or name, "Job names are unique; pick another.") from None
-                # A generated name is per second, and local jobs take about one: the next in the same second
-                # gets a suffix, as SageMaker's SDK adds milliseconds.
-                name = row["name"] = f"{base}-{attempt + 1}"
-        else:
-            raise ConflictError(f"Could not find a free job name after {base!r}-99; give the job a name.")
+        name = self._insert_named("jobs", "training job", name, lambda n: {**row, "name": n}, auto_named,
+                                  ("job", f"submitted: {algorithm} on {ds.name}"),
+                                  "Job names are unique; pick another.")
         try:
             self.datasets.ensure_schema_object(ds)  # the typing decided at upload travels with the data
             fields = self.backend.start_training(self._job_row(name), ds)
@@ -143,6 +127,29 @@ class Platform:
         self.catalog.update("jobs", name, status="Failed", secondary_status="Failed", failure_reason=reason,
                             ended_at=time.time())
         self.catalog.event("job", name, f"Failed: {reason}")
+
+    def _insert_named(self, table: str, what: str, name: str, make_row: Callable[[str], dict], auto_named: bool,
+                      event: tuple[str, str], advice: str) -> str:
+        """Insert ``make_row(name)`` into ``table``; the name it got. A generated name is per second and
+        local jobs take about one, so a taken generated name gets ``-2``, ``-3`` ... (as SageMaker's SDK adds
+        milliseconds); a chosen name that is taken, in any case, is a ConflictError saying so."""
+        base = name
+        for attempt in range(1, 100):
+            row = make_row(name)
+            try:
+                with self.catalog.tx() as conn:
+                    if (existing := taken(conn, table, name)) is not None:
+                        raise sqlite3.IntegrityError(existing)
+                    conn.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                                 list(row.values()))
+                    self.catalog.event(event[0], name, event[1], conn)
+                return name
+            except sqlite3.IntegrityError:
+                if not auto_named:
+                    existing = self.catalog.scalar(f"SELECT name FROM {table} WHERE name = ? COLLATE NOCASE", (name,))
+                    raise clash(what, name, existing or name, advice) from None
+                name = f"{base}-{attempt + 1}"
+        raise ConflictError(f"Could not find a free {what} name after {base!r}-99; give it a name.")
 
     def _job_row(self, name: str) -> dict:
         row = self.catalog.one("SELECT * FROM jobs WHERE name = ?", (name,))
@@ -1013,26 +1020,24 @@ class Platform:
         count = self.backend.default_transform_instances() if instance_count is None else instance_count
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 64:
             raise ValidationError(f"instance_count must be a whole number from 1 to 64 (got {instance_count!r}).")
+        auto_named = not name
         name = check_name(name or _suffixed(trained["name"], f"-batch-{timestamp()}"), "transform job name")
         now = time.time()
         label = file_name or {"bytes": "uploaded file", "path": Path(str(source)).name}.get(kind, source)
-        row = {
-            "name": name, "backend": self.backend.name, "model": trained["name"], "status": "InProgress",
-            "input_key": source if kind == "key" else input_key(name, Path(str(source)).name if kind == "path"
-                                                                else file_name),
-            "input_label": str(label), "keep_columns_json": dumps(keep), "threshold": self.model_threshold(model),
-            "instance_type": self.backend.transform_instance_type(), "instance_count": count, "created_at": now,
-            "reasons": int(bool(reasons)),
-            "updated_at": now,
-        }
-        try:
-            with self.catalog.tx() as conn:
-                check_free(conn, "transforms", "transform job", name, "Pick another name.")
-                conn.execute(f"INSERT INTO transforms ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                             list(row.values()))
-                self.catalog.event("transform", name, f"submitted: model {trained['name']} on {label}", conn)
-        except sqlite3.IntegrityError:
-            raise ConflictError(f"A transform job named {name!r} already exists; pick another name.") from None
+
+        def make_row(name: str) -> dict:
+            return {
+                "name": name, "backend": self.backend.name, "model": trained["name"], "status": "InProgress",
+                "input_key": source if kind == "key" else input_key(name, Path(str(source)).name if kind == "path"
+                                                                    else file_name),
+                "input_label": str(label), "keep_columns_json": dumps(keep), "threshold": self.model_threshold(model),
+                "instance_type": self.backend.transform_instance_type(), "instance_count": count, "created_at": now,
+                "reasons": int(bool(reasons)), "updated_at": now,
+            }
+
+        name = self._insert_named("transforms", "transform job", name, make_row, auto_named,
+                                  ("transform", f"submitted: model {trained['name']} on {label}"), "Pick another name.")
+        row = make_row(name)
         try:
             if kind == "bytes":
                 self.store.put_bytes(row["input_key"], bytes(source))

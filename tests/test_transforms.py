@@ -243,6 +243,9 @@ def test_a_tampered_model_is_never_loaded_and_names_differ_by_more_than_case(pla
     with pytest.raises(ConflictError, match="case-name"):
         p.start_transform("subs-rf", body, name="CASE-NAME")
     assert wait_transform(p, "case-name").status == "Completed"  # the clash touched nothing
+    generated = [p.start_transform("subs-rf", body).name for _ in range(3)]  # named per second: -2, -3 ...
+    assert len(set(generated)) == 3, generated
+    assert all(wait_transform(p, name).status == "Completed" for name in generated)
 
 
 # ---------------------------------------------------------------------------------------------- control
