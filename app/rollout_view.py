@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app.service import attempt
-from app.widgets import approved_versions, chart_layout
+from app.widgets import approved_versions, chart_layout, threshold_text
 
 
 def variant_table(ep) -> pd.DataFrame:
@@ -17,7 +17,7 @@ def variant_table(ep) -> pd.DataFrame:
         stats = v.get("stats") or {}
         rows.append({
             "variant": v["variant"], "serves": v["version"] or f"model {v['model']}", "weight": v["weight"],
-            "threshold": v["threshold"], "invocations": stats.get("invocations", 0),
+            "threshold": threshold_text(v["threshold"]), "invocations": stats.get("invocations", 0),
             "errors": stats.get("errors", 0), "median latency ms": stats.get("p50_latency_ms"),
         })
     return pd.DataFrame(rows)

@@ -117,6 +117,11 @@ def duration_text(seconds: float | None) -> str:
     return f"{seconds // 3600:.0f} h {seconds % 3600 // 60:.0f} min"
 
 
+def threshold_text(threshold: float | None) -> str:
+    """A model's decision threshold as tables show it; none chosen means the trained default, said so."""
+    return f"{threshold:.3f}" if threshold is not None else "0.500 (default)"
+
+
 def when(epoch: float | None) -> str:
     return "—" if not epoch else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
 
@@ -371,7 +376,12 @@ def traffic_figure(traffic: pd.DataFrame) -> go.Figure:
     fig.update_layout(yaxis=dict(title="Invocations per minute", rangemode="tozero"),
                       yaxis2=dict(title="Latency (ms)", overlaying="y", side="right", showgrid=False,
                                   rangemode="tozero"))
-    return _layout(fig, "Invocations and latency per minute", 320)
+    fig = _layout(fig, "Invocations and latency per minute", 320)
+    # a legend right of the plot would cover the latency axis: above the plot, opposite the title
+    fig.update_layout(legend=dict(orientation="h", x=1, xanchor="right", y=1.02, yanchor="bottom"))
+    return fig
+
+
 # ---- tuning (issue 19): the Tune tab's charts ------------------------------------------------------------------
 BEST_COLOR = "#2ca02c"
 

@@ -8,7 +8,7 @@ import streamlit as st
 
 from app.navigation import link_to_follow, page
 from app.service import attempt, platform
-from app.widgets import METRIC_LABELS, when
+from app.widgets import METRIC_LABELS, threshold_text, when
 from churn_core.hyperparameters import ALGORITHMS
 from churn_core.registry import ALIASES, APPROVED, PENDING
 
@@ -56,7 +56,7 @@ st.dataframe(pd.DataFrame([{
     "version": f"v{v.version}", "aliases": ", ".join(v.aliases), "status": v.status, "training job": v.model,
     "algorithm": ALGORITHMS.get(v.algorithm, {}).get("label", v.algorithm),
     **{label: v.metrics.get(key) for key, label in METRIC_LABELS.items()},
-    "threshold": f"{v.threshold:.3f}" if v.threshold is not None else "0.500 (default)",
+    "threshold": threshold_text(v.threshold),
     "registered": when(v.created_at), "note": v.note,
 } for v in versions]), width="stretch", hide_index=True,
     column_config={label: st.column_config.NumberColumn(format="%.3f") for label in METRIC_LABELS.values()})
