@@ -370,6 +370,11 @@ class Platform:
         try:
             fields = self.backend.create_endpoint(self._own_endpoint_row(endpoint_name, uid), config, deployed)
         except Exception as exc:
+            gone = self.catalog.one("SELECT status FROM endpoints WHERE name = ? AND uid = ?", (endpoint_name, uid))
+            if gone is None or gone["status"] == "Deleting":  # a delete took its folder from under it
+                raise ConflictError(
+                    f"Endpoint {endpoint_name!r} was deleted by another session while it was being deployed. "
+                    "Deploy it again if you still want it.") from None
             self._forget_endpoint(endpoint_name, f"deploy failed and was rolled back: {exc}", uid)
             if isinstance(exc, ChurnError):
                 raise

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -155,6 +156,34 @@ def test_a_deploy_whose_endpoint_is_deleted_meanwhile_is_a_conflict(trained):
     churn.delete_endpoint("gone-meanwhile")
     with pytest.raises(churn_core.ConflictError, match="deleted .* while it was being deployed"):
         p.wait_for_endpoint(ep.name, timeout=10, uid=ep.uid)  # what deploy(wait=True) does
+
+
+def test_a_delete_that_takes_the_folder_while_the_deploy_writes_in_it_is_a_conflict(trained, monkeypatch):
+    """Found by the race test in a fresh clone: the other session's delete removed the deploy's folder between
+    its creation and the manifest written into it; the deploy said 'Could not deploy: [Errno 2] ...'."""
+    p = trained
+    churn = churn_core.connect()
+    from churn_core.backends import local
+
+    original = local.write_text
+
+    def deleted_meanwhile(path, text):
+        if path.name != "endpoint.json":
+            return original(path, text)
+        temp = path.with_name(f".{path.name}.tmp")
+        temp.write_text(text)
+        churn.delete_endpoint("folder-gone")  # another session, between the write and the rename
+        shutil.rmtree(path.parent, ignore_errors=True)
+        os.replace(temp, path)  # FileNotFoundError, as in the race
+
+    monkeypatch.setattr(local, "write_text", deleted_meanwhile)
+    with pytest.raises(churn_core.ConflictError, match="deleted .*by another session while it was being deployed"):
+        p.deploy("model-a", "folder-gone")
+    monkeypatch.undo()
+    assert "folder-gone" not in [e.name for e in p.list_endpoints()]
+    ep = p.deploy("model-a", "folder-gone")  # and the name is free again
+    assert ep.status == "InService"
+    p.delete_endpoint("folder-gone")
 
 
 def test_an_update_probe_in_an_endpoint_folder_is_found_as_a_probe(tmp_path):

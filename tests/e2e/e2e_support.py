@@ -280,14 +280,28 @@ def open_expander(page, title: str, inside) -> None:
     expect(inside).to_be_visible()
 
 
-def choose(page, label: str, option: str) -> None:
+def choose_in_expander(page, title: str, label: str, option: str, attempts: int = 4) -> None:
+    """``choose`` in a selectbox inside the st.expander ``title``, opening it first and again if a rerun
+    remounts it folded while the choice is being made."""
+    box = main(page).get_by_label(label, exact=True)
+    for attempt in range(attempts):
+        open_expander(page, title, box)
+        try:
+            choose(page, label, option, timeout=5_000)
+            return
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+
+
+def choose(page, label: str, option: str, timeout: float | None = None) -> None:
     """Pick ``option`` in the st.selectbox labelled ``label``: type it into the searchable box (which
     narrows the list whatever was selected before) and click the one matching option."""
     from playwright.sync_api import expect
 
     box = main(page).get_by_label(label, exact=True)
     expect(box).to_be_visible()
-    box.click()
+    box.click(timeout=timeout)
     box.fill(option)
     box.press("ArrowDown")  # opens the list if the click landed while the box was still settling
     wanted = page.get_by_role("option", name=option, exact=True)

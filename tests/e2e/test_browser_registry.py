@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 import churn_core
 from churn_core.sample import make_subscription_sample
-from tests.e2e.e2e_support import DEPLOY_TIMEOUT_MS, button, choose, expect_title, go, main, open_expander
+from tests.e2e.e2e_support import DEPLOY_TIMEOUT_MS, button, choose, choose_in_expander, expect_title, go, main
 from tests.helpers import wait_for_job
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -41,8 +41,7 @@ def test_register_approve_deploy_update_and_promote(app_server, context, steps):
         go(page, "Models")
         for version, model in ((1, "subs-rf"), (2, "subs-lr")):
             # the register expander folds once a group exists
-            open_expander(page, "Register a trained model", m.get_by_label("Trained model (training job)", exact=True))
-            choose(page, "Trained model (training job)", model)
+            choose_in_expander(page, "Register a trained model", "Trained model (training job)", model)
             m.get_by_label("Note", exact=True).fill(f"candidate {version}")
             button(page, "Register version").click()
             expect(success(page, f"Registered subs v{version} from {model}")).to_be_visible()
