@@ -292,6 +292,7 @@ def choose_in_expander(page, title: str, label: str, option: str, attempts: int 
         except Exception:
             if attempt == attempts - 1:
                 raise
+            page.keyboard.press("Escape")  # a list left open makes the rest of the page inert
 
 
 def choose(page, label: str, option: str, timeout: float | None = None) -> None:
