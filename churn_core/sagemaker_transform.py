@@ -23,12 +23,12 @@ import heapq
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 
 from .paths import entry_module
-from .transforms import HEAD_BYTES, expected_fields, line_column, plan_columns, read_header, result_columns
+from .transforms import (HEAD_BYTES, expected_fields, line_column, plan_columns, read_header, result_columns,
+                         whole_line_blocks)
 
 MAX_PAYLOAD_MB = 6  # SageMaker's default; MaxConcurrentTransforms x MaxPayloadInMB must stay <= 100
 MAX_CONCURRENT_TRANSFORMS = 2
@@ -62,28 +62,6 @@ class Prepared:
         return cls(**json.loads(data))
 
 
-def _blocks(path: Path, start: int) -> Iterator[tuple[bytes, int]]:
-    """Whole-line blocks of a file after its header, with the number of each block's first line."""
-    line = 2
-    with open(path, "rb") as fh:
-        fh.seek(start)
-        carry = b""
-        while True:
-            block = fh.read(READ_BYTES)
-            if not block:
-                if carry:
-                    yield carry, line
-                return
-            data = carry + block
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                carry = data
-                continue
-            whole, carry = data[: cut + 1], data[cut + 1:]
-            yield whole, line
-            line += whole.count(b"\n")
-
-
 def prepare_input(source: Path, schema: dict, keep: list[str] | None, target: Path, set_aside: Path,
                   reasons: bool = False) -> Prepared:
     """Write ``target`` (headerless lines for SageMaker) and ``set_aside`` (``line,problem``) from ``source``;
@@ -98,7 +76,7 @@ def prepare_input(source: Path, schema: dict, keep: list[str] | None, target: Pa
     with open(target, "w", encoding="utf-8", newline="") as out, \
             open(set_aside, "w", encoding="utf-8", newline="") as bad:
         writer, problems = csv.writer(out, lineterminator="\n"), csv.writer(bad, lineterminator="\n")
-        for data, first in _blocks(source, header.size):
+        for _, data, first in whole_line_blocks(source, header.size, READ_BYTES):
             split = table_scoring.split_lines(data, len(header.names), first, header.sep,
                                               expected=expected_fields(header))
             frame = table_scoring.parse(split, header.names, use, (), header.sep)

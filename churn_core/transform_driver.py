@@ -38,7 +38,7 @@ from .private_files import set_process_umask
 from .processes import describe_exit
 from .storage import LocalObjectStore
 from .transforms import (HEAD_BYTES, TransformInputError, expected_fields, output_keys, plan_columns,
-                         read_header, result_columns)
+                         read_header, result_columns, whole_line_blocks)
 
 CHUNK_MAX_BYTES = 4 << 20
 CHUNK_MIN_BYTES = 256 << 10
@@ -61,30 +61,11 @@ def plan_chunks(path: Path, start: int, workers: int) -> tuple[list[tuple[int, i
     evenly busy; each is small enough to bound memory)."""
     size = path.stat().st_size
     target = max(CHUNK_MIN_BYTES, min(CHUNK_MAX_BYTES, (size - start) // max(1, workers * 4)))
-    chunks = []
-    line = 2  # the header is line 1
-    offset = start
-    with open(path, "rb") as fh:
-        fh.seek(start)
-        carry = b""
-        while True:
-            block = fh.read(target)
-            if not block:
-                if carry:
-                    chunks.append((offset, len(carry), line))
-                    line += carry.count(b"\n") + (0 if carry.endswith(b"\n") else 1)
-                break
-            data = carry + block
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                carry = data
-                continue
-            whole = data[: cut + 1]
-            chunks.append((offset, len(whole), line))
-            line += whole.count(b"\n")
-            offset += len(whole)
-            carry = data[cut + 1:]
-    return chunks, line - 2
+    chunks, lines = [], 0
+    for offset, data, first in whole_line_blocks(path, start, target):
+        chunks.append((offset, len(data), first))
+        lines = first - 2 + data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    return chunks, lines
 
 
 class Driver:

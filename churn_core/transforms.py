@@ -133,6 +133,31 @@ def line_column(keep: list[str]) -> str:
     return name
 
 
+def whole_line_blocks(path: Path, start: int, block_bytes: int) -> Iterator[tuple[int, bytes, int]]:
+    """The file after its header (``start`` bytes) as blocks of whole lines of about ``block_bytes``:
+    (byte offset, the block, the number of its first line; the header is line 1). Only the last block may
+    lack a final newline."""
+    line, offset = 2, start
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        carry = b""
+        while True:
+            block = fh.read(block_bytes)
+            if not block:
+                if carry:
+                    yield offset, carry, line
+                return
+            data = carry + block
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                carry = data
+                continue
+            whole, carry = data[: cut + 1], data[cut + 1:]
+            yield offset, whole, line
+            line += whole.count(b"\n")
+            offset += len(whole)
+
+
 def result_columns(keep: list[str], reasons: bool = False) -> list[str]:
     return [line_column(keep), *keep, *OUTPUT_COLUMNS, *((REASON_COLUMN,) if reasons else ())]
 
