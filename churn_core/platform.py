@@ -109,7 +109,7 @@ class Platform:
         }
         name = self._insert_named("jobs", "training job", name, lambda n: {**row, "name": n}, auto_named,
                                   ("job", f"submitted: {algorithm} on {ds.name}"),
-                                  "Job names are unique; pick another.")
+                                  "Job names are unique; pick another.")["name"]
         try:
             self.datasets.ensure_schema_object(ds)  # the typing decided at upload travels with the data
             fields = self.backend.start_training(self._job_row(name), ds)
@@ -129,10 +129,10 @@ class Platform:
         self.catalog.event("job", name, f"Failed: {reason}")
 
     def _insert_named(self, table: str, what: str, name: str, make_row: Callable[[str], dict], auto_named: bool,
-                      event: tuple[str, str], advice: str) -> str:
-        """Insert ``make_row(name)`` into ``table``; the name it got. A generated name is per second and
-        local jobs take about one, so a taken generated name gets ``-2``, ``-3`` ... (as SageMaker's SDK adds
-        milliseconds); a chosen name that is taken, in any case, is a ConflictError saying so."""
+                      event: tuple[str, str], advice: str) -> dict:
+        """Insert ``make_row(name)`` into ``table``; the row inserted, with the name it got. A generated name
+        is per second and local jobs take about one, so a taken generated name gets ``-2``, ``-3`` ... (as
+        SageMaker's SDK adds milliseconds); a chosen name that is taken, in any case, is a ConflictError."""
         base = name
         for attempt in range(1, 100):
             row = make_row(name)
@@ -143,7 +143,7 @@ class Platform:
                     conn.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                                  list(row.values()))
                     self.catalog.event(event[0], name, event[1], conn)
-                return name
+                return row
             except sqlite3.IntegrityError:
                 if not auto_named:
                     existing = self.catalog.scalar(f"SELECT name FROM {table} WHERE name = ? COLLATE NOCASE", (name,))
@@ -1029,20 +1029,21 @@ class Platform:
         name = check_name(name or _suffixed(trained["name"], f"-batch-{timestamp()}"), "transform job name")
         now = time.time()
         label = file_name or {"bytes": "uploaded file", "path": Path(str(source)).name}.get(kind, source)
+        threshold = self.model_threshold(model)
 
         def make_row(name: str) -> dict:
             return {
                 "name": name, "backend": self.backend.name, "model": trained["name"], "status": "InProgress",
                 "input_key": source if kind == "key" else input_key(name, Path(str(source)).name if kind == "path"
                                                                     else file_name),
-                "input_label": str(label), "keep_columns_json": dumps(keep), "threshold": self.model_threshold(model),
+                "input_label": str(label), "keep_columns_json": dumps(keep), "threshold": threshold,
                 "instance_type": self.backend.transform_instance_type(), "instance_count": count, "created_at": now,
                 "reasons": int(bool(reasons)), "updated_at": now,
             }
 
-        name = self._insert_named("transforms", "transform job", name, make_row, auto_named,
-                                  ("transform", f"submitted: model {trained['name']} on {label}"), "Pick another name.")
-        row = make_row(name)
+        row = self._insert_named("transforms", "transform job", name, make_row, auto_named,
+                                 ("transform", f"submitted: model {trained['name']} on {label}"), "Pick another name.")
+        name = row["name"]
         try:
             if kind == "bytes":
                 self.store.put_bytes(row["input_key"], bytes(source))
