@@ -161,14 +161,11 @@ def confusion_at(y, p, threshold: float) -> list[list[int]]:
 
 
 def risk_bands(probabilities: np.ndarray, threshold: float) -> np.ndarray:
-    """``risk_band`` of many probabilities at once."""
+    """high: above the threshold (would be contacted); medium: above half of it (watch); low: the rest."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
     return np.select([probabilities > threshold, probabilities > threshold / 2.0], ["high", "medium"], "low")
 
 
 def risk_band(probability: float, threshold: float) -> str:
-    """high: above the threshold (would be contacted); medium: above half of it (watch); low: the rest."""
-    if probability > threshold:
-        return "high"
-    if probability > threshold / 2.0:
-        return "medium"
-    return "low"
+    """``risk_bands`` of one customer."""
+    return str(risk_bands(np.asarray([probability]), threshold)[0])

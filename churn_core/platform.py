@@ -1142,14 +1142,11 @@ class Platform:
         """The results of a Completed transform job as a DataFrame, in input order: ``line``, the kept columns,
         ``churn_probability``, ``predicted_churn``, ``risk`` (high / medium / low at the job's threshold),
         ``warnings`` and, when asked, ``top_reason``."""
-        from .transforms import read_results
+        from .transforms import read_results, with_risk
 
         threshold = self.describe_transform(name).threshold
         with self._transform_file(name, "results") as fh:
-            results = read_results(fh)
-        results.insert(results.columns.get_loc("predicted_churn") + 1, "risk",
-                       campaign.risk_bands(results["churn_probability"].to_numpy(), threshold))
-        return results
+            return with_risk(read_results(fh), threshold)
 
     def transform_errors(self, name: str):
         """The lines a transform job could not score: ``line`` (in the input) and ``problem``."""
@@ -1159,32 +1156,33 @@ class Platform:
             return read_errors(fh)
 
     def transform_summary(self, name: str, top: int = 1000):
-        """Counts, a probability histogram and the ``top`` riskiest rows, read in chunks (any size of result)."""
-        from .transforms import result_chunks, summarise
+        """Counts, a probability histogram and the ``top`` riskiest rows with their risk bands, read in chunks
+        (any size of result)."""
+        from .transforms import result_chunks, summarise, with_risk
 
         key = f"summary:{name}:{top}"
         if key not in self._evaluations:
+            threshold = self.describe_transform(name).threshold
             with self._transform_file(name, "results") as fh:
-                self._evaluations[key] = summarise(result_chunks(fh), top)
+                summary = summarise(result_chunks(fh), top)
+            if len(summary.riskiest):
+                with_risk(summary.riskiest, threshold)
+            self._evaluations[key] = summary
         return self._evaluations[key]
 
     def transform_download(self, name: str, which: str = "results") -> bytes:
         """results.csv (with the risk band, as ``transform_output``) or errors.csv as bytes for a download, with
         spreadsheet formulas escaped."""
-        from .transforms import csv_chunks, download_csv
+        from .transforms import csv_chunks, download_csv, with_risk
 
         if which not in ("results", "errors"):
             raise ValidationError("which must be 'results' or 'errors'.")
         threshold = self.describe_transform(name).threshold
-
-        def banded(chunk):
-            bands = campaign.risk_bands(chunk["churn_probability"].astype(float).to_numpy(), threshold)
-            chunk.insert(chunk.columns.get_loc("predicted_churn") + 1, "risk", bands)
-            return chunk
-
         with self._transform_file(name, which) as fh:
             chunks = csv_chunks(fh)
-            return download_csv(map(banded, chunks) if which == "results" else chunks)
+            if which == "results":
+                chunks = (with_risk(chunk, threshold) for chunk in chunks)
+            return download_csv(chunks)
 
     # ---- misc ----------------------------------------------------------------------------
     def events(self, kind: str | None = None, name: str | None = None, limit: int = 200) -> list[dict]:

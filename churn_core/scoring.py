@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from .campaign import risk_band
+from .campaign import risk_bands
 from .errors import ValidationError
 from .paths import entry_module
 from .reasons import NO_REASONS, top_reason
@@ -188,7 +188,7 @@ def score_frame(
         scored["predicted_churn"] = [results[p][0] for p in order]
     else:
         scored["predicted_churn"] = [int(results[p][1] > threshold) for p in order]
-        scored["risk"] = [risk_band(results[p][1], threshold) for p in order]
+        scored["risk"] = risk_bands(scored["churn_probability"].to_numpy(), threshold)
     if reasons and not asking.note:
         scored["top_reason"] = [results[p][3] for p in order]
     scored["warnings"] = [results[p][2] for p in order]

@@ -175,6 +175,15 @@ def _dtypes(columns: list[str]) -> dict:
             "warnings": str, REASON_COLUMN: str}
 
 
+def with_risk(frame: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """``frame`` (results) with each row's ``risk`` band at the job's threshold, after ``predicted_churn``."""
+    from .campaign import risk_bands
+
+    frame.insert(frame.columns.get_loc("predicted_churn") + 1, "risk",
+                 risk_bands(frame["churn_probability"].to_numpy(dtype=float), threshold))
+    return frame
+
+
 def read_results(source, nrows: int | None = None) -> pd.DataFrame:
     """results.csv as a DataFrame: kept columns as the text the input held, numbers as numbers."""
     head = pd.read_csv(source, nrows=0)

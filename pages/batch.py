@@ -8,7 +8,6 @@ import streamlit as st
 from app.navigation import link_to_follow, page
 from app.service import attempt, platform
 from app.widgets import duration_text, risk_bars, status_badge, when
-from churn_core.campaign import risk_bands
 from churn_core.validation import read_header
 
 p = platform()
@@ -144,8 +143,7 @@ def results(job) -> None:
                + "; download the full results below.")
     riskiest = summary.riskiest
     if len(riskiest):
-        riskiest = riskiest.assign(risk=risk_bands(riskiest["churn_probability"].to_numpy(), job.threshold),
-                                   churn_probability=100 * riskiest["churn_probability"])  # as on Predict
+        riskiest = riskiest.assign(churn_probability=100 * riskiest["churn_probability"])  # as on Predict
     first = [c for c in riskiest.columns if c not in ("churn_probability", "risk", "top_reason", "predicted_churn",
                                                       "warnings")]
     st.dataframe(riskiest, hide_index=True, width="stretch",
