@@ -264,7 +264,12 @@ def encode(checked, pipeline, fast: Optional[dict]) -> np.ndarray:
     row), else the pipeline's own preprocessing."""
     if fast is not None:
         return encoded_matrix(checked.columns, fast)
-    encoded = pipeline.named_steps["pre"].transform(checked.frame)
+    return preprocess(pipeline, checked.frame)
+
+
+def preprocess(pipeline, frame) -> np.ndarray:
+    """The pipeline's own preprocessing of ``frame``, as a dense float matrix."""
+    encoded = pipeline.named_steps["pre"].transform(frame)
     return encoded.toarray() if hasattr(encoded, "toarray") else np.asarray(encoded, dtype=np.float64)
 
 
@@ -273,8 +278,7 @@ def probe_matrix(pipeline, schema: dict, compiled: dict, fast: Optional[dict]) -
     columns = _probe_columns(schema, compiled)
     if fast is not None:
         return encoded_matrix(columns, fast)
-    encoded = pipeline.named_steps["pre"].transform(columns_to_frame(columns, compiled))
-    return encoded.toarray() if hasattr(encoded, "toarray") else np.asarray(encoded, dtype=np.float64)
+    return preprocess(pipeline, columns_to_frame(columns, compiled))
 
 
 def enable(pipeline, schema: dict, compiled: dict) -> Optional[dict]:

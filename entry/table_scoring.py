@@ -33,7 +33,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from request_parser import CheckedRows, InvalidInput, check_cell, warning_texts
+from request_parser import CheckedRows, InvalidInput, check_cell, columns_to_frame, warning_texts
 
 NEWLINE, QUOTE, CR, SPACE, TAB = 10, 34, 13, 32, 9
 OUTPUT_COLUMNS = ("churn_probability", "predicted_churn", "warnings")
@@ -315,15 +315,7 @@ def predict(columns: list, model: dict) -> np.ndarray:
         return np.zeros(0, dtype=np.float64)
     if model.get("fast") is not None:
         return fast_forest.proba_typed(columns, model["fast"])
-    return model["pipeline"].predict_proba(_frame(columns, model["compiled"]))[:, 1]
-
-
-def _frame(columns: list, compiled: dict):
-    import pandas as pd
-
-    return pd.DataFrame(dict(
-        (name, pd.Series(np.asarray(col, dtype=np.float64 if kind == "numeric" else object)))
-        for name, kind, col in zip(compiled["features"], compiled["kinds"], columns)), columns=compiled["features"])
+    return model["pipeline"].predict_proba(columns_to_frame(columns, model["compiled"]))[:, 1]
 
 
 def top_reasons(columns: list, model: dict) -> List[str]:
@@ -340,8 +332,7 @@ def top_reasons(columns: list, model: dict) -> List[str]:
         if model.get("fast") is not None:
             encoded = fast_forest.encoded_matrix_typed(part, model["fast"])
         else:
-            encoded = model["pipeline"].named_steps["pre"].transform(_frame(part, model["compiled"]))
-            encoded = encoded.toarray() if hasattr(encoded, "toarray") else np.asarray(encoded, dtype=np.float64)
+            encoded = fast_forest.preprocess(model["pipeline"], columns_to_frame(part, model["compiled"]))
         out.extend(explanations.top_reason_texts(explainer, encoded, part))
     return out
 
