@@ -13,8 +13,8 @@ import pandas as pd
 
 from .paths import entry_module
 
-NO_REASONS = "this model cannot explain its predictions"  # the endpoint's words when an explainer is refused
 _words = entry_module("explanations")  # one way to word a reason, here and in the model server
+NO_REASONS = _words.NO_REASONS  # the endpoint's words when an explainer is refused
 value_text = _words.value_text
 push_text = _words.push_text
 reason_label = _words.reason_label

@@ -30,6 +30,7 @@ LOG_ODDS = "log_odds"
 TREESHAP_MAX_UNITS = 500000  # per-row TreeSHAP work (nodes x quadrature points): ~7 ms on an idle core
 TREESHAP_MAX_ROWS = 100  # larger explained batches use Saabas (TreeSHAP is ~3-40 ms a row)
 ADDITIVITY_TOLERANCE = 1e-9
+NO_REASONS = "this model cannot explain its predictions"  # the words the dashboard recognises
 
 
 def owners_of(pre, feature_index):
@@ -459,8 +460,7 @@ def explainer_for(model: dict) -> "Explainer":
             cache["ready"] = None
             cache["why"] = "%s: %s" % (type(err).__name__, err)
     if cache["ready"] is None:
-        raise InvalidInput("this model cannot explain its predictions (%s); retrain it to get reasons."
-                           % cache.get("why"))
+        raise InvalidInput("%s (%s); retrain it to get reasons." % (NO_REASONS, cache.get("why")))
     return cache["ready"]
 
 

@@ -209,7 +209,7 @@ def _parse_json(text: str) -> ParsedRequest:
 MAX_REASONS = 50
 
 
-def _explain_count(value: Any) -> int:
+def _explain_count(value: Any, where: str = "'explain'") -> int:
     """How many reasons per row the request asks for: ``"explain": 3`` (``true`` means 3, absent 0)."""
     if value is None or value is False:
         return 0
@@ -217,8 +217,8 @@ def _explain_count(value: Any) -> int:
         return 3
     if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_REASONS:
         return value
-    raise InvalidInput("'explain' must be true or a whole number of reasons per customer from 1 to %d, got %s."
-                       % (MAX_REASONS, _short(value)))
+    raise InvalidInput("%s must be true or a whole number of reasons per customer from 1 to %d, got %s."
+                       % (where, MAX_REASONS, _short(value)))
 
 
 def _csv_explain(content_type: Optional[str]) -> int:
@@ -228,12 +228,8 @@ def _csv_explain(content_type: Optional[str]) -> int:
         key, _, value = param.partition("=")
         if key.strip().lower() == "explain":
             value = value.strip().strip("\"'").lower()
-            if value == "true":
-                return 3
-            if value.isdigit() and 1 <= int(value) <= MAX_REASONS:
-                return int(value)
-            raise InvalidInput("'explain' in the content type must be true or a whole number of reasons per "
-                               "customer from 1 to %d, got %s." % (MAX_REASONS, _short(value)))
+            asked = True if value == "true" else int(value) if value.isdigit() else value
+            return _explain_count(asked, "'explain' in the content type")
     return 0
 
 
