@@ -3,6 +3,7 @@ capture, and model artifacts made by running entry/train.py locally (moto writes
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import io
@@ -47,6 +48,17 @@ def aws_env(monkeypatch, tmp_path: Path, **extra: str) -> None:
     }
     for key, value in values.items():
         monkeypatch.setenv(key, value)
+
+
+@contextlib.contextmanager
+def moto_account(monkeypatch, tmp_path: Path, **extra: str):
+    """An AWS account of moto's with the test bucket, the sagemaker backend's environment pointing at it."""
+    from moto import mock_aws
+
+    aws_env(monkeypatch, tmp_path, **extra)
+    with mock_aws():
+        aws_client("s3").create_bucket(Bucket=BUCKET)
+        yield
 
 
 def aws_client(service: str, endpoint_url: str | None = None):

@@ -128,13 +128,10 @@ def test_evaluation_on_new_labelled_data(subscription_model):
 @pytest.mark.aws
 def test_the_threshold_travels_in_the_sagemaker_model_environment(monkeypatch, tmp_path, small_csv, model_tarballs):
     pytest.importorskip("moto")
-    from moto import mock_aws
 
-    from tests.aws_support import BUCKET, aws_client, aws_env, capture, completed_jobs
+    from tests.aws_support import capture, completed_jobs, moto_account
 
-    aws_env(monkeypatch, tmp_path)
-    with mock_aws():
-        aws_client("s3").create_bucket(Bucket=BUCKET)
+    with moto_account(monkeypatch, tmp_path):
         p = churn_core.connect()
         completed_jobs(p, small_csv, model_tarballs, "sm-job")
         models = capture(p, "sagemaker", "CreateModel")

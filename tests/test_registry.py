@@ -147,13 +147,10 @@ def test_require_approval_refuses_unapproved_models_and_says_so(two_models, monk
 @pytest.mark.aws
 def test_sagemaker_registry_calls(monkeypatch, tmp_path, small_csv, model_tarballs):
     pytest.importorskip("moto")
-    from moto import mock_aws
 
-    from tests.aws_support import BUCKET, IMAGE, aws_client, aws_env, capture, completed_jobs
+    from tests.aws_support import IMAGE, aws_client, capture, completed_jobs, moto_account
 
-    aws_env(monkeypatch, tmp_path)
-    with mock_aws():
-        aws_client("s3").create_bucket(Bucket=BUCKET)
+    with moto_account(monkeypatch, tmp_path):
         p = churn_core.connect()
         completed_jobs(p, small_csv, model_tarballs, "sm-job")
         groups = capture(p, "sagemaker", "CreateModelPackageGroup")

@@ -304,14 +304,11 @@ def _delete_and_redeploy_first(update):
 @pytest.mark.aws
 def test_sagemaker_rollout_calls(monkeypatch, tmp_path, small_csv, model_tarballs):
     pytest.importorskip("moto")
-    from moto import mock_aws
 
     import tests.moto_shim  # noqa: F401 - UpdateEndpoint, which moto lacks
-    from tests.aws_support import BUCKET, aws_client, aws_env, capture, completed_jobs, nothing_left
+    from tests.aws_support import BUCKET, aws_client, capture, completed_jobs, moto_account, nothing_left
 
-    aws_env(monkeypatch, tmp_path)
-    with mock_aws():
-        aws_client("s3").create_bucket(Bucket=BUCKET)
+    with moto_account(monkeypatch, tmp_path):
         p = churn_core.connect()
         completed_jobs(p, small_csv, model_tarballs, "sm-a", "sm-b")
         for job in ("sm-a", "sm-b"):

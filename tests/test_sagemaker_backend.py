@@ -20,10 +20,10 @@ pytestmark = pytest.mark.aws
 
 boto3 = pytest.importorskip("boto3")
 moto = pytest.importorskip("moto")
-from moto import mock_aws  # noqa: E402
 
 from churn_core.errors import ValidationError  # noqa: E402
 from tests.aws_support import (  # noqa: E402
+    moto_account,
     ACCOUNT,
     BUCKET,
     IMAGE,
@@ -32,7 +32,6 @@ from tests.aws_support import (  # noqa: E402
     ROOT,
     SEED_PAYLOAD,
     aws_client,
-    aws_env,
     capture,
     nothing_left,
     queue_endpoint_result,
@@ -44,9 +43,7 @@ from tests.aws_support import (  # noqa: E402
 
 @pytest.fixture
 def aws(monkeypatch, tmp_path):
-    aws_env(monkeypatch, tmp_path)
-    with mock_aws():
-        aws_client("s3").create_bucket(Bucket=BUCKET)
+    with moto_account(monkeypatch, tmp_path):
         yield
 
 

@@ -20,11 +20,11 @@ pytestmark = pytest.mark.aws
 
 pytest.importorskip("boto3")
 pytest.importorskip("moto")
-from moto import mock_aws  # noqa: E402
 
 import churn_core  # noqa: E402
 from churn_core.sample import make_subscription_sample  # noqa: E402
-from tests.aws_support import BUCKET, IMAGE, ROLE, aws_client, aws_env, capture, sm_backend, upload_artifacts  # noqa: E402
+from tests.aws_support import (BUCKET, IMAGE, ROLE, aws_client, capture, moto_account, sm_backend,  # noqa: E402
+                                upload_artifacts)
 from tests.helpers import wait_for_job, wait_until  # noqa: E402
 from tests.transform_support import customers, fake_batch_transform, handler_chain, load_model  # noqa: E402
 
@@ -68,9 +68,7 @@ def reference(tmp_path_factory):
 @pytest.fixture
 def platform(monkeypatch, tmp_path, reference):
     """The SageMaker backend on moto with the reference model registered as a Completed job's model."""
-    aws_env(monkeypatch, tmp_path)
-    with mock_aws():
-        aws_client("s3").create_bucket(Bucket=BUCKET)
+    with moto_account(monkeypatch, tmp_path):
         p = churn_core.connect()
         p.upload_dataset("subs", DATASET)
         p.start_training("subs", {"algorithm": "random_forest", "n_estimators": 20}, name="subs-rf")

@@ -21,18 +21,17 @@ pytestmark = pytest.mark.aws
 
 boto3 = pytest.importorskip("boto3")
 moto = pytest.importorskip("moto")
-from moto import mock_aws  # noqa: E402
 from moto.core.responses import ActionResult, EmptyResult  # noqa: E402
 from moto.sagemaker.responses import SageMakerResponse  # noqa: E402
 
 from churn_core.errors import BackendError, ConflictError, ValidationError  # noqa: E402
 from churn_core.tuning_objectives import Objective  # noqa: E402
 from tests.aws_support import (  # noqa: E402
+    moto_account,
     BUCKET,
     IMAGE,
     ROLE,
     aws_client,
-    aws_env,
     capture,
     s3_keys,
     sm_backend,
@@ -49,9 +48,7 @@ RANGES = {
 
 @pytest.fixture
 def aws(monkeypatch, tmp_path):
-    aws_env(monkeypatch, tmp_path)
-    with mock_aws():
-        aws_client("s3").create_bucket(Bucket=BUCKET)
+    with moto_account(monkeypatch, tmp_path):
         yield
 
 
