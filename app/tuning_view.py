@@ -9,7 +9,7 @@ from app.navigation import link_to_follow, page
 from app.service import attempt, ok
 from app.widgets import (METRIC_LABELS, duration_text, status_badge, tuning_hyperparameters_figure,
                          tuning_progress_figure, when)
-from churn_core.hyperparameters import ALGORITHMS, default_ranges
+from churn_core.training.hyperparameters import ALGORITHMS, default_ranges
 
 STRATEGIES = {"bayesian": "Bayesian (Optuna TPE)", "random": "Random"}
 

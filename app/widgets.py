@@ -32,7 +32,7 @@ def metric_text(value: float | None) -> str:
 
 def hyperparameter_rows(algorithm: str, values: dict) -> list[dict]:
     """The job's settings in the form's words, with the technical name beside each."""
-    from churn_core.hyperparameters import ALGORITHMS
+    from churn_core.training.hyperparameters import ALGORITHMS
 
     params = ALGORITHMS.get(algorithm, {}).get("params", [])
     rows = [{"setting": "Algorithm", "value": ALGORITHMS.get(algorithm, {}).get("label", algorithm),
@@ -50,7 +50,7 @@ def comparison_frame(rows: list[dict]) -> pd.DataFrame:
     AUC on the test split) marked, the algorithm and dataset, every score at 3 decimals, then each setting
     (in the form's words; "—" where the job's algorithm has no such setting), so jobs are read side by side
     without scrolling sideways."""
-    from churn_core.hyperparameters import ALGORITHMS
+    from churn_core.training.hyperparameters import ALGORITHMS
 
     best = max((r for r in rows if r.get(BEST_BY) is not None), key=lambda r: r[BEST_BY], default=None)
     titles: dict[str, list[str]] = {}
@@ -183,7 +183,7 @@ def importance_figure(ev: dict, top: int = 20) -> go.Figure:
 def effects_figure(effects: list[dict], top: int = 20) -> go.Figure:
     """Feature importance with direction: each feature's mean push on held-out customers, coloured by
     which way its values move the risk, with the values that raise it named beside the bar."""
-    from churn_core.reasons import effects_frame
+    from churn_core.decisions.reasons import effects_frame
 
     frame = effects_frame(effects).head(top).iloc[::-1]
     colors = frame["sign"].map({1: OUTCOME_COLORS["churned"], -1: OUTCOME_COLORS["stayed"], 0: "#9e9e9e"})
@@ -201,7 +201,7 @@ def effects_figure(effects: list[dict], top: int = 20) -> go.Figure:
 
 def reasons_figure(explained: dict) -> go.Figure:
     """One customer's reasons as signed bars: red pushes the risk up, blue down, biggest first."""
-    from churn_core.reasons import push_text, reasons_frame
+    from churn_core.decisions.reasons import push_text, reasons_frame
 
     frame = reasons_frame(explained).iloc[::-1]
     colors = [OUTCOME_COLORS["churned"] if v > 0 else OUTCOME_COLORS["stayed"] for v in frame["push"]]
@@ -250,12 +250,12 @@ def risk_bars(counts: list[int], edges: list[float]) -> go.Figure:
 
 
 def field_input(box, field, key: str):
-    """The widget a schema field asks for (``churn_core.forms.FormField``), in a container ``box``.
+    """The widget a schema field asks for (``churn_core.endpoints.forms.FormField``), in a container ``box``.
 
     Number fields start at the typical value but may be emptied: an empty field is "not known" where
     training saw blanks, and a problem the form names where it did not (never silently the median).
     """
-    from churn_core.forms import UNKNOWN
+    from churn_core.endpoints.forms import UNKNOWN
 
     if field.widget == "yes_no":
         words = {0: "no (0)", 1: "yes (1)", UNKNOWN: UNKNOWN}
@@ -451,7 +451,7 @@ def chart_layout(fig: go.Figure, title: str, height: int = 380) -> go.Figure:
 
 def schema_rows(features: list[dict]) -> pd.DataFrame:
     """A dataset's typed columns in plain words, numbers at the precision the file writes them."""
-    from churn_core.forms import number_text
+    from churn_core.endpoints.forms import number_text
 
     rows = []
     for f in features:

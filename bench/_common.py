@@ -41,7 +41,7 @@ FEATURES = ["AccountWeeks", "ContractRenewal", "DataPlan", "DataUsage", "CustSer
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from churn_core.processes import kill_group  # noqa: E402  (re-exported for the bench scripts)
+from churn_core.processes.detached import kill_group  # noqa: E402  (re-exported for the bench scripts)
 
 
 # ------------------------------------------------------------------------------ numbers
@@ -173,7 +173,7 @@ def temp_home(cleanup: Cleanup, prefix: str) -> Path:
 
 def start_warm_process(cleanup: Cleanup) -> dict:
     """A warm process in a folder of this run's; seconds until it answers (paid once per code version)."""
-    from churn_core import warm
+    from churn_core.processes.warm import process as warm
 
     folder = Path(tempfile.mkdtemp(prefix="churn-bench-warm-"))
     os.environ["CHURN_WARM_DIR"] = str(folder)

@@ -7,7 +7,7 @@ Two fresh state directories, measured in the same run, page by page (interleaved
 * **empty** (the peer): nothing stored at all;
 * **one job** (second peer): the state right after the real job below — one dataset, one job;
 * **full**: one real dataset (the reference CSV), one real RandomForest job and its real
-  artifacts, ``--jobs`` job rows inserted directly with ``churn_core.db.Catalog`` (Completed with
+  artifacts, ``--jobs`` job rows inserted directly with ``churn_core.catalog.database.Catalog`` (Completed with
   metrics_json and pointing at the real job's artifacts, plus some Failed/Stopped, spread over
   30 days; each with its model row and events), ``--endpoints`` endpoint rows with status
   'Failed' (with config + model rows; no process, so the local backend's reconcile leaves them
@@ -53,7 +53,7 @@ def wait_job(p, name: str) -> None:
 
 def fill(p, jobs: int, endpoints: int, seed: int = 7) -> dict:
     """Insert realistic rows next to one real job; returns counts."""
-    from churn_core.db import dumps
+    from churn_core.catalog.database import dumps
 
     rng = random.Random(seed)
     real = p.catalog.one("SELECT * FROM jobs WHERE status = 'Completed' LIMIT 1")
@@ -334,7 +334,7 @@ def connection_times(home: Path, calls: int) -> dict:
     """What one catalog read costs: Catalog.query opens a connection and sets 3 PRAGMAs every time."""
     import sqlite3
 
-    from churn_core.db import Catalog
+    from churn_core.catalog.database import Catalog
 
     catalog = Catalog(home / "churn.db")
     kept = sqlite3.connect(home / "churn.db", timeout=30, isolation_level=None)
@@ -403,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     empty_home = Path(tempfile.mkdtemp(prefix="empty-", dir=full_home.parent))
     cleanup.add(f"remove {empty_home}", lambda: __import__("shutil").rmtree(empty_home, ignore_errors=True))
     import churn_core
-    from churn_core.sample import make_sample
+    from churn_core.data.sample import make_sample
 
     p = churn_core.connect()
     platform_cleanup(cleanup, p)

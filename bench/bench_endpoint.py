@@ -6,7 +6,8 @@
     the warm process running (churn_core/warm.py forks the supervisor and the server with the
     libraries imported). Peers, interleaved: the same deploy without the warm process
     (``CHURN_WARM=0``), and the bare model server started directly in a new interpreter
-    (``python -m churn_core.serving``, spawn → /ping 200); where the time goes: its start-up phases
+    (``python -m churn_core.backends.local.endpoint.server``,
+     spawn → /ping 200); where the time goes: its start-up phases
     timed in a fresh interpreter (imports, SHA-256, extract, import entry script, model_fn).
 (b) Against ``mlflow models serve`` (bench/.mlflow-venv, same scikit-learn version) serving the
     *same fitted pipeline* from the job's model.tar.gz, with the same number of workers, in the
@@ -144,7 +145,8 @@ def deploy_timed(p, model: str, name: str, workers: int) -> dict:
 
 
 def bare_server_start(artifact: Path, sha: str, workdir: Path, port: int, cleanup: Cleanup) -> float:
-    """Spawn python -m churn_core.serving ourselves (no supervisor, no catalog): seconds to /ping 200."""
+    """Spawn the bare model server (``-m churn_core.backends.local.endpoint.server``) ourselves, with no supervisor
+    and no catalog: seconds to /ping 200."""
     log = open(workdir.parent / f"bare-server-{port}.log", "ab")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     t0 = time.perf_counter()
@@ -152,7 +154,7 @@ def bare_server_start(artifact: Path, sha: str, workdir: Path, port: int, cleanu
         [
             str(VENV_PY),
             "-m",
-            "churn_core.serving",
+            "churn_core.backends.local.endpoint.server",
             "--artifact",
             str(artifact),
             "--sha256",
@@ -187,7 +189,8 @@ def bare_server_start(artifact: Path, sha: str, workdir: Path, port: int, cleanu
 
 
 VARIANT_LAUNCHER = (
-    "import sys, churn_core.serving as s, churn_core.endpoint_app as a; a.PREDICT_THREADS = int(sys.argv[1]); "
+    "import sys, churn_core.backends.local.endpoint.server as s, churn_core.backends.local.endpoint.app as a; "
+    "a.PREDICT_THREADS = int(sys.argv[1]); "
     "a.INLINE_MAX_BYTES = int(sys.argv[2]); sys.exit(s.main(sys.argv[3:]))"
 )
 PREVIOUS_SERVER_COMMIT = "73f304e"  # the last commit serving with gunicorn gthread (1 worker x 4 threads per worker)
@@ -264,8 +267,8 @@ def start_phases(artifact: Path, sha: str, workdir: Path) -> dict:
 
 def export_to_mlflow(p, model: str, work: Path) -> Path:
     """Verify the job's model.tar.gz against the catalog, extract it, save the pipeline as an MLflow model."""
-    from churn_core.serving import safe_extract
-    from churn_core.unpack import read_verified
+    from churn_core.backends.local.endpoint.server import safe_extract
+    from churn_core.storage.unpack import read_verified
 
     row = p.get_model(model)
     # one read: the bytes extracted are the bytes checked against the SHA-256 recorded at training
@@ -391,8 +394,8 @@ def in_process_handlers(p, model: str, work: Path, calls: int, rows: list) -> di
     """Our handler chain vs the bare pipeline, single row and 1,000 rows, in this process (no HTTP)."""
     import numpy as np
     import pandas as pd
-    from churn_core.serving import load_entry, safe_extract
-    from churn_core.unpack import read_verified
+    from churn_core.backends.local.endpoint.server import load_entry, safe_extract
+    from churn_core.storage.unpack import read_verified
 
     row = p.get_model(model)
     folder = work / "inproc-model"
@@ -517,8 +520,8 @@ def main(argv: list[str] | None = None) -> int:
     home = temp_home(cleanup, "bench-endpoint")
     work = Path(tempfile.mkdtemp(prefix="work-", dir=home))
     import churn_core
-    from churn_core.sample import make_sample
-    from churn_core.serving import free_port
+    from churn_core.data.sample import make_sample
+    from churn_core.backends.local.endpoint.server import free_port
 
     warm_start = start_warm_process(cleanup)
     p = churn_core.connect()
@@ -743,8 +746,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # (d) our server with other settings, and the previous server (same model, same host)
     if opts.variants:
-        from churn_core.endpoint_app import INLINE_MAX_BYTES, PREDICT_THREADS
-        from churn_core.serving import WORKER_CLASS
+        from churn_core.backends.local.endpoint.app import INLINE_MAX_BYTES, PREDICT_THREADS
+        from churn_core.backends.local.endpoint.server import WORKER_CLASS
 
         variants: dict = {
             f"{WORKER_CLASS}, {PREDICT_THREADS}-thread pool, ≤ {INLINE_MAX_BYTES // 1024} KB on the loop (current)": (
@@ -755,7 +758,7 @@ def main(argv: list[str] | None = None) -> int:
         old_root = previous_tree(opts.previous_commit, work / f"previous-{opts.previous_commit}")
         if old_root is not None:
             variants[f"previous server: gthread × 4 threads ({opts.previous_commit})"] = (
-                ["-m", "churn_core.serving"], old_root)
+                ["-m", "churn_core.backends.local.endpoint.server"], old_root)
         procs, targets, pids = [], {}, {}
         for i, (label_v, (launcher, root)) in enumerate(variants.items()):
             port_v = free_port()

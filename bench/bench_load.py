@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     cleanup = Cleanup()
     temp_home(cleanup, "bench-load")
     import churn_core
-    from churn_core.sample import make_sample
+    from churn_core.data.sample import make_sample
 
     p = churn_core.connect()
     platform_cleanup(cleanup, p)

@@ -161,8 +161,8 @@ def timeit(fns: dict, reps: int, warm: int = 5) -> dict:
 
 def load_in_process(p, model: str, work: Path):
     """(entry module, model dict) of a trained model, loaded in this process as the server loads it."""
-    from churn_core.artifacts import sha256_file
-    from churn_core.serving import load_entry, safe_extract
+    from churn_core.storage.artifacts import sha256_file
+    from churn_core.backends.local.endpoint.server import load_entry, safe_extract
 
     row = p.get_model(model)
     artifact = p.store.path(row["artifact_key"])
@@ -193,7 +193,7 @@ def in_process_explain(p, model: str, bodies: dict, work: Path, reps: int) -> di
 def in_process_capture(p, model: str, body: bytes, work: Path, reps: int) -> dict:
     """Per request, in this process: the handler chain vs the capture work (the request's ``put`` plus its
     share of the writer thread's flush: format the SageMaker line, append it to the hour's file)."""
-    from churn_core.capture_writer import CaptureWriter
+    from churn_core.backends.local.endpoint.capture_writer import CaptureWriter
 
     module, loaded = load_in_process(p, model, work)
     answer, answer_type = module.output_fn(module.predict_fn(module.input_fn(body, "application/json"), loaded),
@@ -281,9 +281,9 @@ def mixed_in_pool(p, model: str, bodies: dict, opts, work: Path, cleanup: Cleanu
     thread pool (``endpoint_app.INLINE_MAX_BYTES = -1``, patched in that child only): what the mix would
     be if explained requests did not run on the event loop."""
     from bench_endpoint import VARIANT_LAUNCHER, start_variant
-    from churn_core.endpoint_app import PREDICT_THREADS
-    from churn_core.processes import kill_group
-    from churn_core.serving import free_port
+    from churn_core.backends.local.endpoint.app import PREDICT_THREADS
+    from churn_core.processes.detached import kill_group
+    from churn_core.backends.local.endpoint.server import free_port
 
     row = p.get_model(model)
     port = free_port()
@@ -602,7 +602,7 @@ def rollout_section(p, datasets: dict, opts) -> dict:
         p.update_endpoint("sf-rollout", group, versions[1])
     p.set_alias(group, versions[1], "champion")
     p.set_alias(group, versions[2], "challenger")
-    from churn_core.rollout import variant_name
+    from churn_core.endpoints.rollout import variant_name
 
     n1, n2 = variant_name(group, versions[1]), variant_name(group, versions[2])
     res = change_under_load(
@@ -727,7 +727,7 @@ class Pinger:
 
 
 def slow_section(p, datasets: dict, opts) -> dict:
-    from churn_core.endpoint_app import PREDICT_THREADS
+    from churn_core.backends.local.endpoint.app import PREDICT_THREADS
 
     n = PREDICT_THREADS + 1
     model = "bench-sf-rf-reference"
@@ -825,7 +825,7 @@ def main(argv: list[str] | None = None) -> int:
     home = temp_home(cleanup, "bench-serving-features")
     work = Path(tempfile.mkdtemp(prefix="work-", dir=home))
     import churn_core
-    from churn_core.sample import make_sample, make_subscription_sample
+    from churn_core.data.sample import make_sample, make_subscription_sample
 
     warm_start = start_warm_process(cleanup)
     p = churn_core.connect()

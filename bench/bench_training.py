@@ -44,7 +44,8 @@ ENTRY = ROOT / "entry" / "train.py"
 GOAL_SECONDS = 3.0
 TRAIN_IMPORTS = ("import numpy, pandas, joblib, sklearn.compose, sklearn.impute, sklearn.pipeline, "
                  "sklearn.preprocessing, sklearn.ensemble, sklearn.metrics")
-DRIVER_IMPORTS = "import churn_core.job_driver, churn_core.backends.local, churn_core.hyperparameters"
+DRIVER_IMPORTS = ("import churn_core.backends.local.job_driver, churn_core.backends.local.backend, "
+                  "churn_core.training.hyperparameters")
 DONE_RE = re.compile(r"Done in ([0-9.]+)s")
 
 
@@ -146,7 +147,7 @@ def run_platform(p, dataset: str, hps: dict, name: str) -> dict:
 
 
 def _warm_child_cpu(pid: int) -> float | None:
-    from churn_core import warm
+    from churn_core.processes.warm import process as warm
 
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
@@ -166,7 +167,7 @@ def load_entry():
 
 def in_process(base: Path, cli: list[str], runs: int) -> dict:
     """Fit, train() and packaging inside this process (imports already warm)."""
-    from churn_core.artifacts import make_tarball, sha256_file
+    from churn_core.storage.artifacts import make_tarball, sha256_file
 
     mod = load_entry()
     import dataset_schema  # entry/'s sibling modules (train.py put its folder on sys.path)
@@ -306,8 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     cleanup = Cleanup()
     home = temp_home(cleanup, "bench-training")
     import churn_core
-    from churn_core import hyperparameters as hp
-    from churn_core.sample import make_sample
+    from churn_core.training import hyperparameters as hp
+    from churn_core.data.sample import make_sample
 
     warm_start = start_warm_process(cleanup)
     print(f"warm process ready in {warm_start['seconds_to_ready']:.2f}s (once per code version)")

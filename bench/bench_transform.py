@@ -106,7 +106,7 @@ def scoring_file(rows: int, seed: int) -> bytes:
     import numpy as np
     import pandas as pd
 
-    from churn_core.sample import make_subscription_sample
+    from churn_core.data.sample import make_subscription_sample
 
     frame = pd.read_csv(io.BytesIO(make_subscription_sample(rows, seed=seed)), dtype=str, keep_default_na=False)
     frame = frame.drop(columns=["Churn"])
@@ -161,7 +161,8 @@ def old_score_frame():
         return None
     folder = Path(tempfile.mkdtemp(prefix="old-scoring-"))
     (folder / "old_scoring.py").write_text(source.stdout.replace("from .errors import", "from churn_core.errors import")
-                                           .replace("from .validation import", "from churn_core.validation import"))
+                                           .replace("from .validation import",
+                                                    "from churn_core.data.validation import"))
     spec = importlib.util.spec_from_file_location("old_scoring", folder / "old_scoring.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules["old_scoring"] = module  # dataclasses look their module up
@@ -217,9 +218,9 @@ def interactive(p, model: str, data: bytes, rows: int) -> dict:
 
 def load_model(p, model: str, folder: Path) -> dict:
     """The job's model.tar.gz, SHA-256 checked against the catalog, extracted and loaded by its model_fn."""
-    from churn_core.artifacts import sha256_file
+    from churn_core.storage.artifacts import sha256_file
     from churn_core.paths import entry_module
-    from churn_core.serving import safe_extract
+    from churn_core.backends.local.endpoint.server import safe_extract
 
     row = p.get_model(model)
     artifact = p.store.path(row["artifact_key"])
@@ -266,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     info = {"machine": machine(), "options": {k: str(v) for k, v in vars(opts).items()}}
     info["warm_process"] = start_warm_process(cleanup)
     import churn_core
-    from churn_core.sample import make_subscription_sample
+    from churn_core.data.sample import make_subscription_sample
 
     p = churn_core.connect()
     platform_cleanup(cleanup, p)

@@ -56,7 +56,7 @@ def prepare_channels(p, dataset, base: Path) -> None:
 
 def run_tuning(p, dataset: str, name: str, strategy: str, seed: int, trials: int, parallel: int,
                algorithm: str = "random_forest") -> dict:
-    from churn_core.hyperparameters import default_ranges
+    from churn_core.training.hyperparameters import default_ranges
 
     t0 = time.perf_counter()
     p.start_tuning(dataset, default_ranges(algorithm), objective="roc_auc", max_trials=trials, algorithm=algorithm,
@@ -72,7 +72,7 @@ def run_tuning(p, dataset: str, name: str, strategy: str, seed: int, trials: int
                            f"{t.failure_reason}\n{p.tuning_log(name, 40)}")
     rows = p.tuning_trials(name)
     trial_seconds = [s for s in rows["seconds"] if s is not None]
-    from churn_core import warm
+    from churn_core.processes.warm import process as warm
 
     deadline = time.monotonic() + 10
     while (driver_cpu := warm.exit_cpu_seconds(t.pid)) is None and time.monotonic() < deadline:
@@ -86,7 +86,7 @@ def run_tuning(p, dataset: str, name: str, strategy: str, seed: int, trials: int
 
 def run_peer(base: Path, target: str, static: dict, configurations: list[dict]) -> dict:
     """The same configurations one after the other, each a new ``python entry/train.py`` process."""
-    from churn_core.hyperparameters import as_cli
+    from churn_core.training.hyperparameters import as_cli
 
     objectives = []
     t0 = time.perf_counter()
@@ -122,10 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     cleanup = Cleanup()
     home = temp_home(cleanup, "bench-tuning")
     import churn_core
-    from churn_core.hyperparameters import default_ranges
-    from churn_core.sample import make_sample, make_subscription_sample
-    from churn_core.tuning_ranges import parse_ranges
-    from churn_core.tuning_search import suggest
+    from churn_core.training.hyperparameters import default_ranges
+    from churn_core.data.sample import make_sample, make_subscription_sample
+    from churn_core.tuning.ranges import parse_ranges
+    from churn_core.tuning.search import suggest
 
     warm_start = start_warm_process(cleanup)
     print(f"warm process ready in {warm_start['seconds_to_ready']:.2f}s (once per code version)")

@@ -2,12 +2,12 @@
 
     .venv/bin/python bench/bench_upload.py [--rows 100000 1000000] [--runs 3] [--short]
 
-For each size, ``churn_core.sample.make_subscription_sample(rows)`` (20 columns and a Yes/No target: an ID,
+For each size, ``churn_core.data.sample.make_subscription_sample(rows)`` (20 columns and a Yes/No target: an ID,
 Yes/No categories, numbers, blanks) is written to a file under /tmp once. Then, interleaved, each in a fresh
 interpreter (so peak memory is its own) that first reads the file's bytes, as the dashboard holds an upload:
 
 * **read_csv** (the peer): ``pandas.read_csv(io.BytesIO(data))``;
-* **validate**: ``churn_core.validation.validate_csv(data, target="Churn")`` (what the Data page shows);
+* **validate**: ``churn_core.data.validation.validate_csv(data, target="Churn")`` (what the Data page shows);
 * **upload**: ``Platform.upload_dataset`` in a fresh CHURN_HOME (validate, split, store raw/train/test, record).
 
 Each first does the same with a 200-row file, untimed (a dashboard has loaded its code after the first
@@ -47,8 +47,8 @@ def high_water() -> int:
 
 import pandas as pd
 import churn_core
-from churn_core.validation import validate_csv
-from churn_core.sample import make_subscription_sample
+from churn_core.data.validation import validate_csv
+from churn_core.data.sample import make_subscription_sample
 small = make_subscription_sample(rows=200, seed=1)  # first use loads code (pyarrow.compute ...): not timed
 if kind == "read_csv":
     pd.read_csv(io.BytesIO(small))
@@ -99,7 +99,7 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp(prefix="churn-bench-upload-"))
     cleanup.add(f"remove {scratch}", lambda: __import__("shutil").rmtree(scratch, ignore_errors=True))
     sys.path.insert(0, str(ROOT))
-    from churn_core.sample import make_subscription_sample
+    from churn_core.data.sample import make_subscription_sample
 
     started = time.monotonic()
     results = {"machine": machine(), "runs": args.runs, "sizes": []}

@@ -84,7 +84,7 @@ def training(r: dict) -> list[str]:
         ],
         [
             "—",
-            "job driver's imports (churn_core.job_driver …), net",
+            "job driver's imports (churn_core.backends.local.job_driver …), net",
             st["driver_imports_net"],
             st["driver_imports_net_cpu"],
         ],
@@ -130,7 +130,8 @@ def endpoint(r: dict) -> list[str]:
             ["warm process start: interpreter + imports, once per code version", r["warm_process"]["seconds_to_ready"]]
         ]
     rows += [
-        ["bare model server (peer): spawn `python -m churn_core.serving` → /ping 200", d["bare_server_start_median"]],
+        ["bare model server (peer): spawn `python -m churn_core.backends.local.endpoint.server` → /ping 200",
+         d["bare_server_start_median"]],
         ["deploy / bare server", d["ratio_deploy_to_bare_server"]],
         ["`delete_endpoint`", d["median_delete_seconds"]],
     ]

@@ -8,14 +8,14 @@ Imports stay lazy so the small helper processes (job drivers, endpoint superviso
 
 from __future__ import annotations
 
-from .errors import BackendError, ChurnError, ConflictError, NotFoundError, ValidationError
+from churn_core.errors import BackendError, ChurnError, ConflictError, NotFoundError, ValidationError
 
 __all__ = ["connect", "ChurnError", "ValidationError", "NotFoundError", "ConflictError", "BackendError"]
 
 
 def connect(settings=None):
     """Open the platform for the configured backend (``CHURN_BACKEND``) and state directory (``CHURN_HOME``)."""
-    from .config import Settings
-    from .platform import Platform
+    from churn_core.config import Settings
+    from churn_core.platform import Platform
 
     return Platform(settings or Settings.from_env())

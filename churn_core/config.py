@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ValidationError
+from churn_core.errors import ValidationError
 
 BACKENDS = ("local", "sagemaker")
 

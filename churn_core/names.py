@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
-from .errors import ValidationError
+from churn_core.errors import ValidationError
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 ALGORITHM_SHORT = {"random_forest": "rf", "gradient_boosting": "gb", "logistic_regression": "lr"}

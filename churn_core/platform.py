@@ -15,25 +15,27 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
-from . import hyperparameters as hp
-from .artifacts import read_json_member
-from .backends import make_backend
-from .config import Settings
-from .datasets import DatasetService
-from .db import Catalog, dumps, loads
-from .errors import BackendError, ChurnError, ConflictError, NotFoundError, ValidationError
-from .name_clash import check_free, clash, taken
-from .names import check_name, default_job_name
-from .paths import code_version
-from .private_files import make_dirs, tighten
-from .records import ENDPOINT_ACTIVE, TRAINING_ACTIVE, TRANSFORM_ACTIVE, Dataset, Endpoint, TrainingJob, TransformJob
-from . import rollout
-from .monitoring import Monitoring
-from .registry import APPROVED, REJECTED, ModelVersion, Registry
-from . import campaign
-from .paths import entry_module
-from .scoring import BatchResult, encode_payload, read_customers, score_frame
-from .unpack import load_verified
+from churn_core.training import hyperparameters as hp
+from churn_core.storage.artifacts import read_json_member
+from churn_core.backends import make_backend
+from churn_core.config import Settings
+from churn_core.data.datasets import DatasetService
+from churn_core.catalog.database import Catalog, dumps, loads
+from churn_core.errors import BackendError, ChurnError, ConflictError, NotFoundError, ValidationError
+from churn_core.catalog.name_clash import check_free, clash, taken
+from churn_core.names import check_name, default_job_name
+from churn_core.paths import code_version
+from churn_core.storage.private_files import make_dirs, tighten
+from churn_core.records import (
+    ENDPOINT_ACTIVE, TRAINING_ACTIVE, TRANSFORM_ACTIVE, Dataset, Endpoint, TrainingJob, TransformJob,
+)
+from churn_core.endpoints import rollout
+from churn_core.monitoring.service import Monitoring
+from churn_core.registry.model_registry import APPROVED, REJECTED, ModelVersion, Registry
+from churn_core.decisions import campaign
+from churn_core.paths import entry_module
+from churn_core.endpoints.scoring import BatchResult, encode_payload, read_customers, score_frame
+from churn_core.storage.unpack import load_verified
 
 
 
@@ -66,7 +68,7 @@ class Platform:
         return self.datasets.upload(name, data, target=target, test_size=test_size, seed=seed, source=source)
 
     def load_sample(self, name: str = "sample-telecom", rows: int = 2000, seed: int = 7) -> Dataset:
-        from .sample import make_sample
+        from churn_core.data.sample import make_sample
 
         return self.upload_dataset(name, make_sample(rows=rows, seed=seed), source="synthetic sample")
 
@@ -450,7 +452,7 @@ class Platform:
 
     def client_snippets(self, name: str) -> dict[str, str]:
         """Python and curl that call the endpoint with a typical customer of its model's training data."""
-        from .snippets import client_snippets
+        from churn_core.endpoints.snippets import client_snippets
 
         ep = self.describe_endpoint(name)
         return client_snippets(self.backend, ep.name, ep.url, self.model_schema(ep.model))
@@ -480,7 +482,7 @@ class Platform:
         """One customer through an endpoint with its top ``reasons``: the prediction, the risk band at the
         model's threshold, and the reasons (None, with ``reasons_note`` saying why, when the deployed
         model cannot explain: the customer is then scored without them)."""
-        from .reasons import NO_REASONS
+        from churn_core.decisions.reasons import NO_REASONS
 
         model = self._endpoint_row(endpoint)["model"]
         note = ""
@@ -498,7 +500,7 @@ class Platform:
                 "reasons": prediction.get("reasons"), "reasons_note": note}
 
     def _check_request(self, row: dict, body: bytes, content_type: str, accept: str) -> None:
-        from .request_check import check_request
+        from churn_core.endpoints.request_check import check_request
 
         try:
             schema = self.model_schema(row["model"])
@@ -578,14 +580,14 @@ class Platform:
 
     # ---- decisions: campaign planner, thresholds, evaluation on new data -----------------------
     def _loaded_model(self, model: str) -> dict:
-        from .model_runtime import load_model
+        from churn_core.decisions.model_runtime import load_model
 
         row = self.get_model(model)
         return load_model(self.store, row["artifact_key"], row["artifact_sha256"])
 
     def test_predictions(self, model: str) -> tuple:
         """(outcomes, churn probabilities) of the model's held-out test customers, scored in this process."""
-        from .model_runtime import labelled_scores, read_text
+        from churn_core.decisions.model_runtime import labelled_scores, read_text
 
         row = self.get_model(model)
         key = f"test:{row['artifact_sha256']}"
@@ -638,7 +640,7 @@ class Platform:
     def evaluate(self, model: str, data) -> dict:
         """The model on a new labelled file (CSV bytes, a path, or a DataFrame of text): the training
         evaluation's metrics and curves, plus the campaign figures at its threshold, beside the test split's."""
-        from .model_runtime import labelled_scores
+        from churn_core.decisions.model_runtime import labelled_scores
 
         if isinstance(data, (str, Path)):
             data = Path(data).read_bytes()
@@ -878,7 +880,7 @@ class Platform:
             self.catalog.event("endpoint", endpoint, f"drift report every {every:g} min" if every else
                                "drift schedule removed", conn)
         if old and old["pid"]:
-            from .processes import kill_group
+            from churn_core.processes.detached import kill_group
 
             kill_group(old["pid"], grace=2.0)
         if every:
@@ -886,17 +888,17 @@ class Platform:
         return self.catalog.one("SELECT * FROM monitoring_schedules WHERE endpoint = ?", (endpoint,)) or {}
 
     def _start_schedule(self, endpoint: str) -> None:
-        from .processes import spawn_detached
+        from churn_core.processes.detached import spawn_detached
 
         log = self.settings.home / "monitoring" / f"{endpoint}.log"
-        pid = spawn_detached(["-m", "churn_core.monitor_driver", "--home", str(self.settings.home),
+        pid = spawn_detached(["-m", "churn_core.monitoring.monitor_driver", "--home", str(self.settings.home),
                               "--endpoint", endpoint], log)
         with self.catalog.tx() as conn:
             conn.execute("UPDATE monitoring_schedules SET pid = ? WHERE endpoint = ?", (pid, endpoint))
 
     def _reconcile_schedules(self) -> None:
         """A schedule whose process is gone (killed, machine restarted) gets a new one."""
-        from .processes import is_alive
+        from churn_core.processes.detached import is_alive
 
         for row in self.catalog.query("SELECT endpoint, pid FROM monitoring_schedules"):
             if not is_alive(row["pid"], "monitor_driver"):
@@ -961,7 +963,7 @@ class Platform:
     # ---- tuning (issue 19): hyperparameter tuning jobs; the rules live in churn_core/tuning.py ----------------------
     @functools.cached_property
     def tuning(self):
-        from .tuning import TuningService
+        from churn_core.tuning.service import TuningService
 
         return TuningService(self)
 
@@ -1015,8 +1017,8 @@ class Platform:
         detached: ``describe_transform`` follows it, ``transform_output`` reads its results. With ``reasons``
         each result line also gets its top reason (``top_reason``: exact Saabas or linear SHAP, about 65 us
         a line more for a 100-tree forest, so off by default)."""
-        from .names import timestamp
-        from .transforms import TransformInputError, clean_keep_columns, input_key
+        from churn_core.names import timestamp
+        from churn_core.transform.rules import TransformInputError, clean_keep_columns, input_key
 
         trained = self.get_model(model)
         schema = self.model_schema(trained["name"])
@@ -1142,7 +1144,7 @@ class Platform:
         """The results of a Completed transform job as a DataFrame, in input order: ``line``, the kept columns,
         ``churn_probability``, ``predicted_churn``, ``risk`` (high / medium / low at the job's threshold),
         ``warnings`` and, when asked, ``top_reason``."""
-        from .transforms import read_results, with_risk
+        from churn_core.transform.rules import read_results, with_risk
 
         threshold = self.describe_transform(name).threshold
         with self._transform_file(name, "results") as fh:
@@ -1150,7 +1152,7 @@ class Platform:
 
     def transform_errors(self, name: str):
         """The lines a transform job could not score: ``line`` (in the input) and ``problem``."""
-        from .transforms import read_errors
+        from churn_core.transform.rules import read_errors
 
         with self._transform_file(name, "errors") as fh:
             return read_errors(fh)
@@ -1158,7 +1160,7 @@ class Platform:
     def transform_summary(self, name: str, top: int = 1000):
         """Counts, a probability histogram and the ``top`` riskiest rows with their risk bands, read in chunks
         (any size of result)."""
-        from .transforms import result_chunks, summarise, with_risk
+        from churn_core.transform.rules import result_chunks, summarise, with_risk
 
         key = f"summary:{name}:{top}"
         if key not in self._evaluations:
@@ -1173,7 +1175,7 @@ class Platform:
     def transform_download(self, name: str, which: str = "results") -> bytes:
         """results.csv (with the risk band, as ``transform_output``) or errors.csv as bytes for a download, with
         spreadsheet formulas escaped."""
-        from .transforms import csv_chunks, download_csv, with_risk
+        from churn_core.transform.rules import csv_chunks, download_csv, with_risk
 
         if which not in ("results", "errors"):
             raise ValidationError("which must be 'results' or 'errors'.")
@@ -1194,7 +1196,7 @@ class Platform:
     # ---- the catalog's health, backups and repair (catalog_health / catalog_repair) ---------------------
     def catalog_health(self):
         """``catalog_repair.CatalogHealth``: whether churn.db passes its integrity check, and the last backup."""
-        from .catalog_repair import diagnose
+        from churn_core.catalog.repair import diagnose
 
         return diagnose(self.settings.home)
 
@@ -1204,7 +1206,7 @@ class Platform:
 
     def restore_catalog_backup(self):
         """Restore the last good backup (plus what was made after it, found on disk): a ``RepairReport``."""
-        from .catalog_repair import restore_backup
+        from churn_core.catalog.repair import restore_backup
 
         report = restore_backup(self.settings.home, self.settings.bucket if self.backend.name == "local" else None)
         self._evaluations.clear()
@@ -1212,7 +1214,7 @@ class Platform:
 
     def rebuild_catalog(self):
         """Rebuild the catalog from what the old file still gives up and what is on disk: a ``RepairReport``."""
-        from .catalog_repair import rebuild
+        from churn_core.catalog.repair import rebuild
 
         report = rebuild(self.settings.home, self.settings.bucket if self.backend.name == "local" else None)
         self._evaluations.clear()
@@ -1222,12 +1224,12 @@ class Platform:
     def row_warnings(self, model: str, records: list[dict]) -> list[list[str]]:
         """For each named record, what the model would have to guess to score it (a missing value filled
         in, a number outside the training range, a category never seen): the rule batch scoring uses."""
-        from .scoring import record_warnings
+        from churn_core.endpoints.scoring import record_warnings
 
         return record_warnings(records, self.model_schema(model))
 
     def field_warnings(self, model: str, record: dict) -> dict[str, str]:
         """``row_warnings`` of one record, by feature name (the one-customer form notes each field)."""
-        from .scoring import field_warnings
+        from churn_core.endpoints.scoring import field_warnings
 
         return field_warnings(record, self.model_schema(model))

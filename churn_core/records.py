@@ -6,8 +6,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .db import loads
-from .pricing import estimated_cost
+from churn_core.catalog.database import loads
+from churn_core.endpoints.pricing import estimated_cost
 
 TRAINING_ACTIVE = ("InProgress", "Stopping")
 TRAINING_DONE = ("Completed", "Failed", "Stopped")

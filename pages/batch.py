@@ -8,7 +8,7 @@ import streamlit as st
 from app.navigation import link_to_follow, page
 from app.service import attempt, platform
 from app.widgets import duration_text, risk_bars, status_badge, when
-from churn_core.validation import read_header
+from churn_core.data.validation import read_header
 
 p = platform()
 st.title("Batch")

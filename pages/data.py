@@ -9,8 +9,8 @@ from app.service import attempt, ok, platform
 from app.widgets import distribution_figure, schema_rows, when
 from churn_core import ChurnError
 from churn_core.names import slugify
-from churn_core.sample import SAMPLE_DESCRIPTION
-from churn_core.validation import guess_target, read_header
+from churn_core.data.sample import SAMPLE_DESCRIPTION
+from churn_core.data.validation import guess_target, read_header
 
 p = platform()
 st.title("Data")

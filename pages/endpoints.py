@@ -11,7 +11,7 @@ from app.pickers import shared_selectbox
 from app.service import attempt, platform
 from app.widgets import STATUS_HELP, approved_versions, duration_text, status_badge, status_label, status_words, when
 from churn_core.names import default_endpoint_name
-from churn_core.pricing import INSTANCE_TYPES, PRICE_REGION, PRICES_AS_OF, hourly_price
+from churn_core.endpoints.pricing import INSTANCE_TYPES, PRICE_REGION, PRICES_AS_OF, hourly_price
 
 IDLE_WARNING_SECONDS = 15 * 60
 

@@ -11,9 +11,9 @@ from app.service import attempt, platform
 from app.widgets import (BEST_BY, BEST_MARK, BEST_ROW, METRIC_LABELS, STATUS_HELP, comparison_frame, confusion_figure,
                          duration_text, effects_figure, hyperparameter_rows, importance_figure, metric_text, pr_figure,
                          roc_figure, status_badge, status_label, when)
-from churn_core.csv_export import to_download_csv
-from churn_core.hyperparameters import ALGORITHMS
-from churn_core.reasons import effects_frame
+from churn_core.data.csv_export import to_download_csv
+from churn_core.training.hyperparameters import ALGORITHMS
+from churn_core.decisions.reasons import effects_frame
 
 PAGE_SIZE = 50
 p = platform()

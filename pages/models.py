@@ -9,8 +9,8 @@ import streamlit as st
 from app.navigation import link_to_follow, page
 from app.service import attempt, platform
 from app.widgets import METRIC_LABELS, threshold_text, when
-from churn_core.hyperparameters import ALGORITHMS
-from churn_core.registry import ALIASES, APPROVED, PENDING
+from churn_core.training.hyperparameters import ALGORITHMS
+from churn_core.registry.model_registry import ALIASES, APPROVED, PENDING
 
 p = platform()
 st.title("Models")

@@ -10,7 +10,7 @@ import streamlit as st
 from app.navigation import link_to_follow, page
 from app.service import attempt, platform
 from app.widgets import drift_table, feature_shift_figure, traffic_figure, when
-from churn_core import drift
+from churn_core.monitoring import drift
 
 p = platform()
 st.title("Monitor")

@@ -7,7 +7,7 @@ import streamlit as st
 from app.navigation import link_to_follow, page
 from app.service import attempt, platform
 from app.widgets import calibration_figure, confusion_figure, gains_figure, profit_figure, when
-from churn_core import campaign
+from churn_core.decisions import campaign
 
 p = platform()
 st.title("Campaign planner")

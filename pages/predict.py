@@ -14,10 +14,10 @@ from app.navigation import page
 from app.pickers import shared_selectbox
 from app.service import attempt, platform
 from app.widgets import field_input, reasons_figure, risk_histogram
-from churn_core.csv_export import to_download_csv
-from churn_core.forms import form_fields, record_from_form
-from churn_core.reasons import baseline_sentence, reasons_frame
-from churn_core.transforms import INTERACTIVE_MAX_ROWS
+from churn_core.data.csv_export import to_download_csv
+from churn_core.endpoints.forms import form_fields, record_from_form
+from churn_core.decisions.reasons import baseline_sentence, reasons_frame
+from churn_core.transform.rules import INTERACTIVE_MAX_ROWS
 
 p = platform()
 st.title("Predict")
@@ -37,7 +37,7 @@ threshold = p.model_threshold(model)
 fields = form_fields(schema)
 
 
-BANDS = {  # risk bands defined by the model's threshold (churn_core.campaign.risk_band)
+BANDS = {  # risk bands defined by the model's threshold (churn_core.decisions.campaign.risk_band)
     "high": (st.error, ":material/warning:", "**High risk.** Above this model's threshold: a retention offer "
                                              "is worth it."),
     "medium": (st.warning, ":material/visibility:", "**Medium risk.** Below the threshold but above half of it: "

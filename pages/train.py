@@ -7,7 +7,7 @@ import streamlit as st
 from app import tuning_view
 from app.navigation import page
 from app.service import attempt, platform
-from churn_core.hyperparameters import ALGORITHMS
+from churn_core.training.hyperparameters import ALGORITHMS
 from churn_core.names import default_job_name
 
 p = platform()

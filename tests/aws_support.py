@@ -66,7 +66,7 @@ def aws_client(service: str, endpoint_url: str | None = None):
     backend's botocore data loader, so the big service models are parsed once per test run."""
     import botocore.session
 
-    from churn_core.aws import _shared_loader
+    from churn_core.backends.sagemaker.aws import _shared_loader
 
     core = botocore.session.get_session()
     core.register_component("data_loader", _shared_loader())
@@ -93,7 +93,7 @@ def capture(p, service: str, operation: str) -> list[dict]:
 @functools.lru_cache(maxsize=1)
 def trained_tarballs() -> dict:
     """Run entry/train.py once per test process (every module that imports the fixture shares it)."""
-    from churn_core.sample import make_sample
+    from churn_core.data.sample import make_sample
 
     with tempfile.TemporaryDirectory(prefix="sm-train-") as tmp:
         work = Path(tmp)

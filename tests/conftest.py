@@ -31,7 +31,7 @@ def pytest_unconfigure(config):
 
         import psutil
 
-        from churn_core import warm
+        from churn_core.processes.warm import process as warm
 
         stopped = warm.stop_all()
         deadline = time.monotonic() + 10
@@ -56,7 +56,7 @@ def home(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture(scope="session")
 def sample_csv() -> bytes:
-    from churn_core.sample import make_sample
+    from churn_core.data.sample import make_sample
 
     return make_sample()
 
@@ -71,7 +71,7 @@ def reference_csv() -> Path:
 @pytest.fixture(scope="session")
 def small_csv() -> bytes:
     """A small synthetic telecom sample (the SageMaker tests check calls, not models)."""
-    from churn_core.sample import make_sample
+    from churn_core.data.sample import make_sample
 
     return make_sample(rows=500)
 

@@ -36,7 +36,7 @@ class OwnModel:
 @pytest.fixture(scope="module")
 def own_model(tmp_path_factory):
     import churn_core
-    from churn_core.sample import make_subscription_sample
+    from churn_core.data.sample import make_subscription_sample
 
     state = tmp_path_factory.mktemp("own-data") / "state"
     with pytest.MonkeyPatch.context() as env:

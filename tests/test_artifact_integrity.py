@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 import churn_core
-from churn_core import serving
-from churn_core.artifacts import sha256_bytes
-from churn_core.endpoint_control import VariantSpec
+from churn_core.backends.local.endpoint import server as serving
+from churn_core.storage.artifacts import sha256_bytes
+from churn_core.backends.local.endpoint.control import VariantSpec
 from churn_core.paths import ENTRY
-from churn_core.unpack import ArtifactLimits, ArtifactRefused, extract, members_of, read_json_member
+from churn_core.storage.unpack import ArtifactLimits, ArtifactRefused, extract, members_of, read_json_member
 from tests.conftest import SEED_ROW
 from tests.test_faults import platform_on_trained_state
 from tests.test_security import _Plant
@@ -182,7 +182,7 @@ def test_a_variant_swapped_in_by_an_update_is_loaded_from_the_bytes_it_verified(
     version all along: the probe process an update runs first (``serving.probe``) and a worker following a new
     control-file generation (``LiveEndpoint.refresh`` → ``load_variant``). Each verifies the bytes it read once
     and unpacks those very bytes, so the planted pickle never runs; a read of the planted file is a mismatch."""
-    from churn_core.endpoint_control import Control, LiveEndpoint, write_control
+    from churn_core.backends.local.endpoint.control import Control, LiveEndpoint, write_control
 
     good, bad, marker = _planted_pair(trained, tmp_path)
     artifact = tmp_path / "model.tar.gz"

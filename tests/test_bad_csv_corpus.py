@@ -23,7 +23,7 @@ from streamlit.testing.v1 import AppTest
 
 import churn_core
 from churn_core.errors import ValidationError
-from churn_core.sample import make_sample
+from churn_core.data.sample import make_sample
 
 MAIN = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
 SAMPLE = make_sample()  # 2,000 rows, the reference telecom schema (Churn first)

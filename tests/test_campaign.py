@@ -11,8 +11,8 @@ import pytest
 
 import churn_core
 from churn_core import ValidationError
-from churn_core.campaign import confusion_at, gains_by_decile, plan, profit_curve, risk_band
-from churn_core.sample import make_subscription_sample
+from churn_core.decisions.campaign import confusion_at, gains_by_decile, plan, profit_curve, risk_band
+from churn_core.data.sample import make_subscription_sample
 from tests.helpers import wait_for_job
 
 Y = [1, 0, 1, 0, 0]

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 import churn_core
-from churn_core import catalog_health, catalog_repair
+from churn_core.catalog import health as catalog_health, repair as catalog_repair
 from churn_core.errors import CatalogDamagedError
 from tests.conftest import SEED_ROW
 from tests.helpers import wait_until
@@ -80,7 +80,7 @@ def live(tmp_path_factory, sample_csv, request):
         try:
             churn_core.connect().cleanup()
         except CatalogDamagedError:
-            from churn_core import endpoint_processes
+            from churn_core.backends.local.endpoint import processes as endpoint_processes
 
             endpoint_processes.stop(endpoint_processes.find(p.settings.home))
 

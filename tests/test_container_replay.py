@@ -30,7 +30,7 @@ pytest.importorskip("boto3")
 pytest.importorskip("moto")
 from moto import mock_aws  # noqa: E402
 
-from churn_core import hyperparameters as hp  # noqa: E402
+from churn_core.training import hyperparameters as hp  # noqa: E402
 from tests import container_replay as replay  # noqa: E402
 from tests.aws_support import BUCKET, aws_client, aws_env  # noqa: E402
 
@@ -44,7 +44,7 @@ BODY_KINDS = ("json", "csv", "npy")
 
 def telecom_csv(target: str = "Churn") -> bytes:
     """The synthetic telecom sample; ``target`` renames its label column (first in the header)."""
-    from churn_core.sample import make_sample
+    from churn_core.data.sample import make_sample
 
     data = make_sample(rows=800).decode()
     header, rest = data.split("\n", 1)

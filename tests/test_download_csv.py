@@ -1,5 +1,5 @@
 """Formula injection: every CSV offered for download escapes cells a spreadsheet would evaluate,
-and keeps numbers numbers (churn_core.csv_export, the Predict page's scored CSV)."""
+and keeps numbers numbers (churn_core.data.csv_export, the Predict page's scored CSV)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import streamlit
 
-from churn_core.csv_export import escape_cell, to_download_csv
+from churn_core.data.csv_export import escape_cell, to_download_csv
 from tests.test_pages_data_train_jobs import button, open_page
 from tests.test_pages_endpoints_predict import model  # noqa: F401  (fixture: a trained model on a fresh home)
 

@@ -66,11 +66,11 @@ def endpoint_processes(name: str) -> dict[str, list[int]]:
                 continue
         except psutil.Error:
             continue
-        if "endpoint_supervisor" in line:
+        if "endpoint.supervisor" in line:
             found["supervisor"].append(proc.pid)
         elif "gunicorn: worker" in line:
             found["worker"].append(proc.pid)
-        elif "churn_core.serving" in line:
+        elif "churn_core.backends.local.endpoint.server" in line:
             found["master"].append(proc.pid)
     return found
 
@@ -163,7 +163,7 @@ def test_a_delete_that_takes_the_folder_while_the_deploy_writes_in_it_is_a_confl
     its creation and the manifest written into it; the deploy said 'Could not deploy: [Errno 2] ...'."""
     p = trained
     churn = churn_core.connect()
-    from churn_core.backends import local
+    from churn_core.backends.local import backend as local
 
     original = local.write_text
 
@@ -189,11 +189,12 @@ def test_a_delete_that_takes_the_folder_while_the_deploy_writes_in_it_is_a_confl
 def test_an_update_probe_in_an_endpoint_folder_is_found_as_a_probe(tmp_path):
     """The probe an update runs in the endpoint's folder is one of its processes (a delete stops it too), but
     not its model server (a catalog rebuild must not take it for the gunicorn master)."""
-    from churn_core import endpoint_processes as found_by
+    from churn_core.backends.local.endpoint import processes as found_by
 
     folder = tmp_path / "endpoints" / f"probe-ep.{'a' * 32}"
     folder.mkdir(parents=True)
-    probe = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "churn_core.serving", "--probe"],
+    probe = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
+                              "churn_core.backends.local.endpoint.server", "--probe"],
                              cwd=folder, start_new_session=True)
     try:
         seen = wait_until(lambda: [p for p in found_by.find(tmp_path) if p.pid == probe.pid], 10, interval=0.05,

@@ -14,8 +14,8 @@ import requests
 
 import churn_core
 from churn_core.errors import ConflictError, NotFoundError, ValidationError
-from churn_core.backends.local import ping
-from churn_core.processes import is_alive
+from churn_core.backends.local.backend import ping
+from churn_core.processes.detached import is_alive
 from tests.conftest import SEED_ROW
 from tests.helpers import wait_for_job, wait_until
 

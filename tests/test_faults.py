@@ -31,10 +31,10 @@ import pytest
 import requests
 
 import churn_core
-import churn_core.warm
-from churn_core.backends.local import ping
+import churn_core.processes.warm.process
+from churn_core.backends.local.backend import ping
 from churn_core.errors import BackendError, ChurnError, ValidationError
-from churn_core.processes import is_alive, kill_group
+from churn_core.processes.detached import is_alive, kill_group
 from tests.conftest import SEED_ROW
 from tests.helpers import wait_for_job, wait_until
 
@@ -163,9 +163,9 @@ def test_reconcile_records_how_a_killed_driver_ended(tmp_path):
     """What reconcile_jobs records for a driver killed with SIGKILL, read the moment it looks dead.
 
     A stand-in driver with a large heap makes the kernel's tear-down window wide enough to hit every time."""
-    from churn_core.backends.local import reconcile_jobs
-    from churn_core.db import Catalog
-    from churn_core.processes import spawn_detached
+    from churn_core.backends.local.backend import reconcile_jobs
+    from churn_core.catalog.database import Catalog
+    from churn_core.processes.detached import spawn_detached
 
     catalog = Catalog(tmp_path / "churn.db")
     reasons = []
@@ -219,7 +219,7 @@ def test_kill_9_of_an_endpoint_server_restarts_it(trained):
 
 
 def supervisors_of(name: str) -> list[psutil.Process]:
-    return processes_mentioning("churn_core.endpoint_supervisor", f"--endpoint {name}")
+    return processes_mentioning("churn_core.backends.local.endpoint.supervisor", f"--endpoint {name}")
 
 
 def _kill_strays(p, name: str) -> None:
@@ -245,7 +245,7 @@ def test_a_new_session_repairs_a_dead_supervisor_once(trained):
     finally:
         _kill_strays(p, ep.name)
         p.delete_endpoint(ep.name)
-        for proc in processes_mentioning("churn_core.serving", f"--name {ep.name}"):
+        for proc in processes_mentioning("churn_core.backends.local.endpoint.server", f"--name {ep.name}"):
             kill_group(proc.pid, grace=2.0)
 
 
@@ -273,7 +273,7 @@ def test_two_sessions_repairing_the_same_dead_supervisor_start_only_one(trained)
     finally:
         _kill_strays(p, ep.name)
         p.delete_endpoint(ep.name)
-        for proc in processes_mentioning("churn_core.serving", f"--name {ep.name}"):
+        for proc in processes_mentioning("churn_core.backends.local.endpoint.server", f"--name {ep.name}"):
             kill_group(proc.pid, grace=2.0)
 
 
@@ -393,8 +393,9 @@ def test_kill_9_of_the_dashboard_loses_nothing(trained, tmp_path, warm):
     assert ep.status == "InService", ep.failure_reason
     dashboards: list[Dashboard] = []
     if warm:
-        assert churn_core.warm.wait_until_ready(60), "the warm process did not start"
-        parent = int(next(churn_core.warm.run_dir().glob(f"{churn_core.warm.fingerprint()}.pid")).read_text())
+        assert churn_core.processes.warm.process.wait_until_ready(60), "the warm process did not start"
+        warm_process = churn_core.processes.warm.process
+        parent = int(next(warm_process.run_dir().glob(f"{warm_process.fingerprint()}.pid")).read_text())
     try:
         first = Dashboard(home, tmp_path / "dashboard-1.log", warm=warm)
         if not warm:
@@ -465,7 +466,7 @@ def test_kill_9_of_the_dashboard_loses_nothing(trained, tmp_path, warm):
 def test_kill_9_of_the_warm_process_loses_nothing(trained, tmp_path, monkeypatch):
     """The warm process forked a training job and an endpoint; it dies. Both carry on, a crash of the
     endpoint's server is still repaired (by a plain start), and a new warm process takes over."""
-    from churn_core import warm
+    from churn_core.processes.warm import process as warm
 
     folder = tmp_path / "warm"
     folder.mkdir(mode=0o700)

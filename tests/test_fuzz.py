@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from churn_core.errors import ValidationError
-from churn_core.sample import make_sample
-from churn_core.validation import ValidatedTable, validate_csv
+from churn_core.data.sample import make_sample
+from churn_core.data.validation import ValidatedTable, validate_csv
 from tests.conftest import SEED_ROW
 from tests.test_faults import platform_on_trained_state
 

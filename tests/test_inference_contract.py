@@ -19,8 +19,8 @@ import requests
 import churn_core
 from churn_core import ValidationError
 from churn_core.paths import entry_module
-from churn_core.request_check import check_request
-from churn_core.sample import make_subscription_sample
+from churn_core.endpoints.request_check import check_request
+from churn_core.data.sample import make_subscription_sample
 from tests.helpers import wait_for_job
 
 ROOT = Path(__file__).resolve().parents[1]

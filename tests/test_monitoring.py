@@ -17,9 +17,10 @@ import pytest
 import requests
 
 import churn_core
-from churn_core import ValidationError, drift
-from churn_core.artifacts import read_json_member
-from churn_core.sample import make_sample, make_subscription_sample
+from churn_core import ValidationError
+from churn_core.monitoring import drift
+from churn_core.storage.artifacts import read_json_member
+from churn_core.data.sample import make_sample, make_subscription_sample
 from tests.helpers import wait_for_job, wait_until
 
 

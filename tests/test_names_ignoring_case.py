@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 import churn_core
-from churn_core.db import Catalog
+from churn_core.catalog.database import Catalog
 from churn_core.errors import ConflictError
 from tests.test_faults import platform_on_trained_state
 

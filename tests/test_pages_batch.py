@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import churn_core
-from churn_core.sample import make_subscription_sample
+from churn_core.data.sample import make_subscription_sample
 from tests.helpers import wait_for_job, wait_until
 from tests.test_pages_data_train_jobs import button, open_page, texts
 from tests.transform_support import customers
@@ -85,7 +85,7 @@ def test_batch_page_shows_why_a_file_cannot_be_scored(model):
 
 
 def test_predict_page_offers_a_batch_job_for_a_file_too_big_to_score_there(model, monkeypatch):
-    from churn_core import transforms
+    from churn_core.transform import rules as transforms
 
     monkeypatch.setattr(transforms, "INTERACTIVE_MAX_ROWS", 100)
     model.deploy("subs-rf", "subs-ep")

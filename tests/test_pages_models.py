@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import churn_core
-from churn_core.sample import make_subscription_sample
+from churn_core.data.sample import make_subscription_sample
 from tests.helpers import wait_for_job
 from tests.test_pages_data_train_jobs import button, open_page, texts
 

@@ -4,7 +4,7 @@ distributions, the schedule, the history; and the Endpoints table's drift badge.
 from __future__ import annotations
 
 import churn_core
-from churn_core.sample import make_sample
+from churn_core.data.sample import make_sample
 from tests.helpers import wait_for_job, wait_until
 from tests.test_pages_data_train_jobs import button, open_page, texts
 

@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 import churn_core
-from churn_core.sample import make_subscription_sample
+from churn_core.data.sample import make_subscription_sample
 from tests.conftest import SEED_ROW
 from tests.helpers import wait_for_job, wait_until
 from tests.test_faults import LONG_JOB

@@ -13,7 +13,7 @@ import requests
 
 import churn_core
 from churn_core.paths import entry_module
-from churn_core.sample import make_sample, make_subscription_sample
+from churn_core.data.sample import make_sample, make_subscription_sample
 from tests.helpers import wait_for_job
 
 ALGORITHMS = ("random_forest", "gradient_boosting", "logistic_regression")
@@ -138,7 +138,7 @@ def test_feature_importance_says_which_values_raise_risk(live):
 
 def test_invoke_sends_a_pandas_nan_as_null_and_refuses_infinity():
     from churn_core.errors import ValidationError
-    from churn_core.scoring import encode_payload
+    from churn_core.endpoints.scoring import encode_payload
 
     body = encode_payload({"instances": [{"tenure": float("nan"), "plan": "Yes"}]}, "application/json")
     assert json.loads(body) == {"instances": [{"tenure": None, "plan": "Yes"}]}
@@ -149,7 +149,7 @@ def test_invoke_sends_a_pandas_nan_as_null_and_refuses_infinity():
 def test_a_scored_file_gets_each_rows_risk_band_and_top_reason_from_the_endpoint(live):
     """Batch scoring asks the endpoint for one reason per row (``text/csv; explain=1``): the top reason is the
     row's strongest push, as the JSON form gives it, and the risk band follows the model's threshold."""
-    from churn_core.reasons import top_reason
+    from churn_core.decisions.reasons import top_reason
 
     p, _ = live
     frame = p.read_customers(make_sample(300, seed=9))
@@ -179,8 +179,8 @@ def test_a_scored_file_gets_each_rows_risk_band_and_top_reason_from_the_endpoint
 def test_a_model_that_cannot_explain_is_scored_without_reasons_saying_why():
     """The client's fallback, with an endpoint stand-in that refuses reasons as the model server does."""
     from churn_core.errors import ValidationError
-    from churn_core.reasons import NO_REASONS
-    from churn_core.scoring import score_frame
+    from churn_core.decisions.reasons import NO_REASONS
+    from churn_core.endpoints.scoring import score_frame
 
     schema = {"features": [{"name": "a", "kind": "numeric", "min": 0, "max": 10, "median": 1}]}
     asked = []

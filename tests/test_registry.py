@@ -9,7 +9,7 @@ import pytest
 
 import churn_core
 from churn_core import ConflictError, NotFoundError, ValidationError
-from churn_core.sample import make_subscription_sample
+from churn_core.data.sample import make_subscription_sample
 from tests.helpers import wait_for_job
 
 

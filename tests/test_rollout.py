@@ -14,7 +14,7 @@ import requests
 
 import churn_core
 from churn_core import BackendError, ConflictError
-from churn_core.sample import make_subscription_sample
+from churn_core.data.sample import make_subscription_sample
 from tests.helpers import wait_for_job
 
 
@@ -196,10 +196,10 @@ def test_an_updated_endpoint_keeps_its_own_deploy_folder_supervisor_and_server(r
     and the update code look; not one request fails; a delete then removes the folder and every process."""
     import psutil
 
-    from churn_core import endpoint_processes
-    from churn_core.endpoint_control import read_control
-    from churn_core.endpoint_supervisor import ROW_CHECK_SECONDS
-    from churn_core.processes import is_alive
+    from churn_core.backends.local.endpoint import processes as endpoint_processes
+    from churn_core.backends.local.endpoint.control import read_control
+    from churn_core.backends.local.endpoint.supervisor import ROW_CHECK_SECONDS
+    from churn_core.processes.detached import is_alive
 
     p = registry_with_two_versions
     ep = p.deploy_version("subs", 1, "kept-ep")
@@ -218,7 +218,7 @@ def test_an_updated_endpoint_keeps_its_own_deploy_folder_supervisor_and_server(r
         assert after.status == "InService" and not after.failure_reason, (after.status, after.failure_reason)
         assert (after.uid, after.workdir, after.pid, after.server_pid) == (ep.uid, ep.workdir, supervisor, server)
     assert both.generation == 3 and sorted(v["variant"] for v in both.variants) == ["subs-v1", "subs-v2"]
-    assert is_alive(supervisor, "endpoint_supervisor") and is_alive(server), "still the same processes"
+    assert is_alive(supervisor, "endpoint.supervisor") and is_alive(server), "still the same processes"
     log = (folder / "supervisor.log").read_text()
     assert "gone or replaced" not in log and "stopped" not in log, log[-2000:]
 

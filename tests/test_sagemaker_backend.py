@@ -369,7 +369,7 @@ def test_check_connection_reports_every_item(platform):
 
 
 def test_image_uri_choices(monkeypatch):
-    from churn_core.aws import sklearn_image_uri
+    from churn_core.backends.sagemaker.aws import sklearn_image_uri
     from churn_core.config import Settings
     from churn_core.errors import ValidationError
 

@@ -54,7 +54,7 @@ def fail_on(p, service: str, operation: str, error: ClientError, times: int | No
 
 @pytest.fixture
 def fast_retries(monkeypatch):
-    import churn_core.aws as aws
+    import churn_core.backends.sagemaker.aws as aws
 
     monkeypatch.setattr(aws, "RETRY_BASE_SECONDS", 0.001)
     monkeypatch.setattr(aws, "RETRY_MAX_SECONDS", 0.01)
@@ -166,7 +166,7 @@ def test_throttling_is_retried_then_succeeds(platform, small_csv, fast_retries):
 
 
 def test_throttling_that_never_ends_gives_up_with_a_message(platform, fast_retries):
-    import churn_core.aws as aws
+    import churn_core.backends.sagemaker.aws as aws
 
     calls = fail_on(platform, "sagemaker", "ListEndpoints",
                     client_error("ThrottlingException", "Rate exceeded", "ListEndpoints"))
@@ -321,7 +321,7 @@ class _Settings:
      ["Cannot reach AWS", "AWS_ENDPOINT_URL", "network"]),
 ])
 def test_error_messages(exc, operation, expected):
-    from churn_core.aws import map_error
+    from churn_core.backends.sagemaker.aws import map_error
 
     mapped = map_error(exc, operation, "", _Settings())
     assert isinstance(mapped, BackendError) and isinstance(mapped, ChurnError)
@@ -330,7 +330,7 @@ def test_error_messages(exc, operation, expected):
 
 
 def test_unreachable_endpoint_url(monkeypatch, tmp_path, small_csv):
-    import churn_core.aws as aws
+    import churn_core.backends.sagemaker.aws as aws
 
     monkeypatch.setattr(aws, "BOTO_RETRIES", {"mode": "standard", "max_attempts": 1})
     url = f"http://127.0.0.1:{_closed_port()}"
@@ -349,7 +349,8 @@ def test_aws_modules_need_no_sagemaker_sdk():
     """The AWS modules import without the optional SageMaker SDK."""
     import importlib
 
-    for module in ("churn_core.aws", "churn_core.s3_store", "churn_core.backends.sagemaker"):
+    for module in ("churn_core.backends.sagemaker.aws", "churn_core.backends.sagemaker.s3_store",
+                   "churn_core.backends.sagemaker.backend"):
         importlib.import_module(module)
     assert Path(__file__).resolve().parents[1].joinpath("requirements-aws.txt").exists()
 

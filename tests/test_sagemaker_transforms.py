@@ -22,7 +22,7 @@ pytest.importorskip("boto3")
 pytest.importorskip("moto")
 
 import churn_core  # noqa: E402
-from churn_core.sample import make_subscription_sample  # noqa: E402
+from churn_core.data.sample import make_subscription_sample  # noqa: E402
 from tests.aws_support import (BUCKET, IMAGE, ROLE, aws_client, capture, moto_account, sm_backend,  # noqa: E402
                                 upload_artifacts)
 from tests.helpers import wait_for_job, wait_until  # noqa: E402
@@ -190,7 +190,7 @@ def test_columns_that_do_not_match_fail_before_anything_is_created_on_sagemaker(
 
 
 def test_completed_without_output_waits_then_fails_with_the_reason(platform, monkeypatch):
-    from churn_core.backends import sagemaker as backend
+    from churn_core.backends.sagemaker import backend
 
     p = platform
     p.start_transform("subs-rf", scoring_file(), name="tj-6")

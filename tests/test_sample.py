@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_core import sample
+from churn_core.data import sample
 from churn_core.errors import ValidationError
-from churn_core.sample import SAMPLE_DESCRIPTION, make_sample
+from churn_core.data.sample import SAMPLE_DESCRIPTION, make_sample
 
 COLUMNS = [
     "Churn",

@@ -19,7 +19,7 @@ import pytest
 import churn_core
 from churn_core.config import Settings
 from churn_core.errors import ConflictError, NotFoundError, ValidationError
-from churn_core.storage import LocalObjectStore, _check_key
+from churn_core.storage.objects import LocalObjectStore, _check_key
 from tests.test_faults import platform_on_trained_state
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -270,7 +270,7 @@ def test_an_artifact_that_escapes_its_folder_is_not_extracted(trained, artifact,
     else:
         data = _tarball({member: b"escaped", "schema.json": b"{}"})
     artifact.write_bytes(data)
-    from churn_core.artifacts import sha256_bytes
+    from churn_core.storage.artifacts import sha256_bytes
 
     p.catalog.update("models", "model-a", artifact_sha256=sha256_bytes(data))
     ep = p.deploy("model-a", "sec-escape")

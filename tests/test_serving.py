@@ -1,4 +1,5 @@
-"""churn_core.serving: the local endpoint as a real gunicorn process on 127.0.0.1, real HTTP, boto3."""
+"""The local endpoint server (churn_core.backends.local.endpoint.server): a real gunicorn process on 127.0.0.1,
+real HTTP, boto3."""
 
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from churn_core.endpoint_app import PREDICT_THREADS
-from churn_core.serving import MAX_BODY_BYTES, free_port, read_stats
+from churn_core.backends.local.endpoint.app import PREDICT_THREADS
+from churn_core.backends.local.endpoint.server import MAX_BODY_BYTES, free_port, read_stats
 from tests.conftest import SEED_ROW
 from tests.test_train_script import synthetic_frame
 
@@ -77,7 +78,7 @@ def start_server(
         [
             sys.executable,
             "-m",
-            "churn_core.serving",
+            "churn_core.backends.local.endpoint.server",
             "--artifact",
             str(artifact),
             "--sha256",

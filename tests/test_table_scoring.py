@@ -25,7 +25,7 @@ fast_forest = entry_module("fast_forest")
 def models(tmp_path_factory):
     """Each algorithm on the subscription sample (categorical, an ID column, blanks) and a random forest on
     the numeric reference sample, trained once on the local backend and loaded as a server loads them."""
-    from churn_core.sample import make_sample, make_subscription_sample
+    from churn_core.data.sample import make_sample, make_subscription_sample
 
     mp = pytest.MonkeyPatch()
     mp.setenv("CHURN_HOME", str(tmp_path_factory.mktemp("scoring") / "state"))

@@ -22,9 +22,9 @@ import pytest
 import churn_core
 from churn_core.errors import ConflictError, NotFoundError, ValidationError
 from churn_core.paths import entry_module
-from churn_core.processes import is_alive
-from churn_core.transform_driver import Driver, JobFailed
-from churn_core.sample import make_sample, make_subscription_sample
+from churn_core.processes.detached import is_alive
+from churn_core.backends.local.transform_driver import Driver, JobFailed
+from churn_core.data.sample import make_sample, make_subscription_sample
 from tests.helpers import wait_for_job, wait_until
 from tests.transform_support import customers, load_model
 

@@ -9,8 +9,8 @@ import pytest
 
 import churn_core
 from churn_core.errors import ConflictError, NotFoundError, ValidationError
-from churn_core.processes import is_alive
-from churn_core.sample import make_subscription_sample
+from churn_core.processes.detached import is_alive
+from churn_core.data.sample import make_subscription_sample
 from tests.helpers import wait_until
 
 FAST_RF = {"n_estimators": (5, 30), "max_depth": (2, 8), "class_weight": ["none", "balanced"]}

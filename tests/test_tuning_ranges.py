@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from churn_core import hyperparameters as hp
+from churn_core.training import hyperparameters as hp
 from churn_core.errors import ValidationError
-from churn_core.tuning_objectives import get_objective
-from churn_core.tuning_ranges import Range, parse_ranges
-from churn_core.tuning_search import Observed, suggest
+from churn_core.tuning.objectives import get_objective
+from churn_core.tuning.ranges import Range, parse_ranges
+from churn_core.tuning.search import Observed, suggest
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ from moto.core.responses import ActionResult, EmptyResult  # noqa: E402
 from moto.sagemaker.responses import SageMakerResponse  # noqa: E402
 
 from churn_core.errors import BackendError, ConflictError, ValidationError  # noqa: E402
-from churn_core.tuning_objectives import Objective  # noqa: E402
+from churn_core.tuning.objectives import Objective  # noqa: E402
 from tests.aws_support import (  # noqa: E402
     moto_account,
     BUCKET,
@@ -312,7 +312,7 @@ def test_delete_removes_the_tuning_job_on_sagemaker_and_keeps_its_trials(running
 
 
 def test_sagemaker_refuses_what_it_cannot_tune(platform, monkeypatch):
-    from churn_core import tuning_objectives
+    from churn_core.tuning import objectives as tuning_objectives
 
     p = platform
     local_only = Objective("profit_test", "Profit (test)", "maximize", score=lambda platform, job: 1.0)

@@ -15,15 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from churn_core.errors import ValidationError
-from churn_core.validation import (
-    MIN_PER_CLASS,
-    MIN_ROWS,
-    FeatureProfile,
-    ValidatedTable,
-    _read_exact,
-    _read_fast,
-    _sniff_delimiter,
-    validate_csv,
+from churn_core.data.validation import (
+    MIN_PER_CLASS, MIN_ROWS, FeatureProfile, ValidatedTable, _read_exact, _read_fast, _sniff_delimiter, validate_csv,
 )
 
 REFERENCE_FEATURES = [

@@ -1,4 +1,4 @@
-"""churn_core.warm: the pre-imported process that forks job drivers, supervisors and model servers.
+"""churn_core.processes.warm.process: the pre-imported process that forks job drivers, supervisors and model servers.
 
 Real processes throughout: the run's warm process (started by conftest's folder, stopped at the end),
 a second one with a one-second idle limit, and plain interpreter starts for the fallback."""
@@ -18,9 +18,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from churn_core import warm, warm_requests
-from churn_core.db import Catalog
-from churn_core.processes import is_alive, kill_group, reap, spawn_detached
+from churn_core.processes.warm import process as warm, requests as warm_requests
+from churn_core.catalog.database import Catalog
+from churn_core.processes.detached import is_alive, kill_group, reap, spawn_detached
 from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +39,7 @@ def waiting_driver(tmp_path: Path, name: str) -> list[str]:
         conn.execute("INSERT INTO jobs (name, backend, dataset, dataset_sha256, algorithm, hyperparameters_json, "
                      "status, secondary_status, created_at) VALUES (?, 'local', 'd', '', 'random_forest', '{}', "
                      "'InProgress', 'Starting', ?)", (name, time.time()))
-    return ["-m", "churn_core.job_driver", "--home", str(tmp_path), "--bucket", "b", "--job", name,
+    return ["-m", "churn_core.backends.local.job_driver", "--home", str(tmp_path), "--bucket", "b", "--job", name,
             "--max-concurrent", "0"]
 
 
@@ -52,7 +52,7 @@ def test_a_forked_child_looks_like_a_plain_start_and_its_exit_is_recorded(tmp_pa
         assert child.ppid() == parent, "forked by the warm process, not started by this one"
         assert os.getsid(pid) == pid, "its own session, so kill_group stops it and its children only"
         title = " ".join(child.cmdline())
-        assert "-m churn_core.job_driver" in title and "--job warm-child" in title, title
+        assert "-m churn_core.backends.local.job_driver" in title and "--job warm-child" in title, title
         assert is_alive(pid, "warm-child")  # the pid check the catalog's reconcile uses
         assert child.cwd() == str(tmp_path)
         modules = {Path(m.path).name for m in child.memory_maps()}
@@ -66,7 +66,8 @@ def test_a_forked_child_looks_like_a_plain_start_and_its_exit_is_recorded(tmp_pa
 def test_a_childs_log_environment_and_exit_code_come_from_the_request(tmp_path):
     warm_pid()
     log = tmp_path / "logs" / "server.log"
-    pid = spawn_detached(["-m", "churn_core.serving", "--port", "70000"], log, env=dict(os.environ), cwd=tmp_path)
+    pid = spawn_detached(["-m", "churn_core.backends.local.endpoint.server", "--port", "70000"], log,
+                         env=dict(os.environ), cwd=tmp_path)
     wait_until(lambda: reap(pid, wait=0.1)[0] or None, 30, what="the server to exit on its bad arguments")
     assert reap(pid)[1] == 2  # serving.EXIT_BAD_ARGS
     assert "ERROR: bad serving arguments" in log.read_text()
@@ -117,7 +118,8 @@ def test_a_run_folder_of_another_user_is_never_used(tmp_path, monkeypatch):
     me = os.getuid()
     monkeypatch.setenv("CHURN_WARM_DIR", str(shared))
     monkeypatch.setattr(os, "getuid", lambda: me + 1)  # the folder now belongs to someone else
-    assert warm.spawn("churn_core.job_driver", [], tmp_path / "x.log", dict(os.environ), tmp_path) is None
+    assert warm.spawn("churn_core.backends.local.job_driver", [], tmp_path / "x.log", dict(os.environ),
+                      tmp_path) is None
     warm.ensure_running()
     assert not list(shared.glob("*.sock")) and not list(shared.glob("*.pid")), "nothing started there"
     assert shared.stat().st_mode & 0o777 == 0o777, "and its permissions are not touched"
@@ -147,7 +149,7 @@ def test_a_warm_process_exits_when_idle_and_when_its_code_is_stale(tmp_path):
     folder.mkdir(mode=0o700)
     env = dict(os.environ, CHURN_WARM_DIR=str(folder), CHURN_WARM_IDLE="1",
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    proc = subprocess.Popen([sys.executable, "-m", "churn_core.warm"], env=env, cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "churn_core.processes.warm.process"], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         out, _ = proc.communicate(timeout=120)
@@ -172,7 +174,7 @@ def test_only_one_warm_process_starts_per_fingerprint(tmp_path, monkeypatch):
         found = set()
         for proc in psutil.process_iter(["cmdline"]):
             try:
-                if "churn_core.warm" in " ".join(proc.info["cmdline"] or []) and any(
+                if "churn_core.processes.warm.process" in " ".join(proc.info["cmdline"] or []) and any(
                         f.path.startswith(str(folder)) for f in proc.open_files()):  # its lock and log
                     found.add(proc.pid)
             except psutil.Error:
@@ -227,10 +229,12 @@ def test_a_request_that_may_have_started_a_child_is_never_retried_as_a_plain_sta
     server.start()
     try:
         if outcome == "fallback":  # nothing was (or now can be) forked: the caller may start it itself
-            assert warm.spawn("churn_core.job_driver", [], tmp_path / "x.log", dict(os.environ), tmp_path) is None
+            assert warm.spawn("churn_core.backends.local.job_driver", [], tmp_path / "x.log", dict(os.environ),
+                              tmp_path) is None
         else:  # the child may exist: a clear error, not a second process
-            with pytest.raises(OSError, match="accepted the request to start churn_core.job_driver but did not"):
-                warm.spawn("churn_core.job_driver", [], tmp_path / "x.log", dict(os.environ), tmp_path)
+            with pytest.raises(OSError,
+                               match="accepted the request to start churn_core.backends.local.job_driver but did not"):
+                warm.spawn("churn_core.backends.local.job_driver", [], tmp_path / "x.log", dict(os.environ), tmp_path)
     finally:
         server.join(10)
         listener.close()
@@ -279,7 +283,8 @@ def test_a_warm_process_that_cannot_import_says_so_once_and_is_not_retried(tmp_p
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     )
     broken_install = (
-        "import sys, churn_core.warm as w; w.PRELOAD = ('numpy', 'no_such_module_here'); sys.exit(w.main([]))"
+        "import sys, churn_core.processes.warm.process as w; w.PRELOAD = ('numpy', 'no_such_module_here'); "
+        "sys.exit(w.main([]))"
     )
     proc = subprocess.run(
         [sys.executable, "-c", broken_install], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
@@ -294,7 +299,8 @@ def test_a_warm_process_that_cannot_import_says_so_once_and_is_not_retried(tmp_p
     warm.ensure_running()  # would start one in the background: it must not, for this version
     time.sleep(1.0)
     assert not list(folder.glob("*.pid")) and not (folder / "warm.log").exists()
-    assert warm.spawn("churn_core.job_driver", [], tmp_path / "x.log", dict(os.environ), tmp_path) is None
+    assert warm.spawn("churn_core.backends.local.job_driver", [], tmp_path / "x.log", dict(os.environ),
+                      tmp_path) is None
 
 
 def test_a_start_waits_for_a_warm_process_that_is_still_importing(tmp_path, monkeypatch):

@@ -25,8 +25,8 @@ import psutil
 import pytest
 
 import churn_core
-from churn_core import warm, warm_requests
-from churn_core.processes import kill_group, reap, spawn_detached
+from churn_core.processes.warm import process as warm, requests as warm_requests
+from churn_core.processes.detached import kill_group, reap, spawn_detached
 from tests.helpers import wait_for_job, wait_until
 from tests.test_warm import waiting_driver
 
@@ -69,11 +69,12 @@ def test_a_planted_link_as_the_run_folder_is_refused_and_its_target_left_alone(t
     target.mkdir()
     target.chmod(0o755)
     (tmp_path / f"churn-warm-{os.getuid()}").symlink_to(target)
-    with caplog.at_level(logging.WARNING, logger="churn_core.warm"):
+    with caplog.at_level(logging.WARNING, logger="churn_core.processes.warm.process"):
         assert warm._private_run_dir() is None
         usable, reason = warm.status()
         assert not usable and "is a symbolic link" in reason and "start without the warm process" in reason
-        assert warm.spawn("churn_core.job_driver", [], tmp_path / "x.log", dict(os.environ), tmp_path) is None
+        assert warm.spawn("churn_core.backends.local.job_driver", [], tmp_path / "x.log", dict(os.environ),
+                          tmp_path) is None
         warm.ensure_running()
         warm._private_run_dir()
     assert [r.message for r in caplog.records].count(reason) == 1, "said once, not at every start"
@@ -185,7 +186,7 @@ def request(sock_path: Path, payload: dict) -> dict:
 def test_a_request_id_is_run_once(own_warm, tmp_path):
     folder, _ = own_warm
     args = waiting_driver(tmp_path, "run-once")[2:]
-    payload = {"id": warm_requests.new_id(), "module": "churn_core.job_driver", "args": args,
+    payload = {"id": warm_requests.new_id(), "module": "churn_core.backends.local.job_driver", "args": args,
                "log": str(tmp_path / "d.log"), "env": dict(os.environ), "cwd": str(tmp_path)}
     first = request(warm.socket_path(), payload)
     try:
@@ -217,18 +218,20 @@ def test_the_socket_refuses_a_model_server_with_an_entry_outside_the_project(own
     script, marker = evil_entry
     artifact = tmp_path / "model.tar.gz"
     artifact.write_bytes(model_tarballs["model"])
-    from churn_core.artifacts import sha256_bytes
+    from churn_core.storage.artifacts import sha256_bytes
 
     args = ["--artifact", str(artifact), "--sha256", sha256_bytes(model_tarballs["model"]), spelling, str(script),
             "--workdir", str(tmp_path / "work"), "--port", "1", "--name", "evil"]
-    answer = request(warm.socket_path(), {"id": warm_requests.new_id(), "module": "churn_core.serving",
+    answer = request(warm.socket_path(), {"id": warm_requests.new_id(),
+                                          "module": "churn_core.backends.local.endpoint.server",
                                           "args": args, "log": str(tmp_path / "s.log"), "env": dict(os.environ),
                                           "cwd": str(tmp_path)})
     assert "is not a script of the project's entry/ folder" in answer.get("error", ""), answer
     time.sleep(1.0)
     assert not marker.exists()
     # and a plain start of the model server refuses it too
-    plain = subprocess.run([sys.executable, "-m", "churn_core.serving", *args], cwd=ROOT, capture_output=True,
+    plain = subprocess.run([sys.executable, "-m", "churn_core.backends.local.endpoint.server", *args], cwd=ROOT,
+                           capture_output=True,
                            text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert plain.returncode == 2 and "--entry must be a script of the project's entry/ folder" in plain.stderr
     assert not marker.exists()

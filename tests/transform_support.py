@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from churn_core.paths import entry_module
-from churn_core.sample import make_sample, make_subscription_sample
+from churn_core.data.sample import make_sample, make_subscription_sample
 
 
 def customers(rows: int, seed: int = 21, numeric: bool = False) -> bytes:
@@ -28,8 +28,8 @@ def customers(rows: int, seed: int = 21, numeric: bool = False) -> bytes:
 
 def load_model(p, name: str) -> dict:
     """The model as a server loads it: artifact SHA-256 checked, extracted, the model's own model_fn."""
-    from churn_core.artifacts import verify_sha256
-    from churn_core.serving import safe_extract
+    from churn_core.storage.artifacts import verify_sha256
+    from churn_core.backends.local.endpoint.server import safe_extract
 
     row = p.get_model(name)
     data = p.store.get_bytes(row["artifact_key"])

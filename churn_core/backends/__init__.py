@@ -6,9 +6,9 @@ from __future__ import annotations
 def make_backend(settings, catalog):
     """The backend the settings name; AWS code is imported only when it is chosen."""
     if settings.backend == "sagemaker":
-        from .sagemaker import SageMakerBackend
+        from churn_core.backends.sagemaker.backend import SageMakerBackend
 
         return SageMakerBackend(settings, catalog)
-    from .local import LocalBackend
+    from churn_core.backends.local.backend import LocalBackend
 
     return LocalBackend(settings, catalog)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ..records import Dataset
-from ..storage import ObjectStore
+from churn_core.records import Dataset
+from churn_core.storage.objects import ObjectStore
 
 # A check the Settings page shows: (what was checked, passed?, detail with what to do).
 Check = tuple[str, bool, str]

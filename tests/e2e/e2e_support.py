@@ -207,7 +207,7 @@ def reference_or_sample(folder: Path) -> Path:
     """The reference CSV where it lives (never copied), or the synthetic sample written to ``folder``."""
     if REFERENCE_CSV.exists():
         return REFERENCE_CSV
-    from churn_core.sample import make_sample
+    from churn_core.data.sample import make_sample
 
     path = folder / "telecom_churn_sample.csv"
     path.write_bytes(make_sample())

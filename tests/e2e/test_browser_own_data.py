@@ -1,6 +1,6 @@
 """An analyst with their own data, in a real browser (issue 13, findings 1-4 and the live Jobs page).
 
-The data is the synthetic subscription file (``churn_core.sample.make_subscription_sample``: an ID
+The data is the synthetic subscription file (``churn_core.data.sample.make_subscription_sample``: an ID
 column, Yes/No categories, blanks, a Yes/No target), uploaded as an Excel workbook. What only a
 browser shows is checked here: an upload the browser could refuse, a setting the browser could refuse
 silently, results left on screen under new inputs, the Jobs page's fragments, and the client snippet
@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from playwright.sync_api import expect
 
-from churn_core.sample import make_subscription_sample
+from churn_core.data.sample import make_subscription_sample
 from tests.e2e.e2e_support import (JOB_TIMEOUT_MS, button, deploy_model, expect_title, go, grid_cell,
                                    launch_training, main, metric, store_dataset, upload)
 

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 import churn_core
-from churn_core.sample import make_sample
+from churn_core.data.sample import make_sample
 from tests.e2e.e2e_support import (DEPLOY_TIMEOUT_MS, JOB_TIMEOUT_MS, button, expect_title, go, grid_cell, main)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]

@@ -1,0 +1,137 @@
+"""A transform job on SageMaker: the input as SageMaker must see it, the request, the output read back.
+
+SageMaker batch transform splits the input into lines (``SplitType: Line``) and sends them, without
+a header, in mini-batches (``BatchStrategy: MultiRecord``) to the model container. So:
+
+* ``prepare_input`` rewrites the user's CSV (any column order, a header) as headerless lines
+  ``line, kept columns..., features in schema order`` (a line that cannot be split into the
+  header's columns is set aside here, with its number and reason);
+* the request filters the model's input to the features (``InputFilter "$[1+K:]"``), joins the
+  model's answer to the input line (``JoinSource: Input``) and keeps the line number, the kept
+  columns and the answer (``OutputFilter``); the job's ``Environment`` asks the container to answer
+  every line (``probability,label,warnings,problem``, with ``top_reason`` before ``problem`` when the
+  job asks for reasons, see ``entry/table_scoring.py``) at the model's threshold (which the model's
+  environment carries, ``CHURN_THRESHOLD``, as for an endpoint);
+* ``read_output`` turns the ``.out`` object into ``results.csv`` and ``errors.csv``, the format
+  of the local backend.
+"""
+
+from __future__ import annotations
+
+import csv
+import heapq
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from churn_core.paths import entry_module
+from churn_core.transform.rules import (
+    HEAD_BYTES, expected_fields, line_column, plan_columns, read_header, result_columns, whole_line_blocks,
+)
+
+MAX_PAYLOAD_MB = 6  # SageMaker's default; MaxConcurrentTransforms x MaxPayloadInMB must stay <= 100
+MAX_CONCURRENT_TRANSFORMS = 2
+ANSWER_FIELDS = ("churn_probability", "predicted_churn", "warnings", "problem")
+REASON_FIELDS = ("churn_probability", "predicted_churn", "warnings", "top_reason", "problem")
+FILTER_MAX_CHARS = 63
+READ_BYTES = 4 << 20
+ENVIRONMENT_BATCH = "CHURN_BATCH_TRANSFORM"  # entry/table_scoring.py TRANSFORM_ENV
+ENVIRONMENT_REASONS = "CHURN_TRANSFORM_REASONS"  # entry/table_scoring.py REASONS_ENV
+
+
+@dataclass
+class Prepared:
+    keep: list[str]
+    features: list[str]
+    line_column: str
+    lines: int  # data lines read (blank lines not counted)
+    uploaded: int  # lines sent to SageMaker
+    set_aside: int  # lines that could not be split into the header's columns
+    reasons: bool = False  # the container adds each line's top reason
+
+    @property
+    def answer_fields(self) -> tuple[str, ...]:
+        return REASON_FIELDS if self.reasons else ANSWER_FIELDS
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> "Prepared":
+        return cls(**json.loads(data))
+
+
+def prepare_input(source: Path, schema: dict, keep: list[str] | None, target: Path, set_aside: Path,
+                  reasons: bool = False) -> Prepared:
+    """Write ``target`` (headerless lines for SageMaker) and ``set_aside`` (``line,problem``) from ``source``;
+    TransformInputError naming the columns when the file cannot be scored at all."""
+    table_scoring = entry_module("table_scoring")
+    features = [f["name"] for f in schema["features"]]
+    with open(source, "rb") as fh:
+        header = read_header(fh.read(HEAD_BYTES), features)
+    kept = plan_columns(header, schema, keep)
+    use = list(dict.fromkeys([*kept, *features]))
+    uploaded = aside = 0
+    with open(target, "w", encoding="utf-8", newline="") as out, \
+            open(set_aside, "w", encoding="utf-8", newline="") as bad:
+        writer, problems = csv.writer(out, lineterminator="\n"), csv.writer(bad, lineterminator="\n")
+        for _, data, first in whole_line_blocks(source, header.size, READ_BYTES):
+            split = table_scoring.split_lines(data, len(header.names), first, header.sep,
+                                              expected=expected_fields(header))
+            frame = table_scoring.parse(split, header.names, use, (), header.sep)
+            columns = [split.numbers.tolist(), *(frame[c].tolist() for c in [*kept, *features])]
+            writer.writerows(zip(*columns, strict=True))
+            problems.writerows(split.problems)
+            uploaded += len(frame)
+            aside += len(split.problems)
+    return Prepared(kept, features, line_column(kept), uploaded + aside, uploaded, aside, reasons)
+
+
+def input_filter(prepared: Prepared) -> str:
+    """The model gets the features only: every field after the line number and the kept columns."""
+    return f"$[{1 + len(prepared.keep)}:]"
+
+
+def output_filter(prepared: Prepared) -> str:
+    """The line number, the kept columns and the model's answer; the whole joined line if that is too long."""
+    answer = len(prepared.answer_fields)
+    picks = [str(i) for i in range(1 + len(prepared.keep))] + [str(-i) for i in range(answer, 0, -1)]
+    path = f"$[{','.join(picks)}]"
+    return path if len(path) <= FILTER_MAX_CHARS else "$"
+
+
+def read_output(out: Path, set_aside: Path, prepared: Prepared, results: Path, errors: Path) -> tuple[int, int]:
+    """``.out`` (the joined lines SageMaker wrote) plus the lines set aside → results.csv and errors.csv in
+    the local format, in line order; (scored, failed)."""
+    kept, fields = prepared.keep, prepared.answer_fields
+    width = 1 + len(kept) + len(fields)
+    whole = 1 + len(kept) + len(prepared.features) + len(fields)
+    names = [f"f{i}" for i in range(width if output_filter(prepared) != "$" else whole)]
+    scored = failed = 0
+    container_problems = errors.with_suffix(".container")
+    with open(results, "w", encoding="utf-8", newline="") as res, \
+            open(container_problems, "w", encoding="utf-8", newline="") as probs:
+        writer, problem_writer = csv.writer(res, lineterminator="\n"), csv.writer(probs, lineterminator="\n")
+        writer.writerow(result_columns(kept, prepared.reasons))
+        if out.stat().st_size:
+            for chunk in pd.read_csv(out, header=None, names=names, dtype=str, keep_default_na=False,
+                                     na_filter=False, chunksize=200_000):
+                if len(names) == whole:  # the whole joined line came back: drop the features
+                    chunk = chunk[names[: 1 + len(kept)] + names[-len(fields):]]
+                chunk.columns = ["line", *[f"k{i}" for i in range(len(kept))], *fields]
+                bad = chunk["problem"] != ""
+                good = chunk[~bad]
+                writer.writerows(zip(*(good[c].tolist() for c in chunk.columns[:-1]), strict=True))
+                problem_writer.writerows(zip(chunk["line"][bad].tolist(), chunk["problem"][bad].tolist(), strict=True))
+                scored += len(good)
+                failed += int(bad.sum())
+    with open(errors, "w", encoding="utf-8", newline="") as err, open(set_aside, encoding="utf-8", newline="") as a, \
+            open(container_problems, encoding="utf-8", newline="") as c:
+        writer = csv.writer(err, lineterminator="\n")
+        writer.writerow(["line", "problem"])
+        rows = heapq.merge(((int(n), p) for n, p in csv.reader(a)), ((int(n), p) for n, p in csv.reader(c)))
+        writer.writerows(rows)
+    container_problems.unlink(missing_ok=True)
+    return scored, failed + prepared.set_aside

@@ -1,0 +1,187 @@
+"""Monitoring: a model's training baseline, what its endpoints captured, drift reports and their history.
+
+The baseline is the ``statistics.json`` training wrote beside the model; a model trained before that
+existed gets one computed on demand from its stored training data (and cached in the bucket).
+Captured requests are read from the bucket under ``capture/<endpoint>/…`` on both backends (the
+local server writes them there; on SageMaker the endpoint's ``DataCaptureConfig`` points there).
+Every report is recorded in the catalog, and its violations written beside the capture, so the
+history survives dashboard restarts.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+
+import pandas as pd
+
+from churn_core.monitoring import capture, drift
+from churn_core.storage.artifacts import read_json_member
+from churn_core.catalog.database import Catalog, dumps, loads
+from churn_core.errors import NotFoundError, ValidationError
+from churn_core.paths import entry_module
+from churn_core.storage.unpack import load_verified
+
+MIN_ROWS = 200  # fewer customers than this: a histogram of 10 buckets is mostly noise (PSI ≈ 9 / rows)
+MANIFEST = "endpoint.json"
+
+
+class Monitoring:
+    def __init__(self, platform):
+        self.p = platform
+        self.catalog: Catalog = platform.catalog
+        self.store = platform.store
+        self._files: dict[str, tuple[int, pd.DataFrame]] = {}  # capture file → (size read, its rows)
+
+    # ---- the baseline --------------------------------------------------------------------------
+    def baseline(self, model: str) -> dict:
+        """``statistics.json`` of the model's training data (computed once for models without one)."""
+        row = self.p.get_model(model)
+        cache = f"monitoring/baselines/{row['artifact_sha256']}/statistics.json"
+        key = f"baseline:{row['artifact_sha256']}"
+        if key in self.p._evaluations:
+            return self.p._evaluations[key]
+        data = load_verified(self.store, row["artifact_key"], row["artifact_sha256"])  # one read, capped, hashed
+        try:
+            stats = read_json_member(data, "statistics.json")
+        except ValidationError:
+            if self.store.exists(cache):
+                stats = json.loads(self.store.get_bytes(cache))
+            else:
+                stats = self._compute_baseline(model)
+                self.store.put_bytes(cache, json.dumps(stats).encode())
+                base = entry_module("baseline")
+                self.store.put_bytes(cache.replace("statistics.json", "constraints.json"),
+                                     json.dumps(base.constraints(stats)).encode())
+        self.p._evaluations[key] = stats
+        return stats
+
+    def _compute_baseline(self, model: str) -> dict:
+        from churn_core.decisions.model_runtime import read_text
+
+        row = self.p.get_model(model)
+        try:
+            ds = self.p.get_dataset(row["dataset"])
+        except NotFoundError:
+            raise NotFoundError(f"Model {model} has no baseline and its dataset {row['dataset']!r} was deleted, so "
+                                "none can be computed. Retrain the model to get one.") from None
+        schema = self.p.model_schema(model)
+        rules = entry_module("dataset_schema")
+        train = rules.typed_features(read_text(self.store.get_bytes(ds.train_key)),
+                                     {"features": schema["features"]}, "train")
+        _, proba = self.p.test_predictions(model)
+        return entry_module("baseline").statistics(train, schema["features"], proba)
+
+    # ---- captured data ---------------------------------------------------------------------------
+    def captured(self, endpoint: str, since: float | None = None, until: float | None = None) -> pd.DataFrame:
+        """Every customer the endpoint's captured requests held (features, probability, time, variant)."""
+        model = self._endpoint_model(endpoint)
+        schema = self.p.model_schema(model)
+        frames = []
+        for key in self.store.list(capture.endpoint_prefix(endpoint)):
+            if not key.endswith(".jsonl"):
+                continue
+            hour = capture.hour_of(key, endpoint)
+            if since is not None and hour + 3600 <= since or until is not None and hour > until:
+                continue
+            frames.append(self._capture_file(key, endpoint, schema))
+        frame = pd.concat(frames, ignore_index=True) if frames else capture.records_to_frame([], schema)
+        if len(frame):
+            times = frame["inference_time"]
+            keep = pd.Series(True, index=frame.index)
+            if since is not None:  # capture times have whole seconds, as SageMaker writes them
+                keep &= times >= pd.Timestamp(int(since), unit="s", tz="UTC")
+            if until is not None:
+                keep &= times <= pd.Timestamp(until, unit="s", tz="UTC")
+            frame = frame[keep].sort_values("inference_time", kind="stable").reset_index(drop=True)
+        return frame
+
+    def _capture_file(self, key: str, endpoint: str, schema: dict) -> pd.DataFrame:
+        """One capture file as rows, cached by its size (files only grow, a line at a time)."""
+        data = self.store.get_bytes(key)
+        cached = self._files.get(key)
+        if cached is not None and cached[0] == len(data):
+            return cached[1]
+        records = capture.parse_lines(data.decode("utf-8", errors="replace"))
+        frame = capture.records_to_frame(records, schema, capture.variant_of(key, endpoint))
+        self._files[key] = (len(data), frame)
+        return frame
+
+    def _endpoint_model(self, endpoint: str) -> str:
+        row = self.catalog.one("SELECT model FROM endpoints WHERE name = ?", (endpoint,))
+        if row:
+            return row["model"]
+        key = capture.endpoint_prefix(endpoint) + MANIFEST
+        if self.store.exists(key):  # a deleted endpoint: its captured data stays the user's, and says whose it is
+            return json.loads(self.store.get_bytes(key))["model"]
+        raise NotFoundError(f"No endpoint named {endpoint!r}, and no captured data of one. Pick one on the "
+                            "Monitor page.")
+
+    def note_capture(self, endpoint: str, model: str, percent: float) -> None:
+        """Beside the captured files: which model the endpoint served, so they stay readable after it is gone."""
+        key = capture.endpoint_prefix(endpoint) + MANIFEST
+        self.store.put_bytes(key, json.dumps({"endpoint": endpoint, "model": model, "percent": percent,
+                                              "at": time.time()}).encode())
+
+    # ---- drift ------------------------------------------------------------------------------------
+    def report(self, endpoint: str | None = None, data=None, model: str | None = None, since: float | None = None,
+               thresholds: dict | None = None, record: bool = True) -> pd.DataFrame:
+        """Compare a window of captured data (``endpoint``, from ``since``), or a file of customers
+        (``data``: CSV bytes or a DataFrame of text), with the model's baseline."""
+        if endpoint is None and data is None:
+            raise ValidationError("Give an endpoint (its captured requests) or data (a CSV of customers) to compare.")
+        now = time.time()
+        if data is not None:
+            model = model or (self._endpoint_model(endpoint) if endpoint else None)
+            if not model:
+                raise ValidationError("Say which model's baseline to compare the file with.")
+            schema = self.p.model_schema(model)
+            text = data if hasattr(data, "columns") else self.p.read_customers(data)
+            missing = [f["name"] for f in schema["features"] if f["name"] not in text.columns]
+            if missing:
+                raise ValidationError(f"The file lacks the model's feature column(s) {', '.join(missing)}.")
+            current = entry_module("dataset_schema").typed_features(text, {"features": schema["features"]}, "the file")
+            probabilities, source, start = None, "file", None
+        else:
+            model = model or self._endpoint_model(endpoint)
+            frame = self.captured(endpoint, since=since)
+            if len(frame) < MIN_ROWS:
+                raise ValidationError(
+                    f"Only {len(frame)} captured customer(s) for {endpoint} in this window; a drift report needs at "
+                    f"least {MIN_ROWS}. Turn capture on (Monitor page) and let traffic arrive, or widen the window.")
+            current, probabilities = frame, frame["churn_probability"].dropna().to_numpy()
+            source, start = "capture", since
+        result = drift.report(self.baseline(model), current, probabilities, thresholds)
+        if record:
+            self._record(endpoint or "", model, source, start, now, len(current), result)
+        return result
+
+    def _record(self, endpoint: str, model: str, source: str, start: float | None, end: float, rows: int,
+                result: pd.DataFrame) -> None:
+        stamp = datetime.fromtimestamp(end, timezone.utc).strftime("%Y-%m-%dT%H-%M-%SZ")
+        folder = f"{capture.endpoint_prefix(endpoint)}monitoring/" if endpoint else f"monitoring/{model}/"
+        key = f"{folder}{stamp}/constraint_violations.json"
+        self.store.put_bytes(key, json.dumps(drift.violations(result), indent=1).encode())
+        with self.catalog.tx() as conn:
+            conn.execute(
+                "INSERT INTO drift_reports (endpoint, model, source, created_at, window_start, window_end, rows, "
+                "drifted_json, report_json, violations_key) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (endpoint, model, source, end, start, end, rows, dumps(drift.drifted_features(result)),
+                 result.to_json(orient="records"), key))
+
+    def history(self, endpoint: str, limit: int = 100) -> list[dict]:
+        rows = self.catalog.query("SELECT * FROM drift_reports WHERE endpoint = ? ORDER BY id DESC LIMIT ?",
+                                  (endpoint, limit))
+        return [dict(r, drifted=loads(r["drifted_json"], []), report=pd.read_json(io_text(r["report_json"])))
+                for r in rows]
+
+    def latest(self, endpoint: str) -> dict | None:
+        rows = self.history(endpoint, 1)
+        return rows[0] if rows else None
+
+
+def io_text(text: str):
+    import io
+
+    return io.StringIO(text)

@@ -1,0 +1,258 @@
+"""Batch transform jobs: the rules both backends share.
+
+A transform job scores a whole CSV file with a trained model and writes two files to the bucket:
+
+* ``transforms/<job>/output/results.csv``: one line per scored input line, in input order:
+  ``line`` (its line number in the input, the header being line 1), the kept columns (by default
+  the model's ID columns and every other non-feature column of the input), ``churn_probability``,
+  ``predicted_churn`` (1 when the probability is above the model's threshold) and ``warnings``;
+* ``transforms/<job>/output/errors.csv``: ``line,problem`` for every line that could not be scored.
+
+Together they account for every non-blank line of the input. This module reads the input's header
+and decides the columns, names the objects, reads the results back (whole, summarised or escaped
+for a spreadsheet). The scoring itself is ``entry/table_scoring.py``, the model's own code.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import pandas as pd
+
+from churn_core.data.csv_export import write_download_csv
+from churn_core.errors import ValidationError
+
+OUTPUT_COLUMNS = ("churn_probability", "predicted_churn", "warnings")
+REASON_COLUMN = "top_reason"  # last, when the job asked for reasons
+ERROR_COLUMNS = ("line", "problem")
+SEPARATORS = (",", ";", "\t", "|")
+HEAD_BYTES = 1 << 20  # the header line must fit in the first megabyte
+INTERACTIVE_MAX_ROWS = 20_000  # the Predict page scores up to this many rows through an endpoint
+HISTOGRAM_BINS = 20
+READ_CHUNK_ROWS = 200_000
+
+
+class TransformInputError(ValidationError):
+    """The input cannot be scored at all (its columns do not fit the model): the job fails with this."""
+
+
+@dataclass(frozen=True)
+class Header:
+    names: list[str]
+    sep: str
+    size: int  # bytes of the header line, its newline included (where the first data line starts)
+
+
+def input_key(name: str, file_name: str | None) -> str:
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(file_name or "input.csv").name).strip(".-") or "input.csv"
+    return f"transforms/{name}/input/{base}"
+
+
+def output_keys(name: str) -> tuple[str, str]:
+    return f"transforms/{name}/output/results.csv", f"transforms/{name}/output/errors.csv"
+
+
+def read_header(head: bytes, features: list[str]) -> Header:
+    """The header line of a CSV (UTF-8, BOM allowed) and its separator (the one that finds the features)."""
+    end = head.find(b"\n")
+    if end < 0:
+        if len(head) >= HEAD_BYTES:
+            raise TransformInputError("The file's first line is over 1 MB long; it must be a CSV header.")
+        end = len(head)
+    raw = head[:end]
+    try:
+        text = raw.decode("utf-8-sig").rstrip("\r")
+    except UnicodeDecodeError:
+        raise TransformInputError(
+            "The file's header is not UTF-8 text. Save the file as CSV UTF-8 and submit it again.") from None
+    if not text.strip():
+        raise TransformInputError("The file is empty or its first line is blank; it must start with a header "
+                                  "naming the columns.")
+    best: list[str] | None = None
+    best_sep = ","
+    for sep in SEPARATORS:
+        names = [c.strip() for c in next(csv.reader([text], delimiter=sep))]
+        if best is None or (set(features) <= set(names) and not set(features) <= set(best)):
+            best, best_sep = names, sep
+            if set(features) <= set(names):
+                break
+    return Header(best or [], best_sep, end + 1)
+
+
+def plan_columns(header: Header, schema: dict, keep: list[str] | None) -> list[str]:
+    """The columns to keep in the results; TransformInputError naming the columns when the file cannot
+    be scored (a feature missing, a column named twice, a kept column that is not there)."""
+    features = [f["name"] for f in schema["features"]]
+    names = header.names
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise TransformInputError(f"The file names the column(s) {', '.join(twice)} more than once; "
+                                  "rename them so each column has one name.")
+    missing = [f for f in features if f not in names]
+    if missing:
+        extra = [n for n in names if n not in features and n not in (schema.get("id_columns") or [])]
+        raise TransformInputError(
+            f"The file lacks the model's feature column(s) {', '.join(missing)}. Its columns are: "
+            f"{', '.join(names) or 'none'}"
+            + (f" ({', '.join(extra)} not used by the model)" if extra else "")
+            + f". The model needs: {', '.join(features)}.")
+    if keep is None:
+        return [n for n in names if n not in features]
+    unknown = [k for k in keep if k not in names]
+    if unknown:
+        raise TransformInputError(f"The column(s) to keep {', '.join(unknown)} are not in the file; "
+                                  f"its columns are: {', '.join(names)}.")
+    return list(dict.fromkeys(keep))
+
+
+def clean_keep_columns(keep) -> list[str] | None:
+    if keep is None:
+        return None
+    if isinstance(keep, str):
+        keep = [keep]
+    try:
+        names = [str(k).strip() for k in keep]
+    except TypeError:
+        raise ValidationError("keep_columns must be a list of column names (or None for the default).") from None
+    if any(not n for n in names):
+        raise ValidationError("keep_columns holds an empty column name.")
+    return names
+
+
+def line_column(keep: list[str]) -> str:
+    """The name of the line-number column: ``line``, unless the input has a column of that name."""
+    name = "line"
+    while name in keep:
+        name = f"_{name}"
+    return name
+
+
+def whole_line_blocks(path: Path, start: int, block_bytes: int) -> Iterator[tuple[int, bytes, int]]:
+    """The file after its header (``start`` bytes) as blocks of whole lines of about ``block_bytes``:
+    (byte offset, the block, the number of its first line; the header is line 1). Only the last block may
+    lack a final newline."""
+    line, offset = 2, start
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        carry = b""
+        while True:
+            block = fh.read(block_bytes)
+            if not block:
+                if carry:
+                    yield offset, carry, line
+                return
+            data = carry + block
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                carry = data
+                continue
+            whole, carry = data[: cut + 1], data[cut + 1:]
+            yield offset, whole, line
+            line += whole.count(b"\n")
+            offset += len(whole)
+
+
+def result_columns(keep: list[str], reasons: bool = False) -> list[str]:
+    return [line_column(keep), *keep, *OUTPUT_COLUMNS, *((REASON_COLUMN,) if reasons else ())]
+
+
+def expected_fields(header: Header) -> str:
+    return f"the header names {len(header.names)} columns"
+
+
+# ---- reading the results back ------------------------------------------------------------------------
+
+
+def _dtypes(columns: list[str]) -> dict:
+    kept = {c: str for c in columns[1:columns.index(OUTPUT_COLUMNS[0])]}
+    return {columns[0]: "int64", **kept, "churn_probability": "float64", "predicted_churn": "int64",
+            "warnings": str, REASON_COLUMN: str}
+
+
+def with_risk(frame: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """``frame`` (results) with each row's ``risk`` band at the job's threshold, after ``predicted_churn``."""
+    from churn_core.decisions.campaign import risk_bands
+
+    frame.insert(frame.columns.get_loc("predicted_churn") + 1, "risk",
+                 risk_bands(frame["churn_probability"].to_numpy(dtype=float), threshold))
+    return frame
+
+
+def read_results(source, nrows: int | None = None) -> pd.DataFrame:
+    """results.csv as a DataFrame: kept columns as the text the input held, numbers as numbers."""
+    head = pd.read_csv(source, nrows=0)
+    if hasattr(source, "seek"):
+        source.seek(0)
+    columns = list(head.columns)
+    return pd.read_csv(source, dtype=_dtypes(columns), keep_default_na=False, na_filter=False, nrows=nrows)
+
+
+def read_errors(source) -> pd.DataFrame:
+    frame = pd.read_csv(source, dtype={"line": "int64", "problem": str}, keep_default_na=False, na_filter=False)
+    return frame
+
+
+def result_chunks(source) -> Iterator[pd.DataFrame]:
+    head = pd.read_csv(source, nrows=0)
+    if hasattr(source, "seek"):
+        source.seek(0)
+    yield from pd.read_csv(source, dtype=_dtypes(list(head.columns)), keep_default_na=False, na_filter=False,
+                           chunksize=READ_CHUNK_ROWS)
+
+
+@dataclass
+class ResultSummary:
+    rows: int
+    predicted_churn: int
+    with_warnings: int
+    histogram: list[int]  # customers per probability bin of width 1 / HISTOGRAM_BINS
+    riskiest: pd.DataFrame  # the highest probabilities first (at most ``top`` rows)
+
+    @property
+    def bin_edges(self) -> list[float]:
+        return [i / HISTOGRAM_BINS for i in range(HISTOGRAM_BINS + 1)]
+
+
+def summarise(chunks: Iterable[pd.DataFrame], top: int = 1000) -> ResultSummary:
+    """Counts, a probability histogram and the ``top`` riskiest rows, reading the results chunk by chunk."""
+    import numpy as np
+
+    rows = churn = warned = 0
+    counts = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
+    best = None
+    for chunk in chunks:
+        rows += len(chunk)
+        churn += int(chunk["predicted_churn"].sum())
+        warned += int((chunk["warnings"] != "").sum())
+        bins = np.clip((chunk["churn_probability"].to_numpy() * HISTOGRAM_BINS).astype(int), 0, HISTOGRAM_BINS - 1)
+        counts += np.bincount(bins, minlength=HISTOGRAM_BINS)
+        pick = chunk.nlargest(top, "churn_probability", keep="first")
+        best = pick if best is None else pd.concat([best, pick]).nlargest(top, "churn_probability", keep="first")
+    riskiest = best.reset_index(drop=True) if best is not None else pd.DataFrame()
+    return ResultSummary(rows, churn, warned, counts.tolist(), riskiest)
+
+
+# ---- downloads ----------------------------------------------------------------------------------------
+
+
+def download_csv(chunks: Iterable[pd.DataFrame]) -> bytes:
+    """A large CSV read chunk by chunk as one download-safe file (one header; formulas escaped)."""
+    out = io.StringIO()
+    for i, chunk in enumerate(chunks):
+        write_download_csv(chunk, out, header=i == 0)
+    return out.getvalue().encode("utf-8")
+
+
+def csv_chunks(source, chunk_rows: int = READ_CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    """Any CSV as text chunks (errors.csv for the download)."""
+    yield from pd.read_csv(source, dtype=str, keep_default_na=False, na_filter=False, chunksize=chunk_rows)
+
+
+def local_cpu_count() -> int:
+    return max(1, os.cpu_count() or 1)
