@@ -54,7 +54,7 @@ with st.expander("Start a transform job", expanded=bool(handed_over) or not p.li
         keep = st.multiselect("Columns to keep in the results", columns, key="batch_keep",
                               placeholder="Default: the ID and every other column the model does not use")
         left, right = st.columns(2)
-        workers = left.number_input("Workers", 1, 64, p.backend.default_transform_instances(),
+        workers = left.number_input("Workers", 1, 64, p.default_transform_instances(),
                                     help="Worker processes on this machine (default: one per core); instances on "
                                          "SageMaker.")
         name = right.text_input("Job name (optional)", placeholder="<model>-batch-<time>")

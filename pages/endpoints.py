@@ -85,10 +85,10 @@ with st.expander("Deploy a model", expanded=st.session_state.get("deploy_open", 
                 if by_version:
                     version = approved[chosen]
                     ep = attempt(p.deploy_version, version.group, version.version, endpoint_name.strip(),
-                                 instance_type, int(count), wait=p.backend.quick_deploy, timeout=60)
+                                 instance_type, int(count), wait=p.quick_deploy, timeout=60)
                 else:
                     ep = attempt(p.deploy, model, endpoint_name.strip(), instance_type, int(count),
-                                 wait=p.backend.quick_deploy, timeout=60)
+                                 wait=p.quick_deploy, timeout=60)
             if ep:
                 st.query_params.pop("model", None)
                 st.query_params.pop("version", None)

@@ -94,11 +94,11 @@ with alias_col:
                 st.rerun()
 with deploy_col:
     st.markdown("**Deploy**")
-    if version.status == APPROVED:
+    if refusal := p.deploy_refusal(version):
+        st.caption(refusal)
+    else:
         st.page_link(page("endpoints"), label=f"Deploy {version.label}", icon=":material/rocket_launch:",
                      query_params={"version": f"{group}:{number}"})
-    else:
-        st.caption(f"Only Approved versions are deployed or put behind an endpoint; this one is {version.status}.")
 
 st.subheader("Lineage")
 for row in p.lineage(group):

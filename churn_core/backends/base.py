@@ -51,6 +51,8 @@ class Backend(Protocol):
         """Delete an endpoint the catalog does not know (and its config and model); report what went."""
 
     def check_connection(self) -> list[Check]: ...
+    def local_bucket(self) -> str | None:
+        """The bucket that is a folder under the state directory (local), which catalog repair reads; else None."""
 
     # Rollout: an endpoint moves to a new configuration (its variants) with no request dropped.
     capture_by_update: bool  # True where changing data capture needs a new endpoint configuration (SageMaker)

@@ -33,3 +33,27 @@ def check_free(conn: sqlite3.Connection, table: str, what: str, name: str, advic
     existing = taken(conn, table, name)
     if existing is not None:
         raise clash(what, name, existing, advice)
+
+
+def insert_named(catalog, table: str, what: str, name: str, make_row, auto_named: bool, event: tuple[str, str],
+                 advice: str) -> dict:
+    """Insert ``make_row(name)`` into ``table``; the row inserted, with the name it got. A generated name is per
+    second and local jobs take about one, so a taken generated name gets ``-2``, ``-3`` ... (as SageMaker's SDK
+    adds milliseconds); a chosen name that is taken, in any case, is a ConflictError."""
+    base = name
+    for attempt in range(1, 100):
+        row = make_row(name)
+        try:
+            with catalog.tx() as conn:
+                if (existing := taken(conn, table, name)) is not None:
+                    raise sqlite3.IntegrityError(existing)
+                conn.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                             list(row.values()))
+                catalog.event(event[0], name, event[1], conn)
+            return row
+        except sqlite3.IntegrityError:
+            if not auto_named:
+                existing = catalog.scalar(f"SELECT name FROM {table} WHERE name = ? COLLATE NOCASE", (name,))
+                raise clash(what, name, existing or name, advice) from None
+            name = f"{base}-{attempt + 1}"
+    raise ConflictError(f"Could not find a free {what} name after {base!r}-99; give it a name.")

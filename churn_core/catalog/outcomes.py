@@ -23,8 +23,8 @@ KINDS = {
 def finish(catalog, kind: str, name: str, status: str, reason: str = "", *, conn: sqlite3.Connection | None = None,
            once: bool = False, event: str | None = None, **fields: Any) -> bool:
     """Set job ``name`` of ``kind`` to the terminal ``status`` with its ``reason`` (and other ``fields``, e.g.
-    metrics or output keys), record ``event`` (when given) and return True; with ``once``, a job that has already ended is
-    left as it is (False). ``conn`` joins a transaction the caller holds."""
+    metrics or output keys), record ``event`` (when given) and return True; with ``once``, a job that has
+    already ended is left as it is (False). ``conn`` joins a transaction the caller holds."""
     if status not in TERMINAL:
         raise ValueError(f"{status!r} is not a terminal state; terminal states are {', '.join(TERMINAL)}")
     table, event_kind = KINDS[kind]

@@ -6,17 +6,16 @@ endpoint, or a champion and a challenger side by side, is a new configuration th
 is updated to (``InService → Updating → InService``): the old one keeps serving until the new one
 is healthy, and a failed update leaves the old one in place with the reason. Changing only the
 weights changes the configuration's weights in place (SageMaker's
-``UpdateEndpointWeightsAndCapacities``). This module holds the catalog side of that.
+``UpdateEndpointWeightsAndCapacities``). This module holds the rules of that;
+``catalog.endpoint_configs`` keeps the records.
 """
 
 from __future__ import annotations
 
 import re
-import sqlite3
-import time
 from dataclasses import dataclass
 
-from churn_core.catalog.database import Catalog
+from churn_core.catalog.endpoint_configs import config_variants, delete_config, insert_config  # noqa: F401
 
 VARIANT_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
@@ -39,68 +38,6 @@ def variant_name(group: str, version: int) -> str:
     """``subs-v2``: a SageMaker variant name for a registry version."""
     name = re.sub(r"[^a-zA-Z0-9-]+", "-", f"{group}-v{version}").strip("-")[-63:].lstrip("-")
     return name if VARIANT_RE.match(name) else f"v{version}"
-
-
-def config_variants(catalog: Catalog, config: str, conn: sqlite3.Connection | None = None) -> list[dict]:
-    """The variants of a configuration: [{"variant", "weight", "deployed": deployed_models row}, …]."""
-    run = conn.execute if conn is not None else None
-
-    def query(sql: str, args: tuple) -> list[dict]:
-        return run(sql, args).fetchall() if run else catalog.query(sql, args)
-
-    rows = query("SELECT v.variant, v.weight, d.* FROM endpoint_variants v JOIN deployed_models d "
-                 "ON d.name = v.deployed_model WHERE v.config = ? ORDER BY v.rowid", (config,))
-    if rows:
-        return [{"variant": r.pop("variant"), "weight": r.pop("weight"), "deployed": r} for r in rows]
-    legacy = query("SELECT d.* FROM endpoint_configs c JOIN deployed_models d ON d.name = c.deployed_model "
-                   "WHERE c.name = ?", (config,))  # configurations made before variants existed
-    return [{"variant": "AllTraffic", "weight": 1.0, "deployed": legacy[0]}] if legacy else []
-
-
-def insert_config(conn: sqlite3.Connection, endpoint: str, generation: int, plans: list[VariantPlan],
-                  instance_type: str, instance_count: int, suffix: str) -> dict:
-    """The deployed models, the configuration and its variants of one generation (in a transaction)."""
-    now = time.time()
-    config = f"{endpoint[: 63 - len(suffix) - len('-config')].rstrip('-')}-config{suffix}"
-    deployed_rows = []
-    for i, plan in enumerate(plans, 1):
-        tag = f"-m{generation}-{i}" if len(plans) > 1 or generation > 1 else "-model"
-        deployed = {
-            "name": f"{endpoint[: 63 - len(tag)].rstrip('-')}{tag}",
-            "model": plan.trained["name"], "artifact_key": plan.trained["artifact_key"],
-            "artifact_sha256": plan.trained["artifact_sha256"], "created_at": now,
-            "grp": plan.version.group if plan.version is not None else "",
-            "version": plan.version.version if plan.version is not None else None,
-            "version_arn": plan.version.arn if plan.version is not None else "",
-            "threshold": plan.version.threshold if plan.version is not None else plan.trained.get("threshold"),
-        }
-        conn.execute(f"INSERT INTO deployed_models ({', '.join(deployed)}) VALUES ({', '.join('?' * len(deployed))})",
-                     list(deployed.values()))
-        conn.execute("INSERT INTO endpoint_variants (config, variant, deployed_model, weight) VALUES (?, ?, ?, ?)",
-                     (config, plan.name, deployed["name"], float(plan.weight)))
-        deployed_rows.append(deployed)
-    conn.execute("INSERT INTO endpoint_configs (name, deployed_model, instance_type, instance_count, created_at) "
-                 "VALUES (?, ?, ?, ?, ?)", (config, deployed_rows[0]["name"], instance_type, int(instance_count), now))
-    return {"name": config, "instance_type": instance_type, "instance_count": int(instance_count),
-            "deployed": deployed_rows}
-
-
-def delete_config(conn: sqlite3.Connection, config: str, keep_models: set[str] = frozenset()) -> list[str]:
-    """A configuration, its variants and the deployed models no other configuration uses; their names."""
-    models = [r["deployed_model"] for r in conn.execute(
-        "SELECT deployed_model FROM endpoint_variants WHERE config = ?", (config,)).fetchall()]
-    legacy = conn.execute("SELECT deployed_model FROM endpoint_configs WHERE name = ?", (config,)).fetchone()
-    if legacy and legacy["deployed_model"] not in models:
-        models.append(legacy["deployed_model"])
-    conn.execute("DELETE FROM endpoint_variants WHERE config = ?", (config,))
-    conn.execute("DELETE FROM endpoint_configs WHERE name = ?", (config,))
-    removed = []
-    for name in models:
-        if name in keep_models:
-            continue
-        conn.execute("DELETE FROM deployed_models WHERE name = ?", (name,))
-        removed.append(name)
-    return removed
 
 
 def primary(variants: list[dict]) -> dict:

@@ -10,11 +10,11 @@ and keeps its approval in step, so AWS says what the dashboard says. Every chang
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from churn_core.catalog import registry as records
 from churn_core.catalog.database import Catalog, loads
 from churn_core.errors import ConflictError, NotFoundError, ValidationError
 from churn_core.names import check_name
@@ -70,48 +70,71 @@ def version_key(group: str, version: int) -> str:
 
 
 class Registry:
-    """Catalog rules of the registry; ``backend`` mirrors groups, versions and approvals where it has them."""
+    """The registry's rules, including the approval rule every deploy path and page asks; ``backend`` mirrors
+    groups, versions and approvals where it has them."""
 
-    def __init__(self, catalog: Catalog, backend):
+    def __init__(self, catalog: Catalog, backend, require_approval: bool = False):
         self.catalog = catalog
         self.backend = backend
+        self.require_approval = require_approval
+
+    # ---- the approval rule -------------------------------------------------------------------
+    def deploy_refusal(self, version: ModelVersion) -> str:
+        """Why ``version`` may not serve behind an endpoint ("" when it may): only Approved versions serve."""
+        if version.status != APPROVED:
+            return (f"{version.label} is {version.status}: only Approved versions can be deployed or put behind an "
+                    "endpoint. Approve it on the Models page first (with a note).")
+        return ""
+
+    def deployable(self, group: str, version_or_alias: int | str) -> ModelVersion:
+        """The version, if the approval rule lets it serve; ConflictError saying why not otherwise."""
+        version = self.get(group, version_or_alias)
+        refusal = self.deploy_refusal(version)
+        if refusal:
+            raise ConflictError(refusal)
+        return version
+
+    def version_to_deploy(self, model: str) -> ModelVersion | None:
+        """The registry version a trained model is deployed as: None when approval is not required (the model
+        serves as itself), else its newest Approved version (ConflictError when it has none)."""
+        if not self.require_approval:
+            return None
+        approved = [v for v in self.versions_of_model(model) if v.status == APPROVED]
+        if not approved:
+            raise ConflictError(
+                f"Only approved model versions can be deployed here (CHURN_REQUIRE_APPROVAL=1), and model "
+                f"{model} has none. Register it and approve the version on the Models page, then deploy that version."
+            )
+        return approved[-1]
 
     # ---- reading ---------------------------------------------------------------------------
     def groups(self) -> list[dict]:
-        return self.catalog.query(
-            "SELECT g.*, (SELECT COUNT(*) FROM model_versions v WHERE v.grp = g.name) AS versions "
-            "FROM model_groups g ORDER BY g.created_at DESC"
-        )
+        return records.groups(self.catalog)
 
     def versions(self, group: str) -> list[ModelVersion]:
         self._group(group)
         aliases = self._aliases(group)
-        rows = self.catalog.query("SELECT * FROM model_versions WHERE grp = ? ORDER BY version DESC", (group,))
-        return [ModelVersion.from_row(r, aliases.get(int(r["version"]), [])) for r in rows]
+        return [ModelVersion.from_row(r, aliases.get(int(r["version"]), []))
+                for r in records.versions(self.catalog, group)]
 
     def get(self, group: str, version_or_alias: int | str) -> ModelVersion:
         """A version by number (``3``, ``"3"``, ``"v3"``) or alias (``"champion"``)."""
         number = self._resolve(group, version_or_alias)
-        row = self.catalog.one("SELECT * FROM model_versions WHERE grp = ? AND version = ?", (group, number))
+        row = records.version(self.catalog, group, number)
         if row is None:
             raise NotFoundError(f"Model group {group!r} has no version {number}. See the Models page for its versions.")
         return ModelVersion.from_row(row, self._aliases(group).get(number, []))
 
     def versions_of_model(self, model: str) -> list[ModelVersion]:
-        rows = self.catalog.query("SELECT * FROM model_versions WHERE model = ? ORDER BY created_at", (model,))
-        return [ModelVersion.from_row(r, self._aliases(r["grp"]).get(int(r["version"]), [])) for r in rows]
+        return [ModelVersion.from_row(r, self._aliases(r["grp"]).get(int(r["version"]), []))
+                for r in records.versions_of_model(self.catalog, model)]
 
     # ---- changing --------------------------------------------------------------------------
     def register(self, trained: dict, group: str, note: str, threshold: float | None) -> ModelVersion:
         """The next version of ``group`` (created on first use) for a trained model's record."""
         check_name(group, "model group name")
         now = time.time()
-        with self.catalog.tx() as conn:
-            existing = conn.execute("SELECT * FROM model_groups WHERE name = ?", (group,)).fetchone()
-            if existing is None:
-                conn.execute("INSERT INTO model_groups (name, dataset, created_at) VALUES (?, ?, ?)",
-                             (group, trained["dataset"], now))
-                self.catalog.event("registry", group, f"model group created for dataset {trained['dataset']}", conn)
+        records.ensure_group(self.catalog, group, trained["dataset"])
         group_row = self._group(group)
         if not group_row["arn"]:
             arn = self.backend.ensure_model_group(group_row)
@@ -125,22 +148,12 @@ class Registry:
             "artifact_key": trained["artifact_key"], "artifact_sha256": trained["artifact_sha256"],
             "algorithm": trained["algorithm"], "hyperparameters_json": trained["hyperparameters_json"],
             "metrics_json": trained["metrics_json"], "threshold": threshold, "arn": remote.get("arn", ""),
+            "version": remote.get("version"),
         }
-        try:
-            with self.catalog.tx() as conn:  # BEGIN IMMEDIATE: two registrations never get one number
-                number = remote.get("version") or conn.execute(
-                    "SELECT COALESCE(MAX(version), 0) + 1 AS n FROM model_versions WHERE grp = ?", (group,)
-                ).fetchone()["n"]
-                row["version"] = int(number)
-                conn.execute(f"INSERT INTO model_versions ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                             list(row.values()))
-                self.catalog.event("registry", version_key(group, row["version"]),
-                                   f"registered from model {trained['name']} ({PENDING})"
-                                   + (f": {note}" if note else ""), conn)
-        except sqlite3.IntegrityError:
-            raise ConflictError(f"Version {row.get('version')} of {group!r} was registered at the same moment "
-                                "elsewhere; register again.") from None
-        return self.get(group, row["version"])
+        number = records.insert_version(self.catalog, row, version_key,
+                                        f"registered from model {trained['name']} ({PENDING})"
+                                        + (f": {note}" if note else ""))
+        return self.get(group, number)
 
     def set_status(self, group: str, version: int | str, status: str, note: str) -> ModelVersion:
         if status not in STATUSES:
@@ -149,11 +162,9 @@ class Registry:
         if status == PENDING:
             raise ValidationError("A version goes from PendingManualApproval to Approved or Rejected, not back.")
         self.backend.set_model_version_status(current, status, note or "")
-        with self.catalog.tx() as conn:
-            conn.execute("UPDATE model_versions SET status = ?, status_note = ?, status_at = ? "
-                         "WHERE grp = ? AND version = ?", (status, note or "", time.time(), group, current.version))
-            self.catalog.event("registry", version_key(group, current.version),
-                               f"{current.status} → {status}" + (f": {note}" if note else ""), conn)
+        records.set_status(self.catalog, group, current.version, status, note or "",
+                           version_key(group, current.version),
+                           f"{current.status} → {status}" + (f": {note}" if note else ""))
         return self.get(group, current.version)
 
     def set_alias(self, group: str, version: int | str, alias: str) -> ModelVersion:
@@ -163,33 +174,22 @@ class Registry:
         target = self.get(group, version)
         if target.status == REJECTED:
             raise ConflictError(f"{target.label} is Rejected; a rejected version cannot be the {alias}.")
-        with self.catalog.tx() as conn:
-            before = conn.execute("SELECT version FROM model_aliases WHERE grp = ? AND alias = ?",
-                                  (group, alias)).fetchone()
-            conn.execute("INSERT OR REPLACE INTO model_aliases (grp, alias, version, updated_at) VALUES (?, ?, ?, ?)",
-                         (group, alias, target.version, time.time()))
-            moved = f" (was v{before['version']})" if before and before["version"] != target.version else ""
-            self.catalog.event("registry", version_key(group, target.version), f"alias {alias} set{moved}", conn)
+        records.set_alias(self.catalog, group, alias, target.version, version_key)
         return self.get(group, target.version)
 
     def clear_alias(self, group: str, alias: str) -> None:
-        with self.catalog.tx() as conn:
-            row = conn.execute("SELECT version FROM model_aliases WHERE grp = ? AND alias = ?",
-                               (group, alias)).fetchone()
-            conn.execute("DELETE FROM model_aliases WHERE grp = ? AND alias = ?", (group, alias))
-            if row:
-                self.catalog.event("registry", version_key(group, row["version"]), f"alias {alias} removed", conn)
+        records.clear_alias(self.catalog, group, alias, version_key)
 
     # ---- helpers -----------------------------------------------------------------------------
     def _group(self, group: str) -> dict:
-        row = self.catalog.one("SELECT * FROM model_groups WHERE name = ?", (group,))
+        row = records.group(self.catalog, group)
         if row is None:
             raise NotFoundError(f"No model group named {group!r}. Register a trained model on the Models page first.")
         return row
 
     def _aliases(self, group: str) -> dict[int, list[str]]:
         out: dict[int, list[str]] = {}
-        for r in self.catalog.query("SELECT alias, version FROM model_aliases WHERE grp = ? ORDER BY alias", (group,)):
+        for r in records.aliases(self.catalog, group):
             out.setdefault(int(r["version"]), []).append(r["alias"])
         return out
 
@@ -197,10 +197,10 @@ class Registry:
         self._group(group)
         text = str(version_or_alias).strip().lower()
         if text in ALIASES:
-            row = self.catalog.one("SELECT version FROM model_aliases WHERE grp = ? AND alias = ?", (group, text))
-            if row is None:
+            number = records.alias_version(self.catalog, group, text)
+            if number is None:
                 raise NotFoundError(f"Model group {group!r} has no {text} yet. Set it on the Models page.")
-            return int(row["version"])
+            return number
         text = text[1:] if text.startswith("v") else text
         if not text.isdigit():
             raise ValidationError(f"{version_or_alias!r} is neither a version number nor one of {', '.join(ALIASES)}.")

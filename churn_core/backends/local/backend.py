@@ -421,6 +421,9 @@ class LocalBackend:
     def transform_log(self, job: dict, lines: int = 200) -> str:
         return tail(self.transform_folder(job["name"]) / "transform.log", lines)
 
+    def local_bucket(self) -> str | None:
+        return self.settings.bucket
+
     def check_connection(self) -> list[tuple[str, bool, str]]:
         probe = self.home / ".write-probe"
         try:

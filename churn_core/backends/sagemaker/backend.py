@@ -1101,6 +1101,9 @@ class SageMakerBackend:
         return self._log_tail(TRANSFORM_LOG_GROUP, f"{job['name']}/", lines, "transform job")
 
     # ---- checks -----------------------------------------------------------------------------------
+    def local_bucket(self) -> str | None:
+        return None  # the bucket is on S3: catalog repair reads only the state folder
+
     def check_connection(self) -> list[tuple[str, bool, str]]:
         s = self.settings
         where = f"{s.region}" + (f" via {s.aws_endpoint_url}" if s.aws_endpoint_url else "")

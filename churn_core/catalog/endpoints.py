@@ -1,0 +1,191 @@
+"""Endpoint records: a deploy's rows, its updates, weights, capture share and history.
+
+Every change is one transaction guarded by the deploy's ``uid``, so a session never changes an
+endpoint that another session deleted, or deleted and deployed again, meanwhile.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import Callable
+
+from churn_core.catalog.database import Catalog
+from churn_core.catalog.endpoint_configs import config_variants, delete_config, insert_config
+from churn_core.catalog.name_clash import check_free
+from churn_core.errors import ConflictError, NotFoundError
+
+
+def _insert(conn: sqlite3.Connection, table: str, row: dict) -> None:
+    conn.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
+
+
+def endpoint(catalog: Catalog, name: str) -> dict:
+    row = catalog.one("SELECT * FROM endpoints WHERE name = ?", (name,))
+    if row is None:
+        raise NotFoundError(f"No endpoint named {name!r}. Deploy one on the Endpoints page.")
+    return row
+
+
+def own_endpoint(catalog: Catalog, name: str, uid: str) -> dict | None:
+    """The row of deploy ``uid`` of the endpoint, or None if it was deleted or replaced."""
+    return catalog.one("SELECT * FROM endpoints WHERE name = ? AND uid = ?", (name, uid))
+
+
+def endpoints(catalog: Catalog) -> list[dict]:
+    return catalog.query("SELECT * FROM endpoints ORDER BY created_at DESC")
+
+
+def endpoint_names(catalog: Catalog) -> list[str]:
+    return [r["name"] for r in catalog.query("SELECT name FROM endpoints ORDER BY created_at DESC")]
+
+
+def endpoint_config(catalog: Catalog, name: str) -> dict | None:
+    return catalog.one("SELECT * FROM endpoint_configs WHERE name = ?", (name,))
+
+
+def create(catalog: Catalog, deployed: dict, config: dict, row: dict, version, served: str) -> None:
+    """A deploy's rows (deployed model, configuration, its one variant, endpoint, history) in one transaction."""
+    try:
+        with catalog.tx() as conn:
+            check_free(conn, "endpoints", "endpoint", row["name"],
+                       "Pick another name or delete the existing endpoint first.")
+            for table, values in (("deployed_models", deployed), ("endpoint_configs", config), ("endpoints", row)):
+                _insert(conn, table, values)
+            conn.execute("INSERT INTO endpoint_variants (config, variant, deployed_model, weight) "
+                         "VALUES (?, 'AllTraffic', ?, 1.0)", (config["name"], deployed["name"]))
+            catalog.event("endpoint", row["name"], f"Creating from {served}", conn)
+            conn.execute("INSERT INTO endpoint_history (endpoint, variant, model, grp, version, started_at) "
+                         "VALUES (?, 'AllTraffic', ?, ?, ?, ?)",
+                         (row["name"], row["model"], deployed["grp"], deployed["version"], row["created_at"]))
+    except sqlite3.IntegrityError:
+        raise ConflictError(
+            f"An endpoint named {row['name']!r} (or its config or model) already exists. "
+            "Pick another name or delete the existing endpoint first."
+        ) from None
+
+
+def update_own(catalog: Catalog, name: str, uid: str, **fields) -> None:
+    """Set fields of deploy ``uid``'s row (nothing if it was deleted or replaced meanwhile)."""
+    if not fields:
+        return
+    cols = ", ".join(f"{key} = ?" for key in fields)
+    with catalog.tx() as conn:
+        conn.execute(f"UPDATE endpoints SET {cols} WHERE name = ? AND uid = ?", [*fields.values(), name, uid])
+
+
+def update(catalog: Catalog, name: str, **fields) -> None:
+    catalog.update("endpoints", name, **fields)
+
+
+def mark_deleting(catalog: Catalog, name: str, uid: str) -> None:
+    with catalog.tx() as conn:
+        conn.execute("UPDATE endpoints SET status = 'Deleting', updated_at = ? WHERE name = ? AND uid = ?",
+                     (time.time(), name, uid))
+        catalog.event("endpoint", name, "Deleting", conn)
+
+
+def forget(catalog: Catalog, name: str, message: str, uid: str | None = None) -> dict:
+    """Remove the endpoint's rows (only the deploy ``uid``'s, when given: never a newer deploy of the name)."""
+    removed = {"endpoint": name, "endpoint_config": None, "model": None}
+    with catalog.tx() as conn:
+        row = conn.execute("SELECT config, pending_config, uid FROM endpoints WHERE name = ?", (name,)).fetchone()
+        if uid is not None and (row is None or row["uid"] != uid):
+            return removed  # another session already removed it (and maybe deployed the name again)
+        if row:
+            if row["pending_config"]:
+                delete_config(conn, row["pending_config"])
+            if conn.execute("SELECT 1 FROM endpoint_configs WHERE name = ?", (row["config"],)).fetchone():
+                models = delete_config(conn, row["config"])
+                removed.update(endpoint_config=row["config"], model=", ".join(models) or None)
+        conn.execute("DELETE FROM endpoints WHERE name = ?", (name,))
+        conn.execute("UPDATE endpoint_history SET ended_at = ? WHERE endpoint = ? AND ended_at IS NULL",
+                     (time.time(), name))
+        catalog.event("endpoint", name, message, conn)
+    return removed
+
+
+def set_weights(catalog: Catalog, row: dict, weights: dict[str, float]) -> None:
+    with catalog.tx() as conn:
+        if conn.execute("SELECT 1 FROM endpoints WHERE name = ? AND uid = ? AND config = ?",
+                        (row["name"], row.get("uid") or "", row["config"])).fetchone() is None:
+            raise ConflictError(f"Endpoint {row['name']} was deleted, deployed again or updated by another session "
+                                "meanwhile; look at it again before changing its weights.")
+        for name, weight in weights.items():
+            conn.execute("UPDATE endpoint_variants SET weight = ? WHERE config = ? AND variant = ?",
+                         (weight, row["config"], name))
+        catalog.event("endpoint", row["name"], "variant weights: " + ", ".join(
+            f"{n} {w:g}" for n, w in weights.items()), conn)
+
+
+def begin_update(catalog: Catalog, row: dict, generation: int, plans: list, message: str) -> dict:
+    """The next configuration of an InService endpoint, pending: the endpoint is Updating until it serves it."""
+    name, uid = row["name"], row.get("uid") or ""
+    try:
+        with catalog.tx() as conn:
+            config = insert_config(conn, name, generation, plans, row["instance_type"], row["instance_count"],
+                                   f"-{generation}")
+            moved = conn.execute(
+                "UPDATE endpoints SET status = 'Updating', pending_config = ?, generation = ?, "
+                "failure_reason = '', updated_at = ? WHERE name = ? AND uid = ? AND status = 'InService'",
+                (config["name"], generation, time.time(), name, uid)).rowcount
+            if not moved:
+                raise ConflictError(f"Endpoint {name} was deleted, deployed again or changed by another session "
+                                    "meanwhile; look at it again and retry the update.")
+            catalog.event("endpoint", name, message, conn)
+    except sqlite3.IntegrityError:
+        raise ConflictError(f"Endpoint {name} is being updated elsewhere at the same moment; try again.") from None
+    return config
+
+
+def finish_update(catalog: Catalog, name: str, uid: str, retire: Callable[[str, list[str]], None]) -> None:
+    """The endpoint serves its pending configuration: the old one goes (``retire(config, models)`` tells the
+    backend), the history records the change. Only for the deploy ``uid``: a later deploy is never touched."""
+    now = time.time()
+    with catalog.tx() as conn:
+        row = conn.execute("SELECT * FROM endpoints WHERE name = ? AND uid = ?", (name, uid)).fetchone()
+        if row is None or not row["pending_config"]:
+            return
+        new = config_variants(catalog, row["pending_config"], conn)
+        retired = delete_config(conn, row["config"], keep_models={v["deployed"]["name"] for v in new})
+        retire(row["config"], retired)
+        top = max(new, key=lambda v: v["weight"])["deployed"]
+        conn.execute("UPDATE endpoints SET config = ?, pending_config = '', model = ?, status = 'InService', "
+                     "failure_reason = '', updated_at = ? WHERE name = ? AND uid = ?",
+                     (row["pending_config"], top["model"], now, name, uid))
+        conn.execute("UPDATE endpoint_history SET ended_at = ? WHERE endpoint = ? AND ended_at IS NULL", (now, name))
+        for v in new:
+            conn.execute("INSERT INTO endpoint_history (endpoint, variant, model, grp, version, weight, started_at)"
+                         " VALUES (?, ?, ?, ?, ?, ?, ?)", (name, v["variant"], v["deployed"]["model"],
+                                                           v["deployed"]["grp"], v["deployed"]["version"],
+                                                           v["weight"], now))
+        catalog.event("endpoint", name, "InService: now serving " + ", ".join(
+            f"{v['variant']} ({v['weight']:g})" for v in new), conn)
+
+
+def roll_back_update(catalog: Catalog, name: str, reason: str, uid: str) -> None:
+    """Back to the configuration the endpoint serves (only the deploy ``uid``'s rows)."""
+    with catalog.tx() as conn:
+        row = conn.execute("SELECT * FROM endpoints WHERE name = ? AND uid = ?", (name, uid)).fetchone()
+        if row is None or not row["pending_config"]:
+            return
+        keep = {v["deployed"]["name"] for v in config_variants(catalog, row["config"], conn)}
+        delete_config(conn, row["pending_config"], keep_models=keep)
+        conn.execute("UPDATE endpoints SET pending_config = '', status = 'InService', failure_reason = ?, "
+                     "updated_at = ? WHERE name = ? AND uid = ?", (reason, time.time(), name, uid))
+        catalog.event("endpoint", name, reason, conn)
+
+
+def set_capture_percent(catalog: Catalog, name: str, uid: str, percent: float) -> None:
+    with catalog.tx() as conn:
+        conn.execute("UPDATE endpoints SET capture_percent = ?, updated_at = ? WHERE name = ? AND uid = ?",
+                     (percent, time.time(), name, uid))
+        catalog.event("endpoint", name, f"data capture {'off' if not percent else f'{percent:g} %'}", conn)
+
+
+def served_history(catalog: Catalog, model: str, group: str, version: int) -> list[dict]:
+    """Where a registry version (or its model deployed without the registry) served, and when."""
+    return catalog.query(
+        "SELECT endpoint, variant, weight, started_at, ended_at FROM endpoint_history "
+        "WHERE model = ? AND (grp = ? AND version = ? OR grp = '') ORDER BY started_at",
+        (model, group, version))
