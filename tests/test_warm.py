@@ -133,7 +133,8 @@ def test_the_fingerprint_follows_code_and_packages(tmp_path, monkeypatch):
     monkeypatch.setattr(warm, "ENTRY_DIR", tree / "entry")
     before = warm.fingerprint()
     assert warm.fingerprint() == before, "stable while nothing changes"
-    (tree / "churn_core" / "serving.py").write_text((tree / "churn_core" / "serving.py").read_text() + "\n# edit\n")
+    server = tree / "churn_core" / "backends" / "local" / "endpoint" / "server.py"
+    server.write_text(server.read_text() + "\n# edit\n")
     edited = warm.fingerprint()
     assert edited != before
     (tree / "entry" / "train.py").touch()
