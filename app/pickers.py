@@ -4,6 +4,7 @@ A selectbox with a key keeps its own choice across reruns and ignores ``index``;
 deploy the Endpoints page used to go on showing the first endpoint. ``shared_selectbox`` ties the
 widget to one session-state entry that other actions (a deploy, a launch, a link) may set: when that
 entry names another choice, the picker moves to it; when the user picks, the entry follows.
+``approved_versions`` gives the version pickers their choices.
 """
 
 from __future__ import annotations
@@ -30,3 +31,9 @@ def shared_selectbox(label: str, choices: list[str], key: str, shared: str,
     value = st.selectbox(label, choices, key=key, on_change=remember, format_func=format_func, **kwargs)
     st.session_state[shared] = value
     return value
+
+
+def approved_versions(p) -> dict:
+    """Approved registry versions by ``"group:number"`` (what a ``?version=`` link names), newest first."""
+    return {f"{v.group}:{v.version}": v for g in p.model_groups() for v in p.list_versions(g["name"])
+            if v.status == "Approved"}

@@ -7,8 +7,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from app.charts import chart_layout
+from app.formatting import threshold_text
+from app.pickers import approved_versions
 from app.service import attempt
-from app.widgets import approved_versions, chart_layout, threshold_text
 
 
 def variant_table(ep) -> pd.DataFrame:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from app.charts import tuning_hyperparameters_figure, tuning_progress_figure
+from app.formatting import METRIC_LABELS, duration_text, status_badge, when
 from app.navigation import link_to_follow, page
 from app.service import attempt, ok
-from app.widgets import (METRIC_LABELS, duration_text, status_badge, tuning_hyperparameters_figure,
-                         tuning_progress_figure, when)
 from churn_core.training.hyperparameters import ALGORITHMS, default_ranges
 
 STRATEGIES = {"bayesian": "Bayesian (Optuna TPE)", "random": "Random"}

@@ -173,7 +173,7 @@ def temp_home(cleanup: Cleanup, prefix: str) -> Path:
 
 def start_warm_process(cleanup: Cleanup) -> dict:
     """A warm process in a folder of this run's; seconds until it answers (paid once per code version)."""
-    from churn_core.processes.warm import process as warm
+    from churn_core.processes.warm import client as warm
 
     folder = Path(tempfile.mkdtemp(prefix="churn-bench-warm-"))
     os.environ["CHURN_WARM_DIR"] = str(folder)

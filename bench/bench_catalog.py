@@ -263,11 +263,11 @@ def profile_page(home: Path, page: str, top: int = 14) -> dict:
 
 
 def figure_times(p, job: str, dataset: str, reps: int) -> dict:
-    """The plotly builders the Jobs/Data pages call on every run (app/widgets.py, whatever they are now),
+    """The plotly builders the Jobs/Data pages call on every run (app/charts.py, whatever they are now),
     build + to_json, next to minimal plotly.graph_objects versions of the same charts (the floor)."""
     import plotly.graph_objects as go
 
-    from app import widgets
+    from app import charts as widgets
 
     ev = p.evaluation(job)
     frame = p.read_dataset(dataset, "train", typed=True)

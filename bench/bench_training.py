@@ -147,7 +147,7 @@ def run_platform(p, dataset: str, hps: dict, name: str) -> dict:
 
 
 def _warm_child_cpu(pid: int) -> float | None:
-    from churn_core.processes.warm import process as warm
+    from churn_core.processes.warm import client as warm
 
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:

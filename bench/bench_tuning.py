@@ -72,7 +72,7 @@ def run_tuning(p, dataset: str, name: str, strategy: str, seed: int, trials: int
                            f"{t.failure_reason}\n{p.tuning_log(name, 40)}")
     rows = p.tuning_trials(name)
     trial_seconds = [s for s in rows["seconds"] if s is not None]
-    from churn_core.processes.warm import process as warm
+    from churn_core.processes.warm import client as warm
 
     deadline = time.monotonic() + 10
     while (driver_cpu := warm.exit_cpu_seconds(t.pid)) is None and time.monotonic() < deadline:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from app.charts import risk_bars
+from app.formatting import duration_text, status_badge, when
 from app.navigation import link_to_follow, page
 from app.service import attempt, platform
-from app.widgets import duration_text, risk_bars, status_badge, when
 from churn_core.data.validation import read_header
 
 p = platform()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from app.charts import distribution_figure
+from app.formatting import schema_rows, when
 from app.service import attempt, ok, platform
-from app.widgets import distribution_figure, schema_rows, when
 from churn_core import ChurnError
 from churn_core.names import slugify
 from churn_core.data.sample import SAMPLE_DESCRIPTION

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app.navigation import link_to_follow, page
 from app import rollout_view
+from app.formatting import STATUS_HELP, duration_text, status_badge, status_label, status_words, when
+from app.navigation import link_to_follow, page
 from app.pickers import shared_selectbox
+from app.pickers import approved_versions
 from app.service import attempt, platform
-from app.widgets import STATUS_HELP, approved_versions, duration_text, status_badge, status_label, status_words, when
 from churn_core.names import default_endpoint_name
 from churn_core.endpoints.pricing import INSTANCE_TYPES, PRICE_REGION, PRICES_AS_OF, hourly_price
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from app.charts import confusion_figure, effects_figure, importance_figure, pr_figure, roc_figure
+from app.formatting import (BEST_BY, BEST_MARK, BEST_ROW, METRIC_LABELS, STATUS_HELP, comparison_frame, duration_text,
+                            hyperparameter_rows, metric_text, status_badge, status_label, when)
 from app.navigation import link_to_follow, page
 from app.pickers import shared_selectbox
 from app.service import attempt, platform
-from app.widgets import (BEST_BY, BEST_MARK, BEST_ROW, METRIC_LABELS, STATUS_HELP, comparison_frame, confusion_figure,
-                         duration_text, effects_figure, hyperparameter_rows, importance_figure, metric_text, pr_figure,
-                         roc_figure, status_badge, status_label, when)
 from churn_core.data.csv_export import to_download_csv
 from churn_core.training.hyperparameters import ALGORITHMS
 from churn_core.decisions.reasons import effects_frame

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from app.formatting import METRIC_LABELS, threshold_text, when
 from app.navigation import link_to_follow, page
 from app.service import attempt, platform
-from app.widgets import METRIC_LABELS, threshold_text, when
 from churn_core.training.hyperparameters import ALGORITHMS
 from churn_core.registry.model_registry import ALIASES, APPROVED, PENDING
 

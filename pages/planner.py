@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app.charts import calibration_figure, confusion_figure, gains_figure, profit_figure
+from app.formatting import when
 from app.navigation import link_to_follow, page
 from app.service import attempt, platform
-from app.widgets import calibration_figure, confusion_figure, gains_figure, profit_figure, when
 from churn_core.decisions import campaign
 
 p = platform()

@@ -10,10 +10,11 @@ from __future__ import annotations
 import streamlit as st
 
 from app import results
+from app.charts import reasons_figure, risk_histogram
 from app.navigation import page
 from app.pickers import shared_selectbox
 from app.service import attempt, platform
-from app.widgets import field_input, reasons_figure, risk_histogram
+from app.widgets import field_input
 from churn_core.data.csv_export import to_download_csv
 from churn_core.endpoints.forms import form_fields, record_from_form
 from churn_core.decisions.reasons import baseline_sentence, reasons_frame

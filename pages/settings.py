@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from app.formatting import status_words, when
 from app.service import attempt, platform, run_repair
-from app.widgets import status_words, when
 
 p = platform()
 st.title("Settings")

@@ -31,7 +31,7 @@ def pytest_unconfigure(config):
 
         import psutil
 
-        from churn_core.processes.warm import process as warm
+        from churn_core.processes.warm import client as warm
 
         stopped = warm.stop_all()
         deadline = time.monotonic() + 10

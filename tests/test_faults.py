@@ -31,7 +31,7 @@ import pytest
 import requests
 
 import churn_core
-import churn_core.processes.warm.process
+import churn_core.processes.warm.client
 from churn_core.backends.local.backend import ping
 from churn_core.errors import BackendError, ChurnError, ValidationError
 from churn_core.processes.detached import is_alive, kill_group
@@ -393,8 +393,8 @@ def test_kill_9_of_the_dashboard_loses_nothing(trained, tmp_path, warm):
     assert ep.status == "InService", ep.failure_reason
     dashboards: list[Dashboard] = []
     if warm:
-        assert churn_core.processes.warm.process.wait_until_ready(60), "the warm process did not start"
-        warm_process = churn_core.processes.warm.process
+        assert churn_core.processes.warm.client.wait_until_ready(60), "the warm process did not start"
+        warm_process = churn_core.processes.warm.client
         parent = int(next(warm_process.run_dir().glob(f"{warm_process.fingerprint()}.pid")).read_text())
     try:
         first = Dashboard(home, tmp_path / "dashboard-1.log", warm=warm)
@@ -466,7 +466,7 @@ def test_kill_9_of_the_dashboard_loses_nothing(trained, tmp_path, warm):
 def test_kill_9_of_the_warm_process_loses_nothing(trained, tmp_path, monkeypatch):
     """The warm process forked a training job and an endpoint; it dies. Both carry on, a crash of the
     endpoint's server is still repaired (by a plain start), and a new warm process takes over."""
-    from churn_core.processes.warm import process as warm
+    from churn_core.processes.warm import client as warm
 
     folder = tmp_path / "warm"
     folder.mkdir(mode=0o700)

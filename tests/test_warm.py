@@ -1,4 +1,4 @@
-"""churn_core.processes.warm.process: the pre-imported process that forks job drivers, supervisors and model servers.
+"""churn_core.processes.warm: the pre-imported process that forks job drivers, supervisors and model servers.
 
 Real processes throughout: the run's warm process (started by conftest's folder, stopped at the end),
 a second one with a one-second idle limit, and plain interpreter starts for the fallback."""
@@ -18,7 +18,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from churn_core.processes.warm import process as warm, requests as warm_requests
+from churn_core.processes.warm import client as warm, requests as warm_requests
+from churn_core.processes.warm import server as warm_server
 from churn_core.catalog.database import Catalog
 from churn_core.processes.detached import is_alive, kill_group, reap, spawn_detached
 from tests.helpers import wait_until
@@ -133,7 +134,8 @@ def test_the_fingerprint_follows_code_and_packages(tmp_path, monkeypatch):
     monkeypatch.setattr(warm, "ENTRY_DIR", tree / "entry")
     before = warm.fingerprint()
     assert warm.fingerprint() == before, "stable while nothing changes"
-    (tree / "churn_core" / "serving.py").write_text((tree / "churn_core" / "serving.py").read_text() + "\n# edit\n")
+    server = tree / "churn_core" / "backends" / "local" / "endpoint" / "server.py"
+    server.write_text(server.read_text() + "\n# edit\n")
     edited = warm.fingerprint()
     assert edited != before
     (tree / "entry" / "train.py").touch()
@@ -149,7 +151,7 @@ def test_a_warm_process_exits_when_idle_and_when_its_code_is_stale(tmp_path):
     folder.mkdir(mode=0o700)
     env = dict(os.environ, CHURN_WARM_DIR=str(folder), CHURN_WARM_IDLE="1",
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    proc = subprocess.Popen([sys.executable, "-m", "churn_core.processes.warm.process"], env=env, cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "churn_core.processes.warm.server"], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         out, _ = proc.communicate(timeout=120)
@@ -160,7 +162,7 @@ def test_a_warm_process_exits_when_idle_and_when_its_code_is_stale(tmp_path):
     assert "imported the scientific stack" in out and "idle for 1s" in out, out
     assert not list(folder.glob("*.sock")) and not list(folder.glob("*.pid")), "it cleaned up after itself"
 
-    server = warm.WarmServer(folder, "0" * 16)  # a fingerprint that no longer matches the code
+    server = warm_server.WarmServer(folder, "0" * 16)  # a fingerprint that no longer matches the code
     assert server.should_exit()
 
 
@@ -174,7 +176,7 @@ def test_only_one_warm_process_starts_per_fingerprint(tmp_path, monkeypatch):
         found = set()
         for proc in psutil.process_iter(["cmdline"]):
             try:
-                if "churn_core.processes.warm.process" in " ".join(proc.info["cmdline"] or []) and any(
+                if "churn_core.processes.warm.server" in " ".join(proc.info["cmdline"] or []) and any(
                         f.path.startswith(str(folder)) for f in proc.open_files()):  # its lock and log
                     found.add(proc.pid)
             except psutil.Error:
@@ -246,7 +248,7 @@ def test_old_exit_records_and_unheld_locks_of_past_code_versions_are_cleared(tmp
 
     folder = tmp_path / "run"
     (folder / "exits").mkdir(parents=True)
-    old = time.time() - 2 * warm.EXIT_FILE_TTL
+    old = time.time() - 2 * warm_server.EXIT_FILE_TTL
     for path in (folder / "exits" / "123", folder / "aaaa.lock", folder / "held.lock", folder / "mine.lock"):
         path.write_text("0")
         os.utime(path, (old, old))
@@ -254,7 +256,7 @@ def test_old_exit_records_and_unheld_locks_of_past_code_versions_are_cleared(tmp
     held = os.open(folder / "held.lock", os.O_RDWR)
     fcntl.flock(held, fcntl.LOCK_EX)
     try:
-        warm.WarmServer(folder, "mine").forget_old_exit_files()
+        warm_server.WarmServer(folder, "mine").forget_old_exit_files()
     finally:
         os.close(held)
     assert sorted(p.name for p in (folder / "exits").iterdir()) == ["456"]
@@ -283,7 +285,7 @@ def test_a_warm_process_that_cannot_import_says_so_once_and_is_not_retried(tmp_p
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     )
     broken_install = (
-        "import sys, churn_core.processes.warm.process as w; w.PRELOAD = ('numpy', 'no_such_module_here'); "
+        "import sys, churn_core.processes.warm.server as w; w.PRELOAD = ('numpy', 'no_such_module_here'); "
         "sys.exit(w.main([]))"
     )
     proc = subprocess.run(

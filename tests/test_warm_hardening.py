@@ -25,7 +25,7 @@ import psutil
 import pytest
 
 import churn_core
-from churn_core.processes.warm import process as warm, requests as warm_requests
+from churn_core.processes.warm import client as warm, requests as warm_requests
 from churn_core.processes.detached import kill_group, reap, spawn_detached
 from tests.helpers import wait_for_job, wait_until
 from tests.test_warm import waiting_driver
@@ -69,7 +69,7 @@ def test_a_planted_link_as_the_run_folder_is_refused_and_its_target_left_alone(t
     target.mkdir()
     target.chmod(0o755)
     (tmp_path / f"churn-warm-{os.getuid()}").symlink_to(target)
-    with caplog.at_level(logging.WARNING, logger="churn_core.processes.warm.process"):
+    with caplog.at_level(logging.WARNING, logger="churn_core.processes.warm.client"):
         assert warm._private_run_dir() is None
         usable, reason = warm.status()
         assert not usable and "is a symbolic link" in reason and "start without the warm process" in reason

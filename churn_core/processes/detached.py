@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 
-from churn_core.processes.warm import process as warm
+from churn_core.processes.warm import client as warm
 from churn_core.processes.child import become, flush_output, run_to_exit
 from churn_core.paths import ROOT
 from churn_core.storage.private_files import make_dirs, open_append

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from churn_core.backends.local.endpoint import processes as endpoint_processes
 from churn_core.backends.local import job_outcome
-from churn_core.processes.warm import process as warm
+from churn_core.processes.warm import client as warm
 from churn_core.catalog.database import Catalog
 from churn_core.errors import BackendError
 from churn_core.backends.local.endpoint.control import read_control, wait_for_generation, write_control

@@ -18,7 +18,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-_log = logging.getLogger("churn_core.processes.warm.process")
+_log = logging.getLogger("churn_core.processes.warm.client")
 _logged: set[str] = set()  # reasons already logged by this process (a start happens often; say it once)
 
 

@@ -31,6 +31,7 @@ MODULES = ("churn_core.backends.local.job_driver", "churn_core.backends.local.en
            "churn_core.backends.local.transform_driver")
 MAX_ARGS = 64
 MAX_ARG_CHARS = 4096
+MAX_REQUEST_BYTES = 1 << 20  # a request line (and an answer) is cut off beyond this
 _ID_RE = re.compile(r"^[0-9a-f]{32}$")
 WITHDRAWN = "withdrawn"
 
