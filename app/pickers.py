@@ -34,6 +34,7 @@ def shared_selectbox(label: str, choices: list[str], key: str, shared: str,
 
 
 def approved_versions(p) -> dict:
-    """Approved registry versions by ``"group:number"`` (what a ``?version=`` link names), newest first."""
+    """Registry versions the approval rule lets serve, by ``"group:number"`` (what a ``?version=`` link names),
+    newest first."""
     return {f"{v.group}:{v.version}": v for g in p.model_groups() for v in p.list_versions(g["name"])
-            if v.status == "Approved"}
+            if not p.deploy_refusal(v)}
