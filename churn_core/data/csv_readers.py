@@ -17,11 +17,10 @@ import pandas as pd
 from churn_core.errors import ValidationError
 from churn_core.data.cells import Cells, TextColumn
 from churn_core.data.decoding import (
-    as_bytes, check_binary_bytes, check_other_formats, check_size, file_text, raise_empty, sniff_delimiter,
+    check_binary_bytes, check_other_formats, delimiter_note, file_text, raise_empty, sniff_delimiter, upload_bytes,
 )
 from churn_core.data.headers import check_header, is_id_name
 from churn_core.data.wording import MAX_LISTED
-from churn_core.data.workbooks import as_csv
 
 
 @dataclass
@@ -167,10 +166,7 @@ def read_fast_source(data, max_bytes: int | None) -> tuple[Table, str, list[str]
     """(table, encoding, warnings) for a well-formed UTF-8 file, read by Arrow without ever holding the file as
     Python text (``csv_arrow``); None for anything the text route should read (and explain), with the same
     checks before it as ``file_text`` so a bad file fails the same way on either route."""
-    data = as_bytes(data)
-    check_size(data, max_bytes)
-    data, workbook_note = as_csv(data)  # an .xlsx workbook (whatever its name) is read as its first sheet
-    data = data.rstrip(b"\x1a")
+    data, workbook_note = upload_bytes(data, max_bytes)
     if not data or data.isspace() or data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
         return None
     check_other_formats(data)
@@ -199,8 +195,7 @@ def read_fast_source(data, max_bytes: int | None) -> tuple[Table, str, list[str]
     del columns
     warnings: list[str] = [workbook_note] if workbook_note else []
     if delimiter != ",":
-        shown = {"\t": "tabs", ";": "semicolons", "|": "pipes ('|')"}[delimiter]
-        warnings.append(f"Values are separated by {shown}, not commas; the file was read that way.")
+        warnings.append(delimiter_note(delimiter))
     table = Table(header, 1, None, np.arange(2, n + 2, dtype=np.int64), cells=cells)
     return table, encoding, warnings
 

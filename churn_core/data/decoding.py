@@ -248,12 +248,24 @@ def sniff_delimiter(text: str) -> tuple[str, str]:
     return (best if counts[best] else ","), text
 
 
-def file_text(data: bytes, max_bytes: int | None) -> tuple[str, str, str, list[str]]:
-    """The upload as text: (text, encoding, delimiter, warnings), or ValidationError for what is not a table."""
+def upload_bytes(data, max_bytes: int | None) -> tuple[bytes, str | None]:
+    """(bytes, workbook note): the first checks of either reading route, so a bad file fails the same way on both."""
     data = as_bytes(data)
     check_size(data, max_bytes)
     data, workbook_note = as_csv(data)  # an .xlsx workbook (whatever its name) is read as its first sheet
     data = data.rstrip(b"\x1a")  # an old DOS end-of-file marker is not content
+    return data, workbook_note
+
+
+def delimiter_note(delimiter: str) -> str:
+    """The warning for a file whose values are separated by something other than commas (either route)."""
+    shown = {"\t": "tabs", ";": "semicolons", "|": "pipes ('|')"}[delimiter]
+    return f"Values are separated by {shown}, not commas; the file was read that way."
+
+
+def file_text(data: bytes, max_bytes: int | None) -> tuple[str, str, str, list[str]]:
+    """The upload as text: (text, encoding, delimiter, warnings), or ValidationError for what is not a table."""
+    data, workbook_note = upload_bytes(data, max_bytes)
     if not data:
         raise_empty("0 bytes")
     if data.isspace():
@@ -273,6 +285,5 @@ def file_text(data: bytes, max_bytes: int | None) -> tuple[str, str, str, list[s
     delimiter, text = sniff_delimiter(text)
     _check_prose(text, delimiter)
     if delimiter != ",":
-        shown = {"\t": "tabs", ";": "semicolons", "|": "pipes ('|')"}[delimiter]
-        warnings.append(f"Values are separated by {shown}, not commas; the file was read that way.")
+        warnings.append(delimiter_note(delimiter))
     return text, encoding, delimiter, warnings
