@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from churn_core.errors import ValidationError
+from churn_core.data import csv_arrow
 from churn_core.data.cells import Cells, TextColumn
 from churn_core.data.decoding import (
     check_binary_bytes, check_other_formats, delimiter_note, file_text, raise_empty, sniff_delimiter, upload_bytes,
@@ -171,8 +172,6 @@ def read_fast_source(data, max_bytes: int | None) -> tuple[Table, str, list[str]
         return None
     check_other_formats(data)
     check_binary_bytes(data)
-    from churn_core.data import csv_arrow
-
     start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     encoding = "utf-8-sig" if start else "utf-8"
     if not csv_arrow.valid_utf8(memoryview(data)[start:]):
