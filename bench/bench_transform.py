@@ -162,7 +162,7 @@ def old_score_frame():
     folder = Path(tempfile.mkdtemp(prefix="old-scoring-"))
     (folder / "old_scoring.py").write_text(source.stdout.replace("from .errors import", "from churn_core.errors import")
                                            .replace("from .validation import",
-                                                    "from churn_core.data.validation import"))
+                                                    "from churn_core.data.csv_readers import"))
     spec = importlib.util.spec_from_file_location("old_scoring", folder / "old_scoring.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules["old_scoring"] = module  # dataclasses look their module up

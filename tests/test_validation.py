@@ -15,9 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from churn_core.errors import ValidationError
-from churn_core.data.validation import (
-    MIN_PER_CLASS, MIN_ROWS, FeatureProfile, ValidatedTable, _read_exact, _read_fast, _sniff_delimiter, validate_csv,
-)
+from churn_core.data.column_types import FeatureProfile
+from churn_core.data.csv_readers import read_exact, read_fast
+from churn_core.data.decoding import sniff_delimiter
+from churn_core.data.target import MIN_PER_CLASS
+from churn_core.data.validation import MIN_ROWS, ValidatedTable, validate_csv
 
 REFERENCE_FEATURES = [
     "AccountWeeks",
@@ -689,11 +691,11 @@ def _same_reading(data: bytes) -> None:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         return
-    delimiter, text = _sniff_delimiter(text)
-    fast = _read_fast(text, delimiter)
+    delimiter, text = sniff_delimiter(text)
+    fast = read_fast(text, delimiter)
     if fast is None:
         return
-    exact = _read_exact(text, delimiter)
+    exact = read_exact(text, delimiter)
     assert fast.header == exact.header
     assert fast.header_row == exact.header_row
     assert exact.columns is not None and not exact.ragged
@@ -736,7 +738,7 @@ def test_old_mac_line_endings():
 
 def test_fast_reader_is_used_for_the_reference(reference_csv):
     text = reference_csv.read_bytes().decode()
-    fast = _read_fast(text, ",")
+    fast = read_fast(text, ",")
     assert fast is not None and len(fast.row_numbers) == 3333
     assert fast.row_numbers[0] == 2 and fast.row_numbers[-1] == 3334
 

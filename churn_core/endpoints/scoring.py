@@ -45,7 +45,7 @@ class BatchResult:
 
 def read_customers(data: bytes, max_bytes: int | None = None) -> pd.DataFrame:
     """A file of customers to score, read the way uploads are read (encoding, delimiter), as text."""
-    from churn_core.data.validation import read_text_table
+    from churn_core.data.csv_readers import read_text_table
 
     frame, _ = read_text_table(data, max_bytes)
     if frame.empty:
