@@ -9,7 +9,7 @@ from app.charts import risk_bars
 from app.formatting import duration_text, status_badge, when
 from app.navigation import link_to_follow, page
 from app.service import attempt, platform
-from churn_core.data.validation import read_header
+from churn_core.data.headers import read_header
 
 p = platform()
 st.title("Batch")

@@ -11,7 +11,8 @@ from app.service import attempt, ok, platform
 from churn_core import ChurnError
 from churn_core.names import slugify
 from churn_core.data.sample import SAMPLE_DESCRIPTION
-from churn_core.data.validation import guess_target, read_header
+from churn_core.data.headers import read_header
+from churn_core.data.target import guess_target
 
 p = platform()
 st.title("Data")

@@ -41,8 +41,8 @@ from churn_core.data.column_types import (
 )
 from churn_core.data.csv_readers import raise_ragged, read_fast_source, read_table
 from churn_core.data.decoding import file_text
-from churn_core.data.headers import check_header, is_id_name, is_row_counter, read_header
-from churn_core.data.target import check_classes, guess_target, parse_target
+from churn_core.data.headers import check_header, is_id_name, is_row_counter
+from churn_core.data.target import check_classes, parse_target
 from churn_core.data.wording import MAX_LISTED, column_letter, list_names, plural, show
 
 _rules = entry_module("dataset_schema")  # the cell rules training applies: one source of truth
@@ -343,7 +343,5 @@ def validate_csv(data: bytes, target: str = "Churn", max_bytes: int | None = Non
 __all__ = [
     "MIN_ROWS",
     "ValidatedTable",
-    "guess_target",  # re-exported: pages/data.py imports it from here
-    "read_header",  # re-exported: pages/batch.py and pages/data.py import it from here
     "validate_csv",
 ]
