@@ -11,7 +11,8 @@ import pytest
 import churn_core
 from churn_core.errors import ValidationError
 from churn_core.data.sample import make_subscription_sample
-from churn_core.data.validation import read_header, validate_csv
+from churn_core.data.headers import read_header
+from churn_core.data.validation import validate_csv
 from churn_core.data.workbooks import as_csv, is_xlsx
 
 CSV = make_subscription_sample(rows=300, seed=3)
