@@ -13,7 +13,8 @@ import pandas as pd
 from churn_core.storage.artifacts import sha256_bytes
 from churn_core.catalog.database import Catalog, dumps
 from churn_core.errors import ChurnError, ConflictError, NotFoundError, ValidationError
-from churn_core.catalog.name_clash import check_free, clash
+from churn_core.catalog import datasets as records
+from churn_core.catalog.name_clash import clash
 from churn_core.names import check_name
 from churn_core.paths import entry_module
 from churn_core.records import Dataset
@@ -80,7 +81,7 @@ class DatasetService:
         data, _ = as_csv(data)  # a workbook is stored as the CSV it was validated as
         if not 0.05 <= float(test_size) <= 0.5:
             raise ValidationError(f"Test fraction {test_size} is out of range. Pick a value between 0.05 and 0.5.")
-        existing = self.catalog.scalar("SELECT name FROM datasets WHERE name = ? COLLATE NOCASE", (name,))
+        existing = records.taken_name(self.catalog, name)
         if existing is not None:
             raise clash("dataset", name, existing, "Pick another name or delete the old one.")
         table = self.validate(data, target)
@@ -113,17 +114,12 @@ class DatasetService:
         # The write lock is held while the files land, so a racing upload of the same name waits,
         # then fails on the primary key; on any failure the half-written prefix is removed.
         try:
-            with self.catalog.tx() as conn:
-                check_free(conn, "datasets", "dataset", name, "Pick another name.")
+            with records.inserting(self.catalog, row,
+                                   f"uploaded: {table.rows} rows, churn rate {table.churn_rate:.1%}"):
                 self.store.put_bytes(keys["raw_key"], data)
                 self.store.put_bytes(keys["train_key"], table.write_csv(train))
                 self.store.put_bytes(keys["test_key"], table.write_csv(test))
                 self.store.put_bytes(f"{prefix}train/{SCHEMA_FILE}", json.dumps(table.schema(), indent=1).encode())
-                cols = ", ".join(row)
-                conn.execute(f"INSERT INTO datasets ({cols}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
-                self.catalog.event(
-                    "dataset", name, f"uploaded: {table.rows} rows, churn rate {table.churn_rate:.1%}", conn
-                )
         except ConflictError:
             raise
         except sqlite3.IntegrityError:
@@ -137,13 +133,13 @@ class DatasetService:
         return self.get(name)
 
     def get(self, name: str) -> Dataset:
-        row = self.catalog.one("SELECT * FROM datasets WHERE name = ?", (name,))
+        row = records.dataset(self.catalog, name)
         if row is None:
             raise NotFoundError(f"No dataset named {name!r}. Upload it on the Data page first.")
         return Dataset.from_row(row)
 
     def list(self) -> list[Dataset]:
-        return [Dataset.from_row(r) for r in self.catalog.query("SELECT * FROM datasets ORDER BY created_at DESC")]
+        return [Dataset.from_row(r) for r in records.datasets(self.catalog)]
 
     def read(self, name: str, part: str = "raw", typed: bool = False) -> pd.DataFrame:
         """A stored part as the file holds it (text), or typed by the dataset schema as training sees it:
@@ -179,12 +175,8 @@ class DatasetService:
 
     def delete(self, name: str) -> None:
         ds = self.get(name)
-        busy = self.catalog.one(
-            "SELECT name FROM jobs WHERE dataset = ? AND status IN ('InProgress', 'Stopping') LIMIT 1", (name,)
-        )
+        busy = records.job_using(self.catalog, name)
         if busy:
-            raise ConflictError(f"Training job {busy['name']} is still using {name!r}. Stop it or wait, then delete.")
-        with self.catalog.tx() as conn:
-            conn.execute("DELETE FROM datasets WHERE name = ?", (name,))
-            self.catalog.event("dataset", name, "deleted", conn)
+            raise ConflictError(f"Training job {busy} is still using {name!r}. Stop it or wait, then delete.")
+        records.delete(self.catalog, name)
         self.store.delete_prefix(dataset_prefix(ds.name))
