@@ -21,6 +21,7 @@ run: $(VENV)/.runtime
 
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 test: lint
 	$(PY) -m pytest -q -n 2 --dist loadfile
