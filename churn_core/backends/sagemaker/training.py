@@ -73,7 +73,7 @@ class TrainingJobs:
 
     def start(self, job: dict, dataset: Dataset) -> dict:
         self.ctx.require_role()
-        self.ctx.store._require_bucket()
+        self.ctx.store.require_bucket()
         self.ctx.image_uri()  # fail on a missing image before anything is uploaded
         key = code_key(job["name"])
         source_uri = self.ctx.store.put_bytes(key, package_source())

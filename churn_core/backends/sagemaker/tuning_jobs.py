@@ -44,7 +44,7 @@ class TuningJobs:
 
     def start(self, tuning: dict, dataset: Dataset) -> dict:
         self.ctx.require_role()
-        self.ctx.store._require_bucket()
+        self.ctx.store.require_bucket()
         self.ctx.image_uri()
         source_uri = self.ctx.store.put_bytes(code_key(tuning["name"]), package_source())
         request = self.request(tuning, dataset, source_uri)
