@@ -430,7 +430,7 @@ def test_endpoint_stats_come_from_cloudwatch(platform, small_csv, model_tarballs
             },
         ],
     )
-    p.backend._stats.clear()
+    p.backend.monitoring.stats.clear()
     stats = p.describe_endpoint("ep-s").stats
     assert stats["invocations"] == 7 and stats["errors"] == 1
     assert stats["last_invoked_at"] >= now.timestamp() - 60

@@ -190,11 +190,11 @@ def test_columns_that_do_not_match_fail_before_anything_is_created_on_sagemaker(
 
 
 def test_completed_without_output_waits_then_fails_with_the_reason(platform, monkeypatch):
-    from churn_core.backends.sagemaker import backend
+    from churn_core.backends.sagemaker import transform_jobs
 
     p = platform
     p.start_transform("subs-rf", scoring_file(), name="tj-6")
     assert p.describe_transform("tj-6").status == "InProgress"  # S3 may list the output a moment later
-    monkeypatch.setattr(backend, "ARTIFACT_GRACE_SECONDS", 0)
+    monkeypatch.setattr(transform_jobs, "ARTIFACT_GRACE_SECONDS", 0)
     done = p.describe_transform("tj-6")
     assert done.status == "Failed" and "wrote no output" in done.failure_reason

@@ -1,5 +1,8 @@
 """The one protocol both backends implement. The platform owns the catalog records; a backend
-acts on the world (processes or AWS) and reports back the fields that changed."""
+acts on the world (processes or AWS) and reports back the fields that changed.
+
+Implementations: ``local/backend.py`` and ``sagemaker/backend.py`` (the latter only wires the
+modules beside it, one per concept: training, endpoints, monitoring, tuning, transforms...)."""
 
 from __future__ import annotations
 

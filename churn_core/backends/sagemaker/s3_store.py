@@ -33,7 +33,7 @@ class S3ObjectStore:
     def s3(self):
         return self.clients.client("s3")
 
-    def _require_bucket(self) -> str:
+    def require_bucket(self) -> str:
         if not self.bucket:
             raise ValidationError(
                 "No S3 bucket is configured for the SageMaker backend. Set CHURN_S3_BUCKET to a bucket in "
@@ -73,19 +73,19 @@ class S3ObjectStore:
     # ---- ObjectStore ----------------------------------------------------------------------------
     def put_bytes(self, key: str, data: bytes) -> str:
         call(self.s3, "put_object", what=self._what("upload", key), settings=self.clients.settings,
-             Bucket=self._require_bucket(), Key=self.full_key(key), Body=data)
+             Bucket=self.require_bucket(), Key=self.full_key(key), Body=data)
         return self.uri(key)
 
     def put_file(self, key: str, path: Path) -> str:
         with open(path, "rb") as fh:
             call(self.s3, "put_object", what=self._what("upload", key), settings=self.clients.settings,
-                 Bucket=self._require_bucket(), Key=self.full_key(key), Body=fh)
+                 Bucket=self.require_bucket(), Key=self.full_key(key), Body=fh)
         return self.uri(key)
 
     def _get(self, key: str):
         try:
             return call(self.s3, "get_object", what=self._what("read", key), settings=self.clients.settings,
-                        Bucket=self._require_bucket(), Key=self.full_key(key))
+                        Bucket=self.require_bucket(), Key=self.full_key(key))
         except AwsError as exc:
             if exc.code in ("NoSuchKey", "404", "NotFound"):
                 raise NotFoundError(f"Object {self.uri(key)} does not exist in S3. It may have been deleted; "
@@ -128,7 +128,7 @@ class S3ObjectStore:
     def exists(self, key: str) -> bool:
         try:
             call(self.s3, "head_object", what=self._what("check", key), settings=self.clients.settings,
-                 Bucket=self._require_bucket(), Key=self.full_key(key))
+                 Bucket=self.require_bucket(), Key=self.full_key(key))
             return True
         except AwsError as exc:
             if exc.code in ("404", "NoSuchKey", "NotFound"):
@@ -143,7 +143,7 @@ class S3ObjectStore:
         keys: list[str] = []
         token = None
         while True:
-            kwargs = {"Bucket": self._require_bucket(), "Prefix": full}
+            kwargs = {"Bucket": self.require_bucket(), "Prefix": full}
             if token:
                 kwargs["ContinuationToken"] = token
             page = call(
@@ -173,7 +173,7 @@ class S3ObjectStore:
                 "delete_objects",
                 what=f"delete {len(batch)} objects under {self.uri(prefix)}",
                 settings=self.clients.settings,
-                Bucket=self._require_bucket(),
+                Bucket=self.require_bucket(),
                 Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
             )
             errors = answer.get("Errors") or []

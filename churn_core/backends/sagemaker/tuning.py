@@ -1,6 +1,6 @@
 """SageMaker hyperparameter tuning jobs: the request and the reading of the answers (pure functions).
 
-The request is the backend's own ``CreateTrainingJob`` request (``SageMakerBackend.training_request``)
+The request is the backend's own ``CreateTrainingJob`` request (``TrainingJobs.request`` in ``training.py``)
 turned into a ``TrainingJobDefinition`` the way the SageMaker Python SDK V2 does for framework
 estimators: the fixed hyperparameters (JSON-encoded, with ``sagemaker_program`` and
 ``sagemaker_submit_directory``) become ``StaticHyperParameters``, integer and continuous ranges carry
