@@ -18,6 +18,7 @@ from pathlib import Path
 from churn_core.backends.local.endpoint import processes as endpoint_processes
 from churn_core.backends.local import job_outcome
 from churn_core.processes.warm import process as warm
+from churn_core.catalog import local_records
 from churn_core.catalog.database import Catalog
 from churn_core.errors import BackendError
 from churn_core.backends.local.endpoint.control import read_control, wait_for_generation, write_control
@@ -34,14 +35,11 @@ from churn_core.storage.objects import LocalObjectStore
 def reconcile_jobs(catalog: Catalog) -> list[str]:
     """A local job whose driver is gone without a result becomes Failed (never stuck InProgress)."""
     changed = []
-    for job in catalog.query(
-        "SELECT name, pid, status FROM jobs WHERE backend = 'local' AND status IN ('InProgress', 'Stopping')"
-    ):
+    for job in local_records.running_local(catalog, "training"):
         if job["pid"] is None or is_alive(job["pid"], job["name"]):
             continue
         _, code = reap(job["pid"], wait=2.0)
-        fresh = catalog.one("SELECT status FROM jobs WHERE name = ?", (job["name"],))
-        if fresh is None or fresh["status"] not in ("InProgress", "Stopping"):
+        if local_records.status(catalog, "training", job["name"]) not in ("InProgress", "Stopping"):
             continue  # it finished on its own between the two reads
         kill_group(job["pid"], grace=0.5)  # the training script may outlive its driver
         folder = Path(catalog.path).parent / "jobs" / job["name"]
@@ -50,23 +48,16 @@ def reconcile_jobs(catalog: Catalog) -> list[str]:
         outcome = job_outcome.read(folder)
         with catalog.tx() as conn:
             if outcome is not None:  # the driver ended it but could not record it: its own words, its model
-                job_outcome.record(conn, job["name"], outcome,
-                                   "recorded from the job's outcome.json: the catalog could not be written then")
+                local_records.record_job_outcome(
+                    catalog, job["name"], outcome,
+                    "recorded from the job's outcome.json: the catalog could not be written then", conn=conn)
             elif job["status"] == "Stopping":
-                conn.execute(
-                    "UPDATE jobs SET status='Stopped', secondary_status='Stopped', ended_at=? WHERE name=? "
-                    "AND status='Stopping'",
-                    (time.time(), job["name"]),
-                )
-                catalog.event("job", job["name"], "Stopped", conn)
+                local_records.end_if(catalog, "training", job["name"], "Stopped", was=("Stopping",), conn=conn,
+                                     event="Stopped")
             else:
                 reason = f"The training process exited unexpectedly ({describe_exit(code)}). Start the job again."
-                conn.execute(
-                    "UPDATE jobs SET status='Failed', secondary_status='Failed', failure_reason=?, ended_at=?, "
-                    "exit_code=? WHERE name=? AND status='InProgress'",
-                    (reason, time.time(), code, job["name"]),
-                )
-                catalog.event("job", job["name"], f"Failed: {reason}", conn)
+                local_records.end_if(catalog, "training", job["name"], "Failed", reason, was=("InProgress",),
+                                     conn=conn, event=f"Failed: {reason}", exit_code=code)
         changed.append(job["name"])
     return changed
 

@@ -1,0 +1,124 @@
+"""What the local backend records about its processes and runs: pids, ports, exit codes, restarts, and the
+outcomes its job drivers left on disk.
+
+The job drivers, the transform driver, the endpoint supervisors and the local backend's reconcile read and
+write their rows through these functions; a job's terminal state still goes through ``outcomes``, here
+only guarded by the status the caller saw (read in the same transaction).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import Any
+
+from churn_core.catalog import outcomes
+
+ACTIVE = ("InProgress", "Stopping")
+
+
+def _one(catalog, sql: str, args: tuple, conn: sqlite3.Connection | None) -> dict | None:
+    return conn.execute(sql, args).fetchone() if conn is not None else catalog.one(sql, args)
+
+
+# ---- jobs and transforms alike (kind: "training" or "transform", as in outcomes) ---------------------------
+def running_local(catalog, kind: str) -> list[dict]:
+    """The local jobs of ``kind`` not ended yet (name, pid, status): those a reconcile checks for a live driver."""
+    table = outcomes.KINDS[kind][0]
+    return catalog.query(f"SELECT name, pid, status FROM {table} WHERE backend = 'local' "
+                         "AND status IN ('InProgress', 'Stopping')")
+
+
+def status(catalog, kind: str, name: str, conn: sqlite3.Connection | None = None) -> str | None:
+    """The job's status now (None when it has no row)."""
+    row = _one(catalog, f"SELECT status FROM {outcomes.KINDS[kind][0]} WHERE name = ?", (name,), conn)
+    return row["status"] if row else None
+
+
+def end_if(catalog, kind: str, name: str, state: str, reason: str = "", *, was: tuple[str, ...],
+           conn: sqlite3.Connection | None = None, event: str | None = None, **fields: Any) -> bool:
+    """End the job with ``outcomes.finish`` only while its status is one of ``was`` (read in the same
+    transaction); True if it was ended."""
+    def write(c: sqlite3.Connection) -> bool:
+        if status(catalog, kind, name, c) not in was:
+            return False
+        return outcomes.finish(catalog, kind, name, state, reason, conn=c, event=event, **fields)
+
+    if conn is not None:
+        return write(conn)
+    with catalog.tx() as own:
+        return write(own)
+
+
+# ---- training jobs ------------------------------------------------------------------------------------
+def job(catalog, name: str) -> dict | None:
+    return catalog.one("SELECT * FROM jobs WHERE name = ?", (name,))
+
+
+def dataset(catalog, name: str) -> dict | None:
+    """The dataset a job trains on (its channel keys)."""
+    return catalog.one("SELECT * FROM datasets WHERE name = ?", (name,))
+
+
+def claim_training_slot(catalog, name: str, max_concurrent: int) -> str:
+    """One transaction: 'started' when the job is first in line and a slot is free (it is now Training),
+    'wait' when not yet, 'gone' when it is no longer InProgress (stopped or deleted meanwhile)."""
+    with catalog.tx() as conn:
+        if status(catalog, "training", name, conn) != "InProgress":
+            return "gone"
+        running = conn.execute(
+            "SELECT COUNT(*) AS n FROM jobs WHERE backend = 'local' AND status IN ('InProgress', 'Stopping') "
+            "AND secondary_status IN ('Training', 'Uploading')"
+        ).fetchone()["n"]
+        first = conn.execute(
+            "SELECT name FROM jobs WHERE backend = 'local' AND status = 'InProgress' "
+            "AND secondary_status = 'Starting' ORDER BY created_at, rowid LIMIT 1"
+        ).fetchone()
+        if running < max_concurrent and first and first["name"] == name:
+            conn.execute("UPDATE jobs SET secondary_status = 'Training', started_at = ? WHERE name = ?",
+                         (time.time(), name))
+            return "started"
+    return "wait"
+
+
+_COMPLETED_FIELDS = ("metrics_json", "model_key", "model_sha256", "output_key", "output_sha256")
+
+
+def record_job_outcome(catalog, name: str, outcome: dict, note: str = "", *,
+                       conn: sqlite3.Connection | None = None) -> bool:
+    """Apply a driver's ``outcome`` (job_outcome's file) to the job ``name`` if it has not ended yet; a
+    Completed one also records its model. True if it was applied."""
+    state = outcome["status"]
+    ended = float(outcome.get("ended_at") or time.time())
+    fields: dict[str, Any] = {"ended_at": ended}
+    reason = ""
+    if state == "Completed":
+        made = {k: outcome.get(k) or "" for k in _COMPLETED_FIELDS}
+        made["metrics_json"] = made["metrics_json"] or "{}"
+        fields.update(exit_code=0, **made)
+        message = f"Completed; model.tar.gz sha256 {made['model_sha256'][:12]}…"
+    elif state == "Failed":
+        reason = outcome.get("reason") or "the training failed"
+        fields["exit_code"] = outcome.get("exit_code")
+        message = f"Failed: {reason}"
+    else:
+        message = "Stopped"
+    message += f" ({note})" if note else ""
+
+    def write(c: sqlite3.Connection) -> bool:
+        if not outcomes.finish(catalog, "training", name, state, reason, conn=c, once=True, event=message, **fields):
+            return False
+        if state == "Completed":
+            row = c.execute("SELECT * FROM jobs WHERE name = ?", (name,)).fetchone()
+            c.execute(
+                "INSERT OR REPLACE INTO models (name, job, dataset, dataset_sha256, algorithm, hyperparameters_json, "
+                "code_sha256, artifact_key, artifact_sha256, metrics_json, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (name, name, row["dataset"], row["dataset_sha256"], row["algorithm"], row["hyperparameters_json"],
+                 row["code_sha256"], fields["model_key"], fields["model_sha256"], fields["metrics_json"], ended),
+            )
+        return True
+
+    if conn is not None:
+        return write(conn)
+    with catalog.tx() as own:
+        return write(own)
