@@ -122,3 +122,13 @@ def record_job_outcome(catalog, name: str, outcome: dict, note: str = "", *,
         return write(conn)
     with catalog.tx() as own:
         return write(own)
+
+
+# ---- transform jobs -----------------------------------------------------------------------------------
+def transform(catalog, name: str) -> dict | None:
+    return catalog.one("SELECT * FROM transforms WHERE name = ?", (name,))
+
+
+def model(catalog, name: str) -> dict | None:
+    """The trained model a transform scores with (its artifact key and SHA-256)."""
+    return catalog.one("SELECT * FROM models WHERE name = ?", (name,))

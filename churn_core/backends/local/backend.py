@@ -18,7 +18,7 @@ from pathlib import Path
 from churn_core.backends.local.endpoint import processes as endpoint_processes
 from churn_core.backends.local import job_outcome
 from churn_core.processes.warm import process as warm
-from churn_core.catalog import local_records
+from churn_core.catalog import local_records, outcomes
 from churn_core.catalog.database import Catalog
 from churn_core.errors import BackendError
 from churn_core.backends.local.endpoint.control import read_control, wait_for_generation, write_control
@@ -65,27 +65,24 @@ def reconcile_jobs(catalog: Catalog) -> list[str]:
 def reconcile_transforms(catalog: Catalog) -> list[str]:
     """A local transform whose driver is gone without a result becomes Failed (or Stopped, if asked to stop)."""
     changed = []
-    for job in catalog.query("SELECT name, pid, status FROM transforms WHERE backend = 'local' "
-                             "AND status IN ('InProgress', 'Stopping')"):
+    for job in local_records.running_local(catalog, "transform"):
         if job["pid"] is None or is_alive(job["pid"], job["name"]):
             continue
         _, code = reap(job["pid"], wait=2.0)
         kill_group(job["pid"], grace=0.5)  # its workers, should any outlive it
         now = time.time()
         with catalog.tx() as conn:
-            fresh = conn.execute("SELECT status FROM transforms WHERE name = ?", (job["name"],)).fetchone()
-            if fresh is None or fresh["status"] not in ("InProgress", "Stopping"):
+            fresh = local_records.status(catalog, "transform", job["name"], conn)
+            if fresh not in ("InProgress", "Stopping"):
                 continue  # it finished on its own between the two reads
-            if fresh["status"] == "Stopping":
-                conn.execute("UPDATE transforms SET status = 'Stopped', ended_at = ?, updated_at = ? WHERE name = ?",
-                             (now, now, job["name"]))
-                catalog.event("transform", job["name"], "Stopped", conn)
+            if fresh == "Stopping":
+                outcomes.finish(catalog, "transform", job["name"], "Stopped", conn=conn, event="Stopped",
+                                ended_at=now, updated_at=now)
             else:
                 reason = (f"The transform process exited unexpectedly ({describe_exit(code)}) before it finished. "
                           "Start the job again.")
-                conn.execute("UPDATE transforms SET status = 'Failed', failure_reason = ?, ended_at = ?, "
-                             "updated_at = ?, exit_code = ? WHERE name = ?", (reason, now, now, code, job["name"]))
-                catalog.event("transform", job["name"], f"Failed: {reason}", conn)
+                outcomes.finish(catalog, "transform", job["name"], "Failed", reason, conn=conn,
+                                event=f"Failed: {reason}", ended_at=now, updated_at=now, exit_code=code)
         changed.append(job["name"])
     return changed
 
