@@ -132,3 +132,78 @@ def transform(catalog, name: str) -> dict | None:
 def model(catalog, name: str) -> dict | None:
     """The trained model a transform scores with (its artifact key and SHA-256)."""
     return catalog.one("SELECT * FROM models WHERE name = ?", (name,))
+
+
+# ---- local endpoints: one row per deploy (name and uid), its supervisor, server, port and restarts --------
+def local_endpoints(catalog) -> list[dict]:
+    return catalog.query("SELECT * FROM endpoints WHERE backend = 'local'")
+
+
+def local_endpoint_names(catalog) -> set[str]:
+    return {r["name"] for r in catalog.query("SELECT name FROM endpoints WHERE backend = 'local'")}
+
+
+def live_local_endpoints(catalog) -> set[tuple[str, str]]:
+    """(name, uid) of the local endpoints whose processes are wanted (not Failed)."""
+    return {(r["name"], r["uid"]) for r in catalog.query(
+        "SELECT name, uid FROM endpoints WHERE backend = 'local' AND status IN ('Creating', 'InService', "
+        "'Updating', 'Deleting')")}
+
+
+def endpoint_keys(catalog) -> set[tuple[str, str]]:
+    """(name, uid) of every endpoint row: a folder ``NAME.UID`` none of them has is an orphan."""
+    return {(r["name"], r["uid"]) for r in catalog.query("SELECT name, uid FROM endpoints")}
+
+
+def endpoint(catalog, name: str, uid: str | None = None, conn: sqlite3.Connection | None = None) -> dict | None:
+    """The endpoint row ``name`` (the row of that deploy when ``uid`` is given)."""
+    if uid is None:
+        return _one(catalog, "SELECT * FROM endpoints WHERE name = ?", (name,), conn)
+    return _one(catalog, "SELECT * FROM endpoints WHERE name = ? AND uid = ?", (name, uid), conn)
+
+
+def replace_supervisor(catalog, name: str, uid: str, pid: int, *, conn: sqlite3.Connection) -> None:
+    """The supervisor started in place of one that vanished: its pid, one more restart, and the event."""
+    conn.execute("UPDATE endpoints SET pid = ?, restarts = restarts + 1, updated_at = ? WHERE name = ? AND uid = ?",
+                 (pid, time.time(), name, uid))
+    catalog.event("endpoint", name, "supervisor process was gone; restarted it", conn)
+
+
+def set_endpoint(catalog, name: str, uid: str, **fields: Any) -> None:
+    """Columns of the endpoint row of this deploy (its server pid, port, url)."""
+    cols = ", ".join(f"{key} = ?" for key in fields)
+    with catalog.tx() as conn:
+        conn.execute(f"UPDATE endpoints SET {cols} WHERE name = ? AND uid = ?", [*fields.values(), name, uid])
+
+
+def endpoint_failed(catalog, name: str, uid: str, reason: str, event: str) -> bool:
+    """The endpoint of this deploy is Failed with ``reason``; ``event`` recorded if the row was there."""
+    with catalog.tx() as conn:
+        changed = conn.execute(
+            "UPDATE endpoints SET status='Failed', failure_reason=?, updated_at=? WHERE name=? AND uid=?",
+            (reason, time.time(), name, uid),
+        ).rowcount
+        if changed:
+            catalog.event("endpoint", name, event, conn)
+    return bool(changed)
+
+
+def endpoint_in_service(catalog, name: str, uid: str) -> bool:
+    """Creating → InService (and the event); an endpoint in any other state is left as it is."""
+    with catalog.tx() as conn:
+        row = endpoint(catalog, name, uid, conn)
+        if not row or row["status"] != "Creating":
+            return False
+        now = time.time()
+        conn.execute("UPDATE endpoints SET status='InService', in_service_at=?, updated_at=? WHERE name=? AND uid=?",
+                     (now, now, name, uid))
+        catalog.event("endpoint", name, "InService", conn)
+    return True
+
+
+def server_restarted(catalog, name: str, uid: str, at: float, event: str) -> None:
+    """One more restart of the endpoint's model server, and the event saying why."""
+    with catalog.tx() as conn:
+        conn.execute("UPDATE endpoints SET restarts = restarts + 1, updated_at=? WHERE name=? AND uid=?",
+                     (at, name, uid))
+        catalog.event("endpoint", name, event, conn)

@@ -126,7 +126,7 @@ class LocalBackend:
         reconcile_jobs(self.catalog)
         self._reconcile_tuning()
         reconcile_transforms(self.catalog)
-        for row in self.catalog.query("SELECT * FROM endpoints WHERE backend = 'local'"):
+        for row in local_records.local_endpoints(self.catalog):
             self.refresh_endpoint(row)
 
     # ---- training -------------------------------------------------------------------------
@@ -225,19 +225,13 @@ class LocalBackend:
         if endpoint["pid"] is None and time.time() - float(endpoint["created_at"] or 0) < DEPLOY_GRACE_SECONDS:
             return {}  # a deploy in progress owns it: its supervisor is being started right now
         with self.catalog.tx() as conn:  # BEGIN IMMEDIATE: one session repairs, the others then see its pid
-            row = conn.execute(
-                "SELECT status, pid, server_pid, uid FROM endpoints WHERE name = ?", (endpoint["name"],)
-            ).fetchone()
+            row = local_records.endpoint(self.catalog, endpoint["name"], conn=conn)
             if row is None or row["status"] not in ("Creating", "InService") or row["pid"] != endpoint["pid"] \
                     or row["uid"] != endpoint.get("uid", row["uid"]):
                 return {}  # deleted (or replaced) meanwhile, or another session already replaced the supervisor
             kill_group(row["server_pid"], grace=1.0)
             pid = self._spawn_supervisor(endpoint["name"], row["uid"])
-            conn.execute(
-                "UPDATE endpoints SET pid = ?, restarts = restarts + 1, updated_at = ? WHERE name = ? AND uid = ?",
-                (pid, time.time(), endpoint["name"], row["uid"]),
-            )
-            self.catalog.event("endpoint", endpoint["name"], "supervisor process was gone; restarted it", conn)
+            local_records.replace_supervisor(self.catalog, endpoint["name"], row["uid"], pid, conn=conn)
         return {}
 
     def endpoint_stats(self, endpoint: dict) -> dict:
@@ -285,13 +279,11 @@ class LocalBackend:
         self.delete_orphan(endpoint["name"])  # and whatever an earlier deploy of the name left without a row
 
     def _live_rows(self) -> set[tuple[str, str]]:
-        return {(r["name"], r["uid"]) for r in self.catalog.query(
-            "SELECT name, uid FROM endpoints WHERE backend = 'local' AND status IN ('Creating', 'InService', "
-            "'Updating', 'Deleting')")}
+        return local_records.live_local_endpoints(self.catalog)
 
     def _orphan_folders(self) -> dict[str, str]:
         """Endpoint folders (``NAME.UID``) that no catalog row has: folder name → endpoint name."""
-        rows = {(r["name"], r["uid"]) for r in self.catalog.query("SELECT name, uid FROM endpoints")}
+        rows = local_records.endpoint_keys(self.catalog)
         orphans = {}
         root = self.home / "endpoints"
         for folder in root.iterdir() if root.is_dir() else []:
@@ -302,7 +294,7 @@ class LocalBackend:
 
     def owned_endpoint_names(self) -> list[str]:
         """The catalog's endpoints, plus the names of endpoint processes or folders no catalog row owns."""
-        names = {r["name"] for r in self.catalog.query("SELECT name FROM endpoints WHERE backend = 'local'")}
+        names = local_records.local_endpoint_names(self.catalog)
         live = self._live_rows()
         names |= {p.name for p in endpoint_processes.strays(self.home, live)}
         names |= set(self._orphan_folders().values())
