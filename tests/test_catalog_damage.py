@@ -102,7 +102,7 @@ def test_a_damaged_catalog_is_reported_never_started_over_and_rebuilt_from_disk(
         message = str(err.value)
         assert str(path) in message and PROBLEMS[how] in message, message
         assert "Nothing was changed and nothing was started over" in message
-        assert "catalog_repair.rebuild(" in message and "catalog_repair.restore_backup(" in message
+        assert "catalog.repair.rebuild(" in message and "catalog.repair.restore_backup(" in message
         assert (path.read_bytes() if path.exists() else None) == before, "the damaged file was not touched"
     assert answers(ep), "the running endpoint keeps serving while the catalog is damaged"
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from churn_core.backends.local.endpoint import processes as endpoint_processes
 from churn_core.backends.local import job_outcome
 from churn_core.processes.warm import client as warm
+from churn_core.catalog import local_records, outcomes
 from churn_core.catalog.database import Catalog
 from churn_core.errors import BackendError
 from churn_core.backends.local.endpoint.control import read_control, wait_for_generation, write_control
@@ -34,14 +35,11 @@ from churn_core.storage.objects import LocalObjectStore
 def reconcile_jobs(catalog: Catalog) -> list[str]:
     """A local job whose driver is gone without a result becomes Failed (never stuck InProgress)."""
     changed = []
-    for job in catalog.query(
-        "SELECT name, pid, status FROM jobs WHERE backend = 'local' AND status IN ('InProgress', 'Stopping')"
-    ):
+    for job in local_records.running_local(catalog, "training"):
         if job["pid"] is None or is_alive(job["pid"], job["name"]):
             continue
         _, code = reap(job["pid"], wait=2.0)
-        fresh = catalog.one("SELECT status FROM jobs WHERE name = ?", (job["name"],))
-        if fresh is None or fresh["status"] not in ("InProgress", "Stopping"):
+        if local_records.status(catalog, "training", job["name"]) not in ("InProgress", "Stopping"):
             continue  # it finished on its own between the two reads
         kill_group(job["pid"], grace=0.5)  # the training script may outlive its driver
         folder = Path(catalog.path).parent / "jobs" / job["name"]
@@ -50,23 +48,16 @@ def reconcile_jobs(catalog: Catalog) -> list[str]:
         outcome = job_outcome.read(folder)
         with catalog.tx() as conn:
             if outcome is not None:  # the driver ended it but could not record it: its own words, its model
-                job_outcome.record(conn, job["name"], outcome,
-                                   "recorded from the job's outcome.json: the catalog could not be written then")
+                local_records.record_job_outcome(
+                    catalog, job["name"], outcome,
+                    "recorded from the job's outcome.json: the catalog could not be written then", conn=conn)
             elif job["status"] == "Stopping":
-                conn.execute(
-                    "UPDATE jobs SET status='Stopped', secondary_status='Stopped', ended_at=? WHERE name=? "
-                    "AND status='Stopping'",
-                    (time.time(), job["name"]),
-                )
-                catalog.event("job", job["name"], "Stopped", conn)
+                local_records.end_if(catalog, "training", job["name"], "Stopped", was=("Stopping",), conn=conn,
+                                     event="Stopped")
             else:
                 reason = f"The training process exited unexpectedly ({describe_exit(code)}). Start the job again."
-                conn.execute(
-                    "UPDATE jobs SET status='Failed', secondary_status='Failed', failure_reason=?, ended_at=?, "
-                    "exit_code=? WHERE name=? AND status='InProgress'",
-                    (reason, time.time(), code, job["name"]),
-                )
-                catalog.event("job", job["name"], f"Failed: {reason}", conn)
+                local_records.end_if(catalog, "training", job["name"], "Failed", reason, was=("InProgress",),
+                                     conn=conn, event=f"Failed: {reason}", exit_code=code)
         changed.append(job["name"])
     return changed
 
@@ -74,27 +65,24 @@ def reconcile_jobs(catalog: Catalog) -> list[str]:
 def reconcile_transforms(catalog: Catalog) -> list[str]:
     """A local transform whose driver is gone without a result becomes Failed (or Stopped, if asked to stop)."""
     changed = []
-    for job in catalog.query("SELECT name, pid, status FROM transforms WHERE backend = 'local' "
-                             "AND status IN ('InProgress', 'Stopping')"):
+    for job in local_records.running_local(catalog, "transform"):
         if job["pid"] is None or is_alive(job["pid"], job["name"]):
             continue
         _, code = reap(job["pid"], wait=2.0)
         kill_group(job["pid"], grace=0.5)  # its workers, should any outlive it
         now = time.time()
         with catalog.tx() as conn:
-            fresh = conn.execute("SELECT status FROM transforms WHERE name = ?", (job["name"],)).fetchone()
-            if fresh is None or fresh["status"] not in ("InProgress", "Stopping"):
+            fresh = local_records.status(catalog, "transform", job["name"], conn)
+            if fresh not in ("InProgress", "Stopping"):
                 continue  # it finished on its own between the two reads
-            if fresh["status"] == "Stopping":
-                conn.execute("UPDATE transforms SET status = 'Stopped', ended_at = ?, updated_at = ? WHERE name = ?",
-                             (now, now, job["name"]))
-                catalog.event("transform", job["name"], "Stopped", conn)
+            if fresh == "Stopping":
+                outcomes.finish(catalog, "transform", job["name"], "Stopped", conn=conn, event="Stopped",
+                                ended_at=now, updated_at=now)
             else:
                 reason = (f"The transform process exited unexpectedly ({describe_exit(code)}) before it finished. "
                           "Start the job again.")
-                conn.execute("UPDATE transforms SET status = 'Failed', failure_reason = ?, ended_at = ?, "
-                             "updated_at = ?, exit_code = ? WHERE name = ?", (reason, now, now, code, job["name"]))
-                catalog.event("transform", job["name"], f"Failed: {reason}", conn)
+                outcomes.finish(catalog, "transform", job["name"], "Failed", reason, conn=conn,
+                                event=f"Failed: {reason}", ended_at=now, updated_at=now, exit_code=code)
         changed.append(job["name"])
     return changed
 
@@ -138,7 +126,7 @@ class LocalBackend:
         reconcile_jobs(self.catalog)
         self._reconcile_tuning()
         reconcile_transforms(self.catalog)
-        for row in self.catalog.query("SELECT * FROM endpoints WHERE backend = 'local'"):
+        for row in local_records.local_endpoints(self.catalog):
             self.refresh_endpoint(row)
 
     # ---- training -------------------------------------------------------------------------
@@ -237,19 +225,13 @@ class LocalBackend:
         if endpoint["pid"] is None and time.time() - float(endpoint["created_at"] or 0) < DEPLOY_GRACE_SECONDS:
             return {}  # a deploy in progress owns it: its supervisor is being started right now
         with self.catalog.tx() as conn:  # BEGIN IMMEDIATE: one session repairs, the others then see its pid
-            row = conn.execute(
-                "SELECT status, pid, server_pid, uid FROM endpoints WHERE name = ?", (endpoint["name"],)
-            ).fetchone()
+            row = local_records.endpoint(self.catalog, endpoint["name"], conn=conn)
             if row is None or row["status"] not in ("Creating", "InService") or row["pid"] != endpoint["pid"] \
                     or row["uid"] != endpoint.get("uid", row["uid"]):
                 return {}  # deleted (or replaced) meanwhile, or another session already replaced the supervisor
             kill_group(row["server_pid"], grace=1.0)
             pid = self._spawn_supervisor(endpoint["name"], row["uid"])
-            conn.execute(
-                "UPDATE endpoints SET pid = ?, restarts = restarts + 1, updated_at = ? WHERE name = ? AND uid = ?",
-                (pid, time.time(), endpoint["name"], row["uid"]),
-            )
-            self.catalog.event("endpoint", endpoint["name"], "supervisor process was gone; restarted it", conn)
+            local_records.replace_supervisor(self.catalog, endpoint["name"], row["uid"], pid, conn=conn)
         return {}
 
     def endpoint_stats(self, endpoint: dict) -> dict:
@@ -297,13 +279,11 @@ class LocalBackend:
         self.delete_orphan(endpoint["name"])  # and whatever an earlier deploy of the name left without a row
 
     def _live_rows(self) -> set[tuple[str, str]]:
-        return {(r["name"], r["uid"]) for r in self.catalog.query(
-            "SELECT name, uid FROM endpoints WHERE backend = 'local' AND status IN ('Creating', 'InService', "
-            "'Updating', 'Deleting')")}
+        return local_records.live_local_endpoints(self.catalog)
 
     def _orphan_folders(self) -> dict[str, str]:
         """Endpoint folders (``NAME.UID``) that no catalog row has: folder name → endpoint name."""
-        rows = {(r["name"], r["uid"]) for r in self.catalog.query("SELECT name, uid FROM endpoints")}
+        rows = local_records.endpoint_keys(self.catalog)
         orphans = {}
         root = self.home / "endpoints"
         for folder in root.iterdir() if root.is_dir() else []:
@@ -314,7 +294,7 @@ class LocalBackend:
 
     def owned_endpoint_names(self) -> list[str]:
         """The catalog's endpoints, plus the names of endpoint processes or folders no catalog row owns."""
-        names = {r["name"] for r in self.catalog.query("SELECT name FROM endpoints WHERE backend = 'local'")}
+        names = local_records.local_endpoint_names(self.catalog)
         live = self._live_rows()
         names |= {p.name for p in endpoint_processes.strays(self.home, live)}
         names |= set(self._orphan_folders().values())

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from churn_core.storage.artifacts import make_tarball, sha256_bytes
 from churn_core.backends.local import job_outcome
+from churn_core.catalog import local_records
 from churn_core.catalog.database import Catalog, dumps, loads
 from churn_core.errors import ChurnError
 from churn_core.training.hyperparameters import as_cli, for_container
@@ -72,7 +73,7 @@ class Driver:
                 pass
 
     def job(self) -> dict:
-        return self.catalog.one("SELECT * FROM jobs WHERE name = ?", (self.name,)) or {}
+        return local_records.job(self.catalog, self.name) or {}
 
     def stop_requested(self) -> bool:
         """A stop recorded in the catalog (a stop also sends SIGTERM; an unreadable catalog is not a stop)."""
@@ -90,30 +91,15 @@ class Driver:
             if time.monotonic() - last_reconcile > 1.0:
                 reconcile_jobs(self.catalog)
                 last_reconcile = time.monotonic()
-            with self.catalog.tx() as conn:
-                status = conn.execute("SELECT status FROM jobs WHERE name = ?", (self.name,)).fetchone()
-                if not status or status["status"] != "InProgress":
-                    return False
-                running = conn.execute(
-                    "SELECT COUNT(*) AS n FROM jobs WHERE backend = 'local' AND status IN ('InProgress', 'Stopping') "
-                    "AND secondary_status IN ('Training', 'Uploading')"
-                ).fetchone()["n"]
-                first = conn.execute(
-                    "SELECT name FROM jobs WHERE backend = 'local' AND status = 'InProgress' "
-                    "AND secondary_status = 'Starting' ORDER BY created_at, rowid LIMIT 1"
-                ).fetchone()
-                if running < self.max_concurrent and first and first["name"] == self.name:
-                    conn.execute(
-                        "UPDATE jobs SET secondary_status = 'Training', started_at = ? WHERE name = ?",
-                        (time.time(), self.name),
-                    )
-                    return True
+            claim = local_records.claim_training_slot(self.catalog, self.name, self.max_concurrent)
+            if claim != "wait":
+                return claim == "started"
             time.sleep(SLOT_POLL_SECONDS)
         return False
 
     def prepare(self, job: dict) -> dict:
         """Lay out /opt/ml the SageMaker way under the job folder and copy the channels in."""
-        dataset = self.catalog.one("SELECT * FROM datasets WHERE name = ?", (job["dataset"],))
+        dataset = local_records.dataset(self.catalog, job["dataset"])
         if dataset is None:
             raise RuntimeError(f"dataset {job['dataset']!r} was deleted before the job started")
         paths = {
@@ -215,8 +201,7 @@ class Driver:
         except OSError as exc:
             self.log(f"could not keep the outcome next to the job ({exc})")
         try:
-            with self.catalog.tx() as conn:
-                job_outcome.record(conn, self.name, outcome)
+            local_records.record_job_outcome(self.catalog, self.name, outcome)
         except ChurnError as exc:
             self.log(f"the outcome ({outcome['status']}) could not be recorded in the catalog now ({exc}); it is "
                      f"kept in {job_outcome.path(self.folder)} and recorded at the next status read")

@@ -31,6 +31,7 @@ from collections import deque
 from multiprocessing.connection import Connection, Pipe, wait
 from pathlib import Path
 
+from churn_core.catalog import local_records, outcomes
 from churn_core.catalog.database import Catalog, loads
 from churn_core.errors import ValidationError
 from churn_core.paths import entry_module
@@ -88,7 +89,7 @@ class Driver:
         self.stopping = True
 
     def job(self) -> dict:
-        return self.catalog.one("SELECT * FROM transforms WHERE name = ?", (self.name,)) or {}
+        return local_records.transform(self.catalog, self.name) or {}
 
     # ---- the job -------------------------------------------------------------------------------------
     def run(self) -> int:
@@ -132,7 +133,7 @@ class Driver:
             shutil.rmtree(self.folder / "model", ignore_errors=True)
 
     def prepare(self, job: dict) -> dict:
-        model_row = self.catalog.one("SELECT * FROM models WHERE name = ?", (job["model"],))
+        model_row = local_records.model(self.catalog, job["model"])
         if model_row is None:
             raise JobFailed(f"the model {job['model']} was deleted before the job started")
         source = self.store.path(job["input_key"])
@@ -316,30 +317,20 @@ class Driver:
         if not rows:
             self.fail("the file has a header but no lines to score", fields)
             return
-        with self.catalog.tx() as conn:
-            sets = ", ".join(f"{k} = ?" for k in fields)
-            conn.execute(f"UPDATE transforms SET status = 'Completed', {sets} WHERE name = ? AND status = 'InProgress'",
-                         [*fields.values(), self.name])
-            self.catalog.event("transform", self.name, f"Completed: {scored:,} scored, {failed:,} failed", conn)
+        local_records.end_if(self.catalog, "transform", self.name, "Completed", was=("InProgress",),
+                             event=f"Completed: {scored:,} scored, {failed:,} failed", **fields)
         self.log(f"Completed: {scored:,} lines scored, {failed:,} could not be scored")
 
     def fail(self, reason: str, fields: dict | None = None) -> None:
         self.log(f"FAILED: {reason}")
         fields = {**(fields or {}), "ended_at": time.time(), "updated_at": time.time()}
-        with self.catalog.tx() as conn:
-            sets = ", ".join(f"{k} = ?" for k in fields)
-            conn.execute(f"UPDATE transforms SET status = 'Failed', failure_reason = ?, {sets} "
-                         "WHERE name = ? AND status IN ('InProgress', 'Stopping')",
-                         [reason[:1].upper() + reason[1:], *fields.values(), self.name])
-            self.catalog.event("transform", self.name, f"Failed: {reason}", conn)
+        outcomes.finish(self.catalog, "transform", self.name, "Failed", reason[:1].upper() + reason[1:], once=True,
+                        event=f"Failed: {reason}", **fields)
 
     def finish_stopped(self) -> None:
         self.log("Stopped by request")
-        with self.catalog.tx() as conn:
-            conn.execute("UPDATE transforms SET status = 'Stopped', ended_at = ?, updated_at = ? "
-                         "WHERE name = ? AND status IN ('InProgress', 'Stopping')",
-                         (time.time(), time.time(), self.name))
-            self.catalog.event("transform", self.name, "Stopped", conn)
+        outcomes.finish(self.catalog, "transform", self.name, "Stopped", once=True, event="Stopped",
+                        ended_at=time.time(), updated_at=time.time())
 
 
 def _csv_field(text: str) -> str:

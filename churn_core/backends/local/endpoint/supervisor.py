@@ -32,6 +32,7 @@ from pathlib import Path
 
 from churn_core.backends.local.backend import ping, server_failure
 from churn_core.backends.local.endpoint import processes as endpoint_processes
+from churn_core.catalog import local_records
 from churn_core.catalog.database import Catalog
 from churn_core.backends.local.endpoint.control import control_path, write_control
 from churn_core.errors import ChurnError
@@ -69,7 +70,7 @@ class Supervisor:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
     def endpoint(self) -> dict | None:
-        return self.catalog.one("SELECT * FROM endpoints WHERE name = ? AND uid = ?", (self.name, self.uid))
+        return local_records.endpoint(self.catalog, self.name, self.uid)
 
     def still_mine(self) -> bool:
         """Whether the row this process serves still exists and wants serving (True when the catalog cannot
@@ -109,10 +110,7 @@ class Supervisor:
         return pid
 
     def _update(self, **fields) -> None:
-        cols = ", ".join(f"{key} = ?" for key in fields)
-        with self.catalog.tx() as conn:
-            conn.execute(f"UPDATE endpoints SET {cols} WHERE name = ? AND uid = ?",
-                         [*fields.values(), self.name, self.uid])
+        local_records.set_endpoint(self.catalog, self.name, self.uid, **fields)
 
     def wait_ready(self, pid: int, url: str) -> bool:
         deadline = time.monotonic() + START_TIMEOUT
@@ -132,13 +130,7 @@ class Supervisor:
 
     def mark_failed(self, reason: str) -> None:
         log_tail = tail(self.folder / "server.log", 20)
-        with self.catalog.tx() as conn:
-            changed = conn.execute(
-                "UPDATE endpoints SET status='Failed', failure_reason=?, updated_at=? WHERE name=? AND uid=?",
-                (reason, time.time(), self.name, self.uid),
-            ).rowcount
-            if changed:
-                self.catalog.event("endpoint", self.name, f"Failed: {reason}\n{log_tail}", conn)
+        local_records.endpoint_failed(self.catalog, self.name, self.uid, reason, f"Failed: {reason}\n{log_tail}")
         self.log(f"FAILED: {reason}")
 
     def run(self) -> int:
@@ -182,14 +174,8 @@ class Supervisor:
                     f"the model server crashed {len(self.crashes)} times in {CRASH_WINDOW:.0f}s; last: {reason}"
                 )
                 return 1
-            with self.catalog.tx() as conn:
-                conn.execute(
-                    "UPDATE endpoints SET restarts = restarts + 1, updated_at=? WHERE name=? AND uid=?",
-                    (now, self.name, self.uid),
-                )
-                self.catalog.event(
-                    "endpoint", self.name, f"model server died ({describe_exit(code)}); restarting", conn
-                )
+            local_records.server_restarted(self.catalog, self.name, self.uid, now,
+                                           f"model server died ({describe_exit(code)}); restarting")
             self.log(f"model server died ({describe_exit(code)}); restarting")
             time.sleep(0.2 * len(self.crashes))
         kill_group(self.server_pid, grace=3.0)
@@ -200,22 +186,14 @@ class Supervisor:
     def forget_folder(self) -> None:
         """Remove this endpoint's folder when its row is gone: nobody else uses a folder keyed by its uid."""
         try:
-            gone = self.catalog.one("SELECT 1 FROM endpoints WHERE name = ? AND uid = ?", (self.name, self.uid)) is None
+            gone = local_records.endpoint(self.catalog, self.name, self.uid) is None
         except ChurnError:
             return  # cannot tell: keep it
         if gone and self.uid:
             shutil.rmtree(self.folder, ignore_errors=True)
 
     def on_ready(self) -> None:
-        with self.catalog.tx() as conn:
-            row = conn.execute("SELECT status FROM endpoints WHERE name = ? AND uid = ?",
-                               (self.name, self.uid)).fetchone()
-            if row and row["status"] == "Creating":
-                conn.execute(
-                    "UPDATE endpoints SET status='InService', in_service_at=?, updated_at=? WHERE name=? AND uid=?",
-                    (time.time(), time.time(), self.name, self.uid),
-                )
-                self.catalog.event("endpoint", self.name, "InService", conn)
+        local_records.endpoint_in_service(self.catalog, self.name, self.uid)
         self.log("InService")
 
 
