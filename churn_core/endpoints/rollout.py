@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from churn_core.catalog.endpoint_configs import config_variants, delete_config, insert_config  # noqa: F401
 
 VARIANT_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
@@ -43,19 +42,3 @@ def variant_name(group: str, version: int) -> str:
 def primary(variants: list[dict]) -> dict:
     """The variant with the most traffic (its model is what the endpoint row names)."""
     return max(variants, key=lambda v: v["weight"])
-
-
-def control_for(store, endpoint: dict, variants: list[dict], generation: int):
-    """The local server's control file for a configuration's variants (artifacts in the local bucket)."""
-    from churn_core.backends.local.endpoint.control import Control, VariantSpec
-
-    specs = tuple(
-        VariantSpec(name=v["variant"], artifact=str(store.path(v["deployed"]["artifact_key"])),
-                    sha256=v["deployed"]["artifact_sha256"], weight=float(v["weight"]), model=v["deployed"]["model"],
-                    version=f"{v['deployed']['grp']} v{v['deployed']['version']}" if v["deployed"]["grp"] else "",
-                    threshold=v["deployed"]["threshold"])
-        for v in variants
-    )
-    return Control(generation=int(generation), variants=specs,
-                   capture_percent=float(endpoint.get("capture_percent") or 0), capture_root=str(store.root),
-                   endpoint=endpoint["name"])

@@ -19,15 +19,15 @@ from churn_core.backends.local.endpoint import processes as endpoint_processes
 from churn_core.backends.local import job_outcome
 from churn_core.processes.warm import client as warm
 from churn_core.catalog import local_records, outcomes
+from churn_core.catalog.endpoint_configs import config_variants
 from churn_core.catalog.database import Catalog
 from churn_core.errors import BackendError
-from churn_core.backends.local.endpoint.control import read_control, wait_for_generation, write_control
+from churn_core.backends.local.endpoint.control import control_for, read_control, wait_for_generation, write_control
 from churn_core.paths import ENTRY
 from churn_core.storage.private_files import make_dirs, write_text
 from churn_core.processes.detached import (
     describe_exit, is_alive, kill_group, reap, spawn_detached, tail, wait_for_exit,
 )
-from churn_core.endpoints.rollout import control_for
 from churn_core.records import Dataset
 from churn_core.storage.objects import LocalObjectStore
 
@@ -516,8 +516,6 @@ class LocalBackend:
         """An endpoint seen Updating: pending while the process running its update is alive (another session
         looking must not roll it back); else (the dashboard stopped mid-way) done if the server switched,
         failed otherwise."""
-        from churn_core.endpoints.rollout import config_variants
-
         try:
             mark = json.loads((self._folder_of(endpoint) / UPDATE_MARK).read_text())
             if mark["config"] == endpoint["pending_config"] and _started(int(mark["pid"])) == mark["started"]:
@@ -543,8 +541,6 @@ class LocalBackend:
         old = self._control(endpoint)
         variants = tuple(dataclasses.replace(v, weight=float(weights.get(v.name, v.weight))) for v in old.variants)
         self._switch(endpoint, dataclasses.replace(old, variants=variants))
-        from churn_core.endpoints.rollout import config_variants
-
         self._note_variants(endpoint, [dict(v, weight=float(weights.get(v["variant"], v["weight"])))
                                        for v in config_variants(self.catalog, endpoint["config"])])
 

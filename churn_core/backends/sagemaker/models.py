@@ -7,6 +7,7 @@ from churn_core.backends.sagemaker.context import SageMakerContext
 from churn_core.backends.sagemaker.sourcedir import code_key, package_source
 from churn_core.errors import BackendError
 from churn_core.paths import code_version
+from churn_core.catalog.jobs import model as model_record
 
 
 class Models:
@@ -15,7 +16,7 @@ class Models:
 
     def trained_code_sha256(self, trained_model: str) -> str | None:
         """The code version the catalog recorded for the trained model (None if it has no such model)."""
-        row = self.ctx.catalog.one("SELECT code_sha256 FROM models WHERE name = ?", (trained_model,))
+        row = model_record(self.ctx.catalog, trained_model)
         return row["code_sha256"] if row else None
 
     def source_for(self, trained_model: str) -> str:

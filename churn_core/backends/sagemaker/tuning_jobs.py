@@ -15,6 +15,7 @@ from churn_core.errors import BackendError, ChurnError, NotFoundError
 from churn_core.records import Dataset
 from churn_core.tuning.objectives import get_objective
 from churn_core.tuning.ranges import Range
+from churn_core.catalog.sagemaker_records import completed_trial_jobs
 
 
 def _ranges(tuning: dict) -> list[Range]:
@@ -30,8 +31,7 @@ class TuningJobs:
 
     def completed_trial_jobs(self, tuning_name: str) -> set[str]:
         """The trials the catalog already records as Completed (their code package was adopted then)."""
-        return {r["job"] for r in self.ctx.catalog.query(
-            "SELECT job FROM tuning_trials WHERE tuning_job = ? AND status = 'Completed'", (tuning_name,))}
+        return completed_trial_jobs(self.ctx.catalog, tuning_name)
 
     def request(self, tuning: dict, dataset: Dataset, source_uri: str) -> dict:
         pseudo_job = {"name": tuning["name"], "hyperparameters_json": tuning["static_json"],

@@ -223,3 +223,17 @@ def wait_for_generation(workdir: Path, generation: int, pids: Callable[[], list[
             return ""
         time.sleep(0.02)
     return f"the model server's workers did not switch to the new models within {timeout:.0f} s"
+
+
+def control_for(store, endpoint: dict, variants: list[dict], generation: int):
+    """The local server's control file for a configuration's variants (artifacts in the local bucket)."""
+    specs = tuple(
+        VariantSpec(name=v["variant"], artifact=str(store.path(v["deployed"]["artifact_key"])),
+                    sha256=v["deployed"]["artifact_sha256"], weight=float(v["weight"]), model=v["deployed"]["model"],
+                    version=f"{v['deployed']['grp']} v{v['deployed']['version']}" if v["deployed"]["grp"] else "",
+                    threshold=v["deployed"]["threshold"])
+        for v in variants
+    )
+    return Control(generation=int(generation), variants=specs,
+                   capture_percent=float(endpoint.get("capture_percent") or 0), capture_root=str(store.root),
+                   endpoint=endpoint["name"])

@@ -34,12 +34,12 @@ from churn_core.backends.local.backend import ping, server_failure
 from churn_core.backends.local.endpoint import processes as endpoint_processes
 from churn_core.catalog import local_records
 from churn_core.catalog.database import Catalog
-from churn_core.backends.local.endpoint.control import control_path, write_control
+from churn_core.backends.local.endpoint.control import control_for, control_path, write_control
 from churn_core.errors import ChurnError
 from churn_core.paths import ENTRY
 from churn_core.storage.private_files import set_process_umask
 from churn_core.processes.detached import describe_exit, is_alive, kill_group, reap, spawn_detached, tail
-from churn_core.endpoints.rollout import config_variants, control_for
+from churn_core.catalog.endpoint_configs import config_variants
 from churn_core.backends.local.endpoint.server import free_port
 from churn_core.storage.objects import LocalObjectStore
 
