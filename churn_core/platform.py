@@ -965,7 +965,7 @@ class Platform:
     def tuning(self):
         from churn_core.tuning.service import TuningService
 
-        return TuningService(self)
+        return TuningService(self.catalog, self.backend, self.datasets)
 
     def start_tuning(self, dataset: str, ranges: dict, objective: str = "roc_auc", max_trials: int = 20,
                      max_parallel: int | None = None, strategy: str = "bayesian", algorithm: str = "random_forest",
