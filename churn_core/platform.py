@@ -54,7 +54,9 @@ class Platform:
         self.datasets = DatasetService(self.catalog, self.store, self.settings.max_upload_mb * 1024 * 1024)
         self._evaluations: dict[str, dict] = {}
         self.registry = Registry(self.catalog, self.backend)
-        self.monitoring = Monitoring(self)
+        self.monitoring = Monitoring(self.catalog, self.store, self.datasets, get_model=self.get_model,
+                                     model_schema=self.model_schema, test_predictions=self.test_predictions,
+                                     read_customers=self.read_customers, cache=self._evaluations)
         self.backend.reconcile()
         self._reconcile_schedules()
         self.catalog.backup()  # on connect too (when due), not only after writes: a restore point for the session
