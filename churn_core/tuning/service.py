@@ -7,8 +7,8 @@ words: ``InProgress → Completed | Failed | Stopping → Stopped``; a failed tr
 fail the tuning job (only a job none of whose trials produced the objective fails).
 
 Where the trials run is the backend's business: locally a detached process
-(``churn_core.backends.local.tuning_driver``) submits them through the job queue and records every step here; on
-SageMaker a ``CreateHyperParameterTuningJob`` runs them and each read copies what AWS reports.
+(``churn_core.backends.local.tuning_driver``) submits them through the job queue and records every step in
+the catalog; on SageMaker a ``CreateHyperParameterTuningJob`` runs them and each read copies what AWS reports.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from churn_core.tuning.search import STRATEGIES, Observed
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
+    from churn_core.backends.base import Backend
     from churn_core.data.datasets import DatasetService
 
 # SageMaker's rule for tuning job names (1–32 characters); the local backend keeps it so names travel.
@@ -65,7 +66,7 @@ def default_tuning_name(algorithm: str, now: datetime | None = None) -> str:
 class TuningService:
     """Tuning jobs on ``backend``, recorded in ``catalog``; ``datasets`` finds (and readies) the data to tune on."""
 
-    def __init__(self, catalog: Catalog, backend, datasets: "DatasetService"):
+    def __init__(self, catalog: Catalog, backend: "Backend", datasets: "DatasetService"):
         self.catalog = catalog
         self.backend = backend
         self.datasets = datasets
