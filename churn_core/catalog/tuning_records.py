@@ -105,6 +105,12 @@ def ended_unsettled(catalog, tuning_job: str) -> list[dict]:
         "AND j.status IN ('Completed', 'Failed', 'Stopped')", (tuning_job,))
 
 
+def completed_trial_jobs(catalog, tuning_job: str) -> set[str]:
+    """The training jobs of the tuning job's trials recorded Completed (the SageMaker backend's reads need them)."""
+    return {r["job"] for r in catalog.query(
+        "SELECT job FROM tuning_trials WHERE tuning_job = ? AND status = 'Completed'", (tuning_job,))}
+
+
 def add_trial(catalog, tuning_job: str, number: int, job: str, params_json: str) -> None:
     with catalog.tx() as conn:
         conn.execute(
