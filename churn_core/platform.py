@@ -7,7 +7,6 @@ its rules. Nothing here decides anything; see ``docs/architecture.md`` for who d
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable
 
 from churn_core.backends import make_backend
@@ -33,6 +32,7 @@ from churn_core.training import hyperparameters as hp
 from churn_core.training.models import ModelService
 from churn_core.training.service import TrainingService
 from churn_core.transform.service import TransformService
+from churn_core.tuning.service import TuningService
 
 
 class Platform:
@@ -52,9 +52,11 @@ class Platform:
         self.decisions = DecisionService(self.catalog, self.store, self.datasets, self.models, self.training,
                                          self.settings.max_upload_mb * 1024 * 1024)
         self.transforms = TransformService(self.catalog, self.backend, self.store, self.models)
+        self.tuning = TuningService(self.catalog, self.backend, self.datasets)
         self.schedules = Schedules(self.catalog, self.settings.home)
-        self._evaluations = self.models.cache
-        self.monitoring = Monitoring(self)
+        self.monitoring = Monitoring(self.catalog, self.store, self.datasets, get_model=self.models.get,
+                                     model_schema=self.models.schema, test_predictions=self.decisions.test_predictions,
+                                     read_customers=self.read_customers, cache=self.models.cache)
         self.backend.reconcile()
         self.schedules.reconcile()
         self.catalog.backup()  # on connect too (when due), not only after writes: a restore point for the session
@@ -111,7 +113,6 @@ class Platform:
         return self.training.list(limit, offset, status)
 
     def job_names(self, limit: int = 100, offset: int = 0, status: str | None = None) -> list[str]:
-        """Names only, newest first: cheap enough for pickers over thousands of jobs."""
         return jobs.job_names(self.catalog, limit, offset, status)
 
     def count_training_jobs(self, status: str | None = None) -> int:
@@ -260,6 +261,9 @@ class Platform:
     def baseline(self, model: str) -> dict:
         return self.monitoring.baseline(model)
 
+    def monitoring_schedule(self, endpoint: str) -> dict | None:
+        return self.schedules.get(endpoint)
+
     def schedule_monitoring(self, endpoint: str, every_minutes: float) -> dict:
         self.endpoints.row(endpoint)  # NotFoundError for an unknown endpoint
         return self.schedules.set(endpoint, every_minutes)
@@ -302,12 +306,6 @@ class Platform:
                 for v in self.registry.versions(group)]
 
     # ---- hyperparameter tuning -------------------------------------------------------------
-    @functools.cached_property
-    def tuning(self):
-        from churn_core.tuning.service import TuningService
-
-        return TuningService(self)
-
     def start_tuning(self, dataset: str, ranges: dict, objective: str = "roc_auc", max_trials: int = 20,
                      max_parallel: int | None = None, strategy: str = "bayesian", algorithm: str = "random_forest",
                      name: str | None = None, seed: int = 0, max_seconds: float | None = None,

@@ -41,7 +41,7 @@ with left.form("capture"):
             st.success(f"Capturing {updated.capture_percent:g} % of {endpoint}'s requests." if updated.capture_percent
                        else f"Capture of {endpoint} is off.")
 right.caption("Captured data is yours: deleting the endpoint leaves it in the bucket until you delete it.")
-schedule = p.catalog.one("SELECT * FROM monitoring_schedules WHERE endpoint = ?", (endpoint,))
+schedule = p.monitoring_schedule(endpoint)
 with right.form("schedule"):
     every = st.number_input("Drift report every (minutes, 0 = no schedule)", min_value=0.0,
                             value=float(schedule["every_minutes"]) if schedule else 0.0, step=5.0)

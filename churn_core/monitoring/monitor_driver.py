@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from churn_core.catalog import monitoring_records as records
 from churn_core.storage.private_files import set_process_umask
 
 TICK_SECONDS = 0.5
@@ -36,7 +37,7 @@ class ScheduleDriver:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
     def schedule(self) -> dict | None:
-        return self.platform.catalog.one("SELECT * FROM monitoring_schedules WHERE endpoint = ?", (self.endpoint,))
+        return records.schedule(self.platform.catalog, self.endpoint)
 
     def run(self) -> int:
         from churn_core.errors import ChurnError
@@ -53,10 +54,8 @@ class ScheduleDriver:
             if schedule is None or schedule["pid"] != os.getpid():
                 self.log("schedule removed or taken over; exiting")
                 return 0
-            if catalog.one("SELECT name FROM endpoints WHERE name = ?", (self.endpoint,)) is None:
-                with catalog.tx() as conn:
-                    conn.execute("DELETE FROM monitoring_schedules WHERE endpoint = ? AND pid = ?",
-                                 (self.endpoint, os.getpid()))
+            if not records.endpoint_exists(catalog, self.endpoint):
+                records.end_schedule(catalog, self.endpoint, os.getpid())
                 self.log("endpoint deleted; schedule ended (its captured data stays)")
                 return 0
             every = float(schedule["every_minutes"]) * 60.0
@@ -67,14 +66,11 @@ class ScheduleDriver:
                     result = self.platform.drift_report(endpoint=self.endpoint, since=since)
                     drifted = sorted(set(result.loc[result["drifted"], "feature"])) if len(result) else []
                     self.log(f"drift report: {len(drifted)} drifted feature(s) {', '.join(drifted)}")
-                    done = ("UPDATE monitoring_schedules SET last_run_at = ?, last_error = '' WHERE endpoint = ?",
-                            (started, self.endpoint))
                 except ChurnError as exc:  # too little traffic yet: the window grows until the next try
                     self.log(f"no report yet: {exc}")
-                    done = ("UPDATE monitoring_schedules SET last_error = ? WHERE endpoint = ?",
-                            (str(exc), self.endpoint))
-                with catalog.tx() as conn:
-                    conn.execute(*done)
+                    records.schedule_failed(catalog, self.endpoint, str(exc))
+                else:
+                    records.schedule_ran(catalog, self.endpoint, started)
             time.sleep(TICK_SECONDS)
         return 0
 

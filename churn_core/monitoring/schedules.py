@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from churn_core.catalog import schedules as records
+from churn_core.catalog import monitoring_records as records
+from churn_core.catalog.database import loads
 from churn_core.errors import ValidationError
 from churn_core.processes.detached import is_alive, kill_group, spawn_detached
 
@@ -32,6 +33,10 @@ class Schedules:
                               "--endpoint", endpoint], log)
         records.set_schedule_pid(self.catalog, endpoint, pid)
 
+    def get(self, endpoint: str) -> dict | None:
+        """The endpoint's drift report schedule (every_minutes, last_run_at, last_error, pid), or None."""
+        return records.schedule(self.catalog, endpoint)
+
     def reconcile(self) -> None:
         """A schedule whose process is gone (killed, machine restarted) gets a new one."""
         for row in records.schedules(self.catalog):
@@ -40,7 +45,8 @@ class Schedules:
 
     def badge(self, endpoint: str) -> str:
         """One word for the endpoint's latest drift report: "drift: A, B", "no drift" or "—" (none yet)."""
-        drifted = records.latest_drifted(self.catalog, endpoint)
+        drifted = records.latest_drifted_json(self.catalog, endpoint)
         if drifted is None:
             return "—"
-        return f"drift: {', '.join(drifted)}" if drifted else "no drift"
+        names = loads(drifted, [])
+        return f"drift: {', '.join(names)}" if names else "no drift"

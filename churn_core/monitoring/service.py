@@ -13,9 +13,11 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Callable
 
 import pandas as pd
 
+from churn_core.catalog import monitoring_records as records
 from churn_core.monitoring import capture, drift
 from churn_core.storage.artifacts import read_json_member
 from churn_core.catalog.database import Catalog, dumps, loads
@@ -23,25 +25,42 @@ from churn_core.errors import NotFoundError, ValidationError
 from churn_core.paths import entry_module
 from churn_core.storage.unpack import load_verified
 
+if TYPE_CHECKING:  # pragma: no cover
+    from churn_core.data.datasets import DatasetService
+    from churn_core.storage.objects import ObjectStore
+
 MIN_ROWS = 200  # fewer customers than this: a histogram of 10 buckets is mostly noise (PSI ≈ 9 / rows)
 MANIFEST = "endpoint.json"
 
 
 class Monitoring:
-    def __init__(self, platform):
-        self.p = platform
-        self.catalog: Catalog = platform.catalog
-        self.store = platform.store
+    """Baselines, captured data and drift reports of the models in ``catalog`` and ``store``. A model is read
+    through ``get_model`` (its row), ``model_schema`` and ``test_predictions`` (labels and probabilities of its
+    test split); ``read_customers`` reads an uploaded CSV; ``cache`` holds baselines beside the platform's other
+    per-artifact reads (cleared with them)."""
+
+    def __init__(self, catalog: Catalog, store: "ObjectStore", datasets: "DatasetService", *,
+                 get_model: Callable[[str], dict], model_schema: Callable[[str], dict],
+                 test_predictions: Callable[[str], tuple], read_customers: Callable[[bytes], pd.DataFrame],
+                 cache: dict):
+        self.catalog = catalog
+        self.store = store
+        self.datasets = datasets
+        self.get_model = get_model
+        self.model_schema = model_schema
+        self.test_predictions = test_predictions
+        self.read_customers = read_customers
+        self._cache = cache
         self._files: dict[str, tuple[int, pd.DataFrame]] = {}  # capture file → (size read, its rows)
 
     # ---- the baseline --------------------------------------------------------------------------
     def baseline(self, model: str) -> dict:
         """``statistics.json`` of the model's training data (computed once for models without one)."""
-        row = self.p.get_model(model)
+        row = self.get_model(model)
         cache = f"monitoring/baselines/{row['artifact_sha256']}/statistics.json"
         key = f"baseline:{row['artifact_sha256']}"
-        if key in self.p._evaluations:
-            return self.p._evaluations[key]
+        if key in self._cache:
+            return self._cache[key]
         data = load_verified(self.store, row["artifact_key"], row["artifact_sha256"])  # one read, capped, hashed
         try:
             stats = read_json_member(data, "statistics.json")
@@ -54,30 +73,30 @@ class Monitoring:
                 base = entry_module("baseline")
                 self.store.put_bytes(cache.replace("statistics.json", "constraints.json"),
                                      json.dumps(base.constraints(stats)).encode())
-        self.p._evaluations[key] = stats
+        self._cache[key] = stats
         return stats
 
     def _compute_baseline(self, model: str) -> dict:
         from churn_core.decisions.model_runtime import read_text
 
-        row = self.p.get_model(model)
+        row = self.get_model(model)
         try:
-            ds = self.p.get_dataset(row["dataset"])
+            ds = self.datasets.get(row["dataset"])
         except NotFoundError:
             raise NotFoundError(f"Model {model} has no baseline and its dataset {row['dataset']!r} was deleted, so "
                                 "none can be computed. Retrain the model to get one.") from None
-        schema = self.p.model_schema(model)
+        schema = self.model_schema(model)
         rules = entry_module("dataset_schema")
         train = rules.typed_features(read_text(self.store.get_bytes(ds.train_key)),
                                      {"features": schema["features"]}, "train")
-        _, proba = self.p.test_predictions(model)
+        _, proba = self.test_predictions(model)
         return entry_module("baseline").statistics(train, schema["features"], proba)
 
     # ---- captured data ---------------------------------------------------------------------------
     def captured(self, endpoint: str, since: float | None = None, until: float | None = None) -> pd.DataFrame:
         """Every customer the endpoint's captured requests held (features, probability, time, variant)."""
         model = self._endpoint_model(endpoint)
-        schema = self.p.model_schema(model)
+        schema = self.model_schema(model)
         frames = []
         for key in self.store.list(capture.endpoint_prefix(endpoint)):
             if not key.endswith(".jsonl"):
@@ -109,7 +128,7 @@ class Monitoring:
         return frame
 
     def _endpoint_model(self, endpoint: str) -> str:
-        row = self.catalog.one("SELECT model FROM endpoints WHERE name = ?", (endpoint,))
+        row = records.endpoint_model(self.catalog, endpoint)
         if row:
             return row["model"]
         key = capture.endpoint_prefix(endpoint) + MANIFEST
@@ -136,8 +155,8 @@ class Monitoring:
             model = model or (self._endpoint_model(endpoint) if endpoint else None)
             if not model:
                 raise ValidationError("Say which model's baseline to compare the file with.")
-            schema = self.p.model_schema(model)
-            text = data if hasattr(data, "columns") else self.p.read_customers(data)
+            schema = self.model_schema(model)
+            text = data if hasattr(data, "columns") else self.read_customers(data)
             missing = [f["name"] for f in schema["features"] if f["name"] not in text.columns]
             if missing:
                 raise ValidationError(f"The file lacks the model's feature column(s) {', '.join(missing)}.")
@@ -163,16 +182,11 @@ class Monitoring:
         folder = f"{capture.endpoint_prefix(endpoint)}monitoring/" if endpoint else f"monitoring/{model}/"
         key = f"{folder}{stamp}/constraint_violations.json"
         self.store.put_bytes(key, json.dumps(drift.violations(result), indent=1).encode())
-        with self.catalog.tx() as conn:
-            conn.execute(
-                "INSERT INTO drift_reports (endpoint, model, source, created_at, window_start, window_end, rows, "
-                "drifted_json, report_json, violations_key) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (endpoint, model, source, end, start, end, rows, dumps(drift.drifted_features(result)),
-                 result.to_json(orient="records"), key))
+        records.record_report(self.catalog, endpoint, model, source, start, end, rows,
+                              dumps(drift.drifted_features(result)), result.to_json(orient="records"), key)
 
     def history(self, endpoint: str, limit: int = 100) -> list[dict]:
-        rows = self.catalog.query("SELECT * FROM drift_reports WHERE endpoint = ? ORDER BY id DESC LIMIT ?",
-                                  (endpoint, limit))
+        rows = records.reports(self.catalog, endpoint, limit)
         return [dict(r, drifted=loads(r["drifted_json"], []), report=pd.read_json(io_text(r["report_json"])))
                 for r in rows]
 
@@ -180,6 +194,7 @@ class Monitoring:
         rows = self.history(endpoint, 1)
         return rows[0] if rows else None
 
+    # ---- schedules ----------------------------------------------------------------------------------
 
 def io_text(text: str):
     import io

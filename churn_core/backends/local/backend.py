@@ -324,9 +324,9 @@ class LocalBackend:
         return self.home / "tuning" / name
 
     def _reconcile_tuning(self) -> None:
-        from churn_core.tuning.service import reconcile_tuning
+        from churn_core.tuning.reconcile import reconcile_tuning
 
-        reconcile_tuning(self.catalog)
+        reconcile_tuning(self.catalog, reconcile_jobs)
 
     def start_tuning(self, tuning: dict, dataset: Dataset) -> dict:
         try:

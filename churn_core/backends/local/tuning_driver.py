@@ -9,7 +9,7 @@ objective, and keeps the counts and the best trial current in the catalog. A sto
 record turning ``Stopping``, or SIGTERM) stops the running trials and keeps the finished ones.
 
 Everything it knows is in the catalog, so the dashboard can restart at any time; if this process
-dies, ``churn_core.tuning.service.reconcile_tuning`` ends the tuning job (never stuck InProgress).
+dies, ``churn_core.tuning.reconcile.reconcile_tuning`` ends the tuning job (never stuck InProgress).
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ import time
 import traceback
 from pathlib import Path
 
+from churn_core.catalog import tuning_records
 from churn_core.config import Settings
 from churn_core.errors import ChurnError, NotFoundError
 from churn_core.storage.private_files import set_process_umask
 from churn_core.records import TRAINING_ACTIVE
-from churn_core.tuning.service import TRIAL_ACTIVE, finish, summarise, trial_name, trial_rows
+from churn_core.tuning.progress import TRIAL_ACTIVE, finish, summarise, trial_name, trial_rows
 from churn_core.tuning.objectives import get_objective
 from churn_core.tuning.search import suggest
 
@@ -69,12 +70,11 @@ class TuningDriver:
                  f"{', '.join(r.name for r in ranges)}; {row['direction']} {objective.label}; "
                  f"{row['max_trials']} trials, {row['max_parallel']} at once")
         while True:
-            row = self.catalog.one("SELECT * FROM tuning_jobs WHERE name = ?", (self.name,))
+            row = tuning_records.tuning(self.catalog, self.name)
             if row is None:
                 return 0  # deleted
             if self.signalled and row["status"] == "InProgress":
-                self.catalog.update("tuning_jobs", self.name, status="Stopping")
-                self.catalog.event("tuning", self.name, "stop requested (SIGTERM)")
+                tuning_records.request_stop(self.catalog, self.name, "stop requested (SIGTERM)")
                 continue
             if row["status"] == "Stopping":
                 self.log("Stop requested: stopping the running trials")
@@ -94,7 +94,7 @@ class TuningDriver:
             if not active and (started >= row["max_trials"] or out_of_time):
                 finish(self.catalog, self.name, "Completed",
                        note="time limit reached" if out_of_time and started < row["max_trials"] else "")
-                ended = self.catalog.one("SELECT * FROM tuning_jobs WHERE name = ?", (self.name,))
+                ended = tuning_records.tuning(self.catalog, self.name)
                 self.log(f"{ended['status']}: best {ended['best_job'] or '—'} "
                          f"({objective.label} {ended['best_objective']})" + (
                              f"; {ended['failure_reason']}" if ended["failure_reason"] else ""))

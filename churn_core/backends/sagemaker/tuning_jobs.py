@@ -15,7 +15,7 @@ from churn_core.errors import BackendError, ChurnError, NotFoundError
 from churn_core.records import Dataset
 from churn_core.tuning.objectives import get_objective
 from churn_core.tuning.ranges import Range
-from churn_core.catalog.sagemaker_records import completed_trial_jobs
+from churn_core.catalog.tuning_records import completed_trial_jobs
 
 
 def _ranges(tuning: dict) -> list[Range]:
