@@ -50,8 +50,7 @@ def platform():
 
 def show_catalog_damage(exc: CatalogDamagedError) -> None:
     """The damaged catalog's message (never Streamlit's generic error), and the two ways back."""
-    from churn_core.catalog import repair as catalog_repair
-
+    catalog_repair = churn_core.repair_tools()
     st.error(str(exc), icon=":material/database:")
     home = Settings.from_env().home
     health = catalog_repair.diagnose(home)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from churn_core.errors import BackendError, ChurnError, ConflictError, NotFoundError, ValidationError
 
-__all__ = ["connect", "ChurnError", "ValidationError", "NotFoundError", "ConflictError", "BackendError"]
+__all__ = ["connect", "repair_tools", "ChurnError", "ValidationError", "NotFoundError", "ConflictError",
+           "BackendError"]
 
 
 def connect(settings=None):
@@ -19,3 +20,11 @@ def connect(settings=None):
     from churn_core.platform import Platform
 
     return Platform(settings or Settings.from_env())
+
+
+def repair_tools():
+    """The catalog repair functions (``diagnose``, ``restore_backup``, ``rebuild``), for when the catalog is too
+    damaged to open a platform at all (a Platform's own ``restore_catalog_backup`` needs an open catalog)."""
+    from churn_core.catalog import repair
+
+    return repair
