@@ -29,6 +29,7 @@ from churn_core.processes.detached import (
     describe_exit, is_alive, kill_group, reap, spawn_detached, tail, wait_for_exit,
 )
 from churn_core.records import Dataset
+from churn_core.tuning.reconcile import reconcile_tuning
 from churn_core.storage.objects import LocalObjectStore
 
 
@@ -324,8 +325,6 @@ class LocalBackend:
         return self.home / "tuning" / name
 
     def _reconcile_tuning(self) -> None:
-        from churn_core.tuning.reconcile import reconcile_tuning
-
         reconcile_tuning(self.catalog, reconcile_jobs)
 
     def start_tuning(self, tuning: dict, dataset: Dataset) -> dict:
