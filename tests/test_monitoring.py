@@ -19,6 +19,7 @@ import requests
 import churn_core
 from churn_core import ValidationError
 from churn_core.monitoring import drift
+from churn_core.paths import entry_module
 from churn_core.storage.artifacts import read_json_member
 from churn_core.data.sample import make_sample, make_subscription_sample
 from tests.helpers import wait_for_job, wait_until
@@ -169,6 +170,24 @@ def test_drift_flags_exactly_the_features_that_moved(monitored):
     assert {v["feature_name"] for v in violations["violations"]} >= {"CustServCalls"}
     assert {v["constraint_check_type"] for v in violations["violations"]} <= {
         "baseline_drift_check", "categorical_values_check", "completeness_check"}
+
+
+def test_each_model_is_judged_by_the_thresholds_stored_with_it(monitored, monkeypatch):
+    """A model's constraints.json keeps the thresholds it was trained with; changing the code's defaults later must
+    not re-judge it (they used to be written and never read back)."""
+    p = monitored
+    stored = read_json_member(p.store.get_bytes(p.get_model("tel-rf")["artifact_key"]),
+                              "constraints.json")["monitoring_config"]["churn_thresholds"]
+    defaults = entry_module("baseline").THRESHOLDS
+    for name in stored:
+        monkeypatch.setitem(defaults, name, 1e-9)  # a new release that would flag everything
+    frame = p.read_dataset("telecom", "test").head(500)
+    report = p.drift_report(data=frame.to_csv(index=False).encode(), model="tel-rf")
+    assert drift.drifted_features(report) == [], report[report["drifted"]]
+    for metric, limit in stored.items():
+        assert set(report.loc[report["metric"] == metric, "threshold"]) <= {float(limit)}, metric
+    asked = p.drift_report(data=frame.to_csv(index=False).encode(), model="tel-rf", thresholds={"psi": 0.0})
+    assert set(asked.loc[asked["metric"] == "psi", "threshold"]) == {0.0}, "what the caller asks wins"
 
 
 def test_a_category_share_change_is_flagged_and_files_can_be_checked_too(monitored):

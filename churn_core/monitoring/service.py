@@ -76,6 +76,22 @@ class Monitoring:
         self._cache[key] = stats
         return stats
 
+    def thresholds(self, model: str) -> dict[str, float]:
+        """The drift thresholds stored with the model (``churn_thresholds`` in its ``constraints.json``): a later
+        change of the defaults (``entry/baseline.THRESHOLDS``) never re-judges a model trained before it."""
+        row = self.get_model(model)
+        key = f"thresholds:{row['artifact_sha256']}"
+        if key not in self._cache:
+            data = load_verified(self.store, row["artifact_key"], row["artifact_sha256"])
+            cache = f"monitoring/baselines/{row['artifact_sha256']}/constraints.json"
+            try:
+                constraints = read_json_member(data, "constraints.json")
+            except ValidationError:  # a model trained before baselines: the one written beside its computed baseline
+                constraints = json.loads(self.store.get_bytes(cache)) if self.store.exists(cache) else {}
+            stored = (constraints.get("monitoring_config") or {}).get("churn_thresholds") or {}
+            self._cache[key] = {k: float(v) for k, v in stored.items()}
+        return self._cache[key]
+
     def _compute_baseline(self, model: str) -> dict:
         from churn_core.decisions.model_runtime import read_text
 
@@ -171,7 +187,8 @@ class Monitoring:
                     f"least {MIN_ROWS}. Turn capture on (Monitor page) and let traffic arrive, or widen the window.")
             current, probabilities = frame, frame["churn_probability"].dropna().to_numpy()
             source, start = "capture", since
-        result = drift.report(self.baseline(model), current, probabilities, thresholds)
+        limits = {**self.thresholds(model), **(thresholds or {})}  # the model's own, then what the caller asks
+        result = drift.report(self.baseline(model), current, probabilities, limits)
         if record:
             self._record(endpoint or "", model, source, start, now, len(current), result)
         return result
