@@ -25,6 +25,9 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
+import fast_forest
+from input_errors import InvalidInput
+
 PROBABILITY = "probability"
 LOG_ODDS = "log_odds"
 TREESHAP_MAX_UNITS = 500000  # per-row TreeSHAP work (nodes x quadrature points): ~7 ms on an idle core
@@ -448,9 +451,6 @@ def held_out_effects(pipeline, dataset: dict, x_train, x_test) -> List[Dict[str,
 def explainer_for(model: dict) -> "Explainer":
     """The model's explainer, built once per loaded model (``model_fn``'s dict) and proved additive on
     probe rows before any use; InvalidInput with the cause when the model cannot explain."""
-    import fast_forest
-    from request_parser import InvalidInput
-
     cache = model.setdefault("explainer", {})
     if "ready" not in cache:
         try:
@@ -467,8 +467,6 @@ def explainer_for(model: dict) -> "Explainer":
 def reasons_for(model: dict, checked) -> List[Dict[str, Any]]:
     """The reasons a request asked for (``"explain": n``). A CSV body is a file being scored in parts, so
     it always gets the batch method (a customer's reasons do not depend on the size of the part)."""
-    import fast_forest
-
     explainer = explainer_for(model)
     encoded = fast_forest.encode(checked, model["pipeline"], model["fast"])
     method = batch_method(explainer) if checked.style == "csv" else None

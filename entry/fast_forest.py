@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from request_parser import columns_to_frame
+from frames import columns_to_frame
 
 FLAT_WALK_MAX_ROWS = 8  # up to this many rows, walk all trees at once; above it, tree by tree
 MATRIX_BYTES = 64 << 20  # the largest dense encoded matrix a batch builds at once
