@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
+import algorithms
 import fast_forest
 from input_errors import InvalidInput
 
@@ -322,21 +323,22 @@ class Explainer(object):
             raise ValueError("transformed width %d != model width %d" % (width, self.model.n_features_in_))
         if list(getattr(self.model, "classes_", [0, 1])) != [0, 1]:
             raise ValueError("binary 0/1 classifiers only")
-        kind = type(self.model).__name__
+        entry = algorithms.for_model(self.model)  # the registry says how this kind of model is explained
+        kind = entry.explainer if entry is not None else None
         self.forest = None
-        if kind == "RandomForestClassifier":
+        if kind == algorithms.EXPLAIN_FOREST:
             trees = [e.tree_ for e in self.model.estimators_]
             self.space = PROBABILITY
             self.forest = _Forest(trees, [1.0 / len(trees)] * len(trees), self.owners, k)
             self.base = self.forest.base
-        elif kind == "GradientBoostingClassifier":
+        elif kind == algorithms.EXPLAIN_BOOSTING:
             trees = [e.tree_ for e in self.model.estimators_[:, 0]]
             self.space = LOG_ODDS
             self.forest = _Forest(trees, [float(self.model.learning_rate)] * len(trees), self.owners, k)
             zero = np.zeros((1, width))  # the init's raw prediction, from the model itself
             init = float(self.model.decision_function(zero)[0] - self.forest.leaf_value_sum(zero)[0])
             self.base = init + self.forest.base
-        elif kind == "LogisticRegression":
+        elif kind == algorithms.EXPLAIN_LINEAR:
             if background is None:
                 raise ValueError("this logistic regression was trained without its training mean; retrain it")
             self.space = LOG_ODDS
@@ -346,7 +348,7 @@ class Explainer(object):
             self.agg = np.zeros((width, k))
             self.agg[np.arange(width), self.owners] = 1.0
         else:
-            raise ValueError("no explainer for %s" % kind)
+            raise ValueError("no explainer for %s" % type(self.model).__name__)
         if self.forest is None:
             self.method = "linear_shap"
         elif method == "auto":
@@ -406,8 +408,9 @@ def effects(pipeline, features: List[str], kinds: Dict[str, str], x_test, encode
     """Which values raise churn risk, per feature, from the held-out customers' contributions (Saabas:
     fast and additive): for a number, whether higher values push up or down (the correlation of the
     value with its push); for a category, the values with the largest and smallest mean push."""
-    explainer = Explainer(pipeline, features, background, method="saabas" if type(
-        pipeline.steps[-1][1]).__name__ != "LogisticRegression" else "auto")
+    entry = algorithms.for_model(pipeline.steps[-1][1])
+    linear = entry is not None and entry.explainer == algorithms.EXPLAIN_LINEAR
+    explainer = Explainer(pipeline, features, background, method="auto" if linear else "saabas")
     X = encoded[:limit]
     contrib = explainer.contributions(X, explainer.method if explainer.forest is None else "saabas")
     out = []
