@@ -92,28 +92,23 @@ def _positive_float(name: str, raw: Any) -> float:
 
 def _option(spec: "algorithms.Option", raw: Any) -> Any:
     """One option's value by its rule in the registry (``algorithms.OPTIONS``)."""
+    text = _unquote(raw)
     if spec.rule == "whole":
         number = _whole(spec.name, raw, spec.minimum)
         if spec.maximum is not None and number > spec.maximum:
             raise TrainingError("%s must be at most %d (got %d)." % (spec.name, spec.maximum, number))
         return number
     if spec.rule == "optional_whole":
-        text = _unquote(raw)
         return None if text.lower() in ("", "none", "null") else _whole(spec.name, text, spec.minimum)
     if spec.rule == "positive":
         return _positive_float(spec.name, raw)
     if spec.rule == "choice":
-        text = _unquote(raw).lower()
-        if text not in ("", "none", "null") + spec.choices:
-            raise TrainingError("%s must be %s (got %s)." % (spec.name, " or ".join(("none",) + spec.choices),
-                                                             _unquote(raw)))
-        return text if text in spec.choices else None
-    if raw is None:  # "column": the target, when the command line names it
-        return None
-    text = _unquote(raw)
-    if text == "":
+        if text.lower() not in ("", "none", "null") + spec.choices:
+            raise TrainingError("%s must be %s (got %s)." % (spec.name, " or ".join(("none",) + spec.choices), text))
+        return text.lower() if text.lower() in spec.choices else None
+    if raw is not None and not text:  # "column": the target, when the command line names it
         raise TrainingError("%s must name the column to predict (got nothing)." % spec.name)
-    return text
+    return None if raw is None else text
 
 
 def parse_hyperparameters(argv: Optional[List[str]] = None) -> Tuple[argparse.Namespace, List[str]]:
