@@ -35,13 +35,14 @@ import numpy as np
 
 import explanations
 import fast_forest
+import scored_rows
 from column_checks import Checked, check_columns, check_frame  # noqa: F401  (3. check; callers ask this module)
 from frames import columns_to_frame
 from guesses import warning_texts
 from request_parser import CheckedRows
 
 NEWLINE, QUOTE, CR, SPACE, TAB = 10, 34, 13, 32, 9
-OUTPUT_COLUMNS = ("churn_probability", "predicted_churn", "warnings")
+OUTPUT_COLUMNS = scored_rows.OUTPUT_COLUMNS
 REASON_BLOCK = 4096  # rows explained at a time (the contributions matrix stays small)
 
 
@@ -75,13 +76,10 @@ class Scored(object):
         return len(self.numbers)
 
     def to_csv(self, handle) -> None:
-        """The scored lines as result CSV rows (no header): line, kept columns, probability, label, warnings
-        (and the top reason when asked)."""
+        """The scored lines as result CSV rows (no header), in ``scored_rows``' format."""
         kept = [self.kept[c].tolist() for c in self.kept.columns] if self.kept is not None else []
-        extra = [self.top_reasons] if self.top_reasons is not None else []
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerows(zip(self.numbers.tolist(), *kept, self.probabilities.tolist(), self.labels.tolist(),
-                             self.warnings, *extra))
+        scored_rows.write_rows(handle, self.numbers.tolist(), kept, self.probabilities.tolist(), self.labels.tolist(),
+                               self.warnings, self.top_reasons)
 
 
 # --------------------------------------------------------------------------- 1. lines
@@ -288,18 +286,13 @@ def transform_lines(body: Any, content_type: Optional[str]) -> Optional[Transfor
 
 
 class TransformAnswer(object):
-    """One answer line per line of the mini-batch, in order: ``probability,label,warnings,problem``."""
+    """One answer line per line of the mini-batch, in order (``scored_rows.answer_fields``)."""
 
     __slots__ = ("text", "count")
 
     def __init__(self, text: str, count: int) -> None:
         self.text = text
         self.count = count
-
-
-def _plain(text: str) -> str:
-    """A field a CSV join cannot split: no separator, quote or newline."""
-    return text.replace(",", ";").replace('"', "'").replace("\n", " ").replace("\r", " ")
 
 
 def transform_answer(request: TransformLines, model: dict) -> TransformAnswer:
@@ -314,12 +307,12 @@ def transform_answer(request: TransformLines, model: dict) -> TransformAnswer:
                          expected=expected, reasons=reasons)
     answers: Dict[int, str] = {}
     why = scored.top_reasons if reasons else [None] * len(scored)
-    empty = ",,,," if reasons else ",,,"  # probability,label,warnings[,top_reason],problem
     for number, p, label, note, top in zip(scored.numbers.tolist(), scored.probabilities.tolist(),
                                            scored.labels.tolist(), scored.warnings, why):
-        answers[number] = "%r,%d,%s,%s" % (p, label, _plain(note), "" if top is None else _plain(top) + ",")
+        answers[number] = scored_rows.answer_line(p, label, note, top)
     for number, message in scored.problems:
-        answers[number] = empty + _plain(message)
+        answers[number] = scored_rows.problem_line(message, reasons)
     count = max(answers) if answers else 0
-    text = "".join(answers.get(k, empty + "missing answer") + "\n" for k in range(1, count + 1))
+    missing = scored_rows.problem_line("missing answer", reasons)
+    text = "".join(answers.get(k, missing) + "\n" for k in range(1, count + 1))
     return TransformAnswer(text, count)
