@@ -38,8 +38,8 @@ ANSWER_FIELDS = _rows.answer_fields(reasons=False)
 REASON_FIELDS = _rows.answer_fields(reasons=True)
 FILTER_MAX_CHARS = 63
 READ_BYTES = 4 << 20
-ENVIRONMENT_BATCH = "CHURN_BATCH_TRANSFORM"  # entry/table_scoring.py TRANSFORM_ENV
-ENVIRONMENT_REASONS = "CHURN_TRANSFORM_REASONS"  # entry/table_scoring.py REASONS_ENV
+ENVIRONMENT_BATCH = entry_module("table_scoring").TRANSFORM_ENV  # the container answers every line of a batch
+ENVIRONMENT_REASONS = entry_module("table_scoring").REASONS_ENV  # and adds each line's top reason
 
 
 @dataclass
