@@ -10,9 +10,10 @@ import re
 from datetime import datetime, timezone
 
 from churn_core.errors import ValidationError
+from churn_core.paths import entry_module
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-ALGORITHM_SHORT = {"random_forest": "rf", "gradient_boosting": "gb", "logistic_regression": "lr"}
+ALGORITHM_SHORT = entry_module("algorithms").View(lambda a: a.short)  # the registry's short names, read live
 
 
 def check_name(name: str, what: str = "name") -> str:

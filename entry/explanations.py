@@ -25,6 +25,10 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
+import algorithms
+import fast_forest
+from input_errors import InvalidInput
+
 PROBABILITY = "probability"
 LOG_ODDS = "log_odds"
 TREESHAP_MAX_UNITS = 500000  # per-row TreeSHAP work (nodes x quadrature points): ~7 ms on an idle core
@@ -319,21 +323,22 @@ class Explainer(object):
             raise ValueError("transformed width %d != model width %d" % (width, self.model.n_features_in_))
         if list(getattr(self.model, "classes_", [0, 1])) != [0, 1]:
             raise ValueError("binary 0/1 classifiers only")
-        kind = type(self.model).__name__
+        entry = algorithms.for_model(self.model)  # the registry says how this kind of model is explained
+        kind = entry.explainer if entry is not None else None
         self.forest = None
-        if kind == "RandomForestClassifier":
+        if kind == algorithms.EXPLAIN_FOREST:
             trees = [e.tree_ for e in self.model.estimators_]
             self.space = PROBABILITY
             self.forest = _Forest(trees, [1.0 / len(trees)] * len(trees), self.owners, k)
             self.base = self.forest.base
-        elif kind == "GradientBoostingClassifier":
+        elif kind == algorithms.EXPLAIN_BOOSTING:
             trees = [e.tree_ for e in self.model.estimators_[:, 0]]
             self.space = LOG_ODDS
             self.forest = _Forest(trees, [float(self.model.learning_rate)] * len(trees), self.owners, k)
             zero = np.zeros((1, width))  # the init's raw prediction, from the model itself
             init = float(self.model.decision_function(zero)[0] - self.forest.leaf_value_sum(zero)[0])
             self.base = init + self.forest.base
-        elif kind == "LogisticRegression":
+        elif kind == algorithms.EXPLAIN_LINEAR:
             if background is None:
                 raise ValueError("this logistic regression was trained without its training mean; retrain it")
             self.space = LOG_ODDS
@@ -343,7 +348,7 @@ class Explainer(object):
             self.agg = np.zeros((width, k))
             self.agg[np.arange(width), self.owners] = 1.0
         else:
-            raise ValueError("no explainer for %s" % kind)
+            raise ValueError("no explainer for %s" % type(self.model).__name__)
         if self.forest is None:
             self.method = "linear_shap"
         elif method == "auto":
@@ -403,8 +408,9 @@ def effects(pipeline, features: List[str], kinds: Dict[str, str], x_test, encode
     """Which values raise churn risk, per feature, from the held-out customers' contributions (Saabas:
     fast and additive): for a number, whether higher values push up or down (the correlation of the
     value with its push); for a category, the values with the largest and smallest mean push."""
-    explainer = Explainer(pipeline, features, background, method="saabas" if type(
-        pipeline.steps[-1][1]).__name__ != "LogisticRegression" else "auto")
+    entry = algorithms.for_model(pipeline.steps[-1][1])
+    linear = entry is not None and entry.explainer == algorithms.EXPLAIN_LINEAR
+    explainer = Explainer(pipeline, features, background, method="auto" if linear else "saabas")
     X = encoded[:limit]
     contrib = explainer.contributions(X, explainer.method if explainer.forest is None else "saabas")
     out = []
@@ -448,9 +454,6 @@ def held_out_effects(pipeline, dataset: dict, x_train, x_test) -> List[Dict[str,
 def explainer_for(model: dict) -> "Explainer":
     """The model's explainer, built once per loaded model (``model_fn``'s dict) and proved additive on
     probe rows before any use; InvalidInput with the cause when the model cannot explain."""
-    import fast_forest
-    from request_parser import InvalidInput
-
     cache = model.setdefault("explainer", {})
     if "ready" not in cache:
         try:
@@ -467,8 +470,6 @@ def explainer_for(model: dict) -> "Explainer":
 def reasons_for(model: dict, checked) -> List[Dict[str, Any]]:
     """The reasons a request asked for (``"explain": n``). A CSV body is a file being scored in parts, so
     it always gets the batch method (a customer's reasons do not depend on the size of the part)."""
-    import fast_forest
-
     explainer = explainer_for(model)
     encoded = fast_forest.encode(checked, model["pipeline"], model["fast"])
     method = batch_method(explainer) if checked.style == "csv" else None

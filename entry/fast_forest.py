@@ -13,7 +13,8 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from request_parser import columns_to_frame
+import algorithms
+from frames import columns_to_frame
 
 FLAT_WALK_MAX_ROWS = 8  # up to this many rows, walk all trees at once; above it, tree by tree
 MATRIX_BYTES = 64 << 20  # the largest dense encoded matrix a batch builds at once
@@ -67,7 +68,8 @@ def plan(pipeline, compiled: dict) -> Optional[dict]:
             return None
     if seen != len(compiled["features"]):
         return None
-    if type(model).__name__ == "RandomForestClassifier":
+    entry = algorithms.for_model(model)
+    if entry is not None and entry.explainer == algorithms.EXPLAIN_FOREST:  # trees whose probabilities are averaged
         out["forest"] = flatten_forest([est.tree_ for est in model.estimators_])
     return out
 

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
+import algorithms
 from dataset_schema import NUMBER_RE
 
 SCHEMA_VERSION = 1
@@ -29,15 +30,16 @@ def _one_hot():
 
 
 def build_pipeline(args, numeric: List[str], categorical: List[str]):
-    """ColumnTransformer + the chosen classifier, configured from the parsed hyperparameters."""
+    """ColumnTransformer + the chosen classifier (its registry entry builds it from the parsed hyperparameters)."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
 
+    algorithm = algorithms.get(args.algorithm)
     parts = []
     if numeric:
         steps = [("impute", SimpleImputer(strategy="median"))]
-        if args.algorithm == "logistic_regression":
+        if algorithm.scale_numeric:
             from sklearn.preprocessing import StandardScaler
 
             steps.append(("scale", StandardScaler()))
@@ -51,34 +53,7 @@ def build_pipeline(args, numeric: List[str], categorical: List[str]):
             )
         )
     pre = ColumnTransformer(parts, remainder="drop")
-    if args.algorithm == "random_forest":
-        from sklearn.ensemble import RandomForestClassifier
-
-        model = RandomForestClassifier(
-            n_estimators=args.n_estimators,
-            max_depth=args.max_depth,
-            min_samples_leaf=args.min_samples_leaf,
-            class_weight=args.class_weight,
-            random_state=args.random_state,
-            n_jobs=-1,
-        )
-    elif args.algorithm == "gradient_boosting":
-        from sklearn.ensemble import GradientBoostingClassifier
-
-        model = GradientBoostingClassifier(
-            n_estimators=args.n_estimators,
-            learning_rate=args.learning_rate,
-            max_depth=args.max_depth if args.max_depth is not None else 3,
-            min_samples_leaf=args.min_samples_leaf,
-            random_state=args.random_state,
-        )
-    else:
-        from sklearn.linear_model import LogisticRegression
-
-        model = LogisticRegression(
-            C=args.C, max_iter=args.max_iter, class_weight=args.class_weight, random_state=args.random_state
-        )
-    return Pipeline([("pre", pre), ("model", model)])
+    return Pipeline([("pre", pre), ("model", algorithm.build(args))])
 
 
 def encoded_owners(pipeline, numeric: List[str], categorical: List[str]) -> List[str]:

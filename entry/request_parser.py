@@ -18,26 +18,26 @@ import codecs
 import csv
 import io
 import json
-import math
-from collections import defaultdict
 from typing import Any, Dict, List, Optional, Tuple
 
-from dataset_schema import MISSING_ALWAYS, MISSING_IN_NUMBERS, category_of
+from column_checks import check_columns
+from frames import check_cell, check_value, columns_to_frame, csv_value
+from guesses import cell_warnings, row_warnings, warning_texts
+from input_errors import InvalidInput
+from input_errors import kind_name as _kind_name
+from input_errors import names as _names
+from input_errors import short as _short
+
+# Callers ask the parser for the cell rules and the warnings too; they live in the sibling leaf modules.
+__all__ = ["MAX_ROWS_PER_REQUEST", "CheckedRows", "InvalidInput", "ParsedRequest", "cell_warnings", "check_cell",
+           "check_rows", "choose_accept", "columns_to_frame", "compile_schema", "json_ready", "parse_body",
+           "row_warnings", "validate_request", "warning_texts"]
 
 MAX_ROWS_PER_REQUEST = 10000
 VECTOR_MIN_ROWS = 32  # from this many CSV rows on, cells are checked column by column (see _csv_columns)
 JSON_TYPES = ("application/json", "application/x-json", "text/json")
 CSV_TYPES = ("text/csv", "application/csv")
 NPY_TYPES = ("application/x-npy", "application/npy")
-
-
-class InvalidInput(ValueError):
-    """An invocation request was rejected; ``status_code`` is the HTTP status to answer with."""
-
-    def __init__(self, message: str, status_code: int = 400) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.message = message
 
 
 class ParsedRequest(object):
@@ -366,7 +366,7 @@ def _csv_with_header_as_records(parsed: ParsedRequest, compiled: dict) -> Parsed
     for r, row in enumerate(rows, 1):
         if len(row) != len(header):
             raise InvalidInput("CSV line %d has %d values but the header names %d." % (r + 1, len(row), len(header)))
-        records.append(dict((name, _csv_value(cell)) for name, cell in zip(header, row)))
+        records.append(dict((name, csv_value(cell)) for name, cell in zip(header, row)))
     return ParsedRequest("csv", records, True, parsed.explain)
 
 
@@ -387,20 +387,11 @@ def _csv_columns(parsed: ParsedRequest, compiled: dict) -> Optional[CheckedRows]
         index, id_index = list(range(width)), []
     if len(body) < VECTOR_MIN_ROWS or any(len(row) != width for row in body):
         return None
-    import table_scoring
-
-    checked = table_scoring.check_columns([[row[i] for row in body] for i in index], compiled)
+    checked = check_columns([[row[i] for row in body] for i in index], compiled)
     if checked.bad.any():
         return None
-    ids = [dict((name, _csv_value(row[i])) for name, i in id_index) for row in body] if id_index else None
+    ids = [dict((name, csv_value(row[i])) for name, i in id_index) for row in body] if id_index else None
     return CheckedRows("csv", checked.columns, ids, compiled, parsed.explain)
-
-
-def _csv_value(cell: Any) -> Any:
-    """A CSV cell as the uploaded file's rules read it: a missing-value marker is missing."""
-    if isinstance(cell, str) and cell.strip().lower() in MISSING_ALWAYS:
-        return ""
-    return cell
 
 
 def _named_columns(records: list, compiled: dict) -> Tuple[List[list], Optional[List[dict]]]:
@@ -423,7 +414,7 @@ def _named_columns(records: list, compiled: dict) -> Tuple[List[list], Optional[
                 % (r, " and ".join(problems), compiled["order"], also)
             )
         for i, name in enumerate(features):
-            columns[i].append(_cell(rec[name], r, i, name, kinds, allow))
+            columns[i].append(check_value(rec[name], r, i, name, kinds, allow))
         ids.append(dict((name, rec[name]) for name in id_columns if name in rec))
     return columns, (ids if any(ids) else None)
 
@@ -446,10 +437,10 @@ def _positional_columns(parsed: ParsedRequest, compiled: dict) -> List[list]:
         for i, name in enumerate(features):
             value = row[i]
             if csv_style:
-                value = _csv_value(value)
+                value = csv_value(value)
             elif npy_style and isinstance(value, float) and value != value:
                 value = None  # NaN is how an array says "missing"
-            columns[i].append(_cell(value, r, i, name, kinds, allow))
+            columns[i].append(check_value(value, r, i, name, kinds, allow))
     return columns
 
 
@@ -470,181 +461,6 @@ def _plain_numeric_columns(rows: list, width: int) -> Optional[List[list]]:
     return matrix.T.tolist()
 
 
-def check_cell(text: Any, i: int, compiled: dict) -> Any:
-    """One CSV cell of feature ``i`` as ``check_rows`` reads it: the value the model gets (a float, a
-    category or NaN), or ``InvalidInput`` whose message names the feature but no row (a batch of lines
-    applies this once per distinct text and reports each line with its own number)."""
-    return _cell(_csv_value(text), None, i, compiled["features"][i], compiled["kinds"], compiled["allow_missing"])
-
-
-def _at(r: Optional[int], name: str) -> str:
-    return "row %d, feature %s" % (r, name) if r is not None else name
-
-
-def _cell(value: Any, r: Optional[int], i: int, name: str, kinds: list, allow: list) -> Any:
-    numeric = kinds[i] == "numeric"
-    if value is None or (isinstance(value, str) and not value.strip() and numeric):
-        if not allow[i]:
-            raise _missing_error(r, name, value)
-        return float("nan")
-    if isinstance(value, (list, dict)):
-        raise InvalidInput("%s: %s is not a single value." % (_at(r, name), _kind_name(value)))
-    if numeric:
-        if isinstance(value, str) and value.strip().lower() in MISSING_IN_NUMBERS and allow[i]:
-            return float("nan")
-        return _number(value, r, name)
-    if isinstance(value, float) and not math.isfinite(value):
-        raise InvalidInput("%s: NaN/Infinity is not a category; send a text value." % _at(r, name))
-    canon = category_of(value)
-    if isinstance(canon, float) and not allow[i]:  # blank string
-        raise _missing_error(r, name, value)
-    return canon
-
-
-def _number(value: Any, r: Optional[int], name: str) -> float:
-    if isinstance(value, bool):
-        raise InvalidInput(
-            "%s: %s is a boolean, not a number; send 1 or 0." % (_at(r, name), "true" if value else "false")
-        )
-    if isinstance(value, (int, float)):
-        try:
-            number = float(value)
-        except OverflowError:  # a JSON integer beyond float range
-            raise InvalidInput(
-                "%s: the integer %s\u2026 (%d digits) is too large; send a finite number."
-                % (_at(r, name), str(value)[:12], len(str(abs(value))))
-            ) from None
-        if not math.isfinite(number):
-            word = "NaN" if number != number else ("Infinity" if number > 0 else "-Infinity")
-            raise InvalidInput("%s: %s is not a finite number; send a real number." % (_at(r, name), word))
-        return number
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            number = float(text)
-        except ValueError:
-            raise InvalidInput("%s: %s is not a number." % (_at(r, name), _short(value))) from None
-        if not math.isfinite(number):
-            raise InvalidInput(
-                "%s: %s is not a finite number; send a real number." % (_at(r, name), _short(value))
-            )
-        return number
-    raise InvalidInput("%s: %s is not a number." % (_at(r, name), _kind_name(value)))
-
-
-def _missing_error(r: Optional[int], name: str, value: Any) -> InvalidInput:
-    shown = "null" if value is None else "empty"
-    return InvalidInput(
-        "%s: value is missing (%s); the model was trained without missing values for %s, "
-        "so send a value."
-        % (_at(r, name), shown, name)
-    )
-
-
-def columns_to_frame(columns: List[list], compiled: dict):
-    """The checked values as the DataFrame the pipeline was fitted on (float64 / object columns)."""
-    import numpy as np
-    import pandas as pd
-
-    data = {}
-    for i, name in enumerate(compiled["features"]):
-        if compiled["kinds"][i] == "numeric":
-            data[name] = pd.Series(np.asarray(columns[i], dtype="float64"), dtype="float64")
-        else:
-            data[name] = pd.Series(columns[i], dtype=object)
-    return pd.DataFrame(data, columns=compiled["features"])
-
-
-# --------------------------------------------------------------------------- what the model had to guess
-
-
-def cell_warnings(checked: CheckedRows, schema: dict) -> List[List[Tuple[str, str]]]:
-    """For each checked row, (feature, note) for every value the model scores by a guess: a missing
-    value it fills in (the training median or most common value), a number outside the range seen in
-    training (an extrapolation), a category never seen in training (it counts as none of the known
-    ones). Pure: the dashboard, batch scoring and batch transform all call this (or ``row_warnings``).
-    Column by column (numpy; a note is written only for a row that gets one), so a batch of a million
-    rows costs what its flagged rows cost; the columns may be value lists or typed (arrays, Categorical)."""
-    flagged = _flagged_cells(checked, schema)
-    return [flagged.get(r, []) for r in range(len(checked))]
-
-
-def warning_texts(checked: CheckedRows, schema: dict) -> List[str]:
-    """``row_warnings`` joined per row with "; " ("" when nothing was guessed), built from the flagged rows
-    only: what files and transform jobs write beside each probability."""
-    texts = [""] * len(checked)
-    for r, notes in _flagged_cells(checked, schema).items():
-        texts[r] = "; ".join(note for _, note in notes)
-    return texts
-
-
-def _flagged_cells(checked: CheckedRows, schema: dict) -> Dict[int, List[Tuple[str, str]]]:
-    """{row: [(feature, note), ...]} for the rows with at least one guessed value, in feature order."""
-    import numpy as np
-    import pandas as pd
-
-    specs = dict((f["name"], f) for f in schema.get("features", []))
-    compiled = checked.compiled
-    rows: Dict[int, List[Tuple[str, str]]] = defaultdict(list)
-    for i, name in enumerate(compiled["features"]):
-        spec = specs.get(name) or {}
-        column = checked.columns[i]
-        if compiled["kinds"][i] == "numeric":
-            values = np.asarray(column, dtype=np.float64)
-            typical = spec.get("median")
-            note = "%s is missing: the training median%s was used" % (
-                name, "" if typical is None else " " + _stat(typical, int(spec.get("decimals") or 0)))
-            for r in np.flatnonzero(np.isnan(values)).tolist():
-                rows[r].append((name, note))
-            low, high = spec.get("min"), spec.get("max")
-            with np.errstate(invalid="ignore"):
-                outside = np.zeros(len(values), dtype=bool)
-                if low is not None:
-                    outside |= values < low
-                if high is not None:
-                    outside |= values > high
-            decimals = int(spec.get("decimals") or 0)
-            for r in np.flatnonzero(outside).tolist():
-                rows[r].append((name, "%s = %s is outside the training range %s to %s (the score is an extrapolation)"
-                                % (name, _plain(values[r]), _stat(low, decimals), _stat(high, decimals))))
-            continue
-        if not isinstance(column, pd.Categorical):
-            column = pd.Categorical(np.asarray(column, dtype=object))
-        codes = np.asarray(column.codes)
-        typical = spec.get("mode")
-        note = "%s is missing: the most common value%s was used" % (
-            name, "" if typical is None else " %r" % str(typical))
-        for r in np.flatnonzero(codes < 0).tolist():
-            rows[r].append((name, note))
-        known = frozenset(str(c) for c in spec.get("categories") or [])
-        if not known:
-            continue
-        for k, value in enumerate(column.categories):
-            if value not in known:
-                note = "%s = %s was never seen in training (scored as none of the known values)" % (name, _short(value))
-                for r in np.flatnonzero(codes == k).tolist():
-                    rows[r].append((name, note))
-    return dict(rows)
-
-
-def row_warnings(checked: CheckedRows, schema: dict) -> List[List[str]]:
-    """The notes of ``cell_warnings``, one list of sentences per row (empty when nothing was guessed)."""
-    return [[note for _, note in row] for row in cell_warnings(checked, schema)]
-
-
-def _stat(value: Any, decimals: int) -> str:
-    """A training statistic at the precision the data is written with (70.575 -> 70.58 for 2 decimals)."""
-    if value is None:
-        return "?"
-    return "%.*f" % (max(decimals, 0), float(value)) if decimals else "%d" % round(float(value))
-
-
-def _plain(value: float) -> str:
-    """A number as a person typed it: no exponent, no trailing zeros."""
-    text = ("%.6f" % value).rstrip("0").rstrip(".")
-    return "0" if text in ("", "-0") else text
-
-
 # --------------------------------------------------------------------------- answers
 
 
@@ -661,39 +477,6 @@ def choose_accept(accept: Optional[str]) -> str:
         if media in NPY_TYPES:
             return "application/x-npy"
     raise InvalidInput("unsupported Accept %s; ask for application/json or text/csv." % _short(accept, 80), 406)
-
-
-# --------------------------------------------------------------------------- message helpers
-
-
-def _kind_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
-def _short(value: Any, limit: int = 40) -> str:
-    """repr() of user input, cut short: error messages never echo a megabyte back."""
-    text = repr(value)
-    if len(text) <= limit:
-        return text
-    size = " (%d characters)" % len(value) if isinstance(value, str) else ""
-    return text[: limit - 1] + "…" + text[-1:] + size
-
-
-def _names(values: list, limit: int = 5) -> str:
-    shown = ", ".join(_short(str(v)) for v in values[:limit])
-    return shown + (" and %d more" % (len(values) - limit) if len(values) > limit else "")
 
 
 def json_ready(values: Dict[str, Any]) -> Dict[str, Any]:

@@ -14,12 +14,12 @@ Each step applies a rule that exists once, elsewhere:
    must be answered);
 2. *parse*: pandas' C reader on the good lines, numeric features straight to float64 when every
    cell is a plain number or blank, otherwise as text;
-3. *check*: every distinct text of a feature column goes once through ``request_parser.check_cell``,
+3. *check*: every distinct text of a feature column goes once through ``frames.check_cell``,
    the rule an endpoint applies to a CSV cell, so a line is refused here exactly when an endpoint
    would refuse it, in the same words;
 4. *predict*: ``fast_forest.proba_typed`` (proved equal to the pipeline when the model loaded) or the
    pipeline itself; the label is ``probability > threshold``, as ``predict_fn`` decides it;
-5. *warnings*: ``request_parser.warning_texts`` (``row_warnings`` joined), the one rule for what the model had to guess.
+5. *warnings*: ``guesses.warning_texts`` (``row_warnings`` joined), the one rule for what the model had to guess.
 
 Python 3.9 and pandas 1.1 compatible (it runs in the SageMaker SKLearn container too).
 """
@@ -33,10 +33,16 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from request_parser import CheckedRows, InvalidInput, check_cell, columns_to_frame, warning_texts
+import explanations
+import fast_forest
+import scored_rows
+from column_checks import Checked, check_columns, check_frame  # noqa: F401  (3. check; callers ask this module)
+from frames import columns_to_frame
+from guesses import warning_texts
+from request_parser import CheckedRows
 
 NEWLINE, QUOTE, CR, SPACE, TAB = 10, 34, 13, 32, 9
-OUTPUT_COLUMNS = ("churn_probability", "predicted_churn", "warnings")
+OUTPUT_COLUMNS = scored_rows.OUTPUT_COLUMNS
 REASON_BLOCK = 4096  # rows explained at a time (the contributions matrix stays small)
 
 
@@ -48,18 +54,6 @@ class Lines(object):
     def __init__(self, data: bytes, numbers: np.ndarray, problems: List[Tuple[int, str]]) -> None:
         self.data = data
         self.numbers = numbers
-        self.problems = problems
-
-
-class Checked(object):
-    """Parsed rows checked against the model: typed feature columns, which rows passed, and the
-    first problem of each row that did not (keyed by row position)."""
-
-    __slots__ = ("columns", "bad", "problems")
-
-    def __init__(self, columns: list, bad: np.ndarray, problems: Dict[int, str]) -> None:
-        self.columns = columns
-        self.bad = bad
         self.problems = problems
 
 
@@ -82,13 +76,10 @@ class Scored(object):
         return len(self.numbers)
 
     def to_csv(self, handle) -> None:
-        """The scored lines as result CSV rows (no header): line, kept columns, probability, label, warnings
-        (and the top reason when asked)."""
+        """The scored lines as result CSV rows (no header), in ``scored_rows``' format."""
         kept = [self.kept[c].tolist() for c in self.kept.columns] if self.kept is not None else []
-        extra = [self.top_reasons] if self.top_reasons is not None else []
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerows(zip(self.numbers.tolist(), *kept, self.probabilities.tolist(), self.labels.tolist(),
-                             self.warnings, *extra))
+        scored_rows.write_rows(handle, self.numbers.tolist(), kept, self.probabilities.tolist(), self.labels.tolist(),
+                               self.warnings, self.top_reasons)
 
 
 # --------------------------------------------------------------------------- 1. lines
@@ -212,96 +203,7 @@ def parse(lines: Lines, names: Sequence[str], use: Sequence[str], numeric: Seque
     return frame
 
 
-# --------------------------------------------------------------------------- 3. check
-
-
-def check_frame(frame, compiled: dict) -> Checked:
-    """Every feature cell by ``check_cell``'s rule, once per distinct text; typed columns in schema order."""
-    return check_columns([frame[name] for name in compiled["features"]], compiled)
-
-
-def check_columns(columns_in: Sequence[Any], compiled: dict) -> Checked:
-    """``check_frame`` for one sequence of cells per feature (a pandas Series, a list of texts, or float64
-    values already parsed, NaN where the cell was blank)."""
-    import pandas as pd
-
-    n = len(columns_in[0]) if len(columns_in) else 0
-    bad = np.zeros(n, dtype=bool)
-    problems: Dict[int, str] = {}
-
-    def refuse(rows: np.ndarray, messages: List[str], which: np.ndarray) -> None:
-        """Rows ``rows`` are refused, row ``rows[j]`` for ``messages[which[j]]``; a row keeps its first problem."""
-        fresh = ~bad[rows]
-        for r, m in zip(rows[fresh].tolist(), which[fresh].tolist()):
-            problems[r] = messages[m]
-        bad[rows] = True
-
-    columns = []
-    for i, cells in enumerate(columns_in):
-        if compiled["kinds"][i] == "numeric" and getattr(cells, "dtype", None) is not None and cells.dtype.kind == "f":
-            values = np.asarray(cells, dtype=np.float64)
-            holes = np.flatnonzero(np.isnan(values))
-            if len(holes) and not compiled["allow_missing"][i]:
-                refuse(holes, [_problem("", i, compiled)], np.zeros(len(holes), dtype=np.int64))
-            columns.append(values)
-            continue
-        codes, uniques = pd.factorize(np.asarray(cells, dtype=object))
-        texts = [u if isinstance(u, str) else "" for u in uniques] + [""]
-        codes = np.where(codes < 0, len(texts) - 1, codes)  # a NaN cell (none get here from split_lines) reads as ""
-        column, refused, messages = _check_texts(texts, i, compiled)
-        columns.append(column(codes))
-        if messages:
-            per_row = refused[codes]
-            rows = np.flatnonzero(per_row >= 0)
-            refuse(rows, messages, per_row[rows])
-    return Checked(columns, bad, problems)
-
-
-def _check_texts(texts: List[str], i: int, compiled: dict):
-    """``check_cell`` on each distinct text of feature ``i``: a function from codes to the typed column,
-    and per text the index of its problem in the returned messages (or -1)."""
-    import pandas as pd
-
-    refused = np.full(len(texts), -1, dtype=np.int64)
-    messages: List[str] = []
-    if compiled["kinds"][i] == "numeric":
-        numbers = np.full(len(texts), np.nan)
-        quick = pd.to_numeric(pd.Series(texts, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
-        for k, text in enumerate(texts):
-            if np.isfinite(quick[k]):
-                numbers[k] = quick[k]
-                continue
-            try:
-                numbers[k] = check_cell(text, i, compiled)
-            except InvalidInput as err:
-                refused[k] = len(messages)
-                messages.append(err.message)
-        return (lambda codes: numbers[codes]), refused, messages
-    categories: List[str] = []
-    where: Dict[str, int] = {}
-    mapping = np.full(len(texts), -1, dtype=np.int64)  # -1: missing, the imputer's job
-    for k, text in enumerate(texts):
-        try:
-            value = check_cell(text, i, compiled)
-        except InvalidInput as err:
-            refused[k] = len(messages)
-            messages.append(err.message)
-            continue
-        if isinstance(value, float):  # NaN: missing
-            continue
-        if value not in where:
-            where[value] = len(categories)
-            categories.append(value)
-        mapping[k] = where[value]
-    return (lambda codes: pd.Categorical.from_codes(mapping[codes], categories=categories)), refused, messages
-
-
-def _problem(text: str, i: int, compiled: dict) -> str:
-    try:
-        check_cell(text, i, compiled)
-    except InvalidInput as err:
-        return err.message
-    return ""
+# --------------------------------------------------------------------------- 3. check: column_checks.check_frame
 
 
 # --------------------------------------------------------------------------- 4. and 5. predict, warn
@@ -309,8 +211,6 @@ def _problem(text: str, i: int, compiled: dict) -> str:
 
 def predict(columns: list, model: dict) -> np.ndarray:
     """Churn probabilities of typed feature columns (fast path when the model has one)."""
-    import fast_forest
-
     if not len(columns) or not len(columns[0]):
         return np.zeros(0, dtype=np.float64)
     if model.get("fast") is not None:
@@ -321,9 +221,6 @@ def predict(columns: list, model: dict) -> np.ndarray:
 def top_reasons(columns: list, model: dict) -> List[str]:
     """Each row's top reason in words (``explanations.top_reason_texts``), in blocks of bounded memory;
     InvalidInput when the model cannot explain."""
-    import explanations
-    import fast_forest
-
     explainer = explanations.explainer_for(model)
     n = len(columns[0]) if columns else 0
     out: List[str] = []
@@ -389,18 +286,13 @@ def transform_lines(body: Any, content_type: Optional[str]) -> Optional[Transfor
 
 
 class TransformAnswer(object):
-    """One answer line per line of the mini-batch, in order: ``probability,label,warnings,problem``."""
+    """One answer line per line of the mini-batch, in order (``scored_rows.answer_fields``)."""
 
     __slots__ = ("text", "count")
 
     def __init__(self, text: str, count: int) -> None:
         self.text = text
         self.count = count
-
-
-def _plain(text: str) -> str:
-    """A field a CSV join cannot split: no separator, quote or newline."""
-    return text.replace(",", ";").replace('"', "'").replace("\n", " ").replace("\r", " ")
 
 
 def transform_answer(request: TransformLines, model: dict) -> TransformAnswer:
@@ -415,12 +307,12 @@ def transform_answer(request: TransformLines, model: dict) -> TransformAnswer:
                          expected=expected, reasons=reasons)
     answers: Dict[int, str] = {}
     why = scored.top_reasons if reasons else [None] * len(scored)
-    empty = ",,,," if reasons else ",,,"  # probability,label,warnings[,top_reason],problem
     for number, p, label, note, top in zip(scored.numbers.tolist(), scored.probabilities.tolist(),
                                            scored.labels.tolist(), scored.warnings, why):
-        answers[number] = "%r,%d,%s,%s" % (p, label, _plain(note), "" if top is None else _plain(top) + ",")
+        answers[number] = scored_rows.answer_line(p, label, note, top)
     for number, message in scored.problems:
-        answers[number] = empty + _plain(message)
+        answers[number] = scored_rows.problem_line(message, reasons)
     count = max(answers) if answers else 0
-    text = "".join(answers.get(k, empty + "missing answer") + "\n" for k in range(1, count + 1))
+    missing = scored_rows.problem_line("missing answer", reasons)
+    text = "".join(answers.get(k, missing) + "\n" for k in range(1, count + 1))
     return TransformAnswer(text, count)

@@ -31,13 +31,13 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:  # the sibling modules, however this file was loaded (script, by path, container)
     sys.path.insert(0, _HERE)
 
+import algorithms  # noqa: E402
 import dataset_schema  # noqa: E402
 import table_scoring  # noqa: E402
 from dataset_schema import SchemaError  # noqa: E402
 from request_parser import (MAX_ROWS_PER_REQUEST, CheckedRows, InvalidInput, ParsedRequest,  # noqa: E402,F401
                             check_rows, choose_accept, compile_schema, json_ready, parse_body)
 
-ALGORITHMS = ("random_forest", "gradient_boosting", "logistic_regression")
 THRESHOLD = 0.5
 THRESHOLD_ENV = "CHURN_THRESHOLD"
 MODEL_FILE = "model.joblib"
@@ -90,6 +90,27 @@ def _positive_float(name: str, raw: Any) -> float:
     return number
 
 
+def _option(spec: "algorithms.Option", raw: Any) -> Any:
+    """One option's value by its rule in the registry (``algorithms.OPTIONS``)."""
+    text = _unquote(raw)
+    if spec.rule == "whole":
+        number = _whole(spec.name, raw, spec.minimum)
+        if spec.maximum is not None and number > spec.maximum:
+            raise TrainingError("%s must be at most %d (got %d)." % (spec.name, spec.maximum, number))
+        return number
+    if spec.rule == "optional_whole":
+        return None if text.lower() in ("", "none", "null") else _whole(spec.name, text, spec.minimum)
+    if spec.rule == "positive":
+        return _positive_float(spec.name, raw)
+    if spec.rule == "choice":
+        if text.lower() not in ("", "none", "null") + spec.choices:
+            raise TrainingError("%s must be %s (got %s)." % (spec.name, " or ".join(("none",) + spec.choices), text))
+        return text.lower() if text.lower() in spec.choices else None
+    if raw is not None and not text:  # "column": the target, when the command line names it
+        raise TrainingError("%s must name the column to predict (got nothing)." % spec.name)
+    return None if raw is None else text
+
+
 def parse_hyperparameters(argv: Optional[List[str]] = None) -> Tuple[argparse.Namespace, List[str]]:
     """Parse and validate the command line; raises TrainingError with a readable message.
 
@@ -102,15 +123,8 @@ def parse_hyperparameters(argv: Optional[List[str]] = None) -> Tuple[argparse.Na
         parser.add_argument(*names, dest=names[0][2:].replace("-", "_"), default=default, nargs="?", const="")
 
     option("--algorithm", default="random_forest")
-    option("--n_estimators", "--n-estimators", "--estimator", "--estimators", default="100")
-    option("--max_depth", "--max-depth", default="None")
-    option("--min_samples_leaf", "--min-samples-leaf", default="1")
-    option("--learning_rate", "--learning-rate", default="0.1")
-    option("--class_weight", "--class-weight", default="none")
-    option("--random_state", "--random-state", default="42")
-    option("--target", default=None)
-    option("--C", "--c", default="1.0")
-    option("--max_iter", "--max-iter", default="1000")
+    for spec in algorithms.OPTIONS:
+        option(*spec.flags, default=spec.default)
     parser.add_argument("--model-dir", "--model_dir", dest="model_dir", default=env("SM_MODEL_DIR", "model"))
     parser.add_argument("--train", dest="train", default=env("SM_CHANNEL_TRAIN", ""))
     parser.add_argument("--test", dest="test", default=env("SM_CHANNEL_TEST", ""))
@@ -119,26 +133,12 @@ def parse_hyperparameters(argv: Optional[List[str]] = None) -> Tuple[argparse.Na
     args, unknown = parser.parse_known_args(argv)
 
     algorithm = _unquote(args.algorithm).lower().replace("-", "_").replace(" ", "_") or "random_forest"
-    if algorithm not in ALGORITHMS:
-        raise TrainingError("algorithm must be one of %s (got %s)." % (", ".join(ALGORITHMS), _unquote(args.algorithm)))
+    if algorithms.get(algorithm) is None:
+        raise TrainingError("algorithm must be one of %s (got %s)."
+                            % (", ".join(algorithms.names()), _unquote(args.algorithm)))
     args.algorithm = algorithm
-    args.n_estimators = _whole("n_estimators", args.n_estimators, 1)
-    depth = _unquote(args.max_depth)
-    args.max_depth = None if depth.lower() in ("", "none", "null") else _whole("max_depth", depth, 1)
-    args.min_samples_leaf = _whole("min_samples_leaf", args.min_samples_leaf, 1)
-    args.learning_rate = _positive_float("learning_rate", args.learning_rate)
-    weight = _unquote(args.class_weight).lower()
-    if weight not in ("", "none", "null", "balanced"):
-        raise TrainingError("class_weight must be none or balanced (got %s)." % _unquote(args.class_weight))
-    args.class_weight = "balanced" if weight == "balanced" else None
-    args.random_state = _whole("random_state", args.random_state, 0)
-    if args.random_state > 2**32 - 1:
-        raise TrainingError("random_state must be at most %d (got %d)." % (2**32 - 1, args.random_state))
-    args.target = _unquote(args.target) if args.target is not None else None
-    if args.target == "":
-        raise TrainingError("target must name the column to predict (got nothing).")
-    args.C = _positive_float("C", args.C)
-    args.max_iter = _whole("max_iter", args.max_iter, 1)
+    for spec in algorithms.OPTIONS:
+        setattr(args, spec.name, _option(spec, getattr(args, spec.name)))
     return args, unknown
 
 
@@ -212,7 +212,7 @@ def train(args: argparse.Namespace) -> dict:
     pipeline = model_pipeline.build_pipeline(args, numeric, categorical)
     _log("Training %s..." % args.algorithm)
     fit_params = {}
-    if args.algorithm == "gradient_boosting" and args.class_weight == "balanced":
+    if algorithms.get(args.algorithm).weights_by_sample and args.class_weight == "balanced":
         from sklearn.utils.class_weight import compute_sample_weight
 
         fit_params["model__sample_weight"] = compute_sample_weight("balanced", y_train)
@@ -230,8 +230,8 @@ def train(args: argparse.Namespace) -> dict:
 
     decimals = dataset_schema.numeric_decimals(train_df, schema)
     served_schema = model_pipeline.model_schema(schema, positive_label, x_train, pipeline, decimals, THRESHOLD)
-    hyper = dict((k, getattr(args, k)) for k in ("algorithm", "n_estimators", "max_depth", "min_samples_leaf",
-                                                 "learning_rate", "class_weight", "random_state", "C", "max_iter"))
+    names = ["algorithm"] + [spec.name for spec in algorithms.OPTIONS if spec.name != "target"]
+    hyper = dict((k, getattr(args, k)) for k in names)
     hyper.update(class_weight=args.class_weight or "none", target=target)
     evaluation = {
         "metrics": metrics, "roc": curves["roc"], "pr": curves["pr"], "confusion_matrix": curves["confusion_matrix"],

@@ -132,7 +132,7 @@ def test_the_pre_check_and_the_endpoint_decide_alike(served):
 
 
 def test_the_pre_check_uses_only_public_names_of_entry():
-    source = (ROOT / "churn_core" / "request_check.py").read_text()
+    source = (ROOT / "churn_core" / "endpoints" / "request_check.py").read_text()
     tree = ast.parse(source)
     used = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
     assert not {name for name in used if name.startswith("_")}, "no private helpers of entry/ across modules"

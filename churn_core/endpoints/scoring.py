@@ -181,18 +181,17 @@ def score_frame(
         if progress:
             progress(done / len(starts))
     order = sorted(results)
-    scored = frame.iloc[order].copy()
-    scored.insert(0, "line", [p + FIRST_DATA_LINE for p in order])
-    scored["churn_probability"] = [results[p][1] for p in order]
+    probabilities = [results[p][1] for p in order]
     if threshold is None:
-        scored["predicted_churn"] = [results[p][0] for p in order]
+        labels, risk = [results[p][0] for p in order], None
     else:
-        scored["predicted_churn"] = [int(results[p][1] > threshold) for p in order]
-        scored["risk"] = risk_bands(scored["churn_probability"].to_numpy(), threshold)
-    if reasons and not asking.note:
-        scored["top_reason"] = [results[p][3] for p in order]
-    scored["warnings"] = [results[p][2] for p in order]
-    scored = scored.sort_values("churn_probability", ascending=False, kind="stable").reset_index(drop=True)
+        labels = [int(results[p][1] > threshold) for p in order]
+        risk = risk_bands(probabilities, threshold)
+    rows = entry_module("scored_rows")
+    scored = rows.batch_frame(frame.iloc[order].copy(), [p + FIRST_DATA_LINE for p in order], probabilities, labels,
+                              [results[p][2] for p in order], risk,
+                              [results[p][3] for p in order] if reasons and not asking.note else None)
+    scored = scored.sort_values(rows.PROBABILITY, ascending=False, kind="stable").reset_index(drop=True)
     return BatchResult(scored=scored, errors=sorted(errors), total=len(frame), reasons_note=asking.note)
 
 

@@ -1,4 +1,4 @@
-"""The training form's single source of truth: algorithms, their hyperparameters, defaults, bounds, help.
+"""The training form's rules over the algorithm registry (``entry/algorithms.py``): defaults, checks, ranges.
 
 The Train page builds its widgets from ``ALGORITHMS``; ``clean`` checks a user's values before a job
 starts, so a typo fails in the form, not minutes later in a container. ``entry/train.py`` checks again.
@@ -6,99 +6,16 @@ starts, so a typo fails in the form, not minutes later in a container. ``entry/t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from churn_core.errors import ValidationError
+from churn_core.paths import entry_module
 
+_algorithms = entry_module("algorithms")  # the registry: entry/algorithms.py, also read by the training script
+Param = _algorithms.Param
 
-@dataclass(frozen=True)
-class Param:
-    name: str
-    kind: str  # "int" | "float" | "choice" | "optional_int"
-    default: Any
-    help: str
-    low: float | None = None
-    high: float | None = None
-    choices: tuple = ()
-    label: str = ""  # the form's words; ``name`` is the technical name (scikit-learn's, SageMaker's)
-    choice_labels: tuple = ()  # the form's words for ``choices``, in the same order
-
-    def choice_text(self, choice: str) -> str:
-        return dict(zip(self.choices, self.choice_labels, strict=False)).get(choice, choice)
-
-    @property
-    def title(self) -> str:
-        return self.label or self.name
-
-    @property
-    def named(self) -> str:
-        """Both names, for messages read by analysts and API users alike: ``Number of trees (n_estimators)``."""
-        return f"{self.label} ({self.name})" if self.label else self.name
-
-    @property
-    def range_text(self) -> str:
-        if self.kind == "choice" or self.low is None:
-            return ""
-        return f"{self.low:g} to {self.high:g}" + (", empty = no limit" if self.kind == "optional_int" else "")
-
-
-_SEED = Param("random_state", "int", 42, "The same seed gives the same model on the same data.", 0, 2**31 - 1,
-              label="Random seed")
-_CLASS_WEIGHT = Param(
-    "class_weight",
-    "choice",
-    "none",
-    "'balanced' counts each churner as much as the more numerous stayers; finds more churners (recall).",
-    choices=("none", "balanced"),
-    label="Weight of churners",
-    choice_labels=("as in the data (none)", "balanced"),
-)
-
-ALGORITHMS: dict[str, dict] = {
-    "random_forest": {
-        "label": "Random forest",
-        "short": "rf",
-        "help": "Many decision trees voting; a strong default that needs little tuning.",
-        "params": [
-            Param("n_estimators", "int", 100, "More trees are steadier but slower.", 1, 2000, label="Number of trees"),
-            Param("max_depth", "optional_int", None, "How many questions deep a tree may grow.", 1, 100,
-                  label="Maximum tree depth"),
-            Param("min_samples_leaf", "int", 1, "Fewest customers a tree's final group may hold; higher smooths the "
-                  "model.", 1, 500, label="Fewest customers per leaf"),
-            _CLASS_WEIGHT,
-            _SEED,
-        ],
-    },
-    "gradient_boosting": {
-        "label": "Gradient boosting",
-        "short": "gb",
-        "help": "Trees added one after another, each fixing the last; often the most accurate.",
-        "params": [
-            Param("n_estimators", "int", 100, "Trees added one after another.", 1, 2000, label="Boosting rounds"),
-            Param("learning_rate", "float", 0.1, "How much each tree corrects; lower needs more rounds.", 0.001, 1.0,
-                  label="Learning rate"),
-            Param("max_depth", "optional_int", 3, "Depth of each tree (small trees work best).", 1, 20,
-                  label="Tree depth"),
-            Param("min_samples_leaf", "int", 1, "Fewest customers a tree's final group may hold.", 1, 500,
-                  label="Fewest customers per leaf"),
-            _SEED,
-        ],
-    },
-    "logistic_regression": {
-        "label": "Logistic regression",
-        "short": "lr",
-        "help": "A linear model with readable coefficients; fast, a good baseline.",
-        "params": [
-            Param("C", "float", 1.0, "Higher lets the model follow the data more closely, lower keeps it simpler "
-                  "(the inverse of the regularisation strength).", 0.0001, 1000.0, label="Flexibility"),
-            Param("max_iter", "int", 1000, "Steps the fitting may take before it gives up.", 10, 100000,
-                  label="Maximum fitting steps"),
-            _CLASS_WEIGHT,
-            _SEED,
-        ],
-    },
-}
+# {name: {"label", "short", "help", "params"}} for the forms, read live from the registry.
+ALGORITHMS = _algorithms.View(lambda a: {"label": a.label, "short": a.short, "help": a.help, "params": list(a.params)})
 
 
 def defaults(algorithm: str) -> dict:
@@ -166,35 +83,16 @@ def as_cli(hyperparameters: dict) -> list[str]:
     return args
 
 
-# ---- tuning (issue 19): a sensible search space per algorithm --------------------------------------------------
+# ---- tuning (issue 19): a sensible search space per algorithm, the registry's ``ranges`` -----------------------
 # The Tune form starts from these; ``churn_core.tuning.ranges`` reads the same shapes from users: {"min", "max",
 # "scale"} for numbers (integer for whole-number hyperparameters), a list for categorical values.
-DEFAULT_RANGES: dict[str, dict[str, Any]] = {
-    "random_forest": {
-        "n_estimators": {"min": 20, "max": 300, "scale": "log"},
-        "max_depth": {"min": 3, "max": 30},
-        "min_samples_leaf": {"min": 1, "max": 50, "scale": "log"},
-        "class_weight": ["none", "balanced"],
-    },
-    "gradient_boosting": {
-        "n_estimators": {"min": 30, "max": 400, "scale": "log"},
-        "learning_rate": {"min": 0.01, "max": 0.3, "scale": "log"},
-        "max_depth": {"min": 2, "max": 6},
-        "min_samples_leaf": {"min": 1, "max": 50, "scale": "log"},
-    },
-    "logistic_regression": {
-        "C": {"min": 0.001, "max": 100.0, "scale": "log"},
-        "class_weight": ["none", "balanced"],
-    },
-}
+DEFAULT_RANGES = _algorithms.View(_algorithms.default_ranges)
 
 
 def default_ranges(algorithm: str) -> dict[str, Any]:
     """A copy of the default search space of ``algorithm`` (an empty one for an algorithm without defaults)."""
-    import copy
-
     params_for(algorithm)  # an unknown algorithm says so
-    return copy.deepcopy(DEFAULT_RANGES.get(algorithm, {}))
+    return _algorithms.default_ranges(_algorithms.get(algorithm))
 
 
 def coerce(param: Param, value: Any) -> Any:

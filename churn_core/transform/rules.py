@@ -10,7 +10,8 @@ A transform job scores a whole CSV file with a trained model and writes two file
 
 Together they account for every non-blank line of the input. This module reads the input's header
 and decides the columns, names the objects, reads the results back (whole, summarised or escaped
-for a spreadsheet). The scoring itself is ``entry/table_scoring.py``, the model's own code.
+for a spreadsheet). The scoring itself is ``entry/table_scoring.py``, the model's own code; the columns
+of a scored row are ``entry/scored_rows.py``'s.
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ import pandas as pd
 
 from churn_core.data.csv_export import write_download_csv
 from churn_core.errors import ValidationError
+from churn_core.paths import entry_module
 
-OUTPUT_COLUMNS = ("churn_probability", "predicted_churn", "warnings")
-REASON_COLUMN = "top_reason"  # last, when the job asked for reasons
-ERROR_COLUMNS = ("line", "problem")
+_rows = entry_module("scored_rows")  # the one home of the scored-row format
+OUTPUT_COLUMNS = _rows.OUTPUT_COLUMNS
+REASON_COLUMN = _rows.TOP_REASON  # last, when the job asked for reasons
+ERROR_COLUMNS = _rows.ERROR_COLUMNS
 SEPARATORS = (",", ";", "\t", "|")
 HEAD_BYTES = 1 << 20  # the header line must fit in the first megabyte
 INTERACTIVE_MAX_ROWS = 20_000  # the Predict page scores up to this many rows through an endpoint
@@ -127,10 +130,7 @@ def clean_keep_columns(keep) -> list[str] | None:
 
 def line_column(keep: list[str]) -> str:
     """The name of the line-number column: ``line``, unless the input has a column of that name."""
-    name = "line"
-    while name in keep:
-        name = f"_{name}"
-    return name
+    return _rows.line_column(keep)
 
 
 def whole_line_blocks(path: Path, start: int, block_bytes: int) -> Iterator[tuple[int, bytes, int]]:
@@ -159,7 +159,7 @@ def whole_line_blocks(path: Path, start: int, block_bytes: int) -> Iterator[tupl
 
 
 def result_columns(keep: list[str], reasons: bool = False) -> list[str]:
-    return [line_column(keep), *keep, *OUTPUT_COLUMNS, *((REASON_COLUMN,) if reasons else ())]
+    return _rows.result_columns(keep, reasons)
 
 
 def expected_fields(header: Header) -> str:
@@ -170,18 +170,14 @@ def expected_fields(header: Header) -> str:
 
 
 def _dtypes(columns: list[str]) -> dict:
-    kept = {c: str for c in columns[1:columns.index(OUTPUT_COLUMNS[0])]}
-    return {columns[0]: "int64", **kept, "churn_probability": "float64", "predicted_churn": "int64",
-            "warnings": str, REASON_COLUMN: str}
+    return _rows.result_dtypes(columns)
 
 
 def with_risk(frame: pd.DataFrame, threshold: float) -> pd.DataFrame:
     """``frame`` (results) with each row's ``risk`` band at the job's threshold, after ``predicted_churn``."""
     from churn_core.decisions.campaign import risk_bands
 
-    frame.insert(frame.columns.get_loc("predicted_churn") + 1, "risk",
-                 risk_bands(frame["churn_probability"].to_numpy(dtype=float), threshold))
-    return frame
+    return _rows.insert_risk(frame, risk_bands(frame[_rows.PROBABILITY].to_numpy(dtype=float), threshold))
 
 
 def read_results(source, nrows: int | None = None) -> pd.DataFrame:
@@ -228,12 +224,12 @@ def summarise(chunks: Iterable[pd.DataFrame], top: int = 1000) -> ResultSummary:
     best = None
     for chunk in chunks:
         rows += len(chunk)
-        churn += int(chunk["predicted_churn"].sum())
-        warned += int((chunk["warnings"] != "").sum())
-        bins = np.clip((chunk["churn_probability"].to_numpy() * HISTOGRAM_BINS).astype(int), 0, HISTOGRAM_BINS - 1)
+        churn += int(chunk[_rows.LABEL].sum())
+        warned += int((chunk[_rows.WARNINGS] != "").sum())
+        bins = np.clip((chunk[_rows.PROBABILITY].to_numpy() * HISTOGRAM_BINS).astype(int), 0, HISTOGRAM_BINS - 1)
         counts += np.bincount(bins, minlength=HISTOGRAM_BINS)
-        pick = chunk.nlargest(top, "churn_probability", keep="first")
-        best = pick if best is None else pd.concat([best, pick]).nlargest(top, "churn_probability", keep="first")
+        pick = chunk.nlargest(top, _rows.PROBABILITY, keep="first")
+        best = pick if best is None else pd.concat([best, pick]).nlargest(top, _rows.PROBABILITY, keep="first")
     riskiest = best.reset_index(drop=True) if best is not None else pd.DataFrame()
     return ResultSummary(rows, churn, warned, counts.tolist(), riskiest)
 

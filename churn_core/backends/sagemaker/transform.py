@@ -9,8 +9,8 @@ a header, in mini-batches (``BatchStrategy: MultiRecord``) to the model containe
 * the request filters the model's input to the features (``InputFilter "$[1+K:]"``), joins the
   model's answer to the input line (``JoinSource: Input``) and keeps the line number, the kept
   columns and the answer (``OutputFilter``); the job's ``Environment`` asks the container to answer
-  every line (``probability,label,warnings,problem``, with ``top_reason`` before ``problem`` when the
-  job asks for reasons, see ``entry/table_scoring.py``) at the model's threshold (which the model's
+  every line (``scored_rows.answer_fields``: ``probability,label,warnings,problem``, with ``top_reason``
+  before ``problem`` when the job asks for reasons) at the model's threshold (which the model's
   environment carries, ``CHURN_THRESHOLD``, as for an endpoint);
 * ``read_output`` turns the ``.out`` object into ``results.csv`` and ``errors.csv``, the format
   of the local backend.
@@ -33,12 +33,13 @@ from churn_core.transform.rules import (
 
 MAX_PAYLOAD_MB = 6  # SageMaker's default; MaxConcurrentTransforms x MaxPayloadInMB must stay <= 100
 MAX_CONCURRENT_TRANSFORMS = 2
-ANSWER_FIELDS = ("churn_probability", "predicted_churn", "warnings", "problem")
-REASON_FIELDS = ("churn_probability", "predicted_churn", "warnings", "top_reason", "problem")
+_rows = entry_module("scored_rows")  # the one home of the scored-row format, the container's answer too
+ANSWER_FIELDS = _rows.answer_fields(reasons=False)
+REASON_FIELDS = _rows.answer_fields(reasons=True)
 FILTER_MAX_CHARS = 63
 READ_BYTES = 4 << 20
-ENVIRONMENT_BATCH = "CHURN_BATCH_TRANSFORM"  # entry/table_scoring.py TRANSFORM_ENV
-ENVIRONMENT_REASONS = "CHURN_TRANSFORM_REASONS"  # entry/table_scoring.py REASONS_ENV
+ENVIRONMENT_BATCH = entry_module("table_scoring").TRANSFORM_ENV  # the container answers every line of a batch
+ENVIRONMENT_REASONS = entry_module("table_scoring").REASONS_ENV  # and adds each line's top reason
 
 
 @dataclass
@@ -120,17 +121,18 @@ def read_output(out: Path, set_aside: Path, prepared: Prepared, results: Path, e
                                      na_filter=False, chunksize=200_000):
                 if len(names) == whole:  # the whole joined line came back: drop the features
                     chunk = chunk[names[: 1 + len(kept)] + names[-len(fields):]]
-                chunk.columns = ["line", *[f"k{i}" for i in range(len(kept))], *fields]
-                bad = chunk["problem"] != ""
+                chunk.columns = [_rows.LINE, *[f"k{i}" for i in range(len(kept))], *fields]
+                bad = chunk[_rows.PROBLEM] != ""
                 good = chunk[~bad]
                 writer.writerows(zip(*(good[c].tolist() for c in chunk.columns[:-1]), strict=True))
-                problem_writer.writerows(zip(chunk["line"][bad].tolist(), chunk["problem"][bad].tolist(), strict=True))
+                problem_writer.writerows(zip(chunk[_rows.LINE][bad].tolist(), chunk[_rows.PROBLEM][bad].tolist(),
+                                             strict=True))
                 scored += len(good)
                 failed += int(bad.sum())
     with open(errors, "w", encoding="utf-8", newline="") as err, open(set_aside, encoding="utf-8", newline="") as a, \
             open(container_problems, encoding="utf-8", newline="") as c:
         writer = csv.writer(err, lineterminator="\n")
-        writer.writerow(["line", "problem"])
+        writer.writerow(_rows.ERROR_COLUMNS)
         rows = heapq.merge(((int(n), p) for n, p in csv.reader(a)), ((int(n), p) for n, p in csv.reader(c)))
         writer.writerows(rows)
     container_problems.unlink(missing_ok=True)
