@@ -33,6 +33,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from container_env import REASONS_ENV, TRANSFORM_ENV
 import explanations
 import fast_forest
 import scored_rows
@@ -263,8 +264,6 @@ def score_lines(data: bytes, names: Sequence[str], model: dict, threshold: float
 # --------------------------------------------------------------------------- the container's transform answer
 
 
-TRANSFORM_ENV = "CHURN_BATCH_TRANSFORM"  # our CreateTransformJob sets it: answer every line of a mini-batch
-REASONS_ENV = "CHURN_TRANSFORM_REASONS"  # and this when the job asks for each line's top reason
 
 
 class TransformLines(object):

@@ -31,6 +31,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:  # the sibling modules, however this file was loaded (script, by path, container)
     sys.path.insert(0, _HERE)
 
+from container_env import THRESHOLD_ENV  # noqa: E402
 import algorithms  # noqa: E402
 import dataset_schema  # noqa: E402
 import table_scoring  # noqa: E402
@@ -39,7 +40,6 @@ from request_parser import (MAX_ROWS_PER_REQUEST, CheckedRows, InvalidInput, Par
                             check_rows, choose_accept, compile_schema, json_ready, parse_body)
 
 THRESHOLD = 0.5
-THRESHOLD_ENV = "CHURN_THRESHOLD"
 MODEL_FILE = "model.joblib"
 SCHEMA_FILE = "schema.json"
 FORMAT_VERSION = 1

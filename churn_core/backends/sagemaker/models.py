@@ -6,8 +6,10 @@ from __future__ import annotations
 from churn_core.backends.sagemaker.context import SageMakerContext
 from churn_core.backends.sagemaker.sourcedir import code_key, package_source
 from churn_core.errors import BackendError
-from churn_core.paths import code_version
+from churn_core.paths import code_version, entry_module
 from churn_core.catalog.jobs import model as model_record
+
+THRESHOLD_ENV = entry_module("container_env").THRESHOLD_ENV  # the threshold a container serves with
 
 
 class Models:
@@ -55,7 +57,7 @@ class Models:
         else:
             container = self.container(deployed_model["model"], deployed_model["artifact_key"])
         if deployed_model.get("threshold") is not None:  # read by train.py's model_fn, as locally
-            container.setdefault("Environment", {})["CHURN_THRESHOLD"] = repr(float(deployed_model["threshold"]))
+            container.setdefault("Environment", {})[THRESHOLD_ENV] = repr(float(deployed_model["threshold"]))
         return {
             "ModelName": deployed_model["name"],
             "PrimaryContainer": container,

@@ -36,14 +36,14 @@ from churn_core.catalog import local_records
 from churn_core.catalog.database import Catalog
 from churn_core.backends.local.endpoint.control import control_for, control_path, write_control
 from churn_core.errors import ChurnError
-from churn_core.paths import ENTRY
+from churn_core.paths import ENTRY, entry_module
 from churn_core.storage.private_files import set_process_umask
 from churn_core.processes.detached import describe_exit, is_alive, kill_group, reap, spawn_detached, tail
 from churn_core.catalog.endpoint_configs import config_variants
 from churn_core.backends.local.endpoint.server import free_port
 from churn_core.storage.objects import LocalObjectStore
 
-THRESHOLD_ENV = "CHURN_THRESHOLD"  # read by entry/train.py's model_fn; each variant's threshold is in control.json
+THRESHOLD_ENV = entry_module("container_env").THRESHOLD_ENV  # each variant's threshold is in control.json
 MAX_CRASHES = 3
 CRASH_WINDOW = 300.0
 START_TIMEOUT = 60.0
