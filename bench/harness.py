@@ -44,6 +44,7 @@ FEATURES = ["AccountWeeks", "ContractRenewal", "DataPlan", "DataUsage", "CustSer
 JSON = {"Content-Type": "application/json", "Accept": "application/json"}
 CSV = {"Content-Type": "text/csv", "Accept": "application/json"}
 UNCAPPED = 10**9  # a comparison that runs for a fixed time per round, not a request count
+VARIANT = "X-Amzn-Invoked-Production-Variant"  # which production variant answered
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -204,12 +205,14 @@ class Bench:
         return folder
 
     def platform(self, warm: bool = True):
-        """churn_core.connect() in a fresh home (with the warm process started first when ``warm``); at the
-        end every endpoint is deleted and every running job stopped."""
+        """churn_core.connect() in a fresh home, with a warm process of this run's (the platform would start
+        one on its first job or deploy, and leave it running); its start-up is reported when ``warm``. At
+        the end every endpoint is deleted, every running job and the warm process stopped."""
         self.home()
+        started = self.start_warm_process()
         if warm:
-            self.results["warm_process"] = self.start_warm_process()
-            print(f"warm process ready in {self.results['warm_process']['seconds_to_ready']:.2f}s")
+            self.results["warm_process"] = started
+            print(f"warm process ready in {started['seconds_to_ready']:.2f}s")
         import churn_core
 
         p = churn_core.connect()
@@ -272,6 +275,20 @@ class Bench:
               f"{path.relative_to(ROOT)}", flush=True)
         self.cleanup.run()
         return 0
+
+
+@contextmanager
+def in_background(loop: Callable[[threading.Event], Any], settle: float = 0.0):
+    """``loop(stop)`` in a thread for the duration of the block (``settle`` s to get going first)."""
+    stop = threading.Event()
+    thread = threading.Thread(target=loop, args=(stop,), daemon=True)
+    thread.start()
+    time.sleep(settle)
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=60)
 
 
 @contextmanager
@@ -417,9 +434,11 @@ def post(port: int, body: bytes, headers: dict | None = None) -> tuple[int, dict
 
 def load(port: int, body: bytes, headers: dict, concurrency: int, max_requests: int, max_seconds: float,
          check: Callable[[int, bytes], bool] | None = None, warmup: int = 20, sample_every: float | None = None,
-         sampler: Callable[[], dict] | None = None, keep_latencies: bool = False) -> dict:
+         sampler: Callable[[], dict] | None = None, keep_latencies: bool = False,
+         stop: threading.Event | None = None, record: Callable | None = None) -> dict:
     """Closed-loop load on 127.0.0.1: ``concurrency`` threads, each with one keep-alive connection, until
-    ``max_requests`` in total or ``max_seconds``. Non-2xx, a failed ``check`` and exceptions are errors."""
+    ``max_requests`` in total, ``max_seconds`` or ``stop``. Non-2xx, a failed ``check`` and exceptions are
+    errors. ``record(sent, done, status, variant header, body)`` sees every request (status 0: no answer)."""
     lock = threading.Lock()
     issued = 0
     latencies: list[float] = []
@@ -432,9 +451,12 @@ def load(port: int, body: bytes, headers: dict, concurrency: int, max_requests: 
         return conn
 
     def one(conn: http.client.HTTPConnection) -> tuple[int, bytes]:
+        sent = time.perf_counter()
         conn.request("POST", "/invocations", body=body, headers=headers)
         resp = conn.getresponse()
         data = resp.read()
+        if record:
+            record(sent, time.perf_counter(), resp.status, resp.getheader(VARIANT, ""), data)
         if resp.getheader("Connection", "").lower() == "close":
             conn.close()
         return resp.status, data
@@ -452,7 +474,7 @@ def load(port: int, body: bytes, headers: dict, concurrency: int, max_requests: 
         try:
             while True:
                 with lock:
-                    if issued >= max_requests or time.perf_counter() >= stop_at:
+                    if issued >= max_requests or time.perf_counter() >= stop_at or stop and stop.is_set():
                         break
                     issued += 1
                 t0 = time.perf_counter()
@@ -462,6 +484,8 @@ def load(port: int, body: bytes, headers: dict, concurrency: int, max_requests: 
                         with lock:
                             errors.append(f"HTTP {status}: {data[:200]!r}")
                 except Exception as exc:  # connection reset, timeout...
+                    if record:
+                        record(t0, time.perf_counter(), 0, "", f"{type(exc).__name__}: {exc}".encode())
                     with lock:
                         errors.append(f"{type(exc).__name__}: {exc}")
                     conn.close()
@@ -542,6 +566,17 @@ def load_rounds(targets: dict, concurrency: int, rounds: int, max_requests: int,
 def round_ratios(a: dict, b: dict, digits: int = 2) -> list:
     """Per-round throughput ratios of two load_rounds results."""
     return [ratio(x, y, digits) for x, y in zip(a["rounds_rps"], b["rounds_rps"], strict=True)]
+
+
+ROUNDS_HEADERS = ["case", "side", "req/s", "÷ peer", "÷ peer per round", "p50 ms", "p99 ms", "server CPU ms/req",
+                  "errors", "load 1-min"]
+
+
+def rounds_rows(case: str, got: dict, peer: str) -> list[list]:
+    """Rows (ROUNDS_HEADERS) of a load_rounds result, one per side, each against ``peer`` from the same rounds."""
+    return [[case, side, r["throughput_rps"], ratio(r["throughput_rps"], got[peer]["throughput_rps"], 2),
+             ", ".join(str(x) for x in round_ratios(r, got[peer])), r["p50_ms"], r["p99_ms"],
+             r.get("server_cpu_ms_per_request"), r["errors"], r["loadavg"][0]] for side, r in got.items()]
 
 
 # ------------------------------------------------------------------------------ the platform's models
