@@ -1,6 +1,6 @@
 """Catalog scale: page run times and live-table refresh with 1,000 jobs and 100 endpoints.
 
-    .venv/bin/python bench/bench_catalog.py [--jobs 1000] [--endpoints 100] [--runs 5] [--short]
+    .venv/bin/python bench/bench_catalog.py [--jobs 1000] [--endpoints 100] [--runs 5] [--quick]
 
 Two fresh state directories, measured in the same run, page by page (interleaved):
 
@@ -20,35 +20,21 @@ Live tables: ``p.list_training_jobs(limit=50)`` and ``p.list_endpoints()`` (medi
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
+import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (REFERENCE_CSV, ROOT, Cleanup, loadavg, machine, median, platform_cleanup,  # noqa: E402
-                     print_table, ratio, temp_home, write_results)
+from harness import ROOT, Bench, loadavg, median, ratio, reference_data, timeit, train
 
 MAIN = str(ROOT / "app" / "main.py")
 PAGES = ["data", "train", "jobs", "endpoints", "predict", "settings"]
 TITLES = {"data": "Data", "train": "Train", "jobs": "Jobs", "endpoints": "Endpoints", "predict": "Predict",
           "settings": "Settings"}
 GOAL_S = 0.3
-
-
-def wait_job(p, name: str) -> None:
-    deadline = time.monotonic() + 600
-    while p.describe_training(name).status in ("InProgress", "Stopping"):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{name} did not finish in 600 s")
-        time.sleep(0.1)
-    job = p.describe_training(name)
-    if job.status != "Completed":
-        raise RuntimeError(f"{name} ended {job.status}: {job.failure_reason}")
 
 
 def fill(p, jobs: int, endpoints: int, seed: int = 7) -> dict:
@@ -73,51 +59,17 @@ def fill(p, jobs: int, endpoints: int, seed: int = 7) -> dict:
                    for k, v in base_metrics.items()} if status == "Completed" else {}
         hps = {"algorithm": algorithm, "n_estimators": rng.choice([50, 100, 200]), "max_depth": None,
                "min_samples_leaf": 1, "class_weight": "none", "random_state": 42}
-        job_rows.append(
-            (
-                name,
-                "local",
-                real["dataset"],
-                real["dataset_sha256"],
-                algorithm,
-                dumps(hps),
-                status,
-                status,
-                ""
-                if status != "Failed"
-                else "n_estimators must be a whole number >= 1 (got 0). (training script exit code 1)",
-                created,
-                started,
-                ended,
-                None,
-                0 if status == "Completed" else 1,
-                dumps(metrics),
-                real["model_key"] if status == "Completed" else "",
-                real["model_sha256"] if status == "Completed" else "",
-                real["output_key"] if status == "Completed" else "",
-                real["output_sha256"] if status == "Completed" else "",
-                real["code_sha256"],
-                "local",
-                1,
-                "",
-            )
-        )
-        if status == "Completed":
-            model_rows.append(
-                (
-                    name,
-                    name,
-                    real["dataset"],
-                    real["dataset_sha256"],
-                    algorithm,
-                    dumps(hps),
-                    real["code_sha256"],
-                    real["model_key"],
-                    real["model_sha256"],
-                    dumps(metrics),
-                    ended,
-                )
-            )
+        done = status == "Completed"
+        job_rows.append((name, "local", real["dataset"], real["dataset_sha256"], algorithm, dumps(hps), status, status,
+                         "" if status != "Failed" else
+                         "n_estimators must be a whole number >= 1 (got 0). (training script exit code 1)",
+                         created, started, ended, None, 0 if done else 1, dumps(metrics),
+                         real["model_key"] if done else "", real["model_sha256"] if done else "",
+                         real["output_key"] if done else "", real["output_sha256"] if done else "",
+                         real["code_sha256"], "local", 1, ""))
+        if done:
+            model_rows.append((name, name, real["dataset"], real["dataset_sha256"], algorithm, dumps(hps),
+                               real["code_sha256"], real["model_key"], real["model_sha256"], dumps(metrics), ended))
         event_rows.append((created, "job", name, f"submitted: {algorithm} on {real['dataset']}"))
         event_rows.append((ended, "job", name, status))
     endpoint_rows, config_rows, deployed_rows = [], [], []
@@ -128,28 +80,9 @@ def fill(p, jobs: int, endpoints: int, seed: int = 7) -> dict:
         created = now - rng.uniform(0, 30 * 86400)
         deployed_rows.append((f"{name}-model", model, real["model_key"], real["model_sha256"], created))
         config_rows.append((f"{name}-config", f"{name}-model", "ml.m5.large", 1, created))
-        endpoint_rows.append(
-            (
-                name,
-                "local",
-                f"{name}-config",
-                model,
-                "Failed",
-                "the model server crashed 3 times in 300s; last: exit code 1",
-                "",
-                None,
-                None,
-                None,
-                "",
-                "ml.m5.large",
-                1,
-                0,
-                created,
-                created + 5,
-                None,
-                "",
-            )
-        )
+        endpoint_rows.append((name, "local", f"{name}-config", model, "Failed",
+                              "the model server crashed 3 times in 300s; last: exit code 1", "", None, None, None, "",
+                              "ml.m5.large", 1, 0, created, created + 5, None, ""))
         event_rows.append((created, "endpoint", name, f"Creating from model {model}"))
         event_rows.append((created + 5, "endpoint", name, "Failed: the model server crashed 3 times"))
     with p.catalog.tx() as conn:
@@ -185,7 +118,8 @@ def fill(p, jobs: int, endpoints: int, seed: int = 7) -> dict:
     return {"jobs": jobs, "models": len(model_rows), "endpoints": endpoints, "events": len(event_rows)}
 
 
-def page_times(home: Path, page: str, runs: int) -> dict:
+def page_app(home: Path, page: str):
+    """AppTest of app/main.py on ``page`` in the state directory ``home``, after the app's first run."""
     from streamlit.testing.v1 import AppTest
 
     os.environ["CHURN_HOME"] = str(home)
@@ -194,72 +128,57 @@ def page_times(home: Path, page: str, runs: int) -> dict:
     if at.exception:
         raise RuntimeError(f"app/main.py failed: {at.exception}")
     at.switch_page(f"../pages/{page}.py")
+    return at
+
+
+def run_page(at, page: str) -> float:
     t0 = time.perf_counter()
     at.run()
-    first = time.perf_counter() - t0
     if at.exception:
         raise RuntimeError(f"{page} failed: {at.exception}")
+    return time.perf_counter() - t0
+
+
+def page_times(home: Path, page: str, runs: int) -> dict:
+    at = page_app(home, page)
+    first = run_page(at, page)
     title = at.title[0].value if len(at.title) else None
     if title != TITLES[page]:
         raise RuntimeError(f"expected the {TITLES[page]} page, got title {title!r}")
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        at.run()
-        times.append(time.perf_counter() - t0)
-        if at.exception:
-            raise RuntimeError(f"{page} failed on rerun: {at.exception}")
+    times = [run_page(at, page) for _ in range(runs)]
     return {"first_run_s": round(first, 4), "median_s": round(median(times), 4), "runs_s": [round(t, 4) for t in times]}
 
 
 def profile_page(home: Path, page: str, top: int = 14) -> dict:
-    """cProfile one warm run of a page (the script runs in AppTest's ScriptRunner thread)."""
+    """cProfile one warm run of a page (the script runs in AppTest's ScriptRunner thread: profile that one)."""
     import cProfile
     import pstats
 
-    from streamlit.testing.v1 import AppTest
-
-    os.environ["CHURN_HOME"] = str(home)
-    at = AppTest.from_file(MAIN, default_timeout=120)
-    at.run()
-    at.switch_page(f"../pages/{page}.py")
-    at.run()
-    prof = cProfile.Profile()
     from streamlit.runtime.scriptrunner import script_runner
 
-    original = script_runner.ScriptRunner._run_script
-
-    def profiled(self, *args, **kwargs):  # runs in the script thread: profile that thread only
-        prof.enable()
-        try:
-            return original(self, *args, **kwargs)
-        finally:
-            prof.disable()
-
-    script_runner.ScriptRunner._run_script = profiled
-    t0 = time.perf_counter()
+    at = page_app(home, page)
+    at.run()
+    prof, original = cProfile.Profile(), script_runner.ScriptRunner._run_script
+    script_runner.ScriptRunner._run_script = lambda self, *a, **kw: prof.runcall(original, self, *a, **kw)
     try:
-        at.run()
+        seconds = run_page(at, page)
     finally:
         script_runner.ScriptRunner._run_script = original
-    seconds = time.perf_counter() - t0
     stats = pstats.Stats(prof).stats  # {(file, line, func): (cc, nc, tt, ct, callers)}
 
     def label(key) -> str:
-        file, line, func = key
-        short = file.replace(str(ROOT) + "/", "").replace(str(Path(sys.prefix)) + "/lib/python3.11/site-packages/", "")
-        return f"{short}:{line}({func})"
+        short = key[0].replace(str(ROOT) + "/", "").replace(f"{sys.prefix}/lib/python3.11/site-packages/", "")
+        return f"{short}:{key[1]}({key[2]})"
 
-    ours = [(k, v) for k, v in stats.items() if str(ROOT) in k[0] and "/.venv/" not in k[0] and "/bench/" not in k[0]]
-    ours.sort(key=lambda kv: -kv[1][3])
+    skip = (str(ROOT / ".venv") + "/", str(ROOT / "bench") + "/")  # by prefix: a checkout may be named bench
+    ours = sorted(((k, v) for k, v in stats.items() if k[0].startswith(str(ROOT) + "/") and not k[0].startswith(skip)),
+                  key=lambda kv: -kv[1][3])
     heavy = sorted(stats.items(), key=lambda kv: -kv[1][2])
-    return {
-        "profiled_run_s": round(seconds, 4),
-        "project_functions_by_cumtime": [
-            f"{v[3] * 1000:8.1f} ms cum  {v[1]:6d} calls  {label(k)}" for k, v in ours[:top]
-        ],
-        "all_functions_by_tottime": [f"{v[2] * 1000:8.1f} ms self {v[1]:6d} calls  {label(k)}" for k, v in heavy[:top]],
-    }
+    return {"profiled_run_s": round(seconds, 4),
+            "project_functions_by_cumtime": [f"{v[3] * 1000:8.1f} ms cum  {v[1]:6d} calls  {label(k)}"
+                                             for k, v in ours[:top]],
+            "all_functions_by_tottime": [f"{v[2] * 1000:8.1f} ms self {v[1]:6d} calls  {label(k)}"
+                                         for k, v in heavy[:top]]}
 
 
 def figure_times(p, job: str, dataset: str, reps: int) -> dict:
@@ -275,19 +194,10 @@ def figure_times(p, job: str, dataset: str, reps: int) -> dict:
     feature = next(c for c in frame.columns if c != target)
 
     def go_confusion(ev: dict) -> go.Figure:
-        labels = ["Stayed (0)", "Churned (1)"]
-        matrix = ev["confusion_matrix"]
-        fig = go.Figure(
-            go.Heatmap(
-                z=matrix,
-                x=[f"Predicted {lab}" for lab in labels],
-                y=[f"Actual {lab}" for lab in labels],
-                colorscale="Blues",
-                showscale=False,
-                text=matrix,
-                texttemplate="%{text}",
-            )
-        )
+        labels, matrix = ["Stayed (0)", "Churned (1)"], ev["confusion_matrix"]
+        fig = go.Figure(go.Heatmap(z=matrix, x=[f"Predicted {lab}" for lab in labels],
+                                   y=[f"Actual {lab}" for lab in labels], colorscale="Blues", showscale=False,
+                                   text=matrix, texttemplate="%{text}"))
         fig.update_yaxes(autorange="reversed")
         return widgets._layout(fig, "Confusion matrix", 340)
 
@@ -299,13 +209,8 @@ def figure_times(p, job: str, dataset: str, reps: int) -> dict:
     def go_distribution(frame, feature: str, target: str) -> go.Figure:
         fig = go.Figure()
         for value, label in ((0, "stayed"), (1, "churned")):
-            fig.add_histogram(
-                x=frame.loc[frame[target] == value, feature].to_numpy(),
-                name=label,
-                opacity=0.75,
-                marker_color=widgets.OUTCOME_COLORS[label],
-                nbinsx=40,
-            )
+            fig.add_histogram(x=frame.loc[frame[target] == value, feature].to_numpy(), name=label, opacity=0.75,
+                              marker_color=widgets.OUTCOME_COLORS[label], nbinsx=40)
         fig.update_layout(barmode="overlay")
         return widgets._layout(fig, f"{feature} by {target}", 340)
 
@@ -319,15 +224,7 @@ def figure_times(p, job: str, dataset: str, reps: int) -> dict:
         "widgets.distribution_figure": lambda: widgets.distribution_figure(frame, feature, target).to_json(),
         "  reference: 2 × bare go.Histogram": lambda: go_distribution(frame, feature, target).to_json(),
     }
-    for fn in cases.values():
-        fn()
-    times: dict = {k: [] for k in cases}
-    for _ in range(reps):  # interleaved
-        for key, fn in cases.items():
-            t0 = time.perf_counter()
-            fn()
-            times[key].append(time.perf_counter() - t0)
-    return {k: round(median(v) * 1000, 2) for k, v in times.items()}
+    return {k: round(v["median_ms"], 2) for k, v in timeit(cases, reps, warm=1).items()}
 
 
 def connection_times(home: Path, calls: int) -> dict:
@@ -349,173 +246,104 @@ def connection_times(home: Path, calls: int) -> dict:
             "SELECT * FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT 50"
         ).fetchall(),
     }
-    times: dict = {k: [] for k in cases}
-    for _ in range(calls):
-        for key, fn in cases.items():
-            t0 = time.perf_counter()
-            fn()
-            times[key].append(time.perf_counter() - t0)
+    got = timeit(cases, calls, warm=0)
     kept.close()
-    return {k: round(median(v) * 1000, 3) for k, v in times.items()}
+    return {k: round(v["median_ms"], 3) for k, v in got.items()}
 
 
 def refresh_times(home: Path, calls: int) -> dict:
+    """The live tables' calls, each called once and then ``calls`` times in a row: median ms."""
     import churn_core
     from churn_core.config import Settings
 
     os.environ["CHURN_HOME"] = str(home)
     p = churn_core.connect(Settings.from_env())
     out = {}
-    for label, fn in (
-        ("list_training_jobs(limit=50)", lambda: p.list_training_jobs(limit=50)),
-        ("list_endpoints()", p.list_endpoints),
-        ("count_training_jobs()", p.count_training_jobs),
-        ("job_names(limit=200, Completed)", lambda: p.job_names(limit=200, status="Completed")),
-        ("list_models()", p.list_models),
-    ):
-        fn()
-        times = []
-        for _ in range(calls):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        out[label] = round(median(times) * 1000, 3)
-    return out
+    for label, fn in (("list_training_jobs(limit=50)", lambda: p.list_training_jobs(limit=50)),
+                      ("list_endpoints()", p.list_endpoints), ("count_training_jobs()", p.count_training_jobs),
+                      ("job_names(limit=200, Completed)", lambda: p.job_names(limit=200, status="Completed")),
+                      ("list_models()", p.list_models)):
+        out[label] = timeit({label: fn}, calls, warm=1)[label]["median_ms"]
+    return {k: round(v, 3) for k, v in out.items()}
+
+
+def compare_pages(bench: Bench, homes: dict) -> dict:
+    """Page by page, empty → one job → full, so load drift hits all alike."""
+    pages: dict = {}
+    for page in PAGES:
+        got = {k: page_times(home, page, bench.opts.runs) for k, home in homes.items()}
+        pages[page] = {**got, "ratio_full_to_empty": ratio(got["full"]["median_s"], got["empty"]["median_s"], 2),
+                       "ratio_full_to_one_job": ratio(got["full"]["median_s"], got["one_job"]["median_s"], 2),
+                       "goal_met": got["full"]["median_s"] <= GOAL_S, "loadavg1": loadavg()[0]}
+        print("  " + page + ": " + ", ".join(f"{k} {v['median_s']:.3f}s" for k, v in got.items())
+              + f", load {loadavg()[0]}", flush=True)
+    return pages
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--jobs", type=int, default=1000)
-    parser.add_argument("--endpoints", type=int, default=100)
-    parser.add_argument("--live", type=int, default=2, help="real InService endpoints in the full catalog")
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--trees", type=int, default=100)
-    parser.add_argument("--profile", action="store_true", help="profile every page (default: those over the goal)")
-    parser.add_argument("--short", action="store_true", help="smoke run: 2 timed runs per page, 1 live endpoint")
-    opts = parser.parse_args(argv)
-    if opts.short:
-        opts.runs, opts.live = 2, 1
-
-    info = machine()
-    print(f"machine: {info['cpu_count']} cores, load average {info['loadavg_at_start']}")
-    cleanup = Cleanup()
-    full_home = temp_home(cleanup, "bench-catalog-full")
-    empty_home = Path(tempfile.mkdtemp(prefix="empty-", dir=full_home.parent))
-    cleanup.add(f"remove {empty_home}", lambda: __import__("shutil").rmtree(empty_home, ignore_errors=True))
+    bench = Bench("catalog", __doc__, {"jobs": 1000, "endpoints": 100,
+                                       "live": (2, "real InService endpoints in the full catalog"), "runs": 5,
+                                       "trees": 100, "profile": (False, "profile every page (default: those over "
+                                                                        "the goal)")},
+                  {"runs": 2, "live": 1}, argv)
+    opts, quick = bench.opts, bench.opts.quick
+    p = bench.platform(warm=False)
     import churn_core
-    from churn_core.data.sample import make_sample
 
-    p = churn_core.connect()
-    platform_cleanup(cleanup, p)
-    label, data = ("reference", REFERENCE_CSV.read_bytes()) if REFERENCE_CSV.exists() else ("sample", make_sample())
+    homes = {"empty": bench.scratch("empty-", dir=bench.home_dir.parent),
+             "one_job": bench.scratch("one-", dir=bench.home_dir.parent), "full": bench.home_dir}
+    label, data = reference_data()
     p.upload_dataset(label, data)
-    p.start_training(label, {"algorithm": "random_forest", "n_estimators": opts.trees}, name="rf-real-bench")
-    wait_job(p, "rf-real-bench")
-    # second peer: the same state with just this one dataset and one real job (copied before the fill)
-    one_home = Path(tempfile.mkdtemp(prefix="one-", dir=full_home.parent))
-    cleanup.add(f"remove {one_home}", lambda: __import__("shutil").rmtree(one_home, ignore_errors=True))
-    __import__("shutil").copytree(full_home, one_home, dirs_exist_ok=True)
+    train(p, label, {"algorithm": "random_forest", "n_estimators": opts.trees}, "rf-real-bench", 600)
+    shutil.copytree(homes["full"], homes["one_job"], dirs_exist_ok=True)  # second peer: copied before the fill
     t0 = time.perf_counter()
     counts = fill(p, opts.jobs, opts.endpoints)
-    insert_s = time.perf_counter() - t0
+    insert_s = round(time.perf_counter() - t0, 3)
     for i in range(opts.live):
-        ep = p.deploy("rf-real-bench", f"live-{i}", "ml.m5.large", 1, wait=True, timeout=180)
-        if ep.status != "InService":
-            raise RuntimeError(f"live-{i} is {ep.status}: {ep.failure_reason}")
+        train_deploy = p.deploy("rf-real-bench", f"live-{i}", "ml.m5.large", 1, wait=True, timeout=180)
+        if train_deploy.status != "InService":
+            raise RuntimeError(f"live-{i} is {train_deploy.status}: {train_deploy.failure_reason}")
     print(f"full catalog: {counts} inserted in {insert_s:.2f}s, plus {opts.live} live endpoint(s); load {loadavg()}")
-    # the empty peer: a state directory with nothing in it (the catalog file is created on connect)
-    os.environ["CHURN_HOME"] = str(empty_home)
+    os.environ["CHURN_HOME"] = str(homes["empty"])  # the empty peer: the catalog file is created on connect
     churn_core.connect()
-    os.environ["CHURN_HOME"] = str(full_home)
+    pages = compare_pages(bench, homes)
+    profiles = {page: profile_page(homes["full"], page) for page, v in pages.items()
+                if opts.profile or not v["goal_met"]}  # where the time goes, for every page over the goal
+    refresh = {k: refresh_times(homes[k], 5 if quick else 20) for k in ("empty", "full")}
+    os.environ["CHURN_HOME"] = str(homes["full"])
+    figures = figure_times(p, "rf-real-bench", label, 3 if quick else 10)
+    connections = connection_times(homes["full"], 20 if quick else 100)
+    report(bench, counts, insert_s, pages, refresh, figures, connections, profiles)
+    return bench.finish(counts=counts, insert_seconds=insert_s, pages=pages, refresh_ms=refresh,
+                        profiles_full_catalog=profiles, figures_ms=figures, catalog_reads_ms=connections,
+                        goal_seconds=GOAL_S)
 
-    pages: dict = {}
-    for page in PAGES:  # empty, one job, full — page by page, so load drift hits all alike
-        empty = page_times(empty_home, page, opts.runs)
-        one = page_times(one_home, page, opts.runs)
-        full = page_times(full_home, page, opts.runs)
-        pages[page] = {
-            "empty": empty,
-            "one_job": one,
-            "full": full,
-            "ratio_full_to_empty": round(ratio(full["median_s"], empty["median_s"]), 2),
-            "ratio_full_to_one_job": round(ratio(full["median_s"], one["median_s"]), 2),
-            "goal_met": full["median_s"] <= GOAL_S,
-            "loadavg1": loadavg()[0],
-        }
-        print(
-            f"  {page}: empty {empty['median_s']:.3f}s, one job {one['median_s']:.3f}s, full {full['median_s']:.3f}s, "
-            f"load {loadavg()[0]}"
-        )
-    profiles = {}
-    for page, v in pages.items():  # where the time goes, for every page over the goal (or all with --profile)
-        if opts.profile or not v["goal_met"]:
-            profiles[page] = profile_page(full_home, page)
-    os.environ["CHURN_HOME"] = str(full_home)
-    refresh = {
-        "empty": refresh_times(empty_home, 5 if opts.short else 20),
-        "full": refresh_times(full_home, 5 if opts.short else 20),
-    }
-    os.environ["CHURN_HOME"] = str(full_home)
-    figures = figure_times(p, "rf-real-bench", label, 3 if opts.short else 10)
-    connections = connection_times(full_home, 20 if opts.short else 100)
 
-    print_table(
-        f"Page run (AppTest), median of {opts.runs} after a warm-up; goal ≤ {GOAL_S} s with "
-        f"{opts.jobs} jobs / {opts.endpoints} endpoints",
-        [
-            "page",
-            "empty s (peer)",
-            "1 job s (peer)",
-            "full s",
-            "full / empty",
-            "full / 1 job",
-            "first run full s",
-            "goal met",
-        ],
-        [
-            [
-                k,
-                v["empty"]["median_s"],
-                v["one_job"]["median_s"],
-                v["full"]["median_s"],
-                v["ratio_full_to_empty"],
-                v["ratio_full_to_one_job"],
-                v["full"]["first_run_s"],
-                "yes" if v["goal_met"] else "NO",
-            ]
-            for k, v in pages.items()
-        ],
-    )
-    print_table(
-        "Live-table calls, median ms",
-        ["call", "empty ms", "full ms", "full / empty"],
-        [[k, refresh["empty"][k], v, round(ratio(v, refresh["empty"][k]), 2)] for k, v in refresh["full"].items()],
-    )
-    print_table("Chart builders (+ to_json), median ms", ["builder", "ms"], [[k, v] for k, v in figures.items()])
-    print_table("Catalog reads, median ms", ["read", "ms"], [[k, v] for k, v in connections.items()])
+def report(bench: Bench, counts, insert_s, pages, refresh, figures, connections, profiles) -> None:
+    opts = bench.opts
+    bench.table(f"Full catalog: {counts['jobs']} jobs ({counts['models']} models), {counts['endpoints']} Failed "
+                f"endpoint rows, {counts['events']} events, inserted in {insert_s} s, plus {opts.live} real InService "
+                "endpoint(s). Peers: an empty catalog, and the same state with only the one real dataset and job. "
+                f"AppTest page run, median of {opts.runs} after a warm-up:",
+                ["page", "empty s (peer)", "1 job s (peer)", "full s", "full / empty", "full / 1 job",
+                 "first run (full) s", "goal ≤ 0.3 s"],
+                [[k, v["empty"]["median_s"], v["one_job"]["median_s"], v["full"]["median_s"], v["ratio_full_to_empty"],
+                  v["ratio_full_to_one_job"], v["full"]["first_run_s"], v["goal_met"]] for k, v in pages.items()])
+    bench.table("Live-table calls:", ["live-table call", "empty ms", "full ms", "full / empty"],
+                [[k, refresh["empty"][k], v, ratio(v, refresh["empty"][k], 2)] for k, v in refresh["full"].items()])
+    bench.table("Chart builders from app/widgets.py (build + `to_json`) next to minimal graph_objects versions:",
+                ["builder", "median ms"], [[k, v] for k, v in figures.items()])
+    bench.table("Catalog reads:", ["catalog read", "median ms"], [[k, v] for k, v in connections.items()])
     for page, prof in profiles.items():
-        print(f"\nprofile of one {page} page run, full catalog ({prof['profiled_run_s']:.3f}s under the profiler):")
-        print("\n".join("  " + line for line in prof["project_functions_by_cumtime"]))
-        print("  --- heaviest functions by self time:")
-        print("\n".join("  " + line for line in prof["all_functions_by_tottime"][:8]))
-    print(f"load average now {loadavg()}")
-    write_results(
-        "bench_catalog",
-        {
-            "machine": info,
-            "options": vars(opts),
-            "counts": counts,
-            "insert_seconds": round(insert_s, 3),
-            "pages": pages,
-            "refresh_ms": refresh,
-            "profiles_full_catalog": profiles,
-            "figures_ms": figures,
-            "catalog_reads_ms": connections,
-            "goal_seconds": GOAL_S,
-        },
-    )
-    cleanup.run()
-    return 0
+        bench.text(f"Profile of one `{page}` page run on the full catalog ({prof['profiled_run_s']} s under cProfile), "
+                   "project functions by cumulative time, then all by self time:\n\n```\n"
+                   + "\n".join(prof["project_functions_by_cumtime"][:10] + ["---"]
+                               + prof["all_functions_by_tottime"][:8])
+                   + "\n```")
+    worst = max(pages.items(), key=lambda kv: kv[1]["full"]["median_s"])
+    bench.headline(f"catalog: slowest page {worst[0]} {worst[1]['full']['median_s']:.3f}s with {counts['jobs']} jobs "
+                   f"(empty {worst[1]['empty']['median_s']:.3f}s); goal ≤0.3s "
+                   f"{'met on every page' if all(v['goal_met'] for v in pages.values()) else 'NOT met on every page'}")
 
 
 if __name__ == "__main__":

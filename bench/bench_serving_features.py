@@ -1,7 +1,7 @@
 """Serving features: explanations, data capture, safe rollout and slow clients, each against a peer
 measured in the same run with interleaved rounds.
 
-    .venv/bin/python bench/bench_serving_features.py [--short] [--only explain,capture,rollout,slow]
+    .venv/bin/python bench/bench_serving_features.py [--quick] [--only explain,capture,rollout,slow]
 
 (a) Explanations. For a random forest on the reference CSV (``make_sample()`` when it is absent), a
     random forest on the categorical subscription sample (``make_subscription_sample(7043)``), and
@@ -36,80 +36,48 @@ wall-clock caps), and every process started is stopped by its PID / process grou
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
 import select
 import socket
 import sys
-import tempfile
 import threading
 import time
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (REFERENCE_CSV, ROOT, SEED_ROW, Cleanup, load, load_rounds, loadavg, machine,  # noqa: E402
-                     median, percentile, platform_cleanup, print_table, process_tree_cpu, process_tree_rss, ratio,
-                     start_warm_process, temp_home, write_results)
+from harness import (JSON, ROUNDS_HEADERS, SEED_ROW, UNCAPPED, Bench, deploy, in_background, interleave, latency_stats,
+                     load, load_in_process, load_rounds, loadavg, median, percentile, port_of, post, process_tree_rss,
+                     ratio, reference_data, round_ratios, rounds_rows, timeit, train)
 
-JSON = {"Content-Type": "application/json", "Accept": "application/json"}
 EXPLAIN_P50_GOAL_MS = 20.0
 CAPTURE_GOAL = 0.85
 REASONS = 3
-UNCAPPED = 10**9  # throughput comparisons run for a fixed time per round, not a request count
 SECTIONS = ("explain", "capture", "rollout", "slow")
 
 
-# ------------------------------------------------------------------------------ models and endpoints
-
-
-def train(p, dataset: str, name: str, hyperparameters: dict) -> str:
-    p.start_training(dataset, hyperparameters, name=name)
-    deadline = time.monotonic() + 900
-    while (job := p.describe_training(name)).status in ("InProgress", "Stopping"):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"training {name} did not finish in 900 s")
-        time.sleep(0.1)
-    if job.status != "Completed":
-        raise RuntimeError(f"training {name} ended {job.status}: {job.failure_reason}")
-    return name
-
-
-def deploy(p, model: str, name: str, workers: int = 1):
-    ep = p.deploy(model, name, "ml.m5.large", workers, wait=True, timeout=180)
-    if ep.status != "InService":
-        raise RuntimeError(f"{name} is {ep.status}: {ep.failure_reason}")
-    return ep
-
-
-def port_of(ep) -> int:
-    return int(ep.url.rsplit(":", 1)[1])
+# ------------------------------------------------------------------------------ requests
 
 
 def plain_value(v):
     if hasattr(v, "item"):  # numpy scalar
         v = v.item()
-    if v is None or v == "" or (isinstance(v, float) and v != v):
-        return None
-    return v
+    return None if v is None or v == "" or (isinstance(v, float) and v != v) else v
 
 
 def customer_record(p, dataset: str, model: str, index: int = 0) -> dict:
     """One held-out customer as the endpoint's named record (blank cells as null)."""
     frame = p.read_dataset(dataset, "test")
-    features = [f["name"] for f in p.model_schema(model)["features"]]
-    ids = p.model_schema(model).get("id_columns") or []
+    schema = p.model_schema(model)
     row = frame.iloc[index]
-    return {k: plain_value(row[k]) for k in [*ids, *features] if k in frame.columns}
+    names = [*(schema.get("id_columns") or []), *(f["name"] for f in schema["features"])]
+    return {k: plain_value(row[k]) for k in names if k in frame.columns}
 
 
 def request_bodies(p, dataset: str, model: str, seed: bool) -> dict:
     """Plain and explained single-row bodies: the seed ``Input`` shape for the reference schema, named
     ``instances`` for the categorical data."""
-    if seed:
-        plain = {"Input": [SEED_ROW]}
-    else:
-        plain = {"instances": [customer_record(p, dataset, model)]}
+    plain = {"Input": [SEED_ROW]} if seed else {"instances": [customer_record(p, dataset, model)]}
     return {"plain": json.dumps(plain).encode(), "explained": json.dumps(dict(plain, explain=REASONS)).encode()}
 
 
@@ -121,114 +89,28 @@ def check_explained(_status: int, data: bytes) -> bool:
     return b'"Reasons"' in data or b'"reasons"' in data
 
 
-def post(port: int, body: bytes, headers: dict | None = None) -> tuple[int, dict, dict]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    try:
-        conn.request("POST", "/invocations", body=body, headers=headers or JSON)
-        resp = conn.getresponse()
-        data = resp.read()
-        return resp.status, json.loads(data), dict(resp.getheaders())
-    finally:
-        conn.close()
-
-
 def reasons_of(answer: dict) -> dict:
-    if "Reasons" in answer:
-        return answer["Reasons"]
-    return answer["predictions"][0]["reasons"]
+    return answer["Reasons"] if "Reasons" in answer else answer["predictions"][0]["reasons"]
 
 
 def probability_of(answer: dict) -> float:
-    if "Probability" in answer:
-        return answer["Probability"]
-    return answer["predictions"][0]["churn_probability"]
+    return answer["Probability"] if "Probability" in answer else answer["predictions"][0]["churn_probability"]
 
 
-def timeit(fns: dict, reps: int, warm: int = 5) -> dict:
-    """Interleaved in-process timing (each rep runs every function once): load drift hits all alike."""
-    for fn in fns.values():
-        for _ in range(warm):
-            fn()
-    times: dict = {k: [] for k in fns}
-    for _ in range(reps):
-        for key, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[key].append((time.perf_counter() - t0) * 1000)
-    return {k: {"median_ms": round(median(v), 3), "p90_ms": round(percentile(v, 90), 3), "calls": reps}
-            for k, v in times.items()}
-
-
-def load_in_process(p, model: str, work: Path):
-    """(entry module, model dict) of a trained model, loaded in this process as the server loads it."""
-    from churn_core.storage.artifacts import sha256_file
-    from churn_core.backends.local.endpoint.server import load_entry, safe_extract
-
-    row = p.get_model(model)
-    artifact = p.store.path(row["artifact_key"])
-    if sha256_file(artifact) != row["artifact_sha256"]:
-        raise RuntimeError("model.tar.gz does not match the SHA-256 recorded at training; refusing to load it")
-    folder = work / f"inproc-{model}"
-    if not folder.exists():
-        safe_extract(artifact, folder)
-    module = load_entry(ROOT / "entry" / "train.py")
-    return module, module.model_fn(str(folder))
-
-
-def in_process_explain(p, model: str, bodies: dict, work: Path, reps: int) -> dict:
-    """input_fn → predict_fn → output_fn with and without reasons, in this process (no HTTP)."""
-    module, loaded = load_in_process(p, model, work)
-
-    def chain(body: bytes) -> None:
-        module.output_fn(module.predict_fn(module.input_fn(body, "application/json"), loaded), "application/json")
-
-    t0 = time.perf_counter()
-    chain(bodies["explained"])  # builds the explainer and proves it additive on probe rows
-    first = (time.perf_counter() - t0) * 1000
-    out = timeit({"plain": lambda: chain(bodies["plain"]), "explained": lambda: chain(bodies["explained"])}, reps)
-    out["first explained call (builds + checks the explainer) ms"] = round(first, 1)
-    return out
-
-
-def in_process_capture(p, model: str, body: bytes, work: Path, reps: int) -> dict:
-    """Per request, in this process: the handler chain vs the capture work (the request's ``put`` plus its
-    share of the writer thread's flush: format the SageMaker line, append it to the hour's file)."""
-    from churn_core.backends.local.endpoint.capture_writer import CaptureWriter
-
-    module, loaded = load_in_process(p, model, work)
-    answer, answer_type = module.output_fn(module.predict_fn(module.input_fn(body, "application/json"), loaded),
-                                           "application/json")
-    answer = answer.encode() if isinstance(answer, str) else answer
-    writer = CaptureWriter(work / "inproc-capture", "inproc")
-    batch = 100
-
-    def chain() -> None:
-        for _ in range(batch):
-            module.output_fn(module.predict_fn(module.input_fn(body, "application/json"), loaded), "application/json")
-
-    def capture() -> None:
-        for _ in range(batch):
-            writer.put("AllTraffic", body, "application/json", answer, answer_type)
-        writer.flush()
-
-    got = timeit({"handler chain": chain, "capture put + flush": capture}, max(5, reps // 10), warm=1)
-    per = {k: round(v["median_ms"] / batch, 4) for k, v in got.items()}
-    return {"per_request_ms": per, "capture_to_handler": round(ratio(per["capture put + flush"],
-                                                                      per["handler chain"]), 3),
-            "written": writer.written}
+def chain(module, loaded, body: bytes):
+    return module.output_fn(module.predict_fn(module.input_fn(body, "application/json"), loaded), "application/json")
 
 
 # ------------------------------------------------------------------------------ (a) explanations
 
 
-def parallel_load(specs: list[tuple], seconds: float, max_requests: int) -> dict:
-    """Several closed-loop loads at once (``specs``: label, port, body, check, concurrency); per label
-    the merged result."""
+def parallel_load(specs: list[tuple], seconds: float) -> dict:
+    """Several closed-loop loads at once (``specs``: label, port, body, check, concurrency)."""
     results: dict = {}
 
     def run(label, port, body, check, concurrency) -> None:
-        results[label] = load("127.0.0.1", port, "/invocations", body, JSON, concurrency, max_requests, seconds,
-                              check=check, warmup=0, keep_latencies=True)
+        results[label] = load(port, body, JSON, concurrency, UNCAPPED, seconds, check=check, warmup=0,
+                              keep_latencies=True)
 
     threads = [threading.Thread(target=run, args=spec, daemon=True) for spec in specs]
     for t in threads:
@@ -241,129 +123,143 @@ def parallel_load(specs: list[tuple], seconds: float, max_requests: int) -> dict
 def mixed_rounds(port: int, bodies: dict, rounds: int, seconds: float) -> dict:
     """Plain requests (4 clients) beside 4 clients of explained requests, against plain beside plain,
     alternating rounds: what explained requests scored on the same worker do to plain ones."""
-    cases = {
-        "plain beside plain (peer)": [("plain", port, bodies["plain"], check_plain, 4),
-                                      ("other", port, bodies["plain"], check_plain, 4)],
-        "plain beside explained": [("plain", port, bodies["plain"], check_plain, 4),
-                                   ("other", port, bodies["explained"], check_explained, 4)],
-    }
-    merged = {k: {"lat": [], "other_lat": [], "seconds": 0.0, "n": 0, "other_n": 0, "errors": 0} for k in cases}
-    names = list(cases)
-    for r in range(rounds):
-        for name in names if r % 2 == 0 else reversed(names):
-            got = parallel_load(cases[name], seconds / rounds, UNCAPPED)
-            m = merged[name]
-            m["lat"] += got["plain"]["latencies_ms"]
-            m["other_lat"] += got["other"]["latencies_ms"]
-            m["seconds"] += got["plain"]["seconds"]
-            m["n"] += got["plain"]["requests_ok"]
-            m["other_n"] += got["other"]["requests_ok"]
-            m["errors"] += got["plain"]["errors"] + got["other"]["errors"]
-    out = {}
-    for name, m in merged.items():
-        out[name] = {
-            "plain_p50_ms": round(percentile(m["lat"], 50), 3) if m["lat"] else None,
-            "plain_p99_ms": round(percentile(m["lat"], 99), 3) if m["lat"] else None,
-            "plain_rps": round(m["n"] / m["seconds"], 1) if m["seconds"] else None,
-            "other_rps": round(m["other_n"] / m["seconds"], 1) if m["seconds"] else None,
-            "other_p50_ms": round(percentile(m["other_lat"], 50), 3) if m["other_lat"] else None,
-            "errors": m["errors"],
-        }
+    plain = ("plain", port, bodies["plain"], check_plain, 4)
+    cases = {"plain beside plain (peer)": [plain, ("other", port, bodies["plain"], check_plain, 4)],
+             "plain beside explained": [plain, ("other", port, bodies["explained"], check_explained, 4)]}
+    got = interleave({k: (lambda r, specs=specs: parallel_load(specs, seconds / rounds)) for k, specs in cases.items()},
+                     rounds)
+    out: dict = {}
+    for name, runs in got.items():
+        lat = [x for g in runs for x in g["plain"]["latencies_ms"]]
+        other = [x for g in runs for x in g["other"]["latencies_ms"]]
+        secs = sum(g["plain"]["seconds"] for g in runs)
+        out[name] = {"plain_p50_ms": latency_stats(lat)["p50_ms"], "plain_p99_ms": latency_stats(lat)["p99_ms"],
+                     "plain_rps": round(len(lat) / secs, 1) if secs else None,
+                     "other_rps": round(len(other) / secs, 1) if secs else None,
+                     "other_p50_ms": latency_stats(other)["p50_ms"],
+                     "errors": sum(g[k]["errors"] for g in runs for k in ("plain", "other"))}
     peer, mixed = out["plain beside plain (peer)"], out["plain beside explained"]
-    out["plain_p50_ratio"] = round(ratio(mixed["plain_p50_ms"], peer["plain_p50_ms"]), 3)
-    out["plain_p99_ratio"] = round(ratio(mixed["plain_p99_ms"], peer["plain_p99_ms"]), 3)
+    out["plain_p50_ratio"] = ratio(mixed["plain_p50_ms"], peer["plain_p50_ms"])
+    out["plain_p99_ratio"] = ratio(mixed["plain_p99_ms"], peer["plain_p99_ms"])
     out["loadavg"] = loadavg()
     return out
 
 
-def mixed_in_pool(p, model: str, bodies: dict, opts, work: Path, cleanup: Cleanup) -> dict:
+def mixed_in_pool(bench: Bench, p, model: str, bodies: dict, work: Path) -> dict:
     """``mixed_rounds`` on our server started outside the platform with every request scored in its
-    thread pool (``endpoint_app.INLINE_MAX_BYTES = -1``, patched in that child only): what the mix would
-    be if explained requests did not run on the event loop."""
-    from bench_endpoint import VARIANT_LAUNCHER, start_variant
+    thread pool (``INLINE_MAX_BYTES = -1``, patched in that child only): what the mix would be if
+    explained requests did not run on the event loop."""
+    from bench_endpoint import VARIANT_LAUNCHER, start_server
     from churn_core.backends.local.endpoint.app import PREDICT_THREADS
-    from churn_core.processes.detached import kill_group
     from churn_core.backends.local.endpoint.server import free_port
+    from churn_core.processes.detached import kill_group
 
-    row = p.get_model(model)
-    port = free_port()
-    proc = start_variant(p.store.path(row["artifact_key"]), row["artifact_sha256"], work / f"pool-{model}", port, 1,
-                         ["-c", VARIANT_LAUNCHER, str(PREDICT_THREADS), "-1"], cleanup)
+    row, port = p.get_model(model), free_port()
+    proc = start_server(bench, p.store.path(row["artifact_key"]), row["artifact_sha256"], work / f"pool-{model}", port,
+                        1, ("-c", VARIANT_LAUNCHER, str(PREDICT_THREADS), "-1"), name="variant")
     try:
         status, answer, _ = post(port, bodies["explained"])
         if status != 200:
             raise RuntimeError(f"explained request to the all-in-pool server failed: HTTP {status}: {answer}")
-        return mixed_rounds(port, bodies, opts.rounds, opts.seconds)
+        return mixed_rounds(port, bodies, bench.opts.rounds, bench.opts.seconds)
     finally:
         kill_group(proc.pid)
 
 
-def explain_section(p, datasets: dict, opts, work: Path, cleanup: Cleanup) -> dict:
-    """Per model: explained vs plain, endpoint that explained vs one that never did, mixed load."""
-    cases = [("rf-reference", datasets["reference"], {"algorithm": "random_forest", "n_estimators": opts.trees}),
-             ("rf-categorical", datasets["categorical"], {"algorithm": "random_forest", "n_estimators": opts.trees}),
-             ("gb-categorical", datasets["categorical"], {"algorithm": "gradient_boosting"}),
-             ("lr-categorical", datasets["categorical"], {"algorithm": "logistic_regression"})]
-    if opts.short:
-        cases = cases[:2] + cases[3:]
-    out: dict = {}
-    for label, dataset, params in cases:
-        model = f"bench-sf-{label}"
-        t0 = time.perf_counter()
-        train(p, dataset, model, params)
-        print(f"  trained {model} in {time.perf_counter() - t0:.1f}s")
-        seed = dataset == datasets["reference"]
-        bodies = request_bodies(p, dataset, model, seed)
-        explained_ep = deploy(p, model, f"sf-{label}-x")
-        fresh_ep = deploy(p, model, f"sf-{label}-plain")
-        port_x, port_fresh = port_of(explained_ep), port_of(fresh_ep)
-        status, first, _ = post(port_x, bodies["explained"])
-        if status != 200:
-            raise RuntimeError(f"explained request to {label} failed: HTTP {status}: {first}")
-        why = reasons_of(first)
-        rss_before = {"explained endpoint": process_tree_rss(explained_ep.server_pid)["total_mb"],
-                      "never-explained endpoint": process_tree_rss(fresh_ep.server_pid)["total_mb"]}
-        res: dict = {"model": model, "dataset": dataset, "algorithm": params["algorithm"], "method": why["method"],
-                     "space": why["space"], "reasons_shown": len(why["reasons"]),
-                     "additive_error": abs(why["base"] + sum(r["contribution"] for r in why["reasons"])
-                                           + why["other"] - why["output"])}
-        for level in (1, 8):
-            got = load_rounds({"plain": (port_x, bodies["plain"], JSON, check_plain),
-                               "explained": (port_x, bodies["explained"], JSON, check_explained)},
-                              level, opts.rounds, opts.requests, opts.seconds,
-                              server_pids={"plain": explained_ep.server_pid, "explained": explained_ep.server_pid})
-            res[f"c{level}"] = got
-            res[f"c{level}_throughput_ratio"] = round(ratio(got["explained"]["throughput_rps"],
-                                                            got["plain"]["throughput_rps"]), 3)
-            res[f"c{level}_p50_ratio"] = round(ratio(got["explained"]["p50_ms"], got["plain"]["p50_ms"]), 3)
-        res["goal_explained_p50_met"] = res["c1"]["explained"]["p50_ms"] < EXPLAIN_P50_GOAL_MS
-        after = {}
-        for level in (1, 8):
-            after[f"c{level}"] = load_rounds({"served explained": (port_x, bodies["plain"], JSON, check_plain),
-                                              "never explained": (port_fresh, bodies["plain"], JSON, check_plain)},
-                                             level, opts.rounds, UNCAPPED, opts.seconds,
-                                             server_pids={"served explained": explained_ep.server_pid,
-                                                          "never explained": fresh_ep.server_pid})
-            after[f"c{level}_throughput_ratio"] = round(ratio(after[f"c{level}"]["served explained"]["throughput_rps"],
-                                                              after[f"c{level}"]["never explained"]["throughput_rps"]),
-                                                        3)
-        after["rss_mb_before"] = rss_before
-        after["rss_mb_after"] = {"explained endpoint": process_tree_rss(explained_ep.server_pid)["total_mb"],
-                                 "never-explained endpoint": process_tree_rss(fresh_ep.server_pid)["total_mb"]}
-        res["plain_after_explained"] = after
-        res["mixed"] = mixed_rounds(port_x, bodies, opts.rounds, opts.seconds)
-        if opts.pool_variant:  # the same mix on a server that scores every request in its thread pool
-            res["mixed_all_in_pool"] = mixed_in_pool(p, model, bodies, opts, work, cleanup)
-        res["in_process"] = in_process_explain(p, model, bodies, work, opts.inproc_reps)
-        p.delete_endpoint(explained_ep.name)
-        p.delete_endpoint(fresh_ep.name)
-        out[label] = res
-        c1, c8 = res["c1"], res["c8"]
-        print(f"  {label}: method {res['method']}; c1 p50 plain {c1['plain']['p50_ms']} ms, explained "
-              f"{c1['explained']['p50_ms']} ms; c8 req/s plain {c8['plain']['throughput_rps']}, explained "
-              f"{c8['explained']['throughput_rps']}; plain after explaining / never {after['c8_throughput_ratio']}×; "
-              f"plain p99 beside explained / beside plain {res['mixed']['plain_p99_ratio']}×; load {loadavg()[0]}")
-    return out
+def explain_model(bench: Bench, p, label: str, dataset: str, seed: bool, algorithm: str, work: Path) -> dict:
+    """One model: explained vs plain, endpoint that explained vs one that never did, mixed load, in-process."""
+    opts, model = bench.opts, f"bench-sf-{label}"
+    bodies = request_bodies(p, dataset, model, seed)
+    x_ep, fresh_ep = deploy(p, model, f"sf-{label}-x"), deploy(p, model, f"sf-{label}-plain")
+    port_x, port_fresh = port_of(x_ep), port_of(fresh_ep)
+    status, first, _ = post(port_x, bodies["explained"])
+    if status != 200:
+        raise RuntimeError(f"explained request to {label} failed: HTTP {status}: {first}")
+    why = reasons_of(first)
+
+    def rss() -> dict:
+        return {"explained endpoint": process_tree_rss(x_ep.server_pid)["total_mb"],
+                "never-explained endpoint": process_tree_rss(fresh_ep.server_pid)["total_mb"]}
+
+    rss_before = rss()
+    res: dict = {"model": model, "dataset": dataset, "algorithm": algorithm, "method": why["method"],
+                 "space": why["space"], "reasons_shown": len(why["reasons"]),
+                 "additive_error": abs(why["base"] + sum(r["contribution"] for r in why["reasons"]) + why["other"]
+                                       - why["output"])}
+    after: dict = {}
+    for level in (1, 8):
+        got = res[f"c{level}"] = load_rounds(
+            {"plain": (port_x, bodies["plain"], JSON, check_plain),
+             "explained": (port_x, bodies["explained"], JSON, check_explained)}, level, opts.rounds, opts.requests,
+            opts.seconds, server_pids={"plain": x_ep.server_pid, "explained": x_ep.server_pid})
+        res[f"c{level}_throughput_ratio"] = ratio(got["explained"]["throughput_rps"], got["plain"]["throughput_rps"])
+        res[f"c{level}_p50_ratio"] = ratio(got["explained"]["p50_ms"], got["plain"]["p50_ms"])
+    res["goal_explained_p50_met"] = res["c1"]["explained"]["p50_ms"] < EXPLAIN_P50_GOAL_MS
+    for level in (1, 8):
+        got = after[f"c{level}"] = load_rounds(
+            {"served explained": (port_x, bodies["plain"], JSON, check_plain),
+             "never explained": (port_fresh, bodies["plain"], JSON, check_plain)}, level, opts.rounds, UNCAPPED,
+            opts.seconds, server_pids={"served explained": x_ep.server_pid, "never explained": fresh_ep.server_pid})
+        after[f"c{level}_throughput_ratio"] = ratio(got["served explained"]["throughput_rps"],
+                                                    got["never explained"]["throughput_rps"])
+    res["plain_after_explained"] = {**after, "rss_mb_before": rss_before, "rss_mb_after": rss()}
+    res["mixed"] = mixed_rounds(port_x, bodies, opts.rounds, opts.seconds)
+    if opts.pool_variant:  # the same mix on a server that scores every request in its thread pool
+        res["mixed_all_in_pool"] = mixed_in_pool(bench, p, model, bodies, work)
+    module, loaded = load_in_process(p, model, work / f"inproc-{model}")
+    t0 = time.perf_counter()
+    chain(module, loaded, bodies["explained"])  # builds the explainer and proves it additive on probe rows
+    first_ms = round((time.perf_counter() - t0) * 1000, 1)
+    res["in_process"] = timeit({k: (lambda b=bodies[k]: chain(module, loaded, b)) for k in ("plain", "explained")},
+                               opts.inproc_reps)
+    res["in_process"]["first explained call (builds + checks the explainer) ms"] = first_ms
+    p.delete_endpoint(x_ep.name)
+    p.delete_endpoint(fresh_ep.name)
+    print(f"  {label}: method {res['method']}; c1 p50 plain {res['c1']['plain']['p50_ms']} ms, explained "
+          f"{res['c1']['explained']['p50_ms']} ms; plain after explaining / never {after['c8_throughput_ratio']}×; "
+          f"load {loadavg()[0]}", flush=True)
+    return res
+
+
+def explain_tables(bench: Bench, ex: dict) -> None:
+    bench.table("(a) Explained (`\"explain\": 3`) vs plain single rows on the same endpoint (c1, c8), then plain "
+                "requests on that endpoint vs a second endpoint of the same model that never explained (alternating "
+                "rounds of a fixed time):", ROUNDS_HEADERS,
+                [row for k, e in ex.items() for c in ("c1", "c8") for row in rounds_rows(f"{k} {c}", e[c], "plain")
+                 + rounds_rows(f"{k} {c} afterwards", e["plain_after_explained"][c], "never explained")])
+    bench.table("Per model: the method that answered, the goal, the serving RSS (MB, master + worker) before → after "
+                "the explained requests, and the handler chain in-process (input_fn → predict_fn → output_fn, no "
+                "HTTP, interleaved):",
+                ["model", "method", "c1 p50 explained ms", "goal p50 < 20 ms", "RSS explained ep",
+                 "RSS never-explained ep", "in-process plain ms", "explained ms", "explained p90 ms",
+                 "first explained call ms"],
+                [[k, e["method"], e["c1"]["explained"]["p50_ms"], e["goal_explained_p50_met"],
+                  *(f"{e['plain_after_explained']['rss_mb_before'][ep]} → "
+                    f"{e['plain_after_explained']['rss_mb_after'][ep]}" for ep in ("explained endpoint",
+                                                                                    "never-explained endpoint")),
+                  e["in_process"]["plain"]["median_ms"], e["in_process"]["explained"]["median_ms"],
+                  e["in_process"]["explained"]["p90_ms"],
+                  e["in_process"]["first explained call (builds + checks the explainer) ms"]] for k, e in ex.items()])
+    rows = []
+    for k, e in ex.items():
+        for server, m in (("as deployed", e["mixed"]), ("all in the pool", e.get("mixed_all_in_pool"))):
+            if m:
+                peer, mixed = m["plain beside plain (peer)"], m["plain beside explained"]
+                rows.append([k, server, peer["plain_p50_ms"], mixed["plain_p50_ms"], m["plain_p50_ratio"],
+                             peer["plain_p99_ms"], mixed["plain_p99_ms"], m["plain_p99_ratio"], peer["plain_rps"],
+                             mixed["plain_rps"], mixed["other_rps"], peer["errors"] + mixed["errors"], m["loadavg"][0]])
+    bench.table("Plain requests (4 clients) while 4 other clients send explained requests to the same endpoint, vs "
+                "while the 4 others send plain ones (alternating rounds); on the endpoint as deployed (small requests "
+                "scored on the event loop) and on the same server started with every request in its thread pool "
+                "(`INLINE_MAX_BYTES = -1` patched in that child only):",
+                ["model", "server", "plain p50 beside plain ms", "beside explained ms", "p50 ×",
+                 "plain p99 beside plain ms", "beside explained ms", "p99 ×", "plain req/s beside plain",
+                 "plain req/s beside explained", "explained req/s", "errors", "load 1-min"], rows)
+    for k, e in ex.items():
+        bench.headline(f"explain/{k}: {e['method']}, c1 p50 explained {e['c1']['explained']['p50_ms']} ms vs plain "
+                       f"{e['c1']['plain']['p50_ms']} ms (goal <20 ms "
+                       f"{'met' if e['goal_explained_p50_met'] else 'NOT met'}); plain c8 on the explained "
+                       f"endpoint / a never-explained one {e['plain_after_explained']['c8_throughput_ratio']}×")
 
 
 # ------------------------------------------------------------------------------ (b) capture
@@ -371,9 +267,8 @@ def explain_section(p, datasets: dict, opts, work: Path, cleanup: Cleanup) -> di
 
 def captured_lines(p, endpoint: str) -> tuple[int, int]:
     """(lines, distinct eventIds) of everything captured for the endpoint so far."""
-    keys = [k for k in p.store.list(f"capture/{endpoint}/") if k.endswith(".jsonl")]
     lines, ids = 0, set()
-    for key in keys:
+    for key in (k for k in p.store.list(f"capture/{endpoint}/") if k.endswith(".jsonl")):
         for line in p.store.get_bytes(key).decode("utf-8").splitlines():
             if line.strip():
                 lines += 1
@@ -381,122 +276,85 @@ def captured_lines(p, endpoint: str) -> tuple[int, int]:
     return lines, len(ids)
 
 
-def capture_section(p, datasets: dict, opts, work: Path) -> dict:
-    out = {}
-    models = {"rf-reference": (datasets["reference"], True), "rf-categorical": (datasets["categorical"], False)}
-    if opts.short:
-        models = dict(list(models.items())[:1])
-    for label, (dataset, seed) in models.items():
-        model = f"bench-sf-{label}"
-        bodies = request_bodies(p, dataset, model, seed)
-        ep = deploy(p, model, f"sf-{label}-cap")
-        port = port_of(ep)
-        rounds = {"capture 100 %": {"lat": [], "seconds": 0.0, "n": 0, "errors": 0, "rps": [], "cpu": 0.0},
-                  "capture off": {"lat": [], "seconds": 0.0, "n": 0, "errors": 0, "rps": [], "cpu": 0.0}}
-        names = list(rounds)
-        sent_with_capture = 0
-        warmup = 2
-        for r in range(opts.rounds * 2):
-            for name in names if r % 2 == 0 else reversed(names):
-                p.set_capture(ep.name, 100 if name == "capture 100 %" else 0)  # effective when it returns
-                cpu0 = process_tree_cpu(ep.server_pid)
-                res = load("127.0.0.1", port, "/invocations", bodies["plain"], JSON, 8,
-                           UNCAPPED, opts.seconds / opts.rounds, check=check_plain,
-                           warmup=warmup, keep_latencies=True)
-                time.sleep(0.3)  # the writer thread's flush of this round (every 0.2 s) is this round's CPU
-                m = rounds[name]
-                m["cpu"] += process_tree_cpu(ep.server_pid) - cpu0
-                m["lat"] += res["latencies_ms"]
-                m["seconds"] += res["seconds"]
-                m["n"] += res["requests_ok"]
-                m["errors"] += res["errors"]
-                m["rps"].append(res["throughput_rps"])
-                if name == "capture 100 %":
-                    sent_with_capture += res["requests_ok"] + res["errors"] + warmup
-        p.set_capture(ep.name, 0)
-        deadline, lines, ids, stable = time.monotonic() + 20, -1, 0, 0
-        while time.monotonic() < deadline:  # the writer thread flushes every 0.2 s
-            now_lines, ids = captured_lines(p, ep.name)
-            stable = stable + 1 if now_lines == lines else 0
-            lines = now_lines
-            if lines >= sent_with_capture and stable >= 2:
-                break
-            time.sleep(0.5)
-        res = {}
-        for name, m in rounds.items():
-            res[name] = {"throughput_rps": round(m["n"] / m["seconds"], 1) if m["seconds"] else None,
-                         "p50_ms": round(percentile(m["lat"], 50), 3), "p99_ms": round(percentile(m["lat"], 99), 3),
-                         "requests_ok": m["n"], "errors": m["errors"], "rounds_rps": m["rps"],
-                         "server_cpu_ms_per_request": round(1000 * m["cpu"] / max(1, m["n"] + m["errors"]), 4)}
-        on, off = res["capture 100 %"], res["capture off"]
-        res["cpu_ratio"] = round(ratio(on["server_cpu_ms_per_request"], off["server_cpu_ms_per_request"]), 3)
-        res["throughput_ratio"] = round(ratio(on["throughput_rps"], off["throughput_rps"]), 3)
-        res["round_ratios"] = [round(ratio(a, b), 3) for a, b in zip(on["rounds_rps"], off["rounds_rps"], strict=True)]
-        res["p50_ratio"] = round(ratio(on["p50_ms"], off["p50_ms"]), 3)
-        res["requests_answered_with_capture_on"] = sent_with_capture
-        res["captured_lines"] = lines
-        res["distinct_event_ids"] = ids
-        res["goal_throughput_met"] = res["throughput_ratio"] >= CAPTURE_GOAL
-        res["goal_count_met"] = lines == sent_with_capture == ids
-        res["loadavg"] = loadavg()
-        p.delete_endpoint(ep.name)
-        res["in_process"] = in_process_capture(p, model, bodies["plain"], work, opts.inproc_reps)
-        out[label] = res
-        print(f"  capture {label}: on {on['throughput_rps']} req/s, off {off['throughput_rps']} req/s = "
-              f"{res['throughput_ratio']}×; captured {lines} lines ({ids} distinct) for {sent_with_capture} requests; "
-              f"load {loadavg()[0]}")
-    return out
+def in_process_capture(p, model: str, body: bytes, work: Path, reps: int) -> dict:
+    """Per request, in this process: the handler chain vs the capture work (the request's ``put`` plus its
+    share of the writer thread's flush: format the SageMaker line, append it to the hour's file)."""
+    from churn_core.backends.local.endpoint.capture_writer import CaptureWriter
+
+    module, loaded = load_in_process(p, model, work / f"inproc-{model}")
+    answer, answer_type = chain(module, loaded, body)
+    answer = answer.encode() if isinstance(answer, str) else answer
+    writer, batch = CaptureWriter(work / "inproc-capture", "inproc"), 100
+
+    def capture() -> None:
+        for _ in range(batch):
+            writer.put("AllTraffic", body, "application/json", answer, answer_type)
+        writer.flush()
+
+    got = timeit({"handler chain": lambda: [chain(module, loaded, body) for _ in range(batch)],
+                  "capture put + flush": capture}, max(5, reps // 10), warm=1)
+    per = {k: round(v["median_ms"] / batch, 4) for k, v in got.items()}
+    return {"per_request_ms": per, "capture_to_handler": ratio(per["capture put + flush"], per["handler chain"]),
+            "written": writer.written}
+
+
+def capture_model(bench: Bench, p, label: str, dataset: str, seed: bool, work: Path) -> dict:
+    """Capture at 100 % vs off on one endpoint, c8, alternating rounds; every answered request captured once."""
+    opts, model = bench.opts, f"bench-sf-{label}"
+    body = request_bodies(p, dataset, model, seed)["plain"]
+    ep = deploy(p, model, f"sf-{label}-cap")
+    on, off = "capture 100 %", "capture off"
+
+    @contextmanager
+    def capture_set(name: str):
+        p.set_capture(ep.name, 100 if name == on else 0)  # effective when it returns
+        yield
+
+    target = (port_of(ep), body, JSON, check_plain)
+    # twice the rounds, each of seconds / rounds; the writer thread flushes every 0.2 s: 0.3 s settle keeps
+    # that flush in its round's server CPU
+    res = load_rounds({on: target, off: target}, 8, opts.rounds * 2, UNCAPPED, opts.seconds * 2, warmup=2,
+                      server_pids={on: ep.server_pid, off: ep.server_pid}, around=capture_set, settle=0.3)
+    p.set_capture(ep.name, 0)
+    sent = res[on]["requests_sent"]
+    deadline, lines, ids, stable = time.monotonic() + 20, -1, 0, 0
+    while time.monotonic() < deadline:
+        now_lines, ids = captured_lines(p, ep.name)
+        stable, lines = (stable + 1 if now_lines == lines else 0), now_lines
+        if lines >= sent and stable >= 2:
+            break
+        time.sleep(0.5)
+    res.update(cpu_ratio=ratio(res[on]["server_cpu_ms_per_request"], res[off]["server_cpu_ms_per_request"]),
+               throughput_ratio=ratio(res[on]["throughput_rps"], res[off]["throughput_rps"]),
+               round_ratios=round_ratios(res[on], res[off], 3), p50_ratio=ratio(res[on]["p50_ms"], res[off]["p50_ms"]),
+               requests_answered_with_capture_on=sent, captured_lines=lines, distinct_event_ids=ids,
+               loadavg=loadavg())
+    res.update(goal_throughput_met=res["throughput_ratio"] >= CAPTURE_GOAL, goal_count_met=lines == sent == ids)
+    p.delete_endpoint(ep.name)
+    res["in_process"] = in_process_capture(p, model, body, work, opts.inproc_reps)
+    print(f"  capture {label}: on / off {res['throughput_ratio']}×; captured {lines} lines ({ids} distinct) for "
+          f"{sent} requests; load {loadavg()[0]}", flush=True)
+    return res
+
+
+def capture_tables(bench: Bench, cap: dict) -> None:
+    sides = ("capture 100 %", "capture off")
+    bench.table("(b) Capture at 100 % vs capture off, same endpoint, concurrency 8, alternating rounds:",
+                ROUNDS_HEADERS,
+                [row for k, c in cap.items() for row in rounds_rows(k, {s: c[s] for s in sides}, "capture off")])
+    bench.table("Every answered request captured once; per request in-process (batches of 100, interleaved):",
+                ["model", "answered with capture on", "captured lines", "distinct eventIds", "goal ≥ 0.85×",
+                 "count equal", "handler chain ms", "capture put + flush ms", "capture ÷ handler"],
+                [[k, c["requests_answered_with_capture_on"], c["captured_lines"], c["distinct_event_ids"],
+                  c["goal_throughput_met"], c["goal_count_met"], *c["in_process"]["per_request_ms"].values(),
+                  c["in_process"]["capture_to_handler"]] for k, c in cap.items()])
+    for k, c in cap.items():
+        bench.headline(f"capture/{k}: 100 % / off c8 throughput {c['throughput_ratio']}× (goal ≥0.85 "
+                       f"{'met' if c['goal_throughput_met'] else 'NOT met'}); {c['captured_lines']} lines for "
+                       f"{c['requests_answered_with_capture_on']} requests")
 
 
 # ------------------------------------------------------------------------------ (c) rollout under load
-
-
-class Traffic:
-    """Closed-loop clients recording every request: (sent, done, status, variant, probability, error)."""
-
-    def __init__(self, port: int, body: bytes, concurrency: int, max_seconds: float) -> None:
-        self.port, self.body, self.concurrency, self.max_seconds = port, body, concurrency, max_seconds
-        self.records: list[tuple] = []
-        self.lock = threading.Lock()
-        self.stop = threading.Event()
-        self.threads: list[threading.Thread] = []
-        self.t0 = 0.0
-
-    def _worker(self) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        local = []
-        end = self.t0 + self.max_seconds
-        while not self.stop.is_set() and time.perf_counter() < end:
-            sent = time.perf_counter()
-            try:
-                conn.request("POST", "/invocations", body=self.body, headers=JSON)
-                resp = conn.getresponse()
-                data = resp.read()
-                done = time.perf_counter()
-                variant = resp.getheader("X-Amzn-Invoked-Production-Variant", "")
-                if resp.status == 200:
-                    local.append((sent, done, 200, variant, probability_of(json.loads(data)), ""))
-                else:
-                    local.append((sent, done, resp.status, variant, None, data[:200].decode("latin-1")))
-            except Exception as exc:  # a dropped connection is a failed request
-                local.append((sent, time.perf_counter(), 0, "", None, f"{type(exc).__name__}: {exc}"))
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        conn.close()
-        with self.lock:
-            self.records.extend(local)
-
-    def __enter__(self) -> "Traffic":
-        self.t0 = time.perf_counter()
-        self.threads = [threading.Thread(target=self._worker, daemon=True) for _ in range(self.concurrency)]
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        self.stop.set()
-        for t in self.threads:
-            t.join(timeout=60)
 
 
 def window(records: list[tuple], start: float, end: float) -> dict:
@@ -512,13 +370,20 @@ def window(records: list[tuple], start: float, end: float) -> dict:
 
 def change_under_load(p, port: int, body: bytes, what: str, action, old: set, new: set, opts) -> dict:
     """Run ``action`` (an update) at ``--settle`` s into a bounded load; how the answers moved."""
-    with Traffic(port, body, 8, opts.settle * 2 + 60) as traffic:
+    records: list[tuple] = []  # (sent, done, status, variant, probability, error), list.append is atomic
+
+    def record(sent: float, done: float, status: int, variant: str, data: bytes) -> None:
+        answer = probability_of(json.loads(data)) if status == 200 else None
+        records.append((sent, done, status, variant, answer, "" if status == 200 else data[:200].decode("latin-1")))
+
+    with in_background(lambda stop: load(port, body, JSON, 8, UNCAPPED, opts.settle * 2 + 60, warmup=0, stop=stop,
+                                          record=record)):
         time.sleep(opts.settle)
         t_start = time.perf_counter()
         ep = action()
         t_end = time.perf_counter()
         time.sleep(opts.settle)
-    rec = sorted(traffic.records, key=lambda r: r[0])
+    rec = sorted(records, key=lambda r: r[0])
     failed = [r for r in rec if r[2] != 200]
     rel = lambda t: round(t - t_start, 3)  # noqa: E731
     is_new = lambda r: (r[4], r[3]) in new  # noqa: E731
@@ -527,24 +392,16 @@ def change_under_load(p, port: int, body: bytes, what: str, action, old: set, ne
     old_done = [r[1] for r in rec if r[2] == 200 and is_old(r)]
     unknown = [r for r in rec if r[2] == 200 and not is_new(r) and not is_old(r)]
     sent_after = [r for r in rec if r[0] > t_end and r[2] == 200]
-    result = {
-        "what": what,
-        "requests": len(rec),
-        "failed": len(failed),
-        "failed_examples": [r[5] or r[2] for r in failed[:5]],
-        "duration_s": round(t_end - t_start, 3),
-        "status_after": ep.status,
-        "failure_reason": ep.failure_reason,
-        "first_new_answer_s": rel(min(new_done)) if new_done else None,
-        "last_old_answer_s": rel(max(old_done)) if old_done else None,
-        "new_answers_before_call_returned": sum(1 for t in new_done if t < t_end),
-        "old_answers_to_requests_sent_after_return": sum(1 for r in sent_after if is_old(r)),
-        "answers_neither_old_nor_new": len(unknown),
-        "before": window(rec, t_start - opts.settle + 0.5, t_start),
-        "during": window(rec, t_start, t_end),
-        "after": window(rec, t_end, t_end + opts.settle - 0.5),
-        "loadavg": loadavg(),
-    }
+    result = {"what": what, "requests": len(rec), "failed": len(failed),
+              "failed_examples": [r[5] or r[2] for r in failed[:5]], "duration_s": round(t_end - t_start, 3),
+              "status_after": ep.status, "failure_reason": ep.failure_reason,
+              "first_new_answer_s": rel(min(new_done)) if new_done else None,
+              "last_old_answer_s": rel(max(old_done)) if old_done else None,
+              "new_answers_before_call_returned": sum(1 for t in new_done if t < t_end),
+              "old_answers_to_requests_sent_after_return": sum(1 for r in sent_after if is_old(r)),
+              "answers_neither_old_nor_new": len(unknown), "before": window(rec, t_start - opts.settle + 0.5, t_start),
+              "during": window(rec, t_start, t_end), "after": window(rec, t_end, t_end + opts.settle - 0.5),
+              "loadavg": loadavg()}
     result["during_to_before_rps"] = round(ratio(result["during"]["rps"], result["before"]["rps"]) or 0, 3)
     print(f"  {what}: {result['duration_s']}s, {result['failed']} failed of {result['requests']}; first new answer "
           f"at +{result['first_new_answer_s']}s, last old at +{result['last_old_answer_s']}s; req/s before "
@@ -617,7 +474,7 @@ def rollout_section(p, datasets: dict, opts) -> dict:
     p.delete_endpoint("sf-rollout")
     updates = [c["duration_s"] for c in out["changes"]]
     out["median_change_seconds"] = round(median(updates), 3)
-    out["ratio_change_to_deploy"] = round(ratio(median(updates), out["peer_deploy_median"]), 3)
+    out["ratio_change_to_deploy"] = ratio(median(updates), out["peer_deploy_median"])
     out["failed_total"] = sum(c["failed"] for c in out["changes"])
     out["goal_zero_failed_met"] = out["failed_total"] == 0
     out["loadavg"] = loadavg()
@@ -630,274 +487,189 @@ def rollout_section(p, datasets: dict, opts) -> dict:
 HEAD = b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
 
 
-class Tricklers:
+def trickle(port: int, n: int, mode: str, seen: dict, interval: float = 0.1):
     """``n`` clients sending one byte every ``interval`` s: of their headers (``headers``) or of a body
     announced as 4,096 bytes (``body``). A client the server closes (or answers: 408) reconnects."""
 
-    def __init__(self, port: int, n: int, mode: str, interval: float = 0.1) -> None:
-        self.port, self.n, self.mode, self.interval = port, n, mode, interval
-        self.stop = threading.Event()
-        self.closed_by_server = 0
-        self.answers: dict[str, int] = {}
-        self.bytes_sent = 0
-        self.thread: threading.Thread | None = None
-
-    def _open(self) -> socket.socket:
-        sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
-        first = HEAD if self.mode == "headers" else HEAD + b"Content-Length: 4096\r\n\r\n"
-        sock.sendall(first)
+    def connect() -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        sock.sendall(HEAD if mode == "headers" else HEAD + b"Content-Length: 4096\r\n\r\n")
         return sock
 
-    def _run(self) -> None:
-        socks = [self._open() for _ in range(self.n)]
-        trickle = b"X-Pad: " + b"a" * 4000 if self.mode == "headers" else b" " * 4096
+    def loop(stop: threading.Event) -> None:
+        socks = [connect() for _ in range(n)]
+        pad = b"X-Pad: " + b"a" * 4000 if mode == "headers" else b" " * 4096
         i = 0
         try:
-            while not self.stop.is_set():
-                readable, _, _ = select.select(socks, [], [], 0)
-                for sock in readable:  # the server closed it, or answered (408): count, reconnect
+            while not stop.is_set():
+                for sock in select.select(socks, [], [], 0)[0]:  # closed by the server, or answered: reconnect
                     try:
                         data = sock.recv(65536)
                     except OSError:
                         data = b""
                     if data:
                         status = data.split(b" ", 2)[1].decode("latin-1") if data.startswith(b"HTTP/") else "?"
-                        self.answers[status] = self.answers.get(status, 0) + 1
+                        seen["answers"][status] = seen["answers"].get(status, 0) + 1
                     else:
-                        self.closed_by_server += 1
+                        seen["closed"] += 1
                     sock.close()
-                    socks[socks.index(sock)] = self._open()
+                    socks[socks.index(sock)] = connect()
                 for k, sock in enumerate(socks):
                     try:
-                        sock.sendall(trickle[(i + k) % len(trickle):(i + k) % len(trickle) + 1])
-                        self.bytes_sent += 1
+                        sock.sendall(pad[(i + k) % len(pad):(i + k) % len(pad) + 1])
                     except OSError:
                         pass  # seen as readable/closed on the next pass
                 i += 1
-                self.stop.wait(self.interval)
+                stop.wait(interval)
         finally:
             for sock in socks:
                 sock.close()
 
-    def __enter__(self) -> "Tricklers":
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        time.sleep(0.3)  # connected and trickling before the load starts
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        self.stop.set()
-        if self.thread is not None:
-            self.thread.join(timeout=30)
+    return in_background(loop, settle=0.3)  # connected and trickling before the load starts
 
 
-class Pinger:
-    """GET /ping every 0.2 s on a fresh connection; latencies (ms) and failures."""
+def ping(port: int, seen: dict):
+    """GET /ping every 0.2 s on a fresh connection; latencies (ms) and failures into ``seen``."""
 
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.lat: list[float] = []
-        self.failed = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self.stop.is_set():
+    def loop(stop: threading.Event) -> None:
+        while not stop.is_set():
             t0 = time.perf_counter()
             try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
                 conn.request("GET", "/ping")
                 ok = conn.getresponse().status == 200
                 conn.close()
             except OSError:
                 ok = False
             if ok:
-                self.lat.append((time.perf_counter() - t0) * 1000)
+                seen["ping"].append((time.perf_counter() - t0) * 1000)
             else:
-                self.failed += 1
-            self.stop.wait(0.2)
+                seen["ping_failed"] += 1
+            stop.wait(0.2)
 
-    def __enter__(self) -> "Pinger":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        self.stop.set()
-        self.thread.join(timeout=10)
+    return in_background(loop)
 
 
-def slow_section(p, datasets: dict, opts) -> dict:
+def slow_section(bench: Bench, p, datasets: dict) -> dict:
+    """Plain load at c8 while N+1 clients trickle headers or a body, against the same load without them."""
     from churn_core.backends.local.endpoint.app import PREDICT_THREADS
 
-    n = PREDICT_THREADS + 1
-    model = "bench-sf-rf-reference"
-    body = request_bodies(p, datasets["reference"], model, seed=True)["plain"]
-    ep = deploy(p, model, "sf-slow")
+    opts, n = bench.opts, PREDICT_THREADS + 1
+    body = request_bodies(p, datasets["reference"], "bench-sf-rf-reference", seed=True)["plain"]
+    ep = deploy(p, "bench-sf-rf-reference", "sf-slow")
     port = port_of(ep)
     modes = ["no slow clients (peer)", f"{n} trickling headers", f"{n} trickling a body"]
-    merged = {m: {"lat": [], "seconds": 0.0, "n": 0, "errors": 0, "rps": [], "ping": [], "ping_failed": 0,
-                  "closed": 0, "answers": {}, "cpu": 0.0} for m in modes}
-    for r in range(opts.rounds):
-        for mode in modes if r % 2 == 0 else list(reversed(modes)):
-            kind = "headers" if "headers" in mode else "body" if "body" in mode else None
-            trickle = Tricklers(port, n, kind) if kind else None
-            if trickle:
-                trickle.__enter__()
-            cpu0 = process_tree_cpu(ep.server_pid)
-            try:
-                with Pinger(port) as pinger:
-                    res = load("127.0.0.1", port, "/invocations", body, JSON, 8, UNCAPPED,
-                               opts.slow_seconds, check=check_plain, warmup=2, keep_latencies=True)
-            finally:
-                if trickle:
-                    trickle.__exit__()
-            m = merged[mode]
-            m["cpu"] += process_tree_cpu(ep.server_pid) - cpu0
-            m["lat"] += res["latencies_ms"]
-            m["seconds"] += res["seconds"]
-            m["n"] += res["requests_ok"]
-            m["errors"] += res["errors"]
-            m["rps"].append(res["throughput_rps"])
-            m["ping"] += pinger.lat
-            m["ping_failed"] += pinger.failed
-            if trickle:
-                m["closed"] += trickle.closed_by_server
-                for k, v in trickle.answers.items():
-                    m["answers"][k] = m["answers"].get(k, 0) + v
+    seen = {m: {"ping": [], "ping_failed": 0, "closed": 0, "answers": {}} for m in modes}
+
+    @contextmanager
+    def slow_clients(mode: str):
+        kind = "headers" if "headers" in mode else "body" if "body" in mode else None
+        with trickle(port, n, kind, seen[mode]) if kind else nullcontext(), ping(port, seen[mode]):
+            yield
+
+    got = load_rounds({m: (port, body, JSON, check_plain) for m in modes}, 8, opts.rounds, UNCAPPED,
+                      opts.slow_seconds * opts.rounds, warmup=2, server_pids={m: ep.server_pid for m in modes},
+                      around=slow_clients)
     still_alive = post(port, body)[0] == 200
     p.delete_endpoint(ep.name)
-    out: dict = {"slow_clients": n, "predict_threads": PREDICT_THREADS, "round_seconds": opts.slow_seconds,
-                 "modes": {}}
-    for mode, m in merged.items():
-        out["modes"][mode] = {
-            "throughput_rps": round(m["n"] / m["seconds"], 1) if m["seconds"] else None,
-            "rounds_rps": m["rps"], "p50_ms": round(percentile(m["lat"], 50), 3),
-            "p99_ms": round(percentile(m["lat"], 99), 3), "errors": m["errors"], "requests_ok": m["n"],
-            "ping_p50_ms": round(percentile(m["ping"], 50), 2) if m["ping"] else None,
-            "ping_max_ms": round(max(m["ping"]), 2) if m["ping"] else None, "pings": len(m["ping"]),
-            "ping_failed": m["ping_failed"], "slow_connections_closed_by_server": m["closed"],
-            "slow_connections_answered": m["answers"],
-            "server_cpu_ms_per_request": round(1000 * m["cpu"] / max(1, m["n"] + m["errors"]), 4),
-        }
-    peer = out["modes"][modes[0]]["throughput_rps"]
-    for mode in modes[1:]:
-        out["modes"][mode]["throughput_ratio"] = round(ratio(out["modes"][mode]["throughput_rps"], peer), 3)
-    out["serves_after"] = still_alive
-    out["loadavg"] = loadavg()
-    for mode, v in out["modes"].items():
-        print(f"  {mode}: {v['throughput_rps']} req/s ({v.get('throughput_ratio', 1.0)}×), errors {v['errors']}, "
-              f"ping p50 {v['ping_p50_ms']} ms max {v['ping_max_ms']} ms ({v['ping_failed']} failed); "
-              f"closed by server {v['slow_connections_closed_by_server']}, answered {v['slow_connections_answered']}")
+    for mode, v in got.items():
+        s = seen[mode]
+        v.update(ping_p50_ms=round(percentile(s["ping"], 50), 2) if s["ping"] else None,
+                 ping_max_ms=round(max(s["ping"]), 2) if s["ping"] else None, pings=len(s["ping"]),
+                 ping_failed=s["ping_failed"], slow_connections_closed_by_server=s["closed"],
+                 slow_connections_answered=s["answers"])
+        if mode != modes[0]:
+            v["throughput_ratio"] = ratio(v["throughput_rps"], got[modes[0]]["throughput_rps"])
+    out = {"slow_clients": n, "predict_threads": PREDICT_THREADS, "round_seconds": opts.slow_seconds, "modes": got,
+           "serves_after": still_alive, "loadavg": loadavg()}
+    bench.table(f"(d) {n} slow clients (N + 1, N = {PREDICT_THREADS} predict threads) trickling one byte per 0.1 s, "
+                f"concurrency 8 plain load, {opts.slow_seconds:g} s rounds alternating with the same load without "
+                f"them (serving after the slow clients: {still_alive}; load at the end {out['loadavg']}):",
+                ROUNDS_HEADERS, rounds_rows("c8", got, modes[0]))
+    bench.table("/ping every 0.2 s during those rounds, and what became of the slow connections:",
+                ["clients", "/ping p50 ms", "/ping max ms", "/ping failed", "slow connections closed by server",
+                 "slow connections answered"],
+                [[k, v["ping_p50_ms"], v["ping_max_ms"], f"{v['ping_failed']} / {v['pings'] + v['ping_failed']}",
+                  v["slow_connections_closed_by_server"],
+                  ", ".join(f"{a}: {c}" for a, c in v["slow_connections_answered"].items()) or "—"]
+                 for k, v in got.items()])
+    bench.headline("slow clients: " + "; ".join(f"{k} {v.get('throughput_ratio', 1.0)}×" for k, v in got.items()))
     return out
+
+
+def rollout_tables(bench: Bench, ro: dict) -> None:
+    bench.table(f"(c) Changes under load (concurrency 8, {ro['workers']} workers; versions: "
+                + ", ".join(f"v{k} = {v}" for k, v in ro["versions"].items())
+                + f"). Times relative to the call; peer: `deploy_version` → InService of the same versions, "
+                f"median {ro['peer_deploy_median']} s:",
+                ["change", "call s", "÷ deploy", "failed / requests", "first new answer s", "last old answer s",
+                 "old answers after return", "req/s before", "req/s during", "req/s after", "p99 before ms",
+                 "p99 during ms", "max during ms", "load 1-min"],
+                [[c["what"], c["duration_s"], ratio(c["duration_s"], ro["peer_deploy_median"], 2),
+                  f"{c['failed']} / {c['requests']}", c["first_new_answer_s"], c["last_old_answer_s"],
+                  c["old_answers_to_requests_sent_after_return"], c["before"]["rps"], c["during"]["rps"],
+                  c["after"]["rps"], c["before"]["p99_ms"], c["during"]["p99_ms"], c["during"]["max_ms"],
+                  c["loadavg"][0]] for c in ro["changes"]])
+    bench.headline(f"rollout: {len(ro['changes'])} changes under c8 load, {ro['failed_total']} failed requests (goal 0 "
+                   f"{'met' if ro['goal_zero_failed_met'] else 'NOT met'}); median change {ro['median_change_seconds']}"
+                   f" s vs deploy {ro['peer_deploy_median']} s")
 
 
 # ------------------------------------------------------------------------------ main
 
+MODELS = (("rf-reference", "reference", "random_forest"), ("rf-categorical", "categorical", "random_forest"),
+          ("gb-categorical", "categorical", "gradient_boosting"), ("lr-categorical", "categorical",
+                                                                  "logistic_regression"))
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default="", help="comma-separated subset of: " + ", ".join(SECTIONS))
-    parser.add_argument("--trees", type=int, default=100, help="random forest trees")
-    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds per comparison")
-    parser.add_argument("--requests", type=int, default=2000, help="max requests per target and level")
-    parser.add_argument("--seconds", type=float, default=12.0, help="max seconds per target and level (all rounds)")
-    parser.add_argument("--inproc-reps", type=int, default=300)
-    parser.add_argument("--updates", type=int, default=3, help="update_endpoint calls under load (back and forth)")
-    parser.add_argument("--settle", type=float, default=2.5, help="seconds of load before and after each change")
-    parser.add_argument("--rollout-workers", type=int, default=2)
-    parser.add_argument("--peer-deploys", type=int, default=2)
-    parser.add_argument("--no-pool-variant", dest="pool_variant", action="store_false",
-                        help="skip the mixed load on a server scoring every request in its thread pool")
-    parser.add_argument("--slow-seconds", type=float, default=4.0, help="seconds per slow-client round")
-    parser.add_argument("--short", action="store_true", help="smoke run: 2 rounds, fewer requests, 3 models")
-    opts = parser.parse_args(argv)
-    if opts.short:
-        opts.rounds, opts.requests, opts.seconds, opts.inproc_reps = 2, 300, 4.0, 60
-        opts.updates, opts.settle, opts.peer_deploys, opts.slow_seconds = 1, 1.5, 1, 2.0
+    bench = Bench("serving_features", __doc__, {
+        "only": ("", "comma-separated subset of: " + ", ".join(SECTIONS)), "trees": (100, "random forest trees"),
+        "rounds": (4, "alternating rounds per comparison"), "requests": (2000, "max requests per target and level"),
+        "seconds": (12.0, "max seconds per target and level (all rounds)"), "inproc_reps": 300,
+        "updates": (3, "update_endpoint calls under load (back and forth)"),
+        "settle": (2.5, "seconds of load before and after each change"), "rollout_workers": 2, "peer_deploys": 2,
+        "pool_variant": (True, "the mixed load on a server scoring every request in its thread pool"),
+        "slow_seconds": (4.0, "seconds per slow-client round")},
+        {"rounds": 2, "requests": 300, "seconds": 4.0, "inproc_reps": 60, "updates": 1, "settle": 1.5,
+         "peer_deploys": 1, "slow_seconds": 2.0}, argv)
+    opts = bench.opts
     chosen = [s.strip() for s in opts.only.split(",") if s.strip()] or list(SECTIONS)
-    unknown = set(chosen) - set(SECTIONS)
-    if unknown:
-        parser.error(f"unknown section(s): {', '.join(sorted(unknown))}")
+    if set(chosen) - set(SECTIONS):
+        bench.parser.error(f"unknown section(s): {', '.join(sorted(set(chosen) - set(SECTIONS)))}")
+    p = bench.platform(warm=True)
+    work = bench.scratch("work-", dir=bench.home_dir)
+    from churn_core.data.sample import make_subscription_sample
 
-    info = machine()
-    print(f"machine: {info['cpu_count']} cores, load average {info['loadavg_at_start']}")
-    cleanup = Cleanup()
-    home = temp_home(cleanup, "bench-serving-features")
-    work = Path(tempfile.mkdtemp(prefix="work-", dir=home))
-    import churn_core
-    from churn_core.data.sample import make_sample, make_subscription_sample
-
-    warm_start = start_warm_process(cleanup)
-    p = churn_core.connect()
-    platform_cleanup(cleanup, p)
-    reference = "reference" if REFERENCE_CSV.exists() else "sample"
-    p.upload_dataset(reference, REFERENCE_CSV.read_bytes() if REFERENCE_CSV.exists() else make_sample())
+    label, data = reference_data()
+    p.upload_dataset(label, data)
     p.upload_dataset("subscriptions", make_subscription_sample(7043))
-    datasets = {"reference": reference, "categorical": "subscriptions"}
-    results: dict = {"machine": info, "options": vars(opts), "datasets": datasets, "warm_process": warm_start}
-    print(f"datasets: {reference} ({'reference CSV' if reference == 'reference' else 'make_sample()'}), "
-          f"subscriptions (make_subscription_sample(7043))")
-
-    if "explain" in chosen or not {"capture", "slow", "rollout"}.isdisjoint(chosen):
-        print("\n(a) explanations" if "explain" in chosen else "\ntraining the models")
-    if "explain" in chosen:
-        results["explain"] = explain_section(p, datasets, opts, work, cleanup)
-    else:  # the other sections need the models
-        for label, dataset, params in (
-                ("rf-reference", reference, {"algorithm": "random_forest", "n_estimators": opts.trees}),
-                ("rf-categorical", "subscriptions", {"algorithm": "random_forest", "n_estimators": opts.trees}),
-                ("lr-categorical", "subscriptions", {"algorithm": "logistic_regression"})):
-            train(p, dataset, f"bench-sf-{label}", params)
+    datasets = {"reference": label, "categorical": "subscriptions"}
+    # explanations cover all four (three in a quick run); the other sections need the other three
+    models = [m for m in MODELS if m[0] != "gb-categorical" or ("explain" in chosen and not opts.quick)]
+    results: dict = {"datasets": datasets, "explain": {}}
+    for name, data_key, algorithm in models:
+        t0 = time.perf_counter()
+        train(p, datasets[data_key], {"algorithm": algorithm, **({"n_estimators": opts.trees}
+                                                                 if algorithm == "random_forest" else {})},
+              f"bench-sf-{name}")
+        print(f"  trained bench-sf-{name} in {time.perf_counter() - t0:.1f}s", flush=True)
+        if "explain" in chosen:
+            results["explain"][name] = explain_model(bench, p, name, datasets[data_key], data_key == "reference",
+                                                     algorithm, work)
+    if results["explain"]:
+        explain_tables(bench, results["explain"])
     if "capture" in chosen:
-        print("\n(b) capture overhead")
-        results["capture"] = capture_section(p, datasets, opts, work)
+        results["capture"] = {k: capture_model(bench, p, k, datasets[d], d == "reference", work)
+                              for k, d in (("rf-reference", "reference"), ("rf-categorical", "categorical"))[
+                                  :1 if opts.quick else 2]}
+        capture_tables(bench, results["capture"])
     if "rollout" in chosen:
-        print("\n(c) update under load")
         results["rollout"] = rollout_section(p, datasets, opts)
+        rollout_tables(bench, results["rollout"])
     if "slow" in chosen:
-        print("\n(d) slow clients")
-        results["slow"] = slow_section(p, datasets, opts)
-
-    summary(results)
-    write_results("bench_serving_features", results)
-    cleanup.run()
-    return 0
-
-
-def summary(r: dict) -> None:
-    if "explain" in r:
-        rows = []
-        for label, e in r["explain"].items():
-            rows.append([label, e["method"], e["c1"]["plain"]["p50_ms"], e["c1"]["explained"]["p50_ms"],
-                         e["c1"]["explained"]["p99_ms"], e["c1_p50_ratio"], e["c8"]["plain"]["throughput_rps"],
-                         e["c8"]["explained"]["throughput_rps"], e["c8_throughput_ratio"],
-                         e["plain_after_explained"]["c8_throughput_ratio"], e["mixed"]["plain_p99_ratio"],
-                         "yes" if e["goal_explained_p50_met"] else "NO"])
-        print_table("(a) explained vs plain single rows (same endpoint, alternating rounds)",
-                    ["model", "method", "c1 p50 plain", "c1 p50 expl", "c1 p99 expl", "p50 ×", "c8 req/s plain",
-                     "c8 req/s expl", "c8 ×", "plain: explained-ep / fresh-ep (c8)", "plain p99 beside expl ×",
-                     f"p50 < {EXPLAIN_P50_GOAL_MS:.0f} ms"], rows)
-    if "capture" in r:
-        print_table("(b) capture 100 % vs off (c8, alternating rounds)",
-                    ["model", "on req/s", "off req/s", "ratio", "captured", "answered", "goal ≥ 0.85", "count ok"],
-                    [[k, v["capture 100 %"]["throughput_rps"], v["capture off"]["throughput_rps"],
-                      v["throughput_ratio"], v["captured_lines"], v["requests_answered_with_capture_on"],
-                      "yes" if v["goal_throughput_met"] else "NO", "yes" if v["goal_count_met"] else "NO"]
-                     for k, v in r["capture"].items()])
-    if "rollout" in r:
-        print_table("(c) changes under load (c8)",
-                    ["change", "s", "failed", "requests", "first new +s", "last old +s", "rps before", "rps during",
-                     "rps after", "p99 during ms"],
-                    [[c["what"], c["duration_s"], c["failed"], c["requests"], c["first_new_answer_s"],
-                      c["last_old_answer_s"], c["before"]["rps"], c["during"]["rps"], c["after"]["rps"],
-                      c["during"]["p99_ms"]] for c in r["rollout"]["changes"]])
-        print(f"peer: deploy_version → InService median {r['rollout']['peer_deploy_median']} s; "
-              f"change / deploy {r['rollout']['ratio_change_to_deploy']}")
-    if "slow" in r:
-        print_table("(d) slow clients (c8, alternating rounds)",
-                    ["mode", "req/s", "ratio", "errors", "ping p50 ms", "ping max ms", "closed by server"],
-                    [[k, v["throughput_rps"], v.get("throughput_ratio", 1.0), v["errors"], v["ping_p50_ms"],
-                      v["ping_max_ms"], v["slow_connections_closed_by_server"]] for k, v in r["slow"]["modes"].items()])
+        results["slow"] = slow_section(bench, p, datasets)
+    return bench.finish(**results)
 
 
 if __name__ == "__main__":

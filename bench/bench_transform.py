@@ -1,8 +1,7 @@
 """Batch transform: a million customers scored from the bucket, against the plain script and MLflow.
 
     .venv/bin/python bench/bench_transform.py [--rows 1000000] [--small-rows 100000] [--rounds 3]
-                                              [--batch-rows 20000] [--short] [--skip-mlflow]
-                                              [--mlflow-venv bench/.mlflow-venv]
+                                              [--batch-rows 20000] [--quick] [--skip-mlflow]
 
 Data: ``make_subscription_sample`` (IBM-Telco-like: a customerID, 16 text categories, 3 numbers with
 blanks), 7,043 rows to train a random forest with the form's defaults (100 trees, unlimited depth), and
@@ -33,12 +32,9 @@ Goals: transform wall ≤ 0.7× the plain script; ≥ 5× faster than MLflow; pe
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import io
 import json
-import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,9 +42,8 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (BENCH, MLFLOW_VENV, ROOT, VENV_PY, Cleanup, loadavg, machine, median, platform_cleanup,  # noqa: E402
-                     print_table, ratio, start_warm_process, temp_home, write_results)
+from harness import (BENCH, MLFLOW_VENV, PYTHON, ROOT, Bench, deploy, export_mlflow, extract_model, interleave,
+                     load_in_process, loadavg, median, mlflow_env, mlflow_ready, ratio, spread, train)
 
 BEFORE_COMMIT = "73d7833"  # main before batch transform: score_batch's client as it was
 TRAIN_ROWS = 7043
@@ -121,10 +116,7 @@ def run_transform(p, model: str, key: str, reasons: bool = False) -> dict:
     job = p.start_transform(model, key, reasons=reasons)
     sampler = PeakMemory(job.pid)
     sampler.start()
-    while True:
-        job = p.describe_transform(job.name)
-        if not job.is_active:
-            break
+    while (job := p.describe_transform(job.name)).is_active:
         time.sleep(0.05)
     seconds = time.perf_counter() - started
     memory = sampler.stop()
@@ -145,10 +137,9 @@ def run_process(cmd: list[str], env: dict | None = None) -> dict:
     memory = sampler.stop()
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:4])} failed ({proc.returncode}): {err[-1500:]}")
-    last = out.strip().splitlines()[-1] if out.strip() else "{}"
     try:
-        inner = json.loads(last)
-    except ValueError:
+        inner = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
         inner = {}
     return {"seconds": round(seconds, 3), **inner, **memory, "loadavg": loadavg()}
 
@@ -170,64 +161,41 @@ def old_score_frame():
     return module.score_frame
 
 
-def interactive(p, model: str, data: bytes, rows: int) -> dict:
+def timed_rows(fn, rows: int) -> tuple:
+    started = time.perf_counter()
+    got = fn()
+    seconds = time.perf_counter() - started
+    return got, {"seconds": round(seconds, 3), "rows_per_s": round(rows / seconds, 1)}
+
+
+def interactive(p, model: str, data: bytes, rows: int, work: Path) -> dict:
     """score_batch through a local endpoint, before and after, and predict_proba in-process (the ceiling)."""
     from churn_core.paths import entry_module
 
-    head = data.split(b"\n", rows + 1)
-    frame = p.read_customers(b"\n".join(head[: rows + 1]) + b"\n")
-    ep = p.deploy(model, "bench-transform-ep")
-    if ep.status != "InService":
-        raise RuntimeError(f"endpoint {ep.status}: {ep.failure_reason}")
-    out = {"rows": len(frame), "endpoint_workers": ep.instance_count}
+    frame = p.read_customers(b"\n".join(data.split(b"\n", rows + 1)[: rows + 1]) + b"\n")
+    ep = deploy(p, model, "bench-transform-ep")
+    out: dict = {"rows": len(frame), "endpoint_workers": ep.instance_count}
     try:
-        started = time.perf_counter()
-        after = p.score_batch(ep.name, frame, reasons=False)  # like for like with the client before
-        seconds = time.perf_counter() - started
-        out["after"] = {"seconds": round(seconds, 3), "rows_per_s": round(len(frame) / seconds, 1),
-                        "scored": len(after.scored), "refused": len(after.errors)}
-        started = time.perf_counter()
-        explained = p.score_batch(ep.name, frame)  # the default: each row's risk band and top reason too
-        seconds = time.perf_counter() - started
-        out["after_with_top_reasons"] = {"seconds": round(seconds, 3), "rows_per_s": round(len(frame) / seconds, 1),
-                                         "scored": len(explained.scored), "with_reason": int(
-                                             (explained.scored.get("top_reason", "") != "").sum())}
+        after, out["after"] = timed_rows(lambda: p.score_batch(ep.name, frame, reasons=False), len(frame))
+        out["after"].update(scored=len(after.scored), refused=len(after.errors))  # like for like with before
+        explained, out["after_with_top_reasons"] = timed_rows(lambda: p.score_batch(ep.name, frame), len(frame))
+        out["after_with_top_reasons"].update(scored=len(explained.scored), with_reason=int(
+            (explained.scored.get("top_reason", "") != "").sum()))  # the default: risk band and top reason too
         before_fn = old_score_frame()
         if before_fn is not None:
             schema = p.model_schema(model)
-            started = time.perf_counter()
-            before = before_fn(lambda payload: p.invoke(ep.name, payload), frame, schema, 500)
-            seconds = time.perf_counter() - started
-            out["before"] = {"seconds": round(seconds, 3), "rows_per_s": round(len(frame) / seconds, 1),
-                             "scored": len(before.scored), "refused": len(before.errors),
-                             "client": f"churn_core/scoring.py at {BEFORE_COMMIT}"}
+            before, out["before"] = timed_rows(lambda: before_fn(lambda payload: p.invoke(ep.name, payload), frame,
+                                                                 schema, 500), len(frame))
+            out["before"].update(scored=len(before.scored), refused=len(before.errors),
+                                 client=f"churn_core/scoring.py at {BEFORE_COMMIT}")
             out["after_over_before"] = round(out["after"]["rows_per_s"] / out["before"]["rows_per_s"], 2)
     finally:
         p.delete_endpoint(ep.name)
-    model_dir = Path(tempfile.mkdtemp(prefix="bench-model-"))
-    loaded = load_model(p, model, model_dir)
-    dataset_schema = entry_module("dataset_schema")
-    started = time.perf_counter()
-    typed = dataset_schema.typed_features(frame, loaded["schema"], "bench")
-    loaded["pipeline"].predict_proba(typed)
-    seconds = time.perf_counter() - started
-    out["predict_proba_in_process"] = {"rows_per_s": round(len(frame) / seconds, 1)}
-    shutil.rmtree(model_dir, ignore_errors=True)
+    _, loaded = load_in_process(p, model, work / "inproc-model")
+    typed = entry_module("dataset_schema").typed_features
+    _, out["predict_proba_in_process"] = timed_rows(
+        lambda: loaded["pipeline"].predict_proba(typed(frame, loaded["schema"], "bench")), len(frame))
     return out
-
-
-def load_model(p, model: str, folder: Path) -> dict:
-    """The job's model.tar.gz, SHA-256 checked against the catalog, extracted and loaded by its model_fn."""
-    from churn_core.storage.artifacts import sha256_file
-    from churn_core.paths import entry_module
-    from churn_core.backends.local.endpoint.server import safe_extract
-
-    row = p.get_model(model)
-    artifact = p.store.path(row["artifact_key"])
-    if sha256_file(artifact) != row["artifact_sha256"]:
-        raise RuntimeError("model.tar.gz does not match the SHA-256 recorded at training; refusing to load it")
-    safe_extract(artifact, folder)
-    return entry_module("train").model_fn(str(folder))
 
 
 def compare(ours: Path, plain: Path) -> dict:
@@ -236,59 +204,51 @@ def compare(ours: Path, plain: Path) -> dict:
 
     a = pd.read_csv(ours, usecols=["customerID", "churn_probability", "predicted_churn"], dtype={"customerID": str})
     b = pd.read_csv(plain, dtype={"customerID": str})
-    same_ids = bool((a["customerID"].to_numpy() == b["customerID"].to_numpy()).all())
-    diff = float(np.abs(a["churn_probability"].to_numpy() - b["churn_probability"].to_numpy()).max())
-    agree = int((a["predicted_churn"].to_numpy() == b["predicted_churn"].to_numpy()).sum())
-    return {"rows": len(a), "same_ids_in_order": same_ids, "max_probability_difference": diff,
-            "labels_agree": agree}
+    return {"rows": len(a), "same_ids_in_order": bool((a["customerID"].to_numpy() == b["customerID"].to_numpy()).all()),
+            "max_probability_difference": float(np.abs(a["churn_probability"].to_numpy()
+                                                       - b["churn_probability"].to_numpy()).max()),
+            "labels_agree": int((a["predicted_churn"].to_numpy() == b["predicted_churn"].to_numpy()).sum())}
+
+
+def runners(p, opts, work: Path, files: dict, threshold: float, mlflow_model: Path | None) -> dict:
+    """The four ways to score the large file, each one callable per round."""
+    path, model_dir, peers = str(files["large"]["path"]), str(work / "model"), str(BENCH / "transform_peers.py")
+    out = {"transform": lambda r: run_transform(p, "subs-rf", files["large"]["key"]),
+           "plain": lambda r: run_process([PYTHON, peers, "plain", model_dir, path, str(work / "plain.csv"),
+                                           repr(threshold)])}
+    if mlflow_model is not None:
+        env = mlflow_env(work)
+        out["mlflow-cli"] = lambda r: run_process(
+            [str(MLFLOW_VENV / "bin" / "mlflow"), "models", "predict", "-m", str(mlflow_model), "-i", path,
+             "-t", "csv", "-o", str(work / "mlflow.json"), "--env-manager", "local"], env=env)
+        out["mlflow-pyfunc"] = lambda r: run_process(
+            [str(MLFLOW_VENV / "bin" / "python"), peers, "pyfunc", str(mlflow_model), path, str(work / "pyfunc.csv"),
+             repr(threshold)], env=env)
+    return {name: (lambda r, name=name, run=run: announce(name, r, opts, run(r))) for name, run in out.items()}
+
+
+def announce(name: str, r: int, opts, result: dict) -> dict:
+    print(f"round {r + 1}/{opts.rounds}: {name} on {opts.rows:,} rows: {result['seconds']:.2f} s, peak RSS "
+          f"{result['peak_rss_mb']:.0f} MB, load {result['loadavg']}", flush=True)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--small-rows", type=int, default=100_000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--batch-rows", type=int, default=20_000)
-    parser.add_argument("--short", action="store_true", help="100,000 and 20,000 rows, one round")
-    parser.add_argument("--skip-mlflow", action="store_true")
-    parser.add_argument("--mlflow-venv", type=Path, default=MLFLOW_VENV)
-    opts = parser.parse_args(argv)
-    if opts.short:
-        opts.rows, opts.small_rows, opts.rounds, opts.batch_rows = 100_000, 20_000, 1, 5_000
-    mlflow_python = opts.mlflow_venv / "bin" / "python"
-    use_mlflow = not opts.skip_mlflow and (opts.mlflow_venv / "bin" / "mlflow").exists()
-    if not use_mlflow and not opts.skip_mlflow:
-        print(f"{opts.mlflow_venv} is missing: create it as docs/benchmarks.md says; skipping the MLflow peers")
-
-    cleanup = Cleanup()
-    temp_home(cleanup, "bench-transform")
-    work = Path(tempfile.mkdtemp(prefix="bench-transform-work-"))
-    cleanup.add(f"remove {work}", lambda: shutil.rmtree(work, ignore_errors=True))
-    info = {"machine": machine(), "options": {k: str(v) for k, v in vars(opts).items()}}
-    info["warm_process"] = start_warm_process(cleanup)
-    import churn_core
+    bench = Bench("transform", __doc__, {"rows": 1_000_000, "small_rows": 100_000, "rounds": 3, "batch_rows": 20_000,
+                                         "skip_mlflow": False},
+                  {"rows": 100_000, "small_rows": 20_000, "rounds": 1, "batch_rows": 5_000}, argv)
+    opts = bench.opts
+    use_mlflow = mlflow_ready(opts)
+    p = bench.platform(warm=True)
+    work = bench.scratch("bench-transform-work-")
     from churn_core.data.sample import make_subscription_sample
 
-    p = churn_core.connect()
-    platform_cleanup(cleanup, p)
     print(f"training a random forest (form defaults) on {TRAIN_ROWS:,} subscription rows ...")
     p.upload_dataset("subs", make_subscription_sample(TRAIN_ROWS, seed=11))
-    p.start_training("subs", {"algorithm": "random_forest"}, name="subs-rf")
-    while p.describe_training("subs-rf").is_active:
-        time.sleep(0.1)
-    assert p.describe_training("subs-rf").status == "Completed"
+    train(p, "subs", {"algorithm": "random_forest"}, "subs-rf")
     threshold = p.model_threshold("subs-rf")
-    model_dir = work / "model"
-    load_model(p, "subs-rf", model_dir)
-    mlflow_model = None
-    if use_mlflow:
-        out = subprocess.run([str(mlflow_python), str(BENCH / "mlflow_export.py"), str(model_dir),
-                              str(work / "mlflow-model"), "predict_proba"], capture_output=True, text=True,
-                             timeout=900, cwd=str(work))
-        if out.returncode != 0:
-            raise RuntimeError(f"MLflow export failed: {out.stderr[-1500:]}")
-        mlflow_model = work / "mlflow-model"
-        print(f"  MLflow model: {out.stdout.strip().splitlines()[-1]}")
+    extract_model(p, "subs-rf", work / "model")
+    mlflow_model = export_mlflow(work / "model", work / "mlflow-model", "predict_proba") if use_mlflow else None
     files = {}
     for label, rows, seed in (("small", opts.small_rows, 31), ("large", opts.rows, 32)):
         print(f"generating {rows:,} customers to score ...")
@@ -296,82 +256,56 @@ def main(argv: list[str] | None = None) -> int:
         p.store.put_bytes(key, scoring_file(rows, seed))
         files[label] = {"rows": rows, "key": key, "path": p.store.path(key),
                         "mb": round(p.store.path(key).stat().st_size / 1e6, 1)}
-    info["files"] = {k: {"rows": v["rows"], "mb": v["mb"]} for k, v in files.items()}
-    path = str(files["large"]["path"])
-    mlflow_env = {**os.environ, "PATH": f"{opts.mlflow_venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
-                  "MLFLOW_TRACKING_URI": (work / "mlruns").as_uri()}
-    mlflow_env.pop("PYTHONPATH", None)
-    python = str(VENV_PY if VENV_PY.exists() else sys.executable)
-    runners = {
-        "transform": lambda: run_transform(p, "subs-rf", files["large"]["key"]),
-        "plain": lambda: run_process([python, str(BENCH / "transform_peers.py"), "plain", str(model_dir), path,
-                                      str(work / "plain.csv"), repr(threshold)]),
-    }
-    if mlflow_model is not None:
-        runners["mlflow-cli"] = lambda: run_process(
-            [str(opts.mlflow_venv / "bin" / "mlflow"), "models", "predict", "-m", str(mlflow_model), "-i", path,
-             "-t", "csv", "-o", str(work / "mlflow.json"), "--env-manager", "local"], env=mlflow_env)
-        runners["mlflow-pyfunc"] = lambda: run_process(
-            [str(mlflow_python), str(BENCH / "transform_peers.py"), "pyfunc", str(mlflow_model), path,
-             str(work / "pyfunc.csv"), repr(threshold)], env=mlflow_env)
-    runs: dict[str, list[dict]] = {name: [] for name in runners}
-    names = list(runners)
-    for r in range(opts.rounds):
-        for name in names if r % 2 == 0 else list(reversed(names)):
-            print(f"round {r + 1}/{opts.rounds}: {name} on {opts.rows:,} rows ...", flush=True)
-            result = runners[name]()
-            runs[name].append(result)
-            print(f"  {result['seconds']:.2f} s, peak RSS {result['peak_rss_mb']:.0f} MB, load {result['loadavg']}")
-    last = runs["transform"][-1]
-    info["agreement_with_plain"] = compare(p.store.path(p.describe_transform(last["name"]).output_key),
-                                           work / "plain.csv")
-    print(f"transform on {opts.small_rows:,} rows (memory from small to large) ...")
+    runs = interleave(runners(p, opts, work, files, threshold, mlflow_model), opts.rounds)
+    agreement = compare(p.store.path(p.describe_transform(runs["transform"][-1]["name"]).output_key),
+                        work / "plain.csv")
+    print(f"transform on {opts.small_rows:,} rows (memory from small to large), then with each line's top reason ...")
     small = run_transform(p, "subs-rf", files["small"]["key"])
-    print(f"transform with each line's top reason on {opts.small_rows:,} rows (its cost) ...")
     explained = run_transform(p, "subs-rf", files["small"]["key"], reasons=True)
     explained["over_plain"] = round(explained["seconds"] / small["seconds"], 2)
-    info["small_with_top_reasons"] = explained
     print(f"score_batch through a local endpoint on {opts.batch_rows:,} rows, after and before ...")
-    info["interactive"] = interactive(p, "subs-rf", files["large"]["path"].read_bytes(), opts.batch_rows)
+    inter = interactive(p, "subs-rf", files["large"]["path"].read_bytes(), opts.batch_rows, work)
+    summary = summarize(bench, runs, small, opts, mlflow_model is not None)
+    bench.table(f"score_batch through a local endpoint, {inter['rows']:,} rows", ["client", "rows/s", "scored",
+                                                                                 "refused"],
+                [[k, inter[k]["rows_per_s"], inter[k]["scored"], inter[k].get("refused")]
+                 for k in ("before", "after", "after_with_top_reasons") if k in inter]
+                + [["predict_proba in-process (the ceiling)", inter["predict_proba_in_process"]["rows_per_s"], "", ""]])
+    bench.text(f"Top reasons on {opts.small_rows:,} rows: {explained['seconds']} s, {explained['over_plain']}× the "
+               f"transform without them. Agreement with the plain script: {agreement}")
+    return bench.finish(files={k: {"rows": v["rows"], "mb": v["mb"]} for k, v in files.items()},
+                        agreement_with_plain=agreement, small_with_top_reasons=explained, interactive=inter, runs=runs,
+                        small=small, summary=summary)
 
+
+def summarize(bench: Bench, runs: dict, small: dict, opts, mlflow: bool) -> dict:
     med = {name: median(r["seconds"] for r in results) for name, results in runs.items()}
     ours = med["transform"]
-    summary = {
-        "median_seconds": med,
-        "rows_per_s": {name: round(opts.rows / s, 1) for name, s in med.items()},
-        "ratio_to_plain": round(ratio(ours, med["plain"]), 3),
-        "per_round_ratio_to_plain": [round(a["seconds"] / b["seconds"], 3)
-                                     for a, b in zip(runs["transform"], runs["plain"], strict=True)],
-        "memory": {"small": {"rows": opts.small_rows, "peak_rss_mb": small["peak_rss_mb"],
-                             "peak_pss_mb": small["peak_pss_mb"]},
-                   "large": {"rows": opts.rows, "peak_rss_mb": max(r["peak_rss_mb"] for r in runs["transform"]),
-                             "peak_pss_mb": max(r["peak_pss_mb"] for r in runs["transform"])}},
-    }
-    if mlflow_model is not None:
-        summary["mlflow_over_ours"] = {k: round(med[k] / ours, 2) for k in ("mlflow-cli", "mlflow-pyfunc")}
-    summary["goals"] = {
-        "transform ≤ 0.7× plain": summary["ratio_to_plain"] <= GOALS["plain"],
-        "≥ 5× MLflow (CLI)": bool(mlflow_model) and summary["mlflow_over_ours"]["mlflow-cli"] >= GOALS["mlflow"],
-        "peak RSS ≤ 1 GB": summary["memory"]["large"]["peak_rss_mb"] <= GOALS["rss_mb"],
-    }
-    rows = [[name, med[name], summary["rows_per_s"][name], ratio(med[name], ours),
-             max(r["peak_rss_mb"] for r in runs[name])] for name in runners]
-    print_table(f"{opts.rows:,} rows, median of {opts.rounds} (load now {loadavg()})",
-                ["run", "seconds", "rows/s", "÷ transform", "peak RSS MB"], rows)
-    print_table("memory of the transform job (driver + workers)", ["rows", "peak RSS MB", "peak PSS MB"],
+    large = {"rows": opts.rows, "peak_rss_mb": max(r["peak_rss_mb"] for r in runs["transform"]),
+             "peak_pss_mb": max(r["peak_pss_mb"] for r in runs["transform"])}
+    s = {"median_seconds": med, "spread_seconds": {k: spread(r["seconds"] for r in v) for k, v in runs.items()},
+         "rows_per_s": {name: round(opts.rows / v, 1) for name, v in med.items()},
+         "ratio_to_plain": ratio(ours, med["plain"]),
+         "per_round_ratio_to_plain": [ratio(a["seconds"], b["seconds"])
+                                      for a, b in zip(runs["transform"], runs["plain"], strict=True)],
+         "memory": {"small": {"rows": opts.small_rows, "peak_rss_mb": small["peak_rss_mb"],
+                              "peak_pss_mb": small["peak_pss_mb"]}, "large": large}}
+    if mlflow:
+        s["mlflow_over_ours"] = {k: round(med[k] / ours, 2) for k in ("mlflow-cli", "mlflow-pyfunc")}
+    s["goals"] = {"transform ≤ 0.7× plain": s["ratio_to_plain"] <= GOALS["plain"],
+                  "≥ 5× MLflow (CLI)": mlflow and s["mlflow_over_ours"]["mlflow-cli"] >= GOALS["mlflow"],
+                  "peak RSS ≤ 1 GB": large["peak_rss_mb"] <= GOALS["rss_mb"]}
+    bench.table(f"{opts.rows:,} rows, median of {opts.rounds} (load now {loadavg()})",
+                ["run", "seconds", "min s", "max s", "rows/s", "÷ transform", "peak RSS MB"],
+                [[k, med[k], s["spread_seconds"][k]["min"], s["spread_seconds"][k]["max"], s["rows_per_s"][k],
+                  ratio(med[k], ours, 2), max(r["peak_rss_mb"] for r in runs[k])] for k in runs])
+    bench.table("Memory of the transform job (driver + workers)", ["rows", "peak RSS MB", "peak PSS MB"],
                 [[opts.small_rows, small["peak_rss_mb"], small["peak_pss_mb"]],
-                 [opts.rows, summary["memory"]["large"]["peak_rss_mb"], summary["memory"]["large"]["peak_pss_mb"]]])
-    inter = info["interactive"]
-    print_table(f"score_batch through a local endpoint, {inter['rows']:,} rows",
-                ["client", "rows/s", "scored", "refused"],
-                [[k, inter[k]["rows_per_s"], inter[k]["scored"], inter[k]["refused"]] for k in ("before", "after")
-                 if k in inter]
-                + [["predict_proba in-process", inter["predict_proba_in_process"]["rows_per_s"], "", ""]])
-    print(f"\nagreement with the plain script: {info['agreement_with_plain']}")
-    print(f"goals: {summary['goals']}")
-    write_results("bench_transform", {**info, "runs": runs, "small": small, "summary": summary})
-    cleanup.run()
-    return 0
+                 [opts.rows, large["peak_rss_mb"], large["peak_pss_mb"]]])
+    bench.headline(f"transform {opts.rows:,} rows: {ours:.2f}s, {s['ratio_to_plain']}× the plain script"
+                   + (f", MLflow CLI {s['mlflow_over_ours']['mlflow-cli']}× ours" if mlflow else "")
+                   + f"; goals {s['goals']}")
+    return s
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Upload validation at scale: time and peak memory against pandas reading the same file, in the same run.
 
-    .venv/bin/python bench/bench_upload.py [--rows 100000 1000000] [--runs 3] [--short]
+    .venv/bin/python bench/bench_upload.py [--rows 100000 1000000] [--runs 3] [--quick]
 
 For each size, ``churn_core.data.sample.make_subscription_sample(rows)`` (20 columns and a Yes/No target: an ID,
 Yes/No categories, numbers, blanks) is written to a file under /tmp once. Then, interleaved, each in a fresh
@@ -19,17 +19,14 @@ Goal (issue 18): validate ≤ 2× read_csv's time, peak RSS ≤ 3× the file's s
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, Cleanup, loadavg, machine, median, print_table, ratio, write_results  # noqa: E402
+from harness import ROOT, Bench, interleave, loadavg, median, ratio
 
 CHILD = r"""
 import io, json, os, sys, time
@@ -76,68 +73,63 @@ print(json.dumps({"seconds": seconds, "peak_over_base": peak - base, "peak": pea
 KINDS = ("read_csv", "validate", "upload")
 
 
-def run_child(kind: str, path: Path, home: Path) -> dict:
+def run_child(kind: str, path, home) -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT), CHURN_HOME=str(home), CHURN_BACKEND="local", CHURN_WARM="0",
                CHURN_MAX_UPLOAD_MB="1024")
     done = subprocess.run([sys.executable, "-c", CHILD, kind, str(path)], env=env, cwd=str(ROOT),
                           capture_output=True, text=True, timeout=900)
+    shutil.rmtree(home, ignore_errors=True)
     if done.returncode != 0:
         raise RuntimeError(f"{kind} failed: {done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--short", action="store_true", help="smoke run: 20,000 and 100,000 rows, 1 run")
-    parser.add_argument("--max-seconds", type=float, default=1800.0, help="wall-clock cap for the whole run")
-    args = parser.parse_args()
-    if args.short:
-        args.rows, args.runs = [20_000, 100_000], 1
-    cleanup = Cleanup()
-    scratch = Path(tempfile.mkdtemp(prefix="churn-bench-upload-"))
-    cleanup.add(f"remove {scratch}", lambda: __import__("shutil").rmtree(scratch, ignore_errors=True))
-    sys.path.insert(0, str(ROOT))
+def measure(bench: Bench, rows: int, started: float) -> dict:
     from churn_core.data.sample import make_subscription_sample
 
+    path = bench.scratch("churn-bench-upload-") / f"subscription-{rows}.csv"
+    path.write_bytes(make_subscription_sample(rows=rows, seed=5))
+    size = path.stat().st_size
+
+    def runner(kind: str):
+        def run(r: int) -> dict:
+            if time.monotonic() - started > bench.opts.max_seconds:
+                raise SystemExit(f"stopped at the {bench.opts.max_seconds:.0f} s cap")
+            return run_child(kind, path, path.parent / f"home-{r}-{kind}")
+        return run
+
+    load_before = loadavg()
+    measured = interleave({kind: runner(kind) for kind in KINDS}, bench.opts.runs)  # alternating order
+    out = {"rows": rows, "file_bytes": size, "loadavg_before": load_before, "loadavg_after": loadavg()}
+    for kind in KINDS:
+        seconds = median(m["seconds"] for m in measured[kind])
+        peak = median(m["peak_over_base"] for m in measured[kind])
+        out[kind] = {"seconds": seconds, "peak_over_base_bytes": peak, "runs": measured[kind],
+                     "min_seconds": min(m["seconds"] for m in measured[kind]),
+                     "max_seconds": max(m["seconds"] for m in measured[kind]), "us_per_row": seconds / rows * 1e6,
+                     "peak_bytes_per_row": peak / rows, "peak_over_file_size": peak / size}
+    for kind in ("validate", "upload"):
+        out[kind]["time_vs_read_csv"] = ratio(out[kind]["seconds"], out["read_csv"]["seconds"])
+    v = out["validate"]
+    bench.headline(f"upload validation {rows:,} rows: {v['time_vs_read_csv']:.2f}× read_csv's time (goal ≤2×), "
+                   f"peak {v['peak_over_file_size']:.2f}× the file (goal ≤3×)")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    bench = Bench("upload", __doc__, {"rows": [100_000, 1_000_000], "runs": 3,
+                                      "max_seconds": (1800.0, "wall-clock cap for the whole run")},
+                  {"rows": [20_000, 100_000], "runs": 1}, argv)
     started = time.monotonic()
-    results = {"machine": machine(), "runs": args.runs, "sizes": []}
-    table = []
-    for rows in args.rows:
-        path = scratch / f"subscription-{rows}.csv"
-        path.write_bytes(make_subscription_sample(rows=rows, seed=5))
-        size = path.stat().st_size
-        measured: dict[str, list[dict]] = {k: [] for k in KINDS}
-        load_before = loadavg()
-        for run in range(args.runs):
-            order = KINDS if run % 2 == 0 else tuple(reversed(KINDS))  # interleaved, alternating order
-            for kind in order:
-                if time.monotonic() - started > args.max_seconds:
-                    raise SystemExit(f"stopped at the {args.max_seconds:.0f} s cap")
-                home = scratch / f"home-{rows}-{run}-{kind}"
-                measured[kind].append(run_child(kind, path, home))
-                __import__("shutil").rmtree(home, ignore_errors=True)
-        summary = {"rows": rows, "file_bytes": size, "loadavg_before": load_before, "loadavg_after": loadavg()}
-        for kind in KINDS:
-            seconds = median(m["seconds"] for m in measured[kind])
-            peak = median(m["peak_over_base"] for m in measured[kind])
-            summary[kind] = {"seconds": seconds, "peak_over_base_bytes": peak, "runs": measured[kind],
-                             "us_per_row": seconds / rows * 1e6, "peak_bytes_per_row": peak / rows,
-                             "peak_over_file_size": peak / size}
-        for kind in ("validate", "upload"):
-            summary[kind]["time_vs_read_csv"] = ratio(summary[kind]["seconds"], summary["read_csv"]["seconds"])
-        results["sizes"].append(summary)
-        for kind in KINDS:
-            s = summary[kind]
-            table.append([f"{rows:,}", f"{size / 1e6:.1f} MB", kind, s["seconds"], s.get("time_vs_read_csv"),
-                          s["us_per_row"], s["peak_over_base_bytes"] / 1e6, s["peak_over_file_size"],
-                          s["peak_bytes_per_row"]])
-    print_table("Upload validation vs pandas.read_csv (medians; peak RSS over the interpreter's own)",
-                ["rows", "file", "what", "seconds", "× read_csv", "µs/row", "peak MB", "peak / file",
-                 "peak B/row"], table)
-    write_results("bench_upload", results)
-    return 0
+    sizes = [measure(bench, rows, started) for rows in bench.opts.rows]
+    bench.table("Upload validation vs pandas.read_csv (medians; peak RSS over the interpreter's own)",
+                ["rows", "file", "what", "seconds", "min s", "max s", "× read_csv", "µs/row", "peak MB",
+                 "peak / file", "peak B/row"],
+                [[f"{s['rows']:,}", f"{s['file_bytes'] / 1e6:.1f} MB", kind, s[kind]["seconds"],
+                  s[kind]["min_seconds"], s[kind]["max_seconds"], s[kind].get("time_vs_read_csv"),
+                  s[kind]["us_per_row"], s[kind]["peak_over_base_bytes"] / 1e6, s[kind]["peak_over_file_size"],
+                  s[kind]["peak_bytes_per_row"]] for s in sizes for kind in KINDS])
+    return bench.finish(runs=bench.opts.runs, sizes=sizes)
 
 
 if __name__ == "__main__":
