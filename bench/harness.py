@@ -230,7 +230,7 @@ class Bench:
 
     def start_warm_process(self) -> dict:
         """A warm process in a folder of this run's; seconds until it answers (paid once per code version)."""
-        from churn_core.processes.warm import process as warm
+        from churn_core.processes.warm import client as warm
 
         folder = Path(tempfile.mkdtemp(prefix="churn-bench-warm-"))
         os.environ["CHURN_WARM_DIR"] = str(folder)
