@@ -49,9 +49,9 @@ def test_default_name_follows_the_seed_style(platform):
 
 def test_generated_names_never_clash_within_one_second(platform, monkeypatch):
     """Local jobs take about a second, so two launches can share a timestamp: the second gets a suffix."""
-    import churn_core.platform as platform_module
+    import churn_core.training.service as training_service
 
-    monkeypatch.setattr(platform_module, "default_job_name", lambda algorithm: "churn-rf-2026-11-26-10-00-00")
+    monkeypatch.setattr(training_service, "default_job_name", lambda algorithm: "churn-rf-2026-11-26-10-00-00")
     names = [platform.start_training("sample", {"n_estimators": 5}).name for _ in range(3)]
     assert names == ["churn-rf-2026-11-26-10-00-00", "churn-rf-2026-11-26-10-00-00-2", "churn-rf-2026-11-26-10-00-00-3"]
     for name in names:

@@ -32,7 +32,7 @@ def test_models_page_registers_approves_aliases_and_deploys(trained):
     versions = at.dataframe[0].value
     assert list(versions["version"]) == ["v1"] and list(versions["status"]) == ["PendingManualApproval"]
     assert versions["ROC AUC"].iloc[0] == pytest.approx(trained.describe_training("subs-rf").metrics["roc_auc"])
-    assert "Only Approved versions are deployed" in texts(at, "caption")
+    assert "only Approved versions can be deployed" in texts(at, "caption")
 
     at.text_input(key="decision_note").set_value("holdout AUC is fine")
     button(at, "Approve").click().run()
