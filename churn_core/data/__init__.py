@@ -1,1 +1,1 @@
-"""churn_core/data."""
+"""Datasets: an uploaded churn file validated in memory, typed once, split, stored and recorded."""

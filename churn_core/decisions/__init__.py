@@ -1,1 +1,1 @@
-"""churn_core/decisions."""
+"""Decisions on probabilities: the campaign plan, the decision threshold, evaluation on new data, reasons."""

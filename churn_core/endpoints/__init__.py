@@ -1,1 +1,1 @@
-"""churn_core/endpoints."""
+"""Endpoints: deploy, invoke, score one customer or a file, update and split traffic, delete."""

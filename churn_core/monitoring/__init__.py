@@ -1,1 +1,1 @@
-"""churn_core/monitoring."""
+"""Monitoring: each model's training baseline, what its endpoints captured, drift reports and their schedules."""

@@ -1,1 +1,1 @@
-"""churn_core/processes."""
+"""Detached processes on this machine: started to outlive the dashboard, found by what they are, stopped."""

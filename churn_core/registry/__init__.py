@@ -1,1 +1,1 @@
-"""churn_core/registry."""
+"""The model registry: groups of numbered versions, their approval, aliases, and the rule for what may serve."""

@@ -1,1 +1,1 @@
-"""churn_core/processes/warm."""
+"""The warm process: the heavy imports done once, then detached processes forked from it on demand."""

@@ -1,1 +1,1 @@
-"""churn_core/backends/local/endpoint."""
+"""A local endpoint: its supervisor, its model server (SageMaker's container contract) and their files."""
