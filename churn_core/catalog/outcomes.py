@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from churn_core.errors import BackendError, ChurnError
 
 TERMINAL = ("Completed", "Failed", "Stopped")
 
@@ -84,3 +87,18 @@ def apply(catalog, kind: str, name: str, fields: dict, conn: sqlite3.Connection 
         conn.execute(f"UPDATE {table} SET {cols} WHERE name = ?", [*fields.values(), name])
     else:
         catalog.update(table, name, **fields)
+
+
+@contextmanager
+def failed_if_not_started(catalog, kind: str, name: str, what: str) -> Iterator[None]:
+    """A job whose start raises ends Failed with the reason, never stays InProgress: a user's error (ChurnError)
+    as it is, anything else as a BackendError naming the ``what`` (e.g. "training job") that could not start."""
+    try:
+        yield
+    except ChurnError as exc:
+        finish(catalog, kind, name, "Failed", str(exc), event=f"Failed: {exc}")
+        raise
+    except Exception as exc:
+        reason = f"could not start: {exc}"
+        finish(catalog, kind, name, "Failed", reason, event=f"Failed: {reason}")
+        raise BackendError(f"Could not start {what} {name}: {exc}") from exc

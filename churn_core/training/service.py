@@ -8,7 +8,7 @@ from churn_core.catalog import jobs as records
 from churn_core.catalog import outcomes
 from churn_core.catalog.database import dumps
 from churn_core.catalog.name_clash import insert_named
-from churn_core.errors import BackendError, ChurnError, ConflictError, ValidationError
+from churn_core.errors import ConflictError, ValidationError
 from churn_core.names import check_name, default_job_name
 from churn_core.paths import code_version
 from churn_core.records import TRAINING_ACTIVE, TrainingJob
@@ -47,20 +47,11 @@ class TrainingService:
         name = insert_named(self.catalog, "jobs", "training job", name, lambda n: {**row, "name": n}, auto_named,
                             ("job", f"submitted: {algorithm} on {ds.name}"),
                             "Job names are unique; pick another.")["name"]
-        try:
+        with outcomes.failed_if_not_started(self.catalog, "training", name, "training job"):
             self.datasets.ensure_schema_object(ds)  # the typing decided at upload travels with the data
             fields = self.backend.start_training(records.job(self.catalog, name), ds)
-        except ChurnError as exc:
-            self._fail(name, str(exc))
-            raise
-        except Exception as exc:
-            self._fail(name, f"could not start: {exc}")
-            raise BackendError(f"Could not start training job {name}: {exc}") from exc
         outcomes.apply(self.catalog, "training", name, fields)
         return self.describe(name)
-
-    def _fail(self, name: str, reason: str) -> None:
-        outcomes.finish(self.catalog, "training", name, "Failed", reason, event=f"Failed: {reason}")
 
     def refresh(self, row: dict) -> dict:
         """The job's row after asking the backend how an active job is doing (its model recorded once it completed)."""

@@ -12,7 +12,7 @@ from churn_core.catalog import transforms as records
 from churn_core.catalog.database import dumps
 from churn_core.catalog.name_clash import insert_named
 from churn_core.endpoints.service import suffixed
-from churn_core.errors import BackendError, ChurnError, ConflictError, NotFoundError, ValidationError
+from churn_core.errors import ConflictError, NotFoundError, ValidationError
 from churn_core.names import check_name, timestamp
 from churn_core.records import TRANSFORM_ACTIVE, TransformJob
 from churn_core.transform.rules import (
@@ -58,20 +58,14 @@ class TransformService:
                            ("transform", f"submitted: model {trained['name']} on {label}"), "Pick another name.")
         name = row["name"]
         try:
-            if kind == "bytes":
-                self.store.put_bytes(row["input_key"], bytes(source))
-            elif kind == "path":
-                self.store.put_file(row["input_key"], Path(source))
-            fields = self.backend.start_transform(records.transform(self.catalog, name), trained, schema)
-        except TransformInputError as exc:  # the file cannot be scored at all: the job fails, naming why
-            self._fail(name, str(exc))
+            with outcomes.failed_if_not_started(self.catalog, "transform", name, "transform job"):
+                if kind == "bytes":
+                    self.store.put_bytes(row["input_key"], bytes(source))
+                elif kind == "path":
+                    self.store.put_file(row["input_key"], Path(source))
+                fields = self.backend.start_transform(records.transform(self.catalog, name), trained, schema)
+        except TransformInputError:  # the file cannot be scored at all: the job failed, naming why
             return self.describe(name)
-        except ChurnError as exc:
-            self._fail(name, str(exc))
-            raise
-        except Exception as exc:
-            self._fail(name, f"could not start: {exc}")
-            raise BackendError(f"Could not start transform job {name}: {exc}") from exc
         outcomes.apply(self.catalog, "transform", name, fields)
         return self.describe(name)
 
@@ -94,9 +88,6 @@ class TransformService:
         raise ValidationError(f"Give the data to score as CSV bytes, the path of a CSV file on this machine, or a key "
                               f"in the bucket (e.g. a dataset's datasets/<name>/test/test.csv); {shown} is none of "
                               "these.")
-
-    def _fail(self, name: str, reason: str) -> None:
-        outcomes.finish(self.catalog, "transform", name, "Failed", reason, event=f"Failed: {reason}")
 
     def _refresh(self, row: dict) -> dict:
         if row["status"] in TRANSFORM_ACTIVE:
