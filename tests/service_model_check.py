@@ -47,8 +47,28 @@ _PATTERNS: dict[str, object] = {}
 
 
 def _pattern(text: str):
+    """The service's (Java) pattern, matched against the whole value as the service does. Java's ``.`` also
+    refuses ``\\r``, U+0085, U+2028 and U+2029 (Python's only ``\\n``)."""
     if text not in _PATTERNS:
-        _PATTERNS[text] = regex.compile(text)
+        out, escaped, depth = [], False, 0
+        for char in text:
+            if escaped:
+                out.append(char)
+                escaped = False
+            elif char == "\\":
+                out.append(char)
+                escaped = True
+            elif char == "[":
+                depth += 1
+                out.append(char)
+            elif char == "]" and depth:
+                depth -= 1
+                out.append(char)
+            elif char == "." and not depth:
+                out.append("[^\\n\\r\\u0085\\u2028\\u2029]")
+            else:
+                out.append(char)
+        _PATTERNS[text] = regex.compile("".join(out))
     return _PATTERNS[text]
 
 
