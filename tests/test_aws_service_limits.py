@@ -91,3 +91,17 @@ def test_a_model_whose_dataset_was_deleted_can_still_be_registered(platform, mod
     metadata = created[0].get("CustomerMetadataProperties", {})
     assert all(value for value in metadata.values())  # the service refuses empty values
     assert metadata.get("job") == "job-b"
+
+
+def test_a_request_over_a_service_maximum_is_not_sent(platform):
+    """The net under the input checks: any value over a maximum (or outside an enum) in any request fails
+    before it is sent, naming the field and the limit (here a description SageMaker caps at 1024)."""
+    from churn_core.backends.sagemaker.aws import AwsError
+
+    sent = capture(platform, "sagemaker", "CreateModelPackageGroup")
+    with pytest.raises(AwsError, match=r"ModelPackageGroupDescription is 2000 characters long.*at most 1024"):
+        platform.backend.ctx.call("sagemaker", "create_model_package_group", "create model group g",
+                                  ModelPackageGroupName="g", ModelPackageGroupDescription="x" * 2000,
+                                  Tags=platform.backend.ctx.tags())
+    assert sent == []
+    assert aws_client("sagemaker").list_model_package_groups()["ModelPackageGroupSummaryList"] == []
