@@ -82,3 +82,15 @@ def model_tarballs() -> dict:
     from tests.aws_support import trained_tarballs
 
     return trained_tarballs()
+
+
+@pytest.fixture(autouse=True)
+def aws_request_check(monkeypatch):
+    """Every request the SageMaker backend sends must pass the service model and the shipped IAM policies."""
+    from tests.service_model_check import RequestCheck
+
+    check = RequestCheck()
+    check.install(monkeypatch)
+    yield check
+    if check.problems:
+        pytest.fail("Requests the real AWS would refuse:\n" + "\n".join(check.problems), pytrace=False)

@@ -161,6 +161,9 @@ class TuningService:
             "status": "InProgress", "created_at": time.time(), "code_sha256": code_version(),
             "instance_type": instance_type or next(iter(self.backend.training_instance_types()), "local"),
         }
+        check = getattr(self.backend, "check_tuning", None)  # optional: a remote service's own limits (SageMaker)
+        if check is not None:
+            check(row)  # before anything is recorded
         base = name
         for attempt in range(1, 100):
             try:

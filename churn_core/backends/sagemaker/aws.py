@@ -38,6 +38,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from churn_core.backends.sagemaker.request_model import check_request
 from churn_core.errors import BackendError, ValidationError
 
 DOCS = "docs/aws.md"
@@ -210,6 +211,11 @@ def call(client, operation: str, *, what: str = "", settings=None, **kwargs: Any
     ``what`` names the action in words for the message ("upload datasets/x/train/train.csv").
     """
     api = _operation_name(client, operation)
+    refused = check_request(client, api, kwargs)
+    if refused:
+        raise AwsError(f"The request for {what or api} was not sent: AWS would refuse it ({'; '.join(refused[:3])}). "
+                       "This is a bug in the control plane; please report it with this message.",
+                       "ParamValidation", api)
     for attempt in range(RETRY_ATTEMPTS):
         try:
             return getattr(client, operation)(**kwargs)

@@ -178,6 +178,9 @@ class SageMakerBackend:
     def tuning_needs_log_metric(self) -> bool:
         return True  # SageMaker reads the objective off the training log with a MetricDefinitions regex
 
+    def check_tuning(self, tuning: dict) -> None:
+        self.tuning.check(tuning)
+
     def start_tuning(self, tuning: dict, dataset: Dataset) -> dict:
         return self.tuning.start(tuning, dataset)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from churn_core.backends.sagemaker.aws import AwsError
 from churn_core.backends.sagemaker.context import SageMakerContext
+from churn_core.backends.sagemaker.limits import description, metadata, one_line
 from churn_core.backends.sagemaker.models import Models
 
 
@@ -16,9 +17,9 @@ class ModelPackages:
     def ensure_group(self, group: dict) -> str:
         name = group["name"]
         try:
+            about = description(f"Churn models of dataset {group['dataset']}")
             answer = self.ctx.call("sagemaker", "create_model_package_group", f"create model group {name}",
-                                   ModelPackageGroupName=name,
-                                   ModelPackageGroupDescription=f"Churn models of dataset {group['dataset']}",
+                                   ModelPackageGroupName=name, ModelPackageGroupDescription=about,
                                    Tags=self.ctx.tags(dataset=group["dataset"]))
             return answer.get("ModelPackageGroupArn", "")
         except AwsError as exc:
@@ -33,18 +34,19 @@ class ModelPackages:
         answer = self.ctx.call(
             "sagemaker", "create_model_package", f"register a version of {group['name']}",
             ModelPackageGroupName=group["name"],
-            ModelPackageDescription=(note or f"from training job {trained_model['name']}")[:1000],
+            # The catalog keeps the note as written; SageMaker's copy is flattened to what it accepts.
+            ModelPackageDescription=description(note) or f"from training job {trained_model['name']}",
             ModelApprovalStatus="PendingManualApproval",
             InferenceSpecification={
                 "Containers": [self.models.container(trained_model["name"], trained_model["artifact_key"])],
                 "SupportedContentTypes": ["application/json", "text/csv", "application/x-npy"],
                 "SupportedResponseMIMETypes": ["application/json", "text/csv", "application/x-npy"],
             },
-            CustomerMetadataProperties={
+            CustomerMetadataProperties=metadata({
                 "job": trained_model["name"], "dataset": trained_model["dataset"],
                 "dataset_sha256": trained_model["dataset_sha256"], "code_sha256": trained_model["code_sha256"],
                 "artifact_sha256": trained_model["artifact_sha256"],
-            },
+            }),
         )
         arn = answer["ModelPackageArn"]
         info = self.ctx.call("sagemaker", "describe_model_package", f"read model package {arn}",
@@ -56,4 +58,4 @@ class ModelPackages:
         if not version.arn:
             return
         self.ctx.call("sagemaker", "update_model_package", f"set {version.label} to {status}",
-                      ModelPackageArn=version.arn, ModelApprovalStatus=status, ApprovalDescription=note[:1000])
+                      ModelPackageArn=version.arn, ModelApprovalStatus=status, ApprovalDescription=one_line(note))

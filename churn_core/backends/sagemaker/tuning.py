@@ -16,12 +16,11 @@ import re
 from datetime import datetime
 from typing import Any
 
-from churn_core.errors import ValidationError
+from churn_core.backends.sagemaker.limits import check_tuning
 from churn_core.tuning.ranges import Range
 
 STRATEGY = {"bayesian": "Bayesian", "random": "Random"}
 SCALING = {"linear": "Linear", "log": "Logarithmic"}
-MIN_RUNTIME_SECONDS = 120  # the API's minimum for ResourceLimits.MaxRuntimeInSeconds
 TRIAL_NUMBER = re.compile(r"-(\d{3})-[0-9a-z]+$")
 
 
@@ -56,14 +55,9 @@ def tuning_request(training: dict, tuning: dict, ranges: list[Range], metric: st
     static = {k: v for k, v in training["HyperParameters"].items() if k not in tuned and k != "sagemaker_job_name"}
     limits: dict[str, int] = {"MaxNumberOfTrainingJobs": int(tuning["max_trials"]),
                               "MaxParallelTrainingJobs": int(tuning["max_parallel"])}
+    check_tuning(ranges, tuning.get("max_seconds"), static)  # the service's limits (service-2.json)
     if tuning.get("max_seconds"):
-        seconds = int(round(float(tuning["max_seconds"])))
-        if seconds < MIN_RUNTIME_SECONDS:
-            raise ValidationError(
-                f"A SageMaker tuning job needs a time limit of at least {MIN_RUNTIME_SECONDS} seconds "
-                f"(got {seconds}); raise it or leave it empty."
-            )
-        limits["MaxRuntimeInSeconds"] = seconds
+        limits["MaxRuntimeInSeconds"] = int(round(float(tuning["max_seconds"])))
     definition = {
         "StaticHyperParameters": static,
         "AlgorithmSpecification": training["AlgorithmSpecification"],

@@ -8,6 +8,7 @@ import time
 
 from churn_core.backends.sagemaker.aws import AwsError
 from churn_core.backends.sagemaker.context import SageMakerContext
+from churn_core.backends.sagemaker.limits import check_tuning
 from churn_core.backends.sagemaker.sourcedir import code_key, package_source
 from churn_core.backends.sagemaker.training import TrainingJobs
 from churn_core.backends.sagemaker.tuning import fields_from_description, trial_from_summary, tuning_request
@@ -41,6 +42,11 @@ class TuningJobs:
                                  get_objective(tuning["objective"], needs_metric=True).metric)
         request["Tags"] = self.ctx.tags(tuning=tuning["name"], dataset=dataset.name)
         return request
+
+    def check(self, tuning: dict) -> None:
+        """SageMaker's limits on the ranges, the time limit and the fixed hyperparameters (before anything is
+        recorded; ``start`` checks them again in ``tuning_request``)."""
+        check_tuning(_ranges(tuning), tuning.get("max_seconds"), json.loads(tuning.get("static_json") or "{}"))
 
     def start(self, tuning: dict, dataset: Dataset) -> dict:
         self.ctx.require_role()
