@@ -69,6 +69,7 @@ class Platform:
 
     def default_transform_instances(self) -> int:
         return self.backend.default_transform_instances()
+    def transform_instance_types(self) -> list[str]: return self.backend.transform_instance_types()  # default 1st
 
     def tuning_parallel_default(self) -> int:
         return self.backend.tuning_parallel_default()
@@ -347,9 +348,9 @@ class Platform:
     # ---- batch transform jobs ----------------------------------------------------------------
     def start_transform(self, model: str, data, name: str | None = None, keep_columns: list[str] | None = None,
                         instance_count: int | None = None, *, file_name: str | None = None,
-                        reasons: bool = False) -> TransformJob:
+                        reasons: bool = False, instance_type: str | None = None) -> TransformJob:
         """Score a whole CSV (bytes, a local path or a bucket key) into the bucket, detached."""
-        return self.transforms.start(model, data, name, keep_columns, instance_count, file_name, reasons)
+        return self.transforms.start(model, data, name, keep_columns, instance_count, file_name, reasons, instance_type)
 
     def describe_transform(self, name: str) -> TransformJob:
         return self.transforms.describe(name)

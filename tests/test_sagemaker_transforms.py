@@ -198,3 +198,48 @@ def test_completed_without_output_waits_then_fails_with_the_reason(platform, mon
     monkeypatch.setattr(transform_jobs, "ARTIFACT_GRACE_SECONDS", 0)
     done = p.describe_transform("tj-6")
     assert done.status == "Failed" and "wrote no output" in done.failure_reason
+
+
+# ---- issue 26, item 12: transform jobs have their own instance types, from SageMaker's TransformInstanceType enum
+
+
+def transform_enum() -> list[str]:
+    return list(aws_client("sagemaker").meta.service_model.shape_for("TransformInstanceType").enum)
+
+
+def test_a_transform_job_never_inherits_an_endpoint_only_instance_type(monkeypatch, tmp_path, reference):
+    """ml.t2.medium is the cheapest endpoint but SageMaker refuses it for batch transform: the job gets a valid,
+    cheap transform type of its own, whatever the endpoint setting says."""
+    with moto_account(monkeypatch, tmp_path, CHURN_ENDPOINT_INSTANCE_TYPE="ml.t2.medium"):
+        p = churn_core.connect()
+        p.upload_dataset("subs", DATASET)
+        p.start_training("subs", {"algorithm": "random_forest", "n_estimators": 20}, name="subs-rf")
+        upload_artifacts("subs-rf", reference["tarballs"])
+        seen = capture(p, "sagemaker", "CreateTransformJob")
+        job = p.start_transform("subs-rf", scoring_file(), name="tj-t2")
+        (req,) = seen
+        enum = transform_enum()
+        assert req["TransformResources"]["InstanceType"] in enum and job.instance_type in enum
+        assert job.instance_type == req["TransformResources"]["InstanceType"] == "ml.m5.large"
+
+
+def test_transform_instance_types_are_sagemakers_enum_with_a_cheap_default_first(platform):
+    p = platform
+    offered = p.transform_instance_types()
+    assert offered[0] == "ml.m5.large" and sorted(offered) == sorted(transform_enum())
+    assert "ml.t2.medium" not in offered and "ml.c5.large" not in offered and "ml.r5.large" not in offered
+
+
+def test_a_chosen_transform_instance_type_is_sent_and_an_invalid_one_refused_before_anything_starts(platform):
+    from churn_core.errors import ValidationError
+
+    p = platform
+    seen = capture(p, "sagemaker", "CreateTransformJob")
+    job = p.start_transform("subs-rf", scoring_file(), name="tj-c5", instance_type="ml.c5.xlarge")
+    assert job.instance_type == "ml.c5.xlarge" and seen[0]["TransformResources"]["InstanceType"] == "ml.c5.xlarge"
+    for bad in ("ml.t2.medium", "ml.c5.large", "ml.r5.xlarge", "m5.large", "", 3):
+        with pytest.raises(ValidationError, match="instance type") as err:
+            p.start_transform("subs-rf", scoring_file(), name="tj-bad", instance_type=bad)
+        assert "ml.m5.large" in str(err.value)  # what to pick instead
+    assert len(seen) == 1 and [t.name for t in p.list_transforms()] == ["tj-c5"]
+    assert [m["ModelName"] for m in aws_client("sagemaker").list_models()["Models"]] == ["tj-c5-model"]

@@ -374,3 +374,12 @@ def test_a_spreadsheet_export_semicolons_a_byte_order_mark_and_windows_line_ends
     assert job.status == "Completed" and job.rows_scored == 40, job.failure_reason
     out = p.transform_output("excel-1")
     assert list(out["customerID"]) == list(frame["customerID"]) and list(out["line"]) == list(range(2, 42))
+
+
+def test_the_local_backend_offers_one_transform_instance_type_and_refuses_others(platform):
+    """Issue 26, item 12: a SageMaker instance type means nothing locally; the Batch page shows no picker."""
+    p = platform
+    assert p.transform_instance_types() == ["local"]
+    with pytest.raises(ValidationError, match="instance type"):
+        p.start_transform("numeric-rf", customers(5, numeric=True), name="local-type", instance_type="ml.m5.large")
+    assert "local-type" not in [t.name for t in p.list_transforms()]

@@ -17,6 +17,7 @@ from churn_core.backends.sagemaker.transform import (
     output_filter, prepare_input, read_output,
 )
 from churn_core.catalog.database import loads
+from churn_core.endpoints.pricing import HOURLY_USD
 from churn_core.errors import BackendError, ChurnError
 from churn_core.transform.rules import output_keys
 
@@ -34,8 +35,14 @@ class TransformJobs:
         self.models = models
         self.resources = resources
 
-    def instance_type(self) -> str:
-        return self.ctx.settings.endpoint_instance_type
+    def instance_types(self) -> list[str]:
+        """What SageMaker accepts for a transform job (botocore's ``TransformInstanceType`` enum, not the
+        endpoint types: ml.t2.*, ml.c5.large and ml.r5.* serve endpoints but cannot run a transform), the
+        cheapest one with a known price first: the default."""
+        enum = list(self.ctx.client("sagemaker").meta.service_model.shape_for("TransformInstanceType").enum)
+        priced = sorted((HOURLY_USD[t], t) for t in enum if t in HOURLY_USD)
+        default = priced[0][1] if priced else enum[0]
+        return [default, *(t for t in enum if t != default)]
 
     def request(self, job: dict, model_name: str, prepared: Prepared) -> dict:
         store = self.ctx.store
@@ -56,7 +63,7 @@ class TransformJobs:
             },
             "TransformOutput": {"S3OutputPath": store.uri(keys["output"]).rstrip("/"), "Accept": "text/csv",
                                 "AssembleWith": "Line"},
-            "TransformResources": {"InstanceType": job["instance_type"] or self.instance_type(),
+            "TransformResources": {"InstanceType": job["instance_type"] or self.instance_types()[0],
                                    "InstanceCount": int(job["instance_count"] or 1)},
             "DataProcessing": {"InputFilter": input_filter(prepared), "JoinSource": "Input",
                                "OutputFilter": output_filter(prepared)},
