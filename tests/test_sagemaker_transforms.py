@@ -243,3 +243,62 @@ def test_a_chosen_transform_instance_type_is_sent_and_an_invalid_one_refused_bef
         assert "ml.m5.large" in str(err.value)  # what to pick instead
     assert len(seen) == 1 and [t.name for t in p.list_transforms()] == ["tj-c5"]
     assert [m["ModelName"] for m in aws_client("sagemaker").list_models()["Models"]] == ["tj-c5-model"]
+
+
+# ---- issue 26, item 16: scale-out means one input object per instance (batch transform distributes objects)
+
+
+def input_objects(job: str) -> dict[str, list[list[str]]]:
+    s3 = aws_client("s3")
+    prefix = f"churn/transforms/{job}/sagemaker/input/"
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])]
+    return {k[len(prefix):]: list(csv.reader(io.StringIO(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read().decode())))
+            for k in sorted(keys)}
+
+
+def test_several_instances_get_one_object_each_of_whole_lines_and_results_come_back_in_input_order(platform,
+                                                                                                   reference):
+    p = platform
+    seen = capture(p, "sagemaker", "CreateTransformJob")
+    p.start_transform("subs-rf", scoring_file(), name="tj-wide", instance_count=3, file_name="customers.csv")
+    (req,) = seen
+    assert req["TransformResources"]["InstanceCount"] == 3
+    objects = input_objects("tj-wide")
+    assert len(objects) == 3 and all(len(rows) > 100 for rows in objects.values())  # shares of about a third each
+    features = [f["name"] for f in p.model_schema("subs-rf")["features"]]
+    lines = [int(r[0]) for rows in objects.values() for r in rows]
+    assert lines == sorted(lines) and len(lines) == 398  # every line sent once, whole, in order across parts
+    assert all(len(r) == 2 + len(features) for rows in objects.values() for r in rows)
+    run_container(p, "tj-wide", reference)
+    done = p.describe_transform("tj-wide")
+    assert done.status == "Completed", done.failure_reason
+    assert (done.rows_in, done.rows_scored, done.rows_failed, done.instance_count) == (399, 397, 2, 3)
+    pd.testing.assert_frame_equal(p.transform_output("tj-wide"), reference["results"])
+    assert list(p.transform_errors("tj-wide")["line"]) == [11, 21]
+
+
+def test_instances_beyond_the_lines_to_score_are_never_billed(platform, reference):
+    p = platform
+    seen = capture(p, "sagemaker", "CreateTransformJob")
+    two = b"\n".join(scoring_file().splitlines()[:3]) + b"\n"  # a header and two customers
+    job = p.start_transform("subs-rf", two, name="tj-two", instance_count=8)
+    assert seen[0]["TransformResources"]["InstanceCount"] == 2 and job.instance_count == 2
+    assert [len(rows) for rows in input_objects("tj-two").values()] == [1, 1]
+    run_container(p, "tj-two", reference)
+    done = p.describe_transform("tj-two")
+    assert done.status == "Completed" and done.rows_scored == 2, done.failure_reason
+
+
+def test_a_file_known_to_be_unscorable_is_never_submitted(platform):
+    p = platform
+    seen_job, seen_model = capture(p, "sagemaker", "CreateTransformJob"), capture(p, "sagemaker", "CreateModel")
+    header = scoring_file().splitlines()[0]
+    empty = p.start_transform("subs-rf", header + b"\n\n", name="tj-empty", instance_count=2)
+    assert empty.status == "Failed" and "no lines to score" in empty.failure_reason
+    short = b",".join(header.split(b",")[:3])
+    bad = p.start_transform("subs-rf", header + b"\n" + short + b"\n" + short + b"\n", name="tj-bad-lines")
+    assert bad.status == "Failed" and "None of the 2 lines could be scored" in bad.failure_reason
+    assert "line 2:" in bad.failure_reason and (bad.rows_in, bad.rows_failed, bad.rows_scored) == (2, 2, 0)
+    assert list(p.transform_errors("tj-bad-lines")["line"]) == [2, 3]
+    assert seen_job == [] and seen_model == [] and aws_client("sagemaker").list_models()["Models"] == []
+    assert input_objects("tj-empty") == {} and input_objects("tj-bad-lines") == {}
