@@ -302,3 +302,28 @@ def test_a_file_known_to_be_unscorable_is_never_submitted(platform):
     assert list(p.transform_errors("tj-bad-lines")["line"]) == [2, 3]
     assert seen_job == [] and seen_model == [] and aws_client("sagemaker").list_models()["Models"] == []
     assert input_objects("tj-empty") == {} and input_objects("tj-bad-lines") == {}
+
+
+def test_a_full_disk_in_the_dashboard_is_said_as_such_and_reading_the_job_again_retries(platform, reference,
+                                                                                          monkeypatch):
+    """Issue 26, item 9, on the SageMaker backend: the input is rewritten and the output read back in a temporary
+    folder of the dashboard's machine; a write that fails there is a DiskError (free space), never a raw OSError."""
+    from churn_core.errors import DiskError
+    from tests.disk_faults import refuse_writes
+
+    p = platform
+    seen = capture(p, "sagemaker", "CreateTransformJob")
+    with monkeypatch.context() as disk:
+        refuse_writes(disk, "churn-transform-")
+        with pytest.raises(DiskError, match="Free some disk space"):
+            p.start_transform("subs-rf", scoring_file(), name="tj-full")
+    failed = p.describe_transform("tj-full")
+    assert failed.status == "Failed" and "disk is full" in failed.failure_reason and seen == []
+    p.start_transform("subs-rf", scoring_file(), name="tj-later")
+    run_container(p, "tj-later", reference)
+    with monkeypatch.context() as disk:
+        refuse_writes(disk, "churn-transform-")
+        with pytest.raises(DiskError, match="Free some disk space"):
+            p.describe_transform("tj-later")
+    assert p.catalog.one("SELECT status FROM transforms WHERE name = 'tj-later'")["status"] == "InProgress"
+    assert p.describe_transform("tj-later").status == "Completed"  # read again once there is room

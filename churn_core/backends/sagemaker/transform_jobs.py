@@ -20,6 +20,7 @@ from churn_core.backends.sagemaker.transform import (
 from churn_core.catalog.database import loads
 from churn_core.endpoints.pricing import HOURLY_USD
 from churn_core.errors import BackendError, ChurnError
+from churn_core.storage.disk import disk_writes
 from churn_core.transform.rules import output_keys
 
 
@@ -81,7 +82,8 @@ class TransformJobs:
             raise BackendError(f"The model artifact {store.uri(model.get('artifact_key') or 'jobs/?')} is "
                                "missing from S3. Retrain the model, then start the transform again.")
         keys = transform_keys(job["name"])
-        with tempfile.TemporaryDirectory(prefix="churn-transform-") as tmp:
+        with disk_writes("prepare the transform's input", tempfile.gettempdir()), \
+                tempfile.TemporaryDirectory(prefix="churn-transform-") as tmp:
             folder = Path(tmp)
             store.download(job["input_key"], folder / "source.csv")
             (folder / "input").mkdir()
@@ -176,7 +178,8 @@ class TransformJobs:
             return {"status": "Failed",
                     "failure_reason": f"SageMaker reports Completed but wrote no output {where}. Start the job again."}
         results_key, errors_key = output_keys(job["name"])
-        with tempfile.TemporaryDirectory(prefix="churn-transform-") as tmp:
+        with disk_writes("read the transform's output back", tempfile.gettempdir()), \
+                tempfile.TemporaryDirectory(prefix="churn-transform-") as tmp:
             folder = Path(tmp)
             with open(folder / "out.csv", "wb") as joined:
                 for i, key in enumerate(outputs):
