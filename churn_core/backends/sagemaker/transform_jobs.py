@@ -186,7 +186,9 @@ class TransformJobs:
                     store.download(key, folder / f"{i}.out")
                     with open(folder / f"{i}.out", "rb") as part:
                         shutil.copyfileobj(part, joined, 1 << 20)
-                        if part.tell() and (part.seek(-1, 2), part.read(1))[1] != b"\n":
+                        size = part.tell()
+                        part.seek(max(0, size - 1))
+                        if size and part.read(1) != b"\n":
                             joined.write(b"\n")  # the last record of an object may lack its line end
                     (folder / f"{i}.out").unlink()
             store.download(keys["set_aside"], folder / "set-aside.csv")
