@@ -25,6 +25,12 @@ class BackendError(ChurnError):
     """The backend (local processes or AWS) failed; the message says what to do."""
 
 
+class DiskError(BackendError):
+    """A write failed for a reason of the disk, not of the data: full (ENOSPC), over quota (EDQUOT), read-only
+    (EROFS) or not permitted (EACCES, EPERM). The message names the folder and what to do (free space, check
+    permissions); nothing half-written is kept, so the same action works once that is fixed."""
+
+
 class CatalogDamagedError(BackendError):
     """The catalog file (``churn.db``) is damaged or missing while state exists on disk. Nothing was changed;
     the message says which file, where the last backup is, and how to restore or rebuild it."""

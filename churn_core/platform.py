@@ -12,7 +12,6 @@ from typing import Any, Callable
 from churn_core.backends import make_backend
 from churn_core.catalog import jobs, repair
 from churn_core.catalog.database import Catalog
-from churn_core.catalog.endpoints import served_history
 from churn_core.config import Settings
 from churn_core.data.datasets import DatasetService
 from churn_core.data.sample import make_sample
@@ -71,6 +70,9 @@ class Platform:
 
     def default_transform_instances(self) -> int:
         return self.backend.default_transform_instances()
+
+    def transform_instance_types(self) -> list[str]:
+        return self.backend.transform_instance_types()  # the default first
 
     def tuning_parallel_default(self) -> int:
         return self.backend.tuning_parallel_default()
@@ -300,10 +302,7 @@ class Platform:
 
     def lineage(self, group: str) -> list[dict]:
         """dataset → training job → version → the endpoints (and variants) serving it now and before."""
-        return [{"dataset": v.dataset, "dataset_sha256": v.dataset_sha256, "job": v.model, "version": v.version,
-                 "label": v.label, "status": v.status,
-                 "endpoints": served_history(self.catalog, v.model, v.group, v.version)}
-                for v in self.registry.versions(group)]
+        return self.registry.lineage(group)
 
     # ---- hyperparameter tuning -------------------------------------------------------------
     def start_tuning(self, dataset: str, ranges: dict, objective: str = "roc_auc", max_trials: int = 20,
@@ -345,9 +344,9 @@ class Platform:
     # ---- batch transform jobs ----------------------------------------------------------------
     def start_transform(self, model: str, data, name: str | None = None, keep_columns: list[str] | None = None,
                         instance_count: int | None = None, *, file_name: str | None = None,
-                        reasons: bool = False) -> TransformJob:
+                        reasons: bool = False, instance_type: str | None = None) -> TransformJob:
         """Score a whole CSV (bytes, a local path or a bucket key) into the bucket, detached."""
-        return self.transforms.start(model, data, name, keep_columns, instance_count, file_name, reasons)
+        return self.transforms.start(model, data, name, keep_columns, instance_count, file_name, reasons, instance_type)
 
     def describe_transform(self, name: str) -> TransformJob:
         return self.transforms.describe(name)

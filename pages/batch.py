@@ -59,6 +59,11 @@ with st.expander("Start a transform job", expanded=bool(handed_over) or not p.li
                                     help="Worker processes on this machine (default: one per core); instances on "
                                          "SageMaker.")
         name = right.text_input("Job name (optional)", placeholder="<model>-batch-<time>")
+        instance_type = None
+        if len(instance_types := p.transform_instance_types()) > 1:  # SageMaker: its transform types, default first
+            instance_type = left.selectbox("Instance type", instance_types, key="batch_instance_type",
+                                           help="What each instance is (batch transform types only; the default is "
+                                                "the cheapest). Workers above is the number of instances.")
         reasons = st.checkbox("Add each customer's top reason", value=True, key="batch_reasons",
                               help="The column that pushes each customer's churn probability most, with its value "
                                    "and the size of the push (exact). Scoring takes several times longer: leave it "
@@ -66,7 +71,7 @@ with st.expander("Start a transform job", expanded=bool(handed_over) or not p.li
         start = st.form_submit_button("Start transform job", type="primary", disabled=data is None)
     if start and data is not None:
         job = attempt(p.start_transform, model, data, name=name.strip() or None, keep_columns=keep or None,
-                      instance_count=int(workers), file_name=file_name, reasons=reasons)
+                      instance_count=int(workers), file_name=file_name, reasons=reasons, instance_type=instance_type)
         if job:
             st.session_state["batch_selected"] = job.name
             st.session_state.pop("transform_handover", None)

@@ -344,3 +344,67 @@ def test_an_unsafe_artifact_fails_at_once_with_the_true_reason(trained, artifact
     assert "unsafe path" in ep.failure_reason or "link" in ep.failure_reason, ep.failure_reason
     assert "crashed" not in ep.failure_reason and ep.restarts == 0, ep.failure_reason
     assert not any("restarting" in e["message"] for e in events), events
+
+
+# ---- issue 26, item 9: a write that fails (full disk, quota, read-only, permissions) is a disk error, never a
+# corrupt model; nothing half-written is kept and the message says what to do (free space / check permissions)
+
+from churn_core.errors import DiskError  # noqa: E402
+from churn_core.storage.objects import LocalObjectStore  # noqa: E402
+from tests.disk_faults import ADVICE, WRITE_ERRORS, refuse_writes  # noqa: E402
+
+
+@pytest.mark.parametrize("code", list(WRITE_ERRORS))
+def test_a_failed_write_while_unpacking_is_a_disk_error_never_a_corrupt_model(tmp_path, monkeypatch, code):
+    data = tarball({"model.joblib": b"x" * 5000, "schema.json": b"{}"})
+    refused = refuse_writes(monkeypatch, tmp_path / "dest", WRITE_ERRORS[code])
+    with pytest.raises(DiskError) as err:
+        extract(data, tmp_path / "dest")
+    message = str(err.value)
+    assert refused and not isinstance(err.value, ArtifactRefused)
+    assert "retrain" not in message.lower() and "not a readable" not in message
+    assert ADVICE[code] in message.lower() and str(tmp_path) in message
+    monkeypatch.undo()
+    assert extract(data, tmp_path / "dest") == ["model.joblib", "schema.json"]  # the same bytes, once there is room
+
+
+def test_the_model_server_reports_a_full_disk_as_one_and_its_supervisor_retries(tmp_path, monkeypatch):
+    from churn_core.backends.local.endpoint import supervisor
+
+    data = tarball({"model.joblib": b"x" * 5000})
+    spec = VariantSpec("v1", str(tmp_path / "model.tar.gz"), sha256_bytes(data))
+    refuse_writes(monkeypatch, tmp_path / "workdir" / "models")
+    with pytest.raises(serving.ServingError) as err:
+        serving.prepare_variant(spec, tmp_path / "workdir", data)
+    assert err.value.code == serving.EXIT_DISK_FULL and err.value.code not in supervisor.REFUSED_EXIT_CODES
+    assert "free some disk space" in str(err.value).lower() and "retrain" not in str(err.value).lower()
+
+
+@pytest.mark.parametrize("code", ["ENOSPC", "EROFS"])
+def test_the_local_store_reports_a_failed_write_as_a_disk_error_and_keeps_nothing_half_written(tmp_path, monkeypatch,
+                                                                                               code):
+    store = LocalObjectStore(tmp_path / "home", "bucket")
+    store.put_bytes("a/old.csv", b"kept")
+    (tmp_path / "source.csv").write_bytes(b"x,y\n1,2\n")
+    refuse_writes(monkeypatch, tmp_path / "home", WRITE_ERRORS[code])
+    for write in (lambda: store.put_bytes("a/b.csv", b"data"),
+                  lambda: store.put_file("a/c.csv", tmp_path / "source.csv"),
+                  lambda: store.put_file("new/c.csv", tmp_path / "source.csv"),
+                  lambda: store.download("a/old.csv", tmp_path / "home" / "copy.csv")):
+        with pytest.raises(DiskError, match="(?i)" + ADVICE[code]):
+            write()
+    monkeypatch.undo()
+    assert store.list("a") == ["a/old.csv"] and store.get_bytes("a/old.csv") == b"kept"
+    assert not list((tmp_path / "home").rglob(".part-*"))
+
+
+def test_an_endpoint_control_file_that_cannot_be_written_is_a_disk_error_and_the_old_one_stays(tmp_path, monkeypatch):
+    from churn_core.backends.local.endpoint.control import Control, read_control, write_control
+
+    old = Control(1, (VariantSpec("v1", "/a/model.tar.gz", "a" * 64),))
+    write_control(tmp_path, old)
+    refuse_writes(monkeypatch, tmp_path, WRITE_ERRORS["ENOSPC"])
+    with pytest.raises(DiskError, match="Free some disk space"):
+        write_control(tmp_path, Control(2, (VariantSpec("v2", "/b/model.tar.gz", "b" * 64),)))
+    monkeypatch.undo()
+    assert read_control(tmp_path) == old and [p.name for p in tmp_path.iterdir()] == ["control.json"]

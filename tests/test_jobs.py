@@ -141,3 +141,13 @@ def test_concurrency_limit_is_respected_and_jobs_start_in_order(home, sample_csv
     assert peak == 1
     starts = [j.started_at for j in jobs]
     assert starts == sorted(starts)
+
+
+def test_a_training_job_on_several_instances_is_refused_pointing_to_tuning(platform):
+    """Issue 26, item 16: scikit-learn does not distribute, so N instances would train the same model N times
+    (and bill N times on SageMaker): refused before anything is stored, the message points to tuning."""
+    for count in (2, 20, True, 1.5, "2"):
+        with pytest.raises(ValidationError, match="tuning") as err:
+            platform.start_training("sample", {"algorithm": "random_forest"}, name="wide", instance_count=count)
+        assert "one instance" in str(err.value)
+    assert platform.list_training_jobs() == []

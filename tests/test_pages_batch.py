@@ -99,3 +99,23 @@ def test_predict_page_offers_a_batch_job_for_a_file_too_big_to_score_there(model
     button(at, "Start transform job").click().run()
     (job,) = model.list_transforms()
     assert job.input_label == "many.csv" and finished(model, job.name).rows_scored == 150
+
+
+def test_batch_page_offers_an_instance_type_only_when_the_backend_has_a_choice(model, monkeypatch):
+    """Issue 26, item 12: locally there is nothing to pick; with several types (SageMaker's transform enum) the
+    picker shows them, default first, and the choice reaches start_transform."""
+    data = customers(20, seed=5)
+    at = open_page("batch")
+    at.get("file_uploader")[0].set_value(("customers.csv", data, "text/csv")).run()
+    assert "Instance type" not in [s.label for s in at.selectbox]
+    from churn_core.platform import Platform
+
+    monkeypatch.setattr(Platform, "transform_instance_types", lambda self: ["ml.m5.large", "ml.c5.xlarge"])
+    at.run()
+    picker = next(s for s in at.selectbox if s.label == "Instance type")
+    assert picker.options == ["ml.m5.large", "ml.c5.xlarge"] and picker.value == "ml.m5.large"
+    picker.set_value("ml.c5.xlarge")
+    button(at, "Start transform job").click().run()
+    assert not at.exception, at.exception
+    assert "cannot run on the instance type 'ml.c5.xlarge'" in texts(at, "error")  # the local backend refuses it
+    assert model.list_transforms() == []

@@ -437,3 +437,12 @@ def test_endpoint_stats_come_from_cloudwatch(platform, small_csv, model_tarballs
     assert stats["avg_latency_ms"] == pytest.approx(4.2)
     assert p.describe_endpoint("ep-s").invocations == 7
     p.delete_endpoint("ep-s")
+
+
+def test_a_training_job_on_several_instances_is_refused_before_any_call(platform, small_csv):
+    """Issue 26, item 16: InstanceCount > 1 would train the same scikit-learn model on every instance."""
+    platform.upload_dataset("ds", small_csv)
+    seen = capture(platform, "sagemaker", "CreateTrainingJob")
+    with pytest.raises(ValidationError, match="tuning"):
+        platform.start_training("ds", {"algorithm": "random_forest"}, name="wide", instance_count=4)
+    assert seen == [] and platform.list_training_jobs() == []

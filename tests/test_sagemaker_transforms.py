@@ -198,3 +198,136 @@ def test_completed_without_output_waits_then_fails_with_the_reason(platform, mon
     monkeypatch.setattr(transform_jobs, "ARTIFACT_GRACE_SECONDS", 0)
     done = p.describe_transform("tj-6")
     assert done.status == "Failed" and "wrote no output" in done.failure_reason
+
+
+# ---- issue 26, item 12: transform jobs have their own instance types, from SageMaker's TransformInstanceType enum
+
+
+def transform_enum() -> list[str]:
+    return list(aws_client("sagemaker").meta.service_model.shape_for("TransformInstanceType").enum)
+
+
+def test_a_transform_job_never_inherits_an_endpoint_only_instance_type(monkeypatch, tmp_path, reference):
+    """ml.t2.medium is the cheapest endpoint but SageMaker refuses it for batch transform: the job gets a valid,
+    cheap transform type of its own, whatever the endpoint setting says."""
+    with moto_account(monkeypatch, tmp_path, CHURN_ENDPOINT_INSTANCE_TYPE="ml.t2.medium"):
+        p = churn_core.connect()
+        p.upload_dataset("subs", DATASET)
+        p.start_training("subs", {"algorithm": "random_forest", "n_estimators": 20}, name="subs-rf")
+        upload_artifacts("subs-rf", reference["tarballs"])
+        seen = capture(p, "sagemaker", "CreateTransformJob")
+        job = p.start_transform("subs-rf", scoring_file(), name="tj-t2")
+        (req,) = seen
+        enum = transform_enum()
+        assert req["TransformResources"]["InstanceType"] in enum and job.instance_type in enum
+        assert job.instance_type == req["TransformResources"]["InstanceType"] == "ml.m5.large"
+
+
+def test_transform_instance_types_are_sagemakers_enum_with_a_cheap_default_first(platform):
+    p = platform
+    offered = p.transform_instance_types()
+    assert offered[0] == "ml.m5.large" and sorted(offered) == sorted(transform_enum())
+    assert "ml.t2.medium" not in offered and "ml.c5.large" not in offered and "ml.r5.large" not in offered
+
+
+def test_a_chosen_transform_instance_type_is_sent_and_an_invalid_one_refused_before_anything_starts(platform):
+    from churn_core.errors import ValidationError
+
+    p = platform
+    seen = capture(p, "sagemaker", "CreateTransformJob")
+    job = p.start_transform("subs-rf", scoring_file(), name="tj-c5", instance_type="ml.c5.xlarge")
+    assert job.instance_type == "ml.c5.xlarge" and seen[0]["TransformResources"]["InstanceType"] == "ml.c5.xlarge"
+    for bad in ("ml.t2.medium", "ml.c5.large", "ml.r5.xlarge", "m5.large", "", 3):
+        with pytest.raises(ValidationError, match="instance type") as err:
+            p.start_transform("subs-rf", scoring_file(), name="tj-bad", instance_type=bad)
+        assert "ml.m5.large" in str(err.value)  # what to pick instead
+    assert len(seen) == 1 and [t.name for t in p.list_transforms()] == ["tj-c5"]
+    assert [m["ModelName"] for m in aws_client("sagemaker").list_models()["Models"]] == ["tj-c5-model"]
+
+
+# ---- issue 26, item 16: scale-out means one input object per instance (batch transform distributes objects)
+
+
+def input_objects(job: str) -> dict[str, list[list[str]]]:
+    s3 = aws_client("s3")
+    prefix = f"churn/transforms/{job}/sagemaker/input/"
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])]
+    return {k[len(prefix):]: list(csv.reader(io.StringIO(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read().decode())))
+            for k in sorted(keys)}
+
+
+def test_several_instances_get_one_object_each_of_whole_lines_and_results_come_back_in_input_order(platform,
+                                                                                                   reference):
+    p = platform
+    seen = capture(p, "sagemaker", "CreateTransformJob")
+    p.start_transform("subs-rf", scoring_file(), name="tj-wide", instance_count=3, file_name="customers.csv")
+    (req,) = seen
+    assert req["TransformResources"]["InstanceCount"] == 3
+    objects = input_objects("tj-wide")
+    assert len(objects) == 3 and all(len(rows) > 100 for rows in objects.values())  # shares of about a third each
+    features = [f["name"] for f in p.model_schema("subs-rf")["features"]]
+    lines = [int(r[0]) for rows in objects.values() for r in rows]
+    assert lines == sorted(lines) and len(lines) == 398  # every line sent once, whole, in order across parts
+    assert all(len(r) == 2 + len(features) for rows in objects.values() for r in rows)
+    run_container(p, "tj-wide", reference)
+    s3, out = aws_client("s3"), "churn/transforms/tj-wide/sagemaker/output/"
+    for obj in s3.list_objects_v2(Bucket=BUCKET, Prefix=out)["Contents"]:  # no line end after an object's last record
+        body = s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read()
+        s3.put_object(Bucket=BUCKET, Key=obj["Key"], Body=body.rstrip(b"\n"))
+    done = p.describe_transform("tj-wide")
+    assert done.status == "Completed", done.failure_reason
+    assert (done.rows_in, done.rows_scored, done.rows_failed, done.instance_count) == (399, 397, 2, 3)
+    pd.testing.assert_frame_equal(p.transform_output("tj-wide"), reference["results"])
+    assert list(p.transform_errors("tj-wide")["line"]) == [11, 21]
+
+
+def test_instances_beyond_the_lines_to_score_are_never_billed(platform, reference):
+    p = platform
+    seen = capture(p, "sagemaker", "CreateTransformJob")
+    two = b"\n".join(scoring_file().splitlines()[:3]) + b"\n"  # a header and two customers
+    job = p.start_transform("subs-rf", two, name="tj-two", instance_count=8)
+    assert seen[0]["TransformResources"]["InstanceCount"] == 2 and job.instance_count == 2
+    assert [len(rows) for rows in input_objects("tj-two").values()] == [1, 1]
+    run_container(p, "tj-two", reference)
+    done = p.describe_transform("tj-two")
+    assert done.status == "Completed" and done.rows_scored == 2, done.failure_reason
+
+
+def test_a_file_known_to_be_unscorable_is_never_submitted(platform):
+    p = platform
+    seen_job, seen_model = capture(p, "sagemaker", "CreateTransformJob"), capture(p, "sagemaker", "CreateModel")
+    header = scoring_file().splitlines()[0]
+    empty = p.start_transform("subs-rf", header + b"\n\n", name="tj-empty", instance_count=2)
+    assert empty.status == "Failed" and "no lines to score" in empty.failure_reason
+    short = b",".join(header.split(b",")[:3])
+    bad = p.start_transform("subs-rf", header + b"\n" + short + b"\n" + short + b"\n", name="tj-bad-lines")
+    assert bad.status == "Failed" and "None of the 2 lines could be scored" in bad.failure_reason
+    assert "line 2:" in bad.failure_reason and (bad.rows_in, bad.rows_failed, bad.rows_scored) == (2, 2, 0)
+    assert list(p.transform_errors("tj-bad-lines")["line"]) == [2, 3]
+    assert seen_job == [] and seen_model == [] and aws_client("sagemaker").list_models()["Models"] == []
+    assert input_objects("tj-empty") == {} and input_objects("tj-bad-lines") == {}
+
+
+def test_a_full_disk_in_the_dashboard_is_said_as_such_and_reading_the_job_again_retries(platform, reference,
+                                                                                          monkeypatch):
+    """Issue 26, item 9, on the SageMaker backend: the input is rewritten and the output read back in a temporary
+    folder of the dashboard's machine; a write that fails there is a DiskError (free space), never a raw OSError."""
+    from churn_core.errors import DiskError
+    from tests.disk_faults import refuse_writes
+
+    p = platform
+    seen = capture(p, "sagemaker", "CreateTransformJob")
+    with monkeypatch.context() as disk:
+        refuse_writes(disk, "churn-transform-")
+        with pytest.raises(DiskError, match="Free some disk space"):
+            p.start_transform("subs-rf", scoring_file(), name="tj-full")
+    failed = p.describe_transform("tj-full")
+    assert failed.status == "Failed" and "disk is full" in failed.failure_reason and seen == []
+    p.start_transform("subs-rf", scoring_file(), name="tj-later")
+    run_container(p, "tj-later", reference)
+    with monkeypatch.context() as disk:
+        refuse_writes(disk, "churn-transform-")
+        with pytest.raises(DiskError, match="Free some disk space"):
+            p.describe_transform("tj-later")
+    assert p.catalog.one("SELECT status FROM transforms WHERE name = 'tj-later'")["status"] == "InProgress"
+    assert p.describe_transform("tj-later").status == "Completed"  # read again once there is room

@@ -374,3 +374,55 @@ def test_a_spreadsheet_export_semicolons_a_byte_order_mark_and_windows_line_ends
     assert job.status == "Completed" and job.rows_scored == 40, job.failure_reason
     out = p.transform_output("excel-1")
     assert list(out["customerID"]) == list(frame["customerID"]) and list(out["line"]) == list(range(2, 42))
+
+
+def test_the_local_backend_offers_one_transform_instance_type_and_refuses_others(platform):
+    """Issue 26, item 12: a SageMaker instance type means nothing locally; the Batch page shows no picker."""
+    p = platform
+    assert p.transform_instance_types() == ["local"]
+    with pytest.raises(ValidationError, match="instance type"):
+        p.start_transform("numeric-rf", customers(5, numeric=True), name="local-type", instance_type="ml.m5.large")
+    assert "local-type" not in [t.name for t in p.list_transforms()]
+
+
+def test_a_full_disk_while_a_job_unpacks_its_model_is_a_disk_error_not_a_corrupt_model(platform, monkeypatch):
+    """Issue 26, item 9: the job says the disk is full (free space, start again), never "retrain the model"."""
+    from tests.disk_faults import refuse_writes
+
+    p = platform
+    folder = p.settings.home / "disk-full-probe"
+    refuse_writes(monkeypatch, folder)
+    with pytest.raises(JobFailed) as err:
+        Driver.load_model(type("D", (), {"store": p.store, "folder": folder})(), p.get_model("subs-rf"))
+    message = str(err.value)
+    assert "free some disk space" in message.lower() and "retrain" not in message.lower(), message
+
+
+def test_a_worker_that_cannot_write_its_part_reports_the_disk_not_a_dead_worker(platform, tmp_path, monkeypatch):
+    """Issue 26, item 9: a worker whose part cannot be written sends the disk's message (the driver fails the job
+    with it) instead of dying, which read as "died twice … check the machine's free memory"."""
+    import setproctitle
+    import signal as signals
+    from multiprocessing import Pipe
+
+    from churn_core.backends.local.transform_driver import worker_loop
+    from churn_core.transform.rules import plan_columns, read_header
+    from tests.disk_faults import refuse_writes
+
+    p = platform
+    model = Driver.load_model(type("D", (), {"store": p.store, "folder": tmp_path})(), p.get_model("subs-rf"))
+    source = tmp_path / "customers.csv"
+    source.write_bytes(customers(20, seed=9))
+    header = read_header(source.read_bytes(), model["compiled"]["features"])
+    plan = {"source": source, "header": header, "keep": plan_columns(header, model["schema"], None), "model": model,
+            "threshold": 0.5, "reasons": False}
+    (tmp_path / "parts").mkdir()
+    parent, child = Pipe()
+    parent.send((0, header.size, source.stat().st_size - header.size, 2))
+    monkeypatch.setattr(signals, "signal", lambda *args: None)  # the worker's own SIGTERM rule, not pytest's
+    monkeypatch.setattr(setproctitle, "setproctitle", lambda title: None)
+    refuse_writes(monkeypatch, tmp_path / "parts")
+    assert worker_loop(child, 0, "disk-full", plan, tmp_path / "parts") == 1
+    kind, message = parent.recv()
+    assert kind == "disk" and "free some disk space" in message.lower(), message
+    assert not list((tmp_path / "parts").iterdir())

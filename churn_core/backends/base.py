@@ -101,8 +101,8 @@ class Backend(Protocol):
     # the trained model's row and its schema. Each call returns the columns to update.
     def default_transform_instances(self) -> int:
         """How many workers (locally: processes) or instances a transform job gets when it asks for none."""
-    def transform_instance_type(self) -> str:
-        """What a transform job runs on ("local", or the SageMaker instance type)."""
+    def transform_instance_types(self) -> list[str]:
+        """What a transform job can run on, the default first (["local"], or SageMaker's transform types)."""
     def start_transform(self, job: dict, model: dict, schema: dict) -> dict: ...
     def refresh_transform(self, job: dict) -> dict: ...
     def stop_transform(self, job: dict) -> dict: ...

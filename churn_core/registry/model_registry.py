@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from churn_core.catalog import registry as records
+from churn_core.catalog.endpoints import served_history
 from churn_core.catalog.database import Catalog, loads
 from churn_core.errors import ConflictError, NotFoundError, ValidationError
 from churn_core.names import check_name
@@ -128,6 +129,13 @@ class Registry:
     def versions_of_model(self, model: str) -> list[ModelVersion]:
         return [ModelVersion.from_row(r, self._aliases(r["grp"]).get(int(r["version"]), []))
                 for r in records.versions_of_model(self.catalog, model)]
+
+    def lineage(self, group: str) -> list[dict]:
+        """dataset → training job → version → the endpoints (and variants) serving it now and before."""
+        return [{"dataset": v.dataset, "dataset_sha256": v.dataset_sha256, "job": v.model, "version": v.version,
+                 "label": v.label, "status": v.status,
+                 "endpoints": served_history(self.catalog, v.model, v.group, v.version)}
+                for v in self.versions(group)]
 
     # ---- changing --------------------------------------------------------------------------
     def register(self, trained: dict, group: str, note: str, threshold: float | None) -> ModelVersion:

@@ -7,7 +7,6 @@ disk never leaves a half-written object behind.
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 import tempfile
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from churn_core.errors import BackendError, NotFoundError, ValidationError
+from churn_core.storage.disk import disk_error, disk_writes, is_disk_error
 from churn_core.storage.private_files import make_dirs
 
 
@@ -34,13 +34,12 @@ def _too_large(key: str, size: int, max_bytes: int) -> ValidationError:
     )
 
 
-def _write_advice(exc: OSError, root: Path) -> str:
-    """One piece of advice that fits the failure (a full disk and a read-only folder need different ones)."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"Free some disk space on the disk holding {root}."
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return f"{root} cannot be written by this user: check its permissions (or whether it is mounted read-only)."
-    return f"Check the free disk space and the permissions of {root}."
+def _write_failed(exc: OSError, key: str, root: Path) -> BackendError:
+    """A DiskError with the advice that fits (a full disk and a read-only folder need different ones)."""
+    if is_disk_error(exc):
+        return disk_error(exc, f"write {key} to the local store", root)
+    return BackendError(f"Could not write {key} to the local store ({exc.strerror or exc}). "
+                        f"Check the free disk space and the permissions of {root}.")
 
 
 class ObjectStore(Protocol):
@@ -81,8 +80,7 @@ class LocalObjectStore:
         except OSError as exc:
             if tmp:
                 Path(tmp).unlink(missing_ok=True)
-            raise BackendError(f"Could not write {key} to the local store ({exc.strerror or exc}). "
-                               f"{_write_advice(exc, self.root)}") from exc
+            raise _write_failed(exc, key, self.root) from exc
         return self.uri(key)
 
     def put_file(self, key: str, path: Path) -> str:
@@ -98,10 +96,9 @@ class LocalObjectStore:
         except OSError as exc:
             if tmp:
                 Path(tmp).unlink(missing_ok=True)
-            raise BackendError(
-                f"Could not write {key} to the local store ({exc.strerror or exc}). "
-                f"Free some disk space or check permissions of {self.root}."
-            ) from exc
+            if not isinstance(exc, FileNotFoundError) or Path(path).exists():
+                raise _write_failed(exc, key, self.root) from exc
+            raise NotFoundError(f"The file {path} to store as {key} does not exist.") from None
         return self.uri(key)
 
     def get_bytes(self, key: str, max_bytes: int | None = None) -> bytes:
@@ -122,7 +119,8 @@ class LocalObjectStore:
 
     def download(self, key: str, path: Path) -> None:
         try:
-            shutil.copyfile(self.path(key), path)
+            with disk_writes(f"copy {key} from the local store to {path}", Path(path).parent):
+                shutil.copyfile(self.path(key), path)
         except FileNotFoundError:
             raise NotFoundError(f"Object {key} is missing from the local store {self.root}.") from None
 

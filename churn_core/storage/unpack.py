@@ -17,7 +17,8 @@ Three rules for every ``model.tar.gz`` / ``output.tar.gz`` the product checks:
 The caps are settings (environment): ``CHURN_MAX_MODEL_MB`` (4096: the largest model, packed or
 unpacked), ``CHURN_MAX_UNPACK_RATIO`` (50), ``CHURN_MAX_JSON_MB`` (64) and ``CHURN_MAX_MODEL_MEMBERS``
 (1000). An artifact that breaks a rule raises :class:`ArtifactRefused` (a ``ValidationError``) saying
-which rule and what to do.
+which rule and what to do. A write that fails while unpacking (full disk, quota, read-only, permissions)
+is a ``DiskError`` (``storage/disk.py``), never taken for a corrupt artifact.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from churn_core.errors import ValidationError
+from churn_core.errors import BackendError, ValidationError
+from churn_core.storage.disk import disk_error, is_disk_error
 
 MB = 1024 * 1024
 RATIO_FLOOR_BYTES = 64 * MB  # the ratio cap never refuses an artifact unpacking to less than this
@@ -311,6 +313,11 @@ def extract(data: bytes, dest: Path, limits: ArtifactLimits | None = None, what:
     except ArtifactRefused:
         raise
     except _READ_ERRORS as err:
+        if is_disk_error(err):  # the data is read from memory: an errno here is a write to the disk
+            raise disk_error(err, f"unpack the {what} into {dest}", dest.parent) from None
+        if isinstance(err, OSError) and err.errno is not None:  # the folder, not the archive
+            raise BackendError(f"Could not unpack the {what} into {dest} ({err.strerror or err}). Check that "
+                               "folder, then try again.") from None
         raise _unreadable(what, err) from None
     return names
 

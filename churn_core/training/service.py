@@ -28,8 +28,12 @@ class TrainingService:
         algorithm = clean.pop("algorithm")
         auto_named = not name
         name = check_name(name or default_job_name(algorithm), "job name")
-        if not 1 <= int(instance_count) <= 20:
-            raise ValidationError("Instance count must be between 1 and 20.")
+        if isinstance(instance_count, bool) or not isinstance(instance_count, int) or instance_count != 1:
+            raise ValidationError(
+                f"A training job runs on one instance (instance_count {instance_count!r} was asked for): scikit-learn "
+                "fits a model on one machine, so more instances would each train the same model and bill once each. "
+                "To use several machines, run a tuning job (Train page, Tune): its trials run in parallel, one "
+                "instance each. Leave instance_count at 1.")
         row = {
             "name": name,
             "backend": self.backend.name,

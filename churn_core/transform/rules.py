@@ -128,6 +128,18 @@ def clean_keep_columns(keep) -> list[str] | None:
     return names
 
 
+def check_instance_type(instance_type, offered: list[str]) -> str:
+    """The instance type a job runs on: ``offered[0]`` when none is asked for, else one of ``offered``."""
+    if instance_type is None:
+        return offered[0]
+    if isinstance(instance_type, str) and instance_type.strip() in offered:
+        return instance_type.strip()
+    shown = ", ".join(offered[:8]) + (f" and {len(offered) - 8} more (the Batch page lists them)"
+                                      if len(offered) > 8 else "")
+    raise ValidationError(f"A transform job cannot run on the instance type {instance_type!r}. Pick one of: {shown}; "
+                          f"leave it out for the default, {offered[0]}.")
+
+
 def line_column(keep: list[str]) -> str:
     """The name of the line-number column: ``line``, unless the input has a column of that name."""
     return _rows.line_column(keep)

@@ -16,8 +16,8 @@ from churn_core.errors import ConflictError, NotFoundError, ValidationError
 from churn_core.names import check_name, timestamp
 from churn_core.records import TRANSFORM_ACTIVE, TransformJob
 from churn_core.transform.rules import (
-    TransformInputError, clean_keep_columns, csv_chunks, download_csv, input_key, read_errors, read_results,
-    result_chunks, summarise, with_risk,
+    TransformInputError, check_instance_type, clean_keep_columns, csv_chunks, download_csv, input_key, read_errors,
+    read_results, result_chunks, summarise, with_risk,
 )
 
 
@@ -30,7 +30,8 @@ class TransformService:
         self.cache: dict[str, Any] = {}
 
     def start(self, model: str, data, name: str | None = None, keep_columns: list[str] | None = None,
-              instance_count: int | None = None, file_name: str | None = None, reasons: bool = False) -> TransformJob:
+              instance_count: int | None = None, file_name: str | None = None, reasons: bool = False,
+              instance_type: str | None = None) -> TransformJob:
         trained = self.models.get(model)
         schema = self.models.schema(trained["name"])
         keep = clean_keep_columns(keep_columns)
@@ -38,6 +39,7 @@ class TransformService:
         count = self.backend.default_transform_instances() if instance_count is None else instance_count
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 64:
             raise ValidationError(f"instance_count must be a whole number from 1 to 64 (got {instance_count!r}).")
+        instance_type = check_instance_type(instance_type, self.backend.transform_instance_types())
         auto_named = not name
         name = check_name(name or suffixed(trained["name"], f"-batch-{timestamp()}"), "transform job name")
         now = time.time()
@@ -50,7 +52,7 @@ class TransformService:
                 "input_key": source if kind == "key" else input_key(name, Path(str(source)).name if kind == "path"
                                                                     else file_name),
                 "input_label": str(label), "keep_columns_json": dumps(keep), "threshold": threshold,
-                "instance_type": self.backend.transform_instance_type(), "instance_count": count, "created_at": now,
+                "instance_type": instance_type, "instance_count": count, "created_at": now,
                 "reasons": int(bool(reasons)), "updated_at": now,
             }
 

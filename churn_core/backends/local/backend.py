@@ -370,8 +370,8 @@ class LocalBackend:
 
         return local_cpu_count()
 
-    def transform_instance_type(self) -> str:
-        return "local"
+    def transform_instance_types(self) -> list[str]:
+        return ["local"]
 
     def start_transform(self, job: dict, model: dict, schema: dict) -> dict:
         try:

@@ -33,13 +33,14 @@ from pathlib import Path
 
 from churn_core.catalog import local_records, outcomes
 from churn_core.catalog.database import Catalog, loads
-from churn_core.errors import ValidationError
+from churn_core.errors import ChurnError
+from churn_core.storage.disk import disk_writes
 from churn_core.paths import entry_module
 from churn_core.storage.private_files import set_process_umask
 from churn_core.processes.detached import describe_exit
 from churn_core.storage.objects import LocalObjectStore
 from churn_core.transform.rules import (
-    HEAD_BYTES, TransformInputError, expected_fields, output_keys, plan_columns, read_header, result_columns,
+    HEAD_BYTES, expected_fields, output_keys, plan_columns, read_header, result_columns,
     whole_line_blocks,
 )
 
@@ -99,8 +100,9 @@ class Driver:
             return 0
         self.catalog.update("transforms", self.name, started_at=time.time(), updated_at=time.time())
         shutil.rmtree(self.parts, ignore_errors=True)
-        self.parts.mkdir(parents=True)
         try:
+            with disk_writes("create the job's working folder", self.folder):
+                self.parts.mkdir(parents=True)
             started = time.monotonic()
             plan = self.prepare(job)
             self.log(f"{plan['lines']:,} lines in {len(plan['chunks'])} chunks on {plan['workers']} worker(s) "
@@ -118,10 +120,10 @@ class Driver:
         except JobFailed as exc:
             self.fail(str(exc))
             return 1
-        except TransformInputError as exc:
+        except ChurnError as exc:  # TransformInputError; a DiskError: the disk's own message (free space...)
             self.fail(str(exc))
             return 1
-        except Exception as exc:  # a bug or a full disk: a clear failure, never a hang
+        except Exception as exc:  # a bug: a clear failure, never a hang
             import traceback
 
             traceback.print_exc()
@@ -174,7 +176,7 @@ class Driver:
             extract(data, self.folder / "model")
             del data
             entry = load_entry(ENTRY)
-        except (ServingError, ValidationError) as exc:
+        except (ServingError, ChurnError) as exc:  # refused, or a DiskError (full disk: free space, start again)
             raise JobFailed(str(exc)) from None
         entry_module("table_scoring")  # imported once here, not in every worker
         return entry.model_fn(str(self.folder / "model"))
@@ -238,7 +240,10 @@ class Driver:
             for conn in wait(list(by_conn), timeout=PROGRESS_SECONDS):
                 slot = by_conn[conn]
                 try:
-                    index, n_scored, n_failed, n_lines = conn.recv()
+                    answer = conn.recv()
+                    if answer[0] == "disk":  # a part could not be written: the disk's message, not a dead worker
+                        raise JobFailed(answer[1])
+                    index, n_scored, n_failed, n_lines = answer
                 except (EOFError, OSError):
                     restarts = self.replace_dead(slot, busy.pop(slot), chunks, tries, pending, restarts, plan)
                     if slot in self.workers:
@@ -283,26 +288,13 @@ class Driver:
         keep = plan["keep"]
         results_key, errors_key = output_keys(self.name)
         results, errors = self.folder / "results.csv", self.folder / "errors.csv"
-        with open(results, "wb") as out:
-            out.write((",".join(_csv_field(c) for c in result_columns(keep, plan["reasons"])) + "\n").encode("utf-8"))
-            for index in range(len(plan["chunks"])):
-                with open(self.parts / f"{index:06d}.csv", "rb") as part:
-                    shutil.copyfileobj(part, out, 1 << 20)
-        first_problems = []
-        with open(errors, "wb") as out:
-            out.write(b"line,problem\n")
-            for index in range(len(plan["chunks"])):
-                with open(self.parts / f"{index:06d}.err", "rb") as part:
-                    if len(first_problems) < 3:
-                        rows = csv.reader(io.StringIO(part.read().decode("utf-8")))
-                        wanted = 3 - len(first_problems)
-                        first_problems.extend(f"line {n}: {p}" for n, p in itertools.islice(rows, wanted))
-                        part.seek(0)
-                    shutil.copyfileobj(part, out, 1 << 20)
+        with disk_writes("write the job's results", self.folder):
+            first_problems = self.join_parts(plan, keep, results, errors)
         self.store.put_file(results_key, results)
         self.store.put_file(errors_key, errors)
         results.unlink(missing_ok=True)
         errors.unlink(missing_ok=True)
+
         now = time.time()
         rows = scored + failed
         fields = {"rows_in": rows, "rows_done": plan["lines"], "rows_scored": scored, "rows_failed": failed,
@@ -321,6 +313,26 @@ class Driver:
                              event=f"Completed: {scored:,} scored, {failed:,} failed", **fields)
         self.log(f"Completed: {scored:,} lines scored, {failed:,} could not be scored")
 
+    def join_parts(self, plan: dict, keep: list[str], results: Path, errors: Path) -> list[str]:
+        """The workers' parts joined in input order into ``results`` and ``errors``; the first three problems."""
+        with open(results, "wb") as out:
+            out.write((",".join(_csv_field(c) for c in result_columns(keep, plan["reasons"])) + "\n").encode("utf-8"))
+            for index in range(len(plan["chunks"])):
+                with open(self.parts / f"{index:06d}.csv", "rb") as part:
+                    shutil.copyfileobj(part, out, 1 << 20)
+        first_problems: list[str] = []
+        with open(errors, "wb") as out:
+            out.write(b"line,problem\n")
+            for index in range(len(plan["chunks"])):
+                with open(self.parts / f"{index:06d}.err", "rb") as part:
+                    if len(first_problems) < 3:
+                        rows = csv.reader(io.StringIO(part.read().decode("utf-8")))
+                        wanted = 3 - len(first_problems)
+                        first_problems.extend(f"line {n}: {p}" for n, p in itertools.islice(rows, wanted))
+                        part.seek(0)
+                    shutil.copyfileobj(part, out, 1 << 20)
+        return first_problems
+
     def fail(self, reason: str, fields: dict | None = None) -> None:
         self.log(f"FAILED: {reason}")
         fields = {**(fields or {}), "ended_at": time.time(), "updated_at": time.time()}
@@ -335,6 +347,18 @@ class Driver:
 
 def _csv_field(text: str) -> str:
     return f'"{text.replace(chr(34), chr(34) * 2)}"' if any(c in text for c in ',"\n\r') else text
+
+
+def write_part(parts: Path, index: int, scored) -> None:
+    """A chunk's scored lines and problems, each file renamed into place once whole."""
+    tmp = parts / f".{index:06d}.csv"
+    with open(tmp, "w", encoding="utf-8", newline="") as out:
+        scored.to_csv(out)
+    with open(parts / f".{index:06d}.err", "w", encoding="utf-8", newline="") as out:
+        for line, problem in scored.problems:
+            out.write(f"{line},{_csv_field(problem)}\n")
+    os.replace(parts / f".{index:06d}.err", parts / f"{index:06d}.err")
+    os.replace(tmp, parts / f"{index:06d}.csv")
 
 
 def worker_loop(conn: Connection, slot: int, name: str, plan: dict, parts: Path) -> int:
@@ -361,14 +385,12 @@ def worker_loop(conn: Connection, slot: int, name: str, plan: dict, parts: Path)
             scored = table_scoring.score_lines(data, header.names, plan["model"], plan["threshold"], keep,
                                                reasons=plan["reasons"],
                                                first_line=first_line, sep=header.sep, expected=expected)
-            tmp = parts / f".{index:06d}.csv"
-            with open(tmp, "w", encoding="utf-8", newline="") as out:
-                scored.to_csv(out)
-            with open(parts / f".{index:06d}.err", "w", encoding="utf-8", newline="") as out:
-                for line, problem in scored.problems:
-                    out.write(f"{line},{_csv_field(problem)}\n")
-            os.replace(parts / f".{index:06d}.err", parts / f"{index:06d}.err")
-            os.replace(tmp, parts / f"{index:06d}.csv")
+            try:
+                with disk_writes("write the scored lines", parts):
+                    write_part(parts, index, scored)
+            except ChurnError as exc:
+                conn.send(("disk", str(exc)))
+                return 1
             lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
             conn.send((index, len(scored), len(scored.problems), lines))
 

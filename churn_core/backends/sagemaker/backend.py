@@ -200,8 +200,8 @@ class SageMakerBackend:
     def default_transform_instances(self) -> int:
         return 1
 
-    def transform_instance_type(self) -> str:
-        return self.transforms.instance_type()
+    def transform_instance_types(self) -> list[str]:
+        return self.transforms.instance_types()
 
     def start_transform(self, job: dict, model: dict, schema: dict) -> dict:
         return self.transforms.start(job, model, schema)

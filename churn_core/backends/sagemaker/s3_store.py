@@ -14,6 +14,7 @@ from pathlib import Path
 
 from churn_core.backends.sagemaker.aws import AwsClients, AwsError, call
 from churn_core.errors import NotFoundError, ValidationError
+from churn_core.storage.disk import disk_writes
 from churn_core.storage.objects import _check_key, _too_large
 
 # S3 PutObject takes up to 5 GB in one request; uploads are limited far below that (CHURN_MAX_UPLOAD_MB).
@@ -111,16 +112,19 @@ class S3ObjectStore:
 
     def download(self, key: str, path: Path) -> None:
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
         body = self._get(key)["Body"]
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
+        tmp = None
         try:
-            with os.fdopen(fd, "wb") as fh:
-                for chunk in iter(lambda: body.read(_CHUNK), b""):
-                    fh.write(chunk)
-            os.replace(tmp, target)
+            with disk_writes(f"download {self.uri(key)} to {target}", target.parent):  # a full disk says so
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
+                with os.fdopen(fd, "wb") as fh:
+                    for chunk in iter(lambda: body.read(_CHUNK), b""):
+                        fh.write(chunk)
+                os.replace(tmp, target)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            if tmp:
+                Path(tmp).unlink(missing_ok=True)
             raise
         finally:
             body.close()

@@ -12,14 +12,19 @@ a header, in mini-batches (``BatchStrategy: MultiRecord``) to the model containe
   every line (``scored_rows.answer_fields``: ``probability,label,warnings,problem``, with ``top_reason``
   before ``problem`` when the job asks for reasons) at the model's threshold (which the model's
   environment carries, ``CHURN_THRESHOLD``, as for an endpoint);
-* ``read_output`` turns the ``.out`` object into ``results.csv`` and ``errors.csv``, the format
-  of the local backend.
+* batch transform hands whole S3 objects to its instances (one object is never shared), so the lines
+  are written as one object per instance (consecutive whole lines, shares of about equal size; no
+  header, as the container reads them) and ``InstanceCount`` is the number of objects: an instance
+  with no object would only bill. A file with no line to send is not submitted at all;
+* ``read_output`` turns the ``.out`` objects, joined in input order, into ``results.csv`` and
+  ``errors.csv``, the format of the local backend.
 """
 
 from __future__ import annotations
 
 import csv
 import heapq
+import itertools
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -51,6 +56,7 @@ class Prepared:
     uploaded: int  # lines sent to SageMaker
     set_aside: int  # lines that could not be split into the header's columns
     reasons: bool = False  # the container adds each line's top reason
+    parts: list[str] | None = None  # the input objects' names, in input order: one per instance (None: older plans)
 
     @property
     def answer_fields(self) -> tuple[str, ...]:
@@ -64,30 +70,70 @@ class Prepared:
         return cls(**json.loads(data))
 
 
-def prepare_input(source: Path, schema: dict, keep: list[str] | None, target: Path, set_aside: Path,
-                  reasons: bool = False) -> Prepared:
-    """Write ``target`` (headerless lines for SageMaker) and ``set_aside`` (``line,problem``) from ``source``;
-    TransformInputError naming the columns when the file cannot be scored at all."""
+def part_names(stem: str, instances: int) -> list[str]:
+    """The input objects' names for ``instances`` instances (one object keeps the plain name)."""
+    return [f"{stem}.csv"] if instances <= 1 else [f"{stem}-part{i + 1:04d}.csv" for i in range(instances)]
+
+
+def count_lines(path: Path, start: int) -> int:
+    """Lines after the header (``start`` bytes), counted at C speed: how the lines are shared out."""
+    lines, last = 0, b"\n"
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        for block in iter(lambda: fh.read(READ_BYTES), b""):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return lines + (last != b"\n")
+
+
+def prepare_input(source: Path, schema: dict, keep: list[str] | None, folder: Path, set_aside: Path,
+                  reasons: bool = False, instances: int = 1, stem: str = "input") -> Prepared:
+    """Write the input objects into ``folder`` (headerless lines for SageMaker: consecutive whole lines, one
+    object per instance, about equal shares; an instance whose share is empty gets none) and ``set_aside``
+    (``line,problem``) from ``source``; TransformInputError naming the columns when the file cannot be scored
+    at all. ``Prepared.parts`` names the objects written, in input order (none when no line can be sent)."""
     table_scoring = entry_module("table_scoring")
     features = [f["name"] for f in schema["features"]]
     with open(source, "rb") as fh:
         header = read_header(fh.read(HEAD_BYTES), features)
     kept = plan_columns(header, schema, keep)
     use = list(dict.fromkeys([*kept, *features]))
+    names = part_names(stem, instances)
+    total = max(1, count_lines(source, header.size))
+    written: list[str] = []
+    out = writer = None
     uploaded = aside = 0
-    with open(target, "w", encoding="utf-8", newline="") as out, \
-            open(set_aside, "w", encoding="utf-8", newline="") as bad:
-        writer, problems = csv.writer(out, lineterminator="\n"), csv.writer(bad, lineterminator="\n")
-        for _, data, first in whole_line_blocks(source, header.size, READ_BYTES):
-            split = table_scoring.split_lines(data, len(header.names), first, header.sep,
-                                              expected=expected_fields(header))
-            frame = table_scoring.parse(split, header.names, use, (), header.sep)
-            columns = [split.numbers.tolist(), *(frame[c].tolist() for c in [*kept, *features])]
-            writer.writerows(zip(*columns, strict=True))
-            problems.writerows(split.problems)
-            uploaded += len(frame)
-            aside += len(split.problems)
-    return Prepared(kept, features, line_column(kept), uploaded + aside, uploaded, aside, reasons)
+    try:
+        with open(set_aside, "w", encoding="utf-8", newline="") as bad:
+            problems = csv.writer(bad, lineterminator="\n")
+            for _, data, first in whole_line_blocks(source, header.size, READ_BYTES):
+                split = table_scoring.split_lines(data, len(header.names), first, header.sep,
+                                                  expected=expected_fields(header))
+                frame = table_scoring.parse(split, header.names, use, (), header.sep)
+                numbers = split.numbers.tolist()
+                rows = zip(numbers, *(frame[c].tolist() for c in [*kept, *features]), strict=True)
+                share = (min(len(names) - 1, (n - 2) * len(names) // total) for n in numbers)
+                for part, group in itertools.groupby(zip(share, rows, strict=True), key=lambda pair: pair[0]):
+                    if not written or written[-1] != names[part]:
+                        if out is not None:
+                            out.close()
+                        written.append(names[part])
+                        out = open(folder / names[part], "w", encoding="utf-8", newline="")
+                        writer = csv.writer(out, lineterminator="\n")
+                    writer.writerows(row for _, row in group)
+                problems.writerows(split.problems)
+                uploaded += len(frame)
+                aside += len(split.problems)
+    finally:
+        if out is not None:
+            out.close()
+    return Prepared(kept, features, line_column(kept), uploaded + aside, uploaded, aside, reasons, written)
+
+
+def first_problems(set_aside: Path, count: int = 3) -> str:
+    """The first lines set aside and why, for a failure reason."""
+    with open(set_aside, encoding="utf-8", newline="") as fh:
+        return "; ".join(f"line {n}: {p}" for n, p in itertools.islice(csv.reader(fh), count))
 
 
 def input_filter(prepared: Prepared) -> str:

@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from churn_core.storage.disk import disk_writes
+
 CONTROL_FILE = "control.json"
 WATCH_INTERVAL_S = 0.05
 
@@ -70,10 +72,15 @@ def write_control(workdir: Path, control: Control) -> None:
     """Atomically (a reader sees the old file or the new one, never half of one)."""
     target = control_path(workdir)
     tmp = target.with_name(f".{CONTROL_FILE}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(control.to_json())
-    os.replace(tmp, target)
+    try:
+        with disk_writes("write the endpoint's control file", workdir):  # a full disk says so
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(control.to_json())
+            os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def generations(workdir: Path, pids: list[int]) -> dict[int, str]:

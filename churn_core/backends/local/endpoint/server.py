@@ -15,7 +15,8 @@ Order of work, before anything listens, for every variant:
    exit 3, ``ERROR: ...`` on stderr;
 2. the same bytes (never the path again) are extracted into ``<workdir>/models/<sha256>/``,
    refusing absolute paths, ``..``, links and anything over the size caps of ``churn_core.storage.unpack``
-   before writing (exit 6: refused for good, like a mismatch; retrying cannot help);
+   before writing (exit 6: refused for good, like a mismatch; retrying cannot help); a write that fails
+   (full disk, quota, read-only, permissions) exits 7 with the disk's message, and the supervisor retries;
 3. the entry script is imported by path and its ``model_fn`` loads the model (exit 4 on failure);
 4. gunicorn's asyncio worker serves ``endpoint_app.EndpointApp`` with the models preloaded
    (workers fork with them); each worker follows later changes of the control file.
@@ -38,8 +39,9 @@ import re
 import shutil
 import socket
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 from churn_core.storage.artifacts import sha256_bytes
 from churn_core.processes.child import exit_status, flush_output
@@ -51,6 +53,8 @@ from churn_core.backends.local.endpoint.control import (
 from churn_core.backends.local.endpoint.stats import WorkerStats, read_stats  # noqa: F401 - read_stats: the platform's import
 from churn_core.paths import ENTRY_DIR
 from churn_core.storage.private_files import set_process_umask
+from churn_core.errors import DiskError
+from churn_core.storage.disk import disk_writes
 from churn_core.storage.unpack import ArtifactRefused, extract, read_file_once
 from churn_core.processes.warm.requests import entry_allowed
 
@@ -66,6 +70,7 @@ EXIT_SHA_MISMATCH = 3
 EXIT_LOAD_FAILED = 4
 EXIT_PORT_BUSY = 5
 EXIT_ARTIFACT_REFUSED = 6  # unsafe member, over a size cap, or not a .tar.gz: the same bytes fail every time
+EXIT_DISK_FULL = 7  # a write failed (full disk, quota, read-only, permissions): restarted, it may work
 
 class ServingError(Exception):
     """A start-up failure; ``code`` is the process exit status."""
@@ -123,8 +128,20 @@ def safe_extract(artifact: bytes | Path, dest: Path) -> list[str]:
         return extract(data, dest)
     except ArtifactRefused as err:
         raise ServingError(str(err), EXIT_ARTIFACT_REFUSED) from None
+    except DiskError as err:
+        raise ServingError(str(err), EXIT_DISK_FULL) from None
     except OSError as err:
         raise ServingError(f"the model artifact could not be extracted ({err}).", EXIT_LOAD_FAILED) from None
+
+
+@contextmanager
+def _disk_writes(doing: str, where: Path) -> Iterator[None]:
+    """A write error of the disk ends the start with its own message and exit code (the supervisor retries)."""
+    try:
+        with disk_writes(doing, where):
+            yield
+    except DiskError as err:
+        raise ServingError(str(err), EXIT_DISK_FULL) from None
 
 
 def load_entry(entry: Path):
@@ -157,10 +174,15 @@ def prepare_variant(spec: VariantSpec, workdir: Path, verified: bytes | None = N
     target = models_dir(workdir) / spec.sha256
     if (target / ".verified").is_file():
         return target
-    models_dir(workdir).mkdir(mode=0o700, parents=True, exist_ok=True)
     staging = models_dir(workdir) / f".{spec.sha256}.{os.getpid()}"
-    safe_extract(verified, staging)
-    (staging / ".verified").write_text(spec.sha256)
+    try:
+        with _disk_writes(f"unpack the model of variant {spec.name}", workdir):
+            models_dir(workdir).mkdir(mode=0o700, parents=True, exist_ok=True)
+            safe_extract(verified, staging)
+            (staging / ".verified").write_text(spec.sha256)
+    except ServingError:
+        shutil.rmtree(staging, ignore_errors=True)  # nothing half-unpacked stays
+        raise
     if target.exists() and not (target / ".verified").is_file():
         shutil.rmtree(target, ignore_errors=True)  # a half-made folder of a process that died
     try:
@@ -346,7 +368,8 @@ def main(argv: Optional[list] = None) -> int:
     _raise_descriptor_limit()
     workdir = args.workdir.resolve()
     try:
-        workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with _disk_writes("create the endpoint's folder", workdir.parent):
+            workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if args.probe:
             spec = VariantSpec("probe", str(args.artifact), (args.sha256 or "").strip().lower())
             probe(load_entry(args.entry.resolve()), spec, workdir)

@@ -50,6 +50,7 @@ START_TIMEOUT = 60.0
 ROW_CHECK_SECONDS = 0.2  # how often it checks that its catalog row still exists and is its own
 # serving.py's exit codes for an artifact it refused (SHA-256 mismatch; unsafe, oversized or unreadable):
 # the same bytes are refused every time, so the endpoint fails at once with the reason, never after 3 crashes.
+# A write that failed (exit 7: full disk, quota, read-only) is not the artifact's fault: restarted like a crash.
 REFUSED_EXIT_CODES = (3, 6)
 
 
