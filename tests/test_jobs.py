@@ -141,3 +141,14 @@ def test_concurrency_limit_is_respected_and_jobs_start_in_order(home, sample_csv
     assert peak == 1
     starts = [j.started_at for j in jobs]
     assert starts == sorted(starts)
+
+
+@pytest.mark.parametrize("params", [{"n_estimators": float("inf")}, {"max_depth": float("nan")},
+                                    {"algorithm": "gradient_boosting", "learning_rate": float("nan")},
+                                    {"algorithm": "gradient_boosting", "learning_rate": float("inf")}])
+def test_an_infinite_or_nan_hyperparameter_is_a_clean_error(platform, params):
+    """Issue 26, item 11 (the class of start_tuning(max_trials=inf)): int(inf) was a raw OverflowError, int(nan) a
+    ValueError, and a NaN float hyperparameter passed its range check."""
+    with pytest.raises(ValidationError, match="must be a finite number"):
+        platform.start_training("sample", params)
+    assert platform.count_training_jobs() == 0

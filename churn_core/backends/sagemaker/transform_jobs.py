@@ -18,6 +18,7 @@ from churn_core.backends.sagemaker.transform import (
 )
 from churn_core.catalog.database import loads
 from churn_core.errors import BackendError, ChurnError
+from churn_core.names import derived_name
 from churn_core.transform.rules import output_keys
 
 
@@ -82,7 +83,7 @@ class TransformJobs:
             store.put_file(f"{keys['input']}{stem}.csv", folder / "input.csv")
             store.put_file(keys["set_aside"], folder / "set-aside.csv")
             store.put_bytes(keys["plan"], prepared.to_json())
-        model_name = (job["name"][: 63 - len("-model")].rstrip("-")) + "-model"
+        model_name = derived_name(job["name"], "-model")
         container = self.models.request({"name": job["name"]}, {"name": model_name, "model": model["name"],
                                                                  "artifact_key": model["artifact_key"],
                                                                  "threshold": job["threshold"]})
