@@ -282,3 +282,23 @@ def test_a_sheet_beyond_a_sheets_size_is_refused_before_openpyxl_reads_it(edit, 
 
     with pytest.raises(WorkbookRefused, match=expected):
         xlsx_to_csv(with_sheet(small_book(), edit))
+
+
+def test_a_zip_of_countless_empty_parts_is_refused_before_its_directory_is_read():
+    """A 200 MB upload of empty ZIP entries would be millions of ZipInfo objects: the end record is read first."""
+    import tracemalloc
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("xl/workbook.xml", "<workbook/>")
+        for i in range(60_000):
+            archive.writestr(f"x/{i}", b"")
+    data = buffer.getvalue()
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValidationError, match=r"declares 60,001 parts, over the limit of 10,000"):
+            validate_csv(data, "Churn")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 1024 * 1024  # the directory (60,001 entries) was never built

@@ -23,6 +23,7 @@ names the limit and says what to do.
 
 from __future__ import annotations
 
+import io
 import re
 import zipfile
 from dataclasses import dataclass
@@ -61,6 +62,21 @@ LIMITS = WorkbookLimits()
 
 def _is_sheet(name: str) -> bool:
     return name.startswith(("xl/worksheets/", "xl/chartsheets/", "xl/dialogsheets/")) and name.endswith(".xml")
+
+
+def check_directory(data: bytes, limits: WorkbookLimits = LIMITS) -> None:
+    """Refuse a ZIP whose end record declares more members than a workbook has, before ``zipfile`` builds an
+    object per member (a 200 MB upload of empty entries would be millions of them)."""
+    try:
+        end = zipfile._EndRecData(io.BytesIO(data))  # the end-of-directory record zipfile itself reads first
+    except (OSError, AttributeError, zipfile.BadZipFile):
+        return  # not readable as a ZIP: zipfile says so in its own words later
+    if end and end[zipfile._ECD_ENTRIES_TOTAL] > limits.max_members:
+        raise WorkbookRefused(
+            f"This ZIP file declares {end[zipfile._ECD_ENTRIES_TOTAL]:,} parts, over the limit of "
+            f"{limits.max_members:,} for a workbook (a workbook has a dozen or so): it is not a spreadsheet this "
+            f"platform reads. {_EXPORT}"
+        )
 
 
 def check_members(archive: zipfile.ZipFile, limits: WorkbookLimits = LIMITS) -> None:

@@ -20,7 +20,9 @@ import zipfile
 from collections import OrderedDict
 
 from churn_core.errors import ValidationError
-from churn_core.data.workbook_checks import LIMITS, WorkbookLimits, check_members, check_sheet, output_too_large
+from churn_core.data.workbook_checks import (
+    LIMITS, WorkbookLimits, check_directory, check_members, check_sheet, output_too_large,
+)
 
 _CACHE: OrderedDict[tuple, tuple[bytes, str]] = OrderedDict()  # a page reruns often: read each workbook once
 _CACHE_SIZE = 4
@@ -30,6 +32,7 @@ def is_xlsx(data: bytes) -> bool:
     """A ZIP whose parts are an Excel workbook's (whatever the file was named)."""
     if not data.startswith(b"PK\x03\x04"):
         return False
+    check_directory(data)  # before zipfile reads the directory into one object per member
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             return "xl/workbook.xml" in archive.namelist()
