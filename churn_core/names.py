@@ -6,6 +6,7 @@ that keeps a name from escaping the state directory (no ``/``, ``..`` or Unicode
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import datetime, timezone
 
@@ -36,9 +37,19 @@ def default_job_name(algorithm: str, now: datetime | None = None) -> str:
     return f"churn-{ALGORITHM_SHORT.get(algorithm, 'model')}-{timestamp(now)}"
 
 
+def derived_name(base: str, suffix: str, limit: int = 63) -> str:
+    """A name made from another (``churn-ep`` → ``churn-ep-config``) within SageMaker's 63 characters, unique
+    for every ``base``: one that fits is ``base + suffix``; a longer one keeps the start of ``base`` and adds 8
+    hex characters of its SHA-256, so names that differ only in the part cut off still differ."""
+    if len(base) + len(suffix) <= limit:
+        return base + suffix
+    digest = hashlib.sha256(base.encode("utf-8")).hexdigest()[:8]
+    keep = max(limit - len(suffix) - len(digest) - 1, 1)
+    return f"{base[:keep].rstrip('-')}-{digest}{suffix}"
+
+
 def default_endpoint_name(job_name: str) -> str:
-    base = job_name[: 63 - len("-endpoint")]
-    return check_name(base.rstrip("-") + "-endpoint", "endpoint name")
+    return check_name(derived_name(job_name, "-endpoint"), "endpoint name")
 
 
 def slugify(text: str, fallback: str = "dataset") -> str:

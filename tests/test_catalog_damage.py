@@ -233,3 +233,35 @@ def test_a_catalog_damaged_while_the_dashboard_runs_shows_its_message(live):
     at.run()
     assert not at.exception, at.exception
     assert "is damaged" in texts(at, "error") and "Restore the backup" in [b.label for b in at.button]
+
+
+def _plant(manifest: dict, how: str) -> None:
+    deployed = manifest["variants"][0]["deployed"] if manifest.get("variants") else manifest
+    if how == "another-model":  # names a model that is not what the artifact is
+        manifest["model"] = deployed["model"] = "someone-elses-model"
+    elif how == "wrong-hash":  # the model's name, another artifact's hash
+        deployed["artifact_sha256"] = "0" * 64
+    elif how == "key-outside":
+        deployed["artifact_key"] = "../../../../etc/passwd"
+    elif how == "bad-name":
+        manifest["config"] = "../../escape"
+
+
+@pytest.mark.parametrize("how", ["another-model", "wrong-hash", "key-outside", "bad-name"])
+def test_a_rebuild_does_not_trust_a_planted_endpoint_manifest(live, how):
+    """Issue 26, item 11: a rebuild recorded whatever endpoint.json said (another model, a key outside the bucket)."""
+    import json
+
+    p, _ = live
+    manifest_path = next((p.settings.home / "endpoints").glob("live-ep.*")) / "endpoint.json"
+    manifest = json.loads(manifest_path.read_text())
+    _plant(manifest, how)
+    manifest_path.write_text(json.dumps(manifest))
+    damage(p.settings.home / "churn.db", "zero-bytes")
+    report = catalog_repair.rebuild(p.settings.home)
+    assert "live-ep" not in report.added["endpoints"]
+    assert any("endpoint.json" in note and "not trusted" in note for note in report.notes), report.notes
+    fresh = churn_core.connect()
+    assert [e.name for e in fresh.list_endpoints()] == []
+    assert fresh.catalog.query("SELECT name FROM deployed_models WHERE artifact_key LIKE '%..%' "
+                               "OR model = 'someone-elses-model'") == []

@@ -225,3 +225,37 @@ def test_deploy_rejects_bad_input(trained):
         p.deploy("no-such-model", "whatever")
     with pytest.raises(ValidationError, match="between 1 and 8"):
         p.deploy("model-a", "too-many", instance_count=50)
+
+
+def test_derived_names_stay_unique_when_a_long_name_is_cut():
+    """Issue 26, item 11: '-config' / '-model' were made by cutting the endpoint name at 56 characters."""
+    from churn_core.names import NAME_RE, derived_name
+
+    assert derived_name("churn-ep", "-config") == "churn-ep-config"  # a name that fits is unchanged
+    names = ["e" * 62 + "1", "e" * 62 + "2", "e" * 56 + "-" + "x" * 6, "e" * 57]
+    for suffix in ("-config", "-model", "-config-2", "-m2-1", "-batch-2026-12-07-19-00-00"):
+        derived = [derived_name(n, suffix) for n in names]
+        assert len(set(derived)) == len(names), derived
+        assert all(len(d) <= 63 and NAME_RE.fullmatch(d) and d.endswith(suffix) for d in derived), derived
+
+
+def test_endpoint_names_differing_only_after_character_56_both_deploy(trained):
+    p = trained
+    first, second = "e" * 62 + "1", "e" * 62 + "2"
+    try:
+        a = p.deploy("model-a", first, "ml.m5.large", 1, wait=False)
+        b = p.deploy("model-a", second, "ml.m5.large", 1, wait=False)  # was "already exists" (the same config)
+        assert a.config != b.config and len(a.config) <= 63 and len(b.config) <= 63
+    finally:
+        for name in (first, second):
+            try:
+                p.delete_endpoint(name)
+            except NotFoundError:
+                pass
+
+
+@pytest.mark.parametrize("count", [float("inf"), float("nan"), "many", 2.5])
+def test_a_deploy_refuses_an_instance_count_that_is_not_a_whole_number(trained, count):
+    """Issue 26, item 11 (the class of start_tuning(max_trials=inf)): int(inf) was a raw OverflowError."""
+    with pytest.raises(ValidationError, match="Instance count must be a whole number between 1 and 8"):
+        trained.deploy("model-a", "count-ep", "ml.m5.large", count)

@@ -151,3 +151,14 @@ def test_a_training_job_on_several_instances_is_refused_pointing_to_tuning(platf
             platform.start_training("sample", {"algorithm": "random_forest"}, name="wide", instance_count=count)
         assert "one instance" in str(err.value)
     assert platform.list_training_jobs() == []
+
+
+@pytest.mark.parametrize("params", [{"n_estimators": float("inf")}, {"max_depth": float("nan")},
+                                    {"algorithm": "gradient_boosting", "learning_rate": float("nan")},
+                                    {"algorithm": "gradient_boosting", "learning_rate": float("inf")}])
+def test_an_infinite_or_nan_hyperparameter_is_a_clean_error(platform, params):
+    """Issue 26, item 11 (the class of start_tuning(max_trials=inf)): int(inf) was a raw OverflowError, int(nan) a
+    ValueError, and a NaN float hyperparameter passed its range check."""
+    with pytest.raises(ValidationError, match="must be a finite number"):
+        platform.start_training("sample", params)
+    assert platform.count_training_jobs() == 0

@@ -91,3 +91,16 @@ def test_a_home_an_older_version_left_open_is_closed_when_opened(home, open_umas
     churn_core.connect()
     assert readable_by_others(home) == []
     assert stat.S_IMODE(outside.stat().st_mode) == 0o644, "only the product's own files are touched"
+
+
+def test_files_copied_into_the_bucket_make_private_folders(home, open_umask, tmp_path):
+    """Issue 26, item 11: put_file (path-based transform inputs, repair copies) made its folders with the umask."""
+    from churn_core.storage.objects import LocalObjectStore
+
+    source = tmp_path / "customers.csv"
+    source.write_bytes(b"a,b\n1,2\n")
+    store = LocalObjectStore(home, "churn-local")
+    store.put_file("transforms/by-path/input/customers.csv", source)
+    store.put_bytes("datasets/other/raw/other.csv", b"a\n1\n")
+    assert readable_by_others(home / "buckets") == []
+    assert store.get_bytes("transforms/by-path/input/customers.csv") == b"a,b\n1,2\n"

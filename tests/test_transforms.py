@@ -426,3 +426,21 @@ def test_a_worker_that_cannot_write_its_part_reports_the_disk_not_a_dead_worker(
     kind, message = parent.recv()
     assert kind == "disk" and "free some disk space" in message.lower(), message
     assert not list((tmp_path / "parts").iterdir())
+
+
+def test_a_bucket_key_is_never_taken_for_a_file_of_that_name_in_the_working_directory(platform, tmp_path,
+                                                                                         monkeypatch):
+    """Issue 26, item 11: 'datasets/numeric/test/test.csv' was first tried as a path relative to the working
+    directory, so a local file of that name was scored instead of the dataset's test split. A key that exists in
+    the bucket wins; a local file is named unambiguously (a Path, an absolute path, or ./)."""
+    p = platform
+    key = "datasets/numeric/test/test.csv"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "datasets" / "numeric" / "test").mkdir(parents=True)
+    (tmp_path / key).write_bytes(customers(5, seed=8, numeric=True))
+    by_key = p.start_transform("numeric-rf", key, name="key-not-cwd")
+    assert by_key.input_key == key
+    by_path = p.start_transform("numeric-rf", f"./{key}", name="cwd-file")
+    assert by_path.input_key == "transforms/cwd-file/input/test.csv"
+    assert wait_transform(p, "key-not-cwd").rows_scored == p.get_dataset("numeric").n_test
+    assert wait_transform(p, "cwd-file").rows_scored == 5

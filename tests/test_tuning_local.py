@@ -265,3 +265,13 @@ def test_delete_forgets_a_finished_tuning_job_and_keeps_its_trials(platform):
     with pytest.raises(NotFoundError, match="No tuning job named 'tune-gone'"):
         p.describe_tuning(tuning.name)
     assert {"tune-gone-001", "tune-gone-002"} <= set(p.job_names())
+
+
+@pytest.mark.parametrize("argument, value", [("max_trials", float("inf")), ("max_trials", float("nan")),
+                                             ("max_parallel", float("inf")), ("seed", float("nan")),
+                                             ("max_seconds", float("inf"))])
+def test_start_tuning_refuses_infinite_and_nan_counts_cleanly(platform, argument, value):
+    """Issue 26, item 11: inf and NaN were a raw OverflowError / ValueError (or, for max_seconds, accepted)."""
+    with pytest.raises(ValidationError, match=f"{argument} must be"):
+        platform.start_tuning("sample", FAST_RF, **{"max_trials": 3, argument: value})
+    assert platform.list_tuning_jobs() == []

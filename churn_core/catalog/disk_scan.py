@@ -17,10 +17,13 @@ from dataclasses import dataclass, field
 
 from churn_core.backends.local import job_outcome
 from churn_core.backends.local.endpoint import processes as endpoint_processes
+from churn_core.backends.local.endpoint.processes import folder_name as folder_name_of
 from churn_core.catalog.database import Catalog, dumps
 from churn_core.catalog.endpoint_configs import delete_config
 from churn_core.errors import ChurnError
+from churn_core.names import NAME_RE
 from churn_core.storage.artifacts import sha256_bytes
+from churn_core.storage.objects import safe_key
 
 ACTIVE_ENDPOINT = ("Creating", "InService", "Updating")
 DEPLOYED_COLUMNS = ("name", "model", "artifact_key", "artifact_sha256", "created_at", "grp", "version", "version_arn",
@@ -74,6 +77,14 @@ class DiskScan:
     def _exists(self, table: str, name: str) -> bool:
         return self.catalog.one(f"SELECT 1 FROM {table} WHERE name = ? COLLATE NOCASE", (name,)) is not None
 
+    def _named(self, folder: Path, what: str) -> bool:
+        """A folder found on disk is recorded only under a name the product could have given it."""
+        if NAME_RE.fullmatch(folder.name):
+            return True
+        self.report.notes.append(f"The folder {folder} is not a {what} of this platform (its name breaks the "
+                                 "naming rule); it was left alone and not recorded.")
+        return False
+
     def _insert(self, conn: sqlite3.Connection, table: str, row: dict) -> None:
         conn.execute(f"INSERT OR IGNORE INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                      list(row.values()))
@@ -90,7 +101,7 @@ class DiskScan:
                         conn.execute("DELETE FROM datasets WHERE name = ?", (row["name"],))
                     self.report.removed["datasets"].append(row["name"])
         for folder in sorted((bucket / "datasets").glob("*")):
-            if not folder.is_dir() or self._exists("datasets", folder.name):
+            if not folder.is_dir() or not self._named(folder, "dataset") or self._exists("datasets", folder.name):
                 continue
             try:
                 row = self._dataset_row(store, folder.name)
@@ -142,6 +153,8 @@ class DiskScan:
         names = set(in_buckets) | {p.name for p in (self.home / "jobs").glob("*") if p.is_dir()}
         drivers = _running_drivers(self.home)
         for name in sorted(names):
+            if not self._named(self.home / "jobs" / name, "job"):
+                continue
             existing = self.catalog.one("SELECT status FROM jobs WHERE name = ? COLLATE NOCASE", (name,))
             if existing is not None and not (refresh and existing["status"] in ("InProgress", "Stopping")):
                 if existing["status"] == "Completed":
@@ -251,6 +264,12 @@ class DiskScan:
                 self.report.notes.append(f"Running endpoint processes in {folder} have no endpoint.json (deployed by "
                                          "an older version): stop them with cleanup() and deploy again.")
                 continue
+            why = self._untrusted(manifest, folder_name)
+            if why:
+                self.report.notes.append(
+                    f"The endpoint.json in {folder} is not trusted ({why}), so its endpoint was not recorded; its "
+                    "processes keep running: stop them with cleanup() and deploy again.")
+                continue
             name, uid = manifest["name"], manifest.get("uid") or ""
             live.add((name, uid))
             current = self.catalog.one(
@@ -266,6 +285,54 @@ class DiskScan:
                         (folder is None or not folder.exists()):
                     self._drop_endpoint(row["name"])
                     self.report.removed["endpoints"].append(row["name"])
+
+    def _untrusted(self, manifest, folder_name: str) -> str:
+        """Why an endpoint manifest found on disk cannot be recorded ('' when it can): every name follows the
+        naming rule and the folder is the endpoint's own, every key stays inside the bucket, and every model it
+        names is a model this catalog knows with exactly that artifact (key and SHA-256)."""
+        if not isinstance(manifest, dict):
+            return "it is not a JSON object"
+        uid = manifest.get("uid") or ""
+        if not isinstance(uid, str) or not re.fullmatch(r"[0-9a-f]{0,64}", uid):
+            return "its uid is not one the product writes"
+        variants = manifest.get("variants") or [{"variant": "AllTraffic", "weight": 1.0, "deployed": {
+            "name": manifest.get("deployed_model"), "model": manifest.get("model"),
+            "artifact_key": manifest.get("artifact_key"), "artifact_sha256": manifest.get("artifact_sha256")}}]
+        names = [("name", manifest.get("name")), ("config", manifest.get("config")),
+                 ("deployed_model", manifest.get("deployed_model")), ("model", manifest.get("model"))]
+        if not isinstance(variants, list) or not all(isinstance(v, dict) and isinstance(v.get("deployed"), dict)
+                                                     for v in variants):
+            return "its variants are not a list of variants"
+        for variant in variants:
+            names += [("variant", variant.get("variant")), ("deployed model", variant["deployed"].get("name")),
+                      ("model", variant["deployed"].get("model"))]
+        for what, value in names:
+            if not isinstance(value, str) or not NAME_RE.fullmatch(value):
+                return f"its {what} {str(value)[:60]!r} breaks the naming rule"
+        if folder_name != folder_name_of(manifest["name"], uid):
+            return f"it names endpoint {manifest['name']!r}, not the one whose folder it is in"
+        count = manifest.get("instance_count")
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 64:
+            return f"its instance_count {count!r} is not a whole number of instances"
+        if manifest["model"] not in {v["deployed"]["model"] for v in variants}:
+            return f"it names model {manifest['model']!r}, which none of its variants serves"
+        for variant in variants:
+            deployed = variant["deployed"]
+            key, digest = deployed.get("artifact_key"), deployed.get("artifact_sha256")
+            weight = variant.get("weight")
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < float("inf"):
+                return f"variant {variant['variant']!r} has the weight {weight!r}"
+            if not isinstance(key, str) or not safe_key(key):
+                return f"its artifact key {str(key)[:80]!r} is not a key inside the bucket"
+            model = self.catalog.one("SELECT artifact_key, artifact_sha256 FROM models WHERE name = ?",
+                                     (deployed["model"],))
+            if model is None:
+                return f"it names model {deployed['model']!r}, which is not a model of this platform"
+            if (model["artifact_key"], model["artifact_sha256"]) != (key, digest):
+                return (f"it gives model {deployed['model']!r} the artifact {key} with SHA-256 {str(digest)[:12]}…, "
+                        f"but that model's artifact is {model['artifact_key']} with SHA-256 "
+                        f"{model['artifact_sha256'][:12]}…")
+        return ""
 
     def _add_endpoint(self, manifest: dict, folder: Path, processes: list, replace: bool) -> None:
         name = manifest["name"]

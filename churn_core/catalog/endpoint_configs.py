@@ -6,6 +6,7 @@ import sqlite3
 import time
 
 from churn_core.catalog.database import Catalog
+from churn_core.names import derived_name
 
 
 def config_variants(catalog: Catalog, config: str, conn: sqlite3.Connection | None = None) -> list[dict]:
@@ -28,12 +29,12 @@ def insert_config(conn: sqlite3.Connection, endpoint: str, generation: int, plan
                   instance_type: str, instance_count: int, suffix: str) -> dict:
     """The deployed models, the configuration and its variants of one generation (in a transaction)."""
     now = time.time()
-    config = f"{endpoint[: 63 - len(suffix) - len('-config')].rstrip('-')}-config{suffix}"
+    config = derived_name(endpoint, f"-config{suffix}")  # unique however long the endpoint's name
     deployed_rows = []
     for i, plan in enumerate(plans, 1):
         tag = f"-m{generation}-{i}" if len(plans) > 1 or generation > 1 else "-model"
         deployed = {
-            "name": f"{endpoint[: 63 - len(tag)].rstrip('-')}{tag}",
+            "name": derived_name(endpoint, tag),
             "model": plan.trained["name"], "artifact_key": plan.trained["artifact_key"],
             "artifact_sha256": plan.trained["artifact_sha256"], "created_at": now,
             "grp": plan.version.group if plan.version is not None else "",

@@ -252,7 +252,7 @@ def upload_bytes(data, max_bytes: int | None) -> tuple[bytes, str | None]:
     """(bytes, workbook note): the first checks of either reading route, so a bad file fails the same way on both."""
     data = as_bytes(data)
     check_size(data, max_bytes)
-    data, workbook_note = as_csv(data)  # an .xlsx workbook (whatever its name) is read as its first sheet
+    data, workbook_note = as_csv(data, max_bytes)  # an .xlsx workbook (whatever its name): its first sheet
     data = data.rstrip(b"\x1a")  # an old DOS end-of-file marker is not content
     return data, workbook_note
 

@@ -12,13 +12,23 @@ from churn_core.catalog.endpoint_configs import config_variants
 from churn_core.decisions import campaign
 from churn_core.endpoints.scoring import BatchResult, encode_payload, score_frame
 from churn_core.errors import BackendError, ChurnError, ConflictError, NotFoundError, ValidationError
-from churn_core.names import check_name
+from churn_core.names import check_name, derived_name
 from churn_core.records import ENDPOINT_ACTIVE, Endpoint
 
 
 def suffixed(name: str, suffix: str) -> str:
-    """A derived resource name within SageMaker's 63 characters: ``churn-ep`` → ``churn-ep-config``."""
-    return name[: 63 - len(suffix)].rstrip("-") + suffix
+    """A derived resource name within SageMaker's 63 characters: ``churn-ep`` → ``churn-ep-config``; a long name
+    is cut with a short hash of the whole, so two names never derive the same one (``names.derived_name``)."""
+    return derived_name(name, suffix)
+
+
+def _count_between(value, low: int, high: int) -> bool:
+    """A whole number in [low, high]: NaN, ±inf, text and bools are not (the range is checked before int())."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return False
+    return not isinstance(value, bool) and low <= number <= high and number == int(number)
 
 
 def serving_labels(catalog, config: str) -> list[str]:
@@ -39,8 +49,9 @@ class EndpointService:
         """A trained model (as registry ``version``, when given) behind a new endpoint: Creating → InService."""
         check_name(endpoint_name, "endpoint name")
         instance_type = instance_type or self.settings.endpoint_instance_type
-        if not 1 <= int(instance_count) <= 8:
-            raise ValidationError("Instance count must be between 1 and 8 (each instance is a worker process locally).")
+        if not _count_between(instance_count, 1, 8):
+            raise ValidationError("Instance count must be a whole number between 1 and 8 (each instance is a worker "
+                                  f"process locally); got {instance_count!r}.")
         now = time.time()
         deployed = {
             "name": suffixed(endpoint_name, "-model"), "model": trained["name"],

@@ -25,6 +25,15 @@ def _check_key(key: str) -> str:
     return key
 
 
+def safe_key(key: str) -> bool:
+    """True for a relative key that stays inside the bucket (no ``/`` at the start, no ``.`` or ``..`` parts)."""
+    try:
+        _check_key(key)
+    except ValidationError:
+        return False
+    return True
+
+
 def _too_large(key: str, size: int, max_bytes: int) -> ValidationError:
     from churn_core.storage.unpack import ArtifactRefused
 
@@ -88,8 +97,8 @@ class LocalObjectStore:
         target = self.path(key)
         tmp = None
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
+            make_dirs(target.parent)  # 0700 like put_bytes: a copied-in file is customer data too
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-")  # 0600
             with os.fdopen(fd, "wb") as out, open(path, "rb") as source:
                 shutil.copyfileobj(source, out, 1 << 20)
             os.replace(tmp, target)

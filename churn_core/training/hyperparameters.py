@@ -40,6 +40,8 @@ def _coerce(param: Param, value: Any) -> Any:
         number = float(value)
     except (TypeError, ValueError):
         raise ValidationError(f"{param.named} must be a number (got {value!r}).") from None
+    if number != number or number in (float("inf"), float("-inf")):  # int() would raise, a range check would pass
+        raise ValidationError(f"{param.named} must be a finite number (got {value!r}).")
     if param.kind in ("int", "optional_int"):
         if number != int(number):
             raise ValidationError(f"{param.named} must be a whole number (got {value!r}).")

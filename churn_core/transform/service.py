@@ -72,24 +72,33 @@ class TransformService:
         return self.describe(name)
 
     def _source(self, data) -> tuple[str, Any]:
+        """("bytes" | "path" | "key", the source). A relative text that is a key in the bucket is that key, even
+        when the working directory holds a file of that name: the bucket is the product's own state, and which
+        data is scored must not depend on where the dashboard was started. A local file is named unambiguously
+        by a ``Path``, an absolute path, or one starting with ``./``, ``../`` or ``~``."""
         if isinstance(data, (bytes, bytearray, memoryview)):
             if not len(data):
                 raise ValidationError("The data to score is empty; give a CSV file with a header and customers.")
             return "bytes", data
         if isinstance(data, (str, Path)) and str(data).strip():
+            explicit = isinstance(data, Path) or data.startswith(("./", "../", "~", "/", ".\\", "..\\"))
+            if not explicit and self._key(data):
+                return "key", self._key(data)
             path = Path(data).expanduser()
             if path.is_file():
                 return "path", path
-            if isinstance(data, str):
-                try:
-                    if self.store.exists(data.strip("/")):
-                        return "key", data.strip("/")
-                except ValidationError:
-                    pass
+            if isinstance(data, str) and data.startswith("/") and self._key(data):  # a key with a leading slash
+                return "key", self._key(data)
         shown = repr(data)[:80] if isinstance(data, (str, Path)) else type(data).__name__
         raise ValidationError(f"Give the data to score as CSV bytes, the path of a CSV file on this machine, or a key "
                               f"in the bucket (e.g. a dataset's datasets/<name>/test/test.csv); {shown} is none of "
                               "these.")
+
+    def _key(self, text: str) -> str | None:
+        try:
+            return text.strip("/") if self.store.exists(text.strip("/")) else None
+        except ValidationError:
+            return None  # not a safe key
 
     def _refresh(self, row: dict) -> dict:
         if row["status"] in TRANSFORM_ACTIVE:

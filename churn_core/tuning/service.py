@@ -149,7 +149,7 @@ class TuningService:
                 max_seconds = float(max_seconds)
             except (TypeError, ValueError):
                 raise ValidationError(f"max_seconds must be a number of seconds (got {max_seconds!r}).") from None
-            if not max_seconds > 0:
+            if not 0 < max_seconds < float("inf"):
                 raise ValidationError(f"max_seconds must be above 0, or None for no time limit (got {max_seconds}).")
         auto_named = not name
         name = check_tuning_name(name or default_tuning_name(algorithm))
@@ -247,7 +247,7 @@ def _whole(what: str, value: Any, low: int, high: int) -> int:
         number = float(value)
     except (TypeError, ValueError):
         raise ValidationError(f"{what} must be a whole number (got {value!r}).") from None
-    if number != int(number) or not low <= number <= high:
+    if not low <= number <= high or number != int(number):  # NaN and ±inf fail the range before int() sees them
         raise ValidationError(f"{what} must be a whole number from {low} to {high} (got {value!r}).")
     return int(number)
 

@@ -21,6 +21,7 @@ from churn_core.catalog.database import loads
 from churn_core.endpoints.pricing import HOURLY_USD
 from churn_core.errors import BackendError, ChurnError
 from churn_core.storage.disk import disk_writes
+from churn_core.names import derived_name
 from churn_core.transform.rules import output_keys
 
 
@@ -96,7 +97,7 @@ class TransformJobs:
                 return self._unscorable(job, prepared, folder)
             for part in prepared.parts:
                 store.put_file(f"{keys['input']}{part}", folder / "input" / part)
-        model_name = (job["name"][: 63 - len("-model")].rstrip("-")) + "-model"
+        model_name = derived_name(job["name"], "-model")
         container = self.models.request({"name": job["name"]}, {"name": model_name, "model": model["name"],
                                                                  "artifact_key": model["artifact_key"],
                                                                  "threshold": job["threshold"]})
