@@ -139,7 +139,7 @@ class Registry:
         if not group_row["arn"]:
             arn = self.backend.ensure_model_group(group_row)
             if arn:
-                self.catalog.update("model_groups", group, arn=arn)
+                records.set_group_arn(self.catalog, group, arn)
         remote = self.backend.register_model_version(self._group(group), trained, note)  # {"version", "arn"} or {}
         row = {
             "grp": group, "model": trained["name"], "status": PENDING, "status_note": "", "status_at": now,
