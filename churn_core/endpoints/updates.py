@@ -64,10 +64,11 @@ class RolloutService:
         challengers = [v for v in current if "challenger" in
                        self.registry.get(v["deployed"]["grp"], v["deployed"]["version"]).aliases]
         challenger = challengers[0] if challengers else min(current, key=lambda v: v["weight"])
-        version = challenger["deployed"]["version"]
-        self.registry.set_alias(challenger["deployed"]["grp"] or group, version, "champion")
-        self.registry.clear_alias(challenger["deployed"]["grp"] or group, "challenger")
-        return self.update(endpoint, challenger["deployed"]["grp"] or group, version)
+        version, group = challenger["deployed"]["version"], challenger["deployed"]["grp"] or group
+        moved = self.update(endpoint, group, version)  # refused (a rejection, a failed probe): the aliases stay
+        self.registry.set_alias(group, version, "champion")  # the aliases move with the traffic, not before it
+        self.registry.clear_alias(group, "challenger")
+        return moved
 
     def set_capture(self, endpoint: str, percent: float, note_capture) -> Endpoint:
         """Capture ``percent`` % of the endpoint's requests and answers (0 turns capture off at once)."""
@@ -91,8 +92,11 @@ class RolloutService:
         return self.endpoints.describe(endpoint)
 
     def _set_weights(self, row: dict, weights: dict[str, float]) -> Endpoint:
+        gaining = [v["deployed"] for v in config_variants(self.catalog, row["config"])
+                   if weights.get(v["variant"], 0) > v["weight"]]
+        records.check_approval(self.catalog, gaining, self.registry.record_refusal)  # before any traffic moves
         self.backend.set_variant_weights(row, weights)
-        records.set_weights(self.catalog, row, weights)
+        records.set_weights(self.catalog, row, weights, self.registry.record_refusal)
         return self.endpoints.describe(row["name"])
 
     def _move(self, name: str, plans: list) -> Endpoint:
@@ -105,15 +109,25 @@ class RolloutService:
         generation = int(row.get("generation") or 1) + 1
         old_labels = ", ".join(serving_labels(self.catalog, row["config"]))
         new_labels = ", ".join(f"{p.label} ({p.weight:g})" for p in plans)
+        refuse = self.registry.record_refusal
         config = records.begin_update(self.catalog, row, generation, plans,
-                                      f"Updating from {old_labels} to {new_labels}")
-        try:
+                                      f"Updating from {old_labels} to {new_labels}", refuse)
+        serving = [d for d in config["deployed"] if any(
+            p.weight > 0 and p.trained["name"] == d["model"] for p in plans)]
+        try:  # the backend asks again just before the new models take traffic (after its probe)
             fields = self.backend.update_endpoint(self.endpoints.own_row(name, uid), config,
-                                                  config_variants(self.catalog, config["name"]))
+                                                  config_variants(self.catalog, config["name"]),
+                                                  check=lambda: records.check_approval(self.catalog, serving, refuse))
+        except ConflictError as exc:  # a version was rejected while the update ran: it never served
+            records.roll_back_update(self.catalog, name, f"Update to {new_labels} was refused and rolled back: "
+                                                         f"{exc} Still serving {old_labels}.", uid)
+            raise ConflictError(f"Endpoint {name} was not updated: {exc} It keeps serving {old_labels}.") from None
         except ChurnError as exc:
             records.roll_back_update(self.catalog, name, f"Update to {new_labels} failed and was rolled back: "
                                                          f"{exc}. Still serving {old_labels}.", uid)
             raise BackendError(f"Endpoint {name} was not updated: {exc}. It keeps serving {old_labels}.") from None
         if fields.get("update") == "done":
-            records.finish_update(self.catalog, name, uid, self.backend.retire_config)
+            refusal = self.endpoints.finish_update(name, uid)
+            if refusal:
+                raise ConflictError(f"Endpoint {name} was not updated: {refusal} It keeps serving {old_labels}.")
         return self.endpoints.describe(name)

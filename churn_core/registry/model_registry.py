@@ -86,6 +86,14 @@ class Registry:
                     "endpoint. Approve it on the Models page first (with a note).")
         return ""
 
+    def record_refusal(self, group: str, number: int, row: dict | None) -> str:
+        """The same rule for a version's row as a transaction reads it (``catalog.endpoints.approval_refusal``:
+        deploys, updates, variant splits and promotions re-check it where they commit)."""
+        if row is None:
+            return (f"{group} v{number} is no longer in the registry: only Approved versions can be deployed or put "
+                    "behind an endpoint. See the Models page for its versions.")
+        return self.deploy_refusal(ModelVersion.from_row(row, []))
+
     def deployable(self, group: str, version_or_alias: int | str) -> ModelVersion:
         """The version, if the approval rule lets it serve; ConflictError saying why not otherwise."""
         version = self.get(group, version_or_alias)
