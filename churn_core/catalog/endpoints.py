@@ -11,7 +11,7 @@ import time
 from typing import Callable
 
 from churn_core.catalog.database import Catalog
-from churn_core.catalog.endpoint_configs import config_variants, delete_config, insert_config
+from churn_core.catalog.endpoint_configs import config_variants, delete_config, insert_config, same_models_config
 from churn_core.catalog.name_clash import check_free
 from churn_core.errors import ConflictError, NotFoundError
 
@@ -157,16 +157,20 @@ def set_weights(catalog: Catalog, row: dict, weights: dict[str, float], refuse: 
             f"{n} {w:g}" for n, w in weights.items()), conn)
 
 
-def begin_update(catalog: Catalog, row: dict, generation: int, plans: list, message: str,
+def begin_update(catalog: Catalog, row: dict, generation: int, plans: list | None, message: str,
                  refuse: Refusal | None = None) -> dict:
     """The next configuration of an InService endpoint, pending: the endpoint is Updating until it serves it.
-    Its versions' approval is read again in this transaction (``refuse``)."""
+    Its versions' approval is read again in this transaction (``refuse``). ``plans`` None: the same variants and
+    deployed models as now (a capture change: nothing new serves, so there is no approval to ask)."""
     name, uid = row["name"], row.get("uid") or ""
     try:
         with catalog.tx() as conn:
-            config = insert_config(conn, name, generation, plans, row["instance_type"], row["instance_count"],
-                                   f"-{generation}")
-            refusal = approval_refusal(conn, config["deployed"], refuse)
+            if plans is None:
+                config = same_models_config(conn, name, row["config"], f"-{generation}")
+            else:
+                config = insert_config(conn, name, generation, plans, row["instance_type"], row["instance_count"],
+                                       f"-{generation}")
+            refusal = approval_refusal(conn, config["deployed"], refuse) if plans is not None else ""
             if refusal:
                 raise ConflictError(refusal)
             moved = conn.execute(
@@ -196,7 +200,9 @@ def finish_update(catalog: Catalog, name: str, uid: str, retire: Callable[[str, 
         if row is None or not row["pending_config"]:
             return ""
         new = config_variants(catalog, row["pending_config"], conn)
-        refusal = approval_refusal(conn, [v["deployed"] for v in new if v["weight"] > 0], refuse)
+        kept = {v["deployed"]["name"] for v in config_variants(catalog, row["config"], conn)}
+        refusal = approval_refusal(conn, [v["deployed"] for v in new if v["weight"] > 0
+                                          and v["deployed"]["name"] not in kept], refuse)
         if refusal:
             reason = f"The update was refused and rolled back: {refusal}"
             _roll_back(conn, catalog, row, reason)
