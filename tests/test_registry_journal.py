@@ -4,6 +4,7 @@ registry's journal, ``registry-journal.jsonl``, is replayed into the restored or
 from __future__ import annotations
 
 import json
+import sqlite3
 import stat
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 import churn_core
 from churn_core import ConflictError
 from churn_core.catalog import journal
+from tests.helpers import wait_until
 from tests.test_catalog_damage import damage
 from tests.test_faults import platform_on_trained_state
 
@@ -99,3 +101,76 @@ def test_a_decision_whose_transaction_fails_is_voided(gated, monkeypatch):
     damage(p.settings.home / "churn.db", "zero-bytes")
     p.rebuild_catalog()
     assert churn_core.connect().get_version("churners", 1).status == "PendingManualApproval"
+
+
+# ------------------------------------------------------------------- transforms and tuning jobs, found on disk
+
+
+def _wait_transform(p, name: str):
+    return wait_until(lambda: (j := p.describe_transform(name)).status not in ("InProgress", "Stopping") and j,
+                      120, what=f"transform {name} to finish")
+
+
+def _backup_status(home, table: str, name: str) -> str | None:
+    conn = sqlite3.connect(home / "backups" / "churn-latest.db")
+    try:
+        row = conn.execute(f"SELECT status FROM {table} WHERE name = ?", (name,)).fetchone()
+    finally:
+        conn.close()
+    return row[0] if row else None
+
+
+def test_transforms_and_tuning_jobs_come_back_from_disk_with_how_they_really_ended(gated, monkeypatch):
+    p = gated
+    home = p.settings.home
+    test_key = "datasets/sample/test/test.csv"
+    p.start_transform("model-a", test_key, name="early")
+    p.start_tuning("sample", {"n_estimators": (5, 20), "max_depth": (2, 6)}, max_trials=2, max_parallel=2,
+                   name="tune-early", strategy="random")
+    assert p.backup_catalog() is not None  # while both run
+    monkeypatch.setenv("CHURN_CATALOG_BACKUP_SECONDS", "3600")  # nothing newer reaches the backup
+    p.start_transform("model-a", test_key, name="nightly")
+    early, nightly = _wait_transform(p, "early"), _wait_transform(p, "nightly")
+    tuned = wait_until(lambda: (t := p.describe_tuning("tune-early")).status not in ("InProgress", "Stopping") and t,
+                       240, interval=0.1, what="tuning job to end")
+    assert (early.status, nightly.status, tuned.status) == ("Completed", "Completed", "Completed")
+    results = p.transform_download("nightly")
+    trials = [(t["trial"], t["job"], t["status"], t["objective"], t["best"])
+              for t in p.tuning_trials("tune-early").to_dict("records")]
+
+    damage(home / "churn.db", "bad-header")
+    report = p.restore_catalog_backup()
+
+    fresh = churn_core.connect()
+    by_name = {t.name: t for t in fresh.list_transforms()}
+    assert set(by_name) >= {"early", "nightly"}
+    for name, before in (("early", early), ("nightly", nightly)):
+        after = fresh.describe_transform(name)
+        assert after.status == "Completed", (name, _backup_status(home, "transforms", name), after.failure_reason)
+        assert (after.rows_scored, after.rows_failed) == (before.rows_scored, before.rows_failed)
+    assert fresh.transform_download("nightly") == results
+    again = fresh.describe_tuning("tune-early")
+    assert again.status == "Completed" and not again.failure_reason
+    assert (again.best_job, again.best_objective) == (tuned.best_job, tuned.best_objective), "the right best trial"
+    assert again.trials_completed == tuned.trials_completed == 2
+    assert [(t["trial"], t["job"], t["status"], t["objective"], t["best"])
+            for t in fresh.tuning_trials("tune-early").to_dict("records")] == trials
+
+    with pytest.raises(ConflictError, match="already exists"):
+        fresh.start_transform("model-a", test_key, name="nightly")
+    assert "nightly" in report.added["transforms"] and "tune-early" in report.added["tuning jobs"], report.summary()
+
+
+def test_a_new_transform_never_overwrites_the_outputs_of_one_the_catalog_lost(gated):
+    p = gated
+    test_key = "datasets/sample/test/test.csv"
+    p.start_transform("model-a", test_key, name="nightly")
+    assert _wait_transform(p, "nightly").status == "Completed"
+    results = p.store.get_bytes("transforms/nightly/output/results.csv")
+    with p.catalog.tx() as conn:  # a catalog that lost the job (restored from a backup older than it)
+        conn.execute("DELETE FROM transforms WHERE name = 'nightly'")
+    with pytest.raises(ConflictError, match=r"named 'nightly' already left its outputs \(transforms/nightly/output"):
+        p.start_transform("model-a", test_key, name="nightly")
+    assert p.store.get_bytes("transforms/nightly/output/results.csv") == results
+    auto = p.start_transform("model-a", test_key)  # a generated name is never one whose outputs exist
+    assert auto.name != "nightly"

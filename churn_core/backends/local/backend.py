@@ -18,7 +18,7 @@ from pathlib import Path
 from churn_core.backends.local.endpoint import processes as endpoint_processes
 from churn_core.backends.local import job_outcome
 from churn_core.processes.warm import client as warm
-from churn_core.catalog import local_records, outcomes
+from churn_core.catalog import kept_records, local_records, outcomes
 from churn_core.catalog.endpoint_configs import config_variants
 from churn_core.catalog.database import Catalog
 from churn_core.errors import BackendError
@@ -341,6 +341,7 @@ class LocalBackend:
         except OSError as exc:
             raise BackendError(f"Could not start the tuning process: {exc}. Check free disk space in {self.home}.") \
                 from None
+        kept_records.keep(self.catalog, "tuning", tuning["name"], pid=pid)  # what a restore finds of it
         return {"pid": pid}
 
     def refresh_tuning(self, tuning: dict) -> tuple[dict, list]:
@@ -388,6 +389,7 @@ class LocalBackend:
             raise BackendError(
                 f"Could not start the transform process: {exc}. Check free disk space in {self.home}."
             ) from None
+        kept_records.keep(self.catalog, "transform", job["name"], pid=pid)  # what a restore finds of it
         return {"pid": pid}
 
     def refresh_transform(self, job: dict) -> dict:
