@@ -140,14 +140,15 @@ def forget(catalog: Catalog, name: str, message: str, uid: str | None = None) ->
 
 
 def set_weights(catalog: Catalog, row: dict, weights: dict[str, float], refuse: Refusal | None = None) -> None:
-    """New variant weights; a variant given traffic must still be allowed to serve (read in this transaction)."""
+    """New variant weights; a variant given more traffic must still be allowed to serve (read in this
+    transaction); less traffic for a version rejected since it went live is always allowed."""
     with catalog.tx() as conn:
         if conn.execute("SELECT 1 FROM endpoints WHERE name = ? AND uid = ? AND config = ?",
                         (row["name"], row.get("uid") or "", row["config"])).fetchone() is None:
             raise ConflictError(f"Endpoint {row['name']} was deleted, deployed again or updated by another session "
                                 "meanwhile; look at it again before changing its weights.")
         refusal = approval_refusal(conn, [v["deployed"] for v in config_variants(catalog, row["config"], conn)
-                                          if weights.get(v["variant"], v["weight"]) > 0], refuse)
+                                          if weights.get(v["variant"], v["weight"]) > v["weight"]], refuse)
         if refusal:
             raise ConflictError(refusal)
         for name, weight in weights.items():

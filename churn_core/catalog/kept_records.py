@@ -15,6 +15,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+from churn_core.errors import ChurnError
 from churn_core.storage.private_files import write_text
 
 FILE = "record.json"
@@ -53,8 +54,8 @@ def keep(catalog, kind: str, name: str, conn: sqlite3.Connection | None = None, 
         write_text(where / FILE, json.dumps({"kind": kind, "row": {**dict(row), **overrides},
                                              "trials": [dict(t) for t in trials], "written_at": time.time()},
                                             default=str))
-    except (OSError, sqlite3.Error):
-        pass
+    except (OSError, sqlite3.Error, ChurnError):
+        pass  # a catalog that cannot be read now (damaged, full disk): the catalog's own record stands
 
 
 def read(where: Path) -> dict | None:
