@@ -70,6 +70,8 @@ def test_rebuilding_a_lost_catalog_keeps_the_registry(gated):
     p.set_alias("churners", 1, "champion")
     p.set_alias("churners", 1, "challenger")
     p.rollout.registry.clear_alias("churners", "challenger")
+    p.start_transform("model-a", "datasets/sample/test/test.csv", name="nightly")
+    scored = _wait_transform(p, "nightly").rows_scored
     damage(p.settings.home / "churn.db", "zero-bytes")
     p.rebuild_catalog()
 
@@ -80,6 +82,8 @@ def test_rebuilding_a_lost_catalog_keeps_the_registry(gated):
     assert fresh.get_version("churners", 1).metrics == p.describe_training("model-a").metrics
     assert any("PendingManualApproval → Rejected: leaks PII" in e["message"]
                for e in fresh.events("registry", "churners/v2"))
+    nightly = fresh.describe_transform("nightly")  # a transform comes back from its folder too
+    assert (nightly.status, nightly.rows_scored) == ("Completed", scored)
 
 
 def test_a_decision_whose_transaction_fails_is_voided(gated, monkeypatch):

@@ -55,3 +55,47 @@ def test_capture_switches_on_an_endpoint_whose_version_was_rejected_without_rebu
             p.set_variants("cap-ep", [("ds", 1, 50), ("ds", 2, 50), ])
         p.delete_endpoint("cap-ep")
         assert nothing_left() == {"models": [], "configs": [], "endpoints": []}
+
+
+@pytest.mark.aws
+def test_an_update_whose_version_is_rejected_before_it_completes_goes_back_to_the_old_configuration(
+        monkeypatch, tmp_path, small_csv, model_tarballs):
+    """Issue 26, item 5 on SageMaker: UpdateEndpoint was sent while ds v2 was Approved; it is rejected before the
+    update is seen complete. The completion re-reads the approval where it commits, refuses, and sends the
+    endpoint back to the configuration it kept."""
+    pytest.importorskip("moto")
+
+    import tests.moto_shim  # noqa: F401 - UpdateEndpoint, which moto lacks
+    from tests.aws_support import aws_client, capture, completed_jobs, moto_account, nothing_left
+
+    with moto_account(monkeypatch, tmp_path):
+        p = churn_core.connect()
+        completed_jobs(p, small_csv, model_tarballs, "sm-a", "sm-b")
+        for job in ("sm-a", "sm-b"):
+            p.approve("ds", p.register(job).version, "ok")
+        first = p.deploy_version("ds", 1, "back-ep")
+        updates = capture(p, "sagemaker", "UpdateEndpoint")
+        send = p.backend.update_endpoint
+
+        def send_then_reject(endpoint, config, variants, **kw):
+            sent = send(endpoint, config, variants, **kw)
+            churn_core.connect().reject("ds", 2, "leaks PII")  # another session, before the update is seen done
+            return sent
+
+        p.backend.update_endpoint = send_then_reject
+        try:  # SageMaker updates complete later: the update's answer is the endpoint as it is, with the reason
+            answered = p.update_endpoint("back-ep", "ds", 2)
+        finally:
+            del p.backend.update_endpoint
+        assert answered.status == "InService" and answered.config == first.config
+        assert "refused and rolled back: ds v2" in answered.failure_reason
+        assert len(updates) == 2 and updates[0]["EndpointConfigName"] != first.config
+        ep = p.describe_endpoint("back-ep")
+        assert ep.status == "InService" and ep.config == first.config and ep.model == "sm-a"
+        assert any("refused and rolled back: ds v2" in e["message"] and "Rejected" in e["message"]
+                   for e in p.events("endpoint", "back-ep"))
+        assert updates[-1] == {"EndpointName": "back-ep", "EndpointConfigName": first.config}
+        assert aws_client("sagemaker").describe_endpoint(EndpointName="back-ep")["EndpointConfigName"] == first.config
+        p.delete_endpoint("back-ep")
+        left = nothing_left()
+        assert left["endpoints"] == [], left
