@@ -119,6 +119,7 @@ def restore_backup(home: Path | str | None = None, bucket: str | None = None) ->
         _replay(catalog, home, report)
         _event(catalog, f"restored from the backup {found.name}: {report.summary()}")
         report.damaged_copy = _swap_in(home, scratch)
+    journal.replay(Catalog(home / "churn.db"), home)  # a decision made in the old file while this ran
     return report
 
 
@@ -135,6 +136,7 @@ def rebuild(home: Path | str | None = None, bucket: str | None = None) -> Repair
         _replay(catalog, home, report)
         _event(catalog, f"rebuilt from disk: {report.summary()}")
         report.damaged_copy = _swap_in(home, scratch)
+    journal.replay(Catalog(path), home)  # a decision made in the old file while this ran
     Catalog(path).backup(force=True)  # a good starting point for the next restore
     return report
 
