@@ -46,7 +46,7 @@ class Platform:
         self.training = TrainingService(self.catalog, self.backend, self.datasets)
         self.models = ModelService(self.catalog, self.store, self.training)
         self.registry = Registry(self.catalog, self.backend, self.settings.require_approval)
-        self.endpoints = EndpointService(self.catalog, self.backend, self.settings, self.models)
+        self.endpoints = EndpointService(self.catalog, self.backend, self.settings, self.models, self.registry)
         self.rollout = RolloutService(self.catalog, self.backend, self.models, self.registry, self.endpoints)
         self.decisions = DecisionService(self.catalog, self.store, self.datasets, self.models, self.training,
                                          self.settings.max_upload_mb * 1024 * 1024)

@@ -289,11 +289,11 @@ def test_another_session_looking_at_an_endpoint_mid_update_does_not_roll_it_back
 
 def _delete_and_redeploy_first(update):
     """The backend's update_endpoint, run after another session deleted the endpoint and deployed it again."""
-    def racing(endpoint, config, variants):
+    def racing(endpoint, config, variants, **kw):
         other = churn_core.connect()
         other.delete_endpoint(endpoint["name"])
         other.deploy_version("subs", 1, endpoint["name"])
-        return update(endpoint, config, variants)
+        return update(endpoint, config, variants, **kw)
 
     return racing
 

@@ -60,9 +60,15 @@ class Backend(Protocol):
     # Rollout: an endpoint moves to a new configuration (its variants) with no request dropped.
     capture_by_update: bool  # True where changing data capture needs a new endpoint configuration (SageMaker)
 
-    def update_endpoint(self, endpoint: dict, new_config: dict, variants: list[dict]) -> dict:
+    def update_endpoint(self, endpoint: dict, new_config: dict, variants: list[dict], check=None) -> dict:
         """Start serving ``variants``; raise with the reason when they cannot serve (the old ones keep serving).
-        Returns {"update": "done"} when finished, else the update completes later (see ``update_outcome``)."""
+        ``check()`` (the approval rule, asked again) is called last before the new variants take traffic and
+        raises ConflictError to refuse them. Returns {"update": "done"} when finished, else the update completes
+        later (see ``update_outcome``)."""
+
+    def restore_serving(self, endpoint: dict, config: str, variants: list[dict]) -> None:
+        """Serve ``config`` (``variants``) again: an update refused where it committed (a version rejected
+        meanwhile) puts back what the endpoint served before it."""
 
     def update_outcome(self, endpoint: dict) -> tuple[str, str]:
         """("pending" | "done" | "failed", reason) of the update to ``endpoint["pending_config"]``."""

@@ -440,9 +440,10 @@ class Catalog:
         with self.tx() as conn:
             conn.execute(f"UPDATE {table} SET {cols} WHERE name = ?", [*fields.values(), name])
 
-    def event(self, kind: str, name: str, message: str, conn: sqlite3.Connection | None = None) -> None:
+    def event(self, kind: str, name: str, message: str, conn: sqlite3.Connection | None = None,
+              at: float | None = None) -> None:
         sql = "INSERT INTO events (at, kind, name, message) VALUES (?, ?, ?, ?)"
-        args = (time.time(), kind, name, message)
+        args = (at or time.time(), kind, name, message)
         if conn is not None:
             conn.execute(sql, args)
         else:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from churn_core.backends.local import job_outcome
 from churn_core.backends.local.endpoint import processes as endpoint_processes
 from churn_core.backends.local.endpoint.processes import folder_name as folder_name_of
+from churn_core.catalog import kept_records, outcomes
 from churn_core.catalog.database import Catalog, dumps
 from churn_core.catalog.endpoint_configs import delete_config
 from churn_core.errors import ChurnError
@@ -38,7 +39,7 @@ class RepairReport:
     restored_from: Path | None = None
     salvaged_rows: int = 0
     added: dict[str, list[str]] = field(default_factory=lambda: {
-        "datasets": [], "jobs": [], "models": [], "endpoints": []})
+        "datasets": [], "jobs": [], "models": [], "endpoints": [], "transforms": [], "tuning jobs": []})
     removed: dict[str, list[str]] = field(default_factory=lambda: {"datasets": [], "endpoints": []})
     notes: list[str] = field(default_factory=list)
 
@@ -73,6 +74,9 @@ class DiskScan:
             self.datasets(bucket, refresh)
         self.jobs(refresh)
         self.endpoints(refresh)
+        running = {kind: _running_drivers(self.home, *kept_records.DRIVERS[kind]) for kind in kept_records.DRIVERS}
+        for what, names in restore_kept(self.catalog, self.home, running).items():
+            self.report.added[what].extend(names)
 
     def _exists(self, table: str, name: str) -> bool:
         return self.catalog.one(f"SELECT 1 FROM {table} WHERE name = ? COLLATE NOCASE", (name,)) is not None
@@ -390,8 +394,9 @@ class DiskScan:
                 drop(own)
 
 
-def _running_drivers(home: Path) -> dict[str, int]:
-    """Job drivers of ``home`` that still run: job name → pid (found by their process title)."""
+def _running_drivers(home: Path, module: str = "churn_core.backends.local.job_driver",
+                     flag: str = "--job") -> dict[str, int]:
+    """Drivers (of jobs, or of ``module``) of ``home`` that still run: name → pid (found by their command line)."""
     import psutil
 
     found = {}
@@ -400,10 +405,10 @@ def _running_drivers(home: Path) -> dict[str, int]:
         try:
             args = proc.info["cmdline"] or []
             line = " ".join(args)
-            if proc.info["status"] == psutil.STATUS_ZOMBIE or "churn_core.backends.local.job_driver" not in line \
-                    or wanted not in line or "--job" not in args:
+            if proc.info["status"] == psutil.STATUS_ZOMBIE or module not in line \
+                    or wanted not in line or flag not in args:
                 continue
-            found[args[args.index("--job") + 1]] = proc.pid
+            found[args[args.index(flag) + 1]] = proc.pid
         except (psutil.Error, IndexError):
             continue
     return found
@@ -428,3 +433,53 @@ def _read(path: Path) -> str:
         return path.read_text(errors="replace")
     except OSError:
         return ""
+
+
+# ---- transforms and tuning jobs: the records kept in their folders (catalog/kept_records.py)
+
+
+def restore_kept(catalog, home: Path, running: dict[str, dict[str, int]]) -> dict[str, list[str]]:
+    """Record again the transforms and tuning jobs whose folder keeps a record the catalog lacks, or knows only
+    as still running: ``{"transforms": [...], "tuning jobs": [...]}`` of the names recorded. ``running``: kind
+    → {name: pid} of the drivers that still run (their jobs stay InProgress, with that pid)."""
+    added: dict[str, list[str]] = {"transforms": [], "tuning jobs": []}
+    for kind, (folder_name, table) in kept_records.KINDS.items():
+        for where in sorted((Path(home) / folder_name).glob("*")):
+            record = kept_records.read(where) if where.is_dir() else None
+            if record is None or record.get("kind") != kind or record["row"].get("name") != where.name:
+                continue  # no record, or one that does not describe this folder: never trusted
+            row, name = record["row"], where.name
+            existing = catalog.one(f"SELECT status FROM {table} WHERE name = ? COLLATE NOCASE", (name,))
+            pid = running.get(kind, {}).get(name)
+            if existing is not None and (existing["status"] in kept_records.TERMINAL or pid):
+                continue  # the catalog knows how it ended, or its driver still runs and will record it
+            with catalog.tx() as conn:
+                columns = {c["name"] for c in conn.execute(f"PRAGMA table_info({table})").fetchall()}
+                values = {k: v for k, v in row.items() if k in columns}
+                ended = values.get("status") in kept_records.TERMINAL
+                if not ended:
+                    values.update(status="InProgress", pid=pid)
+                conn.execute(f"DELETE FROM {table} WHERE name = ?", (name,))
+                conn.execute(f"INSERT INTO {table} ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+                             list(values.values()))
+                if kind == "tuning":
+                    _kept_trials(conn, name, record.get("trials") or [])
+                catalog.event(kind, name,
+                              f"found on disk when the catalog was restored or rebuilt: {values['status']}", conn)
+                if not ended and not pid:
+                    outcomes.finish(catalog, kind, name, "Failed",
+                                    "The catalog was restored or rebuilt after this job started, and it left no "
+                                    "result: its process is gone (its log is kept). Start it again.", conn=conn,
+                                    event="Failed: it left no result before the catalog was restored or rebuilt")
+            added["transforms" if kind == "transform" else "tuning jobs"].append(name)
+    return added
+
+
+def _kept_trials(conn: sqlite3.Connection, name: str, trials: list[dict]) -> None:
+    columns = {c["name"] for c in conn.execute("PRAGMA table_info(tuning_trials)").fetchall()}
+    for trial in trials:
+        values = {k: v for k, v in trial.items() if k in columns}
+        if values.get("tuning_job") != name:
+            continue
+        conn.execute(f"INSERT OR REPLACE INTO tuning_trials ({', '.join(values)}) "
+                     f"VALUES ({', '.join('?' * len(values))})", list(values.values()))

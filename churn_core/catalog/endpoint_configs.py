@@ -25,6 +25,21 @@ def config_variants(catalog: Catalog, config: str, conn: sqlite3.Connection | No
     return [{"variant": "AllTraffic", "weight": 1.0, "deployed": legacy[0]}] if legacy else []
 
 
+def same_models_config(conn: sqlite3.Connection, endpoint: str, current: str, suffix: str) -> dict:
+    """A copy of configuration ``current`` under a new name: the same variants, weights and deployed models (no
+    model is made again; a capture change on SageMaker is such a copy, with another DataCaptureConfig)."""
+    old = conn.execute("SELECT * FROM endpoint_configs WHERE name = ?", (current,)).fetchone()
+    config = f"{endpoint[: 63 - len(suffix) - len('-config')].rstrip('-')}-config{suffix}"
+    for v in config_variants(None, current, conn):
+        conn.execute("INSERT INTO endpoint_variants (config, variant, deployed_model, weight) VALUES (?, ?, ?, ?)",
+                     (config, v["variant"], v["deployed"]["name"], float(v["weight"])))
+    conn.execute("INSERT INTO endpoint_configs (name, deployed_model, instance_type, instance_count, created_at) "
+                 "VALUES (?, ?, ?, ?, ?)", (config, old["deployed_model"], old["instance_type"],
+                                            int(old["instance_count"]), time.time()))
+    return {"name": config, "instance_type": old["instance_type"], "instance_count": int(old["instance_count"]),
+            "deployed": [v["deployed"] for v in config_variants(None, config, conn)]}
+
+
 def insert_config(conn: sqlite3.Connection, endpoint: str, generation: int, plans: list,
                   instance_type: str, instance_count: int, suffix: str) -> dict:
     """The deployed models, the configuration and its variants of one generation (in a transaction)."""

@@ -11,13 +11,42 @@ import time
 from typing import Callable
 
 from churn_core.catalog.database import Catalog
-from churn_core.catalog.endpoint_configs import config_variants, delete_config, insert_config
+from churn_core.catalog.endpoint_configs import config_variants, delete_config, insert_config, same_models_config
 from churn_core.catalog.name_clash import check_free
 from churn_core.errors import ConflictError, NotFoundError
 
 
 def _insert(conn: sqlite3.Connection, table: str, row: dict) -> None:
     conn.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
+
+
+# The approval rule (registry/model_registry.py) as the catalog asks it inside a transaction: given a registry
+# version's (group, number) and its row as it is now (None when it is gone), why it may not serve ("" if it may).
+Refusal = Callable[[str, int, "dict | None"], str]
+
+
+def approval_refusal(conn: sqlite3.Connection, deployed: list[dict], refuse: Refusal | None) -> str:
+    """Why one of the ``deployed`` models may not serve, read in the caller's transaction ("" when all may):
+    the versions' status is read again where the change commits, so a rejection that commits first is obeyed."""
+    if refuse is None:
+        return ""
+    for row in deployed:
+        if not row.get("grp"):
+            continue  # a model deployed as itself (no approval required)
+        version = conn.execute("SELECT * FROM model_versions WHERE grp = ? AND version = ?",
+                               (row["grp"], row["version"])).fetchone()
+        refusal = refuse(row["grp"], int(row["version"]), version)
+        if refusal:
+            return refusal
+    return ""
+
+
+def check_approval(catalog: Catalog, deployed: list[dict], refuse: Refusal | None) -> None:
+    """ConflictError (the rule's words) when one of the ``deployed`` models may not serve now."""
+    with catalog.tx() as conn:
+        refusal = approval_refusal(conn, deployed, refuse)
+    if refusal:
+        raise ConflictError(refusal)
 
 
 def endpoint(catalog: Catalog, name: str) -> dict:
@@ -44,10 +73,15 @@ def endpoint_config(catalog: Catalog, name: str) -> dict | None:
     return catalog.one("SELECT * FROM endpoint_configs WHERE name = ?", (name,))
 
 
-def create(catalog: Catalog, deployed: dict, config: dict, row: dict, version, served: str) -> None:
-    """A deploy's rows (deployed model, configuration, its one variant, endpoint, history) in one transaction."""
+def create(catalog: Catalog, deployed: dict, config: dict, row: dict, version, served: str,
+           refuse: Refusal | None = None) -> None:
+    """A deploy's rows (deployed model, configuration, its one variant, endpoint, history) in one transaction,
+    which reads the version's approval again (``refuse``): a version rejected meanwhile is never deployed."""
     try:
         with catalog.tx() as conn:
+            refusal = approval_refusal(conn, [deployed], refuse)
+            if refusal:
+                raise ConflictError(refusal)
             check_free(conn, "endpoints", "endpoint", row["name"],
                        "Pick another name or delete the existing endpoint first.")
             for table, values in (("deployed_models", deployed), ("endpoint_configs", config), ("endpoints", row)):
@@ -105,12 +139,18 @@ def forget(catalog: Catalog, name: str, message: str, uid: str | None = None) ->
     return removed
 
 
-def set_weights(catalog: Catalog, row: dict, weights: dict[str, float]) -> None:
+def set_weights(catalog: Catalog, row: dict, weights: dict[str, float], refuse: Refusal | None = None) -> None:
+    """New variant weights; a variant given more traffic must still be allowed to serve (read in this
+    transaction); less traffic for a version rejected since it went live is always allowed."""
     with catalog.tx() as conn:
         if conn.execute("SELECT 1 FROM endpoints WHERE name = ? AND uid = ? AND config = ?",
                         (row["name"], row.get("uid") or "", row["config"])).fetchone() is None:
             raise ConflictError(f"Endpoint {row['name']} was deleted, deployed again or updated by another session "
                                 "meanwhile; look at it again before changing its weights.")
+        refusal = approval_refusal(conn, [v["deployed"] for v in config_variants(catalog, row["config"], conn)
+                                          if weights.get(v["variant"], v["weight"]) > v["weight"]], refuse)
+        if refusal:
+            raise ConflictError(refusal)
         for name, weight in weights.items():
             conn.execute("UPDATE endpoint_variants SET weight = ? WHERE config = ? AND variant = ?",
                          (weight, row["config"], name))
@@ -118,13 +158,22 @@ def set_weights(catalog: Catalog, row: dict, weights: dict[str, float]) -> None:
             f"{n} {w:g}" for n, w in weights.items()), conn)
 
 
-def begin_update(catalog: Catalog, row: dict, generation: int, plans: list, message: str) -> dict:
-    """The next configuration of an InService endpoint, pending: the endpoint is Updating until it serves it."""
+def begin_update(catalog: Catalog, row: dict, generation: int, plans: list | None, message: str,
+                 refuse: Refusal | None = None) -> dict:
+    """The next configuration of an InService endpoint, pending: the endpoint is Updating until it serves it.
+    Its versions' approval is read again in this transaction (``refuse``). ``plans`` None: the same variants and
+    deployed models as now (a capture change: nothing new serves, so there is no approval to ask)."""
     name, uid = row["name"], row.get("uid") or ""
     try:
         with catalog.tx() as conn:
-            config = insert_config(conn, name, generation, plans, row["instance_type"], row["instance_count"],
-                                   f"-{generation}")
+            if plans is None:
+                config = same_models_config(conn, name, row["config"], f"-{generation}")
+            else:
+                config = insert_config(conn, name, generation, plans, row["instance_type"], row["instance_count"],
+                                       f"-{generation}")
+            refusal = approval_refusal(conn, config["deployed"], refuse) if plans is not None else ""
+            if refusal:
+                raise ConflictError(refusal)
             moved = conn.execute(
                 "UPDATE endpoints SET status = 'Updating', pending_config = ?, generation = ?, "
                 "failure_reason = '', updated_at = ? WHERE name = ? AND uid = ? AND status = 'InService'",
@@ -138,15 +187,27 @@ def begin_update(catalog: Catalog, row: dict, generation: int, plans: list, mess
     return config
 
 
-def finish_update(catalog: Catalog, name: str, uid: str, retire: Callable[[str, list[str]], None]) -> None:
+def finish_update(catalog: Catalog, name: str, uid: str, retire: Callable[[str, list[str]], None],
+                  refuse: Refusal | None = None) -> str:
     """The endpoint serves its pending configuration: the old one goes (``retire(config, models)`` tells the
-    backend), the history records the change. Only for the deploy ``uid``: a later deploy is never touched."""
+    backend), the history records the change. Only for the deploy ``uid``: a later deploy is never touched.
+
+    The versions' approval is read again in this same transaction (``refuse``): when one was rejected while the
+    update ran, the update is rolled back here instead (the old configuration stays the endpoint's) and the
+    reason is returned ("" when the update finished): the caller then puts the old models back in service."""
     now = time.time()
     with catalog.tx() as conn:
         row = conn.execute("SELECT * FROM endpoints WHERE name = ? AND uid = ?", (name, uid)).fetchone()
         if row is None or not row["pending_config"]:
-            return
+            return ""
         new = config_variants(catalog, row["pending_config"], conn)
+        kept = {v["deployed"]["name"] for v in config_variants(catalog, row["config"], conn)}
+        refusal = approval_refusal(conn, [v["deployed"] for v in new if v["weight"] > 0
+                                          and v["deployed"]["name"] not in kept], refuse)
+        if refusal:
+            reason = f"The update was refused and rolled back: {refusal}"
+            _roll_back(conn, catalog, row, reason)
+            return reason
         retired = delete_config(conn, row["config"], keep_models={v["deployed"]["name"] for v in new})
         retire(row["config"], retired)
         top = max(new, key=lambda v: v["weight"])["deployed"]
@@ -161,6 +222,7 @@ def finish_update(catalog: Catalog, name: str, uid: str, retire: Callable[[str, 
                                                            v["weight"], now))
         catalog.event("endpoint", name, "InService: now serving " + ", ".join(
             f"{v['variant']} ({v['weight']:g})" for v in new), conn)
+    return ""
 
 
 def roll_back_update(catalog: Catalog, name: str, reason: str, uid: str) -> None:
@@ -169,11 +231,15 @@ def roll_back_update(catalog: Catalog, name: str, reason: str, uid: str) -> None
         row = conn.execute("SELECT * FROM endpoints WHERE name = ? AND uid = ?", (name, uid)).fetchone()
         if row is None or not row["pending_config"]:
             return
-        keep = {v["deployed"]["name"] for v in config_variants(catalog, row["config"], conn)}
-        delete_config(conn, row["pending_config"], keep_models=keep)
-        conn.execute("UPDATE endpoints SET pending_config = '', status = 'InService', failure_reason = ?, "
-                     "updated_at = ? WHERE name = ? AND uid = ?", (reason, time.time(), name, uid))
-        catalog.event("endpoint", name, reason, conn)
+        _roll_back(conn, catalog, row, reason)
+
+
+def _roll_back(conn: sqlite3.Connection, catalog: Catalog, row: dict, reason: str) -> None:
+    keep = {v["deployed"]["name"] for v in config_variants(catalog, row["config"], conn)}
+    delete_config(conn, row["pending_config"], keep_models=keep)
+    conn.execute("UPDATE endpoints SET pending_config = '', status = 'InService', failure_reason = ?, "
+                 "updated_at = ? WHERE name = ? AND uid = ?", (reason, time.time(), row["name"], row["uid"]))
+    catalog.event("endpoint", row["name"], reason, conn)
 
 
 def set_capture_percent(catalog: Catalog, name: str, uid: str, percent: float) -> None:

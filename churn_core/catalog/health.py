@@ -77,6 +77,8 @@ def state_on_disk(home: Path) -> list[str]:
         entries = [p for p in (home / folder).glob("*") if p.is_dir()]
         if entries:
             found.append(f"{len(entries)} {folder[:-1]} folder(s) in {home / folder}")
+    if (home / "registry-journal.jsonl").is_file():
+        found.append(f"the registry's journal {home / 'registry-journal.jsonl'}")
     if latest_backup(home):
         found.append(f"a backup of the catalog in {home / BACKUP_DIR}")
     return found

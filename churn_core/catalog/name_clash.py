@@ -36,12 +36,25 @@ def check_free(conn: sqlite3.Connection, table: str, what: str, name: str, advic
 
 
 def insert_named(catalog, table: str, what: str, name: str, make_row, auto_named: bool, event: tuple[str, str],
-                 advice: str) -> dict:
+                 advice: str, in_use=None) -> dict:
     """Insert ``make_row(name)`` into ``table``; the row inserted, with the name it got. A generated name is per
     second and local jobs take about one, so a taken generated name gets ``-2``, ``-3`` ... (as SageMaker's SDK
-    adds milliseconds); a chosen name that is taken, in any case, is a ConflictError."""
+    adds milliseconds); a chosen name that is taken, in any case, is a ConflictError. ``in_use(name)`` says what
+    of a name is still on disk ("" when nothing): outputs of a job the catalog lost (restored from an older
+    backup) are never overwritten by a new job of the same name."""
     base = name
     for attempt in range(1, 100):
+        recorded = in_use is not None and catalog.scalar(
+            f"SELECT name FROM {table} WHERE name = ? COLLATE NOCASE", (name,)) is not None
+        left = in_use(name) if in_use is not None and not recorded else ""  # a recorded one: "already exists"
+        if left and not auto_named:
+            raise ConflictError(
+                f"A {what} named {name!r} already left its outputs ({left}), although the catalog has no record of "
+                f"it (it may have been restored from an older backup). {advice} To see that job again, rebuild "
+                "the catalog from disk (Settings → 'Rebuild from disk').")
+        if left:
+            name = f"{base}-{attempt + 1}"
+            continue
         row = make_row(name)
         try:
             with catalog.tx() as conn:

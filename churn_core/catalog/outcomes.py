@@ -13,6 +13,8 @@ from typing import Any, Iterator
 
 from churn_core.errors import BackendError, ChurnError
 
+from churn_core.catalog import kept_records
+
 TERMINAL = ("Completed", "Failed", "Stopped")
 
 # kind -> (table, the event kind its events are filed under)
@@ -48,6 +50,8 @@ def finish(catalog, kind: str, name: str, status: str, reason: str = "", *, conn
         changed = c.execute(f"UPDATE {table} SET {cols} WHERE name = ?{guard}", args).rowcount
         if changed and message:
             catalog.event(event_kind, name, message, c)
+        if changed:  # a local transform's or tuning job's ending is kept next to it too (a restore finds it)
+            kept_records.keep(catalog, kind, name, c)
         return bool(changed)
 
     if conn is not None:

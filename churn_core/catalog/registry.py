@@ -6,7 +6,11 @@ import sqlite3
 import time
 
 from churn_core.catalog.database import Catalog
+from churn_core.catalog.journal import Journaled
 from churn_core.errors import ConflictError
+
+# Every writer below journals its decision (catalog/journal.py) inside its transaction, before it commits: a
+# restored or rebuilt catalog replays the journal, so no registry decision is ever lost or reverted.
 
 
 def groups(catalog: Catalog) -> list[dict]:
@@ -18,12 +22,28 @@ def group(catalog: Catalog, name: str) -> dict | None:
     return catalog.one("SELECT * FROM model_groups WHERE name = ?", (name,))
 
 
+def _group_row(conn: sqlite3.Connection, name: str) -> dict:
+    row = conn.execute("SELECT name, dataset, created_at, arn FROM model_groups WHERE name = ?", (name,)).fetchone()
+    return dict(row)
+
+
 def ensure_group(catalog: Catalog, name: str, dataset: str) -> None:
-    with catalog.tx() as conn:
+    now = time.time()
+    message = f"model group created for dataset {dataset}"
+    with Journaled(catalog, {"op": "group", "at": now}) as decision:
+        conn = decision.conn
         if conn.execute("SELECT 1 FROM model_groups WHERE name = ?", (name,)).fetchone() is None:
             conn.execute("INSERT INTO model_groups (name, dataset, created_at) VALUES (?, ?, ?)",
-                         (name, dataset, time.time()))
-            catalog.event("registry", name, f"model group created for dataset {dataset}", conn)
+                         (name, dataset, now))
+            catalog.event("registry", name, message, conn, at=now)
+            decision.write(group=_group_row(conn, name), event_name=name, event=message)
+
+
+def set_group_arn(catalog: Catalog, name: str, arn: str) -> None:
+    """The group's SageMaker ARN (journaled too: a rebuilt catalog must not create the group on AWS again)."""
+    with Journaled(catalog, {"op": "group", "at": time.time()}) as decision:
+        decision.conn.execute("UPDATE model_groups SET arn = ? WHERE name = ?", (arn, name))
+        decision.write(group=_group_row(decision.conn, name))
 
 
 def versions(catalog: Catalog, grp: str) -> list[dict]:
@@ -40,15 +60,19 @@ def versions_of_model(catalog: Catalog, model: str) -> list[dict]:
 
 def insert_version(catalog: Catalog, row: dict, event_name, message: str) -> int:
     """The next version number of ``row["grp"]`` (or the one SageMaker gave, already in ``row``), inserted."""
+    now = time.time()
     try:
-        with catalog.tx() as conn:  # BEGIN IMMEDIATE: two registrations never get one number
+        with Journaled(catalog, {"op": "register", "at": now}) as decision:  # BEGIN IMMEDIATE: one number each
+            conn = decision.conn
             number = row.get("version") or conn.execute(
                 "SELECT COALESCE(MAX(version), 0) + 1 AS n FROM model_versions WHERE grp = ?", (row["grp"],)
             ).fetchone()["n"]
             row = {**row, "version": int(number)}
             conn.execute(f"INSERT INTO model_versions ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                          list(row.values()))
-            catalog.event("registry", event_name(row["grp"], row["version"]), message, conn)
+            name = event_name(row["grp"], row["version"])
+            catalog.event("registry", name, message, conn, at=now)
+            decision.write(group=_group_row(conn, row["grp"]), row=row, event_name=name, event=message)
     except sqlite3.IntegrityError:
         raise ConflictError(f"Version {row.get('version')} of {row['grp']!r} was registered at the same moment "
                             "elsewhere; register again.") from None
@@ -56,10 +80,12 @@ def insert_version(catalog: Catalog, row: dict, event_name, message: str) -> int
 
 
 def set_status(catalog: Catalog, grp: str, number: int, status: str, note: str, event_name: str, message: str):
-    with catalog.tx() as conn:
-        conn.execute("UPDATE model_versions SET status = ?, status_note = ?, status_at = ? "
-                     "WHERE grp = ? AND version = ?", (status, note, time.time(), grp, number))
-        catalog.event("registry", event_name, message, conn)
+    now = time.time()
+    with Journaled(catalog, {"op": "status", "at": now}) as decision:
+        decision.conn.execute("UPDATE model_versions SET status = ?, status_note = ?, status_at = ? "
+                              "WHERE grp = ? AND version = ?", (status, note, now, grp, number))
+        catalog.event("registry", event_name, message, decision.conn, at=now)
+        decision.write(grp=grp, version=number, status=status, note=note, event_name=event_name, event=message)
 
 
 def aliases(catalog: Catalog, grp: str) -> list[dict]:
@@ -72,18 +98,26 @@ def alias_version(catalog: Catalog, grp: str, alias: str) -> int | None:
 
 
 def set_alias(catalog: Catalog, grp: str, alias: str, number: int, event_name) -> None:
-    with catalog.tx() as conn:
+    now = time.time()
+    with Journaled(catalog, {"op": "alias", "at": now}) as decision:
+        conn = decision.conn
         before = conn.execute("SELECT version FROM model_aliases WHERE grp = ? AND alias = ?",
                               (grp, alias)).fetchone()
         conn.execute("INSERT OR REPLACE INTO model_aliases (grp, alias, version, updated_at) VALUES (?, ?, ?, ?)",
-                     (grp, alias, number, time.time()))
+                     (grp, alias, number, now))
         moved = f" (was v{before['version']})" if before and before["version"] != number else ""
-        catalog.event("registry", event_name(grp, number), f"alias {alias} set{moved}", conn)
+        catalog.event("registry", event_name(grp, number), f"alias {alias} set{moved}", conn, at=now)
+        decision.write(grp=grp, alias=alias, version=number, event_name=event_name(grp, number),
+                       event=f"alias {alias} set{moved}")
 
 
 def clear_alias(catalog: Catalog, grp: str, alias: str, event_name) -> None:
-    with catalog.tx() as conn:
+    now = time.time()
+    with Journaled(catalog, {"op": "alias_clear", "at": now}) as decision:
+        conn = decision.conn
         row = conn.execute("SELECT version FROM model_aliases WHERE grp = ? AND alias = ?", (grp, alias)).fetchone()
         conn.execute("DELETE FROM model_aliases WHERE grp = ? AND alias = ?", (grp, alias))
         if row:
-            catalog.event("registry", event_name(grp, row["version"]), f"alias {alias} removed", conn)
+            catalog.event("registry", event_name(grp, row["version"]), f"alias {alias} removed", conn, at=now)
+            decision.write(grp=grp, alias=alias, event_name=event_name(grp, row["version"]),
+                           event=f"alias {alias} removed")

@@ -19,6 +19,8 @@ What a rebuild finds on disk (``churn_core.catalog.health`` decides when one is 
   ``jobs/<name>/output/``: a job with a model is Completed (metrics and hyperparameters from the model's
   own files), a job whose driver still runs is InProgress, any other Failed; a model packed but never
   stored in the bucket (the catalog failed at the end of training) is stored now;
+* **registry decisions**: ``registry-journal.jsonl`` (``catalog.journal``), replayed last, so a version
+  rejected after the backup stays Rejected, aliases stay where they were moved, and their events return;
 * **endpoints**: running supervisors and model servers found by what they are (``endpoint_processes``),
   described by the ``endpoint.json`` their deploy wrote and each update rewrote (configuration, variants
   with their deployed models and weights, generation).
@@ -38,7 +40,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from churn_core.catalog import health as catalog_health
+from churn_core.catalog import health as catalog_health, journal
 from churn_core.catalog.disk_scan import DiskScan, RepairReport
 from churn_core.catalog.database import Catalog
 from churn_core.errors import BackendError, CatalogDamagedError, NotFoundError
@@ -114,8 +116,10 @@ def restore_backup(home: Path | str | None = None, bucket: str | None = None) ->
             source.close()
         catalog = Catalog(scratch)  # brings a backup of an older version up to date
         DiskScan(home, catalog, report, bucket).run(refresh=True)
+        _replay(catalog, home, report)
         _event(catalog, f"restored from the backup {found.name}: {report.summary()}")
         report.damaged_copy = _swap_in(home, scratch)
+    journal.replay(Catalog(home / "churn.db"), home)  # a decision made in the old file while this ran
     return report
 
 
@@ -129,8 +133,10 @@ def rebuild(home: Path | str | None = None, bucket: str | None = None) -> Repair
         if path.exists() and path.stat().st_size:
             report.salvaged_rows = _salvage(path, scratch, report)
         DiskScan(home, catalog, report, bucket).run(refresh=True)
+        _replay(catalog, home, report)
         _event(catalog, f"rebuilt from disk: {report.summary()}")
         report.damaged_copy = _swap_in(home, scratch)
+    journal.replay(Catalog(path), home)  # a decision made in the old file while this ran
     Catalog(path).backup(force=True)  # a good starting point for the next restore
     return report
 
@@ -186,6 +192,13 @@ def _swap_in(home: Path, scratch: Path) -> Path | None:
     os.chmod(scratch, 0o600)
     os.replace(scratch, path)
     return kept
+
+
+def _replay(catalog: Catalog, home: Path, report: RepairReport) -> None:
+    """Every registry decision the journal holds, applied again (none is lost or reverted by a repair)."""
+    changed = journal.replay(catalog, home)
+    if changed:
+        report.notes.append(f"{changed} registry decision(s) were replayed from {journal.path(home)}.")
 
 
 def _event(catalog: Catalog, message: str) -> None:

@@ -37,11 +37,13 @@ def serving_labels(catalog, config: str) -> list[str]:
 
 
 class EndpointService:
-    def __init__(self, catalog, backend, settings, models):
+    def __init__(self, catalog, backend, settings, models, registry=None):
         self.catalog = catalog
         self.backend = backend
         self.settings = settings
         self.models = models
+        # the registry's approval rule, asked again where a deploy or an update commits
+        self.refuse: records.Refusal | None = registry.record_refusal if registry is not None else None
 
     # ---- deploy ----------------------------------------------------------------------------
     def deploy(self, trained: dict, endpoint_name: str, instance_type: str | None, instance_count: int,
@@ -69,7 +71,7 @@ class EndpointService:
             "uid": uuid.uuid4().hex,  # this deploy's own: a later deploy of the name never takes its processes
         }
         served = f"{version.label} (model {trained['name']})" if version else f"model {trained['name']}"
-        records.create(self.catalog, deployed, config, row, version, served)
+        records.create(self.catalog, deployed, config, row, version, served, self.refuse)
         uid = row["uid"]
         try:
             fields = self.backend.create_endpoint(self.own_row(endpoint_name, uid), config, deployed)
@@ -109,6 +111,16 @@ class EndpointService:
                 return ep
             time.sleep(self.backend.poll_interval)
 
+    def finish_update(self, name: str, uid: str) -> str:
+        """Record that the endpoint serves its pending configuration, unless a version it would serve was rejected
+        meanwhile (read where it commits): then the old models are put back in service and the reason returned."""
+        before = records.own_endpoint(self.catalog, name, uid)
+        refusal = records.finish_update(self.catalog, name, uid, self.backend.retire_config, self.refuse)
+        if refusal and before is not None:
+            self.backend.restore_serving(self.own_row(name, uid), before["config"],
+                                         config_variants(self.catalog, before["config"]))
+        return refusal
+
     # ---- read --------------------------------------------------------------------------------
     def row(self, name: str) -> dict:
         return records.endpoint(self.catalog, name)
@@ -122,7 +134,7 @@ class EndpointService:
             outcome, reason = self.backend.update_outcome(row)
             uid = row.get("uid") or ""
             if outcome == "done":
-                records.finish_update(self.catalog, row["name"], uid, self.backend.retire_config)
+                self.finish_update(row["name"], uid)
             elif outcome == "failed":
                 still = ", ".join(serving_labels(self.catalog, row["config"]))
                 records.roll_back_update(self.catalog, row["name"], f"The update failed and was rolled back: "

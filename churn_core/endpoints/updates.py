@@ -64,10 +64,11 @@ class RolloutService:
         challengers = [v for v in current if "challenger" in
                        self.registry.get(v["deployed"]["grp"], v["deployed"]["version"]).aliases]
         challenger = challengers[0] if challengers else min(current, key=lambda v: v["weight"])
-        version = challenger["deployed"]["version"]
-        self.registry.set_alias(challenger["deployed"]["grp"] or group, version, "champion")
-        self.registry.clear_alias(challenger["deployed"]["grp"] or group, "challenger")
-        return self.update(endpoint, challenger["deployed"]["grp"] or group, version)
+        version, group = challenger["deployed"]["version"], challenger["deployed"]["grp"] or group
+        moved = self.update(endpoint, group, version)  # refused (a rejection, a failed probe): the aliases stay
+        self.registry.set_alias(group, version, "champion")  # the aliases move with the traffic, not before it
+        self.registry.clear_alias(group, "challenger")
+        return moved
 
     def set_capture(self, endpoint: str, percent: float, note_capture) -> Endpoint:
         """Capture ``percent`` % of the endpoint's requests and answers (0 turns capture off at once)."""
@@ -81,21 +82,28 @@ class RolloutService:
             note_capture(endpoint, row["model"], percent)
         if not self.backend.capture_by_update:
             self.backend.set_capture(row, percent)  # in place, effective when this returns
-        records.set_capture_percent(self.catalog, endpoint, row.get("uid") or "", percent)
-        if self.backend.capture_by_update:  # SageMaker: the same variants in a configuration with DataCaptureConfig
-            plans = [rollout.VariantPlan(v["variant"], self.models.get(v["deployed"]["model"]), v["weight"],
-                                         self.registry.get(v["deployed"]["grp"], v["deployed"]["version"])
-                                         if v["deployed"]["grp"] else None)
-                     for v in config_variants(self.catalog, row["config"])]
-            return self._move(endpoint, plans)
+        uid, before = row.get("uid") or "", float(row.get("capture_percent") or 0)
+        records.set_capture_percent(self.catalog, endpoint, uid, percent)
+        if self.backend.capture_by_update:
+            # SageMaker: a configuration with the same variants AND the same models (nothing is rebuilt from the
+            # registry, so nothing new serves and no approval is asked: capture can always be switched, also
+            # on an endpoint whose version was rejected since it went live, e.g. to stop capturing its traffic).
+            try:
+                return self._move(endpoint, None)
+            except ChurnError:
+                records.set_capture_percent(self.catalog, endpoint, uid, before)  # the endpoint captures as before
+                raise
         return self.endpoints.describe(endpoint)
 
     def _set_weights(self, row: dict, weights: dict[str, float]) -> Endpoint:
+        gaining = [v["deployed"] for v in config_variants(self.catalog, row["config"])
+                   if weights.get(v["variant"], 0) > v["weight"]]
+        records.check_approval(self.catalog, gaining, self.registry.record_refusal)  # before any traffic moves
         self.backend.set_variant_weights(row, weights)
-        records.set_weights(self.catalog, row, weights)
+        records.set_weights(self.catalog, row, weights, self.registry.record_refusal)
         return self.endpoints.describe(row["name"])
 
-    def _move(self, name: str, plans: list) -> Endpoint:
+    def _move(self, name: str, plans: list | None) -> Endpoint:
         """An update keeps the endpoint's row and its uid (its deploy, folder and processes stay the same): only
         its configuration, generation and pending configuration change, so its supervisor keeps serving."""
         row = records.endpoint(self.catalog, name)
@@ -104,16 +112,27 @@ class RolloutService:
             raise ConflictError(f"Endpoint {name} is {row['status']}; only an InService endpoint can be updated.")
         generation = int(row.get("generation") or 1) + 1
         old_labels = ", ".join(serving_labels(self.catalog, row["config"]))
-        new_labels = ", ".join(f"{p.label} ({p.weight:g})" for p in plans)
+        new_labels = ", ".join(f"{p.label} ({p.weight:g})" for p in plans) if plans is not None else \
+            f"{old_labels}, capturing {float(row.get('capture_percent') or 0):g} %"
+        refuse = self.registry.record_refusal
         config = records.begin_update(self.catalog, row, generation, plans,
-                                      f"Updating from {old_labels} to {new_labels}")
-        try:
+                                      f"Updating from {old_labels} to {new_labels}", refuse)
+        serving = [d for d in config["deployed"] if plans is not None and any(
+            p.weight > 0 and p.trained["name"] == d["model"] for p in plans)]
+        try:  # the backend asks again just before the new models take traffic (after its probe)
             fields = self.backend.update_endpoint(self.endpoints.own_row(name, uid), config,
-                                                  config_variants(self.catalog, config["name"]))
+                                                  config_variants(self.catalog, config["name"]),
+                                                  check=lambda: records.check_approval(self.catalog, serving, refuse))
+        except ConflictError as exc:  # a version was rejected while the update ran: it never served
+            records.roll_back_update(self.catalog, name, f"Update to {new_labels} was refused and rolled back: "
+                                                         f"{exc} Still serving {old_labels}.", uid)
+            raise ConflictError(f"Endpoint {name} was not updated: {exc} It keeps serving {old_labels}.") from None
         except ChurnError as exc:
             records.roll_back_update(self.catalog, name, f"Update to {new_labels} failed and was rolled back: "
                                                          f"{exc}. Still serving {old_labels}.", uid)
             raise BackendError(f"Endpoint {name} was not updated: {exc}. It keeps serving {old_labels}.") from None
         if fields.get("update") == "done":
-            records.finish_update(self.catalog, name, uid, self.backend.retire_config)
+            refusal = self.endpoints.finish_update(name, uid)
+            if refusal:
+                raise ConflictError(f"Endpoint {name} was not updated: {refusal} It keeps serving {old_labels}.")
         return self.endpoints.describe(name)

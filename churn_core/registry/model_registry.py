@@ -87,6 +87,14 @@ class Registry:
                     "endpoint. Approve it on the Models page first (with a note).")
         return ""
 
+    def record_refusal(self, group: str, number: int, row: dict | None) -> str:
+        """The same rule for a version's row as a transaction reads it (``catalog.endpoints.approval_refusal``:
+        deploys, updates, variant splits and promotions re-check it where they commit)."""
+        if row is None:
+            return (f"{group} v{number} is no longer in the registry: only Approved versions can be deployed or put "
+                    "behind an endpoint. See the Models page for its versions.")
+        return self.deploy_refusal(ModelVersion.from_row(row, []))
+
     def deployable(self, group: str, version_or_alias: int | str) -> ModelVersion:
         """The version, if the approval rule lets it serve; ConflictError saying why not otherwise."""
         version = self.get(group, version_or_alias)
@@ -147,7 +155,7 @@ class Registry:
         if not group_row["arn"]:
             arn = self.backend.ensure_model_group(group_row)
             if arn:
-                self.catalog.update("model_groups", group, arn=arn)
+                records.set_group_arn(self.catalog, group, arn)
         remote = self.backend.register_model_version(self._group(group), trained, note)  # {"version", "arn"} or {}
         row = {
             "grp": group, "model": trained["name"], "status": PENDING, "status_note": "", "status_at": now,

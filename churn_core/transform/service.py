@@ -16,8 +16,8 @@ from churn_core.errors import ConflictError, NotFoundError, ValidationError
 from churn_core.names import check_name, timestamp
 from churn_core.records import TRANSFORM_ACTIVE, TransformJob
 from churn_core.transform.rules import (
-    TransformInputError, check_instance_type, clean_keep_columns, csv_chunks, download_csv, input_key, read_errors,
-    read_results, result_chunks, summarise, with_risk,
+    TransformInputError, check_instance_type, clean_keep_columns, csv_chunks, download_csv, input_key, output_keys,
+    read_errors, read_results, result_chunks, summarise, with_risk,
 )
 
 
@@ -57,7 +57,8 @@ class TransformService:
             }
 
         row = insert_named(self.catalog, "transforms", "transform job", name, make_row, auto_named,
-                           ("transform", f"submitted: model {trained['name']} on {label}"), "Pick another name.")
+                           ("transform", f"submitted: model {trained['name']} on {label}"), "Pick another name.",
+                           in_use=self._outputs_left)
         name = row["name"]
         try:
             with outcomes.failed_if_not_started(self.catalog, "transform", name, "transform job"):
@@ -70,6 +71,10 @@ class TransformService:
             return self.describe(name)
         outcomes.apply(self.catalog, "transform", name, fields)
         return self.describe(name)
+
+    def _outputs_left(self, name: str) -> str:
+        """The outputs a transform job named ``name`` left in the bucket ("" when none)."""
+        return ", ".join(key for key in output_keys(name) if self.store.exists(key))
 
     def _source(self, data) -> tuple[str, Any]:
         """("bytes" | "path" | "key", the source). A relative text that is a key in the bucket is that key, even

@@ -18,11 +18,13 @@ from pathlib import Path
 from churn_core.backends.local.endpoint import processes as endpoint_processes
 from churn_core.backends.local import job_outcome
 from churn_core.processes.warm import client as warm
-from churn_core.catalog import local_records, outcomes
+from churn_core.catalog import kept_records, local_records, outcomes
 from churn_core.catalog.endpoint_configs import config_variants
 from churn_core.catalog.database import Catalog
 from churn_core.errors import BackendError
-from churn_core.backends.local.endpoint.control import control_for, read_control, wait_for_generation, write_control
+from churn_core.backends.local.endpoint.control import (
+    control_for, note_variants, read_control, wait_for_generation, write_control, write_in_folder as _write_in_folder,
+)
 from churn_core.paths import ENTRY
 from churn_core.storage.private_files import make_dirs, write_text
 from churn_core.processes.detached import (
@@ -338,6 +340,7 @@ class LocalBackend:
         except OSError as exc:
             raise BackendError(f"Could not start the tuning process: {exc}. Check free disk space in {self.home}.") \
                 from None
+        kept_records.keep(self.catalog, "tuning", tuning["name"], pid=pid)  # what a restore finds of it
         return {"pid": pid}
 
     def refresh_tuning(self, tuning: dict) -> tuple[dict, list]:
@@ -385,6 +388,7 @@ class LocalBackend:
             raise BackendError(
                 f"Could not start the transform process: {exc}. Check free disk space in {self.home}."
             ) from None
+        kept_records.keep(self.catalog, "transform", job["name"], pid=pid)  # what a restore finds of it
         return {"pid": pid}
 
     def refresh_transform(self, job: dict) -> dict:
@@ -475,41 +479,24 @@ class LocalBackend:
             raise BackendError(f"the endpoint's control file in {folder} cannot be read ({exc}); "
                                "it may have been deleted meanwhile") from None
 
-    def update_endpoint(self, endpoint: dict, new_config: dict, variants: list[dict]) -> dict:
-        serving = {v.sha256 for v in self._control(endpoint).variants}
+    def update_endpoint(self, endpoint: dict, new_config: dict, variants: list[dict], check=None,
+                        probe: bool = True) -> dict:
+        serving = {v.sha256 for v in self._control(endpoint).variants} if probe else None
         mark = self._folder_of(endpoint) / UPDATE_MARK
         _write_in_folder(mark, json.dumps({"pid": os.getpid(), "started": _started(os.getpid()),
                                            "config": new_config["name"]}))
         try:
             for variant in variants:
-                if variant["deployed"]["artifact_sha256"] not in serving:
+                if probe and variant["deployed"]["artifact_sha256"] not in serving:
                     self._probe(endpoint, variant)
+            if check is not None:
+                check()  # raises when a version was rejected during the probe: it never takes traffic
             generation = self._control(endpoint).generation
             self._switch(endpoint, control_for(self.store, endpoint, variants, generation))
         finally:
             mark.unlink(missing_ok=True)
-        self._note_variants(endpoint, variants, config=new_config["name"])
+        note_variants(self._folder_of(endpoint), endpoint, variants, config=new_config["name"])
         return {"update": "done"}
-
-    def _note_variants(self, endpoint: dict, variants: list[dict], config: str | None = None) -> None:
-        """Keep endpoint.json (what a catalog rebuilt from disk knows of the endpoint) in step with what its
-        server now serves: the configuration, its variants and weights (best effort: the catalog is the record)."""
-        path = self._folder_of(endpoint) / "endpoint.json"
-        try:
-            manifest = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return
-        top = max(variants, key=lambda v: v["weight"])["deployed"]
-        if config is not None:
-            manifest.update(config=config, model=top["model"], deployed_model=top["name"],
-                            artifact_key=top["artifact_key"], artifact_sha256=top["artifact_sha256"],
-                            generation=endpoint.get("generation") or manifest.get("generation") or 1)
-        manifest["variants"] = [{"variant": v["variant"], "weight": float(v["weight"]), "deployed": dict(v["deployed"])}
-                                for v in variants]
-        try:
-            _write_in_folder(path, json.dumps(manifest, indent=1))
-        except BackendError:
-            pass  # deleted meanwhile
 
     def update_outcome(self, endpoint: dict) -> tuple[str, str]:
         """An endpoint seen Updating: pending while the process running its update is alive (another session
@@ -531,6 +518,10 @@ class LocalBackend:
             return "done", ""
         return "failed", "the update was interrupted before the model server switched to the new models"
 
+    def restore_serving(self, endpoint: dict, config: str, variants: list[dict]) -> None:
+        """Back to the models the endpoint served a moment ago (an update refused as it committed): no probe."""
+        self.update_endpoint(endpoint, {"name": config}, variants, probe=False)
+
     capture_by_update = False  # the local server changes its capture share in place
 
     def retire_config(self, config: str, models: list[str]) -> None:
@@ -540,8 +531,9 @@ class LocalBackend:
         old = self._control(endpoint)
         variants = tuple(dataclasses.replace(v, weight=float(weights.get(v.name, v.weight))) for v in old.variants)
         self._switch(endpoint, dataclasses.replace(old, variants=variants))
-        self._note_variants(endpoint, [dict(v, weight=float(weights.get(v["variant"], v["weight"])))
-                                       for v in config_variants(self.catalog, endpoint["config"])])
+        note_variants(self._folder_of(endpoint), endpoint,
+                      [dict(v, weight=float(weights.get(v["variant"], v["weight"])))
+                       for v in config_variants(self.catalog, endpoint["config"])])
 
     def set_capture(self, endpoint: dict, percent: float) -> None:
         old = self._control(endpoint)
@@ -569,20 +561,6 @@ def _started(pid: int) -> float | None:
         return psutil.Process(pid).create_time()
     except (psutil.Error, ValueError):
         return None
-
-
-def _write_in_folder(path: Path, text: str) -> None:
-    """Write a small private file into a folder that must already exist (never made again: a folder removed
-    by a delete of its endpoint stays removed); BackendError when it is gone."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(temp, path)
-    except OSError as exc:
-        raise BackendError(f"{path.parent} cannot be written ({exc}); the endpoint may have been deleted "
-                           "meanwhile") from None
 
 
 def ping(url: str, timeout: float = 0.5) -> bool:

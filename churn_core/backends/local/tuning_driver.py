@@ -23,6 +23,7 @@ import traceback
 from pathlib import Path
 
 from churn_core.catalog import tuning_records
+from churn_core.catalog import kept_records
 from churn_core.config import Settings
 from churn_core.errors import ChurnError, NotFoundError
 from churn_core.storage.private_files import set_process_umask
@@ -60,6 +61,8 @@ class TuningDriver:
             self.stop_trials()
             finish(self.catalog, self.name, "Failed", f"the tuning process failed: {type(exc).__name__}: {exc}")
             return 1
+        finally:  # how it ended, with its trials and best trial, next to it (a restored catalog finds it)
+            kept_records.keep(self.catalog, "tuning", self.name)
 
     def loop(self) -> int:
         row = self.service.row(self.name)

@@ -137,8 +137,11 @@ class SageMakerBackend:
         return self.monitoring.endpoint_log(endpoint, lines)
 
     # ---- rollout and capture ----------------------------------------------------------------------
-    def update_endpoint(self, endpoint: dict, new_config: dict, variants: list[dict]) -> dict:
-        return self.endpoints.update(endpoint, new_config, variants)
+    def update_endpoint(self, endpoint: dict, new_config: dict, variants: list[dict], check=None) -> dict:
+        return self.endpoints.update(endpoint, new_config, variants, check)
+
+    def restore_serving(self, endpoint: dict, config: str, variants: list[dict]) -> None:
+        self.endpoints.restore_serving(endpoint, config)
 
     def update_outcome(self, endpoint: dict) -> tuple[str, str]:
         return self.endpoints.update_outcome(endpoint)

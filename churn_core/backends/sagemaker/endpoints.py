@@ -212,11 +212,14 @@ class Endpoints:
                 "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"],
                                              "JsonContentTypes": ["application/json"]}}
 
-    def update(self, endpoint: dict, new_config: dict, variants: list[dict]) -> dict:
+    def update(self, endpoint: dict, new_config: dict, variants: list[dict], check=None) -> dict:
         """Models and a configuration for the new variants, then UpdateEndpoint (AWS keeps the old one
-        serving until the new one is healthy, and rolls back if it is not)."""
+        serving until the new one is healthy, and rolls back if it is not). ``check()`` refuses versions
+        rejected meanwhile before anything is created (the catalog asks again when the update completes)."""
         ctx = self.ctx
         ctx.require_role()
+        if check is not None:
+            check()
         created: list[tuple[str, str]] = []
         try:
             for variant in variants:
@@ -260,6 +263,11 @@ class Endpoints:
         reason = info.get("FailureReason") or f"SageMaker reports {status} with configuration " \
                                                 f"{info.get('EndpointConfigName')}"
         return "failed", reason
+
+    def restore_serving(self, endpoint: dict, config: str) -> None:
+        """UpdateEndpoint back to ``config`` (kept: only a finished update retires it)."""
+        self.ctx.call("sagemaker", "update_endpoint", f"put endpoint {endpoint['name']} back on {config}",
+                      EndpointName=endpoint["name"], EndpointConfigName=config)
 
     def retire_config(self, config: str, models: list[str]) -> None:
         """After an update: the configuration and models the endpoint no longer uses."""

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from churn_core.storage.disk import disk_writes
+from churn_core.errors import BackendError
 
 CONTROL_FILE = "control.json"
 WATCH_INTERVAL_S = 0.05
@@ -244,3 +245,41 @@ def control_for(store, endpoint: dict, variants: list[dict], generation: int):
     return Control(generation=int(generation), variants=specs,
                    capture_percent=float(endpoint.get("capture_percent") or 0), capture_root=str(store.root),
                    endpoint=endpoint["name"])
+
+
+# ---- the endpoint folder's small files, written only into a folder that still exists
+
+
+def write_in_folder(path: Path, text: str) -> None:
+    """Write a small private file into a folder that must already exist (never made again: a folder removed
+    by a delete of its endpoint stays removed); BackendError when it is gone."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(temp, path)
+    except OSError as exc:
+        raise BackendError(f"{path.parent} cannot be written ({exc}); the endpoint may have been deleted "
+                           "meanwhile") from None
+
+
+def note_variants(folder: Path, endpoint: dict, variants: list[dict], config: str | None = None) -> None:
+    """Keep endpoint.json (what a catalog rebuilt from disk knows of the endpoint) in step with what its
+    server now serves: the configuration, its variants and weights (best effort: the catalog is the record)."""
+    path = Path(folder) / "endpoint.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    top = max(variants, key=lambda v: v["weight"])["deployed"]
+    if config is not None:
+        manifest.update(config=config, model=top["model"], deployed_model=top["name"],
+                        artifact_key=top["artifact_key"], artifact_sha256=top["artifact_sha256"],
+                        generation=endpoint.get("generation") or manifest.get("generation") or 1)
+    manifest["variants"] = [{"variant": v["variant"], "weight": float(v["weight"]), "deployed": dict(v["deployed"])}
+                            for v in variants]
+    try:
+        write_in_folder(path, json.dumps(manifest, indent=1))
+    except BackendError:
+        pass  # deleted meanwhile
