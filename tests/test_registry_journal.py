@@ -178,3 +178,15 @@ def test_a_new_transform_never_overwrites_the_outputs_of_one_the_catalog_lost(ga
     assert p.store.get_bytes("transforms/nightly/output/results.csv") == results
     auto = p.start_transform("model-a", test_key)  # a generated name is never one whose outputs exist
     assert auto.name != "nightly"
+
+
+def test_a_tuning_name_whose_files_outlived_the_catalog_is_refused(gated):
+    """A tuning job lost by a restore still has its folder (trials' log, record.json): a new job of that name
+    would mix with it, so the chosen name is refused, saying why; nothing is recorded."""
+    p = gated
+    folder = p.settings.home / "tuning" / "lost-tune"
+    folder.mkdir(parents=True)
+    (folder / "record.json").write_text("{}")
+    with pytest.raises(ConflictError, match="lost-tune.*left its trials"):
+        p.start_tuning("sample", {"n_estimators": (5, 20)}, max_trials=1, name="lost-tune", strategy="random")
+    assert "lost-tune" not in p.tuning_names()

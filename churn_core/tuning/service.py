@@ -16,10 +16,11 @@ from __future__ import annotations
 import re
 import sqlite3
 import time
+from pathlib import Path
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from churn_core.catalog import outcomes
+from churn_core.catalog import kept_records, outcomes
 from churn_core.catalog import tuning_records as records
 from churn_core.catalog.database import Catalog, dumps, loads
 from churn_core.errors import ConflictError, NotFoundError, ValidationError
@@ -70,6 +71,7 @@ class TuningService:
         self.catalog = catalog
         self.backend = backend
         self.datasets = datasets
+        self.home = Path(catalog.path).parent  # the state folder, where local tuning jobs keep their files
 
     # ---- reading --------------------------------------------------------------------------------------------
     def row(self, name: str) -> dict:
@@ -167,6 +169,7 @@ class TuningService:
         base = name
         for attempt in range(1, 100):
             try:
+                self._refuse_lost_outputs(name, auto_named)
                 self._insert(row)
                 break
             except sqlite3.IntegrityError:
@@ -183,6 +186,16 @@ class TuningService:
             raise
         records.update(self.catalog, name, **fields)
         return self.describe(name)
+
+    def _refuse_lost_outputs(self, name: str, auto_named: bool) -> None:
+        """A tuning job the catalog lost (restored from an older backup) still has its folder: a new job of that
+        name would mix its trials and log with the old one's, so the name is refused (a generated one moves on)."""
+        if records.tuning(self.catalog, name) is None and kept_records.folder(self.home, "tuning", name).exists():
+            if auto_named:
+                raise sqlite3.IntegrityError(name)
+            raise ConflictError(f"A tuning job named {name!r} left its trials and log under "
+                                f"{kept_records.folder(self.home, 'tuning', name)} (the catalog was restored from a "
+                                "backup made before it). Pick another name, or rebuild the catalog to get it back.")
 
     def _insert(self, row: dict) -> None:
         taken = records.insert(
