@@ -199,7 +199,8 @@ def parse(lines: Lines, names: Sequence[str], use: Sequence[str], numeric: Seque
         frame = _read(lines.data, names, use, (), sep)
     if len(frame) != count:  # cannot happen for lines split_lines let through; stay correct if it does
         rows = list(csv.reader(io.StringIO(lines.data.decode("utf-8")), delimiter=sep, skipinitialspace=True))
-        positions = [names.index(n) for n in use]
+        where = dict((n, i) for i, n in enumerate(names))  # linear in the columns, however many
+        positions = [where[n] for n in use]
         frame = pd.DataFrame([[row[p] for p in positions] for row in rows], columns=list(use), dtype=object)
     return frame
 
@@ -243,8 +244,9 @@ def score_lines(data: bytes, names: Sequence[str], model: dict, threshold: float
     compiled = model["compiled"]
     features = compiled["features"]
     lines = split_lines(data, len(names), first_line, sep, skip_blank, expected)
-    use = list(features) + [k for k in keep if k not in features]
-    numeric = [f for f, kind in zip(features, compiled["kinds"]) if kind == "numeric" and f not in keep]
+    keeping, featured = set(keep), set(features)  # sets: a header may name 100,000 columns
+    use = list(features) + [k for k in keep if k not in featured]
+    numeric = [f for f, kind in zip(features, compiled["kinds"]) if kind == "numeric" and f not in keeping]
     frame = parse(lines, list(names), use, numeric, sep)
     checked = check_frame(frame, compiled)
     good = ~checked.bad
