@@ -3,8 +3,18 @@ header can do to a transform job (and to a file scored through an endpoint)."""
 
 from __future__ import annotations
 
+import csv
+import io
+
+import pandas as pd
+import pytest
+
+import churn_core
+from churn_core.data.sample import make_sample
 from churn_core.paths import entry_module
 from churn_core.transform import rules
+from tests.helpers import wait_for_job, wait_until
+from tests.transform_support import customers
 
 rows = entry_module("scored_rows")
 FEATURES = ["AccountWeeks", "ContractRenewal", "DataPlan", "DataUsage", "CustServCalls", "DayMins", "DayCalls",
@@ -63,3 +73,98 @@ def test_a_header_naming_columns_twice_or_lacking_features_is_refused_by_name_in
         assert len(str(exc)) < 2_000, "a message naming 50,000 columns"
     else:
         raise AssertionError("a missing feature was accepted")
+
+
+# ------------------------------------------------------------------ item 4: output columns never collide
+
+
+def test_kept_columns_named_like_an_output_column_are_renamed_by_one_rule():
+    keep = ["customerID", "line", "churn_probability", "predicted_churn", "risk", "warnings", "top_reason",
+            "input_risk"]
+    named = rows.kept_names(keep)
+    assert named == [
+        "customerID", "input_line", "input_churn_probability", "input_predicted_churn", "input_input_risk",
+        "input_warnings", "input_top_reason", "input_risk"]
+    columns = rows.result_columns(keep, reasons=True)
+    assert len(set(columns)) == len(columns) and not set(named) & set(rows.OUTPUT_NAMES)
+    assert rows.kept_names(named) == named, "the rule is idempotent: results read back keep their names"
+    # results.csv written before this rule (the input's column and the output's under one name) read back right
+    old = ["_line", "line", "churn_probability", "risk", "churn_probability", "predicted_churn", "warnings",
+           "top_reason"]
+    assert rows.result_names(old) == ["line", "input_line", "input_churn_probability", "input_risk",
+                                      "churn_probability", "predicted_churn", "warnings", "top_reason"]
+    assert rows.result_names(["line", "top_reason", "churn_probability", "predicted_churn", "warnings"]) == [
+        "line", "input_top_reason", "churn_probability", "predicted_churn", "warnings"]
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    """A random forest on the reference sample, trained once."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CHURN_HOME", str(tmp_path_factory.mktemp("lines") / "state"))
+    mp.setenv("CHURN_BACKEND", "local")
+    p = churn_core.connect()
+    try:
+        p.upload_dataset("numeric", make_sample(rows=600))
+        p.start_training("numeric", {"algorithm": "random_forest", "n_estimators": 15}, name="rf")
+        assert wait_for_job(p, "rf").status == "Completed"
+        yield p
+    finally:
+        p.cleanup()
+        mp.undo()
+
+
+def transformed(p, data: bytes, name: str, **options):
+    p.start_transform("rf", data, name=name, **options)
+    return wait_until(lambda: (j := p.describe_transform(name)).status not in ("InProgress", "Stopping") and j,
+                      120, what=f"transform {name} to finish")
+
+
+def test_scoring_last_months_scored_file_shows_this_models_scores_everywhere(platform):
+    """Last month's download (line, churn_probability, predicted_churn, risk, warnings, top_reason) scored again:
+    the output, the summary, the download and a batch through an endpoint show the model's new scores under
+    the output names, and last month's under input_<name>."""
+    p = platform
+    first = transformed(p, customers(200, seed=5, numeric=True), "month-1", reasons=True, keep_columns=FEATURES)
+    assert first.status == "Completed", first.failure_reason
+    fresh = p.transform_output("month-1")
+    scored = pd.read_csv(io.BytesIO(p.transform_download("month-1")), dtype=str, keep_default_na=False)
+    assert {"line", "churn_probability", "risk", "top_reason"} <= set(scored.columns)
+    scored["churn_probability"] = "0.5"  # last month's values, recognisably not this model's
+    scored["predicted_churn"] = "7"
+    scored["risk"] = "stale"
+    scored["warnings"] = "old note"
+    data = scored.to_csv(index=False).encode()
+
+    second = transformed(p, data, "month-2", reasons=True)
+    assert second.status == "Completed" and second.rows_scored == 200, second.failure_reason
+    out = p.transform_output("month-2")
+    assert len(set(out.columns)) == len(out.columns) and not any(c.endswith(".1") for c in out.columns)
+    assert list(out["churn_probability"]) == list(fresh["churn_probability"])
+    assert list(out["risk"]) == list(fresh["risk"]) and list(out["line"]) == list(range(2, 202))
+    assert set(out["input_churn_probability"]) == {"0.5"} and set(out["input_risk"]) == {"stale"}
+    assert list(out["input_line"]) == [str(n) for n in fresh["line"]]
+    assert list(out["top_reason"]) == list(fresh["top_reason"])
+
+    summary = p.transform_summary("month-2", top=10)
+    assert summary.predicted_churn == int(fresh["predicted_churn"].sum())
+    assert summary.with_warnings == int((fresh["warnings"] != "").sum())
+    assert list(summary.riskiest["churn_probability"]) == sorted(fresh["churn_probability"], reverse=True)[:10]
+    assert "stale" not in set(summary.riskiest["risk"])
+
+    header, *lines = list(csv.reader(io.StringIO(p.transform_download("month-2").decode("utf-8"))))
+    assert len(set(header)) == len(header), header
+    download = pd.DataFrame(lines, columns=header)
+    assert [float(v) for v in download["churn_probability"]] == list(fresh["churn_probability"])
+    assert set(download["risk"]) <= set(fresh["risk"]) and set(download["input_risk"]) == {"stale"}
+
+    p.deploy("rf", "lines-ep")
+    try:
+        batch = p.score_batch("lines-ep", p.read_customers(data)).scored.sort_values("line")
+    finally:
+        p.delete_endpoint("lines-ep")
+    assert len(set(batch.columns)) == len(batch.columns), list(batch.columns)
+    assert list(batch["line"]) == list(range(2, 202))
+    assert list(batch["churn_probability"]) == pytest.approx(list(fresh["churn_probability"]))
+    assert set(batch["input_risk"]) == {"stale"} and set(batch["input_churn_probability"]) == {"0.5"}
+    assert list(batch["risk"]) == list(fresh["risk"])

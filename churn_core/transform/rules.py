@@ -5,7 +5,9 @@ A transform job scores a whole CSV file with a trained model and writes two file
 * ``transforms/<job>/output/results.csv``: one line per scored input line, in input order:
   ``line`` (its line number in the input, the header being line 1), the kept columns (by default
   the model's ID columns and every other non-feature column of the input), ``churn_probability``,
-  ``predicted_churn`` (1 when the probability is above the model's threshold) and ``warnings``;
+  ``predicted_churn`` (1 when the probability is above the model's threshold) and ``warnings``; a kept
+  column named like a column the results add (``line``, ``risk``, ...) is kept as ``input_<name>``
+  (``scored_rows.kept_names``), so the model's scores are never hidden behind an input's;
 * ``transforms/<job>/output/errors.csv``: ``line,problem`` for every line that could not be scored.
 
 Together they account for every non-blank line of the input. This module reads the input's header
@@ -198,13 +200,21 @@ def with_risk(frame: pd.DataFrame, threshold: float) -> pd.DataFrame:
     return _rows.insert_risk(frame, risk_bands(frame[_rows.PROBABILITY].to_numpy(dtype=float), threshold))
 
 
-def read_results(source, nrows: int | None = None) -> pd.DataFrame:
-    """results.csv as a DataFrame: kept columns as the text the input held, numbers as numbers."""
-    head = pd.read_csv(source, nrows=0)
+def result_names(source) -> list[str]:
+    """The names to read results.csv's columns under (``scored_rows.result_names``: scores found by place, a
+    kept column sharing an output's name read as ``input_<name>``); ``source`` is rewound for the next read.
+    The header is read as values, never by pandas' header logic (which makes a repeated name ``name.1``)."""
+    first = pd.read_csv(source, header=None, nrows=1, dtype=str, keep_default_na=False, na_filter=False)
     if hasattr(source, "seek"):
         source.seek(0)
-    columns = list(head.columns)
-    return pd.read_csv(source, dtype=_dtypes(columns), keep_default_na=False, na_filter=False, nrows=nrows)
+    return _rows.result_names(first.iloc[0].tolist())
+
+
+def read_results(source, nrows: int | None = None) -> pd.DataFrame:
+    """results.csv as a DataFrame: kept columns as the text the input held, numbers as numbers."""
+    names = result_names(source)
+    return pd.read_csv(source, header=0, names=names, dtype=_dtypes(names), keep_default_na=False,
+                       na_filter=False, nrows=nrows)
 
 
 def read_errors(source) -> pd.DataFrame:
@@ -212,12 +222,11 @@ def read_errors(source) -> pd.DataFrame:
     return frame
 
 
-def result_chunks(source) -> Iterator[pd.DataFrame]:
-    head = pd.read_csv(source, nrows=0)
-    if hasattr(source, "seek"):
-        source.seek(0)
-    yield from pd.read_csv(source, dtype=_dtypes(list(head.columns)), keep_default_na=False, na_filter=False,
-                           chunksize=READ_CHUNK_ROWS)
+def result_chunks(source, as_text: bool = False) -> Iterator[pd.DataFrame]:
+    """results.csv in chunks under ``result_names``: typed, or (``as_text``, for a download) as the text written."""
+    names = result_names(source)
+    yield from pd.read_csv(source, header=0, names=names, dtype=str if as_text else _dtypes(names),
+                           keep_default_na=False, na_filter=False, chunksize=READ_CHUNK_ROWS)
 
 
 @dataclass
