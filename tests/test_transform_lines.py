@@ -168,3 +168,116 @@ def test_scoring_last_months_scored_file_shows_this_models_scores_everywhere(pla
     assert list(batch["churn_probability"]) == pytest.approx(list(fresh["churn_probability"]))
     assert set(batch["input_risk"]) == {"stale"} and set(batch["input_churn_probability"]) == {"0.5"}
     assert list(batch["risk"]) == list(fresh["risk"])
+
+
+# ------------------------------------------------------------------ item 6: one bad line costs that line only
+
+table_scoring = entry_module("table_scoring")
+GOOD = b"128,1,1,2.70,1,265.1,110,89.0,9.87,10.0"
+# what one line can hold that pandas' C reader and the csv module read differently from a plain split on "\n"
+LINE_PIECES = [GOOD, b"\r", b'"', b",", b";", b"\x00", b" ", b"\t", b"x", b"1e400", b"-", b"\xe9", b'"a\rb"',
+               b"\r\r", b"1,2,3", b'""', b"\\", b"#", b"nan", b"\x0b", b"\x0c", b"\x1c", b"\x85", b"\xe2\x80\xa8"]
+
+
+@pytest.fixture(scope="module")
+def model(platform):
+    from tests.transform_support import load_model
+
+    return load_model(platform, "rf")
+
+
+def accounted(data: bytes, scored, first: int = 1) -> None:
+    """Every non-blank line of ``data`` (the first numbered ``first``) is scored or set aside, once, by its number."""
+    numbers = sorted(scored.numbers.tolist() + [n for n, _ in scored.problems])
+    assert len(numbers) == len(set(numbers)), numbers
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    blank = {first + i for i, line in enumerate(lines) if not line.strip(b" \t\r,")}
+    assert set(numbers) | blank == set(range(first, first + len(lines))), (data, scored.problems)
+
+
+@pytest.mark.parametrize("bad", [b"128,1,1,2.70,1,26\r5.1,110,89.0,9.87,10.0", b"128,1,1\r,2.70,1,265.1,110,89.0",
+                                 b"\r128,1,1,2.70,1,265.1,110,89.0,9.87,10.0", b'128,1,1,2.70,1,"26\r5.1",110,89,9,1',
+                                 b"128,1,1,2.70,1,265.1,110,89.0,9.87,10.0\r\r", b'"', b'1,"2\r'])
+def test_a_line_with_a_bare_carriage_return_or_a_stray_quote_is_set_aside_alone(model, bad):
+    data = b"\n".join([GOOD, GOOD, bad, GOOD, GOOD]) + b"\n"
+    scored = table_scoring.score_lines(data, FEATURES, model, 0.5, first_line=2)
+    accounted(data, scored, first=2)
+    assert scored.numbers.tolist() == [2, 3, 5, 6], scored.problems
+    [(number, problem)] = scored.problems
+    assert number == 4 and problem
+
+
+def test_a_block_pandas_cannot_read_is_read_line_by_line_and_loses_nothing(model, monkeypatch):
+    """Whatever pandas' reader refuses (a ParserError) or miscounts, the lines are read one by one: the same
+    scores, and a line the csv module cannot take alone is set aside with its reason."""
+    import pandas as pd
+
+    data = b"\n".join([GOOD, GOOD.replace(b"2.70", b"3.5"), b'1,2,"3"x",4,5,6,7,8,9,10', GOOD]) + b"\n"
+    expected = table_scoring.score_lines(data, FEATURES, model, 0.5, first_line=2)
+    real = table_scoring._read
+
+    def refuses(block, *args):
+        if block.count(b"\n") > 1:
+            raise pd.errors.ParserError("Error tokenizing data. C error: Expected 10 fields in line 3, saw 11")
+        return real(block, *args)
+
+    monkeypatch.setattr(table_scoring, "_read", refuses)
+    again = table_scoring.score_lines(data, FEATURES, model, 0.5, first_line=2)
+    assert again.numbers.tolist() == expected.numbers.tolist() == [2, 3, 5]
+    assert again.probabilities.tolist() == expected.probabilities.tolist()
+    assert [n for n, _ in again.problems] == [n for n, _ in expected.problems] == [4]
+    monkeypatch.setattr(table_scoring, "_read", lambda block, *args: real(block, *args).iloc[:1])  # miscounts
+    assert table_scoring.score_lines(data, FEATURES, model, 0.5, first_line=2).numbers.tolist() == [2, 3, 5]
+
+
+def test_any_mix_of_odd_bytes_in_lines_is_scored_or_set_aside_never_raised(model):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    lines = st.lists(st.lists(st.sampled_from(LINE_PIECES), max_size=6).map(b"".join), min_size=1, max_size=12)
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
+    @given(lines=lines)
+    def check(lines):
+        data = b"\n".join(lines) + b"\n"
+        scored = table_scoring.score_lines(data, FEATURES, model, 0.5, first_line=1)
+        accounted(data, scored)
+        answer = table_scoring.transform_answer(table_scoring.TransformLines(data), model)
+        assert answer.count <= len(lines)
+
+    check()
+
+
+def test_a_bare_carriage_return_in_one_line_of_20000_costs_that_line_only(platform):
+    p = platform
+    data = bytearray(customers(20_000, seed=8, numeric=True))
+    lines = data.split(b"\n")
+    lines[12_345] = lines[12_345].replace(b",", b"\r,", 1)  # line 12,346 of the file
+    job = transformed(p, b"\n".join(lines), "one-bad-line", instance_count=2)
+    assert job.status == "Completed", job.failure_reason
+    assert (job.rows_scored, job.rows_failed) == (19_999, 1)
+    [(number, problem)] = list(p.transform_errors("one-bad-line").itertuples(index=False, name=None))
+    assert number == 12_346 and "carriage return" in problem, problem
+
+
+def test_a_workers_exception_fails_the_job_as_itself_never_as_a_death(platform, monkeypatch, capfd):
+    """A chunk whose scoring raises ends the job at once naming the exception (type and message), with the
+    traceback in the log: not "a worker process died twice ... check the machine's free memory"."""
+    from churn_core.backends.local.transform_driver import Driver
+
+    p = platform
+    monkeypatch.setattr(type(p.backend), "start_transform", lambda self, job, model, schema: {})  # no process
+    p.start_transform("rf", customers(50, seed=9, numeric=True), name="raises")
+
+    def boom(data, *args, **kwargs):
+        raise KeyError("a bug, not a death")
+
+    monkeypatch.setattr(entry_module("table_scoring"), "score_lines", boom)
+    assert Driver(p.settings.home, p.settings.bucket, "raises").run() == 1  # its workers fork from this process
+    job = p.describe_transform("raises")
+    assert job.status == "Failed"
+    assert "raised KeyError: 'a bug, not a death'" in job.failure_reason, job.failure_reason
+    assert "died" not in job.failure_reason and "memory" not in job.failure_reason
+    assert "Traceback" in capfd.readouterr().err

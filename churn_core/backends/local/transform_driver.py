@@ -11,7 +11,9 @@ bucket and records the counts. Progress (lines done / total) goes to the catalog
 
 Memory stays bounded whatever the file's size: a worker holds one chunk at a time and nothing
 reads the whole file into memory. A worker that dies (``kill -9``) is replaced and its chunk scored
-again; a chunk that kills its worker twice fails the job with the reason. SIGTERM (Stop) ends the
+again; a chunk that kills its worker twice fails the job with the reason. A line never fails its chunk
+(``score_lines`` scores it or sets it aside with its reason); a chunk whose scoring still raises (a bug)
+fails the job at once naming the exception, its traceback in the log. SIGTERM (Stop) ends the
 workers and records ``Stopped``. Everything the job knows is in the catalog, so the dashboard can
 restart at any time.
 """
@@ -47,6 +49,7 @@ CHUNK_MAX_BYTES = 4 << 20
 CHUNK_MIN_BYTES = 256 << 10
 PROGRESS_SECONDS = 0.5
 MAX_TRIES_PER_CHUNK = 2
+FAILED = "failed"  # a worker's answer for a chunk whose scoring raised: (index, FAILED, "Type: message", 0)
 
 
 def transform_dir(home: Path, name: str) -> Path:
@@ -244,6 +247,9 @@ class Driver:
                     if slot in self.workers:
                         give(slot)
                     continue
+                if n_scored == FAILED:  # n_failed is the exception, "Type: message"
+                    raise JobFailed(f"scoring lines {chunks[index][2]:,}+ of the input (chunk {index + 1} of "
+                                    f"{len(chunks)}) raised {n_failed}. The job log has the traceback.")
                 finished += 1
                 done_lines += n_lines
                 scored += n_scored
@@ -345,8 +351,7 @@ def worker_loop(conn: Connection, slot: int, name: str, plan: dict, parts: Path)
 
     setproctitle(f"churn_core.backends.local.transform_driver worker {slot} --transform {name}")
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    header, keep = plan["header"], plan["keep"]
-    expected = expected_fields(header)
+    expected = expected_fields(plan["header"])
     with open(plan["source"], "rb") as fh:
         while True:
             try:
@@ -355,22 +360,36 @@ def worker_loop(conn: Connection, slot: int, name: str, plan: dict, parts: Path)
                 return 0
             if task is None:
                 return 0
-            index, offset, length, first_line = task
-            fh.seek(offset)
-            data = fh.read(length)
-            scored = table_scoring.score_lines(data, header.names, plan["model"], plan["threshold"], keep,
-                                               reasons=plan["reasons"],
-                                               first_line=first_line, sep=header.sep, expected=expected)
-            tmp = parts / f".{index:06d}.csv"
-            with open(tmp, "w", encoding="utf-8", newline="") as out:
-                scored.to_csv(out)
-            with open(parts / f".{index:06d}.err", "w", encoding="utf-8", newline="") as out:
-                for line, problem in scored.problems:
-                    out.write(f"{line},{_csv_field(problem)}\n")
-            os.replace(parts / f".{index:06d}.err", parts / f"{index:06d}.err")
-            os.replace(tmp, parts / f"{index:06d}.csv")
-            lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-            conn.send((index, len(scored), len(scored.problems), lines))
+            index = task[0]
+            try:
+                conn.send(score_chunk(fh, task, plan, parts, table_scoring, expected))
+            except Exception as exc:  # reported as itself (type and message), never as a worker that died
+                import traceback
+
+                traceback.print_exc()
+                sys.stderr.flush()
+                conn.send((index, FAILED, f"{type(exc).__name__}: {exc}"[:2000], 0))
+
+
+def score_chunk(fh, task: tuple, plan: dict, parts: Path, table_scoring, expected: str) -> tuple:
+    """Score one chunk into its part files; (index, scored, set aside, lines) for the driver."""
+    index, offset, length, first_line = task
+    header, keep = plan["header"], plan["keep"]
+    fh.seek(offset)
+    data = fh.read(length)
+    scored = table_scoring.score_lines(data, header.names, plan["model"], plan["threshold"], keep,
+                                       reasons=plan["reasons"],
+                                       first_line=first_line, sep=header.sep, expected=expected)
+    tmp = parts / f".{index:06d}.csv"
+    with open(tmp, "w", encoding="utf-8", newline="") as out:
+        scored.to_csv(out)
+    with open(parts / f".{index:06d}.err", "w", encoding="utf-8", newline="") as out:
+        for line, problem in scored.problems:
+            out.write(f"{line},{_csv_field(problem)}\n")
+    os.replace(parts / f".{index:06d}.err", parts / f"{index:06d}.err")
+    os.replace(tmp, parts / f"{index:06d}.csv")
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    return index, len(scored), len(scored.problems), lines
 
 
 def main(argv: list[str] | None = None) -> int:
