@@ -281,3 +281,84 @@ def test_a_workers_exception_fails_the_job_as_itself_never_as_a_death(platform, 
     assert "raised KeyError: 'a bug, not a death'" in job.failure_reason, job.failure_reason
     assert "died" not in job.failure_reason and "memory" not in job.failure_reason
     assert "Traceback" in capfd.readouterr().err
+
+
+# ------------------------------------------------------------------ item 7: a line without end is never read whole
+
+
+def _long_line_file(path, long_line: bytes) -> tuple[int, int]:
+    """30 customers, then ``long_line``: (the file's size, the long line's number)."""
+    header, body = customers(60, seed=4, numeric=True).split(b"\n", 1)
+    head = header + b"\n" + b"\n".join(body.split(b"\n")[:30]) + b"\n"
+    path.write_bytes(head + long_line)
+    return path.stat().st_size, head.count(b"\n") + 1
+
+
+@pytest.mark.parametrize("ending", [b"", b"\r"], ids=["one-line-without-newline", "cr-only-lines"])
+def test_reading_a_file_with_a_40_mb_line_holds_a_small_part_of_it(tmp_path, ending):
+    """Peak memory of planning a file whose last 40 MB are one line (no newline, or lines ending with a bare CR):
+    a small fraction of the file, and the line is a line error, never read whole."""
+    import tracemalloc
+
+    row = b"128,1,1,2.70,1,265.1,110,89.0,9.87,10.0" + (ending or b",")
+    size, number = _long_line_file(tmp_path / "long.csv", row * (40_000_000 // len(row)))
+    header = rules.read_header((tmp_path / "long.csv").read_bytes()[:rules.HEAD_BYTES], FEATURES)
+    tracemalloc.start()
+    try:
+        blocks = [(b[0], len(b[1]), b[2], b[3] if len(b) > 3 else 0)  # (old code: 3-tuples)
+                  for b in rules.whole_line_blocks(tmp_path / "long.csv", header.size, 256 << 10)]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < size / 8, f"peak {peak:,} bytes reading a {size:,}-byte file"
+    *lines, (offset, length, first, too_long) = blocks
+    assert length == 0 and too_long > rules.MAX_LINE_BYTES and first == number == 32
+    assert offset + too_long == size and not any(t for *_, t in lines)
+    assert "at most 1,048,576 bytes (1 MB)" in rules.long_line_problem(too_long)
+
+
+def test_lines_over_the_limit_anywhere_are_set_aside_and_the_rest_scored_by_their_numbers(tmp_path):
+    """Short and long lines mixed, the limit lowered: every line accounted for, by its number, in order."""
+    lines = [b"a" * n for n in (5, 300, 10, 99, 100, 101, 0, 1000, 7)]
+    data = b"h\n" + b"\n".join(lines)
+    (tmp_path / "mixed.csv").write_bytes(data)
+    for block in (16, 64, 150, 4096):
+        seen = {}
+        for b in rules.whole_line_blocks(tmp_path / "mixed.csv", 2, block, max_line=100):
+            if b.too_long:
+                assert not b.data and data[b.offset:b.offset + b.too_long] == b"a" * b.too_long
+                seen[b.first] = "long"
+            else:
+                assert data[b.offset:b.offset + len(b.data)] == b.data
+                for k, text in enumerate(b.data.split(b"\n")[: b.data.count(b"\n") + (0 if b.data.endswith(b"\n")
+                                                                                       else 1)]):
+                    seen[b.first + k] = len(text)
+        assert seen == {2: 5, 3: "long", 4: 10, 5: 99, 6: 100, 7: "long", 8: 0, 9: "long", 10: 7}, (block, seen)
+
+
+def test_a_transform_sets_aside_a_3_mb_line_and_a_cr_only_tail_and_scores_the_rest(platform):
+    p = platform
+    good = customers(100, seed=6, numeric=True)
+    header, body = good.split(b"\n", 1)
+    rows_ = body.split(b"\n")
+    data = (header + b"\n" + b"\n".join(rows_[:50]) + b"\n" + b"9" * 3_000_000 + b"\n" + b"\n".join(rows_[50:100])
+            + b"\n" + b"\r".join(rows_[:60] * 600))  # 36,000 customers joined by bare CRs: one 2 MB line
+    job = transformed(p, data, "long-lines", instance_count=2)
+    assert job.status == "Completed", job.failure_reason
+    assert (job.rows_scored, job.rows_failed) == (100, 2)
+    errors = list(p.transform_errors("long-lines").itertuples(index=False, name=None))
+    assert [n for n, _ in errors] == [52, 103]
+    assert all("a line may be at most 1,048,576 bytes" in problem for _, problem in errors)
+    assert list(p.transform_output("long-lines")["line"]) == list(range(2, 52)) + list(range(53, 103))
+
+
+def test_sagemakers_input_preparation_sets_the_long_line_aside_too(tmp_path):
+    from churn_core.backends.sagemaker.transform import prepare_input
+
+    good = customers(10, seed=6, numeric=True)
+    source = tmp_path / "in.csv"
+    source.write_bytes(good + b"1" * (rules.MAX_LINE_BYTES + 1) + b"\n" + good.split(b"\n", 1)[1])
+    prepared = prepare_input(source, SCHEMA, None, tmp_path / "out.csv", tmp_path / "aside.csv")
+    assert (prepared.uploaded, prepared.set_aside) == (20, 1)
+    [(number, problem)] = list(csv.reader(open(tmp_path / "aside.csv", encoding="utf-8")))
+    assert number == "12" and "at most 1,048,576 bytes" in problem

@@ -24,7 +24,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 
 import pandas as pd
 
@@ -37,7 +37,8 @@ OUTPUT_COLUMNS = _rows.OUTPUT_COLUMNS
 REASON_COLUMN = _rows.TOP_REASON  # last, when the job asked for reasons
 ERROR_COLUMNS = _rows.ERROR_COLUMNS
 SEPARATORS = (",", ";", "\t", "|")
-HEAD_BYTES = 1 << 20  # the header line must fit in the first megabyte
+MAX_LINE_BYTES = 1 << 20  # the longest line a transform reads (the header too): 1 MB; a longer one is a line error
+HEAD_BYTES = MAX_LINE_BYTES  # the header line must fit in the first megabyte
 INTERACTIVE_MAX_ROWS = 20_000  # the Predict page scores up to this many rows through an endpoint
 HISTOGRAM_BINS = 20
 READ_CHUNK_ROWS = 200_000
@@ -63,12 +64,17 @@ def output_keys(name: str) -> tuple[str, str]:
     return f"transforms/{name}/output/results.csv", f"transforms/{name}/output/errors.csv"
 
 
+_CR_ONLY = (" Its lines seem to end with a bare carriage return (old Mac style); save the file as CSV with "
+            "Windows (CRLF) or Unix (LF) line ends and submit it again.")
+
+
 def read_header(head: bytes, features: list[str]) -> Header:
     """The header line of a CSV (UTF-8, BOM allowed) and its separator (the one that finds the features)."""
     end = head.find(b"\n")
     if end < 0:
         if len(head) >= HEAD_BYTES:
-            raise TransformInputError("The file's first line is over 1 MB long; it must be a CSV header.")
+            raise TransformInputError("The file's first line is over 1 MB long; it must be a CSV header."
+                                      + (_CR_ONLY if b"\r" in head else ""))
         end = len(head)
     raw = head[:end]
     try:
@@ -76,6 +82,8 @@ def read_header(head: bytes, features: list[str]) -> Header:
     except UnicodeDecodeError:
         raise TransformInputError(
             "The file's header is not UTF-8 text. Save the file as CSV UTF-8 and submit it again.") from None
+    if "\r" in text:
+        raise TransformInputError("The file's first line holds a carriage return (\\r) before its end." + _CR_ONLY)
     if not text.strip():
         raise TransformInputError("The file is empty or its first line is blank; it must start with a header "
                                   "naming the columns.")
@@ -153,29 +161,83 @@ def line_column(keep: list[str]) -> str:
     return _rows.line_column(keep)
 
 
-def whole_line_blocks(path: Path, start: int, block_bytes: int) -> Iterator[tuple[int, bytes, int]]:
-    """The file after its header (``start`` bytes) as blocks of whole lines of about ``block_bytes``:
-    (byte offset, the block, the number of its first line; the header is line 1). Only the last block may
-    lack a final newline."""
-    line, offset = 2, start
+class LineBlock(NamedTuple):
+    """Whole lines of a file: ``data`` from byte ``offset``, its first line numbered ``first``; or one line over
+    ``MAX_LINE_BYTES``, never read into memory: ``data`` empty and ``too_long`` its length in bytes."""
+
+    offset: int
+    data: bytes
+    first: int
+    too_long: int = 0
+
+
+def long_line_problem(length: int, limit: int = MAX_LINE_BYTES) -> str:
+    """Why a line over the limit is set aside (errors.csv), in words."""
+    return (f"is {length:,} bytes long; a line may be at most {limit:,} bytes ({limit / (1 << 20):g} MB), so it "
+            "was not read. If the file's lines end with a bare carriage return (old Mac style), save it with "
+            "Windows (CRLF) or Unix (LF) line ends.")
+
+
+def whole_line_blocks(path: Path, start: int, block_bytes: int,
+                      max_line: int = MAX_LINE_BYTES) -> Iterator[LineBlock]:
+    """The file after its header (``start`` bytes) as ``LineBlock``s of whole lines of about ``block_bytes``
+    (the header is line 1); only the last block may lack a final newline. A line over ``max_line`` bytes is a
+    block of its own with ``too_long`` set, skipped without being held: memory stays within ``block_bytes``
+    plus ``max_line`` (a 200 MB line without a newline, or a file whose lines end with a bare CR, included)."""
+    line, offset = 2, start  # offset: where the bytes not yet yielded start in the file
+    carry = b""
+    skipped = 0  # bytes of an overlong line passed so far (its newline not yet found)
     with open(path, "rb") as fh:
         fh.seek(start)
-        carry = b""
         while True:
             block = fh.read(block_bytes)
-            if not block:
+            if skipped:
+                cut = block.find(b"\n")
+                if cut < 0:
+                    if not block:
+                        yield LineBlock(offset, b"", line, skipped)
+                        return
+                    skipped += len(block)
+                    continue
+                yield LineBlock(offset, b"", line, skipped + cut)
+                offset, line, skipped = offset + skipped + cut + 1, line + 1, 0
+                data = block[cut + 1:]
+            elif not block:
                 if carry:
-                    yield offset, carry, line
+                    yield from _split_long(carry, offset, line, max_line)
                 return
-            data = carry + block
+            else:
+                data = carry + block
             cut = data.rfind(b"\n")
-            if cut < 0:
-                carry = data
-                continue
             whole, carry = data[: cut + 1], data[cut + 1:]
-            yield offset, whole, line
-            line += whole.count(b"\n")
-            offset += len(whole)
+            if whole:
+                yield from _split_long(whole, offset, line, max_line)
+                line += whole.count(b"\n")
+                offset += len(whole)
+            if len(carry) > max_line:  # a line longer than allowed, its end not yet read: skip it from here
+                skipped, carry = len(carry), b""
+
+
+def _split_long(data: bytes, offset: int, line: int, max_line: int) -> Iterator[LineBlock]:
+    """``data`` (whole lines, or the file's last line) as one block, or around its lines over ``max_line``."""
+    if len(data) <= max_line + 1:
+        yield LineBlock(offset, data, line)
+        return
+    import numpy as np
+
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+    if not data.endswith(b"\n"):
+        ends = np.append(ends, len(data))
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    lengths = ends - starts
+    done = 0
+    for k in np.flatnonzero(lengths > max_line).tolist():
+        if starts[k] > done:
+            yield LineBlock(offset + done, data[done:starts[k]], line + int(np.count_nonzero(ends < done)))
+        yield LineBlock(offset + int(starts[k]), b"", line + k, int(lengths[k]))
+        done = int(ends[k]) + 1
+    if done < len(data):
+        yield LineBlock(offset + done, data[done:], line + int(np.count_nonzero(ends < done)))
 
 
 def result_columns(keep: list[str], reasons: bool = False) -> list[str]:
