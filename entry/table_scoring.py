@@ -126,8 +126,12 @@ def split_lines(data: bytes, width: int, first_line: int, sep: str = ",", skip_b
             continue
         try:
             fields[k] = len(next(csv.reader([raw.decode("utf-8", "replace")], delimiter=sep)))
-        except (csv.Error, StopIteration):
+        except StopIteration:
             fields[k] = 0
+        except csv.Error as err:  # e.g. a quoted value over the csv module's 128 KB field limit
+            if b"\r" not in raw:  # (a carriage return gets its own reason below)
+                bad[k] = True
+                problems.append((int(numbers[k]), "cannot be read as a CSV line (%s)." % err))
     if b"\r" in data:  # a carriage return is a line break to pandas, spreadsheets and the csv module alike
         returns = _per_line(buf == CR, starts, ends)
         crlf = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == CR)  # "\r\n": the Windows line end, fine

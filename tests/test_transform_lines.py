@@ -199,7 +199,8 @@ def accounted(data: bytes, scored, first: int = 1) -> None:
 
 @pytest.mark.parametrize("bad", [b"128,1,1,2.70,1,26\r5.1,110,89.0,9.87,10.0", b"128,1,1\r,2.70,1,265.1,110,89.0",
                                  b"\r128,1,1,2.70,1,265.1,110,89.0,9.87,10.0", b'128,1,1,2.70,1,"26\r5.1",110,89,9,1',
-                                 b"128,1,1,2.70,1,265.1,110,89.0,9.87,10.0\r\r", b'"', b'1,"2\r'])
+                                 b"128,1,1,2.70,1,265.1,110,89.0,9.87,10.0\r\r", b'"', b'1,"2\r',
+                                 b'128,1,1,2.70,1,265.1,110,89.0,9.87,"' + b"9" * 200_000 + b'"'])
 def test_a_line_with_a_bare_carriage_return_or_a_stray_quote_is_set_aside_alone(model, bad):
     data = b"\n".join([GOOD, GOOD, bad, GOOD, GOOD]) + b"\n"
     scored = table_scoring.score_lines(data, FEATURES, model, 0.5, first_line=2)
@@ -207,6 +208,9 @@ def test_a_line_with_a_bare_carriage_return_or_a_stray_quote_is_set_aside_alone(
     assert scored.numbers.tolist() == [2, 3, 5, 6], scored.problems
     [(number, problem)] = scored.problems
     assert number == 4 and problem
+    if b"\r" in bad and bad.count(b'"') % 2 == 0:
+        assert "carriage return" in problem, problem
+    assert "has 0 values" not in problem, problem  # a value over the csv module's field limit says so
 
 
 def test_a_block_pandas_cannot_read_is_read_line_by_line_and_loses_nothing(model, monkeypatch):
