@@ -366,3 +366,16 @@ def test_sagemakers_input_preparation_sets_the_long_line_aside_too(tmp_path):
     assert (prepared.uploaded, prepared.set_aside) == (20, 1)
     [(number, problem)] = list(csv.reader(open(tmp_path / "aside.csv", encoding="utf-8")))
     assert number == "12" and "at most 1,048,576 bytes" in problem
+
+
+def test_a_transform_of_a_file_with_20000_extra_columns_completes_and_keeps_them(platform):
+    """The whole job, not only the plan, with a wide header (each extra column kept, as by default)."""
+    p = platform
+    header, body = customers(20, seed=3, numeric=True).split(b"\n", 1)
+    extra = [f"x{i}" for i in range(20_000)]
+    lines = [header + b"," + ",".join(extra).encode()] + [
+        line + b"," + b",".join(b"%d" % (i % 7) for i in range(20_000)) for line in body.split(b"\n") if line]
+    job = transformed(p, b"\n".join(lines) + b"\n", "wide")
+    assert job.status == "Completed" and job.rows_scored == 20, job.failure_reason
+    out = p.transform_output("wide")
+    assert list(out.columns[1:20_001]) == extra and list(out["x19999"]) == [str(19_999 % 7)] * 20
