@@ -221,6 +221,17 @@ def _explain_count(value: Any, where: str = "'explain'") -> int:
                        % (where, MAX_REASONS, _short(value)))
 
 
+def _explain_word(value: str) -> Any:
+    """A content-type parameter as ``_explain_count`` reads it: ``true``, a number written in at most a few ASCII
+    digits, or else the text itself (refused there, by name). Never ``int()`` on the client's text: it accepts
+    other scripts' digits and refuses long ones with a ValueError of its own."""
+    if value == "true":
+        return True
+    if 0 < len(value) <= 6 and all("0" <= c <= "9" for c in value):
+        return int(value)
+    return value
+
+
 def _csv_explain(content_type: Optional[str]) -> int:
     """Reasons for a CSV body are asked in its media type, ``text/csv; explain=3`` (a CSV has no place for
     the flag; SageMaker hands the container the ContentType with its parameters)."""
@@ -228,8 +239,7 @@ def _csv_explain(content_type: Optional[str]) -> int:
         key, _, value = param.partition("=")
         if key.strip().lower() == "explain":
             value = value.strip().strip("\"'").lower()
-            asked = True if value == "true" else int(value) if value.isdigit() else value
-            return _explain_count(asked, "'explain' in the content type")
+            return _explain_count(_explain_word(value), "'explain' in the content type")
     return 0
 
 

@@ -9,6 +9,12 @@
   ``churn_probability``, ``predicted_churn``, ``risk`` (with a threshold), ``top_reason`` (when
   asked), ``warnings``.
 
+An input column never shares a name with a column this format adds (``OUTPUT_NAMES``: ``line``,
+``churn_probability``, ``predicted_churn``, ``risk``, ``warnings``, ``top_reason``): such a column is
+kept as ``input_<name>`` (``input_input_<name>`` if the input also holds that name, and so on), so
+scoring last month's scored file shows this model's scores under the output names and last month's
+beside them (``kept_names``, the one rule; ``result_names`` reads any ``results.csv`` back by it).
+
 Python 3.9, no project imports: the SageMaker container, the local transform workers and the
 dashboard all write and read rows with these functions.
 """
@@ -27,19 +33,46 @@ TOP_REASON = "top_reason"
 PROBLEM = "problem"
 OUTPUT_COLUMNS = (PROBABILITY, LABEL, WARNINGS)
 ERROR_COLUMNS = (LINE, PROBLEM)
+OUTPUT_NAMES = (LINE, PROBABILITY, LABEL, RISK, WARNINGS, TOP_REASON)  # every column a scored row adds
+INPUT_PREFIX = "input_"
+
+
+def kept_names(keep: Sequence[Any]) -> List[Any]:
+    """The names the input's kept columns carry beside the scores, in order: their own, except that a name in
+    ``OUTPUT_NAMES`` becomes ``input_<name>`` (prefixed again while the input holds that name too). Linear;
+    idempotent (names it returns are returned unchanged)."""
+    taken = set(OUTPUT_NAMES) | set(keep)
+    names = []
+    for name in keep:
+        if name in OUTPUT_NAMES:
+            renamed = INPUT_PREFIX + name
+            while renamed in taken:
+                renamed = INPUT_PREFIX + renamed
+            taken.add(renamed)
+            name = renamed
+        names.append(name)
+    return names
 
 
 def line_column(keep: Sequence[str]) -> str:
-    """The name of the line-number column: ``line``, unless the input has a column of that name."""
-    name = LINE
-    while name in keep:
-        name = "_" + name
-    return name
+    """The name of the line-number column: always ``line`` (an input column of that name is kept as
+    ``input_line``, see ``kept_names``)."""
+    return LINE
 
 
 def result_columns(keep: Sequence[str], reasons: bool = False) -> List[str]:
-    """The header of ``results.csv``."""
-    return [line_column(keep)] + list(keep) + list(OUTPUT_COLUMNS) + ([TOP_REASON] if reasons else [])
+    """The header of ``results.csv``: ``line``, the kept columns (``kept_names``), the scores."""
+    return [LINE] + kept_names(keep) + list(OUTPUT_COLUMNS) + ([TOP_REASON] if reasons else [])
+
+
+def result_names(header: Sequence[str]) -> List[str]:
+    """The names to read a ``results.csv`` under, from its header as written (by this rule, or before it, when
+    a kept column could share an output's name or the line column was ``_line``): the scores are always the
+    last columns, in ``result_columns``' order, so they are found by place, never by a name the input shares."""
+    header = list(header)
+    reasons = header[-2:] == [WARNINGS, TOP_REASON]
+    tail = list(OUTPUT_COLUMNS) + ([TOP_REASON] if reasons else [])
+    return [LINE] + kept_names(header[1:len(header) - len(tail)]) + tail
 
 
 def result_dtypes(columns: Sequence[str]) -> dict:
@@ -68,7 +101,8 @@ def insert_risk(frame: Any, bands: Any) -> Any:
 def batch_frame(rows: Any, lines: list, probabilities: list, labels: list, warnings: list,
                 risk: Any = None, top_reasons: Optional[list] = None) -> Any:
     """A file scored through an endpoint: ``rows`` (the input's scored rows, a DataFrame the caller owns)
-    with the line numbers first and the scores after the input's columns."""
+    with the line numbers first and the scores after the input's columns (renamed by ``kept_names``)."""
+    rows.columns = kept_names(list(rows.columns))
     rows.insert(0, LINE, lines)
     rows[PROBABILITY] = probabilities
     rows[LABEL] = labels

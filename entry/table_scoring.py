@@ -126,8 +126,20 @@ def split_lines(data: bytes, width: int, first_line: int, sep: str = ",", skip_b
             continue
         try:
             fields[k] = len(next(csv.reader([raw.decode("utf-8", "replace")], delimiter=sep)))
-        except (csv.Error, StopIteration):
+        except StopIteration:
             fields[k] = 0
+        except csv.Error as err:  # e.g. a quoted value over the csv module's 128 KB field limit
+            if b"\r" not in raw:  # (a carriage return gets its own reason below)
+                bad[k] = True
+                problems.append((int(numbers[k]), "cannot be read as a CSV line (%s)." % err))
+    if b"\r" in data:  # a carriage return is a line break to pandas, spreadsheets and the csv module alike
+        returns = _per_line(buf == CR, starts, ends)
+        crlf = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == CR)  # "\r\n": the Windows line end, fine
+        for k in np.flatnonzero((returns - crlf > 0) & ~bad & ~blank).tolist():
+            bad[k] = True
+            problems.append((int(numbers[k]), "holds a carriage return (\\r) inside the line, which CSV readers "
+                             "take for a line break; remove it or save the file with Windows (CRLF) or Unix (LF) "
+                             "line ends."))
     wrong = np.flatnonzero((fields != width) & ~blank & ~bad)
     for k in wrong.tolist():
         bad[k] = True
@@ -180,7 +192,9 @@ def _read(data: bytes, names: Sequence[str], use: Sequence[str], numbers: Sequen
 
 def parse(lines: Lines, names: Sequence[str], use: Sequence[str], numeric: Sequence[str], sep: str = ","):
     """The good lines as a DataFrame of the ``use`` columns: ``numeric`` ones as float64 when every cell
-    is a plain number or blank, all others (and those, otherwise) as text."""
+    is a plain number or blank, all others (and those, otherwise) as text. Never raises for a line: when
+    pandas cannot read the block as ``lines`` says (a ParserError, or another number of rows), the lines are
+    read one by one and a line no reader takes is moved from ``lines`` to ``lines.problems`` with its reason."""
     import pandas as pd
 
     count = len(lines.numbers)
@@ -191,17 +205,44 @@ def parse(lines: Lines, names: Sequence[str], use: Sequence[str], numeric: Seque
         try:
             frame = _read(lines.data, names, use, numeric, sep)
             values = frame[list(numeric)].to_numpy(dtype=np.float64)
-            if np.isinf(values).any():
+            if np.isinf(values).any() or len(frame) != count:
                 frame = None  # "inf" is refused with its own text: read it as text
-        except ValueError:  # a cell that is not a plain number: read the block as text
+        except ValueError:  # a cell that is not a plain number (or a ParserError): read the block as text
             frame = None
     if frame is None:
-        frame = _read(lines.data, names, use, (), sep)
-    if len(frame) != count:  # cannot happen for lines split_lines let through; stay correct if it does
-        rows = list(csv.reader(io.StringIO(lines.data.decode("utf-8")), delimiter=sep, skipinitialspace=True))
-        positions = [names.index(n) for n in use]
-        frame = pd.DataFrame([[row[p] for p in positions] for row in rows], columns=list(use), dtype=object)
+        try:
+            frame = _read(lines.data, names, use, (), sep)
+        except ValueError:  # pandas' ParserError: which line, it cannot say reliably; read them one by one
+            frame = None
+    if frame is None or len(frame) != count:
+        frame = _one_by_one(lines, names, use, sep)
     return frame
+
+
+def _one_by_one(lines: Lines, names: Sequence[str], use: Sequence[str], sep: str):
+    """``parse``'s way out: each line read alone by the csv module, as text; a line it refuses or splits into
+    another number of values is moved to ``lines.problems`` (``lines`` keeps the others)."""
+    import pandas as pd
+
+    where = dict((n, i) for i, n in enumerate(names))  # linear in the columns, however many
+    positions = [where[n] for n in use]
+    rows, kept, pieces = [], [], []
+    for number, raw in zip(lines.numbers.tolist(), lines.data.split(b"\n")):
+        try:
+            fields = next(csv.reader([raw.decode("utf-8")], delimiter=sep, skipinitialspace=True), [])
+        except (csv.Error, UnicodeDecodeError) as err:
+            lines.problems.append((number, "cannot be read as a CSV line (%s)." % err))
+            continue
+        if len(fields) != len(names):
+            lines.problems.append((number, "has %d values but %d are expected." % (len(fields), len(names))))
+            continue
+        rows.append([fields[p] for p in positions])
+        kept.append(number)
+        pieces.append(raw + b"\n")
+    lines.problems.sort()
+    lines.numbers = np.array(kept, dtype=np.int64)
+    lines.data = b"".join(pieces)
+    return pd.DataFrame(rows, columns=list(use), dtype=object)
 
 
 # --------------------------------------------------------------------------- 3. check: column_checks.check_frame
@@ -243,8 +284,9 @@ def score_lines(data: bytes, names: Sequence[str], model: dict, threshold: float
     compiled = model["compiled"]
     features = compiled["features"]
     lines = split_lines(data, len(names), first_line, sep, skip_blank, expected)
-    use = list(features) + [k for k in keep if k not in features]
-    numeric = [f for f, kind in zip(features, compiled["kinds"]) if kind == "numeric" and f not in keep]
+    keeping, featured = set(keep), set(features)  # sets: a header may name 100,000 columns
+    use = list(features) + [k for k in keep if k not in featured]
+    numeric = [f for f, kind in zip(features, compiled["kinds"]) if kind == "numeric" and f not in keeping]
     frame = parse(lines, list(names), use, numeric, sep)
     checked = check_frame(frame, compiled)
     good = ~checked.bad

@@ -74,6 +74,13 @@ def raw_request(head: str, body: bytes = b"") -> bytes:
     return head.replace("\n", "\r\n").encode() + b"\r\n" + body
 
 
+def csv_explain_request(value: bytes) -> bytes:
+    """A CSV request whose ``explain`` parameter is the raw bytes ``value`` (HTTP headers are bytes: latin-1)."""
+    body = b"128,1,1,2.7,1,265.1,110,89.0,9.87,10.0\n"
+    return (b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv; explain=" + value
+            + b"\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+
+
 CASES = [
     Bad("empty-body", b"", r"request body is empty"),
     Bad("whitespace-body", b"  \n\t ", r"request body is empty"),
@@ -206,6 +213,11 @@ CASES = [
         content_type="application/json; charset=base64",
         status=415,
     ),
+    # issue 26, item 10: the explain parameter of a CSV content type is the client's, so its faults are 4xx
+    *(Bad(f"csv-explain-{name}", b"", r"'explain' in the content type must be true or a whole number of reasons "
+          r"per customer from 1 to 50, got .*", raw=csv_explain_request(value))
+      for name, value in (("latin1-superscript", b"\xb2"), ("latin1-byte", b"3\xe9"), ("5000-digits", b"9" * 5000),
+                          ("utf8-arabic-digit", "\u0663".encode()), ("zero", b"0"), ("sign", b"+3"))),
     Bad(
         "non-text-charset-punycode",
         SEED,

@@ -20,8 +20,8 @@ WRITERS = ["entry/table_scoring.py", "churn_core/transform/rules.py", "churn_cor
 def test_the_format_in_one_place():
     assert rows.result_columns(["customerID"]) == ["line", "customerID", "churn_probability", "predicted_churn",
                                                    "warnings"]
-    assert rows.result_columns(["line"], reasons=True) == ["_line", "line", "churn_probability", "predicted_churn",
-                                                           "warnings", "top_reason"]
+    assert rows.result_columns(["line"], reasons=True) == ["line", "input_line", "churn_probability",
+                                                           "predicted_churn", "warnings", "top_reason"]
     assert rows.answer_fields(False) == ("churn_probability", "predicted_churn", "warnings", "problem")
     assert rows.answer_fields(True) == ("churn_probability", "predicted_churn", "warnings", "top_reason", "problem")
     assert rows.answer_line(0.25, 0, 'a, "b"\n') == "0.25,0,a; 'b' ,"

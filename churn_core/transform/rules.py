@@ -5,7 +5,9 @@ A transform job scores a whole CSV file with a trained model and writes two file
 * ``transforms/<job>/output/results.csv``: one line per scored input line, in input order:
   ``line`` (its line number in the input, the header being line 1), the kept columns (by default
   the model's ID columns and every other non-feature column of the input), ``churn_probability``,
-  ``predicted_churn`` (1 when the probability is above the model's threshold) and ``warnings``;
+  ``predicted_churn`` (1 when the probability is above the model's threshold) and ``warnings``; a kept
+  column named like a column the results add (``line``, ``risk``, ...) is kept as ``input_<name>``
+  (``scored_rows.kept_names``), so the model's scores are never hidden behind an input's;
 * ``transforms/<job>/output/errors.csv``: ``line,problem`` for every line that could not be scored.
 
 Together they account for every non-blank line of the input. This module reads the input's header
@@ -22,7 +24,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 
 import pandas as pd
 
@@ -35,7 +37,8 @@ OUTPUT_COLUMNS = _rows.OUTPUT_COLUMNS
 REASON_COLUMN = _rows.TOP_REASON  # last, when the job asked for reasons
 ERROR_COLUMNS = _rows.ERROR_COLUMNS
 SEPARATORS = (",", ";", "\t", "|")
-HEAD_BYTES = 1 << 20  # the header line must fit in the first megabyte
+MAX_LINE_BYTES = 1 << 20  # the longest line a transform reads (the header too): 1 MB; a longer one is a line error
+HEAD_BYTES = MAX_LINE_BYTES  # the header line must fit in the first megabyte
 INTERACTIVE_MAX_ROWS = 20_000  # the Predict page scores up to this many rows through an endpoint
 HISTOGRAM_BINS = 20
 READ_CHUNK_ROWS = 200_000
@@ -61,12 +64,17 @@ def output_keys(name: str) -> tuple[str, str]:
     return f"transforms/{name}/output/results.csv", f"transforms/{name}/output/errors.csv"
 
 
+_CR_ONLY = (" Its lines seem to end with a bare carriage return (old Mac style); save the file as CSV with "
+            "Windows (CRLF) or Unix (LF) line ends and submit it again.")
+
+
 def read_header(head: bytes, features: list[str]) -> Header:
     """The header line of a CSV (UTF-8, BOM allowed) and its separator (the one that finds the features)."""
     end = head.find(b"\n")
     if end < 0:
         if len(head) >= HEAD_BYTES:
-            raise TransformInputError("The file's first line is over 1 MB long; it must be a CSV header.")
+            raise TransformInputError("The file's first line is over 1 MB long; it must be a CSV header."
+                                      + (_CR_ONLY if b"\r" in head else ""))
         end = len(head)
     raw = head[:end]
     try:
@@ -74,43 +82,63 @@ def read_header(head: bytes, features: list[str]) -> Header:
     except UnicodeDecodeError:
         raise TransformInputError(
             "The file's header is not UTF-8 text. Save the file as CSV UTF-8 and submit it again.") from None
+    if "\r" in text:
+        raise TransformInputError("The file's first line holds a carriage return (\\r) before its end." + _CR_ONLY)
     if not text.strip():
         raise TransformInputError("The file is empty or its first line is blank; it must start with a header "
                                   "naming the columns.")
     best: list[str] | None = None
     best_sep = ","
+    wanted = set(features)
     for sep in SEPARATORS:
-        names = [c.strip() for c in next(csv.reader([text], delimiter=sep))]
-        if best is None or (set(features) <= set(names) and not set(features) <= set(best)):
+        try:
+            names = [c.strip() for c in next(csv.reader([text], delimiter=sep))]
+        except csv.Error:  # not this separator (one field over the csv module's field limit, a stray quote)
+            continue
+        if best is None or (wanted <= set(names) and not wanted <= set(best)):
             best, best_sep = names, sep
-            if set(features) <= set(names):
+            if wanted <= set(names):
                 break
     return Header(best or [], best_sep, end + 1)
 
 
+def _listed(names: list[str], limit: int = 20) -> str:
+    """Column names for a message: the first ``limit``, and how many more (a header may name 100,000)."""
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit:,} more" if len(names) > limit else "")
+
+
 def plan_columns(header: Header, schema: dict, keep: list[str] | None) -> list[str]:
     """The columns to keep in the results; TransformInputError naming the columns when the file cannot
-    be scored (a feature missing, a column named twice, a kept column that is not there)."""
+    be scored (a feature missing, a column named twice, a kept column that is not there).
+
+    Linear in the number of columns (sets, never ``list.count`` or ``in`` on a list of names): the 1 MB
+    header allows about 150,000 columns."""
     features = [f["name"] for f in schema["features"]]
     names = header.names
-    twice = sorted({n for n in names if names.count(n) > 1})
+    present: set[str] = set()
+    twice: set[str] = set()
+    for n in names:
+        (twice if n in present else present).add(n)
     if twice:
-        raise TransformInputError(f"The file names the column(s) {', '.join(twice)} more than once; "
+        raise TransformInputError(f"The file names the column(s) {_listed(sorted(twice))} more than once; "
                                   "rename them so each column has one name.")
-    missing = [f for f in features if f not in names]
+    missing = [f for f in features if f not in present]
+    used = set(features)
     if missing:
-        extra = [n for n in names if n not in features and n not in (schema.get("id_columns") or [])]
+        ids = set(schema.get("id_columns") or [])
+        extra = [n for n in names if n not in used and n not in ids]
         raise TransformInputError(
             f"The file lacks the model's feature column(s) {', '.join(missing)}. Its columns are: "
-            f"{', '.join(names) or 'none'}"
-            + (f" ({', '.join(extra)} not used by the model)" if extra else "")
+            f"{_listed(names) or 'none'}"
+            + (f" ({_listed(extra)} not used by the model)" if extra else "")
             + f". The model needs: {', '.join(features)}.")
     if keep is None:
-        return [n for n in names if n not in features]
-    unknown = [k for k in keep if k not in names]
+        return [n for n in names if n not in used]
+    unknown = [k for k in keep if k not in present]
     if unknown:
-        raise TransformInputError(f"The column(s) to keep {', '.join(unknown)} are not in the file; "
-                                  f"its columns are: {', '.join(names)}.")
+        raise TransformInputError(f"The column(s) to keep {_listed(unknown)} are not in the file; "
+                                  f"its columns are: {_listed(names)}.")
     return list(dict.fromkeys(keep))
 
 
@@ -145,29 +173,83 @@ def line_column(keep: list[str]) -> str:
     return _rows.line_column(keep)
 
 
-def whole_line_blocks(path: Path, start: int, block_bytes: int) -> Iterator[tuple[int, bytes, int]]:
-    """The file after its header (``start`` bytes) as blocks of whole lines of about ``block_bytes``:
-    (byte offset, the block, the number of its first line; the header is line 1). Only the last block may
-    lack a final newline."""
-    line, offset = 2, start
+class LineBlock(NamedTuple):
+    """Whole lines of a file: ``data`` from byte ``offset``, its first line numbered ``first``; or one line over
+    ``MAX_LINE_BYTES``, never read into memory: ``data`` empty and ``too_long`` its length in bytes."""
+
+    offset: int
+    data: bytes
+    first: int
+    too_long: int = 0
+
+
+def long_line_problem(length: int, limit: int = MAX_LINE_BYTES) -> str:
+    """Why a line over the limit is set aside (errors.csv), in words."""
+    return (f"is {length:,} bytes long; a line may be at most {limit:,} bytes ({limit / (1 << 20):g} MB), so it "
+            "was not read. If the file's lines end with a bare carriage return (old Mac style), save it with "
+            "Windows (CRLF) or Unix (LF) line ends.")
+
+
+def whole_line_blocks(path: Path, start: int, block_bytes: int,
+                      max_line: int = MAX_LINE_BYTES) -> Iterator[LineBlock]:
+    """The file after its header (``start`` bytes) as ``LineBlock``s of whole lines of about ``block_bytes``
+    (the header is line 1); only the last block may lack a final newline. A line over ``max_line`` bytes is a
+    block of its own with ``too_long`` set, skipped without being held: memory stays within ``block_bytes``
+    plus ``max_line`` (a 200 MB line without a newline, or a file whose lines end with a bare CR, included)."""
+    line, offset = 2, start  # offset: where the bytes not yet yielded start in the file
+    carry = b""
+    skipped = 0  # bytes of an overlong line passed so far (its newline not yet found)
     with open(path, "rb") as fh:
         fh.seek(start)
-        carry = b""
         while True:
             block = fh.read(block_bytes)
-            if not block:
+            if skipped:
+                cut = block.find(b"\n")
+                if cut < 0:
+                    if not block:
+                        yield LineBlock(offset, b"", line, skipped)
+                        return
+                    skipped += len(block)
+                    continue
+                yield LineBlock(offset, b"", line, skipped + cut)
+                offset, line, skipped = offset + skipped + cut + 1, line + 1, 0
+                data = block[cut + 1:]
+            elif not block:
                 if carry:
-                    yield offset, carry, line
+                    yield from _split_long(carry, offset, line, max_line)
                 return
-            data = carry + block
+            else:
+                data = carry + block
             cut = data.rfind(b"\n")
-            if cut < 0:
-                carry = data
-                continue
             whole, carry = data[: cut + 1], data[cut + 1:]
-            yield offset, whole, line
-            line += whole.count(b"\n")
-            offset += len(whole)
+            if whole:
+                yield from _split_long(whole, offset, line, max_line)
+                line += whole.count(b"\n")
+                offset += len(whole)
+            if len(carry) > max_line:  # a line longer than allowed, its end not yet read: skip it from here
+                skipped, carry = len(carry), b""
+
+
+def _split_long(data: bytes, offset: int, line: int, max_line: int) -> Iterator[LineBlock]:
+    """``data`` (whole lines, or the file's last line) as one block, or around its lines over ``max_line``."""
+    if len(data) <= max_line + 1:
+        yield LineBlock(offset, data, line)
+        return
+    import numpy as np
+
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+    if not data.endswith(b"\n"):
+        ends = np.append(ends, len(data))
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    lengths = ends - starts
+    done = 0
+    for k in np.flatnonzero(lengths > max_line).tolist():
+        if starts[k] > done:
+            yield LineBlock(offset + done, data[done:starts[k]], line + int(np.count_nonzero(ends < done)))
+        yield LineBlock(offset + int(starts[k]), b"", line + k, int(lengths[k]))
+        done = int(ends[k]) + 1
+    if done < len(data):
+        yield LineBlock(offset + done, data[done:], line + int(np.count_nonzero(ends < done)))
 
 
 def result_columns(keep: list[str], reasons: bool = False) -> list[str]:
@@ -192,13 +274,21 @@ def with_risk(frame: pd.DataFrame, threshold: float) -> pd.DataFrame:
     return _rows.insert_risk(frame, risk_bands(frame[_rows.PROBABILITY].to_numpy(dtype=float), threshold))
 
 
-def read_results(source, nrows: int | None = None) -> pd.DataFrame:
-    """results.csv as a DataFrame: kept columns as the text the input held, numbers as numbers."""
-    head = pd.read_csv(source, nrows=0)
+def result_names(source) -> list[str]:
+    """The names to read results.csv's columns under (``scored_rows.result_names``: scores found by place, a
+    kept column sharing an output's name read as ``input_<name>``); ``source`` is rewound for the next read.
+    The header is read as values, never by pandas' header logic (which makes a repeated name ``name.1``)."""
+    first = pd.read_csv(source, header=None, nrows=1, dtype=str, keep_default_na=False, na_filter=False)
     if hasattr(source, "seek"):
         source.seek(0)
-    columns = list(head.columns)
-    return pd.read_csv(source, dtype=_dtypes(columns), keep_default_na=False, na_filter=False, nrows=nrows)
+    return _rows.result_names(first.iloc[0].tolist())
+
+
+def read_results(source, nrows: int | None = None) -> pd.DataFrame:
+    """results.csv as a DataFrame: kept columns as the text the input held, numbers as numbers."""
+    names = result_names(source)
+    return pd.read_csv(source, header=0, names=names, dtype=_dtypes(names), keep_default_na=False,
+                       na_filter=False, nrows=nrows)
 
 
 def read_errors(source) -> pd.DataFrame:
@@ -206,12 +296,11 @@ def read_errors(source) -> pd.DataFrame:
     return frame
 
 
-def result_chunks(source) -> Iterator[pd.DataFrame]:
-    head = pd.read_csv(source, nrows=0)
-    if hasattr(source, "seek"):
-        source.seek(0)
-    yield from pd.read_csv(source, dtype=_dtypes(list(head.columns)), keep_default_na=False, na_filter=False,
-                           chunksize=READ_CHUNK_ROWS)
+def result_chunks(source, as_text: bool = False) -> Iterator[pd.DataFrame]:
+    """results.csv in chunks under ``result_names``: typed, or (``as_text``, for a download) as the text written."""
+    names = result_names(source)
+    yield from pd.read_csv(source, header=0, names=names, dtype=str if as_text else _dtypes(names),
+                           keep_default_na=False, na_filter=False, chunksize=READ_CHUNK_ROWS)
 
 
 @dataclass

@@ -170,7 +170,6 @@ class TransformService:
             raise ValidationError("which must be 'results' or 'errors'.")
         threshold = self.describe(name).threshold
         with self._file(name, which) as fh:
-            chunks = csv_chunks(fh)
             if which == "results":
-                chunks = (with_risk(chunk, threshold) for chunk in chunks)
-            return download_csv(chunks)
+                return download_csv(with_risk(chunk, threshold) for chunk in result_chunks(fh, as_text=True))
+            return download_csv(csv_chunks(fh))

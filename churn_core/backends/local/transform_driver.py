@@ -9,10 +9,14 @@ share the loaded model). Each worker scores its chunk with ``entry/table_scoring
 part file; the driver joins the parts, in input order, into ``results.csv`` and ``errors.csv`` in the
 bucket and records the counts. Progress (lines done / total) goes to the catalog twice a second.
 
-Memory stays bounded whatever the file's size: a worker holds one chunk at a time and nothing
-reads the whole file into memory. A worker that dies (``kill -9``) is replaced and its chunk scored
-again; a chunk that kills its worker twice fails the job with the reason. SIGTERM (Stop) ends the
-workers and records ``Stopped``. Everything the job knows is in the catalog, so the dashboard can
+Memory stays bounded whatever the file's size: a worker holds one chunk at a time, nothing
+reads the whole file into memory, and a line over ``MAX_LINE_BYTES`` (1 MB) is never read: it is set
+aside as a line error (a file without newlines, or whose lines end with a bare CR, included). A
+worker that dies (``kill -9``) is replaced and its chunk scored again; a chunk that kills its worker
+twice fails the job with the reason. A line never fails its chunk (``score_lines`` scores it or sets
+it aside with its reason); a chunk whose scoring still raises (a bug) fails the job at once naming the
+exception, its traceback in the log. SIGTERM (Stop) ends the workers and records ``Stopped``.
+Everything the job knows is in the catalog, so the dashboard can
 restart at any time.
 """
 
@@ -33,21 +37,22 @@ from pathlib import Path
 
 from churn_core.catalog import local_records, outcomes
 from churn_core.catalog.database import Catalog, loads
-from churn_core.errors import ChurnError
+from churn_core.errors import ChurnError, DiskError
 from churn_core.storage.disk import disk_writes
 from churn_core.paths import entry_module
 from churn_core.storage.private_files import set_process_umask
 from churn_core.processes.detached import describe_exit
 from churn_core.storage.objects import LocalObjectStore
 from churn_core.transform.rules import (
-    HEAD_BYTES, expected_fields, output_keys, plan_columns, read_header, result_columns,
-    whole_line_blocks,
+    HEAD_BYTES, expected_fields, long_line_problem, output_keys, plan_columns, read_header,
+    result_columns, whole_line_blocks,
 )
 
 CHUNK_MAX_BYTES = 4 << 20
 CHUNK_MIN_BYTES = 256 << 10
 PROGRESS_SECONDS = 0.5
 MAX_TRIES_PER_CHUNK = 2
+FAILED = "failed"  # a worker's answer for a chunk whose scoring raised: (index, FAILED, "Type: message", 0)
 
 
 def transform_dir(home: Path, name: str) -> Path:
@@ -58,17 +63,19 @@ class JobFailed(Exception):
     """The job cannot go on; the message is its failure reason."""
 
 
-def plan_chunks(path: Path, start: int, workers: int) -> tuple[list[tuple[int, int, int]], int]:
-    """Whole-line chunks of the file after its header: (offset, length, first line number), and the line count.
+def plan_chunks(path: Path, start: int, workers: int) -> tuple[list[tuple[int, int, int, int]], int]:
+    """Whole-line chunks of the file after its header: (offset, length, first line number, too long), and the
+    line count. A line over ``MAX_LINE_BYTES`` is a chunk of its own that is never read: ``too long`` is its
+    length (0 for a chunk of lines to score), and its worker sets it aside with the reason.
 
     Chunk size: a quarter of a worker's share, between 256 KB and 4 MB (many chunks keep the workers
     evenly busy; each is small enough to bound memory)."""
     size = path.stat().st_size
     target = max(CHUNK_MIN_BYTES, min(CHUNK_MAX_BYTES, (size - start) // max(1, workers * 4)))
     chunks, lines = [], 0
-    for offset, data, first in whole_line_blocks(path, start, target):
-        chunks.append((offset, len(data), first))
-        lines = first - 2 + data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    for offset, data, first, too_long in whole_line_blocks(path, start, target):
+        chunks.append((offset, len(data), first, too_long))
+        lines = first - 1 if too_long else first - 2 + data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
     return chunks, lines
 
 
@@ -249,6 +256,9 @@ class Driver:
                     if slot in self.workers:
                         give(slot)
                     continue
+                if n_scored == FAILED:  # n_failed is the exception, "Type: message"
+                    raise JobFailed(f"scoring lines {chunks[index][2]:,}+ of the input (chunk {index + 1} of "
+                                    f"{len(chunks)}) raised {n_failed}. The job log has the traceback.")
                 finished += 1
                 done_lines += n_lines
                 scored += n_scored
@@ -267,7 +277,7 @@ class Driver:
             code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
         except ChildProcessError:
             code = None
-        offset, length, first = chunks[index]
+        first = chunks[index][2]
         where = f"lines {first:,}+ of the input (chunk {index + 1} of {len(chunks)})"
         if self.stopping:
             return restarts
@@ -369,8 +379,7 @@ def worker_loop(conn: Connection, slot: int, name: str, plan: dict, parts: Path)
 
     setproctitle(f"churn_core.backends.local.transform_driver worker {slot} --transform {name}")
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    header, keep = plan["header"], plan["keep"]
-    expected = expected_fields(header)
+    expected = expected_fields(plan["header"])
     with open(plan["source"], "rb") as fh:
         while True:
             try:
@@ -379,20 +388,39 @@ def worker_loop(conn: Connection, slot: int, name: str, plan: dict, parts: Path)
                 return 0
             if task is None:
                 return 0
-            index, offset, length, first_line = task
-            fh.seek(offset)
-            data = fh.read(length)
-            scored = table_scoring.score_lines(data, header.names, plan["model"], plan["threshold"], keep,
-                                               reasons=plan["reasons"],
-                                               first_line=first_line, sep=header.sep, expected=expected)
+            index = task[0]
             try:
-                with disk_writes("write the scored lines", parts):
-                    write_part(parts, index, scored)
-            except ChurnError as exc:
+                conn.send(score_chunk(fh, task, plan, parts, table_scoring, expected))
+            except DiskError as exc:  # a part could not be written (disk_writes): the disk's message
                 conn.send(("disk", str(exc)))
                 return 1
-            lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-            conn.send((index, len(scored), len(scored.problems), lines))
+            except Exception as exc:  # reported as itself (type and message), never as a worker that died
+                import traceback
+
+                traceback.print_exc()
+                sys.stderr.flush()
+                conn.send((index, FAILED, f"{type(exc).__name__}: {exc}"[:2000], 0))
+
+
+def score_chunk(fh, task: tuple, plan: dict, parts: Path, table_scoring, expected: str) -> tuple:
+    """Score one chunk into its part files; (index, scored, set aside, lines) for the driver."""
+    index, offset, length, first_line, too_long = task
+    header, keep = plan["header"], plan["keep"]
+    if too_long:  # one line over the limit: set aside unread
+        with disk_writes("write the scored lines", parts):
+            (parts / f"{index:06d}.csv").write_bytes(b"")
+            (parts / f"{index:06d}.err").write_text(f"{first_line},{_csv_field(long_line_problem(too_long))}\n",
+                                                    encoding="utf-8")
+        return index, 0, 1, 1
+    fh.seek(offset)
+    data = fh.read(length)
+    scored = table_scoring.score_lines(data, header.names, plan["model"], plan["threshold"], keep,
+                                       reasons=plan["reasons"],
+                                       first_line=first_line, sep=header.sep, expected=expected)
+    with disk_writes("write the scored lines", parts):
+        write_part(parts, index, scored)
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    return index, len(scored), len(scored.problems), lines
 
 
 def main(argv: list[str] | None = None) -> int:

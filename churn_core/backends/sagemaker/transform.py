@@ -33,7 +33,8 @@ import pandas as pd
 
 from churn_core.paths import entry_module
 from churn_core.transform.rules import (
-    HEAD_BYTES, expected_fields, line_column, plan_columns, read_header, result_columns, whole_line_blocks,
+    HEAD_BYTES, expected_fields, line_column, long_line_problem, plan_columns, read_header, result_columns,
+    whole_line_blocks,
 )
 
 MAX_PAYLOAD_MB = 6  # SageMaker's default; MaxConcurrentTransforms x MaxPayloadInMB must stay <= 100
@@ -106,7 +107,11 @@ def prepare_input(source: Path, schema: dict, keep: list[str] | None, folder: Pa
     try:
         with open(set_aside, "w", encoding="utf-8", newline="") as bad:
             problems = csv.writer(bad, lineterminator="\n")
-            for _, data, first in whole_line_blocks(source, header.size, READ_BYTES):
+            for _, data, first, too_long in whole_line_blocks(source, header.size, READ_BYTES):
+                if too_long:  # a line over MAX_LINE_BYTES, never read: set aside here, never sent
+                    problems.writerow((first, long_line_problem(too_long)))
+                    aside += 1
+                    continue
                 split = table_scoring.split_lines(data, len(header.names), first, header.sep,
                                                   expected=expected_fields(header))
                 frame = table_scoring.parse(split, header.names, use, (), header.sep)
