@@ -362,8 +362,10 @@ def test_sagemakers_input_preparation_sets_the_long_line_aside_too(tmp_path):
     good = customers(10, seed=6, numeric=True)
     source = tmp_path / "in.csv"
     source.write_bytes(good + b"1" * (rules.MAX_LINE_BYTES + 1) + b"\n" + good.split(b"\n", 1)[1])
-    prepared = prepare_input(source, SCHEMA, None, tmp_path / "out.csv", tmp_path / "aside.csv")
+    (tmp_path / "out").mkdir()
+    prepared = prepare_input(source, SCHEMA, None, tmp_path / "out", tmp_path / "aside.csv")
     assert (prepared.uploaded, prepared.set_aside) == (20, 1)
+    assert b"1" * 1000 not in b"".join((tmp_path / "out" / part).read_bytes() for part in prepared.parts)
     [(number, problem)] = list(csv.reader(open(tmp_path / "aside.csv", encoding="utf-8")))
     assert number == "12" and "at most 1,048,576 bytes" in problem
 

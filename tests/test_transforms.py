@@ -418,7 +418,7 @@ def test_a_worker_that_cannot_write_its_part_reports_the_disk_not_a_dead_worker(
             "threshold": 0.5, "reasons": False}
     (tmp_path / "parts").mkdir()
     parent, child = Pipe()
-    parent.send((0, header.size, source.stat().st_size - header.size, 2))
+    parent.send((0, header.size, source.stat().st_size - header.size, 2, 0))  # (index, offset, length, line, too long)
     monkeypatch.setattr(signals, "signal", lambda *args: None)  # the worker's own SIGTERM rule, not pytest's
     monkeypatch.setattr(setproctitle, "setproctitle", lambda title: None)
     refuse_writes(monkeypatch, tmp_path / "parts")
