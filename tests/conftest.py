@@ -13,8 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-REFERENCE_CSV = ROOT.parent / "shared" / "data" / "telecom_churn.csv"
-SEED_ROW = [128, 1, 1, 2.70, 1, 265.1, 110, 89.0, 9.87, 10.0]
+from tests.support.data import REFERENCE_CSV  # noqa: E402  (after the root is importable)
 
 
 def pytest_configure(config):
@@ -79,7 +78,7 @@ def small_csv() -> bytes:
 @pytest.fixture
 def model_tarballs() -> dict:
     """model.tar.gz and output.tar.gz as SageMaker would pack them, made by running entry/train.py locally."""
-    from tests.aws_support import trained_tarballs
+    from tests.support.aws import trained_tarballs
 
     return trained_tarballs()
 

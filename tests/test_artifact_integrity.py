@@ -21,9 +21,9 @@ from churn_core.storage.artifacts import sha256_bytes
 from churn_core.backends.local.endpoint.control import VariantSpec
 from churn_core.paths import ENTRY
 from churn_core.storage.unpack import ArtifactLimits, ArtifactRefused, extract, members_of, read_json_member
-from tests.conftest import SEED_ROW
-from tests.test_faults import platform_on_trained_state
-from tests.test_security import _Plant
+from tests.support.data import SEED_ROW
+from tests.support.trained import platform_on_trained_state
+from tests.support.artifacts import Plant
 
 MB = 1024 * 1024
 
@@ -101,7 +101,7 @@ def test_an_artifact_swapped_between_check_and_use_is_never_loaded(trained, tmp_
     with tarfile.open(fileobj=io.BytesIO(good_model), mode="r:gz") as tar:
         members = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
     good = tarball({**members, "padding.bin": padding}, level=1)
-    bad = tarball({**members, "model.joblib": pickle.dumps(_Plant(marker)), "padding.bin": padding}, level=1)
+    bad = tarball({**members, "model.joblib": pickle.dumps(Plant(marker)), "padding.bin": padding}, level=1)
     artifact = tmp_path / "model.tar.gz"
     good_copy, bad_copy = tmp_path / "good.tar.gz", tmp_path / "bad.tar.gz"
     good_copy.write_bytes(good)
@@ -145,7 +145,7 @@ def _planted_pair(trained, tmp_path: Path) -> tuple[bytes, bytes, Path]:
     with tarfile.open(fileobj=io.BytesIO(good_model), mode="r:gz") as tar:
         members = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
     good = tarball({**members, "padding.bin": padding}, level=1)
-    bad = tarball({**members, "model.joblib": pickle.dumps(_Plant(marker)), "padding.bin": padding}, level=1)
+    bad = tarball({**members, "model.joblib": pickle.dumps(Plant(marker)), "padding.bin": padding}, level=1)
     return good, bad, marker
 
 

@@ -114,8 +114,8 @@ def test_every_capability_needs_only_what_the_policies_allow(monkeypatch, tmp_pa
                                                              aws_request_check):
     pytest.importorskip("moto")
     import churn_core
-    import tests.moto_shim  # noqa: F401 - UpdateEndpoint, which moto lacks
-    from tests.aws_support import completed_jobs, moto_account
+    import tests.support.moto_stand_ins  # noqa: F401 - UpdateEndpoint, which moto lacks
+    from tests.support.aws import completed_jobs, moto_account
 
     with moto_account(monkeypatch, tmp_path):
         p = churn_core.connect()

@@ -15,7 +15,7 @@ pytest.importorskip("boto3")
 pytest.importorskip("moto")
 
 from churn_core.errors import ValidationError  # noqa: E402
-from tests.aws_support import aws_client, capture, moto_account, upload_artifacts  # noqa: E402
+from tests.support.aws import aws_client, capture, moto_account, upload_artifacts  # noqa: E402
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ import pytest
 import requests
 
 import churn_core
-from tests.conftest import SEED_ROW
-from tests.test_faults import platform_on_trained_state
+from tests.support.data import SEED_ROW
+from tests.support.trained import platform_on_trained_state
 
 ENDPOINT = "payload-corpus"
 SEED = json.dumps({"Input": [SEED_ROW]}).encode()

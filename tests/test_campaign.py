@@ -13,7 +13,7 @@ import churn_core
 from churn_core import ValidationError
 from churn_core.decisions.campaign import confusion_at, gains_by_decile, plan, profit_curve, risk_band
 from churn_core.data.sample import make_subscription_sample
-from tests.helpers import wait_for_job
+from tests.support.helpers import wait_for_job
 
 Y = [1, 0, 1, 0, 0]
 P = [0.9, 0.8, 0.6, 0.3, 0.1]
@@ -129,7 +129,7 @@ def test_evaluation_on_new_labelled_data(subscription_model):
 def test_the_threshold_travels_in_the_sagemaker_model_environment(monkeypatch, tmp_path, small_csv, model_tarballs):
     pytest.importorskip("moto")
 
-    from tests.aws_support import capture, completed_jobs, moto_account
+    from tests.support.aws import capture, completed_jobs, moto_account
 
     with moto_account(monkeypatch, tmp_path):
         p = churn_core.connect()

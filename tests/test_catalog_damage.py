@@ -15,10 +15,10 @@ import requests
 import churn_core
 from churn_core.catalog import health as catalog_health, repair as catalog_repair
 from churn_core.errors import CatalogDamagedError
-from tests.conftest import SEED_ROW
-from tests.helpers import wait_until
-from tests.test_faults import platform_on_trained_state
-from tests.test_pages_data_train_jobs import button, open_page, texts
+from tests.support.data import SEED_ROW
+from tests.support.helpers import wait_until
+from tests.support.trained import platform_on_trained_state
+from tests.support.pages import button, open_page, texts
 
 SEED = {"Input": [SEED_ROW]}
 

@@ -11,7 +11,7 @@ import pytest
 import streamlit
 
 from churn_core.data.csv_export import escape_cell, to_download_csv
-from tests.test_pages_data_train_jobs import button, open_page
+from tests.support.pages import button, open_page
 from tests.test_pages_endpoints_predict import model  # noqa: F401  (fixture: a trained model on a fresh home)
 
 PAYLOADS = ["=cmd|' /C calc'!A0", "+HYPERLINK(\"http://evil\",\"x\")", "-2+3", "@SUM(A1:A9)", "\t=1+1", "\r=1+1",

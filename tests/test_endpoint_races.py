@@ -17,8 +17,8 @@ import psutil
 import pytest
 
 import churn_core
-from tests.helpers import wait_until
-from tests.test_faults import platform_on_trained_state
+from tests.support.helpers import wait_until
+from tests.support.trained import platform_on_trained_state
 
 ROOT = Path(__file__).resolve().parents[1]
 RACE_SECONDS = 12.0

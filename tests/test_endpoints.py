@@ -16,8 +16,8 @@ import churn_core
 from churn_core.errors import ConflictError, NotFoundError, ValidationError
 from churn_core.backends.local.backend import ping
 from churn_core.processes.detached import is_alive
-from tests.conftest import SEED_ROW
-from tests.helpers import wait_for_job, wait_until
+from tests.support.data import SEED_ROW
+from tests.support.helpers import wait_for_job, wait_until
 
 SEED = {"Input": [SEED_ROW]}
 

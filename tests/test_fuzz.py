@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 from churn_core.errors import ValidationError
 from churn_core.data.sample import make_sample
 from churn_core.data.validation import ValidatedTable, validate_csv
-from tests.conftest import SEED_ROW
-from tests.test_faults import platform_on_trained_state
+from tests.support.data import SEED_ROW
+from tests.support.trained import platform_on_trained_state
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,7 @@ import time
 import psutil
 
 import churn_core
-from tests.helpers import wait_for_job, wait_until
+from tests.support.helpers import wait_for_job, wait_until
 from tests.test_faults import immutable  # noqa: F401  (fixture: chattr +i a folder, undone at teardown)
 
 SLOW_ENOUGH = {"algorithm": "gradient_boosting", "n_estimators": 300, "max_depth": 3}

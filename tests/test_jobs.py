@@ -11,7 +11,7 @@ import churn_core
 from churn_core.storage.artifacts import sha256_file
 from churn_core.errors import ConflictError, ValidationError
 from churn_core.processes.detached import is_alive
-from tests.helpers import wait_for_job, wait_until
+from tests.support.helpers import wait_for_job, wait_until
 
 SLOW_HPS = {"algorithm": "gradient_boosting", "n_estimators": 2000, "learning_rate": 0.01, "max_depth": 6}
 

@@ -22,7 +22,7 @@ from churn_core.monitoring import drift
 from churn_core.paths import entry_module
 from churn_core.storage.artifacts import read_json_member
 from churn_core.data.sample import make_sample, make_subscription_sample
-from tests.helpers import wait_for_job, wait_until
+from tests.support.helpers import wait_for_job, wait_until
 
 
 @pytest.fixture(scope="module")

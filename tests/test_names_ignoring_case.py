@@ -10,7 +10,7 @@ import pytest
 import churn_core
 from churn_core.catalog.database import Catalog
 from churn_core.errors import ConflictError
-from tests.test_faults import platform_on_trained_state
+from tests.support.trained import platform_on_trained_state
 
 
 @pytest.fixture(scope="module")

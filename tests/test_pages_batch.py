@@ -11,9 +11,9 @@ import pytest
 
 import churn_core
 from churn_core.data.sample import make_subscription_sample
-from tests.helpers import wait_for_job, wait_until
-from tests.test_pages_data_train_jobs import button, open_page, texts
-from tests.transform_support import customers
+from tests.support.helpers import wait_for_job, wait_until
+from tests.support.pages import button, open_page, texts
+from tests.support.transforms import customers
 
 
 @pytest.fixture

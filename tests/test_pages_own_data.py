@@ -19,9 +19,9 @@ import sys
 import pandas as pd
 import pytest
 
-from tests.helpers import wait_for_job
-from tests.own_data import DATASET, ENDPOINT, MODEL, own_model  # noqa: F401
-from tests.test_pages_data_train_jobs import button, open_page, texts
+from tests.support.helpers import wait_for_job
+from tests.support.own_data import DATASET, ENDPOINT, MODEL, own_model  # noqa: F401
+from tests.support.pages import button, open_page, texts
 
 pytestmark = pytest.mark.timeout(300)
 

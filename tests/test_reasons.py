@@ -14,7 +14,7 @@ import requests
 import churn_core
 from churn_core.paths import entry_module
 from churn_core.data.sample import make_sample, make_subscription_sample
-from tests.helpers import wait_for_job
+from tests.support.helpers import wait_for_job
 
 ALGORITHMS = ("random_forest", "gradient_boosting", "logistic_regression")
 DATA = {"reference-schema": lambda: make_sample(2400, seed=5), "categorical": lambda: make_subscription_sample(2400)}

@@ -15,7 +15,7 @@ import requests
 import churn_core
 from churn_core import BackendError, ConflictError
 from churn_core.data.sample import make_subscription_sample
-from tests.helpers import wait_for_job
+from tests.support.helpers import wait_for_job
 
 
 class Load:
@@ -305,8 +305,8 @@ def _delete_and_redeploy_first(update):
 def test_sagemaker_rollout_calls(monkeypatch, tmp_path, small_csv, model_tarballs):
     pytest.importorskip("moto")
 
-    import tests.moto_shim  # noqa: F401 - UpdateEndpoint, which moto lacks
-    from tests.aws_support import BUCKET, aws_client, capture, completed_jobs, moto_account, nothing_left
+    import tests.support.moto_stand_ins  # noqa: F401 - UpdateEndpoint, which moto lacks
+    from tests.support.aws import BUCKET, aws_client, capture, completed_jobs, moto_account, nothing_left
 
     with moto_account(monkeypatch, tmp_path):
         p = churn_core.connect()

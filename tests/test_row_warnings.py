@@ -9,7 +9,7 @@ import pytest
 
 from churn_core.errors import ValidationError
 from churn_core.paths import ENTRY_DIR, entry_module
-from tests.own_data import ENDPOINT, MODEL, own_model  # noqa: F401
+from tests.support.own_data import ENDPOINT, MODEL, own_model  # noqa: F401
 
 parser = entry_module("request_parser")
 

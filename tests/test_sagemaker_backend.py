@@ -22,7 +22,7 @@ boto3 = pytest.importorskip("boto3")
 moto = pytest.importorskip("moto")
 
 from churn_core.errors import ValidationError  # noqa: E402
-from tests.aws_support import (  # noqa: E402
+from tests.support.aws import (  # noqa: E402
     moto_account,
     ACCOUNT,
     BUCKET,

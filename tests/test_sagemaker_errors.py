@@ -18,7 +18,7 @@ pytest.importorskip("moto")
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-from tests.aws_support import (  # noqa: E402
+from tests.support.aws import (  # noqa: E402
     BUCKET,
     REGION,
     ROLE,

@@ -23,10 +23,10 @@ pytest.importorskip("moto")
 
 import churn_core  # noqa: E402
 from churn_core.data.sample import make_subscription_sample  # noqa: E402
-from tests.aws_support import (BUCKET, IMAGE, ROLE, aws_client, capture, moto_account, sm_backend,  # noqa: E402
+from tests.support.aws import (BUCKET, IMAGE, ROLE, aws_client, capture, moto_account, sm_backend,  # noqa: E402
                                 upload_artifacts)
-from tests.helpers import wait_for_job, wait_until  # noqa: E402
-from tests.transform_support import customers, fake_batch_transform, handler_chain, load_model  # noqa: E402
+from tests.support.helpers import wait_for_job, wait_until  # noqa: E402
+from tests.support.transforms import customers, fake_batch_transform, handler_chain, load_model  # noqa: E402
 
 DATASET = make_subscription_sample(1200, seed=3)
 

@@ -20,7 +20,8 @@ import churn_core
 from churn_core.config import Settings
 from churn_core.errors import ConflictError, NotFoundError, ValidationError
 from churn_core.storage.objects import LocalObjectStore, _check_key
-from tests.test_faults import platform_on_trained_state
+from tests.support.artifacts import Plant
+from tests.support.trained import platform_on_trained_state
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -196,16 +197,6 @@ def test_the_size_message_shows_by_how_much(home, monkeypatch):
 # --------------------------------------------------------------------------- tampered artifacts
 
 
-class _Plant:
-    """A pickle that creates a file when it is loaded (what a malicious model.joblib could do)."""
-
-    def __init__(self, marker: Path):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
 def _tarball(members: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
@@ -230,7 +221,7 @@ def artifact(trained):
 def test_the_planted_pickle_would_run_if_loaded(tmp_path):
     """Proves the payload below is live: joblib.load of it creates the marker file."""
     marker = tmp_path / "loaded-by-joblib"
-    (tmp_path / "model.joblib").write_bytes(pickle.dumps(_Plant(marker)))
+    (tmp_path / "model.joblib").write_bytes(pickle.dumps(Plant(marker)))
     subprocess.run([sys.executable, "-c", "import joblib, sys; joblib.load(sys.argv[1])",
                     str(tmp_path / "model.joblib")], check=True, cwd=ROOT)
     assert marker.exists()
@@ -240,7 +231,7 @@ def test_a_tampered_artifact_is_never_unpickled(trained, artifact, tmp_path):
     p = trained
     marker = tmp_path / "pwned"
     schema = json.dumps(p.model_schema("model-a")).encode()
-    artifact.write_bytes(_tarball({"model.joblib": pickle.dumps(_Plant(marker)), "schema.json": schema}))
+    artifact.write_bytes(_tarball({"model.joblib": pickle.dumps(Plant(marker)), "schema.json": schema}))
     fresh = churn_core.connect()  # nothing cached
     with pytest.raises(ValidationError, match="integrity check"):
         fresh.model_schema("model-a")

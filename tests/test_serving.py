@@ -24,8 +24,8 @@ import requests
 
 from churn_core.backends.local.endpoint.app import PREDICT_THREADS
 from churn_core.backends.local.endpoint.server import MAX_BODY_BYTES, free_port, read_stats
-from tests.conftest import SEED_ROW
-from tests.test_train_script import synthetic_frame
+from tests.support.data import SEED_ROW
+from tests.support.frames import synthetic_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_PY = ROOT / "entry" / "train.py"

@@ -25,8 +25,8 @@ from churn_core.paths import entry_module
 from churn_core.processes.detached import is_alive
 from churn_core.backends.local.transform_driver import Driver, JobFailed
 from churn_core.data.sample import make_sample, make_subscription_sample
-from tests.helpers import wait_for_job, wait_until
-from tests.transform_support import customers, load_model
+from tests.support.helpers import wait_for_job, wait_until
+from tests.support.transforms import customers, load_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

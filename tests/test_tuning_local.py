@@ -11,7 +11,7 @@ import churn_core
 from churn_core.errors import ConflictError, NotFoundError, ValidationError
 from churn_core.processes.detached import is_alive
 from churn_core.data.sample import make_subscription_sample
-from tests.helpers import wait_until
+from tests.support.helpers import wait_until
 
 FAST_RF = {"n_estimators": (5, 30), "max_depth": (2, 8), "class_weight": ["none", "balanced"]}
 # About 2-4 s a trial on the sample: long enough to be caught running, short enough for a test.

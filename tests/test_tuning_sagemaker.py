@@ -26,7 +26,7 @@ from moto.sagemaker.responses import SageMakerResponse  # noqa: E402
 
 from churn_core.errors import BackendError, ConflictError, ValidationError  # noqa: E402
 from churn_core.tuning.objectives import Objective  # noqa: E402
-from tests.aws_support import (  # noqa: E402
+from tests.support.aws import (  # noqa: E402
     moto_account,
     BUCKET,
     IMAGE,

@@ -2,7 +2,7 @@
 categories, a numeric column with blanks, a Yes/No target), a model trained on it and a live local
 endpoint, made once per test module.
 
-Import the fixture into a test module: ``from tests.own_data import own_model  # noqa: F401``.
+Import the fixture into a test module: ``from tests.support.own_data import own_model  # noqa: F401``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 import pytest
 
-from tests.helpers import wait_for_job
+from tests.support.helpers import wait_for_job
 
 DATASET, MODEL, ENDPOINT = "subscription", "sub-rf", "sub-ep"
 
