@@ -22,27 +22,9 @@ from churn_core.backends.local.endpoint.control import VariantSpec
 from churn_core.paths import ENTRY
 from churn_core.storage.unpack import ArtifactLimits, ArtifactRefused, extract, members_of, read_json_member
 from tests.support.data import SEED_ROW
-from tests.support.trained import platform_on_trained_state
 from tests.support.artifacts import Plant
 
 MB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, sample_csv):
-    with platform_on_trained_state(tmp_path_factory, sample_csv, "artifacts") as p:
-        yield p
-
-
-@pytest.fixture
-def artifact(trained):
-    """model-a's model.tar.gz, restored (file and recorded SHA-256) after the test."""
-    model = trained.get_model("model-a")
-    path = trained.store.path(model["artifact_key"])
-    original = path.read_bytes()
-    yield path
-    path.write_bytes(original)
-    trained.catalog.update("models", "model-a", artifact_sha256=model["artifact_sha256"])
 
 
 def tarball(members: dict[str, bytes], level: int = 6) -> bytes:

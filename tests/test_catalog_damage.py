@@ -71,7 +71,7 @@ PROBLEMS = {"bad-header": "SQLite's file header", "truncated": "truncated", "tru
 
 
 @pytest.fixture
-def live(tmp_path_factory, sample_csv, request):
+def live_endpoint(tmp_path_factory, sample_csv, request):
     """The trained state (dataset 'sample', model 'model-a') with a running endpoint 'live-ep'."""
     with platform_on_trained_state(tmp_path_factory, sample_csv, f"catalog-{request.node.name[-24:]}") as p:
         ep = p.deploy("model-a", "live-ep")
@@ -91,8 +91,8 @@ def answers(ep) -> bool:
 
 
 @pytest.mark.parametrize("how", DAMAGES)
-def test_a_damaged_catalog_is_reported_never_started_over_and_rebuilt_from_disk(live, how):
-    p, ep = live
+def test_a_damaged_catalog_is_reported_never_started_over_and_rebuilt_from_disk(live_endpoint, how):
+    p, ep = live_endpoint
     path = p.settings.home / "churn.db"
     damage(path, how)
     before = path.read_bytes() if path.exists() else None
@@ -127,8 +127,8 @@ def answers_safely(ep) -> bool:
         return False
 
 
-def test_a_rebuild_reads_back_what_the_damaged_file_still_holds(live):
-    p, _ = live
+def test_a_rebuild_reads_back_what_the_damaged_file_still_holds(live_endpoint):
+    p, _ = live_endpoint
     p.catalog.event("job", "model-a", "a note only the catalog knows")
     path = p.settings.home / "churn.db"
     damage(path, "random-page")
@@ -139,11 +139,11 @@ def test_a_rebuild_reads_back_what_the_damaged_file_still_holds(live):
 
 
 @pytest.mark.parametrize("how", ["random-page", "bad-header"])
-def test_an_endpoint_updated_to_two_variants_is_rebuilt_as_it_serves(live, how):
+def test_an_endpoint_updated_to_two_variants_is_rebuilt_as_it_serves(live_endpoint, how):
     """After an update (champion/challenger on the same row, uid and folder), a rebuild gives back the
     configuration the server serves: from the rows still readable (variants, registry versions) or, when
     nothing is, from the endpoint.json each update rewrites in the endpoint's folder."""
-    p, ep = live
+    p, ep = live_endpoint
     for _ in range(2):
         p.approve("live", p.register("model-a", group="live").version, "test")
     updated = p.set_variants("live-ep", [("live", 1, 70), ("live", 2, 30)])
@@ -160,8 +160,8 @@ def test_an_endpoint_updated_to_two_variants_is_rebuilt_as_it_serves(live, how):
     assert fresh.invoke("live-ep", SEED)["Output"] in (0, 1)
 
 
-def test_the_last_backup_is_restored_with_what_came_after_it(live, sample_csv, monkeypatch):
-    p, ep = live
+def test_the_last_backup_is_restored_with_what_came_after_it(live_endpoint, sample_csv, monkeypatch):
+    p, ep = live_endpoint
     assert p.backup_catalog() is not None
     monkeypatch.setenv("CHURN_CATALOG_BACKUP_SECONDS", "3600")  # nothing newer reaches the backup
     p.upload_dataset("after-backup", sample_csv)
@@ -211,8 +211,8 @@ def test_a_new_home_still_starts_with_an_empty_catalog(tmp_path, monkeypatch):
     assert churn_core.connect().list_datasets() == []
 
 
-def test_the_dashboard_shows_the_damage_and_rebuilds_from_the_settings_page(live):
-    p, _ = live
+def test_the_dashboard_shows_the_damage_and_rebuilds_from_the_settings_page(live_endpoint):
+    p, _ = live_endpoint
     damage(p.settings.home / "churn.db", "bad-header")
     at = open_page("settings")
     assert not at.exception, at.exception
@@ -225,8 +225,8 @@ def test_the_dashboard_shows_the_damage_and_rebuilds_from_the_settings_page(live
     assert not at.exception and "live-ep" in list(at.dataframe[0].value["name"])
 
 
-def test_a_catalog_damaged_while_the_dashboard_runs_shows_its_message(live):
-    p, _ = live
+def test_a_catalog_damaged_while_the_dashboard_runs_shows_its_message(live_endpoint):
+    p, _ = live_endpoint
     at = open_page("jobs")
     assert not at.exception
     damage(p.settings.home / "churn.db", "zero-bytes")

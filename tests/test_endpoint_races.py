@@ -18,7 +18,6 @@ import pytest
 
 import churn_core
 from tests.support.helpers import wait_until
-from tests.support.trained import platform_on_trained_state
 
 ROOT = Path(__file__).resolve().parents[1]
 RACE_SECONDS = 12.0
@@ -47,12 +46,6 @@ while time.monotonic() < deadline:
     result["ops"] += 1
 print(json.dumps(result))
 """
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, sample_csv):
-    with platform_on_trained_state(tmp_path_factory, sample_csv, "races") as p:
-        yield p
 
 
 def endpoint_processes(name: str) -> dict[str, list[int]]:

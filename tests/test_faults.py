@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -36,17 +35,10 @@ from churn_core.errors import BackendError, ChurnError, ValidationError
 from churn_core.processes.detached import is_alive, kill_group
 from tests.support.data import SEED_ROW
 from tests.support.helpers import wait_for_job, wait_until
-from tests.support.trained import LONG_JOB, platform_on_trained_state
+from tests.support.trained import LONG_JOB
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = {"Input": [SEED_ROW]}
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, sample_csv):
-    """The sample and a small trained model in this module's own state directory."""
-    with platform_on_trained_state(tmp_path_factory, sample_csv, "faults") as p:
-        yield p
 
 
 def processes_mentioning(*words: str) -> list[psutil.Process]:
@@ -541,25 +533,6 @@ def test_completely_full_disk_is_a_clear_error(tiny_disk, sample_csv, action):
         filler.unlink()
     assert [d.name for d in p.list_datasets()] == (["telecom"] if action == "start_training" else [])
     assert p.job_names() == []
-
-
-@pytest.fixture
-def immutable(tmp_path):
-    """``chattr +i`` a folder (undone at teardown); skipped when chattr cannot be used here."""
-    marked: list[Path] = []
-    if not shutil.which("chattr"):
-        pytest.skip("chattr is not installed")
-
-    def mark(folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False)
-        if done.returncode != 0:
-            pytest.skip(f"chattr +i is not allowed here: {done.stderr.decode(errors='replace').strip()}")
-        marked.append(folder)
-
-    yield mark
-    for folder in marked:
-        subprocess.run(["chattr", "-i", str(folder)], capture_output=True, check=False)
 
 
 def test_chattr_really_blocks_root(immutable, tmp_path):

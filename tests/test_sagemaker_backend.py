@@ -23,7 +23,6 @@ moto = pytest.importorskip("moto")
 
 from churn_core.errors import ValidationError  # noqa: E402
 from tests.support.aws import (  # noqa: E402
-    moto_account,
     ACCOUNT,
     BUCKET,
     IMAGE,
@@ -39,19 +38,6 @@ from tests.support.aws import (  # noqa: E402
     sm_backend,
     upload_artifacts,
 )
-
-
-@pytest.fixture
-def aws(monkeypatch, tmp_path):
-    with moto_account(monkeypatch, tmp_path):
-        yield
-
-
-@pytest.fixture
-def platform(aws):
-    import churn_core
-
-    return churn_core.connect()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -67,14 +67,6 @@ def moto_env(monkeypatch, tmp_path):
         yield
 
 
-@pytest.fixture
-def platform(moto_env):
-    import churn_core
-
-    aws_client("s3").create_bucket(Bucket=BUCKET)
-    return churn_core.connect()
-
-
 # ---------------------------------------------------------------------------------------------
 
 

@@ -21,16 +21,8 @@ from churn_core.config import Settings
 from churn_core.errors import ConflictError, NotFoundError, ValidationError
 from churn_core.storage.objects import LocalObjectStore, _check_key
 from tests.support.artifacts import Plant
-from tests.support.trained import platform_on_trained_state
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, sample_csv):
-    """The sample and a small trained model (see trained_state) in this module's own state directory."""
-    with platform_on_trained_state(tmp_path_factory, sample_csv, "security") as p:
-        yield p
 
 
 def tree(root: Path) -> set[str]:
@@ -205,17 +197,6 @@ def _tarball(members: dict[str, bytes]) -> bytes:
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
-
-
-@pytest.fixture
-def artifact(trained):
-    """model-a's model.tar.gz, restored (file and recorded SHA-256) after the test."""
-    model = trained.get_model("model-a")
-    path = trained.store.path(model["artifact_key"])
-    original = path.read_bytes()
-    yield path
-    path.write_bytes(original)
-    trained.catalog.update("models", "model-a", artifact_sha256=model["artifact_sha256"])
 
 
 def test_the_planted_pickle_would_run_if_loaded(tmp_path):

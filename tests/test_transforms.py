@@ -32,7 +32,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory):
+def trained_pair(tmp_path_factory):
     """A categorical model with an ID column and a numeric (reference schema) model, trained once."""
     mp = pytest.MonkeyPatch()
     home = tmp_path_factory.mktemp("transforms") / "state"
@@ -80,8 +80,8 @@ def workers_of(pid: int) -> list[int]:
 
 
 def test_every_line_is_scored_in_input_order_with_its_id_the_model_threshold_and_an_endpoints_probability(
-        platform):
-    p = platform
+        trained_pair):
+    p = trained_pair
     data = customers(3000, seed=4)
     p.catalog.update("models", "subs-rf", threshold=0.3)  # a threshold chosen for the model (not the 0.5 default)
     try:
@@ -112,9 +112,9 @@ def test_every_line_is_scored_in_input_order_with_its_id_the_model_threshold_and
     assert any("Completed" in e["message"] for e in p.events("transform", "flow-1"))
 
 
-def test_the_reference_schema_and_every_kind_of_input(platform, tmp_path):
+def test_the_reference_schema_and_every_kind_of_input(trained_pair, tmp_path):
     """Numeric features (the reference schema); data as bytes, a local path or a key in the bucket."""
-    p = platform
+    p = trained_pair
     data = customers(700, seed=6, numeric=True)
     path = tmp_path / "numeric customers.csv"
     path.write_bytes(data)
@@ -143,8 +143,8 @@ def test_the_reference_schema_and_every_kind_of_input(platform, tmp_path):
         p.stop_transform("numeric-path")
 
 
-def test_kept_columns_chosen_and_downloads_escape_spreadsheet_formulas(platform):
-    p = platform
+def test_kept_columns_chosen_and_downloads_escape_spreadsheet_formulas(trained_pair):
+    p = trained_pair
     frame = pd.read_csv(io.BytesIO(customers(50, seed=7)), dtype=str, keep_default_na=False)
     frame.insert(1, "note", "ok")
     frame.loc[0, "note"] = "=HYPERLINK(\"http://x\")"
@@ -163,8 +163,8 @@ def test_kept_columns_chosen_and_downloads_escape_spreadsheet_formulas(platform)
 # ---------------------------------------------------------------------------------------------- bad input
 
 
-def test_bad_lines_in_the_middle_of_a_large_file_are_counted_listed_and_the_rest_scored(platform):
-    p = platform
+def test_bad_lines_in_the_middle_of_a_large_file_are_counted_listed_and_the_rest_scored(trained_pair):
+    p = trained_pair
     lines = big_file(60_000).decode().splitlines()  # ~8 MB: several chunks on two workers
     bad = {}
     for number in (2, 7_777, 15_001, 30_000, 44_444, 60_001):  # file line numbers (the header is line 1)
@@ -190,8 +190,8 @@ def test_bad_lines_in_the_middle_of_a_large_file_are_counted_listed_and_the_rest
     assert not set(bad) & set(out["line"]) and 20_001 not in set(out["line"])
 
 
-def test_columns_that_do_not_match_fail_the_job_naming_them(platform):
-    p = platform
+def test_columns_that_do_not_match_fail_the_job_naming_them(trained_pair):
+    p = trained_pair
     frame = pd.read_csv(io.BytesIO(customers(20, seed=8)), dtype=str, keep_default_na=False)
     wrong = frame.drop(columns=["tenure"]).rename(columns={"Contract": "contract_type"})
     job = p.start_transform("subs-rf", wrong.to_csv(index=False).encode(), name="wrong-columns")
@@ -217,9 +217,9 @@ def test_columns_that_do_not_match_fail_the_job_naming_them(platform):
         p.transform_output("none-ok")
 
 
-def test_a_tampered_model_is_never_loaded_and_names_differ_by_more_than_case(platform):
+def test_a_tampered_model_is_never_loaded_and_names_differ_by_more_than_case(trained_pair):
     """The job reads the artifact once, checks those bytes' SHA-256 and unpacks only them (issue 18)."""
-    p = platform
+    p = trained_pair
     artifact = p.store.path(p.get_model("subs-rf")["artifact_key"])
     original = artifact.read_bytes()
     body = customers(20, seed=9)
@@ -252,8 +252,8 @@ def test_a_tampered_model_is_never_loaded_and_names_differ_by_more_than_case(pla
 
 
 @pytest.mark.slow
-def test_stop_ends_the_job_and_its_workers(platform):
-    p = platform
+def test_stop_ends_the_job_and_its_workers(trained_pair):
+    p = trained_pair
     job = p.start_transform("subs-rf", big_file(400_000), name="stop-1", instance_count=2)
     running = wait_until(lambda: (j := p.describe_transform("stop-1")).rows_done > 0 and j, 90, what="progress")
     assert running.status == "InProgress" and 0 < running.rows_done < running.rows_in == 400_000
@@ -268,8 +268,8 @@ def test_stop_ends_the_job_and_its_workers(platform):
 
 
 @pytest.mark.slow
-def test_a_worker_killed_with_sigkill_is_replaced_and_the_job_completes(platform):
-    p = platform
+def test_a_worker_killed_with_sigkill_is_replaced_and_the_job_completes(trained_pair):
+    p = trained_pair
     job = p.start_transform("subs-rf", big_file(300_000), name="kill-worker", instance_count=2)
     victims = wait_until(lambda: p.describe_transform("kill-worker").rows_done > 0 and workers_of(job.pid), 90,
                          what="workers at work")
@@ -282,8 +282,8 @@ def test_a_worker_killed_with_sigkill_is_replaced_and_the_job_completes(platform
 
 
 @pytest.mark.slow
-def test_workers_that_keep_dying_fail_the_job_with_the_reason_never_a_hang(platform):
-    p = platform
+def test_workers_that_keep_dying_fail_the_job_with_the_reason_never_a_hang(trained_pair):
+    p = trained_pair
     job = p.start_transform("subs-rf", big_file(300_000), name="kill-all", instance_count=2)
     deadline = time.monotonic() + 90
     while p.describe_transform("kill-all").is_active and time.monotonic() < deadline:
@@ -298,8 +298,8 @@ def test_workers_that_keep_dying_fail_the_job_with_the_reason_never_a_hang(platf
 
 
 @pytest.mark.slow
-def test_the_job_process_killed_with_sigkill_ends_failed_with_the_reason(platform):
-    p = platform
+def test_the_job_process_killed_with_sigkill_ends_failed_with_the_reason(trained_pair):
+    p = trained_pair
     job = p.start_transform("subs-rf", big_file(300_000), name="kill-driver", instance_count=2)
     wait_until(lambda: p.describe_transform("kill-driver").rows_done > 0, 90, what="progress")
     workers = workers_of(job.pid)
@@ -311,10 +311,10 @@ def test_the_job_process_killed_with_sigkill_ends_failed_with_the_reason(platfor
 
 
 @pytest.mark.slow
-def test_a_dashboard_restart_in_the_middle_of_a_job_loses_nothing(platform, tmp_path):
+def test_a_dashboard_restart_in_the_middle_of_a_job_loses_nothing(trained_pair, tmp_path):
     """The job is submitted by another process (a dashboard), which is then killed: the job runs on, and a
     fresh platform (the restarted dashboard) follows it to the end."""
-    p = platform
+    p = trained_pair
     source = tmp_path / "customers.csv"
     source.write_bytes(big_file(200_000))
     script = ("import churn_core, time; p = churn_core.connect(); "
@@ -334,10 +334,10 @@ def test_a_dashboard_restart_in_the_middle_of_a_job_loses_nothing(platform, tmp_
     assert done.status == "Completed" and done.rows_scored == 200_000, done.failure_reason
 
 
-def test_interactive_batches_share_the_transforms_rules_probabilities_and_warnings(platform):
+def test_interactive_batches_share_the_transforms_rules_probabilities_and_warnings(trained_pair):
     """score_batch through an endpoint checks rows by the same rules (a blank number the model was trained with
     is fine, a word is not, in the same words), and its probabilities and warnings are the transform's."""
-    p = platform
+    p = trained_pair
     frame = pd.read_csv(io.BytesIO(customers(300, seed=13)), dtype=str, keep_default_na=False)
     frame.loc[3, "TotalCharges"] = ""
     frame.loc[5, "tenure"] = "soon"
@@ -366,8 +366,8 @@ def test_interactive_batches_share_the_transforms_rules_probabilities_and_warnin
     assert "top_reason" not in p.transform_output("keep-1").columns, "only when asked"
 
 
-def test_a_spreadsheet_export_semicolons_a_byte_order_mark_and_windows_line_ends(platform):
-    p = platform
+def test_a_spreadsheet_export_semicolons_a_byte_order_mark_and_windows_line_ends(trained_pair):
+    p = trained_pair
     frame = pd.read_csv(io.BytesIO(customers(40, seed=14)), dtype=str, keep_default_na=False)
     data = b"\xef\xbb\xbf" + frame.to_csv(index=False, sep=";", lineterminator="\r\n").encode()
     job = wait_transform(p, p.start_transform("subs-rf", data, name="excel-1").name)
