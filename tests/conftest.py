@@ -107,6 +107,16 @@ def aws(monkeypatch, tmp_path):
 
 
 @pytest.fixture
+def moto_stand_ins(monkeypatch):
+    """The SageMaker actions moto lacks (UpdateEndpoint, StopTransformJob, StopHyperParameterTuningJob),
+    answered for this test only and removed after it."""
+    pytest.importorskip("moto")
+    from tests.support.moto_stand_ins import install
+
+    install(monkeypatch)
+
+
+@pytest.fixture
 def platform(request):
     """``churn_core.connect()`` on a fresh state directory: the local backend, or for a test marked ``aws``
     the sagemaker backend on moto (the ``aws`` fixture)."""

@@ -302,10 +302,7 @@ def _delete_and_redeploy_first(update):
 
 
 @pytest.mark.aws
-def test_sagemaker_rollout_calls(monkeypatch, tmp_path, small_csv, model_tarballs):
-    pytest.importorskip("moto")
-
-    import tests.support.moto_stand_ins  # noqa: F401 - UpdateEndpoint, which moto lacks
+def test_sagemaker_rollout_calls(monkeypatch, tmp_path, small_csv, model_tarballs, moto_stand_ins):
     from tests.support.aws import BUCKET, aws_client, capture, completed_jobs, moto_account, nothing_left
 
     with moto_account(monkeypatch, tmp_path):
