@@ -19,7 +19,10 @@ from tests.support.data import REFERENCE_CSV  # noqa: E402  (after the root is i
 
 
 def pytest_configure(config):
-    """One warm process for the whole run (all xdist workers), in a folder of its own, stopped at the end."""
+    """One warm process for the whole run (all xdist workers), in a folder of its own, stopped at the end.
+    And entry/'s modules, imported by their bare names, join pyproject's own-code DeprecationWarning errors."""
+    names = "|".join(sorted(path.stem for path in (ROOT / "entry").glob("*.py")))
+    config.addinivalue_line("filterwarnings", f"error::DeprecationWarning:({names})$")
     if not hasattr(config, "workerinput") and "CHURN_WARM_DIR" not in os.environ:
         os.environ["CHURN_WARM_DIR"] = tempfile.mkdtemp(prefix="churn-warm-tests-")
         config.stash[WARM_OWNER] = True
