@@ -71,7 +71,14 @@ def subscription_model(tmp_path_factory):
         mp.undo()
 
 
-def test_the_planner_on_a_model_and_the_threshold_it_stores(subscription_model):
+@pytest.fixture
+def undo_threshold(subscription_model):
+    """The threshold a test chose is undone after it: the next test (any order) finds the model as trained."""
+    yield
+    subscription_model.catalog.update("models", "subs-gb", threshold=None, threshold_json="{}")  # as trained
+
+
+def test_the_planner_on_a_model_and_the_threshold_it_stores(subscription_model, undo_threshold):
     p = subscription_model
     y, proba = p.test_predictions("subs-gb")
     assert len(y) == p.get_dataset("subs").n_test
@@ -95,7 +102,7 @@ def test_the_planner_on_a_model_and_the_threshold_it_stores(subscription_model):
         p.set_threshold("subs-gb", 1.5)
 
 
-def test_a_new_endpoint_labels_with_the_chosen_threshold(subscription_model):
+def test_a_new_endpoint_labels_with_the_chosen_threshold(subscription_model, undo_threshold):
     p = subscription_model
     frame = p.read_dataset("subs", "test")
     features = [f["name"] for f in p.model_schema("subs-gb")["features"]]
