@@ -333,7 +333,7 @@ def test_an_unsafe_artifact_fails_at_once_with_the_true_reason(trained, artifact
 
 from churn_core.errors import DiskError  # noqa: E402
 from churn_core.storage.objects import LocalObjectStore  # noqa: E402
-from tests.disk_faults import ADVICE, WRITE_ERRORS, refuse_writes  # noqa: E402
+from tests.support.disk_faults import ADVICE, WRITE_ERRORS, refuse_writes  # noqa: E402
 
 
 @pytest.mark.parametrize("code", list(WRITE_ERRORS))

@@ -307,7 +307,7 @@ def test_a_full_disk_in_the_dashboard_is_said_as_such_and_reading_the_job_again_
     """Issue 26, item 9, on the SageMaker backend: the input is rewritten and the output read back in a temporary
     folder of the dashboard's machine; a write that fails there is a DiskError (free space), never a raw OSError."""
     from churn_core.errors import DiskError
-    from tests.disk_faults import refuse_writes
+    from tests.support.disk_faults import refuse_writes
 
     p = platform
     seen = capture(p, "sagemaker", "CreateTransformJob")

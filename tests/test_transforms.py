@@ -387,7 +387,7 @@ def test_the_local_backend_offers_one_transform_instance_type_and_refuses_others
 
 def test_a_full_disk_while_a_job_unpacks_its_model_is_a_disk_error_not_a_corrupt_model(platform, monkeypatch):
     """Issue 26, item 9: the job says the disk is full (free space, start again), never "retrain the model"."""
-    from tests.disk_faults import refuse_writes
+    from tests.support.disk_faults import refuse_writes
 
     p = platform
     folder = p.settings.home / "disk-full-probe"
@@ -407,7 +407,7 @@ def test_a_worker_that_cannot_write_its_part_reports_the_disk_not_a_dead_worker(
 
     from churn_core.backends.local.transform_driver import worker_loop
     from churn_core.transform.rules import plan_columns, read_header
-    from tests.disk_faults import refuse_writes
+    from tests.support.disk_faults import refuse_writes
 
     p = platform
     model = Driver.load_model(type("D", (), {"store": p.store, "folder": tmp_path})(), p.get_model("subs-rf"))
