@@ -363,7 +363,9 @@ def test_interactive_batches_share_the_transforms_rules_probabilities_and_warnin
     assert list(batch["top_reason"]) == list(transform["top_reason"])
     assert list(batch["risk"]) == list(transform["risk"])
     assert transform["top_reason"].str.match(r"^\w+ = .+ \([+-]\d+\.\d pts\)$").all()
-    assert "top_reason" not in p.transform_output("keep-1").columns, "only when asked"
+    plain = wait_transform(p, p.start_transform("subs-rf", customers(20, seed=13), name="interactive-plain").name)
+    assert plain.status == "Completed", plain.failure_reason
+    assert "top_reason" not in p.transform_output("interactive-plain").columns, "only when asked"
 
 
 def test_a_spreadsheet_export_semicolons_a_byte_order_mark_and_windows_line_ends(trained_pair):
@@ -376,20 +378,20 @@ def test_a_spreadsheet_export_semicolons_a_byte_order_mark_and_windows_line_ends
     assert list(out["customerID"]) == list(frame["customerID"]) and list(out["line"]) == list(range(2, 42))
 
 
-def test_the_local_backend_offers_one_transform_instance_type_and_refuses_others(platform):
+def test_the_local_backend_offers_one_transform_instance_type_and_refuses_others(trained_pair):
     """Issue 26, item 12: a SageMaker instance type means nothing locally; the Batch page shows no picker."""
-    p = platform
+    p = trained_pair
     assert p.transform_instance_types() == ["local"]
     with pytest.raises(ValidationError, match="instance type"):
         p.start_transform("numeric-rf", customers(5, numeric=True), name="local-type", instance_type="ml.m5.large")
     assert "local-type" not in [t.name for t in p.list_transforms()]
 
 
-def test_a_full_disk_while_a_job_unpacks_its_model_is_a_disk_error_not_a_corrupt_model(platform, monkeypatch):
+def test_a_full_disk_while_a_job_unpacks_its_model_is_a_disk_error_not_a_corrupt_model(trained_pair, monkeypatch):
     """Issue 26, item 9: the job says the disk is full (free space, start again), never "retrain the model"."""
     from tests.support.disk_faults import refuse_writes
 
-    p = platform
+    p = trained_pair
     folder = p.settings.home / "disk-full-probe"
     refuse_writes(monkeypatch, folder)
     with pytest.raises(JobFailed) as err:
@@ -398,7 +400,7 @@ def test_a_full_disk_while_a_job_unpacks_its_model_is_a_disk_error_not_a_corrupt
     assert "free some disk space" in message.lower() and "retrain" not in message.lower(), message
 
 
-def test_a_worker_that_cannot_write_its_part_reports_the_disk_not_a_dead_worker(platform, tmp_path, monkeypatch):
+def test_a_worker_that_cannot_write_its_part_reports_the_disk_not_a_dead_worker(trained_pair, tmp_path, monkeypatch):
     """Issue 26, item 9: a worker whose part cannot be written sends the disk's message (the driver fails the job
     with it) instead of dying, which read as "died twice … check the machine's free memory"."""
     import setproctitle
@@ -409,7 +411,7 @@ def test_a_worker_that_cannot_write_its_part_reports_the_disk_not_a_dead_worker(
     from churn_core.transform.rules import plan_columns, read_header
     from tests.support.disk_faults import refuse_writes
 
-    p = platform
+    p = trained_pair
     model = Driver.load_model(type("D", (), {"store": p.store, "folder": tmp_path})(), p.get_model("subs-rf"))
     source = tmp_path / "customers.csv"
     source.write_bytes(customers(20, seed=9))
