@@ -182,6 +182,34 @@ def trained(request, tmp_path_factory, sample_csv):
         yield p
 
 
+@pytest.fixture(scope="module")
+def registry_with_two_versions(request, tmp_path_factory):
+    """Three trained models on the subscription sample (subs-rf, subs-lr, subs-bad), each registered and
+    approved as subs v1, v2, v3, in this module's own state directory."""
+    import churn_core
+    from churn_core.data.sample import make_subscription_sample
+    from tests.support.helpers import wait_for_job
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CHURN_HOME", str(tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]) / "state"))
+    mp.setenv("CHURN_BACKEND", "local")
+    p = churn_core.connect()
+    try:
+        p.upload_dataset("subs", make_subscription_sample(800, seed=12))
+        for name, params in (("subs-rf", {"algorithm": "random_forest", "n_estimators": 15}),
+                             ("subs-lr", {"algorithm": "logistic_regression"}),
+                             ("subs-bad", {"algorithm": "random_forest", "n_estimators": 3})):
+            p.start_training("subs", params, name=name)
+        for name in ("subs-rf", "subs-lr", "subs-bad"):
+            assert wait_for_job(p, name).status == "Completed"
+            version = p.register(name, group="subs")
+            p.approve("subs", version.version, "test")
+        yield p
+    finally:
+        p.cleanup()
+        mp.undo()
+
+
 @pytest.fixture
 def artifact(trained):
     """model-a's model.tar.gz, restored (file and recorded SHA-256) after the test."""

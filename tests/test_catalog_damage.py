@@ -4,10 +4,7 @@ the rolling backup, with running endpoints still serving; the dashboard shows th
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -18,51 +15,10 @@ from churn_core.errors import CatalogDamagedError
 from tests.support.data import SEED_ROW
 from tests.support.helpers import wait_until
 from tests.support.trained import platform_on_trained_state
+from tests.support.catalog_damage import damage
 from tests.support.pages import button, open_page, texts
 
 SEED = {"Input": [SEED_ROW]}
-
-
-def settle(path: Path) -> None:
-    """Move everything from the write-ahead log into churn.db (endpoint supervisors read it meanwhile)."""
-    deadline = time.monotonic() + 20
-    while True:
-        conn = sqlite3.connect(path, timeout=30)
-        try:
-            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        finally:
-            conn.close()
-        if not busy or time.monotonic() > deadline:
-            return
-        time.sleep(0.05)
-
-
-def page_of(path: Path, table: str) -> int:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute("SELECT pageno FROM dbstat WHERE name = ? ORDER BY pageno LIMIT 1", (table,)).fetchone()[0]
-    finally:
-        conn.close()
-
-
-def damage(path: Path, how: str) -> None:
-    settle(path)
-    data = bytearray(path.read_bytes())
-    if how == "bad-header":
-        data[:16] = b"NOT A CATALOG!!\x00"
-    elif how == "truncated":
-        data = data[: len(data) // 2 + 1000]
-    elif how == "truncated-whole-pages":
-        data = data[: 4096 * 8]
-    elif how == "random-page":  # the datasets table's page, garbled (the schema and other tables stay readable)
-        page = page_of(path, "datasets")
-        data[(page - 1) * 4096: page * 4096] = os.urandom(4096)
-    elif how == "zero-bytes":
-        data = bytearray()
-    if how == "missing":
-        path.unlink()
-    else:
-        path.write_bytes(bytes(data))
 
 
 DAMAGES = ["bad-header", "truncated", "truncated-whole-pages", "random-page", "zero-bytes", "missing"]
@@ -248,11 +204,11 @@ def _plant(manifest: dict, how: str) -> None:
 
 
 @pytest.mark.parametrize("how", ["another-model", "wrong-hash", "key-outside", "bad-name"])
-def test_a_rebuild_does_not_trust_a_planted_endpoint_manifest(live, how):
+def test_a_rebuild_does_not_trust_a_planted_endpoint_manifest(live_endpoint, how):
     """Issue 26, item 11: a rebuild recorded whatever endpoint.json said (another model, a key outside the bucket)."""
     import json
 
-    p, _ = live
+    p, _ = live_endpoint
     manifest_path = next((p.settings.home / "endpoints").glob("live-ep.*")) / "endpoint.json"
     manifest = json.loads(manifest_path.read_text())
     _plant(manifest, how)

@@ -430,12 +430,12 @@ def test_a_worker_that_cannot_write_its_part_reports_the_disk_not_a_dead_worker(
     assert not list((tmp_path / "parts").iterdir())
 
 
-def test_a_bucket_key_is_never_taken_for_a_file_of_that_name_in_the_working_directory(platform, tmp_path,
+def test_a_bucket_key_is_never_taken_for_a_file_of_that_name_in_the_working_directory(trained_pair, tmp_path,
                                                                                          monkeypatch):
     """Issue 26, item 11: 'datasets/numeric/test/test.csv' was first tried as a path relative to the working
     directory, so a local file of that name was scored instead of the dataset's test split. A key that exists in
     the bucket wins; a local file is named unambiguously (a Path, an absolute path, or ./)."""
-    p = platform
+    p = trained_pair
     key = "datasets/numeric/test/test.csv"
     monkeypatch.chdir(tmp_path)
     (tmp_path / "datasets" / "numeric" / "test").mkdir(parents=True)
