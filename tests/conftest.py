@@ -1,4 +1,6 @@
-"""Shared fixtures: a fresh state directory per test, the sample CSV, the reference CSV when present."""
+"""Every shared fixture, defined once: state directories, platforms (local, or SageMaker on moto for tests
+marked ``aws``), data, trained models and the stand-ins moto lacks. Helpers that are not fixtures live in
+tests/support/."""
 
 from __future__ import annotations
 
@@ -13,12 +15,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-REFERENCE_CSV = ROOT.parent / "shared" / "data" / "telecom_churn.csv"
-SEED_ROW = [128, 1, 1, 2.70, 1, 265.1, 110, 89.0, 9.87, 10.0]
+from tests.support.data import REFERENCE_CSV  # noqa: E402  (after the root is importable)
 
 
 def pytest_configure(config):
-    """One warm process for the whole run (all xdist workers), in a folder of its own, stopped at the end."""
+    """One warm process for the whole run (all xdist workers), in a folder of its own, stopped at the end.
+    And entry/'s modules, imported by their bare names, join pyproject's own-code DeprecationWarning errors."""
+    names = "|".join(sorted(path.stem for path in (ROOT / "entry").glob("*.py")))
+    config.addinivalue_line("filterwarnings", f"error::DeprecationWarning:({names})$")
     if not hasattr(config, "workerinput") and "CHURN_WARM_DIR" not in os.environ:
         os.environ["CHURN_WARM_DIR"] = tempfile.mkdtemp(prefix="churn-warm-tests-")
         config.stash[WARM_OWNER] = True
@@ -79,7 +83,7 @@ def small_csv() -> bytes:
 @pytest.fixture
 def model_tarballs() -> dict:
     """model.tar.gz and output.tar.gz as SageMaker would pack them, made by running entry/train.py locally."""
-    from tests.aws_support import trained_tarballs
+    from tests.support.aws import trained_tarballs
 
     return trained_tarballs()
 
@@ -94,3 +98,155 @@ def aws_request_check(monkeypatch):
     yield check
     if check.problems:
         pytest.fail("Requests the real AWS would refuse:\n" + "\n".join(check.problems), pytrace=False)
+
+
+@pytest.fixture
+def aws(monkeypatch, tmp_path):
+    """moto's AWS account with the test bucket, the sagemaker backend's environment pointing at it."""
+    from tests.support.aws import moto_account
+
+    with moto_account(monkeypatch, tmp_path):
+        yield
+
+
+@pytest.fixture
+def moto_stand_ins(monkeypatch):
+    """The SageMaker actions moto lacks (UpdateEndpoint, StopTransformJob, StopHyperParameterTuningJob),
+    answered for this test only and removed after it."""
+    pytest.importorskip("moto")
+    from tests.support.moto_stand_ins import install
+
+    install(monkeypatch)
+
+
+@pytest.fixture
+def platform(request):
+    """``churn_core.connect()`` on a fresh state directory: the local backend, or for a test marked ``aws``
+    the sagemaker backend on moto (the ``aws`` fixture)."""
+    import churn_core
+
+    request.getfixturevalue("aws" if request.node.get_closest_marker("aws") else "home")
+    return churn_core.connect()
+
+
+@pytest.fixture
+def sample_dataset(platform, sample_csv):
+    """The sample uploaded as dataset 'sample' on this test's platform (use it as ``usefixtures``)."""
+    return platform.upload_dataset("sample", sample_csv)
+
+
+@pytest.fixture
+def small_dataset(platform, small_csv):
+    """The small sample uploaded as dataset 'ds' (target Churn) on this test's platform (as ``usefixtures``)."""
+    return platform.upload_dataset("ds", small_csv, target="Churn")
+
+
+@pytest.fixture
+def train(platform):
+    """Train on this test's platform: ``train(dataset, data, name, **hyperparameters)`` uploads ``data``,
+    trains ``name`` and waits until it is Completed; returns the platform. Endpoints go after the test."""
+    from tests.support.helpers import wait_for_job
+
+    def run(dataset: str, data: bytes, name: str, **hyperparameters):
+        platform.upload_dataset(dataset, data)
+        platform.start_training(dataset, hyperparameters, name=name)
+        job = wait_for_job(platform, name)
+        assert job.status == "Completed", job.failure_reason
+        return platform
+
+    yield run
+    platform.cleanup()
+
+
+@pytest.fixture
+def subs_rf(train):
+    """A fresh local state with dataset 'subs' (the subscription sample) and its random forest 'subs-rf'."""
+    from churn_core.data.sample import make_subscription_sample
+
+    return train("subs", make_subscription_sample(800, seed=4), "subs-rf", algorithm="random_forest", n_estimators=15)
+
+
+@pytest.fixture
+def page_model(train, sample_csv):
+    """A fresh local state with dataset 'sample' and its model 'page-model'."""
+    return train("sample", sample_csv, "page-model", n_estimators=15)
+
+
+@pytest.fixture(scope="module")
+def trained(request, tmp_path_factory, sample_csv):
+    """The sample and a Completed 10-tree model 'model-a' in this module's own state directory (a copy of
+    the state trained once per session, see tests/support/trained.py)."""
+    from tests.support.trained import platform_on_trained_state
+
+    with platform_on_trained_state(tmp_path_factory, sample_csv, request.module.__name__.rsplit(".", 1)[-1]) as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def registry_with_two_versions(request, tmp_path_factory):
+    """Three trained models on the subscription sample (subs-rf, subs-lr, subs-bad), each registered and
+    approved as subs v1, v2, v3, in this module's own state directory."""
+    import churn_core
+    from churn_core.data.sample import make_subscription_sample
+    from tests.support.helpers import wait_for_job
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CHURN_HOME", str(tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]) / "state"))
+    mp.setenv("CHURN_BACKEND", "local")
+    p = churn_core.connect()
+    try:
+        p.upload_dataset("subs", make_subscription_sample(800, seed=12))
+        for name, params in (("subs-rf", {"algorithm": "random_forest", "n_estimators": 15}),
+                             ("subs-lr", {"algorithm": "logistic_regression"}),
+                             ("subs-bad", {"algorithm": "random_forest", "n_estimators": 3})):
+            p.start_training("subs", params, name=name)
+        for name in ("subs-rf", "subs-lr", "subs-bad"):
+            assert wait_for_job(p, name).status == "Completed"
+            version = p.register(name, group="subs")
+            p.approve("subs", version.version, "test")
+        yield p
+    finally:
+        p.cleanup()
+        mp.undo()
+
+
+@pytest.fixture
+def artifact(trained):
+    """model-a's model.tar.gz, restored (file and recorded SHA-256) after the test."""
+    model = trained.get_model("model-a")
+    path = trained.store.path(model["artifact_key"])
+    original = path.read_bytes()
+    yield path
+    path.write_bytes(original)
+    trained.catalog.update("models", "model-a", artifact_sha256=model["artifact_sha256"])
+
+
+@pytest.fixture(scope="module")
+def own_model(tmp_path_factory):
+    """An analyst's own data, a model trained on it and a live endpoint, once per module (tests/support/own_data.py)."""
+    from tests.support.own_data import own_model_state
+
+    with own_model_state(tmp_path_factory) as model:
+        yield model
+
+
+@pytest.fixture
+def immutable(tmp_path):
+    """``chattr +i`` a folder (undone at teardown); skipped when chattr cannot be used here."""
+    import shutil
+    import subprocess
+
+    marked: list[Path] = []
+    if not shutil.which("chattr"):
+        pytest.skip("chattr is not installed")
+
+    def mark(folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False)
+        if done.returncode != 0:
+            pytest.skip(f"chattr +i is not allowed here: {done.stderr.decode(errors='replace').strip()}")
+        marked.append(folder)
+
+    yield mark
+    for folder in marked:
+        subprocess.run(["chattr", "-i", str(folder)], capture_output=True, check=False)

@@ -14,30 +14,6 @@ import pytest
 import churn_core
 from churn_core import ConflictError
 from churn_core.backends.local.endpoint.control import read_control
-from churn_core.data.sample import make_subscription_sample
-from tests.helpers import wait_for_job
-
-
-@pytest.fixture(scope="module")
-def registry_with_two_versions(tmp_path_factory):
-    """Three trained models, each registered and approved as subs v1, v2, v3 (as in test_rollout)."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CHURN_HOME", str(tmp_path_factory.mktemp("approval-races") / "state"))
-    mp.setenv("CHURN_BACKEND", "local")
-    p = churn_core.connect()
-    try:
-        p.upload_dataset("subs", make_subscription_sample(800, seed=12))
-        for name, params in (("subs-rf", {"algorithm": "random_forest", "n_estimators": 15}),
-                             ("subs-lr", {"algorithm": "logistic_regression"}),
-                             ("subs-bad", {"algorithm": "random_forest", "n_estimators": 3})):
-            p.start_training("subs", params, name=name)
-        for name in ("subs-rf", "subs-lr", "subs-bad"):
-            assert wait_for_job(p, name).status == "Completed"
-            p.approve("subs", p.register(name, group="subs").version, "test")
-        yield p
-    finally:
-        p.cleanup()
-        mp.undo()
 
 
 def served_sha(p, endpoint: str) -> set[str]:

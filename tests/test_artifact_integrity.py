@@ -21,28 +21,10 @@ from churn_core.storage.artifacts import sha256_bytes
 from churn_core.backends.local.endpoint.control import VariantSpec
 from churn_core.paths import ENTRY
 from churn_core.storage.unpack import ArtifactLimits, ArtifactRefused, extract, members_of, read_json_member
-from tests.conftest import SEED_ROW
-from tests.test_faults import platform_on_trained_state
-from tests.test_security import _Plant
+from tests.support.data import SEED_ROW
+from tests.support.artifacts import Plant
 
 MB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, sample_csv):
-    with platform_on_trained_state(tmp_path_factory, sample_csv, "artifacts") as p:
-        yield p
-
-
-@pytest.fixture
-def artifact(trained):
-    """model-a's model.tar.gz, restored (file and recorded SHA-256) after the test."""
-    model = trained.get_model("model-a")
-    path = trained.store.path(model["artifact_key"])
-    original = path.read_bytes()
-    yield path
-    path.write_bytes(original)
-    trained.catalog.update("models", "model-a", artifact_sha256=model["artifact_sha256"])
 
 
 def tarball(members: dict[str, bytes], level: int = 6) -> bytes:
@@ -101,7 +83,7 @@ def test_an_artifact_swapped_between_check_and_use_is_never_loaded(trained, tmp_
     with tarfile.open(fileobj=io.BytesIO(good_model), mode="r:gz") as tar:
         members = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
     good = tarball({**members, "padding.bin": padding}, level=1)
-    bad = tarball({**members, "model.joblib": pickle.dumps(_Plant(marker)), "padding.bin": padding}, level=1)
+    bad = tarball({**members, "model.joblib": pickle.dumps(Plant(marker)), "padding.bin": padding}, level=1)
     artifact = tmp_path / "model.tar.gz"
     good_copy, bad_copy = tmp_path / "good.tar.gz", tmp_path / "bad.tar.gz"
     good_copy.write_bytes(good)
@@ -145,7 +127,7 @@ def _planted_pair(trained, tmp_path: Path) -> tuple[bytes, bytes, Path]:
     with tarfile.open(fileobj=io.BytesIO(good_model), mode="r:gz") as tar:
         members = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
     good = tarball({**members, "padding.bin": padding}, level=1)
-    bad = tarball({**members, "model.joblib": pickle.dumps(_Plant(marker)), "padding.bin": padding}, level=1)
+    bad = tarball({**members, "model.joblib": pickle.dumps(Plant(marker)), "padding.bin": padding}, level=1)
     return good, bad, marker
 
 
@@ -351,7 +333,7 @@ def test_an_unsafe_artifact_fails_at_once_with_the_true_reason(trained, artifact
 
 from churn_core.errors import DiskError  # noqa: E402
 from churn_core.storage.objects import LocalObjectStore  # noqa: E402
-from tests.disk_faults import ADVICE, WRITE_ERRORS, refuse_writes  # noqa: E402
+from tests.support.disk_faults import ADVICE, WRITE_ERRORS, refuse_writes  # noqa: E402
 
 
 @pytest.mark.parametrize("code", list(WRITE_ERRORS))

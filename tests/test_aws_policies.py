@@ -111,11 +111,9 @@ def test_the_old_gaps_are_closed():
 
 @pytest.mark.aws
 def test_every_capability_needs_only_what_the_policies_allow(monkeypatch, tmp_path, small_csv, model_tarballs,
-                                                             aws_request_check):
-    pytest.importorskip("moto")
+                                                             aws_request_check, moto_stand_ins):
     import churn_core
-    import tests.moto_shim  # noqa: F401 - UpdateEndpoint, which moto lacks
-    from tests.aws_support import completed_jobs, moto_account
+    from tests.support.aws import completed_jobs, moto_account
 
     with moto_account(monkeypatch, tmp_path):
         p = churn_core.connect()

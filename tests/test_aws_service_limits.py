@@ -9,23 +9,13 @@ from __future__ import annotations
 
 import pytest
 
-pytestmark = pytest.mark.aws
+pytestmark = [pytest.mark.aws, pytest.mark.usefixtures("small_dataset")]
 
 pytest.importorskip("boto3")
 pytest.importorskip("moto")
 
 from churn_core.errors import ValidationError  # noqa: E402
-from tests.aws_support import aws_client, capture, moto_account, upload_artifacts  # noqa: E402
-
-
-@pytest.fixture
-def platform(monkeypatch, tmp_path, small_csv):
-    import churn_core
-
-    with moto_account(monkeypatch, tmp_path):
-        p = churn_core.connect()
-        p.upload_dataset("ds", small_csv, target="Churn")
-        yield p
+from tests.support.aws import aws_client, capture, upload_artifacts  # noqa: E402
 
 
 def _tuning_jobs() -> list:

@@ -17,8 +17,7 @@ import pytest
 import requests
 
 import churn_core
-from tests.conftest import SEED_ROW
-from tests.test_faults import platform_on_trained_state
+from tests.support.data import SEED_ROW
 
 ENDPOINT = "payload-corpus"
 SEED = json.dumps({"Input": [SEED_ROW]}).encode()
@@ -28,12 +27,11 @@ JSON = "application/json"
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory, sample_csv):
-    """The sample and a small trained model (see trained_state), deployed; cleaned up at the end."""
-    with platform_on_trained_state(tmp_path_factory, sample_csv, "payloads") as p:
-        ep = p.deploy("model-a", ENDPOINT)
-        assert ep.status == "InService", ep.failure_reason
-        yield p, ep.url
+def live(trained):
+    """The sample and a small trained model (conftest's trained), deployed; cleaned up with it."""
+    ep = trained.deploy("model-a", ENDPOINT)
+    assert ep.status == "InService", ep.failure_reason
+    return trained, ep.url
 
 
 def row(**changes) -> list:

@@ -13,7 +13,7 @@ import churn_core
 from churn_core import ValidationError
 from churn_core.decisions.campaign import confusion_at, gains_by_decile, plan, profit_curve, risk_band
 from churn_core.data.sample import make_subscription_sample
-from tests.helpers import wait_for_job
+from tests.support.helpers import wait_for_job
 
 Y = [1, 0, 1, 0, 0]
 P = [0.9, 0.8, 0.6, 0.3, 0.1]
@@ -71,7 +71,14 @@ def subscription_model(tmp_path_factory):
         mp.undo()
 
 
-def test_the_planner_on_a_model_and_the_threshold_it_stores(subscription_model):
+@pytest.fixture
+def undo_threshold(subscription_model):
+    """The threshold a test chose is undone after it: the next test (any order) finds the model as trained."""
+    yield
+    subscription_model.catalog.update("models", "subs-gb", threshold=None, threshold_json="{}")  # as trained
+
+
+def test_the_planner_on_a_model_and_the_threshold_it_stores(subscription_model, undo_threshold):
     p = subscription_model
     y, proba = p.test_predictions("subs-gb")
     assert len(y) == p.get_dataset("subs").n_test
@@ -95,7 +102,7 @@ def test_the_planner_on_a_model_and_the_threshold_it_stores(subscription_model):
         p.set_threshold("subs-gb", 1.5)
 
 
-def test_a_new_endpoint_labels_with_the_chosen_threshold(subscription_model):
+def test_a_new_endpoint_labels_with_the_chosen_threshold(subscription_model, undo_threshold):
     p = subscription_model
     frame = p.read_dataset("subs", "test")
     features = [f["name"] for f in p.model_schema("subs-gb")["features"]]
@@ -129,7 +136,7 @@ def test_evaluation_on_new_labelled_data(subscription_model):
 def test_the_threshold_travels_in_the_sagemaker_model_environment(monkeypatch, tmp_path, small_csv, model_tarballs):
     pytest.importorskip("moto")
 
-    from tests.aws_support import capture, completed_jobs, moto_account
+    from tests.support.aws import capture, completed_jobs, moto_account
 
     with moto_account(monkeypatch, tmp_path):
         p = churn_core.connect()

@@ -4,10 +4,7 @@ the rolling backup, with running endpoints still serving; the dashboard shows th
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -15,54 +12,13 @@ import requests
 import churn_core
 from churn_core.catalog import health as catalog_health, repair as catalog_repair
 from churn_core.errors import CatalogDamagedError
-from tests.conftest import SEED_ROW
-from tests.helpers import wait_until
-from tests.test_faults import platform_on_trained_state
-from tests.test_pages_data_train_jobs import button, open_page, texts
+from tests.support.data import SEED_ROW
+from tests.support.helpers import wait_until
+from tests.support.trained import platform_on_trained_state
+from tests.support.catalog_damage import damage
+from tests.support.pages import button, open_page, texts
 
 SEED = {"Input": [SEED_ROW]}
-
-
-def settle(path: Path) -> None:
-    """Move everything from the write-ahead log into churn.db (endpoint supervisors read it meanwhile)."""
-    deadline = time.monotonic() + 20
-    while True:
-        conn = sqlite3.connect(path, timeout=30)
-        try:
-            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        finally:
-            conn.close()
-        if not busy or time.monotonic() > deadline:
-            return
-        time.sleep(0.05)
-
-
-def page_of(path: Path, table: str) -> int:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute("SELECT pageno FROM dbstat WHERE name = ? ORDER BY pageno LIMIT 1", (table,)).fetchone()[0]
-    finally:
-        conn.close()
-
-
-def damage(path: Path, how: str) -> None:
-    settle(path)
-    data = bytearray(path.read_bytes())
-    if how == "bad-header":
-        data[:16] = b"NOT A CATALOG!!\x00"
-    elif how == "truncated":
-        data = data[: len(data) // 2 + 1000]
-    elif how == "truncated-whole-pages":
-        data = data[: 4096 * 8]
-    elif how == "random-page":  # the datasets table's page, garbled (the schema and other tables stay readable)
-        page = page_of(path, "datasets")
-        data[(page - 1) * 4096: page * 4096] = os.urandom(4096)
-    elif how == "zero-bytes":
-        data = bytearray()
-    if how == "missing":
-        path.unlink()
-    else:
-        path.write_bytes(bytes(data))
 
 
 DAMAGES = ["bad-header", "truncated", "truncated-whole-pages", "random-page", "zero-bytes", "missing"]
@@ -71,7 +27,7 @@ PROBLEMS = {"bad-header": "SQLite's file header", "truncated": "truncated", "tru
 
 
 @pytest.fixture
-def live(tmp_path_factory, sample_csv, request):
+def live_endpoint(tmp_path_factory, sample_csv, request):
     """The trained state (dataset 'sample', model 'model-a') with a running endpoint 'live-ep'."""
     with platform_on_trained_state(tmp_path_factory, sample_csv, f"catalog-{request.node.name[-24:]}") as p:
         ep = p.deploy("model-a", "live-ep")
@@ -91,8 +47,8 @@ def answers(ep) -> bool:
 
 
 @pytest.mark.parametrize("how", DAMAGES)
-def test_a_damaged_catalog_is_reported_never_started_over_and_rebuilt_from_disk(live, how):
-    p, ep = live
+def test_a_damaged_catalog_is_reported_never_started_over_and_rebuilt_from_disk(live_endpoint, how):
+    p, ep = live_endpoint
     path = p.settings.home / "churn.db"
     damage(path, how)
     before = path.read_bytes() if path.exists() else None
@@ -127,8 +83,8 @@ def answers_safely(ep) -> bool:
         return False
 
 
-def test_a_rebuild_reads_back_what_the_damaged_file_still_holds(live):
-    p, _ = live
+def test_a_rebuild_reads_back_what_the_damaged_file_still_holds(live_endpoint):
+    p, _ = live_endpoint
     p.catalog.event("job", "model-a", "a note only the catalog knows")
     path = p.settings.home / "churn.db"
     damage(path, "random-page")
@@ -139,11 +95,11 @@ def test_a_rebuild_reads_back_what_the_damaged_file_still_holds(live):
 
 
 @pytest.mark.parametrize("how", ["random-page", "bad-header"])
-def test_an_endpoint_updated_to_two_variants_is_rebuilt_as_it_serves(live, how):
+def test_an_endpoint_updated_to_two_variants_is_rebuilt_as_it_serves(live_endpoint, how):
     """After an update (champion/challenger on the same row, uid and folder), a rebuild gives back the
     configuration the server serves: from the rows still readable (variants, registry versions) or, when
     nothing is, from the endpoint.json each update rewrites in the endpoint's folder."""
-    p, ep = live
+    p, ep = live_endpoint
     for _ in range(2):
         p.approve("live", p.register("model-a", group="live").version, "test")
     updated = p.set_variants("live-ep", [("live", 1, 70), ("live", 2, 30)])
@@ -160,8 +116,8 @@ def test_an_endpoint_updated_to_two_variants_is_rebuilt_as_it_serves(live, how):
     assert fresh.invoke("live-ep", SEED)["Output"] in (0, 1)
 
 
-def test_the_last_backup_is_restored_with_what_came_after_it(live, sample_csv, monkeypatch):
-    p, ep = live
+def test_the_last_backup_is_restored_with_what_came_after_it(live_endpoint, sample_csv, monkeypatch):
+    p, ep = live_endpoint
     assert p.backup_catalog() is not None
     monkeypatch.setenv("CHURN_CATALOG_BACKUP_SECONDS", "3600")  # nothing newer reaches the backup
     p.upload_dataset("after-backup", sample_csv)
@@ -211,8 +167,8 @@ def test_a_new_home_still_starts_with_an_empty_catalog(tmp_path, monkeypatch):
     assert churn_core.connect().list_datasets() == []
 
 
-def test_the_dashboard_shows_the_damage_and_rebuilds_from_the_settings_page(live):
-    p, _ = live
+def test_the_dashboard_shows_the_damage_and_rebuilds_from_the_settings_page(live_endpoint):
+    p, _ = live_endpoint
     damage(p.settings.home / "churn.db", "bad-header")
     at = open_page("settings")
     assert not at.exception, at.exception
@@ -225,8 +181,8 @@ def test_the_dashboard_shows_the_damage_and_rebuilds_from_the_settings_page(live
     assert not at.exception and "live-ep" in list(at.dataframe[0].value["name"])
 
 
-def test_a_catalog_damaged_while_the_dashboard_runs_shows_its_message(live):
-    p, _ = live
+def test_a_catalog_damaged_while_the_dashboard_runs_shows_its_message(live_endpoint):
+    p, _ = live_endpoint
     at = open_page("jobs")
     assert not at.exception
     damage(p.settings.home / "churn.db", "zero-bytes")
@@ -248,11 +204,11 @@ def _plant(manifest: dict, how: str) -> None:
 
 
 @pytest.mark.parametrize("how", ["another-model", "wrong-hash", "key-outside", "bad-name"])
-def test_a_rebuild_does_not_trust_a_planted_endpoint_manifest(live, how):
+def test_a_rebuild_does_not_trust_a_planted_endpoint_manifest(live_endpoint, how):
     """Issue 26, item 11: a rebuild recorded whatever endpoint.json said (another model, a key outside the bucket)."""
     import json
 
-    p, _ = live
+    p, _ = live_endpoint
     manifest_path = next((p.settings.home / "endpoints").glob("live-ep.*")) / "endpoint.json"
     manifest = json.loads(manifest_path.read_text())
     _plant(manifest, how)

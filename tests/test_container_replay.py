@@ -31,8 +31,8 @@ pytest.importorskip("moto")
 from moto import mock_aws  # noqa: E402
 
 from churn_core.training import hyperparameters as hp  # noqa: E402
-from tests import container_replay as replay  # noqa: E402
-from tests.aws_support import BUCKET, aws_client, aws_env  # noqa: E402
+from tests.support import container_replay as replay  # noqa: E402
+from tests.support.aws import BUCKET, aws_client, aws_env  # noqa: E402
 
 ALGORITHMS = ("random_forest", "gradient_boosting", "logistic_regression")
 BODY_KINDS = ("json", "csv", "npy")
@@ -366,7 +366,7 @@ def test_a_transform_mini_batch_is_answered_line_by_line_in_the_container(replay
     through the container's handler chain with the job's Environment. Every line is answered, the bad one with
     its reason; joined to the input as the job's DataProcessing says, the platform reads the results back."""
     import churn_core
-    from tests.transform_support import _select
+    from tests.support.transforms import _select
 
     _, _, trained = replays.train("categorical-with-id")
     if not trained.succeeded:

@@ -10,11 +10,6 @@ import churn_core
 from churn_core.errors import ConflictError, ValidationError
 
 
-@pytest.fixture
-def platform(home):
-    return churn_core.connect()
-
-
 def stored_files(p) -> list[str]:
     return p.store.list("datasets")
 

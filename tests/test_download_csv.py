@@ -11,8 +11,7 @@ import pytest
 import streamlit
 
 from churn_core.data.csv_export import escape_cell, to_download_csv
-from tests.test_pages_data_train_jobs import button, open_page
-from tests.test_pages_endpoints_predict import model  # noqa: F401  (fixture: a trained model on a fresh home)
+from tests.support.pages import button, open_page
 
 PAYLOADS = ["=cmd|' /C calc'!A0", "+HYPERLINK(\"http://evil\",\"x\")", "-2+3", "@SUM(A1:A9)", "\t=1+1", "\r=1+1",
             "=1+1,\"x\""]
@@ -46,8 +45,8 @@ def test_column_names_and_the_index_are_escaped_too():
     assert rows[0] == ["'+name", "'=evil", "fine"] and rows[1][0] == "'@job"
 
 
-def test_the_predict_pages_scored_csv_is_escaped(model, monkeypatch, sample_csv):  # noqa: F811
-    model.deploy("page-model", "csv-ep")
+def test_the_predict_pages_scored_csv_is_escaped(page_model, monkeypatch, sample_csv):
+    page_model.deploy("page-model", "csv-ep")
     frame = pd.read_csv(io.BytesIO(sample_csv)).drop(columns=["Churn"]).head(len(PAYLOADS) + 3)
     frame.insert(0, "customer", PAYLOADS + ["-7", "c1", "c2"])
     offered: list[bytes] = []

@@ -17,8 +17,7 @@ import psutil
 import pytest
 
 import churn_core
-from tests.helpers import wait_until
-from tests.test_faults import platform_on_trained_state
+from tests.support.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 RACE_SECONDS = 12.0
@@ -47,12 +46,6 @@ while time.monotonic() < deadline:
     result["ops"] += 1
 print(json.dumps(result))
 """
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, sample_csv):
-    with platform_on_trained_state(tmp_path_factory, sample_csv, "races") as p:
-        yield p
 
 
 def endpoint_processes(name: str) -> dict[str, list[int]]:

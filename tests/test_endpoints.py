@@ -16,26 +16,10 @@ import churn_core
 from churn_core.errors import ConflictError, NotFoundError, ValidationError
 from churn_core.backends.local.backend import ping
 from churn_core.processes.detached import is_alive
-from tests.conftest import SEED_ROW
-from tests.helpers import wait_for_job, wait_until
+from tests.support.data import SEED_ROW
+from tests.support.helpers import wait_until
 
 SEED = {"Input": [SEED_ROW]}
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, sample_csv):
-    """One trained model shared by the module (training is not what these tests are about)."""
-    home = tmp_path_factory.mktemp("endpoints") / "state"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CHURN_HOME", str(home))
-    mp.setenv("CHURN_BACKEND", "local")
-    p = churn_core.connect()
-    p.upload_dataset("sample", sample_csv)
-    p.start_training("sample", {"n_estimators": 20}, name="model-a")
-    assert wait_for_job(p, "model-a").status == "Completed"
-    yield p
-    p.cleanup()
-    mp.undo()
 
 
 def port_is_free(port: int) -> bool:

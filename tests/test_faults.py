@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
-from contextlib import contextmanager
 import signal
 import socket
 import subprocess
@@ -35,63 +33,12 @@ import churn_core.processes.warm.client
 from churn_core.backends.local.backend import ping
 from churn_core.errors import BackendError, ChurnError, ValidationError
 from churn_core.processes.detached import is_alive, kill_group
-from tests.conftest import SEED_ROW
-from tests.helpers import wait_for_job, wait_until
+from tests.support.data import SEED_ROW
+from tests.support.helpers import wait_for_job, wait_until
+from tests.support.trained import LONG_JOB
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = {"Input": [SEED_ROW]}
-LONG_JOB = {"algorithm": "gradient_boosting", "n_estimators": 2000, "learning_rate": 0.01, "max_depth": 6}
-
-
-def trained_state(tmp_path_factory, sample_csv, module: str) -> Path:
-    """A state directory with the sample dataset ('sample') and a Completed 10-tree model ('model-a').
-
-    Trained once per test session (in the session's base temp folder) and copied for each module that
-    asks, so the reliability modules (faults, payloads, fuzz, security) pay for one training run, not four.
-    """
-    shared = tmp_path_factory.getbasetemp() / "trained-once"
-    if not (shared / "ready").exists():
-        shutil.rmtree(shared, ignore_errors=True)
-        mp = pytest.MonkeyPatch()
-        mp.setenv("CHURN_HOME", str(shared / "state"))
-        mp.setenv("CHURN_BACKEND", "local")
-        try:
-            p = churn_core.connect()
-            p.upload_dataset("sample", sample_csv)
-            p.start_training("sample", {"n_estimators": 10}, name="model-a")
-            job = wait_for_job(p, "model-a")
-            assert job.status == "Completed", job.failure_reason
-        finally:
-            mp.undo()
-        (shared / "ready").touch()
-    home = tmp_path_factory.mktemp(module) / "state"
-    shutil.copytree(shared / "state", home)
-    return home
-
-
-@contextmanager
-def platform_on_trained_state(tmp_path_factory, sample_csv, module: str):
-    """A platform on a copy of the trained state (see trained_state); stops jobs and endpoints at the end."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CHURN_HOME", str(trained_state(tmp_path_factory, sample_csv, module)))
-    mp.setenv("CHURN_BACKEND", "local")
-    mp.delenv("CHURN_BIND_HOST", raising=False)
-    p = churn_core.connect()
-    try:
-        yield p
-    finally:
-        for job in p.list_training_jobs():
-            if job.is_active:
-                p.stop_training(job.name)
-        p.cleanup()
-        mp.undo()
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, sample_csv):
-    """The sample and a small trained model in this module's own state directory."""
-    with platform_on_trained_state(tmp_path_factory, sample_csv, "faults") as p:
-        yield p
 
 
 def processes_mentioning(*words: str) -> list[psutil.Process]:
@@ -586,25 +533,6 @@ def test_completely_full_disk_is_a_clear_error(tiny_disk, sample_csv, action):
         filler.unlink()
     assert [d.name for d in p.list_datasets()] == (["telecom"] if action == "start_training" else [])
     assert p.job_names() == []
-
-
-@pytest.fixture
-def immutable(tmp_path):
-    """``chattr +i`` a folder (undone at teardown); skipped when chattr cannot be used here."""
-    marked: list[Path] = []
-    if not shutil.which("chattr"):
-        pytest.skip("chattr is not installed")
-
-    def mark(folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False)
-        if done.returncode != 0:
-            pytest.skip(f"chattr +i is not allowed here: {done.stderr.decode(errors='replace').strip()}")
-        marked.append(folder)
-
-    yield mark
-    for folder in marked:
-        subprocess.run(["chattr", "-i", str(folder)], capture_output=True, check=False)
 
 
 def test_chattr_really_blocks_root(immutable, tmp_path):

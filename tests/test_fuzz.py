@@ -25,8 +25,7 @@ from hypothesis import strategies as st
 from churn_core.errors import ValidationError
 from churn_core.data.sample import make_sample
 from churn_core.data.validation import ValidatedTable, validate_csv
-from tests.conftest import SEED_ROW
-from tests.test_faults import platform_on_trained_state
+from tests.support.data import SEED_ROW
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -195,11 +194,10 @@ def test_input_fn_former_crashes_are_client_errors(body, content_type):
 
 
 @pytest.fixture(scope="module")
-def endpoint_url(tmp_path_factory, sample_csv):
-    with platform_on_trained_state(tmp_path_factory, sample_csv, "fuzz") as p:
-        ep = p.deploy("model-a", "fuzz-endpoint")
-        assert ep.status == "InService", ep.failure_reason
-        yield ep.url
+def endpoint_url(trained):
+    ep = trained.deploy("model-a", "fuzz-endpoint")
+    assert ep.status == "InService", ep.failure_reason
+    return ep.url
 
 
 live_rows = st.lists(st.one_of(scalars, st.floats(0, 300)), min_size=9, max_size=11)

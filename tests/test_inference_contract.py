@@ -21,7 +21,7 @@ from churn_core import ValidationError
 from churn_core.paths import entry_module
 from churn_core.endpoints.request_check import check_request
 from churn_core.data.sample import make_subscription_sample
-from tests.helpers import wait_for_job
+from tests.support.helpers import wait_for_job
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRY_DIR = ROOT / "entry"

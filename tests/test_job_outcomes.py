@@ -11,13 +11,12 @@ import time
 import psutil
 
 import churn_core
-from tests.helpers import wait_for_job, wait_until
-from tests.test_faults import immutable  # noqa: F401  (fixture: chattr +i a folder, undone at teardown)
+from tests.support.helpers import wait_for_job, wait_until
 
 SLOW_ENOUGH = {"algorithm": "gradient_boosting", "n_estimators": 300, "max_depth": 3}
 
 
-def test_a_read_only_bucket_fails_the_job_with_its_true_cause_once(home, sample_csv, immutable):  # noqa: F811
+def test_a_read_only_bucket_fails_the_job_with_its_true_cause_once(home, sample_csv, immutable):
     p = churn_core.connect()
     p.upload_dataset("sample", sample_csv)
     immutable(home / "buckets" / "churn-local")  # the trained model cannot be stored there

@@ -11,16 +11,10 @@ import churn_core
 from churn_core.storage.artifacts import sha256_file
 from churn_core.errors import ConflictError, ValidationError
 from churn_core.processes.detached import is_alive
-from tests.helpers import wait_for_job, wait_until
+from tests.support.helpers import wait_for_job, wait_until
 
+pytestmark = pytest.mark.usefixtures("sample_dataset")
 SLOW_HPS = {"algorithm": "gradient_boosting", "n_estimators": 2000, "learning_rate": 0.01, "max_depth": 6}
-
-
-@pytest.fixture
-def platform(home, sample_csv):
-    p = churn_core.connect()
-    p.upload_dataset("sample", sample_csv)
-    return p
 
 
 def test_job_completes_with_verified_artifacts_and_metrics(platform):
@@ -121,10 +115,9 @@ def test_a_restarted_dashboard_lists_every_job_unchanged(platform):
 
 
 @pytest.mark.slow
-def test_concurrency_limit_is_respected_and_jobs_start_in_order(home, sample_csv, monkeypatch):
+def test_concurrency_limit_is_respected_and_jobs_start_in_order(home, monkeypatch):
     monkeypatch.setenv("CHURN_MAX_CONCURRENT_JOBS", "1")
-    p = churn_core.connect()
-    p.upload_dataset("sample", sample_csv)
+    p = churn_core.connect()  # on the module's sample dataset
     names = [p.start_training("sample", {"n_estimators": 30}, name=f"queued-{i}").name for i in range(3)]
     peak = 0
 

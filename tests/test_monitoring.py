@@ -22,7 +22,7 @@ from churn_core.monitoring import drift
 from churn_core.paths import entry_module
 from churn_core.storage.artifacts import read_json_member
 from churn_core.data.sample import make_sample, make_subscription_sample
-from tests.helpers import wait_for_job, wait_until
+from tests.support.helpers import wait_for_job, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -104,15 +104,16 @@ def test_training_writes_a_baseline_in_model_monitor_shapes(monitored):
 
 def test_capture_under_concurrent_load_loses_and_duplicates_nothing(monitored):
     p = monitored
-    ep = p.set_capture("subs-ep", 100)
+    p.deploy("subs-rf", "load-ep")  # its own endpoint: the module's other tests capture on subs-ep, in any order
+    ep = p.set_capture("load-ep", 100)
     assert ep.capture_percent == 100
     rows = records(p, "subs", "subs-rf", 1000)
     assert send(ep.url, rows) == [200] * len(rows)
-    wait_until(lambda: len(p.captured("subs-ep")) >= len(rows), 30, what="every captured request on disk")
-    captured = p.captured("subs-ep")
+    wait_until(lambda: len(p.captured("load-ep")) >= len(rows), 30, what="every captured request on disk")
+    captured = p.captured("load-ep")
     assert len(captured) == len(rows), "nothing lost, nothing written twice"
     assert captured["churn_probability"].notna().all() and captured["variant"].eq("AllTraffic").all()
-    keys = [k for k in p.store.list("capture/subs-ep/AllTraffic/") if k.endswith(".jsonl")]
+    keys = [k for k in p.store.list("capture/load-ep/AllTraffic/") if k.endswith(".jsonl")]
     assert keys and all(len(k.split("/")) == 8 for k in keys), "capture/<ep>/<variant>/yyyy/mm/dd/hh/<file>"
     lines = [json.loads(line) for k in keys for line in p.store.get_bytes(k).decode().splitlines()]
     assert len({line["eventMetadata"]["eventId"] for line in lines}) == len(rows)
@@ -125,6 +126,7 @@ def test_capture_under_concurrent_load_loses_and_duplicates_nothing(monitored):
     got_ids = sorted(json.loads(line["captureData"]["endpointInput"]["data"])["instances"][0]["customerID"]
                      for line in lines)
     assert got_ids == sent_ids, "the capture holds exactly what the endpoint received"
+    p.delete_endpoint("load-ep")
 
 
 def test_sampling_share_and_switching_capture_off(monitored):
@@ -226,10 +228,17 @@ def test_deleting_the_endpoint_keeps_its_captured_data(monitored, tmp_path):
 def test_metrics_add_up_every_worker(monitored):
     p = monitored
     ep = p.describe_endpoint("tel-ep")
-    body = requests.get(ep.url + "/metrics", timeout=10).text
-    total = sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
-                if line.startswith('churn_invocations_total{') and 'status="200"' in line)
-    assert total >= 7000, "both workers' counts"
+
+    def counted() -> tuple[str, float]:
+        body = requests.get(ep.url + "/metrics", timeout=10).text
+        return body, sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
+                         if line.startswith('churn_invocations_total{') and 'status="200"' in line)
+
+    _, before = counted()  # what the module's other tests sent, in whatever order they ran
+    rows = records(p, "telecom", "tel-rf", 2000)
+    assert send(ep.url, rows) == [200] * len(rows)
+    body, after = counted()
+    assert after - before >= len(rows), "both workers' counts"
     assert "churn_invocation_latency_seconds_bucket" in body and "churn_rows_scored_total" in body
     assert 'churn_model_info{' in body and 'model="tel-rf"' in body
     assert "churn_capture_writes_total" in body

@@ -10,13 +10,6 @@ import pytest
 import churn_core
 from churn_core.catalog.database import Catalog
 from churn_core.errors import ConflictError
-from tests.test_faults import platform_on_trained_state
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, sample_csv):
-    with platform_on_trained_state(tmp_path_factory, sample_csv, "names-case") as p:
-        yield p
 
 
 def test_a_dataset_name_differing_only_in_case_is_taken(trained, sample_csv):

@@ -7,23 +7,10 @@ from __future__ import annotations
 import io
 
 import pandas as pd
-import pytest
 
-import churn_core
-from churn_core.data.sample import make_subscription_sample
-from tests.helpers import wait_for_job, wait_until
-from tests.test_pages_data_train_jobs import button, open_page, texts
-from tests.transform_support import customers
-
-
-@pytest.fixture
-def model(home):
-    p = churn_core.connect()
-    p.upload_dataset("subs", make_subscription_sample(800, seed=4))
-    p.start_training("subs", {"n_estimators": 15}, name="subs-rf")
-    assert wait_for_job(p, "subs-rf").status == "Completed"
-    yield p
-    p.cleanup()
+from tests.support.helpers import wait_until
+from tests.support.pages import button, open_page, texts
+from tests.support.transforms import customers
 
 
 def finished(p, name: str):
@@ -35,16 +22,16 @@ def test_batch_page_without_a_model_points_to_train(home):
     assert "No trained model yet" in texts(at, "info")
 
 
-def test_batch_page_scores_an_uploaded_file_and_shows_results_by_risk(model):
+def test_batch_page_scores_an_uploaded_file_and_shows_results_by_risk(subs_rf):
     data = customers(500, seed=5)
     at = open_page("batch")
     at.get("file_uploader")[0].set_value(("customers.csv", data, "text/csv")).run()
     assert not at.exception, at.exception
     button(at, "Start transform job").click().run()
     assert not at.exception, at.exception
-    (job,) = model.list_transforms()
+    (job,) = subs_rf.list_transforms()
     assert job.input_label == "customers.csv" and f"Transform job **{job.name}**" in texts(at, "success")
-    assert finished(model, job.name).status == "Completed"
+    assert finished(subs_rf, job.name).status == "Completed"
     at.run()
     assert not at.exception, at.exception
     metrics = {m.label: m.value for m in at.metric}
@@ -58,37 +45,37 @@ def test_batch_page_scores_an_uploaded_file_and_shows_results_by_risk(model):
     assert list(past["name"]) == [job.name] and list(past["status"]) == ["Completed"]
 
 
-def test_batch_page_scores_a_stored_dataset_part_and_lists_bad_lines(model):
+def test_batch_page_scores_a_stored_dataset_part_and_lists_bad_lines(subs_rf):
     at = open_page("batch")
     at.radio(key="batch_source").set_value("A stored dataset").run()
     at.selectbox(key="batch_part").set_value("test").run()
     button(at, "Start transform job").click().run()
     assert not at.exception, at.exception
-    (job,) = model.list_transforms()
-    done = finished(model, job.name)
-    assert done.status == "Completed" and done.rows_scored == model.get_dataset("subs").n_test
+    (job,) = subs_rf.list_transforms()
+    done = finished(subs_rf, job.name)
+    assert done.status == "Completed" and done.rows_scored == subs_rf.get_dataset("subs").n_test
     assert done.input_label == "subs (test)"
     at.run()
     assert "Churn" in at.dataframe[0].value.columns  # the target is not a feature: kept, next to the prediction
 
 
-def test_batch_page_shows_why_a_file_cannot_be_scored(model):
+def test_batch_page_shows_why_a_file_cannot_be_scored(subs_rf):
     frame = pd.read_csv(io.BytesIO(customers(20)), dtype=str, keep_default_na=False).drop(columns=["tenure"])
     at = open_page("batch")
     at.get("file_uploader")[0].set_value(("wrong.csv", frame.to_csv(index=False).encode(), "text/csv")).run()
     button(at, "Start transform job").click().run()
-    (job,) = model.list_transforms()
-    assert finished(model, job.name).status == "Failed"
+    (job,) = subs_rf.list_transforms()
+    assert finished(subs_rf, job.name).status == "Failed"
     at.run()
     assert not at.exception, at.exception
     assert "lacks the model's feature column(s) tenure" in texts(at, "error")
 
 
-def test_predict_page_offers_a_batch_job_for_a_file_too_big_to_score_there(model, monkeypatch):
+def test_predict_page_offers_a_batch_job_for_a_file_too_big_to_score_there(subs_rf, monkeypatch):
     from churn_core.transform import rules as transforms
 
     monkeypatch.setattr(transforms, "INTERACTIVE_MAX_ROWS", 100)
-    model.deploy("subs-rf", "subs-ep")
+    subs_rf.deploy("subs-rf", "subs-ep")
     at = open_page("predict")
     at.get("file_uploader")[0].set_value(("many.csv", customers(150), "text/csv")).run()
     assert not at.exception, at.exception
@@ -97,11 +84,11 @@ def test_predict_page_offers_a_batch_job_for_a_file_too_big_to_score_there(model
     at.switch_page("../pages/batch.py").run()
     assert "many.csv** from the Predict page" in texts(at, "info")
     button(at, "Start transform job").click().run()
-    (job,) = model.list_transforms()
-    assert job.input_label == "many.csv" and finished(model, job.name).rows_scored == 150
+    (job,) = subs_rf.list_transforms()
+    assert job.input_label == "many.csv" and finished(subs_rf, job.name).rows_scored == 150
 
 
-def test_batch_page_offers_an_instance_type_only_when_the_backend_has_a_choice(model, monkeypatch):
+def test_batch_page_offers_an_instance_type_only_when_the_backend_has_a_choice(subs_rf, monkeypatch):
     """Issue 26, item 12: locally there is nothing to pick; with several types (SageMaker's transform enum) the
     picker shows them, default first, and the choice reaches start_transform."""
     data = customers(20, seed=5)
@@ -118,4 +105,4 @@ def test_batch_page_offers_an_instance_type_only_when_the_backend_has_a_choice(m
     button(at, "Start transform job").click().run()
     assert not at.exception, at.exception
     assert "cannot run on the instance type 'ml.c5.xlarge'" in texts(at, "error")  # the local backend refuses it
-    assert model.list_transforms() == []
+    assert subs_rf.list_transforms() == []

@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 import churn_core
-from tests.helpers import wait_for_job
-
-MAIN = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
-
-
-def open_page(name: str) -> AppTest:
-    at = AppTest.from_file(MAIN, default_timeout=60).run()
-    assert not at.exception, at.exception
-    at.switch_page(f"../pages/{name}.py").run()
-    assert not at.exception, at.exception
-    return at
-
-
-def texts(at: AppTest, kind: str) -> str:
-    return " ".join(str(e.value) for e in at.get(kind))
-
-
-def button(at: AppTest, label: str):
-    return next(b for b in at.button if b.label == label)
+from tests.support.helpers import wait_for_job
+from tests.support.pages import MAIN, button, open_page, texts
 
 
 def test_data_page_rejects_a_bad_file_and_stores_nothing(home):

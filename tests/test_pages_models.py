@@ -5,23 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-import churn_core
-from churn_core.data.sample import make_subscription_sample
-from tests.helpers import wait_for_job
-from tests.test_pages_data_train_jobs import button, open_page, texts
+from tests.support.pages import button, open_page, texts
 
 
-@pytest.fixture
-def trained(home):
-    p = churn_core.connect()
-    p.upload_dataset("subs", make_subscription_sample(500, seed=4))
-    p.start_training("subs", {"algorithm": "random_forest", "n_estimators": 8}, name="subs-rf")
-    assert wait_for_job(p, "subs-rf").status == "Completed"
-    yield p
-    p.cleanup()
-
-
-def test_models_page_registers_approves_aliases_and_deploys(trained):
+def test_models_page_registers_approves_aliases_and_deploys(subs_rf):
     at = open_page("models")
     assert "Approval is recorded but not required" in texts(at, "caption")
     form_inputs = {t.label: t for t in at.text_input}
@@ -31,16 +18,16 @@ def test_models_page_registers_approves_aliases_and_deploys(trained):
     assert "Registered **subs v1**" in texts(at, "success")
     versions = at.dataframe[0].value
     assert list(versions["version"]) == ["v1"] and list(versions["status"]) == ["PendingManualApproval"]
-    assert versions["ROC AUC"].iloc[0] == pytest.approx(trained.describe_training("subs-rf").metrics["roc_auc"])
+    assert versions["ROC AUC"].iloc[0] == pytest.approx(subs_rf.describe_training("subs-rf").metrics["roc_auc"])
     assert "only Approved versions can be deployed" in texts(at, "caption")
 
     at.text_input(key="decision_note").set_value("holdout AUC is fine")
     button(at, "Approve").click().run()
     assert not at.exception, at.exception
-    assert trained.get_version("subs", 1).status == "Approved"
-    assert trained.get_version("subs", 1).status_note == "holdout AUC is fine"
+    assert subs_rf.get_version("subs", 1).status == "Approved"
+    assert subs_rf.get_version("subs", 1).status_note == "holdout AUC is fine"
     button(at, "Make champion").click().run()
-    assert trained.get_version("subs", "champion").version == 1
+    assert subs_rf.get_version("subs", "champion").version == 1
     assert "This version is the **champion**" in texts(at, "caption")
     links = [link for link in at.get("page_link")]
     assert any("Deploy subs v1 (champion)" in str(link.proto.label) for link in links)
@@ -51,14 +38,14 @@ def test_models_page_registers_approves_aliases_and_deploys(trained):
     assert endpoints.radio(key="deploy_source").value == "An approved registry version"
     button(endpoints, "Deploy").click().run()
     assert not endpoints.exception, endpoints.exception
-    ep = trained.describe_endpoint("subs-rf-endpoint")
+    ep = subs_rf.describe_endpoint("subs-rf-endpoint")
     assert ep.status == "InService"
-    assert trained.lineage("subs")[0]["endpoints"][0]["endpoint"] == "subs-rf-endpoint"
+    assert subs_rf.lineage("subs")[0]["endpoints"][0]["endpoint"] == "subs-rf-endpoint"
 
 
-def test_models_page_says_when_approval_is_required(trained, monkeypatch):
+def test_models_page_says_when_approval_is_required(subs_rf, monkeypatch):
     monkeypatch.setenv("CHURN_REQUIRE_APPROVAL", "1")
-    trained.register("subs-rf")
+    subs_rf.register("subs-rf")
     at = open_page("models")
     assert "Deploying **only approved versions**" in texts(at, "caption")
     endpoints = open_page("endpoints")

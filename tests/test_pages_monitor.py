@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import churn_core
 from churn_core.data.sample import make_sample
-from tests.helpers import wait_for_job, wait_until
-from tests.test_pages_data_train_jobs import button, open_page, texts
+from tests.support.helpers import wait_for_job, wait_until
+from tests.support.pages import button, open_page, texts
 
 
 def test_monitor_page_captures_reports_drift_and_keeps_history(home):

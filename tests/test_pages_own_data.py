@@ -19,9 +19,9 @@ import sys
 import pandas as pd
 import pytest
 
-from tests.helpers import wait_for_job
-from tests.own_data import DATASET, ENDPOINT, MODEL, own_model  # noqa: F401
-from tests.test_pages_data_train_jobs import button, open_page, texts
+from tests.support.helpers import wait_for_job
+from tests.support.own_data import DATASET, ENDPOINT, MODEL
+from tests.support.pages import button, open_page, texts
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -48,7 +48,7 @@ def xlsx_bytes(frame: pd.DataFrame) -> bytes:
 # ---- 1. Predict, batch: results tied to the file and endpoint that produced them -----------------------
 
 
-def test_batch_results_disappear_when_the_file_or_the_endpoint_changes_or_a_run_fails(own_model):  # noqa: F811
+def test_batch_results_disappear_when_the_file_or_the_endpoint_changes_or_a_run_fails(own_model):
     p = own_model.platform
     first, second = own_model.customers(30), own_model.customers(20, start=100)
     lacking = own_model.customers(20, start=200).drop(columns=["TechSupport"])
@@ -83,7 +83,7 @@ def test_batch_results_disappear_when_the_file_or_the_endpoint_changes_or_a_run_
 # ---- 2. Predict, one customer: a result only for the values in the form -------------------------------
 
 
-def test_a_customer_result_belongs_to_the_values_in_the_form(own_model):  # noqa: F811
+def test_a_customer_result_belongs_to_the_values_in_the_form(own_model):
     at = open_page("predict")
     button(at, "Score customer").click().run()
     assert "Churn probability" in metrics(at)
@@ -106,7 +106,7 @@ def test_a_customer_result_belongs_to_the_values_in_the_form(own_model):  # noqa
 # ---- 3. Endpoints: the snippet shown, executed, answers -------------------------------------------------
 
 
-def test_the_python_snippet_shown_runs_against_the_endpoint_for_this_model(own_model, tmp_path):  # noqa: F811
+def test_the_python_snippet_shown_runs_against_the_endpoint_for_this_model(own_model, tmp_path):
     at = open_page("endpoints")
     assert at.selectbox(key="endpoint_picker").value == ENDPOINT
     python = next(c.value for c in at.code if "invoke_endpoint" in c.value)
@@ -130,7 +130,7 @@ def test_the_python_snippet_shown_runs_against_the_endpoint_for_this_model(own_m
 # ---- 4. Errors nobody sees: every refusal is said next to its button ------------------------------------
 
 
-def test_an_out_of_range_setting_is_refused_with_a_message_next_to_the_button(own_model):  # noqa: F811
+def test_an_out_of_range_setting_is_refused_with_a_message_next_to_the_button(own_model):
     p = own_model.platform
     jobs_before = p.count_training_jobs()
     at = open_page("train")
@@ -142,7 +142,7 @@ def test_an_out_of_range_setting_is_refused_with_a_message_next_to_the_button(ow
     assert p.count_training_jobs() == jobs_before
 
 
-def test_an_excel_workbook_is_taken_and_any_file_reaches_the_validation(own_model):  # noqa: F811
+def test_an_excel_workbook_is_taken_and_any_file_reaches_the_validation(own_model):
     frame = pd.read_csv(io.BytesIO(own_model.csv), dtype=str, keep_default_na=False).head(300)
     at = open_page("data")
     uploader = at.get("file_uploader")[0]
@@ -160,7 +160,7 @@ def test_an_excel_workbook_is_taken_and_any_file_reaches_the_validation(own_mode
 # ---- 5. Guesses made while scoring are said --------------------------------------------------------------
 
 
-def test_the_form_starts_at_the_typical_customer_and_unknown_is_explicit(own_model):  # noqa: F811
+def test_the_form_starts_at_the_typical_customer_and_unknown_is_explicit(own_model):
     at = open_page("predict")
     for feat in own_model.schema["features"]:
         widget = field(at, feat["name"])
@@ -178,7 +178,7 @@ def test_the_form_starts_at_the_typical_customer_and_unknown_is_explicit(own_mod
     assert "TotalCharges is missing: the training median" in texts(at, "warning")
 
 
-def test_a_batch_flags_unseen_categories_outliers_and_blanks_per_row(own_model):  # noqa: F811
+def test_a_batch_flags_unseen_categories_outliers_and_blanks_per_row(own_model):
     frame = own_model.customers(30, start=300)
     frame.loc[0, "Contract"] = "Three year"
     frame.loc[1, "tenure"] = "100"
@@ -196,7 +196,7 @@ def test_a_batch_flags_unseen_categories_outliers_and_blanks_per_row(own_model):
     assert len(flagged) == int(metrics(at)["Scored with notes"]) and (flagged["warnings"] != "").all()
 
 
-def test_numbers_are_shown_at_the_datas_precision(own_model):  # noqa: F811
+def test_numbers_are_shown_at_the_datas_precision(own_model):
     at = open_page("data")
     columns = next(d.value for d in at.dataframe if "typical" in d.value.columns).set_index("column")
     profile = {f["name"]: f for f in own_model.platform.get_dataset(DATASET).features}  # the whole file's
@@ -211,7 +211,7 @@ def test_numbers_are_shown_at_the_datas_precision(own_model):  # noqa: F811
 
 
 @pytest.fixture
-def second_job(own_model):  # noqa: F811
+def second_job(own_model):
     p = own_model.platform
     if "sub-lr" not in p.job_names(limit=1000):
         p.start_training(DATASET, {"algorithm": "logistic_regression"}, name="sub-lr")
@@ -254,7 +254,7 @@ def test_a_running_job_shows_no_none_and_one_duration(second_job):
 # ---- 7. Endpoints -----------------------------------------------------------------------------------------
 
 
-def test_endpoints_table_detail_and_delete_dialog(own_model):  # noqa: F811
+def test_endpoints_table_detail_and_delete_dialog(own_model):
     p = own_model.platform
     at = open_page("endpoints")
     columns = list(at.dataframe[0].value.columns)
@@ -282,7 +282,7 @@ def test_endpoints_table_detail_and_delete_dialog(own_model):  # noqa: F811
 # ---- 8. Data ----------------------------------------------------------------------------------------------
 
 
-def test_the_upload_preview_uses_the_full_width_and_says_what_it_shows(own_model):  # noqa: F811
+def test_the_upload_preview_uses_the_full_width_and_says_what_it_shows(own_model):
     at = open_page("data")
     at.get("file_uploader")[0].set_value(("subscription.csv", own_model.csv, "text/csv")).run()
     assert at.dataframe, "a preview is shown"
@@ -292,7 +292,7 @@ def test_the_upload_preview_uses_the_full_width_and_says_what_it_shows(own_model
     assert "set aside: **customerID**" in texts(at, "caption")
 
 
-def test_the_stored_preview_says_raw_or_typed(own_model):  # noqa: F811
+def test_the_stored_preview_says_raw_or_typed(own_model):
     at = open_page("data")
     next(s for s in at.selectbox if s.label == "Explore").set_value(DATASET).run()
     raw = next(d.value for d in at.dataframe if "customerID" in d.value.columns)
@@ -305,7 +305,7 @@ def test_the_stored_preview_says_raw_or_typed(own_model):  # noqa: F811
         at, "caption")
 
 
-def test_a_renamed_workbook_offers_its_real_columns(own_model):  # noqa: F811
+def test_a_renamed_workbook_offers_its_real_columns(own_model):
     frame = pd.read_csv(io.BytesIO(own_model.csv), dtype=str, keep_default_na=False).head(100)
     at = open_page("data")
     at.get("file_uploader")[0].set_value(("really-excel.csv", xlsx_bytes(frame), "text/csv")).run()
@@ -319,7 +319,7 @@ def test_a_renamed_workbook_offers_its_real_columns(own_model):  # noqa: F811
      b"Please send the full file when you can, including the contract types.\n\nBest regards,\nAnna\n",
      "not a table"),
 ])
-def test_a_file_that_is_not_a_table_gets_a_message_and_no_form(own_model, content, message):  # noqa: F811
+def test_a_file_that_is_not_a_table_gets_a_message_and_no_form(own_model, content, message):
     at = open_page("data")
     at.get("file_uploader")[0].set_value(("upload.csv", content, "text/csv")).run()
     assert message in texts(at, "error")

@@ -5,22 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-import churn_core
 from churn_core.data.sample import make_subscription_sample
-from tests.helpers import wait_for_job
-from tests.test_pages_data_train_jobs import button, open_page, texts
+from tests.support.pages import button, open_page, texts
 
 
-@pytest.fixture
-def trained(home):
-    p = churn_core.connect()
-    p.upload_dataset("subs", make_subscription_sample(900, seed=6))
-    p.start_training("subs", {"algorithm": "random_forest", "n_estimators": 20}, name="subs-rf")
-    assert wait_for_job(p, "subs-rf").status == "Completed"
-    return p
-
-
-def test_planner_page_plans_uses_the_threshold_and_evaluates(trained):
+def test_planner_page_plans_uses_the_threshold_and_evaluates(subs_rf):
     at = open_page("planner")
     assert not at.exception, at.exception
     inputs = {n.label: n for n in at.number_input}
@@ -28,7 +17,7 @@ def test_planner_page_plans_uses_the_threshold_and_evaluates(trained):
     inputs["Value of a customer kept"].set_value(250.0)
     button(at, "Plan the campaign").click().run()
     assert not at.exception, at.exception
-    expected = trained.plan_campaign("subs-rf", 10.0, 250.0, 0.3)
+    expected = subs_rf.plan_campaign("subs-rf", 10.0, 250.0, 0.3)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Best threshold"] == f"{expected.threshold:.3f}"
     assert metrics["Expected profit"] == f"{expected.expected_profit:,.0f}"
@@ -39,8 +28,8 @@ def test_planner_page_plans_uses_the_threshold_and_evaluates(trained):
     at.text_input(key="planner_note").set_value("spring campaign")
     next(b for b in at.button if b.label.startswith("Use threshold 0.250")).click().run()
     assert not at.exception, at.exception
-    assert trained.model_threshold("subs-rf") == pytest.approx(0.25)
-    assert trained.threshold_record("subs-rf")["note"] == "spring campaign"
+    assert subs_rf.model_threshold("subs-rf") == pytest.approx(0.25)
+    assert subs_rf.threshold_record("subs-rf")["note"] == "spring campaign"
     assert "now labels customers above 0.250" in texts(at, "success")
 
     at.get("file_uploader")[0].set_value(("last-month.csv", make_subscription_sample(400, seed=17),

@@ -7,8 +7,8 @@ import pytest
 
 import churn_core
 from churn_core.data.sample import make_subscription_sample
-from tests.helpers import wait_for_job
-from tests.test_pages_data_train_jobs import button, open_page, texts
+from tests.support.helpers import wait_for_job
+from tests.support.pages import button, open_page, texts
 
 
 @pytest.fixture

@@ -17,9 +17,9 @@ pytestmark = pytest.mark.aws
 boto3 = pytest.importorskip("boto3")
 pytest.importorskip("moto")
 from moto.server import ThreadedMotoServer  # noqa: E402
-from tests.test_pages_data_train_jobs import button, open_page, texts  # noqa: E402,F401
+from tests.support.pages import button, open_page, texts  # noqa: E402,F401
 
-from tests.aws_support import BUCKET, aws_client, aws_env  # noqa: E402
+from tests.support.aws import BUCKET, aws_client, aws_env  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import churn_core
-from tests.helpers import wait_until
+from tests.support.helpers import wait_until
 
 MAIN = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
 

@@ -15,9 +15,9 @@ import pytest
 
 import churn_core
 from churn_core.data.sample import make_subscription_sample
-from tests.conftest import SEED_ROW
-from tests.helpers import wait_for_job, wait_until
-from tests.test_faults import LONG_JOB
+from tests.support.data import SEED_ROW
+from tests.support.helpers import wait_for_job, wait_until
+from tests.support.trained import LONG_JOB
 
 
 @pytest.fixture

@@ -14,14 +14,14 @@ import requests
 import churn_core
 from churn_core.paths import entry_module
 from churn_core.data.sample import make_sample, make_subscription_sample
-from tests.helpers import wait_for_job
+from tests.support.helpers import wait_for_job
 
 ALGORITHMS = ("random_forest", "gradient_boosting", "logistic_regression")
 DATA = {"reference-schema": lambda: make_sample(2400, seed=5), "categorical": lambda: make_subscription_sample(2400)}
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def model_dirs(tmp_path_factory):
     """Each algorithm trained on each dataset by train.py in this process: {(data, algorithm): model dir}."""
     train = entry_module("train")
     out = {}
@@ -46,9 +46,9 @@ def _records(model: dict, data: bytes, n: int) -> list[dict]:
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 @pytest.mark.parametrize("data_name", list(DATA))
-def test_reasons_add_up_to_the_model_output_for_200_rows(trained, data_name, algorithm):
+def test_reasons_add_up_to_the_model_output_for_200_rows(model_dirs, data_name, algorithm):
     train = entry_module("train")
-    model_dir, data = trained[(data_name, algorithm)]
+    model_dir, data = model_dirs[(data_name, algorithm)]
     model = train.model_fn(str(model_dir))
     records = _records(model, data, 200)
     features = [f["name"] for f in model["schema"]["features"]]
@@ -69,9 +69,9 @@ def test_reasons_add_up_to_the_model_output_for_200_rows(trained, data_name, alg
                                                                        r["feature"] for r in first)
 
 
-def test_the_method_is_named_and_missing_values_are_credited_to_their_column(trained):
+def test_the_method_is_named_and_missing_values_are_credited_to_their_column(model_dirs):
     train = entry_module("train")
-    model_dir, data = trained[("categorical", "random_forest")]
+    model_dir, data = model_dirs[("categorical", "random_forest")]
     model = train.model_fn(str(model_dir))
     record = _records(model, data, 1)[0]
     blank = dict(record, TotalCharges=None)
@@ -86,7 +86,7 @@ def test_the_method_is_named_and_missing_values_are_credited_to_their_column(tra
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory):
+def why_endpoint(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("CHURN_HOME", str(tmp_path_factory.mktemp("reasons-live") / "state"))
     mp.setenv("CHURN_BACKEND", "local")
@@ -101,8 +101,8 @@ def live(tmp_path_factory):
         mp.undo()
 
 
-def test_an_explained_and_a_plain_request_on_the_same_endpoint(live):
-    p, ep = live
+def test_an_explained_and_a_plain_request_on_the_same_endpoint(why_endpoint):
+    p, ep = why_endpoint
     seed = b'{"Input": [[128,1,1,2.70,1,265.1,110,89.0,9.87,10.0]]}'
     plain = requests.post(ep.url + "/invocations", data=seed, headers={"Content-Type": "application/json"}).content
     assert set(json.loads(plain)) == {"Output", "Probability"}, "without the flag: the seed's answer, unchanged"
@@ -127,8 +127,8 @@ def test_an_explained_and_a_plain_request_on_the_same_endpoint(live):
             p.invoke("why-ep", {"Input": [[128, 1, 1, 2.70, 1, 265.1, 110, 89.0, 9.87, 10.0]], "explain": bad})
 
 
-def test_feature_importance_says_which_values_raise_risk(live):
-    p, _ = live
+def test_feature_importance_says_which_values_raise_risk(why_endpoint):
+    p, _ = why_endpoint
     effects = {e["feature"]: e for e in p.evaluation("tel")["feature_effects"]}
     assert effects["CustServCalls"]["direction"] == "higher raises risk"
     assert all(e["direction"] in ("higher raises risk", "higher lowers risk", "no single direction")
@@ -146,12 +146,12 @@ def test_invoke_sends_a_pandas_nan_as_null_and_refuses_infinity():
         encode_payload({"instances": [[float("inf")]]}, "application/json")
 
 
-def test_a_scored_file_gets_each_rows_risk_band_and_top_reason_from_the_endpoint(live):
+def test_a_scored_file_gets_each_rows_risk_band_and_top_reason_from_the_endpoint(why_endpoint):
     """Batch scoring asks the endpoint for one reason per row (``text/csv; explain=1``): the top reason is the
     row's strongest push, as the JSON form gives it, and the risk band follows the model's threshold."""
     from churn_core.decisions.reasons import top_reason
 
-    p, _ = live
+    p, _ = why_endpoint
     frame = p.read_customers(make_sample(300, seed=9))
     result = p.score_batch("why-ep", frame, chunk_size=120)
     scored = result.scored

@@ -10,7 +10,7 @@ import pytest
 import churn_core
 from churn_core import ConflictError, NotFoundError, ValidationError
 from churn_core.data.sample import make_subscription_sample
-from tests.helpers import wait_for_job
+from tests.support.helpers import wait_for_job
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +148,7 @@ def test_require_approval_refuses_unapproved_models_and_says_so(two_models, monk
 def test_sagemaker_registry_calls(monkeypatch, tmp_path, small_csv, model_tarballs):
     pytest.importorskip("moto")
 
-    from tests.aws_support import IMAGE, aws_client, capture, completed_jobs, moto_account
+    from tests.support.aws import IMAGE, aws_client, capture, completed_jobs, moto_account
 
     with moto_account(monkeypatch, tmp_path):
         p = churn_core.connect()

@@ -12,9 +12,9 @@ import pytest
 import churn_core
 from churn_core import ConflictError
 from churn_core.catalog import journal
-from tests.helpers import wait_until
-from tests.test_catalog_damage import damage
-from tests.test_faults import platform_on_trained_state
+from tests.support.helpers import wait_until
+from tests.support.catalog_damage import damage
+from tests.support.trained import platform_on_trained_state
 
 
 @pytest.fixture

@@ -14,8 +14,6 @@ import requests
 
 import churn_core
 from churn_core import BackendError, ConflictError
-from churn_core.data.sample import make_subscription_sample
-from tests.helpers import wait_for_job
 
 
 class Load:
@@ -56,28 +54,6 @@ class Load:
         self.stop.set()
         for t in self.threads:
             t.join(timeout=60)
-
-
-@pytest.fixture(scope="module")
-def registry_with_two_versions(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CHURN_HOME", str(tmp_path_factory.mktemp("rollout") / "state"))
-    mp.setenv("CHURN_BACKEND", "local")
-    p = churn_core.connect()
-    try:
-        p.upload_dataset("subs", make_subscription_sample(800, seed=12))
-        for name, params in (("subs-rf", {"algorithm": "random_forest", "n_estimators": 15}),
-                             ("subs-lr", {"algorithm": "logistic_regression"}),
-                             ("subs-bad", {"algorithm": "random_forest", "n_estimators": 3})):
-            p.start_training("subs", params, name=name)
-        for name in ("subs-rf", "subs-lr", "subs-bad"):
-            assert wait_for_job(p, name).status == "Completed"
-            version = p.register(name, group="subs")
-            p.approve("subs", version.version, "test")
-        yield p
-    finally:
-        p.cleanup()
-        mp.undo()
 
 
 def customer(p, model: str) -> bytes:
@@ -302,11 +278,8 @@ def _delete_and_redeploy_first(update):
 
 
 @pytest.mark.aws
-def test_sagemaker_rollout_calls(monkeypatch, tmp_path, small_csv, model_tarballs):
-    pytest.importorskip("moto")
-
-    import tests.moto_shim  # noqa: F401 - UpdateEndpoint, which moto lacks
-    from tests.aws_support import BUCKET, aws_client, capture, completed_jobs, moto_account, nothing_left
+def test_sagemaker_rollout_calls(monkeypatch, tmp_path, small_csv, model_tarballs, moto_stand_ins):
+    from tests.support.aws import BUCKET, aws_client, capture, completed_jobs, moto_account, nothing_left
 
     with moto_account(monkeypatch, tmp_path):
         p = churn_core.connect()

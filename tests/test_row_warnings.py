@@ -9,7 +9,7 @@ import pytest
 
 from churn_core.errors import ValidationError
 from churn_core.paths import ENTRY_DIR, entry_module
-from tests.own_data import ENDPOINT, MODEL, own_model  # noqa: F401
+from tests.support.own_data import ENDPOINT, MODEL
 
 parser = entry_module("request_parser")
 
@@ -55,7 +55,7 @@ def test_row_warnings_is_python39_and_pure():
     assert warnings_for(records) == warnings_for(records)  # no state between calls
 
 
-def test_batch_scores_blanks_unseen_categories_and_outliers_and_flags_them(own_model):  # noqa: F811
+def test_batch_scores_blanks_unseen_categories_and_outliers_and_flags_them(own_model):
     p = own_model.platform
     frame = own_model.customers(40)
     frame.loc[0, "Contract"] = "Three year"  # never seen in training
@@ -75,7 +75,7 @@ def test_batch_scores_blanks_unseen_categories_and_outliers_and_flags_them(own_m
     assert result.flagged == sum(1 for n in notes.values() if n) >= 3
 
 
-def test_batch_labels_use_the_models_threshold(own_model):  # noqa: F811
+def test_batch_labels_use_the_models_threshold(own_model):
     p = own_model.platform
     result = p.score_batch(ENDPOINT, own_model.customers(60))
     threshold = p.model_threshold(MODEL)
@@ -83,7 +83,7 @@ def test_batch_labels_use_the_models_threshold(own_model):  # noqa: F811
     assert list(result.scored["predicted_churn"]) == expected
 
 
-def test_one_customer_notes_come_from_the_same_rule(own_model):  # noqa: F811
+def test_one_customer_notes_come_from_the_same_rule(own_model):
     p = own_model.platform
     record = {f["name"]: (f["median"] if f["kind"] == "numeric" else f["mode"]) for f in own_model.schema["features"]}
     assert p.row_warnings(MODEL, [record]) == [[]]
@@ -95,7 +95,7 @@ def test_one_customer_notes_come_from_the_same_rule(own_model):  # noqa: F811
         p.row_warnings(MODEL, [{**record, "PaymentMethod": None}])
 
 
-def test_scoring_reports_a_missing_feature_column(own_model):  # noqa: F811
+def test_scoring_reports_a_missing_feature_column(own_model):
     frame = own_model.customers(5).drop(columns=["TechSupport"])
     with pytest.raises(ValidationError, match="lacks the model's feature column.*TechSupport"):
         own_model.platform.score_batch(ENDPOINT, frame)

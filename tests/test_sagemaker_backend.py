@@ -22,8 +22,7 @@ boto3 = pytest.importorskip("boto3")
 moto = pytest.importorskip("moto")
 
 from churn_core.errors import ValidationError  # noqa: E402
-from tests.aws_support import (  # noqa: E402
-    moto_account,
+from tests.support.aws import (  # noqa: E402
     ACCOUNT,
     BUCKET,
     IMAGE,
@@ -39,19 +38,6 @@ from tests.aws_support import (  # noqa: E402
     sm_backend,
     upload_artifacts,
 )
-
-
-@pytest.fixture
-def aws(monkeypatch, tmp_path):
-    with moto_account(monkeypatch, tmp_path):
-        yield
-
-
-@pytest.fixture
-def platform(aws):
-    import churn_core
-
-    return churn_core.connect()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,11 +13,8 @@ from churn_core import ConflictError
 
 @pytest.mark.aws
 def test_capture_switches_on_an_endpoint_whose_version_was_rejected_without_rebuilding_it(
-        monkeypatch, tmp_path, small_csv, model_tarballs):
-    pytest.importorskip("moto")
-
-    import tests.moto_shim  # noqa: F401 - UpdateEndpoint, which moto lacks
-    from tests.aws_support import aws_client, capture, completed_jobs, moto_account, nothing_left
+        monkeypatch, tmp_path, small_csv, model_tarballs, moto_stand_ins):
+    from tests.support.aws import aws_client, capture, completed_jobs, moto_account, nothing_left
 
     with moto_account(monkeypatch, tmp_path):
         p = churn_core.connect()
@@ -59,14 +56,11 @@ def test_capture_switches_on_an_endpoint_whose_version_was_rejected_without_rebu
 
 @pytest.mark.aws
 def test_an_update_whose_version_is_rejected_before_it_completes_goes_back_to_the_old_configuration(
-        monkeypatch, tmp_path, small_csv, model_tarballs):
+        monkeypatch, tmp_path, small_csv, model_tarballs, moto_stand_ins):
     """Issue 26, item 5 on SageMaker: UpdateEndpoint was sent while ds v2 was Approved; it is rejected before the
     update is seen complete. The completion re-reads the approval where it commits, refuses, and sends the
     endpoint back to the configuration it kept."""
-    pytest.importorskip("moto")
-
-    import tests.moto_shim  # noqa: F401 - UpdateEndpoint, which moto lacks
-    from tests.aws_support import aws_client, capture, completed_jobs, moto_account, nothing_left
+    from tests.support.aws import aws_client, capture, completed_jobs, moto_account, nothing_left
 
     with moto_account(monkeypatch, tmp_path):
         p = churn_core.connect()

@@ -18,7 +18,7 @@ pytest.importorskip("moto")
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-from tests.aws_support import (  # noqa: E402
+from tests.support.aws import (  # noqa: E402
     BUCKET,
     REGION,
     ROLE,
@@ -65,14 +65,6 @@ def moto_env(monkeypatch, tmp_path):
     aws_env(monkeypatch, tmp_path)
     with mock_aws():
         yield
-
-
-@pytest.fixture
-def platform(moto_env):
-    import churn_core
-
-    aws_client("s3").create_bucket(Bucket=BUCKET)
-    return churn_core.connect()
 
 
 # ---------------------------------------------------------------------------------------------

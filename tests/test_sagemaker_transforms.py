@@ -16,17 +16,17 @@ import json
 import pandas as pd
 import pytest
 
-pytestmark = pytest.mark.aws
+pytestmark = [pytest.mark.aws, pytest.mark.usefixtures("reference_job")]
 
 pytest.importorskip("boto3")
 pytest.importorskip("moto")
 
 import churn_core  # noqa: E402
 from churn_core.data.sample import make_subscription_sample  # noqa: E402
-from tests.aws_support import (BUCKET, IMAGE, ROLE, aws_client, capture, moto_account, sm_backend,  # noqa: E402
+from tests.support.aws import (BUCKET, IMAGE, ROLE, aws_client, capture, sm_backend,  # noqa: E402
                                 upload_artifacts)
-from tests.helpers import wait_for_job, wait_until  # noqa: E402
-from tests.transform_support import customers, fake_batch_transform, handler_chain, load_model  # noqa: E402
+from tests.support.helpers import wait_for_job, wait_until  # noqa: E402
+from tests.support.transforms import customers, fake_batch_transform, handler_chain, load_model  # noqa: E402
 
 DATASET = make_subscription_sample(1200, seed=3)
 
@@ -66,15 +66,12 @@ def reference(tmp_path_factory):
 
 
 @pytest.fixture
-def platform(monkeypatch, tmp_path, reference):
-    """The SageMaker backend on moto with the reference model registered as a Completed job's model."""
-    with moto_account(monkeypatch, tmp_path):
-        p = churn_core.connect()
-        p.upload_dataset("subs", DATASET)
-        p.start_training("subs", {"algorithm": "random_forest", "n_estimators": 20}, name="subs-rf")
-        upload_artifacts("subs-rf", reference["tarballs"])
-        assert p.describe_training("subs-rf").status == "Completed"
-        yield p
+def reference_job(platform, reference):
+    """Every test here: the reference model registered on the sagemaker platform as a Completed job's model."""
+    platform.upload_dataset("subs", DATASET)
+    platform.start_training("subs", {"algorithm": "random_forest", "n_estimators": 20}, name="subs-rf")
+    upload_artifacts("subs-rf", reference["tarballs"])
+    assert platform.describe_training("subs-rf").status == "Completed"
 
 
 def run_container(p, job: str, reference) -> None:
@@ -207,20 +204,17 @@ def transform_enum() -> list[str]:
     return list(aws_client("sagemaker").meta.service_model.shape_for("TransformInstanceType").enum)
 
 
-def test_a_transform_job_never_inherits_an_endpoint_only_instance_type(monkeypatch, tmp_path, reference):
+def test_a_transform_job_never_inherits_an_endpoint_only_instance_type(monkeypatch):
     """ml.t2.medium is the cheapest endpoint but SageMaker refuses it for batch transform: the job gets a valid,
     cheap transform type of its own, whatever the endpoint setting says."""
-    with moto_account(monkeypatch, tmp_path, CHURN_ENDPOINT_INSTANCE_TYPE="ml.t2.medium"):
-        p = churn_core.connect()
-        p.upload_dataset("subs", DATASET)
-        p.start_training("subs", {"algorithm": "random_forest", "n_estimators": 20}, name="subs-rf")
-        upload_artifacts("subs-rf", reference["tarballs"])
-        seen = capture(p, "sagemaker", "CreateTransformJob")
-        job = p.start_transform("subs-rf", scoring_file(), name="tj-t2")
-        (req,) = seen
-        enum = transform_enum()
-        assert req["TransformResources"]["InstanceType"] in enum and job.instance_type in enum
-        assert job.instance_type == req["TransformResources"]["InstanceType"] == "ml.m5.large"
+    monkeypatch.setenv("CHURN_ENDPOINT_INSTANCE_TYPE", "ml.t2.medium")
+    p = churn_core.connect()  # with that setting, on the module's moto account where subs-rf is Completed
+    seen = capture(p, "sagemaker", "CreateTransformJob")
+    job = p.start_transform("subs-rf", scoring_file(), name="tj-t2")
+    (req,) = seen
+    enum = transform_enum()
+    assert req["TransformResources"]["InstanceType"] in enum and job.instance_type in enum
+    assert job.instance_type == req["TransformResources"]["InstanceType"] == "ml.m5.large"
 
 
 def test_transform_instance_types_are_sagemakers_enum_with_a_cheap_default_first(platform):
@@ -313,7 +307,7 @@ def test_a_full_disk_in_the_dashboard_is_said_as_such_and_reading_the_job_again_
     """Issue 26, item 9, on the SageMaker backend: the input is rewritten and the output read back in a temporary
     folder of the dashboard's machine; a write that fails there is a DiskError (free space), never a raw OSError."""
     from churn_core.errors import DiskError
-    from tests.disk_faults import refuse_writes
+    from tests.support.disk_faults import refuse_writes
 
     p = platform
     seen = capture(p, "sagemaker", "CreateTransformJob")

@@ -20,20 +20,15 @@ import churn_core
 from churn_core.config import Settings
 from churn_core.errors import ConflictError, NotFoundError, ValidationError
 from churn_core.storage.objects import LocalObjectStore, _check_key
-from tests.test_faults import platform_on_trained_state
+from tests.support.artifacts import Plant
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, sample_csv):
-    """The sample and a small trained model (see trained_state) in this module's own state directory."""
-    with platform_on_trained_state(tmp_path_factory, sample_csv, "security") as p:
-        yield p
-
-
 def tree(root: Path) -> set[str]:
-    return {str(p.relative_to(root)) for p in root.rglob("*")}
+    """Every path under root but SQLite's -wal/-shm files, which come and go with connections (another
+    test's platform closed by the garbage collector), not with names."""
+    return {str(p.relative_to(root)) for p in root.rglob("*") if not p.name.endswith(("-wal", "-shm"))}
 
 
 # --------------------------------------------------------------------------- loopback only
@@ -196,16 +191,6 @@ def test_the_size_message_shows_by_how_much(home, monkeypatch):
 # --------------------------------------------------------------------------- tampered artifacts
 
 
-class _Plant:
-    """A pickle that creates a file when it is loaded (what a malicious model.joblib could do)."""
-
-    def __init__(self, marker: Path):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
 def _tarball(members: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
@@ -216,21 +201,10 @@ def _tarball(members: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-@pytest.fixture
-def artifact(trained):
-    """model-a's model.tar.gz, restored (file and recorded SHA-256) after the test."""
-    model = trained.get_model("model-a")
-    path = trained.store.path(model["artifact_key"])
-    original = path.read_bytes()
-    yield path
-    path.write_bytes(original)
-    trained.catalog.update("models", "model-a", artifact_sha256=model["artifact_sha256"])
-
-
 def test_the_planted_pickle_would_run_if_loaded(tmp_path):
     """Proves the payload below is live: joblib.load of it creates the marker file."""
     marker = tmp_path / "loaded-by-joblib"
-    (tmp_path / "model.joblib").write_bytes(pickle.dumps(_Plant(marker)))
+    (tmp_path / "model.joblib").write_bytes(pickle.dumps(Plant(marker)))
     subprocess.run([sys.executable, "-c", "import joblib, sys; joblib.load(sys.argv[1])",
                     str(tmp_path / "model.joblib")], check=True, cwd=ROOT)
     assert marker.exists()
@@ -240,7 +214,7 @@ def test_a_tampered_artifact_is_never_unpickled(trained, artifact, tmp_path):
     p = trained
     marker = tmp_path / "pwned"
     schema = json.dumps(p.model_schema("model-a")).encode()
-    artifact.write_bytes(_tarball({"model.joblib": pickle.dumps(_Plant(marker)), "schema.json": schema}))
+    artifact.write_bytes(_tarball({"model.joblib": pickle.dumps(Plant(marker)), "schema.json": schema}))
     fresh = churn_core.connect()  # nothing cached
     with pytest.raises(ValidationError, match="integrity check"):
         fresh.model_schema("model-a")

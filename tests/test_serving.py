@@ -24,8 +24,8 @@ import requests
 
 from churn_core.backends.local.endpoint.app import PREDICT_THREADS
 from churn_core.backends.local.endpoint.server import MAX_BODY_BYTES, free_port, read_stats
-from tests.conftest import SEED_ROW
-from tests.test_train_script import synthetic_frame
+from tests.support.data import SEED_ROW
+from tests.support.frames import synthetic_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_PY = ROOT / "entry" / "train.py"
@@ -51,7 +51,7 @@ def make_tar(target: Path, files: dict) -> str:
 
 
 @pytest.fixture(scope="module")
-def artifact(tmp_path_factory):
+def packed_model(tmp_path_factory):
     """train.py run once (20 trees, in this process) and packed the way SageMaker packs model.tar.gz."""
     base = tmp_path_factory.mktemp("trained")
     dirs = {k: base / k for k in ("train", "test", "model", "output")}
@@ -121,8 +121,8 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(artifact, tmp_path_factory):
-    tar_path, sha, _ = artifact
+def server(packed_model, tmp_path_factory):
+    tar_path, sha, _ = packed_model
     workdir = tmp_path_factory.mktemp("endpoint")
     port = free_port()
     proc = start_server(tar_path, sha, workdir, port, workers=2)
@@ -453,8 +453,8 @@ class _Marker:
         return (open, (self.path, "w"))
 
 
-def test_tampered_artifact_is_never_unpickled(artifact, tmp_path):
-    _, sha, files = artifact
+def test_tampered_artifact_is_never_unpickled(packed_model, tmp_path):
+    _, sha, files = packed_model
     marker = tmp_path / "unpickled.marker"
     evil = dict(files, **{"model.joblib": pickle.dumps(_Marker(str(marker)))})
     tampered = tmp_path / "model.tar.gz"
@@ -473,8 +473,8 @@ def test_tampered_artifact_is_never_unpickled(artifact, tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["parent", "absolute", "symlink"])
-def test_unsafe_tar_members_are_refused(artifact, tmp_path, kind):
-    _, _, files = artifact
+def test_unsafe_tar_members_are_refused(packed_model, tmp_path, kind):
+    _, _, files = packed_model
     tar_path = tmp_path / "model.tar.gz"
     with tarfile.open(tar_path, "w:gz") as tar:
         for name, data in files.items():

@@ -12,8 +12,8 @@ import pytest
 
 import churn_core
 from churn_core.paths import entry_module
-from tests.helpers import wait_for_job
-from tests.transform_support import customers, load_model
+from tests.support.helpers import wait_for_job
+from tests.support.transforms import customers, load_model
 
 table_scoring = entry_module("table_scoring")
 request_parser = entry_module("request_parser")

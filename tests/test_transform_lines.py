@@ -13,8 +13,8 @@ import churn_core
 from churn_core.data.sample import make_sample
 from churn_core.paths import entry_module
 from churn_core.transform import rules
-from tests.helpers import wait_for_job, wait_until
-from tests.transform_support import customers
+from tests.support.helpers import wait_for_job, wait_until
+from tests.support.transforms import customers
 
 rows = entry_module("scored_rows")
 FEATURES = ["AccountWeeks", "ContractRenewal", "DataPlan", "DataUsage", "CustServCalls", "DayMins", "DayCalls",
@@ -98,7 +98,7 @@ def test_kept_columns_named_like_an_output_column_are_renamed_by_one_rule():
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory):
+def rf_platform(tmp_path_factory):
     """A random forest on the reference sample, trained once."""
     mp = pytest.MonkeyPatch()
     mp.setenv("CHURN_HOME", str(tmp_path_factory.mktemp("lines") / "state"))
@@ -120,11 +120,11 @@ def transformed(p, data: bytes, name: str, **options):
                       120, what=f"transform {name} to finish")
 
 
-def test_scoring_last_months_scored_file_shows_this_models_scores_everywhere(platform):
+def test_scoring_last_months_scored_file_shows_this_models_scores_everywhere(rf_platform):
     """Last month's download (line, churn_probability, predicted_churn, risk, warnings, top_reason) scored again:
     the output, the summary, the download and a batch through an endpoint show the model's new scores under
     the output names, and last month's under input_<name>."""
-    p = platform
+    p = rf_platform
     first = transformed(p, customers(200, seed=5, numeric=True), "month-1", reasons=True, keep_columns=FEATURES)
     assert first.status == "Completed", first.failure_reason
     fresh = p.transform_output("month-1")
@@ -180,10 +180,10 @@ LINE_PIECES = [GOOD, b"\r", b'"', b",", b";", b"\x00", b" ", b"\t", b"x", b"1e40
 
 
 @pytest.fixture(scope="module")
-def model(platform):
-    from tests.transform_support import load_model
+def model(rf_platform):
+    from tests.support.transforms import load_model
 
-    return load_model(platform, "rf")
+    return load_model(rf_platform, "rf")
 
 
 def accounted(data: bytes, scored, first: int = 1) -> None:
@@ -254,8 +254,8 @@ def test_any_mix_of_odd_bytes_in_lines_is_scored_or_set_aside_never_raised(model
     check()
 
 
-def test_a_bare_carriage_return_in_one_line_of_20000_costs_that_line_only(platform):
-    p = platform
+def test_a_bare_carriage_return_in_one_line_of_20000_costs_that_line_only(rf_platform):
+    p = rf_platform
     data = bytearray(customers(20_000, seed=8, numeric=True))
     lines = data.split(b"\n")
     lines[12_345] = lines[12_345].replace(b",", b"\r,", 1)  # line 12,346 of the file
@@ -266,12 +266,12 @@ def test_a_bare_carriage_return_in_one_line_of_20000_costs_that_line_only(platfo
     assert number == 12_346 and "carriage return" in problem, problem
 
 
-def test_a_workers_exception_fails_the_job_as_itself_never_as_a_death(platform, monkeypatch, capfd):
+def test_a_workers_exception_fails_the_job_as_itself_never_as_a_death(rf_platform, monkeypatch, capfd):
     """A chunk whose scoring raises ends the job at once naming the exception (type and message), with the
     traceback in the log: not "a worker process died twice ... check the machine's free memory"."""
     from churn_core.backends.local.transform_driver import Driver
 
-    p = platform
+    p = rf_platform
     monkeypatch.setattr(type(p.backend), "start_transform", lambda self, job, model, schema: {})  # no process
     p.start_transform("rf", customers(50, seed=9, numeric=True), name="raises")
 
@@ -340,8 +340,8 @@ def test_lines_over_the_limit_anywhere_are_set_aside_and_the_rest_scored_by_thei
         assert seen == {2: 5, 3: "long", 4: 10, 5: 99, 6: 100, 7: "long", 8: 0, 9: "long", 10: 7}, (block, seen)
 
 
-def test_a_transform_sets_aside_a_3_mb_line_and_a_cr_only_tail_and_scores_the_rest(platform):
-    p = platform
+def test_a_transform_sets_aside_a_3_mb_line_and_a_cr_only_tail_and_scores_the_rest(rf_platform):
+    p = rf_platform
     good = customers(100, seed=6, numeric=True)
     header, body = good.split(b"\n", 1)
     rows_ = body.split(b"\n")
@@ -370,9 +370,9 @@ def test_sagemakers_input_preparation_sets_the_long_line_aside_too(tmp_path):
     assert number == "12" and "at most 1,048,576 bytes" in problem
 
 
-def test_a_transform_of_a_file_with_20000_extra_columns_completes_and_keeps_them(platform):
+def test_a_transform_of_a_file_with_20000_extra_columns_completes_and_keeps_them(rf_platform):
     """The whole job, not only the plan, with a wide header (each extra column kept, as by default)."""
-    p = platform
+    p = rf_platform
     header, body = customers(20, seed=3, numeric=True).split(b"\n", 1)
     extra = [f"x{i}" for i in range(20_000)]
     lines = [header + b"," + ",".join(extra).encode()] + [

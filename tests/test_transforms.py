@@ -25,14 +25,14 @@ from churn_core.paths import entry_module
 from churn_core.processes.detached import is_alive
 from churn_core.backends.local.transform_driver import Driver, JobFailed
 from churn_core.data.sample import make_sample, make_subscription_sample
-from tests.helpers import wait_for_job, wait_until
-from tests.transform_support import customers, load_model
+from tests.support.helpers import wait_for_job, wait_until
+from tests.support.transforms import customers, load_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory):
+def trained_pair(tmp_path_factory):
     """A categorical model with an ID column and a numeric (reference schema) model, trained once."""
     mp = pytest.MonkeyPatch()
     home = tmp_path_factory.mktemp("transforms") / "state"
@@ -80,8 +80,8 @@ def workers_of(pid: int) -> list[int]:
 
 
 def test_every_line_is_scored_in_input_order_with_its_id_the_model_threshold_and_an_endpoints_probability(
-        platform):
-    p = platform
+        trained_pair):
+    p = trained_pair
     data = customers(3000, seed=4)
     p.catalog.update("models", "subs-rf", threshold=0.3)  # a threshold chosen for the model (not the 0.5 default)
     try:
@@ -112,9 +112,9 @@ def test_every_line_is_scored_in_input_order_with_its_id_the_model_threshold_and
     assert any("Completed" in e["message"] for e in p.events("transform", "flow-1"))
 
 
-def test_the_reference_schema_and_every_kind_of_input(platform, tmp_path):
+def test_the_reference_schema_and_every_kind_of_input(trained_pair, tmp_path):
     """Numeric features (the reference schema); data as bytes, a local path or a key in the bucket."""
-    p = platform
+    p = trained_pair
     data = customers(700, seed=6, numeric=True)
     path = tmp_path / "numeric customers.csv"
     path.write_bytes(data)
@@ -143,8 +143,8 @@ def test_the_reference_schema_and_every_kind_of_input(platform, tmp_path):
         p.stop_transform("numeric-path")
 
 
-def test_kept_columns_chosen_and_downloads_escape_spreadsheet_formulas(platform):
-    p = platform
+def test_kept_columns_chosen_and_downloads_escape_spreadsheet_formulas(trained_pair):
+    p = trained_pair
     frame = pd.read_csv(io.BytesIO(customers(50, seed=7)), dtype=str, keep_default_na=False)
     frame.insert(1, "note", "ok")
     frame.loc[0, "note"] = "=HYPERLINK(\"http://x\")"
@@ -163,8 +163,8 @@ def test_kept_columns_chosen_and_downloads_escape_spreadsheet_formulas(platform)
 # ---------------------------------------------------------------------------------------------- bad input
 
 
-def test_bad_lines_in_the_middle_of_a_large_file_are_counted_listed_and_the_rest_scored(platform):
-    p = platform
+def test_bad_lines_in_the_middle_of_a_large_file_are_counted_listed_and_the_rest_scored(trained_pair):
+    p = trained_pair
     lines = big_file(60_000).decode().splitlines()  # ~8 MB: several chunks on two workers
     bad = {}
     for number in (2, 7_777, 15_001, 30_000, 44_444, 60_001):  # file line numbers (the header is line 1)
@@ -190,8 +190,8 @@ def test_bad_lines_in_the_middle_of_a_large_file_are_counted_listed_and_the_rest
     assert not set(bad) & set(out["line"]) and 20_001 not in set(out["line"])
 
 
-def test_columns_that_do_not_match_fail_the_job_naming_them(platform):
-    p = platform
+def test_columns_that_do_not_match_fail_the_job_naming_them(trained_pair):
+    p = trained_pair
     frame = pd.read_csv(io.BytesIO(customers(20, seed=8)), dtype=str, keep_default_na=False)
     wrong = frame.drop(columns=["tenure"]).rename(columns={"Contract": "contract_type"})
     job = p.start_transform("subs-rf", wrong.to_csv(index=False).encode(), name="wrong-columns")
@@ -217,9 +217,9 @@ def test_columns_that_do_not_match_fail_the_job_naming_them(platform):
         p.transform_output("none-ok")
 
 
-def test_a_tampered_model_is_never_loaded_and_names_differ_by_more_than_case(platform):
+def test_a_tampered_model_is_never_loaded_and_names_differ_by_more_than_case(trained_pair):
     """The job reads the artifact once, checks those bytes' SHA-256 and unpacks only them (issue 18)."""
-    p = platform
+    p = trained_pair
     artifact = p.store.path(p.get_model("subs-rf")["artifact_key"])
     original = artifact.read_bytes()
     body = customers(20, seed=9)
@@ -252,8 +252,8 @@ def test_a_tampered_model_is_never_loaded_and_names_differ_by_more_than_case(pla
 
 
 @pytest.mark.slow
-def test_stop_ends_the_job_and_its_workers(platform):
-    p = platform
+def test_stop_ends_the_job_and_its_workers(trained_pair):
+    p = trained_pair
     job = p.start_transform("subs-rf", big_file(400_000), name="stop-1", instance_count=2)
     running = wait_until(lambda: (j := p.describe_transform("stop-1")).rows_done > 0 and j, 90, what="progress")
     assert running.status == "InProgress" and 0 < running.rows_done < running.rows_in == 400_000
@@ -268,8 +268,8 @@ def test_stop_ends_the_job_and_its_workers(platform):
 
 
 @pytest.mark.slow
-def test_a_worker_killed_with_sigkill_is_replaced_and_the_job_completes(platform):
-    p = platform
+def test_a_worker_killed_with_sigkill_is_replaced_and_the_job_completes(trained_pair):
+    p = trained_pair
     job = p.start_transform("subs-rf", big_file(300_000), name="kill-worker", instance_count=2)
     victims = wait_until(lambda: p.describe_transform("kill-worker").rows_done > 0 and workers_of(job.pid), 90,
                          what="workers at work")
@@ -282,8 +282,8 @@ def test_a_worker_killed_with_sigkill_is_replaced_and_the_job_completes(platform
 
 
 @pytest.mark.slow
-def test_workers_that_keep_dying_fail_the_job_with_the_reason_never_a_hang(platform):
-    p = platform
+def test_workers_that_keep_dying_fail_the_job_with_the_reason_never_a_hang(trained_pair):
+    p = trained_pair
     job = p.start_transform("subs-rf", big_file(300_000), name="kill-all", instance_count=2)
     deadline = time.monotonic() + 90
     while p.describe_transform("kill-all").is_active and time.monotonic() < deadline:
@@ -298,8 +298,8 @@ def test_workers_that_keep_dying_fail_the_job_with_the_reason_never_a_hang(platf
 
 
 @pytest.mark.slow
-def test_the_job_process_killed_with_sigkill_ends_failed_with_the_reason(platform):
-    p = platform
+def test_the_job_process_killed_with_sigkill_ends_failed_with_the_reason(trained_pair):
+    p = trained_pair
     job = p.start_transform("subs-rf", big_file(300_000), name="kill-driver", instance_count=2)
     wait_until(lambda: p.describe_transform("kill-driver").rows_done > 0, 90, what="progress")
     workers = workers_of(job.pid)
@@ -311,10 +311,10 @@ def test_the_job_process_killed_with_sigkill_ends_failed_with_the_reason(platfor
 
 
 @pytest.mark.slow
-def test_a_dashboard_restart_in_the_middle_of_a_job_loses_nothing(platform, tmp_path):
+def test_a_dashboard_restart_in_the_middle_of_a_job_loses_nothing(trained_pair, tmp_path):
     """The job is submitted by another process (a dashboard), which is then killed: the job runs on, and a
     fresh platform (the restarted dashboard) follows it to the end."""
-    p = platform
+    p = trained_pair
     source = tmp_path / "customers.csv"
     source.write_bytes(big_file(200_000))
     script = ("import churn_core, time; p = churn_core.connect(); "
@@ -334,10 +334,10 @@ def test_a_dashboard_restart_in_the_middle_of_a_job_loses_nothing(platform, tmp_
     assert done.status == "Completed" and done.rows_scored == 200_000, done.failure_reason
 
 
-def test_interactive_batches_share_the_transforms_rules_probabilities_and_warnings(platform):
+def test_interactive_batches_share_the_transforms_rules_probabilities_and_warnings(trained_pair):
     """score_batch through an endpoint checks rows by the same rules (a blank number the model was trained with
     is fine, a word is not, in the same words), and its probabilities and warnings are the transform's."""
-    p = platform
+    p = trained_pair
     frame = pd.read_csv(io.BytesIO(customers(300, seed=13)), dtype=str, keep_default_na=False)
     frame.loc[3, "TotalCharges"] = ""
     frame.loc[5, "tenure"] = "soon"
@@ -363,11 +363,13 @@ def test_interactive_batches_share_the_transforms_rules_probabilities_and_warnin
     assert list(batch["top_reason"]) == list(transform["top_reason"])
     assert list(batch["risk"]) == list(transform["risk"])
     assert transform["top_reason"].str.match(r"^\w+ = .+ \([+-]\d+\.\d pts\)$").all()
-    assert "top_reason" not in p.transform_output("keep-1").columns, "only when asked"
+    plain = wait_transform(p, p.start_transform("subs-rf", customers(20, seed=13), name="interactive-plain").name)
+    assert plain.status == "Completed", plain.failure_reason
+    assert "top_reason" not in p.transform_output("interactive-plain").columns, "only when asked"
 
 
-def test_a_spreadsheet_export_semicolons_a_byte_order_mark_and_windows_line_ends(platform):
-    p = platform
+def test_a_spreadsheet_export_semicolons_a_byte_order_mark_and_windows_line_ends(trained_pair):
+    p = trained_pair
     frame = pd.read_csv(io.BytesIO(customers(40, seed=14)), dtype=str, keep_default_na=False)
     data = b"\xef\xbb\xbf" + frame.to_csv(index=False, sep=";", lineterminator="\r\n").encode()
     job = wait_transform(p, p.start_transform("subs-rf", data, name="excel-1").name)
@@ -376,20 +378,20 @@ def test_a_spreadsheet_export_semicolons_a_byte_order_mark_and_windows_line_ends
     assert list(out["customerID"]) == list(frame["customerID"]) and list(out["line"]) == list(range(2, 42))
 
 
-def test_the_local_backend_offers_one_transform_instance_type_and_refuses_others(platform):
+def test_the_local_backend_offers_one_transform_instance_type_and_refuses_others(trained_pair):
     """Issue 26, item 12: a SageMaker instance type means nothing locally; the Batch page shows no picker."""
-    p = platform
+    p = trained_pair
     assert p.transform_instance_types() == ["local"]
     with pytest.raises(ValidationError, match="instance type"):
         p.start_transform("numeric-rf", customers(5, numeric=True), name="local-type", instance_type="ml.m5.large")
     assert "local-type" not in [t.name for t in p.list_transforms()]
 
 
-def test_a_full_disk_while_a_job_unpacks_its_model_is_a_disk_error_not_a_corrupt_model(platform, monkeypatch):
+def test_a_full_disk_while_a_job_unpacks_its_model_is_a_disk_error_not_a_corrupt_model(trained_pair, monkeypatch):
     """Issue 26, item 9: the job says the disk is full (free space, start again), never "retrain the model"."""
-    from tests.disk_faults import refuse_writes
+    from tests.support.disk_faults import refuse_writes
 
-    p = platform
+    p = trained_pair
     folder = p.settings.home / "disk-full-probe"
     refuse_writes(monkeypatch, folder)
     with pytest.raises(JobFailed) as err:
@@ -398,7 +400,7 @@ def test_a_full_disk_while_a_job_unpacks_its_model_is_a_disk_error_not_a_corrupt
     assert "free some disk space" in message.lower() and "retrain" not in message.lower(), message
 
 
-def test_a_worker_that_cannot_write_its_part_reports_the_disk_not_a_dead_worker(platform, tmp_path, monkeypatch):
+def test_a_worker_that_cannot_write_its_part_reports_the_disk_not_a_dead_worker(trained_pair, tmp_path, monkeypatch):
     """Issue 26, item 9: a worker whose part cannot be written sends the disk's message (the driver fails the job
     with it) instead of dying, which read as "died twice … check the machine's free memory"."""
     import setproctitle
@@ -407,9 +409,9 @@ def test_a_worker_that_cannot_write_its_part_reports_the_disk_not_a_dead_worker(
 
     from churn_core.backends.local.transform_driver import worker_loop
     from churn_core.transform.rules import plan_columns, read_header
-    from tests.disk_faults import refuse_writes
+    from tests.support.disk_faults import refuse_writes
 
-    p = platform
+    p = trained_pair
     model = Driver.load_model(type("D", (), {"store": p.store, "folder": tmp_path})(), p.get_model("subs-rf"))
     source = tmp_path / "customers.csv"
     source.write_bytes(customers(20, seed=9))
@@ -428,12 +430,12 @@ def test_a_worker_that_cannot_write_its_part_reports_the_disk_not_a_dead_worker(
     assert not list((tmp_path / "parts").iterdir())
 
 
-def test_a_bucket_key_is_never_taken_for_a_file_of_that_name_in_the_working_directory(platform, tmp_path,
+def test_a_bucket_key_is_never_taken_for_a_file_of_that_name_in_the_working_directory(trained_pair, tmp_path,
                                                                                          monkeypatch):
     """Issue 26, item 11: 'datasets/numeric/test/test.csv' was first tried as a path relative to the working
     directory, so a local file of that name was scored instead of the dataset's test split. A key that exists in
     the bucket wins; a local file is named unambiguously (a Path, an absolute path, or ./)."""
-    p = platform
+    p = trained_pair
     key = "datasets/numeric/test/test.csv"
     monkeypatch.chdir(tmp_path)
     (tmp_path / "datasets" / "numeric" / "test").mkdir(parents=True)

@@ -11,18 +11,12 @@ import churn_core
 from churn_core.errors import ConflictError, NotFoundError, ValidationError
 from churn_core.processes.detached import is_alive
 from churn_core.data.sample import make_subscription_sample
-from tests.helpers import wait_until
+from tests.support.helpers import wait_until
 
+pytestmark = pytest.mark.usefixtures("sample_dataset")
 FAST_RF = {"n_estimators": (5, 30), "max_depth": (2, 8), "class_weight": ["none", "balanced"]}
 # About 2-4 s a trial on the sample: long enough to be caught running, short enough for a test.
 SLOW_GB = {"n_estimators": (300, 400), "max_depth": (4, 5)}
-
-
-@pytest.fixture
-def platform(home, sample_csv):
-    p = churn_core.connect()
-    p.upload_dataset("sample", sample_csv)
-    return p
 
 
 def wait_for_tuning(p, name: str, timeout: float = 180.0):

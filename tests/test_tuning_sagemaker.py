@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-pytestmark = pytest.mark.aws
+pytestmark = [pytest.mark.aws, pytest.mark.usefixtures("tuning_dataset")]
 
 boto3 = pytest.importorskip("boto3")
 moto = pytest.importorskip("moto")
@@ -26,8 +26,7 @@ from moto.sagemaker.responses import SageMakerResponse  # noqa: E402
 
 from churn_core.errors import BackendError, ConflictError, ValidationError  # noqa: E402
 from churn_core.tuning.objectives import Objective  # noqa: E402
-from tests.aws_support import (  # noqa: E402
-    moto_account,
+from tests.support.aws import (  # noqa: E402
     BUCKET,
     IMAGE,
     ROLE,
@@ -47,19 +46,9 @@ RANGES = {
 
 
 @pytest.fixture
-def aws(monkeypatch, tmp_path):
-    with moto_account(monkeypatch, tmp_path):
-        yield
-
-
-@pytest.fixture
-def platform(aws, small_csv):
-    import churn_core
-
-    p = churn_core.connect()
-    p.backend.tuning_refresh_seconds = 0.0  # these tests change moto's state between reads
-    p.upload_dataset("ds", small_csv, target="Churn")
-    return p
+def tuning_dataset(platform, small_dataset):
+    """Every test here: dataset 'ds' on the sagemaker platform, which re-reads moto on every describe."""
+    platform.backend.tuning_refresh_seconds = 0.0  # these tests change moto's state between reads
 
 
 @pytest.fixture

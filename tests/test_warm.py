@@ -20,9 +20,9 @@ import pytest
 
 from churn_core.processes.warm import client as warm, requests as warm_requests
 from churn_core.processes.warm import server as warm_server
-from churn_core.catalog.database import Catalog
 from churn_core.processes.detached import is_alive, kill_group, reap, spawn_detached
-from tests.helpers import wait_until
+from tests.support.helpers import wait_until
+from tests.support.warm import waiting_driver
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,17 +31,6 @@ def warm_pid() -> int:
     warm.ensure_running()
     assert warm.wait_until_ready(60), f"no warm process answered in {warm.run_dir()}"
     return int((warm.run_dir() / f"{warm.fingerprint()}.pid").read_text())
-
-
-def waiting_driver(tmp_path: Path, name: str) -> list[str]:
-    """Arguments of a job driver that waits forever for a slot (a limit of 0 concurrent jobs)."""
-    catalog = Catalog(tmp_path / "churn.db")
-    with catalog.tx() as conn:
-        conn.execute("INSERT INTO jobs (name, backend, dataset, dataset_sha256, algorithm, hyperparameters_json, "
-                     "status, secondary_status, created_at) VALUES (?, 'local', 'd', '', 'random_forest', '{}', "
-                     "'InProgress', 'Starting', ?)", (name, time.time()))
-    return ["-m", "churn_core.backends.local.job_driver", "--home", str(tmp_path), "--bucket", "b", "--job", name,
-            "--max-concurrent", "0"]
 
 
 def test_a_forked_child_looks_like_a_plain_start_and_its_exit_is_recorded(tmp_path):

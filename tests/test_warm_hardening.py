@@ -27,8 +27,8 @@ import pytest
 import churn_core
 from churn_core.processes.warm import client as warm, requests as warm_requests
 from churn_core.processes.detached import kill_group, reap, spawn_detached
-from tests.helpers import wait_for_job, wait_until
-from tests.test_warm import waiting_driver
+from tests.support.helpers import wait_for_job, wait_until
+from tests.support.warm import waiting_driver
 
 ROOT = Path(__file__).resolve().parents[1]
 

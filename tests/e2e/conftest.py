@@ -41,14 +41,10 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture
-def churn_home(tmp_path, monkeypatch) -> Path:
-    """A fresh state directory; the test process's own ``churn_core.connect()`` sees the same one."""
-    home = tmp_path / "state"
-    home.mkdir()
-    monkeypatch.setenv("CHURN_HOME", str(home))
-    monkeypatch.setenv("CHURN_BACKEND", "local")
-    for key in ("CHURN_S3_BUCKET", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(key, raising=False)
+def churn_home(home) -> Path:
+    """conftest's fresh state directory, made now: the dashboard's, and the one ``platform`` (the test's own
+    view of it, for checks behind the screen) connects to."""
+    home.mkdir(exist_ok=True)
     return home
 
 
@@ -109,11 +105,3 @@ def page(context, steps):
     tab = context.new_page()
     steps.watch("main", tab)
     return tab
-
-
-@pytest.fixture
-def platform(churn_home):
-    """The test's own view of the dashboard's state (same CHURN_HOME), for checks behind the screen."""
-    import churn_core
-
-    return churn_core.connect()

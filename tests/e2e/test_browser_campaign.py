@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 import churn_core
 from churn_core.data.sample import make_subscription_sample
 from tests.e2e.e2e_support import DEPLOY_TIMEOUT_MS, button, expect_title, go, main
-from tests.helpers import wait_for_job
+from tests.support.helpers import wait_for_job
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 

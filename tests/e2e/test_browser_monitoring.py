@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 import churn_core
 from churn_core.data.sample import make_sample
 from tests.e2e.e2e_support import DEPLOY_TIMEOUT_MS, button, expect_title, go, grid_cell, main
-from tests.helpers import wait_for_job, wait_until
+from tests.support.helpers import wait_for_job, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 

@@ -12,8 +12,8 @@ from playwright.sync_api import expect
 import churn_core
 from churn_core.data.sample import make_subscription_sample
 from tests.e2e.e2e_support import JOB_TIMEOUT_MS, button, expect_title, go, grid_cell, main, no_app_exception
-from tests.helpers import wait_for_job
-from tests.transform_support import customers
+from tests.support.helpers import wait_for_job
+from tests.support.transforms import customers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 

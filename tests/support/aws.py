@@ -17,7 +17,7 @@ from pathlib import Path
 
 import boto3
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 BUCKET = "churn-test-bucket"

@@ -1,19 +1,18 @@
 """An analyst's own data for tests: the synthetic subscription-churn file (an ID column, Yes/No
 categories, a numeric column with blanks, a Yes/No target), a model trained on it and a live local
-endpoint, made once per test module.
-
-Import the fixture into a test module: ``from tests.own_data import own_model  # noqa: F401``.
+endpoint (conftest's ``own_model`` fixture makes one per test module).
 """
 
 from __future__ import annotations
 
 import io
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pandas as pd
 import pytest
 
-from tests.helpers import wait_for_job
+from tests.support.helpers import wait_for_job
 
 DATASET, MODEL, ENDPOINT = "subscription", "sub-rf", "sub-ep"
 
@@ -33,8 +32,8 @@ class OwnModel:
         return next(f for f in self.schema["features"] if f["name"] == name)
 
 
-@pytest.fixture(scope="module")
-def own_model(tmp_path_factory):
+@contextmanager
+def own_model_state(tmp_path_factory):
     import churn_core
     from churn_core.data.sample import make_subscription_sample
 

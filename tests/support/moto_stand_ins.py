@@ -1,9 +1,11 @@
-"""Test-only additions to moto 5.2.5 for SageMaker actions it does not implement (import before the calls).
+"""Test-only additions to moto for SageMaker actions it does not implement (up to 5.2.6 at least).
 
-moto records requests but lacks UpdateEndpoint, StopTransformJob, StopHyperParameterTuningJob and the
-model-package deletions; these stand-ins do what the real API ends in (the endpoint serving the new
-configuration, the job stopped), so the backend's whole flow can run offline. The arguments the
-backend sends are what the tests check.
+moto records requests but lacks UpdateEndpoint, StopTransformJob and StopHyperParameterTuningJob; these
+stand-ins do what the real API ends in (the endpoint serving the new configuration, the job stopped), so
+the backend's whole flow can run offline. The arguments the backend sends are what the tests check.
+``install`` adds them through a test's monkeypatch (conftest's ``moto_stand_ins`` fixture), so they are
+gone after that test and never change moto for the rest of the process; an action moto implements
+itself is left alone.
 """
 
 from __future__ import annotations
@@ -40,6 +42,15 @@ def _stop_tuning_job(self):
     return EmptyResult()
 
 
-SageMakerResponse.update_endpoint = _update_endpoint
-SageMakerResponse.stop_transform_job = _stop_transform_job
-SageMakerResponse.stop_hyper_parameter_tuning_job = _stop_tuning_job
+STAND_INS = {
+    "update_endpoint": _update_endpoint,
+    "stop_transform_job": _stop_transform_job,
+    "stop_hyper_parameter_tuning_job": _stop_tuning_job,
+}
+
+
+def install(monkeypatch) -> None:
+    """Answer the actions moto lacks until ``monkeypatch`` is undone (the end of the test)."""
+    for action, stand_in in STAND_INS.items():
+        if not hasattr(SageMakerResponse, action):
+            monkeypatch.setattr(SageMakerResponse, action, stand_in, raising=False)
