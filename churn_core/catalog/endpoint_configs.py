@@ -29,7 +29,7 @@ def same_models_config(conn: sqlite3.Connection, endpoint: str, current: str, su
     """A copy of configuration ``current`` under a new name: the same variants, weights and deployed models (no
     model is made again; a capture change on SageMaker is such a copy, with another DataCaptureConfig)."""
     old = conn.execute("SELECT * FROM endpoint_configs WHERE name = ?", (current,)).fetchone()
-    config = f"{endpoint[: 63 - len(suffix) - len('-config')].rstrip('-')}-config{suffix}"
+    config = derived_name(endpoint, f"-config{suffix}")  # the one naming rule, as insert_config
     for v in config_variants(None, current, conn):
         conn.execute("INSERT INTO endpoint_variants (config, variant, deployed_model, weight) VALUES (?, ?, ?, ?)",
                      (config, v["variant"], v["deployed"]["name"], float(v["weight"])))

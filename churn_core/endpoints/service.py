@@ -16,12 +16,6 @@ from churn_core.names import check_name, derived_name
 from churn_core.records import ENDPOINT_ACTIVE, Endpoint
 
 
-def suffixed(name: str, suffix: str) -> str:
-    """A derived resource name within SageMaker's 63 characters: ``churn-ep`` → ``churn-ep-config``; a long name
-    is cut with a short hash of the whole, so two names never derive the same one (``names.derived_name``)."""
-    return derived_name(name, suffix)
-
-
 def _count_between(value, low: int, high: int) -> bool:
     """A whole number in [low, high]: NaN, ±inf, text and bools are not (the range is checked before int())."""
     try:
@@ -56,13 +50,13 @@ class EndpointService:
                                   f"process locally); got {instance_count!r}.")
         now = time.time()
         deployed = {
-            "name": suffixed(endpoint_name, "-model"), "model": trained["name"],
+            "name": derived_name(endpoint_name, "-model"), "model": trained["name"],
             "artifact_key": trained["artifact_key"], "artifact_sha256": trained["artifact_sha256"], "created_at": now,
             "grp": version.group if version else "", "version": version.version if version else None,
             "version_arn": version.arn if version else "",
             "threshold": version.threshold if version else trained.get("threshold"),
         }
-        config = {"name": suffixed(endpoint_name, "-config"), "deployed_model": deployed["name"],
+        config = {"name": derived_name(endpoint_name, "-config"), "deployed_model": deployed["name"],
                   "instance_type": instance_type, "instance_count": int(instance_count), "created_at": now}
         row = {
             "name": endpoint_name, "backend": self.backend.name, "config": config["name"], "model": trained["name"],

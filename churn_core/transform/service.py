@@ -11,9 +11,8 @@ from churn_core.catalog import outcomes
 from churn_core.catalog import transforms as records
 from churn_core.catalog.database import dumps
 from churn_core.catalog.name_clash import insert_named
-from churn_core.endpoints.service import suffixed
 from churn_core.errors import ConflictError, NotFoundError, ValidationError
-from churn_core.names import check_name, timestamp
+from churn_core.names import check_name, derived_name, timestamp
 from churn_core.records import TRANSFORM_ACTIVE, TransformJob
 from churn_core.transform.rules import (
     TransformInputError, check_instance_type, clean_keep_columns, csv_chunks, download_csv, input_key, output_keys,
@@ -41,7 +40,7 @@ class TransformService:
             raise ValidationError(f"instance_count must be a whole number from 1 to 64 (got {instance_count!r}).")
         instance_type = check_instance_type(instance_type, self.backend.transform_instance_types())
         auto_named = not name
-        name = check_name(name or suffixed(trained["name"], f"-batch-{timestamp()}"), "transform job name")
+        name = check_name(name or derived_name(trained["name"], f"-batch-{timestamp()}"), "transform job name")
         now = time.time()
         label = file_name or {"bytes": "uploaded file", "path": Path(str(source)).name}.get(kind, source)
         threshold = self.models.threshold(model)
@@ -87,13 +86,13 @@ class TransformService:
             return "bytes", data
         if isinstance(data, (str, Path)) and str(data).strip():
             explicit = isinstance(data, Path) or data.startswith(("./", "../", "~", "/", ".\\", "..\\"))
-            if not explicit and self._key(data):
-                return "key", self._key(data)
+            if not explicit and (key := self._key(data)):
+                return "key", key
             path = Path(data).expanduser()
             if path.is_file():
                 return "path", path
-            if isinstance(data, str) and data.startswith("/") and self._key(data):  # a key with a leading slash
-                return "key", self._key(data)
+            if isinstance(data, str) and data.startswith("/") and (key := self._key(data)):  # a key with a "/"
+                return "key", key
         shown = repr(data)[:80] if isinstance(data, (str, Path)) else type(data).__name__
         raise ValidationError(f"Give the data to score as CSV bytes, the path of a CSV file on this machine, or a key "
                               f"in the bucket (e.g. a dataset's datasets/<name>/test/test.csv); {shown} is none of "
