@@ -56,41 +56,40 @@ class Monitoring:
     # ---- the baseline --------------------------------------------------------------------------
     def baseline(self, model: str) -> dict:
         """``statistics.json`` of the model's training data (computed once for models without one)."""
-        row = self.get_model(model)
-        cache = f"monitoring/baselines/{row['artifact_sha256']}/statistics.json"
-        key = f"baseline:{row['artifact_sha256']}"
-        if key in self._cache:
-            return self._cache[key]
-        data = load_verified(self.store, row["artifact_key"], row["artifact_sha256"])  # one read, capped, hashed
-        try:
-            stats = read_json_member(data, "statistics.json")
-        except ValidationError:
-            if self.store.exists(cache):
-                stats = json.loads(self.store.get_bytes(cache))
-            else:
-                stats = self._compute_baseline(model)
-                self.store.put_bytes(cache, json.dumps(stats).encode())
-                base = entry_module("baseline")
-                self.store.put_bytes(cache.replace("statistics.json", "constraints.json"),
-                                     json.dumps(base.constraints(stats)).encode())
-        self._cache[key] = stats
-        return stats
+        return self._monitor_files(model)[0]
 
     def thresholds(self, model: str) -> dict[str, float]:
         """The drift thresholds stored with the model (``churn_thresholds`` in its ``constraints.json``): a later
         change of the defaults (``entry/baseline.THRESHOLDS``) never re-judges a model trained before it."""
+        stored = (self._monitor_files(model)[1].get("monitoring_config") or {}).get("churn_thresholds") or {}
+        return {k: float(v) for k, v in stored.items()}
+
+    def _monitor_files(self, model: str) -> tuple[dict, dict]:
+        """(``statistics.json``, ``constraints.json``) of the model, from one verified read of its artifact; a model
+        trained before baselines gets them computed once and kept beside (``monitoring/baselines/<sha>/``)."""
         row = self.get_model(model)
-        key = f"thresholds:{row['artifact_sha256']}"
-        if key not in self._cache:
-            data = load_verified(self.store, row["artifact_key"], row["artifact_sha256"])
-            cache = f"monitoring/baselines/{row['artifact_sha256']}/constraints.json"
-            try:
-                constraints = read_json_member(data, "constraints.json")
-            except ValidationError:  # a model trained before baselines: the one written beside its computed baseline
-                constraints = json.loads(self.store.get_bytes(cache)) if self.store.exists(cache) else {}
-            stored = (constraints.get("monitoring_config") or {}).get("churn_thresholds") or {}
-            self._cache[key] = {k: float(v) for k, v in stored.items()}
-        return self._cache[key]
+        key = f"monitor-files:{row['artifact_sha256']}"
+        if key in self._cache:
+            return self._cache[key]
+        folder = f"monitoring/baselines/{row['artifact_sha256']}/"
+        data = load_verified(self.store, row["artifact_key"], row["artifact_sha256"])  # one read, capped, hashed
+        try:
+            stats = read_json_member(data, "statistics.json")
+        except ValidationError:
+            if self.store.exists(folder + "statistics.json"):
+                stats = json.loads(self.store.get_bytes(folder + "statistics.json"))
+            else:
+                stats = self._compute_baseline(model)
+                self.store.put_bytes(folder + "statistics.json", json.dumps(stats).encode())
+                self.store.put_bytes(folder + "constraints.json",
+                                     json.dumps(entry_module("baseline").constraints(stats)).encode())
+        try:
+            constraints = read_json_member(data, "constraints.json")
+        except ValidationError:  # a model trained before baselines: the one written beside its computed baseline
+            kept = folder + "constraints.json"
+            constraints = json.loads(self.store.get_bytes(kept)) if self.store.exists(kept) else {}
+        self._cache[key] = (stats, constraints)
+        return stats, constraints
 
     def _compute_baseline(self, model: str) -> dict:
         from churn_core.decisions.model_runtime import read_text
