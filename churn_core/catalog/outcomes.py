@@ -25,18 +25,25 @@ KINDS = {
 }
 
 
+def _ending(status: str, reason: str, fields: dict, now: float) -> dict[str, Any]:
+    """The columns every ending sets: the status, when (``ended_at`` given or now), and why (a Failed ending
+    always says something)."""
+    if status not in TERMINAL:
+        raise ValueError(f"{status!r} is not a terminal state; terminal states are {', '.join(TERMINAL)}")
+    values: dict[str, Any] = {"status": status, "ended_at": fields.pop("ended_at", None) or now, **fields}
+    if reason or status == "Failed":
+        values["failure_reason"] = reason or "it failed without saying why"
+    return values
+
+
 def finish(catalog, kind: str, name: str, status: str, reason: str = "", *, conn: sqlite3.Connection | None = None,
            once: bool = False, event: str | None = None, **fields: Any) -> bool:
     """Set job ``name`` of ``kind`` to the terminal ``status`` with its ``reason`` (and other ``fields``, e.g.
     metrics or output keys), record ``event`` (when given) and return True; with ``once``, a job that has
     already ended is left as it is (False). ``conn`` joins a transaction the caller holds."""
-    if status not in TERMINAL:
-        raise ValueError(f"{status!r} is not a terminal state; terminal states are {', '.join(TERMINAL)}")
     table, event_kind = KINDS[kind]
     now = time.time()
-    values: dict[str, Any] = {"status": status, "ended_at": fields.pop("ended_at", None) or now, **fields}
-    if reason or status == "Failed":
-        values["failure_reason"] = reason or "it failed without saying why"
+    values = _ending(status, reason, fields, now)
     if kind == "training":
         values.setdefault("secondary_status", status)
     if kind == "transform":
@@ -63,11 +70,7 @@ def finish(catalog, kind: str, name: str, status: str, reason: str = "", *, conn
 def finish_trial(conn: sqlite3.Connection, tuning_job: str, number: int, status: str, reason: str = "",
                  **fields: Any) -> bool:
     """A tuning trial's terminal state (its own table: keyed by tuning job and number), in the caller's transaction."""
-    if status not in TERMINAL:
-        raise ValueError(f"{status!r} is not a terminal state; terminal states are {', '.join(TERMINAL)}")
-    values: dict[str, Any] = {"status": status, "ended_at": fields.pop("ended_at", None) or time.time(), **fields}
-    if reason or status == "Failed":
-        values["failure_reason"] = reason or "it failed without saying why"
+    values = _ending(status, reason, fields, time.time())
     cols = ", ".join(f"{key} = ?" for key in values)
     return bool(conn.execute(f"UPDATE tuning_trials SET {cols} WHERE tuning_job = ? AND number = ?",
                              [*values.values(), tuning_job, number]).rowcount)
