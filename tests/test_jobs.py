@@ -19,7 +19,7 @@ SLOW_HPS = {"algorithm": "gradient_boosting", "n_estimators": 2000, "learning_ra
 
 def test_job_completes_with_verified_artifacts_and_metrics(platform):
     job = platform.start_training("sample", {"algorithm": "random_forest", "n_estimators": 20})
-    assert job.status == "InProgress" and job.secondary_status in ("Starting", "Training")
+    assert job.status == "InProgress" and job.secondary_status in ("Starting", "Downloading", "Training")
     done = wait_for_job(platform, job.name)
     assert done.status == "Completed", done.failure_reason
     model_path = platform.store.path(done.model_key)

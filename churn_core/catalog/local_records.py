@@ -61,21 +61,22 @@ def dataset(catalog, name: str) -> dict | None:
 
 
 def claim_training_slot(catalog, name: str, max_concurrent: int) -> str:
-    """One transaction: 'started' when the job is first in line and a slot is free (it is now Training),
-    'wait' when not yet, 'gone' when it is no longer InProgress (stopped or deleted meanwhile)."""
+    """One transaction: 'started' when the job is first in line and a slot is free (it now holds one),
+    'wait' when not yet, 'gone' when it is no longer InProgress (stopped or deleted meanwhile). The job is
+    Downloading until its driver has copied its input in (then Training)."""
     with catalog.tx() as conn:
         if status(catalog, "training", name, conn) != "InProgress":
             return "gone"
         running = conn.execute(
             "SELECT COUNT(*) AS n FROM jobs WHERE backend = 'local' AND status IN ('InProgress', 'Stopping') "
-            "AND secondary_status IN ('Training', 'Uploading')"
+            "AND secondary_status IN ('Downloading', 'Training', 'Uploading')"
         ).fetchone()["n"]
         first = conn.execute(
             "SELECT name FROM jobs WHERE backend = 'local' AND status = 'InProgress' "
             "AND secondary_status = 'Starting' ORDER BY created_at, rowid LIMIT 1"
         ).fetchone()
         if running < max_concurrent and first and first["name"] == name:
-            conn.execute("UPDATE jobs SET secondary_status = 'Training', started_at = ? WHERE name = ?",
+            conn.execute("UPDATE jobs SET secondary_status = 'Downloading', started_at = ? WHERE name = ?",
                          (time.time(), name))
             return "started"
     return "wait"

@@ -147,6 +147,7 @@ class Driver:
             self.remove_inputs()
             self.fail(f"could not prepare the job's input: {exc}", None)
             return 1
+        self.note_progress("Training")
         args = as_cli(plan["hps"])
         self.log(f"Starting training: {' '.join(args)}")
         self.child_pid = fork_script(ENTRY, args, plan["env"], self.folder)
@@ -169,12 +170,16 @@ class Driver:
             return 1
         return 0 if self.finish(outcome, f"Completed in {time.time() - job['created_at']:.2f}s") else 1
 
+    def note_progress(self, secondary_status: str) -> None:
+        """Only a progress note: the job goes on (and its outcome is kept) when the catalog cannot take it."""
+        try:
+            self.catalog.update("jobs", self.name, secondary_status=secondary_status)
+        except ChurnError as exc:
+            self.log(f"could not note {secondary_status!r} in the catalog ({exc})")
+
     def upload(self, paths: dict) -> dict:
         """Pack the model and the evaluation data and store them in the bucket; the Completed outcome."""
-        try:
-            self.catalog.update("jobs", self.name, secondary_status="Uploading")
-        except ChurnError as exc:  # only a progress note: the outcome itself is kept below whatever happens
-            self.log(f"could not note 'Uploading' in the catalog ({exc})")
+        self.note_progress("Uploading")
         self.log("Uploading model artifacts")
         out = self.folder / "output"
         make_tarball(paths["model"], out / "model.tar.gz")
