@@ -22,7 +22,6 @@ from churn_core.endpoints.service import EndpointService
 from churn_core.endpoints.snippets import client_snippets
 from churn_core.endpoints.updates import RolloutService
 from churn_core.monitoring.schedules import Schedules
-from churn_core.names import check_name
 from churn_core.monitoring.service import Monitoring
 from churn_core.records import Dataset, Endpoint, TrainingJob, TransformJob
 from churn_core.registry.model_registry import APPROVED, REJECTED, ModelVersion, Registry
@@ -151,19 +150,14 @@ class Platform:
     def deploy(self, model: str, endpoint_name: str, instance_type: str | None = None, instance_count: int = 1,
                wait: bool = True, timeout: float = 120.0) -> Endpoint:
         """Model → endpoint config → endpoint (Creating → InService); the registry decides what may serve."""
-        check_name(endpoint_name, "endpoint name")  # before anything is looked up
-        trained = self.models.get(model)
-        version = self.registry.version_to_deploy(trained["name"])
-        return self.endpoints.deploy(trained, endpoint_name, instance_type, instance_count, wait, timeout, version)
+        return self.endpoints.deploy_model(model, endpoint_name, instance_type, instance_count, wait, timeout)
 
     def deploy_version(self, group: str, version_or_alias: int | str, endpoint_name: str,
                        instance_type: str | None = None, instance_count: int = 1, wait: bool = True,
                        timeout: float = 120.0) -> Endpoint:
         """Deploy an Approved registry version (by number or alias) as a new endpoint."""
-        check_name(endpoint_name, "endpoint name")
-        version = self.registry.deployable(group, version_or_alias)
-        trained = self.models.get(version.model)
-        return self.endpoints.deploy(trained, endpoint_name, instance_type, instance_count, wait, timeout, version)
+        return self.endpoints.deploy_version(group, version_or_alias, endpoint_name, instance_type, instance_count,
+                                             wait, timeout)
 
     def wait_for_endpoint(self, name: str, timeout: float = 120.0, uid: str | None = None) -> Endpoint:
         return self.endpoints.wait(name, timeout, uid)
@@ -384,16 +378,14 @@ class Platform:
 
     def restore_catalog_backup(self):
         """Restore the last good backup (plus what was made after it, found on disk): a ``RepairReport``."""
-        report = repair.restore_backup(self.settings.home, self.backend.local_bucket())
-        self._forget_cached()
-        return report
+        return self._repaired(repair.restore_backup(self.settings.home, self.backend.local_bucket()))
 
     def rebuild_catalog(self):
         """Rebuild the catalog from what the old file still gives up and what is on disk: a ``RepairReport``."""
-        report = repair.rebuild(self.settings.home, self.backend.local_bucket())
-        self._forget_cached()
-        return report
+        return self._repaired(repair.rebuild(self.settings.home, self.backend.local_bucket()))
 
-    def _forget_cached(self) -> None:
+    def _repaired(self, report):
+        """What was cached from the catalog before the repair is forgotten."""
         self.models.cache.clear()
         self.transforms.cache.clear()
+        return report

@@ -36,10 +36,27 @@ class EndpointService:
         self.backend = backend
         self.settings = settings
         self.models = models
+        self.registry = registry
         # the registry's approval rule, asked again where a deploy or an update commits
         self.refuse: records.Refusal | None = registry.record_refusal if registry is not None else None
 
     # ---- deploy ----------------------------------------------------------------------------
+    def deploy_model(self, model: str, endpoint_name: str, instance_type: str | None, instance_count: int,
+                     wait: bool, timeout: float) -> Endpoint:
+        """A job's model (as the version the registry says must serve it, if any) behind a new endpoint."""
+        check_name(endpoint_name, "endpoint name")  # before anything is looked up
+        trained = self.models.get(model)
+        version = self.registry.version_to_deploy(trained["name"])
+        return self.deploy(trained, endpoint_name, instance_type, instance_count, wait, timeout, version)
+
+    def deploy_version(self, group: str, version_or_alias: int | str, endpoint_name: str,
+                       instance_type: str | None, instance_count: int, wait: bool, timeout: float) -> Endpoint:
+        """An Approved registry version (by number or alias) behind a new endpoint."""
+        check_name(endpoint_name, "endpoint name")
+        version = self.registry.deployable(group, version_or_alias)
+        trained = self.models.get(version.model)
+        return self.deploy(trained, endpoint_name, instance_type, instance_count, wait, timeout, version)
+
     def deploy(self, trained: dict, endpoint_name: str, instance_type: str | None, instance_count: int,
                wait: bool, timeout: float, version=None) -> Endpoint:
         """A trained model (as registry ``version``, when given) behind a new endpoint: Creating → InService."""
