@@ -25,11 +25,11 @@ if not models:
 handed_over = st.session_state.get("transform_handover")  # a file the Predict page found too big to score there
 with st.expander("Start a transform job", expanded=bool(handed_over) or not p.list_transforms(limit=1)):
     model = st.selectbox("Model", models, key="batch_model")
-    kinds = ["Upload a CSV file", "A stored dataset"]
+    kinds = ["Upload a file", "A stored dataset"]
     kind = st.radio("Customers to score", kinds, horizontal=True, key="batch_source")
     data, file_name, columns = None, None, []
     if kind == kinds[0]:
-        upload = st.file_uploader("Customers CSV", type=["csv", "txt"], key="batch_file",
+        upload = st.file_uploader("Customers (CSV or Excel .xlsx)", type=["csv", "txt", "xlsx"], key="batch_file",
                                   help="A header row naming the model's feature columns; other columns (an ID) are "
                                        "kept in the results.")
         if upload is not None:

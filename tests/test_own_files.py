@@ -14,17 +14,9 @@ from churn_core.data.sample import make_subscription_sample
 from churn_core.data.headers import read_header
 from churn_core.data.validation import validate_csv
 from churn_core.data.workbooks import as_csv, is_xlsx
+from tests.support.own_data import workbook
 
 CSV = make_subscription_sample(rows=300, seed=3)
-
-
-def workbook(frame: pd.DataFrame, extra_sheet: bool = False) -> bytes:
-    buffer = io.BytesIO()
-    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
-        frame.to_excel(writer, sheet_name="customers", index=False)
-        if extra_sheet:
-            pd.DataFrame({"note": ["ignored"]}).to_excel(writer, sheet_name="notes", index=False)
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")

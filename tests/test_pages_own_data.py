@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from tests.support.helpers import wait_for_job
-from tests.support.own_data import DATASET, ENDPOINT, MODEL
+from tests.support.own_data import DATASET, ENDPOINT, MODEL, workbook
 from tests.support.pages import button, open_page, texts
 
 pytestmark = pytest.mark.timeout(300)
@@ -37,12 +37,6 @@ def field(at, name: str):
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
     return frame.to_csv(index=False).encode()
-
-
-def xlsx_bytes(frame: pd.DataFrame) -> bytes:
-    buffer = io.BytesIO()
-    frame.to_excel(buffer, index=False, engine="openpyxl")
-    return buffer.getvalue()
 
 
 # ---- 1. Predict, batch: results tied to the file and endpoint that produced them -----------------------
@@ -147,7 +141,7 @@ def test_an_excel_workbook_is_taken_and_any_file_reaches_the_validation(own_mode
     at = open_page("data")
     uploader = at.get("file_uploader")[0]
     assert list(uploader.proto.type) == []  # no type the browser refuses with its own jargon
-    uploader.set_value(("customers.xlsx", xlsx_bytes(frame), "application/vnd.ms-excel")).run()
+    uploader.set_value(("customers.xlsx", workbook(frame), "application/vnd.ms-excel")).run()
     assert "customers.xlsx** is valid: 300 customers" in texts(at, "success")
     assert "Read the Excel workbook's first sheet" in texts(at, "warning")
     next(t for t in at.text_input if t.label == "Dataset name").set_value("from-excel")
@@ -308,7 +302,7 @@ def test_the_stored_preview_says_raw_or_typed(own_model):
 def test_a_renamed_workbook_offers_its_real_columns(own_model):
     frame = pd.read_csv(io.BytesIO(own_model.csv), dtype=str, keep_default_na=False).head(100)
     at = open_page("data")
-    at.get("file_uploader")[0].set_value(("really-excel.csv", xlsx_bytes(frame), "text/csv")).run()
+    at.get("file_uploader")[0].set_value(("really-excel.csv", workbook(frame), "text/csv")).run()
     target = next(s for s in at.selectbox if s.label.startswith("Target"))
     assert list(target.options) == list(frame.columns)  # no "PK\x03\x04…" garbage
 

@@ -26,6 +26,7 @@ from churn_core.processes.detached import is_alive
 from churn_core.backends.local.transform_driver import Driver, JobFailed
 from churn_core.data.sample import make_sample, make_subscription_sample
 from tests.support.helpers import wait_for_job, wait_until
+from tests.support.own_data import workbook
 from tests.support.transforms import customers, load_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -376,6 +377,26 @@ def test_a_spreadsheet_export_semicolons_a_byte_order_mark_and_windows_line_ends
     assert job.status == "Completed" and job.rows_scored == 40, job.failure_reason
     out = p.transform_output("excel-1")
     assert list(out["customerID"]) == list(frame["customerID"]) and list(out["line"]) == list(range(2, 42))
+
+
+def test_a_workbook_is_scored_like_its_csv_whether_uploaded_or_named_by_path(trained_pair, tmp_path):
+    """The Batch page takes what Predict takes: an .xlsx file is scored as its first sheet."""
+    p = trained_pair
+    csv_bytes = customers(60, seed=15)
+    frame = pd.read_csv(io.BytesIO(csv_bytes), dtype=str, keep_default_na=False)
+    book = workbook(frame)
+    (tmp_path / "customers.xlsx").write_bytes(book)
+    runs = {"csv": csv_bytes, "xlsx": book, "path": str(tmp_path / "customers.xlsx")}
+    for name, data in runs.items():
+        p.start_transform("subs-rf", data, name=f"book-{name}", file_name="customers.xlsx" if name == "xlsx" else None)
+    outputs = {}
+    for name in runs:
+        job = wait_transform(p, f"book-{name}")
+        assert job.status == "Completed" and job.rows_scored == 60, (name, job.failure_reason)
+        outputs[name] = p.transform_output(f"book-{name}")
+    assert p.describe_transform("book-xlsx").input_key.endswith("/customers.csv")
+    for name in ("xlsx", "path"):
+        pd.testing.assert_frame_equal(outputs[name], outputs["csv"], check_dtype=False)
 
 
 def test_the_local_backend_offers_one_transform_instance_type_and_refuses_others(trained_pair):

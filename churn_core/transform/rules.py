@@ -57,6 +57,8 @@ class Header:
 
 def input_key(name: str, file_name: str | None) -> str:
     base = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(file_name or "input.csv").name).strip(".-") or "input.csv"
+    if base.lower().endswith((".xlsx", ".xlsm")):  # a workbook is stored as the CSV of its first sheet
+        base = base.rsplit(".", 1)[0] + ".csv"
     return f"transforms/{name}/input/{base}"
 
 

@@ -11,6 +11,7 @@ from churn_core.catalog import outcomes
 from churn_core.catalog import transforms as records
 from churn_core.catalog.database import dumps
 from churn_core.catalog.name_clash import insert_named
+from churn_core.data.workbooks import as_csv
 from churn_core.errors import ConflictError, NotFoundError, ValidationError
 from churn_core.names import check_name, derived_name, timestamp
 from churn_core.records import TRANSFORM_ACTIVE, TransformJob
@@ -83,12 +84,14 @@ class TransformService:
         if isinstance(data, (bytes, bytearray, memoryview)):
             if not len(data):
                 raise ValidationError("The data to score is empty; give a CSV file with a header and customers.")
-            return "bytes", data
+            return "bytes", as_csv(bytes(data))[0]  # a workbook is scored as its first sheet, like an upload
         if isinstance(data, (str, Path)) and str(data).strip():
             explicit = isinstance(data, Path) or data.startswith(("./", "../", "~", "/", ".\\", "..\\"))
             if not explicit and (key := self._key(data)):
                 return "key", key
             path = Path(data).expanduser()
+            if path.is_file() and path.suffix.lower() in (".xlsx", ".xlsm"):
+                return "bytes", as_csv(path.read_bytes())[0]
             if path.is_file():
                 return "path", path
             if isinstance(data, str) and data.startswith("/") and (key := self._key(data)):  # a key with a "/"

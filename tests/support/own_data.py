@@ -17,6 +17,16 @@ from tests.support.helpers import wait_for_job
 DATASET, MODEL, ENDPOINT = "subscription", "sub-rf", "sub-ep"
 
 
+def workbook(frame: pd.DataFrame, extra_sheet: bool = False) -> bytes:
+    """``frame`` as an Excel workbook (first sheet 'customers'), as an analyst's export would come."""
+    buffer = io.BytesIO()
+    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
+        frame.to_excel(writer, sheet_name="customers", index=False)
+        if extra_sheet:
+            pd.DataFrame({"note": ["ignored"]}).to_excel(writer, sheet_name="notes", index=False)
+    return buffer.getvalue()
+
+
 @dataclass
 class OwnModel:
     platform: object
