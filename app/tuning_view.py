@@ -40,23 +40,25 @@ def _range_inputs(algorithm: str) -> dict:
         key = f"tune_{algorithm}_{param.name}"
         suggested = defaults.get(param.name)
         tune_box, *boxes = st.columns([1.3, 1, 1, 1])
-        tuned = tune_box.checkbox(f"Tune {param.name}", value=suggested is not None, key=f"{key}_on", help=param.help)
+        tuned = tune_box.checkbox(f"Tune {param.title}", value=suggested is not None, key=f"{key}_on",
+                                  help=f"{param.help} Technical name: `{param.name}`.")
         if param.kind == "choice":
-            chosen = boxes[0].multiselect(f"{param.name} values", param.choices,
-                                          default=list(suggested or param.choices), key=f"{key}_values")
+            chosen = boxes[0].multiselect(f"{param.title}: values", param.choices,
+                                          default=list(suggested or param.choices), key=f"{key}_values",
+                                          format_func=param.choice_text)
             if tuned:
                 ranges[param.name] = list(chosen)
             continue
         spec = suggested if isinstance(suggested, dict) else {"min": param.low, "max": param.high}
         whole = param.kind in ("int", "optional_int")
         cast = int if whole else float
-        low = boxes[0].number_input(f"{param.name} min", min_value=cast(param.low), max_value=cast(param.high),
+        low = boxes[0].number_input(f"{param.title}: from", min_value=cast(param.low), max_value=cast(param.high),
                                     value=cast(spec["min"]), step=1 if whole else None, format=None if whole else "%g",
                                     key=f"{key}_min")
-        high = boxes[1].number_input(f"{param.name} max", min_value=cast(param.low), max_value=cast(param.high),
+        high = boxes[1].number_input(f"{param.title}: to", min_value=cast(param.low), max_value=cast(param.high),
                                      value=cast(spec["max"]), step=1 if whole else None, format=None if whole else "%g",
                                      key=f"{key}_max")
-        scale = boxes[2].selectbox(f"{param.name} scale", ["linear", "log"],
+        scale = boxes[2].selectbox(f"{param.title}: scale", ["linear", "log"],
                                    index=1 if spec.get("scale") == "log" else 0, key=f"{key}_scale")
         if tuned:
             ranges[param.name] = {"min": low, "max": high, "scale": scale}

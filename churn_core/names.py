@@ -37,6 +37,12 @@ def default_job_name(algorithm: str, now: datetime | None = None) -> str:
     return f"churn-{ALGORITHM_SHORT.get(algorithm, 'model')}-{timestamp(now)}"
 
 
+def default_tuning_name(algorithm: str, now: datetime | None = None) -> str:
+    """``tune-rf-2026-11-25-10-00-00``: the job names' style (its trials are ``…-001``), within SageMaker's
+    32 characters for a tuning job."""
+    return f"tune-{ALGORITHM_SHORT.get(algorithm, 'model')}-{timestamp(now)}"
+
+
 def derived_name(base: str, suffix: str, limit: int = 63) -> str:
     """A name made from another (``churn-ep`` → ``churn-ep-config``) within SageMaker's 63 characters, unique
     for every ``base``: one that fits is ``base + suffix``; a longer one keeps the start of ``base`` and adds 8

@@ -155,3 +155,14 @@ def test_an_infinite_or_nan_hyperparameter_is_a_clean_error(platform, params):
     with pytest.raises(ValidationError, match="must be a finite number"):
         platform.start_training("sample", params)
     assert platform.count_training_jobs() == 0
+
+
+def test_a_tuning_job_is_named_in_the_job_names_style_within_sagemakers_limit():
+    from datetime import datetime, timezone
+
+    from churn_core.names import default_job_name, default_tuning_name
+
+    now = datetime(2026, 12, 7, 10, 0, 0, tzinfo=timezone.utc)
+    assert default_job_name("random_forest", now) == "churn-rf-2026-12-07-10-00-00"
+    assert default_tuning_name("random_forest", now) == "tune-rf-2026-12-07-10-00-00"
+    assert all(len(default_tuning_name(a, now)) <= 32 for a in ("random_forest", "unknown-algorithm"))

@@ -31,32 +31,34 @@ def widget(items, label: str):
 
 def test_tune_tab_offers_the_algorithms_default_ranges_and_the_objectives(tune_tab):
     at = tune_tab
-    assert widget(at.checkbox, "Tune n_estimators").value is True
-    assert widget(at.checkbox, "Tune random_state").value is False
-    assert widget(at.number_input, "n_estimators min").value == 20
-    assert widget(at.number_input, "n_estimators max").value == 300
-    assert widget(at.selectbox, "n_estimators scale").value == "log"
-    assert widget(at.multiselect, "class_weight values").value == ["none", "balanced"]
+    assert widget(at.checkbox, "Tune Number of trees").value is True
+    assert widget(at.checkbox, "Tune Random seed").value is False
+    assert widget(at.number_input, "Number of trees: from").value == 20
+    assert widget(at.number_input, "Number of trees: to").value == 300
+    assert widget(at.selectbox, "Number of trees: scale").value == "log"
+    assert widget(at.multiselect, "Weight of churners: values").value == ["none", "balanced"]
     assert widget(at.selectbox, "Objective").options == ["ROC AUC", "F1", "Log loss", "PR AUC",
                                                          "Expected campaign profit"]
     assert "No tuning job yet" in " ".join(str(c.value) for c in at.caption)
     widget(at.radio, "Algorithm to tune").set_value("logistic_regression").run()
-    assert widget(at.checkbox, "Tune C").value is True and widget(at.selectbox, "C scale").value == "log"
+    assert widget(at.checkbox, "Tune Flexibility").value is True
+    assert widget(at.selectbox, "Flexibility: scale").value == "log"
 
 
 def test_a_bad_range_is_shown_next_to_the_form_and_nothing_starts(tune_tab):
     at = tune_tab
-    widget(at.number_input, "n_estimators min").set_value(200)
-    widget(at.number_input, "n_estimators max").set_value(50)
+    widget(at.number_input, "Number of trees: from").set_value(200)
+    widget(at.number_input, "Number of trees: to").set_value(50)
     widget(at.button, "Start tuning").click().run()
-    assert "The range of n_estimators is reversed: min 200 is above max 50" in " ".join(e.value for e in at.error)
+    errors = " ".join(e.value for e in at.error)
+    assert "The range of Number of trees (n_estimators) is reversed: min 200 is above max 50" in errors
     assert churn_core.connect().tuning_names() == []
 
 
 def test_start_tuning_then_the_leaderboard_ranks_trials_and_links_to_deploy_the_best(tune_tab):
     at = tune_tab
-    widget(at.number_input, "n_estimators min").set_value(5)
-    widget(at.number_input, "n_estimators max").set_value(25)
+    widget(at.number_input, "Number of trees: from").set_value(5)
+    widget(at.number_input, "Number of trees: to").set_value(25)
     widget(at.number_input, "Maximum trials").set_value(3)
     widget(at.number_input, "Trials at once").set_value(2)
     widget(at.text_input, "Tuning job name (optional)").set_value("tune-page")

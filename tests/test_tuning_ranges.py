@@ -17,14 +17,14 @@ from churn_core.tuning.search import Observed, suggest
         # empty ranges
         ("random_forest", {"class_weight": []}, "The range of class_weight is empty: list at least one value"),
         ("random_forest", {"n_estimators": {"min": 2.2, "max": 2.8}},
-         "The range of n_estimators is empty: no whole number lies between 2.2 and 2.8"),
+         "The range of Number of trees (n_estimators) is empty: no whole number lies between 2.2 and 2.8"),
         # min > max
         ("random_forest", {"n_estimators": {"min": 300, "max": 50}},
-         "The range of n_estimators is reversed: min 300 is above max 50. Swap them."),
-        ("gradient_boosting", {"learning_rate": (0.3, 0.01)}, "The range of learning_rate is reversed"),
+         "The range of Number of trees (n_estimators) is reversed: min 300 is above max 50. Swap them."),
+        ("gradient_boosting", {"learning_rate": (0.3, 0.01)}, "The range of Learning rate (learning_rate) is reversed"),
         # log scale <= 0
         ("logistic_regression", {"C": {"min": 0, "max": 10, "scale": "log"}},
-         "The range of C uses a log scale, so its min must be above 0 (got 0)"),
+         "The range of Flexibility (C) uses a log scale, so its min must be above 0 (got 0)"),
         ("gradient_boosting", {"learning_rate": {"min": -0.1, "max": 0.3, "scale": "log"}},
          "uses a log scale, so its min must be above 0 (got -0.1)"),
         # unknown hyperparameter for the algorithm
@@ -40,12 +40,14 @@ from churn_core.tuning.search import Observed, suggest
          "In the range of class_weight: Weight of churners (class_weight) must be one of none, balanced "
          "(got 'heavy')."),
         ("random_forest", {"n_estimators": {"min": 0, "max": 300}},
-         "The range of n_estimators must stay within 1 – 2000, what random_forest accepts (got 0 – 300)."),
-        ("random_forest", {"n_estimators": {"min": 10}}, "The range of n_estimators needs both a min and a max"),
+         "The range of Number of trees (n_estimators) must stay within 1 – 2000, what random_forest accepts "
+         "(got 0 – 300)."),
+        ("random_forest", {"n_estimators": {"min": 10}},
+         "The range of Number of trees (n_estimators) needs both a min and a max"),
         ("random_forest", {"n_estimators": {"min": "ten", "max": 30}},
-         "The min of the range of n_estimators must be a number (got 'ten')."),
+         "The min of the range of Number of trees (n_estimators) must be a number (got 'ten')."),
         ("random_forest", {"n_estimators": {"min": 10, "max": 30, "scale": "exp"}},
-         "The scale of the range of n_estimators must be 'linear' or 'log' (got 'exp')."),
+         "The scale of the range of Number of trees (n_estimators) must be 'linear' or 'log' (got 'exp')."),
         ("random_forest", {"n_estimators": {"min": 10, "max": 30, "step": 5}}, "unknown key(s) step"),
         ("random_forest", {"n_estimators": (10, 20, 30)}, "as a tuple must be (min, max)"),
         ("random_forest", {"algorithm": ["random_forest", "gradient_boosting"]}, "algorithm cannot be tuned"),

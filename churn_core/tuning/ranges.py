@@ -84,7 +84,7 @@ def _categorical(param: hp.Param, algorithm: str, values: Any) -> tuple:
 
 
 def _numeric(param: hp.Param, algorithm: str, spec: dict) -> Range:
-    name = param.name
+    name = param.named  # "Number of trees (n_estimators)": the form's words and the API's
     if "min" not in spec or "max" not in spec:
         raise ValidationError(
             f"The range of {name} needs both a min and a max, e.g. {{'min': {param.low:g}, 'max': {param.high:g}}} "
@@ -115,8 +115,8 @@ def _numeric(param: hp.Param, algorithm: str, spec: dict) -> Range:
             f"(got {low:g} – {high:g})."
         )
     if whole:
-        return Range(name, "integer", int(low), int(high), scale)
-    return Range(name, "continuous", low, high, scale)
+        return Range(param.name, "integer", int(low), int(high), scale)
+    return Range(param.name, "continuous", low, high, scale)
 
 
 def parse_ranges(algorithm: str, ranges: Any) -> tuple[list[Range], dict]:

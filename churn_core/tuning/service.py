@@ -17,14 +17,13 @@ import re
 import sqlite3
 import time
 from pathlib import Path
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from churn_core.catalog import kept_records, outcomes
 from churn_core.catalog import tuning_records as records
 from churn_core.catalog.database import Catalog, dumps, loads
 from churn_core.errors import ConflictError, NotFoundError, ValidationError
-from churn_core.names import ALGORITHM_SHORT
+from churn_core.names import default_tuning_name
 from churn_core.paths import code_version
 from churn_core.records import TUNING_ACTIVE, TuningJob
 from churn_core.tuning.objectives import get_objective, objectives
@@ -53,12 +52,6 @@ def check_tuning_name(name: str) -> str:
             "starting and ending with a letter or digit (SageMaker's rule for tuning jobs), e.g. 'tune-rf-1'."
         )
     return name
-
-
-def default_tuning_name(algorithm: str, now: datetime | None = None) -> str:
-    """``tune-rf-260101-120000`` (SageMaker allows tuning job names of 32 characters at most)."""
-    stamp = (now or datetime.now(timezone.utc)).strftime("%y%m%d-%H%M%S")
-    return f"tune-{ALGORITHM_SHORT.get(algorithm, 'model')}-{stamp}"
 
 
 # ---- the service behind the Platform methods -------------------------------------------------------------------

@@ -32,11 +32,11 @@ def test_tune_then_deploy_the_best_trial(app_server, context, steps):
         go(page, "Train")
         m.get_by_role("radiogroup", name="Mode").get_by_role("radio", name="Tune", exact=True).click()
         expect(m.get_by_role("button", name="Start tuning")).to_be_visible()
-        expect(m.get_by_label("n_estimators min", exact=True)).to_have_value("20")
+        expect(m.get_by_label("Number of trees: from", exact=True)).to_have_value("20")
         expect(m.get_by_text("No tuning job yet")).to_be_visible()
 
     with steps("start-small-tuning-job"):
-        m.get_by_label("n_estimators max", exact=True).fill("40")
+        m.get_by_label("Number of trees: to", exact=True).fill("40")
         m.get_by_label("Maximum trials", exact=True).fill("3")
         m.get_by_label("Trials at once", exact=True).fill("2")
         m.get_by_label("Tuning job name (optional)", exact=True).fill(TUNING)
