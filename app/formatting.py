@@ -24,6 +24,11 @@ BEST_MARK = "★ best"
 BEST_ROW = "Best"
 
 
+def count_text(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 version``, ``2 versions``, ``1,200 customers``: a count with its noun in the right number."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
 def metric_text(value: float | None) -> str:
     """A metric as every table and card on the page shows it: 3 decimals, or a dash while there is none."""
     return "—" if value is None else f"{value:.3f}"

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app.charts import tuning_hyperparameters_figure, tuning_progress_figure
-from app.formatting import METRIC_LABELS, duration_text, status_badge, when
+from app.formatting import METRIC_LABELS, count_text, duration_text, status_badge, status_label, when
 from app.navigation import link_to_follow, page
 from app.service import attempt, ok
 from churn_core.training.hyperparameters import ALGORITHMS, default_ranges
@@ -101,8 +101,9 @@ def start_form(p, labels: dict[str, str]) -> None:
             st.session_state["selected_tuning"] = tuning.name
             st.session_state.pop("tuning_picker", None)
             st.toast(f"Tuning job {tuning.name} started", icon=":material/tune:")
-            st.success(f"Tuning job **{tuning.name}** is {tuning.status}: {tuning.max_trials} trials, "
-                       f"{tuning.max_parallel} at once. Its leaderboard is below.")
+            st.success(f"Tuning job **{tuning.name}** is {status_label(tuning.status).lower()}: "
+                       f"{count_text(tuning.max_trials, 'trial')}, {tuning.max_parallel} at once. Its leaderboard is "
+                       "below.")
 
 
 def leaderboard(trials: pd.DataFrame, maximize: bool) -> pd.DataFrame:
@@ -170,7 +171,7 @@ def detail(p, name: str, was_active: bool) -> None:
             if register.button("Register best", key=f"register_best_{name}", icon=":material/inventory_2:"):
                 note = f"best trial of tuning job {name}: {objective} {tuning.best_objective:.4f}"
                 if version := attempt(p.register, tuning.best_job, note=note):
-                    st.success(f"Registered **{version.label}** from {tuning.best_job}: {version.status}.")
+                    st.success(f"Registered **{version.label}** from {tuning.best_job}: {version.status_text}.")
                     st.page_link(page("models"), label="Open Models", icon=":material/inventory_2:")
             jobs.page_link(page("jobs"), label="Open best on Jobs", icon=":material/monitoring:",
                            query_params={"job": tuning.best_job})

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app.charts import risk_bars
-from app.formatting import duration_text, status_badge, when
+from app.formatting import duration_text, status_badge, status_label, when
 from app.navigation import link_to_follow, page
 from app.service import attempt, platform
 from churn_core.data.headers import read_header
@@ -78,7 +78,7 @@ with st.expander("Start a transform job", expanded=bool(handed_over) or not p.li
             if job.status == "Failed":
                 st.error(f"**{job.name} failed:** {job.failure_reason}", icon=":material/error:")
             else:
-                st.success(f"Transform job **{job.name}** is {job.status}.")
+                st.success(f"Transform job **{job.name}** is {status_label(job.status).lower()}.")
 
 names = [t.name for t in p.list_transforms(limit=200)]
 if not names:
@@ -111,7 +111,7 @@ def job_view(name: str, was_active: bool) -> None:
         if st.button("Stop job", key=f"stop_{job.name}"):
             stopped = attempt(p.stop_transform, job.name)
             if stopped:
-                st.toast(f"{job.name}: {stopped.status}")
+                st.toast(f"{job.name}: {status_label(stopped.status).lower()}")
                 st.rerun()
         return
     if job.status == "Failed":

@@ -110,7 +110,7 @@ def job_detail(name: str) -> None:
         if st.button("Stop job", key=f"stop_{job.name}", type="secondary"):
             stopped = attempt(p.stop_training, job.name)
             if stopped:
-                st.toast(f"{job.name}: {stopped.status}")
+                st.toast(f"{job.name}: {status_label(stopped.status).lower()}")
                 st.rerun()
     if job.metrics:
         metric_cols = st.columns(len(METRIC_LABELS))

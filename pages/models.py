@@ -6,16 +6,17 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app.formatting import METRIC_LABELS, threshold_text, when
+from app.formatting import METRIC_LABELS, count_text, threshold_text, when
 from app.navigation import link_to_follow, page
 from app.service import attempt, platform
 from churn_core.training.hyperparameters import ALGORITHMS
-from churn_core.registry.model_registry import ALIASES, APPROVED, PENDING
+from churn_core.registry.model_registry import ALIASES, APPROVED, PENDING, STATUS_WORDS
 
 p = platform()
 st.title("Models")
-mode = ("Deploying **only approved versions** (CHURN_REQUIRE_APPROVAL=1)." if p.settings.require_approval
-        else "Approval is recorded but not required to deploy (set CHURN_REQUIRE_APPROVAL=1 to require it).")
+mode = ("Every deploy serves **an approved version** (CHURN_REQUIRE_APPROVAL=1)." if p.settings.require_approval
+        else "A version serves once approved; a training job's model can also be deployed directly from Endpoints "
+             "(set CHURN_REQUIRE_APPROVAL=1 to require approval for every deploy).")
 st.caption(f"Registered versions of trained models, with their approval and aliases. {mode}")
 
 completed = p.job_names(limit=200, status="Completed")
@@ -38,7 +39,7 @@ with st.expander("Register a trained model", expanded=not p.model_groups()):
             if version:
                 st.session_state["models_group"] = version.group
                 st.session_state["models_version"] = version.version  # what you register is what you decide on next
-                st.success(f"Registered **{version.label}** from {model}: {version.status}.")
+                st.success(f"Registered **{version.label}** from {model}: {version.status_text}.")
 
 groups = p.model_groups()
 if not groups:
@@ -47,13 +48,14 @@ if not groups:
 
 names = [g["name"] for g in groups]
 wanted = st.session_state.get("models_group")
+counts = {g["name"]: g["versions"] for g in groups}
 group = st.selectbox("Model group", names, index=names.index(wanted) if wanted in names else 0,
-                     format_func=lambda n: f"{n} ({next(g['versions'] for g in groups if g['name'] == n)} versions)")
+                     format_func=lambda n: f"{n} ({count_text(counts[n], 'version')})")
 st.session_state["models_group"] = group
 versions = p.list_versions(group)
 
 st.dataframe(pd.DataFrame([{
-    "version": f"v{v.version}", "aliases": ", ".join(v.aliases), "status": v.status, "training job": v.model,
+    "version": f"v{v.version}", "aliases": ", ".join(v.aliases), "status": v.status_text, "training job": v.model,
     "algorithm": ALGORITHMS.get(v.algorithm, {}).get("label", v.algorithm),
     **{label: v.metrics.get(key) for key, label in METRIC_LABELS.items()},
     "threshold": threshold_text(v.threshold),
@@ -66,23 +68,23 @@ if st.session_state.get("models_version") not in labels:  # another group was ch
     st.session_state.pop("models_version", None)
 number = st.selectbox("Version", list(labels), format_func=labels.get, key="models_version")
 version = next(v for v in versions if v.version == number)
-st.markdown(f"**{version.label}** · {version.status}"
+st.markdown(f"**{version.label}** · {version.status_text}"
             + (f" ({when(version.status_at)}: {version.status_note})" if version.status_note else "")
             + f" · trained by job `{version.model}` on dataset `{version.dataset}`")
 
 decide, alias_col, deploy_col = st.columns(3)
 with decide:
     st.markdown("**Approval**")
-    decision_note = st.text_input("Note for the decision", key="decision_note",
-                                  placeholder="what you checked")
+    note_key = f"decision_note_{group}_{number}"  # a note is for one version: v2's never carries over to v3
+    decision_note = st.text_input("Note for the decision", key=note_key, placeholder="what you checked")
     left, right = st.columns(2)
     if left.button("Approve", type="primary", disabled=version.status == APPROVED, key="approve"):
         if attempt(p.approve, group, number, decision_note):
-            st.session_state.pop("decision_note", None)
+            st.session_state.pop(note_key, None)
             st.rerun()
     if right.button("Reject", disabled=version.status != PENDING and version.status != APPROVED, key="reject"):
         if attempt(p.reject, group, number, decision_note):
-            st.session_state.pop("decision_note", None)
+            st.session_state.pop(note_key, None)
             st.rerun()
 with alias_col:
     st.markdown("**Aliases**")
@@ -105,7 +107,7 @@ for row in p.lineage(group):
     served = "; ".join(f"{e['endpoint']} ({e['variant']}, {when(e['started_at'])} – "
                        f"{when(e['ended_at']) if e['ended_at'] else 'now'})" for e in row["endpoints"])
     st.markdown(f"- dataset **{row['dataset']}** (`{row['dataset_sha256'][:12]}…`) → job **{row['job']}** → "
-                f"**{row['label']}** ({row['status']}) → {served or 'not deployed'}")
+                f"**{row['label']}** ({STATUS_WORDS.get(row['status'], row['status'])}) → {served or 'not deployed'}")
 
 with st.expander("Audit trail"):
     events = [e for e in p.events("registry", limit=500)

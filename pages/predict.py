@@ -11,6 +11,7 @@ import streamlit as st
 
 from app import results
 from app.charts import reasons_figure, risk_histogram
+from app.formatting import count_text
 from app.navigation import page
 from app.pickers import shared_selectbox
 from app.service import attempt, platform
@@ -120,7 +121,7 @@ with batch:
                 st.session_state["transform_handover"] = (upload.name, data)
                 st.page_link(page("batch"), label="Too many to score here: score them as a batch job",
                              icon=":material/batch_prediction:")
-            if st.button(f"Score {len(frame):,} customers", type="primary", key="batch_score"):
+            if st.button(f"Score {count_text(len(frame), 'customer')}", type="primary", key="batch_score"):
                 bar = st.progress(0.0, text="Scoring…")
 
                 def score_file():

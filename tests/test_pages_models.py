@@ -10,18 +10,18 @@ from tests.support.pages import button, open_page, texts
 
 def test_models_page_registers_approves_aliases_and_deploys(subs_rf):
     at = open_page("models")
-    assert "Approval is recorded but not required" in texts(at, "caption")
+    assert "a training job's model can also be deployed directly" in texts(at, "caption")
     form_inputs = {t.label: t for t in at.text_input}
     form_inputs["Note"].set_value("first candidate")
     button(at, "Register version").click().run()
     assert not at.exception, at.exception
     assert "Registered **subs v1**" in texts(at, "success")
     versions = at.dataframe[0].value
-    assert list(versions["version"]) == ["v1"] and list(versions["status"]) == ["PendingManualApproval"]
+    assert list(versions["version"]) == ["v1"] and list(versions["status"]) == ["waiting for approval"]
     assert versions["ROC AUC"].iloc[0] == pytest.approx(subs_rf.describe_training("subs-rf").metrics["roc_auc"])
-    assert "only Approved versions can be deployed" in texts(at, "caption")
+    assert "only approved versions can be deployed" in texts(at, "caption")
 
-    at.text_input(key="decision_note").set_value("holdout AUC is fine")
+    at.text_input(key="decision_note_subs_1").set_value("holdout AUC is fine")
     button(at, "Approve").click().run()
     assert not at.exception, at.exception
     assert subs_rf.get_version("subs", 1).status == "Approved"
@@ -47,7 +47,7 @@ def test_models_page_says_when_approval_is_required(subs_rf, monkeypatch):
     monkeypatch.setenv("CHURN_REQUIRE_APPROVAL", "1")
     subs_rf.register("subs-rf")
     at = open_page("models")
-    assert "Deploying **only approved versions**" in texts(at, "caption")
+    assert "Every deploy serves **an approved version**" in texts(at, "caption")
     endpoints = open_page("endpoints")
     assert endpoints.radio(key="deploy_source").value == "An approved registry version"
     assert "No approved version yet" in texts(endpoints, "info")

@@ -65,7 +65,7 @@ def test_start_tuning_then_the_leaderboard_ranks_trials_and_links_to_deploy_the_
     widget(at.radio, "Strategy").set_value("random")
     widget(at.button, "Start tuning").click().run()
     assert not at.exception, at.exception
-    assert "Tuning job **tune-page** is InProgress" in " ".join(s.value for s in at.success)
+    assert "Tuning job **tune-page** is running" in " ".join(s.value for s in at.success)
     p = churn_core.connect()
     wait_until(lambda: p.describe_tuning("tune-page").status == "Completed", 120, what="tuning job to complete")
     at.run()

@@ -73,12 +73,12 @@ def test_two_concurrent_registrations_never_share_a_number(two_models):
 def test_approval_gates_deployment_and_every_change_is_an_event(two_models):
     p, _ = two_models
     version = p.register("subs-a", group="gate")
-    with pytest.raises(ConflictError, match=r"gate v1 is PendingManualApproval: only Approved versions"):
+    with pytest.raises(ConflictError, match=r"gate v1 is waiting for approval: only approved versions"):
         p.deploy_version("gate", 1, "gate-ep")
     assert p.endpoint_names() == [] or "gate-ep" not in p.endpoint_names()
     rejected = p.reject("gate", 1, note="recall too low")
     assert rejected.status == "Rejected" and rejected.status_note == "recall too low" and rejected.status_at
-    with pytest.raises(ConflictError, match="Rejected"):
+    with pytest.raises(ConflictError, match="is rejected"):
         p.deploy_version("gate", version.version, "gate-ep")
     with pytest.raises(ConflictError, match="cannot be the champion"):
         p.set_alias("gate", 1, "champion")
@@ -88,8 +88,8 @@ def test_approval_gates_deployment_and_every_change_is_an_event(two_models):
     ep = p.deploy_version("gate", approved.version, "gate-ep")
     assert ep.status == "InService" and ep.model == "subs-b"
     events = [e["message"] for e in p.events("registry")]
-    assert any("PendingManualApproval → Rejected: recall too low" in m for m in events)
-    assert any("PendingManualApproval → Approved: beats v1 on the holdout" in m for m in events)
+    assert any("waiting for approval → rejected: recall too low" in m for m in events)
+    assert any("waiting for approval → approved: beats v1 on the holdout" in m for m in events)
     assert any("registered from model subs-a" in m for m in events)
     with pytest.raises(ValidationError, match="not back"):
         p.registry.set_status("gate", 2, "PendingManualApproval", "")
@@ -170,7 +170,7 @@ def test_sagemaker_registry_calls(monkeypatch, tmp_path, small_csv, model_tarbal
         v2 = p.register("sm-job")
         assert v2.version == 2 and len(groups) == 1, "the group is created once"
         # moto accepts an unapproved package: the gate is the platform's own
-        with pytest.raises(ConflictError, match="PendingManualApproval"):
+        with pytest.raises(ConflictError, match="is waiting for approval"):
             p.deploy_version("ds", 1, "sm-ep")
         assert models == []
         p.approve("ds", 1, "good enough")

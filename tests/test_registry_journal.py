@@ -48,9 +48,9 @@ def test_a_restore_never_reverts_a_rejection(gated, monkeypatch):
     assert (v1.status, v1.status_note) == ("Rejected", "leaks PII")
     assert [v.version for v in fresh.list_versions("churners")] == [2, 1], "a registration after the backup is back"
     messages = [e["message"] for e in fresh.events("registry", "churners/v1")]
-    assert any("Approved → Rejected: leaks PII" in m for m in messages), messages
-    assert sum("Approved → Rejected" in m for m in messages) == 1, "replaying never records a decision twice"
-    with pytest.raises(ConflictError, match="churners v1.* is Rejected"):
+    assert any("approved → rejected: leaks PII" in m for m in messages), messages
+    assert sum("approved → rejected" in m for m in messages) == 1, "replaying never records a decision twice"
+    with pytest.raises(ConflictError, match="churners v1.* is rejected"):
         fresh.deploy_version("churners", 1, "should-not-serve")
     with pytest.raises(ConflictError, match="has none"):
         fresh.deploy("model-a", "should-not-serve")
@@ -80,7 +80,7 @@ def test_rebuilding_a_lost_catalog_keeps_the_registry(gated):
         (2, "Rejected", []), (1, "Approved", ["champion"])]
     assert fresh.get_version("churners", 2).status_note == "leaks PII"
     assert fresh.get_version("churners", 1).metrics == p.describe_training("model-a").metrics
-    assert any("PendingManualApproval → Rejected: leaks PII" in e["message"]
+    assert any("waiting for approval → rejected: leaks PII" in e["message"]
                for e in fresh.events("registry", "churners/v2"))
     nightly = fresh.describe_transform("nightly")  # a transform comes back from its folder too
     assert (nightly.status, nightly.rows_scored) == ("Completed", scored)

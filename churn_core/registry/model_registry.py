@@ -22,6 +22,7 @@ from churn_core.names import check_name
 
 PENDING, APPROVED, REJECTED = "PendingManualApproval", "Approved", "Rejected"
 STATUSES = (PENDING, APPROVED, REJECTED)
+STATUS_WORDS = {PENDING: "waiting for approval", APPROVED: "approved", REJECTED: "rejected"}  # what people read
 ALIASES = ("champion", "challenger")
 
 
@@ -53,6 +54,11 @@ class ModelVersion:
         tags = f" ({', '.join(self.aliases)})" if self.aliases else ""
         return f"{self.group} v{self.version}{tags}"
 
+    @property
+    def status_text(self) -> str:
+        """``waiting for approval``: the status in words (``status`` keeps SageMaker's value)."""
+        return STATUS_WORDS.get(self.status, self.status)
+
     @classmethod
     def from_row(cls, row: dict, aliases: list[str]) -> "ModelVersion":
         return cls(
@@ -83,15 +89,15 @@ class Registry:
     def deploy_refusal(self, version: ModelVersion) -> str:
         """Why ``version`` may not serve behind an endpoint ("" when it may): only Approved versions serve."""
         if version.status != APPROVED:
-            return (f"{version.label} is {version.status}: only Approved versions can be deployed or put behind an "
-                    "endpoint. Approve it on the Models page first (with a note).")
+            return (f"{version.label} is {version.status_text}: only approved versions can be deployed or put behind "
+                    "an endpoint. Approve it on the Models page first (with a note).")
         return ""
 
     def record_refusal(self, group: str, number: int, row: dict | None) -> str:
         """The same rule for a version's row as a transaction reads it (``catalog.endpoints.approval_refusal``:
         deploys, updates, variant splits and promotions re-check it where they commit)."""
         if row is None:
-            return (f"{group} v{number} is no longer in the registry: only Approved versions can be deployed or put "
+            return (f"{group} v{number} is no longer in the registry: only approved versions can be deployed or put "
                     "behind an endpoint. See the Models page for its versions.")
         return self.deploy_refusal(ModelVersion.from_row(row, []))
 
@@ -180,7 +186,7 @@ class Registry:
         self.backend.set_model_version_status(current, status, note or "")
         records.set_status(self.catalog, group, current.version, status, note or "",
                            version_key(group, current.version),
-                           f"{current.status} → {status}" + (f": {note}" if note else ""))
+                           f"{current.status_text} → {STATUS_WORDS[status]}" + (f": {note}" if note else ""))
         return self.get(group, current.version)
 
     def set_alias(self, group: str, version: int | str, alias: str) -> ModelVersion:
@@ -189,7 +195,7 @@ class Registry:
             raise ValidationError(f"Alias must be one of {', '.join(ALIASES)} (got {alias!r}).")
         target = self.get(group, version)
         if target.status == REJECTED:
-            raise ConflictError(f"{target.label} is Rejected; a rejected version cannot be the {alias}.")
+            raise ConflictError(f"{target.label} is rejected: a rejected version cannot be the {alias}.")
         records.set_alias(self.catalog, group, alias, target.version, version_key)
         return self.get(group, target.version)
 

@@ -47,7 +47,7 @@ def test_register_approve_deploy_update_and_promote(app_server, context, steps):
             expect(success(page, f"Registered subs v{version} from {model}")).to_be_visible()
             m.get_by_label("Note for the decision", exact=True).fill("holdout checked")
             button(page, "Approve").click()
-            expect(m.get_by_text(re.compile(rf"subs v{version}.*· Approved"))).to_be_visible()
+            expect(m.get_by_text(re.compile(rf"subs v{version}.*· approved"))).to_be_visible()
         assert [v.status for v in platform.list_versions("subs")] == ["Approved", "Approved"]
 
     with steps("deploy-version-1-from-the-models-page"):

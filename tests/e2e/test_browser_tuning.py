@@ -41,7 +41,7 @@ def test_tune_then_deploy_the_best_trial(app_server, context, steps):
         m.get_by_label("Trials at once", exact=True).fill("2")
         m.get_by_label("Tuning job name (optional)", exact=True).fill(TUNING)
         button(page, "Start tuning").click()
-        expect(m.get_by_test_id("stAlertContentSuccess").filter(has_text=f"Tuning job {TUNING} is InProgress")) \
+        expect(m.get_by_test_id("stAlertContentSuccess").filter(has_text=f"Tuning job {TUNING} is running")) \
             .to_be_visible()
         assert platform.describe_tuning(TUNING).max_trials == 3
 
