@@ -132,6 +132,11 @@ def test_champion_and_challenger_share_traffic_by_weight_then_the_challenger_is_
     assert 0.45 <= served["subs-v1"] / 1000 <= 0.55, served
     stats = p.describe_endpoint("ab-ep").variants
     assert all(v["stats"].get("invocations", 0) > 0 for v in stats), "per-variant counts for the page"
+    info = [line for line in session.get(ep.url + "/metrics", timeout=10).text.splitlines()
+            if line.startswith("churn_model_info{")]
+    serving = sorted(line.split('weight="')[1].split('"')[0] for line in info if line.endswith(" 1.0"))
+    assert serving == ["50", "50"], f"the old weights no longer read as serving: {info}"
+    assert "Warning" not in p.endpoint_log("ab-ep"), "no Python warnings in the log an analyst reads"
 
     with Load(ep.url, body, seconds=15) as load:
         promoted = p.promote_challenger("ab-ep")

@@ -253,6 +253,7 @@ class PrometheusMetrics:
         self.captured = Counter("churn_capture_writes_total", "Invocations written to data capture")
         self.model = Gauge("churn_model_info", "The model version each variant serves (1 = serving)",
                            ["variant", "model", "version", "weight"], multiprocess_mode="liveall")
+        self.shown: set[tuple[str, ...]] = set()  # this worker's model_info labels
 
     def observe(self, variant: str, status: int, seconds: float, rows: int) -> None:
         self.requests.labels(variant, str(status)).inc()
@@ -261,9 +262,14 @@ class PrometheusMetrics:
             self.rows.labels(variant).inc(rows)
 
     def serving(self, variants: list) -> None:
-        self.model.clear()
-        for v in variants:  # endpoint_control.LoadedVariant
-            self.model.labels(v.name, v.model_name, v.spec.version or "", f"{v.weight:g}").set(1)
+        """What serves now is 1, what served before is 0 (multiprocess mode cannot remove a label: ``clear()``
+        only warns there, and the old variant would still read as serving)."""
+        now = {(v.name, v.model_name, str(v.spec.version or ""), f"{v.weight:g}") for v in variants}
+        for labels in self.shown - now:
+            self.model.labels(*labels).set(0)
+        for labels in now:  # endpoint_control.LoadedVariant
+            self.model.labels(*labels).set(1)
+        self.shown = now
 
     @staticmethod
     def render() -> bytes:
