@@ -155,7 +155,8 @@ def gains_figure(gains: pd.DataFrame) -> go.Figure:
                     name="share of all churners reached")
     fig.add_scatter(x=[0, 10], y=[0, 1], mode="lines", name="random order", line=dict(dash="dot", color="grey"))
     fig.update_layout(yaxis=dict(title="Cumulative share of churners", range=[0, 1.02], tickformat=".0%"),
-                      yaxis2=dict(title="Lift", overlaying="y", side="right", showgrid=False))
+                      yaxis2=dict(title="Lift (× the average decile)", overlaying="y", side="right", showgrid=False,
+                                  rangemode="tozero", tickformat=".1f", ticksuffix="×"))
     fig.update_xaxes(title="Deciles of customers, riskiest first", dtick=1)
     return _layout(fig, "Cumulative gain and lift")
 
@@ -185,9 +186,17 @@ def feature_shift_figure(statistics: dict, captured: pd.DataFrame, feature: str)
         fig.add_bar(x=mids, y=[b["count"] / total for b in buckets], width=widths, name="training", opacity=0.55)
         if len(values):
             edges = [buckets[0]["lower_bound"]] + [b["upper_bound"] for b in buckets]
-            counts = pd.cut(values.astype(float).clip(edges[0], edges[-1]), edges, include_lowest=True)
-            shares = counts.value_counts(normalize=True, sort=False).tolist()
-            fig.add_bar(x=mids, y=shares, width=widths, name="captured", opacity=0.55)
+            numbers = values.astype(float)
+            inside = numbers[(numbers >= edges[0]) & (numbers <= edges[-1])]
+            counts = pd.cut(inside, edges, include_lowest=True).value_counts(sort=False).tolist()
+            fig.add_bar(x=mids, y=[c / len(numbers) for c in counts], width=widths, name="captured", opacity=0.55)
+            step = (edges[-1] - edges[0]) / max(len(buckets), 1) or 1.0
+            overflow = ((numbers < edges[0], edges[0] - step, f"below the training range (< {edges[0]:g})"),
+                        (numbers > edges[-1], edges[-1] + step, f"above the training range (> {edges[-1]:g})"))
+            for outside, x, words in overflow:
+                if outside.any():  # never lumped into the edge bin: a value training never saw is shown as such
+                    fig.add_bar(x=[x], y=[outside.mean()], width=[step], name=words, opacity=0.8,
+                                marker=dict(color="#e45756", pattern=dict(shape="/")))
         fig.update_layout(barmode="overlay")
     else:
         buckets = spec["string_statistics"]["distribution"]["categorical"]["buckets"]

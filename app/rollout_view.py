@@ -37,7 +37,11 @@ def score_figure(ep) -> go.Figure:
                         width=0.9 / len(scores), opacity=0.7)
     fig.update_layout(barmode="group")
     fig.update_xaxes(title="Churn probability answered", range=[0, 1])
-    fig.update_yaxes(title="Share of the variant's answers", tickformat=".0%")
+    fig.update_yaxes(title="Share of the variant's answers", tickformat=".0%", rangemode="tozero")
+    if not fig.data:  # an empty axis would run −100 % … 400 %
+        fig.update_yaxes(range=[0, 1])
+        fig.add_annotation(text="No answers yet: the chart fills as the variants answer requests.", showarrow=False,
+                           x=0.5, y=0.5, xref="paper", yref="paper")
     return chart_layout(fig, "Scores by variant", 300)
 
 
