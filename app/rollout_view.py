@@ -45,8 +45,33 @@ def score_figure(ep) -> go.Figure:
     return chart_layout(fig, "Scores by variant", 300)
 
 
+def _key(variant: dict) -> str:
+    """The ``group:number`` key of the version a variant serves ("" for a job's model served as itself)."""
+    group, _, number = (variant.get("version") or "").rpartition(" v")
+    return f"{group}:{number}" if group and number.isdigit() else ""
+
+
+def current_split(ep) -> tuple[str, str, int] | None:
+    """(champion key, challenger key, challenger's % of traffic) of a two-variant endpoint, as it serves now."""
+    if len(ep.variants) != 2:
+        return None
+    champion, challenger = sorted(ep.variants, key=lambda v: -float(v["weight"]))
+    total = float(champion["weight"]) + float(challenger["weight"]) or 1.0
+    return _key(champion), _key(challenger), round(100 * float(challenger["weight"]) / total)
+
+
+def _done(ep, message: str) -> None:
+    """Redraw the page on the new state (the Serving table, pickers and slider above were drawn before it)."""
+    st.session_state[f"rollout_done_{ep.name}"] = message
+    for key in (f"share_{ep.name}", f"champ_{ep.name}", f"chall_{ep.name}"):  # follow the real split again
+        st.session_state.pop(key, None)
+    st.rerun()
+
+
 def render(p, ep) -> None:
     """Variants with their figures; Update to version…, champion/challenger weights, Promote challenger."""
+    if message := st.session_state.pop(f"rollout_done_{ep.name}", None):
+        st.success(message)
     st.markdown("**Serving**")
     st.dataframe(variant_table(ep), hide_index=True, width="stretch", column_config={
         "weight": st.column_config.NumberColumn(help="Share of requests routed to the variant (relative)."),
@@ -70,12 +95,17 @@ def render(p, ep) -> None:
         if st.form_submit_button("Update endpoint", type="primary"):
             updated = attempt(p.update_endpoint, ep.name, approved[target].group, approved[target].version)
             if updated:
-                st.success(f"{ep.name} now serves {approved[target].label}.")
+                _done(ep, f"{ep.name} now serves {approved[target].label}.")
     with split.form(f"split_{ep.name}"):
-        champion = st.selectbox("Champion", keys, format_func=lambda k: approved[k].label, key=f"champ_{ep.name}")
-        challenger = st.selectbox("Challenger", keys, index=min(1, len(keys) - 1),
-                                  format_func=lambda k: approved[k].label, key=f"chall_{ep.name}")
-        share = st.slider("Traffic to the challenger (%)", 0, 50, 10, key=f"share_{ep.name}")
+        now = current_split(ep)  # a page opened later shows the split the endpoint really serves
+        first = keys.index(now[0]) if now and now[0] in keys else 0
+        second = keys.index(now[1]) if now and now[1] in keys else min(1, len(keys) - 1)
+        champion = st.selectbox("Champion", keys, index=first, format_func=lambda k: approved[k].label,
+                                key=f"champ_{ep.name}")
+        challenger = st.selectbox("Challenger", keys, index=second, format_func=lambda k: approved[k].label,
+                                  key=f"chall_{ep.name}")
+        share = st.slider("Traffic to the challenger (%)", 0, 50, min(now[2], 50) if now else 10,
+                          key=f"share_{ep.name}")
         if st.form_submit_button("Serve both"):
             if champion == challenger:
                 st.error("Pick two different versions for the champion and the challenger.")
@@ -84,11 +114,11 @@ def render(p, ep) -> None:
                     (approved[champion].group, approved[champion].version, 100 - share),
                     (approved[challenger].group, approved[challenger].version, share)])
                 if done:
-                    st.success(f"{ep.name} serves {approved[champion].label} ({100 - share} %) and "
-                               f"{approved[challenger].label} ({share} %).")
+                    _done(ep, f"{ep.name} serves {approved[champion].label} ({100 - share} %) and "
+                              f"{approved[challenger].label} ({share} %).")
     if len(ep.variants) > 1 and st.button("Promote challenger", key=f"promote_{ep.name}",
                                           help="The challenger becomes the champion and takes all the traffic "
                                                "(an update with zero failed requests)."):
         promoted = attempt(p.promote_challenger, ep.name)
         if promoted:
-            st.success(f"{ep.name} now serves {promoted.variants[0]['version']} alone, as the champion.")
+            _done(ep, f"{ep.name} now serves {promoted.variants[0]['version']} alone, as the champion.")

@@ -35,8 +35,9 @@ def test_update_split_and_promote_from_the_endpoints_page(two_versions):
     assert not at.exception, at.exception
     assert "page-ep now serves subs v2" in texts(at, "success")
     assert p.describe_endpoint("page-ep").model == "subs-lr"
+    serving = next(df.value for df in at.dataframe if "variant" in df.value.columns)
+    assert list(serving["serves"]) == ["subs v2"], "the table shows the update without a reload"
 
-    at = open_page("endpoints")
     at.selectbox(key="champ_page-ep").set_value("subs:2")
     at.selectbox(key="chall_page-ep").set_value("subs:1")
     at.slider(key="share_page-ep").set_value(20)
@@ -44,11 +45,18 @@ def test_update_split_and_promote_from_the_endpoints_page(two_versions):
     assert not at.exception, at.exception
     assert sorted((v["variant"], v["weight"]) for v in p.describe_endpoint("page-ep").variants) == [
         ("subs-v1", 20.0), ("subs-v2", 80.0)]
+    serving = next(df.value for df in at.dataframe if "variant" in df.value.columns)
+    assert sorted(serving["serves"]) == ["subs v1", "subs v2"], "the split shows without a reload"
+    assert "serves subs v2 (80 %) and subs v1 (20 %)" in texts(at, "success")
 
-    at = open_page("endpoints")
+    at = open_page("endpoints")  # opened later: the form shows the split the endpoint really serves
+    assert at.slider(key="share_page-ep").value == 20
+    assert (at.selectbox(key="champ_page-ep").value, at.selectbox(key="chall_page-ep").value) == ("subs:2", "subs:1")
     serving = next(df.value for df in at.dataframe if "variant" in df.value.columns)
     assert sorted(serving["serves"]) == ["subs v1", "subs v2"]
     button(at, "Promote challenger").click().run()
     assert not at.exception, at.exception
     assert "now serves subs v1 alone, as the champion" in texts(at, "success")
     assert p.get_version("subs", "champion").version == 1
+    serving = next(df.value for df in at.dataframe if "variant" in df.value.columns)
+    assert list(serving["serves"]) == ["subs v1"]
