@@ -74,6 +74,7 @@ with st.expander("Start a transform job", expanded=bool(handed_over) or not p.li
                       instance_count=int(workers), file_name=file_name, reasons=reasons, instance_type=instance_type)
         if job:
             st.session_state["batch_selected"] = job.name
+            st.session_state.pop("batch_picker", None)  # the picker follows the new job (its old choice would win)
             st.session_state.pop("transform_handover", None)
             if job.status == "Failed":
                 st.error(f"**{job.name} failed:** {job.failure_reason}", icon=":material/error:")
@@ -170,7 +171,19 @@ if current:
 st.divider()
 st.subheader("Transform jobs")
 past = p.list_transforms(limit=200)
-st.dataframe(pd.DataFrame([{
-    "name": t.name, "status": t.status, "model": t.model, "input": t.input_label,
-    "lines": t.rows_in, "scored": t.rows_scored, "failed": t.rows_failed, "duration": duration_text(t.duration),
-    "created": when(t.created_at)} for t in past]), hide_index=True, width="stretch")
+
+
+@st.fragment(run_every=2 if any(t.is_active for t in past) else None)
+def jobs_table(was_active: bool) -> None:
+    """Every job with its progress; refreshes by itself while one runs, until they have all ended."""
+    jobs = p.list_transforms(limit=200)
+    if was_active and not any(t.is_active for t in jobs):
+        st.rerun()  # the whole page: this table stops refreshing
+    st.dataframe(pd.DataFrame([{
+        "name": t.name, "status": status_label(t.status), "model": t.model, "input": t.input_label,
+        "lines": t.rows_in if t.rows_in is not None else "reading…" if t.is_active else "—",
+        "scored": t.rows_scored, "failed": t.rows_failed, "duration": duration_text(t.duration),
+        "created": when(t.created_at)} for t in jobs]), hide_index=True, width="stretch")
+
+
+jobs_table(any(t.is_active for t in past))

@@ -106,3 +106,27 @@ def test_batch_page_offers_an_instance_type_only_when_the_backend_has_a_choice(s
     assert not at.exception, at.exception
     assert "cannot run on the instance type 'ml.c5.xlarge'" in texts(at, "error")  # the local backend refuses it
     assert subs_rf.list_transforms() == []
+
+
+def test_a_second_job_is_selected_when_started_and_a_workbook_is_accepted(subs_rf):
+    from tests.support.own_data import workbook
+
+    at = open_page("batch")
+    at.get("file_uploader")[0].set_value(("first.csv", customers(50, seed=6), "text/csv")).run()
+    button(at, "Start transform job").click().run()
+    first = subs_rf.list_transforms()[0]
+    assert finished(subs_rf, first.name).status == "Completed"
+    at.run()
+    assert at.selectbox(key="batch_picker").value == first.name
+    frame = pd.read_csv(io.BytesIO(customers(40, seed=7)), dtype=str, keep_default_na=False)
+    at.get("file_uploader")[0].set_value(("second.xlsx", workbook(frame), "application/vnd.ms-excel")).run()
+    assert not at.exception, at.exception
+    button(at, "Start transform job").click().run()
+    assert not at.exception, at.exception
+    second = next(t for t in subs_rf.list_transforms() if t.name != first.name)
+    assert at.selectbox(key="batch_picker").value == second.name, "the new job is the one shown"
+    assert finished(subs_rf, second.name).status == "Completed"
+    assert subs_rf.describe_transform(second.name).rows_scored == 40
+    at.run()
+    past = at.dataframe[-1].value
+    assert set(past["status"]) == {"Completed"} and "InProgress" not in set(past["status"])
