@@ -16,6 +16,7 @@ from app.service import backend_caption, show_catalog_damage  # noqa: E402
 from churn_core.errors import CatalogDamagedError  # noqa: E402
 
 st.set_page_config(page_title="Churn control plane", page_icon=":material/trending_down:", layout="wide")
+st.html(f"<style>{(ROOT / 'app' / 'style.css').read_text()}</style>")  # style only: takes no room on the page
 navigation = st.navigation(list(pages().values()))
 with st.sidebar:
     st.caption(backend_caption())

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app.charts import risk_bars
-from app.formatting import duration_text, status_badge, status_label, when
+from app.formatting import count_text, duration_text, status_badge, status_label, when
 from app.navigation import link_to_follow, page
 from app.service import attempt, platform
 from churn_core.data.headers import read_header
@@ -126,7 +126,7 @@ def job_view(name: str, was_active: bool) -> None:
     if job.rows_failed and job.errors_key:
         errors = attempt(p.transform_errors, job.name)
         if errors is not None:
-            st.warning(f"{len(errors):,} line(s) could not be scored:")
+            st.warning(f"{count_text(len(errors), 'line')} could not be scored:")
             st.dataframe(errors.head(1000), hide_index=True, width="stretch")
             st.download_button("Download errors CSV", lambda: p.transform_download(job.name, "errors"),
                                f"{job.name}-errors.csv", "text/csv", key=f"errors_{job.name}", on_click="ignore")

@@ -6,8 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from app.charts import confusion_figure, effects_figure, importance_figure, pr_figure, roc_figure
-from app.formatting import (BEST_BY, BEST_MARK, BEST_ROW, METRIC_LABELS, STATUS_HELP, comparison_frame, duration_text,
-                            hyperparameter_rows, metric_text, status_badge, status_label, when)
+from app.formatting import (BEST_BY, BEST_MARK, BEST_ROW, METRIC_LABELS, STATUS_HELP, comparison_frame, count_text,
+                            duration_text, hyperparameter_rows, metric_text, status_badge, status_label, when)
 from app.navigation import link_to_follow, page
 from app.pickers import shared_selectbox
 from app.service import attempt, platform
@@ -83,7 +83,7 @@ def live_table() -> None:
         "F1": st.column_config.TextColumn(help="Balance of precision and recall at the model's threshold."),
     })
     running = sum(1 for j in jobs if j.is_active)
-    st.caption(f"{total} job(s) · {running} running on this page · refreshes every {REFRESH_SECONDS} s")
+    st.caption(f"{count_text(total, 'job')} · {running} running on this page · refreshes every {REFRESH_SECONDS} s")
 
 
 live_table()

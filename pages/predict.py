@@ -145,7 +145,7 @@ with batch:
         if result.reasons_note:
             st.info(f"Scored without reasons: {result.reasons_note}", icon=":material/info:")
         if result.errors:
-            st.warning(f"{len(result.errors)} row(s) could not be scored:")
+            st.warning(f"{count_text(len(result.errors), 'row')} could not be scored:")
             st.dataframe(result.error_frame, hide_index=True, width="stretch")
         if len(scored_frame):
             ids = [c for c in schema.get("id_columns", []) if c in scored_frame.columns]

@@ -104,7 +104,7 @@ def test_upload_train_deploy_predict_delete(app_server, page, steps, platform, t
         button(page, f"Score {total:,} customers").click()
         expect(metric(page, "Scored")).to_have_text(f"{good_rows:,} of {total:,}", timeout=60_000)
         expect(metric(page, "Could not score")).to_have_text("1")
-        expect(m.get_by_text("1 row(s) could not be scored")).to_be_visible()
+        expect(m.get_by_text("1 row could not be scored")).to_be_visible()
         expect(grid_cell(page, "AccountWeeks: 'abc' is not a number")).to_be_attached()
         expect(grid_cell(page, re.compile(rf"^{bad_line}$")).first).to_be_attached()
         expect(m.get_by_role("tabpanel", name="A file of customers").get_by_test_id("stPlotlyChart")).to_be_visible()

@@ -63,7 +63,7 @@ def test_transform_job_from_the_batch_page_and_download_its_results(app_server, 
         expect(heading).to_be_visible(timeout=JOB_TIMEOUT_MS)
         expect(metric(page, "Scored")).to_have_text(f"{rows - 1:,}")
         expect(metric(page, "Could not score")).to_have_text("1")
-        expect(m.get_by_text("1 line(s) could not be scored")).to_be_visible()
+        expect(m.get_by_text("1 line could not be scored")).to_be_visible()
         expect(grid_cell(page, "tenure: 'many' is not a number.")).to_be_attached()
         expect(m.get_by_test_id("stPlotlyChart").first).to_be_visible()
         no_app_exception(page)
