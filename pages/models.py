@@ -75,16 +75,18 @@ st.markdown(f"**{version.label}** · {version.status_text}"
 decide, alias_col, deploy_col = st.columns(3)
 with decide:
     st.markdown("**Approval**")
-    note_key = f"decision_note_{group}_{number}"  # a note is for one version: v2's never carries over to v3
-    decision_note = st.text_input("Note for the decision", key=note_key, placeholder="what you checked")
+    if st.session_state.get("decision_note_for") != (group, number):  # a note is for one version: v2's never
+        st.session_state.pop("decision_note", None)                   # carries over to v3
+        st.session_state["decision_note_for"] = (group, number)
+    decision_note = st.text_input("Note for the decision", key="decision_note", placeholder="what you checked")
     left, right = st.columns(2)
     if left.button("Approve", type="primary", disabled=version.status == APPROVED, key="approve"):
         if attempt(p.approve, group, number, decision_note):
-            st.session_state.pop(note_key, None)
+            st.session_state.pop("decision_note", None)
             st.rerun()
     if right.button("Reject", disabled=version.status != PENDING and version.status != APPROVED, key="reject"):
         if attempt(p.reject, group, number, decision_note):
-            st.session_state.pop(note_key, None)
+            st.session_state.pop("decision_note", None)
             st.rerun()
 with alias_col:
     st.markdown("**Aliases**")

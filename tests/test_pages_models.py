@@ -21,7 +21,7 @@ def test_models_page_registers_approves_aliases_and_deploys(subs_rf):
     assert versions["ROC AUC"].iloc[0] == pytest.approx(subs_rf.describe_training("subs-rf").metrics["roc_auc"])
     assert "only approved versions can be deployed" in texts(at, "caption")
 
-    at.text_input(key="decision_note_subs_1").set_value("holdout AUC is fine")
+    at.text_input(key="decision_note").set_value("holdout AUC is fine")
     button(at, "Approve").click().run()
     assert not at.exception, at.exception
     assert subs_rf.get_version("subs", 1).status == "Approved"

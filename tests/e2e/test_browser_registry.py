@@ -11,7 +11,8 @@ from playwright.sync_api import expect
 
 import churn_core
 from churn_core.data.sample import make_subscription_sample
-from tests.e2e.e2e_support import DEPLOY_TIMEOUT_MS, button, choose, choose_in_expander, expect_title, go, main
+from tests.e2e.e2e_support import (DEPLOY_TIMEOUT_MS, button, choose, choose_in_expander, expect_title, go, grid_cell,
+                                   main)
 from tests.support.helpers import wait_for_job
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -65,18 +66,27 @@ def test_register_approve_deploy_update_and_promote(app_server, context, steps):
         button(page, "Update endpoint").click()
         expect(success(page, "retention now serves subs v2")).to_be_visible(timeout=DEPLOY_TIMEOUT_MS)
         assert platform.describe_endpoint("retention").model == "subs-lr"
+        expect(grid_cell(page, "subs v2")).to_be_attached()  # the Serving table shows it without a reload
+        expect(grid_cell(page, "subs v1")).to_have_count(0)
 
     with steps("champion-and-challenger"):
         choose(page, "Champion", "subs v2")
         choose(page, "Challenger", "subs v1")
+        slider = m.get_by_role("slider")
+        slider.focus()
+        for _ in range(10):  # 10 % → 20 %
+            slider.press("ArrowRight")
+        expect(slider).to_have_value("20")
         button(page, "Serve both").click()
-        expect(success(page, "retention serves subs v2 (90 %) and subs v1 (10 %)")).to_be_visible(
+        expect(success(page, "retention serves subs v2 (80 %) and subs v1 (20 %)")).to_be_visible(
             timeout=DEPLOY_TIMEOUT_MS)
-        assert sorted(v["weight"] for v in platform.describe_endpoint("retention").variants) == [10.0, 90.0]
+        assert sorted(v["weight"] for v in platform.describe_endpoint("retention").variants) == [20.0, 80.0]
+        expect(grid_cell(page, "subs v1")).to_be_attached()  # both variants in the Serving table, no reload
 
     with steps("promote-the-challenger"):
         page.reload()
         expect_title(page, "Endpoints")
+        expect(m.get_by_role("slider")).to_have_value("20")  # the real split, after a reload
         button(page, "Promote challenger").click()
         expect(success(page, "now serves subs v1 alone, as the champion")).to_be_visible(timeout=DEPLOY_TIMEOUT_MS)
         assert platform.get_version("subs", "champion").version == 1
