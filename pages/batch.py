@@ -74,7 +74,7 @@ with st.expander("Start a transform job", expanded=bool(handed_over) or not p.li
                       instance_count=int(workers), file_name=file_name, reasons=reasons, instance_type=instance_type)
         if job:
             st.session_state["batch_selected"] = job.name
-            st.session_state.pop("batch_picker", None)  # the picker follows the new job (its old choice would win)
+            st.session_state["batch_picker"] = job.name  # the picker follows the new job (its old choice would win)
             st.session_state.pop("transform_handover", None)
             if job.status == "Failed":
                 st.error(f"**{job.name} failed:** {job.failure_reason}", icon=":material/error:")

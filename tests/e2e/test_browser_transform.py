@@ -11,7 +11,8 @@ from playwright.sync_api import expect
 
 import churn_core
 from churn_core.data.sample import make_subscription_sample
-from tests.e2e.e2e_support import JOB_TIMEOUT_MS, button, expect_title, go, grid_cell, main, no_app_exception
+from tests.e2e.e2e_support import (JOB_TIMEOUT_MS, button, expect_title, go, grid_cell, main, no_app_exception,
+                                   open_expander)
 from tests.support.helpers import wait_for_job
 from tests.support.transforms import customers
 
@@ -94,3 +95,22 @@ def test_transform_job_from_the_batch_page_and_download_its_results(app_server, 
             button(page, "Download errors CSV").click()
         errors = pd.read_csv(info.value.path())
         assert list(errors["line"]) == [201] and errors["problem"][0] == "tenure: 'many' is not a number."
+
+    with steps("a-second-job-is-the-one-shown-and-its-row-refreshes"):
+        second = tmp_path / "second.csv"
+        second.write_text("\n".join(lines[:1500]) + "\n")
+        open_expander(page, "Start a transform job", button(page, "Start transform job"))  # folded once jobs exist
+        m.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(second)
+        expect(m.get_by_text("second.csv").first).to_be_visible()
+        button(page, "Start transform job").click()
+        started = m.get_by_test_id("stAlertContentSuccess").filter(has_text=re.compile(r"Transform job \S+ is"),
+                                                                   has_not_text=job)
+        expect(started).to_be_visible()
+        other = re.search(r"Transform job (\S+) is", started.inner_text()).group(1)
+        assert other != job
+        heading = m.get_by_role("heading", name=re.compile(rf"^{re.escape(other)} .*Completed"))
+        expect(heading).to_be_visible(timeout=JOB_TIMEOUT_MS)  # the new job is selected, and followed live
+        expect(metric(page, "Scored")).to_have_text("1,498")
+        # its row in the jobs table, refreshed without a click
+        expect(grid_cell(page, re.compile(r"^1,?499$")).first).to_be_attached()
+        expect(grid_cell(page, "Running")).to_have_count(0)
