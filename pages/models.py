@@ -56,7 +56,7 @@ st.dataframe(pd.DataFrame([{
     "version": f"v{v.version}", "aliases": ", ".join(v.aliases), "status": v.status, "training job": v.model,
     "algorithm": ALGORITHMS.get(v.algorithm, {}).get("label", v.algorithm),
     **{label: v.metrics.get(key) for key, label in METRIC_LABELS.items()},
-    "threshold": threshold_text(v.threshold),
+    "threshold": threshold_text(v.threshold),  # the version's own: what an endpoint serving it labels at
     "registered": when(v.created_at), "note": v.note,
 } for v in versions]), width="stretch", hide_index=True,
     column_config={label: st.column_config.NumberColumn(format="%.3f") for label in METRIC_LABELS.values()})

@@ -160,7 +160,8 @@ class EndpointService:
         per_variant = stats.get("variants") or {}
         variants = [{"variant": v["variant"], "weight": v["weight"], "model": v["deployed"]["model"],
                      "version": f"{v['deployed']['grp']} v{v['deployed']['version']}" if v["deployed"]["grp"] else "",
-                     "threshold": v["deployed"]["threshold"], "stats": per_variant.get(v["variant"], {})}
+                     "threshold": v["deployed"]["threshold"], "labels_at": self.deployed_threshold(v["deployed"]),
+                     "stats": per_variant.get(v["variant"], {})}
                     for v in config_variants(self.catalog, row["config"])]
         return Endpoint.from_row(row, stats, variants)
 
@@ -214,12 +215,19 @@ class EndpointService:
         out, main = {}, None
         for config in (row.get("pending_config"), row["config"]):
             for v in config_variants(self.catalog, config) if config else []:
-                d = v["deployed"]
-                out[v["variant"]] = float(d["threshold"]) if d["threshold"] is not None else \
-                    float(self.models.schema(d["model"]).get("threshold", 0.5))
+                out[v["variant"]] = self.deployed_threshold(v["deployed"])
                 main = v if config == row["config"] and (main is None or v["weight"] > main["weight"]) else main
         out[""] = out[main["variant"]] if main is not None else self.models.threshold(row["model"])
         return out
+
+    def deployed_threshold(self, deployed: dict) -> float:
+        """What a deployed model labels at: the threshold it was deployed with, else its schema's (0.5)."""
+        if deployed.get("threshold") is not None:
+            return float(deployed["threshold"])
+        try:
+            return float(self.models.schema(deployed["model"]).get("threshold", 0.5))
+        except ChurnError:  # its model's record or artifact is gone: the container's own default
+            return 0.5
 
     def _check_request(self, row: dict, body: bytes, content_type: str, accept: str) -> None:
         from churn_core.endpoints.request_check import check_request
