@@ -61,8 +61,10 @@ def test_a_threshold_planned_on_champion_v1_labels_every_answer_and_each_names_i
         expect_title(page, "Data", timeout=60_000)
         go(page, "Campaign planner")
         choose(page, "Model", "subs-rf")
-        expect(m.get_by_label("Threshold of", exact=True)).to_have_value(
-            "subs v1 (champion) (registered version: endpoints serving it)")
+        owner = 'input[aria-label="Threshold of"]'
+        expect(m.locator(f'{owner}[value="subs v1 (champion) (registered version: endpoints serving it)"]')
+               ).to_be_visible()
+        expect(m.locator(f'{owner}[value^="subs v2"]')).to_have_count(0)  # subs-lr's picker, gone after the rerun
         expect(m.get_by_text("Current decision threshold of subs v1 (champion): 0.500 (the default)")).to_be_visible()
         for label, value in COSTS.items():
             m.get_by_label(label, exact=True).fill(str(value))
@@ -108,7 +110,7 @@ def test_a_threshold_planned_on_champion_v1_labels_every_answer_and_each_names_i
         button(page, "Score customer").click()
         said = m.get_by_text(re.compile(r"Answered by production variant subs-v[12] of retention"))
         expect(said).to_be_visible()
-        named = re.search(r"variant (subs-v[12]) of retention, labelled at its own threshold ([0-9.]+)",
+        named = re.search(r"variant (subs-v[12]) of retention, labelled at its own threshold (\d\.\d{3})",
                           said.inner_text())
         assert named and named.group(2) == f"{threshold[named.group(1)]:.3f}", said.inner_text()
         expect(m.get_by_text(re.compile(r"(High|Medium|Low) risk\."))).to_be_visible()
@@ -119,6 +121,9 @@ def test_a_threshold_planned_on_champion_v1_labels_every_answer_and_each_names_i
         test.drop(columns=["Churn"]).head(300).to_csv(source, index=False)
         go(page, "Batch")
         choose(page, "Model", "subs-rf")
+        expect(m.locator('input[aria-label="Labels at the threshold of"][value="model subs-rf (the job\'s model)"]')
+               ).to_be_visible()
+        expect(m.locator('input[aria-label="Labels at the threshold of"]')).to_have_count(1)
         choose(page, "Labels at the threshold of", "subs v1 (champion)")
         m.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(source)
         expect(m.get_by_text("customers.csv").first).to_be_visible()
