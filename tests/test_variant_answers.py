@@ -115,3 +115,51 @@ def test_model_fn_reads_its_variant_and_threshold_from_the_environment(monkeypat
                                                                         "application/json"), model),
                                         "application/json")[0])["predictions"][0]
     assert answer["variant"] == "subs-v2" and answer["label"] == int(answer["churn_probability"] > 0.05)
+
+
+@pytest.mark.aws
+def test_on_sagemaker_each_variants_model_carries_its_name_and_threshold_and_answers_are_banded_by_it(
+        platform, small_csv, model_tarballs, moto_stand_ins):
+    """moto runs no container: the split's CreateModel requests are checked, and an answer is given the way
+    SageMaker gives it (InvokedProductionVariant) to see Predict band it at that variant's threshold."""
+    import io
+
+    from botocore.response import StreamingBody
+
+    from churn_core.endpoints.forms import example_record
+    from tests.support.aws import capture, completed_jobs
+    from tests.support.helpers import wait_until
+
+    p = platform
+    completed_jobs(p, small_csv, model_tarballs, "sm-a", "sm-b")
+    for number, (job, threshold) in enumerate((("sm-a", 0.3), ("sm-b", 0.6)), start=1):
+        p.register(job, group="sm")
+        p.approve("sm", number, "ok")
+        p.set_threshold(("sm", number), threshold)
+    models = capture(p, "sagemaker", "CreateModel")
+    p.deploy_version("sm", 1, "sm-split", wait=False)
+    wait_until(lambda: p.describe_endpoint("sm-split").status == "InService", what="sm-split InService")
+    p.set_variants("sm-split", [("sm", 1, 80), ("sm", 2, 20)])
+    wait_until(lambda: p.describe_endpoint("sm-split").status == "InService", what="the split in service")
+    environments = {m["PrimaryContainer"]["Environment"]["CHURN_VARIANT"]: m["PrimaryContainer"]["Environment"]
+                    for m in models[1:]}
+    assert {k: v["CHURN_THRESHOLD"] for k, v in environments.items()} == {"sm-v1": "0.3", "sm-v2": "0.6"}
+
+    class Http:
+        status_code = 200
+        headers: dict = {}
+
+    def challenger_answers(**_):
+        body = json.dumps({"predictions": [{"label": 0, "churn_probability": 0.45}]}).encode()
+        return Http(), {"Body": StreamingBody(io.BytesIO(body), len(body)), "ContentType": "application/json",
+                        "InvokedProductionVariant": "sm-v2"}
+
+    runtime = p.backend.client("sagemaker-runtime")
+    runtime.meta.events.register("before-call.sagemaker-runtime.InvokeEndpoint", challenger_answers)
+    try:
+        result = p.score_customer("sm-split", example_record(p.model_schema("sm-a")), reasons=2)
+    finally:
+        runtime.meta.events.unregister("before-call.sagemaker-runtime.InvokeEndpoint", challenger_answers)
+    assert result["variant"] == "sm-v2" and result["threshold"] == 0.6
+    assert result["band"] == "medium", "0.45 is above the champion's 0.3 but below the challenger's own 0.6"
+    p.delete_endpoint("sm-split")
