@@ -156,3 +156,19 @@ def test_on_sagemaker_a_threshold_set_on_a_serving_version_is_a_new_model_and_an
     assert p.describe_endpoint("sm-ep").variants[0]["threshold"] == pytest.approx(0.3125)
     assert "endpoints_behind" not in p.threshold_record(("sm", 1))
     p.delete_endpoint("sm-ep")
+
+
+def test_the_models_table_shows_each_versions_threshold_and_its_metrics_at_it(registry_with_two_versions):
+    from tests.support.pages import open_page
+
+    p = registry_with_two_versions
+    p.set_threshold(("subs", 3), 0.2, note="a wide net")
+    at = open_page("models")
+    table = at.dataframe[0].value.set_index("version")
+    assert table.loc["v3", "threshold"] == "0.200"
+    in_force = p.evaluation("subs-bad")  # the job's evaluation, and at the version's own threshold:
+    at_version = p.evaluation(("subs", 3))["at_threshold"]
+    assert at_version["threshold"] == 0.2 and in_force["at_threshold"]["threshold"] == 0.5
+    assert table.loc["v3", "Recall"] == pytest.approx(at_version["metrics"]["recall"])
+    assert table.loc["v3", "Recall"] != pytest.approx(in_force["metrics"]["recall"]), "not training's (at 0.5)"
+    assert table.loc["v3", "ROC AUC"] == pytest.approx(in_force["metrics"]["roc_auc"])
