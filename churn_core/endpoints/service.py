@@ -268,7 +268,11 @@ class EndpointService:
         model = self.describe(name).model
 
         def send(body: str, explain: int) -> dict:
-            return self.invoke(name, body, content_type=f"text/csv; explain={explain}" if explain else "text/csv")
+            answer, variant = self.answer(name, body, content_type=f"text/csv; explain={explain}" if explain
+                                          else "text/csv")
+            for prediction in answer["predictions"] if variant else []:  # a container older than CHURN_VARIANT
+                prediction.setdefault("variant", variant)
+            return answer
 
         return score_frame(send, frame, self.models.schema(model), chunk_size, progress,
                            threshold=self.variant_thresholds(name), reasons=reasons)
