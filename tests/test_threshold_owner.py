@@ -59,6 +59,17 @@ def test_a_version_has_its_own_threshold_and_every_path_labels_at_it(registry_wi
         assert row["risk"] == ("high" if answer["label"] else
                                "medium" if answer["churn_probability"] > chosen / 2 else "low")
     assert batch.variants == {"AllTraffic": len(table)}
+    from tests.support.helpers import wait_until  # a transform of the version (the Batch page's) agrees too
+
+    job = p.start_transform(("subs", "champion"), table.to_csv(index=False).encode(), name="thr-batch")
+    assert job.threshold == chosen and job.model == "subs-rf"
+    wait_until(lambda: p.describe_transform("thr-batch").status in ("Completed", "Failed"), timeout=120,
+               what="the transform")
+    out = p.transform_output("thr-batch").set_index("line")
+    assert len(out) == len(answers)
+    for i, answer in enumerate(answers):
+        assert out.loc[i + 2, "predicted_churn"] == answer["label"]
+        assert out.loc[i + 2, "churn_probability"] == pytest.approx(answer["churn_probability"], abs=1e-9)
     at = p.evaluation("subs-rf")["at_threshold"]  # the Jobs page's figures at the job's own threshold (0.5)
     assert at["threshold"] == 0.5 and sum(map(sum, at["confusion_matrix"])) == len(p.test_predictions("subs-rf")[0])
     p.delete_endpoint(ep.name)
