@@ -89,8 +89,9 @@ def test_registering_carries_the_models_threshold_and_its_record(platform, train
     assert version.threshold == pytest.approx(0.27) and p.model_threshold(("thr", version.version)) == 0.27
     record = p.threshold_record(("thr", 1))
     assert record["note"] == "second thought" and [h["threshold"] for h in record["history"]] == [0.31]
-    p.set_threshold("thr-m", 0.6)  # the job's model moves on; the registered version keeps its own
+    p.set_threshold("thr-m", 0.6)  # the job's model moves on; the registered version keeps its own, and it is said
     assert p.model_threshold(("thr", 1)) == pytest.approx(0.27)
+    assert "its registered versions keep their own: thr v1" in p.events("job", "thr-m", limit=1)[0]["message"]
     ep = p.deploy_version("thr", 1, "thr-ep")
     _, records = customers(p, "thr-m", 150)
     answers = p.invoke(ep.name, {"instances": records})["predictions"]

@@ -99,6 +99,9 @@ class ThresholdService:
         earlier = [{k: v for k, v in previous.items() if k != "history"}] if previous else []
         record["history"] = ((previous.get("history") or []) + earlier)[-HISTORY_KEPT:]
         message = f"decision threshold set to {threshold:.4f}" + (f": {note}" if note else "")
+        registered = self.registry.versions_of_model(trained["name"]) if version is None else []
+        if registered:  # said, not silent: they serve at their own thresholds
+            message += f" (its registered versions keep their own: {', '.join(v.label for v in registered)})"
         if version is None:
             job_records.set_threshold(self.catalog, trained["name"], threshold, record, message)
         else:
