@@ -17,6 +17,7 @@ from churn_core.data.datasets import DatasetService
 from churn_core.data.sample import make_sample
 from churn_core.decisions import campaign
 from churn_core.decisions.service import DecisionService
+from churn_core.decisions.thresholds import ThresholdService
 from churn_core.endpoints import scoring
 from churn_core.endpoints.service import EndpointService
 from churn_core.endpoints.snippets import client_snippets
@@ -49,7 +50,8 @@ class Platform:
         self.rollout = RolloutService(self.catalog, self.backend, self.models, self.registry, self.endpoints)
         self.decisions = DecisionService(self.catalog, self.store, self.datasets, self.models, self.training,
                                          self.settings.max_upload_mb * 1024 * 1024)
-        self.transforms = TransformService(self.catalog, self.backend, self.store, self.models)
+        self.thresholds = ThresholdService(self.catalog, self.models, self.registry, self.rollout, self.decisions)
+        self.transforms = TransformService(self.catalog, self.backend, self.store, self.models, self.thresholds)
         self.tuning = TuningService(self.catalog, self.backend, self.datasets)
         self.schedules = Schedules(self.catalog, self.settings.home)
         self.monitoring = Monitoring(self.catalog, self.store, self.datasets, get_model=self.models.get,
@@ -129,7 +131,7 @@ class Platform:
         return self.training.compare(names)
 
     def evaluation(self, name: str) -> dict:
-        return self.models.evaluation(name)
+        return self.thresholds.evaluation(name)
 
     def model_schema(self, name: str) -> dict:
         return self.models.schema(name)
@@ -137,8 +139,8 @@ class Platform:
     def get_model(self, name: str) -> dict:
         return self.models.get(name)
 
-    def model_threshold(self, name: str) -> float:
-        return self.models.threshold(name)
+    def model_threshold(self, model_or_version) -> float:
+        return self.thresholds.threshold(model_or_version)
 
     def model_names(self) -> list[str]:
         return self.models.names()
@@ -218,21 +220,22 @@ class Platform:
         return self.rollout.promote_challenger(endpoint)
 
     # ---- decisions -------------------------------------------------------------------------
-    def test_predictions(self, model: str) -> tuple:
-        return self.decisions.test_predictions(model)
+    def test_predictions(self, model) -> tuple:
+        return self.decisions.test_predictions(self.thresholds.model_name(model))
 
     def plan_campaign(self, model: str, offer_cost: float = campaign.DEFAULT_OFFER_COST,
                       customer_value: float = campaign.DEFAULT_CUSTOMER_VALUE,
                       save_rate: float = campaign.DEFAULT_SAVE_RATE,
                       budget: int | None = None) -> campaign.CampaignPlan:
-        return self.decisions.plan_campaign(model, offer_cost, customer_value, save_rate, budget)
+        return self.decisions.plan_campaign(self.thresholds.model_name(model), offer_cost, customer_value, save_rate,
+                                            budget)
 
-    def set_threshold(self, model: str, threshold: float, note: str | None = None,
+    def set_threshold(self, model_or_version, threshold: float, note: str | None = None,
                       plan: campaign.CampaignPlan | None = None) -> float:
-        return self.decisions.set_threshold(model, threshold, note, plan)
+        return self.thresholds.set(model_or_version, threshold, note, plan)
 
-    def threshold_record(self, model: str) -> dict:
-        return self.decisions.threshold_record(model)
+    def threshold_record(self, model_or_version) -> dict:
+        return self.thresholds.described(model_or_version)
 
     def evaluate(self, model: str, data) -> dict:
         return self.decisions.evaluate(model, data)

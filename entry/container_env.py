@@ -7,5 +7,6 @@ reads them. Both import the names from here, so the two can never spell one diff
 from __future__ import annotations
 
 THRESHOLD_ENV = "CHURN_THRESHOLD"  # the decision threshold of the model a container serves
+VARIANT_ENV = "CHURN_VARIANT"  # the production variant the container serves (named in each named-record answer)
 TRANSFORM_ENV = "CHURN_BATCH_TRANSFORM"  # our CreateTransformJob sets it: answer every line of a mini-batch
 REASONS_ENV = "CHURN_TRANSFORM_REASONS"  # and this when the job asks for each line's top reason

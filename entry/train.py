@@ -31,7 +31,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:  # the sibling modules, however this file was loaded (script, by path, container)
     sys.path.insert(0, _HERE)
 
-from container_env import THRESHOLD_ENV  # noqa: E402
+from container_env import THRESHOLD_ENV, VARIANT_ENV  # noqa: E402
 import algorithms  # noqa: E402
 import dataset_schema  # noqa: E402
 import table_scoring  # noqa: E402
@@ -327,7 +327,7 @@ def model_fn(model_dir: str) -> dict:
     threshold = float(os.environ.get(THRESHOLD_ENV) or schema.get("threshold", THRESHOLD))
     return {"pipeline": pipeline, "schema": schema, "compiled": compiled, "threshold": threshold,
             "fast": fast_forest.enable(pipeline, schema, compiled), "background": background,
-            "explainer": {}}  # built on the first request that asks for reasons
+            "explainer": {}, "variant": os.environ.get(VARIANT_ENV, "")}  # explainer: built on first use
 
 
 def input_fn(request_body: Any, request_content_type: Optional[str] = "application/json") -> Any:
@@ -357,7 +357,8 @@ def predict_fn(input_data: Any, model: dict) -> Any:
         proba = model["pipeline"].predict_proba(checked.frame)[:, 1]
     probabilities = [float(p) for p in proba]
     labels = [1 if p > model["threshold"] else 0 for p in probabilities]  # predict()'s tie rule
-    prediction = {"labels": labels, "probabilities": probabilities, "ids": checked.ids, "style": checked.style}
+    prediction = {"labels": labels, "probabilities": probabilities, "ids": checked.ids, "style": checked.style,
+                  "variant": model.get("variant") or ""}  # named in each named-record answer
     if checked.explain:  # each row's top pushes, exactly additive (explanations.py)
         import explanations
 
@@ -389,7 +390,8 @@ def output_fn(prediction: dict, accept: Optional[str] = "application/json") -> T
             body["Reasons"] = reasons[0] if one else reasons
     else:
         ids = prediction.get("ids") or [{}] * len(labels)
-        body = {"predictions": [dict({"label": lab, "churn_probability": p}, **json_ready(i))
+        named = {"variant": prediction["variant"]} if prediction.get("variant") else {}
+        body = {"predictions": [dict({"label": lab, "churn_probability": p, **named}, **json_ready(i))
                                 for lab, p, i in zip(labels, probabilities, ids)]}
         for item, why in zip(body["predictions"], reasons or []):
             item["reasons"] = why

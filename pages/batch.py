@@ -25,6 +25,10 @@ if not models:
 handed_over = st.session_state.get("transform_handover")  # a file the Predict page found too big to score there
 with st.expander("Start a transform job", expanded=bool(handed_over) or not p.list_transforms(limit=1)):
     model = st.selectbox("Model", models, key="batch_model")
+    versions = {(v.group, v.version): v.label for v in reversed(p.versions_of_model(model))}
+    if versions:  # a registered version labels at its own threshold (the one endpoints serving it use)
+        model = st.selectbox("Labels at the threshold of", [model, *versions], key=f"batch_owner_{model}",
+                             format_func=lambda o: versions.get(o) or f"model {o} (the job's model)")
     kinds = ["Upload a file", "A stored dataset"]
     kind = st.radio("Customers to score", kinds, horizontal=True, key="batch_source")
     data, file_name, columns = None, None, []

@@ -134,7 +134,14 @@ def job_detail(name: str) -> None:
                 ["ROC curve", "Precision–recall", "Confusion matrix", "Feature importance", "Log"])
             roc_tab.plotly_chart(roc_figure({job.name: ev}), width="stretch")
             pr_tab.plotly_chart(pr_figure({job.name: ev}), width="stretch")
-            cm_tab.plotly_chart(confusion_figure(ev), width="stretch")
+            at = ev.get("at_threshold") or {}  # label-based figures at the threshold in force (training's: 0.5)
+            if at.get("metrics"):
+                cm_tab.markdown(f"At the threshold in force, **{at['threshold']:.3f}**: " + " · ".join(
+                    f"{METRIC_LABELS[k]} {metric_text(at['metrics'].get(k))}" for k in ("precision", "recall", "f1",
+                                                                                         "accuracy"))
+                    + " (ROC AUC, PR AUC and log loss do not depend on the threshold).")
+            shown = dict(at, threshold=round(at["threshold"], 3)) if at.get("confusion_matrix") else ev
+            cm_tab.plotly_chart(confusion_figure(shown), width="stretch")
             if ev.get("feature_effects"):  # which values raise risk, from the held-out customers' reasons
                 fi_tab.plotly_chart(effects_figure(ev["feature_effects"]), width="stretch")
                 fi_tab.dataframe(effects_frame(ev["feature_effects"]).drop(columns="sign"), hide_index=True,

@@ -9,6 +9,7 @@ import streamlit as st
 from app.formatting import METRIC_LABELS, count_text, threshold_text, when
 from app.navigation import link_to_follow, page
 from app.service import attempt, platform
+from churn_core import ChurnError
 from churn_core.training.hyperparameters import ALGORITHMS
 from churn_core.registry.model_registry import ALIASES, APPROVED, PENDING, STATUS_WORDS
 
@@ -54,14 +55,25 @@ group = st.selectbox("Model group", names, index=names.index(wanted) if wanted i
 st.session_state["models_group"] = group
 versions = p.list_versions(group)
 
+def metrics_in_force(v) -> dict:
+    """The version's test-split metrics with the label-based ones (F1, precision, recall, accuracy) at its own
+    threshold; as training measured them (at 0.5) when its held-out customers are gone."""
+    try:
+        return {**v.metrics, **p.evaluation((v.group, v.version))["at_threshold"]["metrics"]}
+    except ChurnError:
+        return v.metrics
+
+
 st.dataframe(pd.DataFrame([{
     "version": f"v{v.version}", "aliases": ", ".join(v.aliases), "status": v.status_text, "training job": v.model,
     "algorithm": ALGORITHMS.get(v.algorithm, {}).get("label", v.algorithm),
-    **{label: v.metrics.get(key) for key, label in METRIC_LABELS.items()},
-    "threshold": threshold_text(v.threshold),
+    **{label: metrics.get(key) for key, label in METRIC_LABELS.items()},
+    "threshold": threshold_text(v.threshold),  # the version's own: what an endpoint serving it labels at
     "registered": when(v.created_at), "note": v.note,
-} for v in versions]), width="stretch", hide_index=True,
+} for v in versions for metrics in [metrics_in_force(v)]]), width="stretch", hide_index=True,
     column_config={label: st.column_config.NumberColumn(format="%.3f") for label in METRIC_LABELS.values()})
+st.caption("F1, precision, recall and accuracy at each version's own threshold (the threshold column); ROC AUC, PR AUC "
+           "and log loss do not depend on it.")
 
 labels = {v.version: v.label for v in versions}
 if st.session_state.get("models_version") not in labels:  # another group was chosen

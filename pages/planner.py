@@ -23,11 +23,23 @@ if not models:
 if followed := link_to_follow("model", models):
     st.session_state["planner_model"] = followed
 model = st.selectbox("Model", models, key="planner_model")
-current = p.model_threshold(model)
-record = p.threshold_record(model)
-st.markdown(f"Current decision threshold of **{model}**: **{current:.3f}**"
+# A threshold belongs to the model that serves it: the job's model until it is registered, then each version.
+versions = {(v.group, v.version): v.label for v in reversed(p.versions_of_model(model))}
+owner = st.selectbox("Threshold of", [*versions, model], key=f"planner_owner_{model}",
+                     format_func=lambda o: f"{versions[o]} (registered version: endpoints serving it)" if o in versions
+                     else f"model {o} (the job's model: endpoints deploying it as itself, later registrations)")
+owner_label = versions.get(owner, model)
+current = p.model_threshold(owner)
+record = p.threshold_record(owner)
+st.markdown(f"Current decision threshold of **{owner_label}**: **{current:.3f}**"
             + (f" · set {when(record['set_at'])} by {record['set_by']}" + (f": {record['note']}" if record.get("note")
-                                                                             else "") if record else " (the default)"))
+                                                                             else "")
+               if record.get("set_at") else " (the default)"))
+if record.get("endpoints_behind"):
+    st.warning(f"Still labelling at an older threshold of {owner_label}: {', '.join(record['endpoints_behind'])} "
+               "(the update could not run then).", icon=":material/sync_problem:")
+    if st.button("Update them now", key="planner_update_behind"):
+        attempt(p.set_threshold, owner, current, "endpoints brought up to date")
 
 with st.form("campaign_inputs"):
     cols = st.columns(4)
@@ -45,10 +57,11 @@ st.caption(f"Defaults: an offer costs {campaign.DEFAULT_OFFER_COST:g}, a kept cu
            f"{campaign.DEFAULT_CUSTOMER_VALUE:g}, the offer saves {campaign.DEFAULT_SAVE_RATE:.0%} of the churners "
            "it reaches; change them to your campaign's figures.")
 
-plan = attempt(p.plan_campaign, model, offer_cost, value, save_rate, int(budget) if budget is not None else None)
+plan = attempt(p.plan_campaign, owner, offer_cost, value, save_rate, int(budget) if budget is not None else None)
 if plan is None:
     st.stop()
-y, proba = p.test_predictions(model)
+y, proba = p.test_predictions(owner)
+st.caption(f"Planned for **{owner_label}** on the held-out customers of {model}.")
 
 cards = st.columns(5)
 cards[0].metric("Best threshold", f"{plan.threshold:.3f}")
@@ -75,10 +88,14 @@ left.plotly_chart(gains_figure(campaign.gains_by_decile(y, proba)), width="stret
 right.plotly_chart(calibration_figure(campaign.calibration(y, proba)), width="stretch")
 
 note = st.text_input("Note (why this threshold)", key="planner_note", placeholder="e.g. Q1 retention campaign")
-if st.button(f"Use threshold {threshold:.3f} for {model}", type="primary", key="use_threshold"):
-    if attempt(p.set_threshold, model, threshold, note.strip() or None, plan):
-        st.success(f"**{model}** now labels customers above {threshold:.3f} as likely to churn: endpoints deployed "
-                   "from it from now on, batch transform output and the Predict page use it.")
+# The slider shows 3 decimals: at the plan's own value, the plan's exact threshold is stored (the headline's).
+chosen = plan.threshold if threshold == float(round(plan.threshold, 3)) else threshold
+if st.button(f"Use threshold {threshold:.3f} for {owner_label}", type="primary", key="use_threshold"):
+    if attempt(p.set_threshold, owner, chosen, note.strip() or None, plan) is not None:
+        behind = p.threshold_record(owner).get("endpoints_behind")
+        st.success(f"**{owner_label}** now labels customers above {threshold:.3f} as likely to churn: the endpoints "
+                   "serving it (updated now, without downtime), batch transform output and the Predict page use it."
+                   + (f" Not updated yet: {', '.join(behind)}." if behind else ""))
 
 st.divider()
 st.subheader(f"{model} on new data")

@@ -35,7 +35,9 @@ model = next(e.model for e in live if e.name == endpoint)
 schema = attempt(p.model_schema, model)
 if schema is None:
     st.stop()
-threshold = p.model_threshold(model)
+serving = next(e for e in live if e.name == endpoint).variants
+labels_at = {v["variant"]: v.get("labels_at", 0.5) for v in serving}  # each variant labels at its own threshold
+threshold = max(serving, key=lambda v: v["weight"]).get("labels_at") if serving else p.model_threshold(model)
 fields = form_fields(schema)
 
 
@@ -56,7 +58,10 @@ def show_customer_result(result: dict, notes: list[str]) -> None:
     with right:
         show(words, icon=icon)
         st.progress(prob, text=f"risk {prob:.1%} · high above {result['threshold']:.1%}, medium above "
-                               f"{result['threshold'] / 2:.1%} (this model's threshold)")
+                               f"{result['threshold'] / 2:.1%} (the threshold of the variant that answered)")
+    if result.get("variant"):
+        st.caption(f"Answered by production variant **{result['variant']}** of {endpoint}, labelled at its own "
+                   f"threshold {result['threshold']:.3f}.")
     if notes:
         st.warning("**Read this score with care.** " + " ".join(f"{n}." for n in notes), icon=":material/info:")
     explained = result["reasons"]
@@ -142,6 +147,11 @@ with batch:
                        help="Rows with a value the model had to guess: a blank it filled in, a number outside "
                             "the training range, or a category never seen in training. See the notes column.")
         cols[3].metric("Could not score", f"{len(result.errors):,}")
+        if result.variants:
+            st.caption("Answered by " + ", ".join(f"variant **{name}** ({rows:,} rows, threshold "
+                                                  f"{labels_at.get(name, threshold):.3f})"
+                                                  for name, rows in result.variants.items())
+                       + ": each row is labelled at the threshold of the variant that answered it.")
         if result.reasons_note:
             st.info(f"Scored without reasons: {result.reasons_note}", icon=":material/info:")
         if result.errors:

@@ -317,7 +317,8 @@ def test_missing_python39_fails_with_a_clear_message(monkeypatch, tmp_path):
 @pytest.mark.parametrize("case", ["categorical-with-id", "gradient_boosting-defaults", "logistic_regression-defaults"])
 def test_threshold_and_reasons_hold_in_the_container(replays, case, tmp_path):
     """What later issues added to the container contract, replayed the same way: the decision threshold
-    the model's Environment carries (CHURN_THRESHOLD, as CreateModel sends it) labels every answer, and a
+    the model's Environment carries (CHURN_THRESHOLD, as CreateModel sends it) labels every answer, which names
+    the variant the Environment gives (CHURN_VARIANT), and a
     request asking for reasons gets exactly additive ones with the container's numpy and scikit-learn."""
     request, objects, result = replays.train(case)
     assert result.succeeded, result.failure_reason
@@ -331,7 +332,8 @@ def test_threshold_and_reasons_hold_in_the_container(replays, case, tmp_path):
                                     [replay.Invocation(body, "application/json", "application/json", "explain"),
                                      replay.Invocation(table.getvalue().encode(), "text/csv; explain=1",
                                                        "application/json", "explain-csv")],
-                                    tmp_path / "serve", replays.venv, environment={"CHURN_THRESHOLD": "0.05"})
+                                    tmp_path / "serve", replays.venv,
+                                    environment={"CHURN_THRESHOLD": "0.05", "CHURN_VARIANT": "churn-v2"})
     answer, csv_answer = answers
     assert answer.status == 200, answer.error
     assert csv_answer.status == 200, csv_answer.error  # the media type's parameter reached input_fn
@@ -341,6 +343,7 @@ def test_threshold_and_reasons_hold_in_the_container(replays, case, tmp_path):
     import math
 
     for prediction in json.loads(answer.text)["predictions"]:
+        assert prediction["variant"] == "churn-v2"  # the variant CreateModel names in the model's Environment
         assert prediction["label"] == int(prediction["churn_probability"] > 0.05)
         why = prediction["reasons"]
         p = prediction["churn_probability"]

@@ -152,7 +152,7 @@ def test_named_records_carry_their_id_and_get_it_back(served):
     assert [pred["customerID"] for pred in answer["predictions"]] == [r["customerID"] for r in records]
     assert all(list(pred)[:2] == ["label", "churn_probability"] for pred in answer["predictions"])
     without = p.invoke("subs-ep", {"instances": [{k: v for k, v in records[0].items() if k != "customerID"}]})
-    assert list(without["predictions"][0]) == ["label", "churn_probability"]
+    assert list(without["predictions"][0]) == ["label", "churn_probability", "variant"]  # it names its variant
     assert without["predictions"][0]["churn_probability"] == answer["predictions"][0]["churn_probability"]
     with pytest.raises(ValidationError, match=r"unknown feature\(s\) 'Bogus'.*ID columns customerID are accepted"):
         p.invoke("subs-ep", {"instances": [dict(records[0], Bogus=1)]})

@@ -179,5 +179,6 @@ def test_sagemaker_registry_calls(monkeypatch, tmp_path, small_csv, model_tarbal
         info = aws_client("sagemaker").describe_model_package(ModelPackageName=v1.arn)
         assert info["ModelApprovalStatus"] == "Approved"
         p.deploy_version("ds", 1, "sm-ep", wait=False)
-        assert models[-1]["PrimaryContainer"] == {"ModelPackageName": v1.arn}, "the model comes from the package"
+        assert models[-1]["PrimaryContainer"] == {"ModelPackageName": v1.arn,  # the model comes from the package
+                                                  "Environment": {"CHURN_VARIANT": "AllTraffic"}}  # + its variant
         p.delete_endpoint("sm-ep")

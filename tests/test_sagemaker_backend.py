@@ -213,7 +213,8 @@ def test_invoke_model_error_becomes_a_4xx_answer(platform):
     runtime = platform.backend.client("sagemaker-runtime")
     runtime.meta.events.register("before-call.sagemaker-runtime.InvokeEndpoint", model_error)
     row = {"name": "any", "status": "InService", "url": ""}
-    status, body, ctype = platform.backend.invoke(row, b'{"Input": [[1,2,3]]}', "application/json", "application/json")
+    status, body, ctype, _variant = platform.backend.invoke(row, b'{"Input": [[1,2,3]]}', "application/json",
+                                                            "application/json")
     assert status == 400 and ctype == "application/json"
     assert json.loads(body) == {"error": "row 1 has 3 values; the model expects 10"}
     runtime.meta.events.unregister("before-call.sagemaker-runtime.InvokeEndpoint", model_error)

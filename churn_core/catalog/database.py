@@ -278,6 +278,7 @@ CREATE INDEX IF NOT EXISTS transforms_by_created ON transforms (created_at);
 ADDED_COLUMNS: list[tuple[str, str, str]] = [
     ("models", "threshold", "REAL"),  # the decision threshold chosen for the model (NULL: its schema's, 0.5)
     ("models", "threshold_json", "TEXT NOT NULL DEFAULT '{}'"),  # who set it, when, why (campaign inputs)
+    ("model_versions", "threshold_json", "TEXT NOT NULL DEFAULT '{}'"),  # a version's own: who set it, when, why
     ("deployed_models", "grp", "TEXT NOT NULL DEFAULT ''"),  # the registered version it serves, if any
     ("deployed_models", "version", "INTEGER"),
     ("deployed_models", "version_arn", "TEXT NOT NULL DEFAULT ''"),  # SageMaker: the model package

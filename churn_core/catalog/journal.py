@@ -1,7 +1,7 @@
 """The registry's journal: every registry decision, appended and fsynced outside the catalog file.
 
-A registry decision (a version registered, approved or rejected, an alias set or cleared, a group made)
-is written to ``<home>/registry-journal.jsonl`` (``0600``, one JSON line per decision) inside the very
+A registry decision (a version registered, approved or rejected, its threshold set, an alias set or cleared, a group
+made) is written to ``<home>/registry-journal.jsonl`` (``0600``, one JSON line per decision) inside the very
 transaction that records it in the catalog, before that transaction commits and before the call returns;
 the write lock the transaction holds keeps the journal in commit order. A catalog restored from a backup
 (taken at most once a minute) or rebuilt from disk has the journal replayed into it (``replay``), so a
@@ -163,6 +163,12 @@ def _apply(conn: sqlite3.Connection, entry: dict) -> bool:
             "AND NOT (status = ? AND status_note = ? AND status_at = ?)",
             (entry["status"], entry["note"], entry["at"], entry["grp"], entry["version"],
              entry["status"], entry["note"], entry["at"])).rowcount)
+    elif op == "threshold":
+        changed |= bool(conn.execute(
+            "UPDATE model_versions SET threshold = ?, threshold_json = ? WHERE grp = ? AND version = ? "
+            "AND NOT (threshold IS ? AND threshold_json = ?)",
+            (entry["threshold"], entry["record"], entry["grp"], entry["version"], entry["threshold"],
+             entry["record"])).rowcount)
     elif op == "alias":
         current = conn.execute("SELECT version FROM model_aliases WHERE grp = ? AND alias = ?",
                                (entry["grp"], entry["alias"])).fetchone()

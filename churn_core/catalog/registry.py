@@ -88,6 +88,18 @@ def set_status(catalog: Catalog, grp: str, number: int, status: str, note: str, 
         decision.write(grp=grp, version=number, status=status, note=note, event_name=event_name, event=message)
 
 
+def set_threshold(catalog: Catalog, grp: str, number: int, threshold: float, record_json: str, event_name: str,
+                  message: str) -> None:
+    """A version's own decision threshold and its record (who, when, why, the campaign inputs, the history)."""
+    now = time.time()
+    with Journaled(catalog, {"op": "threshold", "at": now}) as decision:
+        decision.conn.execute("UPDATE model_versions SET threshold = ?, threshold_json = ? "
+                              "WHERE grp = ? AND version = ?", (threshold, record_json, grp, number))
+        catalog.event("registry", event_name, message, decision.conn, at=now)
+        decision.write(grp=grp, version=number, threshold=threshold, record=record_json, event_name=event_name,
+                       event=message)
+
+
 def aliases(catalog: Catalog, grp: str) -> list[dict]:
     return catalog.query("SELECT alias, version FROM model_aliases WHERE grp = ? ORDER BY alias", (grp,))
 

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import getpass
-import time
 from pathlib import Path
 
-from churn_core.catalog import jobs as records
-from churn_core.catalog.database import loads
 from churn_core.decisions import campaign
 from churn_core.decisions.model_runtime import labelled_scores, read_text
 from churn_core.endpoints.scoring import read_customers
@@ -45,27 +41,6 @@ class DecisionService:
         y, p = self.test_predictions(model)
         return campaign.plan(y, p, offer_cost, customer_value, save_rate, budget)
 
-    def set_threshold(self, model: str, threshold: float, note: str | None = None,
-                      plan: campaign.CampaignPlan | None = None) -> float:
-        """Store the decision threshold with the model: every label it produces from then on uses it."""
-        threshold = float(threshold)
-        if not 0.0 <= threshold <= 1.0:
-            raise ValidationError(f"A threshold is a probability between 0 and 1 (got {threshold}).")
-        row = self.models.get(model)
-        record = {"set_at": time.time(), "set_by": getpass.getuser(), "note": note or ""}
-        if plan is not None:
-            record["campaign"] = {"offer_cost": plan.offer_cost, "customer_value": plan.customer_value,
-                                  "save_rate": plan.save_rate, "budget": plan.budget,
-                                  "contacted": plan.contacted, "recall": plan.recall, "precision": plan.precision,
-                                  "expected_profit": plan.expected_profit, "customers": plan.customers}
-        records.set_threshold(self.catalog, row["name"], threshold, record,
-                              f"decision threshold set to {threshold:.4f}" + (f": {note}" if note else ""))
-        return threshold
-
-    def threshold_record(self, model: str) -> dict:
-        """Who chose the model's threshold, when, and with which campaign inputs ({} when never chosen)."""
-        return loads(self.models.get(model).get("threshold_json"), {}) or {}
-
     def evaluate(self, model: str, data) -> dict:
         """The model on a new labelled file (CSV bytes, a path, or a DataFrame of text): the training evaluation's
         metrics and curves, plus the campaign figures at its threshold, beside the test split's."""
@@ -77,7 +52,7 @@ class DecisionService:
             raise ValidationError("The file's customers all have the same outcome; evaluation needs some who "
                                   "churned and some who stayed.")
         evaluation = entry_module("model_evaluation")
-        threshold = self.models.threshold(model)
+        threshold = self.models.threshold(model)  # a job's model (a version's own: ThresholdService.at_threshold)
         metrics, curves = evaluation.evaluate(y, p, y, threshold)
         metrics.pop("train_churn_rate", None)
         try:  # the test split at the same threshold, so label-based figures compare like with like

@@ -13,9 +13,11 @@ import csv
 import io
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
 import pandas as pd
 
 from churn_core.decisions.campaign import risk_bands
@@ -32,6 +34,7 @@ class BatchResult:
     errors: list[tuple[int, str]] = field(default_factory=list)  # (line number in the file, what is wrong)
     total: int = 0
     reasons_note: str = ""  # why rows carry no top reason although it was asked (the model cannot explain)
+    variants: dict[str, int] = field(default_factory=dict)  # rows each production variant answered
 
     @property
     def error_frame(self) -> pd.DataFrame:
@@ -147,14 +150,15 @@ def score_frame(
     schema: dict,
     chunk_size: int = 2000,
     progress: Callable[[float], None] | None = None,
-    threshold: float | None = None,
+    threshold: float | dict[str, float] | None = None,
     reasons: bool = False,
 ) -> BatchResult:
     """Score every row of ``frame`` (cells as text) through ``invoke`` (a CSV body with a header and how
     many reasons to ask per row -> the endpoint's JSON answer); rows the model's rules refuse are reported
     by file line, rows scored on a guess carry it in a ``warnings`` column. The label is
-    ``churn_probability > threshold`` when a threshold is given (the model's; a ``risk`` band then too),
-    else the endpoint's. With ``reasons`` each row gets its strongest push as ``top_reason``; a model that
+    ``churn_probability > threshold`` when a threshold is given (the model's, or per production variant a dict
+    ``{variant: threshold}`` read against the variant each answer names; a ``risk`` band then too), else the
+    endpoint's. With ``reasons`` each row gets its strongest push as ``top_reason``; a model that
     cannot explain is scored without them and ``reasons_note`` says why."""
     features = [f["name"] for f in schema.get("features", [])]
     missing = [name for name in features if name not in frame.columns]
@@ -168,7 +172,7 @@ def score_frame(
     parser = _parser()
     cells = frame[features].astype(str).to_numpy().tolist()
     errors: list[tuple[int, str]] = []
-    results: dict[int, tuple[int, float, str, str]] = {}
+    results: dict[int, tuple[int, float, str, str, str]] = {}
     asking = _Asking(1 if reasons else 0)
     starts = list(range(0, len(cells), chunk_size))
     for done, start in enumerate(starts, start=1):
@@ -185,14 +189,18 @@ def score_frame(
     if threshold is None:
         labels, risk = [results[p][0] for p in order], None
     else:
-        labels = [int(results[p][1] > threshold) for p in order]
-        risk = risk_bands(probabilities, threshold)
+        at = [threshold.get(results[p][4], threshold.get("")) if isinstance(threshold, dict) else threshold
+              for p in order]  # each row at the threshold of the variant that answered it
+        labels = [int(results[p][1] > t) for p, t in zip(order, at, strict=True)]
+        risk = risk_bands(probabilities, np.asarray(at, dtype=np.float64))
     rows = entry_module("scored_rows")
     scored = rows.batch_frame(frame.iloc[order].copy(), [p + FIRST_DATA_LINE for p in order], probabilities, labels,
                               [results[p][2] for p in order], risk,
                               [results[p][3] for p in order] if reasons and not asking.note else None)
     scored = scored.sort_values(rows.PROBABILITY, ascending=False, kind="stable").reset_index(drop=True)
-    return BatchResult(scored=scored, errors=sorted(errors), total=len(frame), reasons_note=asking.note)
+    answered = Counter(results[p][4] for p in order if results[p][4])
+    return BatchResult(scored=scored, errors=sorted(errors), total=len(frame), reasons_note=asking.note,
+                       variants=dict(sorted(answered.items())))
 
 
 @dataclass
@@ -219,4 +227,4 @@ def _score_chunk(invoke, features, chunk, results, errors, asking: _Asking) -> N
         return
     for (position, _, note), pred in zip(chunk, answer["predictions"], strict=True):
         results[position] = (int(pred["label"]), float(pred["churn_probability"]), note,
-                             top_reason(pred.get("reasons")))
+                             top_reason(pred.get("reasons")), str(pred.get("variant") or ""))

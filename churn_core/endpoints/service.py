@@ -160,7 +160,8 @@ class EndpointService:
         per_variant = stats.get("variants") or {}
         variants = [{"variant": v["variant"], "weight": v["weight"], "model": v["deployed"]["model"],
                      "version": f"{v['deployed']['grp']} v{v['deployed']['version']}" if v["deployed"]["grp"] else "",
-                     "threshold": v["deployed"]["threshold"], "stats": per_variant.get(v["variant"], {})}
+                     "threshold": v["deployed"]["threshold"], "labels_at": self.deployed_threshold(v["deployed"]),
+                     "stats": per_variant.get(v["variant"], {})}
                     for v in config_variants(self.catalog, row["config"])]
         return Endpoint.from_row(row, stats, variants)
 
@@ -187,11 +188,16 @@ class EndpointService:
     def invoke(self, name: str, payload: Any, content_type: str = "application/json",
                accept: str = "application/json") -> Any:
         """Send a request as the seed did; returns the decoded JSON (or text for CSV answers)."""
+        return self.answer(name, payload, content_type, accept)[0]
+
+    def answer(self, name: str, payload: Any, content_type: str = "application/json",
+               accept: str = "application/json") -> tuple[Any, str]:
+        """``invoke``'s answer and the production variant that gave it (SageMaker's InvokedProductionVariant)."""
         row = records.endpoint(self.catalog, name)
         body = encode_payload(payload, content_type)
         if self.backend.precheck_requests:
             self._check_request(row, body, content_type, accept)
-        status, answer, answer_type = self.backend.invoke(row, body, content_type, accept)
+        status, answer, answer_type, variant = self.backend.invoke(row, body, content_type, accept)
         text = answer.decode("utf-8", errors="replace")
         if status >= 400:
             try:
@@ -199,7 +205,29 @@ class EndpointService:
             except (ValueError, AttributeError):
                 message = text or f"HTTP {status}"
             raise ValidationError(f"The endpoint rejected the request (HTTP {status}): {message}")
-        return json.loads(text) if "json" in (answer_type or accept) else text
+        return (json.loads(text) if "json" in (answer_type or accept) else text), variant
+
+    def variant_thresholds(self, name: str) -> dict[str, float]:
+        """The threshold each production variant of the endpoint labels at (its deployed model's: the one it was
+        deployed with, else its schema's), by variant name; ``""``: the endpoint's main model's, for an answer that
+        names no variant. A variant of a pending update's configuration counts when the current one lacks it."""
+        row = records.endpoint(self.catalog, name)
+        out, main = {}, None
+        for config in (row.get("pending_config"), row["config"]):
+            for v in config_variants(self.catalog, config) if config else []:
+                out[v["variant"]] = self.deployed_threshold(v["deployed"])
+                main = v if config == row["config"] and (main is None or v["weight"] > main["weight"]) else main
+        out[""] = out[main["variant"]] if main is not None else self.models.threshold(row["model"])
+        return out
+
+    def deployed_threshold(self, deployed: dict) -> float:
+        """What a deployed model labels at: the threshold it was deployed with, else its schema's (0.5)."""
+        if deployed.get("threshold") is not None:
+            return float(deployed["threshold"])
+        try:
+            return float(self.models.schema(deployed["model"]).get("threshold", 0.5))
+        except ChurnError:  # its model's record or artifact is gone: the container's own default
+            return 0.5
 
     def _check_request(self, row: dict, body: bytes, content_type: str, accept: str) -> None:
         from churn_core.endpoints.request_check import check_request
@@ -211,36 +239,43 @@ class EndpointService:
         check_request(body, content_type, accept, schema)
 
     def score_customer(self, endpoint: str, record: dict, reasons: int = 5) -> dict:
-        """One customer with its top ``reasons``: the prediction, the risk band at the model's threshold, and the
-        reasons (None, with ``reasons_note`` saying why, when the deployed model cannot explain)."""
+        """One customer with its top ``reasons``: the prediction, the production variant that answered, the risk
+        band at that variant's threshold, and the reasons (None, with ``reasons_note`` saying why, when the
+        deployed model cannot explain)."""
         from churn_core.decisions.reasons import NO_REASONS
 
-        model = records.endpoint(self.catalog, endpoint)["model"]
         note = ""
         try:
-            answer = self.invoke(endpoint, {"instances": [record], "explain": int(reasons)})
+            answer, variant = self.answer(endpoint, {"instances": [record], "explain": int(reasons)})
         except ValidationError as exc:
             if NO_REASONS not in str(exc):
                 raise
-            answer = self.invoke(endpoint, {"instances": [record]})
+            answer, variant = self.answer(endpoint, {"instances": [record]})
             note = str(exc).split(": ", 1)[-1]
         prediction = answer["predictions"][0]
-        threshold = self.models.threshold(model)
-        return {"prediction": prediction, "threshold": threshold,
+        variant = prediction.get("variant") or variant
+        thresholds = self.variant_thresholds(endpoint)
+        threshold = thresholds.get(variant, thresholds[""])
+        return {"prediction": prediction, "threshold": threshold, "variant": variant,
                 "band": campaign.risk_band(float(prediction["churn_probability"]), threshold),
                 "reasons": prediction.get("reasons"), "reasons_note": note}
 
     def score_batch(self, name: str, frame, chunk_size: int = 2000,
                     progress: Callable[[float], None] | None = None, reasons: bool = True) -> BatchResult:
-        """Score a table of customers in chunks (rows that cannot be scored reported by row number), each with its
-        risk band at the model's threshold and, with ``reasons``, its top reason (``text/csv; explain=1``)."""
+        """Score a table of customers in chunks (rows that cannot be scored reported by row number), each labelled
+        and banded at the threshold of the variant that answered it and, with ``reasons``, its top reason
+        (``text/csv; explain=1``)."""
         model = self.describe(name).model
 
         def send(body: str, explain: int) -> dict:
-            return self.invoke(name, body, content_type=f"text/csv; explain={explain}" if explain else "text/csv")
+            answer, variant = self.answer(name, body, content_type=f"text/csv; explain={explain}" if explain
+                                          else "text/csv")
+            for prediction in answer["predictions"] if variant else []:  # a container older than CHURN_VARIANT
+                prediction.setdefault("variant", variant)
+            return answer
 
         return score_frame(send, frame, self.models.schema(model), chunk_size, progress,
-                           threshold=self.models.threshold(model), reasons=reasons)
+                           threshold=self.variant_thresholds(name), reasons=reasons)
 
     # ---- delete ------------------------------------------------------------------------------
     def delete(self, name: str) -> dict:

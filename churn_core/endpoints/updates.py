@@ -53,6 +53,16 @@ class RolloutService:
             return self._set_weights(row, {p.name: p.weight for p in plans})
         return self._move(endpoint, plans)
 
+    def redeploy(self, endpoint: str) -> Endpoint:
+        """The same variants and weights as new deployed models, each with the threshold its model (version) has
+        now: an update like any other (the old models serve until the new ones are healthy: no failed request)."""
+        row = records.endpoint(self.catalog, endpoint)
+        plans = [rollout.VariantPlan(v["variant"], self.models.get(v["deployed"]["model"]), float(v["weight"]),
+                                     self.registry.get(v["deployed"]["grp"], v["deployed"]["version"])
+                                     if v["deployed"]["grp"] else None)
+                 for v in config_variants(self.catalog, row["config"])]
+        return self._move(endpoint, plans)
+
     def promote_challenger(self, endpoint: str) -> Endpoint:
         """Make the challenger the champion: it takes the alias and all the traffic; the former champion stops."""
         row = records.endpoint(self.catalog, endpoint)

@@ -3,7 +3,8 @@
 The same semantics as SageMaker's Model Registry (model package groups, versions 1, 2, …,
 ``PendingManualApproval → Approved | Rejected``) and MLflow's aliases (``champion``,
 ``challenger``). A version is a snapshot of a trained model: its metrics, hyperparameters,
-dataset and code hashes, artifact hash and decision threshold, frozen when it is registered.
+dataset and code hashes and artifact hash, frozen when it is registered, and its decision threshold: the
+model's when it is registered, then the version's own (set on the version, ``decisions/thresholds.py``).
 The catalog holds it on both backends; on SageMaker the backend also creates the model package
 and keeps its approval in step, so AWS says what the dashboard says. Every change is an event.
 """
@@ -170,6 +171,8 @@ class Registry:
             "artifact_key": trained["artifact_key"], "artifact_sha256": trained["artifact_sha256"],
             "algorithm": trained["algorithm"], "hyperparameters_json": trained["hyperparameters_json"],
             "metrics_json": trained["metrics_json"], "threshold": threshold, "arn": remote.get("arn", ""),
+            # the version keeps the record of the threshold it was registered with (who chose it, when, why)
+            "threshold_json": (trained.get("threshold_json") or "{}") if threshold is not None else "{}",
             "version": remote.get("version"),
         }
         number = records.insert_version(self.catalog, row, version_key,

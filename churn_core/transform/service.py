@@ -22,17 +22,18 @@ from churn_core.transform.rules import (
 
 
 class TransformService:
-    def __init__(self, catalog, backend, store, models):
+    def __init__(self, catalog, backend, store, models, thresholds=None):
         self.catalog = catalog
         self.backend = backend
         self.store = store
         self.models = models
+        self.thresholds = thresholds  # whose threshold labels the rows: a job's model's or a registered version's
         self.cache: dict[str, Any] = {}
 
-    def start(self, model: str, data, name: str | None = None, keep_columns: list[str] | None = None,
+    def start(self, model, data, name: str | None = None, keep_columns: list[str] | None = None,
               instance_count: int | None = None, file_name: str | None = None, reasons: bool = False,
               instance_type: str | None = None) -> TransformJob:
-        trained = self.models.get(model)
+        trained = self.models.get(self.thresholds.model_name(model) if self.thresholds else model)  # or a version
         schema = self.models.schema(trained["name"])
         keep = clean_keep_columns(keep_columns)
         kind, source = self._source(data)
@@ -44,7 +45,7 @@ class TransformService:
         name = check_name(name or derived_name(trained["name"], f"-batch-{timestamp()}"), "transform job name")
         now = time.time()
         label = file_name or {"bytes": "uploaded file", "path": Path(str(source)).name}.get(kind, source)
-        threshold = self.models.threshold(model)
+        threshold = self.thresholds.threshold(model) if self.thresholds else self.models.threshold(model)
 
         def make_row(name: str) -> dict:
             return {

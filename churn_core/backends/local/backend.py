@@ -34,6 +34,8 @@ from churn_core.records import Dataset
 from churn_core.tuning.reconcile import reconcile_tuning
 from churn_core.storage.objects import LocalObjectStore
 
+VARIANT_HEADER = "X-Amzn-Invoked-Production-Variant"  # the endpoint names the variant that answered
+
 
 def reconcile_jobs(catalog: Catalog) -> list[str]:
     """A local job whose driver is gone without a result becomes Failed (never stuck InProgress)."""
@@ -247,7 +249,7 @@ class LocalBackend:
         parts = [tail(folder / "supervisor.log", lines), tail(folder / "server.log", lines)]
         return "\n".join(p for p in parts if p)
 
-    def invoke(self, endpoint: dict, body: bytes, content_type: str, accept: str) -> tuple[int, bytes, str]:
+    def invoke(self, endpoint: dict, body: bytes, content_type: str, accept: str) -> tuple[int, bytes, str, str]:
         if endpoint["status"] != "InService" or not endpoint["url"]:
             raise BackendError(f"Endpoint {endpoint['name']} is {endpoint['status']}, not InService. Wait or redeploy.")
         request = urllib.request.Request(
@@ -260,9 +262,10 @@ class LocalBackend:
         while True:
             try:
                 with urllib.request.urlopen(request, timeout=65) as resp:
-                    return resp.status, resp.read(), resp.headers.get("Content-Type", "")
+                    return resp.status, resp.read(), resp.headers.get("Content-Type", ""), \
+                        resp.headers.get(VARIANT_HEADER, "")
             except urllib.error.HTTPError as err:
-                return err.code, err.read(), err.headers.get("Content-Type", "")
+                return err.code, err.read(), err.headers.get("Content-Type", ""), err.headers.get(VARIANT_HEADER, "")
             except (urllib.error.URLError, OSError) as exc:
                 if _refused(exc) and time.monotonic() < deadline:  # the supervisor is restarting the server
                     time.sleep(0.1)

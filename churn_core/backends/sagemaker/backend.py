@@ -115,7 +115,7 @@ class SageMakerBackend:
     def refresh_endpoint(self, endpoint: dict) -> dict:
         return self.endpoints.refresh(endpoint)
 
-    def invoke(self, endpoint: dict, body: bytes, content_type: str, accept: str) -> tuple[int, bytes, str]:
+    def invoke(self, endpoint: dict, body: bytes, content_type: str, accept: str) -> tuple[int, bytes, str, str]:
         return self.endpoints.invoke(endpoint, body, content_type, accept)
 
     def delete_endpoint(self, endpoint: dict, config: dict | None, deployed_models: list[dict]) -> None:

@@ -49,7 +49,7 @@ class Endpoints:
                 f"The model artifact {ctx.store.uri(deployed_model.get('artifact_key') or 'jobs/?')} is missing from "
                 "S3. Retrain the model, then deploy again."
             )
-        model_req = self.models.request(endpoint, deployed_model)
+        model_req = self.models.request(endpoint, deployed_model, "AllTraffic")
         tags = ctx.tags(endpoint=endpoint["name"], model=deployed_model["model"])
         created: list[tuple[str, str]] = []
         try:
@@ -120,7 +120,7 @@ class Endpoints:
             fields["in_service_at"] = epoch(info.get("LastModifiedTime")) or time.time()
         return {k: v for k, v in fields.items() if endpoint.get(k) != v}
 
-    def invoke(self, endpoint: dict, body: bytes, content_type: str, accept: str) -> tuple[int, bytes, str]:
+    def invoke(self, endpoint: dict, body: bytes, content_type: str, accept: str) -> tuple[int, bytes, str, str]:
         runtime = self.ctx.client("sagemaker-runtime")
         try:
             answer = call(
@@ -141,10 +141,10 @@ class Endpoints:
                 try:
                     parsed = json.loads(message)
                     if isinstance(parsed, dict) and "error" in parsed:
-                        return status, message.encode("utf-8"), "application/json"
+                        return status, message.encode("utf-8"), "application/json", ""
                 except ValueError:
                     pass
-                return status, json.dumps({"error": message}).encode("utf-8"), "application/json"
+                return status, json.dumps({"error": message}).encode("utf-8"), "application/json", ""
             if exc.code in ("ValidationError", "ValidationException"):
                 raise BackendError(
                     f"Endpoint {endpoint['name']} cannot take requests: {exc.aws_message or exc}. Check that it is "
@@ -152,7 +152,7 @@ class Endpoints:
                 ) from None
             raise
         payload = answer["Body"].read()
-        return 200, payload, answer.get("ContentType") or accept
+        return 200, payload, answer.get("ContentType") or accept, answer.get("InvokedProductionVariant") or ""
 
     def delete(self, endpoint: dict, config: dict | None, deployed_models: list[dict]) -> None:
         config_name = (config or {}).get("name") or endpoint.get("config")
@@ -226,7 +226,7 @@ class Endpoints:
                 deployed = variant["deployed"]
                 if not self.resources.exists("model", deployed["name"]):
                     ctx.call("sagemaker", "create_model", f"create model {deployed['name']}",
-                             **self.models.request(endpoint, deployed))
+                             **self.models.request(endpoint, deployed, variant["variant"]))
                     created.append(("model", deployed["name"]))
             request = {
                 "EndpointConfigName": new_config["name"],

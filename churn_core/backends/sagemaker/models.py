@@ -10,6 +10,7 @@ from churn_core.paths import code_version, entry_module
 from churn_core.catalog.jobs import model as model_record
 
 THRESHOLD_ENV = entry_module("container_env").THRESHOLD_ENV  # the threshold a container serves with
+VARIANT_ENV = entry_module("container_env").VARIANT_ENV  # the production variant it serves as
 
 
 class Models:
@@ -49,7 +50,7 @@ class Models:
             },
         }
 
-    def request(self, endpoint: dict, deployed_model: dict) -> dict:
+    def request(self, endpoint: dict, deployed_model: dict, variant: str = "") -> dict:
         """CreateModel: from the registered model package when the deployment is a registry version,
         else from the training job's artifact and code."""
         if deployed_model.get("version_arn"):
@@ -58,6 +59,8 @@ class Models:
             container = self.container(deployed_model["model"], deployed_model["artifact_key"])
         if deployed_model.get("threshold") is not None:  # read by train.py's model_fn, as locally
             container.setdefault("Environment", {})[THRESHOLD_ENV] = repr(float(deployed_model["threshold"]))
+        if variant:  # the variant this model serves as: named in each named-record answer (model_fn reads it)
+            container.setdefault("Environment", {})[VARIANT_ENV] = variant
         return {
             "ModelName": deployed_model["name"],
             "PrimaryContainer": container,

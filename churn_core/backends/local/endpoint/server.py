@@ -209,7 +209,7 @@ def load_variant(entry, spec: VariantSpec, workdir: Path, verified: bytes | None
                            EXIT_LOAD_FAILED) from None
     if spec.threshold is not None:
         model = dict(model, threshold=float(spec.threshold))
-    return model
+    return dict(model, variant=spec.name)  # as CHURN_VARIANT tells the container on SageMaker
 
 
 def probe(entry, spec: VariantSpec, workdir: Path) -> None:
