@@ -72,6 +72,11 @@ def endpoint_prefix(endpoint: str, destination: str = CAPTURE_PREFIX) -> str:
     return f"{destination.rstrip('/')}/{endpoint}/"
 
 
+def latest_report_key(endpoint: str, destination: str = CAPTURE_PREFIX) -> str:
+    """Where the endpoint's latest drift report is kept in brief beside its capture (read for ``/metrics``)."""
+    return f"{endpoint_prefix(endpoint, destination)}monitoring/latest.json"
+
+
 def parse_lines(text: str) -> list[dict]:
     """The complete records of a capture file (a line still being written is left for the next read). A line
     that is not a JSON object (garbage, ``[]``, a number) is skipped; how many is in the list's ``skipped``."""

@@ -251,6 +251,10 @@ class Monitoring:
         folder = f"{capture.endpoint_prefix(endpoint)}monitoring/" if endpoint else f"monitoring/{model}/"
         key = f"{folder}{stamp}/constraint_violations.json"
         self.store.put_bytes(key, json.dumps(drift.violations(result), indent=1).encode())
+        if endpoint and source == "capture":  # the endpoint's /metrics shows its latest report as gauges
+            self.store.put_bytes(capture.latest_report_key(endpoint), json.dumps(
+                {"at": end, "n": rows, "verdict": result.attrs.get("verdict", ""),
+                 "rows": json.loads(result.to_json(orient="records"))}).encode())
         records.record_report(self.catalog, endpoint, model, source, start, end, rows,
                               dumps(drift.drifted_features(result)), result.to_json(orient="records"), key)
 
