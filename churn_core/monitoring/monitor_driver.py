@@ -90,13 +90,18 @@ class Scheduler:
     def run_once(self, endpoint: str, since: float, started: float) -> None:
         from churn_core.errors import ChurnError
         from churn_core.monitoring.alerts import drift_text
+        from churn_core.monitoring.service import NoCapturedData
 
         catalog = self.platform.catalog
         try:
             result = self.platform.drift_report(endpoint=endpoint, since=since)
-        except ChurnError as exc:  # no captured customer in the window: said with its cause; the window grows
+        except NoCapturedData as exc:  # no captured customer in the window: said with its cause; the window grows
             records.record_run(catalog, endpoint, started, "no data", str(exc))
             self.log(f"{endpoint}: no report: {exc}")
+            return
+        except ChurnError as exc:  # the report itself failed: its true cause, beside the endpoint and on Monitor
+            records.record_run(catalog, endpoint, started, "failed", str(exc))
+            self.log(f"{endpoint}: run failed: {exc}")
             return
         verdict = result.attrs.get("verdict", "")
         skipped = int(result.attrs.get("skipped", 0))

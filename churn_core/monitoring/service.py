@@ -34,6 +34,10 @@ MIN_ROWS = drift.MIN_SAMPLE["psi"]  # what a report needs to judge every measure
 MANIFEST = "endpoint.json"
 
 
+class NoCapturedData(ValidationError):
+    """A window holds no captured customer (the message says why: capture off, or no traffic in it)."""
+
+
 class Monitoring:
     """Baselines, captured data and drift reports of the models in ``catalog`` and ``store``. A model is read
     through ``get_model`` (its row), ``model_schema`` and ``test_predictions`` (labels and probabilities of its
@@ -220,7 +224,7 @@ class Monitoring:
             model = model or self._endpoint_model(endpoint)
             frame = self.captured(endpoint, since=since)
             if not len(frame):
-                raise ValidationError(self._no_capture(endpoint, frame.attrs.get("skipped", 0)))
+                raise NoCapturedData(self._no_capture(endpoint, frame.attrs.get("skipped", 0)))
             current, probabilities = frame, frame["churn_probability"].dropna().to_numpy()
             source, start = "capture", since
         limits = {**self.thresholds(model), **(thresholds or {})}  # the model's own, then what the caller asks
