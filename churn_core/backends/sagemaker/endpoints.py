@@ -202,20 +202,26 @@ class Endpoints:
         return {"endpoint": name, "endpoint_config": config_name, "model": ", ".join(models) or None}
 
     # ---- rollout and capture: endpoint configurations, UpdateEndpoint -------------------------------
+    @staticmethod
+    def sampling_percentage(percent: float) -> int:
+        """``InitialSamplingPercentage``: an integer from 0 to 100 in SageMaker's service model; a fractional share
+        is refused (rounding 0.3 % to 1 % would capture three times what was asked)."""
+        if percent != int(percent) or not 0 <= percent <= 100:
+            raise ValidationError(
+                f"SageMaker captures a whole percentage of requests (InitialSamplingPercentage is an integer from 0 "
+                f"to 100), so {percent:g} % cannot be captured as asked: choose {max(1, min(100, int(percent)))} % "
+                "or another whole number, or 0 to turn capture off.")
+        return int(percent)
+
     def capture_config(self, endpoint: dict) -> dict | None:
         """DataCaptureConfig for an endpoint capturing a share of its traffic (into capture/ of the bucket)."""
         percent = float(endpoint.get("capture_percent") or 0)
         if percent <= 0:
             return None
-        if percent != int(percent) or percent > 100:
-            raise ValidationError(
-                f"SageMaker captures a whole percentage of requests (InitialSamplingPercentage is an integer from 0 "
-                f"to 100), so {percent:g} % cannot be captured as asked: choose {max(1, min(100, int(percent)))} % "
-                "or another whole number, or 0 to turn capture off.")
         parser = entry_module("request_parser")
         # every content type the endpoint answers with is listed, so SageMaker captures it as text (JSON or CSV);
         # one not listed would be captured BASE64-encoded (the reader decodes that too)
-        return {"EnableCapture": True, "InitialSamplingPercentage": int(percent),
+        return {"EnableCapture": True, "InitialSamplingPercentage": self.sampling_percentage(percent),
                 "DestinationS3Uri": self.ctx.store.uri(CAPTURE_PREFIX),
                 "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
                 "CaptureContentTypeHeader": {"CsvContentTypes": list(parser.CSV_TYPES),
