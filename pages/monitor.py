@@ -84,9 +84,10 @@ if report is None or report.empty:
 else:
     verdict = drift.verdict(report)  # the headline from the same rows the table shows
     if verdict.startswith("drift"):
-        flagged = sorted(set(report.loc[report["drifted"].astype(bool), "feature"]))
-        st.error(f"Drift in {len(flagged)} of the measured features or output: "
-                 + ", ".join(f"**{f}**" for f in flagged), icon=":material/warning:")
+        flagged, output = drift.drifted_features(report), drift.prediction_drifted(report)
+        words = [f"Drift in {len(flagged)} feature(s): " + ", ".join(f"**{f}**" for f in flagged)] if flagged else []
+        words += ["the model's predicted churn probabilities have shifted"] if output else []
+        st.error("; ".join(words).capitalize() if not flagged else "; ".join(words), icon=":material/warning:")
     elif verdict == "no drift":
         st.success("No feature has drifted from the training data.", icon=":material/check_circle:")
     else:

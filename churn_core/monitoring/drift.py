@@ -177,6 +177,13 @@ def drifted_features(frame: pd.DataFrame) -> list[str]:
     return sorted(set(frame.loc[frame["drifted"] & (frame["feature"] != prediction), "feature"]))
 
 
+def prediction_drifted(frame: pd.DataFrame) -> bool:
+    """Whether the model's output drifted (judged on enough predictions)."""
+    if not len(frame):
+        return False
+    return bool(frame.loc[frame["feature"] == entry_module("baseline").PREDICTION, "drifted"].any())
+
+
 def prediction_shift(frame: pd.DataFrame) -> float | None:
     """PSI of the predicted churn probability against the held-out baseline (None when not measured)."""
     if not len(frame):
