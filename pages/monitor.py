@@ -74,6 +74,7 @@ if st.button("Run a drift report now", type="primary"):
 latest = st.session_state.get("monitor_report")
 if latest and latest[0] == endpoint:
     report = latest[2]
+    st.caption(f"Report on the {latest[1]}: {report.attrs.get('n', 0):,} captured customers compared.")
 else:
     last = p.drift_history(endpoint, 1)
     report = last[0]["report"] if last else None
