@@ -77,7 +77,7 @@ def test_thresholds_are_the_models_own_and_editable_with_history(drift_model, mo
     report = again.drift_report(data=frame, model=MODEL)
     assert report.attrs["verdict"].startswith("drift"), "the model's edited threshold is used"
     assert set(report.loc[report["metric"] == "psi", "threshold"]) == {0.0001}
-    p.set_drift_thresholds(MODEL, {"psi": 0.2}, note="back")
+    p.set_drift_thresholds(MODEL, {"psi": 0.2, "ks": stored["ks"]}, note="back")
     assert [h["note"] for h in p.set_drift_thresholds(MODEL)["history"]][:2] == ["back", "stricter PSI for the audit"]
     with pytest.raises(ValidationError, match="Unknown drift threshold"):
         p.set_drift_thresholds(MODEL, {"psii": 0.1})

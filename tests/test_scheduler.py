@@ -27,26 +27,27 @@ def alive(pid: int | None) -> bool:
     return bool(pid) and psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
 
 
-def runs(p, endpoint: str) -> list[dict]:
-    return (p.monitoring_schedule(endpoint) or {}).get("runs") or []
+def runs(p, endpoint: str, since: float = 0.0) -> list[dict]:
+    return [r for r in (p.monitoring_schedule(endpoint) or {}).get("runs") or [] if r["started_at"] >= since]
 
 
 def test_one_scheduler_runs_every_schedule_and_records_each_run(drift_model):
     p = drift_model
+    t0 = time.time()
     p.deploy(MODEL, SECOND)
     for name in (ENDPOINT, SECOND):
         p.set_capture(name, 100)
         p.schedule_monitoring(name, 0.05)  # every 3 s
     pid = wait_until(lambda: alive(scheduler_pid(p)) and scheduler_pid(p), 30, what="the scheduler")
-    wait_until(lambda: runs(p, ENDPOINT) and runs(p, SECOND), 60, what="a run of each schedule")
+    wait_until(lambda: runs(p, ENDPOINT, t0) and runs(p, SECOND, t0), 60, what="a run of each schedule")
     assert {p.monitoring_schedule(n)["pid"] for n in (ENDPOINT, SECOND)} == {pid}, "one process for both"
     first = runs(p, SECOND)[-1]
     assert first["outcome"] == "no data" and "capture is on (100 % of requests), but no request" in first["detail"]
 
     write_capture_lines(p, ENDPOINT, ["[]", "not json", "7"])  # would crash every report before
     p.score_batch(ENDPOINT, held_out(p, 300), chunk_size=150)
-    wait_until(lambda: any(r["outcome"] == "report" for r in runs(p, ENDPOINT)), 60, what="a scheduled report")
-    done = next(r for r in runs(p, ENDPOINT) if r["outcome"] == "report")
+    wait_until(lambda: any(r["outcome"] == "report" for r in runs(p, ENDPOINT, t0)), 60, what="a scheduled report")
+    done = next(r for r in runs(p, ENDPOINT, t0) if r["outcome"] == "report")
     assert "300 customers" in done["detail"] and "3 unreadable capture record(s) skipped" in done["detail"]
     assert done["detail"].startswith(("no drift", "drift:")), done
     assert len(p.drift_history(ENDPOINT)) >= 1 and alive(pid), "the scheduler lives on"
@@ -70,14 +71,15 @@ def test_one_scheduler_runs_every_schedule_and_records_each_run(drift_model):
 
 def test_a_failed_run_shows_its_true_cause_beside_the_endpoint(drift_model):
     p = drift_model
+    t0 = time.time()
     row = p.get_model(MODEL)
+    p.set_capture(ENDPOINT, 100)
+    p.score_batch(ENDPOINT, held_out(p, 250), chunk_size=250)
     p.catalog.update("models", MODEL, artifact_sha256="0" * 64)  # the artifact no longer matches its record
     try:
-        p.set_capture(ENDPOINT, 100)
-        p.score_batch(ENDPOINT, held_out(p, 250), chunk_size=250)
         p.schedule_monitoring(ENDPOINT, 0.05)
-        wait_until(lambda: any(r["outcome"] == "failed" for r in runs(p, ENDPOINT)), 60, what="a failed run")
-        failed = next(r for r in runs(p, ENDPOINT) if r["outcome"] == "failed")
+        wait_until(lambda: any(r["outcome"] == "failed" for r in runs(p, ENDPOINT, t0)), 60, what="a failed run")
+        failed = next(r for r in runs(p, ENDPOINT, t0) if r["outcome"] == "failed")
         assert "SHA-256" in failed["detail"] or "does not match" in failed["detail"], failed
         schedule = p.monitoring_schedule(ENDPOINT)
         assert schedule["last_error"].startswith("failed: ")

@@ -26,11 +26,10 @@ def reports(catalog, endpoint: str, limit: int) -> list[dict]:
                          (endpoint, limit))
 
 
-def latest_drifted_json(catalog, endpoint: str) -> str | None:
-    """The drifted features (JSON) of the endpoint's latest report; None without one."""
-    row = catalog.one("SELECT drifted_json FROM drift_reports WHERE endpoint = ? ORDER BY id DESC LIMIT 1",
-                      (endpoint,))
-    return row["drifted_json"] if row else None
+def latest_report(catalog, endpoint: str) -> dict | None:
+    """The drifted features and the rows (JSON) of the endpoint's latest report; None without one."""
+    return catalog.one("SELECT drifted_json, report_json FROM drift_reports WHERE endpoint = ? ORDER BY id DESC "
+                       "LIMIT 1", (endpoint,))
 
 
 # ---- the endpoints monitoring reads ----------------------------------------------------------------------------

@@ -94,7 +94,7 @@ class Scheduler:
 
         catalog = self.platform.catalog
         try:
-            result = self.platform.drift_report(endpoint=endpoint, since=since)
+            result = self.platform.monitoring.report(endpoint=endpoint, since=since, record_unjudged=False)
         except NoCapturedData as exc:  # no captured customer in the window: said with its cause; the window grows
             records.record_run(catalog, endpoint, started, "no data", str(exc))
             self.log(f"{endpoint}: no report: {exc}")

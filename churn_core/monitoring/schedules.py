@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 from churn_core.catalog import monitoring_records as records
 from churn_core.catalog.database import loads
 from churn_core.errors import NotFoundError, ValidationError
+from churn_core.monitoring import drift
 from churn_core.monitoring.scheduler_lock import is_running
 from churn_core.processes.detached import spawn_detached
 
@@ -48,8 +51,11 @@ class Schedules:
         schedule = records.schedule(self.catalog, endpoint)
         if schedule and schedule["last_error"]:
             return f"scheduled report {schedule['last_error']}"
-        drifted = records.latest_drifted_json(self.catalog, endpoint)
-        if drifted is None:
+        latest = records.latest_report(self.catalog, endpoint)
+        if latest is None:
             return "—"
-        names = loads(drifted, [])
-        return f"drift: {', '.join(names)}" if names else "no drift"
+        names = loads(latest["drifted_json"], [])
+        if names:
+            return f"drift: {', '.join(names)}"
+        verdict = drift.verdict(pd.DataFrame(loads(latest["report_json"], [])))
+        return "drift: model output" if verdict.startswith("drift") else verdict

@@ -203,9 +203,10 @@ class Monitoring:
 
     # ---- drift ------------------------------------------------------------------------------------
     def report(self, endpoint: str | None = None, data=None, model: str | None = None, since: float | None = None,
-               thresholds: dict | None = None, record: bool = True) -> pd.DataFrame:
+               thresholds: dict | None = None, record: bool = True, record_unjudged: bool = True) -> pd.DataFrame:
         """Compare a window of captured data (``endpoint``, from ``since``), or a file of customers
-        (``data``: CSV bytes or a DataFrame of text), with the model's baseline."""
+        (``data``: CSV bytes or a DataFrame of text), with the model's baseline. With ``record_unjudged`` False
+        (the scheduler) a report with too little data to judge anything is not kept: its window keeps growing."""
         if endpoint is None and data is None:
             raise ValidationError("Give an endpoint (its captured requests) or data (a CSV of customers) to compare.")
         now = time.time()
@@ -230,7 +231,7 @@ class Monitoring:
         limits = {**self.thresholds(model), **(thresholds or {})}  # the model's own, then what the caller asks
         result = drift.report(self.baseline(model), current, probabilities, limits)
         result.attrs["skipped"] = int(getattr(current, "attrs", {}).get("skipped", 0))
-        if record:
+        if record and (record_unjudged or result.attrs["verdict"] != "not enough data"):
             self._record(endpoint or "", model, source, start, now, len(current), result)
         return result
 
