@@ -38,6 +38,7 @@ def test_a_file_scored_on_predict_is_captured_with_time_probability_and_variant(
     window = p.captured(ENDPOINT, since=start)
     assert len(window) == 1500, "each customer once, in the window"
     assert window["inference_time"].notna().all() and window["churn_probability"].notna().all()
+    assert window["predicted_label"].isin([0.0, 1.0]).all(), "the label the endpoint answered, with each row"
     assert set(window["variant"]) == {"AllTraffic"}
     assert np.allclose(np.sort(window["churn_probability"].to_numpy()),
                        np.sort(result.scored["churn_probability"].to_numpy().astype(float)), atol=1e-9)
@@ -76,7 +77,7 @@ def test_every_request_format_is_captured_with_its_probabilities(drift_model):
     assert len(expected) == 13
     wait_until(lambda: len(p.captured(ENDPOINT, since=start)) >= 13, 30, what="13 captured customers")
     got = p.captured(ENDPOINT, since=start)
-    assert len(got) == 13 and got["inference_time"].notna().all()
+    assert len(got) == 13 and got["inference_time"].notna().all() and got["predicted_label"].notna().all()
     assert np.allclose(np.sort(got["churn_probability"].to_numpy()), np.sort(expected))
     p.set_capture(ENDPOINT, 0)
 
@@ -97,6 +98,7 @@ def test_npy_requests_and_base64_answers_are_read_back():
     assert base64.b64decode(record["captureData"]["endpointOutput"]["data"]) == answer
     frame = capture.records_to_frame(capture.parse_lines(line), schema, "AllTraffic")
     assert frame["a"].tolist() == [1.0, 3.0] and frame["churn_probability"].tolist() == [0.25, 0.75]
+    assert frame["predicted_label"].tolist() == [0.0, 1.0]
     assert frame["inference_time"].notna().all()
     csv_answer = capture.capture_line(b"1,2\n", "text/csv", b"0,0.125\n", "application/octet-stream")
     assert capture.records_to_frame(capture.parse_lines(csv_answer), schema)["churn_probability"].tolist() == [0.125]

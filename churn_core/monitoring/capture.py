@@ -115,23 +115,35 @@ def _media(payload: dict) -> str:
     return str(payload.get("observedContentType") or "").split(";")[0].strip().lower()
 
 
-def _probabilities(payload: dict) -> list[float]:
-    """Churn probabilities from an endpoint's answer (JSON predictions, the seed's Output form, CSV lines), in
-    whatever encoding it was captured (SageMaker captures a type not in ``CaptureContentTypeHeader`` as BASE64)."""
+def _answers(payload: dict) -> list[tuple[float, float]]:
+    """(churn probability, label) per customer of an endpoint's answer (JSON predictions, the seed's Output form,
+    CSV lines), in whatever encoding it was captured (SageMaker captures a type not in
+    ``CaptureContentTypeHeader`` as BASE64)."""
     data = _data(payload).decode("utf-8", errors="replace")
     media, encoding = _media(payload), payload.get("encoding")
     if encoding == "JSON" or "json" in media or (encoding == "BASE64" and data.lstrip()[:1] in ("{", "[")):
         answer = json.loads(data)
         if "predictions" in answer:
-            return [float(p["churn_probability"]) for p in answer["predictions"]]
-        probability = answer.get("Probability")
-        return [float(p) for p in probability] if isinstance(probability, list) else [float(probability)]
-    return [float(line.split(",")[1]) for line in data.strip().splitlines() if line.strip()]
+            return [(float(p["churn_probability"]), _label(p.get("label"))) for p in answer["predictions"]]
+        probability, labels = answer.get("Probability"), answer.get("Output")
+        if not isinstance(probability, list):
+            probability, labels = [probability], [labels]
+        labels = labels if isinstance(labels, list) and len(labels) == len(probability) else [None] * len(probability)
+        return [(float(p), _label(label)) for p, label in zip(probability, labels, strict=True)]
+    rows = [line.split(",") for line in data.strip().splitlines() if line.strip()]
+    return [(float(row[1]), _label(row[0])) for row in rows]
+
+
+def _label(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def records_to_frame(records: Iterable[dict], schema: dict, variant: str = "") -> pd.DataFrame:
     """One row per scored customer: the model's features (typed as training typed them), the churn
-    probability the endpoint answered, when, and the variant, whatever the request's format (JSON rows or
+    probability and label the endpoint answered, when, and the variant, whatever the request's format (JSON rows or
     named records, CSV bodies with or without a header, explain requests, ``.npy``). A record the model
     could not read is skipped and counted (``frame.attrs["skipped"]``, with the malformed lines of ``records``).
 
@@ -146,7 +158,7 @@ def records_to_frame(records: Iterable[dict], schema: dict, variant: str = "") -
         try:
             source = data.get("endpointInput") or {}
             request = parser.parse_body(_data(source), source.get("observedContentType"))
-            probabilities = _probabilities(data.get("endpointOutput") or {})
+            probabilities = _answers(data.get("endpointOutput") or {})
         except (parser.InvalidInput, ValueError, KeyError, TypeError, IndexError, AttributeError):
             skipped += 1  # not a record, or the endpoint answered it with a 4xx: nothing was scored
             continue
@@ -179,15 +191,16 @@ def records_to_frame(records: Iterable[dict], schema: dict, variant: str = "") -
                 skipped += 1
     names = [f["name"] for f in schema["features"]]
     if not pieces:
-        frame = pd.DataFrame(columns=names + ["churn_probability", "inference_time", "variant"])
+        frame = pd.DataFrame(columns=names + ["churn_probability", "predicted_label", "inference_time", "variant"])
         frame.attrs["skipped"] = skipped
         return frame
     frame = pd.concat([rows for rows, _, _ in pieces], ignore_index=True)
     probabilities, stamps = [], []
     for rows, answer, stamp in pieces:  # an answer that does not match its request's rows is not guessed at
-        probabilities.extend(answer if len(answer) == len(rows) else [np.nan] * len(rows))
+        probabilities.extend(answer if len(answer) == len(rows) else [(np.nan, np.nan)] * len(rows))
         stamps.extend([stamp] * len(rows))
-    frame["churn_probability"] = np.asarray(probabilities, dtype=float)
+    answered = np.asarray(probabilities, dtype=float).reshape(-1, 2)
+    frame["churn_probability"], frame["predicted_label"] = answered[:, 0], answered[:, 1]
     frame["inference_time"] = pd.to_datetime(pd.Series(stamps, dtype=object), utc=True, errors="coerce")
     frame["variant"] = variant
     frame.attrs["skipped"] = skipped
