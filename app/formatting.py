@@ -139,7 +139,9 @@ def drift_table(report: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "feature": report["feature"], "measure": report["metric"].map(lambda m: MEASURES.get(m, m)),
         "value": report["value"].round(4), "threshold": report["threshold"],
-        "drifted": report["drifted"].map({True: "drifted", False: ""}),
+        "drifted": (report["verdict"].replace({"ok": ""}) if "verdict" in report  # a report from before verdicts
+                    else report["drifted"].map({True: "drifted", False: ""})),
+        "customers": report["n"] if "n" in report else None,
     })
 
 

@@ -264,8 +264,11 @@ class Platform:
         return self.schedules.get(endpoint)
 
     def schedule_monitoring(self, endpoint: str, every_minutes: float) -> dict:
-        self.endpoints.row(endpoint)  # NotFoundError for an unknown endpoint
         return self.schedules.set(endpoint, every_minutes)
+    def set_drift_thresholds(self, model: str, thresholds: dict | None = None, note: str | None = None) -> dict:
+        return self.monitoring.set_thresholds(model, thresholds, note)  # None: read them (and their history)
+    def alert_webhook(self, url: str | None = None, test: bool = False) -> dict:  # url "" removes it
+        return self.monitoring.alerts.configure(url, test)
 
     # ---- model registry --------------------------------------------------------------------
     def register(self, model: str, group: str | None = None, note: str | None = None) -> ModelVersion:

@@ -49,8 +49,13 @@ with right.form("schedule"):
         if attempt(p.schedule_monitoring, endpoint, every) is not None:
             st.success(f"A drift report runs every {every:g} minutes." if every else "No scheduled drift reports.")
 if schedule:
-    right.caption(f"Last scheduled run: {when(schedule['last_run_at'])}"
-                  + (f" — {schedule['last_error']}" if schedule["last_error"] else ""))
+    right.caption(f"Last scheduled report: {when(schedule['last_run_at'])}")
+    if schedule["last_error"]:
+        right.error(f"Last scheduled run: {schedule['last_error']}", icon=":material/error:")
+    if schedule["runs"]:
+        with right.expander(f"Scheduled runs ({len(schedule['runs'])} most recent)"):
+            st.dataframe(pd.DataFrame([{"at": when(r["started_at"]), "outcome": r["outcome"], "detail": r["detail"]}
+                                       for r in schedule["runs"]]), hide_index=True, width="stretch")
 
 st.subheader("Traffic and latency", anchor=False)
 traffic = attempt(p.endpoint_traffic, endpoint)
@@ -69,6 +74,7 @@ if st.button("Run a drift report now", type="primary"):
 latest = st.session_state.get("monitor_report")
 if latest and latest[0] == endpoint:
     report = latest[2]
+    st.caption(f"Report on the {latest[1]}: {report.attrs.get('n', 0):,} captured customers compared.")
 else:
     last = p.drift_history(endpoint, 1)
     report = last[0]["report"] if last else None
@@ -77,12 +83,19 @@ else:
 if report is None or report.empty:
     st.info("No drift report yet: turn capture on, send traffic, then run one (or schedule them).")
 else:
-    flagged = drift.drifted_features(report)
-    if flagged:
-        st.error(f"Drift in {len(flagged)} feature(s): " + ", ".join(f"**{f}**" for f in flagged),
-                 icon=":material/warning:")
-    else:
+    verdict = drift.verdict(report)  # the headline from the same rows the table shows
+    if verdict.startswith("drift"):
+        flagged, output = drift.drifted_features(report), drift.prediction_drifted(report)
+        words = [f"Drift in {len(flagged)} feature(s): " + ", ".join(f"**{f}**" for f in flagged)] if flagged else []
+        words += ["the model's predicted churn probabilities have shifted"] if output else []
+        st.error("; ".join(words).capitalize() if not flagged else "; ".join(words), icon=":material/warning:")
+    elif verdict == "no drift":
         st.success("No feature has drifted from the training data.", icon=":material/check_circle:")
+    else:
+        st.warning("Not enough data to judge: too few customers for any measure (see each row's minimum).",
+                   icon=":material/hourglass_empty:")
+    if report.attrs.get("skipped"):
+        st.caption(f"{report.attrs['skipped']:,} unreadable capture record(s) were skipped.")
     st.dataframe(drift_table(report), hide_index=True, width="stretch")
     features = list(dict.fromkeys(report["feature"]))
     feature = st.selectbox("Compare a feature's distributions", features, key="monitor_feature")
@@ -96,3 +109,19 @@ if history:
     st.dataframe(pd.DataFrame([{"at": when(h["created_at"]), "customers": h["rows"], "source": h["source"],
                                 "drifted features": ", ".join(h["drifted"]) or "none"} for h in history]),
                  hide_index=True, width="stretch")
+
+st.subheader("Drift thresholds of this endpoint's model")
+chosen = attempt(p.set_drift_thresholds, ep.model)
+if chosen is not None:
+    with st.form("thresholds"):
+        cols = st.columns(len(chosen["thresholds"]))
+        values = {k: col.number_input(k, min_value=0.0001, value=float(v), format="%.4f", key=f"threshold_{k}")
+                  for col, (k, v) in zip(cols, sorted(chosen["thresholds"].items()), strict=True)}
+        why = st.text_input("Why (kept with the change)", key="threshold_note")
+        if st.form_submit_button("Save thresholds"):
+            if attempt(p.set_drift_thresholds, ep.model, values, why) is not None:
+                st.success(f"Thresholds of {ep.model} saved; reports from now on use them.")
+    if chosen["history"]:
+        st.caption("Changes (newest first); before any, the model's own constraints.json decides.")
+        st.dataframe(pd.DataFrame([{"at": when(h["set_at"]), "by": h["set_by"], "thresholds": h["thresholds_json"],
+                                    "note": h["note"]} for h in chosen["history"]]), hide_index=True, width="stretch")

@@ -22,6 +22,20 @@ if st.button("Check connection", type="primary"):
             f"**{what}:** {detail}", icon=":material/check_circle:" if passed else ":material/block:"
         )
 
+st.subheader("Drift alerts")
+st.caption("A scheduled drift report that finds drift posts {\"text\": …} to this webhook (a Slack or Teams "
+           "incoming webhook, or any http/https URL); empty: no alerts.")
+alerts = attempt(p.alert_webhook) or {"webhook": ""}
+with st.form("alert_webhook"):
+    url = st.text_input("Alert webhook URL", value=alerts["webhook"], key="alert_webhook_url")
+    save, test = st.columns(2)
+    if save.form_submit_button("Save webhook", type="primary"):
+        if attempt(p.alert_webhook, url) is not None:
+            st.success("Alert webhook saved." if url.strip() else "Alert webhook removed: no alerts are sent.")
+    if test.form_submit_button("Send a test alert"):
+        if attempt(p.alert_webhook, url, True) is not None:
+            st.success("Test alert delivered.")
+
 st.subheader("Catalog")
 health = p.catalog_health()
 if health.ok:

@@ -230,6 +230,26 @@ def own_model(tmp_path_factory):
         yield model
 
 
+@pytest.fixture(scope="module")
+def drift_model(request, tmp_path_factory):
+    """6,000 subscription customers, a model 'subs-rf' and its live endpoint 'subs-ep', once per module
+    (tests/support/monitoring.py); the platform."""
+    from tests.support.monitoring import drift_model_state
+
+    with drift_model_state(tmp_path_factory, request.module.__name__.rsplit(".", 1)[-1]) as p:
+        yield p
+
+
+@pytest.fixture
+def webhook():
+    """A real webhook receiver on 127.0.0.1 (tests/support/monitoring.Webhook), stopped after the test."""
+    from tests.support.monitoring import Webhook
+
+    hook = Webhook()
+    yield hook
+    hook.close()
+
+
 @pytest.fixture
 def immutable(tmp_path):
     """``chattr +i`` a folder (undone at teardown); skipped when chattr cannot be used here."""

@@ -156,7 +156,7 @@ def test_drift_flags_exactly_the_features_that_moved(monitored):
     wait_until(lambda: len(p.captured("tel-ep", since=start)) >= 2000, 30, what="2,000 captured requests")
     calm = p.drift_report(endpoint="tel-ep", since=start)
     assert drift.drifted_features(calm) == [], calm[calm["drifted"]]
-    assert set(calm.columns) == {"feature", "metric", "value", "threshold", "drifted"}
+    assert set(calm.columns) == {"feature", "metric", "value", "threshold", "drifted", "n", "verdict"}
 
     shifted_start = time.time()
     shifted = [dict(r, CustServCalls=float(r["CustServCalls"]) + 3) for r in rows]

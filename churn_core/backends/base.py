@@ -79,6 +79,8 @@ class Backend(Protocol):
 
     def set_variant_weights(self, endpoint: dict, weights: dict[str, float]) -> None: ...
     def set_capture(self, endpoint: dict, percent: float) -> None: ...
+    def check_capture(self, percent: float) -> None:
+        """ValidationError for a capture share this backend cannot capture as asked (SageMaker: whole percents)."""
     def endpoint_traffic(self, endpoint: dict) -> list[dict]:
         """[{"minute": epoch seconds, "invocations", "errors", "latency_ms"}], oldest first."""
 

@@ -191,6 +191,29 @@ CREATE TABLE IF NOT EXISTS monitoring_schedules (
     last_run_at REAL,
     last_error TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS monitoring_runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    endpoint TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL NOT NULL,
+    outcome TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS monitoring_runs_by_endpoint ON monitoring_runs (endpoint, id);
+CREATE TABLE IF NOT EXISTS drift_thresholds (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    model TEXT NOT NULL,
+    thresholds_json TEXT NOT NULL,
+    note TEXT NOT NULL DEFAULT '',
+    set_by TEXT NOT NULL DEFAULT '',
+    set_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS drift_thresholds_by_model ON drift_thresholds (model, id);
+CREATE TABLE IF NOT EXISTS monitoring_settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    set_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS model_aliases (
     grp TEXT NOT NULL,
     alias TEXT NOT NULL,

@@ -85,6 +85,7 @@ class RolloutService:
         percent = float(percent)
         if not 0.0 <= percent <= 100.0:
             raise ValidationError(f"The capture share is a percentage from 0 to 100 (got {percent:g}).")
+        self.backend.check_capture(percent)  # e.g. SageMaker samples whole percents only
         row = records.endpoint(self.catalog, endpoint)
         if row["status"] != "InService":
             raise ConflictError(f"Endpoint {endpoint} is {row['status']}; capture can be set on an InService endpoint.")

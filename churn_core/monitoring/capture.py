@@ -72,20 +72,37 @@ def endpoint_prefix(endpoint: str, destination: str = CAPTURE_PREFIX) -> str:
     return f"{destination.rstrip('/')}/{endpoint}/"
 
 
+def latest_report_key(endpoint: str, destination: str = CAPTURE_PREFIX) -> str:
+    """Where the endpoint's latest drift report is kept in brief beside its capture (read for ``/metrics``)."""
+    return f"{endpoint_prefix(endpoint, destination)}monitoring/latest.json"
+
+
 def parse_lines(text: str) -> list[dict]:
-    """The complete records of a capture file (a line still being written is left for the next read)."""
-    records = []
+    """The complete records of a capture file (a line still being written is left for the next read). A line
+    that is not a JSON object (garbage, ``[]``, a number) is skipped; how many is in the list's ``skipped``."""
+    records = CaptureRecords()
     lines = text.split("\n")
     if not text.endswith("\n"):
         lines = lines[:-1]
     for line in lines:
         line = line.strip()
-        if line:
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                continue
+        if not line:
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if isinstance(record, dict) and isinstance(record.get("captureData"), dict):
+            records.append(record)
+        else:
+            records.skipped += 1
     return records
+
+
+class CaptureRecords(list):
+    """Capture records, and how many lines were skipped as malformed (not a capture record)."""
+
+    skipped = 0
 
 
 def _data(payload: dict) -> bytes:
@@ -94,71 +111,111 @@ def _data(payload: dict) -> bytes:
     return (payload.get("data") or "").encode("utf-8")
 
 
-def _probabilities(payload: dict) -> list[float]:
-    """Churn probabilities from an endpoint's answer (JSON predictions, the seed's Output form, CSV lines)."""
+def _media(payload: dict) -> str:
+    return str(payload.get("observedContentType") or "").split(";")[0].strip().lower()
+
+
+def _answers(payload: dict) -> list[tuple[float, float]]:
+    """(churn probability, label) per customer of an endpoint's answer (JSON predictions, the seed's Output form,
+    CSV lines), in whatever encoding it was captured (SageMaker captures a type not in
+    ``CaptureContentTypeHeader`` as BASE64)."""
     data = _data(payload).decode("utf-8", errors="replace")
-    if payload.get("encoding") == "JSON":
+    media, encoding = _media(payload), payload.get("encoding")
+    if encoding == "JSON" or "json" in media or (encoding == "BASE64" and data.lstrip()[:1] in ("{", "[")):
         answer = json.loads(data)
         if "predictions" in answer:
-            return [float(p["churn_probability"]) for p in answer["predictions"]]
-        probability = answer.get("Probability")
-        return [float(p) for p in probability] if isinstance(probability, list) else [float(probability)]
-    if payload.get("encoding") == "CSV":
-        return [float(line.split(",")[1]) for line in data.strip().splitlines() if line.strip()]
-    return []
+            return [(float(p["churn_probability"]), _label(p.get("label"))) for p in answer["predictions"]]
+        probability, labels = answer.get("Probability"), answer.get("Output")
+        if not isinstance(probability, list):
+            probability, labels = [probability], [labels]
+        labels = labels if isinstance(labels, list) and len(labels) == len(probability) else [None] * len(probability)
+        return [(float(p), _label(label)) for p, label in zip(probability, labels, strict=True)]
+    rows = [line.split(",") for line in data.strip().splitlines() if line.strip()]
+    return [(float(row[1]), _label(row[0])) for row in rows]
+
+
+def _label(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def records_to_frame(records: Iterable[dict], schema: dict, variant: str = "") -> pd.DataFrame:
     """One row per scored customer: the model's features (typed as training typed them), the churn
-    probability the endpoint answered, when, and the variant. Records the model could not read are skipped.
+    probability and label the endpoint answered, when, and the variant, whatever the request's format (JSON rows or
+    named records, CSV bodies with or without a header, explain requests, ``.npy``). A record the model
+    could not read is skipped and counted (``frame.attrs["skipped"]``, with the malformed lines of ``records``).
 
-    The rows of all records are checked against the schema in one call (a record at a time only when a
-    batch holds one the model would refuse), so a window of thousands of captured requests reads fast."""
+    Single-customer JSON requests are checked against the schema together (one call for a window of thousands);
+    batch bodies (CSV, ``.npy``) one request at a time, so each request's rows stay aligned with its answer."""
     parser = entry_module("request_parser")
     compiled = parser.compile_schema(schema)
+    skipped = int(getattr(records, "skipped", 0))
     parsed, answers, times = [], [], []
     for record in records:
-        data = record.get("captureData", {})
-        source = data.get("endpointInput") or {}
+        data = record.get("captureData") if isinstance(record, dict) else None
         try:
+            source = data.get("endpointInput") or {}
             request = parser.parse_body(_data(source), source.get("observedContentType"))
-            probabilities = _probabilities(data.get("endpointOutput") or {})
-        except (parser.InvalidInput, ValueError, KeyError, TypeError, IndexError):
-            continue  # the endpoint answered it with a 4xx: nothing was scored
-        parsed.append(request)
-        answers.append(probabilities if len(probabilities) == len(request) else [np.nan] * len(request))
-        times.append((record.get("eventMetadata") or {}).get("inferenceTime"))
-    columns, probabilities, stamps = [], [], []
-    for group in ([p for p in parsed if p.named], [p for p in parsed if not p.named]):
-        if not group:
+            probabilities = _answers(data.get("endpointOutput") or {})
+        except (parser.InvalidInput, ValueError, KeyError, TypeError, IndexError, AttributeError):
+            skipped += 1  # not a record, or the endpoint answered it with a 4xx: nothing was scored
             continue
-        try:
-            combined = parser.ParsedRequest(group[0].style, [row for p in group for row in p.rows], group[0].named)
-            columns.append(parser.check_rows(combined, compiled).frame)
-        except parser.InvalidInput:
-            columns.append(pd.concat([_checked_or_empty(parser, p, compiled) for p in group], ignore_index=True))
-    if not columns:
-        names = [f["name"] for f in schema["features"]] + ["churn_probability", "inference_time", "variant"]
-        return pd.DataFrame(columns=names)
-    for group in ([i for i, p in enumerate(parsed) if p.named], [i for i, p in enumerate(parsed) if not p.named]):
-        for i in group:
-            probabilities.extend(answers[i])
-            stamps.extend([times[i]] * len(parsed[i]))
-    frame = pd.concat(columns, ignore_index=True)
-    if len(frame) != len(probabilities):  # some rows were refused one by one: no alignment to trust
-        frame["churn_probability"], frame["inference_time"] = np.nan, pd.NaT
-    else:
-        frame["churn_probability"] = probabilities
-        frame["inference_time"] = pd.to_datetime(pd.Series(stamps), utc=True)
+        parsed.append(request)
+        answers.append(probabilities)
+        times.append(((record.get("eventMetadata") or {}).get("inferenceTime")))
+    pieces: list[tuple[pd.DataFrame, list, object]] = []  # (rows, their probabilities, their time) per request
+    groups: dict[tuple, list[int]] = {}
+    for i, request in enumerate(parsed):
+        if request.style in ("csv", "npy"):
+            groups[("one", i)] = [i]
+        else:
+            groups.setdefault((request.style, request.named), []).append(i)
+    for members in groups.values():
+        checked = _check_together([parsed[i] for i in members], parser, compiled)
+        if checked is not None and len(members) == 1:
+            pieces.append((checked, answers[members[0]], times[members[0]]))
+            continue
+        if checked is not None:
+            offset = 0
+            for i in members:
+                n = len(parsed[i])
+                pieces.append((checked.iloc[offset:offset + n], answers[i], times[i]))
+                offset += n
+            continue
+        for i in members:
+            try:
+                pieces.append((parser.check_rows(parsed[i], compiled).frame, answers[i], times[i]))
+            except parser.InvalidInput:
+                skipped += 1
+    names = [f["name"] for f in schema["features"]]
+    if not pieces:
+        frame = pd.DataFrame(columns=names + ["churn_probability", "predicted_label", "inference_time", "variant"])
+        frame.attrs["skipped"] = skipped
+        return frame
+    frame = pd.concat([rows for rows, _, _ in pieces], ignore_index=True)
+    probabilities, stamps = [], []
+    for rows, answer, stamp in pieces:  # an answer that does not match its request's rows is not guessed at
+        probabilities.extend(answer if len(answer) == len(rows) else [(np.nan, np.nan)] * len(rows))
+        stamps.extend([stamp] * len(rows))
+    answered = np.asarray(probabilities, dtype=float).reshape(-1, 2)
+    frame["churn_probability"], frame["predicted_label"] = answered[:, 0], answered[:, 1]
+    frame["inference_time"] = pd.to_datetime(pd.Series(stamps, dtype=object), utc=True, errors="coerce")
     frame["variant"] = variant
+    frame.attrs["skipped"] = skipped
     return frame
 
 
-def _checked_or_empty(parser, request, compiled) -> pd.DataFrame:
+def _check_together(requests: list, parser, compiled) -> pd.DataFrame | None:
+    """The rows of same-style requests checked in one call (None when one of them would be refused)."""
     try:
-        return parser.check_rows(request, compiled).frame
+        if len(requests) == 1:
+            return parser.check_rows(requests[0], compiled).frame
+        combined = parser.ParsedRequest(requests[0].style, [row for p in requests for row in p.rows], requests[0].named)
+        return parser.check_rows(combined, compiled).frame
     except parser.InvalidInput:
-        return parser.columns_to_frame([[] for _ in compiled["features"]], compiled)
+        return None
 
 
 def variant_of(key: str, endpoint: str, destination: str = CAPTURE_PREFIX) -> str:

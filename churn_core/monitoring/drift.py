@@ -25,8 +25,23 @@ import pandas as pd
 
 from churn_core.paths import entry_module
 
-COLUMNS = ["feature", "metric", "value", "threshold", "drifted"]
+COLUMNS = ["feature", "metric", "value", "threshold", "drifted", "n", "verdict"]
 KS_SIGNIFICANCE = 0.01  # a KS distance over its threshold counts only when this unlikely under no change
+# The fewest current values a measure is judged on; below it a row says "not enough data (n of N needed)".
+MIN_SAMPLE = {
+    # PSI over the baseline's 10 buckets: under no change its expected value is about (buckets − 1) / n, so
+    # 0.045 at 200 values, a quarter of the 0.2 threshold (at 50 it would be 0.18: noise alone near a verdict).
+    "psi": 200,
+    # KS: the p-value (real sample sizes) guards against noise, but under 100 values the asymptotic p-value
+    # and the sketch's 1 % resolution make the distance itself unreliable.
+    "ks": 100,
+    # a category share or the missing share: its standard error is at most 0.5 / sqrt(n), 0.035 at 200 values,
+    # so two of them stay under the 0.1 L-infinity threshold.
+    "linf": 200,
+    "missing_change": 200,
+    # the share of never-seen categories: any value in it is a fact, yet a share of 1 in 20 needs 100 values.
+    "unseen": 100,
+}
 
 
 def thresholds(overrides: dict | None = None) -> dict[str, float]:
@@ -57,14 +72,25 @@ def _numeric_rows(name: str, base: dict, values: np.ndarray, limits: dict) -> li
     if len(present) and kll.get("buckets"):
         base_counts = np.array([b["count"] for b in kll["buckets"]], dtype=float)
         psi = _psi(base_counts, _bucket_counts(present, kll["buckets"]))
-        rows.append(_row(name, "psi", psi, limits["psi"]))
+        rows.append(_row(name, "psi", psi, limits["psi"], len(present)))
     sketch = (kll.get("sketch") or {}).get("data") or []
     if len(present) and sketch and sketch[0]:
-        result = ks_2samp(present, np.asarray(sketch[0], dtype=float))
-        row = _row(name, "ks", float(result.statistic), limits["ks"])
-        row["drifted"] = row["drifted"] and float(result.pvalue) < KS_SIGNIFICANCE  # not a small sample's noise
+        distance = float(ks_2samp(present, np.asarray(sketch[0], dtype=float)).statistic)
+        row = _row(name, "ks", distance, limits["ks"], len(present))
+        trained = int((base.get("common") or {}).get("num_present") or len(sketch[0]))
+        row["drifted"] = row["drifted"] and ks_pvalue(distance, len(present), trained) < KS_SIGNIFICANCE
         rows.append(row)
     return rows
+
+
+def ks_pvalue(distance: float, n: int, m: int) -> float:
+    """The two-sample KS p-value of ``distance`` for samples of ``n`` and ``m`` values (scipy's asymptotic
+    form): ``m`` is the real training count stored in the baseline, not the 101 points of its sketch, which
+    would make any distance under about 0.16 look like noise whatever the threshold."""
+    from scipy.stats import kstwo
+
+    effective = max(1, int(round(n * m / (n + m))))
+    return float(kstwo.sf(distance, effective))
 
 
 def _categorical_rows(name: str, base: dict, values: list, limits: dict) -> list[dict]:
@@ -77,12 +103,21 @@ def _categorical_rows(name: str, base: dict, values: list, limits: dict) -> list
     current = pd.Series(present).value_counts(normalize=True).to_dict()
     linf = max(abs(current.get(c, 0.0) - base_freq.get(c, 0.0)) for c in set(current) | set(base_freq))
     unseen = sum(share for c, share in current.items() if c not in base_freq)
-    return [_row(name, "linf", linf, limits["linf"]), _row(name, "unseen", unseen, limits["unseen"])]
+    return [_row(name, "linf", linf, limits["linf"], len(present)),
+            _row(name, "unseen", unseen, limits["unseen"], len(present))]
 
 
-def _row(feature: str, metric: str, value: float, threshold: float) -> dict:
+def _row(feature: str, metric: str, value: float, threshold: float, n: int) -> dict:
     return {"feature": feature, "metric": metric, "value": round(float(value), 6), "threshold": float(threshold),
-            "drifted": bool(value > threshold)}
+            "drifted": bool(value > threshold), "n": int(n)}
+
+
+def _judged(row: dict) -> dict:
+    """A row's verdict: "drifted", "ok", or "not enough data (n of N needed)" (then never drifted)."""
+    needed = MIN_SAMPLE.get(row["metric"], 0)
+    if row["n"] < needed:
+        return dict(row, drifted=False, verdict=f"not enough data ({row['n']} of {needed} needed)")
+    return dict(row, verdict="drifted" if row["drifted"] else "ok")
 
 
 def report(statistics: dict, current: pd.DataFrame, probabilities: np.ndarray | None = None,
@@ -106,17 +141,32 @@ def report(statistics: dict, current: pd.DataFrame, probabilities: np.ndarray | 
         counted = common.get("num_missing", 0) + common.get("num_present", 0)
         base_missing = common.get("num_missing", 0) / max(counted, 1)
         column = current[name]
-        rows.append(_row(name, "missing_change", abs(float(column.isna().mean()) - base_missing), limits["missing"]))
+        rows.append(_row(name, "missing_change", abs(float(column.isna().mean()) - base_missing), limits["missing"],
+                         len(column)))
         if "numerical_statistics" in feature:
             rows += _numeric_rows(name, block, column.to_numpy(dtype=float), limits)
         else:
             rows += _categorical_rows(name, block, column.tolist(), limits)
-    frame = pd.DataFrame(rows, columns=COLUMNS)
-    if frame.empty:
-        return frame
-    drifted = frame.groupby("feature")["drifted"].transform("any")
-    frame = frame.assign(_first=~drifted).sort_values(["_first", "feature", "metric"], kind="stable")
-    return frame.drop(columns="_first").reset_index(drop=True)
+    frame = pd.DataFrame([_judged(r) for r in rows], columns=COLUMNS)
+    if not frame.empty:
+        drifted = frame.groupby("feature")["drifted"].transform("any")
+        frame = frame.assign(_first=~drifted).sort_values(["_first", "feature", "metric"], kind="stable")
+        frame = frame.drop(columns="_first").reset_index(drop=True)
+    frame.attrs["n"] = int(len(current))
+    frame.attrs["verdict"] = verdict(frame)
+    return frame
+
+
+def verdict(frame: pd.DataFrame) -> str:
+    """The headline of a report, from the same rows the table shows: "drift: A, B" (the model's output
+    included), "no drift", or "not enough data" when no row could be judged."""
+    if not len(frame):
+        return "not enough data"
+    flagged = sorted(set(frame.loc[frame["drifted"].astype(bool), "feature"]))
+    if flagged:
+        return "drift: " + ", ".join(flagged)
+    judged = frame["verdict"].isin(["ok", "drifted"]) if "verdict" in frame else pd.Series(True, index=frame.index)
+    return "no drift" if judged.any() else "not enough data"
 
 
 def drifted_features(frame: pd.DataFrame) -> list[str]:
@@ -125,6 +175,13 @@ def drifted_features(frame: pd.DataFrame) -> list[str]:
         return []
     prediction = entry_module("baseline").PREDICTION
     return sorted(set(frame.loc[frame["drifted"] & (frame["feature"] != prediction), "feature"]))
+
+
+def prediction_drifted(frame: pd.DataFrame) -> bool:
+    """Whether the model's output drifted (judged on enough predictions)."""
+    if not len(frame):
+        return False
+    return bool(frame.loc[frame["feature"] == entry_module("baseline").PREDICTION, "drifted"].any())
 
 
 def prediction_shift(frame: pd.DataFrame) -> float | None:

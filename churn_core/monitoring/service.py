@@ -19,6 +19,7 @@ import pandas as pd
 
 from churn_core.catalog import monitoring_records as records
 from churn_core.monitoring import capture, drift
+from churn_core.monitoring.alerts import Alerts
 from churn_core.storage.artifacts import read_json_member
 from churn_core.catalog.database import Catalog, dumps, loads
 from churn_core.errors import NotFoundError, ValidationError
@@ -29,8 +30,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from churn_core.data.datasets import DatasetService
     from churn_core.storage.objects import ObjectStore
 
-MIN_ROWS = 200  # fewer customers than this: a histogram of 10 buckets is mostly noise (PSI ≈ 9 / rows)
+MIN_ROWS = drift.MIN_SAMPLE["psi"]  # what a report needs to judge every measure (fewer: rows say so)
 MANIFEST = "endpoint.json"
+
+
+class NoCapturedData(ValidationError):
+    """A window holds no captured customer (the message says why: capture off, or no traffic in it)."""
 
 
 class Monitoring:
@@ -52,6 +57,7 @@ class Monitoring:
         self.read_customers = read_customers
         self._cache = cache
         self._files: dict[str, tuple[int, pd.DataFrame]] = {}  # capture file → (size read, its rows)
+        self.alerts = Alerts(catalog)  # where a drifted scheduled report is posted (the webhook setting)
 
     # ---- the baseline --------------------------------------------------------------------------
     def baseline(self, model: str) -> dict:
@@ -59,10 +65,43 @@ class Monitoring:
         return self._monitor_files(model)[0]
 
     def thresholds(self, model: str) -> dict[str, float]:
-        """The drift thresholds stored with the model (``churn_thresholds`` in its ``constraints.json``): a later
-        change of the defaults (``entry/baseline.THRESHOLDS``) never re-judges a model trained before it."""
+        """The model's drift thresholds: those last set for it (``set_thresholds``, kept with their history in the
+        catalog) over those stored with it (``churn_thresholds`` in its ``constraints.json``), over the defaults
+        (``entry/baseline.THRESHOLDS``): a later change of the defaults never re-judges a model trained before it."""
         stored = (self._monitor_files(model)[1].get("monitoring_config") or {}).get("churn_thresholds") or {}
-        return {k: float(v) for k, v in stored.items()}
+        history = records.thresholds_history(self.catalog, model)
+        chosen = loads(history[0]["thresholds_json"], {}) if history else {}
+        return drift.thresholds({**{k: float(v) for k, v in stored.items()}, **chosen})
+
+    def set_thresholds(self, model: str, thresholds: dict | None = None, note: str | None = None) -> dict:
+        """Set some of the model's drift thresholds (the others keep theirs), recorded with who, when and why;
+        without ``thresholds`` only read. Returns ``{"thresholds": in force, "history": newest first}``."""
+        import getpass
+
+        self.get_model(model)  # NotFoundError for an unknown model
+        if thresholds:
+            known = set(drift.thresholds())
+            unknown = sorted(set(thresholds) - known)
+            if unknown:
+                raise ValidationError(f"Unknown drift threshold(s) {', '.join(unknown)}; set any of "
+                                      f"{', '.join(sorted(known))}.")
+            clean = {}
+            for key, value in thresholds.items():
+                try:
+                    clean[key] = float(value)
+                except (TypeError, ValueError):
+                    clean[key] = float("nan")
+                if not 0 < clean[key] < 1e6:
+                    raise ValidationError(f"The {key} threshold must be a positive number (got {value!r}).")
+            history = records.thresholds_history(self.catalog, model)
+            merged = {**(loads(history[0]["thresholds_json"], {}) if history else {}), **clean}
+            records.add_thresholds(self.catalog, model, dumps(merged), note or "", getpass.getuser())
+        return {"thresholds": self.thresholds(model), "history": self.thresholds_history(model)}
+
+    def thresholds_history(self, model: str) -> list[dict]:
+        """Who set which thresholds for the model, when and why (newest first)."""
+        return [dict(r, thresholds=loads(r["thresholds_json"], {})) for r in records.thresholds_history(self.catalog,
+                                                                                                          model)]
 
     def _monitor_files(self, model: str) -> tuple[dict, dict]:
         """(``statistics.json``, ``constraints.json``) of the model, from one verified read of its artifact; a model
@@ -109,7 +148,8 @@ class Monitoring:
 
     # ---- captured data ---------------------------------------------------------------------------
     def captured(self, endpoint: str, since: float | None = None, until: float | None = None) -> pd.DataFrame:
-        """Every customer the endpoint's captured requests held (features, probability, time, variant)."""
+        """Every customer the endpoint's captured requests held (features, probability, time, variant), whatever the
+        requests' format; ``.attrs["skipped"]`` counts malformed lines and unreadable requests passed over."""
         model = self._endpoint_model(endpoint)
         schema = self.model_schema(model)
         frames = []
@@ -120,7 +160,9 @@ class Monitoring:
             if since is not None and hour + 3600 <= since or until is not None and hour > until:
                 continue
             frames.append(self._capture_file(key, endpoint, schema))
-        frame = pd.concat(frames, ignore_index=True) if frames else capture.records_to_frame([], schema)
+        skipped = sum(int(f.attrs.get("skipped", 0)) for f in frames)
+        frame = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) \
+            else capture.records_to_frame([], schema)
         if len(frame):
             times = frame["inference_time"]
             keep = pd.Series(True, index=frame.index)
@@ -129,6 +171,7 @@ class Monitoring:
             if until is not None:
                 keep &= times <= pd.Timestamp(until, unit="s", tz="UTC")
             frame = frame[keep].sort_values("inference_time", kind="stable").reset_index(drop=True)
+        frame.attrs["skipped"] = skipped  # capture lines or requests that held no readable customer
         return frame
 
     def _capture_file(self, key: str, endpoint: str, schema: dict) -> pd.DataFrame:
@@ -160,9 +203,10 @@ class Monitoring:
 
     # ---- drift ------------------------------------------------------------------------------------
     def report(self, endpoint: str | None = None, data=None, model: str | None = None, since: float | None = None,
-               thresholds: dict | None = None, record: bool = True) -> pd.DataFrame:
+               thresholds: dict | None = None, record: bool = True, record_unjudged: bool = True) -> pd.DataFrame:
         """Compare a window of captured data (``endpoint``, from ``since``), or a file of customers
-        (``data``: CSV bytes or a DataFrame of text), with the model's baseline."""
+        (``data``: CSV bytes or a DataFrame of text), with the model's baseline. With ``record_unjudged`` False
+        (the scheduler) a report with too little data to judge anything is not kept: its window keeps growing."""
         if endpoint is None and data is None:
             raise ValidationError("Give an endpoint (its captured requests) or data (a CSV of customers) to compare.")
         now = time.time()
@@ -180,17 +224,31 @@ class Monitoring:
         else:
             model = model or self._endpoint_model(endpoint)
             frame = self.captured(endpoint, since=since)
-            if len(frame) < MIN_ROWS:
-                raise ValidationError(
-                    f"Only {len(frame)} captured customer(s) for {endpoint} in this window; a drift report needs at "
-                    f"least {MIN_ROWS}. Turn capture on (Monitor page) and let traffic arrive, or widen the window.")
+            if not len(frame):
+                raise NoCapturedData(self._no_capture(endpoint, frame.attrs.get("skipped", 0)))
             current, probabilities = frame, frame["churn_probability"].dropna().to_numpy()
             source, start = "capture", since
         limits = {**self.thresholds(model), **(thresholds or {})}  # the model's own, then what the caller asks
         result = drift.report(self.baseline(model), current, probabilities, limits)
-        if record:
+        result.attrs["skipped"] = int(getattr(current, "attrs", {}).get("skipped", 0))
+        if record and (record_unjudged or result.attrs["verdict"] != "not enough data"):
             self._record(endpoint or "", model, source, start, now, len(current), result)
         return result
+
+    def _no_capture(self, endpoint: str, skipped: int) -> str:
+        """Why a window holds no captured customer, said as it is (capture off, or on with no traffic in it)."""
+        row = records.endpoint_model(self.catalog, endpoint)
+        percent = float((row or {}).get("capture_percent") or 0)
+        bad = f" ({skipped} capture record(s) were unreadable and skipped)" if skipped else ""
+        if row is not None and not percent:
+            cause = f"capture is off for {endpoint}: turn it on (Monitor page) and let traffic arrive"
+        elif row is not None:
+            cause = (f"capture is on ({percent:g} % of requests), but no request was captured in this window: send "
+                     "traffic or widen the window")
+        else:
+            cause = f"{endpoint} is deleted, and nothing it captured falls in this window: widen the window"
+        return (f"No captured customer for {endpoint} in this window{bad}; a drift report needs at least "
+                f"{MIN_ROWS} to judge: {cause}.")
 
     def _record(self, endpoint: str, model: str, source: str, start: float | None, end: float, rows: int,
                 result: pd.DataFrame) -> None:
@@ -198,6 +256,10 @@ class Monitoring:
         folder = f"{capture.endpoint_prefix(endpoint)}monitoring/" if endpoint else f"monitoring/{model}/"
         key = f"{folder}{stamp}/constraint_violations.json"
         self.store.put_bytes(key, json.dumps(drift.violations(result), indent=1).encode())
+        if endpoint and source == "capture":  # the endpoint's /metrics shows its latest report as gauges
+            self.store.put_bytes(capture.latest_report_key(endpoint), json.dumps(
+                {"at": end, "n": rows, "verdict": result.attrs.get("verdict", ""),
+                 "rows": json.loads(result.to_json(orient="records"))}).encode())
         records.record_report(self.catalog, endpoint, model, source, start, end, rows,
                               dumps(drift.drifted_features(result)), result.to_json(orient="records"), key)
 

@@ -538,6 +538,9 @@ class LocalBackend:
                       [dict(v, weight=float(weights.get(v["variant"], v["weight"])))
                        for v in config_variants(self.catalog, endpoint["config"])])
 
+    def check_capture(self, percent: float) -> None:
+        return None  # the local server samples any share, 0.3 % included
+
     def set_capture(self, endpoint: dict, percent: float) -> None:
         old = self._control(endpoint)
         self._switch(endpoint, dataclasses.replace(old, capture_percent=float(percent)))

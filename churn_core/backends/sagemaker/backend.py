@@ -152,6 +152,9 @@ class SageMakerBackend:
     def set_variant_weights(self, endpoint: dict, weights: dict[str, float]) -> None:
         self.endpoints.set_variant_weights(endpoint, weights)
 
+    def check_capture(self, percent: float) -> None:
+        self.endpoints.sampling_percentage(percent)
+
     def set_capture(self, endpoint: dict, percent: float) -> None:
         raise BackendError("on SageMaker, capture changes with an endpoint update")  # the platform updates instead
 

@@ -11,8 +11,9 @@ from churn_core.backends.sagemaker.aws import AwsError, call
 from churn_core.backends.sagemaker.context import SageMakerContext, epoch
 from churn_core.backends.sagemaker.models import Models
 from churn_core.backends.sagemaker.resources import Resources
-from churn_core.errors import BackendError, ChurnError
+from churn_core.errors import BackendError, ChurnError, ValidationError
 from churn_core.monitoring.capture import CAPTURE_PREFIX
+from churn_core.paths import entry_module
 
 ENDPOINT_STATUS = {
     "Creating": "Creating",
@@ -201,16 +202,30 @@ class Endpoints:
         return {"endpoint": name, "endpoint_config": config_name, "model": ", ".join(models) or None}
 
     # ---- rollout and capture: endpoint configurations, UpdateEndpoint -------------------------------
+    @staticmethod
+    def sampling_percentage(percent: float) -> int:
+        """``InitialSamplingPercentage``: an integer from 0 to 100 in SageMaker's service model; a fractional share
+        is refused (rounding 0.3 % to 1 % would capture three times what was asked)."""
+        if percent != int(percent) or not 0 <= percent <= 100:
+            raise ValidationError(
+                f"SageMaker captures a whole percentage of requests (InitialSamplingPercentage is an integer from 0 "
+                f"to 100), so {percent:g} % cannot be captured as asked: choose {max(1, min(100, int(percent)))} % "
+                "or another whole number, or 0 to turn capture off.")
+        return int(percent)
+
     def capture_config(self, endpoint: dict) -> dict | None:
         """DataCaptureConfig for an endpoint capturing a share of its traffic (into capture/ of the bucket)."""
         percent = float(endpoint.get("capture_percent") or 0)
         if percent <= 0:
             return None
-        return {"EnableCapture": True, "InitialSamplingPercentage": max(1, min(100, int(round(percent)))),
+        parser = entry_module("request_parser")
+        # every content type the endpoint answers with is listed, so SageMaker captures it as text (JSON or CSV);
+        # one not listed would be captured BASE64-encoded (the reader decodes that too)
+        return {"EnableCapture": True, "InitialSamplingPercentage": self.sampling_percentage(percent),
                 "DestinationS3Uri": self.ctx.store.uri(CAPTURE_PREFIX),
                 "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
-                "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"],
-                                             "JsonContentTypes": ["application/json"]}}
+                "CaptureContentTypeHeader": {"CsvContentTypes": list(parser.CSV_TYPES),
+                                             "JsonContentTypes": list(parser.JSON_TYPES)}}
 
     def update(self, endpoint: dict, new_config: dict, variants: list[dict], check=None) -> dict:
         """Models and a configuration for the new variants, then UpdateEndpoint (AWS keeps the old one

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 from churn_core.backends.sagemaker.aws import AwsError
 from churn_core.backends.sagemaker.context import SageMakerContext, epoch
+from churn_core.catalog.endpoint_configs import config_variants
 from churn_core.errors import ChurnError
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
@@ -27,7 +28,8 @@ class Monitoring:
         return self.log_tail(TRAINING_LOG_GROUP, f"{job['name']}/", lines, "job")
 
     def endpoint_log(self, endpoint: dict, lines: int = 200) -> str:
-        return self.log_tail(ENDPOINT_LOG_GROUP.format(name=endpoint["name"]), "AllTraffic/", lines, "endpoint")
+        # every variant's streams (<variant>/<instance>), not only AllTraffic's: a two-variant endpoint has two
+        return self.log_tail(ENDPOINT_LOG_GROUP.format(name=endpoint["name"]), "", lines, "endpoint")
 
     def transform_log(self, job: dict, lines: int = 200) -> str:
         return self.log_tail(TRANSFORM_LOG_GROUP, f"{job['name']}/", lines, "transform job")
@@ -51,7 +53,7 @@ class Monitoring:
                 "describe_log_streams",
                 f"list log streams of {what}",
                 logGroupName=group,
-                logStreamNamePrefix=stream_prefix,
+                **({"logStreamNamePrefix": stream_prefix} if stream_prefix else {}),
             )
         except AwsError as exc:
             if exc.code == "ResourceNotFoundException":
@@ -83,15 +85,29 @@ class Monitoring:
         return "\n".join(parts)
 
     # ---- endpoint metrics -------------------------------------------------------------------------
+    def variants(self, endpoint: dict) -> list[str]:
+        """The endpoint's production variant names (its configuration and one being rolled out), for CloudWatch:
+        SageMaker publishes endpoint metrics per variant only."""
+        names = [v["variant"] for c in (endpoint.get("config"), endpoint.get("pending_config")) if c
+                 for v in config_variants(self.ctx.catalog, c)]
+        return list(dict.fromkeys(names)) or ["AllTraffic"]
+
+    @staticmethod
+    def _query(qid: str, name: str, variant: str, metric: str, stat: str, period: int) -> dict:
+        dims = [{"Name": "EndpointName", "Value": name}, {"Name": "VariantName", "Value": variant}]
+        return {"Id": qid, "ReturnData": True, "MetricStat": {
+            "Metric": {"Namespace": "AWS/SageMaker", "MetricName": metric, "Dimensions": dims},
+            "Period": period, "Stat": stat}}
+
     def endpoint_traffic(self, endpoint: dict) -> list[dict]:
-        """Invocations and mean model latency per minute over the last day, from CloudWatch (best effort)."""
+        """Invocations and mean model latency per minute over the last day, every variant's added up, from
+        CloudWatch (best effort)."""
         now = int(time.time()) // 60 * 60 + 60
         start = max(int(float(endpoint.get("created_at") or now)) // 60 * 60, now - 24 * 3600)
-        dims = [{"Name": "EndpointName", "Value": endpoint["name"]}, {"Name": "VariantName", "Value": "AllTraffic"}]
-        queries = [{"Id": qid, "ReturnData": True, "MetricStat": {
-            "Metric": {"Namespace": "AWS/SageMaker", "MetricName": metric, "Dimensions": dims},
-            "Period": 60, "Stat": stat}} for qid, metric, stat in
-            (("inv", "Invocations", "Sum"), ("lat", "ModelLatency", "Average"))]
+        variants = self.variants(endpoint)
+        queries = [self._query(f"{qid}{i}", endpoint["name"], variant, metric, stat, 60)
+                   for i, variant in enumerate(variants)
+                   for qid, metric, stat in (("inv", "Invocations", "Sum"), ("lat", "ModelLatency", "Average"))]
         try:
             answer = self.ctx.call("cloudwatch", "get_metric_data", f"read traffic of endpoint {endpoint['name']}",
                                    StartTime=datetime.fromtimestamp(start, timezone.utc),
@@ -100,9 +116,15 @@ class Monitoring:
             return []
         series = {r["Id"]: dict(zip((epoch(t) for t in r.get("Timestamps", [])), r.get("Values", []), strict=True))
                   for r in answer.get("MetricDataResults", [])}
+        minutes: dict[float, list[float]] = {}  # minute -> [invocations, latency × invocations]
+        for i in range(len(variants)):
+            for minute, count in series.get(f"inv{i}", {}).items():
+                total = minutes.setdefault(minute, [0.0, 0.0])
+                total[0] += count
+                total[1] += (series.get(f"lat{i}", {}).get(minute) or 0.0) * count
         return [{"minute": minute, "invocations": int(count), "errors": 0,
-                 "latency_ms": (series.get("lat", {}).get(minute) or 0.0) / 1000.0 or None}
-                for minute, count in sorted(series.get("inv", {}).items())]
+                 "latency_ms": (weighted / count / 1000.0) if count and weighted else None}
+                for minute, (count, weighted) in sorted(minutes.items())]
 
     def endpoint_stats(self, endpoint: dict) -> dict:
         """Invocations, errors, average model latency and the last invocation, from CloudWatch.
@@ -115,55 +137,55 @@ class Monitoring:
         if cached and time.monotonic() - cached[0] < STATS_TTL_SECONDS:
             return cached[1]
         try:
-            stats = self._read_endpoint_metrics(name, float(endpoint.get("created_at") or time.time()))
+            stats = self._read_endpoint_metrics(endpoint)
         except ChurnError:
             stats = {}
         self.stats[name] = (time.monotonic(), stats)
         return stats
 
-    def _read_endpoint_metrics(self, name: str, created_at: float) -> dict:
+    def _read_endpoint_metrics(self, endpoint: dict) -> dict:
+        """The endpoint's totals over every variant, and each variant's own (``variants``)."""
+        name = endpoint["name"]
         now = int(time.time()) // 60 * 60 + 60
-        start = max(int(created_at) // 60 * 60, now - STATS_MAX_WINDOW_SECONDS)
+        start = max(int(float(endpoint.get("created_at") or time.time())) // 60 * 60, now - STATS_MAX_WINDOW_SECONDS)
         window = max(60, now - start)
-        dims = [{"Name": "EndpointName", "Value": name}, {"Name": "VariantName", "Value": "AllTraffic"}]
-
-        def query(qid: str, metric: str, stat: str, period: int) -> dict:
-            return {
-                "Id": qid,
-                "ReturnData": True,
-                "MetricStat": {
-                    "Metric": {"Namespace": "AWS/SageMaker", "MetricName": metric, "Dimensions": dims},
-                    "Period": period,
-                    "Stat": stat,
-                },
-            }
-
-        answer = self.ctx.call(
-            "cloudwatch",
-            "get_metric_data",
-            f"read metrics of endpoint {name}",
-            StartTime=datetime.fromtimestamp(start, timezone.utc),
-            EndTime=datetime.fromtimestamp(now, timezone.utc),
-            MetricDataQueries=[
-                query("inv", "Invocations", "Sum", 60),
-                query("e4", "Invocation4XXErrors", "Sum", window),
-                query("e5", "Invocation5XXErrors", "Sum", window),
-                # Average, not p50: emulators (moto) lack percentiles
-                query("lat", "ModelLatency", "Average", window),
-            ],
-        )
+        variants = self.variants(endpoint)
+        queries = []
+        for i, variant in enumerate(variants):
+            queries += [self._query(f"inv{i}", name, variant, "Invocations", "Sum", 60),
+                        self._query(f"ef{i}", name, variant, "Invocation4XXErrors", "Sum", window),
+                        self._query(f"es{i}", name, variant, "Invocation5XXErrors", "Sum", window),
+                        # Average, not p50: emulators (moto) lack percentiles
+                        self._query(f"lat{i}", name, variant, "ModelLatency", "Average", window)]
+        answer = self.ctx.call("cloudwatch", "get_metric_data", f"read metrics of endpoint {name}",
+                               StartTime=datetime.fromtimestamp(start, timezone.utc),
+                               EndTime=datetime.fromtimestamp(now, timezone.utc), MetricDataQueries=queries)
         series = {
             r["Id"]: list(zip(r.get("Timestamps", []), r.get("Values", []), strict=True))
             for r in answer.get("MetricDataResults", [])
         }
-        used = [(ts, v) for ts, v in series.get("inv", []) if v]
-        if not used:
+        per_variant = {}
+        for i, variant in enumerate(variants):
+            used = [(ts, v) for ts, v in series.get(f"inv{i}", []) if v]
+            if not used:
+                continue
+            latency = [v for _, v in series.get(f"lat{i}", [])]
+            per_variant[variant] = {
+                "invocations": int(sum(v for _, v in used)),
+                "errors": int(sum(v for _, v in series.get(f"ef{i}", []) + series.get(f"es{i}", []))),
+                "avg_latency_ms": latency[0] / 1000.0 if latency else None,  # ModelLatency is in microseconds
+                "p50_latency_ms": None,
+                "last_invoked_at": max(epoch(ts) or 0.0 for ts, _ in used) + 60.0,
+            }
+        if not per_variant:
             return {}
-        latency = [v for _, v in series.get("lat", [])]
+        invocations = sum(v["invocations"] for v in per_variant.values())
+        timed = [(v["avg_latency_ms"], v["invocations"]) for v in per_variant.values() if v["avg_latency_ms"]]
         return {
-            "invocations": int(sum(v for _, v in used)),
-            "errors": int(sum(v for _, v in series.get("e4", []) + series.get("e5", []))),
-            "avg_latency_ms": latency[0] / 1000.0 if latency else None,  # ModelLatency is in microseconds
+            "invocations": invocations,
+            "errors": sum(v["errors"] for v in per_variant.values()),
+            "avg_latency_ms": sum(a * n for a, n in timed) / max(1, sum(n for _, n in timed)) if timed else None,
             "p50_latency_ms": None,
-            "last_invoked_at": max(epoch(ts) or 0.0 for ts, _ in used) + 60.0,
+            "last_invoked_at": max(v["last_invoked_at"] for v in per_variant.values()),
+            "variants": per_variant,
         }

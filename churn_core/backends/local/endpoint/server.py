@@ -408,7 +408,9 @@ def build_app(entry, control: Control, variants: list, name: str, workdir: Path)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prometheus_dir)  # before prometheus_client is imported
     from churn_core.backends.local.endpoint.stats import PrometheusMetrics
 
-    metrics = PrometheusMetrics()
+    from churn_core.monitoring.capture import latest_report_key
+
+    metrics = PrometheusMetrics(Path(control.capture_root) / latest_report_key(name) if control.capture_root else None)
     live = LiveEndpoint(workdir, lambda spec: load_variant(entry, spec, workdir),
                         on_swap=lambda table: metrics.serving(list(table.variants.values())))
     live.table = RoutingTable(control.generation, variants, control.capture_percent)

@@ -241,8 +241,10 @@ class PrometheusMetrics:
     ``PROMETHEUS_MULTIPROC_DIR`` (set before the import), ``/metrics`` from any worker adds them up,
     and the arbiter marks a worker's files dead when it exits (the library's documented gunicorn set-up)."""
 
-    def __init__(self) -> None:
+    def __init__(self, drift_file: Optional[Path] = None) -> None:
         from prometheus_client import Counter, Gauge, Histogram
+
+        self.drift_file = drift_file  # the endpoint's latest drift report, as the monitoring service writes it
 
         self.requests = Counter("churn_invocations_total", "Invocations by variant and HTTP status",
                                 ["variant", "status"])
@@ -271,12 +273,13 @@ class PrometheusMetrics:
             self.model.labels(*labels).set(1)
         self.shown = now
 
-    @staticmethod
-    def render() -> bytes:
+    def render(self) -> bytes:
         from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
+        if self.drift_file is not None:
+            registry.register(DriftCollector(self.drift_file))
         return generate_latest(registry)
 
     @staticmethod
@@ -284,3 +287,41 @@ class PrometheusMetrics:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(pid)
+
+
+class DriftCollector:
+    """The endpoint's latest drift report as gauges, for Prometheus alerting: each feature's measures
+    (``churn_drift_value``, ``churn_drift_threshold``, ``churn_drift_drifted`` 1/0, ``churn_drift_judged`` 0 when
+    the measure had too little data), the customers compared and the report's time. Read from the small
+    file the monitoring service writes beside the capture after each report (none yet: no drift gauges)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        try:
+            latest = json.loads(self.path.read_text(encoding="utf-8"))
+            rows = list(latest.get("rows") or [])
+            at, customers = float(latest["at"]), float(latest.get("n") or 0)
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            return
+        families = {name: GaugeMetricFamily(f"churn_drift_{name}", text, labels=["feature", "metric"]) for name, text in
+                    (("value", "A drift measure of the latest report"), ("threshold", "Its threshold"),
+                     ("drifted", "1 when the measure is over its threshold"),
+                     ("judged", "1 when the measure had enough data to be judged"))}
+        for row in rows:
+            if not isinstance(row, dict):
+                continue
+            labels = [str(row.get("feature", "")), str(row.get("metric", ""))]
+            families["value"].add_metric(labels, float(row.get("value") or 0.0))
+            families["threshold"].add_metric(labels, float(row.get("threshold") or 0.0))
+            families["drifted"].add_metric(labels, 1.0 if row.get("drifted") else 0.0)
+            families["judged"].add_metric(labels, 0.0 if str(row.get("verdict", "")).startswith("not enough")
+                                          else 1.0)
+        yield from families.values()
+        yield GaugeMetricFamily("churn_drift_last_report_timestamp_seconds", "When the latest drift report ran",
+                                value=at)
+        yield GaugeMetricFamily("churn_drift_report_customers", "Customers the latest drift report compared",
+                                value=customers)
