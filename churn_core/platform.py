@@ -238,8 +238,8 @@ class Platform:
         return self.decisions.evaluate(model, data)
 
     # ---- monitoring ------------------------------------------------------------------------
-    def set_capture(self, endpoint: str, percent: float) -> Endpoint:
-        return self.rollout.set_capture(endpoint, percent, self.monitoring.note_capture)
+    def set_capture(self, endpoint: str, percent: float, max_mb=None, retention_days=None) -> Endpoint:
+        return self.rollout.set_capture(endpoint, percent, self.monitoring.note_capture, max_mb, retention_days)
 
     def captured(self, endpoint: str, since: float | None = None):
         return self.monitoring.captured(endpoint, since=since)
