@@ -57,11 +57,12 @@ class CaptureWriter:
         self._files: dict[str, object] = {}
         self._control_mtime: Optional[int] = None
         self._swept = 0.0
+        self._needed = 0  # bytes of the record that did not fit: a pause lasts until there is room for it
         self._status = None
 
     def put(self, variant: str, request: bytes, request_type: str, response: bytes, response_type: str,
             rows: int = 0) -> None:
-        if self.paused or len(self.pending) >= MAX_PENDING:
+        if (self.paused and not self._control_changed()) or len(self.pending) >= MAX_PENDING:
             self.dropped += 1
             self.dropped_rows += rows
             return
@@ -104,6 +105,7 @@ class CaptureWriter:
                         self.dropped += 1
                         self.dropped_rows += rows
                         self.paused = self.paused or self._full()
+                        self._needed = max(self._needed, size)
                         room = 0  # a pause: nothing after it either, so no later smaller record slips in
                         continue
                     room -= size
@@ -121,6 +123,15 @@ class CaptureWriter:
         self._write_status()
 
     # ---- bounds ---------------------------------------------------------------------------------
+    def _control_changed(self) -> bool:
+        """While paused: new bounds may have come (set_capture), so the writer decides, not the request."""
+        if self.workdir is None:
+            return False
+        try:
+            return (self.workdir / CONTROL_FILE).stat().st_mtime_ns != self._control_mtime
+        except OSError:
+            return False
+
     def _read_bounds(self) -> None:
         """The bounds of the endpoint's control file (set_capture writes a new generation of it)."""
         if self.workdir is None:
@@ -162,10 +173,7 @@ class CaptureWriter:
     def _room(self) -> int:
         """Bytes that may still be written now (0 and a reason in ``paused`` past a bound)."""
         used = sum(size for _, size, _ in capture_files(self._folder()))
-        try:
-            free = shutil.disk_usage(self.root).free
-        except OSError:
-            free = None
+        free = free_bytes(self.root)
         if free is not None and free - self.bounds.min_free_bytes <= 0:
             self.paused = (f"paused: the disk holding {self.root} has {free / 1048576:.0f} MB free, under the "
                            f"{self.bounds.min_free_mb:g} MB floor")
@@ -173,10 +181,10 @@ class CaptureWriter:
         room = self.bounds.max_bytes - used
         if free is not None:
             room = min(room, free - self.bounds.min_free_bytes)
-        if room <= 0:
+        if room <= 0 or (self.paused and room < self._needed):
             self.paused = self._full()
             return 0
-        self.paused = ""
+        self.paused, self._needed = "", 0
         return room
 
     def _full(self) -> str:
@@ -231,6 +239,16 @@ class CaptureWriter:
                     self._files.pop(old).close()
             self._files[prefix] = handle
         return handle
+
+
+def free_bytes(path: Path) -> Optional[int]:
+    """Free bytes of the disk holding ``path`` (or the nearest folder above it that exists)."""
+    for candidate in (path, *path.parents):
+        try:
+            return shutil.disk_usage(candidate).free
+        except OSError:
+            continue
+    return None
 
 
 def capture_files(folder: Path) -> list[tuple[Path, int, float]]:
