@@ -90,10 +90,10 @@ class DataLifecycle:
         frame["oldest"] = pd.to_datetime(frame["oldest"], unit="s", utc=True)
         return frame
 
-    def _captures(self) -> dict[str, tuple[int, float, int | None]]:
+    def _captures(self, count: bool = True) -> dict[str, tuple[int, float, int | None]]:
         """endpoint → (bytes, oldest, captured records) of its capture files."""
         found: dict[str, list] = {}
-        local = hasattr(self.store, "path")  # reading every object back from S3 only to count lines: not done
+        local = count and hasattr(self.store, "path")  # reading every object back from S3 to count lines: not done
         for key, size, mtime in self.store.sizes(f"{CAPTURE_PREFIX}/"):
             if not key.endswith(".jsonl"):
                 continue
@@ -132,8 +132,8 @@ class DataLifecycle:
             raise ConflictError(f"Transform job {running[0]} of a model trained on {ds.name!r} is still running. "
                                 "Stop it or wait, then delete the dataset with everything derived.")
         served = set(records.endpoints_serving(self.catalog, models))
-        served |= {ep for ep in self._captures() if set(self._capture_datasets(ep, records.dataset_of_models(
-            self.catalog))) & {ds.name}}
+        trained_on = records.dataset_of_models(self.catalog)
+        served |= {ep for ep in self._captures(count=False) if ds.name in self._capture_datasets(ep, trained_on)}
         live = records.capturing_endpoints(self.catalog)
         capturing = sorted(ep for ep in served if live.get(ep, 0) > 0)
         if capturing:
