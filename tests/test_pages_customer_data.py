@@ -27,3 +27,25 @@ def test_settings_lists_customer_data_and_the_data_page_deletes_with_everything_
     assert p.list_datasets() == []
     assert any("everything derived" in e["message"] for e in p.events(kind="dataset", name="kept-here"))
     assert p.customer_data().empty
+
+
+def test_monitor_page_sets_the_capture_budget_and_says_when_capture_is_paused(subs_rf):
+    from tests.support.helpers import wait_until
+
+    p = subs_rf
+    p.deploy("subs-rf", "paused-ep")
+    at = open_page("monitor")
+    at.slider[0].set_value(100)
+    at.number_input[0].set_value(0.1)  # MB: smaller than one request of 300 customers
+    at.number_input[1].set_value(5)
+    button(at, "Save capture setting").click().run()
+    assert not at.exception, at.exception
+    ep = p.describe_endpoint("paused-ep")
+    assert (ep.capture_percent, ep.capture_max_mb, ep.capture_retention_days) == (100, 0.1, 5)
+    customers = p.read_dataset("subs", "raw").drop(columns=["Churn"]).head(300).astype(str)
+    p.invoke("paused-ep", {"instances": customers.to_dict("records")})
+    wait_until(lambda: p.describe_endpoint("paused-ep").stats["capture"]["dropped_requests"] == 1, 30,
+               what="the request dropped")
+    at = open_page("monitor")
+    assert "Capture is paused: the capture budget of 0.1 MB is used up" in texts(at, "warning")
+    assert "Not captured (a bound was reached): 1 request(s), 300 customer row(s)" in texts(at, "caption")

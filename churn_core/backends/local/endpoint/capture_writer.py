@@ -37,6 +37,7 @@ FLUSH_INTERVAL_S = 0.2
 MAX_PENDING = 100_000  # beyond this many unwritten records (a stuck disk), new ones are dropped and counted
 SWEEP_INTERVAL_S = 60.0  # retention is applied at most this often (and at a worker's first flush)
 STATUS_DIR = "capture-status"
+STATUS_EVERY_S = 1.0
 
 
 class CaptureWriter:
@@ -211,9 +212,10 @@ class CaptureWriter:
     def _write_status(self) -> None:
         status = {"written": self.written, "dropped_requests": self.dropped, "dropped_rows": self.dropped_rows,
                   "paused": self.paused, "at": time.time(), "bounds": self.bounds.to_dict()}
-        if status["paused"] == (self._status or {}).get("paused") and \
-                all(status[k] == (self._status or {}).get(k) for k in ("written", "dropped_requests")):
-            return
+        last = self._status or {}
+        if status["paused"] == last.get("paused") and status["dropped_requests"] == last.get("dropped_requests") \
+                and (status["written"] == last.get("written") or status["at"] - last.get("at", 0) < STATUS_EVERY_S):
+            return  # a pause or a drop is told at once; the count written at most once a second
         self._status = status
         if self.workdir is None:
             return
