@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from churn_core.catalog.database import Catalog
 
-TRANSFORM_ACTIVE = ("InProgress", "Stopping")
-
 
 def _marks(values) -> str:
     return ", ".join("?" for _ in values)

@@ -36,6 +36,7 @@ from churn_core.catalog.datasets import job_using
 from churn_core.errors import ConflictError, ValidationError
 from churn_core.monitoring.capture import CAPTURE_PREFIX, endpoint_prefix, hour_of
 from churn_core.monitoring.capture_bounds import DEFAULT_RETENTION_DAYS
+from churn_core.records import TRANSFORM_ACTIVE
 from churn_core.transform.rules import transform_prefix
 
 COLUMNS = ["place", "dataset", "rows", "bytes", "oldest", "location"]
@@ -127,7 +128,7 @@ class DataLifecycle:
             raise ConflictError(f"Training job {busy} is still using {ds.name!r}. Stop it or wait, then delete.")
         models = records.models_of_dataset(self.catalog, ds.name)
         transforms = records.transforms(self.catalog, models)
-        running = [t["name"] for t in transforms if t["status"] in records.TRANSFORM_ACTIVE]
+        running = [t["name"] for t in transforms if t["status"] in TRANSFORM_ACTIVE]
         if running:
             raise ConflictError(f"Transform job {running[0]} of a model trained on {ds.name!r} is still running. "
                                 "Stop it or wait, then delete the dataset with everything derived.")
@@ -190,7 +191,7 @@ class DataLifecycle:
                 except ConflictError as exc:  # busy: the next run takes it
                     done["skipped"].append(f"{ds.name}: {exc}")
         for t in records.transforms(self.catalog):
-            if t["created_at"] < cutoff and t["status"] not in records.TRANSFORM_ACTIVE:
+            if t["created_at"] < cutoff and t["status"] not in TRANSFORM_ACTIVE:
                 done["transform files"] += self.store.delete_prefix(transform_prefix(t["name"]))
         for hour in _capture_hours(self.store, cutoff):
             done["capture files"] += self.store.delete_prefix(hour)
