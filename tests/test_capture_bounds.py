@@ -170,3 +170,17 @@ def test_sagemaker_refuses_bounds_it_does_not_keep(aws):
         p.set_capture("any-endpoint", 10, max_mb=50)
     with pytest.raises(ValidationError, match="S3 lifecycle rule"):
         p.set_capture("any-endpoint", 10, retention_days=3)
+
+
+def test_a_file_deleted_while_open_is_started_again_not_written_into_the_void(tmp_path):
+    bucket = tmp_path / "bucket"
+    writer = CaptureWriter(bucket, "ep", workdir=tmp_path / "wd", bounds=CaptureBounds(min_free_mb=0))
+    request, answer = record(2, 3)
+    writer.put("AllTraffic", request, "application/json", answer, "application/json", rows=2)
+    writer.flush()
+    (first,) = [path for path, _, _ in capture_files(bucket / "capture" / "ep")]
+    first.unlink()  # another worker's retention sweep, or a dataset deleted with everything derived
+    writer.put("AllTraffic", request, "application/json", answer, "application/json", rows=2)
+    writer.flush()
+    (again,) = [path for path, _, _ in capture_files(bucket / "capture" / "ep")]
+    assert again.read_text().count("\n") == 1

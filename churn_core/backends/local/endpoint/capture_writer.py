@@ -230,6 +230,9 @@ class CaptureWriter:
 
     def _file(self, prefix: str):
         handle = self._files.get(prefix)
+        if handle is not None and os.fstat(handle.fileno()).st_nlink == 0:  # deleted (retention, a dataset's
+            self._files.pop(prefix).close()  # delete): lines written there would be lost and never counted
+            handle = None
         if handle is None:
             folder = self.root / prefix
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
