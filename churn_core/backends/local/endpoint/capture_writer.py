@@ -12,8 +12,9 @@ endpoint (``<workdir>/capture-status/.lock``) and, holding it, adds up what the 
 holds: a record is written only if it fits, so all workers together never pass the budget. Past a bound
 capture pauses, and what it dropped (requests and rows) is counted in ``<workdir>/capture-status/<pid>.json``
 (``capture_status`` adds them up for the endpoint's stats). Files older than the retention are deleted, at
-most once a minute. An explained request's reasons are not kept (they made records 17x the input): a record
-keeps the request and each row's label and probability, what monitoring reads.
+most once a minute. An explained answer's reasons are not kept (most of its bytes: a request of 10,000
+customers with 50 reasons each made a record 4.8x the request, 2.6x without them): a record keeps the
+request and each row's label, probability and ID columns, what monitoring reads.
 """
 
 from __future__ import annotations
