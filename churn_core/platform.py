@@ -106,6 +106,7 @@ class Platform:
 
     def customer_data(self):
         return self.lifecycle.customer_data()
+
     # ---- training jobs and their models ----------------------------------------------------
     def start_training(self, dataset: str, hyperparameters: dict | None = None, name: str | None = None,
                        instance_type: str | None = None, instance_count: int = 1) -> TrainingJob:
