@@ -21,6 +21,17 @@ def _int_env(env: dict, key: str, default: int) -> int:
         raise ValidationError(f"{key}={raw!r} is not a whole number. Set it to an integer or unset it.") from None
 
 
+def _days_env(env: dict, key: str) -> float:
+    raw = (env.get(key) or "").strip()
+    try:
+        days = float(raw or 0)
+    except ValueError:
+        days = -1.0
+    if not days >= 0 or days == float("inf"):
+        raise ValidationError(f"{key}={raw!r} is not a number of days. Set it to 0 or more (0: off) or unset it.")
+    return days
+
+
 @dataclass(frozen=True)
 class Settings:
     backend: str = "local"
@@ -38,6 +49,7 @@ class Settings:
     max_concurrent_jobs: int = max(1, os.cpu_count() or 1)
     bind_host: str = "127.0.0.1"
     require_approval: bool = False  # only Approved registry versions may be deployed or put behind an endpoint
+    data_retention_days: float = 0.0  # customer data older than this is deleted (0: kept until deleted)
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":
@@ -64,6 +76,7 @@ class Settings:
             max_concurrent_jobs=max(1, _int_env(env, "CHURN_MAX_CONCURRENT_JOBS", os.cpu_count() or 1)),
             bind_host=env.get("CHURN_BIND_HOST") or "127.0.0.1",
             require_approval=(env.get("CHURN_REQUIRE_APPROVAL") or "0").strip().lower() in ("1", "true", "yes", "on"),
+            data_retention_days=_days_env(env, "CHURN_DATA_RETENTION_DAYS"),
         )
 
     def public_view(self) -> dict:
@@ -81,4 +94,6 @@ class Settings:
             "AWS endpoint URL": self.aws_endpoint_url or "(AWS default)",
             "Max concurrent local jobs": self.max_concurrent_jobs,
             "Deploy only approved versions (CHURN_REQUIRE_APPROVAL)": "yes" if self.require_approval else "no",
+            "Customer data retention (CHURN_DATA_RETENTION_DAYS)": (f"{self.data_retention_days:g} days"
+                                                                    if self.data_retention_days else "off"),
         }

@@ -14,6 +14,7 @@ from churn_core.catalog import jobs, repair
 from churn_core.catalog.database import Catalog
 from churn_core.config import Settings
 from churn_core.data.datasets import DatasetService
+from churn_core.data.lifecycle import DataLifecycle
 from churn_core.data.sample import make_sample
 from churn_core.decisions import campaign
 from churn_core.decisions.service import DecisionService
@@ -59,6 +60,7 @@ class Platform:
                                      read_customers=self.read_customers, cache=self.models.cache)
         self.backend.reconcile()
         self.schedules.reconcile()
+        self.lifecycle = DataLifecycle.connected(self.catalog, self.store, self.datasets, self.settings)
         self.catalog.backup()  # on connect too (when due), not only after writes: a restore point for the session
 
     # ---- what this backend offers (pages ask here, never the backend) -------------------------
@@ -101,8 +103,11 @@ class Platform:
     def read_dataset(self, name: str, part: str = "raw", typed: bool = False):
         return self.datasets.read(name, part, typed)
 
-    def delete_dataset(self, name: str) -> None:
-        self.datasets.delete(name)
+    def delete_dataset(self, name: str, derived: bool = False) -> dict:
+        return self.lifecycle.delete(name, derived)
+
+    def customer_data(self):
+        return self.lifecycle.customer_data()
 
     # ---- training jobs and their models ----------------------------------------------------
     def start_training(self, dataset: str, hyperparameters: dict | None = None, name: str | None = None,
@@ -241,8 +246,8 @@ class Platform:
         return self.decisions.evaluate(model, data)
 
     # ---- monitoring ------------------------------------------------------------------------
-    def set_capture(self, endpoint: str, percent: float) -> Endpoint:
-        return self.rollout.set_capture(endpoint, percent, self.monitoring.note_capture)
+    def set_capture(self, endpoint: str, percent: float, max_mb=None, retention_days=None) -> Endpoint:
+        return self.rollout.set_capture(endpoint, percent, self.monitoring.note_capture, max_mb, retention_days)
 
     def captured(self, endpoint: str, since: float | None = None):
         return self.monitoring.captured(endpoint, since=since)

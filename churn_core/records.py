@@ -130,6 +130,8 @@ class Endpoint:
     generation: int = 1
     pending_config: str = ""
     uid: str = ""  # unique per deploy of the name (its folder and processes carry it; an update keeps it)
+    capture_max_mb: float | None = None  # None: monitoring.capture_bounds' defaults
+    capture_retention_days: float | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     variants: list[dict] = field(default_factory=list)  # [{"variant", "weight", "model", "version", "stats"}]
 

@@ -181,10 +181,13 @@ if st.button(f"Delete dataset {ds.name}", key="delete_dataset"):
     st.session_state["confirm_delete_dataset"] = ds.name
 if st.session_state.get("confirm_delete_dataset") == ds.name:
     st.warning(f"Delete **{ds.name}** and its raw, train and test files? Trained models keep working.")
+    derived = st.checkbox("Also delete every copy of its customers: its models' transform files, the captures of "
+                          "endpoints that served them, jobs' input copies (models and versions stay)",
+                          key="delete_derived")
     yes, no = st.columns(2)
     if yes.button("Yes, delete", type="primary", key="confirm_delete_yes"):
         st.session_state.pop("confirm_delete_dataset")
-        if ok(p.delete_dataset, ds.name):
+        if ok(p.delete_dataset, ds.name, derived):
             st.session_state.pop("data_selected", None)
             st.rerun()
     if no.button("Cancel", key="confirm_delete_no"):

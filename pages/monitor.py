@@ -11,6 +11,7 @@ from app.navigation import link_to_follow, page
 from app.service import attempt, platform
 from app.widgets import drift_table, feature_shift_figure, traffic_figure, when
 from churn_core.monitoring import drift
+from churn_core.monitoring.capture_bounds import DEFAULT_MAX_MB, DEFAULT_RETENTION_DAYS
 
 p = platform()
 st.title("Monitor")
@@ -35,12 +36,28 @@ with left.form("capture"):
     percent = st.slider("Share of requests captured (%)", 0, 100, int(ep.capture_percent),
                         help="0 turns capture off at once. Captured requests and answers are stored in the bucket "
                              "under capture/<endpoint>/<variant>/yyyy/mm/dd/hh/, as SageMaker stores them.")
+    bounded = p.settings.backend == "local"  # on SageMaker an S3 lifecycle rule bounds capture/ (docs/aws.md)
+    max_mb = st.number_input("Capture budget (MB)", min_value=0.1, value=float(ep.capture_max_mb or DEFAULT_MAX_MB),
+                             help="Past it capture pauses (and counts what it drops) until old files go or the "
+                                  "budget grows.") if bounded else None
+    keep_days = st.number_input("Keep captured files (days)", min_value=0.1,
+                                value=float(ep.capture_retention_days or DEFAULT_RETENTION_DAYS),
+                                help="Older capture files are deleted.") if bounded else None
     if st.form_submit_button("Save capture setting", type="primary"):
-        updated = attempt(p.set_capture, endpoint, percent)
+        updated = attempt(p.set_capture, endpoint, percent, max_mb, keep_days)
         if updated:
             st.success(f"Capturing {updated.capture_percent:g} % of {endpoint}'s requests." if updated.capture_percent
                        else f"Capture of {endpoint} is off.")
-right.caption("Captured data is yours: deleting the endpoint leaves it in the bucket until you delete it.")
+bounds = ep.stats.get("capture") or {}
+if bounds.get("paused"):
+    left.warning(f"Capture is {bounds['paused']}.", icon=":material/pause_circle:")
+if bounds.get("dropped_requests"):
+    left.caption(f"Not captured (a bound was reached): {bounds['dropped_requests']:,} request(s), "
+                 f"{bounds['dropped_rows']:,} customer row(s); {bounds['written']:,} captured.")
+kept = (f"for the capture retention ({DEFAULT_RETENTION_DAYS:g} days by default)" if p.settings.backend == "local"
+        else "for as long as the S3 lifecycle rule on capture/ keeps it (docs/aws.md)")
+right.caption(f"Captured data is yours: deleting the endpoint leaves it in the bucket {kept}, or until its dataset "
+              "is deleted with everything derived (Data page).")
 schedule = p.monitoring_schedule(endpoint)
 with right.form("schedule"):
     every = st.number_input("Drift report every (minutes, 0 = no schedule)", min_value=0.0,

@@ -35,6 +35,18 @@ with st.form("alert_webhook"):
     if test.form_submit_button("Send a test alert"):
         if attempt(p.alert_webhook, url, True) is not None:
             st.success("Test alert delivered.")
+st.subheader("Customer data")
+retention = p.settings.data_retention_days
+st.caption("Every place customer rows live, with size and age. "
+           + (f"Data older than {retention:g} days is deleted (CHURN_DATA_RETENTION_DAYS), on connect."
+              if retention else "No retention is set (CHURN_DATA_RETENTION_DAYS): data stays until deleted.")
+           + " Delete a dataset with everything derived from it on the Data page.")
+places = attempt(p.customer_data)
+if places is not None and len(places):
+    st.dataframe(places.assign(oldest=places["oldest"].map(lambda t: when(t.timestamp()))), hide_index=True,
+                 width="stretch")
+elif places is not None:
+    st.caption("No customer data is kept.")
 
 st.subheader("Catalog")
 health = p.catalog_health()

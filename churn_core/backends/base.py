@@ -60,6 +60,7 @@ class Backend(Protocol):
 
     # Rollout: an endpoint moves to a new configuration (its variants) with no request dropped.
     capture_by_update: bool  # True where changing data capture needs a new endpoint configuration (SageMaker)
+    bounds_capture: bool  # True where set_capture's max_mb / retention_days apply (SageMaker: S3 lifecycle)
 
     def update_endpoint(self, endpoint: dict, new_config: dict, variants: list[dict], check=None) -> dict:
         """Start serving ``variants``; raise with the reason when they cannot serve (the old ones keep serving).

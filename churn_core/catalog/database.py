@@ -311,6 +311,8 @@ ADDED_COLUMNS: list[tuple[str, str, str]] = [
     ("endpoints", "pending_config", "TEXT NOT NULL DEFAULT ''"),  # the configuration an update moves to
     ("endpoints", "uid", "TEXT NOT NULL DEFAULT ''"),  # unique per deploy: its folder and processes carry it
     ("transforms", "reasons", "INTEGER NOT NULL DEFAULT 0"),  # 1: each result line gets its top reason
+    ("endpoints", "capture_max_mb", "REAL"),  # the capture's byte budget (NULL: capture_bounds' default)
+    ("endpoints", "capture_retention_days", "REAL"),  # how long captured files are kept (NULL: the default)
 ]
 
 

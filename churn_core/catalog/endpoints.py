@@ -242,11 +242,16 @@ def _roll_back(conn: sqlite3.Connection, catalog: Catalog, row: dict, reason: st
     catalog.event("endpoint", row["name"], reason, conn)
 
 
-def set_capture_percent(catalog: Catalog, name: str, uid: str, percent: float) -> None:
+def set_capture_percent(catalog: Catalog, name: str, uid: str, percent: float, max_mb: float | None = None,
+                        retention_days: float | None = None) -> None:
+    """The capture share and (where given; None keeps what the endpoint has) its byte budget and retention."""
     with catalog.tx() as conn:
-        conn.execute("UPDATE endpoints SET capture_percent = ?, updated_at = ? WHERE name = ? AND uid = ?",
-                     (percent, time.time(), name, uid))
-        catalog.event("endpoint", name, f"data capture {'off' if not percent else f'{percent:g} %'}", conn)
+        conn.execute("UPDATE endpoints SET capture_percent = ?, capture_max_mb = COALESCE(?, capture_max_mb), "
+                     "capture_retention_days = COALESCE(?, capture_retention_days), updated_at = ? "
+                     "WHERE name = ? AND uid = ?", (percent, max_mb, retention_days, time.time(), name, uid))
+        bounds = "".join(f", {what} {value:g}" for what, value in (("max MB", max_mb), ("retention days",
+                                                                                        retention_days)) if value)
+        catalog.event("endpoint", name, f"data capture {'off' if not percent else f'{percent:g} %'}{bounds}", conn)
 
 
 def served_history(catalog: Catalog, model: str, group: str, version: int) -> list[dict]:

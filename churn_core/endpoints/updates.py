@@ -11,6 +11,7 @@ from churn_core.catalog.endpoint_configs import config_variants
 from churn_core.endpoints import rollout
 from churn_core.endpoints.service import serving_labels
 from churn_core.errors import BackendError, ChurnError, ConflictError, ValidationError
+from churn_core.monitoring import capture_bounds
 from churn_core.records import Endpoint
 
 
@@ -80,21 +81,30 @@ class RolloutService:
         self.registry.clear_alias(group, "challenger")
         return moved
 
-    def set_capture(self, endpoint: str, percent: float, note_capture) -> Endpoint:
-        """Capture ``percent`` % of the endpoint's requests and answers (0 turns capture off at once)."""
+    def set_capture(self, endpoint: str, percent: float, note_capture, max_mb: float | None = None,
+                    retention_days: float | None = None) -> Endpoint:
+        """Capture ``percent`` % of the endpoint's requests and answers (0 turns capture off at once), within a
+        byte budget and a retention (None keeps the endpoint's own; see monitoring.capture_bounds)."""
         percent = float(percent)
         if not 0.0 <= percent <= 100.0:
             raise ValidationError(f"The capture share is a percentage from 0 to 100 (got {percent:g}).")
         self.backend.check_capture(percent)  # e.g. SageMaker samples whole percents only
+        max_mb, retention_days = capture_bounds.checked(max_mb, retention_days)
+        if (max_mb or retention_days) and not self.backend.bounds_capture:
+            raise ValidationError("On SageMaker a capture's size and age are set by an S3 lifecycle rule on the "
+                                  "capture/ prefix of the bucket (docs/aws.md), not by set_capture: give only the "
+                                  "percentage.")
         row = records.endpoint(self.catalog, endpoint)
         if row["status"] != "InService":
             raise ConflictError(f"Endpoint {endpoint} is {row['status']}; capture can be set on an InService endpoint.")
         if percent:
             note_capture(endpoint, row["model"], percent)
+        bounded = dict(row, capture_max_mb=max_mb or row.get("capture_max_mb"),
+                       capture_retention_days=retention_days or row.get("capture_retention_days"))
         if not self.backend.capture_by_update:
-            self.backend.set_capture(row, percent)  # in place, effective when this returns
+            self.backend.set_capture(bounded, percent)  # in place, effective when this returns
         uid, before = row.get("uid") or "", float(row.get("capture_percent") or 0)
-        records.set_capture_percent(self.catalog, endpoint, uid, percent)
+        records.set_capture_percent(self.catalog, endpoint, uid, percent, max_mb, retention_days)
         if self.backend.capture_by_update:
             # SageMaker: a configuration with the same variants AND the same models (nothing is rebuilt from the
             # registry, so nothing new serves and no approval is asked: capture can always be switched, also

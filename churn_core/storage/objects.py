@@ -61,6 +61,7 @@ class ObjectStore(Protocol):
     def exists(self, key: str) -> bool: ...
     def delete_prefix(self, prefix: str) -> int: ...
     def list(self, prefix: str) -> list[str]: ...
+    def sizes(self, prefix: str) -> list[tuple[str, int, float]]: ...  # (key, bytes, last modified)
     def uri(self, key: str) -> str: ...
 
 
@@ -142,6 +143,17 @@ class LocalObjectStore:
             return []
         return sorted(str(p.relative_to(self.root)) for p in base.rglob("*")
                       if p.is_file() and not p.name.startswith(".part-"))
+
+    def sizes(self, prefix: str) -> list[tuple[str, int, float]]:
+        """(key, bytes, last modified) of every object under ``prefix``."""
+        found = []
+        for key in self.list(prefix):
+            try:
+                info = self.path(key).stat()
+            except OSError:
+                continue  # deleted meanwhile
+            found.append((key, info.st_size, info.st_mtime))
+        return found
 
     def delete_prefix(self, prefix: str) -> int:
         base = self.path(prefix.rstrip("/"))

@@ -55,6 +55,11 @@ class Header:
     size: int  # bytes of the header line, its newline included (where the first data line starts)
 
 
+def transform_prefix(name: str) -> str:
+    """Everything a transform job keeps in the bucket (input, results, errors; SageMaker's parts) is under it."""
+    return f"transforms/{name}/"
+
+
 def input_key(name: str, file_name: str | None) -> str:
     base = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(file_name or "input.csv").name).strip(".-") or "input.csv"
     if base.lower().endswith((".xlsx", ".xlsm")):  # a workbook is stored as the CSV of its first sheet

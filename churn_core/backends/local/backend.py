@@ -22,6 +22,7 @@ from churn_core.catalog import kept_records, local_records, outcomes
 from churn_core.catalog.endpoint_configs import config_variants
 from churn_core.catalog.database import Catalog
 from churn_core.errors import BackendError
+from churn_core.monitoring.capture_bounds import bounds_of
 from churn_core.backends.local.endpoint.control import (
     control_for, note_variants, read_control, wait_for_generation, write_control, write_in_folder as _write_in_folder,
 )
@@ -242,7 +243,10 @@ class LocalBackend:
     def endpoint_stats(self, endpoint: dict) -> dict:
         from churn_core.backends.local.endpoint.server import read_stats
 
-        return read_stats(self._folder_of(endpoint))
+        from churn_core.backends.local.endpoint.capture_writer import capture_status
+
+        folder = self._folder_of(endpoint)
+        return dict(read_stats(folder), capture=capture_status(folder))
 
     def endpoint_log(self, endpoint: dict, lines: int = 200) -> str:
         folder = self._folder_of(endpoint)
@@ -526,6 +530,7 @@ class LocalBackend:
         self.update_endpoint(endpoint, {"name": config}, variants, probe=False)
 
     capture_by_update = False  # the local server changes its capture share in place
+    bounds_capture = True  # its capture writer keeps the byte budget, retention and free-disk floor
 
     def retire_config(self, config: str, models: list[str]) -> None:
         return None  # nothing outside the catalog and the endpoint folder
@@ -543,7 +548,8 @@ class LocalBackend:
 
     def set_capture(self, endpoint: dict, percent: float) -> None:
         old = self._control(endpoint)
-        self._switch(endpoint, dataclasses.replace(old, capture_percent=float(percent)))
+        extra = dict(old.extra, capture_bounds=bounds_of(endpoint).to_dict())  # the row carries the new bounds
+        self._switch(endpoint, dataclasses.replace(old, capture_percent=float(percent), extra=extra))
 
     def endpoint_traffic(self, endpoint: dict) -> list[dict]:
         from churn_core.backends.local.endpoint.stats import read_traffic

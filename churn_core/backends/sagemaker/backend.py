@@ -56,6 +56,7 @@ class SageMakerBackend:
     quick_deploy = False  # an endpoint takes minutes to come up on AWS
     precheck_requests = True  # the SKLearn container turns a handler's 4xx into a 500 ModelError
     capture_by_update = True  # on AWS a capture change is a new endpoint configuration
+    bounds_capture = False  # the capture prefix's size and age: an S3 lifecycle rule (docs/aws.md)
 
     def __init__(self, settings, catalog: Catalog):
         self.ctx = SageMakerContext(settings, catalog)

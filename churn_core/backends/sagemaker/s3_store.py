@@ -140,11 +140,14 @@ class S3ObjectStore:
             raise
 
     def _full_keys(self, prefix: str) -> list[str]:
+        return [obj["Key"] for obj in self._objects(prefix)]
+
+    def _objects(self, prefix: str) -> list[dict]:
         if prefix.strip("/"):
             full = self.full_key(prefix.rstrip("/") + "/")
         else:
             full = f"{self.prefix}/" if self.prefix else ""
-        keys: list[str] = []
+        keys: list[dict] = []
         token = None
         while True:
             kwargs = {"Bucket": self.require_bucket(), "Prefix": full}
@@ -157,7 +160,7 @@ class S3ObjectStore:
                 settings=self.clients.settings,
                 **kwargs,
             )
-            keys.extend(obj["Key"] for obj in page.get("Contents", []))
+            keys.extend(page.get("Contents", []))
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:
                 return keys
@@ -167,6 +170,11 @@ class S3ObjectStore:
 
     def list(self, prefix: str) -> list[str]:
         return sorted(self._relative(k) for k in self._full_keys(prefix))
+
+    def sizes(self, prefix: str) -> list[tuple[str, int, float]]:
+        """(key, bytes, last modified) of every object under ``prefix`` (from the listing: no object is read)."""
+        return sorted((self._relative(o["Key"]), int(o.get("Size") or 0),
+                       o["LastModified"].timestamp() if o.get("LastModified") else 0.0) for o in self._objects(prefix))
 
     def delete_prefix(self, prefix: str) -> int:
         keys = self._full_keys(prefix)

@@ -222,7 +222,7 @@ class EndpointApp:
             await self._send(send, status, payload, out_type, (("X-Amzn-Invoked-Production-Variant", variant.name),))
             if status == 200 and self.capture is not None and table.capture_percent > 0 \
                     and random.random() * 100.0 < table.capture_percent:
-                self.capture.put(variant.name, body, content_type, payload, out_type)
+                self.capture.put(variant.name, body, content_type, payload, out_type, rows=len(probabilities))
         except ConnectionResetError:
             status = 499  # the client went away
         except _Reject as reject:

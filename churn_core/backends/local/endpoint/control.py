@@ -24,6 +24,7 @@ from typing import Callable, Optional
 
 from churn_core.storage.disk import disk_writes
 from churn_core.errors import BackendError
+from churn_core.monitoring.capture_bounds import bounds_of
 
 CONTROL_FILE = "control.json"
 WATCH_INTERVAL_S = 0.05
@@ -244,7 +245,7 @@ def control_for(store, endpoint: dict, variants: list[dict], generation: int):
     )
     return Control(generation=int(generation), variants=specs,
                    capture_percent=float(endpoint.get("capture_percent") or 0), capture_root=str(store.root),
-                   endpoint=endpoint["name"])
+                   endpoint=endpoint["name"], extra={"capture_bounds": bounds_of(endpoint).to_dict()})
 
 
 # ---- the endpoint folder's small files, written only into a folder that still exists

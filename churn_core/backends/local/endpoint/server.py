@@ -400,6 +400,7 @@ def main(argv: Optional[list] = None) -> int:
 def build_app(entry, control: Control, variants: list, name: str, workdir: Path):
     """The endpoint application with its preloaded table, statistics, metrics and capture writer."""
     from churn_core.backends.local.endpoint.capture_writer import CaptureWriter
+    from churn_core.monitoring.capture_bounds import CaptureBounds
     from churn_core.backends.local.endpoint.app import EndpointApp
 
     prometheus_dir = workdir / "prometheus"
@@ -415,7 +416,8 @@ def build_app(entry, control: Control, variants: list, name: str, workdir: Path)
                         on_swap=lambda table: metrics.serving(list(table.variants.values())))
     live.table = RoutingTable(control.generation, variants, control.capture_percent)
     live.mtime = None
-    capture = CaptureWriter(Path(control.capture_root), name, on_write=metrics.captured.inc) \
+    capture = CaptureWriter(Path(control.capture_root), name, on_write=metrics.captured.inc, workdir=workdir,
+                            bounds=CaptureBounds.from_dict(control.extra.get("capture_bounds"))) \
         if control.capture_root else None
     return EndpointApp(entry, live, name, workdir, WorkerStats(workdir / "stats"), metrics, capture)
 
