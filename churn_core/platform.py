@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from churn_core.access import roles
 from churn_core.backends import make_backend
 from churn_core.catalog import jobs, repair
 from churn_core.catalog.database import Catalog
@@ -33,9 +34,11 @@ from churn_core.transform.service import TransformService
 from churn_core.tuning.service import TuningService
 
 
+@roles.guarded  # every state-changing method checks the acting user's role and records them (access/roles.py)
 class Platform:
-    def __init__(self, settings: Settings | None = None):
+    def __init__(self, settings: Settings | None = None, user: str | None = None, claims: dict | None = None):
         self.settings = settings or Settings.from_env()
+        self._identity = ((user or "").strip() or roles.os_user(), claims)  # the roles are read again per call
         make_dirs(self.settings.home)
         tighten(self.settings.home)  # what an older version left readable by others (churn.db, job files)
         self.catalog = Catalog(self.settings.home / "churn.db")
@@ -58,6 +61,8 @@ class Platform:
         self.backend.reconcile()
         self.schedules.reconcile()
         self.catalog.backup()  # on connect too (when due), not only after writes: a restore point for the session
+
+    user = property(lambda self: roles.resolve(*self._identity), doc="The acting user, roles as the file says now.")
 
     # ---- what this backend offers (pages ask here, never the backend) -------------------------
     @property

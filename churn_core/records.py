@@ -85,6 +85,7 @@ class TrainingJob:
     instance_type: str
     instance_count: int
     arn: str
+    created_by: str = ""  # who trained it ("" before this was recorded)
 
     @classmethod
     def from_row(cls, row: dict) -> "TrainingJob":
@@ -130,6 +131,7 @@ class Endpoint:
     generation: int = 1
     pending_config: str = ""
     uid: str = ""  # unique per deploy of the name (its folder and processes carry it; an update keeps it)
+    created_by: str = ""  # who deployed it
     stats: dict[str, Any] = field(default_factory=dict)
     variants: list[dict] = field(default_factory=list)  # [{"variant", "weight", "model", "version", "stats"}]
 
@@ -193,6 +195,7 @@ class TuningJob:
     arn: str
     code_sha256: str
     instance_type: str
+    created_by: str = ""  # who started the search
 
     @classmethod
     def from_row(cls, row: dict) -> "TuningJob":

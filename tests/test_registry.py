@@ -133,7 +133,7 @@ def test_require_approval_refuses_unapproved_models_and_says_so(two_models, monk
     with pytest.raises(ConflictError, match=r"CHURN_REQUIRE_APPROVAL=1.*model subs-c has none"):
         strict.deploy("subs-c", "strict-ep")
     version = strict.register("subs-c", group="strict")
-    strict.approve("strict", version.version, "checked")
+    churn_core.connect(user="second-reviewer").approve("strict", version.version, "checked")  # four eyes
     ep = strict.deploy("subs-c", "strict-ep")  # the seed's flow, now through its approved version
     assert ep.status == "InService"
     row = strict.catalog.one("SELECT grp, version FROM deployed_models WHERE name = 'strict-ep-model'")

@@ -10,13 +10,14 @@ import sqlite3
 import time
 from typing import Callable
 
-from churn_core.catalog.database import Catalog
+from churn_core.catalog.database import Catalog, with_creator
 from churn_core.catalog.endpoint_configs import config_variants, delete_config, insert_config, same_models_config
 from churn_core.catalog.name_clash import check_free
 from churn_core.errors import ConflictError, NotFoundError
 
 
 def _insert(conn: sqlite3.Connection, table: str, row: dict) -> None:
+    row = with_creator(table, row)
     conn.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import getpass
 import time
 from pathlib import Path
 
+from churn_core.access.roles import os_user
+from churn_core.catalog import actor
 from churn_core.catalog import jobs as records
 from churn_core.catalog.database import loads
 from churn_core.decisions import campaign
@@ -52,7 +53,7 @@ class DecisionService:
         if not 0.0 <= threshold <= 1.0:
             raise ValidationError(f"A threshold is a probability between 0 and 1 (got {threshold}).")
         row = self.models.get(model)
-        record = {"set_at": time.time(), "set_by": getpass.getuser(), "note": note or ""}
+        record = {"set_at": time.time(), "set_by": actor.current() or os_user(), "note": note or ""}
         if plan is not None:
             record["campaign"] = {"offer_cost": plan.offer_cost, "customer_value": plan.customer_value,
                                   "save_rate": plan.save_rate, "budget": plan.budget,
