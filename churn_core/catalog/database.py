@@ -295,6 +295,7 @@ ADDED_COLUMNS: list[tuple[str, str, str]] = [
     ("endpoints", "created_by", "TEXT NOT NULL DEFAULT ''"),  # who deployed
     ("model_versions", "registered_by", "TEXT NOT NULL DEFAULT ''"),
     ("model_versions", "status_by", "TEXT NOT NULL DEFAULT ''"),  # who approved or rejected
+    ("endpoint_history", "started_by", "TEXT NOT NULL DEFAULT ''"),  # who put the model behind the endpoint
 ]
 
 # Tables whose new rows record the acting user in ``created_by`` (the writers ask ``created_by(table)``).

@@ -10,6 +10,7 @@ import sqlite3
 import time
 from typing import Callable
 
+from churn_core.catalog import actor
 from churn_core.catalog.database import Catalog, with_creator
 from churn_core.catalog.endpoint_configs import config_variants, delete_config, insert_config, same_models_config
 from churn_core.catalog.name_clash import check_free
@@ -90,9 +91,10 @@ def create(catalog: Catalog, deployed: dict, config: dict, row: dict, version, s
             conn.execute("INSERT INTO endpoint_variants (config, variant, deployed_model, weight) "
                          "VALUES (?, 'AllTraffic', ?, 1.0)", (config["name"], deployed["name"]))
             catalog.event("endpoint", row["name"], f"Creating from {served}", conn)
-            conn.execute("INSERT INTO endpoint_history (endpoint, variant, model, grp, version, started_at) "
-                         "VALUES (?, 'AllTraffic', ?, ?, ?, ?)",
-                         (row["name"], row["model"], deployed["grp"], deployed["version"], row["created_at"]))
+            conn.execute("INSERT INTO endpoint_history (endpoint, variant, model, grp, version, started_at, "
+                         "started_by) VALUES (?, 'AllTraffic', ?, ?, ?, ?, ?)",
+                         (row["name"], row["model"], deployed["grp"], deployed["version"], row["created_at"],
+                          actor.current()))
     except sqlite3.IntegrityError:
         raise ConflictError(
             f"An endpoint named {row['name']!r} (or its config or model) already exists. "
@@ -217,10 +219,10 @@ def finish_update(catalog: Catalog, name: str, uid: str, retire: Callable[[str, 
                      (row["pending_config"], top["model"], now, name, uid))
         conn.execute("UPDATE endpoint_history SET ended_at = ? WHERE endpoint = ? AND ended_at IS NULL", (now, name))
         for v in new:
-            conn.execute("INSERT INTO endpoint_history (endpoint, variant, model, grp, version, weight, started_at)"
-                         " VALUES (?, ?, ?, ?, ?, ?, ?)", (name, v["variant"], v["deployed"]["model"],
-                                                           v["deployed"]["grp"], v["deployed"]["version"],
-                                                           v["weight"], now))
+            conn.execute("INSERT INTO endpoint_history (endpoint, variant, model, grp, version, weight, started_at, "
+                         "started_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         (name, v["variant"], v["deployed"]["model"], v["deployed"]["grp"], v["deployed"]["version"],
+                          v["weight"], now, actor.current()))
         catalog.event("endpoint", name, "InService: now serving " + ", ".join(
             f"{v['variant']} ({v['weight']:g})" for v in new), conn)
     return ""
@@ -253,6 +255,6 @@ def set_capture_percent(catalog: Catalog, name: str, uid: str, percent: float) -
 def served_history(catalog: Catalog, model: str, group: str, version: int) -> list[dict]:
     """Where a registry version (or its model deployed without the registry) served, and when."""
     return catalog.query(
-        "SELECT endpoint, variant, weight, started_at, ended_at FROM endpoint_history "
+        "SELECT endpoint, variant, weight, started_at, ended_at, started_by AS deployed_by FROM endpoint_history "
         "WHERE model = ? AND (grp = ? AND version = ? OR grp = '') ORDER BY started_at",
         (model, group, version))

@@ -165,9 +165,11 @@ class Registry:
                 for r in records.versions_of_model(self.catalog, model)]
 
     def lineage(self, group: str) -> list[dict]:
-        """dataset → training job → version → the endpoints (and variants) serving it now and before."""
+        """dataset → training job → version → the endpoints (and variants) serving it now and before, with who
+        trained, registered, approved (``status_by``) and deployed each (who set a threshold: ``threshold_record``)."""
         return [{"dataset": v.dataset, "dataset_sha256": v.dataset_sha256, "job": v.model, "version": v.version,
-                 "label": v.label, "status": v.status,
+                 "label": v.label, "status": v.status, "trained_by": self.trained_by(v),
+                 "registered_by": v.registered_by, "status_by": v.status_by,
                  "endpoints": served_history(self.catalog, v.model, v.group, v.version)}
                 for v in self.versions(group)]
 
