@@ -18,7 +18,7 @@ from churn_core.data.datasets import DatasetService
 from churn_core.data.sample import make_sample
 from churn_core.decisions import campaign
 from churn_core.decisions.service import DecisionService
-from churn_core.endpoints import scoring
+from churn_core.endpoints import scoring, tokens
 from churn_core.endpoints.service import EndpointService
 from churn_core.endpoints.snippets import client_snippets
 from churn_core.endpoints.updates import RolloutService
@@ -177,8 +177,11 @@ class Platform:
         return self.endpoints.list()
 
     def client_snippets(self, name: str) -> dict[str, str]:
-        ep = self.describe_endpoint(name)
-        return client_snippets(self.backend, ep.name, ep.url, self.model_schema(ep.model))
+        ep, auth = self.describe_endpoint(name), tokens.snippet_auth(self.settings)
+        return client_snippets(self.backend, ep.name, ep.url, self.model_schema(ep.model), auth)
+
+    def endpoint_token(self, endpoint: str, rotate: bool = False) -> str:  # admin only; shown once, kept hashed
+        return tokens.issue(self.catalog, self.backend, self.settings, endpoint, rotate)
 
     def endpoint_log(self, name: str, lines: int = 200) -> str:
         return self.endpoints.log(name, lines)

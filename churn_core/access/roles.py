@@ -58,7 +58,7 @@ METHOD_ROLES: dict[str, str] = {
     # admin: endpoints, thresholds of serving models, settings, restore, purge
     "deploy": ADMIN, "deploy_version": ADMIN, "update_endpoint": ADMIN, "set_variants": ADMIN,
     "promote_challenger": ADMIN, "delete_endpoint": ADMIN, "cleanup": ADMIN, "set_capture": ADMIN,
-    "schedule_monitoring": ADMIN, "delete_dataset": ADMIN, "delete_tuning": ADMIN,
+    "schedule_monitoring": ADMIN, "endpoint_token": ADMIN, "delete_dataset": ADMIN, "delete_tuning": ADMIN,
     "backup_catalog": ADMIN, "restore_catalog_backup": ADMIN, "rebuild_catalog": ADMIN,
 }
 

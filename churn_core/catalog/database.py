@@ -170,6 +170,13 @@ CREATE TABLE IF NOT EXISTS endpoint_history (
     ended_at REAL
 );
 CREATE INDEX IF NOT EXISTS endpoint_history_by_model ON endpoint_history (model);
+CREATE TABLE IF NOT EXISTS endpoint_tokens (
+    endpoint TEXT PRIMARY KEY,
+    uid TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    created_by TEXT NOT NULL DEFAULT ''
+);
 CREATE TABLE IF NOT EXISTS drift_reports (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     endpoint TEXT NOT NULL DEFAULT '',

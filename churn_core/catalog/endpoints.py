@@ -258,3 +258,15 @@ def served_history(catalog: Catalog, model: str, group: str, version: int) -> li
         "SELECT endpoint, variant, weight, started_at, ended_at, started_by AS deployed_by FROM endpoint_history "
         "WHERE model = ? AND (grp = ? AND version = ? OR grp = '') ORDER BY started_at",
         (model, group, version))
+
+
+def token_record(catalog: Catalog, name: str, uid: str) -> dict | None:
+    """The SHA-256 of the bearer token issued for this deploy of an endpoint (None when none was issued)."""
+    return catalog.one("SELECT * FROM endpoint_tokens WHERE endpoint = ? AND uid = ?", (name, uid))
+
+
+def set_token(catalog: Catalog, name: str, uid: str, sha256: str, message: str) -> None:
+    with catalog.tx() as conn:
+        conn.execute("INSERT OR REPLACE INTO endpoint_tokens (endpoint, uid, sha256, created_at, created_by) "
+                     "VALUES (?, ?, ?, ?, ?)", (name, uid, sha256, time.time(), actor.current()))
+        catalog.event("endpoint", name, message, conn)
