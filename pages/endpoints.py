@@ -196,7 +196,8 @@ if ep:
     with st.expander("Log and events"):
         st.code(p.endpoint_log(ep.name, 40) or "(no log)", language="text")
         st.dataframe(
-            pd.DataFrame([{"at": when(ev["at"]), "event": status_words(ev["message"])}
+            pd.DataFrame([{"at": when(ev["at"]), "who": ev.get("user") or "(system)",
+                           "event": status_words(ev["message"])}
                           for ev in p.events("endpoint", ep.name, 20)]),
             hide_index=True,
             width="stretch",
