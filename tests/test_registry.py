@@ -175,7 +175,7 @@ def test_sagemaker_registry_calls(monkeypatch, tmp_path, small_csv, model_tarbal
         assert models == []
         p.approve("ds", 1, "good enough")
         assert updates[-1] == {"ModelPackageArn": v1.arn, "ModelApprovalStatus": "Approved",
-                               "ApprovalDescription": "good enough"}
+                               "ApprovalDescription": f"Approved by {p.user.name}: good enough"}  # issue 28
         info = aws_client("sagemaker").describe_model_package(ModelPackageName=v1.arn)
         assert info["ModelApprovalStatus"] == "Approved"
         p.deploy_version("ds", 1, "sm-ep", wait=False)
