@@ -19,7 +19,7 @@ st.set_page_config(page_title="Churn control plane", page_icon=":material/trendi
 navigation = st.navigation(list(pages().values()))
 with st.sidebar:
     st.caption(backend_caption())
-    account()  # team mode: nothing but sign-in until someone has signed in
+account()  # who acts, in the sidebar; team mode: nothing but sign-in until someone has signed in
 try:
     navigation.run()
 except CatalogDamagedError as exc:  # found by a page after it opened the platform: its message, not a traceback

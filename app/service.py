@@ -57,9 +57,10 @@ def account() -> None:
     except ChurnError as exc:
         st.error(str(exc), icon=":material/block:")
         st.stop()
-    st.caption(f"Acting as **{user.name}** · {', '.join(sorted(user.roles)) or 'no role'}")
-    if st.user.to_dict().get("is_logged_in"):
-        st.button("Sign out", on_click=st.logout, key="sign_out")
+    with st.sidebar:
+        st.caption(f"Acting as **{user.name}** · {', '.join(sorted(user.roles)) or 'no role'}")
+        if st.user.to_dict().get("is_logged_in"):
+            st.button("Sign out", on_click=st.logout, key="sign_out")
 
 
 def platform():
