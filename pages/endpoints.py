@@ -126,6 +126,7 @@ def live_table() -> None:
                     "uptime": duration_text(e.uptime),
                     "idle": duration_text(e.idle_seconds) if e.status == "InService" else "—",
                     "model": e.model,
+                    "deployed by": e.created_by or "—",
                     "instance": f"{e.instance_count} × {e.instance_type}",
                     "drift": p.drift_badge(e.name),
                     "URL": e.url,

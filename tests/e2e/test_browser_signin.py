@@ -48,9 +48,13 @@ def test_an_analyst_cannot_approve_a_second_person_can(churn_home, tmp_path, con
         try:
             server.start()
             with steps("nothing-but-sign-in"):
-                page.goto(f"{server.url}/models?user={APPROVER}")  # nothing about the user comes from the URL
+                # nothing about the user comes from the URL, nor from a cookie Streamlit did not sign
+                context.add_cookies([{"name": "_streamlit_user", "url": server.url,
+                                      "value": f'{{"email": "{APPROVER}", "is_logged_in": true}}'}])
+                page.goto(f"{server.url}/models?user={APPROVER}")
                 expect_title(page, "Sign in", timeout=60_000)
                 expect(m.get_by_text("Models", exact=True)).to_have_count(0)
+                context.clear_cookies()
 
             with steps("analyst-signs-in-trains-and-registers"):
                 sign_in(page, server.url, ANALYST)
@@ -73,6 +77,9 @@ def test_an_analyst_cannot_approve_a_second_person_can(churn_home, tmp_path, con
 
             with steps("approver-signs-in-and-approves"):
                 page.get_by_test_id("stSidebar").get_by_role("button", name="Sign out").click()
+                expect(page.get_by_role("heading", name="End Session")).to_be_visible(timeout=60_000)  # provider's
+                page.get_by_role("button", name="End session").click()
+                page.wait_for_url(re.compile("^" + re.escape(server.url)))  # back at the dashboard, signed out
                 sign_in(page, server.url, APPROVER)
                 go(page, "Models")
                 m.get_by_label("Note for the decision", exact=True).fill("second pair of eyes")
