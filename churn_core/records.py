@@ -132,6 +132,7 @@ class Endpoint:
     pending_config: str = ""
     uid: str = ""  # unique per deploy of the name (its folder and processes carry it; an update keeps it)
     created_by: str = ""  # who deployed it
+    updated_by: str = ""  # who asked for its last update
     stats: dict[str, Any] = field(default_factory=dict)
     variants: list[dict] = field(default_factory=list)  # [{"variant", "weight", "model", "version", "stats"}]
 

@@ -89,3 +89,17 @@ def test_a_rebuilt_catalog_keeps_who_registered_and_approved(gated_team):
     version = fresh.get_version("subs", 1)
     assert (version.status, version.registered_by, version.status_by) == ("Approved", "reg@x.io", "bob@x.io")
     assert fresh.events("registry", "subs/v1")[0]["user"] == "bob@x.io"
+
+
+def test_lineage_names_who_deployed_and_who_updated_an_endpoint(registry_with_two_versions):
+    churn_core.connect(user="ada@x.io").deploy_version("subs", 1, "who-live")
+    updater = churn_core.connect(user="ed@x.io")
+    updater.update_endpoint("who-live", "subs", 2)
+    ep = updater.wait_for_endpoint("who-live")
+    assert (ep.status, ep.created_by, ep.updated_by) == ("InService", "ada@x.io", "ed@x.io")
+    served = {line["version"]: line["endpoints"] for line in updater.lineage("subs")}
+    assert [(e["endpoint"], e["deployed_by"]) for e in served[1]] == [("who-live", "ada@x.io")]
+    assert [(e["endpoint"], e["deployed_by"]) for e in served[2]] == [("who-live", "ed@x.io")]
+    assert updater.events("endpoint", "who-live")[-1]["user"] == "ada@x.io"  # the oldest: its deploy
+    updater.delete_endpoint("who-live")
+    assert updater.events("endpoint", "who-live")[0]["user"] == "ed@x.io"

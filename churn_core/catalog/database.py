@@ -300,6 +300,7 @@ ADDED_COLUMNS: list[tuple[str, str, str]] = [
     ("jobs", "created_by", "TEXT NOT NULL DEFAULT ''"),  # who trained (a tuning trial: who started the tuning)
     ("tuning_jobs", "created_by", "TEXT NOT NULL DEFAULT ''"),
     ("endpoints", "created_by", "TEXT NOT NULL DEFAULT ''"),  # who deployed
+    ("endpoints", "updated_by", "TEXT NOT NULL DEFAULT ''"),  # who asked for its last update (it may finish later)
     ("model_versions", "registered_by", "TEXT NOT NULL DEFAULT ''"),
     ("model_versions", "status_by", "TEXT NOT NULL DEFAULT ''"),  # who approved or rejected
     ("endpoint_history", "started_by", "TEXT NOT NULL DEFAULT ''"),  # who put the model behind the endpoint

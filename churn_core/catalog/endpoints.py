@@ -178,9 +178,9 @@ def begin_update(catalog: Catalog, row: dict, generation: int, plans: list | Non
             if refusal:
                 raise ConflictError(refusal)
             moved = conn.execute(
-                "UPDATE endpoints SET status = 'Updating', pending_config = ?, generation = ?, "
-                "failure_reason = '', updated_at = ? WHERE name = ? AND uid = ? AND status = 'InService'",
-                (config["name"], generation, time.time(), name, uid)).rowcount
+                "UPDATE endpoints SET status = 'Updating', pending_config = ?, generation = ?, failure_reason = '', "
+                "updated_at = ?, updated_by = ? WHERE name = ? AND uid = ? AND status = 'InService'",
+                (config["name"], generation, time.time(), actor.current(), name, uid)).rowcount
             if not moved:
                 raise ConflictError(f"Endpoint {name} was deleted, deployed again or changed by another session "
                                     "meanwhile; look at it again and retry the update.")
@@ -222,7 +222,7 @@ def finish_update(catalog: Catalog, name: str, uid: str, retire: Callable[[str, 
             conn.execute("INSERT INTO endpoint_history (endpoint, variant, model, grp, version, weight, started_at, "
                          "started_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                          (name, v["variant"], v["deployed"]["model"], v["deployed"]["grp"], v["deployed"]["version"],
-                          v["weight"], now, actor.current()))
+                          v["weight"], now, row.get("updated_by") or actor.current()))  # who asked for it
         catalog.event("endpoint", name, "InService: now serving " + ", ".join(
             f"{v['variant']} ({v['weight']:g})" for v in new), conn)
     return ""
