@@ -103,3 +103,16 @@ def test_lineage_names_who_deployed_and_who_updated_an_endpoint(registry_with_tw
     assert updater.events("endpoint", "who-live")[-1]["user"] == "ada@x.io"  # the oldest: its deploy
     updater.delete_endpoint("who-live")
     assert updater.events("endpoint", "who-live")[0]["user"] == "ed@x.io"
+
+
+@pytest.mark.usefixtures("small_dataset")
+def test_tuning_trials_are_trained_by_who_started_the_search(platform):
+    from tests.support.helpers import wait_until
+
+    tia = churn_core.connect(user="tia@x.io")
+    started = tia.start_tuning("ds", {"n_estimators": (5, 10)}, max_trials=2, max_parallel=1, name="tune-who")
+    done = wait_until(lambda: (t := tia.describe_tuning(started.name)).status not in ("InProgress", "Stopping") and t,
+                      180, interval=0.1, what="the tuning job to end")
+    assert done.status == "Completed" and done.created_by == "tia@x.io"
+    assert [platform.describe_training(job).created_by for job in tia.tuning_trials(started.name)["job"]] == \
+        ["tia@x.io", "tia@x.io"], "the detached search trains as the user who started it"
