@@ -34,3 +34,6 @@ def test_sagemaker_resources_name_who_created_registered_and_approved(monkeypatc
         models = capture(approver, "sagemaker", "CreateModel")
         approver.deploy_version("ds", version.version, "who-ep", wait=False)
         assert {"Key": "churn:created-by", "Value": "Bob O_Neil"} in models[0]["Tags"]
+        assert "require AWS SigV4" in approver.client_snippets("who-ep")["python"]  # no bearer token there
+        with pytest.raises(churn_core.ValidationError, match="SigV4"):
+            approver.endpoint_token("who-ep")
