@@ -9,6 +9,7 @@ import streamlit as st
 
 import churn_core
 from churn_core import ChurnError
+from churn_core.access import roles
 from churn_core.errors import CatalogDamagedError
 from churn_core.config import Settings
 
@@ -16,9 +17,50 @@ T = TypeVar("T")
 
 
 @st.cache_resource(show_spinner=False)
-def _platform(config: tuple, _settings: Settings):
-    """Cached by every field of the settings (``config``), so any changed setting opens a new platform."""
-    return churn_core.connect(_settings)
+def _platform(config: tuple, _settings: Settings, _user: str | None = None, _claims: dict | None = None):
+    """Cached by every field of the settings and by the signed-in user (``config``): a platform acts as one user,
+    so two users never share one."""
+    return churn_core.connect(_settings, user=_user, claims=_claims)
+
+
+def signed_in() -> tuple[str | None, dict | None]:
+    """Team mode (an ``[auth]`` section in ``.streamlit/secrets.toml``): the signed-in user's name (their email) and
+    the roles file's claim, taken only from Streamlit's own signed identity cookie (st.user), never from query
+    parameters; until someone signs in the page offers sign-in and stops. One-person mode: (None, None), the OS
+    user."""
+    info = st.user.to_dict()
+    if "is_logged_in" not in info:
+        return None, None
+    if not info.get("is_logged_in"):
+        st.title("Sign in")
+        st.info("This control plane is shared: sign in to see and change models.", icon=":material/lock:")
+        st.button("Sign in", type="primary", on_click=st.login, key="sign_in")
+        st.stop()
+    name = str(info.get("email") or info.get("sub") or "")
+    try:
+        claim = roles.claim_name()
+    except ChurnError as exc:
+        st.error(str(exc), icon=":material/block:")
+        st.stop()
+    return name, ({claim: info.get(claim)} if claim else None)
+
+
+def allowed(p, method: str) -> tuple[bool, str]:
+    """(may the acting user call ``p.<method>``, why not): pages disable what the role cannot do and say why."""
+    return roles.allowed(p.user, method)
+
+
+def account() -> None:
+    """The sidebar's line about who is acting (and Sign out in team mode); signs in first in team mode."""
+    try:
+        user = roles.resolve(*signed_in())
+    except ChurnError as exc:
+        st.error(str(exc), icon=":material/block:")
+        st.stop()
+    with st.sidebar:
+        st.caption(f"Acting as **{user.name}** · {', '.join(sorted(user.roles)) or 'no role'}")
+        if st.user.to_dict().get("is_logged_in"):
+            st.button("Sign out", on_click=st.logout, key="sign_out")
 
 
 def platform():
@@ -29,7 +71,9 @@ def platform():
     """
     try:
         settings = Settings.from_env()
-        platform = _platform(tuple(str(v) for v in dataclasses.astuple(settings)), settings)
+        user, claims = signed_in()
+        key = (*(str(v) for v in dataclasses.astuple(settings)), user, repr(sorted((claims or {}).items())))
+        platform = _platform(key, settings, user, claims)
     except CatalogDamagedError as exc:
         show_catalog_damage(exc)
         st.stop()

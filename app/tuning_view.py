@@ -85,7 +85,7 @@ def start_form(p, labels: dict[str, str]) -> None:
         max_trials = first.number_input("Maximum trials", min_value=1, max_value=500, value=20, step=1,
                                         key="tune_max_trials")
         max_parallel = second.number_input("Trials at once", min_value=1, max_value=500,
-                                           value=p.tuning_parallel_default(), step=1, key="tune_max_parallel",
+                                           value=p.offers.tuning_parallel_default, step=1, key="tune_max_parallel",
                                            help="Locally, trials also wait for a free training slot (one per core).")
         max_minutes = third.number_input("Time limit (minutes, 0 = none)", min_value=0.0, value=0.0, step=1.0,
                                          key="tune_max_minutes")

@@ -8,18 +8,21 @@ Imports stay lazy so the small helper processes (job drivers, endpoint superviso
 
 from __future__ import annotations
 
-from churn_core.errors import BackendError, ChurnError, ConflictError, NotFoundError, ValidationError
+from churn_core.errors import (BackendError, ChurnError, ConflictError, NotFoundError, PermissionDenied,
+                               ValidationError)
 
 __all__ = ["connect", "repair_tools", "ChurnError", "ValidationError", "NotFoundError", "ConflictError",
-           "BackendError"]
+           "BackendError", "PermissionDenied"]
 
 
-def connect(settings=None):
-    """Open the platform for the configured backend (``CHURN_BACKEND``) and state directory (``CHURN_HOME``)."""
+def connect(settings=None, user: str | None = None, claims: dict | None = None):
+    """Open the platform for the configured backend (``CHURN_BACKEND``) and state directory (``CHURN_HOME``),
+    acting as ``user`` (default: the operating-system user); ``claims`` are the signed-in user's OIDC claims, for a
+    roles file that maps one of them to roles (``churn_core.access.roles``)."""
     from churn_core.config import Settings
     from churn_core.platform import Platform
 
-    return Platform(settings or Settings.from_env())
+    return Platform(settings or Settings.from_env(), user=user, claims=claims)
 
 
 def repair_tools():

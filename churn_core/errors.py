@@ -39,3 +39,8 @@ class CatalogDamagedError(BackendError):
         super().__init__(message)
         self.path = path
         self.problem = problem
+
+
+class PermissionDenied(ChurnError):
+    """The acting user's roles do not allow the action (or four-eyes forbids it); the message names the role
+    needed and who grants it."""

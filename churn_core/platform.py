@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from churn_core.access import roles
 from churn_core.backends import make_backend
+from churn_core.backends.base import Offers
 from churn_core.catalog import jobs, repair
 from churn_core.catalog.database import Catalog
 from churn_core.config import Settings
@@ -19,7 +21,7 @@ from churn_core.data.sample import make_sample
 from churn_core.decisions import campaign
 from churn_core.decisions.service import DecisionService
 from churn_core.decisions.thresholds import ThresholdService
-from churn_core.endpoints import scoring
+from churn_core.endpoints import scoring, tokens
 from churn_core.endpoints.service import EndpointService
 from churn_core.endpoints.snippets import client_snippets
 from churn_core.endpoints.updates import RolloutService
@@ -35,9 +37,11 @@ from churn_core.transform.service import TransformService
 from churn_core.tuning.service import TuningService
 
 
+@roles.guarded  # every state-changing method checks the acting user's role and records them (access/roles.py)
 class Platform:
-    def __init__(self, settings: Settings | None = None):
+    def __init__(self, settings: Settings | None = None, user: str | None = None, claims: dict | None = None):
         self.settings = settings or Settings.from_env()
+        self._identity = ((user or "").strip() or roles.os_user(), claims)  # the roles are read again per call
         make_dirs(self.settings.home)
         tighten(self.settings.home)  # what an older version left readable by others (churn.db, job files)
         self.catalog = Catalog(self.settings.home / "churn.db")
@@ -63,22 +67,12 @@ class Platform:
         self.lifecycle = DataLifecycle.connected(self.catalog, self.store, self.datasets, self.settings)
         self.catalog.backup()  # on connect too (when due), not only after writes: a restore point for the session
 
+    user = property(lambda self: roles.resolve(*self._identity), doc="The acting user, roles as the file says now.")
+
     # ---- what this backend offers (pages ask here, never the backend) -------------------------
     @property
-    def quick_deploy(self) -> bool:
-        return self.backend.quick_deploy
-
-    def training_instance_types(self) -> list[str]:
-        return self.backend.training_instance_types()
-
-    def default_transform_instances(self) -> int:
-        return self.backend.default_transform_instances()
-
-    def transform_instance_types(self) -> list[str]:
-        return self.backend.transform_instance_types()  # the default first
-
-    def tuning_parallel_default(self) -> int:
-        return self.backend.tuning_parallel_default()
+    def offers(self) -> Offers:
+        return Offers.of(self.backend)
 
     def check_connection(self) -> list[tuple[str, bool, str]]:
         return self.backend.check_connection()
@@ -179,8 +173,11 @@ class Platform:
         return self.endpoints.list()
 
     def client_snippets(self, name: str) -> dict[str, str]:
-        ep = self.describe_endpoint(name)
-        return client_snippets(self.backend, ep.name, ep.url, self.model_schema(ep.model))
+        ep, auth = self.describe_endpoint(name), tokens.snippet_auth(self.settings)
+        return client_snippets(self.backend, ep.name, ep.url, self.model_schema(ep.model), auth)
+
+    def endpoint_token(self, endpoint: str, rotate: bool = False) -> str:  # admin only; shown once, kept hashed
+        return tokens.issue(self.catalog, self.backend, self.settings, endpoint, rotate)
 
     def endpoint_log(self, name: str, lines: int = 200) -> str:
         return self.endpoints.log(name, lines)

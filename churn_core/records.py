@@ -85,6 +85,7 @@ class TrainingJob:
     instance_type: str
     instance_count: int
     arn: str
+    created_by: str = ""  # who trained it ("" before this was recorded)
 
     @classmethod
     def from_row(cls, row: dict) -> "TrainingJob":
@@ -132,6 +133,8 @@ class Endpoint:
     uid: str = ""  # unique per deploy of the name (its folder and processes carry it; an update keeps it)
     capture_max_mb: float | None = None  # None: monitoring.capture_bounds' defaults
     capture_retention_days: float | None = None
+    created_by: str = ""  # who deployed it
+    updated_by: str = ""  # who asked for its last update
     stats: dict[str, Any] = field(default_factory=dict)
     variants: list[dict] = field(default_factory=list)  # [{"variant", "weight", "model", "version", "stats"}]
 
@@ -195,6 +198,7 @@ class TuningJob:
     arn: str
     code_sha256: str
     instance_type: str
+    created_by: str = ""  # who started the search
 
     @classmethod
     def from_row(cls, row: dict) -> "TuningJob":

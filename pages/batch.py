@@ -59,12 +59,12 @@ with st.expander("Start a transform job", expanded=bool(handed_over) or not p.li
         keep = st.multiselect("Columns to keep in the results", columns, key="batch_keep",
                               placeholder="Default: the ID and every other column the model does not use")
         left, right = st.columns(2)
-        workers = left.number_input("Workers", 1, 64, p.default_transform_instances(),
+        workers = left.number_input("Workers", 1, 64, p.offers.default_transform_instances,
                                     help="Worker processes on this machine (default: one per core); instances on "
                                          "SageMaker.")
         name = right.text_input("Job name (optional)", placeholder="<model>-batch-<time>")
         instance_type = None
-        if len(instance_types := p.transform_instance_types()) > 1:  # SageMaker: its transform types, default first
+        if len(instance_types := p.offers.transform_instance_types) > 1:  # SageMaker: its types, default first
             instance_type = left.selectbox("Instance type", instance_types, key="batch_instance_type",
                                            help="What each instance is (batch transform types only; the default is "
                                                 "the cheapest). Workers above is the number of instances.")

@@ -86,10 +86,10 @@ with st.expander("Deploy a model", expanded=st.session_state.get("deploy_open", 
                 if by_version:
                     version = approved[chosen]
                     ep = attempt(p.deploy_version, version.group, version.version, endpoint_name.strip(),
-                                 instance_type, int(count), wait=p.quick_deploy, timeout=60)
+                                 instance_type, int(count), wait=p.offers.quick_deploy, timeout=60)
                 else:
                     ep = attempt(p.deploy, model, endpoint_name.strip(), instance_type, int(count),
-                                 wait=p.quick_deploy, timeout=60)
+                                 wait=p.offers.quick_deploy, timeout=60)
             if ep:
                 st.query_params.pop("model", None)
                 st.query_params.pop("version", None)
@@ -126,6 +126,7 @@ def live_table() -> None:
                     "uptime": duration_text(e.uptime),
                     "idle": duration_text(e.idle_seconds) if e.status == "InService" else "—",
                     "model": e.model,
+                    "deployed by": e.created_by or "—",
                     "instance": f"{e.instance_count} × {e.instance_type}",
                     "drift": p.drift_badge(e.name),
                     "URL": e.url,
@@ -196,7 +197,8 @@ if ep:
     with st.expander("Log and events"):
         st.code(p.endpoint_log(ep.name, 40) or "(no log)", language="text")
         st.dataframe(
-            pd.DataFrame([{"at": when(ev["at"]), "event": status_words(ev["message"])}
+            pd.DataFrame([{"at": when(ev["at"]), "who": ev.get("user") or "(system)",
+                           "event": status_words(ev["message"])}
                           for ev in p.events("endpoint", ep.name, 20)]),
             hide_index=True,
             width="stretch",

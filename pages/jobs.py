@@ -53,7 +53,7 @@ def job_rows(jobs) -> pd.DataFrame:
         "status": status_label(j.status, j.secondary_status if j.is_active else ""),
         "algorithm": ALGORITHMS.get(j.algorithm, {}).get("label", j.algorithm), "dataset": j.dataset,
         "duration": job_duration(j), "ROC AUC": metric_text(j.metrics.get("roc_auc")),
-        "F1": metric_text(j.metrics.get("f1")), "created": when(j.created_at),
+        "F1": metric_text(j.metrics.get("f1")), "created": when(j.created_at), "trained by": j.created_by or "—",
     } for j in jobs])
 
 

@@ -8,7 +8,7 @@ import streamlit as st
 
 from app.formatting import METRIC_LABELS, count_text, threshold_text, when
 from app.navigation import link_to_follow, page
-from app.service import attempt, platform
+from app.service import allowed, attempt, platform
 from churn_core import ChurnError
 from churn_core.training.hyperparameters import ALGORITHMS
 from churn_core.registry.model_registry import ALIASES, APPROVED, PENDING, STATUS_WORDS
@@ -34,7 +34,11 @@ with st.expander("Register a trained model", expanded=not p.model_groups()):
                                   help="Versions of one model group are numbered 1, 2, 3 … Leave empty for one "
                                        "group per dataset.")
             note = st.text_input("Note", placeholder="why this version (optional)")
-            registered = st.form_submit_button("Register version", type="primary")
+            may_register, why_not = allowed(p, "register")
+            registered = st.form_submit_button("Register version", type="primary", disabled=not may_register,
+                                               help=why_not or None)
+            if why_not:
+                st.caption(why_not)
         if registered:
             version = attempt(p.register, model, group.strip() or None, note.strip() or None)
             if version:
@@ -92,20 +96,25 @@ with decide:
         st.session_state["decision_note_for"] = (group, number)
     decision_note = st.text_input("Note for the decision", key="decision_note", placeholder="what you checked")
     left, right = st.columns(2)
-    if left.button("Approve", type="primary", disabled=version.status == APPROVED, key="approve"):
+    may_decide, why_not = allowed(p, "approve")
+    if left.button("Approve", type="primary", disabled=version.status == APPROVED or not may_decide, key="approve",
+                   help=why_not or None):
         if attempt(p.approve, group, number, decision_note):
             st.session_state.pop("decision_note", None)
             st.rerun()
-    if right.button("Reject", disabled=version.status != PENDING and version.status != APPROVED, key="reject"):
+    if right.button("Reject", disabled=(version.status != PENDING and version.status != APPROVED) or not may_decide,
+                    key="reject", help=why_not or None):
         if attempt(p.reject, group, number, decision_note):
             st.session_state.pop("decision_note", None)
             st.rerun()
+    if why_not:
+        st.caption(why_not)
 with alias_col:
     st.markdown("**Aliases**")
     for alias in ALIASES:
         if alias in version.aliases:
             st.caption(f"This version is the **{alias}**.")
-        elif st.button(f"Make {alias}", key=f"alias_{alias}"):
+        elif st.button(f"Make {alias}", key=f"alias_{alias}", disabled=not may_decide, help=why_not or None):
             if attempt(p.set_alias, group, number, alias):
                 st.rerun()
 with deploy_col:
@@ -120,11 +129,17 @@ st.subheader("Lineage")
 for row in p.lineage(group):
     served = "; ".join(f"{e['endpoint']} ({e['variant']}, {when(e['started_at'])} – "
                        f"{when(e['ended_at']) if e['ended_at'] else 'now'})" for e in row["endpoints"])
+    decided = f"{STATUS_WORDS.get(row['status'], row['status'])} by"
+    who = " · ".join(f"{what} {row[key]}" for what, key in (("trained by", "trained_by"),
+                     ("registered by", "registered_by"), (decided, "status_by")) if row.get(key))
+    deployed = sorted({e["deployed_by"] for e in row["endpoints"] if e.get("deployed_by")})
+    who += f" · deployed by {', '.join(deployed)}" if deployed else ""
     st.markdown(f"- dataset **{row['dataset']}** (`{row['dataset_sha256'][:12]}…`) → job **{row['job']}** → "
-                f"**{row['label']}** ({STATUS_WORDS.get(row['status'], row['status'])}) → {served or 'not deployed'}")
+                f"**{row['label']}** ({STATUS_WORDS.get(row['status'], row['status'])}) → {served or 'not deployed'}"
+                + (f"  \n  {who}" if who else ""))
 
 with st.expander("Audit trail"):
     events = [e for e in p.events("registry", limit=500)
               if e["name"] == group or e["name"].startswith(f"{group}/")]
-    st.dataframe(pd.DataFrame([{"at": when(e["at"]), "what": e["name"], "event": e["message"]} for e in events]),
-                 hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame([{"at": when(e["at"]), "who": e.get("user") or "(system)", "what": e["name"],
+                                "event": e["message"]} for e in events]), hide_index=True, width="stretch")

@@ -84,7 +84,8 @@ events = p.events(limit=50)
 if events:
     st.dataframe(
         pd.DataFrame(
-            [{"at": when(e["at"]), "kind": e["kind"], "name": e["name"], "event": status_words(e["message"])}
+            [{"at": when(e["at"]), "who": e.get("user") or "(system)", "kind": e["kind"], "name": e["name"],
+              "event": status_words(e["message"])}
              for e in events]
         ),
         hide_index=True,

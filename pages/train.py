@@ -52,7 +52,7 @@ with st.form("launch_training"):
     job_name = left.text_input("Job name (optional)", placeholder=default_job_name(algorithm), key="train_job_name",
                                help="Leave it empty for a name made of the algorithm and the time.")
     instance_type = None
-    if instance_types := p.training_instance_types():
+    if instance_types := p.offers.training_instance_types:
         instance_type = right.selectbox("Training instance type", instance_types)
     else:
         right.text_input("Runs on", value="this machine (local backend)", disabled=True)

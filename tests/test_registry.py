@@ -133,7 +133,7 @@ def test_require_approval_refuses_unapproved_models_and_says_so(two_models, monk
     with pytest.raises(ConflictError, match=r"CHURN_REQUIRE_APPROVAL=1.*model subs-c has none"):
         strict.deploy("subs-c", "strict-ep")
     version = strict.register("subs-c", group="strict")
-    strict.approve("strict", version.version, "checked")
+    churn_core.connect(user="second-reviewer").approve("strict", version.version, "checked")  # four eyes
     ep = strict.deploy("subs-c", "strict-ep")  # the seed's flow, now through its approved version
     assert ep.status == "InService"
     row = strict.catalog.one("SELECT grp, version FROM deployed_models WHERE name = 'strict-ep-model'")
@@ -175,7 +175,7 @@ def test_sagemaker_registry_calls(monkeypatch, tmp_path, small_csv, model_tarbal
         assert models == []
         p.approve("ds", 1, "good enough")
         assert updates[-1] == {"ModelPackageArn": v1.arn, "ModelApprovalStatus": "Approved",
-                               "ApprovalDescription": "good enough"}
+                               "ApprovalDescription": f"Approved by {p.user.name}: good enough"}  # issue 28
         info = aws_client("sagemaker").describe_model_package(ModelPackageName=v1.arn)
         assert info["ModelApprovalStatus"] == "Approved"
         p.deploy_version("ds", 1, "sm-ep", wait=False)

@@ -219,7 +219,7 @@ def test_a_transform_job_never_inherits_an_endpoint_only_instance_type(monkeypat
 
 def test_transform_instance_types_are_sagemakers_enum_with_a_cheap_default_first(platform):
     p = platform
-    offered = p.transform_instance_types()
+    offered = p.offers.transform_instance_types
     assert offered[0] == "ml.m5.large" and sorted(offered) == sorted(transform_enum())
     assert "ml.t2.medium" not in offered and "ml.c5.large" not in offered and "ml.r5.large" not in offered
 

@@ -402,7 +402,7 @@ def test_a_workbook_is_scored_like_its_csv_whether_uploaded_or_named_by_path(tra
 def test_the_local_backend_offers_one_transform_instance_type_and_refuses_others(trained_pair):
     """Issue 26, item 12: a SageMaker instance type means nothing locally; the Batch page shows no picker."""
     p = trained_pair
-    assert p.transform_instance_types() == ["local"]
+    assert p.offers.transform_instance_types == ["local"]
     with pytest.raises(ValidationError, match="instance type"):
         p.start_transform("numeric-rf", customers(5, numeric=True), name="local-type", instance_type="ml.m5.large")
     assert "local-type" not in [t.name for t in p.list_transforms()]

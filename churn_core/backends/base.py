@@ -6,6 +6,7 @@ modules beside it, one per concept: training, endpoints, monitoring, tuning, tra
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from churn_core.records import Dataset
@@ -13,6 +14,22 @@ from churn_core.storage.objects import ObjectStore
 
 # A check the Settings page shows: (what was checked, passed?, detail with what to do).
 Check = tuple[str, bool, str]
+
+
+@dataclass(frozen=True)
+class Offers:
+    """What a backend offers the pages' forms: its choices and defaults (pages ask the platform, never the backend)."""
+
+    quick_deploy: bool  # an endpoint is InService within seconds, so a page can wait for it
+    training_instance_types: list[str]  # [] when jobs run on this machine
+    transform_instance_types: list[str]  # the default first
+    default_transform_instances: int
+    tuning_parallel_default: int
+
+    @classmethod
+    def of(cls, backend: "Backend") -> "Offers":
+        return cls(backend.quick_deploy, backend.training_instance_types(), backend.transform_instance_types(),
+                   backend.default_transform_instances(), backend.tuning_parallel_default())
 
 
 class Backend(Protocol):

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from churn_core.catalog import actor
 from churn_core.catalog import health as catalog_health
 from churn_core.errors import BackendError
 from churn_core.storage.private_files import create_file
@@ -169,6 +170,13 @@ CREATE TABLE IF NOT EXISTS endpoint_history (
     ended_at REAL
 );
 CREATE INDEX IF NOT EXISTS endpoint_history_by_model ON endpoint_history (model);
+CREATE TABLE IF NOT EXISTS endpoint_tokens (
+    endpoint TEXT PRIMARY KEY,
+    uid TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    created_by TEXT NOT NULL DEFAULT ''
+);
 CREATE TABLE IF NOT EXISTS drift_reports (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     endpoint TEXT NOT NULL DEFAULT '',
@@ -313,7 +321,19 @@ ADDED_COLUMNS: list[tuple[str, str, str]] = [
     ("transforms", "reasons", "INTEGER NOT NULL DEFAULT 0"),  # 1: each result line gets its top reason
     ("endpoints", "capture_max_mb", "REAL"),  # the capture's byte budget (NULL: capture_bounds' default)
     ("endpoints", "capture_retention_days", "REAL"),  # how long captured files are kept (NULL: the default)
+    # who did it (catalog/actor.py; "" for the system or a record older than the column)
+    ("events", "user", "TEXT NOT NULL DEFAULT ''"),
+    ("jobs", "created_by", "TEXT NOT NULL DEFAULT ''"),  # who trained (a tuning trial: who started the tuning)
+    ("tuning_jobs", "created_by", "TEXT NOT NULL DEFAULT ''"),
+    ("endpoints", "created_by", "TEXT NOT NULL DEFAULT ''"),  # who deployed
+    ("endpoints", "updated_by", "TEXT NOT NULL DEFAULT ''"),  # who asked for its last update (it may finish later)
+    ("model_versions", "registered_by", "TEXT NOT NULL DEFAULT ''"),
+    ("model_versions", "status_by", "TEXT NOT NULL DEFAULT ''"),  # who approved or rejected
+    ("endpoint_history", "started_by", "TEXT NOT NULL DEFAULT ''"),  # who put the model behind the endpoint
 ]
+
+# Tables whose new rows record the acting user in ``created_by`` (the writers ask ``created_by(table)``).
+CREATED_BY = ("jobs", "tuning_jobs", "endpoints")
 
 
 # Names are unique regardless of case (see name_clash.py). Created apart from SCHEMA: a catalog of an
@@ -468,8 +488,8 @@ class Catalog:
 
     def event(self, kind: str, name: str, message: str, conn: sqlite3.Connection | None = None,
               at: float | None = None) -> None:
-        sql = "INSERT INTO events (at, kind, name, message) VALUES (?, ?, ?, ?)"
-        args = (at or time.time(), kind, name, message)
+        sql = "INSERT INTO events (at, kind, name, message, user) VALUES (?, ?, ?, ?, ?)"
+        args = (at or time.time(), kind, name, message, actor.current())
         if conn is not None:
             conn.execute(sql, args)
         else:
@@ -486,6 +506,11 @@ class Catalog:
             args.append(name)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         return self.query(f"SELECT * FROM events {clause} ORDER BY id DESC LIMIT ?", [*args, limit])
+
+
+def with_creator(table: str, row: dict) -> dict:
+    """``row`` plus who is creating it, for the tables that record it (``CREATED_BY``)."""
+    return {**row, "created_by": row.get("created_by") or actor.current()} if table in CREATED_BY else row
 
 
 def dumps(value: Any) -> str:

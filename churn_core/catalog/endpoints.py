@@ -10,13 +10,15 @@ import sqlite3
 import time
 from typing import Callable
 
-from churn_core.catalog.database import Catalog
+from churn_core.catalog import actor
+from churn_core.catalog.database import Catalog, with_creator
 from churn_core.catalog.endpoint_configs import config_variants, delete_config, insert_config, same_models_config
 from churn_core.catalog.name_clash import check_free
 from churn_core.errors import ConflictError, NotFoundError
 
 
 def _insert(conn: sqlite3.Connection, table: str, row: dict) -> None:
+    row = with_creator(table, row)
     conn.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
 
 
@@ -89,9 +91,10 @@ def create(catalog: Catalog, deployed: dict, config: dict, row: dict, version, s
             conn.execute("INSERT INTO endpoint_variants (config, variant, deployed_model, weight) "
                          "VALUES (?, 'AllTraffic', ?, 1.0)", (config["name"], deployed["name"]))
             catalog.event("endpoint", row["name"], f"Creating from {served}", conn)
-            conn.execute("INSERT INTO endpoint_history (endpoint, variant, model, grp, version, started_at) "
-                         "VALUES (?, 'AllTraffic', ?, ?, ?, ?)",
-                         (row["name"], row["model"], deployed["grp"], deployed["version"], row["created_at"]))
+            conn.execute("INSERT INTO endpoint_history (endpoint, variant, model, grp, version, started_at, "
+                         "started_by) VALUES (?, 'AllTraffic', ?, ?, ?, ?, ?)",
+                         (row["name"], row["model"], deployed["grp"], deployed["version"], row["created_at"],
+                          actor.current()))
     except sqlite3.IntegrityError:
         raise ConflictError(
             f"An endpoint named {row['name']!r} (or its config or model) already exists. "
@@ -175,9 +178,9 @@ def begin_update(catalog: Catalog, row: dict, generation: int, plans: list | Non
             if refusal:
                 raise ConflictError(refusal)
             moved = conn.execute(
-                "UPDATE endpoints SET status = 'Updating', pending_config = ?, generation = ?, "
-                "failure_reason = '', updated_at = ? WHERE name = ? AND uid = ? AND status = 'InService'",
-                (config["name"], generation, time.time(), name, uid)).rowcount
+                "UPDATE endpoints SET status = 'Updating', pending_config = ?, generation = ?, failure_reason = '', "
+                "updated_at = ?, updated_by = ? WHERE name = ? AND uid = ? AND status = 'InService'",
+                (config["name"], generation, time.time(), actor.current(), name, uid)).rowcount
             if not moved:
                 raise ConflictError(f"Endpoint {name} was deleted, deployed again or changed by another session "
                                     "meanwhile; look at it again and retry the update.")
@@ -216,10 +219,10 @@ def finish_update(catalog: Catalog, name: str, uid: str, retire: Callable[[str, 
                      (row["pending_config"], top["model"], now, name, uid))
         conn.execute("UPDATE endpoint_history SET ended_at = ? WHERE endpoint = ? AND ended_at IS NULL", (now, name))
         for v in new:
-            conn.execute("INSERT INTO endpoint_history (endpoint, variant, model, grp, version, weight, started_at)"
-                         " VALUES (?, ?, ?, ?, ?, ?, ?)", (name, v["variant"], v["deployed"]["model"],
-                                                           v["deployed"]["grp"], v["deployed"]["version"],
-                                                           v["weight"], now))
+            conn.execute("INSERT INTO endpoint_history (endpoint, variant, model, grp, version, weight, started_at, "
+                         "started_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         (name, v["variant"], v["deployed"]["model"], v["deployed"]["grp"], v["deployed"]["version"],
+                          v["weight"], now, row.get("updated_by") or actor.current()))  # who asked for it
         catalog.event("endpoint", name, "InService: now serving " + ", ".join(
             f"{v['variant']} ({v['weight']:g})" for v in new), conn)
     return ""
@@ -257,6 +260,18 @@ def set_capture_percent(catalog: Catalog, name: str, uid: str, percent: float, m
 def served_history(catalog: Catalog, model: str, group: str, version: int) -> list[dict]:
     """Where a registry version (or its model deployed without the registry) served, and when."""
     return catalog.query(
-        "SELECT endpoint, variant, weight, started_at, ended_at FROM endpoint_history "
+        "SELECT endpoint, variant, weight, started_at, ended_at, started_by AS deployed_by FROM endpoint_history "
         "WHERE model = ? AND (grp = ? AND version = ? OR grp = '') ORDER BY started_at",
         (model, group, version))
+
+
+def token_record(catalog: Catalog, name: str, uid: str) -> dict | None:
+    """The SHA-256 of the bearer token issued for this deploy of an endpoint (None when none was issued)."""
+    return catalog.one("SELECT * FROM endpoint_tokens WHERE endpoint = ? AND uid = ?", (name, uid))
+
+
+def set_token(catalog: Catalog, name: str, uid: str, sha256: str, message: str) -> None:
+    with catalog.tx() as conn:
+        conn.execute("INSERT OR REPLACE INTO endpoint_tokens (endpoint, uid, sha256, created_at, created_by) "
+                     "VALUES (?, ?, ?, ?, ?)", (name, uid, sha256, time.time(), actor.current()))
+        catalog.event("endpoint", name, message, conn)

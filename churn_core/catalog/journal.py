@@ -20,12 +20,13 @@ import time
 import uuid
 from pathlib import Path
 
+from churn_core.catalog import actor
 from churn_core.storage.private_files import FILE_MODE, make_dirs
 
 FILE = "registry-journal.jsonl"
 VERSION_COLUMNS = ("grp", "version", "model", "status", "status_note", "status_at", "note", "created_at", "dataset",
                    "dataset_sha256", "code_sha256", "artifact_key", "artifact_sha256", "algorithm",
-                   "hyperparameters_json", "metrics_json", "threshold", "arn")
+                   "hyperparameters_json", "metrics_json", "threshold", "arn", "registered_by", "status_by")
 
 
 def path(home: Path) -> Path:
@@ -87,7 +88,7 @@ class Journaled:
     is journaled (``decision.write(...)``, its last step) before it commits, and voided if the commit fails."""
 
     def __init__(self, catalog, entry: dict):
-        self.catalog, self.entry, self.id = catalog, entry, None
+        self.catalog, self.entry, self.id = catalog, {**entry, "by": actor.current()}, None  # who decided
         self._tx = None
         self.conn: sqlite3.Connection | None = None
 
@@ -137,8 +138,8 @@ def _event(conn: sqlite3.Connection, entry: dict) -> bool:
     if conn.execute("SELECT 1 FROM events WHERE kind = 'registry' AND name = ? AND message = ? AND at = ?",
                     (name, message, entry["at"])).fetchone():
         return False
-    conn.execute("INSERT INTO events (at, kind, name, message) VALUES (?, 'registry', ?, ?)",
-                 (entry["at"], name, message))
+    conn.execute("INSERT INTO events (at, kind, name, message, user) VALUES (?, 'registry', ?, ?, ?)",
+                 (entry["at"], name, message, entry.get("by") or ""))
     return True
 
 
@@ -153,16 +154,16 @@ def _apply(conn: sqlite3.Connection, entry: dict) -> bool:
         if group.get("arn"):
             conn.execute("UPDATE model_groups SET arn = ? WHERE name = ? AND arn = ''", (group["arn"], group["name"]))
     if op == "register":
-        row = {k: entry["row"].get(k) for k in VERSION_COLUMNS}
+        row = {k: entry["row"].get(k) for k in VERSION_COLUMNS if k in entry["row"]}  # older lines: fewer columns
         changed |= bool(conn.execute(
             f"INSERT OR IGNORE INTO model_versions ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
             list(row.values())).rowcount)
     elif op == "status":
         changed |= bool(conn.execute(
-            "UPDATE model_versions SET status = ?, status_note = ?, status_at = ? WHERE grp = ? AND version = ? "
-            "AND NOT (status = ? AND status_note = ? AND status_at = ?)",
-            (entry["status"], entry["note"], entry["at"], entry["grp"], entry["version"],
-             entry["status"], entry["note"], entry["at"])).rowcount)
+            "UPDATE model_versions SET status = ?, status_note = ?, status_at = ?, status_by = ? WHERE grp = ? "
+            "AND version = ? AND NOT (status = ? AND status_note = ? AND status_at = ? AND status_by = ?)",
+            (entry["status"], entry["note"], entry["at"], entry.get("by") or "", entry["grp"], entry["version"],
+             entry["status"], entry["note"], entry["at"], entry.get("by") or "")).rowcount)
     elif op == "threshold":
         changed |= bool(conn.execute(
             "UPDATE model_versions SET threshold = ?, threshold_json = ? WHERE grp = ? AND version = ? "

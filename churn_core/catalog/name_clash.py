@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from churn_core.catalog.database import with_creator
 from churn_core.errors import ConflictError
 
 
@@ -55,7 +56,7 @@ def insert_named(catalog, table: str, what: str, name: str, make_row, auto_named
         if left:
             name = f"{base}-{attempt + 1}"
             continue
-        row = make_row(name)
+        row = with_creator(table, make_row(name))
         try:
             with catalog.tx() as conn:
                 if (existing := taken(conn, table, name)) is not None:

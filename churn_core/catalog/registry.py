@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
+from churn_core.catalog import actor
 from churn_core.catalog.database import Catalog
 from churn_core.catalog.journal import Journaled
 from churn_core.errors import ConflictError
@@ -67,7 +68,7 @@ def insert_version(catalog: Catalog, row: dict, event_name, message: str) -> int
             number = row.get("version") or conn.execute(
                 "SELECT COALESCE(MAX(version), 0) + 1 AS n FROM model_versions WHERE grp = ?", (row["grp"],)
             ).fetchone()["n"]
-            row = {**row, "version": int(number)}
+            row = {**row, "version": int(number), "registered_by": actor.current()}
             conn.execute(f"INSERT INTO model_versions ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                          list(row.values()))
             name = event_name(row["grp"], row["version"])
@@ -82,8 +83,8 @@ def insert_version(catalog: Catalog, row: dict, event_name, message: str) -> int
 def set_status(catalog: Catalog, grp: str, number: int, status: str, note: str, event_name: str, message: str):
     now = time.time()
     with Journaled(catalog, {"op": "status", "at": now}) as decision:
-        decision.conn.execute("UPDATE model_versions SET status = ?, status_note = ?, status_at = ? "
-                              "WHERE grp = ? AND version = ?", (status, note, now, grp, number))
+        decision.conn.execute("UPDATE model_versions SET status = ?, status_note = ?, status_at = ?, status_by = ? "
+                              "WHERE grp = ? AND version = ?", (status, note, now, actor.current(), grp, number))
         catalog.event("registry", event_name, message, decision.conn, at=now)
         decision.write(grp=grp, version=number, status=status, note=note, event_name=event_name, event=message)
 

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from churn_core.catalog import outcomes
+from churn_core.catalog.database import with_creator
 
 
 # ---- tuning jobs ---------------------------------------------------------------------------------------------
@@ -45,6 +46,7 @@ def insert(catalog, row: dict, event: str) -> str | None:
                              (row["name"].replace("_", "\\_") + "-%",)).fetchone()
         if taken and conn.execute("SELECT 1 FROM tuning_jobs WHERE name = ?", (row["name"],)).fetchone() is None:
             return taken["name"]
+        row = with_creator("tuning_jobs", row)
         conn.execute(f"INSERT INTO tuning_jobs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                      list(row.values()))
         catalog.event("tuning", row["name"], event, conn)
@@ -151,11 +153,12 @@ def record_remote_trials(catalog, tuning_row: dict, reported: list[dict]) -> Non
             conn.execute(
                 "INSERT OR IGNORE INTO jobs (name, backend, dataset, dataset_sha256, algorithm, "
                 "hyperparameters_json, status, secondary_status, created_at, code_sha256, instance_type, "
-                "instance_count, arn) "
-                "VALUES (?, ?, ?, ?, ?, ?, 'InProgress', 'Starting', ?, ?, ?, 1, ?)",
+                "instance_count, arn, created_by) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'InProgress', 'Starting', ?, ?, ?, 1, ?, ?)",
                 (trial["job"], tuning_row["backend"], tuning_row["dataset"], ds["sha256"] if ds else "",
                  tuning_row["algorithm"], trial["hyperparameters_json"], trial.get("created_at") or time.time(),
-                 tuning_row["code_sha256"], tuning_row["instance_type"], trial.get("arn", "")))
+                 tuning_row["code_sha256"], tuning_row["instance_type"], trial.get("arn", ""),
+                 tuning_row.get("created_by") or ""))
             number = numbers.get(trial["job"])
             if number is None:
                 number = numbers[trial["job"]] = trial.get("number") or next_number

@@ -15,9 +15,10 @@ threshold again retries.
 from __future__ import annotations
 
 import dataclasses
-import getpass
 import time
 
+from churn_core.access.roles import os_user
+from churn_core.catalog import actor
 from churn_core.catalog import jobs as job_records
 from churn_core.catalog import registry as version_records
 from churn_core.catalog.database import dumps, loads
@@ -92,7 +93,7 @@ class ThresholdService:
         trained, version = self.owner(model_or_version)
         previous = self.record(model_or_version)
         record = {"threshold": threshold, "owner": self.label(trained, version), "set_at": time.time(),
-                  "set_by": getpass.getuser(), "note": note or ""}
+                  "set_by": actor.current() or os_user(), "note": note or ""}
         if plan is not None:
             inputs = {f.name: _scalar(getattr(plan, f.name)) for f in dataclasses.fields(plan)}
             record["campaign"] = {k: v for k, v in inputs.items() if isinstance(v, (int, float, str, bool, type(None)))}

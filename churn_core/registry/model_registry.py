@@ -15,10 +15,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from churn_core.catalog import actor
+from churn_core.catalog import jobs as job_records
 from churn_core.catalog import registry as records
 from churn_core.catalog.endpoints import served_history
 from churn_core.catalog.database import Catalog, loads
-from churn_core.errors import ConflictError, NotFoundError, ValidationError
+from churn_core.errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
 from churn_core.names import check_name
 
 PENDING, APPROVED, REJECTED = "PendingManualApproval", "Approved", "Rejected"
@@ -48,6 +50,8 @@ class ModelVersion:
     threshold: float | None
     arn: str
     aliases: list[str] = field(default_factory=list)
+    registered_by: str = ""  # who registered it ("" before this was recorded)
+    status_by: str = ""  # who approved or rejected it
 
     @property
     def label(self) -> str:
@@ -69,6 +73,7 @@ class ModelVersion:
             code_sha256=row["code_sha256"], artifact_key=row["artifact_key"], artifact_sha256=row["artifact_sha256"],
             algorithm=row["algorithm"], hyperparameters=loads(row["hyperparameters_json"], {}),
             metrics=loads(row["metrics_json"], {}), threshold=row["threshold"], arn=row["arn"], aliases=aliases,
+            registered_by=row.get("registered_by") or "", status_by=row.get("status_by") or "",
         )
 
 
@@ -92,6 +97,27 @@ class Registry:
         if version.status != APPROVED:
             return (f"{version.label} is {version.status_text}: only approved versions can be deployed or put behind "
                     "an endpoint. Approve it on the Models page first (with a note).")
+        return ""
+
+    def trained_by(self, version: ModelVersion) -> str:
+        """Who trained the version's model ("" when unknown: trained before this was recorded, or its job is gone)."""
+        try:
+            return job_records.job(self.catalog, version.model).get("created_by") or ""
+        except NotFoundError:
+            return ""
+
+    def approval_refusal(self, version: ModelVersion, approver: str) -> str:
+        """Four-eyes (``CHURN_REQUIRE_APPROVAL=1``): why ``approver`` may not approve ``version`` ("" when they may):
+        the approver must be neither who trained its model nor who registered it."""
+        if not self.require_approval:
+            return ""
+        if not approver:
+            return f"{version.label} can only be approved by a named user (CHURN_REQUIRE_APPROVAL=1 needs four eyes)."
+        roles = [what for what, who in (("trained its model", self.trained_by(version)),
+                                        ("registered it", version.registered_by)) if who and who == approver]
+        if roles:
+            return (f"{approver} {' and '.join(roles)}, so {approver} may not approve {version.label}: with "
+                    "CHURN_REQUIRE_APPROVAL=1 a second person (with the approver role) must approve it (four eyes).")
         return ""
 
     def record_refusal(self, group: str, number: int, row: dict | None) -> str:
@@ -146,9 +172,11 @@ class Registry:
                 for r in records.versions_of_model(self.catalog, model)]
 
     def lineage(self, group: str) -> list[dict]:
-        """dataset → training job → version → the endpoints (and variants) serving it now and before."""
+        """dataset → training job → version → the endpoints (and variants) serving it now and before, with who
+        trained, registered, approved (``status_by``) and deployed each (who set a threshold: ``threshold_record``)."""
         return [{"dataset": v.dataset, "dataset_sha256": v.dataset_sha256, "job": v.model, "version": v.version,
-                 "label": v.label, "status": v.status,
+                 "label": v.label, "status": v.status, "trained_by": self.trained_by(v),
+                 "registered_by": v.registered_by, "status_by": v.status_by,
                  "endpoints": served_history(self.catalog, v.model, v.group, v.version)}
                 for v in self.versions(group)]
 
@@ -186,6 +214,8 @@ class Registry:
         current = self.get(group, version)
         if status == PENDING:
             raise ValidationError("A version goes from PendingManualApproval to Approved or Rejected, not back.")
+        if status == APPROVED and (refusal := self.approval_refusal(current, actor.current())):
+            raise PermissionDenied(refusal)
         self.backend.set_model_version_status(current, status, note or "")
         records.set_status(self.catalog, group, current.version, status, note or "",
                            version_key(group, current.version),

@@ -47,8 +47,9 @@ def free_port() -> int:
 class AppServer:
     """``streamlit run app/main.py`` in its own process group, on one port and one state directory."""
 
-    def __init__(self, home: Path, log_dir: Path, port: int | None = None):
+    def __init__(self, home: Path, log_dir: Path, port: int | None = None, args: tuple = ()):
         self.home = home
+        self.args = args  # more streamlit options (e.g. --secrets.files for the sign-in test)
         self.log_dir = log_dir
         self.port = port or free_port()
         self.proc: subprocess.Popen | None = None
@@ -71,7 +72,7 @@ class AppServer:
         python = str(PYTHON if PYTHON.exists() else Path(sys.executable))
         self.proc = subprocess.Popen(
             [python, "-m", "streamlit", "run", "app/main.py", "--server.address", "127.0.0.1",
-             "--server.port", str(self.port), "--server.headless", "true"],
+             "--server.port", str(self.port), "--server.headless", "true", *self.args],
             cwd=str(ROOT), env=self.env(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -405,3 +406,40 @@ def metric(page, label: str):
     """The value of the st.metric labelled ``label`` (absent when the metric is not shown)."""
     label_is = page.get_by_test_id("stMetricLabel").get_by_text(label, exact=True)
     return main(page).get_by_test_id("stMetric").filter(has=label_is).get_by_test_id("stMetricValue")
+
+
+@contextlib.contextmanager
+def oidc_provider(*emails: str):
+    """A real OpenID Connect provider (``oidc-provider-mock``) on a free 127.0.0.1 port, in a thread, with one
+    predefined user per e-mail (its sign-in form offers a button for each); yields its base URL."""
+    import threading
+
+    import oidc_provider_mock
+    import werkzeug.serving
+
+    users = [oidc_provider_mock.User(sub=email, claims={"email": email, "email_verified": True}) for email in emails]
+    server = werkzeug.serving.make_server("127.0.0.1", 0, oidc_provider_mock.app(user_claims=users), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(10)
+        server.server_close()
+
+
+def auth_secrets(folder: Path, app_port: int, issuer: str) -> Path:
+    """A ``secrets.toml`` whose ``[auth]`` section signs the dashboard in through ``issuer`` (team mode)."""
+    import secrets
+
+    path = folder / "secrets.toml"
+    path.write_text(
+        "[auth]\n"
+        f'redirect_uri = "http://127.0.0.1:{app_port}/oauth2callback"\n'
+        f'cookie_secret = "{secrets.token_hex(16)}"\n'
+        'client_id = "churn-dashboard"\n'
+        'client_secret = "churn-test-secret"\n'
+        f'server_metadata_url = "{issuer}/.well-known/openid-configuration"\n', encoding="utf-8")
+    path.chmod(0o600)
+    return path

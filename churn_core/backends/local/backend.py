@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from churn_core.backends.local.endpoint import auth
 from churn_core.backends.local.endpoint import processes as endpoint_processes
 from churn_core.backends.local import job_outcome
 from churn_core.processes.warm import client as warm
@@ -260,8 +261,8 @@ class LocalBackend:
             f"{endpoint['url']}/invocations",
             data=body,
             method="POST",
-            headers={"Content-Type": content_type, "Accept": accept},
-        )
+            headers={"Content-Type": content_type, "Accept": accept,
+                     **auth.platform_headers(self._folder_of(endpoint), self.settings.bind_host)})
         deadline = time.monotonic() + RESTART_GRACE_SECONDS
         while True:
             try:

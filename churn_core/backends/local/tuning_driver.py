@@ -22,6 +22,7 @@ import time
 import traceback
 from pathlib import Path
 
+from churn_core.catalog import actor
 from churn_core.catalog import tuning_records
 from churn_core.catalog import kept_records
 from churn_core.config import Settings
@@ -120,7 +121,8 @@ class TuningDriver:
         job = trial_name(self.name, number)
         self.service.add_trial(self.name, number, job, params)
         try:
-            self.platform.start_training(row["dataset"], self.service.trial_hyperparameters(row, params), name=job)
+            with actor.acting(row.get("created_by") or ""):  # the trial is trained by who started the search
+                self.platform.training.start(row["dataset"], self.service.trial_hyperparameters(row, params), job)
         except ChurnError as exc:  # e.g. the dataset was deleted: the trial fails, the search goes on
             self.service.update_trial(self.name, number, status="Failed", failure_reason=str(exc),
                                       ended_at=time.time())
@@ -169,7 +171,7 @@ class TuningDriver:
         for t in trial_rows(self.catalog, self.name):
             if t["status"] in TRIAL_ACTIVE and t["job_status"] in TRAINING_ACTIVE:
                 try:
-                    self.platform.stop_training(t["job"])
+                    self.platform.training.stop(t["job"])  # the search was allowed when it started
                 except ChurnError as exc:  # it ended meanwhile: its ending is recorded below
                     self.log(f"Trial {t['number']}: {exc}")
         self.watch(get_objective(self.service.row(self.name)["objective"]))

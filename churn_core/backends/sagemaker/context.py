@@ -8,6 +8,7 @@ from datetime import datetime
 
 from churn_core.backends.sagemaker.aws import OWNER_TAG, AwsClients, call, sklearn_image_uri
 from churn_core.backends.sagemaker.s3_store import S3ObjectStore
+from churn_core.catalog import actor
 from churn_core.catalog.database import Catalog
 from churn_core.errors import ValidationError
 
@@ -28,6 +29,8 @@ def epoch(value) -> float | None:
         return None
 
 
+_TAG_UNSAFE = re.compile(r"[^\w .:/=+\-@]")  # a tag value is [\p{L}\p{Z}\p{N}_.:/=+\-@]*
+
 class SageMakerContext:
     """One per backend; the parts (training, endpoints, ...) take it instead of the whole backend."""
 
@@ -45,7 +48,10 @@ class SageMakerContext:
         return call(self.client(service), operation, what=what, settings=self.settings, **kwargs)
 
     def tags(self, **extra: str) -> list[dict]:
-        """The owner tag (Clean up finds resources by it) plus ``churn:<key>`` tags."""
+        """The owner tag (Clean up finds resources by it) plus ``churn:<key>`` tags, with ``churn:created-by``: the
+        acting user (catalog/actor.py), in the characters a tag value allows."""
+        if who := actor.current():
+            extra = {**extra, "created-by": _TAG_UNSAFE.sub("_", who)}
         return [dict(OWNER_TAG), *({"Key": f"churn:{k}", "Value": str(v)[:256]} for k, v in extra.items())]
 
     def require_role(self) -> str:

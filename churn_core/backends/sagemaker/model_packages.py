@@ -4,6 +4,7 @@ model package per registered model, its approval status kept in step with the ca
 from __future__ import annotations
 
 from churn_core.backends.sagemaker.aws import AwsError
+from churn_core.catalog import actor
 from churn_core.backends.sagemaker.context import SageMakerContext
 from churn_core.backends.sagemaker.limits import description, metadata, one_line
 from churn_core.backends.sagemaker.models import Models
@@ -45,7 +46,7 @@ class ModelPackages:
             CustomerMetadataProperties=metadata({
                 "job": trained_model["name"], "dataset": trained_model["dataset"],
                 "dataset_sha256": trained_model["dataset_sha256"], "code_sha256": trained_model["code_sha256"],
-                "artifact_sha256": trained_model["artifact_sha256"],
+                "artifact_sha256": trained_model["artifact_sha256"], "registered_by": actor.current(),
             }),
         )
         arn = answer["ModelPackageArn"]
@@ -58,4 +59,5 @@ class ModelPackages:
         if not version.arn:
             return
         self.ctx.call("sagemaker", "update_model_package", f"set {version.label} to {status}",
-                      ModelPackageArn=version.arn, ModelApprovalStatus=status, ApprovalDescription=one_line(note))
+                      ModelPackageArn=version.arn, ModelApprovalStatus=status,
+                      ApprovalDescription=one_line(f"{status} by {actor.current() or 'the system'}: {note}"))

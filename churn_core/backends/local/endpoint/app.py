@@ -44,10 +44,10 @@ def error_body(message: str) -> bytes:
 
 
 class _Reject(Exception):
-    def __init__(self, status: int, message: str, close: bool = False, allow: str = "") -> None:
+    def __init__(self, status: int, message: str, close: bool = False, allow: str = "", headers: tuple = ()) -> None:
         super().__init__(message)
         self.status, self.message, self.close = status, message, close
-        self.headers = (("Allow", allow),) if allow else ()
+        self.headers = ((("Allow", allow),) if allow else ()) + headers
 
 
 def score(entry, variant: LoadedVariant, body: bytes, content_type: str, accept: str) -> tuple:
@@ -74,8 +74,9 @@ class EndpointApp:
     """One endpoint's ASGI application (built once in the server process, used by every worker)."""
 
     def __init__(self, entry, live: LiveEndpoint, name: str, workdir: Path, stats: Optional[WorkerStats] = None,
-                 metrics: Optional[PrometheusMetrics] = None, capture=None) -> None:
+                 metrics: Optional[PrometheusMetrics] = None, capture=None, gate=None) -> None:
         self.entry, self.live, self.name, self.workdir = entry, live, name, Path(workdir)
+        self.gate = gate  # auth.TokenGate: bearer tokens when the endpoint is reachable from other hosts
         self.stats = stats if stats is not None else WorkerStats(self.workdir / "stats")
         self.metrics, self.capture = metrics, capture
         self.ping_body = json.dumps({"status": "ok", "endpoint": name}).encode("utf-8")
@@ -118,6 +119,8 @@ class EndpointApp:
                 await self._send(send, 200, b"" if method == "HEAD" else self.ping_body, JSON,
                                  length=len(self.ping_body))
                 return
+            if self.gate is not None and (refusal := self.gate.refusal(scope["headers"])):
+                raise _Reject(401, refusal, headers=(("WWW-Authenticate", 'Bearer realm="churn-endpoint"'),))
             match = _ENDPOINT_PATH.match(path)
             if path in ("/invocations", "/invocations/") or match:
                 if match and match.group(1) != self.name:

@@ -386,7 +386,7 @@ def main(argv: Optional[list] = None) -> int:
         sys.stderr.write("ERROR: " + " ".join(str(err).split()) + "\n")
         sys.stderr.flush()
         return err.code
-    app = build_app(entry, control, variants, args.name, workdir)
+    app = build_app(entry, control, variants, args.name, workdir, args.host)
     sys.stderr.write(f"serving endpoint {args.name!r} on http://{args.host}:{args.port} with {args.workers} "
                      f"worker(s): {', '.join(f'{v.name} ({v.weight:g})' for v in variants)}\n")
     sys.stderr.flush()
@@ -397,11 +397,12 @@ def main(argv: Optional[list] = None) -> int:
     return 0
 
 
-def build_app(entry, control: Control, variants: list, name: str, workdir: Path):
+def build_app(entry, control: Control, variants: list, name: str, workdir: Path, host: str = "127.0.0.1"):
     """The endpoint application with its preloaded table, statistics, metrics and capture writer."""
     from churn_core.backends.local.endpoint.capture_writer import CaptureWriter
     from churn_core.monitoring.capture_bounds import CaptureBounds
     from churn_core.backends.local.endpoint.app import EndpointApp
+    from churn_core.backends.local.endpoint.auth import TokenGate
 
     prometheus_dir = workdir / "prometheus"
     shutil.rmtree(prometheus_dir, ignore_errors=True)
@@ -419,7 +420,8 @@ def build_app(entry, control: Control, variants: list, name: str, workdir: Path)
     capture = CaptureWriter(Path(control.capture_root), name, on_write=metrics.captured.inc, workdir=workdir,
                             bounds=CaptureBounds.from_dict(control.extra.get("capture_bounds"))) \
         if control.capture_root else None
-    return EndpointApp(entry, live, name, workdir, WorkerStats(workdir / "stats"), metrics, capture)
+    return EndpointApp(entry, live, name, workdir, WorkerStats(workdir / "stats"), metrics, capture,
+                       TokenGate(workdir, host))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Who may do what: the acting user, the roles file and the table of which Platform call needs which role."""
