@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import rollout_view
+from app import capture_view, rollout_view
 from app.formatting import STATUS_HELP, duration_text, status_badge, status_label, status_words, when
 from app.navigation import link_to_follow, page
 from app.pickers import shared_selectbox
@@ -174,7 +174,9 @@ st.subheader("Live endpoints")
 live_table()
 
 ep = None
-if names:  # follows a deploy made on this page (or the Predict page's choice)
+if names:  # follows a deploy made on this page (or the Predict page's choice, or a ?endpoint= link)
+    if followed_endpoint := link_to_follow("endpoint", names):
+        st.session_state["selected_endpoint"] = followed_endpoint
     selected = shared_selectbox("Endpoint", names, "endpoint_picker", "selected_endpoint")
     ep = attempt(p.describe_endpoint, selected)
 if ep:
@@ -194,6 +196,9 @@ if ep:
         st.code(snippets["curl"], language="bash", wrap_lines=True)
     if ep.status in ("InService", "Updating"):
         rollout_view.render(p, ep)
+    if ep.status == "InService":
+        st.markdown("**Data capture**")
+        capture_view.render(p, ep)
     with st.expander("Log and events"):
         st.code(p.endpoint_log(ep.name, 40) or "(no log)", language="text")
         st.dataframe(

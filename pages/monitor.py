@@ -7,16 +7,17 @@ import time
 import pandas as pd
 import streamlit as st
 
+from app import capture_view
+from app.formatting import count_text
 from app.navigation import link_to_follow, page
 from app.service import attempt, platform
 from app.widgets import drift_table, feature_shift_figure, traffic_figure, when
 from churn_core.monitoring import drift
-from churn_core.monitoring.capture_bounds import DEFAULT_MAX_MB, DEFAULT_RETENTION_DAYS
 
 p = platform()
 st.title("Monitor")
-st.caption("Do the customers an endpoint scores still look like the ones its model learned from? Capture a share of "
-           "its requests, compare them with the training baseline, and watch traffic and latency.")
+st.caption("Do the customers an endpoint scores still look like the ones its model learned from? Compare the requests "
+           "it captured (set on the Endpoints page) with the training baseline, and watch traffic and latency.")
 
 names = p.endpoint_names()
 if not names:
@@ -30,34 +31,10 @@ ep = attempt(p.describe_endpoint, endpoint)
 if ep is None:
     st.stop()
 
-st.subheader("Data capture")
 left, right = st.columns([2, 3])
-with left.form("capture"):
-    percent = st.slider("Share of requests captured (%)", 0, 100, int(ep.capture_percent),
-                        help="0 turns capture off at once. Captured requests and answers are stored in the bucket "
-                             "under capture/<endpoint>/<variant>/yyyy/mm/dd/hh/, as SageMaker stores them.")
-    bounded = p.settings.backend == "local"  # on SageMaker an S3 lifecycle rule bounds capture/ (docs/aws.md)
-    max_mb = st.number_input("Capture budget (MB)", min_value=0.1, value=float(ep.capture_max_mb or DEFAULT_MAX_MB),
-                             help="Past it capture pauses (and counts what it drops) until old files go or the "
-                                  "budget grows.") if bounded else None
-    keep_days = st.number_input("Keep captured files (days)", min_value=0.1,
-                                value=float(ep.capture_retention_days or DEFAULT_RETENTION_DAYS),
-                                help="Older capture files are deleted.") if bounded else None
-    if st.form_submit_button("Save capture setting", type="primary"):
-        updated = attempt(p.set_capture, endpoint, percent, max_mb, keep_days)
-        if updated:
-            st.success(f"Capturing {updated.capture_percent:g} % of {endpoint}'s requests." if updated.capture_percent
-                       else f"Capture of {endpoint} is off.")
-bounds = ep.stats.get("capture") or {}
-if bounds.get("paused"):
-    left.warning(f"Capture is {bounds['paused']}.", icon=":material/pause_circle:")
-if bounds.get("dropped_requests"):
-    left.caption(f"Not captured (a bound was reached): {bounds['dropped_requests']:,} request(s), "
-                 f"{bounds['dropped_rows']:,} customer row(s); {bounds['written']:,} captured.")
-kept = (f"for the capture retention ({DEFAULT_RETENTION_DAYS:g} days by default)" if p.settings.backend == "local"
-        else "for as long as the S3 lifecycle rule on capture/ keeps it (docs/aws.md)")
-right.caption(f"Captured data is yours: deleting the endpoint leaves it in the bucket {kept}, or until its dataset "
-              "is deleted with everything derived (Data page).")
+left.markdown(f"**{capture_view.status_text(ep)}** of {endpoint}.")
+left.page_link(page("endpoints"), label="Change data capture on Endpoints", icon=":material/tune:",
+               query_params={"endpoint": endpoint})
 schedule = p.monitoring_schedule(endpoint)
 with right.form("schedule"):
     every = st.number_input("Drift report every (minutes, 0 = no schedule)", min_value=0.0,
@@ -103,7 +80,8 @@ else:
     verdict = drift.verdict(report)  # the headline from the same rows the table shows
     if verdict.startswith("drift"):
         flagged, output = drift.drifted_features(report), drift.prediction_drifted(report)
-        words = [f"Drift in {len(flagged)} feature(s): " + ", ".join(f"**{f}**" for f in flagged)] if flagged else []
+        named = ", ".join(f"**{f}**" for f in flagged)
+        words = [f"Drift in {count_text(len(flagged), 'feature')}: {named}"] if flagged else []
         words += ["the model's predicted churn probabilities have shifted"] if output else []
         st.error("; ".join(words).capitalize() if not flagged else "; ".join(words), icon=":material/warning:")
     elif verdict == "no drift":
@@ -112,7 +90,7 @@ else:
         st.warning("Not enough data to judge: too few customers for any measure (see each row's minimum).",
                    icon=":material/hourglass_empty:")
     if report.attrs.get("skipped"):
-        st.caption(f"{report.attrs['skipped']:,} unreadable capture record(s) were skipped.")
+        st.caption(f"Skipped {count_text(report.attrs['skipped'], 'unreadable capture record')}.")
     st.dataframe(drift_table(report), hide_index=True, width="stretch")
     features = list(dict.fromkeys(report["feature"]))
     feature = st.selectbox("Compare a feature's distributions", features, key="monitor_feature")

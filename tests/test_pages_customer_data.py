@@ -29,15 +29,15 @@ def test_settings_lists_customer_data_and_the_data_page_deletes_with_everything_
     assert p.customer_data().empty
 
 
-def test_monitor_page_sets_the_capture_budget_and_says_when_capture_is_paused(subs_rf):
+def test_the_endpoints_page_sets_the_capture_budget_and_says_when_capture_is_paused(subs_rf):
     from tests.support.helpers import wait_until
 
     p = subs_rf
     p.deploy("subs-rf", "paused-ep")
-    at = open_page("monitor")
-    at.slider[0].set_value(100)
-    at.number_input[0].set_value(0.1)  # MB: smaller than one request of 300 customers
-    at.number_input[1].set_value(5)
+    at = open_page("endpoints")  # capture is set beside the endpoint it belongs to
+    at.slider(key="capture_percent_paused-ep").set_value(100)
+    at.number_input(key="capture_mb_paused-ep").set_value(0.1)  # MB: smaller than one request of 300 customers
+    at.number_input(key="capture_days_paused-ep").set_value(5)
     button(at, "Save capture setting").click().run()
     assert not at.exception, at.exception
     ep = p.describe_endpoint("paused-ep")
@@ -46,6 +46,6 @@ def test_monitor_page_sets_the_capture_budget_and_says_when_capture_is_paused(su
     p.invoke("paused-ep", {"instances": customers.to_dict("records")})
     wait_until(lambda: p.describe_endpoint("paused-ep").stats["capture"]["dropped_requests"] == 1, 30,
                what="the request dropped")
-    at = open_page("monitor")
+    at = open_page("endpoints")
     assert "Capture is paused: the capture budget of 0.1 MB is used up" in texts(at, "warning")
-    assert "Not captured (a bound was reached): 1 request(s), 300 customer row(s)" in texts(at, "caption")
+    assert "Not captured (a bound was reached): 1 request, 300 customer rows" in texts(at, "caption")

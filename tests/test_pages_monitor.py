@@ -18,7 +18,9 @@ def test_monitor_page_captures_reports_drift_and_keeps_history(home):
     try:
         at = open_page("monitor")
         assert "No drift report yet" in texts(at, "info")
-        at.slider[0].set_value(100)
+        assert "**Capture is off** of mon-ep." in texts(at, "markdown")
+        at = open_page("endpoints")  # capture is set beside the endpoint it belongs to
+        at.slider(key="capture_percent_mon-ep").set_value(100)
         button(at, "Save capture setting").click().run()
         assert not at.exception, at.exception
         assert "Capturing 100 % of mon-ep's requests" in texts(at, "success")
@@ -32,7 +34,7 @@ def test_monitor_page_captures_reports_drift_and_keeps_history(home):
         at = open_page("monitor")
         button(at, "Run a drift report now").click().run()
         assert not at.exception, at.exception
-        assert "Drift in 1 feature(s): **CustServCalls**" in texts(at, "error")
+        assert "Drift in 1 feature: **CustServCalls**" in texts(at, "error")
         table = next(df.value for df in at.dataframe if "measure" in df.value.columns)
         assert table["feature"].iloc[0] == "CustServCalls" and table["drifted"].iloc[0] == "drifted"
         assert at.get("plotly_chart"), "the feature's training and captured distributions"

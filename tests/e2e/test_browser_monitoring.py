@@ -37,6 +37,8 @@ def test_capture_shifted_traffic_and_see_the_drift(app_server, context, steps, t
         expect_title(page, "Data", timeout=60_000)
         go(page, "Monitor")
         expect(m.get_by_text("No drift report yet")).to_be_visible()
+        m.get_by_role("link", name="Change data capture on Endpoints").click()  # capture lives beside its endpoint
+        expect_title(page, "Endpoints")
         slider = m.get_by_role("slider", name="Share of requests captured (%)")
         slider.focus()
         page.keyboard.press("End")  # 100 %
@@ -63,7 +65,7 @@ def test_capture_shifted_traffic_and_see_the_drift(app_server, context, steps, t
         choose(page, "Window", "last hour")
         button(page, "Run a drift report now").click()
         expect(m.get_by_text("Report on the last hour: 1,500 captured customers compared.")).to_be_visible()
-        banner = m.get_by_test_id("stAlertContentError").filter(has_text="Drift in 1 feature(s): CustServCalls")
+        banner = m.get_by_test_id("stAlertContentError").filter(has_text="Drift in 1 feature: CustServCalls")
         expect(banner).to_be_visible()
         expect(grid_cell(page, "CustServCalls").first).to_be_attached()
         expect(grid_cell(page, "drifted").first).to_be_attached()
