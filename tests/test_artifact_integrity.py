@@ -247,10 +247,14 @@ def test_schema_and_evaluation_reads_parse_the_bytes_they_verified(trained, arti
         return original(store, key, max_bytes=max_bytes)
 
     monkeypatch.setattr(type(p.store), "get_bytes", counting)
-    assert p.model_schema("model-a")["features"]
-    assert p.evaluation("model-a")
     model = p.get_model("model-a")
-    assert reads.count(model["artifact_key"]) == 1 and len(reads) == 2
+    assert p.model_schema("model-a")["features"]
+    assert reads == [model["artifact_key"]], "one read, hashed and parsed"
+    reads.clear()
+    assert p.evaluation("model-a")["at_threshold"]["metrics"]
+    job = p.describe_training("model-a")
+    assert reads.count(job.output_key) == 1, "the evaluation archive: one read, hashed and parsed"
+    assert reads.count(model["artifact_key"]) <= 1, "the figures at the threshold score with one verified load"
 
 
 # --------------------------------------------------------------------------- finding 9: size caps
