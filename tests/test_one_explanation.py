@@ -207,3 +207,28 @@ def test_a_logistic_regressions_importance_does_not_grow_with_a_columns_levels(t
     for owner, c in zip(owners, coef, strict=True):
         coef_sum[owner] = coef_sum.get(owner, 0.0) + c
     assert coef_sum["noise"] > coef_sum["signal"], coef_sum
+
+
+def test_explained_files_are_sent_in_requests_that_stay_inside_the_endpoints_time_limit():
+    """Exact TreeSHAP costs milliseconds a row on a deep forest: ``score_batch`` with reasons sends at most
+    EXPLAINED_CHUNK rows a request (answers do not depend on the request's size); without, the caller's size."""
+    from churn_core.endpoints.scoring import EXPLAINED_CHUNK, score_frame
+
+    schema = {"features": [{"name": "a", "kind": "numeric", "min": 0, "max": 10, "median": 1}]}
+    sizes = []
+
+    def endpoint(body: str, explain: int) -> dict:
+        rows = body.strip().splitlines()[1:]
+        sizes.append((len(rows), explain))
+        why = {"space": "probability", "method": "tree_shap", "base": 0.2, "output": 0.3, "other": 0.0,
+               "reasons": [{"feature": "a", "contribution": 0.1, "value": 1.0}]}
+        return {"predictions": [dict({"label": 0, "churn_probability": 0.3}, **({"reasons": why} if explain else {}))
+                                for _ in rows]}
+
+    frame = pd.DataFrame({"a": ["1"] * (2 * EXPLAINED_CHUNK + 7)})
+    explained = score_frame(endpoint, frame, schema, chunk_size=2000, threshold=0.5, reasons=True)
+    assert sizes == [(EXPLAINED_CHUNK, 1), (EXPLAINED_CHUNK, 1), (7, 1)]
+    assert explained.scored["top_reason"].eq("a = 1 (+10.0 pts)").all()
+    sizes.clear()
+    score_frame(endpoint, frame, schema, chunk_size=2000, threshold=0.5, reasons=False)
+    assert sizes == [(len(frame), 0)]
