@@ -287,7 +287,8 @@ class _Forest(object):
                 np.subtract(H[:n], S, out=S)
                 S = S[n_roots:]
                 S /= F[n_roots:n]
-                term = (o[n_roots:n] - z[n_roots:n, None]) * S.dot(w)     # (edges, rows)
+                integral = S.reshape(-1, q).dot(w).reshape(S.shape[0], r)  # 2-D: BLAS (a 3-D dot is ~10x slower)
+                term = (o[n_roots:n] - z[n_roots:n, None]) * integral     # (edges, rows)
                 part = E["gather"].dot(term)                              # (players, rows)
                 out[s:s + r, :part.shape[0]] += part.T
         return out
