@@ -7,20 +7,25 @@ regression. One-hot columns are one player, their source column (``Contract``, n
 ``Contract_Month-to-month``); a missing value the pipeline imputed is credited to its column as
 the median or most common value it became.
 
-Methods, all numpy (nothing to install, here or in the SageMaker container):
+ONE method per kind of model, whatever the path (a one-row request, a 10,000-row JSON or CSV body,
+``score_batch``, a transform job, either backend): a customer's reasons never depend on the rows
+they were explained with. All numpy (nothing to install, here or in the SageMaker container):
 
-* ``tree_shap``: exact path-dependent TreeSHAP (the numbers of ``shap.TreeExplainer``, to 1e-14),
-  evaluated per tree edge in O(nodes x quadrature points) per row;
-* ``saabas``: path attribution (each split's change of the node expectation credited to its
-  column), also exactly additive and ~0.2 ms per row, used for forests too big for TreeSHAP within
-  the latency budget and for large batches; the response names the method;
-* ``linear_shap``: ``coef x (x - training mean)`` for logistic regression (the transformed training
-  mean is stored with the model at training time).
+* ``tree_shap`` (random forest, gradient boosting and every other tree ensemble the registry marks
+  as a forest or boosting): exact path-dependent TreeSHAP. Without categorical columns these are the
+  numbers of ``shap.TreeExplainer(model, feature_perturbation="tree_path_dependent")`` (to ~1e-12).
+  With categorical columns each original column's one-hot columns form ONE player, so the numbers
+  are the exact group Shapley value of the same path-dependent game (the game whose players are the
+  original columns); they are NOT ``shap.TreeExplainer``'s per-one-hot-column values summed per
+  column, which differ. Computed per tree edge in O(nodes x quadrature points) per row, rows
+  vectorised through the trees in bounded blocks (the edge form of Linear TreeShap, Yu et al. 2022);
+* ``linear_shap`` (logistic regression): ``coef x (x - training mean)`` summed over a column's
+  encoded columns (the transformed training mean is stored with the model at training time).
 """
+
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Dict, List, Optional
 
 import numpy as np
@@ -31,8 +36,10 @@ from input_errors import InvalidInput
 
 PROBABILITY = "probability"
 LOG_ODDS = "log_odds"
-TREESHAP_MAX_UNITS = 500000  # per-row TreeSHAP work (nodes x quadrature points): ~7 ms on an idle core
-TREESHAP_MAX_ROWS = 100  # larger explained batches use Saabas (TreeSHAP is ~3-40 ms a row)
+TREE_SHAP = "tree_shap"
+LINEAR_SHAP = "linear_shap"
+EFFECT_ROWS = 500  # held-out rows behind "which values raise risk" (exact TreeSHAP on each: ~5-15 ms a row for a
+# deep 100-tree forest, paid once at training time)
 ADDITIVITY_TOLERANCE = 1e-9
 NO_REASONS = "this model cannot explain its predictions"  # the words the dashboard recognises
 
@@ -128,30 +135,9 @@ class _Forest(object):
         self.value = value
         self.base = float(value[self.roots].sum())
 
-        # Saabas: the change of expectation on entering a node, credited to the parent's column.
-        self.delta = np.where(parent >= 0, value - value[np.maximum(parent, 0)], 0.0)
-        self.credit = np.where(parent >= 0, owners[feature[np.maximum(parent, 0)]], 0).astype(np.intp)
         self.n_owners = n_owners
         self._owners = owners
         self._paths = {}
-        self._local = threading.local()
-
-    # ------------------------------------------------------------------ Saabas (path attribution)
-
-    def saabas(self, X):
-        """X: (n, p) transformed rows, float32-rounded. Returns (n, n_owners) contributions."""
-        n, k = X.shape[0], self.n_owners
-        out = np.zeros(n * k)
-        starts = self.roots[~self.is_leaf[self.roots]]
-        rows = np.repeat(np.arange(n, dtype=np.intp), len(starts))
-        node = np.tile(starts, n)
-        while rows.size:  # all (row, tree) pairs still inside a tree advance one level per pass
-            go_left = X[rows, self.feature[node]] <= self.threshold[node]
-            child = np.where(go_left, self.left[node], self.right[node])
-            out += np.bincount(rows * k + self.credit[child], weights=self.delta[child], minlength=n * k)
-            keep = ~self.is_leaf[child]
-            rows, node = rows[keep], child[keep]
-        return out.reshape(n, k)
 
     def leaf_value_sum(self, X):
         """Sum over trees of the leaf value each row reaches (the model output minus GB's init)."""
@@ -248,23 +234,18 @@ class _Forest(object):
         below = sparse.csr_matrix((np.ones(len(has)), (prev[has], has)), shape=(n, n))
         is_leaf = self.is_leaf[old]
         leaf_v = np.where(is_leaf, self.value[old], 0.0)
-        return {"n": n, "n_roots": n_roots, "bounds": bounds[1:], "parent": parent, "prev": prev,
+        edges = np.arange(n - n_roots)
+        gather = sparse.csr_matrix((np.ones(len(edges)), (player[n_roots:], edges)), shape=(n_players, len(edges)))
+        return {"n": n, "n_roots": n_roots, "bounds": bounds[1:], "parent": parent, "prev": prev, "gather": gather,
                 "z": z, "zt": np.outer(z, 1.0 - t),  # F = z (1 - t) + o t
                 "player": player[n_roots:], "feature": feature[inner], "threshold": self.threshold[old][inner],
                 "leaf_v": leaf_v[:, None], "below": below, "t": t, "w": w, "q": q}
 
-    def _buffers(self, E):
-        """Three (n + 1, q) work arrays for this chunk, carved from flat per-thread buffers sized
-        for the largest chunk (allocated once: no page faults on every call)."""
-        size = (E["n"] + 1) * E["q"]
-        flats = getattr(self._local, "flats", None)
-        if flats is None or flats[0].size < size:
-            flats = [np.empty(size) for _ in range(3)]
-            self._local.flats = flats
-        return [f[:size].reshape(E["n"] + 1, E["q"]) for f in flats]
+    WORK_ELEMENTS = 1 << 18  # floats per (nodes x rows x quadrature points) work array (~2 MB: cache-friendly)
+    MIN_BLOCK = 4  # rows per block at least (big forests: fewer Python passes a row; ~7 MB a work array)
 
     def treeshap(self, X, owners=None, n_out=None):
-        """Exact path-dependent TreeSHAP in O(nodes * q) numpy work per row.
+        """Exact path-dependent TreeSHAP in O(nodes * q) numpy work per row, many rows at once.
 
         For an edge e (entering node c from a split on player i) let z_e / o_e be the products of
         the cover fractions / of the followed-indicators over ALL edges of player i on the path down
@@ -272,40 +253,45 @@ class _Forest(object):
         the path to c of their latest F; H_c(t) = sum over leaves l below c of v_l P_l(t). The
         leaves below c whose last split on i is e add, to phi_i, (o_e - z_e) * integral_0^1 S_e/F_e,
         where S_e = H_c - (H of the next edges on player i below c). The integrand is a polynomial
-        of degree < the number of distinct players on a path, so q-point Gauss-Legendre is exact.
-        Work buffers are reused between calls (per thread)."""
+        of degree < the number of distinct players on a path, so q-point Gauss-Legendre is exact
+        (the edge form of Linear TreeShap, Yu et al. 2022). Rows go through every tree level as one
+        (nodes, rows, q) array, in row blocks that bound the work arrays' memory."""
         if owners is None:
             owners, n_out = self._owners, self.n_owners
+        X = np.asarray(X, dtype=np.float64)
         out = np.zeros((X.shape[0], n_out))
         for E in self._prepare_edges(owners):
             n, n_roots, z, prev, parent = E["n"], E["n_roots"], E["z"], E["prev"], E["parent"]
-            t, w, bounds = E["t"], E["w"], E["bounds"]
-            F, P, T = self._buffers(E)
-            for r in range(X.shape[0]):
-                P[:n_roots] = 1.0
-                go_left = X[r, E["feature"]] <= E["threshold"]
-                o = np.ones(n + 1)                            # slot n: the "no earlier edge" sentinel
-                o[n_roots:n] = np.column_stack((go_left, ~go_left)).ravel()
-                for a, b in bounds:                           # AND along the player's earlier edges
+            t, w, bounds, q = E["t"], E["w"], E["bounds"], E["q"]
+            block = max(self.MIN_BLOCK, self.WORK_ELEMENTS // ((n + 1) * q))
+            for s in range(0, X.shape[0], block):
+                rows = X[s:s + block]
+                r = rows.shape[0]
+                go_left = (rows[:, E["feature"]] <= E["threshold"]).T      # (inner nodes, rows)
+                o = np.ones((n + 1, r))                                   # slot n: the "no earlier edge" sentinel
+                o[n_roots:n] = np.stack((go_left, ~go_left), axis=1).reshape(-1, r)
+                for a, b in bounds:                                       # AND along the player's earlier edges
                     o[a:b] *= o[prev[a:b]]
-                np.multiply.outer(o, t, out=F)
-                F += E["zt"]                                  # F = z (1 - t) + o t; row n is all ones
-                for a, b in bounds:                           # P_c = P_parent * F_c / F_prev(c)
+                F = o[:, :, None] * t                                     # F = z (1 - t) + o t; row n is all ones
+                F += E["zt"][:, None, :]
+                P = np.empty_like(F)
+                P[:n_roots] = 1.0
+                for a, b in bounds:                                       # P_c = P_parent * F_c / F_prev(c)
                     np.multiply(P[parent[a:b]], F[a:b], out=P[a:b])
                     P[a:b] /= F[prev[a:b]]
-                H = P                                         # P -> H in place: leaves v*P, inner 0
-                H[:n] *= E["leaf_v"]
-                for a, b in reversed(bounds):                 # children pairs -> their parent
-                    np.add(H[a:b:2], H[a + 1:b:2], out=T[:(b - a) // 2])
-                    H[parent[a:b:2]] = T[:(b - a) // 2]
-                S = E["below"].dot(H[:n])
+                H = P                                                     # P -> H in place: leaves v*P, inner 0
+                H[:n] *= E["leaf_v"][:, :, None]
+                for a, b in reversed(bounds):                             # children pairs -> their parent
+                    H[parent[a:b:2]] = H[a:b:2] + H[a + 1:b:2]
+                S = E["below"].dot(H[:n].reshape(n, r * q)).reshape(n, r, q)
                 np.subtract(H[:n], S, out=S)
                 S = S[n_roots:]
                 S /= F[n_roots:n]
-                term = (o[n_roots:n] - z[n_roots:n]) * S.dot(w)
-                out[r] += np.bincount(E["player"], weights=term, minlength=n_out)
+                integral = S.reshape(-1, q).dot(w).reshape(S.shape[0], r)  # 2-D: BLAS (a 3-D dot is ~10x slower)
+                term = (o[n_roots:n] - z[n_roots:n, None]) * integral     # (edges, rows)
+                part = E["gather"].dot(term)                              # (players, rows)
+                out[s:s + r, :part.shape[0]] += part.T
         return out
-
 
 # ----------------------------------------------------------------------------- the explainer
 
@@ -313,7 +299,7 @@ class _Forest(object):
 class Explainer(object):
     """Built once per loaded model; ``contributions`` of encoded rows (what the model sees)."""
 
-    def __init__(self, pipeline, features: List[str], background=None, method: str = "auto"):
+    def __init__(self, pipeline, features: List[str], background=None):
         pre = pipeline.named_steps["pre"]
         self.model = pipeline.steps[-1][1]
         self.features = list(features)
@@ -349,25 +335,16 @@ class Explainer(object):
             self.agg[np.arange(width), self.owners] = 1.0
         else:
             raise ValueError("no explainer for %s" % type(self.model).__name__)
-        if self.forest is None:
-            self.method = "linear_shap"
-        elif method == "auto":
-            units = sum(E["n"] * E["q"] for E in self.forest._prepare_edges(self.owners))
-            self.method = "tree_shap" if units <= TREESHAP_MAX_UNITS else "saabas"
-        else:
-            self.method = method
+        self.method = LINEAR_SHAP if self.forest is None else TREE_SHAP  # one method per model, any request size
 
-    def method_for(self, rows: int) -> str:
-        return "saabas" if self.method == "tree_shap" and rows > TREESHAP_MAX_ROWS else self.method
-
-    def contributions(self, X, method: Optional[str] = None):
-        """X: (n, width) encoded rows. Returns (n, n_features) contributions in ``self.space``."""
+    def contributions(self, X):
+        """X: (n, width) encoded rows. Returns (n, n_features) contributions in ``self.space``; a row's
+        numbers do not depend on the rows it is explained with."""
         X = _dense(X)
-        method = method or self.method_for(X.shape[0])
-        if method == "linear_shap":
+        if self.forest is None:
             return ((X - self.mean) * self.coef).dot(self.agg)
         X32 = X.astype(np.float32).astype(np.float64)  # scikit-learn trees compare float32 features
-        return self.forest.saabas(X32) if method == "saabas" else self.forest.treeshap(X32)
+        return self.forest.treeshap(X32)
 
     def model_output(self, X):
         X = _dense(X)
@@ -376,17 +353,15 @@ class Explainer(object):
         return self.model.decision_function(X)
 
     def check(self, X) -> float:
-        """Max |base + sum(contributions) - model output| over rows, for every method this model uses."""
-        methods = {self.method, self.method_for(TREESHAP_MAX_ROWS + 1)}
+        """Max |base + sum(contributions) - model output| over rows."""
         target = self.model_output(X)
-        return max(float(np.abs(self.base + self.contributions(X, m).sum(axis=1) - target).max()) for m in methods)
+        return float(np.abs(self.base + self.contributions(X).sum(axis=1) - target).max())
 
-    def reasons(self, X, top: int, values: Optional[List[List[Any]]] = None,
-                method: Optional[str] = None) -> List[Dict[str, Any]]:
+    def reasons(self, X, top: int, values: Optional[List[List[Any]]] = None) -> List[Dict[str, Any]]:
         """One dict per row: the ``top`` largest pushes (with the customer's value), the rest summed in
         ``other``, so that base + sum of shown + other == output."""
-        method = method or self.method_for(len(X))
-        contrib = self.contributions(X, method)
+        method = self.method
+        contrib = self.contributions(X)
         out = []
         for r, row in enumerate(contrib):
             order = np.argsort(-np.abs(row), kind="stable")
@@ -404,15 +379,14 @@ class Explainer(object):
 
 
 def effects(pipeline, features: List[str], kinds: Dict[str, str], x_test, encoded, background=None,
-            limit: int = 2000) -> List[Dict[str, Any]]:
-    """Which values raise churn risk, per feature, from the held-out customers' contributions (Saabas:
-    fast and additive): for a number, whether higher values push up or down (the correlation of the
-    value with its push); for a category, the values with the largest and smallest mean push."""
-    entry = algorithms.for_model(pipeline.steps[-1][1])
-    linear = entry is not None and entry.explainer == algorithms.EXPLAIN_LINEAR
-    explainer = Explainer(pipeline, features, background, method="auto" if linear else "saabas")
+            limit: int = EFFECT_ROWS) -> List[Dict[str, Any]]:
+    """Which values raise churn risk, per feature, from the held-out customers' contributions (the same
+    method that explains a single customer): for a number, whether higher values push up or down (the
+    correlation of the value with its push); for a category, the values with the largest and smallest
+    mean push."""
+    explainer = Explainer(pipeline, features, background)
     X = encoded[:limit]
-    contrib = explainer.contributions(X, explainer.method if explainer.forest is None else "saabas")
+    contrib = explainer.contributions(X)
     out = []
     for i, name in enumerate(features):
         column = x_test[name].iloc[: len(X)]
@@ -445,7 +419,7 @@ def held_out_effects(pipeline, dataset: dict, x_train, x_test) -> List[Dict[str,
     try:
         features = [f["name"] for f in dataset["features"]]
         kinds = dict((f["name"], f["kind"]) for f in dataset["features"])
-        encoded = _dense(pipeline.named_steps["pre"].transform(x_test.iloc[:2000]))
+        encoded = _dense(pipeline.named_steps["pre"].transform(x_test.iloc[:EFFECT_ROWS]))
         return effects(pipeline, features, kinds, x_test, encoded, background_mean(pipeline, x_train))
     except Exception:  # noqa: BLE001
         return []
@@ -468,23 +442,17 @@ def explainer_for(model: dict) -> "Explainer":
 
 
 def reasons_for(model: dict, checked) -> List[Dict[str, Any]]:
-    """The reasons a request asked for (``"explain": n``). A CSV body is a file being scored in parts, so
-    it always gets the batch method (a customer's reasons do not depend on the size of the part)."""
+    """The reasons a request asked for (``"explain": n``), JSON or CSV body, any number of rows: one method
+    per model, so a customer's reasons do not depend on the request they came in."""
     explainer = explainer_for(model)
     encoded = fast_forest.encode(checked, model["pipeline"], model["fast"])
-    method = batch_method(explainer) if checked.style == "csv" else None
-    return explainer.reasons(encoded, checked.explain, values=checked.columns, method=method)
-
-
-def batch_method(explainer: "Explainer") -> str:
-    """Saabas for trees (exact, ~65 us a row), linear SHAP for logistic regression: files and transforms."""
-    return "saabas" if explainer.forest is not None else explainer.method
+    return explainer.reasons(encoded, checked.explain, values=checked.columns)
 
 
 def top_reason_texts(explainer: "Explainer", encoded, columns: list) -> List[str]:
     """Each row's strongest push in words (``Contract = Month-to-month (+5.9 pts)``), for the "top reason"
-    column of batch results; Saabas for trees (exact, ~65 us a row), linear SHAP for logistic regression."""
-    contributions = explainer.contributions(encoded, batch_method(explainer))
+    column of batch results; the same contributions a one-row request gets."""
+    contributions = explainer.contributions(encoded)
     top = np.abs(contributions).argmax(axis=1) if len(contributions) else np.zeros(0, dtype=np.intp)
     pushes = contributions[np.arange(len(top)), top]
     return [reason_text({"feature": explainer.features[i], "contribution": float(c), "value": columns[i][r]},

@@ -66,21 +66,40 @@ def encoded_owners(pipeline, numeric: List[str], categorical: List[str]) -> List
     return owners
 
 
-def feature_importance(pipeline, numeric: List[str], categorical: List[str], features: List[str]) -> List[dict]:
-    """Each original column's share of the model's importance (|coefficient| for linear models)."""
+IMPORTANCE_ROWS = 5000  # training rows a linear model's importance is measured on
+
+
+def feature_importance(pipeline, numeric: List[str], categorical: List[str], features: List[str],
+                       x_train=None) -> List[dict]:
+    """Each original column's share of the model's importance.
+
+    Trees: their impurity importances summed over a column's one-hot columns. Linear models: the spread
+    (standard deviation over training rows) of the column's linear-SHAP push, ``sum over its encoded
+    columns of coef x (x - training mean)`` -- one number per original column from the pushes the
+    customers actually get. Summing |coefficient| over one-hot levels would grow with the number of
+    levels (every rare level adds its |coefficient| although few customers have it); the spread of the
+    push weighs each level by how many customers have it, so a 40-level column is not inflated."""
     model = pipeline.named_steps["model"]
+    owners = encoded_owners(pipeline, numeric, categorical)
+    totals = dict((name, 0.0) for name in features)
     if hasattr(model, "feature_importances_"):
         raw = np.asarray(model.feature_importances_, dtype=float)
-    elif hasattr(model, "coef_"):
-        raw = np.abs(np.asarray(model.coef_, dtype=float)).ravel()
+        if len(owners) != len(raw):  # should not happen; never fail a finished training over a chart
+            return []
+        for owner, value in zip(owners, raw):
+            totals[owner] += float(value)
+    elif hasattr(model, "coef_") and x_train is not None:
+        encoded = pipeline.named_steps["pre"].transform(x_train.iloc[:IMPORTANCE_ROWS])
+        encoded = np.asarray(encoded.toarray() if hasattr(encoded, "toarray") else encoded, dtype=float)
+        coef = np.asarray(model.coef_, dtype=float).ravel()
+        if len(owners) != len(coef) or encoded.shape[1] != len(coef):
+            return []
+        push = (encoded - encoded.mean(axis=0)) * coef
+        for name in features:
+            columns = [i for i, owner in enumerate(owners) if owner == name]
+            totals[name] = float(push[:, columns].sum(axis=1).std()) if columns else 0.0
     else:
         return []
-    owners = encoded_owners(pipeline, numeric, categorical)
-    if len(owners) != len(raw):  # should not happen; never fail a finished training over a chart
-        return []
-    totals = dict((name, 0.0) for name in features)
-    for owner, value in zip(owners, raw):
-        totals[owner] += float(value)
     grand = sum(totals.values())
     if grand > 0:
         totals = dict((k, v / grand) for k, v in totals.items())

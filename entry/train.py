@@ -235,7 +235,7 @@ def train(args: argparse.Namespace) -> dict:
     hyper.update(class_weight=args.class_weight or "none", target=target)
     evaluation = {
         "metrics": metrics, "roc": curves["roc"], "pr": curves["pr"], "confusion_matrix": curves["confusion_matrix"],
-        "feature_importance": model_pipeline.feature_importance(pipeline, numeric, categorical, features),
+        "feature_importance": model_pipeline.feature_importance(pipeline, numeric, categorical, features, x_train),
         "feature_effects": explanations.held_out_effects(pipeline, schema, x_train, x_test),
         "threshold": THRESHOLD, "n_train": int(len(x_train)), "n_test": int(len(x_test)),
         "algorithm": args.algorithm, "hyperparameters": hyper,

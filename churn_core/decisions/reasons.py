@@ -43,7 +43,7 @@ def reasons_frame(explained: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["reason", "push", "words"])
 
 
-METHODS = {"tree_shap": "TreeSHAP", "saabas": "Saabas path attribution", "linear_shap": "linear SHAP"}
+METHODS = {"tree_shap": "TreeSHAP", "linear_shap": "linear SHAP"}
 
 
 def baseline_sentence(explained: dict) -> str:
