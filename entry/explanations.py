@@ -38,6 +38,8 @@ PROBABILITY = "probability"
 LOG_ODDS = "log_odds"
 TREE_SHAP = "tree_shap"
 LINEAR_SHAP = "linear_shap"
+EFFECT_WORK_UNITS = 60000000  # at most this much TreeSHAP work (nodes x quadrature points x rows) for those rows
+EFFECT_MIN_ROWS = 30  # ... but never fewer rows than this (a deep default 100-tree forest: ~3 s of a training job)
 EFFECT_ROWS = 500  # held-out rows behind "which values raise risk" (exact TreeSHAP on each: ~5-15 ms a row for a
 # deep 100-tree forest, paid once at training time)
 ADDITIVITY_TOLERANCE = 1e-9
@@ -159,6 +161,10 @@ class _Forest(object):
     # ------------------------------------------------- TreeSHAP, edge formulation (O(nodes * q))
 
     CHUNK_NODES = 24000  # trees are processed in groups of about this many nodes (cache-sized work arrays)
+
+    def work_per_row(self) -> int:
+        """TreeSHAP's work for one row (nodes x quadrature points, summed over tree groups): what a row costs."""
+        return int(sum(E["n"] * E["q"] for E in self._prepare_edges(self._owners)))
 
     def _prepare_edges(self, owners):
         """Per group of trees, the structure ``treeshap`` needs; built on first use, cached per grouping."""
@@ -385,6 +391,8 @@ def effects(pipeline, features: List[str], kinds: Dict[str, str], x_test, encode
     correlation of the value with its push); for a category, the values with the largest and smallest
     mean push."""
     explainer = Explainer(pipeline, features, background)
+    if explainer.forest is not None:  # a training job's chart must not cost minutes on a big forest
+        limit = min(limit, max(EFFECT_MIN_ROWS, EFFECT_WORK_UNITS // max(explainer.forest.work_per_row(), 1)))
     X = encoded[:limit]
     contrib = explainer.contributions(X)
     out = []
