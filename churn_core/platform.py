@@ -224,8 +224,10 @@ class Platform:
     def plan_campaign(self, model: str, offer_cost: float = campaign.DEFAULT_OFFER_COST,
                       customer_value: float = campaign.DEFAULT_CUSTOMER_VALUE,
                       save_rate: float = campaign.DEFAULT_SAVE_RATE,
-                      budget: int | None = None) -> campaign.CampaignPlan:
-        return self.decisions.plan_campaign(model, offer_cost, customer_value, save_rate, budget)
+                      budget: int | None = None, customers: int | None = None,
+                      budget_money: float | None = None) -> campaign.CampaignPlan:
+        return self.decisions.plan_campaign(model, offer_cost, customer_value, save_rate, budget, customers,
+                                            budget_money)
 
     def set_threshold(self, model: str, threshold: float, note: str | None = None,
                       plan: campaign.CampaignPlan | None = None) -> float:

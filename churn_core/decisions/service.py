@@ -40,10 +40,15 @@ class DecisionService:
         return self.models.cache[key]
 
     def plan_campaign(self, model: str, offer_cost: float, customer_value: float, save_rate: float,
-                      budget: int | None = None) -> campaign.CampaignPlan:
-        """The threshold that maximises expected retention profit on the model's held-out customers."""
+                      budget: int | None = None, customers: int | None = None,
+                      budget_money: float | None = None) -> campaign.CampaignPlan:
+        """The threshold that maximises expected retention profit, picked on the out-of-fold predictions of the
+        training split that train.py kept (cv_folds > 0; else on the test split, and the plan says so), with
+        its figures measured on the held-out test split and scaled to a base of ``customers``."""
         y, p = self.test_predictions(model)
-        return campaign.plan(y, p, offer_cost, customer_value, save_rate, budget)
+        oof = self.models.loaded(model).get("oof")
+        pick = (oof["y"], oof["p"]) if oof else None
+        return campaign.plan(y, p, offer_cost, customer_value, save_rate, budget, customers, budget_money, pick)
 
     def set_threshold(self, model: str, threshold: float, note: str | None = None,
                       plan: campaign.CampaignPlan | None = None) -> float:
@@ -57,7 +62,9 @@ class DecisionService:
             record["campaign"] = {"offer_cost": plan.offer_cost, "customer_value": plan.customer_value,
                                   "save_rate": plan.save_rate, "budget": plan.budget,
                                   "contacted": plan.contacted, "recall": plan.recall, "precision": plan.precision,
-                                  "expected_profit": plan.expected_profit, "customers": plan.customers}
+                                  "expected_profit": plan.expected_profit, "customers": plan.customers,
+                                  "held_out": plan.held_out, "budget_money": plan.budget_money,
+                                  "picked_on": plan.picked_on}
         records.set_threshold(self.catalog, row["name"], threshold, record,
                               f"decision threshold set to {threshold:.4f}" + (f": {note}" if note else ""))
         return threshold
