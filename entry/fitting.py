@@ -4,7 +4,7 @@
 then undoes the class weights (``calibration.undo_class_weight``), so its probabilities are on the
 scale of the observed churn rate. ``out_of_fold`` is the same fit done ``folds`` times inside the
 training split (stratified k-fold): every training customer gets a probability from a model that never
-saw them. Tuning ranks trials by these (``cv_<metric>``, see ``cv_metrics``), and the campaign planner
+saw them. Tuning ranks trials by these (``<metric>_cv``, see ``cv_metrics``), and the campaign planner
 picks its threshold on them, so the test split stays untouched by every choice and only reports.
 
 Python 3.9, imports nothing of the project.
@@ -21,7 +21,9 @@ import calibration
 import model_pipeline
 from dataset_schema import SchemaError
 
-CV_PREFIX = "cv_"  # cv_roc_auc, cv_log_loss, ...: the same metric, out of fold on the training split
+# roc_auc_cv, log_loss_cv, ...: the same metric, out of fold on the training split. A suffix, not a prefix, so
+# SageMaker's MetricDefinitions regex for ``roc_auc=`` never matches the ``..._cv=`` log line.
+CV_SUFFIX = "_cv"
 CV_METRICS = ("roc_auc", "pr_auc", "f1", "log_loss", "brier")
 
 
@@ -58,12 +60,12 @@ def out_of_fold(args: Any, numeric, categorical, x, y) -> np.ndarray:
 
 
 def cv_metrics(y, oof) -> Dict[str, Any]:
-    """``cv_<metric>`` of the out-of-fold probabilities (the threshold-free ones and F1 at 0.5)."""
+    """``<metric>_cv`` of the out-of-fold probabilities (the threshold-free ones and F1 at 0.5)."""
     import model_evaluation
 
     y = np.asarray(y, dtype=int)
     metrics, _ = model_evaluation.evaluate(y, np.asarray(oof, dtype=float), y, 0.5)
-    return dict((CV_PREFIX + name, metrics.get(name)) for name in CV_METRICS)
+    return dict((name + CV_SUFFIX, metrics.get(name)) for name in CV_METRICS)
 
 
 def oof_record(y, oof) -> Any:

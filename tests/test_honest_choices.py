@@ -89,7 +89,7 @@ def test_train_reports_cross_validation_on_the_training_split(tmp_path):
     report = evaluation(model_dir)
     oof = entry_module("train").model_fn(str(model_dir))["oof"]
     assert len(oof["y"]) == report["n_train"]
-    assert report["metrics"]["cv_roc_auc"] == pytest.approx(roc_auc_score(oof["y"], oof["p"]))
+    assert report["metrics"]["roc_auc_cv"] == pytest.approx(roc_auc_score(oof["y"], oof["p"]))
     assert report["hyperparameters"]["cv_folds"] == 3
     with pytest.raises(entry_module("dataset_schema").SchemaError, match="cv_folds must be at least 2"):
         train_into(tmp_path, make_subscription_sample(300, seed=2), "--cv_folds", "1")

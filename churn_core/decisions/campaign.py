@@ -46,6 +46,7 @@ class CampaignPlan:
     held_out: int = 0  # customers of the test split the figures are measured on (0: ``customers``)
     budget_money: float | None = None
     picked_on: str = "the test split"  # where the threshold was chosen (PICKED_ON_FOLDS when honest)
+    picked_profit: float | None = None  # the profit where it was picked (out of fold), scaled to ``customers``
 
     @property
     def scale(self) -> float:
@@ -178,6 +179,8 @@ def plan(y, p, offer_cost: float = DEFAULT_OFFER_COST, customer_value: float = D
             threshold = float(curve.loc[curve["threshold"] > threshold, "threshold"].min())
     figures = figures_at(y, p, threshold, offer_cost, customer_value, save_rate)
     scale = base / len(y)
+    picked = None if pick is None else figures_at(y_pick, p_pick, threshold, offer_cost, customer_value, save_rate,
+                                                  base / len(y_pick))["expected_profit"]
     return CampaignPlan(
         threshold=threshold, contacted=int(round(figures["contacted"] * scale)),
         churners_caught=int(round(figures["caught"] * scale)), churners=int(round(int(y.sum()) * scale)),
@@ -186,6 +189,7 @@ def plan(y, p, offer_cost: float = DEFAULT_OFFER_COST, customer_value: float = D
         customer_value=float(customer_value), save_rate=float(save_rate), budget=budget, curve=curve,
         top_k=top_k_curve(y, p, offer_cost, customer_value, save_rate), held_out=len(y),
         budget_money=budget_money, picked_on=PICKED_ON_TEST if pick is None else PICKED_ON_FOLDS,
+        picked_profit=picked,
     )
 
 
