@@ -12,9 +12,12 @@ probabilities are on the scale of the observed churn rate. It changes the fitted
 every path that scores or explains it (pipeline, fast path, explainer, transform) sees one model:
 
 * logistic regression, gradient boosting (log-odds models): a prior shift in log-odds,
-  ``logit p' = logit p + log(w0 / w1)`` (``w`` the class weights), added to the intercept
-  (logistic regression) or to the initial prediction (gradient boosting's ``init_`` prior). It is a
-  constant, so log-odds reasons stay exactly additive: the base value moves by it, pushes do not.
+  ``logit p' = logit p + s``, added to the intercept (logistic regression) or to the initial prediction
+  (gradient boosting's ``init_`` prior). The textbook shift is ``s = log(w0 / w1)`` (``w`` the class
+  weights); it over-corrects boosted trees (fitted with weights, their log-odds are not a weighted
+  posterior), so ``s`` starts there and is fitted so that the mean probability over the training
+  customers is their churn rate (calibration-in-the-large). It is a constant, so log-odds reasons stay
+  exactly additive: the base value moves by it, pushes do not.
 * random forest (probability space): first the prior shift where a forest forms probabilities, in each
   tree node: a node's weighted class counts divided by the class weights are its customers' counts
   (scikit-learn < 1.7 weights the counts, later versions draw the bootstrap by class weight: either way
@@ -81,6 +84,8 @@ def undo_class_weight(model, weights: Optional[np.ndarray], encoded=None, y=None
     w0, w1 = float(weights[0]), float(weights[1])
     shift = math.log(w0 / w1)  # log-odds added: the prior shift back to the observed class balance
     kind = type(model).__name__
+    if kind in ("LogisticRegression", "GradientBoostingClassifier") and encoded is not None and y is not None:
+        shift = _mean_matching_shift(model.decision_function(encoded), np.asarray(y, dtype=float).mean(), shift)
     if kind == "LogisticRegression":
         model.intercept_ = model.intercept_ + shift
         return {"method": "prior_shift", "space": "log_odds", "shift": shift}
@@ -100,6 +105,21 @@ def undo_class_weight(model, weights: Optional[np.ndarray], encoded=None, y=None
             _scale_tree(estimator.tree_, scale)
         return {"method": "unweighted_leaves_scaled", "space": "probability", "scale": scale}
     raise ValueError("no class-weight correction for %s" % kind)
+
+
+def _mean_matching_shift(raw, rate: float, start: float) -> float:
+    """The log-odds constant s with mean(sigmoid(raw + s)) == rate (Newton from the prior shift ``start``;
+    the mean is increasing in s, so this converges): calibration-in-the-large on the training customers."""
+    raw = np.asarray(raw, dtype=float)
+    s = float(start)
+    for _ in range(50):
+        p = 1.0 / (1.0 + np.exp(-(raw + s)))
+        gap = float(p.mean()) - rate
+        slope = float((p * (1.0 - p)).mean())
+        if abs(gap) < 1e-12 or slope <= 0:
+            break
+        s -= max(-2.0, min(2.0, gap / slope))
+    return s
 
 
 def _out_of_bag_scale(model, encoded, y) -> float:

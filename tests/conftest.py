@@ -242,8 +242,7 @@ def honest_models(tmp_path_factory):
         for algorithm in ALGORITHMS:
             for weighting in WEIGHTINGS:
                 out[(name, algorithm, weighting)] = (train_into(base, data, "--algorithm", algorithm,
-                                                                "--class_weight", weighting, "--n_estimators", "60"),
-                                                     data)
+                                                                "--class_weight", weighting), data)  # defaults
     return out
 
 
