@@ -93,3 +93,24 @@ def test_train_reports_cross_validation_on_the_training_split(tmp_path):
     assert report["hyperparameters"]["cv_folds"] == 3
     with pytest.raises(entry_module("dataset_schema").SchemaError, match="cv_folds must be at least 2"):
         train_into(tmp_path, make_subscription_sample(300, seed=2), "--cv_folds", "1")
+
+
+def test_the_planner_page_plans_for_a_customer_base_and_its_slider_agrees_with_the_headline(subs_rf):
+    from tests.support.pages import button, open_page, texts
+
+    at = open_page("planner")
+    assert not at.exception, at.exception
+    inputs = {n.label: n for n in at.number_input}
+    inputs["Customer base (customers)"].set_value(5000)
+    inputs["Budget (customers, optional)"].set_value(500)
+    button(at, "Plan the campaign").click().run()
+    assert not at.exception, at.exception
+    expected = subs_rf.plan_campaign("subs-rf", campaign.DEFAULT_OFFER_COST, campaign.DEFAULT_CUSTOMER_VALUE,
+                                     campaign.DEFAULT_SAVE_RATE, budget=500, customers=5000)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Customers contacted"] == f"{expected.contacted:,} of 5,000" and expected.contacted <= 500
+    assert metrics["Expected profit"] == f"{expected.expected_profit:,.0f}"
+    assert at.slider[0].value == expected.threshold, "the slider starts at the stored threshold, unrounded"
+    assert (f"{expected.contacted:,} of 5,000 customers contacted" in texts(at, "markdown")
+            and f"expected profit **{expected.expected_profit:,.0f}**" in texts(at, "markdown"))
+    assert "picked on the test split: retrain to pick on training folds" in texts(at, "caption")
