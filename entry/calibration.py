@@ -131,7 +131,7 @@ def _out_of_bag_scale(model, encoded, y) -> float:
     X = np.asarray(X, dtype=np.float32)
     y = np.asarray(y, dtype=float)
     total, seen = np.zeros(len(y)), np.zeros(len(y))
-    for estimator, inside in zip(model.estimators_, model.estimators_samples_):
+    for estimator, inside in zip(model.estimators_, _bootstrap_samples(model, len(y))):
         out = np.ones(len(y), dtype=bool)
         out[inside] = False
         if out.any():
@@ -140,6 +140,18 @@ def _out_of_bag_scale(model, encoded, y) -> float:
     ok = seen > 0
     predicted = float(np.mean(total[ok] / seen[ok])) if ok.any() else 0.0
     return min(1.0, float(np.mean(y[ok])) / predicted) if predicted > 0 else 1.0
+
+
+def _bootstrap_samples(model, n: int) -> list:
+    """Each tree's bootstrap rows: ``estimators_samples_`` (scikit-learn >= 1.4, which draws by sample weight),
+    else redrawn from each tree's seed as scikit-learn 1.2 (the SKLearn 1.2-1 container) drew them."""
+    samples = getattr(model, "estimators_samples_", None)
+    if samples is not None:
+        return list(samples)
+    from sklearn.ensemble._forest import _generate_sample_indices, _get_n_samples_bootstrap
+
+    n_bootstrap = _get_n_samples_bootstrap(n, model.max_samples)
+    return [_generate_sample_indices(tree.random_state, n, n_bootstrap) for tree in model.estimators_]
 
 
 def _scale_tree(tree, scale: float) -> None:
