@@ -170,6 +170,39 @@ def calibration_figure(reliability: pd.DataFrame) -> go.Figure:
     return _layout(fig, "Calibration (reliability)")
 
 
+def reliability_figure(evaluation: dict) -> go.Figure:
+    """A trained model's reliability curve on its test split (10 equal-width bins), marker size by customers."""
+    curve = evaluation.get("reliability") or {}
+    fig = calibration_figure(pd.DataFrame({"predicted": curve.get("predicted", []),
+                                           "observed": curve.get("observed", [])}))
+    if curve.get("customers"):
+        fig.data[0].customdata = curve["customers"]
+        fig.data[0].hovertemplate = "predicted %{x:.1%}, observed %{y:.1%} (%{customdata} customers)"
+    metrics = evaluation.get("metrics") or {}
+    if metrics.get("brier") is not None:
+        fig.update_layout(title=f"Calibration on the test split: Brier {metrics['brier']:.4f}, "
+                                f"ECE {metrics['ece']:.4f}")
+    return fig
+
+
+def calibration_words(evaluation: dict) -> str:
+    """What the calibration figures mean, and how class weights were undone (or that the model predates them)."""
+    metrics = evaluation.get("metrics") or {}
+    if metrics.get("brier") is None:
+        return "This model was trained before calibration was measured: retrain it to see its calibration."
+    mean = sum(p * n for p, n in zip(evaluation["reliability"]["predicted"], evaluation["reliability"]["customers"],
+                                     strict=True))
+    total = sum(evaluation["reliability"]["customers"]) or 1
+    words = (f"Mean predicted churn probability {mean / total:.1%} against an observed churn rate of "
+             f"{metrics['test_churn_rate']:.1%} on the test split. Brier score {metrics['brier']:.4f} (mean squared "
+             f"error of the probabilities), expected calibration error {metrics['ece']:.4f} (10 equal-width bins).")
+    correction = (evaluation.get("prior_correction") or {}).get("method", "none")
+    if correction != "none":
+        words += (" Trained with balanced class weights; its probabilities were corrected back to the observed "
+                  "churn rate (prior shift).")
+    return words
+
+
 def feature_shift_figure(statistics: dict, captured: pd.DataFrame, feature: str) -> go.Figure:
     """The training distribution of one feature (from its baseline) and the captured one, overlaid."""
     spec = next((f for f in statistics["features"] if f["name"] == feature), None)

@@ -107,10 +107,12 @@ def start_form(p, labels: dict[str, str]) -> None:
 
 
 def leaderboard(trials: pd.DataFrame, maximize: bool) -> pd.DataFrame:
-    """Trials best first (those without an objective last), one column per tuned hyperparameter."""
+    """Trials best first (those without an objective last), one column per tuned hyperparameter. ``objective`` is
+    cross-validated on the training split (what trials are ranked by); ``test`` the winner's test-split score."""
     params = pd.DataFrame(list(trials["hyperparameters"]), index=trials.index).map(
         lambda v: "none" if v is None else v)
-    table = pd.concat([trials[["trial", "job", "status", "objective"]], params, trials[["seconds", "best"]]], axis=1)
+    scores = trials[["trial", "job", "status", "objective"] + (["test"] if "test" in trials else [])]
+    table = pd.concat([scores, params, trials[["seconds", "best"]]], axis=1)
     return table.sort_values(["objective", "trial"], ascending=[not maximize, True], na_position="last")
 
 
@@ -180,8 +182,10 @@ def detail(p, name: str, was_active: bool) -> None:
             st.caption("No trial yet.")
             return
         table = leaderboard(trials, maximize)
-        st.dataframe(table.style.apply(_highlight_best, axis=1).format({"objective": "{:.4f}", "seconds": "{:.1f}"},
-                                                                        na_rep="—"),
+        st.caption("Trials are ranked by the objective cross-validated inside each trial's training split; the test "
+                   "split is kept for the winner's figure only (column test).")
+        formats = {"objective": "{:.4f}", "test": "{:.4f}", "seconds": "{:.1f}"}
+        st.dataframe(table.style.apply(_highlight_best, axis=1).format(formats, na_rep="—"),
                      width="stretch", hide_index=True,
                      column_config={"best": st.column_config.CheckboxColumn("best")})
         progress_tab, params_tab, log_tab = st.tabs(["Objective by trial", "Hyperparameters", "Log"])

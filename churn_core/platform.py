@@ -228,9 +228,10 @@ class Platform:
     def plan_campaign(self, model: str, offer_cost: float = campaign.DEFAULT_OFFER_COST,
                       customer_value: float = campaign.DEFAULT_CUSTOMER_VALUE,
                       save_rate: float = campaign.DEFAULT_SAVE_RATE,
-                      budget: int | None = None) -> campaign.CampaignPlan:
+                      budget: int | None = None, customers: int | None = None,
+                      budget_money: float | None = None) -> campaign.CampaignPlan:
         return self.decisions.plan_campaign(self.thresholds.model_name(model), offer_cost, customer_value, save_rate,
-                                            budget)
+                                            budget, customers, budget_money)
 
     def set_threshold(self, model_or_version, threshold: float, note: str | None = None,
                       plan: campaign.CampaignPlan | None = None) -> float:

@@ -11,9 +11,11 @@ from typing import List, Tuple
 
 import numpy as np
 
+import calibration
 from model_pipeline import finite
 
 MAX_CURVE_POINTS = 200
+_EPS = float(np.finfo(np.float64).eps)
 
 
 def _downsample(n: int, limit: int = MAX_CURVE_POINTS) -> np.ndarray:
@@ -40,11 +42,15 @@ def evaluate(y_true: np.ndarray, proba: np.ndarray, y_train: np.ndarray, thresho
         "f1": finite(f1_score(y_true, pred, zero_division=0)),
         "roc_auc": finite(roc_auc_score(y_true, proba)) if both else None,
         "pr_auc": finite(average_precision_score(y_true, proba)) if y_true.sum() > 0 else None,
-        "log_loss": finite(log_loss(y_true, np.clip(proba, 1e-15, 1 - 1e-15), labels=[0, 1])),
+        # clipped at machine epsilon, as scikit-learn >= 1.5 does (1.2, in the container, clipped at 1e-15)
+        "log_loss": finite(log_loss(y_true, np.clip(proba, _EPS, 1 - _EPS), labels=[0, 1])),
         "train_churn_rate": finite(np.mean(y_train)),
         "test_churn_rate": finite(np.mean(y_true)),
     }
-    curves: dict = {"roc": {"fpr": [], "tpr": [], "thresholds": []}, "pr": {"precision": [], "recall": []}}
+    honest = calibration.figures(y_true, proba)  # Brier score, ECE (10 equal-width bins), reliability curve
+    metrics.update(brier=finite(honest["brier"]), ece=finite(honest["ece"]))
+    curves: dict = {"reliability": honest["reliability"], "roc": {"fpr": [], "tpr": [], "thresholds": []},
+                    "pr": {"precision": [], "recall": []}}
     if both:
         fpr, tpr, thr = roc_curve(y_true, proba)
         thr = np.asarray(thr, dtype=float).copy()

@@ -170,6 +170,7 @@ def train(args: argparse.Namespace) -> dict:
     import numpy as np
 
     import explanations
+    import fitting
     import model_evaluation
     import model_pipeline
 
@@ -209,19 +210,15 @@ def train(args: argparse.Namespace) -> dict:
     _log("Rows: train=%d test=%d; features=%d (%d numeric, %d categorical)"
          % (len(x_train), len(x_test), len(features), len(numeric), len(categorical)))
 
-    pipeline = model_pipeline.build_pipeline(args, numeric, categorical)
-    _log("Training %s..." % args.algorithm)
-    fit_params = {}
-    if algorithms.get(args.algorithm).weights_by_sample and args.class_weight == "balanced":
-        from sklearn.utils.class_weight import compute_sample_weight
-
-        fit_params["model__sample_weight"] = compute_sample_weight("balanced", y_train)
-    pipeline.fit(x_train, y_train, **fit_params)
+    _log("Training %s..." % args.algorithm)  # class weights undone after the fit (fitting.py, calibration.py)
+    pipeline, correction = fitting.fit(args, numeric, categorical, x_train, y_train)
+    oof = fitting.out_of_fold(args, numeric, categorical, x_train, y_train) if args.cv_folds else None
     if hasattr(pipeline.named_steps["model"], "n_jobs"):
         pipeline.named_steps["model"].n_jobs = 1  # single-row predictions: no thread pool dispatch
     _log("Evaluating...")
     proba = pipeline.predict_proba(x_test)[:, 1]
     metrics, curves = model_evaluation.evaluate(np.asarray(y_test), proba, np.asarray(y_train), THRESHOLD)
+    metrics.update(fitting.cv_metrics(y_train, oof) if oof is not None else {})
     for name, value in metrics.items():
         if value is None:
             _log("%s is undefined for this test data (it needs both classes)" % name)
@@ -237,6 +234,7 @@ def train(args: argparse.Namespace) -> dict:
         "metrics": metrics, "roc": curves["roc"], "pr": curves["pr"], "confusion_matrix": curves["confusion_matrix"],
         "feature_importance": model_pipeline.feature_importance(pipeline, numeric, categorical, features, x_train),
         "feature_effects": explanations.held_out_effects(pipeline, schema, x_train, x_test),
+        "reliability": curves["reliability"], "prior_correction": correction,
         "threshold": THRESHOLD, "n_train": int(len(x_train)), "n_test": int(len(x_test)),
         "algorithm": args.algorithm, "hyperparameters": hyper,
     }
@@ -244,8 +242,8 @@ def train(args: argparse.Namespace) -> dict:
     import joblib
 
     os.makedirs(args.model_dir, exist_ok=True)
-    joblib.dump({"pipeline": pipeline, "schema": served_schema, "format_version": FORMAT_VERSION,
-                 "background": explanations.background_mean(pipeline, x_train)},
+    joblib.dump({"pipeline": pipeline, "schema": served_schema, "format_version": FORMAT_VERSION, "oof":
+                 fitting.oof_record(y_train, oof), "background": explanations.background_mean(pipeline, x_train)},
                 os.path.join(args.model_dir, MODEL_FILE))
     _write_json(os.path.join(args.model_dir, SCHEMA_FILE), served_schema)
     folders = [args.model_dir] + ([args.output_data_dir] if args.output_data_dir else [])
@@ -327,7 +325,8 @@ def model_fn(model_dir: str) -> dict:
     threshold = float(os.environ.get(THRESHOLD_ENV) or schema.get("threshold", THRESHOLD))
     return {"pipeline": pipeline, "schema": schema, "compiled": compiled, "threshold": threshold,
             "fast": fast_forest.enable(pipeline, schema, compiled), "background": background,
-            "explainer": {}, "variant": os.environ.get(VARIANT_ENV, "")}  # explainer: built on first use
+            "explainer": {}, "variant": os.environ.get(VARIANT_ENV, ""),  # explainer: built on first use
+            "oof": loaded.get("oof") if isinstance(loaded, dict) else None}
 
 
 def input_fn(request_body: Any, request_content_type: Optional[str] = "application/json") -> Any:

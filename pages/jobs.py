@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app.charts import confusion_figure, effects_figure, importance_figure, pr_figure, roc_figure
+from app.charts import (calibration_words, confusion_figure, effects_figure, importance_figure, pr_figure,
+                        reliability_figure, roc_figure)
 from app.formatting import (BEST_BY, BEST_MARK, BEST_ROW, METRIC_LABELS, STATUS_HELP, comparison_frame, count_text,
                             duration_text, hyperparameter_rows, metric_text, status_badge, status_label, when)
 from app.navigation import link_to_follow, page
@@ -130,8 +131,10 @@ def job_detail(name: str) -> None:
     if job.status == "Completed":
         ev = attempt(p.evaluation, job.name)
         if ev:
-            roc_tab, pr_tab, cm_tab, fi_tab, log_tab = st.tabs(
-                ["ROC curve", "Precision–recall", "Confusion matrix", "Feature importance", "Log"])
+            roc_tab, pr_tab, cm_tab, fi_tab, cal_tab, log_tab = st.tabs(
+                ["ROC curve", "Precision–recall", "Confusion matrix", "Feature importance", "Calibration", "Log"])
+            cal_tab.plotly_chart(reliability_figure(ev), width="stretch")
+            cal_tab.caption(calibration_words(ev))
             roc_tab.plotly_chart(roc_figure({job.name: ev}), width="stretch")
             pr_tab.plotly_chart(pr_figure({job.name: ev}), width="stretch")
             at = ev.get("at_threshold") or {}  # label-based figures at the threshold in force (training's: 0.5)

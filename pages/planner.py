@@ -41,6 +41,7 @@ if record.get("endpoints_behind"):
     if st.button("Update them now", key="planner_update_behind"):
         attempt(p.set_threshold, owner, current, "endpoints brought up to date")
 
+y, proba = p.test_predictions(owner)
 with st.form("campaign_inputs"):
     cols = st.columns(4)
     offer_cost = cols[0].number_input("Cost of one offer", min_value=0.0, value=campaign.DEFAULT_OFFER_COST, step=1.0,
@@ -51,34 +52,42 @@ with st.form("campaign_inputs"):
                                      value=campaign.DEFAULT_SAVE_RATE, step=0.05, format="%.2f",
                                      help="Share of the contacted customers who would have left that the offer keeps.")
     budget = cols[3].number_input("Budget (customers, optional)", min_value=0, value=None, step=10,
-                                  placeholder="no limit", help="At most this many held-out customers contacted.")
+                                  placeholder="no limit", help="At most this many customers of the customer base "
+                                                               "contacted.")
+    base_cols = st.columns(4)
+    customers = base_cols[0].number_input("Customer base (customers)", min_value=1, value=len(y), step=100,
+                                          help="How many customers the campaign is for; counts, profit and the "
+                                               "budget scale to it. Default: the test split's size.")
+    budget_money = base_cols[1].number_input("Budget (money, optional)", min_value=0.0, value=None, step=100.0,
+                                             placeholder="no limit", help="At most this much spent on offers.")
     st.form_submit_button("Plan the campaign", type="primary")
 st.caption(f"Defaults: an offer costs {campaign.DEFAULT_OFFER_COST:g}, a kept customer is worth "
            f"{campaign.DEFAULT_CUSTOMER_VALUE:g}, the offer saves {campaign.DEFAULT_SAVE_RATE:.0%} of the churners "
            "it reaches; change them to your campaign's figures.")
 
-plan = attempt(p.plan_campaign, owner, offer_cost, value, save_rate, int(budget) if budget is not None else None)
+plan = attempt(p.plan_campaign, owner, offer_cost, value, save_rate, int(budget) if budget is not None else None,
+               int(customers), budget_money)
 if plan is None:
     st.stop()
-y, proba = p.test_predictions(owner)
 st.caption(f"Planned for **{owner_label}** on the held-out customers of {model}.")
 
 cards = st.columns(5)
 cards[0].metric("Best threshold", f"{plan.threshold:.3f}")
 cards[1].metric("Customers contacted", f"{plan.contacted:,} of {plan.customers:,}")
+st.caption(f"Threshold picked on {plan.picked_on}; figures measured on the test split's {plan.held_out:,} customers"
+           + (f", scaled to a base of {plan.customers:,}." if plan.scale != 1 else "."))
 cards[2].metric("Churners caught (recall)", f"{plan.recall:.0%}")
 cards[3].metric("Precision", f"{plan.precision:.0%}")
 cards[4].metric("Expected profit", f"{plan.expected_profit:,.0f}")
 st.info(plan.explain(), icon=":material/calculate:")
 
-threshold = st.slider("Threshold to look at", 0.0, 1.0, float(round(plan.threshold, 3)), 0.001, format="%.3f",
-                      key=f"planner_threshold_{model}_{plan.threshold:.6f}",
+threshold = st.slider("Threshold to look at", 0.0, 1.0, plan.threshold, 0.001, format="%.3f",
+                      key=f"planner_threshold_{model}_{plan.threshold!r}",
                       help="Move it to see the confusion matrix and figures at another threshold.")
-row = plan.curve.iloc[(plan.curve["threshold"] - threshold).abs().argmin()]
-flagged = int((proba > threshold).sum())
-st.markdown(f"At **{threshold:.3f}**: {flagged:,} customers contacted, "
-            f"{int(((proba > threshold) & (y == 1)).sum()):,} of {int(y.sum()):,} churners caught, expected profit "
-            f"about **{row['expected_profit']:,.0f}**.")
+at = campaign.figures_at(y, proba, threshold, offer_cost, value, save_rate, plan.scale)
+st.markdown(f"At **{threshold:.3f}**: {at['contacted']:,.0f} of {plan.customers:,} customers contacted, "
+            f"{at['caught']:,.0f} of {plan.churners:,} churners caught, expected profit "
+            f"**{at['expected_profit']:,.0f}**.")
 
 left, right = st.columns(2)
 left.plotly_chart(profit_figure(plan.curve, threshold, current), width="stretch")

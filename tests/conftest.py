@@ -248,6 +248,19 @@ def webhook():
     hook = Webhook()
     yield hook
     hook.close()
+def honest_models(tmp_path_factory):
+    """{(dataset, algorithm, class weight): (model dir, CSV bytes)}: every algorithm with and without
+    class_weight=balanced on the sample and a categorical dataset, trained by train.py in this process."""
+    from tests.support.honest import ALGORITHMS, WEIGHTINGS, datasets, train_into
+
+    out = {}
+    for name, data in datasets().items():
+        base = tmp_path_factory.mktemp(f"honest-{name}")
+        for algorithm in ALGORITHMS:
+            for weighting in WEIGHTINGS:
+                out[(name, algorithm, weighting)] = (train_into(base, data, "--algorithm", algorithm,
+                                                                "--class_weight", weighting), data)  # defaults
+    return out
 
 
 @pytest.fixture

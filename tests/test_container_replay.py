@@ -92,6 +92,10 @@ CASES = {
                           "hyper": {"algorithm": "random_forest", **hp.defaults("random_forest")}},
     "categorical-with-id": {"data": categorical_csv, "target": "Churn",
                             "hyper": {"algorithm": "random_forest", **hp.defaults("random_forest")}},
+    # issue 24: class weights undone inside the fitted model and cross-validation, on scikit-learn 1.2
+    **{f"{a}-balanced-cv": {"data": categorical_csv, "target": "Churn",
+                            "hyper": {"algorithm": a, **hp.defaults(a), "class_weight": "balanced", "cv_folds": 3}}
+       for a in ALGORITHMS},
 }
 
 
@@ -261,6 +265,12 @@ def test_training_job_succeeds_in_the_container(replays, case):
     assert {"model.joblib", "schema.json", "metrics.json"} <= set(result.files)
     metrics = json.loads((result.model_dir / "metrics.json").read_text())
     assert metrics["roc_auc"] > 0.5, metrics
+    if case.endswith("-balanced-cv"):  # honest probabilities in the container too
+        report = json.loads((result.model_dir / "evaluation.json").read_text())
+        mean = np.dot(report["reliability"]["predicted"], report["reliability"]["customers"]) / sum(
+            report["reliability"]["customers"])
+        assert abs(mean - metrics["test_churn_rate"]) <= 0.03, (case, mean, metrics["test_churn_rate"])
+        assert report["prior_correction"]["method"] != "none" and metrics["roc_auc_cv"] > 0.5
 
 
 def test_cleared_form_sends_the_defaults(replays):

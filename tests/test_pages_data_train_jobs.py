@@ -92,6 +92,8 @@ def test_jobs_page_table_detail_charts_and_compare(two_jobs):
     assert "**Random forest** on dataset **sample**" in texts(at, "markdown")
     titles = [c.proto.spec for c in at.get("plotly_chart")]
     assert any("ROC curve" in t for t in titles) and any("Confusion matrix" in t for t in titles)
+    assert any("Calibration on the test split: Brier" in t for t in titles)  # issue 24: honest probabilities
+    assert "expected calibration error" in texts(at, "caption")
     at.multiselect(key="compare_jobs").set_value(["job-rf", "job-lr"]).run()
     titles = [c.proto.spec for c in at.get("plotly_chart")]
     compare = at.dataframe[-1].value

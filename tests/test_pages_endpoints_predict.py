@@ -75,7 +75,7 @@ def test_predict_page_single_customer_form_from_schema(page_model):
     features = {f["name"] for f in page_model.model_schema("page-model")["features"]}
     assert len(reasons) in (5, 6)  # the top five pushes, then the other columns together (unless they sum to 0)
     assert all(r[2:].split(" = ")[0] in features and " the churn risk (" in r for r in reasons[:5])
-    assert "An average customer" in texts(at, "caption") and "exact" in texts(at, "caption")
+    assert "Averaged over the customers it was trained on" in texts(at, "caption") and "exact" in texts(at, "caption")
 
 
 def test_predict_page_batch_scores_reports_bad_rows_and_downloads(page_model, sample_csv):

@@ -76,7 +76,8 @@ def test_full_lifecycle(platform, small_csv, model_tarballs):
     assert req["AlgorithmSpecification"]["TrainingImage"] == IMAGE
     assert req["AlgorithmSpecification"]["TrainingInputMode"] == "File"
     metric_names = [m["Name"] for m in req["AlgorithmSpecification"]["MetricDefinitions"]]
-    assert metric_names == ["accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss"]
+    assert metric_names == ["accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss", "brier", "ece",
+                            "roc_auc_cv", "pr_auc_cv", "f1_cv", "log_loss_cv", "brier_cv"]  # issue 24
     assert {"Name": "roc_auc", "Regex": "roc_auc=([0-9.eE+-]+)"} in req["AlgorithmSpecification"]["MetricDefinitions"]
     import re
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 
+import pandas as pd
 import pytest
 
 import churn_core
@@ -53,8 +54,11 @@ def test_a_small_tuning_job_runs_end_to_end(platform, dataset):
         # each trial is an ordinary training job with the chosen values, its metrics, log and evaluation
         assert {k: job.hyperparameters[k] for k in trial["hyperparameters"]} == trial["hyperparameters"]
         assert 5 <= job.hyperparameters["n_estimators"] <= 30 and job.hyperparameters["random_state"] == 42
-        assert trial["objective"] == pytest.approx(job.metrics["roc_auc"])
-        assert "roc_auc=" in p.training_log(job.name)
+        # ranked by cross-validation inside the training split (issue 24), never by the test split
+        assert job.hyperparameters["cv_folds"] == 3
+        assert trial["objective"] == pytest.approx(job.metrics["roc_auc_cv"])
+        assert "roc_auc_cv=" in p.training_log(job.name)
+        assert trial["test"] == pytest.approx(job.metrics["roc_auc"]) if trial["best"] else pd.isna(trial["test"])
     assert overlapping(jobs) <= 2  # max_parallel
     best = trials.loc[trials["objective"].idxmax()]
     assert done.best_job == best["job"] and done.best_objective == pytest.approx(best["objective"])
@@ -88,7 +92,7 @@ def test_expected_campaign_profit_is_an_objective_locally(platform):
                                              strategy="random", name="tune-profit").name)
     assert done.status == "Completed" and done.direction == "maximize"
     trials = p.tuning_trials(done.name)
-    profits = [p.plan_campaign(job).expected_profit for job in trials["job"]]
+    profits = [p.plan_campaign(job).picked_profit for job in trials["job"]]  # out of fold, not the test split
     assert list(trials["objective"]) == pytest.approx(profits)
     assert done.best_objective == pytest.approx(max(profits)) and "Expected campaign profit" in p.tuning_log(done.name)
 

@@ -30,7 +30,7 @@ from churn_core.tuning.search import Observed, suggest
         # unknown hyperparameter for the algorithm
         ("random_forest", {"learning_rate": (0.01, 0.3)},
          "random_forest has no hyperparameter 'learning_rate' to tune. Its hyperparameters are: n_estimators, "
-         "max_depth, min_samples_leaf, class_weight, random_state."),
+         "max_depth, min_samples_leaf, class_weight, random_state, cv_folds."),
         ("logistic_regression", {"n_estimators": (10, 100)},
          "logistic_regression has no hyperparameter 'n_estimators'"),
         # other mistakes, each with what to do
@@ -79,7 +79,7 @@ def test_ranges_in_every_accepted_shape_become_one_form():
         {"name": "min_samples_leaf", "kind": "integer", "min": 1, "max": 5, "scale": "linear"},
         {"name": "class_weight", "kind": "categorical", "values": ["none", "balanced"]},
     ]
-    assert static == {"algorithm": "random_forest", "random_state": 7}
+    assert static == {"algorithm": "random_forest", "random_state": 7, "cv_folds": 0}  # tuning sets its folds
     assert [Range.from_dict(r.as_dict()) for r in tuned] == tuned  # stored and read back unchanged
 
 

@@ -119,7 +119,8 @@ def test_create_request_has_the_framework_contract_ranges_objective_and_limits(p
     assert req["HyperParameterTuningJobName"] == "tune-rf-1"
     config = req["HyperParameterTuningJobConfig"]
     assert config["Strategy"] == "Random" and config["RandomSeed"] == 7
-    assert config["HyperParameterTuningJobObjective"] == {"Type": "Maximize", "MetricName": "roc_auc"}
+    # ranked by the metric cross-validated on the training split (issue 24), read off its own log line
+    assert config["HyperParameterTuningJobObjective"] == {"Type": "Maximize", "MetricName": "roc_auc_cv"}
     assert config["ResourceLimits"] == {"MaxNumberOfTrainingJobs": 8, "MaxParallelTrainingJobs": 3,
                                         "MaxRuntimeInSeconds": 900}
     assert config["TrainingJobEarlyStoppingType"] == "Off"
@@ -138,6 +139,9 @@ def test_create_request_has_the_framework_contract_ranges_objective_and_limits(p
     definition = req["TrainingJobDefinition"]
     metrics = {m["Name"]: m["Regex"] for m in definition["AlgorithmSpecification"]["MetricDefinitions"]}
     assert float(re.search(metrics["roc_auc"], "pr_auc=0.51\nroc_auc=0.912345\n").group(1)) == pytest.approx(0.912345)
+    log = "roc_auc=0.912345\nroc_auc_cv=0.871\n"
+    assert [float(v) for v in re.findall(metrics["roc_auc"], log)] == [0.912345], "the test metric never reads CV"
+    assert [float(v) for v in re.findall(metrics["roc_auc_cv"], log)] == [0.871]
     assert definition["AlgorithmSpecification"]["TrainingImage"] == IMAGE
     assert definition["AlgorithmSpecification"]["TrainingInputMode"] == "File"
     static = definition["StaticHyperParameters"]
@@ -145,6 +149,7 @@ def test_create_request_has_the_framework_contract_ranges_objective_and_limits(p
     assert static["sagemaker_program"] == '"train.py"'
     assert static["sagemaker_submit_directory"] == json.dumps(source_uri)
     assert static["algorithm"] == '"random_forest"' and static["random_state"] == "42"
+    assert static["cv_folds"] == "3", "every trial cross-validates inside its training split"
     assert not set(static) & set(RANGES)  # tuned names are ranges only
     assert "target" not in static and "sagemaker_job_name" not in static
     assert all(isinstance(v, str) for v in static.values())
@@ -169,7 +174,7 @@ def test_unset_hyperparameters_are_left_out_and_log_loss_is_minimised(platform):
     p.start_tuning("ds", {"n_estimators": (10, 50)}, objective="log_loss", max_trials=4, name="tune-ll")
     (req,) = sent
     config = req["HyperParameterTuningJobConfig"]
-    assert config["HyperParameterTuningJobObjective"] == {"Type": "Minimize", "MetricName": "log_loss"}
+    assert config["HyperParameterTuningJobObjective"] == {"Type": "Minimize", "MetricName": "log_loss_cv"}
     assert config["Strategy"] == "Bayesian"
     assert config["ResourceLimits"] == {"MaxNumberOfTrainingJobs": 4, "MaxParallelTrainingJobs": 2}
     assert "max_depth" not in req["TrainingJobDefinition"]["StaticHyperParameters"]  # None: the script's default

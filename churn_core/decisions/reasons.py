@@ -49,11 +49,14 @@ METHODS = {"tree_shap": "TreeSHAP", "linear_shap": "linear SHAP"}
 def baseline_sentence(explained: dict) -> str:
     """Where the pushes start from and where they end, in the response's space, and by which method."""
     method = METHODS.get(explained["method"], explained["method"])
+    # The base is the model's output averaged over its training customers (for a forest, those each tree was
+    # grown on; class weights undone, entry/calibration.py), not the churn rate and not any one customer.
     if explained["space"] == "probability":
-        return (f"An average customer of the training data starts at {explained['base']:.1%}; this customer's "
-                f"values add up to {explained['output']:.1%} (exact contributions, {method}).")
-    return (f"An average customer starts at log-odds {explained['base']:+.2f}; this customer's values add up to "
-            f"{explained['output']:+.2f} (exact contributions, {method}; the probability is its logistic).")
+        return (f"Averaged over the customers it was trained on, the model says {explained['base']:.1%}; this "
+                f"customer's values add up to {explained['output']:.1%} (exact contributions, {method}).")
+    return (f"Averaged over the customers it was trained on, the model says log-odds {explained['base']:+.2f}; "
+            f"this customer's values add up to {explained['output']:+.2f} (exact contributions, {method}; the "
+            "probability is its logistic).")
 
 
 def effect_sentence(effect: dict) -> str:

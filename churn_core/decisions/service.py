@@ -36,10 +36,15 @@ class DecisionService:
         return self.models.cache[key]
 
     def plan_campaign(self, model: str, offer_cost: float, customer_value: float, save_rate: float,
-                      budget: int | None = None) -> campaign.CampaignPlan:
-        """The threshold that maximises expected retention profit on the model's held-out customers."""
+                      budget: int | None = None, customers: int | None = None,
+                      budget_money: float | None = None) -> campaign.CampaignPlan:
+        """The threshold that maximises expected retention profit, picked on the out-of-fold predictions of the
+        training split that train.py kept (cv_folds > 0; else on the test split, and the plan says so), with
+        its figures measured on the held-out test split and scaled to a base of ``customers``."""
         y, p = self.test_predictions(model)
-        return campaign.plan(y, p, offer_cost, customer_value, save_rate, budget)
+        oof = self.models.loaded(model).get("oof")
+        pick = (oof["y"], oof["p"]) if oof else None
+        return campaign.plan(y, p, offer_cost, customer_value, save_rate, budget, customers, budget_money, pick)
 
     def evaluate(self, model: str, data) -> dict:
         """The model on a new labelled file (CSV bytes, a path, or a DataFrame of text): the training evaluation's

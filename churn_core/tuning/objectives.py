@@ -2,7 +2,9 @@
 
 An objective reads one number off a finished trial. The built-in ones are metrics ``entry/train.py``
 prints as ``name=value`` lines and writes to ``metrics.json``, so they work on both backends (on
-SageMaker the tuning job reads them from the log with a ``MetricDefinitions`` regex).
+SageMaker the tuning job reads them from the log with a ``MetricDefinitions`` regex). Trials are ranked
+by the metric **cross-validated inside the training split** (``ranked_by``: ``roc_auc_cv``; every trial
+trains with ``cv_folds``), never by the test split, which is reported for the winner only.
 
 **Extension point.** A feature that knows a better measure registers it; the campaign planner's
 expected profit is the first (below). Other campaign figures are one more registration::
@@ -26,6 +28,8 @@ from typing import Any, Callable
 from churn_core.errors import ValidationError
 
 DIRECTIONS = ("maximize", "minimize")
+CV_SUFFIX = "_cv"  # entry/fitting.py's name for a metric of out-of-fold predictions
+TUNING_CV_FOLDS = 3  # every trial's cross-validation inside its training split (unless the user sets cv_folds)
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,11 @@ class Objective:
             raise ValueError("an objective needs a metric name or a score function")
 
     @property
+    def ranked_by(self) -> str | None:
+        """The metric trials are ranked by: this metric cross-validated on the training split (``<metric>_cv``)."""
+        return f"{self.metric}{CV_SUFFIX}" if self.metric else None
+
+    @property
     def maximize(self) -> bool:
         return self.direction == "maximize"
 
@@ -52,7 +61,7 @@ class Objective:
         if self.score is not None:
             result = self.score(platform, job)
         else:
-            result = (job.metrics or {}).get(self.metric)
+            result = (job.metrics or {}).get(self.ranked_by)
         try:
             return None if result is None else float(result)
         except (TypeError, ValueError):
@@ -86,15 +95,17 @@ for _builtin in (
     register_objective(_builtin)
 
 
-def _expected_profit(platform: Any, job: Any) -> float:
-    """The campaign planner's expected retention profit at its best threshold on the trial's held-out customers."""
-    return platform.plan_campaign(job.name).expected_profit
+def _expected_profit(platform: Any, job: Any) -> float | None:
+    """The campaign planner's expected retention profit at its best threshold, on the out-of-fold predictions of
+    the trial's training split the threshold was picked on (None for a trial without them)."""
+    return platform.plan_campaign(job.name).picked_profit
 
 
 def _profit_help() -> str:
     from churn_core.decisions.campaign import DEFAULT_CUSTOMER_VALUE, DEFAULT_OFFER_COST, DEFAULT_SAVE_RATE
 
-    return (f"The campaign planner's expected profit at its best threshold, on the held-out customers, with its "
+    return (f"The campaign planner's expected profit at its best threshold, on the training split's out-of-fold "
+            f"predictions (cross-validation; the test split is reported for the winner only), with its "
             f"default figures (offer {DEFAULT_OFFER_COST:g}, customer value {DEFAULT_CUSTOMER_VALUE:g}, save rate "
             f"{DEFAULT_SAVE_RATE:.0%}). Computed by this app after each trial: local backend only.")
 

@@ -78,7 +78,7 @@ def settle_trials(catalog: Catalog, name: str) -> None:
     the tuning process does this itself while it runs, with objectives that need the platform too)."""
     tuning = records.tuning(catalog, name)
     try:
-        metric = get_objective(tuning["objective"]).metric if tuning else None
+        metric = get_objective(tuning["objective"]).ranked_by if tuning else None
     except ValidationError:  # an objective registered by a feature this process has not loaded
         metric = None
     for t in records.ended_unsettled(catalog, name):

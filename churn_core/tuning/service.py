@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from churn_core.catalog import jobs as jobs_records
 from churn_core.catalog import kept_records, outcomes
 from churn_core.catalog import tuning_records as records
 from churn_core.catalog.database import Catalog, dumps, loads
@@ -26,7 +27,7 @@ from churn_core.errors import ConflictError, NotFoundError, ValidationError
 from churn_core.names import default_tuning_name
 from churn_core.paths import code_version
 from churn_core.records import TUNING_ACTIVE, TuningJob
-from churn_core.tuning.objectives import get_objective, objectives
+from churn_core.tuning.objectives import TUNING_CV_FOLDS, get_objective, objectives
 from churn_core.tuning.progress import (
     TRIAL_ACTIVE, finish, settle_trials, summarise, trial_name, trial_rows, trial_status, update_trial,
 )
@@ -95,25 +96,45 @@ class TuningService:
         return records.recent_names(self.catalog, limit)
 
     def trials(self, name: str) -> "pd.DataFrame":
-        """One row per trial in order: trial, job, status, objective, hyperparameters (the tuned values), best,
-        seconds, failure_reason."""
+        """One row per trial in order: trial, job, status, objective (cross-validated on the training split: what
+        trials are ranked by), test (the winner's test-split score of the same metric, for the winner only),
+        hyperparameters (the tuned values), best, seconds, failure_reason."""
         import pandas as pd
 
         tuning = self.describe(name)
         rows = []
+        winner_test = self._winner_test_score(tuning)
         for t in trial_rows(self.catalog, name):
             end = t["job_ended_at"] or t["ended_at"]
             start = t["job_created_at"] or t["created_at"]
             status = trial_status(t)
             rows.append({
                 "trial": t["number"], "job": t["job"], "status": status, "objective": t["objective"],
+                "test": winner_test if bool(tuning.best_job) and t["job"] == tuning.best_job else None,
                 "hyperparameters": loads(t["params_json"], {}), "best": bool(tuning.best_job) and
                 t["job"] == tuning.best_job,
                 "seconds": (end - start) if end and start else None,
                 "failure_reason": t["job_failure_reason"] or t["failure_reason"] or "",
             })
-        columns = ["trial", "job", "status", "objective", "hyperparameters", "best", "seconds", "failure_reason"]
+        columns = ["trial", "job", "status", "objective", "test", "hyperparameters", "best", "seconds",
+                   "failure_reason"]
         return pd.DataFrame(rows, columns=columns)
+
+    def _winner_test_score(self, tuning) -> float | None:
+        """The best trial's objective metric on the test split, or None (no winner yet, or an objective computed by
+        the app, e.g. the planner's profit, whose test-split figure the planner shows)."""
+        if not tuning.best_job:
+            return None
+        try:
+            metric = get_objective(tuning.objective).metric
+        except ValidationError:  # an objective registered by a feature this process has not loaded
+            return None
+        try:
+            row = jobs_records.job(self.catalog, tuning.best_job) if metric else None
+        except NotFoundError:
+            return None
+        value = loads(row.get("metrics_json"), {}).get(metric) if row else None
+        return None if value is None else float(value)
 
     def log(self, name: str, lines: int = 200) -> str:
         return self.backend.tuning_log(self.row(name), lines)
@@ -134,6 +155,8 @@ class TuningService:
             raise ValidationError(f"Unknown strategy {strategy!r}. Choose one of: {', '.join(STRATEGIES)}.")
         goal = get_objective(objective, needs_metric=self.backend.tuning_needs_log_metric())
         tuned, static = parse_ranges(algorithm, ranges)
+        if not static.get("cv_folds") and "cv_folds" not in {r.name for r in tuned}:
+            static["cv_folds"] = TUNING_CV_FOLDS  # trials are ranked by cross-validation inside the training split
         max_trials = _whole("max_trials", max_trials, 1, MAX_TRIALS)
         if max_parallel is None:
             max_parallel = min(max_trials, self.backend.tuning_parallel_default())

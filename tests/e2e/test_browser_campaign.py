@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 
 import churn_core
 from churn_core.data.sample import make_subscription_sample
+from churn_core.decisions import campaign
 from tests.e2e.e2e_support import DEPLOY_TIMEOUT_MS, button, expect_title, go, main
 from tests.support.helpers import wait_for_job
 
@@ -43,13 +44,14 @@ def test_plan_a_campaign_use_its_threshold_and_read_reasons(app_server, context,
             f"{expected.expected_profit:,.0f}")
         expect(m.get_by_test_id("stMetric").filter(has_text="Customers contacted")).to_contain_text(
             f"{expected.contacted:,} of {expected.customers:,}")
+        expect(m.get_by_text(f"Threshold picked on {campaign.PICKED_ON_TEST}")).to_be_visible()
 
     with steps("use-the-threshold"):
         m.get_by_label("Note (why this threshold)", exact=True).fill("Q1 retention")
         button(page, f"Use threshold {expected.threshold:.3f} for subs-rf").click()
         expect(m.get_by_test_id("stAlertContentSuccess").filter(
             has_text=f"subs-rf now labels customers above {expected.threshold:.3f}")).to_be_visible()
-        assert platform.model_threshold("subs-rf") == pytest.approx(expected.threshold, abs=5e-4)
+        assert platform.model_threshold("subs-rf") == expected.threshold, "the headline's threshold, exactly"
         assert platform.threshold_record("subs-rf")["note"] == "Q1 retention"
 
     with steps("the-model-on-a-new-labelled-file"):

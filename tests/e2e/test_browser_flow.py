@@ -62,6 +62,11 @@ def test_upload_train_deploy_predict_delete(app_server, page, steps, platform, t
         expect(roc).to_be_visible()
         expect(roc.locator("text.gtitle")).to_contain_text("ROC")
         expect(roc.locator(".legendtext").first).to_contain_text(job)  # the curve is this job's
+        m.get_by_role("tab", name="Calibration").click()  # issue 24: every model reports its calibration
+        reliability = m.get_by_role("tabpanel", name="Calibration").get_by_test_id("stPlotlyChart")
+        expect(reliability.locator("text.gtitle")).to_contain_text("Calibration on the test split: Brier")
+        expect(m.get_by_role("tabpanel", name="Calibration")).to_contain_text("expected calibration error")
+        m.get_by_role("tab", name="ROC curve").click()
 
     with steps("deploy-this-model"):
         m.get_by_role("link", name="Deploy this model").click()

@@ -17,7 +17,8 @@ from churn_core.storage.artifacts import read_json_member, sha256_bytes
 from churn_core.storage.unpack import ArtifactLimits, ArtifactRefused
 from churn_core.training.hyperparameters import for_container
 
-METRIC_NAMES = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss")
+METRIC_NAMES = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss", "brier", "ece",
+                "roc_auc_cv", "pr_auc_cv", "f1_cv", "log_loss_cv", "brier_cv")  # _cv: tuning ranks by these
 METRIC_DEFINITIONS = [{"Name": n, "Regex": f"{n}=([0-9.eE+-]+)"} for n in METRIC_NAMES]
 VOLUME_GB = 5
 MAX_RUNTIME_SECONDS = 3600

@@ -39,7 +39,7 @@ class TuningJobs:
                       "instance_type": tuning["instance_type"], "instance_count": 1}
         training = self.training.request(pseudo_job, dataset, source_uri)
         request = tuning_request(training, tuning, _ranges(tuning),
-                                 get_objective(tuning["objective"], needs_metric=True).metric)
+                                 get_objective(tuning["objective"], needs_metric=True).ranked_by)
         request["Tags"] = self.ctx.tags(tuning=tuning["name"], dataset=dataset.name)
         return request
 
