@@ -62,7 +62,7 @@ def test_the_trainer_and_the_registrar_cannot_approve_a_second_person_can(gated_
     assert line["endpoints"][0]["deployed_by"] == roles.os_user()
     assert admin.threshold_record("subs-m")["set_by"] == roles.os_user()
     who = {(e["kind"], e["message"].split(":")[0]): e["user"] for e in admin.events(limit=500)}
-    assert who[("registry", "PendingManualApproval → Approved")] == "bob@x.io"
+    assert who[("registry", "waiting for approval → approved")] == "bob@x.io"
     assert who[("registry", "registered from model subs-m (PendingManualApproval)")] == "reg@x.io"
     assert who[("endpoint", "Creating from subs v1 (model subs-m)")] == roles.os_user()
 

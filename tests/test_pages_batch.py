@@ -95,9 +95,12 @@ def test_batch_page_offers_an_instance_type_only_when_the_backend_has_a_choice(s
     at = open_page("batch")
     at.get("file_uploader")[0].set_value(("customers.csv", data, "text/csv")).run()
     assert "Instance type" not in [s.label for s in at.selectbox]
-    from churn_core.platform import Platform
+    from churn_core.backends.base import Offers
 
-    monkeypatch.setattr(Platform, "transform_instance_types", lambda self: ["ml.m5.large", "ml.c5.xlarge"])
+    offered = Offers.of(subs_rf.backend)  # what the page is offered, as SageMaker would offer it; the backend is local
+    monkeypatch.setattr(Offers, "of", classmethod(lambda cls, backend: cls(
+        offered.quick_deploy, offered.training_instance_types, ["ml.m5.large", "ml.c5.xlarge"],
+        offered.default_transform_instances, offered.tuning_parallel_default)))
     at.run()
     picker = next(s for s in at.selectbox if s.label == "Instance type")
     assert picker.options == ["ml.m5.large", "ml.c5.xlarge"] and picker.value == "ml.m5.large"

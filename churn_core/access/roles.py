@@ -58,6 +58,7 @@ METHOD_ROLES: dict[str, str] = {
     # admin: endpoints, thresholds of serving models, settings, restore, purge
     "deploy": ADMIN, "deploy_version": ADMIN, "update_endpoint": ADMIN, "set_variants": ADMIN,
     "promote_challenger": ADMIN, "delete_endpoint": ADMIN, "cleanup": ADMIN, "set_capture": ADMIN,
+    "alert_webhook": ADMIN, "set_drift_thresholds": ANALYST,  # (both also read, without a value)
     "schedule_monitoring": ADMIN, "endpoint_token": ADMIN, "delete_dataset": ADMIN, "delete_tuning": ADMIN,
     "backup_catalog": ADMIN, "restore_catalog_backup": ADMIN, "rebuild_catalog": ADMIN,
 }
@@ -73,7 +74,7 @@ READ_ONLY = frozenset({
     "model_groups", "versions_of_model", "deploy_refusal", "lineage", "describe_tuning", "tuning_trials",
     "list_tuning_jobs", "tuning_names", "tuning_log", "tuning_objectives", "default_tuning_ranges",
     "describe_transform", "list_transforms", "transform_log", "transform_output", "transform_errors",
-    "transform_summary", "transform_download", "events", "catalog_health", "drift_report",
+    "transform_summary", "transform_download", "events", "catalog_health", "drift_report", "customer_data",
 })
 
 WHAT = {ANALYST: "upload, train, tune, score, plan and register", APPROVER: "approve, reject and move aliases",
@@ -167,9 +168,14 @@ def resolve(name: str | None = None, claims: dict | None = None, env: dict | Non
 
 # ---- the check -----------------------------------------------------------------------------------------------
 def _serving(platform: Any, arguments: dict) -> bool:
-    """Whether the model a threshold is set on serves behind an endpoint now (then it takes an admin)."""
-    model = arguments.get("model")
-    return any(ep.model == model or any(v.get("model") == model for v in ep.variants)
+    """Whether the model (or registry version) a threshold is set on serves behind an endpoint now (then it takes
+    an admin)."""
+    owner = arguments.get("model_or_version", arguments.get("model"))
+    if isinstance(owner, (tuple, list)):  # ("group", number or alias): the version's label names its variants
+        version = platform.get_version(*owner)
+        return any(v.get("version") == f"{version.group} v{version.version}"
+                   for ep in platform.list_endpoints() for v in ep.variants)
+    return any(ep.model == owner or any(v.get("model") == owner for v in ep.variants)
                for ep in platform.list_endpoints())
 
 
