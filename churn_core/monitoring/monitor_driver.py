@@ -129,12 +129,19 @@ class Scheduler:
             self.log(f"{endpoint}: could not record the failure: {again}")
 
 
+LOCK_TRIES = 30  # over 3 s: only a scheduler holds the lock that long
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--home", required=True)
     opts = parser.parse_args(argv)
     set_process_umask()  # its reports and log are private, like every process the product starts
-    lock = take_lock(Path(opts.home))
+    lock = None
+    for _ in range(LOCK_TRIES):  # a connect() probing whether a scheduler runs holds the lock for an instant
+        if (lock := take_lock(Path(opts.home))) is not None:
+            break
+        time.sleep(0.1)
     if lock is None:
         print("another scheduler runs for this state folder; exiting", flush=True)
         return 0
