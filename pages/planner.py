@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from app.charts import calibration_figure, confusion_figure, gains_figure, profit_figure
@@ -31,6 +32,8 @@ owner = st.selectbox("Threshold of", [*versions, model], key=f"planner_owner_{mo
 owner_label = versions.get(owner, model)
 current = p.model_threshold(owner)
 record = p.threshold_record(owner)
+if done := st.session_state.pop("planner_done", None):
+    st.success(done)
 st.markdown(f"Current decision threshold of **{owner_label}**: **{current:.3f}**"
             + (f" · set {when(record['set_at'])} by {record['set_by']}" + (f": {record['note']}" if record.get("note")
                                                                              else "")
@@ -42,32 +45,42 @@ if record.get("endpoints_behind"):
         attempt(p.set_threshold, owner, current, "endpoints brought up to date")
 
 y, proba = p.test_predictions(owner)
-with st.form("campaign_inputs"):
-    cols = st.columns(4)
-    offer_cost = cols[0].number_input("Cost of one offer", min_value=0.0, value=campaign.DEFAULT_OFFER_COST, step=1.0,
+# The inputs are remembered per model (or version): this session's last plan, else the plan its threshold came from.
+remembered = st.session_state.setdefault("planner_inputs", {})
+owner_key = repr(owner)
+start = {"offer_cost": campaign.DEFAULT_OFFER_COST, "customer_value": campaign.DEFAULT_CUSTOMER_VALUE,
+         "save_rate": campaign.DEFAULT_SAVE_RATE, "budget": None, "customers": len(y), "budget_money": None}
+start.update({k: v for k, v in (record.get("campaign") or {}).items() if k in start})
+start.update(remembered.get(owner_key, {}))
+with st.form(f"campaign_inputs_{owner_key}"):
+    cols = st.columns(4)  # no min/max here: a value out of range is refused with its reason, never kept silently
+    offer_cost = cols[0].number_input("Cost of one offer", value=float(start["offer_cost"]), step=1.0,
                                       help="What contacting one customer costs (the discount, the call).")
-    value = cols[1].number_input("Value of a customer kept", min_value=0.01, value=campaign.DEFAULT_CUSTOMER_VALUE,
-                                 step=10.0, help="What keeping one customer who would have left is worth.")
-    save_rate = cols[2].number_input("Churners the offer saves", min_value=0.01, max_value=1.0,
-                                     value=campaign.DEFAULT_SAVE_RATE, step=0.05, format="%.2f",
-                                     help="Share of the contacted customers who would have left that the offer keeps.")
-    budget = cols[3].number_input("Budget (customers, optional)", min_value=0, value=None, step=10,
+    value = cols[1].number_input("Value of a customer kept", value=float(start["customer_value"]), step=10.0,
+                                 help="What keeping one customer who would have left is worth.")
+    save_rate = cols[2].number_input("Churners the offer saves", value=float(start["save_rate"]), step=0.05,
+                                     format="%.2f",
+                                     help="Share of the contacted customers who would have left that the offer keeps "
+                                          "(0 to 1).")
+    budget = cols[3].number_input("Budget (customers, optional)", value=start["budget"], step=10,
                                   placeholder="no limit", help="At most this many customers of the customer base "
                                                                "contacted.")
     base_cols = st.columns(4)
-    customers = base_cols[0].number_input("Customer base (customers)", min_value=1, value=len(y), step=100,
-                                          help="How many customers the campaign is for; counts, profit and the "
-                                               "budget scale to it. Default: the test split's size.")
-    budget_money = base_cols[1].number_input("Budget (money, optional)", min_value=0.0, value=None, step=100.0,
+    customers = base_cols[0].number_input("Customer base (customers)", value=int(start["customers"] or len(y)),
+                                          step=100, help="How many customers the campaign is for; counts, profit and "
+                                                         "the budget scale to it. Default: the test split's size.")
+    budget_money = base_cols[1].number_input("Budget (money, optional)", value=start["budget_money"], step=100.0,
                                              placeholder="no limit", help="At most this much spent on offers.")
-    st.form_submit_button("Plan the campaign", type="primary")
+    if st.form_submit_button("Plan the campaign", type="primary"):
+        remembered[owner_key] = {"offer_cost": offer_cost, "customer_value": value, "save_rate": save_rate,
+                                 "budget": budget, "customers": customers, "budget_money": budget_money}
 st.caption(f"Defaults: an offer costs {campaign.DEFAULT_OFFER_COST:g}, a kept customer is worth "
            f"{campaign.DEFAULT_CUSTOMER_VALUE:g}, the offer saves {campaign.DEFAULT_SAVE_RATE:.0%} of the churners "
            "it reaches; change them to your campaign's figures.")
 
 plan = attempt(p.plan_campaign, owner, offer_cost, value, save_rate, int(budget) if budget is not None else None,
                int(customers), budget_money)
-if plan is None:
+if plan is None:  # an input was refused: its reason is shown above, and no plan for other values
     st.stop()
 st.caption(f"Planned for **{owner_label}** on the held-out customers of {model}.")
 
@@ -89,6 +102,17 @@ st.markdown(f"At **{threshold:.3f}**: {at['contacted']:,.0f} of {plan.customers:
             f"{at['caught']:,.0f} of {plan.churners:,} churners caught, expected profit "
             f"**{at['expected_profit']:,.0f}**.")
 
+with st.expander("Or contact the riskiest k % of customers"):
+    top = plan.top_k[plan.top_k["top_percent"].isin([5, 10, 20, 30, 50, 100])]
+    st.dataframe(pd.DataFrame({
+        "contact the riskiest": [f"{k} %" for k in top["top_percent"]],
+        "customers contacted": (top["contacted"] * plan.scale).round().astype(int),
+        "churners caught": (top["caught"] * plan.scale).round().astype(int),
+        "expected profit": (top["expected_profit"] * plan.scale).round().astype(int)}),
+        hide_index=True, width="stretch")
+    st.caption("The same arithmetic with a share of customers instead of a threshold: useful when the campaign is "
+               "sized by the call centre rather than by risk.")
+
 left, right = st.columns(2)
 left.plotly_chart(profit_figure(plan.curve, threshold, current), width="stretch")
 right.plotly_chart(confusion_figure({"confusion_matrix": campaign.confusion_at(y, proba, threshold),
@@ -102,9 +126,11 @@ chosen = plan.threshold if threshold == float(round(plan.threshold, 3)) else thr
 if st.button(f"Use threshold {threshold:.3f} for {owner_label}", type="primary", key="use_threshold"):
     if attempt(p.set_threshold, owner, chosen, note.strip() or None, plan) is not None:
         behind = p.threshold_record(owner).get("endpoints_behind")
-        st.success(f"**{owner_label}** now labels customers above {threshold:.3f} as likely to churn: the endpoints "
-                   "serving it (updated now, without downtime), batch transform output and the Predict page use it."
-                   + (f" Not updated yet: {', '.join(behind)}." if behind else ""))
+        st.session_state["planner_done"] = (
+            f"**{owner_label}** now labels customers above {threshold:.3f} as likely to churn: the endpoints serving "
+            "it (updated now, without downtime), batch transform output and the Predict page use it."
+            + (f" Not updated yet: {', '.join(behind)}." if behind else ""))
+        st.rerun()  # the header above shows the threshold now in force
 
 st.divider()
 st.subheader(f"{model} on new data")

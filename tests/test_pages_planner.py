@@ -31,10 +31,21 @@ def test_planner_page_plans_uses_the_threshold_and_evaluates(subs_rf):
     assert subs_rf.model_threshold("subs-rf") == pytest.approx(0.25)
     assert subs_rf.threshold_record("subs-rf")["note"] == "spring campaign"
     assert "now labels customers above 0.250" in texts(at, "success")
+    assert "Current decision threshold of **subs-rf**: **0.250**" in texts(at, "markdown"), "the header shows it"
+
+    again = open_page("planner")  # a reload: the inputs of the plan its threshold came from, not the defaults
+    inputs = {n.label: n for n in again.number_input}
+    assert (inputs["Cost of one offer"].value, inputs["Value of a customer kept"].value) == (10.0, 250.0)
+    top = next(df.value for df in again.dataframe if "contact the riskiest" in df.value.columns)
+    assert list(top["contact the riskiest"]) == ["5 %", "10 %", "20 %", "30 %", "50 %", "100 %"]
+    inputs["Cost of one offer"].set_value(-5.0)
+    button(again, "Plan the campaign").click().run()
+    assert "The cost of one offer must be a number ≥ 0 (got -5.0)" in texts(again, "error")
+    assert not again.metric, "no plan is shown for other values than the ones on screen"
 
     at.get("file_uploader")[0].set_value(("last-month.csv", make_subscription_sample(400, seed=17),
                                           "text/csv")).run()
     assert not at.exception, at.exception
     assert "subs-rf on last-month.csv" in texts(at, "markdown")
-    compared = at.dataframe[0].value
+    compared = at.dataframe[-1].value
     assert list(compared.columns) == ["metric", "on last-month.csv", "on its test split"]
