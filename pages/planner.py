@@ -53,7 +53,8 @@ start = {"offer_cost": campaign.DEFAULT_OFFER_COST, "customer_value": campaign.D
 start.update({k: v for k, v in (record.get("campaign") or {}).items() if k in start})
 start.update(remembered.get(owner_key, {}))
 with st.form(f"campaign_inputs_{owner_key}"):
-    cols = st.columns(4)  # no min/max here: a value out of range is refused with its reason, never kept silently
+    # Three a row (values stay readable at 1024 px). No min/max: a value out of range is refused with its reason.
+    cols = st.columns(3)
     offer_cost = cols[0].number_input("Cost of one offer", value=float(start["offer_cost"]), step=1.0,
                                       help="What contacting one customer costs (the discount, the call).")
     value = cols[1].number_input("Value of a customer kept", value=float(start["customer_value"]), step=10.0,
@@ -62,14 +63,14 @@ with st.form(f"campaign_inputs_{owner_key}"):
                                      format="%.2f",
                                      help="Share of the contacted customers who would have left that the offer keeps "
                                           "(0 to 1).")
-    budget = cols[3].number_input("Budget (customers, optional)", value=start["budget"], step=10,
-                                  placeholder="no limit", help="At most this many customers of the customer base "
-                                                               "contacted.")
-    base_cols = st.columns(4)
+    base_cols = st.columns(3)
     customers = base_cols[0].number_input("Customer base (customers)", value=int(start["customers"] or len(y)),
                                           step=100, help="How many customers the campaign is for; counts, profit and "
                                                          "the budget scale to it. Default: the test split's size.")
-    budget_money = base_cols[1].number_input("Budget (money, optional)", value=start["budget_money"], step=100.0,
+    budget = base_cols[1].number_input("Budget (customers, optional)", value=start["budget"], step=10,
+                                       placeholder="no limit", help="At most this many customers of the customer "
+                                                                    "base contacted.")
+    budget_money = base_cols[2].number_input("Budget (money, optional)", value=start["budget_money"], step=100.0,
                                              placeholder="no limit", help="At most this much spent on offers.")
     if st.form_submit_button("Plan the campaign", type="primary"):
         remembered[owner_key] = {"offer_cost": offer_cost, "customer_value": value, "save_rate": save_rate,

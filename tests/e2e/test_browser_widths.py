@@ -27,6 +27,8 @@ OVERFLOW_JS = """() => {
 TRUNCATED_JS = """() => [...document.querySelectorAll('[data-testid="stMetricValue"], [data-testid="stMetricLabel"]')]
   .filter(el => [el, ...el.querySelectorAll('*')].some(e => e.scrollWidth > e.clientWidth + 1))
   .map(el => el.innerText)"""
+CUT_INPUTS_JS = """() => [...document.querySelectorAll('[data-testid="stMain"] input[type="number"]')]
+  .filter(el => el.value && el.scrollWidth > el.clientWidth + 1).map(el => el.getAttribute('aria-label'))"""
 
 
 def prepare(p) -> None:
@@ -72,6 +74,8 @@ def test_every_page_fits_1024_and_1440_pixels(app_server, platform, browser, sho
                     problems.append(f"{width}px {title}: the page scrolls sideways by {overflow}px")
                 if cut := page.evaluate(TRUNCATED_JS):
                     problems.append(f"{width}px {title}: metric labels or values cut short: {cut}")
+                if inputs := page.evaluate(CUT_INPUTS_JS):
+                    problems.append(f"{width}px {title}: number inputs too narrow for their values: {inputs}")
                 if raw := sorted(set(RAW_WORDS.findall(main(page).inner_text()))):
                     problems.append(f"{width}px {title}: raw words on the page: {raw}")
         finally:
