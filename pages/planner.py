@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app.charts import calibration_figure, confusion_figure, gains_figure, profit_figure
-from app.formatting import when
+from app.formatting import METRIC_LABELS, when
 from app.navigation import link_to_follow, page
 from app.service import attempt, platform
 from churn_core.decisions import campaign
@@ -146,10 +146,17 @@ if labelled is not None:
         st.markdown(f"**{model} on {labelled.name}** ({result['rows']:,} customers, threshold "
                     f"{result['threshold']:.3f})")
         names = ["roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "log_loss"]
-        st.dataframe({"metric": names,
-                      f"on {labelled.name}": [result["metrics"].get(n) for n in names],
-                      "on its test split": [result["test_split_metrics"].get(n) for n in names]},
+        money = result["campaign"]
+        st.dataframe({"metric": [METRIC_LABELS.get(n, n) for n in names] + ["Expected profit per 1,000 customers"],
+                      f"on {labelled.name}": [result["metrics"].get(n) for n in names]
+                      + [round(money["file"]["expected_profit"])],
+                      "on its test split": [result["test_split_metrics"].get(n) for n in names]
+                      + [round(money["test_split"]["expected_profit"]) if "test_split" in money else None]},
                      hide_index=True, width="stretch")
+        inputs = money["inputs"]
+        st.caption(f"Profit at threshold {result['threshold']:.3f} for an offer costing {inputs['offer_cost']:g}, a "
+                   f"kept customer worth {inputs['customer_value']:g} and {inputs['save_rate']:.0%} of reached "
+                   "churners saved (the campaign its threshold was planned for, else the defaults).")
         st.plotly_chart(confusion_figure({"confusion_matrix": result["confusion_matrix"],
                                           "threshold": round(result["threshold"], 3)}), width="stretch",
                         key="evaluate_confusion")

@@ -123,6 +123,13 @@ def test_evaluation_on_new_labelled_data(subscription_model):
     assert result["rows"] == 800 and 0.6 < result["metrics"]["roc_auc"] <= 1.0
     assert result["test_split_metrics"]["roc_auc"] == pytest.approx(p.describe_training("subs-gb").metrics["roc_auc"])
     assert sum(map(sum, result["confusion_matrix"])) == 800
+    money, threshold = result["campaign"], result["threshold"]  # profit beside the metrics, per 1,000 customers
+    y, proba = p.test_predictions("subs-gb")
+    flagged = proba > threshold
+    inputs = money["inputs"]
+    expected = ((flagged & (y == 1)).sum() * inputs["save_rate"] * inputs["customer_value"]
+                - flagged.sum() * inputs["offer_cost"]) * 1000 / len(y)
+    assert money["test_split"]["expected_profit"] == pytest.approx(expected)
     without = pd.read_csv(io.BytesIO(new), dtype=str, keep_default_na=False).drop(columns=["Churn"])
     with pytest.raises(ValidationError, match="has no column 'Churn'.*outcome is known"):
         p.evaluate("subs-gb", without.to_csv(index=False).encode())

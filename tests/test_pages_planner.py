@@ -49,3 +49,5 @@ def test_planner_page_plans_uses_the_threshold_and_evaluates(subs_rf):
     assert "subs-rf on last-month.csv" in texts(at, "markdown")
     compared = at.dataframe[-1].value
     assert list(compared.columns) == ["metric", "on last-month.csv", "on its test split"]
+    names = list(compared["metric"])
+    assert names[0] == "ROC AUC" and names[-1] == "Expected profit per 1,000 customers", names

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from churn_core.catalog.database import loads
 from churn_core.decisions import campaign
 from churn_core.decisions.model_runtime import labelled_scores, read_text
 from churn_core.endpoints.scoring import read_customers
@@ -60,12 +61,19 @@ class DecisionService:
         threshold = self.models.threshold(model)  # a job's model (a version's own: ThresholdService.at_threshold)
         metrics, curves = evaluation.evaluate(y, p, y, threshold)
         metrics.pop("train_churn_rate", None)
+        # the campaign its threshold was planned for (else the defaults), per 1,000 customers so sizes compare
+        inputs = {"offer_cost": campaign.DEFAULT_OFFER_COST, "customer_value": campaign.DEFAULT_CUSTOMER_VALUE,
+                  "save_rate": campaign.DEFAULT_SAVE_RATE}
+        planned = (loads(self.models.get(model).get("threshold_json"), {}) or {}).get("campaign") or {}
+        inputs.update({k: float(planned[k]) for k in inputs if planned.get(k) is not None})
+        money = {"inputs": inputs, "file": campaign.figures_at(y, p, threshold, **inputs, scale=1000 / len(y))}
         try:  # the test split at the same threshold, so label-based figures compare like with like
             y_test, p_test = self.test_predictions(model)
             test_metrics = evaluation.evaluate(y_test, p_test, y_test, threshold)[0]
             test_metrics.pop("train_churn_rate", None)
+            money["test_split"] = campaign.figures_at(y_test, p_test, threshold, **inputs, scale=1000 / len(y_test))
         except NotFoundError:  # its dataset was deleted: what training measured (at 0.5)
             test_metrics = self.training.describe(model).metrics
         return {"rows": int(len(y)), "threshold": threshold, "metrics": metrics, "curves": curves,
                 "confusion_matrix": campaign.confusion_at(y, p, threshold),
-                "gains": campaign.gains_by_decile(y, p), "test_split_metrics": test_metrics}
+                "gains": campaign.gains_by_decile(y, p), "test_split_metrics": test_metrics, "campaign": money}
