@@ -9,6 +9,7 @@ from app.charts import calibration_figure, confusion_figure, gains_figure, profi
 from app.formatting import METRIC_LABELS, when
 from app.navigation import link_to_follow, page
 from app.service import attempt, platform
+from churn_core.training.hyperparameters import ALGORITHMS
 from churn_core.decisions import campaign
 
 p = platform()
@@ -23,7 +24,16 @@ if not models:
     st.stop()
 if followed := link_to_follow("model", models):
     st.session_state["planner_model"] = followed
-model = st.selectbox("Model", models, key="planner_model")
+described = {m["name"]: m for m in p.list_models()}  # one read: each job's dataset and algorithm, in words
+
+
+def model_words(name: str) -> str:
+    m = described.get(name) or {}
+    algorithm = ALGORITHMS.get(m.get("algorithm"), {}).get("label", m.get("algorithm") or "model")
+    return f"{name} · {algorithm} on {m['dataset']}" if m.get("dataset") else name
+
+
+model = st.selectbox("Model (training job)", models, key="planner_model", format_func=model_words)
 # A threshold belongs to the model that serves it: the job's model until it is registered, then each version.
 versions = {(v.group, v.version): v.label for v in reversed(p.versions_of_model(model))}
 owner = st.selectbox("Threshold of", [*versions, model], key=f"planner_owner_{model}",

@@ -60,7 +60,7 @@ def test_a_threshold_planned_on_champion_v1_labels_every_answer_and_each_names_i
         page.goto(app_server.url)
         expect_title(page, "Data", timeout=60_000)
         go(page, "Campaign planner")
-        choose(page, "Model", "subs-rf")
+        choose(page, "Model (training job)", "subs-rf · Random forest on subs")
         owner = 'input[aria-label="Threshold of"]'
         expect(m.locator(f'{owner}[value="subs v1 (champion) (registered version: endpoints serving it)"]')
                ).to_be_visible()
