@@ -31,32 +31,9 @@ ep = attempt(p.describe_endpoint, endpoint)
 if ep is None:
     st.stop()
 
-left, right = st.columns([2, 3])
-left.markdown(f"**{capture_view.status_text(ep)}** of {endpoint}.")
-left.page_link(page("endpoints"), label="Change data capture on Endpoints", icon=":material/tune:",
-               query_params={"endpoint": endpoint})
-schedule = p.monitoring_schedule(endpoint)
-with right.form("schedule"):
-    every = st.number_input("Drift report every (minutes, 0 = no schedule)", min_value=0.0,
-                            value=float(schedule["every_minutes"]) if schedule else 0.0, step=5.0)
-    if st.form_submit_button("Save schedule"):
-        if attempt(p.schedule_monitoring, endpoint, every) is not None:
-            st.success(f"A drift report runs every {every:g} minutes." if every else "No scheduled drift reports.")
-if schedule:
-    right.caption(f"Last scheduled report: {when(schedule['last_run_at'])}")
-    if schedule["last_error"]:
-        right.error(f"Last scheduled run: {schedule['last_error']}", icon=":material/error:")
-    if schedule["runs"]:
-        with right.expander(f"Scheduled runs ({len(schedule['runs'])} most recent)"):
-            st.dataframe(pd.DataFrame([{"at": when(r["started_at"]), "outcome": r["outcome"], "detail": r["detail"]}
-                                       for r in schedule["runs"]]), hide_index=True, width="stretch")
-
-st.subheader("Traffic and latency", anchor=False)
-traffic = attempt(p.endpoint_traffic, endpoint)
-if traffic is not None and len(traffic):
-    st.plotly_chart(traffic_figure(traffic), width="stretch")
-else:
-    st.caption("No traffic recorded yet.")
+st.markdown(f"**{capture_view.status_text(ep)}** of {endpoint}.")
+st.page_link(page("endpoints"), label="Change data capture on Endpoints", icon=":material/tune:",
+             query_params={"endpoint": endpoint})
 
 st.subheader("Drift against the training baseline")
 window = st.selectbox("Window", ["last hour", "last 24 hours", "last 7 days", "everything captured"], index=1)
@@ -97,6 +74,32 @@ else:
     captured = attempt(p.captured, endpoint, time.time() - since if since else None)
     if captured is not None:
         st.plotly_chart(feature_shift_figure(p.baseline(ep.model), captured, feature), width="stretch")
+
+schedule = p.monitoring_schedule(endpoint)
+st.subheader("Scheduled reports")
+left, right = st.columns([2, 3])
+with left.form("schedule"):
+    every = st.number_input("Drift report every (minutes, 0 = no schedule)", min_value=0.0,
+                            value=float(schedule["every_minutes"]) if schedule else 0.0, step=5.0)
+    if st.form_submit_button("Save schedule"):
+        if attempt(p.schedule_monitoring, endpoint, every) is not None:
+            st.success(f"A drift report runs every {every:g} minutes." if every else "No scheduled drift reports.")
+if schedule:
+    right.caption(f"Last scheduled report: {when(schedule['last_run_at'])}")
+    if schedule["last_error"]:
+        right.error(f"Last scheduled run: {schedule['last_error']}", icon=":material/error:")
+    if schedule["runs"]:
+        with right.expander(f"Scheduled runs ({len(schedule['runs'])} most recent)"):
+            st.dataframe(pd.DataFrame([{"at": when(r["started_at"]), "outcome": r["outcome"], "detail": r["detail"]}
+                                       for r in schedule["runs"]]), hide_index=True, width="stretch")
+
+
+st.subheader("Traffic and latency", anchor=False)
+traffic = attempt(p.endpoint_traffic, endpoint)
+if traffic is not None and len(traffic):
+    st.plotly_chart(traffic_figure(traffic), width="stretch")
+else:
+    st.caption("No traffic recorded yet.")
 
 history = p.drift_history(endpoint, 50)
 if history:
