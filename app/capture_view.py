@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app.formatting import count_text
-from app.service import attempt
+from app.service import attempt, gate
 from churn_core.monitoring.capture_bounds import DEFAULT_MAX_MB, DEFAULT_RETENTION_DAYS
 
 
@@ -33,7 +33,7 @@ def render(p, ep) -> None:
                                       value=float(ep.capture_retention_days or DEFAULT_RETENTION_DAYS),
                                       key=f"capture_days_{ep.name}",
                                       help="Older capture files are deleted.") if bounded else None
-        if st.form_submit_button("Save capture setting", type="primary"):
+        if st.form_submit_button("Save capture setting", type="primary", **gate(p, "set_capture")):
             updated = attempt(p.set_capture, ep.name, percent, max_mb, keep_days)
             if updated:
                 st.success(f"Capturing {updated.capture_percent:g} % of {ep.name}'s requests."

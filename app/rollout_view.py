@@ -10,7 +10,7 @@ import streamlit as st
 from app.charts import chart_layout
 from app.formatting import threshold_text
 from app.pickers import approved_versions
-from app.service import attempt
+from app.service import attempt, gate
 
 
 def variant_table(ep) -> pd.DataFrame:
@@ -92,7 +92,7 @@ def render(p, ep) -> None:
         target = st.selectbox("Update to version", keys, format_func=lambda k: approved[k].label,
                               help="Starts the new model next to the old one and switches traffic when it is "
                                    "healthy: no request fails. If it cannot serve, the old one keeps serving.")
-        if st.form_submit_button("Update endpoint", type="primary"):
+        if st.form_submit_button("Update endpoint", type="primary", **gate(p, "update_endpoint")):
             updated = attempt(p.update_endpoint, ep.name, approved[target].group, approved[target].version)
             if updated:
                 _done(ep, f"{ep.name} now serves {approved[target].label}.")
@@ -106,7 +106,7 @@ def render(p, ep) -> None:
                                   key=f"chall_{ep.name}")
         share = st.slider("Traffic to the challenger (%)", 0, 50, min(now[2], 50) if now else 10,
                           key=f"share_{ep.name}")
-        if st.form_submit_button("Serve both"):
+        if st.form_submit_button("Serve both", **gate(p, "set_variants")):
             if champion == challenger:
                 st.error("Pick two different versions for the champion and the challenger.")
             else:

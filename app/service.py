@@ -50,6 +50,13 @@ def allowed(p, method: str) -> tuple[bool, str]:
     return roles.allowed(p.user, method)
 
 
+def gate(p, method: str, disabled: bool = False) -> dict:
+    """Keyword arguments for a button that calls ``p.<method>``: disabled, with the reason as its help, when the
+    acting user's role does not allow it (``churn_core`` refuses the call anyway)."""
+    ok, why = allowed(p, method)
+    return {"disabled": disabled or not ok, "help": why or None}
+
+
 def account() -> None:
     """The sidebar's line about who is acting (and Sign out in team mode); signs in first in team mode."""
     try:

@@ -8,7 +8,7 @@ import streamlit as st
 from app.charts import risk_bars
 from app.formatting import count_text, duration_text, status_badge, status_label, when
 from app.navigation import link_to_follow, page
-from app.service import attempt, platform
+from app.service import attempt, gate, platform
 from churn_core.data.headers import read_header
 
 p = platform()
@@ -72,7 +72,7 @@ with st.expander("Start a transform job", expanded=bool(handed_over) or not p.li
                               help="The column that pushes each customer's churn probability most, with its value "
                                    "and the size of the push (exact). Scoring takes several times longer: leave it "
                                    "off for a plain score file.")
-        start = st.form_submit_button("Start transform job", type="primary", disabled=data is None)
+        start = st.form_submit_button("Start transform job", type="primary", **gate(p, "start_transform", data is None))
     if start and data is not None:
         job = attempt(p.start_transform, model, data, name=name.strip() or None, keep_columns=keep or None,
                       instance_count=int(workers), file_name=file_name, reasons=reasons, instance_type=instance_type)
@@ -113,7 +113,7 @@ def job_view(name: str, was_active: bool) -> None:
     if job.is_active:
         done = f"{job.rows_done:,} of {job.rows_in:,} lines" if job.rows_in else "reading the file…"
         st.progress(job.progress, text=done)
-        if st.button("Stop job", key=f"stop_{job.name}"):
+        if st.button("Stop job", key=f"stop_{job.name}", **gate(p, "stop_transform")):
             stopped = attempt(p.stop_transform, job.name)
             if stopped:
                 st.toast(f"{job.name}: {status_label(stopped.status).lower()}")

@@ -7,7 +7,7 @@ import streamlit as st
 
 from app.charts import distribution_figure
 from app.formatting import schema_rows, when
-from app.service import attempt, ok, platform
+from app.service import attempt, gate, ok, platform
 from churn_core import ChurnError
 from churn_core.names import slugify
 from churn_core.data.sample import SAMPLE_DESCRIPTION
@@ -25,7 +25,7 @@ with sample_col:
     st.subheader("No file at hand?")
     st.info(SAMPLE_DESCRIPTION, icon=":material/science:")
     sample_name = st.text_input("Sample dataset name", value="sample-telecom", key="sample_name")
-    if st.button("Load sample data", type="secondary", width="stretch"):
+    if st.button("Load sample data", type="secondary", width="stretch", **gate(p, "load_sample")):
         ds = attempt(p.load_sample, sample_name)
         if ds:
             st.session_state["data_selected"] = ds.name
@@ -63,7 +63,7 @@ if upload is not None:
             test_size = left.slider("Test fraction", 0.05, 0.5, 0.3, 0.05,
                                     help="Share of customers held out to evaluate models.")
             seed = right.number_input("Split seed", 0, 2**31 - 1, 42, help="The same seed gives the same split.")
-            submitted = st.form_submit_button("Validate and store", type="primary")
+            submitted = st.form_submit_button("Validate and store", type="primary", **gate(p, "upload_dataset"))
             stored_slot = st.container()  # the outcome of the button, next to it
         try:
             table = p.validate_dataset(data, target)
@@ -177,7 +177,7 @@ elif frame is not None:
         for column, reason in (ds.schema.get("dropped") or {}).items():
             st.caption(f"**{column}** is set aside: {reason}.")
 
-if st.button(f"Delete dataset {ds.name}", key="delete_dataset"):
+if st.button(f"Delete dataset {ds.name}", key="delete_dataset", **gate(p, "delete_dataset")):
     st.session_state["confirm_delete_dataset"] = ds.name
 if st.session_state.get("confirm_delete_dataset") == ds.name:
     st.warning(f"Delete **{ds.name}** and its raw, train and test files? Trained models keep working.")

@@ -10,7 +10,7 @@ from app.formatting import STATUS_HELP, duration_text, status_badge, status_labe
 from app.navigation import link_to_follow, page
 from app.pickers import shared_selectbox
 from app.pickers import approved_versions
-from app.service import attempt, platform
+from app.service import attempt, gate, platform
 from churn_core.names import default_endpoint_name
 from churn_core.endpoints.pricing import INSTANCE_TYPES, PRICE_REGION, PRICES_AS_OF, hourly_price
 
@@ -80,7 +80,7 @@ with st.expander("Deploy a model", expanded=st.session_state.get("deploy_open", 
                 INSTANCE_TYPES else 0, format_func=lambda t: f"{t} (${hourly_price(t):.3f}/h on SageMaker)")
             count = right.number_input("Instance count", 1, 8, 1,
                                        help="On the local backend each instance is one worker process.")
-            deploy = st.form_submit_button("Deploy", type="primary", on_click=forget_removed)
+            deploy = st.form_submit_button("Deploy", type="primary", on_click=forget_removed, **gate(p, "deploy"))
         if deploy:
             with st.spinner(f"Deploying {endpoint_name}…"):
                 if by_version:
@@ -209,7 +209,8 @@ if ep:
             width="stretch",
         )
 
-    if st.button(f"Delete {ep.name}", key="delete_endpoint", on_click=forget_removed):
+    if st.button(f"Delete {ep.name}", key="delete_endpoint", on_click=forget_removed,
+                 **gate(p, "delete_endpoint")):
         st.session_state["confirm"] = ("delete", ep.name)
 
 st.divider()

@@ -11,7 +11,7 @@ from app.formatting import (BEST_BY, BEST_MARK, BEST_ROW, METRIC_LABELS, STATUS_
                             duration_text, hyperparameter_rows, metric_text, status_badge, status_label, when)
 from app.navigation import link_to_follow, page
 from app.pickers import shared_selectbox
-from app.service import attempt, platform
+from app.service import attempt, gate, platform
 from churn_core.data.csv_export import to_download_csv
 from churn_core.training.hyperparameters import ALGORITHMS
 from churn_core.decisions.reasons import effects_frame
@@ -108,7 +108,7 @@ def job_detail(name: str) -> None:
     st.markdown(f"**{algorithm}** on dataset **{job.dataset}** · submitted {when(job.created_at)} · "
                 f"started {when(job.started_at)} · {running} · {job.instance_type}")
     if job.is_active:
-        if st.button("Stop job", key=f"stop_{job.name}", type="secondary"):
+        if st.button("Stop job", key=f"stop_{job.name}", type="secondary", **gate(p, "stop_training")):
             stopped = attempt(p.stop_training, job.name)
             if stopped:
                 st.toast(f"{job.name}: {status_label(stopped.status).lower()}")

@@ -10,7 +10,7 @@ import streamlit as st
 from app import capture_view
 from app.formatting import count_text
 from app.navigation import link_to_follow, page
-from app.service import attempt, platform
+from app.service import attempt, gate, platform
 from app.widgets import drift_table, feature_shift_figure, traffic_figure, when
 from churn_core.monitoring import drift
 
@@ -81,7 +81,7 @@ left, right = st.columns([2, 3])
 with left.form("schedule"):
     every = st.number_input("Drift report every (minutes, 0 = no schedule)", min_value=0.0,
                             value=float(schedule["every_minutes"]) if schedule else 0.0, step=5.0)
-    if st.form_submit_button("Save schedule"):
+    if st.form_submit_button("Save schedule", **gate(p, "schedule_monitoring")):
         if attempt(p.schedule_monitoring, endpoint, every) is not None:
             st.success(f"A drift report runs every {every:g} minutes." if every else "No scheduled drift reports.")
 if schedule:
@@ -116,7 +116,7 @@ if chosen is not None:
         values = {k: col.number_input(k, min_value=0.0001, value=float(v), format="%.4f", key=f"threshold_{k}")
                   for col, (k, v) in zip(cols, sorted(chosen["thresholds"].items()), strict=True)}
         why = st.text_input("Why (kept with the change)", key="threshold_note")
-        if st.form_submit_button("Save thresholds"):
+        if st.form_submit_button("Save thresholds", **gate(p, "set_drift_thresholds")):
             if attempt(p.set_drift_thresholds, ep.model, values, why) is not None:
                 st.success(f"Thresholds of {ep.model} saved; reports from now on use them.")
     if chosen["history"]:

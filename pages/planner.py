@@ -8,7 +8,7 @@ import streamlit as st
 from app.charts import calibration_figure, confusion_figure, gains_figure, profit_figure
 from app.formatting import METRIC_LABELS, when
 from app.navigation import link_to_follow, page
-from app.service import attempt, platform
+from app.service import attempt, gate, platform
 from churn_core.training.hyperparameters import ALGORITHMS
 from churn_core.decisions import campaign
 
@@ -82,7 +82,7 @@ with st.form(f"campaign_inputs_{owner_key}"):
                                                                     "base contacted.")
     budget_money = base_cols[2].number_input("Budget (money, optional)", value=start["budget_money"], step=100.0,
                                              placeholder="no limit", help="At most this much spent on offers.")
-    if st.form_submit_button("Plan the campaign", type="primary"):
+    if st.form_submit_button("Plan the campaign", type="primary", **gate(p, "plan_campaign")):
         remembered[owner_key] = {"offer_cost": offer_cost, "customer_value": value, "save_rate": save_rate,
                                  "budget": budget, "customers": customers, "budget_money": budget_money}
 st.caption(f"Defaults: an offer costs {campaign.DEFAULT_OFFER_COST:g}, a kept customer is worth "

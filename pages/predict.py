@@ -14,7 +14,7 @@ from app.charts import reasons_figure, risk_histogram
 from app.formatting import count_text
 from app.navigation import page
 from app.pickers import shared_selectbox
-from app.service import attempt, platform
+from app.service import attempt, gate, platform
 from app.widgets import field_input
 from churn_core.data.csv_export import to_download_csv
 from churn_core.endpoints.forms import form_fields, record_from_form
@@ -97,7 +97,7 @@ with single:
 
     inputs = results.fingerprint(endpoint, model, record)
     had_result = results.held("customer")
-    if st.button("Score customer", type="primary", key="score_customer"):
+    if st.button("Score customer", type="primary", key="score_customer", **gate(p, "score_customer")):
         if problems:
             results.forget("customer")
             st.error("Not scored: " + " ".join(problems.values()), icon=":material/block:")

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app.formatting import status_words, when
-from app.service import attempt, platform, run_repair
+from app.service import attempt, gate, platform, run_repair
 
 p = platform()
 st.title("Settings")
@@ -29,10 +29,10 @@ alerts = attempt(p.alert_webhook) or {"webhook": ""}
 with st.form("alert_webhook"):
     url = st.text_input("Alert webhook URL", value=alerts["webhook"], key="alert_webhook_url")
     save, test = st.columns(2)
-    if save.form_submit_button("Save webhook", type="primary"):
+    if save.form_submit_button("Save webhook", type="primary", **gate(p, "alert_webhook")):
         if attempt(p.alert_webhook, url) is not None:
             st.success("Alert webhook saved." if url.strip() else "Alert webhook removed: no alerts are sent.")
-    if test.form_submit_button("Send a test alert"):
+    if test.form_submit_button("Send a test alert", **gate(p, "alert_webhook")):
         if attempt(p.alert_webhook, url, True) is not None:
             st.success("Test alert delivered.")
 st.subheader("Customer data")
@@ -59,13 +59,14 @@ st.caption("A backup is made after changes, at most every minute, and kept only 
            "check. Restoring puts the last backup back and adds what was made after it; rebuilding reads every "
            "record the current file still gives up plus what is on disk. Both keep the old file next to it.")
 cols = st.columns(3)
-if cols[0].button("Back up now", key="catalog_backup_now"):
+if cols[0].button("Back up now", key="catalog_backup_now", **gate(p, "backup_catalog")):
     made = attempt(p.backup_catalog)
     (st.success(f"Backed up to {made}.") if made else st.warning("No backup was made (another one is running, "
                                                                   "or the catalog failed its integrity check)."))
-if cols[1].button("Restore the backup", key="catalog_restore", disabled=health.backup is None):
+if cols[1].button("Restore the backup", key="catalog_restore",
+                  **gate(p, "restore_catalog_backup", health.backup is None)):
     st.session_state["confirm_catalog"] = "restore"
-if cols[2].button("Rebuild from disk", key="catalog_rebuild_page"):
+if cols[2].button("Rebuild from disk", key="catalog_rebuild_page", **gate(p, "rebuild_catalog")):
     st.session_state["confirm_catalog"] = "rebuild"
 pending = st.session_state.get("confirm_catalog")
 if pending:

@@ -6,7 +6,7 @@ import streamlit as st
 
 from app import tuning_view
 from app.navigation import page
-from app.service import attempt, platform
+from app.service import attempt, gate, platform
 from churn_core.training.hyperparameters import ALGORITHMS
 from churn_core.names import default_job_name
 
@@ -56,7 +56,7 @@ with st.form("launch_training"):
         instance_type = right.selectbox("Training instance type", instance_types)
     else:
         right.text_input("Runs on", value="this machine (local backend)", disabled=True)
-    launched = st.form_submit_button("Launch training", type="primary")
+    launched = st.form_submit_button("Launch training", type="primary", **gate(p, "start_training"))
 
 if launched:
     job = attempt(p.start_training, dataset, {"algorithm": algorithm, **values}, name=job_name.strip() or None,

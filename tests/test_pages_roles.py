@@ -32,3 +32,24 @@ def test_an_analyst_sees_approve_disabled_with_the_reason_and_cannot_become_some
         assert list(audit["who"]) == [me, me], "registered (and its group created) by the OS user"
     finally:
         monkeypatch.delenv(roles.ENV)  # the fixture's clean-up (deleting endpoints) takes an admin
+
+
+def test_a_viewer_sees_every_state_changing_button_disabled_with_the_reason(subs_rf, tmp_path, monkeypatch):
+    me = roles.os_user()
+    subs_rf.deploy("subs-rf", "viewer-ep")
+    path = tmp_path / "roles.toml"
+    path.write_text(f'default_role = "viewer"\n[users]\n"{me}" = ["viewer"]\n', encoding="utf-8")
+    monkeypatch.setenv(roles.ENV, str(path))
+    try:
+        pages = {"data": ["Load sample data"], "train": ["Launch training"], "planner": ["Plan the campaign"],
+                 "endpoints": ["Deploy", "Delete viewer-ep", "Save capture setting"],
+                 "settings": ["Back up now", "Rebuild from disk", "Save webhook"]}
+        for name, labels in pages.items():
+            at = open_page(name)
+            assert not at.exception, (name, at.exception)
+            for label in labels:
+                widget = button(at, label)
+                assert widget.disabled and "that needs the" in (widget.help or ""), (name, label, widget.help)
+    finally:
+        monkeypatch.delenv(roles.ENV)  # the fixture's clean-up (deleting endpoints) takes an admin
+        subs_rf.delete_endpoint("viewer-ep")
