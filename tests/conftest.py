@@ -248,6 +248,9 @@ def webhook():
     hook = Webhook()
     yield hook
     hook.close()
+
+
+@pytest.fixture(scope="module")
 def honest_models(tmp_path_factory):
     """{(dataset, algorithm, class weight): (model dir, CSV bytes)}: every algorithm with and without
     class_weight=balanced on the sample and a categorical dataset, trained by train.py in this process."""

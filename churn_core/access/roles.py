@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from churn_core.catalog import actor
-from churn_core.errors import PermissionDenied, ValidationError
+from churn_core.errors import ChurnError, PermissionDenied, ValidationError
 
 VIEWER, ANALYST, APPROVER, ADMIN = "viewer", "analyst", "approver", "admin"
 ROLES = (VIEWER, ANALYST, APPROVER, ADMIN)
@@ -172,7 +172,12 @@ def _serving(platform: Any, arguments: dict) -> bool:
     an admin)."""
     owner = arguments.get("model_or_version", arguments.get("model"))
     if isinstance(owner, (tuple, list)):  # ("group", number or alias): the version's label names its variants
-        version = platform.get_version(*owner)
+        if len(owner) != 2:
+            return False  # not a version: the threshold service refuses it with its own words
+        try:
+            version = platform.get_version(*owner)
+        except ChurnError:
+            return False
         return any(v.get("version") == f"{version.group} v{version.version}"
                    for ep in platform.list_endpoints() for v in ep.variants)
     return any(ep.model == owner or any(v.get("model") == owner for v in ep.variants)

@@ -72,7 +72,7 @@ def test_register_approve_deploy_update_and_promote(app_server, context, steps):
     with steps("champion-and-challenger"):
         choose(page, "Champion", "subs v2")
         choose(page, "Challenger", "subs v1")
-        slider = m.get_by_role("slider")
+        slider = m.get_by_role("slider", name="Traffic to the challenger (%)")
         slider.focus()
         for _ in range(10):  # 10 % → 20 %
             slider.press("ArrowRight")
@@ -86,7 +86,8 @@ def test_register_approve_deploy_update_and_promote(app_server, context, steps):
     with steps("promote-the-challenger"):
         page.reload()
         expect_title(page, "Endpoints")
-        expect(m.get_by_role("slider")).to_have_value("20")  # the real split, after a reload
+        # the real split, after a reload
+        expect(m.get_by_role("slider", name="Traffic to the challenger (%)")).to_have_value("20")
         button(page, "Promote challenger").click()
         expect(success(page, "now serves subs v1 alone, as the champion")).to_be_visible(timeout=DEPLOY_TIMEOUT_MS)
         assert platform.get_version("subs", "champion").version == 1

@@ -84,7 +84,7 @@ def test_an_analyst_cannot_approve_a_second_person_can(churn_home, tmp_path, con
                 go(page, "Models")
                 m.get_by_label("Note for the decision", exact=True).fill("second pair of eyes")
                 button(page, "Approve").click()
-                expect(m.get_by_text(re.compile(r"subs v1.*· Approved"))).to_be_visible()
+                expect(m.get_by_text(re.compile(r"subs v1.*· approved"))).to_be_visible()
 
             with steps("the-audit-trail-names-both"):
                 version = churn_core.connect().get_version("subs", 1)
