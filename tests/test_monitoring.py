@@ -253,6 +253,10 @@ def test_the_schedule_runs_and_survives_a_dashboard_restart(monitored):
     wait_until(lambda: len(p.drift_history("tel-ep")) > before, 60, what="a scheduled drift report")
     driver = p.catalog.one("SELECT pid FROM monitoring_schedules WHERE endpoint = 'tel-ep'")["pid"]
     os.kill(driver, signal.SIGKILL)
+    import psutil
+
+    wait_until(lambda: not psutil.pid_exists(driver) or psutil.Process(driver).status() == psutil.STATUS_ZOMBIE, 15,
+               what="the killed scheduler to be gone")  # a SIGKILL lands a moment later on a busy machine
     restarted = churn_core.connect()  # a new dashboard finds the schedule's process gone and starts another
     new = wait_until(lambda: (r := restarted.catalog.one("SELECT pid FROM monitoring_schedules WHERE endpoint = "
                                                           "'tel-ep'")) and r["pid"] != driver and r["pid"], 30,
@@ -262,8 +266,6 @@ def test_the_schedule_runs_and_survives_a_dashboard_restart(monitored):
     wait_until(lambda: len(restarted.drift_history("tel-ep")) > count, 60, what="a report from the new process")
     restarted.schedule_monitoring("tel-ep", 0)
     assert restarted.catalog.one("SELECT * FROM monitoring_schedules WHERE endpoint = 'tel-ep'") is None
-    import psutil
-
     wait_until(lambda: not psutil.pid_exists(new) or psutil.Process(new).status() == psutil.STATUS_ZOMBIE, 15,
                what="the schedule process to end")
 
