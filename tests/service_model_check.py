@@ -403,6 +403,7 @@ class RequestCheck:
         self.problems: list[str] = []
         self.known_tags: dict[str, dict] = {}
         self._hooked: set[int] = set()
+        self.dashboard_policy: Path = DASHBOARD_POLICY  # a product role's file (docs/iam/role-*.json) in its tests
 
     def install(self, monkeypatch) -> None:
         from churn_core.backends.sagemaker import aws
@@ -475,8 +476,8 @@ class RequestCheck:
         role = settings.role_arn or f"arn:aws:iam::{ACCOUNT}:role/{PLACEHOLDER_ROLE}"
         out = []
         principals = {
-            "dashboard policy (docs/iam/dashboard-policy.json)": (
-                DASHBOARD_POLICY, dashboard_needs(service, op, params, region, ACCOUNT, self.resource_tags)),
+            f"dashboard policy (docs/iam/{self.dashboard_policy.name})": (
+                self.dashboard_policy, dashboard_needs(service, op, params, region, ACCOUNT, self.resource_tags)),
             "execution role policy (docs/iam/execution-role-policy.json)": (
                 EXECUTION_POLICY, execution_role_needs(op, params) if service == "sagemaker" else []),
         }

@@ -138,3 +138,56 @@ def test_every_capability_needs_only_what_the_policies_allow(monkeypatch, tmp_pa
     assert any(a == "s3:PutObject" and "/churn/transforms/pol-tj/sagemaker/output/" in r for a, r in role)
     assert any(a == "s3:PutObject" and "/churn/capture/" in r for a, r in role)
     assert any(a == "s3:GetObject" and "/churn/datasets/ds/train/" in r for a, r in role)
+
+
+def test_each_product_role_has_an_iam_policy_that_allows_its_calls_and_refuses_the_others(
+        monkeypatch, tmp_path, small_csv, model_tarballs, aws_request_check, moto_stand_ins):
+    """Issue 28: for people who call SageMaker with their own IAM identity, one policy file per product role
+    (docs/iam/role-*.json, statements cut from the dashboard policy). Each role's calls, made under that role's
+    file alone, are allowed; a call of a stronger role is refused by it."""
+    import churn_core
+    from tests.service_model_check import RefusedRequest
+    from tests.support.aws import completed_jobs, moto_account
+
+    dashboard = {s["Sid"]: s for s in json.loads(DASHBOARD_POLICY.read_text())["Statement"]}
+    for role in ("viewer", "analyst", "approver", "admin"):
+        for statement in json.loads((POLICY_DIR / f"role-{role}.json").read_text())["Statement"]:
+            source = dashboard.get(statement["Sid"]) or next(s for s in dashboard.values()
+                                                              if set(_as_list(statement["Action"])) <=
+                                                              set(_as_list(s["Action"])))
+            assert set(_as_list(statement["Action"])) <= set(_as_list(source["Action"])), (role, statement["Sid"])
+            assert statement.get("Condition") == source.get("Condition"), (role, statement["Sid"])
+
+    def as_role(role: str) -> None:
+        aws_request_check.dashboard_policy = POLICY_DIR / f"role-{role}.json"
+
+    with moto_account(monkeypatch, tmp_path):
+        p = churn_core.connect()
+        as_role("analyst")
+        completed_jobs(p, small_csv, model_tarballs, "rp-a")
+        p.register("rp-a", note="for the roles")
+        p.start_transform("rp-a", small_csv, name="rp-tj")
+        as_role("approver")
+        p.approve("ds", 1, "ok")
+        as_role("admin")
+        p.deploy_version("ds", 1, "rp-ep")
+        p.set_capture("rp-ep", 20)
+        as_role("viewer")
+        p.describe_endpoint("rp-ep"), p.describe_training("rp-a"), p.describe_transform("rp-tj")
+        assert not aws_request_check.problems, aws_request_check.problems
+        for role, call in (("viewer", lambda: p.start_training("ds", {"n_estimators": 5}, name="rp-b")),
+                           ("analyst", lambda: p.deploy_version("ds", 1, "rp-ep2")),
+                           ("approver", lambda: p.delete_endpoint("rp-ep"))):
+            as_role(role)
+            with pytest.raises(Exception) as refused:
+                call()
+            assert isinstance(refused.value, RefusedRequest) or aws_request_check.problems, (role, refused.value)
+            assert any(f"role-{role}.json" in problem for problem in aws_request_check.problems), role
+            aws_request_check.problems.clear()
+        as_role("admin")
+        p.delete_endpoint("rp-ep")
+    assert not aws_request_check.problems
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
