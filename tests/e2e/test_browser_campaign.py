@@ -4,6 +4,8 @@ check the model on a new labelled file, and read one customer's reasons on the P
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -53,6 +55,9 @@ def test_plan_a_campaign_use_its_threshold_and_read_reasons(app_server, context,
             has_text=f"subs-rf now labels customers above {expected.threshold:.3f}")).to_be_visible()
         assert platform.model_threshold("subs-rf") == expected.threshold, "the headline's threshold, exactly"
         assert platform.threshold_record("subs-rf")["note"] == "Q1 retention"
+        # the header shows the threshold now in force at once, without a reload
+        expect(m.get_by_text(re.compile(rf"Current decision threshold of subs-rf: {expected.threshold:.3f} · set .*"
+                                        r"Q1 retention"))).to_be_visible()
 
     with steps("the-model-on-a-new-labelled-file"):
         labelled = tmp_path / "last-month.csv"
