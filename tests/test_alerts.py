@@ -56,7 +56,8 @@ def test_a_drifted_scheduled_report_posts_to_the_webhook_and_metrics_show_it(dri
     wait_until(lambda: webhook.posts, 60, what="the drift alert")
     text = webhook.posts[0]["json"]["text"]
     assert f"Drift on endpoint {ENDPOINT}" in text and "Contract" in text, text
-    run = next(r for r in p.monitoring_schedule(ENDPOINT)["runs"] if r["outcome"] == "report")
+    run = wait_until(lambda: next((r for r in p.monitoring_schedule(ENDPOINT)["runs"] if r["outcome"] == "report"),
+                                  None), 30, what="the run recorded (it is written after the alert is posted)")
     assert run["detail"].startswith("drift: ") and "not delivered" not in run["detail"]
     p.schedule_monitoring(ENDPOINT, 0)
     p.set_capture(ENDPOINT, 0)
