@@ -11,8 +11,9 @@ from churn_core.monitoring.capture_bounds import DEFAULT_MAX_MB, DEFAULT_RETENTI
 
 
 def status_text(ep) -> str:
-    """``Capturing 20 % of requests`` / ``Capture is off``: what Monitor says about the endpoint it watches."""
-    return f"Capturing {ep.capture_percent:g} % of requests" if ep.capture_percent else "Capture is off"
+    """``Capturing **20 %** of churn-live's requests.`` / ``Capture is **off** for churn-live.``: what Monitor says."""
+    return (f"Capturing **{ep.capture_percent:g} %** of {ep.name}'s requests." if ep.capture_percent
+            else f"Capture is **off** for {ep.name}.")
 
 
 def render(p, ep) -> None:

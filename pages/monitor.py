@@ -31,7 +31,7 @@ ep = attempt(p.describe_endpoint, endpoint)
 if ep is None:
     st.stop()
 
-st.markdown(f"**{capture_view.status_text(ep)}** of {endpoint}.")
+st.markdown(capture_view.status_text(ep))
 st.page_link(page("endpoints"), label="Change data capture on Endpoints", icon=":material/tune:",
              query_params={"endpoint": endpoint})
 

@@ -55,6 +55,7 @@ if record.get("endpoints_behind"):
         attempt(p.set_threshold, owner, current, "endpoints brought up to date")
 
 y, proba = p.test_predictions(owner)
+headline = st.container()  # the plan's figures, above its inputs: what the page is for, seen without scrolling
 # The inputs are remembered per model (or version): this session's last plan, else the plan its threshold came from.
 remembered = st.session_state.setdefault("planner_inputs", {})
 owner_key = repr(owner)
@@ -95,11 +96,11 @@ if plan is None:  # an input was refused: its reason is shown above, and no plan
     st.stop()
 st.caption(f"Planned for **{owner_label}** on the held-out customers of {model}.")
 
-cards = st.columns(5)
+cards = headline.columns(5)
 cards[0].metric("Best threshold", f"{plan.threshold:.3f}")
 cards[1].metric("Customers contacted", f"{plan.contacted:,} of {plan.customers:,}")
-st.caption(f"Threshold picked on {plan.picked_on}; figures measured on the test split's {plan.held_out:,} customers"
-           + (f", scaled to a base of {plan.customers:,}." if plan.scale != 1 else "."))
+headline.caption(f"Threshold picked on {plan.picked_on}; figures measured on the test split's {plan.held_out:,} "
+                 "customers" + (f", scaled to a base of {plan.customers:,}." if plan.scale != 1 else "."))
 cards[2].metric("Churners caught (recall)", f"{plan.recall:.0%}")
 cards[3].metric("Precision", f"{plan.precision:.0%}")
 cards[4].metric("Expected profit", f"{plan.expected_profit:,.0f}")

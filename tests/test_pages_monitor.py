@@ -18,7 +18,7 @@ def test_monitor_page_captures_reports_drift_and_keeps_history(home):
     try:
         at = open_page("monitor")
         assert "No drift report yet" in texts(at, "info")
-        assert "**Capture is off** of mon-ep." in texts(at, "markdown")
+        assert "Capture is **off** for mon-ep." in texts(at, "markdown")
         at = open_page("endpoints")  # capture is set beside the endpoint it belongs to
         at.slider(key="capture_percent_mon-ep").set_value(100)
         button(at, "Save capture setting").click().run()
