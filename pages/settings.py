@@ -13,7 +13,7 @@ st.title("Settings")
 st.caption("Set these with environment variables before `make run` (see README and `.env.example`); "
            "the dashboard shows them but never changes them.")
 settings_rows = pd.DataFrame([(k, str(v)) for k, v in p.settings.public_view().items()], columns=["setting", "value"])
-st.dataframe(settings_rows, hide_index=True, width="stretch", height=35 * (len(settings_rows) + 1) + 3)
+st.table(settings_rows.set_index("setting"))  # a plain table wraps long names and paths instead of cutting them
 
 if st.button("Check connection", type="primary"):
     checks = attempt(p.check_connection) or []
