@@ -303,6 +303,7 @@ def choose(page, label: str, option: str, timeout: float | None = None) -> None:
 
     box = main(page).get_by_label(label, exact=True)
     expect(box).to_be_visible()
+    box.evaluate("el => el.scrollIntoView({block: 'center'})")  # room for its list below, on a long page
     box.click(timeout=timeout)
     box.fill(option)
     box.press("ArrowDown")  # opens the list if the click landed while the box was still settling
