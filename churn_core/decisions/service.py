@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from churn_core.catalog.database import loads
 from churn_core.decisions import campaign
 from churn_core.decisions.model_runtime import labelled_scores, read_text
 from churn_core.endpoints.scoring import read_customers
@@ -64,7 +63,7 @@ class DecisionService:
         # the campaign its threshold was planned for (else the defaults), per 1,000 customers so sizes compare
         inputs = {"offer_cost": campaign.DEFAULT_OFFER_COST, "customer_value": campaign.DEFAULT_CUSTOMER_VALUE,
                   "save_rate": campaign.DEFAULT_SAVE_RATE}
-        planned = (loads(self.models.get(model).get("threshold_json"), {}) or {}).get("campaign") or {}
+        planned = self.models.threshold_record(model).get("campaign") or {}
         inputs.update({k: float(planned[k]) for k in inputs if planned.get(k) is not None})
         money = {"inputs": inputs, "file": campaign.figures_at(y, p, threshold, **inputs, scale=1000 / len(y))}
         try:  # the test split at the same threshold, so label-based figures compare like with like

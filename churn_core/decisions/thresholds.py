@@ -71,7 +71,7 @@ class ThresholdService:
         {} when never chosen."""
         trained, version = self.owner(model_or_version)
         if version is None:
-            return loads(trained.get("threshold_json"), {}) or {}
+            return self.models.threshold_record(trained["name"])
         row = version_records.version(self.catalog, version.group, version.version) or {}
         return loads(row.get("threshold_json"), {}) or {}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from churn_core.catalog import jobs as records
+from churn_core.catalog.database import loads
 from churn_core.decisions.model_runtime import load_model
 from churn_core.errors import ConflictError, NotFoundError
 from churn_core.storage.artifacts import read_json_member
@@ -49,6 +50,10 @@ class ModelService:
         if row.get("threshold") is not None:
             return float(row["threshold"])
         return float(self.schema(name).get("threshold", 0.5))
+
+    def threshold_record(self, name: str) -> dict:
+        """Who chose the job's model's threshold, when, why and with which campaign inputs ({} when never chosen)."""
+        return loads(self.get(name).get("threshold_json"), {}) or {}
 
     def evaluation(self, name: str) -> dict:
         """ROC/PR points, confusion matrix, feature importance and metrics of a completed job."""
