@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from churn_core.catalog import actor
+from churn_core.catalog.endpoint_configs import serving
 from churn_core.errors import ChurnError, PermissionDenied, ValidationError
 
 VIEWER, ANALYST, APPROVER, ADMIN = "viewer", "analyst", "approver", "admin"
@@ -169,7 +170,7 @@ def resolve(name: str | None = None, claims: dict | None = None, env: dict | Non
 # ---- the check -----------------------------------------------------------------------------------------------
 def _serving(platform: Any, arguments: dict) -> bool:
     """Whether the model (or registry version) a threshold is set on serves behind an endpoint now (then it takes
-    an admin)."""
+    an admin). One catalog read: the endpoints are not refreshed for a permission check."""
     owner = arguments.get("model_or_version", arguments.get("model"))
     if isinstance(owner, (tuple, list)):  # ("group", number or alias): the version's label names its variants
         if len(owner) != 2:
@@ -178,10 +179,8 @@ def _serving(platform: Any, arguments: dict) -> bool:
             version = platform.get_version(*owner)
         except ChurnError:
             return False
-        return any(v.get("version") == f"{version.group} v{version.version}"
-                   for ep in platform.list_endpoints() for v in ep.variants)
-    return any(ep.model == owner or any(v.get("model") == owner for v in ep.variants)
-               for ep in platform.list_endpoints())
+        return bool(serving(platform.catalog, version.model, version.group, version.version))
+    return bool(serving(platform.catalog, owner, None))  # the model, as itself or as any of its versions
 
 
 # method → (the stronger role, when it applies)

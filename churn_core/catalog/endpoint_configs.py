@@ -86,12 +86,13 @@ def delete_config(conn: sqlite3.Connection, config: str, keep_models: set[str] =
     return removed
 
 
-def serving(catalog: Catalog, model: str, grp: str = "", version: int | None = None) -> list[dict]:
+def serving(catalog: Catalog, model: str, grp: str | None = "", version: int | None = None) -> list[dict]:
     """Endpoints whose configuration (current or pending) serves a trained model as itself (``grp`` "") or as
-    registry version ``grp`` ``version``: [{"endpoint", "variant", "threshold"}, …] (the deployed threshold)."""
+    registry version ``grp`` ``version`` (``grp`` None: in any form): [{"endpoint", "variant", "threshold"}, …]
+    (the deployed threshold)."""
     return catalog.query(
         "SELECT DISTINCT e.name AS endpoint, v.variant, d.threshold FROM endpoints e "
         "JOIN endpoint_variants v ON v.config IN (e.config, e.pending_config) "
         "JOIN deployed_models d ON d.name = v.deployed_model "
-        "WHERE d.model = ? AND d.grp = ? AND (d.version IS ? OR d.version = ?) ORDER BY e.name",
-        (model, grp, version, version))
+        "WHERE d.model = ? AND (? IS NULL OR (d.grp = ? AND (d.version IS ? OR d.version = ?))) ORDER BY e.name",
+        (model, grp, grp, version, version))
