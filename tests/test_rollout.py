@@ -284,13 +284,11 @@ def _delete_and_redeploy_first(update):
 
 @pytest.mark.aws
 def test_sagemaker_rollout_calls(monkeypatch, tmp_path, small_csv, model_tarballs, moto_stand_ins):
-    from tests.support.aws import BUCKET, aws_client, capture, completed_jobs, moto_account, nothing_left
+    from tests.support.aws import BUCKET, approved_versions, aws_client, capture, moto_account, nothing_left
 
     with moto_account(monkeypatch, tmp_path):
         p = churn_core.connect()
-        completed_jobs(p, small_csv, model_tarballs, "sm-a", "sm-b")
-        for job in ("sm-a", "sm-b"):
-            p.approve("ds", p.register(job).version, "ok")
+        approved_versions(p, small_csv, model_tarballs, "sm-a", "sm-b")
         configs = capture(p, "sagemaker", "CreateEndpointConfig")
         updates = capture(p, "sagemaker", "UpdateEndpoint")
         weights = capture(p, "sagemaker", "UpdateEndpointWeightsAndCapacities")

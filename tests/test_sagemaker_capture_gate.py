@@ -14,13 +14,11 @@ from churn_core import ConflictError
 @pytest.mark.aws
 def test_capture_switches_on_an_endpoint_whose_version_was_rejected_without_rebuilding_it(
         monkeypatch, tmp_path, small_csv, model_tarballs, moto_stand_ins):
-    from tests.support.aws import aws_client, capture, completed_jobs, moto_account, nothing_left
+    from tests.support.aws import approved_versions, aws_client, capture, moto_account, nothing_left
 
     with moto_account(monkeypatch, tmp_path):
         p = churn_core.connect()
-        completed_jobs(p, small_csv, model_tarballs, "sm-a", "sm-b")
-        for job in ("sm-a", "sm-b"):
-            p.approve("ds", p.register(job).version, "ok")
+        approved_versions(p, small_csv, model_tarballs, "sm-a", "sm-b")
         p.deploy_version("ds", 1, "cap-ep")
         p.set_variants("cap-ep", [("ds", 1, 90), ("ds", 2, 10)])
         serving = p.describe_endpoint("cap-ep")
@@ -60,13 +58,11 @@ def test_an_update_whose_version_is_rejected_before_it_completes_goes_back_to_th
     """Issue 26, item 5 on SageMaker: UpdateEndpoint was sent while ds v2 was Approved; it is rejected before the
     update is seen complete. The completion re-reads the approval where it commits, refuses, and sends the
     endpoint back to the configuration it kept."""
-    from tests.support.aws import aws_client, capture, completed_jobs, moto_account, nothing_left
+    from tests.support.aws import approved_versions, aws_client, capture, moto_account, nothing_left
 
     with moto_account(monkeypatch, tmp_path):
         p = churn_core.connect()
-        completed_jobs(p, small_csv, model_tarballs, "sm-a", "sm-b")
-        for job in ("sm-a", "sm-b"):
-            p.approve("ds", p.register(job).version, "ok")
+        approved_versions(p, small_csv, model_tarballs, "sm-a", "sm-b")
         first = p.deploy_version("ds", 1, "back-ep")
         updates = capture(p, "sagemaker", "UpdateEndpoint")
         send = p.backend.update_endpoint

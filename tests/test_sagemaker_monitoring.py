@@ -21,13 +21,11 @@ from churn_core.paths import entry_module
 @pytest.mark.aws
 def test_capture_types_sampling_share_base64_and_every_variants_metrics_and_logs(
         monkeypatch, tmp_path, small_csv, model_tarballs, moto_stand_ins):
-    from tests.support.aws import aws_client, capture, completed_jobs, moto_account
+    from tests.support.aws import approved_versions, aws_client, capture, moto_account
 
     with moto_account(monkeypatch, tmp_path):
         p = churn_core.connect()
-        completed_jobs(p, small_csv, model_tarballs, "sm-a", "sm-b")
-        for job in ("sm-a", "sm-b"):
-            p.approve("ds", p.register(job).version, "ok")
+        approved_versions(p, small_csv, model_tarballs, "sm-a", "sm-b")
         p.deploy_version("ds", 1, "mon-ep")
         p.set_variants("mon-ep", [("ds", 1, 50), ("ds", 2, 50)])
         configs = capture(p, "sagemaker", "CreateEndpointConfig")

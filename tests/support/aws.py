@@ -156,6 +156,13 @@ def completed_jobs(p, data: bytes, tarballs: dict, *jobs: str) -> None:
         assert p.describe_training(job).status == "Completed"
 
 
+def approved_versions(p, data: bytes, tarballs: dict, *jobs: str) -> None:
+    """``completed_jobs``, each registered in group ``ds`` (v1, v2, … in order) and approved."""
+    completed_jobs(p, data, tarballs, *jobs)
+    for job in jobs:
+        p.approve("ds", p.register(job).version, "ok")
+
+
 def s3_keys(prefix: str = "") -> list[str]:
     answer = aws_client("s3").list_objects_v2(Bucket=BUCKET, Prefix=prefix)
     return sorted(o["Key"] for o in answer.get("Contents", []))
