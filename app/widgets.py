@@ -23,13 +23,8 @@ def field_input(box, field, key: str):
         return box.selectbox(field.name, list(field.options), index=list(field.options).index(field.default),
                              key=key, help=field.help, format_func=words.get)
     if field.widget in ("integer", "number"):
-        started = st.session_state.setdefault("_fields_started", set())  # fields this session gave their default
-        if field.default is not None and (key not in st.session_state
-                                          or (st.session_state[key] is None and key not in started)):
-            # the typical value; clearing gives None. A None the user did not make (a rerun that overtook the
-            # first one on a busy machine left the widget empty) is not a clearing.
+        if key not in st.session_state and field.default is not None:  # the typical value; clearing gives None
             st.session_state[key] = int(field.default) if field.widget == "integer" else float(field.default)
-        started.add(key)
         placeholder = "unknown" if field.allow_missing else "a number is needed"
         if field.widget == "integer":
             return box.number_input(field.name, value=None, step=1, key=key, help=field.help,
