@@ -8,6 +8,8 @@ import time
 
 import pandas as pd
 
+from churn_core.data import wording
+
 # Badge colour and material icon per status (emoji render as empty boxes where no emoji font is installed).
 STATUS_STYLE = {
     "InProgress": ("blue", "progress_activity"), "Completed": ("green", "check_circle"), "Failed": ("red", "error"),
@@ -25,8 +27,8 @@ BEST_ROW = "Best"
 
 
 def count_text(n: int, noun: str, plural: str | None = None) -> str:
-    """``1 version``, ``2 versions``, ``1,200 customers``: a count with its noun in the right number."""
-    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+    """``1 version``, ``2 versions``: a count with its noun in the right number, worded as core messages word it."""
+    return wording.plural(n, noun, plural)
 
 
 def metric_text(value: float | None) -> str:

@@ -68,7 +68,7 @@ def test_batch_page_shows_why_a_file_cannot_be_scored(subs_rf):
     assert finished(subs_rf, job.name).status == "Failed"
     at.run()
     assert not at.exception, at.exception
-    assert "lacks the model's feature column(s) tenure" in texts(at, "error")
+    assert "lacks the model's feature column tenure" in texts(at, "error")
 
 
 def test_predict_page_offers_a_batch_job_for_a_file_too_big_to_score_there(subs_rf, monkeypatch):

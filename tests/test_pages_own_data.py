@@ -68,7 +68,7 @@ def test_batch_results_disappear_when_the_file_or_the_endpoint_changes_or_a_run_
 
         at.get("file_uploader")[0].set_value(("lacking.csv", csv_bytes(lacking), "text/csv")).run()
         button(at, "Score 20 customers").click().run()
-        assert "lacks the model's feature column(s): TechSupport" in texts(at, "error")
+        assert "lacks the model's feature column TechSupport" in texts(at, "error")
         assert "Scored" not in metrics(at) and not at.get("download_button") and not at.dataframe
     finally:
         p.delete_endpoint("sub-ep-other")

@@ -182,7 +182,7 @@ def test_columns_that_do_not_match_fail_before_anything_is_created_on_sagemaker(
     seen = capture(p, "sagemaker", "CreateTransformJob")
     frame = pd.read_csv(io.BytesIO(customers(10)), dtype=str, keep_default_na=False).drop(columns=["Contract"])
     job = p.start_transform("subs-rf", frame.to_csv(index=False).encode(), name="tj-5")
-    assert job.status == "Failed" and "lacks the model's feature column(s) Contract" in job.failure_reason
+    assert job.status == "Failed" and "lacks the model's feature column Contract" in job.failure_reason
     assert seen == [] and aws_client("sagemaker").list_models()["Models"] == []
 
 

@@ -198,12 +198,12 @@ def test_columns_that_do_not_match_fail_the_job_naming_them(trained_pair):
     job = p.start_transform("subs-rf", wrong.to_csv(index=False).encode(), name="wrong-columns")
     job = wait_transform(p, "wrong-columns")
     assert job.status == "Failed"
-    assert "lacks the model's feature column(s) tenure, Contract" in job.failure_reason
+    assert "lacks the model's feature columns tenure, Contract" in job.failure_reason
     assert "contract_type not used by the model" in job.failure_reason
     job = p.start_transform("subs-rf", frame.to_csv(index=False).encode(), name="wrong-keep",
                             keep_columns=["customerID", "Region"])
     job = wait_transform(p, "wrong-keep")
-    assert job.status == "Failed" and "column(s) to keep Region are not in the file" in job.failure_reason
+    assert job.status == "Failed" and "column to keep Region is not in the file" in job.failure_reason
     for name, body, reason in (("empty-file", b"", "empty"),
                                ("header-only", frame.head(0).to_csv(index=False).encode(), "no lines to score")):
         job = wait_transform(p, p.start_transform("subs-rf", body or b"\n", name=name).name)

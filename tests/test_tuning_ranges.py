@@ -48,7 +48,7 @@ from churn_core.tuning.search import Observed, suggest
          "The min of the range of Number of trees (n_estimators) must be a number (got 'ten')."),
         ("random_forest", {"n_estimators": {"min": 10, "max": 30, "scale": "exp"}},
          "The scale of the range of Number of trees (n_estimators) must be 'linear' or 'log' (got 'exp')."),
-        ("random_forest", {"n_estimators": {"min": 10, "max": 30, "step": 5}}, "unknown key(s) step"),
+        ("random_forest", {"n_estimators": {"min": 10, "max": 30, "step": 5}}, "unknown key step"),
         ("random_forest", {"n_estimators": (10, 20, 30)}, "as a tuple must be (min, max)"),
         ("random_forest", {"algorithm": ["random_forest", "gradient_boosting"]}, "algorithm cannot be tuned"),
         ("random_forest", {}, "Nothing to tune: give at least one hyperparameter a range of two or more values"),

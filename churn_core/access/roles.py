@@ -41,6 +41,7 @@ from typing import Any, Callable
 from churn_core.catalog import actor
 from churn_core.catalog.endpoint_configs import serving
 from churn_core.errors import ChurnError, PermissionDenied, ValidationError
+from churn_core.data.wording import noun
 
 VIEWER, ANALYST, APPROVER, ADMIN = "viewer", "analyst", "approver", "admin"
 ROLES = (VIEWER, ANALYST, APPROVER, ADMIN)
@@ -108,7 +109,8 @@ def _roles(value: Any, where: str, path: Path) -> frozenset:
         raise ValidationError(f"{where} in the roles file {path} must be a list of role names ({', '.join(ROLES)}).")
     unknown = sorted({v.strip().lower() for v in values} - set(ROLES) - {""})
     if unknown:
-        raise ValidationError(f"{where} in the roles file {path} names unknown role(s) {', '.join(unknown)}: "
+        raise ValidationError(f"{where} in the roles file {path} names unknown "
+                              f"{noun(len(unknown), 'role')} {', '.join(unknown)}: "
                               f"use {', '.join(ROLES)}.")
     return frozenset(v.strip().lower() for v in values if v.strip())
 

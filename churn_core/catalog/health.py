@@ -30,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 
 from churn_core.errors import CatalogDamagedError
+from churn_core.data.wording import plural
 
 HEADER = b"SQLite format 3\x00"
 BACKUP_DIR = "backups"
@@ -69,14 +70,14 @@ def state_on_disk(home: Path) -> list[str]:
     for bucket in sorted((home / "buckets").glob("*")):
         datasets = [p.name for p in (bucket / "datasets").glob("*") if p.is_dir()]
         if datasets:
-            found.append(f"{len(datasets)} dataset(s) in {bucket}")
+            found.append(f"{plural(len(datasets), 'dataset')} in {bucket}")
         jobs = [p.name for p in (bucket / "jobs").glob("*") if p.is_dir()]
         if jobs:
-            found.append(f"{len(jobs)} model folder(s) in {bucket / 'jobs'}")
+            found.append(f"{plural(len(jobs), 'model folder')} in {bucket / 'jobs'}")
     for folder in STATE_FOLDERS:
         entries = [p for p in (home / folder).glob("*") if p.is_dir()]
         if entries:
-            found.append(f"{len(entries)} {folder[:-1]} folder(s) in {home / folder}")
+            found.append(f"{plural(len(entries), folder[:-1] + ' folder')} in {home / folder}")
     if (home / "registry-journal.jsonl").is_file():
         found.append(f"the registry's journal {home / 'registry-journal.jsonl'}")
     if latest_backup(home):

@@ -38,6 +38,7 @@ from churn_core.monitoring.capture import CAPTURE_PREFIX, endpoint_prefix, hour_
 from churn_core.monitoring.capture_bounds import DEFAULT_RETENTION_DAYS
 from churn_core.records import TRANSFORM_ACTIVE
 from churn_core.transform.rules import transform_prefix
+from churn_core.data.wording import plural
 
 COLUMNS = ["place", "dataset", "rows", "bytes", "oldest", "location"]
 MANIFEST = "endpoint.json"  # beside an endpoint's captured files: the model it served (monitoring writes it)
@@ -201,9 +202,10 @@ class DataLifecycle:
                 done["job inputs"] += self._remove_input(job["name"])
         if any(done[k] for k in ("datasets", "transform files", "capture files", "job inputs")):
             self.catalog.event("data", "retention", f"customer data older than {days:g} days deleted: "
-                                                    f"{len(done['datasets'])} dataset(s), {done['transform files']} "
-                                                    f"transform file(s), {done['capture files']} capture file(s), "
-                                                    f"{done['job inputs']} job input file(s)")
+                                                    f"{plural(len(done['datasets']), 'dataset')}, "
+                                                    f"{plural(done['transform files'], 'transform file')}, "
+                                                    f"{plural(done['capture files'], 'capture file')}, "
+                                                    f"{plural(done['job inputs'], 'job input file')}")
         return done
 
 

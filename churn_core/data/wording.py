@@ -1,6 +1,7 @@
-"""How validation messages show what they name: values quoted and shortened, counts, sizes, column letters.
+"""How messages show what they name: values quoted and shortened, counts, sizes, column letters.
 
-Every message of upload validation words these the same way, whichever check raises it.
+Every message (upload validation, monitoring, transforms, the pages' counts) words these the same way, whichever
+check raises it.
 """
 
 from __future__ import annotations
@@ -41,5 +42,18 @@ def column_letter(index: int) -> str:
     return letters
 
 
-def plural(n: int, word: str) -> str:
-    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+def noun(n: int, word: str, many: str | None = None) -> str:
+    """The noun in the number ``n`` asks for: ``column`` for one, ``columns`` (or ``many``) otherwise."""
+    return word if n == 1 else many or word + "s"
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 row``, ``2 rows``, ``1,200 customers``: every count the product words, in the right number."""
+    return f"{n:,} {noun(n, word, many)}"
+
+
+def lacks_features(what: str, missing) -> str:
+    """The one sentence every path (endpoint, transform, monitoring, evaluation) starts a missing-feature refusal
+    with, so a file lacking a column reads the same wherever it is scored."""
+    missing = list(missing)
+    return f"{what} lacks the model's feature {noun(len(missing), 'column')} {', '.join(missing)}"

@@ -19,6 +19,7 @@ import pandas as pd
 
 from churn_core.errors import ValidationError
 from churn_core.paths import entry_module
+from churn_core.data.wording import lacks_features
 
 _CACHE: OrderedDict[str, dict] = OrderedDict()  # artifact SHA-256 → the loaded model
 _CACHE_SIZE = 4
@@ -58,8 +59,8 @@ def labelled_scores(model: dict, text: pd.DataFrame, what: str) -> tuple[np.ndar
         )
     missing = [f["name"] for f in schema["features"] if f["name"] not in text.columns]
     if missing:
-        raise ValidationError(f"{what} lacks the model's feature column(s) {', '.join(missing)}; its header must "
-                              f"include every feature the model was trained with.")
+        raise ValidationError(lacks_features(what, missing) + "; its header must "
+                              "include every feature the model was trained with.")
     try:
         y, _ = rules.encode_target(text[target], target, what)
     except rules.SchemaError as exc:

@@ -24,6 +24,7 @@ from churn_core.decisions.campaign import risk_bands
 from churn_core.errors import ValidationError
 from churn_core.paths import entry_module
 from churn_core.decisions.reasons import NO_REASONS, top_reason
+from churn_core.data.wording import lacks_features
 
 FIRST_DATA_LINE = 2  # line 1 of a CSV is its header
 EXPLAINED_CHUNK = 250  # rows per request when each row asks for its top reason
@@ -165,7 +166,7 @@ def score_frame(
     missing = [name for name in features if name not in frame.columns]
     if missing:
         raise ValidationError(
-            f"The file lacks the model's feature column(s): {', '.join(missing)}. "
+            lacks_features("The file", missing) + ". "
             f"Its header must include: {', '.join(features)}."
         )
     if frame.empty:

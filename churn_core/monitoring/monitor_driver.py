@@ -25,6 +25,7 @@ from pathlib import Path
 from churn_core.catalog import monitoring_records as records
 from churn_core.monitoring.scheduler_lock import take_lock
 from churn_core.storage.private_files import set_process_umask
+from churn_core.data.wording import plural
 
 TICK_SECONDS = 0.5
 
@@ -105,8 +106,8 @@ class Scheduler:
             return
         verdict = result.attrs.get("verdict", "")
         skipped = int(result.attrs.get("skipped", 0))
-        detail = f"{verdict} ({result.attrs.get('n', 0):,} customers" + (f", {skipped} unreadable capture "
-                                                                           "record(s) skipped)" if skipped else ")")
+        unreadable = f", {plural(skipped, 'unreadable capture record')} skipped" if skipped else ""
+        detail = f"{verdict} ({result.attrs.get('n', 0):,} customers{unreadable})"
         if verdict == "not enough data":
             records.record_run(catalog, endpoint, started, "not enough data", detail)
             return

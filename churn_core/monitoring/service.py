@@ -25,6 +25,7 @@ from churn_core.catalog.database import Catalog, dumps, loads
 from churn_core.errors import NotFoundError, ValidationError
 from churn_core.paths import entry_module
 from churn_core.storage.unpack import load_verified
+from churn_core.data.wording import lacks_features, noun, plural
 
 if TYPE_CHECKING:  # pragma: no cover
     from churn_core.data.datasets import DatasetService
@@ -83,7 +84,8 @@ class Monitoring:
             known = set(drift.thresholds())
             unknown = sorted(set(thresholds) - known)
             if unknown:
-                raise ValidationError(f"Unknown drift threshold(s) {', '.join(unknown)}; set any of "
+                raise ValidationError(f"Unknown drift {noun(len(unknown), 'threshold')} {', '.join(unknown)}; "
+                                      "set any of "
                                       f"{', '.join(sorted(known))}.")
             clean = {}
             for key, value in thresholds.items():
@@ -218,7 +220,7 @@ class Monitoring:
             text = data if hasattr(data, "columns") else self.read_customers(data)
             missing = [f["name"] for f in schema["features"] if f["name"] not in text.columns]
             if missing:
-                raise ValidationError(f"The file lacks the model's feature column(s) {', '.join(missing)}.")
+                raise ValidationError(lacks_features("The file", missing) + ".")
             current = entry_module("dataset_schema").typed_features(text, {"features": schema["features"]}, "the file")
             probabilities, source, start = None, "file", None
         else:
@@ -239,7 +241,7 @@ class Monitoring:
         """Why a window holds no captured customer, said as it is (capture off, or on with no traffic in it)."""
         row = records.endpoint_model(self.catalog, endpoint)
         percent = float((row or {}).get("capture_percent") or 0)
-        bad = f" ({skipped} capture record(s) were unreadable and skipped)" if skipped else ""
+        bad = f" ({plural(skipped, 'capture record')} unreadable and skipped)" if skipped else ""
         if row is not None and not percent:
             cause = f"capture is off for {endpoint}: turn it on (Monitor page) and let traffic arrive"
         elif row is not None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from churn_core.errors import ValidationError
 from churn_core.paths import entry_module
+from churn_core.data.wording import noun
 
 _algorithms = entry_module("algorithms")  # the registry: entry/algorithms.py, also read by the training script
 Param = _algorithms.Param
@@ -62,7 +63,8 @@ def clean(hyperparameters: dict) -> dict:
     unknown = sorted(set(given) - known - {"target"})
     if unknown:
         raise ValidationError(
-            f"Hyperparameter(s) {', '.join(unknown)} do not apply to {algorithm}. Known: {', '.join(sorted(known))}."
+            f"{noun(len(unknown), 'Hyperparameter')} {', '.join(unknown)} {'does' if len(unknown) == 1 else 'do'} "
+            f"not apply to {algorithm}. Known: {', '.join(sorted(known))}."
         )
     result: dict[str, Any] = {"algorithm": algorithm}
     for param in params:

@@ -31,6 +31,7 @@ import pandas as pd
 from churn_core.data.csv_export import write_download_csv
 from churn_core.errors import ValidationError
 from churn_core.paths import entry_module
+from churn_core.data.wording import lacks_features, noun
 
 _rows = entry_module("scored_rows")  # the one home of the scored-row format
 OUTPUT_COLUMNS = _rows.OUTPUT_COLUMNS
@@ -128,7 +129,8 @@ def plan_columns(header: Header, schema: dict, keep: list[str] | None) -> list[s
     for n in names:
         (twice if n in present else present).add(n)
     if twice:
-        raise TransformInputError(f"The file names the column(s) {_listed(sorted(twice))} more than once; "
+        raise TransformInputError(f"The file names the {noun(len(twice), 'column')} {_listed(sorted(twice))} "
+                                  "more than once; "
                                   "rename them so each column has one name.")
     missing = [f for f in features if f not in present]
     used = set(features)
@@ -136,7 +138,7 @@ def plan_columns(header: Header, schema: dict, keep: list[str] | None) -> list[s
         ids = set(schema.get("id_columns") or [])
         extra = [n for n in names if n not in used and n not in ids]
         raise TransformInputError(
-            f"The file lacks the model's feature column(s) {', '.join(missing)}. Its columns are: "
+            lacks_features("The file", missing) + ". Its columns are: "
             f"{_listed(names) or 'none'}"
             + (f" ({_listed(extra)} not used by the model)" if extra else "")
             + f". The model needs: {', '.join(features)}.")
@@ -144,7 +146,8 @@ def plan_columns(header: Header, schema: dict, keep: list[str] | None) -> list[s
         return [n for n in names if n not in used]
     unknown = [k for k in keep if k not in present]
     if unknown:
-        raise TransformInputError(f"The column(s) to keep {_listed(unknown)} are not in the file; "
+        raise TransformInputError(f"The {noun(len(unknown), 'column')} to keep {_listed(unknown)} "
+                                  f"{'is' if len(unknown) == 1 else 'are'} not in the file; "
                                   f"its columns are: {_listed(names)}.")
     return list(dict.fromkeys(keep))
 

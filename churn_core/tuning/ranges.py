@@ -20,6 +20,7 @@ from typing import Any
 
 from churn_core.training import hyperparameters as hp
 from churn_core.errors import ValidationError
+from churn_core.data.wording import noun
 
 KINDS = ("integer", "continuous", "categorical")
 SCALES = ("linear", "log")
@@ -171,7 +172,8 @@ def parse_ranges(algorithm: str, ranges: Any) -> tuple[list[Range], dict]:
             unknown = sorted(set(spec) - {"min", "max", "scale", "type"})
             if unknown:
                 raise ValidationError(
-                    f"The range of {name} has unknown key(s) {', '.join(unknown)}; use min, max and scale."
+                    f"The range of {name} has unknown {noun(len(unknown), 'key')} {', '.join(unknown)}; "
+                    "use min, max and scale."
                 )
             found = _numeric(param, algorithm, spec)
             if found.low == found.high:

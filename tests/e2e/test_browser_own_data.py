@@ -140,6 +140,6 @@ def test_an_analysts_own_data_results_belong_to_their_inputs(app_server, page, s
         button(page, "Score 20 customers").click()
         batch_tab = m.get_by_role("tabpanel", name="A file of customers")
         expect(batch_tab.get_by_test_id("stAlertContentError")).to_contain_text(
-            "lacks the model's feature column(s): TechSupport")
+            "lacks the model's feature column TechSupport")
         expect(metric(page, "Scored")).to_have_count(0)
         expect(button(page, "Download scored CSV")).to_have_count(0)

@@ -16,6 +16,7 @@ from churn_core.backends.sagemaker.aws import AwsClients, AwsError, call
 from churn_core.errors import NotFoundError, ValidationError
 from churn_core.storage.disk import disk_writes
 from churn_core.storage.objects import _check_key, _too_large
+from churn_core.data.wording import plural
 
 # S3 PutObject takes up to 5 GB in one request; uploads are limited far below that (CHURN_MAX_UPLOAD_MB).
 _CHUNK = 1 << 20
@@ -192,7 +193,7 @@ class S3ObjectStore:
             if errors:
                 first = errors[0]
                 raise AwsError(
-                    f"S3 refused to delete {len(errors)} object(s) under {self.uri(prefix)} "
+                    f"S3 refused to delete {plural(len(errors), 'object')} under {self.uri(prefix)} "
                     f"(first: {first.get('Key')}: {first.get('Code')} {first.get('Message', '')}). "
                     "Check s3:DeleteObject in your policy (docs/aws.md).",
                     str(first.get("Code", "")),

@@ -57,6 +57,7 @@ from churn_core.errors import DiskError
 from churn_core.storage.disk import disk_writes
 from churn_core.storage.unpack import ArtifactRefused, extract, read_file_once
 from churn_core.processes.warm.requests import entry_allowed
+from churn_core.data.wording import plural
 
 INVOCATION_TIMEOUT_S = 60  # SageMaker real-time invocation time-out
 # gunicorn's asyncio worker: slow or stuck clients wait on the event loop instead of holding a thread
@@ -387,8 +388,8 @@ def main(argv: Optional[list] = None) -> int:
         sys.stderr.flush()
         return err.code
     app = build_app(entry, control, variants, args.name, workdir, args.host)
-    sys.stderr.write(f"serving endpoint {args.name!r} on http://{args.host}:{args.port} with {args.workers} "
-                     f"worker(s): {', '.join(f'{v.name} ({v.weight:g})' for v in variants)}\n")
+    sys.stderr.write(f"serving endpoint {args.name!r} on http://{args.host}:{args.port} with "
+                     f"{plural(args.workers, 'worker')}: {', '.join(f'{v.name} ({v.weight:g})' for v in variants)}\n")
     sys.stderr.flush()
     try:
         serve(app, _server_options(args.host, args.port, args.workers, args.name, app.stats, app))
