@@ -70,9 +70,7 @@ class Platform:
     user = property(lambda self: roles.resolve(*self._identity), doc="The acting user, roles as the file says now.")
 
     # ---- what this backend offers (pages ask here, never the backend) -------------------------
-    @property
-    def offers(self) -> Offers:
-        return Offers.of(self.backend)
+    offers = property(lambda self: Offers.of(self.backend), doc="What this backend offers (an ``Offers``).")
 
     def check_connection(self) -> list[tuple[str, bool, str]]:
         return self.backend.check_connection()
@@ -303,6 +301,9 @@ class Platform:
     def deploy_refusal(self, version: ModelVersion) -> str:
         return self.registry.deploy_refusal(version)
 
+    def approval_refusal(self, version: ModelVersion) -> str:  # four eyes: why the acting user may not approve it
+        return self.registry.approval_refusal(version, self.user.name)
+
     def lineage(self, group: str) -> list[dict]:
         """dataset → training job → version → the endpoints (and variants) serving it now and before."""
         return self.registry.lineage(group)
@@ -393,8 +394,7 @@ class Platform:
         """Rebuild the catalog from what the old file still gives up and what is on disk: a ``RepairReport``."""
         return self._repaired(repair.rebuild(self.settings.home, self.backend.local_bucket()))
 
-    def _repaired(self, report):
-        """What was cached from the catalog before the repair is forgotten."""
+    def _repaired(self, report):  # what was cached from the catalog before the repair is forgotten
         self.models.cache.clear()
         self.transforms.cache.clear()
         return report

@@ -97,8 +97,9 @@ with decide:
     decision_note = st.text_input("Note for the decision", key="decision_note", placeholder="what you checked")
     left, right = st.columns(2)
     may_decide, why_not = allowed(p, "approve")
-    if left.button("Approve", type="primary", disabled=version.status == APPROVED or not may_decide, key="approve",
-                   help=why_not or None):
+    four_eyes = p.approval_refusal(version) if may_decide and version.status != APPROVED else ""
+    if left.button("Approve", type="primary", disabled=version.status == APPROVED or not may_decide or bool(four_eyes),
+                   key="approve", help=why_not or four_eyes or None):
         if attempt(p.approve, group, number, decision_note):
             st.session_state.pop("decision_note", None)
             st.rerun()
@@ -107,8 +108,8 @@ with decide:
         if attempt(p.reject, group, number, decision_note):
             st.session_state.pop("decision_note", None)
             st.rerun()
-    if why_not:
-        st.caption(why_not)
+    if why_not or four_eyes:
+        st.caption(why_not or four_eyes)
 with alias_col:
     st.markdown("**Aliases**")
     for alias in ALIASES:

@@ -42,6 +42,8 @@ def test_the_trainer_and_the_registrar_cannot_approve_a_second_person_can(gated_
     registrar, approver = churn_core.connect(user="reg@x.io"), churn_core.connect(user="bob@x.io")
     version = registrar.register("subs-m", group="subs")
     assert version.registered_by == "reg@x.io"
+    assert "tess@x.io trained its model" in trainer.approval_refusal(version)  # the page disables Approve with it
+    assert "reg@x.io registered it" in registrar.approval_refusal(version) and not approver.approval_refusal(version)
     with pytest.raises(PermissionDenied, match=r"tess@x.io trained its model, so tess@x.io may not approve subs v1"):
         trainer.approve("subs", 1, "mine is good")
     with pytest.raises(PermissionDenied, match=r"reg@x.io registered it.*four eyes"):

@@ -48,6 +48,9 @@ def test_models_page_says_when_approval_is_required(subs_rf, monkeypatch):
     subs_rf.register("subs-rf")
     at = open_page("models")
     assert "Every deploy serves **an approved version**" in texts(at, "caption")
+    me = subs_rf.user.name  # trained and registered it: four eyes disables Approve before any click, and says why
+    assert button(at, "Approve").disabled and not button(at, "Reject").disabled
+    assert f"{me} trained its model and registered it, so {me} may not approve subs v1" in texts(at, "caption")
     endpoints = open_page("endpoints")
     assert endpoints.radio(key="deploy_source").value == "An approved registry version"
     assert "No approved version yet" in texts(endpoints, "info")

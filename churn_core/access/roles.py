@@ -73,8 +73,8 @@ READ_ONLY = frozenset({
     "wait_for_endpoint", "describe_endpoint", "endpoint_names", "list_endpoints", "client_snippets", "endpoint_log",
     "endpoint_traffic", "read_customers", "row_warnings", "field_warnings", "test_predictions", "threshold_record",
     "captured", "drift_badge", "drift_history", "baseline", "monitoring_schedule", "list_versions", "get_version",
-    "model_groups", "versions_of_model", "deploy_refusal", "lineage", "describe_tuning", "tuning_trials",
-    "list_tuning_jobs", "tuning_names", "tuning_log", "tuning_objectives", "default_tuning_ranges",
+    "model_groups", "versions_of_model", "deploy_refusal", "approval_refusal", "lineage", "describe_tuning",
+    "tuning_trials", "list_tuning_jobs", "tuning_names", "tuning_log", "tuning_objectives", "default_tuning_ranges",
     "describe_transform", "list_transforms", "transform_log", "transform_output", "transform_errors",
     "transform_summary", "transform_download", "events", "catalog_health", "drift_report", "customer_data",
 })
