@@ -220,8 +220,8 @@ def encode_target(series, target: str, what: str):
     missing = sum(c for c, lab in zip(counts, labels) if lab is None)
     if missing:
         raise SchemaError(
-            "the target column %s has %d empty value(s) in the %s data; fill or drop those rows."
-            % (target, missing, what)
+            "the target column %s has %d empty %s in the %s data; fill or drop those rows."
+            % (target, missing, "value" if missing == 1 else "values", what)
         )
     bad = sorted(t.strip() for t, lab in zip(texts, labels) if lab == -1)
     if bad:
@@ -243,7 +243,8 @@ def typed_features(frame, schema: dict, what: str):
     absent = [n for n in names if n not in frame.columns]
     if absent:
         raise SchemaError(
-            "the %s data lacks the feature column(s) %s that the dataset schema lists." % (what, ", ".join(absent))
+            "the %s data lacks the feature %s %s that the dataset schema lists."
+            % (what, "column" if len(absent) == 1 else "columns", ", ".join(absent))
         )
     columns = {}
     for spec in schema["features"]:

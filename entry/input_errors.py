@@ -45,3 +45,9 @@ def short(value: Any, limit: int = 40) -> str:
 def names(values: list, limit: int = 5) -> str:
     shown = ", ".join(short(str(v)) for v in values[:limit])
     return shown + (" and %d more" % (len(values) - limit) if len(values) > limit else "")
+
+
+def noun(n: int, word: str) -> str:
+    """``feature`` for one, ``features`` otherwise: messages name counts in their number, never ``feature(s)``
+    (the container's copy of ``churn_core.data.wording.noun``, which it cannot import)."""
+    return word if n == 1 else word + "s"

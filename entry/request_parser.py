@@ -26,6 +26,7 @@ from guesses import cell_warnings, row_warnings, warning_texts
 from input_errors import InvalidInput
 from input_errors import kind_name as _kind_name
 from input_errors import names as _names
+from input_errors import noun
 from input_errors import short as _short
 
 # Callers ask the parser for the cell rules and the warnings too; they live in the sibling leaf modules.
@@ -191,7 +192,8 @@ def _parse_json(text: str) -> ParsedRequest:
         key = "Input" if "Input" in keys else "instances"
         extra = sorted(keys - {key, "explain"})
         if extra:
-            raise InvalidInput("unexpected key(s) %s next to %r; remove them." % (_names(extra), key))
+            raise InvalidInput("unexpected %s %s next to %r; remove %s." % (noun(len(extra), "key"), _names(extra), key,
+                                                                         "it" if len(extra) == 1 else "them"))
         parsed = _rows_of(key, data[key])
         parsed.explain = _explain_count(data.get("explain"))
         return parsed
@@ -201,8 +203,8 @@ def _parse_json(text: str) -> ParsedRequest:
         hint = ' (keys are case-sensitive: use "Input" or "instances")'
     raise InvalidInput(
         'expected an object with "Input" (rows of values in feature order) or "instances" (records by feature '
-        'name); got key(s) %s%s.'
-        % (_names(sorted(keys)) or "none", hint)
+        'name); got %s %s%s.'
+        % (noun(len(keys), "key"), _names(sorted(keys)) or "none", hint)
     )
 
 
@@ -415,9 +417,9 @@ def _named_columns(records: list, compiled: dict) -> Tuple[List[list], Optional[
         if unknown or missing:
             problems = []
             if unknown:
-                problems.append("unknown feature(s) %s" % _names(unknown))
+                problems.append("unknown %s %s" % (noun(len(unknown), "feature"), _names(unknown)))
             if missing:
-                problems.append("missing feature(s) %s" % ", ".join(missing))
+                problems.append("missing %s %s" % (noun(len(missing), "feature"), ", ".join(missing)))
             also = " (ID columns %s are accepted too)" % ", ".join(id_columns) if id_columns else ""
             raise InvalidInput(
                 "record %d has %s; the model expects exactly: %s%s."

@@ -161,7 +161,8 @@ def _dataset_schema(args: argparse.Namespace, train_df) -> dict:
                             % (target, ", ".join(map(str, train_df.columns))))
     schema = dataset_schema.infer_schema(train_df, target)
     if schema["dropped"]:
-        _log("Ignoring column(s) with no values: %s" % ", ".join(schema["dropped"]))
+        _log("Ignoring %s with no values: %s"
+             % ("a column" if len(schema["dropped"]) == 1 else "columns", ", ".join(schema["dropped"])))
     return schema
 
 

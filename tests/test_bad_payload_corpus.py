@@ -92,7 +92,7 @@ CASES = [
     Bad("input-empty", dumps({"Input": []}), r"'Input' is empty"),
     Bad("lowercase-key", dumps({"input": [SEED_ROW]}), r"keys are case-sensitive"),
     Bad("both-keys", dumps({"Input": [SEED_ROW], "instances": [record()]}), r"not both"),
-    Bad("extra-key", dumps({"Input": [SEED_ROW], "debug": True}), r"unexpected key\(s\) 'debug'"),
+    Bad("extra-key", dumps({"Input": [SEED_ROW], "debug": True}), r"unexpected key 'debug'"),
     Bad("too-few-values", dumps({"Input": [[1, 2, 3]]}), r"expected 10 values per row .* got 3 in row 1"),
     Bad("too-many-values", dumps({"Input": [SEED_ROW + [1]]}), r"expected 10 values per row .* got 11"),
     Bad(
@@ -106,11 +106,11 @@ CASES = [
     Bad("object-as-value", dumps({"Input": [row(DayCalls={"v": 1})]}), r"row 1, value 7 is an object"),
     Bad("huge-float-1e400", raw_seed("1e400"), r"feature AccountWeeks: Infinity is not a finite number"),
     Bad("nan-literal", raw_seed("NaN"), r"feature AccountWeeks: NaN is not a finite number"),
-    Bad("unknown-feature", dumps({"instances": [dict(record(), Gender="f")]}), r"unknown feature\(s\) 'Gender'"),
+    Bad("unknown-feature", dumps({"instances": [dict(record(), Gender="f")]}), r"unknown feature 'Gender'"),
     Bad(
         "missing-feature",
         dumps({"instances": [{k: v for k, v in record().items() if k != "RoamMins"}]}),
-        r"missing feature\(s\) RoamMins",
+        r"missing feature RoamMins",
     ),
     Bad("huge-row-count", dumps({"Input": [SEED_ROW] * 10001}), r"too many rows: 10001 in one request", status=413),
     Bad(

@@ -154,7 +154,7 @@ def test_named_records_carry_their_id_and_get_it_back(served):
     without = p.invoke("subs-ep", {"instances": [{k: v for k, v in records[0].items() if k != "customerID"}]})
     assert list(without["predictions"][0]) == ["label", "churn_probability", "variant"]  # it names its variant
     assert without["predictions"][0]["churn_probability"] == answer["predictions"][0]["churn_probability"]
-    with pytest.raises(ValidationError, match=r"unknown feature\(s\) 'Bogus'.*ID columns customerID are accepted"):
+    with pytest.raises(ValidationError, match=r"unknown feature 'Bogus'.*ID columns customerID are accepted"):
         p.invoke("subs-ep", {"instances": [dict(records[0], Bogus=1)]})
 
 

@@ -252,7 +252,7 @@ BAD_REQUESTS = [
         JSON,
         json.dumps({"instances": [dict(zip(FEATURES, SEED_ROW, strict=True), Plan="gold")]}).encode(),
         400,
-        "unknown feature(s) 'Plan'",
+        "unknown feature 'Plan'",
     ),
     (
         "missing-features",
@@ -261,7 +261,7 @@ BAD_REQUESTS = [
         JSON,
         json.dumps({"instances": [dict(list(zip(FEATURES, SEED_ROW, strict=True))[:8])]}).encode(),
         400,
-        "missing feature(s) OverageFee, RoamMins",
+        "missing features OverageFee, RoamMins",
     ),
     (
         "string-for-number",
@@ -313,7 +313,7 @@ BAD_REQUESTS = [
     ("empty-body", "POST", "/invocations", JSON, b"", 400, "request body is empty"),
     ("wrong-nesting", "POST", "/invocations", JSON, b'{"Input": [[[128,1,1]]]}', 400, "wrong nesting"),
     ("input-not-a-list", "POST", "/invocations", JSON, b'{"Input": 5}', 400, "'Input' must be a list of rows"),
-    ("wrong-key", "POST", "/invocations", JSON, b'{"inputs": [[1]]}', 400, "got key(s) 'inputs'"),
+    ("wrong-key", "POST", "/invocations", JSON, b'{"inputs": [[1]]}', 400, "got key 'inputs'"),
     ("non-utf8", "POST", "/invocations", JSON, b'{"Input": [[\xff\xfe]]}', 400, "not valid UTF-8"),
     (
         "wrong-accept",
