@@ -5,6 +5,7 @@ dying on them, and a failed run shows its true cause on Monitor and beside the e
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 
@@ -46,12 +47,18 @@ def test_one_scheduler_runs_every_schedule_and_records_each_run(drift_model):
 
     write_capture_lines(p, ENDPOINT, ["[]", "not json", "7"])  # would crash every report before
     p.score_batch(ENDPOINT, held_out(p, 300), chunk_size=150)
-    # a run may fall between the two chunks and report on 150; a later run reports on all of them
-    def whole_report():
-        return next((r for r in runs(p, ENDPOINT, t0)
-                     if r["outcome"] == "report" and "300 customers" in r["detail"]), None)
-    done = wait_until(whole_report, 60, what="a scheduled report on all 300 customers")
-    assert "300 customers" in done["detail"] and "3 unreadable capture records skipped" in done["detail"]
+    # each report covers the window since the last one, and a run may fall between the two chunks: the
+    # reports since then count the 300 customers between them, each once
+    def reported() -> list[dict]:
+        return [r for r in runs(p, ENDPOINT, t0) if r["outcome"] == "report"]
+
+    def customers(run: dict) -> int:
+        return int(re.search(r"\(([\d,]+) customers", run["detail"]).group(1).replace(",", ""))
+
+    wait_until(lambda: sum(customers(r) for r in reported()) >= 300, 60, what="scheduled reports on 300 customers")
+    assert sum(customers(r) for r in reported()) == 300, reported()
+    done = reported()[0]
+    assert "3 unreadable capture records skipped" in done["detail"], done
     assert done["detail"].startswith(("no drift", "drift:")), done
     assert len(p.drift_history(ENDPOINT)) >= 1 and alive(pid), "the scheduler lives on"
     assert p.drift_badge(ENDPOINT) in ("no drift",) or p.drift_badge(ENDPOINT).startswith("drift")
@@ -94,3 +101,24 @@ def test_a_failed_run_shows_its_true_cause_beside_the_endpoint(drift_model):
     p.schedule_monitoring(ENDPOINT, 0)
     p.set_capture(ENDPOINT, 0)
     time.sleep(0.1)
+
+
+def test_consecutive_windows_count_each_captured_customer_once(drift_model):
+    """The scheduler's windows meet where a run started: [since, until) then [until, …) partition the capture, so
+    a customer captured during a run is in the next report, never in two."""
+    p = drift_model
+    t0 = time.time()
+    p.set_capture(ENDPOINT, 100)
+    try:
+        for _ in range(3):
+            p.score_batch(ENDPOINT, held_out(p, 40), chunk_size=40)
+            time.sleep(1.1)  # capture times are whole seconds: three distinct ones
+        whole = p.monitoring.captured(ENDPOINT, since=t0)
+        assert len(whole) == 120
+        split = whole["inference_time"].iloc[60].timestamp()  # a capture second, as a run's start would fall
+        before = p.monitoring.captured(ENDPOINT, since=t0, until=split)
+        after = p.monitoring.captured(ENDPOINT, since=split)
+        assert len(before) + len(after) == 120 and len(before) and len(after)
+        assert before["inference_time"].max() < after["inference_time"].min()
+    finally:
+        p.set_capture(ENDPOINT, 0)

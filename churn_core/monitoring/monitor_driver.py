@@ -95,7 +95,8 @@ class Scheduler:
 
         catalog = self.platform.catalog
         try:
-            result = self.platform.monitoring.report(endpoint=endpoint, since=since, record_unjudged=False)
+            result = self.platform.monitoring.report(endpoint=endpoint, since=since, until=started,
+                                                     record_unjudged=False)  # the next window starts at started
         except NoCapturedData as exc:  # no captured customer in the window: said with its cause; the window grows
             records.record_run(catalog, endpoint, started, "no data", str(exc))
             self.log(f"{endpoint}: no report: {exc}")

@@ -151,7 +151,9 @@ class Monitoring:
     # ---- captured data ---------------------------------------------------------------------------
     def captured(self, endpoint: str, since: float | None = None, until: float | None = None) -> pd.DataFrame:
         """Every customer the endpoint's captured requests held (features, probability, time, variant), whatever the
-        requests' format; ``.attrs["skipped"]`` counts malformed lines and unreadable requests passed over."""
+        requests' format; ``.attrs["skipped"]`` counts malformed lines and unreadable requests passed over.
+        The window is whole seconds from ``since`` up to, not including, ``until``'s second: consecutive windows
+        (the scheduler's) count each customer once."""
         model = self._endpoint_model(endpoint)
         schema = self.model_schema(model)
         frames = []
@@ -171,7 +173,7 @@ class Monitoring:
             if since is not None:  # capture times have whole seconds, as SageMaker writes them
                 keep &= times >= pd.Timestamp(int(since), unit="s", tz="UTC")
             if until is not None:
-                keep &= times <= pd.Timestamp(until, unit="s", tz="UTC")
+                keep &= times < pd.Timestamp(int(until), unit="s", tz="UTC")
             frame = frame[keep].sort_values("inference_time", kind="stable").reset_index(drop=True)
         frame.attrs["skipped"] = skipped  # capture lines or requests that held no readable customer
         return frame
@@ -205,13 +207,15 @@ class Monitoring:
 
     # ---- drift ------------------------------------------------------------------------------------
     def report(self, endpoint: str | None = None, data=None, model: str | None = None, since: float | None = None,
-               thresholds: dict | None = None, record: bool = True, record_unjudged: bool = True) -> pd.DataFrame:
+               thresholds: dict | None = None, record: bool = True, record_unjudged: bool = True,
+               until: float | None = None) -> pd.DataFrame:
         """Compare a window of captured data (``endpoint``, from ``since``), or a file of customers
         (``data``: CSV bytes or a DataFrame of text), with the model's baseline. With ``record_unjudged`` False
-        (the scheduler) a report with too little data to judge anything is not kept: its window keeps growing."""
+        (the scheduler) a report with too little data to judge anything is not kept: its window keeps growing;
+        ``until`` ends the window (the scheduler's run start, where its next window begins)."""
         if endpoint is None and data is None:
             raise ValidationError("Give an endpoint (its captured requests) or data (a CSV of customers) to compare.")
-        now = time.time()
+        now = time.time() if until is None else until  # the window's end, as recorded
         if data is not None:
             model = model or (self._endpoint_model(endpoint) if endpoint else None)
             if not model:
@@ -225,7 +229,7 @@ class Monitoring:
             probabilities, source, start = None, "file", None
         else:
             model = model or self._endpoint_model(endpoint)
-            frame = self.captured(endpoint, since=since)
+            frame = self.captured(endpoint, since=since, until=until)
             if not len(frame):
                 raise NoCapturedData(self._no_capture(endpoint, frame.attrs.get("skipped", 0)))
             current, probabilities = frame, frame["churn_probability"].dropna().to_numpy()
