@@ -8,7 +8,7 @@ import time
 
 import pandas as pd
 
-from churn_core.data import wording
+from churn_core import wording
 
 # Badge colour and material icon per status (emoji render as empty boxes where no emoji font is installed).
 STATUS_STYLE = {

@@ -69,8 +69,7 @@ class Platform:
 
     user = property(lambda self: roles.resolve(*self._identity), doc="The acting user, roles as the file says now.")
 
-    # ---- what this backend offers (pages ask here, never the backend) -------------------------
-    offers = property(lambda self: Offers.of(self.backend), doc="What this backend offers (an ``Offers``).")
+    offers = property(lambda self: Offers.of(self.backend), doc="What this backend offers: pages ask here, not it.")
 
     def check_connection(self) -> list[tuple[str, bool, str]]:
         return self.backend.check_connection()
@@ -153,8 +152,7 @@ class Platform:
 
     def deploy_version(self, group: str, version_or_alias: int | str, endpoint_name: str,
                        instance_type: str | None = None, instance_count: int = 1, wait: bool = True,
-                       timeout: float = 120.0) -> Endpoint:
-        """Deploy an Approved registry version (by number or alias) as a new endpoint."""
+                       timeout: float = 120.0) -> Endpoint:  # an Approved version, by number or alias
         return self.endpoints.deploy_version(group, version_or_alias, endpoint_name, instance_type, instance_count,
                                              wait, timeout)
 
@@ -348,9 +346,11 @@ class Platform:
     # ---- batch transform jobs ----------------------------------------------------------------
     def start_transform(self, model: str, data, name: str | None = None, keep_columns: list[str] | None = None,
                         instance_count: int | None = None, *, file_name: str | None = None,
-                        reasons: bool = False, instance_type: str | None = None) -> TransformJob:
-        """Score a whole CSV (bytes, a local path or a bucket key) into the bucket, detached."""
+                        reasons: bool = False, instance_type: str | None = None) -> TransformJob:  # detached
         return self.transforms.start(model, data, name, keep_columns, instance_count, file_name, reasons, instance_type)
+
+    def reasons_cost(self, model) -> float | None:  # seconds a line's top reason costs here (None: no reasons)
+        return self.transforms.reasons_cost(model)
 
     def describe_transform(self, name: str) -> TransformJob:
         return self.transforms.describe(name)

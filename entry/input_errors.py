@@ -49,5 +49,5 @@ def names(values: list, limit: int = 5) -> str:
 
 def noun(n: int, word: str) -> str:
     """``feature`` for one, ``features`` otherwise: messages name counts in their number, never ``feature(s)``
-    (the container's copy of ``churn_core.data.wording.noun``, which it cannot import)."""
+    (the container's copy of ``churn_core.wording.noun``, which it cannot import)."""
     return word if n == 1 else word + "s"

@@ -10,6 +10,7 @@ from app.formatting import count_text, duration_text, status_badge, status_label
 from app.navigation import link_to_follow, page
 from app.service import attempt, gate, platform
 from churn_core.data.headers import read_header
+from churn_core.errors import ChurnError
 
 p = platform()
 st.title("Batch")
@@ -22,6 +23,23 @@ if not models:
     st.page_link(page("train"), label="Go to Train", icon=":material/model_training:")
     st.stop()
 
+
+
+def reasons_estimate(owner, rows: int | None, workers: int) -> str:
+    """What top reasons will cost for this model and file, from a measurement of this model on this machine."""
+    try:
+        seconds = p.reasons_cost(owner)
+    except ChurnError as exc:  # the model's files cannot be read here: the job would say the same
+        return f"No estimate of what top reasons cost: {exc}"
+    if seconds is None:
+        return "This model gives no reasons: a job that asks for them fails at once, saying why (retrain it)."
+    speed = f"Top reasons with this model take about {seconds * 1000:.2g} ms a customer on this machine"
+    if not rows:
+        return f"{speed} (one worker); on top of the plain scoring."
+    return (f"{speed}: about {duration_text(seconds * rows / max(workers, 1))} for these "
+            f"{count_text(rows, 'customer')} on {count_text(workers, 'worker')}, on top of the plain scoring.")
+
+
 handed_over = st.session_state.get("transform_handover")  # a file the Predict page found too big to score there
 with st.expander("Start a transform job", expanded=bool(handed_over) or not p.list_transforms(limit=1)):
     model = st.selectbox("Model", models, key="batch_model")
@@ -31,7 +49,7 @@ with st.expander("Start a transform job", expanded=bool(handed_over) or not p.li
                              format_func=lambda o: versions.get(o) or f"model {o} (the job's model)")
     kinds = ["Upload a file", "A stored dataset"]
     kind = st.radio("Customers to score", kinds, horizontal=True, key="batch_source")
-    data, file_name, columns = None, None, []
+    data, file_name, columns, rows = None, None, [], None
     if kind == kinds[0]:
         upload = st.file_uploader("Customers (CSV or Excel .xlsx)", type=["csv", "txt", "xlsx"], key="batch_file",
                                   help="A header row naming the model's feature columns; other columns (an ID) are "
@@ -43,6 +61,7 @@ with st.expander("Start a transform job", expanded=bool(handed_over) or not p.li
             st.info(f"**{file_name}** from the Predict page ({len(data) / 1e6:.1f} MB).", icon=":material/upload_file:")
         if data is not None:
             columns = read_header(data)
+            rows = None if file_name.lower().endswith(".xlsx") else max(data.count(b"\n") - 1, 1)
     else:
         datasets = {d.name: d for d in p.list_datasets()}
         if not datasets:
@@ -55,6 +74,7 @@ with st.expander("Start a transform job", expanded=bool(handed_over) or not p.li
                                                        "raw": f"raw ({chosen.rows:,} rows, as uploaded)"}[k])
             data = {"test": chosen.test_key, "train": chosen.train_key, "raw": chosen.raw_key}[part]
             file_name, columns = f"{chosen.name} ({part})", chosen.columns
+            rows = {"test": chosen.n_test, "train": chosen.n_train, "raw": chosen.rows}[part]
     with st.form("start_transform"):
         keep = st.multiselect("Columns to keep in the results", columns, key="batch_keep",
                               placeholder="Default: the ID and every other column the model does not use")
@@ -71,10 +91,10 @@ with st.expander("Start a transform job", expanded=bool(handed_over) or not p.li
         reasons = st.checkbox("Add each customer's top reason", value=True, key="batch_reasons",
                               help="The column that pushes each customer's churn probability most, with its value "
                                    "and the size of the push: exact Shapley values, the same as Predict and the "
-                                   "endpoint give. They cost time: about 15 times the plain scoring for a depth-3 "
-                                   "gradient boosting, and up to a tenth of a second per customer for a large "
-                                   "random forest of deep trees (see docs/benchmarks.md). Leave it off for a plain "
+                                   "endpoint give. Their cost depends on the model (every node of every tree is "
+                                   "visited for each customer): see the estimate below. Leave it off for a plain "
                                    "score file.")
+        st.caption(reasons_estimate(model, rows, p.offers.default_transform_instances))
         start = st.form_submit_button("Start transform job", type="primary", **gate(p, "start_transform", data is None))
     if start and data is not None:
         job = attempt(p.start_transform, model, data, name=name.strip() or None, keep_columns=keep or None,

@@ -758,7 +758,7 @@ def test_tidy_tables_validate_or_raise_validation_error(case):
 def test_every_count_is_worded_in_its_number_by_one_helper():
     """Pages (count_text) and core messages (plural, lacks_features) word counts the same: no '(s)'."""
     from app.formatting import count_text
-    from churn_core.data.wording import lacks_features, plural
+    from churn_core.wording import lacks_features, plural
 
     assert [plural(n, "row") for n in (0, 1, 2, 1200)] == ["0 rows", "1 row", "2 rows", "1,200 rows"]
     assert count_text(1, "customer") == plural(1, "customer") and count_text(3, "fix", "fixes") == "3 fixes"

@@ -41,7 +41,7 @@ from typing import Any, Callable
 from churn_core.catalog import actor
 from churn_core.catalog.endpoint_configs import serving
 from churn_core.errors import ChurnError, PermissionDenied, ValidationError
-from churn_core.data.wording import noun
+from churn_core.wording import noun
 
 VIEWER, ANALYST, APPROVER, ADMIN = "viewer", "analyst", "approver", "admin"
 ROLES = (VIEWER, ANALYST, APPROVER, ADMIN)
@@ -75,7 +75,7 @@ READ_ONLY = frozenset({
     "captured", "drift_badge", "drift_history", "baseline", "monitoring_schedule", "list_versions", "get_version",
     "model_groups", "versions_of_model", "deploy_refusal", "approval_refusal", "lineage", "describe_tuning",
     "tuning_trials", "list_tuning_jobs", "tuning_names", "tuning_log", "tuning_objectives", "default_tuning_ranges",
-    "describe_transform", "list_transforms", "transform_log", "transform_output", "transform_errors",
+    "reasons_cost", "describe_transform", "list_transforms", "transform_log", "transform_output", "transform_errors",
     "transform_summary", "transform_download", "events", "catalog_health", "drift_report", "customer_data",
 })
 

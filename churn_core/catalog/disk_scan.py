@@ -25,7 +25,7 @@ from churn_core.errors import ChurnError
 from churn_core.names import NAME_RE
 from churn_core.storage.artifacts import sha256_bytes
 from churn_core.storage.objects import safe_key
-from churn_core.data.wording import plural
+from churn_core.wording import plural
 
 ACTIVE_ENDPOINT = ("Creating", "InService", "Updating")
 DEPLOYED_COLUMNS = ("name", "model", "artifact_key", "artifact_sha256", "created_at", "grp", "version", "version_arn",

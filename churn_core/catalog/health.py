@@ -30,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 
 from churn_core.errors import CatalogDamagedError
-from churn_core.data.wording import plural
+from churn_core.wording import plural
 
 HEADER = b"SQLite format 3\x00"
 BACKUP_DIR = "backups"

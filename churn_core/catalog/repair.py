@@ -45,7 +45,7 @@ from churn_core.catalog.disk_scan import DiskScan, RepairReport
 from churn_core.catalog.database import Catalog
 from churn_core.errors import BackendError, CatalogDamagedError, NotFoundError
 from churn_core.storage.private_files import make_dirs
-from churn_core.data.wording import plural
+from churn_core.wording import plural
 
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 from churn_core.errors import ValidationError
 from churn_core.paths import entry_module
 from churn_core.data.cells import Cells
-from churn_core.data.wording import MAX_LISTED, list_names, plural, show
+from churn_core.wording import MAX_LISTED, list_names, plural, show
 
 _rules = entry_module("dataset_schema")  # the cell rules training applies: one source of truth
 

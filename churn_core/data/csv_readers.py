@@ -21,7 +21,7 @@ from churn_core.data.decoding import (
     check_binary_bytes, check_other_formats, delimiter_note, file_text, raise_empty, sniff_delimiter, upload_bytes,
 )
 from churn_core.data.headers import check_header, is_id_name
-from churn_core.data.wording import MAX_LISTED
+from churn_core.wording import MAX_LISTED
 
 
 @dataclass

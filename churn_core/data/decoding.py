@@ -13,7 +13,7 @@ import re
 
 from churn_core.errors import ValidationError
 from churn_core.data.workbooks import as_csv
-from churn_core.data.wording import fmt_mb
+from churn_core.wording import fmt_mb
 
 _SNIFF_BYTES = 1 << 20  # the binary check looks at the first MiB
 _CONTROL_SHARE = 0.02  # more control bytes than this (besides tab/CR/LF) means "not text"

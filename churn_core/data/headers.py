@@ -13,7 +13,7 @@ from churn_core.errors import ValidationError
 from churn_core.paths import entry_module
 from churn_core.data.cells import Cells
 from churn_core.data.decoding import file_text
-from churn_core.data.wording import MAX_LISTED, column_letter, show
+from churn_core.wording import MAX_LISTED, column_letter, show
 
 _rules = entry_module("dataset_schema")  # the cell rules training applies: one source of truth
 

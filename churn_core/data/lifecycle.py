@@ -38,7 +38,7 @@ from churn_core.monitoring.capture import CAPTURE_PREFIX, endpoint_prefix, hour_
 from churn_core.monitoring.capture_bounds import DEFAULT_RETENTION_DAYS
 from churn_core.records import TRANSFORM_ACTIVE
 from churn_core.transform.rules import transform_prefix
-from churn_core.data.wording import plural
+from churn_core.wording import plural
 
 COLUMNS = ["place", "dataset", "rows", "bytes", "oldest", "location"]
 MANIFEST = "endpoint.json"  # beside an endpoint's captured files: the model it served (monitoring writes it)

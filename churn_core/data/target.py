@@ -10,7 +10,7 @@ import numpy as np
 from churn_core.errors import ValidationError
 from churn_core.paths import entry_module
 from churn_core.data.cells import Cells
-from churn_core.data.wording import MAX_LISTED, plural, show
+from churn_core.wording import MAX_LISTED, plural, show
 
 _rules = entry_module("dataset_schema")  # the cell rules training applies: one source of truth
 

@@ -43,7 +43,7 @@ from churn_core.data.csv_readers import raise_ragged, read_fast_source, read_tab
 from churn_core.data.decoding import file_text
 from churn_core.data.headers import check_header, is_id_name, is_row_counter
 from churn_core.data.target import check_classes, parse_target
-from churn_core.data.wording import MAX_LISTED, column_letter, list_names, plural, show
+from churn_core.wording import MAX_LISTED, column_letter, list_names, plural, show
 
 _rules = entry_module("dataset_schema")  # the cell rules training applies: one source of truth
 

@@ -29,7 +29,7 @@ import zipfile
 from dataclasses import dataclass
 from xml.parsers import expat
 
-from churn_core.data.wording import fmt_mb
+from churn_core.wording import fmt_mb
 from churn_core.errors import ValidationError
 
 MB = 1024 * 1024

@@ -19,7 +19,7 @@ import pandas as pd
 
 from churn_core.errors import ValidationError
 from churn_core.paths import entry_module
-from churn_core.data.wording import lacks_features
+from churn_core.wording import lacks_features
 
 _CACHE: OrderedDict[str, dict] = OrderedDict()  # artifact SHA-256 → the loaded model
 _CACHE_SIZE = 4

@@ -24,7 +24,7 @@ from churn_core.decisions.campaign import risk_bands
 from churn_core.errors import ValidationError
 from churn_core.paths import entry_module
 from churn_core.decisions.reasons import NO_REASONS, top_reason
-from churn_core.data.wording import lacks_features
+from churn_core.wording import lacks_features
 
 FIRST_DATA_LINE = 2  # line 1 of a CSV is its header
 EXPLAINED_CHUNK = 250  # rows per request when each row asks for its top reason

@@ -25,7 +25,7 @@ from pathlib import Path
 from churn_core.catalog import monitoring_records as records
 from churn_core.monitoring.scheduler_lock import take_lock
 from churn_core.storage.private_files import set_process_umask
-from churn_core.data.wording import plural
+from churn_core.wording import plural
 
 TICK_SECONDS = 0.5
 

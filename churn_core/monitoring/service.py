@@ -25,7 +25,7 @@ from churn_core.catalog.database import Catalog, dumps, loads
 from churn_core.errors import NotFoundError, ValidationError
 from churn_core.paths import entry_module
 from churn_core.storage.unpack import load_verified
-from churn_core.data.wording import lacks_features, noun, plural
+from churn_core.wording import lacks_features, noun, plural
 
 if TYPE_CHECKING:  # pragma: no cover
     from churn_core.data.datasets import DatasetService

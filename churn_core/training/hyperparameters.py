@@ -10,7 +10,7 @@ from typing import Any
 
 from churn_core.errors import ValidationError
 from churn_core.paths import entry_module
-from churn_core.data.wording import noun
+from churn_core.wording import noun
 
 _algorithms = entry_module("algorithms")  # the registry: entry/algorithms.py, also read by the training script
 Param = _algorithms.Param

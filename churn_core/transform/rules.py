@@ -31,7 +31,7 @@ import pandas as pd
 from churn_core.data.csv_export import write_download_csv
 from churn_core.errors import ValidationError
 from churn_core.paths import entry_module
-from churn_core.data.wording import lacks_features, noun
+from churn_core.wording import lacks_features, noun
 
 _rows = entry_module("scored_rows")  # the one home of the scored-row format
 OUTPUT_COLUMNS = _rows.OUTPUT_COLUMNS

@@ -15,6 +15,7 @@ from churn_core.data.workbooks import as_csv
 from churn_core.errors import ConflictError, NotFoundError, ValidationError
 from churn_core.names import check_name, derived_name, timestamp
 from churn_core.records import TRANSFORM_ACTIVE, TransformJob
+from churn_core.transform import reasons_cost
 from churn_core.transform.rules import (
     TransformInputError, check_instance_type, clean_keep_columns, csv_chunks, download_csv, input_key, output_keys,
     read_errors, read_results, result_chunks, summarise, with_risk,
@@ -33,6 +34,7 @@ class TransformService:
     def start(self, model, data, name: str | None = None, keep_columns: list[str] | None = None,
               instance_count: int | None = None, file_name: str | None = None, reasons: bool = False,
               instance_type: str | None = None) -> TransformJob:
+        """Score a whole CSV (bytes, a local path or a bucket key) into the bucket, detached."""
         trained = self.models.get(self.thresholds.model_name(model) if self.thresholds else model)  # or a version
         schema = self.models.schema(trained["name"])
         keep = clean_keep_columns(keep_columns)
@@ -115,6 +117,15 @@ class TransformService:
                 outcomes.apply(self.catalog, "transform", row["name"], {**fields, "updated_at": time.time()})
             row = records.transform(self.catalog, row["name"])
         return row
+
+    def reasons_cost(self, model) -> float | None:
+        """Seconds a line's top reason costs with ``model`` (a job's model or a registered version) on this
+        machine, measured once per artifact; None when the model cannot give reasons."""
+        trained = self.models.get(self.thresholds.model_name(model) if self.thresholds else model)
+        key = ("reasons_cost", trained["artifact_sha256"])
+        if key not in self.cache:
+            self.cache[key] = reasons_cost.seconds_per_row(self.models.loaded(trained["name"]))
+        return self.cache[key]
 
     def describe(self, name: str) -> TransformJob:
         return TransformJob.from_row(self._refresh(records.transform(self.catalog, name)))

@@ -20,7 +20,7 @@ from typing import Any
 
 from churn_core.training import hyperparameters as hp
 from churn_core.errors import ValidationError
-from churn_core.data.wording import noun
+from churn_core.wording import noun
 
 KINDS = ("integer", "continuous", "categorical")
 SCALES = ("linear", "log")

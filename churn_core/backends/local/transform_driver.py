@@ -43,7 +43,7 @@ from churn_core.paths import entry_module
 from churn_core.storage.private_files import set_process_umask
 from churn_core.processes.detached import describe_exit
 from churn_core.storage.objects import LocalObjectStore
-from churn_core.data.wording import plural
+from churn_core.wording import plural
 from churn_core.transform.rules import (
     HEAD_BYTES, expected_fields, long_line_problem, output_keys, plan_columns, read_header,
     result_columns, whole_line_blocks,

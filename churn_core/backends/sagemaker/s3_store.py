@@ -16,7 +16,7 @@ from churn_core.backends.sagemaker.aws import AwsClients, AwsError, call
 from churn_core.errors import NotFoundError, ValidationError
 from churn_core.storage.disk import disk_writes
 from churn_core.storage.objects import _check_key, _too_large
-from churn_core.data.wording import plural
+from churn_core.wording import plural
 
 # S3 PutObject takes up to 5 GB in one request; uploads are limited far below that (CHURN_MAX_UPLOAD_MB).
 _CHUNK = 1 << 20

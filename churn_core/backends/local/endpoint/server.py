@@ -57,7 +57,7 @@ from churn_core.errors import DiskError
 from churn_core.storage.disk import disk_writes
 from churn_core.storage.unpack import ArtifactRefused, extract, read_file_once
 from churn_core.processes.warm.requests import entry_allowed
-from churn_core.data.wording import plural
+from churn_core.wording import plural
 
 INVOCATION_TIMEOUT_S = 60  # SageMaker real-time invocation time-out
 # gunicorn's asyncio worker: slow or stuck clients wait on the event loop instead of holding a thread
