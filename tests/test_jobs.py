@@ -57,7 +57,7 @@ def test_invalid_hyperparameter_is_rejected_before_anything_runs(platform):
         platform.start_training("sample", {"algorithm": "random_forest", "n_estimators": 0})
     with pytest.raises(ValidationError, match="Unknown algorithm 'xgboost'"):
         platform.start_training("sample", {"algorithm": "xgboost"})
-    with pytest.raises(ValidationError, match="do not apply to logistic_regression"):
+    with pytest.raises(ValidationError, match="Hyperparameter n_estimators does not apply to logistic_regression"):
         platform.start_training("sample", {"algorithm": "logistic_regression", "n_estimators": 10})
     assert platform.count_training_jobs() == 0
 
