@@ -26,7 +26,9 @@ import pandas as pd
 from churn_core.paths import entry_module
 
 COLUMNS = ["feature", "metric", "value", "threshold", "drifted", "n", "verdict"]
-KS_SIGNIFICANCE = 0.01  # a KS distance over its threshold counts only when this unlikely under no change
+# A KS distance over its threshold counts only when this unlikely under no change, for the whole report: the
+# level is shared by its numeric features (Bonferroni), so ten numbers do not raise ten times the false alarms.
+KS_SIGNIFICANCE = 0.01
 # The fewest current values a measure is judged on; below it a row says "not enough data (n of N needed)".
 MIN_SAMPLE = {
     # PSI over the baseline's 10 buckets: under no change its expected value is about (buckets − 1) / n, so
@@ -63,7 +65,8 @@ def _bucket_counts(values: np.ndarray, buckets: list[dict]) -> np.ndarray:
     return np.bincount(np.searchsorted(inner, values, side="right"), minlength=len(buckets)).astype(float)
 
 
-def _numeric_rows(name: str, base: dict, values: np.ndarray, limits: dict) -> list[dict]:
+def _numeric_rows(name: str, base: dict, values: np.ndarray, limits: dict,
+                  significance: float = KS_SIGNIFICANCE) -> list[dict]:
     from scipy.stats import ks_2samp
 
     rows = []
@@ -78,7 +81,7 @@ def _numeric_rows(name: str, base: dict, values: np.ndarray, limits: dict) -> li
         distance = float(ks_2samp(present, np.asarray(sketch[0], dtype=float)).statistic)
         row = _row(name, "ks", distance, limits["ks"], len(present))
         trained = int((base.get("common") or {}).get("num_present") or len(sketch[0]))
-        row["drifted"] = row["drifted"] and ks_pvalue(distance, len(present), trained) < KS_SIGNIFICANCE
+        row["drifted"] = row["drifted"] and ks_pvalue(distance, len(present), trained) < significance
         rows.append(row)
     return rows
 
@@ -127,6 +130,8 @@ def report(statistics: dict, current: pd.DataFrame, probabilities: np.ndarray | 
     baseline = entry_module("baseline")
     limits = thresholds(overrides)
     rows: list[dict] = []
+    tested = sum(1 for f in statistics["features"] if "numerical_statistics" in f and f["name"] in current.columns)
+    significance = KS_SIGNIFICANCE / max(tested, 1)  # one level for the report's KS tests together
     for feature in statistics["features"]:
         name = feature["name"]
         block = feature.get("numerical_statistics") or feature.get("string_statistics") or {}
@@ -144,7 +149,7 @@ def report(statistics: dict, current: pd.DataFrame, probabilities: np.ndarray | 
         rows.append(_row(name, "missing_change", abs(float(column.isna().mean()) - base_missing), limits["missing"],
                          len(column)))
         if "numerical_statistics" in feature:
-            rows += _numeric_rows(name, block, column.to_numpy(dtype=float), limits)
+            rows += _numeric_rows(name, block, column.to_numpy(dtype=float), limits, significance)
         else:
             rows += _categorical_rows(name, block, column.tolist(), limits)
     frame = pd.DataFrame([_judged(r) for r in rows], columns=COLUMNS)
