@@ -348,9 +348,30 @@ def no_app_exception(page) -> None:
 # Each flow test strings these together; a flow only spells out what it is about.
 
 
-def upload(page, path: Path) -> None:
-    """Put a file into the page's (one visible) file uploader."""
-    main(page).get_by_test_id("stFileUploaderDropzoneInput").set_input_files(path)
+def idle(page, timeout: int = UI_TIMEOUT_MS) -> None:
+    """Wait until no script run is in flight (Streamlit's "Running…" status widget is gone)."""
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
+
+
+def upload(page, path: Path, attempts: int = 3) -> None:
+    """Put a file into the page's (one visible) file uploader, and see it listed there.
+
+    A file handed to the uploader while a rerun (from a choice just made) redraws the page can be dropped by
+    Streamlit, as a user dropping it at that moment would see: wait for the page to be idle first, and hand it
+    again if it is not listed."""
+    from playwright.sync_api import expect
+
+    shown = re.compile(re.escape(path.stem[:6]) + r".*" + re.escape(path.suffix) + "$")  # long names show "ab…yz"
+    listed = main(page).get_by_test_id("stFileChipName").filter(has_text=shown)
+    for attempt in range(attempts):
+        idle(page)
+        main(page).get_by_test_id("stFileUploaderDropzoneInput").set_input_files(path)
+        try:
+            expect(listed.first).to_be_visible(timeout=15_000)
+            return
+        except AssertionError:
+            if attempt == attempts - 1:
+                raise
 
 
 def store_dataset(page, path: Path) -> str:

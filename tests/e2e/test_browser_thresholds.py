@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 import churn_core
 from churn_core.data.sample import make_subscription_sample
 from tests.e2e.e2e_support import (DEPLOY_TIMEOUT_MS, JOB_TIMEOUT_MS, button, choose, expect_title, go, grid_cell,
-                                   main, no_app_exception)
+                                   main, no_app_exception, upload)
 from tests.support.helpers import wait_for_job
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
@@ -125,8 +125,7 @@ def test_a_threshold_planned_on_champion_v1_labels_every_answer_and_each_names_i
                ).to_be_visible()
         expect(m.locator('input[aria-label="Labels at the threshold of"]')).to_have_count(1)
         choose(page, "Labels at the threshold of", "subs v1 (champion)")
-        m.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(source)
-        expect(m.get_by_text("customers.csv").first).to_be_visible()
+        upload(page, source)
         button(page, "Start transform job").click()
         started = m.get_by_test_id("stAlertContentSuccess").filter(has_text=re.compile(r"Transform job \S+ is"))
         expect(started).to_be_visible()

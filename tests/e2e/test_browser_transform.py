@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 import churn_core
 from churn_core.data.sample import make_subscription_sample
 from tests.e2e.e2e_support import (JOB_TIMEOUT_MS, button, expect_title, go, grid_cell, main, no_app_exception,
-                                   open_expander)
+                                   open_expander, upload)
 from tests.support.helpers import wait_for_job, wait_until
 from tests.support.transforms import customers
 
@@ -51,8 +51,7 @@ def test_transform_job_from_the_batch_page_and_download_its_results(app_server, 
         expect(m.get_by_text("Start a transform job")).to_be_visible()
 
     with steps("upload-and-start"):
-        m.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(source)
-        expect(m.get_by_text("customers.csv").first).to_be_visible()
+        upload(page, source)
         button(page, "Start transform job").click()
         started = m.get_by_test_id("stAlertContentSuccess").filter(has_text=re.compile(r"Transform job \S+ is"))
         expect(started).to_be_visible()
@@ -100,8 +99,7 @@ def test_transform_job_from_the_batch_page_and_download_its_results(app_server, 
         second = tmp_path / "second.csv"
         second.write_text("\n".join(lines[:1500]) + "\n")
         open_expander(page, "Start a transform job", button(page, "Start transform job"))  # folded once jobs exist
-        m.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(second)
-        expect(m.get_by_text("second.csv").first).to_be_visible()
+        upload(page, second)
         button(page, "Start transform job").click()
         # a small job may end (and the page redraw without the start message) before the message is read
         other = wait_until(lambda: next((t.name for t in platform.list_transforms() if t.name != job), None), 60,
