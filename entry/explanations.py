@@ -38,8 +38,8 @@ PROBABILITY = "probability"
 LOG_ODDS = "log_odds"
 TREE_SHAP = "tree_shap"
 LINEAR_SHAP = "linear_shap"
-EFFECT_WORK_UNITS = 60000000  # at most this much TreeSHAP work (nodes x quadrature points x rows) for those rows
-EFFECT_MIN_ROWS = 30  # ... but never fewer rows than this (a deep default 100-tree forest: ~3 s of a training job)
+EFFECT_WORK_UNITS = 20000000  # at most this much TreeSHAP work (nodes x quadrature points x rows) for those rows
+EFFECT_MIN_ROWS = 30  # ... but never fewer rows than this (a default 100-tree forest on the reference CSV: ~0.9 CPU-s)
 EFFECT_ROWS = 500  # held-out rows behind "which values raise risk" (exact TreeSHAP on each: ~5-15 ms a row for a
 # deep 100-tree forest, paid once at training time)
 ADDITIVITY_TOLERANCE = 1e-9
