@@ -127,6 +127,9 @@ def _media_type(content_type: Optional[str]) -> Tuple[str, str]:
     return media, charset
 
 
+PYTHON_ONLY_CODECS = frozenset({"unicode-escape", "raw-unicode-escape"})
+
+
 def _decode(body: Any, charset: str) -> str:
     if body is None:
         body = b""
@@ -139,8 +142,9 @@ def _decode(body: Any, charset: str) -> str:
             info = codecs.lookup(charset)
         except LookupError:
             info = None
-        # only real text encodings: base64, rot13, zlib ... are codecs too, but not charsets
-        if info is None or not getattr(info, "_is_text_encoding", True):
+        # only real text encodings: base64, rot13, zlib ... are codecs too, but not charsets; nor are Python's own
+        # escape codecs (unicode_escape would read a body's backslashes as Python escapes, and warn)
+        if info is None or not getattr(info, "_is_text_encoding", True) or info.name in PYTHON_ONLY_CODECS:
             raise InvalidInput("unsupported charset %s; send UTF-8." % _short(charset), 415)
         utf8 = info.name == "utf-8"
         try:

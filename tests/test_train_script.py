@@ -422,6 +422,8 @@ def test_fast_path_matches_the_pipeline(entry, synthetic_model, synthetic_run):
         ),
         (SEED_BODY, "application/json; charset=base64", 415, "unsupported charset 'base64'"),
         (SEED_BODY, "application/json; charset=klingon", 415, "unsupported charset 'klingon'"),
+        (b"\\\x00", "application/json; charset=unicode_escape", 415, "unsupported charset 'unicode_escape'"),
+        (SEED_BODY, "text/csv; charset=raw_unicode_escape", 415, "unsupported charset 'raw_unicode_escape'"),
         (SEED_BODY, "application/json; charset=punycode", 400, "not valid punycode text"),
         (SEED_BODY.decode().encode("utf-16"), "application/json; charset=utf-16", None, None),
     ],
