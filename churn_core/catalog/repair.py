@@ -120,7 +120,7 @@ def restore_backup(home: Path | str | None = None, bucket: str | None = None) ->
         _replay(catalog, home, report)
         _event(catalog, f"restored from the backup {found.name}: {report.summary()}")
         report.damaged_copy = _swap_in(home, scratch)
-    journal.replay(Catalog(home / "churn.db"), home)  # a decision made in the old file while this ran
+    journal.replay(_reopened(home / "churn.db"), home)  # a decision made in the old file while this ran
     return report
 
 
@@ -137,9 +137,22 @@ def rebuild(home: Path | str | None = None, bucket: str | None = None) -> Repair
         _replay(catalog, home, report)
         _event(catalog, f"rebuilt from disk: {report.summary()}")
         report.damaged_copy = _swap_in(home, scratch)
-    journal.replay(Catalog(path), home)  # a decision made in the old file while this ran
-    Catalog(path).backup(force=True)  # a good starting point for the next restore
+    catalog = _reopened(path)
+    journal.replay(catalog, home)  # a decision made in the old file while this ran
+    catalog.backup(force=True)  # a good starting point for the next restore
     return report
+
+
+def _reopened(path: Path, attempts: int = 5) -> Catalog:
+    """The catalog just swapped in. A process that still had the old file open removes "churn.db-wal/-shm" by
+    name when it closes, which can be the new file's for a moment (SQLite: "disk I/O error"); the new file has
+    nothing in its log yet, so opening it again loses nothing. A fault that persists is raised as it is."""
+    for attempt in range(1, attempts):
+        try:
+            return Catalog(path)
+        except BackendError:
+            time.sleep(0.2 * attempt)
+    return Catalog(path)
 
 
 # ----------------------------------------------------------------------------- file handling
