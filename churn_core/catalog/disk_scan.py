@@ -25,7 +25,7 @@ from churn_core.errors import ChurnError
 from churn_core.names import NAME_RE
 from churn_core.storage.artifacts import sha256_bytes
 from churn_core.storage.objects import safe_key
-from churn_core.wording import plural
+from churn_core.wording import noun, plural
 
 ACTIVE_ENDPOINT = ("Creating", "InService", "Updating")
 DEPLOYED_COLUMNS = ("name", "model", "artifact_key", "artifact_sha256", "created_at", "grp", "version", "version_arn",
@@ -49,7 +49,7 @@ class RepairReport:
         if self.restored_from:
             parts[0] += f" from the backup {self.restored_from}"
         if self.salvaged_rows:
-            parts.append(f"{plural(self.salvaged_rows, 'record')} {'was' if self.salvaged_rows == 1 else 'were'} "
+            parts.append(f"{plural(self.salvaged_rows, 'record')} {noun(self.salvaged_rows, 'was', 'were')} "
                          "read back from the damaged file")
         found = [f"{len(v)} {k}" for k, v in self.added.items() if v]
         if found:

@@ -45,7 +45,7 @@ from churn_core.catalog.disk_scan import DiskScan, RepairReport
 from churn_core.catalog.database import Catalog
 from churn_core.errors import BackendError, CatalogDamagedError, NotFoundError
 from churn_core.storage.private_files import make_dirs
-from churn_core.wording import plural
+from churn_core.wording import noun, plural
 
 
 
@@ -212,7 +212,7 @@ def _replay(catalog: Catalog, home: Path, report: RepairReport) -> None:
     """Every registry decision the journal holds, applied again (none is lost or reverted by a repair)."""
     changed = journal.replay(catalog, home)
     if changed:
-        report.notes.append(f"{plural(changed, 'registry decision')} {'was' if changed == 1 else 'were'} "
+        report.notes.append(f"{plural(changed, 'registry decision')} {noun(changed, 'was', 'were')} "
                             f"replayed from {journal.path(home)}.")
 
 

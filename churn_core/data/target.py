@@ -10,7 +10,7 @@ import numpy as np
 from churn_core.errors import ValidationError
 from churn_core.paths import entry_module
 from churn_core.data.cells import Cells
-from churn_core.wording import MAX_LISTED, plural, show
+from churn_core.wording import MAX_LISTED, noun, plural, show
 
 _rules = entry_module("dataset_schema")  # the cell rules training applies: one source of truth
 
@@ -52,7 +52,7 @@ def parse_target(name: str, cells: Cells, row_numbers: np.ndarray) -> tuple[np.n
         rows = row_numbers[blank[:MAX_LISTED]]
         shown = ", ".join(f"{r:,}" for r in rows) + (", …" if len(blank) > MAX_LISTED else "")
         raise ValidationError(
-            f"{plural(len(blank), 'row')} {'has' if len(blank) == 1 else 'have'} no value in the target column "
+            f"{plural(len(blank), 'row')} {noun(len(blank), 'has', 'have')} no value in the target column "
             f"{show(name)} (rows {shown}; the header is row 1). Fill in the target for those rows or delete them."
         )
     return target.astype(np.int64), str(_rules.positive_label_of(cells.uniques, counts.tolist()))

@@ -43,7 +43,7 @@ from churn_core.data.csv_readers import raise_ragged, read_fast_source, read_tab
 from churn_core.data.decoding import file_text
 from churn_core.data.headers import check_header, is_id_name, is_row_counter
 from churn_core.data.target import check_classes, parse_target
-from churn_core.wording import MAX_LISTED, column_letter, list_names, plural, show
+from churn_core.wording import MAX_LISTED, column_letter, list_names, noun, plural, show
 
 _rules = entry_module("dataset_schema")  # the cell rules training applies: one source of truth
 
@@ -216,7 +216,7 @@ def validate_csv(data: bytes, target: str = "Churn", max_bytes: int | None = Non
     if unnamed_errors:
         cols = ", ".join(f"column {i + 1} ({column_letter(i)})" for i in unnamed_errors[:MAX_LISTED])
         raise ValidationError(
-            f"Blank column name: {cols} {'has' if len(unnamed_errors) == 1 else 'have'} no name in the header row "
+            f"Blank column name: {cols} {noun(len(unnamed_errors), 'has', 'have')} no name in the header row "
             f"but {'holds' if len(unnamed_errors) == 1 else 'hold'} values. Give every column a name and upload again."
         )
     names = [header[i] for i in keep]
@@ -252,7 +252,7 @@ def validate_csv(data: bytes, target: str = "Churn", max_bytes: int | None = Non
     empty = [n for n, c in zip(names, cells, strict=True) if n != target and c.all_missing()]
     if empty:
         raise ValidationError(
-            f"Column {list_names(empty)} {'is' if len(empty) == 1 else 'are'} entirely empty (no value in any row). "
+            f"Column {list_names(empty)} {noun(len(empty), 'is', 'are')} entirely empty (no value in any row). "
             "Delete the empty column or fill it in, then upload again."
         )
 

@@ -63,7 +63,7 @@ def clean(hyperparameters: dict) -> dict:
     unknown = sorted(set(given) - known - {"target"})
     if unknown:
         raise ValidationError(
-            f"{noun(len(unknown), 'Hyperparameter')} {', '.join(unknown)} {'does' if len(unknown) == 1 else 'do'} "
+            f"{noun(len(unknown), 'Hyperparameter')} {', '.join(unknown)} {noun(len(unknown), 'does', 'do')} "
             f"not apply to {algorithm}. Known: {', '.join(sorted(known))}."
         )
     result: dict[str, Any] = {"algorithm": algorithm}

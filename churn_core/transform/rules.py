@@ -147,7 +147,7 @@ def plan_columns(header: Header, schema: dict, keep: list[str] | None) -> list[s
     unknown = [k for k in keep if k not in present]
     if unknown:
         raise TransformInputError(f"The {noun(len(unknown), 'column')} to keep {_listed(unknown)} "
-                                  f"{'is' if len(unknown) == 1 else 'are'} not in the file; "
+                                  f"{noun(len(unknown), 'is', 'are')} not in the file; "
                                   f"its columns are: {_listed(names)}.")
     return list(dict.fromkeys(keep))
 
